@@ -1,0 +1,22 @@
+# Every third-party dependency, found from Debian 12's packages (see
+# deploy/local/install-deps.sh and docs/dependencies.md).
+find_package(PkgConfig REQUIRED)
+find_package(Threads REQUIRED)
+
+pkg_check_modules(PQXX REQUIRED IMPORTED_TARGET libpqxx)
+pkg_check_modules(SODIUM REQUIRED IMPORTED_TARGET libsodium)
+find_package(zstd CONFIG REQUIRED)
+find_package(FlatBuffers CONFIG REQUIRED)
+find_package(Protobuf REQUIRED)
+find_package(gRPC CONFIG REQUIRED)
+find_package(PahoMqttCpp CONFIG REQUIRED)
+find_package(ONNX CONFIG REQUIRED)
+find_package(Boost 1.74 REQUIRED)
+
+if(TINYFLEET_BUILD_TESTS)
+  find_package(GTest REQUIRED)
+  include(GoogleTest)
+endif()
+if(TINYFLEET_BUILD_BENCH)
+  find_package(benchmark REQUIRED)
+endif()

@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# The private local stack: a PostgreSQL 15 cluster and a Mosquitto broker, both
+# on loopback, on free ports, with their data under one folder. Source this file,
+# call `stack_start DIR`, and `stack_stop` runs on exit (also on failure or Ctrl-C).
+#
+# Exports for tests and tools:
+#   TINYFLEET_PG_URI            postgresql://... of the private database
+#   TINYFLEET_MQTT_HOST/PORT    the broker
+#   TINYFLEET_MQTT_SERVER_USER/PASSWORD   the server's broker account
+#   TINYFLEET_MQTT_PASSWD_FILE  the broker's password file (provisioning adds to it)
+#   TINYFLEET_MQTT_PID          send SIGHUP after changing the password file
+#   TINYFLEET_MQTT_TEST_DEVICES "id:password id:password ..." pre-made device accounts
+
+PG_BIN=$(ls -d /usr/lib/postgresql/15/bin 2>/dev/null || true)
+
+free_port() {
+  python3 - <<'PY'
+import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])
+s.close()
+PY
+}
+
+# PostgreSQL refuses to run as root; run it as an unprivileged user.
+_pg_run() {
+  if [ "$(id -u)" -eq 0 ]; then
+    runuser -u "$STACK_PG_USER" -- "$@"
+  else
+    "$@"
+  fi
+}
+
+stack_stop() {
+  local rc=$?
+  if [ -n "${STACK_DIR:-}" ]; then
+    if [ -n "${TINYFLEET_MQTT_PID:-}" ] && kill -0 "$TINYFLEET_MQTT_PID" 2>/dev/null; then
+      kill "$TINYFLEET_MQTT_PID" 2>/dev/null || true
+      wait "$TINYFLEET_MQTT_PID" 2>/dev/null || true
+    fi
+    if [ -f "$STACK_DIR/pg/data/postmaster.pid" ]; then
+      _pg_run "$PG_BIN/pg_ctl" -D "$STACK_DIR/pg/data" -m fast -w stop >/dev/null 2>&1 || true
+    fi
+    if [ "${STACK_KEEP:-0}" != "1" ]; then rm -rf "$STACK_DIR"; fi
+    echo "stack: stopped"
+    STACK_DIR=""
+  fi
+  return $rc
+}
+
+_stack_start_pg() {
+  STACK_PG_USER=$(id -un)
+  if [ "$(id -u)" -eq 0 ]; then
+    STACK_PG_USER=postgres
+    id postgres >/dev/null 2>&1 || useradd --system --no-create-home postgres
+  fi
+  mkdir -p "$STACK_DIR/pg"
+  chown "$STACK_PG_USER" "$STACK_DIR/pg"
+  _pg_run "$PG_BIN/initdb" -D "$STACK_DIR/pg/data" -U tinyfleet --auth=trust -E UTF8 \
+    --locale=C.UTF-8 >"$STACK_DIR/pg/initdb.log" 2>&1 ||
+    { cat "$STACK_DIR/pg/initdb.log"; return 1; }
+  local port
+  port=$(free_port)
+  cat >>"$STACK_DIR/pg/data/postgresql.conf" <<CONF
+listen_addresses = '127.0.0.1'
+port = $port
+unix_socket_directories = '$STACK_DIR/pg'
+max_connections = 200
+shared_buffers = 128MB
+fsync = on
+synchronous_commit = off
+max_locks_per_transaction = 256
+CONF
+  _pg_run "$PG_BIN/pg_ctl" -D "$STACK_DIR/pg/data" -l "$STACK_DIR/pg/server.log" -w -t 60 start >/dev/null ||
+    { cat "$STACK_DIR/pg/server.log"; return 1; }
+  _pg_run "$PG_BIN/createdb" -h 127.0.0.1 -p "$port" -U tinyfleet tinyfleet
+  export TINYFLEET_PG_URI="postgresql://tinyfleet@127.0.0.1:$port/tinyfleet"
+  echo "stack: postgresql on 127.0.0.1:$port"
+}
+
+_stack_start_mqtt() {
+  local dir="$STACK_DIR/mqtt" port
+  mkdir -p "$dir"
+  port=$(free_port)
+  export TINYFLEET_MQTT_HOST=127.0.0.1 TINYFLEET_MQTT_PORT=$port
+  export TINYFLEET_MQTT_SERVER_USER=fleetd
+  export TINYFLEET_MQTT_SERVER_PASSWORD=$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')
+  export TINYFLEET_MQTT_PASSWD_FILE="$dir/passwd"
+  : >"$TINYFLEET_MQTT_PASSWD_FILE"
+  mosquitto_passwd -b "$TINYFLEET_MQTT_PASSWD_FILE" "$TINYFLEET_MQTT_SERVER_USER" "$TINYFLEET_MQTT_SERVER_PASSWORD"
+  local devs="" i id pw
+  for i in 1 2 3; do
+    id="test-device-$i"
+    pw=$(head -c 12 /dev/urandom | base64 | tr '+/' '-_')
+    mosquitto_passwd -b "$TINYFLEET_MQTT_PASSWD_FILE" "$id" "$pw"
+    devs="$devs $id:$pw"
+  done
+  export TINYFLEET_MQTT_TEST_DEVICES="${devs# }"
+  cp "$STACK_SOURCE_DIR/mosquitto.acl" "$dir/acl"
+  cat >"$dir/mosquitto.conf" <<CONF
+per_listener_settings false
+listener $port 127.0.0.1
+allow_anonymous false
+password_file $TINYFLEET_MQTT_PASSWD_FILE
+acl_file $dir/acl
+persistence true
+persistence_location $dir/
+max_inflight_messages 100
+max_queued_messages 10000
+log_dest file $dir/mosquitto.log
+log_type error
+log_type warning
+log_type notice
+CONF
+  # As root, mosquitto would drop to user 'mosquitto', who cannot read our files.
+  if [ "$(id -u)" -eq 0 ]; then echo "user root" >>"$dir/mosquitto.conf"; fi
+  chmod 0700 "$dir"
+  chmod 0600 "$TINYFLEET_MQTT_PASSWD_FILE"
+  mosquitto -c "$dir/mosquitto.conf" >"$dir/stdout.log" 2>&1 &
+  export TINYFLEET_MQTT_PID=$!
+  local tries=0
+  until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+    tries=$((tries + 1))
+    if [ $tries -gt 100 ] || ! kill -0 "$TINYFLEET_MQTT_PID" 2>/dev/null; then
+      cat "$dir/stdout.log" "$dir/mosquitto.log" 2>/dev/null
+      return 1
+    fi
+    sleep 0.1
+  done
+  echo "stack: mosquitto on 127.0.0.1:$port"
+}
+
+stack_start() {
+  STACK_DIR=$(realpath -m "$1")
+  STACK_SOURCE_DIR=$(dirname "${BASH_SOURCE[0]}")
+  rm -rf "$STACK_DIR"
+  mkdir -p "$STACK_DIR"
+  chmod 0755 "$STACK_DIR"
+  trap stack_stop EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  _stack_start_pg
+  _stack_start_mqtt
+}
