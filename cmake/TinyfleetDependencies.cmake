@@ -12,6 +12,7 @@ find_package(gRPC CONFIG REQUIRED)
 find_package(PahoMqttCpp CONFIG REQUIRED)
 find_package(ONNX CONFIG REQUIRED)
 find_package(Boost 1.74 REQUIRED)
+find_package(nlohmann_json 3 REQUIRED)
 
 if(TINYFLEET_BUILD_TESTS)
   find_package(GTest REQUIRED)

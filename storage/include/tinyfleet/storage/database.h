@@ -1,0 +1,58 @@
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include <pqxx/pqxx>
+
+#include "tinyfleet/storage/error.h"
+
+namespace tinyfleet::storage {
+
+struct DatabaseOptions {
+  std::string uri;     // postgresql://user@host:port/db
+  int pool_size = 4;   // connections kept open
+  int max_retries = 5; // for serialization failures and deadlocks
+};
+
+// A fixed pool of PostgreSQL connections with every prepared statement of the
+// repositories registered on each. All access goes through transact(): one
+// transaction per call, retried on serialization failure, errors as values.
+class Database {
+ public:
+  static Expected<std::unique_ptr<Database>> open(const DatabaseOptions& options);
+  ~Database();
+  Database(const Database&) = delete;
+  Database& operator=(const Database&) = delete;
+
+  // Runs `body` inside one transaction and commits it. Anything the body throws
+  // rolls the transaction back; nothing partial is kept.
+  template <class Body>
+  auto transact(Body&& body) -> Expected<std::invoke_result_t<Body, pqxx::work&>> {
+    using R = std::invoke_result_t<Body, pqxx::work&>;
+    std::optional<R> result;
+    auto error = run([&](pqxx::work& w) { result.emplace(body(w)); });
+    if (error) return *error;
+    return std::move(*result);
+  }
+
+  // For statements that need no transaction of their own (e.g. COPY with its own).
+  const DatabaseOptions& options() const { return options_; }
+
+ private:
+  class Pool;
+  explicit Database(DatabaseOptions options);
+  std::optional<Error> run(const std::function<void(pqxx::work&)>& body);
+
+  DatabaseOptions options_;
+  std::unique_ptr<Pool> pool_;
+};
+
+}  // namespace tinyfleet::storage

@@ -1,0 +1,181 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+// Plain rows as the repositories read and write them. JSON columns travel as
+// strings; their shape belongs to the room that writes them.
+namespace tinyfleet::storage {
+
+struct DeviceClassRecord {
+  std::string name;       // e.g. "cortex-m4-256k"
+  std::string spec_json;  // the class as in the device-class catalog
+};
+
+struct ModelRecord {
+  int64_t id = 0;
+  std::string name;
+  std::string description;
+  std::string created_at;
+};
+
+struct NewModelVersion {
+  std::string model_name;
+  int32_t version = 0;  // 0 = next free number
+  std::string onnx_sha256;
+  std::optional<std::string> calib_sha256;
+  std::optional<std::string> val_sha256;
+  std::vector<std::string> target_classes;
+  std::string metadata_json = "{}";
+};
+
+struct ModelVersionRecord {
+  int64_t id = 0;
+  int64_t model_id = 0;
+  std::string model_name;
+  int32_t version = 0;
+  std::string onnx_sha256;
+  std::optional<std::string> calib_sha256;
+  std::optional<std::string> val_sha256;
+  std::vector<std::string> target_classes;
+  std::string metadata_json;
+  std::string created_at;
+};
+
+enum class ArtifactStatus { kCompiled, kRefused };
+
+struct NewArtifact {
+  int64_t version_id = 0;
+  std::string device_class;
+  ArtifactStatus status = ArtifactStatus::kCompiled;
+  std::optional<std::string> artifact_sha256;  // set when compiled
+  std::string report_json = "{}";
+  std::string refusal_reason;  // set when refused
+};
+
+struct ArtifactRecord {
+  int64_t id = 0;
+  int64_t version_id = 0;
+  std::string device_class;
+  ArtifactStatus status = ArtifactStatus::kCompiled;
+  std::optional<std::string> artifact_sha256;
+  int64_t size_bytes = 0;
+  std::string report_json;
+  std::string refusal_reason;
+  std::string created_at;
+};
+
+struct NewDevice {
+  std::string id;
+  std::string fleet = "default";
+  std::string device_class;
+  std::vector<std::string> tags;
+  std::string credential_hash;
+};
+
+struct DeviceRecord {
+  std::string id;
+  std::string fleet;
+  std::string device_class;
+  std::vector<std::string> tags;
+  std::string credential_hash;
+  std::optional<std::string> current_artifact_sha256;
+  std::optional<std::string> last_seen;
+  std::string status;  // provisioned, online, offline, updating, failed
+  std::string created_at;
+};
+
+struct DeviceFilter {
+  std::optional<std::string> device_class;
+  std::optional<std::string> tag;
+  std::optional<std::string> status;
+  std::string after_id;  // keyset pagination: ids greater than this
+  int limit = 100;
+};
+
+struct RolloutPhaseSpec {
+  int32_t percent = 0;
+  int32_t bake_seconds = 0;
+};
+
+struct NewRollout {
+  std::string name;
+  int64_t version_id = 0;
+  std::string selector_json = "{}";
+  std::string gates_json = "{}";
+  std::string on_gate_failure = "rollback";  // or "pause"
+  int32_t rate_per_minute = 60;
+  std::vector<RolloutPhaseSpec> phases;
+};
+
+struct RolloutPhaseRecord {
+  int32_t index = 0;
+  int32_t percent = 0;
+  int32_t bake_seconds = 0;
+  std::string state;  // pending, active, baking, passed, failed
+  int32_t admitted = 0;
+  int32_t updated = 0;
+  int32_t failed = 0;
+  std::optional<std::string> started_at;
+};
+
+struct RolloutRecord {
+  int64_t id = 0;
+  std::string name;
+  int64_t version_id = 0;
+  std::string selector_json;
+  std::string gates_json;
+  std::string on_gate_failure;
+  int32_t rate_per_minute = 0;
+  std::string state;  // created, running, paused, completed, rolled_back, aborted
+  int32_t current_phase = 0;
+  std::string reason;
+  std::vector<RolloutPhaseRecord> phases;
+  std::string created_at;
+};
+
+struct RolloutDeviceRecord {
+  int64_t rollout_id = 0;
+  std::string device_id;
+  int32_t phase = 0;
+  std::string state;  // admitted, offered, updated, failed, rolled_back
+  std::string error;
+};
+
+struct TelemetryRow {
+  std::string device_id;
+  int64_t ts_unix_ms = 0;
+  std::optional<int64_t> rollout_id;
+  std::string artifact_sha256;
+  int32_t inferences = 0;
+  double latency_p50_us = 0;
+  double latency_p95_us = 0;
+  double energy_uj = 0;
+  double output_psi = 0;
+  double input_drift = 0;
+  std::optional<double> probe_accuracy;
+  std::optional<double> shadow_agreement;
+};
+
+struct AuditEntry {
+  std::string actor;
+  std::string action;  // e.g. "model.create"
+  std::string object;  // e.g. "model/kws"
+  std::string details_json = "{}";
+};
+
+enum class Role { kViewer, kOperator, kAdmin };
+const char* to_string(Role role);
+std::optional<Role> role_from_string(const std::string& s);
+
+struct ApiTokenRecord {
+  int64_t id = 0;
+  std::string name;
+  Role role = Role::kViewer;
+  std::string created_at;
+  bool revoked = false;
+};
+
+}  // namespace tinyfleet::storage

@@ -1,0 +1,120 @@
+#include "tinyfleet/storage/database.h"
+
+#include <thread>
+
+namespace tinyfleet::storage {
+
+// Connections are made up front and handed out one per transaction.
+class Database::Pool {
+ public:
+  explicit Pool(const DatabaseOptions& options) : uri_(options.uri) {
+    for (int i = 0; i < options.pool_size; ++i) {
+      idle_.push_back(std::make_unique<pqxx::connection>(uri_));
+    }
+  }
+
+  std::unique_ptr<pqxx::connection> connect() const {
+    return std::make_unique<pqxx::connection>(uri_);
+  }
+
+  std::unique_ptr<pqxx::connection> acquire() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return !idle_.empty(); });
+    auto c = std::move(idle_.back());
+    idle_.pop_back();
+    return c;
+  }
+
+  // A broken connection comes back as null and is remade by the next user.
+  void release(std::unique_ptr<pqxx::connection> c) {
+    if (c && !c->is_open()) c.reset();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      idle_.push_back(std::move(c));
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  std::string uri_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::unique_ptr<pqxx::connection>> idle_;
+};
+
+Database::Database(DatabaseOptions options) : options_(std::move(options)) {}
+Database::~Database() = default;
+
+Expected<std::unique_ptr<Database>> Database::open(const DatabaseOptions& options) {
+  if (options.uri.empty()) {
+    return Error{ErrorCode::kInvalidArgument, "database uri is empty"};
+  }
+  if (options.pool_size < 1) {
+    return Error{ErrorCode::kInvalidArgument, "database pool_size must be at least 1"};
+  }
+  std::unique_ptr<Database> db(new Database(options));
+  try {
+    db->pool_ = std::make_unique<Pool>(options);
+  } catch (const std::exception& e) {
+    return Error{ErrorCode::kUnavailable,
+                 std::string("cannot connect to PostgreSQL: ") + e.what()};
+  }
+  return db;
+}
+
+namespace {
+
+Error classify(const pqxx::sql_error& e) {
+  const std::string what = e.what();
+  if (dynamic_cast<const pqxx::unique_violation*>(&e)) {
+    return {ErrorCode::kAlreadyExists, "already exists: " + what};
+  }
+  if (dynamic_cast<const pqxx::foreign_key_violation*>(&e)) {
+    return {ErrorCode::kNotFound, "refers to a missing object: " + what};
+  }
+  if (dynamic_cast<const pqxx::check_violation*>(&e) ||
+      dynamic_cast<const pqxx::not_null_violation*>(&e) ||
+      dynamic_cast<const pqxx::data_exception*>(&e)) {
+    return {ErrorCode::kInvalidArgument, "invalid value: " + what};
+  }
+  return {ErrorCode::kInternal, what};
+}
+
+bool retryable(const pqxx::sql_error& e) {
+  // 40001 serialization_failure, 40P01 deadlock_detected
+  return e.sqlstate() == "40001" || e.sqlstate() == "40P01";
+}
+
+}  // namespace
+
+std::optional<Error> Database::run(const std::function<void(pqxx::work&)>& body) {
+  for (int attempt = 0;; ++attempt) {
+    auto conn = pool_->acquire();
+    std::optional<Error> error;
+    bool retry = false;
+    try {
+      if (!conn) conn = pool_->connect();
+      pqxx::work w(*conn);
+      body(w);
+      w.commit();
+    } catch (const StorageException& e) {
+      error = e.error();
+    } catch (const pqxx::broken_connection& e) {
+      conn.reset();  // the pool replaces it
+      error = Error{ErrorCode::kUnavailable, std::string("database connection lost: ") + e.what()};
+      retry = true;
+    } catch (const pqxx::sql_error& e) {
+      error = classify(e);
+      retry = retryable(e);
+    } catch (const pqxx::in_doubt_error& e) {
+      error = Error{ErrorCode::kUnavailable, std::string("commit outcome unknown: ") + e.what()};
+    } catch (const std::exception& e) {
+      error = Error{ErrorCode::kInternal, e.what()};
+    }
+    pool_->release(std::move(conn));
+    if (!error || !retry || attempt >= options_.max_retries) return error;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5 << attempt));
+  }
+}
+
+}  // namespace tinyfleet::storage
