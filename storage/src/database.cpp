@@ -103,6 +103,10 @@ std::optional<Error> Database::run(const std::function<void(pqxx::work&)>& body)
       conn.reset();  // the pool replaces it
       error = Error{ErrorCode::kUnavailable, std::string("database connection lost: ") + e.what()};
       retry = true;
+    } catch (const pqxx::transaction_rollback& e) {
+      // Serialization failure or deadlock: the server rolled back; run it again.
+      error = Error{ErrorCode::kUnavailable, std::string("transaction kept conflicting: ") + e.what()};
+      retry = true;
     } catch (const pqxx::sql_error& e) {
       error = classify(e);
       retry = retryable(e);

@@ -1,0 +1,279 @@
+#include <gtest/gtest.h>
+
+#include "tinyfleet/storage/blob_store.h"
+#include "tinyfleet/storage/repositories.h"
+#include "tinyfleet/testing/scratch_database.h"
+
+using namespace tinyfleet::storage;
+using tinyfleet::testing::ScratchDatabase;
+
+namespace {
+
+class Repositories : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto ok = db().transact([&](pqxx::work& w) {
+      device_classes::upsert(w, {"cortex-m4-256k", R"({"ram_bytes": 262144})"});
+      models::create(w, "kws", "keyword spotting");
+      onnx_sha_ = PgBlobStore::put(w, "onnx bytes v1");
+      return Done{};
+    });
+    ASSERT_TRUE(ok) << ok.error().message;
+  }
+
+  Database& db() { return scratch_.db(); }
+
+  int64_t count(const std::string& table) {
+    return db()
+        .transact([&](pqxx::work& w) {
+          return w.exec("SELECT count(*) FROM " + table)[0][0].as<int64_t>();
+        })
+        .value();
+  }
+
+  template <class Body>
+  Error expect_error(Body body) {
+    auto r = db().transact([&](pqxx::work& w) {
+      body(w);
+      return Done{};
+    });
+    EXPECT_FALSE(r);
+    return r ? Error{ErrorCode::kInternal, "no error"} : r.error();
+  }
+
+  ModelVersionRecord make_version(int32_t number = 0) {
+    return db()
+        .transact([&](pqxx::work& w) {
+          return models::create_version(w, {"kws", number, onnx_sha_, {}, {}, {"cortex-m4-256k"}});
+        })
+        .value();
+  }
+
+  ScratchDatabase scratch_;
+  std::string onnx_sha_;
+};
+
+TEST_F(Repositories, DeviceClassesUpsertFindAndList) {
+  auto r = db().transact([](pqxx::work& w) {
+    device_classes::upsert(w, {"cortex-m7-512k", R"({"ram_bytes": 524288})"});
+    device_classes::upsert(w, {"cortex-m7-512k", R"({"ram_bytes": 1})"});
+    return device_classes::list(w);
+  });
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->size(), 2u);
+  EXPECT_EQ((*r)[1].name, "cortex-m7-512k");
+  EXPECT_EQ((*r)[1].spec_json, R"({"ram_bytes": 1})");
+  auto missing = expect_error([](pqxx::work& w) { device_classes::get(w, "z80-1k"); });
+  EXPECT_EQ(missing.code, ErrorCode::kNotFound);
+  EXPECT_NE(missing.message.find("'z80-1k'"), std::string::npos);
+}
+
+TEST_F(Repositories, ModelsCreateGetAndRefuseDuplicates) {
+  auto got = db().transact([](pqxx::work& w) { return models::get(w, "kws"); });
+  ASSERT_TRUE(got);
+  EXPECT_EQ(got->description, "keyword spotting");
+  auto dup = expect_error([](pqxx::work& w) { models::create(w, "kws", "again"); });
+  EXPECT_EQ(dup.code, ErrorCode::kAlreadyExists);
+  auto bad = expect_error([](pqxx::work& w) { models::create(w, "Bad Name!", ""); });
+  EXPECT_EQ(bad.code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(count("models"), 1);
+}
+
+TEST_F(Repositories, VersionsAreNumberedListedAndPaginated) {
+  EXPECT_EQ(make_version().version, 1);
+  EXPECT_EQ(make_version().version, 2);
+  EXPECT_EQ(make_version(7).version, 7);
+  auto page = db().transact([](pqxx::work& w) { return models::list_versions(w, "kws", 1, 1); });
+  ASSERT_TRUE(page);
+  ASSERT_EQ(page->size(), 1u);
+  EXPECT_EQ((*page)[0].version, 2);
+  EXPECT_EQ((*page)[0].target_classes, std::vector<std::string>{"cortex-m4-256k"});
+  auto v7 = db().transact([](pqxx::work& w) { return models::get_version(w, "kws", 7); });
+  ASSERT_TRUE(v7);
+  EXPECT_EQ(v7->onnx_sha256, onnx_sha_);
+}
+
+TEST_F(Repositories, AVersionForAnUnknownModelIsRefusedAndNothingWritten) {
+  auto e = expect_error([&](pqxx::work& w) {
+    models::create_version(w, {"no-such-model", 0, onnx_sha_, {}, {}, {}});
+  });
+  EXPECT_EQ(e.code, ErrorCode::kNotFound);
+  EXPECT_NE(e.message.find("model 'no-such-model' does not exist"), std::string::npos);
+  EXPECT_EQ(count("model_versions"), 0);
+}
+
+TEST_F(Repositories, ADuplicateVersionNumberIsRefused) {
+  make_version(3);
+  auto e = expect_error([&](pqxx::work& w) {
+    models::create_version(w, {"kws", 3, onnx_sha_, {}, {}, {}});
+  });
+  EXPECT_EQ(e.code, ErrorCode::kAlreadyExists);
+  EXPECT_NE(e.message.find("already has version 3"), std::string::npos);
+  EXPECT_EQ(count("model_versions"), 1);
+}
+
+TEST_F(Repositories, AVersionNamingAMissingBlobOrClassIsRefused) {
+  auto blob = expect_error([](pqxx::work& w) {
+    models::create_version(w, {"kws", 0, std::string(64, 'f'), {}, {}, {}});
+  });
+  EXPECT_EQ(blob.code, ErrorCode::kNotFound);
+  EXPECT_NE(blob.message.find("onnx blob"), std::string::npos);
+  auto cls = expect_error([&](pqxx::work& w) {
+    models::create_version(w, {"kws", 0, onnx_sha_, {}, {}, {"z80-1k"}});
+  });
+  EXPECT_EQ(cls.code, ErrorCode::kNotFound);
+  EXPECT_EQ(count("model_versions"), 0);
+}
+
+TEST_F(Repositories, ArtifactsStoreCompiledAndRefusedOutcomes) {
+  auto v = make_version();
+  auto r = db().transact([&](pqxx::work& w) {
+    auto sha = PgBlobStore::put(w, std::string(4096, '\x7f'));
+    artifacts::store(w, {v.id, "cortex-m4-256k", ArtifactStatus::kCompiled, sha,
+                         R"({"arena_bytes": 1024})", ""});
+    return artifacts::list_for_version(w, v.id);
+  });
+  ASSERT_TRUE(r) << r.error().message;
+  ASSERT_EQ(r->size(), 1u);
+  EXPECT_EQ((*r)[0].size_bytes, 4096);
+  EXPECT_EQ((*r)[0].report_json, R"({"arena_bytes": 1024})");
+
+  // A recompile that is refused replaces the earlier outcome.
+  auto refused = db().transact([&](pqxx::work& w) {
+    return artifacts::store(w, {v.id, "cortex-m4-256k", ArtifactStatus::kRefused, std::nullopt,
+                                "{}", "arena 300000 B exceeds RAM 262144 B"});
+  });
+  ASSERT_TRUE(refused) << refused.error().message;
+  EXPECT_EQ(refused->status, ArtifactStatus::kRefused);
+  EXPECT_EQ(refused->refusal_reason, "arena 300000 B exceeds RAM 262144 B");
+  EXPECT_EQ(count("artifacts"), 1);
+}
+
+TEST_F(Repositories, AnArtifactForAnUnknownDeviceClassIsRefused) {
+  auto v = make_version();
+  auto e = expect_error([&](pqxx::work& w) {
+    auto sha = PgBlobStore::put(w, "artifact");
+    artifacts::store(w, {v.id, "z80-1k", ArtifactStatus::kCompiled, sha, "{}", ""});
+  });
+  EXPECT_EQ(e.code, ErrorCode::kNotFound);
+  EXPECT_NE(e.message.find("device class 'z80-1k' does not exist"), std::string::npos);
+  EXPECT_EQ(count("artifacts"), 0);
+  EXPECT_EQ(count("blobs"), 1);  // only the onnx blob from SetUp: the transaction rolled back
+}
+
+TEST_F(Repositories, DevicesCreateFilterPaginateAndUpdate) {
+  auto r = db().transact([](pqxx::work& w) {
+    for (int i = 0; i < 5; ++i) {
+      devices::create(w, {"dev-" + std::to_string(i), "f1", "cortex-m4-256k",
+                          i % 2 ? std::vector<std::string>{"canary", "eu"}
+                                : std::vector<std::string>{"eu"},
+                          "hash"});
+    }
+    devices::record_seen(w, "dev-3", "online");
+    devices::set_current_artifact(w, "dev-3", std::string(64, 'c'));
+    DeviceFilter canary;
+    canary.tag = "canary";
+    auto tagged = devices::list(w, canary);
+    DeviceFilter page;
+    page.limit = 2;
+    page.after_id = "dev-1";
+    auto second_page = devices::list(w, page);
+    DeviceFilter online;
+    online.status = "online";
+    return std::make_tuple(tagged, second_page, devices::list(w, online), devices::get(w, "dev-3"));
+  });
+  ASSERT_TRUE(r) << r.error().message;
+  auto& [tagged, second_page, online, dev3] = *r;
+  ASSERT_EQ(tagged.size(), 2u);
+  EXPECT_EQ(tagged[0].id, "dev-1");
+  EXPECT_EQ(tagged[1].id, "dev-3");
+  ASSERT_EQ(second_page.size(), 2u);
+  EXPECT_EQ(second_page[0].id, "dev-2");
+  ASSERT_EQ(online.size(), 1u);
+  EXPECT_TRUE(dev3.last_seen.has_value());
+  EXPECT_EQ(dev3.current_artifact_sha256, std::string(64, 'c'));
+  EXPECT_EQ(dev3.tags, (std::vector<std::string>{"canary", "eu"}));
+}
+
+TEST_F(Repositories, ADeviceWithAnUnknownClassIsRefused) {
+  auto e = expect_error(
+      [](pqxx::work& w) { devices::create(w, {"dev-x", "f1", "z80-1k", {}, "hash"}); });
+  EXPECT_EQ(e.code, ErrorCode::kNotFound);
+  EXPECT_NE(e.message.find("device class 'z80-1k'"), std::string::npos);
+  auto dup = expect_error([](pqxx::work& w) {
+    devices::create(w, {"dev-y", "f1", "cortex-m4-256k", {}, "hash"});
+    devices::create(w, {"dev-y", "f1", "cortex-m4-256k", {}, "hash"});
+  });
+  EXPECT_EQ(dup.code, ErrorCode::kAlreadyExists);
+  EXPECT_EQ(count("devices"), 0);
+}
+
+TEST_F(Repositories, RolloutsValidateTheirPhasesAndTrackDevices) {
+  auto v = make_version();
+  auto bad = expect_error([&](pqxx::work& w) {
+    rollouts::create(w, {"r0", v.id, "{}", "{}", "rollback", 60, {{10, 0}, {5, 0}}});
+  });
+  EXPECT_EQ(bad.code, ErrorCode::kInvalidArgument);
+  EXPECT_NE(bad.message.find("must increase"), std::string::npos);
+  auto short_of_all = expect_error([&](pqxx::work& w) {
+    rollouts::create(w, {"r0", v.id, "{}", "{}", "rollback", 60, {{10, 0}, {50, 0}}});
+  });
+  EXPECT_NE(short_of_all.message.find("100 percent"), std::string::npos);
+
+  auto r = db().transact([&](pqxx::work& w) {
+    devices::create(w, {"dev-a", "f1", "cortex-m4-256k", {}, "hash"});
+    auto created = rollouts::create(
+        w, {"r1", v.id, R"({"classes": ["cortex-m4-256k"]})", R"({"drift": 0.2})", "pause", 30,
+            {{10, 60}, {100, 0}}});
+    rollouts::admit_device(w, created.id, "dev-a", 0);
+    rollouts::set_phase_state(w, created.id, 0, "active");
+    rollouts::set_state(w, created.id, "running", "");
+    EXPECT_TRUE(rollouts::transition_device(w, created.id, "dev-a", "admitted", "offered"));
+    EXPECT_FALSE(rollouts::transition_device(w, created.id, "dev-a", "admitted", "offered"));
+    EXPECT_TRUE(rollouts::transition_device(w, created.id, "dev-a", "offered", "updated"));
+    return rollouts::get(w, created.id);
+  });
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->state, "running");
+  EXPECT_EQ(r->on_gate_failure, "pause");
+  ASSERT_EQ(r->phases.size(), 2u);
+  EXPECT_EQ(r->phases[0].state, "active");
+  EXPECT_TRUE(r->phases[0].started_at.has_value());
+  EXPECT_EQ(r->phases[0].admitted, 1);
+  EXPECT_EQ(r->phases[0].updated, 1);
+  EXPECT_EQ(r->phases[1].bake_seconds, 0);
+}
+
+TEST_F(Repositories, AuditLogAppendsInOrder) {
+  auto r = db().transact([](pqxx::work& w) {
+    audit_log::append(w, {"admin", "model.create", "model/kws", R"({"by": "test"})"});
+    audit_log::append(w, {"ops", "model.version", "model/kws", "{}"});
+    return audit_log::for_object(w, "model/kws");
+  });
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->size(), 2u);
+  EXPECT_EQ((*r)[0].action, "model.create");
+  EXPECT_EQ((*r)[1].actor, "ops");
+}
+
+TEST_F(Repositories, ApiTokensAreStoredHashedAndCanBeRevoked) {
+  const std::string secret = "tf_0123456789abcdef0123456789abcdef";
+  auto r = db().transact([&](pqxx::work& w) {
+    api_tokens::create(w, "ci", Role::kOperator, secret);
+    auto stored = w.exec("SELECT token_hash FROM api_tokens")[0][0].as<std::string>();
+    EXPECT_EQ(stored.find(secret), std::string::npos);
+    EXPECT_EQ(stored, sha256_hex(secret));
+    auto found = api_tokens::authenticate(w, secret);
+    EXPECT_FALSE(api_tokens::authenticate(w, secret + "x").has_value());
+    api_tokens::revoke(w, "ci");
+    EXPECT_FALSE(api_tokens::authenticate(w, secret).has_value());
+    return found;
+  });
+  ASSERT_TRUE(r) << r.error().message;
+  ASSERT_TRUE(r->has_value());
+  EXPECT_EQ((*r)->role, Role::kOperator);
+  auto again = expect_error([](pqxx::work& w) { api_tokens::revoke(w, "ci"); });
+  EXPECT_EQ(again.code, ErrorCode::kNotFound);
+}
+
+}  // namespace
