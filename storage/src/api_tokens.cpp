@@ -33,7 +33,8 @@ ApiTokenRecord from_row(const pqxx::row& r) {
 ApiTokenRecord create(pqxx::work& w, const std::string& name, Role role,
                       const std::string& secret) {
   if (name.empty()) fail(ErrorCode::kInvalidArgument, "token name is empty");
-  if (secret.size() < 16) fail(ErrorCode::kInvalidArgument, "token secret is shorter than 16 bytes");
+  if (secret.size() < 16)
+    fail(ErrorCode::kInvalidArgument, "token secret is shorter than 16 bytes");
   auto r = sql::run(w, kCreate, name, sha256_hex(secret), to_string(role));
   if (r.empty()) fail(ErrorCode::kAlreadyExists, "token '" + name + "' already exists");
   return from_row(r[0]);

@@ -7,7 +7,7 @@
 namespace tinyfleet::storage::artifacts {
 
 namespace {
-#define TF_ARTIFACT_COLUMNS                                                                   \
+#define TF_ARTIFACT_COLUMNS                                                                  \
   "a.id, a.version_id, a.device_class, a.status, a.artifact_sha256, COALESCE(b.size_bytes, " \
   "0), a.report::text, a.refusal_reason, " TF_TS("a.created_at")
 
@@ -33,8 +33,8 @@ ArtifactRecord from_row(const pqxx::row& r) {
   a.id = r[0].as<int64_t>();
   a.version_id = r[1].as<int64_t>();
   a.device_class = r[2].as<std::string>();
-  a.status = r[3].as<std::string>() == "compiled" ? ArtifactStatus::kCompiled
-                                                  : ArtifactStatus::kRefused;
+  a.status =
+      r[3].as<std::string>() == "compiled" ? ArtifactStatus::kCompiled : ArtifactStatus::kRefused;
   a.artifact_sha256 = sql::opt_string(r[4]);
   a.size_bytes = r[5].as<int64_t>();
   a.report_json = r[6].as<std::string>();
@@ -49,9 +49,8 @@ ArtifactRecord store(pqxx::work& w, const NewArtifact& a) {
   device_classes::get(w, a.device_class);
   const bool compiled = a.status == ArtifactStatus::kCompiled;
   if (compiled != a.artifact_sha256.has_value()) {
-    fail(ErrorCode::kInvalidArgument,
-         compiled ? "a compiled artifact needs its blob sha256"
-                  : "a refused compile cannot have an artifact blob");
+    fail(ErrorCode::kInvalidArgument, compiled ? "a compiled artifact needs its blob sha256"
+                                               : "a refused compile cannot have an artifact blob");
   }
   if (!compiled && a.refusal_reason.empty()) {
     fail(ErrorCode::kInvalidArgument, "a refused compile needs a reason");

@@ -56,8 +56,7 @@ Expected<std::unique_ptr<Database>> Database::open(const DatabaseOptions& option
   try {
     db->pool_ = std::make_unique<Pool>(options);
   } catch (const std::exception& e) {
-    return Error{ErrorCode::kUnavailable,
-                 std::string("cannot connect to PostgreSQL: ") + e.what()};
+    return Error{ErrorCode::kUnavailable, std::string("cannot connect to PostgreSQL: ") + e.what()};
   }
   return db;
 }
@@ -105,7 +104,8 @@ std::optional<Error> Database::run(const std::function<void(pqxx::work&)>& body)
       retry = true;
     } catch (const pqxx::transaction_rollback& e) {
       // Serialization failure or deadlock: the server rolled back; run it again.
-      error = Error{ErrorCode::kUnavailable, std::string("transaction kept conflicting: ") + e.what()};
+      error =
+          Error{ErrorCode::kUnavailable, std::string("transaction kept conflicting: ") + e.what()};
       retry = true;
     } catch (const pqxx::sql_error& e) {
       error = classify(e);

@@ -6,8 +6,8 @@
 namespace tinyfleet::storage::devices {
 
 namespace {
-#define TF_DEVICE_COLUMNS                                                                 \
-  "id, fleet, device_class, tags::text, credential_hash, current_artifact_sha256, " \
+#define TF_DEVICE_COLUMNS                                                                  \
+  "id, fleet, device_class, tags::text, credential_hash, current_artifact_sha256, "        \
   "CASE WHEN last_seen IS NULL THEN NULL ELSE " TF_TS("last_seen") " END, status, " TF_TS( \
       "created_at")
 
@@ -29,8 +29,8 @@ const sql::Statement kSetStatus{"devices.set_status",
                                 "UPDATE devices SET status = $2 WHERE id = $1"};
 const sql::Statement kSeen{"devices.seen",
                            "UPDATE devices SET status = $2, last_seen = now() WHERE id = $1"};
-const sql::Statement kSetArtifact{
-    "devices.set_artifact", "UPDATE devices SET current_artifact_sha256 = $2 WHERE id = $1"};
+const sql::Statement kSetArtifact{"devices.set_artifact",
+                                  "UPDATE devices SET current_artifact_sha256 = $2 WHERE id = $1"};
 
 DeviceRecord from_row(const pqxx::row& r) {
   DeviceRecord d;
@@ -73,8 +73,7 @@ DeviceRecord get(pqxx::work& w, const std::string& id) {
 
 std::vector<DeviceRecord> list(pqxx::work& w, const DeviceFilter& f) {
   if (f.limit < 1 || f.limit > 10000) {
-    fail(ErrorCode::kInvalidArgument,
-         "page size must be 1..10000, got " + std::to_string(f.limit));
+    fail(ErrorCode::kInvalidArgument, "page size must be 1..10000, got " + std::to_string(f.limit));
   }
   std::vector<DeviceRecord> out;
   for (const auto& r : sql::run(w, kList, f.after_id, sql::nullable(f.device_class),

@@ -6,7 +6,7 @@
 namespace tinyfleet::storage::models {
 
 namespace {
-#define TF_VERSION_COLUMNS                                                                \
+#define TF_VERSION_COLUMNS                                                             \
   "v.id, v.model_id, m.name, v.version, v.onnx_sha256, v.calib_sha256, v.val_sha256, " \
   "v.target_classes::text, v.metadata::text, " TF_TS("v.created_at")
 
@@ -118,16 +118,16 @@ ModelVersionRecord get_version(pqxx::work& w, const std::string& model, int32_t 
   auto r = sql::run(w, kGetVersion, model, version);
   if (r.empty()) {
     get(w, model);  // names the model when it is the model that is missing
-    fail(ErrorCode::kNotFound,
-         "model '" + model + "' has no version " + std::to_string(version));
+    fail(ErrorCode::kNotFound, "model '" + model + "' has no version " + std::to_string(version));
   }
   return version_from_row(r[0]);
 }
 
 ModelVersionRecord get_version_by_id(pqxx::work& w, int64_t version_id) {
   auto r = sql::run(w, kGetVersionById, version_id);
-  if (r.empty()) fail(ErrorCode::kNotFound, "model version id " + std::to_string(version_id) +
-                                                " does not exist");
+  if (r.empty())
+    fail(ErrorCode::kNotFound,
+         "model version id " + std::to_string(version_id) + " does not exist");
   return version_from_row(r[0]);
 }
 

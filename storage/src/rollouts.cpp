@@ -73,9 +73,9 @@ RolloutRecord create(pqxx::work& w, const NewRollout& r) {
   int32_t previous = 0;
   for (const auto& p : r.phases) {
     if (p.percent <= previous || p.percent > 100) {
-      fail(ErrorCode::kInvalidArgument,
-           "phase percents must increase within 1..100, got " + std::to_string(p.percent) +
-               " after " + std::to_string(previous));
+      fail(ErrorCode::kInvalidArgument, "phase percents must increase within 1..100, got " +
+                                            std::to_string(p.percent) + " after " +
+                                            std::to_string(previous));
     }
     if (p.bake_seconds < 0) fail(ErrorCode::kInvalidArgument, "bake time must not be negative");
     previous = p.percent;
@@ -131,7 +131,8 @@ RolloutRecord get(pqxx::work& w, int64_t id) {
 
 std::vector<RolloutRecord> list(pqxx::work& w, bool active_only) {
   std::vector<RolloutRecord> out;
-  for (const auto& row : sql::run(w, kList, active_only)) out.push_back(get(w, row[0].as<int64_t>()));
+  for (const auto& row : sql::run(w, kList, active_only))
+    out.push_back(get(w, row[0].as<int64_t>()));
   return out;
 }
 
@@ -151,12 +152,11 @@ void set_current_phase(pqxx::work& w, int64_t id, int32_t phase) {
   require_updated(sql::run(w, kSetCurrentPhase, id, phase), id);
 }
 
-void admit_device(pqxx::work& w, int64_t rollout_id, const std::string& device_id,
-                  int32_t phase) {
+void admit_device(pqxx::work& w, int64_t rollout_id, const std::string& device_id, int32_t phase) {
   devices::get(w, device_id);
   if (sql::run(w, kAdmit, rollout_id, device_id, phase).empty()) {
-    fail(ErrorCode::kAlreadyExists, "device '" + device_id + "' is already in rollout " +
-                                        std::to_string(rollout_id));
+    fail(ErrorCode::kAlreadyExists,
+         "device '" + device_id + "' is already in rollout " + std::to_string(rollout_id));
   }
   sql::run(w, kCountAdmitted, rollout_id, phase);
 }

@@ -67,12 +67,11 @@ std::optional<T> opt_field(const pqxx::field& f) {
 void insert_batch(pqxx::work& w, const std::vector<TelemetryRow>& rows) {
   if (rows.empty()) return;
   ensure_partitions(w, rows);
-  pqxx::stream_to copy(w, "telemetry",
-                       std::vector<std::string>{"device_id", "ts", "rollout_id",
-                                                "artifact_sha256", "inferences", "latency_p50_us",
-                                                "latency_p95_us", "energy_uj", "output_psi",
-                                                "input_drift", "probe_accuracy",
-                                                "shadow_agreement"});
+  pqxx::stream_to copy(
+      w, "telemetry",
+      std::vector<std::string>{"device_id", "ts", "rollout_id", "artifact_sha256", "inferences",
+                               "latency_p50_us", "latency_p95_us", "energy_uj", "output_psi",
+                               "input_drift", "probe_accuracy", "shadow_agreement"});
   for (const auto& r : rows) {
     // Optional columns go in as a null pointer for NULL.
     const std::string rollout = opt_text(r.rollout_id);
@@ -81,8 +80,7 @@ void insert_batch(pqxx::work& w, const std::vector<TelemetryRow>& rows) {
     copy << std::make_tuple(r.device_id, copy_timestamp(r.ts_unix_ms),
                             r.rollout_id ? rollout.c_str() : nullptr, r.artifact_sha256,
                             r.inferences, r.latency_p50_us, r.latency_p95_us, r.energy_uj,
-                            r.output_psi, r.input_drift,
-                            r.probe_accuracy ? probe.c_str() : nullptr,
+                            r.output_psi, r.input_drift, r.probe_accuracy ? probe.c_str() : nullptr,
                             r.shadow_agreement ? shadow.c_str() : nullptr);
   }
   copy.complete();

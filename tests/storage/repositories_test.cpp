@@ -164,10 +164,10 @@ TEST_F(Repositories, AnArtifactForAnUnknownDeviceClassIsRefused) {
 TEST_F(Repositories, DevicesCreateFilterPaginateAndUpdate) {
   auto r = db().transact([](pqxx::work& w) {
     for (int i = 0; i < 5; ++i) {
-      devices::create(w, {"dev-" + std::to_string(i), "f1", "cortex-m4-256k",
-                          i % 2 ? std::vector<std::string>{"canary", "eu"}
-                                : std::vector<std::string>{"eu"},
-                          "hash"});
+      devices::create(
+          w, {"dev-" + std::to_string(i), "f1", "cortex-m4-256k",
+              i % 2 ? std::vector<std::string>{"canary", "eu"} : std::vector<std::string>{"eu"},
+              "hash"});
     }
     devices::record_seen(w, "dev-3", "online");
     devices::set_current_artifact(w, "dev-3", std::string(64, 'c'));
@@ -196,8 +196,9 @@ TEST_F(Repositories, DevicesCreateFilterPaginateAndUpdate) {
 }
 
 TEST_F(Repositories, ADeviceWithAnUnknownClassIsRefused) {
-  auto e = expect_error(
-      [](pqxx::work& w) { devices::create(w, {"dev-x", "f1", "z80-1k", {}, "hash"}); });
+  auto e = expect_error([](pqxx::work& w) {
+    devices::create(w, {"dev-x", "f1", "z80-1k", {}, "hash"});
+  });
   EXPECT_EQ(e.code, ErrorCode::kNotFound);
   EXPECT_NE(e.message.find("device class 'z80-1k'"), std::string::npos);
   auto dup = expect_error([](pqxx::work& w) {
@@ -222,9 +223,13 @@ TEST_F(Repositories, RolloutsValidateTheirPhasesAndTrackDevices) {
 
   auto r = db().transact([&](pqxx::work& w) {
     devices::create(w, {"dev-a", "f1", "cortex-m4-256k", {}, "hash"});
-    auto created = rollouts::create(
-        w, {"r1", v.id, R"({"classes": ["cortex-m4-256k"]})", R"({"drift": 0.2})", "pause", 30,
-            {{10, 60}, {100, 0}}});
+    auto created = rollouts::create(w, {"r1",
+                                        v.id,
+                                        R"({"classes": ["cortex-m4-256k"]})",
+                                        R"({"drift": 0.2})",
+                                        "pause",
+                                        30,
+                                        {{10, 60}, {100, 0}}});
     rollouts::admit_device(w, created.id, "dev-a", 0);
     rollouts::set_phase_state(w, created.id, 0, "active");
     rollouts::set_state(w, created.id, "running", "");

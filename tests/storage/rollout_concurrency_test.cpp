@@ -69,9 +69,12 @@ TEST(RolloutConcurrency, TwoWritersLeaveConsistentDeviceStatesAndCounters) {
     auto rows = rollouts::devices(w, rollout);
     int updated_rows = 0, failed_rows = 0, other_rows = 0;
     for (const auto& d : rows) {
-      if (d.state == "updated") ++updated_rows;
-      else if (d.state == "failed") ++failed_rows;
-      else ++other_rows;
+      if (d.state == "updated")
+        ++updated_rows;
+      else if (d.state == "failed")
+        ++failed_rows;
+      else
+        ++other_rows;
     }
     int updated_counters = 0, failed_counters = 0, admitted = 0;
     for (const auto& p : rec.phases) {

@@ -68,5 +68,5 @@ TEST(Telemetry, RowByRowInsertStoresTheSameRows) {
   ASSERT_EQ(r->size(), 3u);  // since = second row
   EXPECT_EQ((*r)[0].ts_unix_ms, kDay1 + 1000);
   EXPECT_EQ((*r)[1].shadow_agreement, std::nullopt);  // i = 2
-  EXPECT_EQ((*r)[2].shadow_agreement, 0.99);           // i = 3
+  EXPECT_EQ((*r)[2].shadow_agreement, 0.99);          // i = 3
 }

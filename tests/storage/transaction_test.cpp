@@ -9,9 +9,10 @@ using tinyfleet::testing::ScratchDatabase;
 
 namespace {
 int64_t count(Database& db, const std::string& table) {
-  return db.transact([&](pqxx::work& w) {
-             return w.exec("SELECT count(*) FROM " + table)[0][0].as<int64_t>();
-           })
+  return db
+      .transact([&](pqxx::work& w) {
+        return w.exec("SELECT count(*) FROM " + table)[0][0].as<int64_t>();
+      })
       .value();
 }
 }  // namespace

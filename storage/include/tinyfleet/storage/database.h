@@ -17,9 +17,9 @@
 namespace tinyfleet::storage {
 
 struct DatabaseOptions {
-  std::string uri;     // postgresql://user@host:port/db
-  int pool_size = 4;   // connections kept open
-  int max_retries = 5; // for serialization failures and deadlocks
+  std::string uri;      // postgresql://user@host:port/db
+  int pool_size = 4;    // connections kept open
+  int max_retries = 5;  // for serialization failures and deadlocks
 };
 
 // A fixed pool of PostgreSQL connections with every prepared statement of the

@@ -20,6 +20,7 @@ const std::vector<Migration>& builtin_migrations();
 // transaction together with its record, in version order. Re-running is a no-op;
 // a failing migration leaves the schema as it was before it. Concurrent callers
 // are serialized by an advisory lock. Returns how many were applied.
-Expected<int> migrate(Database& db, const std::vector<Migration>& migrations = builtin_migrations());
+Expected<int> migrate(Database& db,
+                      const std::vector<Migration>& migrations = builtin_migrations());
 
 }  // namespace tinyfleet::storage

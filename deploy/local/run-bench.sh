@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Builds the release preset and runs the benchmarks (all, or those named) with the
+# private stack up. Each prints a table naming what it compared.
+#   deploy/local/run-bench.sh                  # every bench_* binary
+#   deploy/local/run-bench.sh bench_telemetry_insert
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$root"
+deploy/local/install-deps.sh
+cmake --preset release >/dev/null
+cmake --build --preset release -j "$(nproc)"
+# shellcheck source=stack.sh
+source deploy/local/stack.sh
+stack_start "$root/build/release/stack"
+names=("$@")
+if [ ${#names[@]} -eq 0 ]; then
+  mapfile -t names < <(find build/release/bench -maxdepth 3 -type f -name 'bench_*' -perm -u+x -printf '%f\n' | sort)
+fi
+for n in "${names[@]}"; do
+  exe=$(find build/release/bench -type f -name "$n" | head -1)
+  echo "=== $n"
+  "$exe"
+done
