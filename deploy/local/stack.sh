@@ -71,6 +71,7 @@ shared_buffers = 128MB
 fsync = on
 synchronous_commit = off
 max_locks_per_transaction = 256
+timezone = 'UTC'
 CONF
   _pg_run "$PG_BIN/pg_ctl" -D "$STACK_DIR/pg/data" -l "$STACK_DIR/pg/server.log" -w -t 60 start >/dev/null ||
     { cat "$STACK_DIR/pg/server.log"; return 1; }
