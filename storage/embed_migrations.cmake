@@ -1,5 +1,6 @@
 # Writes OUT: a C++ file defining builtin_migrations() from the SQL FILES.
 set(body "")
+string(REPLACE "|" ";" FILES "${FILES}")
 foreach(f ${FILES})
   get_filename_component(base ${f} NAME_WE)
   string(REGEX MATCH "^([0-9]+)_(.*)$" _ ${base})

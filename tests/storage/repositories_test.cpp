@@ -282,3 +282,40 @@ TEST_F(Repositories, ApiTokensAreStoredHashedAndCanBeRevoked) {
 }
 
 }  // namespace
+
+TEST(Operations, LifecycleAndResumeList) {
+  ScratchDatabase scratch;
+  auto& db = scratch.db();
+  auto op = db.transact([](pqxx::work& w) {
+                return operations::create(w, "compile", "model/kws/versions/1", R"({"a": 1})", 2);
+              }).value();
+  EXPECT_EQ(op.state, "pending");
+  EXPECT_EQ(op.total, 2);
+
+  auto running = db.transact([&](pqxx::work& w) {
+    return operations::update(w, op.id, "running", 1, "cortex-m4-256k compiled");
+  });
+  ASSERT_TRUE(running) << running.error().message;
+  EXPECT_EQ(running->done, 1);
+  auto open = db.transact([](pqxx::work& w) { return operations::unfinished(w); }).value();
+  ASSERT_EQ(open.size(), 1u);
+  EXPECT_EQ(open[0].id, op.id);
+
+  ASSERT_TRUE(db.transact(
+      [&](pqxx::work& w) { return operations::update(w, op.id, "succeeded", 2, "done"); }));
+  EXPECT_TRUE(db.transact([](pqxx::work& w) { return operations::unfinished(w); })->empty());
+
+  // An ended operation does not change again; an unknown one is named.
+  auto late = db.transact(
+      [&](pqxx::work& w) { return operations::update(w, op.id, "running", 0, "again"); });
+  ASSERT_FALSE(late);
+  EXPECT_EQ(late.error().code, ErrorCode::kFailedPrecondition);
+  EXPECT_NE(late.error().message.find("already ended (succeeded)"), std::string::npos);
+  auto unknown = db.transact([](pqxx::work& w) { return operations::get(w, 999999); });
+  ASSERT_FALSE(unknown);
+  EXPECT_EQ(unknown.error().code, ErrorCode::kNotFound);
+  auto bad =
+      db.transact([&](pqxx::work& w) { return operations::update(w, op.id, "exploded", 0, ""); });
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code, ErrorCode::kInvalidArgument);
+}

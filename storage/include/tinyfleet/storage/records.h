@@ -166,6 +166,19 @@ struct AuditEntry {
   std::string details_json = "{}";
 };
 
+struct OperationRecord {
+  int64_t id = 0;
+  std::string kind;    // "compile"
+  std::string object;  // "model/kws/versions/3"
+  std::string params_json;
+  std::string state;  // pending, running, succeeded, failed
+  int32_t done = 0;
+  int32_t total = 0;
+  std::string message;
+  std::string created_at;
+  std::string updated_at;
+};
+
 enum class Role { kViewer, kOperator, kAdmin };
 const char* to_string(Role role);
 std::optional<Role> role_from_string(const std::string& s);

@@ -9,5 +9,6 @@
 #include "tinyfleet/storage/device_classes.h"
 #include "tinyfleet/storage/devices.h"
 #include "tinyfleet/storage/models.h"
+#include "tinyfleet/storage/operations.h"
 #include "tinyfleet/storage/rollouts.h"
 #include "tinyfleet/storage/telemetry.h"
