@@ -114,6 +114,13 @@ ModelVersionRecord create_version(pqxx::work& w, const NewModelVersion& v) {
   return get_version_by_id(w, id);
 }
 
+std::optional<ModelVersionRecord> find_version(pqxx::work& w, const std::string& model,
+                                               int32_t version) {
+  auto r = sql::run(w, kGetVersion, model, version);
+  if (r.empty()) return std::nullopt;
+  return version_from_row(r[0]);
+}
+
 ModelVersionRecord get_version(pqxx::work& w, const std::string& model, int32_t version) {
   auto r = sql::run(w, kGetVersion, model, version);
   if (r.empty()) {

@@ -17,6 +17,8 @@ std::vector<ModelRecord> list(pqxx::work& w);
 // that does not exist; kAlreadyExists for a version number already taken.
 ModelVersionRecord create_version(pqxx::work& w, const NewModelVersion& v);
 ModelVersionRecord get_version(pqxx::work& w, const std::string& model, int32_t version);
+std::optional<ModelVersionRecord> find_version(pqxx::work& w, const std::string& model,
+                                               int32_t version);
 ModelVersionRecord get_version_by_id(pqxx::work& w, int64_t version_id);
 // Versions with number greater than `after`, ascending, at most `limit`.
 std::vector<ModelVersionRecord> list_versions(pqxx::work& w, const std::string& model,

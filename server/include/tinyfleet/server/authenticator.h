@@ -1,0 +1,40 @@
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include <grpcpp/grpcpp.h>
+
+#include "tinyfleet/storage/database.h"
+#include "tinyfleet/storage/records.h"
+
+namespace tinyfleet::server {
+
+// Who is calling: the token's name and role.
+struct Caller {
+  std::string name;
+  storage::Role role = storage::Role::kViewer;
+};
+
+// Bearer tokens ("authorization: Bearer <secret>"), looked up by their sha256 in
+// api_tokens. Roles are ordered: viewer < operator < admin.
+class Authenticator {
+ public:
+  explicit Authenticator(storage::Database& db) : db_(db) {}
+
+  // UNAUTHENTICATED without a valid token, PERMISSION_DENIED when its role is below
+  // `needed`; on success fills `caller`.
+  grpc::Status authorize(const grpc::ServerContext& context, storage::Role needed,
+                         const char* method, Caller* caller) const;
+
+  // Creates the token "bootstrap-admin" with this secret unless it exists already.
+  storage::Expected<bool> ensure_bootstrap_admin(const std::string& secret) const;
+
+  // A fresh random secret ("tf_" + 43 url-safe base64 characters, 256 bits).
+  static std::string new_secret();
+
+ private:
+  storage::Database& db_;
+};
+
+}  // namespace tinyfleet::server

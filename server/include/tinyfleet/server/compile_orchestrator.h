@@ -1,0 +1,63 @@
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tinyfleet/server/model_compiler.h"
+#include "tinyfleet/storage/database.h"
+#include "tinyfleet/storage/records.h"
+
+namespace tinyfleet::server {
+
+// Runs compile operations on worker threads. Each operation is a row in
+// `operations`; each class's outcome (artifact or refusal) commits together with
+// the operation's progress, so a restart resumes at the first class not done and
+// nothing half-made is kept.
+class CompileOrchestrator {
+ public:
+  // `compiler` may be null: operations then fail naming the missing setting.
+  CompileOrchestrator(storage::Database& db, ModelCompiler* compiler, int workers);
+  ~CompileOrchestrator();
+  CompileOrchestrator(const CompileOrchestrator&) = delete;
+  CompileOrchestrator& operator=(const CompileOrchestrator&) = delete;
+
+  // Starts the workers and queues every operation left unfinished by an earlier run.
+  storage::Expected<int> start();
+  // Lets the class being compiled finish, then stops; the rest stays queued in the
+  // database for the next start.
+  void stop();
+
+  // Records a compile of model/version for `classes` (empty: the version's target
+  // classes) and queues it. Unknown model, version or class: kNotFound; a class the
+  // version does not target: kInvalidArgument.
+  storage::Expected<storage::OperationRecord> submit(const std::string& model, int32_t version,
+                                                     std::vector<std::string> classes);
+
+  // Waits until any operation changes or `timeout` passes; returns the change count
+  // (pass the last value seen).
+  uint64_t wait_for_change(uint64_t seen, std::chrono::milliseconds timeout);
+
+ private:
+  void work();
+  void run(int64_t operation_id);
+  void notify();
+
+  storage::Database& db_;
+  ModelCompiler* compiler_;
+  int workers_;
+  std::mutex mu_;
+  std::condition_variable queue_cv_;
+  std::condition_variable change_cv_;
+  std::deque<int64_t> queue_;
+  uint64_t changes_ = 0;
+  bool stopping_ = false;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace tinyfleet::server

@@ -1,0 +1,45 @@
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "tinyfleet/storage/error.h"
+
+namespace tinyfleet::server {
+
+// fleetd's settings. Each has a dotted key; it is read from a JSON config file
+// (nested objects: {"database": {"uri": ...}}), then the environment
+// (TINYFLEET_DATABASE_URI: upper case, dots as underscores), then flags
+// (--database.uri=... or --database.uri ...), later sources winning.
+struct ServerConfig {
+  std::string listen = "127.0.0.1:7443";  // host:port; port 0 picks a free one
+  std::string port_file;                  // written with the bound port once serving
+  std::string database_uri;               // also from TINYFLEET_PG_URI
+  int database_pool = 8;
+  std::string tls_cert_file;  // both set: TLS; neither: plaintext (loopback only)
+  std::string tls_key_file;
+  std::string bootstrap_admin_token;  // registered as token "bootstrap-admin" if absent
+  std::string mqtt_host = "127.0.0.1";
+  int mqtt_port = 1883;
+  std::string mqtt_passwd_file;         // the broker's password file; provisioning adds to it
+  int mqtt_pid = 0;                     // the broker, sent SIGHUP to reload the password file
+  std::string root_public_key_file;     // Ed25519 public key the devices pin (32 bytes or hex)
+  std::string compile_mode = "remote";  // "remote" (Optimizer service) or "in_process"
+  std::string optimizer_address;        // host:port of the Optimizer service
+  int compile_workers = 1;
+  int64_t max_upload_bytes = 64ll << 20;
+  int shutdown_grace_seconds = 10;
+};
+
+// Reads the config file named by --config (if any), then `env`, then the flags in
+// `args`. An unknown key, a malformed number or an unreadable file is an error
+// naming it.
+storage::Expected<ServerConfig> load_config(const std::vector<std::string>& args,
+                                            const std::map<std::string, std::string>& env);
+
+// The process environment as a map (for load_config).
+std::map<std::string, std::string> process_environment();
+
+}  // namespace tinyfleet::server

@@ -1,0 +1,71 @@
+#include "tinyfleet/server/authenticator.h"
+
+#include <sodium.h>
+
+#include "tinyfleet/storage/api_tokens.h"
+
+namespace tinyfleet::server {
+
+namespace {
+int rank(storage::Role r) {
+  switch (r) {
+    case storage::Role::kViewer:
+      return 0;
+    case storage::Role::kOperator:
+      return 1;
+    case storage::Role::kAdmin:
+      return 2;
+  }
+  return -1;
+}
+}  // namespace
+
+grpc::Status Authenticator::authorize(const grpc::ServerContext& context, storage::Role needed,
+                                      const char* method, Caller* caller) const {
+  const auto& md = context.client_metadata();
+  auto it = md.find("authorization");
+  if (it == md.end()) {
+    return {grpc::StatusCode::UNAUTHENTICATED,
+            std::string(method) + " needs a token: send 'authorization: Bearer <token>'"};
+  }
+  const std::string value(it->second.data(), it->second.size());
+  const std::string prefix = "Bearer ";
+  if (value.rfind(prefix, 0) != 0 || value.size() == prefix.size()) {
+    return {grpc::StatusCode::UNAUTHENTICATED, "the authorization header must be 'Bearer <token>'"};
+  }
+  const std::string secret = value.substr(prefix.size());
+  auto token =
+      db_.transact([&](pqxx::work& w) { return storage::api_tokens::authenticate(w, secret); });
+  if (!token) return {grpc::StatusCode::UNAVAILABLE, token.error().message};
+  if (!*token) {
+    return {grpc::StatusCode::UNAUTHENTICATED, "the token is unknown or revoked"};
+  }
+  const auto& record = **token;
+  if (rank(record.role) < rank(needed)) {
+    return {grpc::StatusCode::PERMISSION_DENIED,
+            std::string(method) + " needs role " + storage::to_string(needed) + "; token '" +
+                record.name + "' has role " + storage::to_string(record.role)};
+  }
+  if (caller) *caller = Caller{record.name, record.role};
+  return grpc::Status::OK;
+}
+
+storage::Expected<bool> Authenticator::ensure_bootstrap_admin(const std::string& secret) const {
+  return db_.transact([&](pqxx::work& w) {
+    for (const auto& t : storage::api_tokens::list(w)) {
+      if (t.name == "bootstrap-admin") return false;
+    }
+    storage::api_tokens::create(w, "bootstrap-admin", storage::Role::kAdmin, secret);
+    return true;
+  });
+}
+
+std::string Authenticator::new_secret() {
+  unsigned char raw[32];
+  randombytes_buf(raw, sizeof raw);
+  char b64[sodium_base64_ENCODED_LEN(32, sodium_base64_VARIANT_URLSAFE_NO_PADDING)];
+  sodium_bin2base64(b64, sizeof b64, raw, sizeof raw, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+  return std::string("tf_") + b64;
+}
+
+}  // namespace tinyfleet::server

@@ -1,0 +1,160 @@
+#include "tinyfleet/server/device_registry_service.h"
+
+#include <sodium.h>
+
+#include <nlohmann/json.hpp>
+
+#include "convert.h"
+#include "names.h"
+#include "tinyfleet/server/grpc_status.h"
+#include "tinyfleet/server/log.h"
+#include "tinyfleet/storage/blob_store.h"
+#include "tinyfleet/storage/repositories.h"
+
+namespace tinyfleet::server {
+
+namespace {
+using storage::Role;
+
+// The fields every catalog entry needs for the fit check and the estimates.
+const char* const kRequiredClassFields[] = {"ram_bytes", "flash_bytes", "clock_hz"};
+
+std::string new_device_password() {
+  unsigned char raw[18];
+  randombytes_buf(raw, sizeof raw);
+  char b64[sodium_base64_ENCODED_LEN(18, sodium_base64_VARIANT_URLSAFE_NO_PADDING)];
+  sodium_bin2base64(b64, sizeof b64, raw, sizeof raw, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+  return b64;
+}
+}  // namespace
+
+grpc::Status DeviceRegistryService::CreateDeviceClass(grpc::ServerContext* ctx,
+                                                      const v1::DeviceClass* req,
+                                                      v1::DeviceClass* out) {
+  Caller caller;
+  if (auto s = auth_.authorize(*ctx, Role::kOperator, "CreateDeviceClass", &caller); !s.ok()) {
+    return s;
+  }
+  if (!names::device_class(req->name())) {
+    return invalid_argument("name '" + req->name() + "' is not a device class name");
+  }
+  auto spec = nlohmann::json::parse(req->spec_json(), nullptr, false);
+  if (spec.is_discarded() || !spec.is_object()) {
+    return invalid_argument("spec_json of class '" + req->name() + "' is not a JSON object");
+  }
+  for (const char* field : kRequiredClassFields) {
+    if (!spec.contains(field) || !spec[field].is_number() || spec[field].get<double>() <= 0) {
+      return invalid_argument("spec_json of class '" + req->name() + "' needs a positive number '" +
+                              field + "'");
+    }
+  }
+  auto r = db_.transact([&](pqxx::work& w) {
+    auto c = storage::device_classes::upsert(w, {req->name(), spec.dump()});
+    storage::audit_log::append(w, {caller.name, "class.upsert", "class/" + c.name, "{}"});
+    return c;
+  });
+  if (!r) return to_status(r.error());
+  out->set_name(r->name);
+  out->set_spec_json(r->spec_json);
+  return grpc::Status::OK;
+}
+
+grpc::Status DeviceRegistryService::ListDeviceClasses(grpc::ServerContext* ctx,
+                                                      const v1::ListDeviceClassesRequest*,
+                                                      v1::ListDeviceClassesResponse* out) {
+  if (auto s = auth_.authorize(*ctx, Role::kViewer, "ListDeviceClasses", nullptr); !s.ok()) {
+    return s;
+  }
+  auto r = db_.transact([](pqxx::work& w) { return storage::device_classes::list(w); });
+  if (!r) return to_status(r.error());
+  for (const auto& c : *r) {
+    auto* m = out->add_classes();
+    m->set_name(c.name);
+    m->set_spec_json(c.spec_json);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status DeviceRegistryService::ProvisionDevice(grpc::ServerContext* ctx,
+                                                    const v1::ProvisionDeviceRequest* req,
+                                                    v1::ProvisionDeviceResponse* out) {
+  Caller caller;
+  if (auto s = auth_.authorize(*ctx, Role::kOperator, "ProvisionDevice", &caller); !s.ok()) {
+    return s;
+  }
+  if (!names::device(req->id())) {
+    return invalid_argument("id '" + req->id() + "' is not a device id: 1-64 of A-Z a-z 0-9 _ . -");
+  }
+  const std::string fleet = req->fleet().empty() ? "default" : req->fleet();
+  if (!names::device(fleet)) return invalid_argument("fleet '" + fleet + "' is not a fleet name");
+  if (settings_.root_public_key.size() != crypto_sign_PUBLICKEYBYTES) {
+    return failed_precondition(
+        "fleetd has no root public key to give devices (set keys.root_public_key_file)");
+  }
+  if (!broker_.configured()) {
+    return failed_precondition("fleetd has no broker password file configured (mqtt.passwd_file)");
+  }
+  const std::string password = new_device_password();
+  // The device row and the broker account appear together: a broker failure rolls
+  // the row back.
+  auto r = db_.transact([&](pqxx::work& w) {
+    storage::NewDevice d;
+    d.id = req->id();
+    d.fleet = fleet;
+    d.device_class = req->device_class();
+    d.tags.assign(req->tags().begin(), req->tags().end());
+    d.credential_hash = storage::sha256_hex(password);
+    auto rec = storage::devices::create(w, d);
+    storage::audit_log::append(w, {caller.name, "device.provision", "device/" + rec.id, "{}"});
+    auto added = broker_.add(rec.id, password);
+    if (!added) storage::fail(added.error().code, added.error().message);
+    return rec;
+  });
+  if (!r) return to_status(r.error());
+  convert::device(*r, out->mutable_device());
+  auto* mqtt = out->mutable_mqtt();
+  mqtt->set_host(settings_.mqtt_host);
+  mqtt->set_port(static_cast<uint32_t>(settings_.mqtt_port));
+  mqtt->set_username(r->id);
+  mqtt->set_password(password);
+  mqtt->set_topic_prefix("tinyfleet/v1/" + r->fleet + "/" + r->id + "/");
+  out->set_root_public_key(settings_.root_public_key);
+  log::info("device.provisioned",
+            {{"device", r->id}, {"class", r->device_class}, {"by", caller.name}});
+  return grpc::Status::OK;
+}
+
+grpc::Status DeviceRegistryService::ListDevices(grpc::ServerContext* ctx,
+                                                const v1::ListDevicesRequest* req,
+                                                v1::ListDevicesResponse* out) {
+  if (auto s = auth_.authorize(*ctx, Role::kViewer, "ListDevices", nullptr); !s.ok()) return s;
+  storage::DeviceFilter f;
+  if (!req->device_class().empty()) f.device_class = req->device_class();
+  if (!req->tag().empty()) f.tag = req->tag();
+  if (!req->status().empty()) f.status = req->status();
+  if (!req->page_token().empty() && !names::device(req->page_token())) {
+    return invalid_argument("page_token '" + req->page_token() + "' is malformed");
+  }
+  f.after_id = req->page_token();
+  const int page =
+      req->page_size() == 0 ? 100 : static_cast<int>(std::min(req->page_size(), 1000u));
+  f.limit = page + 1;
+  auto r = db_.transact([&](pqxx::work& w) { return storage::devices::list(w, f); });
+  if (!r) return to_status(r.error());
+  for (size_t i = 0; i < r->size() && i < static_cast<size_t>(page); ++i) {
+    convert::device((*r)[i], out->add_devices());
+  }
+  if (r->size() > static_cast<size_t>(page)) out->set_next_page_token((*r)[page - 1].id);
+  return grpc::Status::OK;
+}
+
+grpc::Status DeviceRegistryService::GetDevice(grpc::ServerContext* ctx,
+                                              const v1::GetDeviceRequest* req, v1::Device* out) {
+  if (auto s = auth_.authorize(*ctx, Role::kViewer, "GetDevice", nullptr); !s.ok()) return s;
+  auto r = db_.transact([&](pqxx::work& w) { return storage::devices::get(w, req->id()); });
+  if (!r) return to_status(r.error());
+  convert::device(*r, out);
+  return grpc::Status::OK;
+}
+
+}  // namespace tinyfleet::server

@@ -1,0 +1,169 @@
+#include "tinyfleet/server/fleet_server.h"
+
+#include <sodium.h>
+
+#include <cctype>
+#include <fstream>
+#include <iterator>
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include "tinyfleet/server/admin_service.h"
+#include "tinyfleet/server/authenticator.h"
+#include "tinyfleet/server/broker_accounts.h"
+#include "tinyfleet/server/compile_orchestrator.h"
+#include "tinyfleet/server/device_registry_service.h"
+#include "tinyfleet/server/log.h"
+#include "tinyfleet/server/model_compiler.h"
+#include "tinyfleet/server/model_registry_service.h"
+#include "tinyfleet/storage/migrations.h"
+
+namespace tinyfleet::server {
+
+namespace {
+
+using storage::Error;
+using storage::ErrorCode;
+
+storage::Expected<std::string> read_file(const std::string& path, const char* what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    return Error{ErrorCode::kInvalidArgument, std::string("cannot read ") + what + " " + path};
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// The root public key file holds the 32 raw bytes or 64 hex digits.
+storage::Expected<std::string> read_root_public_key(const std::string& path) {
+  auto text = read_file(path, "root public key file");
+  if (!text) return text.error();
+  if (text->size() == crypto_sign_PUBLICKEYBYTES) return *text;
+  std::string hex;
+  for (char c : *text) {
+    if (!std::isspace(static_cast<unsigned char>(c))) hex += c;
+  }
+  std::string raw(crypto_sign_PUBLICKEYBYTES, '\0');
+  size_t len = 0;
+  if (hex.size() != 2 * crypto_sign_PUBLICKEYBYTES ||
+      sodium_hex2bin(reinterpret_cast<unsigned char*>(raw.data()), raw.size(), hex.data(),
+                     hex.size(), nullptr, &len, nullptr) != 0 ||
+      len != raw.size()) {
+    return Error{ErrorCode::kInvalidArgument,
+                 "root public key file " + path + " holds neither 32 bytes nor 64 hex digits"};
+  }
+  return raw;
+}
+
+}  // namespace
+
+struct FleetServer::Parts {
+  std::unique_ptr<storage::Database> db;
+  std::unique_ptr<Authenticator> auth;
+  std::unique_ptr<BrokerAccounts> broker;
+  std::unique_ptr<ModelCompiler> compiler;
+  std::unique_ptr<CompileOrchestrator> compiles;
+  std::unique_ptr<ModelRegistryService> models;
+  std::unique_ptr<DeviceRegistryService> devices;
+  std::unique_ptr<AdminService> admin;
+  std::unique_ptr<grpc::Server> server;
+  int port = 0;
+  bool stopped = false;
+};
+
+storage::Expected<std::unique_ptr<FleetServer>> FleetServer::start(const ServerConfig& config) {
+  if (sodium_init() < 0) return Error{ErrorCode::kInternal, "libsodium failed to initialize"};
+  auto parts = std::make_unique<Parts>();
+  auto db = storage::Database::open({config.database_uri, config.database_pool, 5});
+  if (!db) return db.error();
+  parts->db = std::move(*db);
+  auto applied = storage::migrate(*parts->db);
+  if (!applied) return applied.error();
+  log::info("database.ready", {{"migrations_applied", *applied}});
+
+  parts->auth = std::make_unique<Authenticator>(*parts->db);
+  if (!config.bootstrap_admin_token.empty()) {
+    auto created = parts->auth->ensure_bootstrap_admin(config.bootstrap_admin_token);
+    if (!created) return created.error();
+    if (*created) log::info("token.bootstrap_admin_created");
+  }
+  ProvisioningSettings provisioning{config.mqtt_host, config.mqtt_port, ""};
+  if (!config.root_public_key_file.empty()) {
+    auto key = read_root_public_key(config.root_public_key_file);
+    if (!key) return key.error();
+    provisioning.root_public_key = *key;
+  }
+  parts->broker = std::make_unique<BrokerAccounts>(config.mqtt_passwd_file, config.mqtt_pid);
+
+  if (config.compile_mode == "remote" && !config.optimizer_address.empty()) {
+    parts->compiler = make_remote_compiler(
+        grpc::CreateChannel(config.optimizer_address, grpc::InsecureChannelCredentials()));
+  } else if (config.compile_mode == "in_process") {
+    return Error{ErrorCode::kInvalidArgument,
+                 "compile.mode=in_process: this fleetd was built without the in-process "
+                 "compiler; use compile.mode=remote with compile.optimizer_address"};
+  }
+  parts->compiles = std::make_unique<CompileOrchestrator>(*parts->db, parts->compiler.get(),
+                                                          config.compile_workers);
+  parts->models = std::make_unique<ModelRegistryService>(*parts->db, *parts->auth, *parts->compiles,
+                                                         config.max_upload_bytes);
+  parts->devices = std::make_unique<DeviceRegistryService>(*parts->db, *parts->auth, *parts->broker,
+                                                           provisioning);
+  parts->admin = std::make_unique<AdminService>(*parts->db, *parts->auth);
+
+  std::shared_ptr<grpc::ServerCredentials> credentials;
+  if (!config.tls_cert_file.empty()) {
+    auto cert = read_file(config.tls_cert_file, "TLS certificate");
+    if (!cert) return cert.error();
+    auto key = read_file(config.tls_key_file, "TLS key");
+    if (!key) return key.error();
+    grpc::SslServerCredentialsOptions options;
+    options.pem_key_cert_pairs.push_back({*key, *cert});
+    credentials = grpc::SslServerCredentials(options);
+  } else {
+    credentials = grpc::InsecureServerCredentials();
+    log::warn("tls.disabled", {{"hint", "set tls.cert_file and tls.key_file"}});
+  }
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(config.listen, credentials, &parts->port);
+  builder.SetMaxReceiveMessageSize(8 << 20);
+  builder.RegisterService(parts->models.get());
+  builder.RegisterService(parts->devices.get());
+  builder.RegisterService(parts->admin.get());
+  parts->server = builder.BuildAndStart();
+  if (!parts->server || parts->port == 0) {
+    return Error{ErrorCode::kUnavailable, "cannot listen on " + config.listen};
+  }
+  auto resumed = parts->compiles->start();
+  if (!resumed) return resumed.error();
+  if (!config.port_file.empty()) {
+    const std::string tmp = config.port_file + ".tmp";
+    std::ofstream(tmp) << parts->port << "\n";
+    std::rename(tmp.c_str(), config.port_file.c_str());
+  }
+  log::info("fleetd.serving", {{"listen", config.listen},
+                               {"port", parts->port},
+                               {"tls", !config.tls_cert_file.empty()},
+                               {"compiler", parts->compiler ? config.compile_mode : "none"}});
+  return std::unique_ptr<FleetServer>(new FleetServer(std::move(parts)));
+}
+
+FleetServer::FleetServer(std::unique_ptr<Parts> parts) : parts_(std::move(parts)) {}
+
+FleetServer::~FleetServer() { shutdown(std::chrono::seconds(0)); }
+
+int FleetServer::port() const { return parts_->port; }
+
+void FleetServer::shutdown(std::chrono::seconds grace) {
+  if (parts_->stopped) return;
+  parts_->stopped = true;
+  parts_->compiles->stop();  // lets the class being compiled finish; wakes watchers
+  parts_->server->Shutdown(std::chrono::system_clock::now() + grace);
+  parts_->server->Wait();
+  log::info("fleetd.stopped");
+}
+
+}  // namespace tinyfleet::server
