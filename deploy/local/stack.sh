@@ -10,6 +10,7 @@
 #   TINYFLEET_MQTT_PASSWD_FILE  the broker's password file (provisioning adds to it)
 #   TINYFLEET_MQTT_PID          send SIGHUP after changing the password file
 #   TINYFLEET_MQTT_TEST_DEVICES "id:password id:password ..." pre-made device accounts
+#   TINYFLEET_TLS_CA/CERT/KEY   a throwaway CA and a server certificate for 127.0.0.1
 
 PG_BIN=$(ls -d /usr/lib/postgresql/15/bin 2>/dev/null || true)
 
@@ -132,6 +133,21 @@ CONF
   echo "stack: mosquitto on 127.0.0.1:$port"
 }
 
+# A throwaway CA and a server certificate for localhost/127.0.0.1 (gRPC TLS tests).
+_stack_make_tls() {
+  local dir="$STACK_DIR/tls"
+  mkdir -p "$dir"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=tinyfleet test CA" \
+    -keyout "$dir/ca.key" -out "$dir/ca.pem" >/dev/null 2>&1
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+    -keyout "$dir/server.key" -out "$dir/server.csr" >/dev/null 2>&1
+  printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >"$dir/san.ext"
+  openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" \
+    -CAcreateserial -days 2 -extfile "$dir/san.ext" -out "$dir/server.pem" >/dev/null 2>&1
+  export TINYFLEET_TLS_CA="$dir/ca.pem" TINYFLEET_TLS_CERT="$dir/server.pem"
+  export TINYFLEET_TLS_KEY="$dir/server.key"
+}
+
 stack_start() {
   STACK_DIR=$(realpath -m "$1")
   STACK_SOURCE_DIR=$(dirname "${BASH_SOURCE[0]}")
@@ -143,4 +159,5 @@ stack_start() {
   trap 'exit 143' TERM
   _stack_start_pg
   _stack_start_mqtt
+  _stack_make_tls
 }

@@ -1,0 +1,116 @@
+// fleetd as a process: restarts keep everything, SIGTERM is graceful, TLS and the
+// health service work.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include <grpcpp/generic/generic_stub.h>
+
+#include "fleetd_fixture.h"
+#include "tinyfleet/storage/repositories.h"
+#include "tinyfleet/testing/environment.h"
+
+namespace tinyfleet::testing {
+namespace {
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+class Lifecycle : public FleetdTest {};
+
+TEST_F(Lifecycle, KilledAndRestartedKeepsEverything) {
+  v1::CreateModelRequest req;
+  req.set_name("digits");
+  v1::Model model;
+  ASSERT_TRUE(models_->CreateModel(context_with_token(admin_).get(), req, &model).ok());
+  const auto onnx = read_fixture("models/digits_cnn.onnx");
+  v1::ModelVersion version;
+  ASSERT_TRUE(upload(admin_, "digits", onnx, {}, &version).ok());
+  const auto viewer = make_token("viewer", v1::ROLE_VIEWER);
+
+  fleetd_->kill_hard();
+  ASSERT_NO_FATAL_FAILURE(fleetd_->start());
+  connect();
+
+  v1::GetVersionRequest get;
+  get.set_model("digits");
+  get.set_version(1);
+  v1::ModelVersion again;
+  auto s = models_->GetVersion(context_with_token(viewer).get(), get, &again);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(again.onnx_sha256(), version.onnx_sha256());
+  EXPECT_EQ(count_rows("api_tokens"), 2);  // the bootstrap admin was not made twice
+}
+
+TEST_F(Lifecycle, SigtermShutsDownCleanly) {
+  EXPECT_EQ(fleetd_->terminate(), 0);
+  const auto log = fleetd_->log();
+  EXPECT_NE(log.find("\"event\":\"fleetd.shutdown\""), std::string::npos) << log;
+  EXPECT_NE(log.find("\"event\":\"fleetd.stopped\""), std::string::npos) << log;
+}
+
+TEST_F(Lifecycle, HealthServiceAnswersServing) {
+  auto channel = fleetd_->channel();
+  // grpc.health.v1.Health/Check with an empty HealthCheckRequest.
+  grpc::GenericStub stub(channel);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  grpc::Slice empty("", 0);
+  grpc::ByteBuffer req(&empty, 1);
+  grpc::ByteBuffer resp;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  grpc::Status status;
+  stub.UnaryCall(&ctx, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &req, &resp,
+                 [&](grpc::Status s) {
+                   std::lock_guard<std::mutex> lock(mu);
+                   status = s;
+                   done = true;
+                   cv.notify_one();
+                 });
+  std::unique_lock<std::mutex> lock(mu);
+  cv.wait(lock, [&] { return done; });
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  std::vector<grpc::Slice> slices;
+  ASSERT_TRUE(resp.Dump(&slices).ok());
+  std::string bytes;
+  for (const auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  // HealthCheckResponse{status: SERVING (1)} is the two bytes 08 01.
+  EXPECT_EQ(bytes, std::string("\x08\x01", 2));
+}
+
+class Tls : public FleetdTest {
+ protected:
+  std::map<std::string, std::string> fleetd_settings() override {
+    return {{"tls.cert_file", require_env("TINYFLEET_TLS_CERT")},
+            {"tls.key_file", require_env("TINYFLEET_TLS_KEY")}};
+  }
+};
+
+TEST_F(Tls, ClientsTrustingTheCaGetIn) {
+  grpc::SslCredentialsOptions opts;
+  opts.pem_root_certs = read_text(require_env("TINYFLEET_TLS_CA"));
+  auto channel = grpc::CreateChannel("localhost:" + std::to_string(fleetd_->port()),
+                                     grpc::SslCredentials(opts));
+  auto admin = v1::Admin::NewStub(channel);
+  v1::ListTokensRequest req;
+  v1::ListTokensResponse resp;
+  auto s = admin->ListTokens(context_with_token(admin_).get(), req, &resp);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(resp.tokens_size(), 1);
+
+  // Plaintext is not answered.
+  auto plain = v1::Admin::NewStub(fleetd_->channel());
+  auto ctx = context_with_token(admin_);
+  ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
+  EXPECT_FALSE(plain->ListTokens(ctx.get(), req, &resp).ok());
+}
+
+}  // namespace
+}  // namespace tinyfleet::testing

@@ -1,0 +1,99 @@
+#include "fleetd_process.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+namespace tinyfleet::testing {
+
+FleetdProcess::FleetdProcess(const std::string& database_uri, const std::string& admin_token,
+                             std::map<std::string, std::string> settings)
+    : database_uri_(database_uri), admin_token_(admin_token), settings_(std::move(settings)) {
+  char tmpl[] = "/tmp/fleetd-test.XXXXXX";
+  dir_ = mkdtemp(tmpl);
+}
+
+FleetdProcess::~FleetdProcess() {
+  kill_hard();
+  std::error_code ec;
+  std::remove((dir_ + "/port").c_str());
+  std::remove((dir_ + "/fleetd.log").c_str());
+  rmdir(dir_.c_str());
+}
+
+void FleetdProcess::start() {
+  const std::string port_file = dir_ + "/port";
+  std::remove(port_file.c_str());
+  std::vector<std::string> args = {
+      TINYFLEET_FLEETD_PATH,       "--listen=127.0.0.1:0",
+      "--port_file=" + port_file,  "--database.uri=" + database_uri_,
+      "--database.pool=4",         "--bootstrap_admin_token=" + admin_token_,
+      "--shutdown_grace_seconds=5"};
+  for (const auto& [k, v] : settings_) args.push_back("--" + k + "=" + v);
+  const std::string log_path = dir_ + "/fleetd.log";
+  pid_ = fork();
+  ASSERT_GE(pid_, 0);
+  if (pid_ == 0) {
+    std::freopen(log_path.c_str(), "a", stderr);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::ifstream in(port_file);
+    if (in >> port_ && port_ > 0) return;
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      FAIL() << "fleetd exited during start:\n" << log();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  FAIL() << "fleetd did not start within 60 s:\n" << log();
+}
+
+void FleetdProcess::kill_hard() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGKILL);
+  waitpid(pid_, nullptr, 0);
+  pid_ = -1;
+}
+
+int FleetdProcess::terminate() {
+  if (pid_ <= 0) return -1;
+  ::kill(pid_, SIGTERM);
+  int status = 0;
+  waitpid(pid_, &status, 0);
+  pid_ = -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+std::string FleetdProcess::log() const {
+  std::ifstream in(dir_ + "/fleetd.log");
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::shared_ptr<grpc::Channel> FleetdProcess::channel() const {
+  return grpc::CreateChannel("127.0.0.1:" + std::to_string(port_),
+                             grpc::InsecureChannelCredentials());
+}
+
+std::unique_ptr<grpc::ClientContext> context_with_token(const std::string& token) {
+  auto ctx = std::make_unique<grpc::ClientContext>();
+  if (!token.empty()) ctx->AddMetadata("authorization", "Bearer " + token);
+  ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  return ctx;
+}
+
+}  // namespace tinyfleet::testing

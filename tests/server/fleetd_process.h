@@ -1,0 +1,42 @@
+#pragma once
+
+#include <sys/types.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+
+namespace tinyfleet::testing {
+
+// The real fleetd binary as a child process on a free loopback port, against a
+// given database. Killed (SIGKILL) when the object goes, unless stopped before.
+class FleetdProcess {
+ public:
+  // `settings`: extra --key=value flags (e.g. TLS files).
+  FleetdProcess(const std::string& database_uri, const std::string& admin_token,
+                std::map<std::string, std::string> settings = {});
+  ~FleetdProcess();
+
+  void start();      // returns once fleetd is serving (or fails the test)
+  void kill_hard();  // SIGKILL, no chance to clean up
+  int terminate();   // SIGTERM; returns the exit status
+  int port() const { return port_; }
+  std::string log() const;  // fleetd's structured log so far
+  std::shared_ptr<grpc::Channel> channel() const;
+
+ private:
+  std::string dir_;
+  std::string database_uri_;
+  std::string admin_token_;
+  std::map<std::string, std::string> settings_;
+  pid_t pid_ = -1;
+  int port_ = 0;
+};
+
+// A client context carrying "authorization: Bearer <token>" (none when empty).
+std::unique_ptr<grpc::ClientContext> context_with_token(const std::string& token);
+
+}  // namespace tinyfleet::testing
