@@ -51,9 +51,8 @@ void run(benchmark::State& state) {
     if (!r) state.SkipWithError(r.error().message.c_str());
   }
   state.SetItemsProcessed(state.iterations() * batch);
-  state.counters["rows/s"] =
-      benchmark::Counter(static_cast<double>(state.iterations() * batch),
-                         benchmark::Counter::kIsRate);
+  state.counters["rows/s"] = benchmark::Counter(static_cast<double>(state.iterations() * batch),
+                                                benchmark::Counter::kIsRate);
 }
 
 void BM_TelemetryCopy(benchmark::State& state) { run<telemetry::insert_batch>(state); }

@@ -16,5 +16,5 @@ cmake --build --preset "$preset" -j "$jobs"
 source deploy/local/stack.sh
 stack_start "$root/build/$preset/stack"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
-export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
 ctest --preset "$preset" -j "$jobs" --timeout 600 "$@"

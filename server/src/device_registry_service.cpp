@@ -83,7 +83,9 @@ grpc::Status DeviceRegistryService::ProvisionDevice(grpc::ServerContext* ctx,
     return s;
   }
   if (!names::device(req->id())) {
-    return invalid_argument("id '" + req->id() + "' is not a device id: 1-64 of A-Z a-z 0-9 _ . -");
+    return invalid_argument(
+        "id '" + req->id() +
+        "' is not a device id: 1-64 of A-Z a-z 0-9 _ . -, starting with a letter or digit");
   }
   const std::string fleet = req->fleet().empty() ? "default" : req->fleet();
   if (!names::device(fleet)) return invalid_argument("fleet '" + fleet + "' is not a fleet name");

@@ -213,12 +213,12 @@ grpc::Status ModelRegistryService::ListVersions(grpc::ServerContext* ctx,
   }
   auto r = db_.transact([&](pqxx::work& w) {
     storage::models::get(w, req->model());  // kNotFound names the model
-    std::vector<std::pair<storage::ModelVersionRecord, std::vector<storage::ArtifactRecord>>> out;
+    std::vector<std::pair<storage::ModelVersionRecord, std::vector<storage::ArtifactRecord>>> rows;
     for (auto& v : storage::models::list_versions(w, req->model(), after, page + 1)) {
       auto a = storage::artifacts::list_for_version(w, v.id);
-      out.emplace_back(std::move(v), std::move(a));
+      rows.emplace_back(std::move(v), std::move(a));
     }
-    return out;
+    return rows;
   });
   if (!r) return to_status(r.error());
   for (size_t i = 0; i < r->size() && i < static_cast<size_t>(page); ++i) {

@@ -24,14 +24,29 @@ std::string read_text(const std::string& path) {
 class Lifecycle : public FleetdTest {};
 
 TEST_F(Lifecycle, KilledAndRestartedKeepsEverything) {
+  v1::DeviceClass cls, cls_out;
+  cls.set_name("cortex-m4-256k");
+  cls.set_spec_json(R"({"ram_bytes":262144,"flash_bytes":1048576,"clock_hz":80000000})");
+  ASSERT_TRUE(devices_->CreateDeviceClass(context_with_token(admin_).get(), cls, &cls_out).ok());
   v1::CreateModelRequest req;
   req.set_name("digits");
   v1::Model model;
   ASSERT_TRUE(models_->CreateModel(context_with_token(admin_).get(), req, &model).ok());
   const auto onnx = read_fixture("models/digits_cnn.onnx");
   v1::ModelVersion version;
-  ASSERT_TRUE(upload(admin_, "digits", onnx, {}, &version).ok());
+  ASSERT_TRUE(upload(admin_, "digits", onnx, {"cortex-m4-256k"}, &version).ok());
   const auto viewer = make_token("viewer", v1::ROLE_VIEWER);
+  // A device and a refused compile as provisioning and the compile step store them.
+  ASSERT_TRUE(scratch_.db().transact([](pqxx::work& w) {
+    storage::devices::create(w, {"dev-1", "default", "cortex-m4-256k", {"lab"}, "hash"});
+    storage::NewArtifact a;
+    a.version_id = storage::models::get_version(w, "digits", 1).id;
+    a.device_class = "cortex-m4-256k";
+    a.status = storage::ArtifactStatus::kRefused;
+    a.refusal_reason = "arena 300000 B + runtime 12000 B > RAM 262144 B";
+    storage::artifacts::store(w, a);
+    return storage::Done{};
+  }));
 
   fleetd_->kill_hard();
   ASSERT_NO_FATAL_FAILURE(fleetd_->start());
@@ -44,6 +59,14 @@ TEST_F(Lifecycle, KilledAndRestartedKeepsEverything) {
   auto s = models_->GetVersion(context_with_token(viewer).get(), get, &again);
   ASSERT_TRUE(s.ok()) << s.error_message();
   EXPECT_EQ(again.onnx_sha256(), version.onnx_sha256());
+  ASSERT_EQ(again.artifacts_size(), 1);
+  EXPECT_EQ(again.artifacts(0).status(), v1::ARTIFACT_STATUS_REFUSED);
+  EXPECT_EQ(again.artifacts(0).refusal_reason(), "arena 300000 B + runtime 12000 B > RAM 262144 B");
+  v1::GetDeviceRequest dev;
+  dev.set_id("dev-1");
+  v1::Device device;
+  ASSERT_TRUE(devices_->GetDevice(context_with_token(viewer).get(), dev, &device).ok());
+  EXPECT_EQ(device.device_class(), "cortex-m4-256k");
   EXPECT_EQ(count_rows("api_tokens"), 2);  // the bootstrap admin was not made twice
 }
 

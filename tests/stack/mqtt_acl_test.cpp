@@ -1,4 +1,6 @@
 // The broker of the local stack confines each device account to its own topics.
+#include <unistd.h>
+
 #include <chrono>
 #include <sstream>
 #include <utility>
@@ -33,8 +35,12 @@ std::string broker_uri() {
   return "tcp://" + require_env("TINYFLEET_MQTT_HOST") + ":" + require_env("TINYFLEET_MQTT_PORT");
 }
 
+// Client ids are unique per process and test: ctest runs these tests in parallel, and
+// the broker would otherwise hand one test's session to the other.
 std::unique_ptr<mqtt::async_client> connect(const Account& a) {
-  auto c = std::make_unique<mqtt::async_client>(broker_uri(), a.user + "-acl-test",
+  const auto* test = ::testing::UnitTest::GetInstance()->current_test_info();
+  const std::string client_id = a.user + "-" + std::to_string(getpid()) + "-" + test->name();
+  auto c = std::make_unique<mqtt::async_client>(broker_uri(), client_id,
                                                 mqtt::create_options(MQTTVERSION_5));
   auto opts = mqtt::connect_options_builder()
                   .mqtt_version(MQTTVERSION_5)
@@ -70,15 +76,16 @@ std::vector<std::string> drain(mqtt::async_client& c, std::chrono::milliseconds 
   return topics;
 }
 
-const std::string kFleet = "tinyfleet/v1/acl/";
+// A fleet segment of this process's own, so parallel runs never see each other's messages.
+const std::string kFleet = "tinyfleet/v1/acl" + std::to_string(getpid()) + "/";
 
 }  // namespace
 
 TEST(BrokerAcl, ADevicePublishesOnItsOwnTopicsOnly) {
   auto devices = test_devices();
   ASSERT_GE(devices.size(), 2u);
-  auto server = connect({require_env("TINYFLEET_MQTT_SERVER_USER"),
-                         require_env("TINYFLEET_MQTT_SERVER_PASSWORD")});
+  auto server = connect(
+      {require_env("TINYFLEET_MQTT_SERVER_USER"), require_env("TINYFLEET_MQTT_SERVER_PASSWORD")});
   ASSERT_LT(outcome(server->subscribe("tinyfleet/#", 1)), 0x80);
   auto dev = connect(devices[0]);
 
@@ -94,8 +101,8 @@ TEST(BrokerAcl, ADevicePublishesOnItsOwnTopicsOnly) {
 
 TEST(BrokerAcl, ADeviceSubscribesToItsOwnOfferOnly) {
   auto devices = test_devices();
-  auto server = connect({require_env("TINYFLEET_MQTT_SERVER_USER"),
-                         require_env("TINYFLEET_MQTT_SERVER_PASSWORD")});
+  auto server = connect(
+      {require_env("TINYFLEET_MQTT_SERVER_USER"), require_env("TINYFLEET_MQTT_SERVER_PASSWORD")});
   auto dev = connect(devices[0]);
   const std::string own = kFleet + devices[0].user + "/offer";
   const std::string foreign = kFleet + devices[1].user + "/offer";

@@ -13,7 +13,10 @@ TEST(Sha256, MatchesTheKnownDigestOfAbc) {
 TEST(PgBlobStore, ABlobStoredTwiceIsStoredOnce) {
   ScratchDatabase scratch;
   PgBlobStore blobs(scratch.db());
-  std::string payload("weights\0with\xffbinary", 19);
+  std::string payload(
+      "weights\0with\xff"
+      "binary",
+      19);
   auto a = blobs.put(payload);
   auto b = blobs.put(payload);
   ASSERT_TRUE(a && b);
