@@ -1,0 +1,54 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "tinyfleet/device_agent/update_generated.h"
+#include "tinyfleet/storage/error.h"
+
+namespace tinyfleet::server {
+
+// A named byte range of an artifact (a tensor's weights, say), as the artifact
+// reader lists them. Tensors with the same name and size in base and target are
+// sent as byte differences, which are mostly zeros after fine-tuning.
+struct ArtifactSegment {
+  std::string name;
+  uint64_t offset = 0;
+  uint64_t size = 0;
+};
+
+struct Delta {
+  update::DeltaCodec codec = update::DeltaCodec_Full;
+  std::string payload;
+  uint32_t window_log = 0;  // the decoder window the device needs (2^window_log bytes)
+};
+
+struct DeltaOptions {
+  int level = 19;
+  uint32_t max_window_log = 17;  // what the device class can afford for the decoder
+};
+
+// The full artifact, zstd-compressed (any device can apply it).
+storage::Expected<Delta> encode_full(const std::string& target, const DeltaOptions& options);
+
+// Per-segment differences (segments matched by name and size), zstd-compressed
+// without a prefix, so the decoder needs only its small window. With no segments
+// given, a base and target of equal size are compared as one segment.
+storage::Expected<Delta> encode_tensor_delta(const std::string& base, const std::string& target,
+                                             const std::vector<ArtifactSegment>& base_segments,
+                                             const std::vector<ArtifactSegment>& target_segments,
+                                             const DeltaOptions& options);
+
+// Structure-blind fallback: zstd with the whole base as prefix. The device needs the
+// base at one address and a window covering base and target.
+storage::Expected<Delta> encode_prefix_delta(const std::string& base, const std::string& target,
+                                             const DeltaOptions& options);
+
+// The smallest of the applicable codecs for this pair within the window limit.
+storage::Expected<Delta> encode_best(const std::string& base, const std::string& target,
+                                     const std::vector<ArtifactSegment>& base_segments,
+                                     const std::vector<ArtifactSegment>& target_segments,
+                                     const DeltaOptions& options);
+
+}  // namespace tinyfleet::server

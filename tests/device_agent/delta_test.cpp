@@ -1,0 +1,191 @@
+// The delta codec: every codec round-trips through the streaming decoder in small
+// pieces with bounded memory; corrupt or truncated payloads are refused.
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "tinyfleet/device_agent/delta_decoder.h"
+#include "tinyfleet/server/delta_encoder.h"
+
+using namespace tinyfleet;
+using device_agent::DeltaStatus;
+
+namespace {
+
+struct MemoryBase : device_agent::BaseReader {
+  explicit MemoryBase(const std::string& b) : bytes(b) {}
+  uint64_t size() const override { return bytes.size(); }
+  bool read(uint64_t off, uint8_t* out, size_t n) override {
+    if (off + n > bytes.size()) return false;
+    std::memcpy(out, bytes.data() + off, n);
+    return true;
+  }
+  const uint8_t* contiguous() const override {
+    return reinterpret_cast<const uint8_t*>(bytes.data());
+  }
+  std::string bytes;
+};
+
+struct MemorySlot : device_agent::SlotWriter {
+  bool write(const uint8_t* d, size_t n) override {
+    out.append(reinterpret_cast<const char*>(d), n);
+    return true;
+  }
+  std::string out;
+};
+
+// An artifact-like blob: a header, then tensors of pseudo-random weights.
+struct Artifact {
+  std::string bytes;
+  std::vector<server::ArtifactSegment> segments;
+};
+
+Artifact make_artifact(uint32_t seed, const std::vector<size_t>& tensor_sizes, size_t header) {
+  std::mt19937 rng(seed);
+  Artifact a;
+  a.bytes.resize(header);
+  for (auto& c : a.bytes) c = static_cast<char>(rng());
+  for (size_t i = 0; i < tensor_sizes.size(); ++i) {
+    a.segments.push_back({"tensor" + std::to_string(i), a.bytes.size(), tensor_sizes[i]});
+    for (size_t j = 0; j < tensor_sizes[i]; ++j) a.bytes.push_back(static_cast<char>(rng()));
+  }
+  return a;
+}
+
+DeltaStatus apply(const server::Delta& d, const std::string& base, uint64_t target_size,
+                  std::string* out, uint32_t window_log, size_t piece = 333) {
+  std::vector<uint8_t> work(device_agent::DeltaDecoder::workspace_size(window_log));
+  MemoryBase b(base);
+  MemorySlot slot;
+  device_agent::DeltaDecoder dec(d.codec, target_size, window_log, work.data(), work.size(), &b,
+                                 &slot);
+  if (auto s = dec.start(); s != DeltaStatus::kOk) return s;
+  for (size_t off = 0; off < d.payload.size(); off += piece) {
+    const auto n = std::min(piece, d.payload.size() - off);
+    if (auto s = dec.feed(reinterpret_cast<const uint8_t*>(d.payload.data()) + off, n);
+        s != DeltaStatus::kOk) {
+      return s;
+    }
+  }
+  auto s = dec.finish();
+  *out = slot.out;
+  return s;
+}
+
+TEST(DeltaCodec, EveryCodecRoundTrips) {
+  const auto base = make_artifact(1, {4096, 20000, 300, 7}, 640);
+  auto target = base;
+  // Fine-tuning: a few weights of one tensor move; the header changes a little.
+  std::mt19937 rng(9);
+  for (int i = 0; i < 200; ++i) target.bytes[target.segments[1].offset + rng() % 20000] ^= 3;
+  target.bytes[10] = 'x';
+  server::DeltaOptions opts;
+  std::vector<tinyfleet::storage::Expected<server::Delta>> deltas;
+  deltas.push_back(server::encode_full(target.bytes, opts));
+  deltas.push_back(
+      server::encode_tensor_delta(base.bytes, target.bytes, base.segments, target.segments, opts));
+  deltas.push_back(server::encode_prefix_delta(base.bytes, target.bytes, opts));
+  for (const auto& d : deltas) {
+    ASSERT_TRUE(d) << d.error().message;
+    std::string out;
+    EXPECT_EQ(apply(*d, base.bytes, target.bytes.size(), &out, opts.max_window_log),
+              DeltaStatus::kOk)
+        << "codec " << static_cast<int>(d->codec);
+    EXPECT_EQ(out, target.bytes) << "codec " << static_cast<int>(d->codec);
+  }
+  // Fed one byte at a time, too.
+  std::string out;
+  EXPECT_EQ(apply(*deltas[1], base.bytes, target.bytes.size(), &out, opts.max_window_log, 1),
+            DeltaStatus::kOk);
+  EXPECT_EQ(out, target.bytes);
+}
+
+TEST(DeltaCodec, TensorDeltaIsSmallForFineTunedWeights) {
+  const auto base = make_artifact(2, {8192, 32768, 4096}, 512);
+  auto target = base;
+  for (size_t i = 0; i < 64; ++i) target.bytes[target.segments[1].offset + i * 500] += 1;
+  server::DeltaOptions opts;
+  auto full = server::encode_full(target.bytes, opts);
+  auto tensor =
+      server::encode_tensor_delta(base.bytes, target.bytes, base.segments, target.segments, opts);
+  ASSERT_TRUE(full && tensor);
+  // Random weights do not compress; their differences are almost all zero.
+  EXPECT_LT(tensor->payload.size() * 20, full->payload.size())
+      << "tensor " << tensor->payload.size() << " full " << full->payload.size();
+  auto best = server::encode_best(base.bytes, target.bytes, base.segments, target.segments, opts);
+  ASSERT_TRUE(best);
+  EXPECT_LE(best->payload.size(), tensor->payload.size());
+}
+
+TEST(DeltaCodec, ShiftedTensorsAreMatchedByName) {
+  const auto base = make_artifact(3, {5000, 7000}, 100);
+  // The target has a longer header and an extra tensor in front: offsets move.
+  auto target = make_artifact(4, {900}, 300);
+  for (size_t i = 0; i < base.segments.size(); ++i) {
+    const auto& s = base.segments[i];
+    target.segments.push_back({s.name, target.bytes.size(), s.size});
+    target.bytes += base.bytes.substr(s.offset, s.size);
+  }
+  target.segments[0].name = "new_tensor";
+  auto d =
+      server::encode_tensor_delta(base.bytes, target.bytes, base.segments, target.segments, {});
+  ASSERT_TRUE(d);
+  EXPECT_LT(d->payload.size(), 2000u);  // 12 KB of weights travel as zeros
+  std::string out;
+  ASSERT_EQ(apply(*d, base.bytes, target.bytes.size(), &out, 17), DeltaStatus::kOk);
+  EXPECT_EQ(out, target.bytes);
+}
+
+TEST(DeltaCodec, CorruptTruncatedAndOversizedPayloadsAreRefused) {
+  const auto base = make_artifact(5, {3000, 3000}, 200);
+  auto target = base;
+  target.bytes[500] ^= 1;
+  auto d =
+      server::encode_tensor_delta(base.bytes, target.bytes, base.segments, target.segments, {});
+  ASSERT_TRUE(d);
+  std::string out;
+  auto flipped = *d;
+  flipped.payload[flipped.payload.size() / 2] ^= 0x40;
+  EXPECT_NE(apply(flipped, base.bytes, target.bytes.size(), &out, 17), DeltaStatus::kOk);
+
+  auto truncated = *d;
+  truncated.payload.resize(truncated.payload.size() - 5);
+  EXPECT_EQ(apply(truncated, base.bytes, target.bytes.size(), &out, 17), DeltaStatus::kIncomplete);
+
+  // The manifest's target size is the bound on output.
+  EXPECT_EQ(apply(*d, base.bytes, target.bytes.size() - 1, &out, 17), DeltaStatus::kCorrupt);
+
+  // A prefix delta needs a window the device does not have.
+  const auto big = make_artifact(6, {100000}, 10);
+  auto big2 = big;
+  big2.bytes[5] ^= 1;
+  server::DeltaOptions wide;
+  wide.max_window_log = 20;
+  auto prefix = server::encode_prefix_delta(big.bytes, big2.bytes, wide);
+  ASSERT_TRUE(prefix);
+  EXPECT_EQ(apply(*prefix, big.bytes, big2.bytes.size(), &out, 16), DeltaStatus::kWindowTooLarge);
+  server::DeltaOptions narrow;
+  narrow.max_window_log = 16;
+  auto refused = server::encode_prefix_delta(big.bytes, big2.bytes, narrow);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message.find("window"), std::string::npos);
+
+  // A difference reaching past the base.
+  EXPECT_EQ(apply(*d, base.bytes.substr(0, 1000), target.bytes.size(), &out, 17),
+            DeltaStatus::kBaseOutOfRange);
+}
+
+TEST(DeltaCodec, WorkspaceIsBoundedAndChecked) {
+  // zstd's decoder context dominates; the window adds to it. Measured with zstd 1.5.4:
+  // about 322 KB at 2^15 (see docs/update-protocol.md).
+  const auto small_window = device_agent::DeltaDecoder::workspace_size(15);
+  EXPECT_LT(small_window, device_agent::DeltaDecoder::workspace_size(20));
+  EXPECT_LT(small_window, 400u * 1024);
+  std::vector<uint8_t> small(1024);
+  MemorySlot slot;
+  device_agent::DeltaDecoder dec(update::DeltaCodec_Full, 10, 15, small.data(), small.size(),
+                                 nullptr, &slot);
+  EXPECT_EQ(dec.start(), DeltaStatus::kWorkspaceTooSmall);
+}
+
+}  // namespace
