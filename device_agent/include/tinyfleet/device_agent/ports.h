@@ -1,0 +1,70 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace tinyfleet::device_agent {
+
+// What the portable core needs from a device. The Linux port implements them with
+// files (fsync + rename) and Paho MQTT; a bare-metal port with flash pages and its
+// own MQTT client.
+
+// Small records that must survive power loss: replaced whole, atomically.
+class RecordStore {
+ public:
+  virtual ~RecordStore() = default;
+  // Reads record `name` into `out`; returns its size, or -1 when absent.
+  virtual long load(const char* name, uint8_t* out, size_t capacity) = 0;
+  // Replaces record `name` atomically and durably (old or new after a power cut).
+  virtual bool save(const char* name, const uint8_t* data, size_t size) = 0;
+};
+
+// Two artifact slots (A/B) and a staging area for the downloaded payload.
+class SlotStore {
+ public:
+  virtual ~SlotStore() = default;
+  // Slot writing: begin (discarding any earlier partial write), append, then commit,
+  // which makes the whole slot content durable at once.
+  virtual bool begin_slot(int slot) = 0;
+  virtual bool append_slot(int slot, const uint8_t* data, size_t size) = 0;
+  virtual bool commit_slot(int slot) = 0;
+  virtual long slot_size(int slot) = 0;  // -1 when empty
+  virtual bool read_slot(int slot, uint64_t offset, uint8_t* out, size_t size) = 0;
+  // The slot at one address (flash, mmap), or null.
+  virtual const uint8_t* map_slot(int slot) = 0;
+
+  // Staging: the payload, appended chunk by chunk (resumable after a restart).
+  virtual long staging_size() = 0;
+  virtual bool staging_append(uint64_t offset, const uint8_t* data, size_t size) = 0;
+  virtual bool staging_read(uint64_t offset, uint8_t* out, size_t size) = 0;
+  virtual bool staging_clear() = 0;
+};
+
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  virtual uint64_t now_unix() = 0;      // wall clock, for expiry
+  virtual uint64_t monotonic_ms() = 0;  // for timeouts and latency
+};
+
+// Messages the agent sends (the transport adds the topic prefix).
+class Outbox {
+ public:
+  virtual ~Outbox() = default;
+  virtual bool publish_status(const char* json) = 0;
+  virtual bool request_chunk(uint64_t release, uint64_t offset, uint32_t length) = 0;
+};
+
+// Runs an artifact. The Linux port and the firmware use the kernels runtime.
+class ModelRunner {
+ public:
+  virtual ~ModelRunner() = default;
+  // Prepares the artifact (verifies it; plans into the runner's arena). False with a
+  // reason when it cannot run.
+  virtual bool load(const uint8_t* artifact, size_t size, const char** reason) = 0;
+  virtual size_t input_bytes() const = 0;
+  virtual size_t output_bytes() const = 0;
+  virtual bool run(const int8_t* input, int8_t* output) = 0;
+};
+
+}  // namespace tinyfleet::device_agent

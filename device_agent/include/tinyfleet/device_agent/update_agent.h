@@ -1,0 +1,124 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "tinyfleet/device_agent/crypto.h"
+#include "tinyfleet/device_agent/delta_decoder.h"
+#include "tinyfleet/device_agent/offer.h"
+#include "tinyfleet/device_agent/ports.h"
+
+namespace tinyfleet::device_agent {
+
+// Named after what the device is doing. Every transition is persisted before it
+// takes effect, so a power cut resumes the step or rolls back, never leaving a
+// half-written model active.
+enum class UpdateState : uint8_t {
+  kIdle = 0,
+  kOffered,
+  kDownloading,
+  kVerifying,
+  kPatching,
+  kSelfTest,
+  kCommitted,
+  kRolledBack,
+};
+const char* to_string(UpdateState state);
+
+inline constexpr uint8_t kNoSlot = 0xff;
+
+// The persisted record ("agent-state"), fixed size, checksummed.
+struct AgentRecord {
+  uint32_t magic = 0x41534654;  // "TFSA"
+  uint16_t version = 1;
+  UpdateState state = UpdateState::kIdle;
+  uint8_t active_slot = kNoSlot;
+  uint64_t installed_release = 0;
+  uint8_t installed_sha256[32] = {};
+  uint64_t installed_size = 0;
+  uint8_t previous_slot = kNoSlot;  // what a rollback returns to
+  uint64_t previous_release = 0;
+  uint8_t previous_sha256[32] = {};
+  uint64_t previous_size = 0;
+  uint64_t pending_release = 0;
+  uint8_t pending_sha256[32] = {};
+  uint64_t pending_size = 0;
+  uint64_t failed_release = 0;  // a release that failed here is not tried again
+  char reason[96] = {};
+  uint32_t crc = 0;
+};
+
+struct AgentConfig {
+  const char* fleet = "default";
+  const char* device_id = "";
+  const char* device_class = "";
+  const uint8_t* root_public_key = nullptr;  // 32 bytes
+  uint32_t window_log = 17;                  // decoder window this device affords
+  uint32_t chunk_timeout_ms = 2000;          // re-request a chunk after this
+  uint32_t self_test_timeout_ms = 1000;      // per self-test inference
+};
+
+// The update state machine of one device. Single-threaded: the port calls it from
+// one loop. Memory: the caller's workspace (delta decoder) and offer buffer.
+class UpdateAgent {
+ public:
+  UpdateAgent(const AgentConfig& config, RecordStore& records, SlotStore& slots, Clock& clock,
+              Outbox& outbox, const SignatureVerifier& verifier, Sha256& sha, ModelRunner& active,
+              ModelRunner& candidate, uint8_t* workspace, size_t workspace_bytes);
+
+  // Puts a first artifact into slot 0 as release 0 (provisioning, before any update).
+  bool install_factory(const uint8_t* artifact, size_t size);
+  // After power-up: restores the record, resumes or rolls back an update in flight,
+  // checks the active slot's sha256 and loads its model.
+  bool boot();
+  void on_offer(const uint8_t* data, size_t size);
+  void on_chunk(uint64_t release, uint64_t offset, const uint8_t* data, size_t size);
+  void on_reconnect();  // re-requests the chunk in flight
+  void poll();          // chunk timeouts
+
+  UpdateState state() const { return record_.state; }
+  const AgentRecord& record() const { return record_; }
+  bool model_ready() const { return model_ready_; }
+  ModelRunner& model() { return *active_; }
+  // After a switch, the previous model (still loaded) for shadow comparison, or null.
+  ModelRunner* shadow() { return shadow_ready_ ? candidate_ : nullptr; }
+  void end_shadow() { shadow_ready_ = false; }
+  const update::Manifest* manifest() const;  // of the offer in progress or last installed
+
+  // Test hook: called just before each transition is persisted (a test may kill the
+  // process there to simulate a power cut).
+  void (*before_persist)(UpdateState next) = nullptr;
+
+ private:
+  bool persist(UpdateState next, const char* reason = "");
+  void refuse(const char* reason);
+  void fail_update(const char* reason);
+  void request_next_chunk();
+  void verify_payload();
+  void patch();
+  void self_test();
+  bool slot_matches(uint8_t slot, const uint8_t sha[32], uint64_t size);
+  bool load_active();
+  void report(const char* event, const char* detail = "");
+
+  AgentConfig config_;
+  RecordStore& records_;
+  SlotStore& slots_;
+  Clock& clock_;
+  Outbox& outbox_;
+  const SignatureVerifier& verifier_;
+  Sha256& sha_;
+  ModelRunner* active_;
+  ModelRunner* candidate_;
+  uint8_t* workspace_;
+  size_t workspace_bytes_;
+  AgentRecord record_;
+  uint8_t offer_[kMaxOfferBytes];
+  size_t offer_size_ = 0;
+  bool model_ready_ = false;
+  bool shadow_ready_ = false;
+  uint64_t requested_at_ms_ = 0;
+  bool request_outstanding_ = false;
+};
+
+}  // namespace tinyfleet::device_agent

@@ -1,0 +1,412 @@
+#include "tinyfleet/device_agent/update_agent.h"
+
+#include <cstdio>
+#include <cstring>
+
+namespace tinyfleet::device_agent {
+
+namespace {
+
+constexpr const char* kRecordName = "agent-state";
+constexpr const char* kOfferName = "offer";
+
+uint32_t crc32(const uint8_t* data, size_t size) {
+  uint32_t crc = 0xffffffffu;
+  for (size_t i = 0; i < size; ++i) {
+    crc ^= data[i];
+    for (int k = 0; k < 8; ++k) crc = (crc >> 1) ^ (0xedb88320u & (0u - (crc & 1u)));
+  }
+  return ~crc;
+}
+
+uint32_t record_crc(const AgentRecord& r) {
+  return crc32(reinterpret_cast<const uint8_t*>(&r), offsetof(AgentRecord, crc));
+}
+
+void copy_reason(char (&out)[96], const char* reason) {
+  std::snprintf(out, sizeof out, "%s", reason ? reason : "");
+}
+
+// Streams decoder output into a slot.
+class SlotSink final : public SlotWriter {
+ public:
+  SlotSink(SlotStore& slots, int slot) : slots_(slots), slot_(slot) {}
+  bool write(const uint8_t* data, size_t size) override {
+    return slots_.append_slot(slot_, data, size);
+  }
+
+ private:
+  SlotStore& slots_;
+  int slot_;
+};
+
+// The active slot as the base of a delta.
+class SlotBase final : public BaseReader {
+ public:
+  SlotBase(SlotStore& slots, int slot, uint64_t size) : slots_(slots), slot_(slot), size_(size) {}
+  uint64_t size() const override { return size_; }
+  bool read(uint64_t offset, uint8_t* out, size_t size) override {
+    return offset + size <= size_ && slots_.read_slot(slot_, offset, out, size);
+  }
+  const uint8_t* contiguous() const override { return slots_.map_slot(slot_); }
+
+ private:
+  SlotStore& slots_;
+  int slot_;
+  uint64_t size_;
+};
+
+}  // namespace
+
+const char* to_string(UpdateState state) {
+  switch (state) {
+    case UpdateState::kIdle:
+      return "Idle";
+    case UpdateState::kOffered:
+      return "Offered";
+    case UpdateState::kDownloading:
+      return "Downloading";
+    case UpdateState::kVerifying:
+      return "Verifying";
+    case UpdateState::kPatching:
+      return "Patching";
+    case UpdateState::kSelfTest:
+      return "SelfTest";
+    case UpdateState::kCommitted:
+      return "Committed";
+    case UpdateState::kRolledBack:
+      return "RolledBack";
+  }
+  return "Unknown";
+}
+
+UpdateAgent::UpdateAgent(const AgentConfig& config, RecordStore& records, SlotStore& slots,
+                         Clock& clock, Outbox& outbox, const SignatureVerifier& verifier,
+                         Sha256& sha, ModelRunner& active, ModelRunner& candidate,
+                         uint8_t* workspace, size_t workspace_bytes)
+    : config_(config),
+      records_(records),
+      slots_(slots),
+      clock_(clock),
+      outbox_(outbox),
+      verifier_(verifier),
+      sha_(sha),
+      active_(&active),
+      candidate_(&candidate),
+      workspace_(workspace),
+      workspace_bytes_(workspace_bytes) {}
+
+bool UpdateAgent::persist(UpdateState next, const char* reason) {
+  if (before_persist) before_persist(next);
+  AgentRecord r = record_;
+  r.state = next;
+  copy_reason(r.reason, reason);
+  r.crc = record_crc(r);
+  if (!records_.save(kRecordName, reinterpret_cast<const uint8_t*>(&r), sizeof r)) return false;
+  record_ = r;
+  report("state", reason);
+  return true;
+}
+
+void UpdateAgent::report(const char* event, const char* detail) {
+  char json[512];
+  std::snprintf(json, sizeof json,
+                "{\"device\":\"%s\",\"event\":\"%s\",\"state\":\"%s\",\"release\":%llu,"
+                "\"pending_release\":%llu,\"detail\":\"%s\"}",
+                config_.device_id, event, to_string(record_.state),
+                static_cast<unsigned long long>(record_.installed_release),
+                static_cast<unsigned long long>(record_.pending_release), detail);
+  outbox_.publish_status(json);
+}
+
+const update::Manifest* UpdateAgent::manifest() const {
+  if (offer_size_ == 0) return nullptr;
+  return update::GetSignedOffer(offer_)->manifest_nested_root();
+}
+
+bool UpdateAgent::slot_matches(uint8_t slot, const uint8_t sha[32], uint64_t size) {
+  if (slot == kNoSlot || slots_.slot_size(slot) != static_cast<long>(size)) return false;
+  sha_.reset();
+  uint8_t buf[1024];
+  for (uint64_t off = 0; off < size; off += sizeof buf) {
+    const size_t n = static_cast<size_t>(size - off < sizeof buf ? size - off : sizeof buf);
+    if (!slots_.read_slot(slot, off, buf, n)) return false;
+    sha_.update(buf, n);
+  }
+  uint8_t digest[32];
+  sha_.finish(digest);
+  return std::memcmp(digest, sha, 32) == 0;
+}
+
+bool UpdateAgent::install_factory(const uint8_t* artifact, size_t size) {
+  if (!slots_.begin_slot(0) || !slots_.append_slot(0, artifact, size) || !slots_.commit_slot(0)) {
+    return false;
+  }
+  AgentRecord r;
+  r.active_slot = 0;
+  r.installed_release = 0;
+  r.installed_size = size;
+  sha_.reset();
+  sha_.update(artifact, size);
+  sha_.finish(r.installed_sha256);
+  record_ = r;
+  return persist(UpdateState::kIdle, "factory image");
+}
+
+bool UpdateAgent::load_active() {
+  const char* why = "";
+  model_ready_ = false;
+  if (record_.active_slot == kNoSlot) return false;
+  if (!slot_matches(record_.active_slot, record_.installed_sha256, record_.installed_size)) {
+    // Never run a model that is not the one recorded; fall back to the previous one.
+    if (slot_matches(record_.previous_slot, record_.previous_sha256, record_.previous_size)) {
+      record_.active_slot = record_.previous_slot;
+      record_.installed_release = record_.previous_release;
+      std::memcpy(record_.installed_sha256, record_.previous_sha256, 32);
+      record_.installed_size = record_.previous_size;
+      record_.previous_slot = kNoSlot;
+      persist(UpdateState::kRolledBack, "active slot did not match its sha256");
+    } else {
+      report("error", "no slot holds a model matching its recorded sha256");
+      return false;
+    }
+  }
+  const uint8_t* mapped = slots_.map_slot(record_.active_slot);
+  if (!mapped || !active_->load(mapped, record_.installed_size, &why)) {
+    report("error", why);
+    return false;
+  }
+  model_ready_ = true;
+  return true;
+}
+
+bool UpdateAgent::boot() {
+  AgentRecord r;
+  const long n = records_.load(kRecordName, reinterpret_cast<uint8_t*>(&r), sizeof r);
+  if (n != static_cast<long>(sizeof r) || r.magic != AgentRecord{}.magic ||
+      r.crc != record_crc(r)) {
+    report("error", "no valid agent record; waiting for provisioning");
+    return false;
+  }
+  record_ = r;
+  const long offer = records_.load(kOfferName, offer_, sizeof offer_);
+  offer_size_ = offer > 0 ? static_cast<size_t>(offer) : 0;
+  // An offer on disk was checked when it arrived; check its structure again anyway.
+  if (offer_size_ > 0) {
+    flatbuffers::Verifier v(offer_, offer_size_, 16, 4096);
+    if (!update::VerifySignedOfferBuffer(v)) offer_size_ = 0;
+  }
+  switch (record_.state) {
+    case UpdateState::kOffered:
+    case UpdateState::kDownloading:
+    case UpdateState::kVerifying:
+    case UpdateState::kPatching:
+      if (offer_size_ == 0) {
+        fail_update("offer lost across restart");
+        break;
+      }
+      if (record_.state == UpdateState::kOffered) persist(UpdateState::kDownloading);
+      break;
+    case UpdateState::kSelfTest:
+      // Power was lost (or the new model crashed or hung) during the self-test.
+      fail_update("new model crashed or hung during self-test");
+      break;
+    default:
+      break;
+  }
+  const bool ready = load_active();
+  if (record_.state == UpdateState::kDownloading) request_next_chunk();
+  if (record_.state == UpdateState::kVerifying) verify_payload();
+  if (record_.state == UpdateState::kPatching) patch();
+  return ready;
+}
+
+void UpdateAgent::refuse(const char* reason) { report("offer_refused", reason); }
+
+void UpdateAgent::fail_update(const char* reason) {
+  slots_.staging_clear();
+  record_.failed_release = record_.pending_release;
+  request_outstanding_ = false;
+  persist(UpdateState::kRolledBack, reason);
+}
+
+void UpdateAgent::on_offer(const uint8_t* data, size_t size) {
+  DeviceIdentity id{config_.fleet, config_.device_class, record_.installed_release,
+                    config_.root_public_key};
+  const auto checked = check_offer(data, size, id, clock_.now_unix(), verifier_);
+  if (checked.status != OfferStatus::kOk) {
+    // A retained offer we already installed comes back on every reconnect: not news.
+    if (checked.status != OfferStatus::kNotNewer) refuse(to_string(checked.status));
+    return;
+  }
+  const auto* m = checked.manifest;
+  const bool busy =
+      record_.state >= UpdateState::kOffered && record_.state <= UpdateState::kPatching;
+  if (busy && m->release_seq() == record_.pending_release) return;  // the one in progress
+  if (m->release_seq() == record_.failed_release) return;           // failed here before; reported
+  if (m->codec() != update::DeltaCodec_Full &&
+      std::memcmp(m->base_sha256()->data(), record_.installed_sha256, 32) != 0) {
+    refuse("delta base is not the installed model");
+    return;
+  }
+  if (!records_.save(kOfferName, data, size)) {
+    refuse("cannot store the offer");
+    return;
+  }
+  std::memcpy(offer_, data, size);
+  offer_size_ = size;
+  slots_.staging_clear();
+  record_.pending_release = m->release_seq();
+  std::memcpy(record_.pending_sha256, m->target_sha256()->data(), 32);
+  record_.pending_size = m->target_size();
+  if (!persist(UpdateState::kOffered)) return;
+  if (!persist(UpdateState::kDownloading)) return;
+  request_next_chunk();
+}
+
+void UpdateAgent::request_next_chunk() {
+  const auto* m = manifest();
+  if (!m) return;
+  const long have = slots_.staging_size();
+  const uint64_t offset = have > 0 ? static_cast<uint64_t>(have) : 0;
+  if (offset >= m->payload_size()) {
+    verify_payload();
+    return;
+  }
+  const uint64_t left = m->payload_size() - offset;
+  const uint32_t length = static_cast<uint32_t>(left < m->chunk_size() ? left : m->chunk_size());
+  request_outstanding_ = outbox_.request_chunk(record_.pending_release, offset, length);
+  requested_at_ms_ = clock_.monotonic_ms();
+}
+
+void UpdateAgent::on_reconnect() {
+  if (record_.state == UpdateState::kDownloading) request_next_chunk();
+}
+
+void UpdateAgent::poll() {
+  if (record_.state == UpdateState::kDownloading &&
+      clock_.monotonic_ms() - requested_at_ms_ > config_.chunk_timeout_ms) {
+    request_next_chunk();
+  }
+}
+
+void UpdateAgent::on_chunk(uint64_t release, uint64_t offset, const uint8_t* data, size_t size) {
+  if (record_.state != UpdateState::kDownloading || release != record_.pending_release) return;
+  const auto* m = manifest();
+  const long have = slots_.staging_size();
+  if (!m || have < 0 || offset != static_cast<uint64_t>(have)) return;  // duplicate or stale
+  if (offset + size > m->payload_size()) {
+    fail_update("server sent more than the payload size");
+    return;
+  }
+  if (!slots_.staging_append(offset, data, size)) {
+    fail_update("cannot write the staging area");
+    return;
+  }
+  request_outstanding_ = false;
+  request_next_chunk();
+}
+
+void UpdateAgent::verify_payload() {
+  const auto* m = manifest();
+  if (!m) return fail_update("offer lost");
+  if (record_.state != UpdateState::kVerifying && !persist(UpdateState::kVerifying)) return;
+  sha_.reset();
+  uint8_t buf[1024];
+  const uint64_t size = m->payload_size();
+  if (slots_.staging_size() != static_cast<long>(size)) return fail_update("payload incomplete");
+  for (uint64_t off = 0; off < size; off += sizeof buf) {
+    const size_t n = static_cast<size_t>(size - off < sizeof buf ? size - off : sizeof buf);
+    if (!slots_.staging_read(off, buf, n)) return fail_update("cannot read the staging area");
+    sha_.update(buf, n);
+  }
+  uint8_t digest[32];
+  sha_.finish(digest);
+  if (std::memcmp(digest, m->payload_sha256()->data(), 32) != 0) {
+    return fail_update("payload sha256 mismatch");
+  }
+  patch();
+}
+
+void UpdateAgent::patch() {
+  const auto* m = manifest();
+  if (!m) return fail_update("offer lost");
+  if (record_.state != UpdateState::kPatching && !persist(UpdateState::kPatching)) return;
+  const int target = record_.active_slot == 0 ? 1 : 0;
+  if (!slots_.begin_slot(target)) return fail_update("cannot open the inactive slot");
+  SlotSink sink(slots_, target);
+  SlotBase base(slots_, record_.active_slot, record_.installed_size);
+  DeltaDecoder decoder(m->codec(), m->target_size(), config_.window_log, workspace_,
+                       workspace_bytes_, record_.active_slot == kNoSlot ? nullptr : &base, &sink);
+  auto status = decoder.start();
+  uint8_t buf[1024];
+  const uint64_t size = m->payload_size();
+  for (uint64_t off = 0; status == DeltaStatus::kOk && off < size; off += sizeof buf) {
+    const size_t n = static_cast<size_t>(size - off < sizeof buf ? size - off : sizeof buf);
+    if (!slots_.staging_read(off, buf, n)) return fail_update("cannot read the staging area");
+    status = decoder.feed(buf, n);
+  }
+  if (status == DeltaStatus::kOk) status = decoder.finish();
+  if (status != DeltaStatus::kOk) return fail_update(to_string(status));
+  if (!slots_.commit_slot(target)) return fail_update("cannot commit the inactive slot");
+  if (!slot_matches(static_cast<uint8_t>(target), m->target_sha256()->data(), m->target_size())) {
+    return fail_update("patched artifact sha256 mismatch");
+  }
+  self_test();
+}
+
+void UpdateAgent::self_test() {
+  const auto* m = manifest();
+  const int target = record_.active_slot == 0 ? 1 : 0;
+  if (!persist(UpdateState::kSelfTest)) return;
+  const char* why = "";
+  const uint8_t* mapped = slots_.map_slot(target);
+  if (!mapped || !candidate_->load(mapped, m->target_size(), &why)) {
+    return fail_update(why && *why ? why : "new model does not load");
+  }
+  const auto* tests = m->self_tests();
+  for (uint32_t i = 0; tests && i < tests->size(); ++i) {
+    const auto* t = tests->Get(i);
+    if (!t->input() || !t->expected_output() || t->input()->size() != candidate_->input_bytes() ||
+        t->expected_output()->size() != candidate_->output_bytes() ||
+        candidate_->output_bytes() > 4096) {
+      return fail_update("self-test vector does not fit the new model");
+    }
+    int8_t out[4096];
+    const uint64_t t0 = clock_.monotonic_ms();
+    if (!candidate_->run(t->input()->data(), out)) return fail_update("new model failed to run");
+    if (clock_.monotonic_ms() - t0 > config_.self_test_timeout_ms) {
+      return fail_update("new model exceeded the self-test time limit");
+    }
+    for (size_t k = 0; k < candidate_->output_bytes(); ++k) {
+      const int diff = out[k] - t->expected_output()->Get(static_cast<uint32_t>(k));
+      if (diff > m->self_test_tolerance() || -diff > m->self_test_tolerance()) {
+        return fail_update("self-test output differs from the expected output");
+      }
+    }
+  }
+  // Switch: the record names the new slot as active and the old as previous.
+  AgentRecord next = record_;
+  next.previous_slot = record_.active_slot;
+  next.previous_release = record_.installed_release;
+  std::memcpy(next.previous_sha256, record_.installed_sha256, 32);
+  next.previous_size = record_.installed_size;
+  next.active_slot = static_cast<uint8_t>(target);
+  next.installed_release = record_.pending_release;
+  std::memcpy(next.installed_sha256, record_.pending_sha256, 32);
+  next.installed_size = record_.pending_size;
+  const AgentRecord before = record_;
+  record_ = next;
+  if (!persist(UpdateState::kCommitted)) {
+    record_ = before;
+    return fail_update("cannot persist the switch");
+  }
+  slots_.staging_clear();
+  ModelRunner* old = active_;
+  active_ = candidate_;
+  candidate_ = old;
+  shadow_ready_ = model_ready_;  // the old model, still loaded, becomes the shadow
+  model_ready_ = true;
+}
+
+}  // namespace tinyfleet::device_agent

@@ -1,0 +1,366 @@
+// The update state machine over the Linux port's file-backed slots, with real
+// signatures and real deltas: updates commit, tampering and failed self-tests roll
+// back, downloads resume, and a process killed at any point comes back on a valid model.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sodium.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <deque>
+#include <filesystem>
+#include <random>
+
+#include "stand_in_runner.h"
+#include "tinyfleet/device_agent/linux/file_stores.h"
+#include "tinyfleet/device_agent/sodium_crypto.h"
+#include "tinyfleet/device_agent/update_agent.h"
+#include "tinyfleet/server/delta_encoder.h"
+#include "tinyfleet/server/offer_signer.h"
+#include "tinyfleet/server/update_keys.h"
+
+using namespace tinyfleet;
+using device_agent::UpdateState;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr uint64_t kNow = 1795305600;
+
+std::string sha256(const std::string& s) {
+  std::string d(32, '\0');
+  crypto_hash_sha256(reinterpret_cast<unsigned char*>(d.data()),
+                     reinterpret_cast<const unsigned char*>(s.data()), s.size());
+  return d;
+}
+
+std::string random_bytes(uint32_t seed, size_t n) {
+  std::mt19937 rng(seed);
+  std::string s(n, '\0');
+  for (auto& c : s) c = static_cast<char>(rng());
+  return s;
+}
+
+struct TestClock : device_agent::Clock {
+  uint64_t now_unix() override { return kNow; }
+  uint64_t monotonic_ms() override {
+    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     std::chrono::steady_clock::now().time_since_epoch())
+                                     .count());
+  }
+};
+
+// What the agent sent: chunk requests (served by the test) and status lines.
+struct Mailbox : device_agent::Outbox {
+  bool publish_status(const char* json) override {
+    statuses.emplace_back(json);
+    return true;
+  }
+  bool request_chunk(uint64_t release, uint64_t offset, uint32_t length) override {
+    requests.push_back({release, offset, length});
+    return true;
+  }
+  struct Request {
+    uint64_t release, offset;
+    uint32_t length;
+  };
+  std::deque<Request> requests;
+  std::vector<std::string> statuses;
+};
+
+// One device: its folder, stores and agent; a new Device on the same folder is the
+// same device after a reboot.
+struct Device {
+  Device(const fs::path& dir, const std::string& root_pk)
+      : records(dir.string()), slots(dir.string()), root(root_pk) {
+    config.device_id = "dev-1";
+    config.device_class = "cortex-m4-256k";
+    config.root_public_key = reinterpret_cast<const uint8_t*>(root.data());
+    config.window_log = 17;
+    workspace.resize(device_agent::DeltaDecoder::workspace_size(config.window_log));
+    agent = std::make_unique<device_agent::UpdateAgent>(config, records, slots, clock, mail,
+                                                        verifier, sha, runner_a, runner_b,
+                                                        workspace.data(), workspace.size());
+  }
+  // Answers chunk requests from `payload` until none is left (or `max` answered).
+  int serve(const std::string& payload, uint64_t release, int max = 1 << 30) {
+    int served = 0;
+    while (!mail.requests.empty() && served < max) {
+      auto r = mail.requests.front();
+      mail.requests.pop_front();
+      if (r.release != release || r.offset >= payload.size()) continue;
+      const auto n = std::min<size_t>(r.length, payload.size() - r.offset);
+      agent->on_chunk(release, r.offset,
+                      reinterpret_cast<const uint8_t*>(payload.data()) + r.offset, n);
+      ++served;
+    }
+    return served;
+  }
+  std::string active_artifact() {
+    const auto& rec = agent->record();
+    std::string s(static_cast<size_t>(slots.slot_size(rec.active_slot)), '\0');
+    slots.read_slot(rec.active_slot, 0, reinterpret_cast<uint8_t*>(s.data()), s.size());
+    return s;
+  }
+
+  device_agent::linux_port::FileRecordStore records;
+  device_agent::linux_port::FileSlotStore slots;
+  std::string root;
+  device_agent::AgentConfig config;
+  TestClock clock;
+  Mailbox mail;
+  device_agent::SodiumVerifier verifier;
+  device_agent::SodiumSha256 sha;
+  tinyfleet::testing::StandInRunner runner_a, runner_b;
+  std::vector<uint8_t> workspace;
+  std::unique_ptr<device_agent::UpdateAgent> agent;
+};
+
+class UpdateAgentTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_GE(sodium_init(), 0);
+    dir_ = fs::temp_directory_path() /
+           ("tf-agent-" + std::to_string(getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_ / "device");
+    key_ = server::init_keys((dir_ / "keys").string(), kNow, 30).value();
+    root_pk_ = server::load_root_public_key((dir_ / "keys").string()).value();
+    base_ = random_bytes(1, 6000);
+    target_ = base_;
+    for (int i = 0; i < 40; ++i) target_[1000 + i * 97] ^= 0x11;  // fine-tuned weights
+    auto d = server::encode_tensor_delta(base_, target_, {}, {}, {});
+    ASSERT_TRUE(d);
+    delta_ = *d;
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::unique_ptr<Device> device() { return std::make_unique<Device>(dir_ / "device", root_pk_); }
+
+  server::ManifestFields manifest(uint64_t release = 1) const {
+    server::ManifestFields f;
+    f.device_class = "cortex-m4-256k";
+    f.model = "digits";
+    f.model_version = static_cast<uint32_t>(release + 1);
+    f.release_seq = release;
+    f.target_sha256 = sha256(target_);
+    f.target_size = target_.size();
+    f.base_sha256 = sha256(base_);
+    f.codec = delta_.codec;
+    f.payload_sha256 = sha256(delta_.payload);
+    f.payload_size = delta_.payload.size();
+    f.chunk_size = 256;
+    f.expires_at = kNow + 3600;
+    f.self_tests = {tinyfleet::testing::StandInRunner::vector_for(target_)};
+    return f;
+  }
+  void offer(Device& d, const server::ManifestFields& f) {
+    const auto bytes = server::sign_offer(f, key_);
+    d.agent->on_offer(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+  }
+
+  fs::path dir_;
+  server::TargetsKey key_;
+  std::string root_pk_, base_, target_;
+  server::Delta delta_;
+};
+
+TEST_F(UpdateAgentTest, AnUpdateCommitsAndSurvivesAReboot) {
+  {
+    auto d = device();
+    ASSERT_TRUE(
+        d->agent->install_factory(reinterpret_cast<const uint8_t*>(base_.data()), base_.size()));
+    ASSERT_TRUE(d->agent->boot());
+    offer(*d, manifest());
+    EXPECT_EQ(d->agent->state(), UpdateState::kDownloading);
+    const int chunks = d->serve(delta_.payload, 1);
+    EXPECT_EQ(chunks, static_cast<int>((delta_.payload.size() + 255) / 256));
+    EXPECT_EQ(d->agent->state(), UpdateState::kCommitted) << d->agent->record().reason;
+    EXPECT_EQ(d->agent->record().installed_release, 1u);
+    EXPECT_TRUE(d->active_artifact() == target_);
+    ASSERT_NE(d->agent->shadow(), nullptr);  // the old model, for shadow comparison
+    EXPECT_TRUE(d->runner_b.artifact_ == target_);
+  }
+  auto again = device();
+  ASSERT_TRUE(again->agent->boot());
+  EXPECT_EQ(again->agent->record().installed_release, 1u);
+  EXPECT_TRUE(again->active_artifact() == target_);
+  // The retained offer arrives again after the reboot: nothing happens.
+  offer(*again, manifest());
+  EXPECT_TRUE(again->mail.requests.empty());
+}
+
+TEST_F(UpdateAgentTest, TamperingIsRefusedAndTheOldModelKeepsRunning) {
+  auto d = device();
+  ASSERT_TRUE(
+      d->agent->install_factory(reinterpret_cast<const uint8_t*>(base_.data()), base_.size()));
+  ASSERT_TRUE(d->agent->boot());
+  auto expect_refused = [&](const server::ManifestFields& f, const char* why) {
+    d->mail.statuses.clear();
+    offer(*d, f);
+    EXPECT_TRUE(d->mail.requests.empty()) << why;
+    ASSERT_FALSE(d->mail.statuses.empty()) << why;
+    EXPECT_NE(d->mail.statuses.back().find(why), std::string::npos) << d->mail.statuses.back();
+    EXPECT_TRUE(d->active_artifact() == base_);
+  };
+  auto f = manifest();
+  f.device_class = "cortex-m7-512k";
+  expect_refused(f, "another device class");
+  f = manifest();
+  f.expires_at = kNow - 10;
+  expect_refused(f, "manifest expired");
+  f = manifest();
+  f.base_sha256 = sha256("something else");
+  expect_refused(f, "delta base is not the installed model");
+
+  // A flipped byte in the delta: downloaded, refused at verification, rolled back.
+  auto tampered = delta_;
+  tampered.payload[tampered.payload.size() / 3] ^= 0x01;
+  offer(*d, manifest());
+  d->serve(tampered.payload, 1);
+  EXPECT_EQ(d->agent->state(), UpdateState::kRolledBack);
+  EXPECT_STREQ(d->agent->record().reason, "payload sha256 mismatch");
+  EXPECT_EQ(d->agent->record().installed_release, 0u);
+  EXPECT_TRUE(d->active_artifact() == base_);
+  EXPECT_TRUE(d->agent->model_ready());
+  // The same release is not tried again; a new release is.
+  offer(*d, manifest(1));
+  EXPECT_TRUE(d->mail.requests.empty());
+  offer(*d, manifest(2));
+  d->serve(delta_.payload, 2);
+  EXPECT_EQ(d->agent->state(), UpdateState::kCommitted);
+  // An older release than the installed one is refused silently (a retained old offer).
+  offer(*d, manifest(1));
+  EXPECT_TRUE(d->mail.requests.empty());
+}
+
+TEST_F(UpdateAgentTest, AFailedSelfTestRollsBack) {
+  auto d = device();
+  ASSERT_TRUE(
+      d->agent->install_factory(reinterpret_cast<const uint8_t*>(base_.data()), base_.size()));
+  ASSERT_TRUE(d->agent->boot());
+  auto f = manifest();
+  f.self_tests = {
+      tinyfleet::testing::StandInRunner::vector_for(base_)};  // vectors of another model
+  offer(*d, f);
+  d->serve(delta_.payload, 1);
+  EXPECT_EQ(d->agent->state(), UpdateState::kRolledBack);
+  EXPECT_STREQ(d->agent->record().reason, "self-test output differs from the expected output");
+  EXPECT_TRUE(d->active_artifact() == base_);
+  EXPECT_TRUE(d->runner_a.artifact_ == base_);  // still the running model
+}
+
+TEST_F(UpdateAgentTest, ADownloadResumesWhereItStopped) {
+  {
+    auto d = device();
+    ASSERT_TRUE(
+        d->agent->install_factory(reinterpret_cast<const uint8_t*>(base_.data()), base_.size()));
+    ASSERT_TRUE(d->agent->boot());
+    auto f = manifest();
+    f.chunk_size = 16;
+    offer(*d, f);
+    ASSERT_GT(delta_.payload.size(), 5u * 16);
+    d->serve(delta_.payload, 1, 3);  // three chunks, then the power goes
+  }
+  auto d = device();
+  ASSERT_TRUE(d->agent->boot());
+  EXPECT_EQ(d->agent->state(), UpdateState::kDownloading);
+  ASSERT_FALSE(d->mail.requests.empty());
+  EXPECT_EQ(d->mail.requests.front().offset, 3u * 16);  // nothing fetched twice
+  d->serve(delta_.payload, 1);
+  EXPECT_EQ(d->agent->state(), UpdateState::kCommitted);
+  EXPECT_TRUE(d->active_artifact() == target_);
+}
+
+// Power cuts: the agent runs in a child process that SIGKILLs itself at the Nth
+// persisted transition, or after the Nth write of any kind; the parent reboots the
+// device and checks it runs the old or the new model, whole, then finishes.
+struct KillSwitch {
+  static inline int countdown = -1;
+  static void tick() {
+    if (countdown >= 0 && countdown-- == 0) raise(SIGKILL);
+  }
+};
+
+struct KillingSlots : device_agent::linux_port::FileSlotStore {
+  using FileSlotStore::FileSlotStore;
+  bool append_slot(int s, const uint8_t* d, size_t n) override {
+    KillSwitch::tick();
+    return FileSlotStore::append_slot(s, d, n);
+  }
+  bool staging_append(uint64_t o, const uint8_t* d, size_t n) override {
+    KillSwitch::tick();
+    return FileSlotStore::staging_append(o, d, n);
+  }
+  bool commit_slot(int s) override {
+    KillSwitch::tick();
+    return FileSlotStore::commit_slot(s);
+  }
+};
+
+TEST_F(UpdateAgentTest, PowerCutsAtEveryStepLeaveAValidModel) {
+  std::mt19937 rng(2026);
+  // Kill points: each of the first 12 transitions, then 200 random write counts.
+  std::vector<std::pair<bool, int>> points;
+  for (int i = 0; i < 12; ++i) points.push_back({true, i});
+  for (int i = 0; i < 200; ++i) points.push_back({false, static_cast<int>(rng() % 60)});
+  int old_model = 0, new_model = 0;
+  for (const auto& [at_transition, n] : points) {
+    fs::remove_all(dir_ / "device");
+    fs::create_directories(dir_ / "device");
+    {
+      auto d = device();
+      ASSERT_TRUE(
+          d->agent->install_factory(reinterpret_cast<const uint8_t*>(base_.data()), base_.size()));
+    }
+    const pid_t child = fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+      device_agent::linux_port::FileRecordStore records((dir_ / "device").string());
+      KillingSlots slots((dir_ / "device").string());
+      auto d = device();  // its config, clock, crypto and runners; its own agent stays idle
+      KillSwitch::countdown = n;
+      device_agent::UpdateAgent agent(d->config, records, slots, d->clock, d->mail, d->verifier,
+                                      d->sha, d->runner_a, d->runner_b, d->workspace.data(),
+                                      d->workspace.size());
+      if (at_transition) agent.before_persist = [](UpdateState) { KillSwitch::tick(); };
+      agent.boot();
+      const auto bytes = server::sign_offer(manifest(), key_);
+      agent.on_offer(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+      while (!d->mail.requests.empty()) {
+        auto r = d->mail.requests.front();
+        d->mail.requests.pop_front();
+        const auto len = std::min<size_t>(r.length, delta_.payload.size() - r.offset);
+        agent.on_chunk(1, r.offset,
+                       reinterpret_cast<const uint8_t*>(delta_.payload.data()) + r.offset, len);
+      }
+      _exit(0);  // finished without being killed
+    }
+    int status = 0;
+    waitpid(child, &status, 0);
+    // Reboot: a valid, whole model, old or new.
+    auto d = device();
+    ASSERT_TRUE(d->agent->boot()) << "bricked at " << (at_transition ? "transition " : "write ")
+                                  << n;
+    const auto running = d->active_artifact();
+    ASSERT_TRUE(running == base_ || running == target_)
+        << "mixed model at " << (at_transition ? "transition " : "write ") << n;
+    (running == base_ ? old_model : new_model)++;
+    EXPECT_EQ(sha256(running),
+              std::string(reinterpret_cast<const char*>(d->agent->record().installed_sha256), 32));
+    // And the update still completes from there (unless it was refused for good).
+    if (d->agent->state() != UpdateState::kRolledBack && running == base_) {
+      offer(*d, manifest());
+      d->serve(delta_.payload, 1);
+      EXPECT_EQ(d->agent->state(), UpdateState::kCommitted)
+          << "at " << (at_transition ? "transition " : "write ") << n << ": "
+          << d->agent->record().reason;
+    }
+  }
+  EXPECT_GT(old_model, 0);
+  EXPECT_GT(new_model, 0);
+}
+
+}  // namespace
