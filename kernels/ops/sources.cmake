@@ -1,0 +1,13 @@
+# The operator sources, shared by the host build (CMakeLists.txt) and the Cortex-M
+# firmware build. Paths relative to this folder.
+set(TINYFLEET_KERNELS_OPS_PORTABLE_SOURCES
+  common/quantization.cpp
+  float_ref/conv.cpp
+  reference/conv2d.cpp
+  reference/depthwise_conv2d.cpp
+  reference/fully_connected.cpp)
+# Built twice on the host: as opt:: (with AVX2 when available) and as opt_scalar::.
+set(TINYFLEET_KERNELS_OPS_OPTIMIZED_SOURCES
+  optimized/conv2d.cpp
+  optimized/depthwise_conv2d.cpp
+  optimized/fully_connected.cpp)
