@@ -1,11 +1,17 @@
 # The operator sources, shared by the host build (CMakeLists.txt) and the Cortex-M
 # firmware build. Paths relative to this folder.
 set(TINYFLEET_KERNELS_OPS_PORTABLE_SOURCES
+  common/data_movement.cpp
   common/quantization.cpp
   float_ref/conv.cpp
+  float_ref/elementwise_pool_activations.cpp
+  optimized/forwarding.cpp
+  reference/activations.cpp
   reference/conv2d.cpp
   reference/depthwise_conv2d.cpp
-  reference/fully_connected.cpp)
+  reference/elementwise.cpp
+  reference/fully_connected.cpp
+  reference/pooling.cpp)
 # Built twice on the host: as opt:: (with AVX2 when available) and as opt_scalar::.
 set(TINYFLEET_KERNELS_OPS_OPTIMIZED_SOURCES
   optimized/conv2d.cpp
