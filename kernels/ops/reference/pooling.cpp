@@ -40,10 +40,10 @@ Status average_pool2d(const PoolParams& p, const Dims& in, const int8_t* input, 
   for (int32_t b = 0; b < in.n; ++b) {
     for (int32_t oy = 0; oy < out.h; ++oy) {
       for (int32_t ox = 0; ox < out.w; ++ox) {
-        const int32_t y0 = std::max(0, oy * p.stride_h - p.padding.top);
-        const int32_t y1 = std::min(in.h, oy * p.stride_h - p.padding.top + p.filter_h);
-        const int32_t x0 = std::max(0, ox * p.stride_w - p.padding.left);
-        const int32_t x1 = std::min(in.w, ox * p.stride_w - p.padding.left + p.filter_w);
+        const int32_t y0 = std::max<int32_t>(0, oy * p.stride_h - p.padding.top);
+        const int32_t y1 = std::min<int32_t>(in.h, oy * p.stride_h - p.padding.top + p.filter_h);
+        const int32_t x0 = std::max<int32_t>(0, ox * p.stride_w - p.padding.left);
+        const int32_t x1 = std::min<int32_t>(in.w, ox * p.stride_w - p.padding.left + p.filter_w);
         const int32_t count = (y1 - y0) * (x1 - x0);
         for (int32_t c = 0; c < in.c; ++c) {
           int32_t sum = 0;
@@ -67,10 +67,10 @@ Status max_pool2d(const PoolParams& p, const Dims& in, const int8_t* input, cons
   for (int32_t b = 0; b < in.n; ++b) {
     for (int32_t oy = 0; oy < out.h; ++oy) {
       for (int32_t ox = 0; ox < out.w; ++ox) {
-        const int32_t y0 = std::max(0, oy * p.stride_h - p.padding.top);
-        const int32_t y1 = std::min(in.h, oy * p.stride_h - p.padding.top + p.filter_h);
-        const int32_t x0 = std::max(0, ox * p.stride_w - p.padding.left);
-        const int32_t x1 = std::min(in.w, ox * p.stride_w - p.padding.left + p.filter_w);
+        const int32_t y0 = std::max<int32_t>(0, oy * p.stride_h - p.padding.top);
+        const int32_t y1 = std::min<int32_t>(in.h, oy * p.stride_h - p.padding.top + p.filter_h);
+        const int32_t x0 = std::max<int32_t>(0, ox * p.stride_w - p.padding.left);
+        const int32_t x1 = std::min<int32_t>(in.w, ox * p.stride_w - p.padding.left + p.filter_w);
         for (int32_t c = 0; c < in.c; ++c) {
           int32_t m = -128;
           for (int32_t y = y0; y < y1; ++y) {
@@ -96,7 +96,7 @@ Status mean_hw(const MeanParams& p, const Dims& in, const int8_t* input, int8_t*
         sum += input[(b * in.h * in.w + i) * in.c + c] + p.input_offset;
       }
       int32_t v = multiply_by_quantized_multiplier(sum, p.multiplier, p.shift) + p.output_offset;
-      v = std::min(std::max(v, -128), 127);
+      v = std::min<int32_t>(std::max<int32_t>(v, -128), 127);
       output[b * in.c + c] = static_cast<int8_t>(v);
     }
   }
