@@ -1,0 +1,63 @@
+#pragma once
+
+// Host side: builds artifacts (the compiler and the tests use it) and lists their
+// tensors' byte ranges (the delta encoder matches tensors by name). Not for devices.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "tinyfleet/kernels/artifact_generated.h"
+#include "tinyfleet/kernels/ops/types.h"
+
+namespace tinyfleet::kernels {
+
+struct TensorSpec {
+  std::string name;
+  artifact::TensorType type = artifact::TensorType_Int8;
+  Dims dims;
+  std::vector<float> scale;
+  std::vector<int32_t> zero_point;
+  std::string data;  // constant bytes; empty: lives in the arena at arena_offset
+  uint32_t arena_offset = 0;
+};
+
+struct OperatorSpec {
+  artifact::OpKind kind = artifact::OpKind_Conv2D;
+  std::vector<int32_t> inputs, outputs;
+  int32_t stride_h = 1, stride_w = 1, dilation_h = 1, dilation_w = 1;
+  Padding padding;
+  int32_t filter_h = 1, filter_w = 1, depth_multiplier = 1, axis = 0;
+  int32_t activation_min = -128, activation_max = 127;
+  std::vector<int32_t> requant_multiplier, requant_shift, int_params, pad_before, pad_after;
+  std::vector<int8_t> lut_i8;
+  std::vector<uint32_t> lut_u32;
+};
+
+struct ModelSpec {
+  std::string device_class;
+  std::string model_name;
+  std::vector<TensorSpec> tensors;
+  std::vector<OperatorSpec> operators;
+  std::vector<int32_t> inputs, outputs;
+  uint32_t tensor_arena_bytes = 0;
+  uint32_t scratch_bytes = 0;
+  uint16_t format_major = 1;  // tests write other values to check refusal
+};
+
+// The artifact bytes, content_sha256 filled in (sha256 of the bytes with that field
+// zeroed).
+std::string write_artifact(const ModelSpec& spec);
+
+struct TensorSegment {
+  std::string name;
+  uint64_t offset = 0;
+  uint64_t size = 0;
+};
+// The constant tensors' data ranges within an artifact (for tensor-wise deltas);
+// empty when the bytes are not a valid artifact.
+std::vector<TensorSegment> tensor_segments(const std::string& artifact);
+
+// Checks content_sha256 against the bytes.
+bool content_hash_matches(const std::string& artifact);
+
+}  // namespace tinyfleet::kernels

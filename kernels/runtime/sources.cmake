@@ -1,0 +1,2 @@
+# The runtime's device-side sources (shared with the Cortex-M firmware build).
+set(TINYFLEET_KERNELS_RUNTIME_SOURCES interpreter.cpp)

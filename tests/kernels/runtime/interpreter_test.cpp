@@ -1,0 +1,315 @@
+// The runtime over hand-built artifacts: it runs a small CNN exactly like a direct
+// chain of the kernels, reports its arena, profiles each operator, allocates nothing
+// while running, and refuses every kind of malformed artifact with its reason.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <new>
+#include <random>
+
+#include "tinyfleet/kernels/ops/activations.h"
+#include "tinyfleet/kernels/ops/conv2d.h"
+#include "tinyfleet/kernels/ops/fully_connected.h"
+#include "tinyfleet/kernels/ops/pooling.h"
+#include "tinyfleet/kernels/ops/quantization.h"
+#include "tinyfleet/kernels/runtime/artifact_writer.h"
+#include "tinyfleet/kernels/runtime/interpreter.h"
+
+// Counts heap allocations, to prove invoke() makes none.
+static std::atomic<long> g_allocations{0};
+void* operator new(std::size_t n) {
+  ++g_allocations;
+  if (void* p = std::malloc(n ? n : 1)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+
+using namespace tinyfleet::kernels;
+namespace artifact = tinyfleet::artifact;
+
+namespace {
+
+std::string bytes_of(const std::vector<int8_t>& v) {
+  return std::string(reinterpret_cast<const char*>(v.data()), v.size());
+}
+std::string bytes_of(const std::vector<int32_t>& v) {
+  return std::string(reinterpret_cast<const char*>(v.data()), v.size() * 4);
+}
+
+// An aligned copy of the artifact (as flash would hold it).
+struct Aligned {
+  explicit Aligned(const std::string& s, size_t shift = 0) : size(s.size()) {
+    storage.resize(s.size() + 32);
+    auto base = (reinterpret_cast<uintptr_t>(storage.data()) + 15) & ~uintptr_t{15};
+    ptr = reinterpret_cast<uint8_t*>(base) + shift;
+    std::memcpy(ptr, s.data(), s.size());
+  }
+  std::vector<uint8_t> storage;
+  uint8_t* ptr;
+  size_t size;
+};
+
+struct SmallCnn {
+  SmallCnn() {
+    std::mt19937 rng(5);
+    auto r8 = [&](size_t n) {
+      std::vector<int8_t> v(n);
+      for (auto& x : v) x = static_cast<int8_t>(static_cast<int>(rng() % 255) - 127);
+      return v;
+    };
+    conv_w = r8(4 * 3 * 3 * 1);
+    conv_b = {100, -200, 300, 0};
+    fc_w = r8(10 * 64);
+    fc_b.assign(10, 50);
+    for (int i = 0; i < 4; ++i) {
+      int s = 0;
+      int32_t m = 0;
+      quantize_multiplier(0.004 + 0.001 * i, &m, &s);
+      conv_m.push_back(m);
+      conv_s.push_back(s);
+    }
+    for (int i = 0; i < 10; ++i) {
+      int s = 0;
+      int32_t m = 0;
+      quantize_multiplier(0.002, &m, &s);
+      fc_m.push_back(m);
+      fc_s.push_back(s);
+    }
+    build_softmax_table(0.1f, 1.0f, softmax_table);
+    input = r8(64);
+  }
+
+  ModelSpec spec() const {
+    ModelSpec m;
+    m.device_class = "cortex-m4-256k";
+    m.model_name = "small-cnn";
+    auto act = [](const char* name, Dims d, float scale, int32_t zp, uint32_t off) {
+      TensorSpec t;
+      t.name = name;
+      t.dims = d;
+      t.scale = {scale};
+      t.zero_point = {zp};
+      t.arena_offset = off;
+      return t;
+    };
+    m.tensors.push_back(act("input", {1, 8, 8, 1}, 0.02f, -3, 0));          // 0
+    m.tensors.push_back(act("conv", {1, 8, 8, 4}, 0.05f, -128, 64));        // 1
+    m.tensors.push_back(act("pool", {1, 4, 4, 4}, 0.05f, -128, 0));         // 2
+    m.tensors.push_back(act("logits", {1, 1, 1, 10}, 0.1f, 5, 64));         // 3
+    m.tensors.push_back(act("probs", {1, 1, 1, 10}, 1 / 256.f, -128, 80));  // 4
+    TensorSpec w;
+    w.name = "conv.weight";
+    w.dims = {4, 3, 3, 1};
+    w.scale = {0.01f, 0.01f, 0.01f, 0.01f};
+    w.zero_point = {0, 0, 0, 0};
+    w.data = bytes_of(conv_w);
+    m.tensors.push_back(w);  // 5
+    TensorSpec b;
+    b.name = "conv.bias";
+    b.type = artifact::TensorType_Int32;
+    b.dims = {1, 1, 1, 4};
+    b.data = bytes_of(conv_b);
+    m.tensors.push_back(b);  // 6
+    TensorSpec fw;
+    fw.name = "fc.weight";
+    fw.dims = {10, 1, 1, 64};
+    fw.scale = std::vector<float>(10, 0.01f);
+    fw.zero_point = std::vector<int32_t>(10, 0);
+    fw.data = bytes_of(fc_w);
+    m.tensors.push_back(fw);  // 7
+    TensorSpec fb;
+    fb.name = "fc.bias";
+    fb.type = artifact::TensorType_Int32;
+    fb.dims = {1, 1, 1, 10};
+    fb.data = bytes_of(fc_b);
+    m.tensors.push_back(fb);  // 8
+
+    OperatorSpec conv;
+    conv.kind = artifact::OpKind_Conv2D;
+    conv.inputs = {0, 5, 6};
+    conv.outputs = {1};
+    conv.padding = {1, 1, 1, 1};
+    conv.activation_min = -128;  // ReLU at zero point -128
+    conv.requant_multiplier = conv_m;
+    conv.requant_shift = conv_s;
+    OperatorSpec pool;
+    pool.kind = artifact::OpKind_MaxPool2D;
+    pool.inputs = {1};
+    pool.outputs = {2};
+    pool.filter_h = pool.filter_w = pool.stride_h = pool.stride_w = 2;
+    OperatorSpec fc;
+    fc.kind = artifact::OpKind_FullyConnected;
+    fc.inputs = {2, 7, 8};
+    fc.outputs = {3};
+    fc.requant_multiplier = fc_m;
+    fc.requant_shift = fc_s;
+    OperatorSpec sm;
+    sm.kind = artifact::OpKind_Softmax;
+    sm.inputs = {3};
+    sm.outputs = {4};
+    sm.lut_u32.assign(softmax_table, softmax_table + 256);
+    m.operators = {conv, pool, fc, sm};
+    m.inputs = {0};
+    m.outputs = {4};
+    m.tensor_arena_bytes = 320;
+    m.scratch_bytes = static_cast<uint32_t>(
+        std::max(conv2d_scratch_size({4, 3, 3, 1}), fully_connected_scratch_size(64)));
+    return m;
+  }
+
+  // The same network as a direct chain of reference kernels.
+  std::vector<int8_t> direct() const {
+    std::vector<int8_t> conv(256), pool(64), logits(10), probs(10);
+    Conv2DParams cp;
+    cp.padding = {1, 1, 1, 1};
+    cp.input_offset = 3;
+    cp.output_offset = -128;
+    ref::conv2d(cp, {conv_m.data(), conv_s.data()}, {1, 8, 8, 1}, input.data(), {4, 3, 3, 1},
+                conv_w.data(), conv_b.data(), {1, 8, 8, 4}, conv.data(), nullptr, 0);
+    PoolParams pp;
+    pp.filter_h = pp.filter_w = pp.stride_h = pp.stride_w = 2;
+    ref::max_pool2d(pp, {1, 8, 8, 4}, conv.data(), {1, 4, 4, 4}, pool.data());
+    FullyConnectedParams fp;
+    fp.input_offset = 128;
+    fp.output_offset = 5;
+    ref::fully_connected(fp, {fc_m.data(), fc_s.data()}, 1, 64, pool.data(), 10, fc_w.data(),
+                         fc_b.data(), logits.data(), nullptr, 0);
+    ref::softmax(softmax_table, 1, 10, logits.data(), probs.data());
+    return probs;
+  }
+
+  std::vector<int8_t> conv_w, fc_w, input;
+  std::vector<int32_t> conv_b, fc_b, conv_m, conv_s, fc_m, fc_s;
+  uint32_t softmax_table[256];
+};
+
+TEST(Interpreter, RunsLikeADirectChainOfKernels) {
+  SmallCnn net;
+  const auto bytes = write_artifact(net.spec());
+  EXPECT_TRUE(content_hash_matches(bytes));
+  Aligned a(bytes);
+  Interpreter interp;
+  auto err = interp.load(a.ptr, a.size);
+  ASSERT_EQ(err.status, LoadStatus::kOk) << err.what << " at " << err.index;
+  EXPECT_EQ(interp.arena_bytes(), 320u + net.spec().scratch_bytes);
+  std::vector<uint8_t> arena(interp.arena_bytes());
+  EXPECT_EQ(interp.bind_arena(arena.data(), arena.size() - 1).status, LoadStatus::kArenaTooSmall);
+  ASSERT_EQ(interp.bind_arena(arena.data(), arena.size()).status, LoadStatus::kOk);
+  ASSERT_EQ(interp.input(0).bytes, 64u);
+  std::memcpy(interp.input(0).data, net.input.data(), 64);
+
+  struct Counts {
+    int ops = 0;
+    uint32_t ticks = 0;
+  } counts;
+  Profiler prof;
+  prof.ctx = &counts;
+  prof.now = [](void* c) { return ++static_cast<Counts*>(c)->ticks; };
+  prof.record = [](void* c, int32_t, artifact::OpKind, uint32_t elapsed) {
+    EXPECT_EQ(elapsed, 1u);
+    ++static_cast<Counts*>(c)->ops;
+  };
+  interp.set_profiler(prof);
+  const long before = g_allocations.load();
+  ASSERT_EQ(interp.invoke().status, LoadStatus::kOk);
+  EXPECT_EQ(g_allocations.load(), before) << "invoke() allocated";
+  EXPECT_EQ(counts.ops, 4);
+  const auto out = interp.output(0);
+  const std::vector<int8_t> got(static_cast<int8_t*>(out.data),
+                                static_cast<int8_t*>(out.data) + 10);
+  EXPECT_EQ(got, net.direct());
+  // Segments for tensor-wise deltas name the constant tensors.
+  const auto segs = tensor_segments(bytes);
+  ASSERT_EQ(segs.size(), 4u);
+  EXPECT_EQ(segs[0].name, "conv.weight");
+  EXPECT_EQ(bytes.substr(segs[0].offset, segs[0].size), bytes_of(net.conv_w));
+}
+
+TEST(Interpreter, RefusesMalformedArtifactsNamingTheCheck) {
+  SmallCnn net;
+  auto check = [](const ModelSpec& spec, LoadStatus expected, int32_t index = -2) {
+    const auto bytes = write_artifact(spec);
+    Aligned a(bytes);
+    Interpreter interp;
+    const auto err = interp.load(a.ptr, a.size);
+    EXPECT_EQ(err.status, expected) << err.what;
+    if (index != -2) {
+      EXPECT_EQ(err.index, index) << err.what;
+    }
+    return std::string(err.what);
+  };
+  {  // Truncated and foreign bytes.
+    const auto bytes = write_artifact(net.spec());
+    Aligned a(bytes.substr(0, bytes.size() / 2));
+    Interpreter interp;
+    EXPECT_EQ(interp.load(a.ptr, a.size).status, LoadStatus::kNotVerified);
+    Aligned junk(std::string(200, 'x'));
+    EXPECT_EQ(interp.load(junk.ptr, junk.size).status, LoadStatus::kWrongIdentifier);
+    Aligned shifted(bytes, 4);
+    EXPECT_EQ(interp.load(shifted.ptr, shifted.size).status, LoadStatus::kMisaligned);
+  }
+  auto spec = net.spec();
+  spec.format_major = 2;
+  check(spec, LoadStatus::kUnsupportedMajor);
+
+  spec = net.spec();
+  spec.tensors[1].arena_offset = 300;  // 256 bytes from 300 pass the 320-byte plan
+  EXPECT_EQ(check(spec, LoadStatus::kBadTensor, 1), "tensor outside the planned arena");
+
+  spec = net.spec();
+  spec.operators[0].inputs = {0, 5};
+  EXPECT_EQ(check(spec, LoadStatus::kBadOperator, 0), "conv arity or types");
+
+  spec = net.spec();
+  spec.tensors[1].dims = {1, 7, 8, 4};
+  check(spec, LoadStatus::kBadOperator, 0);
+
+  spec = net.spec();
+  spec.operators[2].requant_shift.pop_back();
+  EXPECT_EQ(check(spec, LoadStatus::kBadOperator, 2), "requantization length differs from outputs");
+
+  spec = net.spec();
+  spec.tensors[7].data.pop_back();
+  EXPECT_EQ(check(spec, LoadStatus::kBadTensor, 7), "buffer size differs from the tensor's");
+
+  spec = net.spec();
+  spec.operators[3].lut_u32.resize(100);
+  check(spec, LoadStatus::kBadOperator, 3);
+
+  spec = net.spec();
+  spec.outputs = {5};  // a constant is not an output
+  check(spec, LoadStatus::kBadGraph);
+
+  spec = net.spec();
+  spec.scratch_bytes = 8;
+  EXPECT_EQ(check(spec, LoadStatus::kBadOperator, 0), "scratch_bytes below the conv's need");
+}
+
+TEST(Interpreter, RandomCorruptionNeverCrashes) {
+  SmallCnn net;
+  const auto bytes = write_artifact(net.spec());
+  std::mt19937 rng(99);
+  int refused = 0;
+  for (int t = 0; t < 3000; ++t) {
+    std::string bad = bytes;
+    for (int k = 0; k < 1 + static_cast<int>(rng() % 4); ++k) {
+      bad[rng() % bad.size()] = static_cast<char>(rng());
+    }
+    Aligned a(bad);
+    Interpreter interp;
+    if (interp.load(a.ptr, a.size).status != LoadStatus::kOk) {
+      ++refused;
+      continue;
+    }
+    if (interp.arena_bytes() > (1u << 20)) continue;  // a device would not have it either
+    std::vector<uint8_t> arena(interp.arena_bytes() + 16);
+    if (interp.bind_arena(arena.data(), arena.size()).status == LoadStatus::kOk) {
+      interp.invoke();  // must stay inside its buffers (ASan checks it in CI)
+    }
+  }
+  EXPECT_GT(refused, 100);
+}
+
+}  // namespace
