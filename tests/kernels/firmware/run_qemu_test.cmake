@@ -1,0 +1,37 @@
+# ctest: make the fixture with the host runtime, build the Cortex-M4F firmware with it
+# embedded, run it under qemu-system-arm (mps2-an386, semihosting), and compare.
+#   -DFIXTURE=<make_firmware_fixture> -DSOURCE=<kernels/firmware> -DWORK=<dir>
+file(REMOVE_RECURSE ${WORK})
+file(MAKE_DIRECTORY ${WORK})
+execute_process(COMMAND ${FIXTURE} ${WORK} RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "fixture failed")
+endif()
+execute_process(
+  COMMAND ${CMAKE_COMMAND} -S ${SOURCE} -B ${WORK}/build -G Ninja
+          -DCMAKE_TOOLCHAIN_FILE=${SOURCE}/arm-none-eabi.cmake
+          -DARTIFACT=${WORK}/artifact.tfa -DINPUT=${WORK}/input.bin
+  RESULT_VARIABLE rc OUTPUT_QUIET)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "firmware configure failed")
+endif()
+execute_process(COMMAND ${CMAKE_COMMAND} --build ${WORK}/build RESULT_VARIABLE rc
+                OUTPUT_VARIABLE build_out ERROR_VARIABLE build_err)
+message("${build_out}")
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "firmware build failed:\n${build_err}")
+endif()
+execute_process(
+  COMMAND qemu-system-arm -M mps2-an386 -cpu cortex-m4 -nographic -monitor none -serial none
+          -semihosting-config enable=on,target=native -kernel ${WORK}/build/qemu_app.elf
+  TIMEOUT 60 RESULT_VARIABLE rc OUTPUT_VARIABLE qemu_out ERROR_VARIABLE qemu_err)
+file(READ ${WORK}/expected.txt expected)
+string(STRIP "${expected}" expected)
+string(STRIP "${qemu_out}" qemu_out)
+message("host:  ${expected}\nqemu:  ${qemu_out}")
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "qemu exited with ${rc}: ${qemu_err}")
+endif()
+if(NOT qemu_out STREQUAL expected)
+  message(FATAL_ERROR "Cortex-M4 output differs from the host's")
+endif()
