@@ -35,6 +35,21 @@ Status conv2d(const Conv2DParams& p, const PerChannelRequant& rq, const Dims& in
         }
         int8_t* o = output + ((b * out.h + oy) * out.w + ox) * out.c;
         int32_t oc = 0;
+#if defined(TINYFLEET_SIMD_AVX2)
+        for (; oc + 8 <= out.c; oc += 8) {
+          alignas(32) int32_t acc[8];
+          for (int k = 0; k < 8; ++k) acc[k] = bias ? bias[oc + k] : 0;
+          const int8_t* w = filter + oc * patch_len;
+          simd::dot4_s16_s8(patch, w, w + patch_len, w + 2 * patch_len, w + 3 * patch_len,
+                            patch_len, acc);
+          w += 4 * patch_len;
+          simd::dot4_s16_s8(patch, w, w + patch_len, w + 2 * patch_len, w + 3 * patch_len,
+                            patch_len, acc + 4);
+          simd::requantize8(_mm256_load_si256(reinterpret_cast<const __m256i*>(acc)),
+                            rq.multiplier + oc, rq.shift + oc, p.output_offset, p.activation.min,
+                            p.activation.max, o + oc);
+        }
+#endif
         for (; oc + 4 <= out.c; oc += 4) {
           int32_t acc[4] = {bias ? bias[oc] : 0, bias ? bias[oc + 1] : 0, bias ? bias[oc + 2] : 0,
                             bias ? bias[oc + 3] : 0};

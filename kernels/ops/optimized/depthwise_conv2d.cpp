@@ -14,9 +14,9 @@ constexpr int32_t kBlock = 16;
 inline void tap(const int8_t* x, const int8_t* w, int32_t offset, int32_t n, int32_t* acc) {
   int32_t k = 0;
 #if defined(TINYFLEET_SIMD_AVX2)
-  if (n == kBlock) {
+  {
     const __m256i off = _mm256_set1_epi32(offset);
-    for (; k < kBlock; k += 8) {
+    for (; k + 8 <= n; k += 8) {
       const __m256i vx = _mm256_add_epi32(
           _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(x + k))), off);
       const __m256i vw =
@@ -25,7 +25,6 @@ inline void tap(const int8_t* x, const int8_t* w, int32_t offset, int32_t n, int
       va = _mm256_add_epi32(va, _mm256_mullo_epi32(vx, vw));
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc + k), va);
     }
-    return;
   }
 #endif
   for (; k < n; ++k) acc[k] += (x[k] + offset) * w[k];
@@ -66,7 +65,15 @@ Status depthwise_conv2d(const DepthwiseParams& p, const PerChannelRequant& rq, c
               }
             }
           }
-          for (int32_t k = 0; k < n; ++k) {
+          int32_t k = 0;
+#if defined(TINYFLEET_SIMD_AVX2)
+          for (; k + 8 <= n; k += 8) {
+            simd::requantize8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc + k)),
+                              rq.multiplier + c0 + k, rq.shift + c0 + k, p.output_offset,
+                              p.activation.min, p.activation.max, o + c0 + k);
+          }
+#endif
+          for (; k < n; ++k) {
             o[c0 + k] = detail::requantize(acc[k], rq.multiplier[c0 + k], rq.shift[c0 + k],
                                            p.output_offset, p.activation);
           }

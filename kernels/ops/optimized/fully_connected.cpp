@@ -20,6 +20,20 @@ Status fully_connected(const FullyConnectedParams& p, const PerChannelRequant& r
     simd::widen_with_offset(input + b * in_features, in_features, p.input_offset, x);
     int8_t* o = output + b * out_features;
     int32_t n = 0;
+#if defined(TINYFLEET_SIMD_AVX2)
+    for (; n + 8 <= out_features; n += 8) {
+      alignas(32) int32_t acc[8];
+      for (int k = 0; k < 8; ++k) acc[k] = bias ? bias[n + k] : 0;
+      const int8_t* w = weights + n * in_features;
+      simd::dot4_s16_s8(x, w, w + in_features, w + 2 * in_features, w + 3 * in_features,
+                        in_features, acc);
+      w += 4 * in_features;
+      simd::dot4_s16_s8(x, w, w + in_features, w + 2 * in_features, w + 3 * in_features,
+                        in_features, acc + 4);
+      simd::requantize8(_mm256_load_si256(reinterpret_cast<const __m256i*>(acc)), rq.multiplier + n,
+                        rq.shift + n, p.output_offset, p.activation.min, p.activation.max, o + n);
+    }
+#endif
     for (; n + 4 <= out_features; n += 4) {
       int32_t acc[4] = {bias ? bias[n] : 0, bias ? bias[n + 1] : 0, bias ? bias[n + 2] : 0,
                         bias ? bias[n + 3] : 0};
