@@ -45,8 +45,11 @@ const char* to_string(DeltaStatus status) {
   return "unknown";
 }
 
+// The decoder context, a by-reference dictionary object for the prefix codec (static,
+// in the workspace too: ZSTD_DCtx_refPrefix would allocate one), and two I/O buffers.
 size_t DeltaDecoder::workspace_size(uint32_t window_log) {
-  return align16(ZSTD_estimateDStreamSize(static_cast<size_t>(1) << window_log)) + 2 * kIoBytes;
+  return align16(ZSTD_estimateDStreamSize(static_cast<size_t>(1) << window_log)) +
+         align16(ZSTD_estimateDDictSize(0, ZSTD_dlm_byRef)) + 2 * kIoBytes;
 }
 
 DeltaDecoder::DeltaDecoder(update::DeltaCodec codec, uint64_t target_size, uint32_t window_log,
@@ -66,14 +69,18 @@ DeltaStatus DeltaDecoder::start() {
       align16(ZSTD_estimateDStreamSize(static_cast<size_t>(1) << window_log_));
   dctx_ = ZSTD_initStaticDCtx(workspace_, zstd_bytes);
   if (!dctx_) return DeltaStatus::kWorkspaceTooSmall;
-  out_buf_ = workspace_ + zstd_bytes;
+  uint8_t* ddict_space = workspace_ + zstd_bytes;
+  const size_t ddict_bytes = align16(ZSTD_estimateDDictSize(0, ZSTD_dlm_byRef));
+  out_buf_ = ddict_space + ddict_bytes;
   base_buf_ = out_buf_ + kIoBytes;
   ZSTD_DCtx_setParameter(dctx_, ZSTD_d_windowLogMax, static_cast<int>(window_log_));
   if (codec_ == update::DeltaCodec_ZstdPrefix) {
     if (!base_ || !base_->contiguous()) return DeltaStatus::kBaseUnavailable;
-    if (ZSTD_isError(ZSTD_DCtx_refPrefix(dctx_, base_->contiguous(), base_->size()))) {
-      return DeltaStatus::kCorrupt;
-    }
+    // The base as a raw-content dictionary referenced in place: the same as a prefix.
+    const ZSTD_DDict* ddict =
+        ZSTD_initStaticDDict(ddict_space, ddict_bytes, base_->contiguous(), base_->size(),
+                             ZSTD_dlm_byRef, ZSTD_dct_rawContent);
+    if (!ddict || ZSTD_isError(ZSTD_DCtx_refDDict(dctx_, ddict))) return DeltaStatus::kCorrupt;
   }
   return DeltaStatus::kOk;
 }

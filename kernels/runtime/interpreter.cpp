@@ -35,6 +35,39 @@ size_t len(const V* v) {
   return v ? v->size() : 0;
 }
 
+bool in_range(int64_t v, int64_t lo, int64_t hi) { return v >= lo && v <= hi; }
+
+// Requantization parameters a kernel can apply without overflow: multipliers from
+// quantize_multiplier are >= 0 and shifts lie in [-31, 30].
+bool requant_ok(const flatbuffers::Vector<int32_t>* m, const flatbuffers::Vector<int32_t>* s) {
+  for (uint32_t i = 0; i < m->size(); ++i) {
+    if (m->Get(i) < 0 || !in_range(s->Get(i), -31, 30)) return false;
+  }
+  return true;
+}
+
+// Geometry small enough that no index or accumulator can overflow.
+bool geometry_ok(const artifact::Operator* op) {
+  return in_range(op->stride_h(), 1, 64) && in_range(op->stride_w(), 1, 64) &&
+         in_range(op->dilation_h(), 1, 64) && in_range(op->dilation_w(), 1, 64) &&
+         in_range(op->pad_top(), 0, 255) && in_range(op->pad_left(), 0, 255) &&
+         in_range(op->pad_bottom(), 0, 255) && in_range(op->pad_right(), 0, 255) &&
+         in_range(op->filter_h(), 1, 255) && in_range(op->filter_w(), 1, 255) &&
+         in_range(op->depth_multiplier(), 1, 64) && in_range(op->activation_min(), -128, 127) &&
+         in_range(op->activation_max(), op->activation_min(), 127);
+}
+
+// Biases within +-2^30, so bias plus at most 2^14 products of 8-bit values stays in int32.
+bool bias_ok(const artifact::Model* m, const artifact::Tensor* t) {
+  const auto* data = m->buffers()->Get(static_cast<uint32_t>(t->buffer()))->data();
+  for (size_t i = 0; i + 4 <= data->size(); i += 4) {
+    int32_t v = 0;
+    std::memcpy(&v, data->data() + i, 4);
+    if (!in_range(v, -(int64_t{1} << 30), int64_t{1} << 30)) return false;
+  }
+  return true;
+}
+
 bool same_dims(const Dims& a, const Dims& b) {
   return a.n == b.n && a.h == b.h && a.w == b.w && a.c == b.c;
 }
@@ -93,6 +126,9 @@ RuntimeError Interpreter::load(const uint8_t* data, size_t size) {
       tensors->size() > kMaxTensors || ops->size() > kMaxOperators) {
     return fail(LoadStatus::kBadGraph, -1, "tensor or operator count out of range");
   }
+  if (m->tensor_arena_bytes() > (1u << 30) || m->scratch_bytes() > (1u << 30)) {
+    return fail(LoadStatus::kBadGraph, -1, "arena or scratch size beyond 1 GiB");
+  }
   const int32_t tensor_count = static_cast<int32_t>(tensors->size());
   const size_t buffer_count = len(m->buffers());
 
@@ -100,8 +136,14 @@ RuntimeError Interpreter::load(const uint8_t* data, size_t size) {
   for (int32_t i = 0; i < tensor_count; ++i) {
     const auto* t = tensors->Get(static_cast<uint32_t>(i));
     const Dims d = dims_of(t);
-    if (!t->shape() || d.n <= 0 || d.h <= 0 || d.w <= 0 || d.c <= 0 ||
-        d.elements() > (int64_t{1} << 28)) {
+    // Checked dimension by dimension so the product cannot overflow.
+    int64_t elements = 1;
+    bool shape_ok = t->shape() != nullptr;
+    for (const int32_t extent : {d.n, d.h, d.w, d.c}) {
+      shape_ok = shape_ok && extent > 0 && extent <= (1 << 28) &&
+                 (elements *= extent) <= (int64_t{1} << 28);
+    }
+    if (!shape_ok) {
       return fail(LoadStatus::kBadTensor, i, "shape missing or not positive");
     }
     if (t->type() < artifact::TensorType_MIN || t->type() > artifact::TensorType_MAX) {
@@ -113,6 +155,13 @@ RuntimeError Interpreter::load(const uint8_t* data, size_t size) {
     }
     if (len(t->scale()) != len(t->zero_point())) {
       return fail(LoadStatus::kBadTensor, i, "scale and zero_point lengths differ");
+    }
+    for (uint32_t q = 0; q < len(t->scale()); ++q) {
+      const float sc = t->scale()->Get(q);
+      if (!(sc > 0.0f && sc < 3.0e38f) || (t->type() == artifact::TensorType_Int8 &&
+                                           !in_range(t->zero_point()->Get(q), -128, 127))) {
+        return fail(LoadStatus::kBadTensor, i, "scale not positive or zero point outside int8");
+      }
     }
     if (t->buffer() >= 0) {
       if (static_cast<size_t>(t->buffer()) >= buffer_count) {
@@ -168,6 +217,9 @@ RuntimeError Interpreter::load(const uint8_t* data, size_t size) {
     const Dims xd = dims_of(x), yd = dims_of(y);
     const bool int8_io =
         x->type() == artifact::TensorType_Int8 && y->type() == artifact::TensorType_Int8;
+    if (!geometry_ok(op)) {
+      return fail(LoadStatus::kBadOperator, k, "stride, dilation, padding or clamp out of range");
+    }
     switch (op->kind()) {
       case artifact::OpKind_Conv2D:
       case artifact::OpKind_DepthwiseConv2D: {
@@ -196,6 +248,11 @@ RuntimeError Interpreter::load(const uint8_t* data, size_t size) {
             len(op->requant_shift()) != static_cast<size_t>(oc)) {
           return fail(LoadStatus::kBadOperator, k, "requantization length differs from channels");
         }
+        if (!requant_ok(op->requant_multiplier(), op->requant_shift()) ||
+            (bias_idx >= 0 && (tensor(bias_idx)->buffer() < 0 || !bias_ok(m, tensor(bias_idx)))) ||
+            int64_t{wd.h} * wd.w * (dw ? 1 : wd.c) > 16384) {
+          return fail(LoadStatus::kBadOperator, k, "requantization, bias or filter out of range");
+        }
         if (!dw && conv2d_scratch_size(wd) > m->scratch_bytes()) {
           return fail(LoadStatus::kBadOperator, k, "scratch_bytes below the conv's need");
         }
@@ -218,6 +275,10 @@ RuntimeError Interpreter::load(const uint8_t* data, size_t size) {
             len(op->requant_shift()) != static_cast<size_t>(wd.n)) {
           return fail(LoadStatus::kBadOperator, k, "requantization length differs from outputs");
         }
+        if (!requant_ok(op->requant_multiplier(), op->requant_shift()) || in_features > 16384 ||
+            (bias_idx >= 0 && (tensor(bias_idx)->buffer() < 0 || !bias_ok(m, tensor(bias_idx))))) {
+          return fail(LoadStatus::kBadOperator, k, "requantization, bias or size out of range");
+        }
         if (fully_connected_scratch_size(in_features) > m->scratch_bytes()) {
           return fail(LoadStatus::kBadOperator, k, "scratch_bytes below the fc's need");
         }
@@ -229,6 +290,18 @@ RuntimeError Interpreter::load(const uint8_t* data, size_t size) {
         if (nin != 2 || !int8_io || len(op->int_params()) != params) {
           return fail(LoadStatus::kBadOperator, k, "add/mul arity, types or parameters");
         }
+        const auto* q = op->int_params();
+        bool params_ok = in_range(q->Get(0), -255, 255) && in_range(q->Get(1), -255, 255) &&
+                         in_range(q->Get(2), -128, 127);
+        if (op->kind() == artifact::OpKind_Add) {
+          params_ok = params_ok && in_range(q->Get(3), 0, 20);
+          for (uint32_t j = 4; j < 10; j += 2) {
+            params_ok = params_ok && q->Get(j) >= 0 && in_range(q->Get(j + 1), -31, 30);
+          }
+        } else {
+          params_ok = params_ok && q->Get(3) >= 0 && in_range(q->Get(4), -31, 30);
+        }
+        if (!params_ok) return fail(LoadStatus::kBadOperator, k, "add/mul parameters out of range");
         const auto* x2 = tensor(op->inputs()->Get(1));
         const int64_t n2 = dims_of(x2).elements();
         if (xd.elements() != yd.elements() || (n2 != yd.elements() && n2 != 1) ||
@@ -251,7 +324,10 @@ RuntimeError Interpreter::load(const uint8_t* data, size_t size) {
         break;
       case artifact::OpKind_Mean:
         if (nin != 1 || !int8_io || len(op->int_params()) != 4 || yd.n != xd.n || yd.h != 1 ||
-            yd.w != 1 || yd.c != xd.c) {
+            yd.w != 1 || yd.c != xd.c || int64_t{xd.h} * xd.w > 65536 ||
+            !in_range(op->int_params()->Get(0), -255, 255) ||
+            !in_range(op->int_params()->Get(1), -128, 127) || op->int_params()->Get(2) < 0 ||
+            !in_range(op->int_params()->Get(3), -31, 30)) {
           return fail(LoadStatus::kBadOperator, k, "mean shapes or parameters");
         }
         break;
@@ -279,6 +355,12 @@ RuntimeError Interpreter::load(const uint8_t* data, size_t size) {
             len(op->pad_after()) != 4) {
           return fail(LoadStatus::kBadOperator, k, "pad arity or parameters");
         }
+        for (uint32_t j = 0; j < 4; ++j) {
+          if (!in_range(op->pad_before()->Get(j), 0, 4096) ||
+              !in_range(op->pad_after()->Get(j), 0, 4096)) {
+            return fail(LoadStatus::kBadOperator, k, "pad amounts out of range");
+          }
+        }
         if (xd.n + op->pad_before()->Get(0) + op->pad_after()->Get(0) != yd.n ||
             xd.h + op->pad_before()->Get(1) + op->pad_after()->Get(1) != yd.h ||
             xd.w + op->pad_before()->Get(2) + op->pad_after()->Get(2) != yd.w ||
@@ -287,7 +369,8 @@ RuntimeError Interpreter::load(const uint8_t* data, size_t size) {
         }
         break;
       case artifact::OpKind_Softmax:
-        if (nin != 1 || !int8_io || len(op->lut_u32()) != 256 || !same_dims(xd, yd)) {
+        if (nin != 1 || !int8_io || len(op->lut_u32()) != 256 || !same_dims(xd, yd) ||
+            op->lut_u32()->Get(0) == 0) {
           return fail(LoadStatus::kBadOperator, k, "softmax table or shapes");
         }
         break;
@@ -320,7 +403,7 @@ RuntimeError Interpreter::load(const uint8_t* data, size_t size) {
 
 size_t Interpreter::arena_bytes() const {
   if (!model_) return 0;
-  const size_t tensors = (model_->tensor_arena_bytes() + 15u) & ~size_t{15};
+  const size_t tensors = (size_t{model_->tensor_arena_bytes()} + 15) & ~size_t{15};
   return tensors + model_->scratch_bytes();
 }
 
@@ -384,7 +467,7 @@ RuntimeError Interpreter::run(int32_t k, const artifact::Operator* op) {
   const TensorView y = view(op->outputs()->Get(0));
   const auto* in8 = static_cast<const int8_t*>(x.data);
   auto* out8 = static_cast<int8_t*>(y.data);
-  uint8_t* scratch = arena_ + ((model_->tensor_arena_bytes() + 15u) & ~size_t{15});
+  uint8_t* scratch = arena_ + ((size_t{model_->tensor_arena_bytes()} + 15) & ~size_t{15});
   const size_t scratch_bytes = model_->scratch_bytes();
   const ActivationRange act{op->activation_min(), op->activation_max()};
   Status s = Status::kOk;

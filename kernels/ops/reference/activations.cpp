@@ -39,6 +39,7 @@ Status softmax(const uint32_t table[256], int32_t rows, int32_t depth, const int
     for (int32_t i = 0; i < depth; ++i) max = x[i] > max ? x[i] : max;
     uint64_t sum = 0;
     for (int32_t i = 0; i < depth; ++i) sum += table[max - x[i]];
+    if (sum == 0) return Status::kBadParams;  // a table without exp(0) > 0 is not a softmax table
     for (int32_t i = 0; i < depth; ++i) {
       // round(e_i / sum * 256) - 128, in integers.
       const uint64_t q = (uint64_t{table[max - x[i]]} * 256 + sum / 2) / sum;

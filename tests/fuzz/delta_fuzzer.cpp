@@ -1,0 +1,45 @@
+// Arbitrary bytes as a delta payload of each codec against a fixed base: the decoder
+// must stay within its workspace and the target size.
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "tinyfleet/device_agent/delta_decoder.h"
+
+namespace {
+struct Base : tinyfleet::device_agent::BaseReader {
+  std::string bytes = std::string(4096, 'b');
+  uint64_t size() const override { return bytes.size(); }
+  bool read(uint64_t off, uint8_t* out, size_t n) override {
+    if (off + n > bytes.size()) return false;
+    std::memcpy(out, bytes.data() + off, n);
+    return true;
+  }
+  const uint8_t* contiguous() const override {
+    return reinterpret_cast<const uint8_t*>(bytes.data());
+  }
+};
+struct Sink : tinyfleet::device_agent::SlotWriter {
+  size_t written = 0;
+  bool write(const uint8_t*, size_t n) override {
+    written += n;
+    return true;
+  }
+};
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  if (size < 1) return 0;
+  const auto codec = static_cast<tinyfleet::update::DeltaCodec>(data[0] % 3);
+  static std::vector<uint8_t> work(tinyfleet::device_agent::DeltaDecoder::workspace_size(15));
+  Base base;
+  Sink sink;
+  tinyfleet::device_agent::DeltaDecoder dec(codec, 8192, 15, work.data(), work.size(), &base,
+                                            &sink);
+  if (dec.start() != tinyfleet::device_agent::DeltaStatus::kOk) return 0;
+  dec.feed(data + 1, size - 1);
+  dec.finish();
+  if (sink.written > 8192) __builtin_trap();  // the target size bounds the output
+  return 0;
+}

@@ -1,0 +1,30 @@
+# Builds the fuzz project with clang, makes seed inputs, runs each target for SECONDS.
+file(MAKE_DIRECTORY ${WORK})
+execute_process(COMMAND ${CMAKE_COMMAND} -S ${SOURCE} -B ${WORK}/build -G Ninja
+                        -DCMAKE_CXX_COMPILER=${CLANGXX} -DROOT=${ROOT}
+                RESULT_VARIABLE rc OUTPUT_QUIET)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "fuzz project configure failed")
+endif()
+execute_process(COMMAND ${CMAKE_COMMAND} --build ${WORK}/build RESULT_VARIABLE rc
+                OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "fuzz build failed:\n${out}\n${err}")
+endif()
+# Seeds: a valid artifact (from the firmware fixture), and the checked-in seeds.
+file(MAKE_DIRECTORY ${WORK}/corpus/artifact ${WORK}/corpus/offer ${WORK}/corpus/delta)
+execute_process(COMMAND ${SEED_MAKER} ${WORK}/seed OUTPUT_QUIET RESULT_VARIABLE rc)
+file(MAKE_DIRECTORY ${WORK}/seed)
+execute_process(COMMAND ${SEED_MAKER} ${WORK}/seed OUTPUT_QUIET)
+file(COPY ${WORK}/seed/artifact.tfa DESTINATION ${WORK}/corpus/artifact)
+foreach(target artifact offer delta)
+  execute_process(
+    COMMAND ${WORK}/build/${target}_fuzzer -max_total_time=${SECONDS} -rss_limit_mb=2048
+            -print_final_stats=1 ${WORK}/corpus/${target}
+    RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  string(REGEX MATCH "stat::number_of_executed_units: *[0-9]+" runs "${err}")
+  message("${target}_fuzzer: ${runs}")
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "${target}_fuzzer found a crash:\n${err}")
+  endif()
+endforeach()
