@@ -28,4 +28,13 @@ step "blob store: the same model stored twice is kept once (content-addressed, s
 
 step "database status"
 "$bin/storage/tinyfleet-db" status
+
+step "kernels: an int8 artifact built on this host runs on an emulated Cortex-M4 (QEMU mps2-an386)"
+cmake -DFIXTURE="$bin/tests/kernels/firmware/make_firmware_fixture" \
+  -DSOURCE="$root/kernels/firmware" -DWORK="$root/build/release/demo-firmware" \
+  -P tests/kernels/firmware/run_qemu_test.cmake 2>&1 | grep -E "TOTALS|text|qemu_app|host:|qemu:"
+
+step "kernels: MLPerf Tiny layers, optimized vs reference vs XNNPACK (single thread)"
+"$bin/bench/kernels/ops/bench_conv_layers" --benchmark_min_time=0.05 2>/dev/null |
+  sed -n '/^layer/,$p'
 step "demo finished"

@@ -180,7 +180,7 @@ TEST(Conv2D, EdgeCasesAndBadShapes) {
   c.p.input_offset = 128;  // input zero point -128
   c.p.output_offset = 127;
   c.input = rng.int8s(3);
-  c.filter = std::vector<int8_t>(45, 127);
+  c.filter = std::vector<int8_t>(135, 127);  // 5 x 3 x 3 x 3
   c.bias = std::vector<int32_t>(5, 1 << 20);
   c.mult = std::vector<int32_t>(5, 1 << 30);
   c.shift = std::vector<int32_t>(5, 1);
