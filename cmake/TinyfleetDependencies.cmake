@@ -13,6 +13,7 @@ find_package(PahoMqttCpp CONFIG REQUIRED)
 find_package(ONNX CONFIG REQUIRED)
 find_package(Boost 1.74 REQUIRED)
 find_package(nlohmann_json 3 REQUIRED)
+find_package(ZLIB REQUIRED)
 
 if(TINYFLEET_BUILD_TESTS)
   find_package(GTest REQUIRED)
