@@ -1,0 +1,52 @@
+#pragma once
+
+// ONNX + calibration data -> an int8 artifact the kernels' runtime runs, with a report:
+// import, passes, post-training quantization (per-channel symmetric int8 weights,
+// per-tensor asymmetric int8 activations from min/max calibration, int32 bias), memory
+// plan, artifact, and validation of float against int8 on a labelled set.
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "tinyfleet/optimizer_service/npz.h"
+#include "tinyfleet/optimizer_service/result.h"
+
+namespace tinyfleet::optimizer_service {
+
+struct CompileOptions {
+  std::string device_class = "generic";
+  std::string model_name = "model";
+};
+
+struct CompileReport {
+  int nodes = 0;
+  int fused_activations = 0;
+  int64_t macs = 0;
+  uint64_t weight_bytes = 0;       // constants in the artifact (int8 weights, int32 biases)
+  uint32_t arena_bytes = 0;        // greedy-by-size plan
+  uint32_t naive_arena_bytes = 0;  // every activation its own buffer
+  uint32_t scratch_bytes = 0;
+  uint64_t artifact_bytes = 0;
+  int validation_samples = 0;
+  double float_top1 = 0;
+  double int8_top1 = 0;
+  float input_scale = 1;
+  int32_t input_zero_point = 0;
+  float output_scale = 1;
+  int32_t output_zero_point = 0;
+};
+
+struct CompiledModel {
+  std::string artifact;
+  CompileReport report;
+};
+
+// `calibration` and `validation` hold "x" (NCHW or N x K float inputs) and, for
+// validation, "y" (labels).
+Result<CompiledModel> compile_model(const std::string& onnx,
+                                    const std::map<std::string, NpyArray>& calibration,
+                                    const std::map<std::string, NpyArray>* validation,
+                                    const CompileOptions& options);
+
+}  // namespace tinyfleet::optimizer_service
