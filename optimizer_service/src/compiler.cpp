@@ -214,6 +214,7 @@ Result<CompiledModel> compile_model(const std::string& onnx,
               scratch,
               static_cast<uint32_t>(k::fully_connected_scratch_size(static_cast<int32_t>(per))));
           rep.macs += int64_t{xd.n} * per * oc;
+          rep.fc_macs += int64_t{xd.n} * per * oc;
         } else {
           op.kind = dw ? fa::OpKind_DepthwiseConv2D : fa::OpKind_Conv2D;
           op.depth_multiplier = n.depth_multiplier;
@@ -221,6 +222,7 @@ Result<CompiledModel> compile_model(const std::string& onnx,
             scratch =
                 std::max<uint32_t>(scratch, static_cast<uint32_t>(k::conv2d_scratch_size(w.dims)));
           rep.macs += yd.elements() * per;
+          (dw ? rep.depthwise_macs : rep.conv_macs) += yd.elements() * per;
         }
         break;
       }
@@ -294,6 +296,10 @@ Result<CompiledModel> compile_model(const std::string& onnx,
       }
       default:
         return CompileError{n.name + ": " + to_string(n.type) + " is not compiled yet"};
+    }
+    if (n.type != OpType::kConv2D && n.type != OpType::kDepthwiseConv2D &&
+        n.type != OpType::kFullyConnected) {
+      rep.other_ops_elements += yd.elements();
     }
     spec.operators.push_back(std::move(op));
   }

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "tinyfleet/optimizer_service/compiler.h"
+#include "tinyfleet/optimizer_service/device_class.h"
 #include "tinyfleet/optimizer_service/memory_planner.h"
 #include "tinyfleet/optimizer_service/onnx_import.h"
 #include "tinyfleet/optimizer_service/passes.h"
@@ -105,6 +106,45 @@ TEST(Compile, RefusesWhatItCannotCompileByName) {
   auto no_x = compile_model(*onnx, {}, nullptr, {});
   ASSERT_FALSE(no_x);
   EXPECT_NE(no_x.error().message.find("'x'"), std::string::npos);
+}
+
+}  // namespace
+
+namespace {
+
+TEST(DeviceClasses, CatalogFitAndEstimates) {
+  auto text = read_file(TINYFLEET_DEVICE_CLASS_CATALOG);
+  ASSERT_TRUE(text);
+  auto classes = parse_catalog(*text);
+  ASSERT_TRUE(classes) << classes.error().message;
+  std::map<std::string, DeviceClass> by_name;
+  for (auto& c : *classes) by_name[c.name] = c;
+  for (const char* name :
+       {"cortex-m0plus-32k", "cortex-m4-256k", "cortex-m7-512k", "esp32s3-512k", "linux-arm64"}) {
+    ASSERT_TRUE(by_name.count(name)) << name;
+  }
+  CompileReport r;
+  r.arena_bytes = 3072;
+  r.scratch_bytes = 608;
+  r.artifact_bytes = 26144;
+  r.conv_macs = 500000;
+  r.fc_macs = 320;
+  EXPECT_EQ(fit_refusal(r, by_name["cortex-m4-256k"]), "");
+  // Faster classes estimate less time per inference.
+  EXPECT_GT(estimate(r, by_name["cortex-m4-256k"]).latency_ms,
+            estimate(r, by_name["cortex-m7-512k"]).latency_ms);
+  // 500k conv MACs x 1.2 cycles at 80 MHz = 7.5 ms; x 12 mW = 0.09 mJ.
+  EXPECT_NEAR(estimate(r, by_name["cortex-m4-256k"]).latency_ms, 7.5, 0.01);
+  EXPECT_NEAR(estimate(r, by_name["cortex-m4-256k"]).energy_mj, 0.09, 0.001);
+  // Too big: the refusal carries the numbers.
+  r.arena_bytes = 30000;
+  const auto why = fit_refusal(r, by_name["cortex-m0plus-32k"]);
+  EXPECT_EQ(why,
+            "does not fit cortex-m0plus-32k: arena 30000 B + scratch 608 B + runtime 4096 B = "
+            "34704 B exceeds RAM 32768 B");
+  auto bad = parse_device_class("x", R"({"ram_bytes": 1024})");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("flash_bytes"), std::string::npos);
 }
 
 }  // namespace

@@ -23,6 +23,8 @@ struct CompileReport {
   int nodes = 0;
   int fused_activations = 0;
   int64_t macs = 0;
+  int64_t conv_macs = 0, depthwise_macs = 0, fc_macs = 0;
+  int64_t other_ops_elements = 0;  // outputs of element-wise, pooling and table operators
   uint64_t weight_bytes = 0;       // constants in the artifact (int8 weights, int32 biases)
   uint32_t arena_bytes = 0;        // greedy-by-size plan
   uint32_t naive_arena_bytes = 0;  // every activation its own buffer
