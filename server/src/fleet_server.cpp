@@ -99,9 +99,7 @@ storage::Expected<std::unique_ptr<FleetServer>> FleetServer::start(const ServerC
     parts->compiler = make_remote_compiler(
         grpc::CreateChannel(config.optimizer_address, grpc::InsecureChannelCredentials()));
   } else if (config.compile_mode == "in_process") {
-    return Error{ErrorCode::kInvalidArgument,
-                 "compile.mode=in_process: this fleetd was built without the in-process "
-                 "compiler; use compile.mode=remote with compile.optimizer_address"};
+    parts->compiler = make_in_process_compiler();
   }
   parts->compiles = std::make_unique<CompileOrchestrator>(*parts->db, parts->compiler.get(),
                                                           config.compile_workers);

@@ -204,7 +204,15 @@ TEST_F(Models, DownloadStreamsTheStoredArtifact) {
   EXPECT_NE(status.error_message().find("cortex-m7-512k"), std::string::npos);
 }
 
-TEST_F(Models, CompileWithoutACompilerFailsNamingTheSetting) {
+// fleetd set to compile remotely but given no worker address.
+class NoCompiler : public Models {
+ protected:
+  std::map<std::string, std::string> fleetd_settings() override {
+    return {{"compile.mode", "remote"}};
+  }
+};
+
+TEST_F(NoCompiler, CompileFailsNamingTheSetting) {
   ASSERT_TRUE(create_model(admin_, "digits").ok());
   v1::ModelVersion v;
   ASSERT_TRUE(upload(admin_, "digits", onnx_, {"cortex-m4-256k"}, &v).ok());

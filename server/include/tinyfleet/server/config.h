@@ -23,11 +23,11 @@ struct ServerConfig {
   std::string bootstrap_admin_token;  // registered as token "bootstrap-admin" if absent
   std::string mqtt_host = "127.0.0.1";
   int mqtt_port = 1883;
-  std::string mqtt_passwd_file;         // the broker's password file; provisioning adds to it
-  int mqtt_pid = 0;                     // the broker, sent SIGHUP to reload the password file
-  std::string root_public_key_file;     // Ed25519 public key the devices pin (32 bytes or hex)
-  std::string compile_mode = "remote";  // "remote" (Optimizer service) or "in_process"
-  std::string optimizer_address;        // host:port of the Optimizer service
+  std::string mqtt_passwd_file;             // the broker's password file; provisioning adds to it
+  int mqtt_pid = 0;                         // the broker, sent SIGHUP to reload the password file
+  std::string root_public_key_file;         // Ed25519 public key the devices pin (32 bytes or hex)
+  std::string compile_mode = "in_process";  // or "remote" (the Optimizer gRPC service)
+  std::string optimizer_address;            // host:port of the Optimizer service
   int compile_workers = 1;
   int64_t max_upload_bytes = 64ll << 20;
   int shutdown_grace_seconds = 10;

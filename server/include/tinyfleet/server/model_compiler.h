@@ -32,6 +32,9 @@ class ModelCompiler {
   virtual storage::Expected<CompileOutcome> compile(const CompileInput& input) = 0;
 };
 
+// The optimizer library in this process.
+std::unique_ptr<ModelCompiler> make_in_process_compiler();
+
 // Compiles through the Optimizer gRPC service at `channel`.
 std::unique_ptr<ModelCompiler> make_remote_compiler(std::shared_ptr<grpc::Channel> channel);
 

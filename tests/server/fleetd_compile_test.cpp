@@ -1,0 +1,165 @@
+// Register, upload, compile in fleetd's process, download: the artifact that comes
+// back is the stored one (sha256) and runs on the kernels' runtime; a class it does not
+// fit and a broken model are stored as refusals with their reasons.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "fleetd_fixture.h"
+#include "tinyfleet/kernels/runtime/interpreter.h"
+#include "tinyfleet/storage/blob_store.h"
+#include "tinyfleet/testing/environment.h"
+
+namespace tinyfleet::testing {
+namespace {
+
+class Compiling : public FleetdTest {
+ protected:
+  void create_class(const std::string& name, const std::string& spec) {
+    v1::DeviceClass req, out;
+    req.set_name(name);
+    req.set_spec_json(spec);
+    auto s = devices_->CreateDeviceClass(context_with_token(admin_).get(), req, &out);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+
+  // Uploads ONNX + calibration + validation files.
+  grpc::Status upload_all(const std::string& onnx, v1::ModelVersion* out) {
+    const std::string calib = read_fixture("data/digits_calib.npz");
+    const std::string val = read_fixture("data/digits_val.npz");
+    auto ctx = context_with_token(admin_);
+    auto writer = models_->CreateVersion(ctx.get(), out);
+    v1::CreateVersionRequest header;
+    auto* h = header.mutable_header();
+    h->set_model("digits");
+    h->add_target_classes("cortex-m4-256k");
+    h->add_target_classes("tiny-2k");
+    const std::pair<v1::FileKind, const std::string*> files[] = {
+        {v1::FILE_KIND_ONNX, &onnx},
+        {v1::FILE_KIND_CALIBRATION, &calib},
+        {v1::FILE_KIND_VALIDATION, &val}};
+    for (const auto& [kind, bytes] : files) {
+      auto* f = h->add_files();
+      f->set_kind(kind);
+      f->set_size(bytes->size());
+      f->set_sha256(storage::sha256_hex(*bytes));
+    }
+    writer->Write(header);
+    for (const auto& [kind, bytes] : files) {
+      for (size_t off = 0; off < bytes->size(); off += 16384) {
+        v1::CreateVersionRequest part;
+        part.mutable_chunk()->set_kind(kind);
+        part.mutable_chunk()->set_offset(off);
+        part.mutable_chunk()->set_data(bytes->substr(off, 16384));
+        writer->Write(part);
+      }
+    }
+    writer->WritesDone();
+    return writer->Finish();
+  }
+
+  v1::Operation compile_and_wait(uint32_t version) {
+    v1::CompileVersionRequest req;
+    req.set_model("digits");
+    req.set_version(version);
+    v1::Operation op;
+    auto s = models_->CompileVersion(context_with_token(admin_).get(), req, &op);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    v1::WatchOperationRequest watch;
+    watch.set_id(op.id());
+    auto ctx = context_with_token(admin_);
+    auto reader = models_->WatchOperation(ctx.get(), watch);
+    v1::Operation last;
+    while (reader->Read(&last)) {
+    }
+    EXPECT_TRUE(reader->Finish().ok());
+    return last;
+  }
+};
+
+TEST_F(Compiling, RegisterUploadCompileDownload) {
+  std::ifstream catalog(TINYFLEET_DEVICE_CLASS_CATALOG);
+  const auto classes = nlohmann::json::parse(catalog);
+  ASSERT_NO_FATAL_FAILURE(create_class("cortex-m4-256k", classes.at("cortex-m4-256k").dump()));
+  ASSERT_NO_FATAL_FAILURE(
+      create_class("tiny-2k", R"({"ram_bytes": 512, "flash_bytes": 65536, "clock_hz": 16000000})"));
+  v1::CreateModelRequest cm;
+  cm.set_name("digits");
+  v1::Model model;
+  ASSERT_TRUE(models_->CreateModel(context_with_token(admin_).get(), cm, &model).ok());
+  v1::ModelVersion version;
+  auto up = upload_all(read_fixture("models/digits_cnn.onnx"), &version);
+  ASSERT_TRUE(up.ok()) << up.error_message();
+
+  const auto op = compile_and_wait(version.version());
+  ASSERT_EQ(op.state(), v1::OPERATION_STATE_SUCCEEDED) << op.message() << "\n" << fleetd_->log();
+  EXPECT_EQ(op.done(), 2u);
+  EXPECT_EQ(op.message(), "1 compiled, 1 refused");
+
+  v1::GetVersionRequest get;
+  get.set_model("digits");
+  get.set_version(version.version());
+  v1::ModelVersion got;
+  ASSERT_TRUE(models_->GetVersion(context_with_token(admin_).get(), get, &got).ok());
+  ASSERT_EQ(got.artifacts_size(), 2);
+  const auto& m4 =
+      got.artifacts(0).device_class() == "cortex-m4-256k" ? got.artifacts(0) : got.artifacts(1);
+  const auto& tiny =
+      got.artifacts(0).device_class() == "tiny-2k" ? got.artifacts(0) : got.artifacts(1);
+  ASSERT_EQ(m4.status(), v1::ARTIFACT_STATUS_COMPILED) << m4.refusal_reason();
+  ASSERT_EQ(tiny.status(), v1::ARTIFACT_STATUS_REFUSED);
+  EXPECT_NE(tiny.refusal_reason().find("does not fit tiny-2k"), std::string::npos)
+      << tiny.refusal_reason();
+  EXPECT_NE(tiny.refusal_reason().find("exceeds RAM 512 B"), std::string::npos)
+      << tiny.refusal_reason();
+  const auto report = nlohmann::json::parse(m4.report_json());
+  const double drop = report.at("validation").at("drop").get<double>();
+  EXPECT_LE(drop, 1.0);
+  EXPECT_GT(report.at("latency_ms").get<double>(), 0.0);
+
+  v1::DownloadArtifactRequest dl;
+  dl.set_model("digits");
+  dl.set_version(version.version());
+  dl.set_device_class("cortex-m4-256k");
+  auto ctx = context_with_token(admin_);
+  auto reader = models_->DownloadArtifact(ctx.get(), dl);
+  v1::ArtifactChunk chunk;
+  std::string bytes;
+  while (reader->Read(&chunk)) bytes += chunk.data();
+  ASSERT_TRUE(reader->Finish().ok());
+  EXPECT_EQ(storage::sha256_hex(bytes), m4.sha256());
+  EXPECT_EQ(bytes.size(), m4.size());
+  // And it is a model the runtime accepts.
+  std::vector<uint8_t> aligned(bytes.size() + 16);
+  auto* a = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(aligned.data()) + 15) &
+                                       ~uintptr_t{15});
+  std::memcpy(a, bytes.data(), bytes.size());
+  kernels::Interpreter interp;
+  EXPECT_EQ(interp.load(a, bytes.size()).status, kernels::LoadStatus::kOk);
+}
+
+TEST_F(Compiling, ABrokenModelIsStoredAsARefusal) {
+  ASSERT_NO_FATAL_FAILURE(create_class(
+      "cortex-m4-256k", R"({"ram_bytes": 262144, "flash_bytes": 1048576, "clock_hz": 80000000})"));
+  ASSERT_NO_FATAL_FAILURE(
+      create_class("tiny-2k", R"({"ram_bytes": 512, "flash_bytes": 65536, "clock_hz": 16000000})"));
+  v1::CreateModelRequest cm;
+  cm.set_name("digits");
+  v1::Model model;
+  ASSERT_TRUE(models_->CreateModel(context_with_token(admin_).get(), cm, &model).ok());
+  std::string broken = read_fixture("models/digits_cnn.onnx");
+  broken.resize(broken.size() / 2);
+  v1::ModelVersion version;
+  ASSERT_TRUE(upload_all(broken, &version).ok());
+  const auto op = compile_and_wait(version.version());
+  ASSERT_EQ(op.state(), v1::OPERATION_STATE_SUCCEEDED) << op.message();
+  EXPECT_EQ(op.message(), "0 compiled, 2 refused");
+  ASSERT_EQ(op.artifacts_size(), 2);
+  EXPECT_NE(op.artifacts(0).refusal_reason().find("not an ONNX model"), std::string::npos)
+      << op.artifacts(0).refusal_reason();
+  EXPECT_EQ(count_rows("model_versions"), 1);  // the version itself stays
+}
+
+}  // namespace
+}  // namespace tinyfleet::testing
