@@ -18,6 +18,7 @@ class RemoteCompiler : public ModelCompiler {
     request.set_calibration_npz(input.calibration_npz);
     request.set_validation_npz(input.validation_npz);
     request.set_device_class_json(input.device_class_json);
+    request.set_device_class(input.device_class);
     v1::CompileResponse response;
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(10));

@@ -8,6 +8,7 @@
 
 #include "fleetd_fixture.h"
 #include "tinyfleet/kernels/runtime/interpreter.h"
+#include "tinyfleet/optimizer_service/optimizer_grpc_service.h"
 #include "tinyfleet/storage/blob_store.h"
 #include "tinyfleet/testing/environment.h"
 
@@ -159,6 +160,52 @@ TEST_F(Compiling, ABrokenModelIsStoredAsARefusal) {
   EXPECT_NE(op.artifacts(0).refusal_reason().find("not an ONNX model"), std::string::npos)
       << op.artifacts(0).refusal_reason();
   EXPECT_EQ(count_rows("model_versions"), 1);  // the version itself stays
+}
+
+// The same with compiles sent to an Optimizer worker over gRPC.
+class RemoteCompiling : public Compiling {
+ protected:
+  void SetUp() override {
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &worker_port_);
+    builder.SetMaxReceiveMessageSize(64 << 20);
+    builder.RegisterService(&worker_);
+    worker_server_ = builder.BuildAndStart();
+    ASSERT_GT(worker_port_, 0);
+    Compiling::SetUp();
+  }
+  void TearDown() override { worker_server_->Shutdown(); }
+  std::map<std::string, std::string> fleetd_settings() override {
+    return {{"compile.mode", "remote"},
+            {"compile.optimizer_address", "127.0.0.1:" + std::to_string(worker_port_)}};
+  }
+  optimizer_service::OptimizerGrpcService worker_;
+  std::unique_ptr<grpc::Server> worker_server_;
+  int worker_port_ = 0;
+};
+
+TEST_F(RemoteCompiling, AWorkerCompilesForFleetd) {
+  ASSERT_NO_FATAL_FAILURE(create_class(
+      "cortex-m4-256k", R"({"ram_bytes": 262144, "flash_bytes": 1048576, "clock_hz": 80000000})"));
+  ASSERT_NO_FATAL_FAILURE(
+      create_class("tiny-2k", R"({"ram_bytes": 512, "flash_bytes": 65536, "clock_hz": 16000000})"));
+  v1::CreateModelRequest cm;
+  cm.set_name("digits");
+  v1::Model model;
+  ASSERT_TRUE(models_->CreateModel(context_with_token(admin_).get(), cm, &model).ok());
+  v1::ModelVersion version;
+  ASSERT_TRUE(upload_all(read_fixture("models/digits_dscnn.onnx"), &version).ok());
+  const auto op = compile_and_wait(version.version());
+  ASSERT_EQ(op.state(), v1::OPERATION_STATE_SUCCEEDED) << op.message() << "\n" << fleetd_->log();
+  EXPECT_EQ(op.message(), "1 compiled, 1 refused");
+  bool saw_refusal = false;
+  for (const auto& a : op.artifacts()) {
+    if (a.device_class() == "tiny-2k") {
+      saw_refusal = true;
+      EXPECT_NE(a.refusal_reason().find("does not fit tiny-2k"), std::string::npos);
+    }
+  }
+  EXPECT_TRUE(saw_refusal);
 }
 
 }  // namespace

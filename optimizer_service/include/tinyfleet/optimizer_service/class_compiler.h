@@ -1,0 +1,22 @@
+#pragma once
+
+// One compile for one device class, as fleetd and the Optimizer worker both run it:
+// the uploaded files' bytes and the class's catalog entry in; an artifact, or a
+// refusal with its reason, and the report as JSON out.
+#include <string>
+
+namespace tinyfleet::optimizer_service {
+
+struct ClassCompileOutcome {
+  bool refused = false;
+  std::string refusal_reason;
+  std::string artifact;
+  std::string report_json = "{}";
+};
+
+ClassCompileOutcome compile_for_class(const std::string& onnx, const std::string& calibration_npz,
+                                      const std::string& validation_npz,
+                                      const std::string& device_class,
+                                      const std::string& device_class_json);
+
+}  // namespace tinyfleet::optimizer_service

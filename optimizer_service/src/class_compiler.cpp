@@ -1,0 +1,72 @@
+#include "tinyfleet/optimizer_service/class_compiler.h"
+
+#include <nlohmann/json.hpp>
+
+#include "tinyfleet/optimizer_service/compiler.h"
+#include "tinyfleet/optimizer_service/device_class.h"
+
+namespace tinyfleet::optimizer_service {
+
+namespace {
+ClassCompileOutcome refused(const std::string& why,
+                            const nlohmann::json& report = nlohmann::json::object()) {
+  ClassCompileOutcome o;
+  o.refused = true;
+  o.refusal_reason = why;
+  o.report_json = report.dump();
+  return o;
+}
+}  // namespace
+
+ClassCompileOutcome compile_for_class(const std::string& onnx, const std::string& calibration_npz,
+                                      const std::string& validation_npz,
+                                      const std::string& device_class,
+                                      const std::string& device_class_json) {
+  auto cls = parse_device_class(device_class, device_class_json);
+  if (!cls) return refused(cls.error().message);
+  if (calibration_npz.empty()) {
+    return refused("calibration data is required to quantize: upload a calibration .npz");
+  }
+  auto calib = parse_npz(calibration_npz);
+  if (!calib) return refused("calibration data: " + calib.error().message);
+  std::map<std::string, NpyArray> val;
+  if (!validation_npz.empty()) {
+    auto v = parse_npz(validation_npz);
+    if (!v) return refused("validation data: " + v.error().message);
+    val = std::move(*v);
+  }
+  CompileOptions options;
+  options.device_class = device_class;
+  auto compiled = compile_model(onnx, *calib, val.empty() ? nullptr : &val, options);
+  if (!compiled) return refused(compiled.error().message);
+  const auto& r = compiled->report;
+  const auto est = estimate(r, *cls);
+  nlohmann::json report = {{"device_class", device_class},
+                           {"operators", r.nodes},
+                           {"fused_activations", r.fused_activations},
+                           {"macs", r.macs},
+                           {"weight_bytes", r.weight_bytes},
+                           {"artifact_bytes", r.artifact_bytes},
+                           {"arena_bytes", r.arena_bytes},
+                           {"naive_arena_bytes", r.naive_arena_bytes},
+                           {"scratch_bytes", r.scratch_bytes},
+                           {"latency_ms", est.latency_ms},
+                           {"energy_mj", est.energy_mj},
+                           {"input_scale", r.input_scale},
+                           {"input_zero_point", r.input_zero_point},
+                           {"output_scale", r.output_scale},
+                           {"output_zero_point", r.output_zero_point}};
+  if (r.validation_samples > 0) {
+    report["validation"] = {{"samples", r.validation_samples},
+                            {"float_top1", r.float_top1},
+                            {"int8_top1", r.int8_top1},
+                            {"drop", r.float_top1 - r.int8_top1}};
+  }
+  if (auto why = fit_refusal(r, *cls); !why.empty()) return refused(why, report);
+  ClassCompileOutcome o;
+  o.artifact = std::move(compiled->artifact);
+  o.report_json = report.dump();
+  return o;
+}
+
+}  // namespace tinyfleet::optimizer_service
