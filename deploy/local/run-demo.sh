@@ -29,6 +29,14 @@ step "blob store: the same model stored twice is kept once (content-addressed, s
 step "database status"
 "$bin/storage/tinyfleet-db" status
 
+step "compiler: a real ONNX model to int8 for two device classes (float vs int8 top-1, fit, estimates)"
+for cls in cortex-m4-256k cortex-m0plus-32k; do
+  "$bin/optimizer_service/tinyfleet-compile" tests/fixtures/models/digits_resnet.onnx --class "$cls" \
+    --calib tests/fixtures/data/digits_calib.npz --val tests/fixtures/data/digits_val.npz \
+    -o "$root/build/release/digits_resnet.$cls.tfa"
+  echo
+done
+
 step "kernels: an int8 artifact built on this host runs on an emulated Cortex-M4 (QEMU mps2-an386)"
 cmake -DFIXTURE="$bin/tests/kernels/firmware/make_firmware_fixture" \
   -DSOURCE="$root/kernels/firmware" -DWORK="$root/build/release/demo-firmware" \
