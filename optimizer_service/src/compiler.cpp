@@ -24,25 +24,6 @@ namespace {
 namespace k = tinyfleet::kernels;
 namespace fa = tinyfleet::artifact;
 
-// NCHW sample i of x as NHWC floats.
-std::vector<float> sample(const NpyArray& x, int64_t i) {
-  const auto& s = x.shape;
-  const int64_t per = x.size() / s[0];
-  std::vector<float> out(static_cast<size_t>(per));
-  if (s.size() != 4) {
-    for (int64_t j = 0; j < per; ++j)
-      out[static_cast<size_t>(j)] = static_cast<float>(x.values[static_cast<size_t>(i * per + j)]);
-    return out;
-  }
-  const int64_t C = s[1], H = s[2], W = s[3];
-  for (int64_t c = 0; c < C; ++c)
-    for (int64_t h = 0; h < H; ++h)
-      for (int64_t w = 0; w < W; ++w)
-        out[static_cast<size_t>((h * W + w) * C + c)] =
-            static_cast<float>(x.values[static_cast<size_t>(i * per + (c * H + h) * W + w)]);
-  return out;
-}
-
 k::TensorQuant from_range(float lo, float hi) {
   lo = std::min(lo, 0.0f);
   hi = std::max(hi, 0.0f);
@@ -98,7 +79,7 @@ Result<CompiledModel> compile_model(const std::string& onnx,
   std::vector<float> lo(n_tensors, 3.4e38f), hi(n_tensors, -3.4e38f);
   FloatExecutor exec(g);
   for (int64_t i = 0; i < cx.shape[0]; ++i) {
-    auto r = exec.run(sample(cx, i));
+    auto r = exec.run(nhwc_sample(cx, i));
     if (!r) return CompileError{"calibration: " + r.error().message};
     for (size_t t = 0; t < n_tensors; ++t) {
       if (g.tensors[t].constant) continue;
@@ -346,7 +327,7 @@ Result<CompiledModel> compile_model(const std::string& onnx,
     int float_ok = 0, int8_ok = 0;
     const int64_t samples = vx->second.shape[0];
     for (int64_t i = 0; i < samples; ++i) {
-      const auto input = sample(vx->second, i);
+      const auto input = nhwc_sample(vx->second, i);
       auto r = exec.run(input);
       if (!r) return CompileError{"validation: " + r.error().message};
       const int label = static_cast<int>(vy->second.values[static_cast<size_t>(i)]);

@@ -50,6 +50,28 @@ int64_t NpyArray::size() const {
   return n;
 }
 
+std::vector<float> nhwc_sample(const NpyArray& x, int64_t i) {
+  const auto& s = x.shape;
+  const int64_t per = x.size() / s[0];
+  std::vector<float> out(static_cast<size_t>(per));
+  if (s.size() != 4) {
+    for (int64_t j = 0; j < per; ++j) {
+      out[static_cast<size_t>(j)] = static_cast<float>(x.values[static_cast<size_t>(i * per + j)]);
+    }
+    return out;
+  }
+  const int64_t C = s[1], H = s[2], W = s[3];
+  for (int64_t c = 0; c < C; ++c) {
+    for (int64_t h = 0; h < H; ++h) {
+      for (int64_t w = 0; w < W; ++w) {
+        out[static_cast<size_t>((h * W + w) * C + c)] =
+            static_cast<float>(x.values[static_cast<size_t>(i * per + (c * H + h) * W + w)]);
+      }
+    }
+  }
+  return out;
+}
+
 Result<std::string> read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return CompileError{"cannot read " + path};

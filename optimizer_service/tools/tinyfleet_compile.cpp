@@ -9,8 +9,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "tinyfleet/optimizer_service/compiler.h"
-#include "tinyfleet/optimizer_service/device_class.h"
+#include "tinyfleet/optimizer_service/class_compiler.h"
+#include "tinyfleet/optimizer_service/npz.h"
 
 using namespace tinyfleet::optimizer_service;
 
@@ -57,74 +57,58 @@ int main(int argc, char** argv) {
   };
   auto catalog_text = read_file(catalog);
   if (!catalog_text) return refuse(catalog_text.error().message);
-  auto classes = parse_catalog(*catalog_text);
-  if (!classes) return refuse(classes.error().message);
-  const DeviceClass* target = nullptr;
-  std::string known;
-  for (const auto& c : *classes) {
-    known += (known.empty() ? "" : ", ") + c.name;
-    if (c.name == cls) target = &c;
+  const auto entries = nlohmann::json::parse(*catalog_text, nullptr, false);
+  if (entries.is_discarded() || !entries.is_object())
+    return refuse(catalog + " is not a JSON object");
+  if (!entries.contains(cls)) {
+    std::string known;
+    for (auto it = entries.begin(); it != entries.end(); ++it) {
+      known += (known.empty() ? "" : ", ") + it.key();
+    }
+    return refuse("unknown device class '" + cls + "'; known: " + known);
   }
-  if (!target) return refuse("unknown device class '" + cls + "'; known: " + known);
   auto onnx = read_file(model);
   if (!onnx) return refuse(onnx.error().message);
-  auto calib_data = read_npz(calib);
-  if (!calib_data) return refuse(calib_data.error().message);
-  std::map<std::string, NpyArray> val_data;
+  auto calib_bytes = read_file(calib);
+  if (!calib_bytes) return refuse(calib_bytes.error().message);
+  std::string val_bytes;
   if (!val.empty()) {
-    auto v = read_npz(val);
+    auto v = read_file(val);
     if (!v) return refuse(v.error().message);
-    val_data = std::move(*v);
+    val_bytes = std::move(*v);
   }
-  CompileOptions opts;
-  opts.device_class = cls;
-  opts.model_name = model;
-  auto compiled = compile_model(*onnx, *calib_data, val.empty() ? nullptr : &val_data, opts);
-  if (!compiled) return refuse(compiled.error().message);
-  const auto& r = compiled->report;
-  if (auto why = fit_refusal(r, *target); !why.empty()) return refuse(why);
-  const auto est = estimate(r, *target);
+  // The same function fleetd and the Optimizer worker run.
+  auto r = compile_for_class(*onnx, *calib_bytes, val_bytes, cls, entries[cls].dump());
+  if (r.refused) return refuse(r.refusal_reason);
   if (!out.empty()) {
     std::ofstream f(out, std::ios::binary);
-    f << compiled->artifact;
+    f << r.artifact;
     if (!f) return refuse("cannot write " + out);
   }
+  auto report = nlohmann::json::parse(r.report_json);
   if (json) {
-    nlohmann::json j = {{"refused", false},
-                        {"device_class", cls},
-                        {"nodes", r.nodes},
-                        {"fused_activations", r.fused_activations},
-                        {"macs", r.macs},
-                        {"weight_bytes", r.weight_bytes},
-                        {"artifact_bytes", r.artifact_bytes},
-                        {"arena_bytes", r.arena_bytes},
-                        {"naive_arena_bytes", r.naive_arena_bytes},
-                        {"scratch_bytes", r.scratch_bytes},
-                        {"latency_ms", est.latency_ms},
-                        {"energy_mj", est.energy_mj}};
-    if (r.validation_samples) {
-      j["validation"] = {{"samples", r.validation_samples},
-                         {"float_top1", r.float_top1},
-                         {"int8_top1", r.int8_top1},
-                         {"drop", r.float_top1 - r.int8_top1}};
-    }
-    std::cout << j.dump(2) << "\n";
+    report["refused"] = false;
+    std::cout << report.dump(2) << "\n";
     return 0;
   }
+  auto num = [&](const char* k) { return report.value(k, 0.0); };
   std::printf("%-28s %s\n", "model", model.c_str());
   std::printf("%-28s %s\n", "device class", cls.c_str());
-  std::printf("%-28s %d (%d activations fused)\n", "operators", r.nodes, r.fused_activations);
-  std::printf("%-28s %lld\n", "MACs per inference", static_cast<long long>(r.macs));
-  std::printf("%-28s %llu B\n", "weights", static_cast<unsigned long long>(r.weight_bytes));
-  std::printf("%-28s %llu B\n", "artifact", static_cast<unsigned long long>(r.artifact_bytes));
-  std::printf("%-28s %u B (naive %u B)\n", "arena (greedy by size)", r.arena_bytes,
-              r.naive_arena_bytes);
-  std::printf("%-28s %u B\n", "scratch", r.scratch_bytes);
-  std::printf("%-28s %.3f ms\n", "latency (estimate)", est.latency_ms);
-  std::printf("%-28s %.4f mJ\n", "energy (estimate)", est.energy_mj);
-  if (r.validation_samples) {
+  std::printf("%-28s %.0f (%.0f activations fused)\n", "operators", num("operators"),
+              num("fused_activations"));
+  std::printf("%-28s %.0f\n", "MACs per inference", num("macs"));
+  std::printf("%-28s %.0f B\n", "weights", num("weight_bytes"));
+  std::printf("%-28s %.0f B\n", "artifact", num("artifact_bytes"));
+  std::printf("%-28s %.0f B (naive %.0f B)\n", "arena (greedy by size)", num("arena_bytes"),
+              num("naive_arena_bytes"));
+  std::printf("%-28s %.0f B\n", "scratch", num("scratch_bytes"));
+  std::printf("%-28s %.3f ms\n", "latency (estimate)", num("latency_ms"));
+  std::printf("%-28s %.4f mJ\n", "energy (estimate)", num("energy_mj"));
+  if (report.contains("validation")) {
+    const auto& v = report["validation"];
     std::printf("%-28s %.2f %% float, %.2f %% int8 (drop %.2f) on %d samples\n", "top-1",
-                r.float_top1, r.int8_top1, r.float_top1 - r.int8_top1, r.validation_samples);
+                v.value("float_top1", 0.0), v.value("int8_top1", 0.0), v.value("drop", 0.0),
+                v.value("samples", 0));
   }
   if (!out.empty()) std::printf("%-28s %s\n", "written", out.c_str());
   return 0;

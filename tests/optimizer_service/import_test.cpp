@@ -15,25 +15,6 @@ using tinyfleet::testing::fixture_path;
 
 namespace {
 
-// NCHW sample i of an [N, C, H, W] (or [N, K]) array, as NHWC.
-std::vector<float> nhwc_sample(const NpyArray& x, int64_t i) {
-  const auto& s = x.shape;
-  const int64_t per = x.size() / s[0];
-  std::vector<float> out(static_cast<size_t>(per));
-  if (s.size() != 4) {
-    for (int64_t k = 0; k < per; ++k)
-      out[static_cast<size_t>(k)] = static_cast<float>(x.values[static_cast<size_t>(i * per + k)]);
-    return out;
-  }
-  const int64_t C = s[1], H = s[2], W = s[3];
-  for (int64_t c = 0; c < C; ++c)
-    for (int64_t h = 0; h < H; ++h)
-      for (int64_t w = 0; w < W; ++w)
-        out[static_cast<size_t>((h * W + w) * C + c)] =
-            static_cast<float>(x.values[static_cast<size_t>(i * per + (c * H + h) * W + w)]);
-  return out;
-}
-
 class Models : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(Models, FloatExecutionMatchesTheGoldenOutputs) {

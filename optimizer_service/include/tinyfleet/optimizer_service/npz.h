@@ -19,6 +19,10 @@ struct NpyArray {
   int64_t size() const;
 };
 
+// Sample i of an [N, C, H, W] array (or [N, K]) as floats in NHWC order, the layout the
+// compiled graph and the kernels use.
+std::vector<float> nhwc_sample(const NpyArray& x, int64_t i);
+
 Result<NpyArray> parse_npy(const std::string& bytes, const std::string& what);
 Result<std::map<std::string, NpyArray>> parse_npz(const std::string& bytes);
 Result<std::map<std::string, NpyArray>> read_npz(const std::string& path);
