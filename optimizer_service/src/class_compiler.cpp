@@ -56,11 +56,20 @@ ClassCompileOutcome compile_for_class(const std::string& onnx, const std::string
                            {"input_zero_point", r.input_zero_point},
                            {"output_scale", r.output_scale},
                            {"output_zero_point", r.output_zero_point}};
+  report["compile_ms"] = r.compile_ms;
   if (r.validation_samples > 0) {
-    report["validation"] = {{"samples", r.validation_samples},
-                            {"float_top1", r.float_top1},
-                            {"int8_top1", r.int8_top1},
-                            {"drop", r.float_top1 - r.int8_top1}};
+    double worst_db = 0;
+    for (const auto& l : r.layer_sqnr) {
+      if (l.tensor == r.worst_layer) worst_db = l.sqnr_db;
+    }
+    report["validation"] = {{"samples", r.validation_samples}, {"float_top1", r.float_top1},
+                            {"int8_top1", r.int8_top1},        {"drop", r.float_top1 - r.int8_top1},
+                            {"worst_layer", r.worst_layer},    {"worst_layer_sqnr_db", worst_db}};
+    const auto& d = r.drift_baseline;
+    report["drift_baseline"] = {{"class_histogram", d.class_histogram},
+                                {"mean_top1_confidence", d.mean_top1_confidence},
+                                {"channel_mean", d.channel_mean},
+                                {"channel_std", d.channel_std}};
   }
   if (auto why = fit_refusal(r, *cls); !why.empty()) return refused(why, report);
   ClassCompileOutcome o;

@@ -1,6 +1,7 @@
 #include "tinyfleet/optimizer_service/compiler.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 
@@ -53,6 +54,7 @@ Result<CompiledModel> compile_model(const std::string& onnx,
                                     const std::map<std::string, NpyArray>& calibration,
                                     const std::map<std::string, NpyArray>* validation,
                                     const CompileOptions& options) {
+  const auto started = std::chrono::steady_clock::now();
   auto imported = import_onnx(onnx);
   if (!imported) return imported.error();
   Graph g = std::move(*imported);
@@ -71,27 +73,34 @@ Result<CompiledModel> compile_model(const std::string& onnx,
     }
   }
 
-  // Calibration: min/max of every activation over the calibration set.
+  // Calibration: ranges of every activation over the calibration set (a second pass
+  // fills histograms for the percentile and MSE methods).
   auto xit = calibration.find("x");
   if (xit == calibration.end()) return CompileError{"calibration data has no 'x' array"};
   const NpyArray& cx = xit->second;
   const size_t n_tensors = g.tensors.size();
-  std::vector<float> lo(n_tensors, 3.4e38f), hi(n_tensors, -3.4e38f);
   FloatExecutor exec(g);
-  for (int64_t i = 0; i < cx.shape[0]; ++i) {
-    auto r = exec.run(nhwc_sample(cx, i));
-    if (!r) return CompileError{"calibration: " + r.error().message};
-    for (size_t t = 0; t < n_tensors; ++t) {
-      if (g.tensors[t].constant) continue;
-      for (float v : exec.value(static_cast<int>(t))) {
-        lo[t] = std::min(lo[t], v);
-        hi[t] = std::max(hi[t], v);
+  RangeObserver observer(n_tensors);
+  const int passes = options.calibration == CalibrationMethod::kMinMax ? 1 : 2;
+  for (int pass = 0; pass < passes; ++pass) {
+    if (pass == 1) observer.begin_histograms();
+    for (int64_t i = 0; i < cx.shape[0]; ++i) {
+      auto r = exec.run(nhwc_sample(cx, i));
+      if (!r) return CompileError{"calibration: " + r.error().message};
+      for (size_t t = 0; t < n_tensors; ++t) {
+        if (!g.tensors[t].constant) observer.observe(t, exec.value(static_cast<int>(t)));
       }
     }
   }
   std::vector<k::TensorQuant> q(n_tensors);
   for (size_t t = 0; t < n_tensors; ++t) {
-    if (!g.tensors[t].constant) q[t] = from_range(lo[t], hi[t]);
+    if (g.tensors[t].constant) continue;
+    // The graph input keeps its full range: clipping inputs only loses information.
+    const bool is_input =
+        std::find(g.inputs.begin(), g.inputs.end(), static_cast<int>(t)) != g.inputs.end();
+    const auto r = observer.range(t, is_input ? CalibrationMethod::kMinMax : options.calibration,
+                                  options.percentile);
+    q[t] = from_range(r.lo, r.hi);
   }
   // Operators whose output shares the input's quantization, or has a fixed one.
   for (const auto& n : g.nodes) {
@@ -299,6 +308,8 @@ Result<CompiledModel> compile_model(const std::string& onnx,
   rep.scratch_bytes = scratch;
   out.artifact = k::write_artifact(spec);
   rep.artifact_bytes = out.artifact.size();
+  rep.compile_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
   const auto& qin = q[static_cast<size_t>(g.inputs[0])];
   const auto& qout = q[static_cast<size_t>(g.outputs[0])];
   rep.input_scale = qin.scale;
@@ -306,24 +317,50 @@ Result<CompiledModel> compile_model(const std::string& onnx,
   rep.output_scale = qout.scale;
   rep.output_zero_point = qout.zero_point;
 
-  // Validation: float graph against the int8 artifact on the kernels' runtime.
+  // Validation: float graph against the int8 artifact on the kernels' runtime, the drift
+  // baseline, and per-layer SQNR from a copy of the artifact with every activation in a
+  // buffer of its own (so each survives the run).
   if (validation) {
     auto vx = validation->find("x");
     auto vy = validation->find("y");
     if (vx == validation->end() || vy == validation->end()) {
       return CompileError{"validation data needs 'x' and 'y' arrays"};
     }
-    std::vector<uint8_t> aligned(out.artifact.size() + 16);
-    auto* a = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(aligned.data()) + 15) &
-                                         ~uintptr_t{15});
-    std::memcpy(a, out.artifact.data(), out.artifact.size());
-    k::Interpreter interp;
-    auto err = interp.load(a, out.artifact.size());
-    if (err.status != k::LoadStatus::kOk) {
-      return CompileError{std::string("the written artifact does not load: ") + err.what};
+    k::ModelSpec naive = spec;
+    uint32_t at = 0;
+    for (auto& t : naive.tensors) {
+      if (!t.data.empty()) continue;
+      t.arena_offset = at;
+      at += (static_cast<uint32_t>(t.dims.elements()) + 15u) & ~15u;
     }
-    std::vector<uint8_t> arena(interp.arena_bytes());
-    interp.bind_arena(arena.data(), arena.size());
+    naive.tensor_arena_bytes = at;
+    const std::string naive_artifact = k::write_artifact(naive);
+    struct Loaded {
+      std::vector<uint8_t> bytes, arena;
+      k::Interpreter interp;
+    };
+    auto load = [](const std::string& artifact, Loaded& l) -> Result<bool> {
+      l.bytes.resize(artifact.size() + 16);
+      auto* a = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(l.bytes.data()) + 15) &
+                                           ~uintptr_t{15});
+      std::memcpy(a, artifact.data(), artifact.size());
+      auto err = l.interp.load(a, artifact.size());
+      if (err.status != k::LoadStatus::kOk) {
+        return CompileError{std::string("the written artifact does not load: ") + err.what};
+      }
+      l.arena.resize(l.interp.arena_bytes());
+      l.interp.bind_arena(l.arena.data(), l.arena.size());
+      return true;
+    };
+    Loaded shipped, wide;
+    if (auto r = load(out.artifact, shipped); !r) return r.error();
+    if (auto r = load(naive_artifact, wide); !r) return r.error();
+    std::vector<double> signal(n_tensors, 0), noise(n_tensors, 0);
+    const int32_t classes = g.tensors[static_cast<size_t>(g.outputs[0])].dims.c;
+    const int32_t channels = g.tensors[static_cast<size_t>(g.inputs[0])].dims.c;
+    std::vector<double> hist(static_cast<size_t>(classes), 0),
+        sum(static_cast<size_t>(channels), 0), sum2(static_cast<size_t>(channels), 0);
+    double confidence = 0, channel_values = 0;
     int float_ok = 0, int8_ok = 0;
     const int64_t samples = vx->second.shape[0];
     for (int64_t i = 0; i < samples; ++i) {
@@ -332,20 +369,64 @@ Result<CompiledModel> compile_model(const std::string& onnx,
       if (!r) return CompileError{"validation: " + r.error().message};
       const int label = static_cast<int>(vy->second.values[static_cast<size_t>(i)]);
       const auto& fo = exec.output();
-      float_ok += argmax(fo.data(), fo.size()) == label;
-      auto in8 = static_cast<int8_t*>(interp.input(0).data);
-      for (size_t j = 0; j < input.size(); ++j) in8[j] = k::quantize_value(input[j], qin);
-      if (interp.invoke().status != k::LoadStatus::kOk)
-        return CompileError{"validation: the artifact failed to run"};
-      const auto o = interp.output(0);
+      const int top = argmax(fo.data(), fo.size());
+      float_ok += top == label;
+      if (top < classes) hist[static_cast<size_t>(top)] += 1;
+      double z = 0;
+      for (float v : fo) z += std::exp(static_cast<double>(v) - fo[static_cast<size_t>(top)]);
+      confidence += 1.0 / z;
+      for (size_t j = 0; j < input.size(); ++j) {
+        sum[j % static_cast<size_t>(channels)] += input[j];
+        sum2[j % static_cast<size_t>(channels)] += static_cast<double>(input[j]) * input[j];
+      }
+      channel_values += static_cast<double>(input.size()) / channels;
+      for (Loaded* l : {&shipped, &wide}) {
+        auto in8 = static_cast<int8_t*>(l->interp.input(0).data);
+        for (size_t j = 0; j < input.size(); ++j) in8[j] = k::quantize_value(input[j], qin);
+        if (l->interp.invoke().status != k::LoadStatus::kOk) {
+          return CompileError{"validation: the artifact failed to run"};
+        }
+      }
+      const auto o = shipped.interp.output(0);
       std::vector<float> deq(o.bytes);
       for (size_t j = 0; j < o.bytes; ++j)
         deq[j] = k::dequantize_value(static_cast<int8_t*>(o.data)[j], qout);
       int8_ok += argmax(deq.data(), deq.size()) == label;
+      for (size_t t = 0; t < n_tensors; ++t) {
+        if (index[t] < 0 || g.tensors[t].constant) continue;
+        const auto& ft = exec.value(static_cast<int>(t));
+        const auto* qt = reinterpret_cast<const int8_t*>(wide.arena.data()) +
+                         naive.tensors[static_cast<size_t>(index[t])].arena_offset;
+        for (size_t j = 0; j < ft.size(); ++j) {
+          const double e = ft[j] - k::dequantize_value(qt[j], q[t]);
+          signal[t] += static_cast<double>(ft[j]) * ft[j];
+          noise[t] += e * e;
+        }
+      }
     }
     rep.validation_samples = static_cast<int>(samples);
     rep.float_top1 = samples ? 100.0 * float_ok / samples : 0;
     rep.int8_top1 = samples ? 100.0 * int8_ok / samples : 0;
+    auto& d = rep.drift_baseline;
+    for (double h : hist)
+      d.class_histogram.push_back(static_cast<float>(samples ? h / samples : 0));
+    d.mean_top1_confidence = static_cast<float>(samples ? confidence / samples : 0);
+    for (int32_t c = 0; c < channels; ++c) {
+      const double mean = sum[static_cast<size_t>(c)] / channel_values;
+      d.channel_mean.push_back(static_cast<float>(mean));
+      d.channel_std.push_back(static_cast<float>(
+          std::sqrt(std::max(0.0, sum2[static_cast<size_t>(c)] / channel_values - mean * mean))));
+    }
+    double worst = 1e300;
+    for (size_t t = 0; t < n_tensors; ++t) {
+      if (index[t] < 0 || g.tensors[t].constant || signal[t] <= 0) continue;
+      const double db = noise[t] > 0 ? 10.0 * std::log10(signal[t] / noise[t]) : 200.0;
+      rep.layer_sqnr.push_back({g.tensors[t].name, db});
+      if (db < worst) {
+        worst = db;
+        rep.worst_layer = g.tensors[t].name;
+      }
+    }
   }
   return out;
 }

@@ -52,6 +52,38 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"digits_cnn_bn_unfolded", "digits_calib.npz", "digits_val.npz"}),
     [](const auto& p) { return std::string(p.param.model); });
 
+TEST(Compile, PercentileAndMseCalibrationSqnrAndDriftBaseline) {
+  auto onnx = read_file(fixture_path("models/digits_dscnn.onnx"));
+  auto calib = read_npz(fixture_path("data/digits_calib.npz"));
+  auto val = read_npz(fixture_path("data/digits_val.npz"));
+  ASSERT_TRUE(onnx && calib && val);
+  for (auto method :
+       {CalibrationMethod::kMinMax, CalibrationMethod::kPercentile, CalibrationMethod::kMse}) {
+    CompileOptions opts;
+    opts.calibration = method;
+    auto c = compile_model(*onnx, *calib, &*val, opts);
+    ASSERT_TRUE(c) << c.error().message;
+    const auto& r = c->report;
+    std::printf("calibration %d: float %.2f%% int8 %.2f%% worst layer %s\n",
+                static_cast<int>(method), r.float_top1, r.int8_top1, r.worst_layer.c_str());
+    EXPECT_LE(r.float_top1 - r.int8_top1, 1.0);
+    ASSERT_FALSE(r.layer_sqnr.empty());
+    ASSERT_FALSE(r.worst_layer.empty());
+    for (const auto& l : r.layer_sqnr) EXPECT_GT(l.sqnr_db, 10.0) << l.tensor;
+    // The baseline: a distribution over the 10 classes, a confidence, one input channel.
+    const auto& d = r.drift_baseline;
+    ASSERT_EQ(d.class_histogram.size(), 10u);
+    double total = 0;
+    for (float h : d.class_histogram) total += h;
+    EXPECT_NEAR(total, 1.0, 1e-5);
+    EXPECT_GT(d.mean_top1_confidence, 0.5f);
+    EXPECT_LE(d.mean_top1_confidence, 1.0f);
+    ASSERT_EQ(d.channel_mean.size(), 1u);
+    EXPECT_NEAR(d.channel_mean[0], 0.304, 0.01);  // data/README: clean val pixel mean 0.304
+    EXPECT_NEAR(d.channel_std[0], 0.376, 0.01);   // and deviation 0.376
+  }
+}
+
 TEST(MemoryPlan, NoTwoLiveTensorsOverlap) {
   for (const char* model : {"digits_cnn", "digits_dscnn", "digits_resnet", "digits_autoencoder"}) {
     auto onnx = read_file(fixture_path(std::string("models/") + model + ".onnx"));

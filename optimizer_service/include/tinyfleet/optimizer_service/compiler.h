@@ -8,7 +8,9 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
+#include "tinyfleet/optimizer_service/calibration.h"
 #include "tinyfleet/optimizer_service/npz.h"
 #include "tinyfleet/optimizer_service/result.h"
 
@@ -17,6 +19,22 @@ namespace tinyfleet::optimizer_service {
 struct CompileOptions {
   std::string device_class = "generic";
   std::string model_name = "model";
+  CalibrationMethod calibration = CalibrationMethod::kMinMax;
+  double percentile = 99.99;  // for kPercentile
+};
+
+// What the validation set looked like to the float model, shipped to devices so they can
+// measure drift: output-class histogram, mean top-1 confidence (softmax), and per
+// input channel mean and deviation.
+struct DriftBaseline {
+  std::vector<float> class_histogram;
+  float mean_top1_confidence = 0;
+  std::vector<float> channel_mean, channel_std;
+};
+
+struct LayerSqnr {
+  std::string tensor;
+  double sqnr_db = 0;
 };
 
 struct CompileReport {
@@ -37,6 +55,10 @@ struct CompileReport {
   int32_t input_zero_point = 0;
   float output_scale = 1;
   int32_t output_zero_point = 0;
+  DriftBaseline drift_baseline;
+  std::vector<LayerSqnr> layer_sqnr;  // per activation, over the validation set
+  std::string worst_layer;            // the lowest SQNR
+  double compile_ms = 0;
 };
 
 struct CompiledModel {
