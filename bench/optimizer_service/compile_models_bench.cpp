@@ -61,6 +61,6 @@ int main() {
   }
   std::printf(
       "compile time includes validation on the labelled set (float and int8 runs);\n"
-      "digits_autoencoder compiles too (optimizer_compile_test) but has no top-1\n");
+      "digits_autoencoder compiles too (optimizer_compile_test) but has no top-1 to report\n");
   return 0;
 }

@@ -127,6 +127,16 @@ TEST(MemoryPlan, NoTwoLiveTensorsOverlap) {
   }
 }
 
+TEST(Compile, TheAutoencoderCompilesWithoutALabelledSet) {
+  auto onnx = read_file(fixture_path("models/digits_autoencoder.onnx"));
+  auto calib = read_npz(fixture_path("data/digits_calib.npz"));
+  ASSERT_TRUE(onnx && calib);
+  auto c = compile_model(*onnx, *calib, nullptr, {});
+  ASSERT_TRUE(c) << c.error().message;
+  EXPECT_EQ(c->report.fused_activations, 3);
+  EXPECT_GT(c->report.artifact_bytes, 5000u);
+}
+
 TEST(Compile, RefusesWhatItCannotCompileByName) {
   auto calib = read_npz(fixture_path("data/digits_calib.npz"));
   ASSERT_TRUE(calib);
