@@ -1,0 +1,49 @@
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "tinyfleet/device_agent/ports.h"
+#include "tinyfleet/device_agent/update_agent.h"
+
+namespace mqtt {
+class async_client;
+}
+
+namespace tinyfleet::device_agent::linux_port {
+
+// The device's MQTT side (Paho, MQTT 5, QoS 1) under tinyfleet/v1/{fleet}/{device}/:
+// receives `offer` (retained) and `chunk`, sends `chunk/req` and `status`. Messages are
+// queued by Paho's thread and handed to the agent by pump(), on the caller's thread.
+class MqttAgentPort final : public Outbox {
+ public:
+  MqttAgentPort(std::string broker_uri, std::string fleet, std::string device,
+                std::string password);
+  ~MqttAgentPort() override;
+  bool connect();
+  void attach(UpdateAgent* agent) { agent_ = agent; }
+  // Delivers queued messages to the agent for up to `wait_ms`; returns how many.
+  int pump(int wait_ms);
+
+  bool publish_status(const char* json) override;
+  bool request_chunk(uint64_t release, uint64_t offset, uint32_t length) override;
+  uint64_t chunks_requested() const { return requests_; }
+
+ private:
+  struct Message {
+    std::string topic, payload;
+  };
+  std::string prefix_, device_, password_, uri_;
+  std::unique_ptr<mqtt::async_client> client_;
+  UpdateAgent* agent_ = nullptr;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Message> inbox_;
+  uint64_t requests_ = 0;
+  bool reconnected_ = false;
+};
+
+}  // namespace tinyfleet::device_agent::linux_port

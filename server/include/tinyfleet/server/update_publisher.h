@@ -1,0 +1,45 @@
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+namespace mqtt {
+class async_client;
+}
+
+namespace tinyfleet::server {
+
+// The server's MQTT side of updates: publishes each device's signed offer retained on
+// tinyfleet/v1/{fleet}/{device}/offer, and answers chunk requests from any offset (so a
+// download resumes) out of the payloads it holds, through a shared subscription so
+// fleetd replicas split the load. Requests: "TFCR" release(8) offset(8) length(4);
+// answers on .../chunk: "TFCK" release(8) offset(8) data (little-endian).
+class UpdatePublisher {
+ public:
+  UpdatePublisher(std::string broker_uri, std::string user, std::string password,
+                  std::string client_id);
+  ~UpdatePublisher();
+  bool start();
+  void stop();
+  // Publishes the offer (retained) and keeps the payload for the chunk requests.
+  bool offer(const std::string& fleet, const std::string& device, uint64_t release,
+             const std::string& signed_offer, std::string payload);
+
+  uint64_t chunks_served() const { return chunks_; }
+  uint64_t bytes_served() const { return bytes_; }
+
+ private:
+  void on_request(const std::string& topic, const std::string& payload);
+
+  std::string uri_, user_, password_, client_id_;
+  std::unique_ptr<mqtt::async_client> client_;
+  std::mutex mu_;
+  std::map<std::string, std::pair<uint64_t, std::shared_ptr<const std::string>>>
+      payloads_;  // by topic prefix
+  std::atomic<uint64_t> chunks_{0}, bytes_{0};
+};
+
+}  // namespace tinyfleet::server
