@@ -42,7 +42,14 @@ bool MqttAgentPort::connect() {
     inbox_.push_back({m->get_topic(), m->get_payload_str()});
     cv_.notify_one();
   });
+  // After any (re)connect: subscribe again (a broker that lost the session has no
+  // subscriptions for us) and let the agent ask again for the chunk in flight.
   client_->set_connected_handler([this](const std::string&) {
+    try {
+      client_->subscribe(prefix_ + "offer", 1);
+      client_->subscribe(prefix_ + "chunk", 1);
+    } catch (const mqtt::exception&) {
+    }
     std::lock_guard<std::mutex> lock(mu_);
     reconnected_ = true;
     cv_.notify_one();
