@@ -2,6 +2,9 @@
 
 #include <mqtt/async_client.h>
 
+#include <algorithm>
+#include <chrono>
+
 #include "tinyfleet/server/log.h"
 
 namespace tinyfleet::server {
@@ -20,11 +23,15 @@ void put_le(std::string& s, uint64_t v, int bytes) {
 }  // namespace
 
 UpdatePublisher::UpdatePublisher(std::string broker_uri, std::string user, std::string password,
-                                 std::string client_id)
+                                 std::string client_id, double bytes_per_second)
     : uri_(std::move(broker_uri)),
       user_(std::move(user)),
       password_(std::move(password)),
-      client_id_(std::move(client_id)) {}
+      client_id_(std::move(client_id)) {
+  if (bytes_per_second > 0) {
+    bucket_ = std::make_unique<TokenBucket>(bytes_per_second, bytes_per_second);  // 1 s of burst
+  }
+}
 
 UpdatePublisher::~UpdatePublisher() { stop(); }
 
@@ -95,6 +102,12 @@ void UpdatePublisher::on_request(const std::string& topic, const std::string& re
     auto it = payloads_.find(prefix);
     if (it == payloads_.end() || it->second.first != release) return;  // stale or unknown
     payload = it->second.second;
+    const double now =
+        std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+    if (bucket_ && !bucket_->take(length + 20.0, now)) {
+      ++deferred_;  // over the rate: the device asks again after its chunk timeout
+      return;
+    }
   }
   if (offset >= payload->size()) return;
   std::string answer = "TFCK";

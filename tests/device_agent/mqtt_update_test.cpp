@@ -197,6 +197,32 @@ TEST(MqttUpdate, AFineTunedModelArrivesAsASignedDeltaAndCommits) {
   publisher.stop();
 }
 
+TEST(MqttUpdate, ARateBoundPublisherStillDelivers) {
+  Rig rig(stack_broker(), 256);
+  // 600 B/s with one second of burst: about two chunks at once, then one every ~0.5 s.
+  server::UpdatePublisher publisher(rig.uri, require_env("TINYFLEET_MQTT_SERVER_USER"),
+                                    require_env("TINYFLEET_MQTT_SERVER_PASSWORD"),
+                                    "fleetd-rate-" + rig.fleet, 600);
+  ASSERT_TRUE(publisher.start());
+  ASSERT_TRUE(rig.port->connect());
+  ASSERT_TRUE(publisher.offer(rig.fleet, rig.device, 1, server::sign_offer(rig.f, rig.key),
+                              rig.delta.payload));
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto deadline = t0 + std::chrono::seconds(60);
+  while (!rig.finished() && std::chrono::steady_clock::now() < deadline) rig.port->pump(100);
+  ASSERT_EQ(rig.agent->state(), device_agent::UpdateState::kCommitted)
+      << rig.agent->record().reason;
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("rate-bound: %llu requests deferred, %.1f s for %zu B\n",
+              static_cast<unsigned long long>(publisher.requests_deferred()), seconds,
+              rig.delta.payload.size());
+  EXPECT_GT(publisher.requests_deferred(), 0u);
+  // 1,835 B at 600 B/s after a 600 B burst cannot take less than two seconds.
+  EXPECT_GT(seconds, 2.0);
+  publisher.stop();
+}
+
 // A broker of this test's own (same accounts and ACL as the stack's), so restarting it
 // disturbs no other test.
 class PrivateBroker {

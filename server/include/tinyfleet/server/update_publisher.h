@@ -6,6 +6,8 @@
 #include <mutex>
 #include <string>
 
+#include "tinyfleet/server/delta_cache.h"
+
 namespace mqtt {
 class async_client;
 }
@@ -19,8 +21,9 @@ namespace tinyfleet::server {
 // answers on .../chunk: "TFCK" release(8) offset(8) data (little-endian).
 class UpdatePublisher {
  public:
+  // `bytes_per_second` bounds what all chunk answers together send (0: no bound).
   UpdatePublisher(std::string broker_uri, std::string user, std::string password,
-                  std::string client_id);
+                  std::string client_id, double bytes_per_second = 0);
   ~UpdatePublisher();
   bool start();
   void stop();
@@ -30,6 +33,7 @@ class UpdatePublisher {
 
   uint64_t chunks_served() const { return chunks_; }
   uint64_t bytes_served() const { return bytes_; }
+  uint64_t requests_deferred() const { return deferred_; }
 
  private:
   void on_request(const std::string& topic, const std::string& payload);
@@ -39,7 +43,8 @@ class UpdatePublisher {
   std::mutex mu_;
   std::map<std::string, std::pair<uint64_t, std::shared_ptr<const std::string>>>
       payloads_;  // by topic prefix
-  std::atomic<uint64_t> chunks_{0}, bytes_{0};
+  std::atomic<uint64_t> chunks_{0}, bytes_{0}, deferred_{0};
+  std::unique_ptr<TokenBucket> bucket_;  // guarded by mu_
 };
 
 }  // namespace tinyfleet::server
