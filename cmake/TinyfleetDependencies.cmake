@@ -5,6 +5,7 @@ find_package(Threads REQUIRED)
 
 pkg_check_modules(PQXX REQUIRED IMPORTED_TARGET libpqxx)
 pkg_check_modules(SODIUM REQUIRED IMPORTED_TARGET libsodium)
+pkg_check_modules(LZMA REQUIRED IMPORTED_TARGET liblzma)
 find_package(zstd CONFIG REQUIRED)
 find_package(FlatBuffers CONFIG REQUIRED)
 find_package(Protobuf REQUIRED)

@@ -1,6 +1,7 @@
 #define ZSTD_STATIC_LINKING_ONLY  // ZSTD_initStaticDCtx: the decoder lives in our workspace
 #include "tinyfleet/device_agent/delta_decoder.h"
 
+#include <lzma.h>
 #include <zstd.h>
 #include <zstd_errors.h>
 
@@ -19,6 +20,32 @@ uint32_t le32(const uint8_t* p) {
          static_cast<uint32_t>(p[2]) << 16 | static_cast<uint32_t>(p[3]) << 24;
 }
 size_t align16(size_t n) { return (n + 15) & ~static_cast<size_t>(15); }
+
+// LZMA2 dictionaries the TensorLzma codec uses: 4 KB to 16 KB (differences of weights
+// rarely repeat from further back; a 16 KB dictionary keeps the decoder near 50 KB).
+constexpr uint32_t kLzmaMinDictLog = 12;
+constexpr uint32_t kLzmaMaxDictLog = 14;
+// liblzma's LZMA2 decoder state besides its dictionary (probability tables for every
+// lc/lp, the range decoder, the coder chain), measured on liblzma 5.4 with slack;
+// delta_test checks that a decoder fits in it.
+constexpr size_t kLzmaStateBytes = 36 * 1024;
+
+uint32_t lzma_dict_log(uint32_t window_log) {
+  return window_log < kLzmaMaxDictLog ? window_log : kLzmaMaxDictLog;
+}
+
+void* arena_alloc(void* opaque, size_t nmemb, size_t size) {
+  auto* a = static_cast<DeltaDecoder::Arena*>(opaque);
+  if (size != 0 && nmemb > (SIZE_MAX - 16) / size) return nullptr;
+  const size_t n = align16(nmemb * size);
+  if (n > a->size - a->used) return nullptr;
+  void* p = a->base + a->used;
+  a->used += n;
+  return p;
+}
+void arena_free(void*, void*) {}  // the arena lives as long as one decoder
+
+size_t lzma_fixed_bytes() { return align16(sizeof(lzma_stream)) + align16(sizeof(lzma_allocator)); }
 }  // namespace
 
 const char* to_string(DeltaStatus status) {
@@ -47,9 +74,27 @@ const char* to_string(DeltaStatus status) {
 
 // The decoder context, a by-reference dictionary object for the prefix codec (static,
 // in the workspace too: ZSTD_DCtx_refPrefix would allocate one), and two I/O buffers.
-size_t DeltaDecoder::workspace_size(uint32_t window_log) {
+size_t DeltaDecoder::workspace_size_for(update::DeltaCodec codec, uint32_t window_log) {
+  if (codec == update::DeltaCodec_TensorLzma) {
+    if (window_log < kLzmaMinDictLog) return SIZE_MAX;  // cannot decode any LZMA2 payload
+    return 2 * kIoBytes + lzma_fixed_bytes() + (size_t{1} << lzma_dict_log(window_log)) +
+           kLzmaStateBytes;
+  }
   return align16(ZSTD_estimateDStreamSize(static_cast<size_t>(1) << window_log)) +
          align16(ZSTD_estimateDDictSize(0, ZSTD_dlm_byRef)) + 2 * kIoBytes;
+}
+
+size_t DeltaDecoder::workspace_size(uint32_t window_log) {
+  const size_t z = workspace_size_for(update::DeltaCodec_TensorZstd, window_log);
+  const size_t l = workspace_size_for(update::DeltaCodec_TensorLzma, window_log);
+  return l != SIZE_MAX && l > z ? l : z;
+}
+
+size_t DeltaDecoder::peak_bytes() const {
+  if (codec_ == update::DeltaCodec_TensorLzma) {
+    return 2 * kIoBytes + (lzma_ ? lzma_fixed_bytes() : 0) + arena_.used;
+  }
+  return workspace_size_for(codec_, window_log_);  // zstd's static context: all of it
 }
 
 DeltaDecoder::DeltaDecoder(update::DeltaCodec codec, uint64_t target_size, uint32_t window_log,
@@ -64,7 +109,18 @@ DeltaDecoder::DeltaDecoder(update::DeltaCodec codec, uint64_t target_size, uint3
       out_(out) {}
 
 DeltaStatus DeltaDecoder::start() {
-  if (workspace_bytes_ < workspace_size(window_log_)) return DeltaStatus::kWorkspaceTooSmall;
+  if (codec_ == update::DeltaCodec_TensorLzma) {
+    // The I/O buffers first; the LZMA2 decoder when the payload names its dictionary.
+    if (workspace_bytes_ < 2 * kIoBytes + lzma_fixed_bytes()) {
+      return DeltaStatus::kWorkspaceTooSmall;
+    }
+    out_buf_ = workspace_;
+    base_buf_ = workspace_ + kIoBytes;
+    return DeltaStatus::kOk;
+  }
+  if (workspace_bytes_ < workspace_size_for(codec_, window_log_)) {
+    return DeltaStatus::kWorkspaceTooSmall;
+  }
   const size_t zstd_bytes =
       align16(ZSTD_estimateDStreamSize(static_cast<size_t>(1) << window_log_));
   dctx_ = ZSTD_initStaticDCtx(workspace_, zstd_bytes);
@@ -85,7 +141,64 @@ DeltaStatus DeltaDecoder::start() {
   return DeltaStatus::kOk;
 }
 
+DeltaStatus DeltaDecoder::start_lzma(uint8_t dict_log) {
+  if (dict_log < kLzmaMinDictLog || dict_log > kLzmaMaxDictLog) return DeltaStatus::kCorrupt;
+  if (dict_log > window_log_) return DeltaStatus::kWindowTooLarge;
+  uint8_t* p = workspace_ + 2 * kIoBytes;
+  auto* strm = reinterpret_cast<lzma_stream*>(p);
+  auto* allocator = reinterpret_cast<lzma_allocator*>(p + align16(sizeof(lzma_stream)));
+  arena_.base = p + lzma_fixed_bytes();
+  arena_.size = workspace_bytes_ - 2 * kIoBytes - lzma_fixed_bytes();
+  arena_.used = 0;
+  *strm = LZMA_STREAM_INIT;
+  allocator->alloc = arena_alloc;
+  allocator->free = arena_free;
+  allocator->opaque = &arena_;
+  strm->allocator = allocator;
+  lzma_options_lzma options{};
+  options.dict_size = uint32_t{1} << dict_log;
+  const lzma_filter filters[2] = {{LZMA_FILTER_LZMA2, &options}, {LZMA_VLI_UNKNOWN, nullptr}};
+  const lzma_ret rc = lzma_raw_decoder(strm, filters);
+  if (rc == LZMA_MEM_ERROR) return DeltaStatus::kWorkspaceTooSmall;
+  if (rc != LZMA_OK) return DeltaStatus::kCorrupt;
+  lzma_ = strm;
+  return DeltaStatus::kOk;
+}
+
+DeltaStatus DeltaDecoder::feed_lzma(const uint8_t* payload, size_t size) {
+  if (!out_buf_) return DeltaStatus::kWorkspaceTooSmall;
+  if (!lzma_) {
+    if (size == 0) return DeltaStatus::kOk;
+    if (auto s = start_lzma(payload[0]); s != DeltaStatus::kOk) return s;
+    ++payload;
+    --size;
+  }
+  auto* strm = static_cast<lzma_stream*>(lzma_);
+  strm->next_in = payload;
+  strm->avail_in = size;
+  while (strm->avail_in > 0 || !lzma_done_) {
+    if (lzma_done_) return DeltaStatus::kCorrupt;  // bytes after the end of the stream
+    strm->next_out = out_buf_;
+    strm->avail_out = kIoBytes;
+    const lzma_ret rc = lzma_code(strm, LZMA_RUN);
+    const size_t produced = kIoBytes - strm->avail_out;
+    if (rc == LZMA_MEM_ERROR || rc == LZMA_MEMLIMIT_ERROR) return DeltaStatus::kWorkspaceTooSmall;
+    if (rc != LZMA_OK && rc != LZMA_STREAM_END) return DeltaStatus::kCorrupt;
+    if (produced > 0) {
+      if (auto s = consume(out_buf_, produced); s != DeltaStatus::kOk) return s;
+    }
+    if (rc == LZMA_STREAM_END) lzma_done_ = true;
+    if (strm->avail_in == 0 && produced < kIoBytes) break;  // needs more input
+  }
+  return DeltaStatus::kOk;
+}
+
 DeltaStatus DeltaDecoder::feed(const uint8_t* payload, size_t size) {
+  if (codec_ == update::DeltaCodec_TensorLzma) return feed_lzma(payload, size);
+  return feed_zstd(payload, size);
+}
+
+DeltaStatus DeltaDecoder::feed_zstd(const uint8_t* payload, size_t size) {
   if (!dctx_) return DeltaStatus::kWorkspaceTooSmall;
   ZSTD_inBuffer in{payload, size, 0};
   while (in.pos < in.size) {
@@ -118,8 +231,10 @@ DeltaStatus DeltaDecoder::feed(const uint8_t* payload, size_t size) {
 }
 
 DeltaStatus DeltaDecoder::finish() {
-  if (!frame_done_) return DeltaStatus::kIncomplete;
-  if (codec_ == update::DeltaCodec_TensorZstd &&
+  if (codec_ == update::DeltaCodec_TensorLzma ? !lzma_done_ : !frame_done_) {
+    return DeltaStatus::kIncomplete;
+  }
+  if ((codec_ == update::DeltaCodec_TensorZstd || codec_ == update::DeltaCodec_TensorLzma) &&
       (in_region_ || header_have_ != 0 || !stream_started_)) {
     return DeltaStatus::kIncomplete;
   }
@@ -134,7 +249,9 @@ DeltaStatus DeltaDecoder::emit(const uint8_t* data, size_t size) {
 }
 
 DeltaStatus DeltaDecoder::consume(const uint8_t* data, size_t size) {
-  if (codec_ != update::DeltaCodec_TensorZstd) return emit(data, size);
+  if (codec_ != update::DeltaCodec_TensorZstd && codec_ != update::DeltaCodec_TensorLzma) {
+    return emit(data, size);
+  }
   while (size > 0) {
     if (!in_region_) {
       // Collect a header: first the stream header, then one per region.
@@ -157,8 +274,10 @@ DeltaStatus DeltaDecoder::consume(const uint8_t* data, size_t size) {
         region_kind_ = header_[0];
         if (region_kind_ > 1) return DeltaStatus::kCorrupt;
         region_left_ = le32(header_ + 1);
-        region_base_ = region_kind_ == 1 ? le64(header_ + 5) : 0;
-        if (region_kind_ == 1 && (!base_ || region_base_ + region_left_ > base_->size())) {
+        region_base_ = region_kind_ != 0 ? le64(header_ + 5) : 0;
+        // Checked without overflow: a hostile offset near 2^64 must not wrap around.
+        if (region_kind_ != 0 && (!base_ || region_base_ > base_->size() ||
+                                  region_left_ > base_->size() - region_base_)) {
           return DeltaStatus::kBaseOutOfRange;
         }
         in_region_ = region_left_ > 0;

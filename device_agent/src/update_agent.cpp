@@ -46,7 +46,7 @@ class SlotBase final : public BaseReader {
   SlotBase(SlotStore& slots, int slot, uint64_t size) : slots_(slots), slot_(slot), size_(size) {}
   uint64_t size() const override { return size_; }
   bool read(uint64_t offset, uint8_t* out, size_t size) override {
-    return offset + size <= size_ && slots_.read_slot(slot_, offset, out, size);
+    return offset <= size_ && size <= size_ - offset && slots_.read_slot(slot_, offset, out, size);
   }
   const uint8_t* contiguous() const override { return slots_.map_slot(slot_); }
 

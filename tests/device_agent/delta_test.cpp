@@ -75,6 +75,7 @@ DeltaStatus apply(const server::Delta& d, const std::string& base, uint64_t targ
 TEST(DeltaCodec, EveryCodecRoundTrips) {
   const auto base = make_artifact(1, {4096, 20000, 300, 7}, 640);
   auto target = base;
+  for (size_t i = 0; i < 4096; i += 52) target.bytes[target.segments[0].offset + i] += 1;
   // Fine-tuning: a few weights of one tensor move; the header changes a little.
   std::mt19937 rng(9);
   for (int i = 0; i < 200; ++i) target.bytes[target.segments[1].offset + rng() % 20000] ^= 3;
@@ -85,6 +86,8 @@ TEST(DeltaCodec, EveryCodecRoundTrips) {
   deltas.push_back(
       server::encode_tensor_delta(base.bytes, target.bytes, base.segments, target.segments, opts));
   deltas.push_back(server::encode_prefix_delta(base.bytes, target.bytes, opts));
+  deltas.push_back(
+      server::encode_tensor_lzma(base.bytes, target.bytes, base.segments, target.segments, opts));
   for (const auto& d : deltas) {
     ASSERT_TRUE(d) << d.error().message;
     std::string out;
@@ -98,6 +101,92 @@ TEST(DeltaCodec, EveryCodecRoundTrips) {
   EXPECT_EQ(apply(*deltas[1], base.bytes, target.bytes.size(), &out, opts.max_window_log, 1),
             DeltaStatus::kOk);
   EXPECT_EQ(out, target.bytes);
+  EXPECT_EQ(apply(*deltas[3], base.bytes, target.bytes.size(), &out, opts.max_window_log, 1),
+            DeltaStatus::kOk);
+  EXPECT_EQ(out, target.bytes);
+}
+
+// What a small device reserves for the LZMA2 codec is enough, and far below zstd's.
+DeltaStatus apply_lzma_within(const server::Delta& d, const std::string& base, uint64_t target_size,
+                              std::string* out, uint32_t window_log, size_t* peak) {
+  const size_t reserve =
+      device_agent::DeltaDecoder::workspace_size_for(update::DeltaCodec_TensorLzma, window_log);
+  std::vector<uint8_t> work(reserve);
+  MemoryBase b(base);
+  MemorySlot slot;
+  device_agent::DeltaDecoder dec(d.codec, target_size, window_log, work.data(), work.size(), &b,
+                                 &slot);
+  auto s = dec.start();
+  if (s == DeltaStatus::kOk) {
+    s = dec.feed(reinterpret_cast<const uint8_t*>(d.payload.data()), d.payload.size());
+  }
+  if (s == DeltaStatus::kOk) s = dec.finish();
+  *out = slot.out;
+  *peak = dec.peak_bytes();
+  return s;
+}
+
+TEST(DeltaCodec, LzmaDeltaAppliesInUnder64KB) {
+  const auto base = make_artifact(11, {30000, 40000, 900}, 700);
+  auto target = base;
+  std::mt19937 rng(12);
+  for (int i = 0; i < 3000; ++i) {
+    target.bytes[target.segments[1].offset + rng() % 40000] += static_cast<char>(rng() % 3 - 1);
+  }
+  server::DeltaOptions opts;
+  opts.max_window_log = 16;
+  auto d =
+      server::encode_tensor_lzma(base.bytes, target.bytes, base.segments, target.segments, opts);
+  ASSERT_TRUE(d) << d.error().message;
+  EXPECT_EQ(d->codec, update::DeltaCodec_TensorLzma);
+  auto z =
+      server::encode_tensor_delta(base.bytes, target.bytes, base.segments, target.segments, opts);
+  ASSERT_TRUE(z);
+  std::printf("lzma %zu B, zstd %zu B for %zu B of target\n", d->payload.size(), z->payload.size(),
+              target.bytes.size());
+  std::string out;
+  size_t peak = 0;
+  ASSERT_EQ(apply_lzma_within(*d, base.bytes, target.bytes.size(), &out, 16, &peak),
+            DeltaStatus::kOk);
+  EXPECT_EQ(out, target.bytes);
+  EXPECT_LE(peak, 64u * 1024) << "peak working memory " << peak;
+  EXPECT_LE(device_agent::DeltaDecoder::workspace_size_for(update::DeltaCodec_TensorLzma, 16),
+            128u * 1024);
+  // A dictionary larger than the device's window is refused by name.
+  EXPECT_EQ(apply_lzma_within(*d, base.bytes, target.bytes.size(), &out, 13, &peak),
+            DeltaStatus::kWindowTooLarge);
+  // The smallest dictionary fits in the least memory.
+  opts.max_window_log = 12;
+  auto small =
+      server::encode_tensor_lzma(base.bytes, target.bytes, base.segments, target.segments, opts);
+  ASSERT_TRUE(small);
+  ASSERT_EQ(apply_lzma_within(*small, base.bytes, target.bytes.size(), &out, 12, &peak),
+            DeltaStatus::kOk);
+  EXPECT_EQ(out, target.bytes);
+  EXPECT_LE(peak, 48u * 1024) << "peak working memory " << peak;
+  // Corrupt and truncated LZMA payloads are refused.
+  auto flipped = *d;
+  flipped.payload[flipped.payload.size() / 2] ^= 0x21;
+  EXPECT_NE(apply(flipped, base.bytes, target.bytes.size(), &out, 16), DeltaStatus::kOk);
+  auto truncated = *d;
+  truncated.payload.resize(truncated.payload.size() - 3);
+  EXPECT_NE(apply(truncated, base.bytes, target.bytes.size(), &out, 16), DeltaStatus::kOk);
+}
+
+TEST(DeltaCodec, BestCodecRespectsTheDeviceMemory) {
+  const auto base = make_artifact(13, {20000, 20000}, 300);
+  auto target = base;
+  for (int i = 0; i < 100; ++i) target.bytes[target.segments[0].offset + i * 150] += 1;
+  server::DeltaOptions opts;
+  opts.max_decoder_bytes = 64 * 1024;
+  opts.max_window_log = 16;
+  auto best = server::encode_best(base.bytes, target.bytes, base.segments, target.segments, opts);
+  ASSERT_TRUE(best) << best.error().message;
+  EXPECT_EQ(best->codec, update::DeltaCodec_TensorLzma);
+  opts.max_decoder_bytes = 8 * 1024;
+  auto none = server::encode_best(base.bytes, target.bytes, base.segments, target.segments, opts);
+  ASSERT_FALSE(none);
+  EXPECT_NE(none.error().message.find("device allows"), std::string::npos) << none.error().message;
 }
 
 TEST(DeltaCodec, TensorDeltaIsSmallForFineTunedWeights) {

@@ -56,10 +56,7 @@ std::string compile(const char* model) {
 }
 
 std::vector<server::ArtifactSegment> segments(const std::string& artifact) {
-  std::vector<server::ArtifactSegment> out;
-  for (const auto& s : kernels::tensor_segments(artifact))
-    out.push_back({s.name, s.offset, s.size});
-  return out;
+  return server::artifact_segments(artifact);
 }
 
 struct WallClock : device_agent::Clock {

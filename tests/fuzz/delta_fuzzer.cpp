@@ -12,7 +12,7 @@ struct Base : tinyfleet::device_agent::BaseReader {
   std::string bytes = std::string(4096, 'b');
   uint64_t size() const override { return bytes.size(); }
   bool read(uint64_t off, uint8_t* out, size_t n) override {
-    if (off + n > bytes.size()) return false;
+    if (off > bytes.size() || n > bytes.size() - off) return false;
     std::memcpy(out, bytes.data() + off, n);
     return true;
   }
@@ -31,7 +31,7 @@ struct Sink : tinyfleet::device_agent::SlotWriter {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;
-  const auto codec = static_cast<tinyfleet::update::DeltaCodec>(data[0] % 3);
+  const auto codec = static_cast<tinyfleet::update::DeltaCodec>(data[0] % 4);
   static std::vector<uint8_t> work(tinyfleet::device_agent::DeltaDecoder::workspace_size(15));
   Base base;
   Sink sink;

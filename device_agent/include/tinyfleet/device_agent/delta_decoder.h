@@ -48,9 +48,14 @@ const char* to_string(DeltaStatus status);
 // regions covering the target in order: kind (1 byte: 0 literal, 1 difference),
 // length (4 bytes LE), for differences the base offset (8 bytes LE), then `length`
 // bytes; a difference byte is added (mod 256) to the base byte at the same position.
+// TensorLzma payloads carry the same region stream as one byte, the LZMA2 dictionary
+// size as a power of two (12..14), then a raw LZMA2 stream.
 class DeltaDecoder {
  public:
+  // Enough for every codec within `window_log` (the zstd codecs need the most).
   static size_t workspace_size(uint32_t window_log);
+  // Enough for one codec: what a device that accepts only that codec reserves.
+  static size_t workspace_size_for(update::DeltaCodec codec, uint32_t window_log);
 
   DeltaDecoder(update::DeltaCodec codec, uint64_t target_size, uint32_t window_log, void* workspace,
                size_t workspace_bytes, BaseReader* base, SlotWriter* out);
@@ -58,11 +63,25 @@ class DeltaDecoder {
   DeltaStatus feed(const uint8_t* payload, size_t size);
   DeltaStatus finish();
   uint64_t written() const { return written_; }
+  // The most workspace this decoder has used so far (decoder state, dictionary and
+  // I/O buffers): the working memory of applying the delta, besides the output slot.
+  size_t peak_bytes() const;
 
  private:
   DeltaStatus consume(const uint8_t* data, size_t size);  // decompressed bytes
   DeltaStatus emit(const uint8_t* data, size_t size);
+  DeltaStatus feed_zstd(const uint8_t* payload, size_t size);
+  DeltaStatus feed_lzma(const uint8_t* payload, size_t size);
+  DeltaStatus start_lzma(uint8_t dict_log);
 
+ public:
+  // The bump arena liblzma allocates from (inside the workspace); public for its callback.
+  struct Arena {
+    uint8_t* base = nullptr;
+    size_t size = 0, used = 0;
+  };
+
+ private:
   static constexpr size_t kIoBytes = 2048;
   update::DeltaCodec codec_;
   uint64_t target_size_;
@@ -72,6 +91,9 @@ class DeltaDecoder {
   BaseReader* base_;
   SlotWriter* out_;
   ZSTD_DCtx_s* dctx_ = nullptr;
+  void* lzma_ = nullptr;  // lzma_stream in the workspace, after the first payload byte
+  Arena arena_;
+  bool lzma_done_ = false;
   uint8_t* out_buf_ = nullptr;   // kIoBytes of decompressed output
   uint8_t* base_buf_ = nullptr;  // kIoBytes of base for differences
   uint64_t written_ = 0;

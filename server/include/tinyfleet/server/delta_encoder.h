@@ -18,6 +18,9 @@ struct ArtifactSegment {
   uint64_t size = 0;
 };
 
+// The constant tensors of a compiled artifact (empty when it is not one).
+std::vector<ArtifactSegment> artifact_segments(const std::string& artifact);
+
 struct Delta {
   update::DeltaCodec codec = update::DeltaCodec_Full;
   std::string payload;
@@ -27,6 +30,9 @@ struct Delta {
 struct DeltaOptions {
   int level = 19;
   uint32_t max_window_log = 17;  // what the device class can afford for the decoder
+  // The device memory applying a delta may take besides the output slot (0: no bound);
+  // encode_best only picks codecs whose decoder fits (DeltaDecoder::workspace_size_for).
+  size_t max_decoder_bytes = 0;
 };
 
 // The full artifact, zstd-compressed (any device can apply it).
@@ -40,12 +46,26 @@ storage::Expected<Delta> encode_tensor_delta(const std::string& base, const std:
                                              const std::vector<ArtifactSegment>& target_segments,
                                              const DeltaOptions& options);
 
+// The same regions as encode_tensor_delta, LZMA2-compressed with a dictionary of at
+// most 16 KB: applying it takes about 50 KB of device memory besides the output slot.
+// With no base (or nothing in common) it is a compressed full artifact.
+storage::Expected<Delta> encode_tensor_lzma(const std::string& base, const std::string& target,
+                                            const std::vector<ArtifactSegment>& base_segments,
+                                            const std::vector<ArtifactSegment>& target_segments,
+                                            const DeltaOptions& options);
+
+// The region stream both tensor codecs compress (see DeltaDecoder for its layout).
+storage::Expected<std::string> region_stream(const std::string& base, const std::string& target,
+                                             const std::vector<ArtifactSegment>& base_segments,
+                                             const std::vector<ArtifactSegment>& target_segments);
+
 // Structure-blind fallback: zstd with the whole base as prefix. The device needs the
 // base at one address and a window covering base and target.
 storage::Expected<Delta> encode_prefix_delta(const std::string& base, const std::string& target,
                                              const DeltaOptions& options);
 
-// The smallest of the applicable codecs for this pair within the window limit.
+// The smallest of the applicable codecs for this pair within the window and memory
+// limits; kFailedPrecondition when no codec fits the device.
 storage::Expected<Delta> encode_best(const std::string& base, const std::string& target,
                                      const std::vector<ArtifactSegment>& base_segments,
                                      const std::vector<ArtifactSegment>& target_segments,
