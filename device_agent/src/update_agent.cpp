@@ -109,14 +109,27 @@ bool UpdateAgent::persist(UpdateState next, const char* reason) {
 }
 
 void UpdateAgent::report(const char* event, const char* detail) {
-  char json[512];
+  char sha[65] = "";
+  if (record_.active_slot != kNoSlot) {
+    for (int i = 0; i < 32; ++i) std::snprintf(sha + 2 * i, 3, "%02x", record_.installed_sha256[i]);
+  }
+  char json[640];
   std::snprintf(json, sizeof json,
-                "{\"device\":\"%s\",\"event\":\"%s\",\"state\":\"%s\",\"release\":%llu,"
-                "\"pending_release\":%llu,\"detail\":\"%s\"}",
-                config_.device_id, event, to_string(record_.state),
-                static_cast<unsigned long long>(record_.installed_release),
-                static_cast<unsigned long long>(record_.pending_release), detail);
+                "{\"device\":\"%s\",\"class\":\"%s\",\"event\":\"%s\",\"state\":\"%s\","
+                "\"release\":%llu,\"artifact\":\"%s\",\"pending_release\":%llu,"
+                "\"failed_release\":%llu,\"detail\":\"%s\"}",
+                config_.device_id, config_.device_class, event, to_string(record_.state),
+                static_cast<unsigned long long>(record_.installed_release), sha,
+                static_cast<unsigned long long>(record_.pending_release),
+                static_cast<unsigned long long>(record_.failed_release), detail);
   outbox_.publish_status(json);
+}
+
+void UpdateAgent::announce() { report("hello"); }
+
+bool UpdateAgent::provision_empty() {
+  record_ = AgentRecord{};
+  return persist(UpdateState::kIdle, "provisioned without a model");
 }
 
 const update::Manifest* UpdateAgent::manifest() const {
@@ -171,6 +184,14 @@ bool UpdateAgent::load_active() {
       return false;
     }
   }
+  char name[16];
+  std::snprintf(name, sizeof name, "model-info-%u", record_.active_slot);
+  info_ = ModelInfo{};
+  if (records_.load(name, reinterpret_cast<uint8_t*>(&info_), sizeof info_) !=
+          static_cast<long>(sizeof info_) ||
+      info_.magic != ModelInfo{}.magic) {
+    info_ = ModelInfo{};  // a factory image: no baseline
+  }
   const uint8_t* mapped = slots_.map_slot(record_.active_slot);
   if (!mapped || !active_->load(mapped, record_.installed_size, &why)) {
     report("error", why);
@@ -210,6 +231,13 @@ bool UpdateAgent::boot() {
     case UpdateState::kSelfTest:
       // Power was lost (or the new model crashed or hung) during the self-test.
       fail_update("new model crashed or hung during self-test");
+      break;
+    case UpdateState::kCommitted:
+      // The device restarted before the new model proved itself: treat it as a crash.
+      if (record_.probation_left > 0 &&
+          roll_back("restarted while the new model was on probation")) {
+        return model_ready_;
+      }
       break;
     default:
       break;
@@ -280,6 +308,7 @@ void UpdateAgent::request_next_chunk() {
 }
 
 void UpdateAgent::on_reconnect() {
+  announce();
   if (record_.state == UpdateState::kDownloading) request_next_chunk();
 }
 
@@ -349,10 +378,72 @@ void UpdateAgent::patch() {
   if (status == DeltaStatus::kOk) status = decoder.finish();
   if (status != DeltaStatus::kOk) return fail_update(to_string(status));
   if (!slots_.commit_slot(target)) return fail_update("cannot commit the inactive slot");
+  if (!save_model_info(target, *m)) return fail_update("cannot store the model's baseline");
   if (!slot_matches(static_cast<uint8_t>(target), m->target_sha256()->data(), m->target_size())) {
     return fail_update("patched artifact sha256 mismatch");
   }
   self_test();
+}
+
+bool UpdateAgent::save_model_info(int slot, const update::Manifest& m) {
+  ModelInfo info;
+  if (const auto* b = m.drift_baseline()) {
+    if (b->class_histogram() && b->class_histogram()->size() <= kMaxClasses) {
+      info.classes = static_cast<uint8_t>(b->class_histogram()->size());
+      for (uint32_t i = 0; i < info.classes; ++i)
+        info.class_histogram[i] = b->class_histogram()->Get(i);
+    }
+    if (b->channel_mean() && b->channel_std() &&
+        b->channel_mean()->size() == b->channel_std()->size() &&
+        b->channel_mean()->size() <= kMaxChannels) {
+      info.channels = static_cast<uint8_t>(b->channel_mean()->size());
+      for (uint32_t i = 0; i < info.channels; ++i) {
+        info.channel_mean[i] = b->channel_mean()->Get(i);
+        info.channel_std[i] = b->channel_std()->Get(i);
+      }
+    }
+  }
+  info.modelled_cycles = m.modelled_cycles();
+  char name[16];
+  std::snprintf(name, sizeof name, "model-info-%d", slot);
+  return records_.save(name, reinterpret_cast<const uint8_t*>(&info), sizeof info);
+}
+
+void UpdateAgent::inference_done(bool ok, uint64_t elapsed_ms) {
+  if (record_.state != UpdateState::kCommitted || record_.probation_left == 0) return;
+  if (!ok) {
+    roll_back("new model failed to run");
+    return;
+  }
+  if (elapsed_ms > config_.inference_timeout_ms) {
+    roll_back("new model exceeded the inference time limit");
+    return;
+  }
+  if (--record_.probation_left == 0) persist(UpdateState::kCommitted, "probation passed");
+}
+
+bool UpdateAgent::roll_back(const char* reason) {
+  if (record_.previous_slot == kNoSlot ||
+      !slot_matches(record_.previous_slot, record_.previous_sha256, record_.previous_size)) {
+    report("error", "cannot roll back: no previous model");
+    return false;
+  }
+  AgentRecord next = record_;
+  next.failed_release = record_.installed_release;
+  next.active_slot = record_.previous_slot;
+  next.installed_release = record_.previous_release;
+  std::memcpy(next.installed_sha256, record_.previous_sha256, 32);
+  next.installed_size = record_.previous_size;
+  next.previous_slot = kNoSlot;
+  next.probation_left = 0;
+  const AgentRecord before = record_;
+  record_ = next;
+  if (!persist(UpdateState::kRolledBack, reason)) {
+    record_ = before;
+    return false;
+  }
+  shadow_ready_ = false;
+  return load_active();
 }
 
 void UpdateAgent::self_test() {
@@ -395,6 +486,7 @@ void UpdateAgent::self_test() {
   next.installed_release = record_.pending_release;
   std::memcpy(next.installed_sha256, record_.pending_sha256, 32);
   next.installed_size = record_.pending_size;
+  next.probation_left = config_.probation_inferences;
   const AgentRecord before = record_;
   record_ = next;
   if (!persist(UpdateState::kCommitted)) {
@@ -407,6 +499,12 @@ void UpdateAgent::self_test() {
   candidate_ = old;
   shadow_ready_ = model_ready_;  // the old model, still loaded, becomes the shadow
   model_ready_ = true;
+  char name[16];
+  std::snprintf(name, sizeof name, "model-info-%d", target);
+  if (records_.load(name, reinterpret_cast<uint8_t*>(&info_), sizeof info_) !=
+      static_cast<long>(sizeof info_)) {
+    info_ = ModelInfo{};
+  }
 }
 
 }  // namespace tinyfleet::device_agent

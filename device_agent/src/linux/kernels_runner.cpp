@@ -17,6 +17,8 @@ bool KernelsRunner::load(const uint8_t* artifact, size_t size, const char** reas
   }
   in_bytes_ = interp_.input(0).bytes;
   out_bytes_ = interp_.output(0).bytes;
+  in_scale_ = interp_.input(0).scale;
+  in_zero_ = interp_.input(0).zero_point;
   return true;
 }
 

@@ -73,6 +73,8 @@ bool MqttAgentPort::connect() {
   return true;
 }
 
+bool MqttAgentPort::connected() const { return client_ && client_->is_connected(); }
+
 int MqttAgentPort::pump(int wait_ms) {
   int delivered = 0;
   const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
@@ -110,7 +112,18 @@ int MqttAgentPort::pump(int wait_ms) {
 bool MqttAgentPort::publish_status(const char* json) {
   if (!client_ || !client_->is_connected()) return false;
   try {
-    client_->publish(prefix_ + "status", std::string(json), 1, false);
+    // Retained: a restarted server learns every device's last state at once.
+    client_->publish(prefix_ + "status", std::string(json), 1, true);
+  } catch (const mqtt::exception&) {
+    return false;
+  }
+  return true;
+}
+
+bool MqttAgentPort::publish_telemetry(const char* json) {
+  if (!client_ || !client_->is_connected()) return false;
+  try {
+    client_->publish(prefix_ + "telemetry", std::string(json), 1, false);
   } catch (const mqtt::exception&) {
     return false;
   }

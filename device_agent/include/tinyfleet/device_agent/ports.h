@@ -43,8 +43,9 @@ class SlotStore {
 class Clock {
  public:
   virtual ~Clock() = default;
-  virtual uint64_t now_unix() = 0;      // wall clock, for expiry
-  virtual uint64_t monotonic_ms() = 0;  // for timeouts and latency
+  virtual uint64_t now_unix() = 0;                                   // wall clock, for expiry
+  virtual uint64_t monotonic_ms() = 0;                               // for timeouts
+  virtual uint64_t monotonic_us() { return monotonic_ms() * 1000; }  // for latency
 };
 
 // Messages the agent sends (the transport adds the topic prefix).
@@ -53,6 +54,11 @@ class Outbox {
   virtual ~Outbox() = default;
   virtual bool publish_status(const char* json) = 0;
   virtual bool request_chunk(uint64_t release, uint64_t offset, uint32_t length) = 0;
+  // A telemetry window (JSON); false while offline (the caller keeps it and retries).
+  virtual bool publish_telemetry(const char* json) {
+    (void)json;
+    return false;
+  }
 };
 
 // Runs an artifact. The Linux port and the firmware use the kernels runtime.
@@ -65,6 +71,9 @@ class ModelRunner {
   virtual size_t input_bytes() const = 0;
   virtual size_t output_bytes() const = 0;
   virtual bool run(const int8_t* input, int8_t* output) = 0;
+  // The input and output quantization (real = scale * (q - zero_point)).
+  virtual float input_scale() const { return 1.0f; }
+  virtual int32_t input_zero_point() const { return 0; }
 };
 
 }  // namespace tinyfleet::device_agent

@@ -7,6 +7,7 @@
 #include "tinyfleet/device_agent/delta_decoder.h"
 #include "tinyfleet/device_agent/offer.h"
 #include "tinyfleet/device_agent/ports.h"
+#include "tinyfleet/device_agent/telemetry.h"
 
 namespace tinyfleet::device_agent {
 
@@ -44,6 +45,7 @@ struct AgentRecord {
   uint8_t pending_sha256[32] = {};
   uint64_t pending_size = 0;
   uint64_t failed_release = 0;  // a release that failed here is not tried again
+  uint32_t probation_left = 0;  // inferences the new model must run before it is trusted
   char reason[96] = {};
   uint32_t crc = 0;
 };
@@ -56,6 +58,11 @@ struct AgentConfig {
   uint32_t window_log = 17;                  // decoder window this device affords
   uint32_t chunk_timeout_ms = 2000;          // re-request a chunk after this
   uint32_t self_test_timeout_ms = 1000;      // per self-test inference
+  // After a switch, the new model is on probation for this many inferences: a crash
+  // (the device restarts while on probation) or an inference over the time limit
+  // rolls back to the previous model. 0 trusts the model once its self-test passes.
+  uint32_t probation_inferences = 0;
+  uint32_t inference_timeout_ms = 1000;
 };
 
 // The update state machine of one device. Single-threaded: the port calls it from
@@ -68,13 +75,22 @@ class UpdateAgent {
 
   // Puts a first artifact into slot 0 as release 0 (provisioning, before any update).
   bool install_factory(const uint8_t* artifact, size_t size);
+  // Provisions a device that ships without a model: its first offer must be a full one.
+  bool provision_empty();
+  // Publishes what the device runs (on every connect), so the server knows its base.
+  void announce();
   // After power-up: restores the record, resumes or rolls back an update in flight,
   // checks the active slot's sha256 and loads its model.
   bool boot();
   void on_offer(const uint8_t* data, size_t size);
   void on_chunk(uint64_t release, uint64_t offset, const uint8_t* data, size_t size);
-  void on_reconnect();  // re-requests the chunk in flight
+  void on_reconnect();  // announces itself and re-requests the chunk in flight
   void poll();          // chunk timeouts
+  // The inference loop reports each inference of the active model: a failure or one
+  // over the time limit while on probation rolls back; success counts down probation.
+  void inference_done(bool ok, uint64_t elapsed_ms);
+  // Returns to the previous model (kept in the other slot) and reports why.
+  bool roll_back(const char* reason);
 
   UpdateState state() const { return record_.state; }
   const AgentRecord& record() const { return record_; }
@@ -84,6 +100,7 @@ class UpdateAgent {
   ModelRunner* shadow() { return shadow_ready_ ? candidate_ : nullptr; }
   void end_shadow() { shadow_ready_ = false; }
   const update::Manifest* manifest() const;  // of the offer in progress or last installed
+  const ModelInfo& model_info() const { return info_; }  // of the active model
 
   // Test hook: called just before each transition is persisted (a test may kill the
   // process there to simulate a power cut).
@@ -99,6 +116,7 @@ class UpdateAgent {
   void self_test();
   bool slot_matches(uint8_t slot, const uint8_t sha[32], uint64_t size);
   bool load_active();
+  bool save_model_info(int slot, const update::Manifest& m);
   void report(const char* event, const char* detail = "");
 
   AgentConfig config_;
@@ -116,6 +134,7 @@ class UpdateAgent {
   uint8_t offer_[kMaxOfferBytes];
   size_t offer_size_ = 0;
   bool model_ready_ = false;
+  ModelInfo info_;
   bool shadow_ready_ = false;
   uint64_t requested_at_ms_ = 0;
   bool request_outstanding_ = false;

@@ -31,6 +31,7 @@ struct ManifestFields {
   float mean_top1_confidence = 0;
   std::vector<float> channel_mean;
   std::vector<float> channel_std;
+  uint64_t modelled_cycles = 0;  // per inference on the class (energy telemetry)
 };
 
 // The manifest FlatBuffer, signed with the targets key, with its certificate.

@@ -16,7 +16,8 @@ class async_client;
 namespace tinyfleet::device_agent::linux_port {
 
 // The device's MQTT side (Paho, MQTT 5, QoS 1) under tinyfleet/v1/{fleet}/{device}/:
-// receives `offer` (retained) and `chunk`, sends `chunk/req` and `status`. Messages are
+// receives `offer` (retained) and `chunk`, sends `chunk/req`, `status` (retained) and
+// `telemetry`. Messages are
 // queued by Paho's thread and handed to the agent by pump(), on the caller's thread.
 class MqttAgentPort final : public Outbox {
  public:
@@ -30,6 +31,8 @@ class MqttAgentPort final : public Outbox {
 
   bool publish_status(const char* json) override;
   bool request_chunk(uint64_t release, uint64_t offset, uint32_t length) override;
+  bool publish_telemetry(const char* json) override;
+  bool connected() const;
   uint64_t chunks_requested() const { return requests_; }
 
  private:

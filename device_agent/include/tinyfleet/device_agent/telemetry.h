@@ -1,0 +1,89 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace tinyfleet::device_agent {
+
+inline constexpr size_t kMaxClasses = 16;       // output classes the drift histogram tracks
+inline constexpr size_t kMaxChannels = 32;      // input channels (or features) tracked
+inline constexpr size_t kLatencySamples = 256;  // per window; later ones are sampled
+
+// What the device knows of the model it runs, from the manifest that installed it;
+// persisted per slot so a rollback brings the right baseline back.
+struct ModelInfo {
+  uint32_t magic = 0x494d4654;  // "TFMI"
+  uint8_t classes = 0;          // baseline histogram entries (0: no baseline)
+  uint8_t channels = 0;         // baseline input channels
+  uint8_t reserved[2] = {};
+  float class_histogram[kMaxClasses] = {};
+  float channel_mean[kMaxChannels] = {};
+  float channel_std[kMaxChannels] = {};
+  uint64_t modelled_cycles = 0;  // per inference; 0 when unknown
+};
+
+// Population stability index of an observed class histogram (counts) against the
+// baseline fractions; both floored at 1e-4 so an empty bin does not blow up.
+float population_stability(const uint32_t* counts, const float* baseline, size_t classes);
+
+// One window of telemetry, as published on tinyfleet/v1/{fleet}/{device}/telemetry.
+struct TelemetryWindow {
+  uint64_t seq = 0;      // per device, from 1
+  uint64_t ts_unix = 0;  // end of the window
+  uint64_t release = 0;  // installed release
+  uint8_t sha256[32] = {};
+  uint32_t inferences = 0;
+  float latency_p50_us = 0, latency_p95_us = 0;
+  float energy_uj = 0;     // per inference
+  float output_psi = -1;   // -1: no baseline
+  float input_drift = -1;  // mean |shift| of channel means in baseline deviations; -1: none
+  uint32_t probes = 0, probes_correct = 0;
+  uint32_t shadow = 0, shadow_agree = 0;
+};
+
+// Writes the window as one JSON object; returns its length (0 if it did not fit).
+size_t telemetry_json(const TelemetryWindow& w, const char* device, char* out, size_t capacity);
+
+// Accumulates one window with fixed memory.
+class WindowStats {
+ public:
+  void reset();
+  // `input` is channels-last (NHWC, or the K features of an [N, K] input).
+  void add(uint32_t latency_us, int top_class, const float* input, size_t input_len,
+           size_t channels);
+  void add_probe(bool correct);
+  void add_shadow(bool agree);
+  // Closes the window against the model's baseline into `out` (counts, percentiles,
+  // PSI, input drift, energy from the modelled cycles and the class's power model).
+  void close(const ModelInfo& info, uint64_t clock_hz, float active_mw, TelemetryWindow* out);
+  uint32_t inferences() const { return inferences_; }
+
+ private:
+  uint32_t inferences_ = 0;
+  uint32_t latency_[kLatencySamples] = {};
+  uint32_t latency_n_ = 0;
+  uint32_t classes_[kMaxClasses] = {};
+  double channel_sum_[kMaxChannels] = {};
+  uint64_t channel_n_ = 0;
+  uint32_t probes_ = 0, probes_correct_ = 0, shadow_ = 0, shadow_agree_ = 0;
+};
+
+// Windows waiting to be sent while the device is offline: the oldest are dropped
+// (and counted) when it is full.
+class TelemetryRing {
+ public:
+  static constexpr size_t kCapacity = 32;
+  void push(const TelemetryWindow& w);
+  bool empty() const { return count_ == 0; }
+  size_t size() const { return count_; }
+  const TelemetryWindow& front() const { return items_[head_]; }
+  void pop();
+  uint64_t dropped() const { return dropped_; }
+
+ private:
+  TelemetryWindow items_[kCapacity];
+  size_t head_ = 0, count_ = 0;
+  uint64_t dropped_ = 0;
+};
+
+}  // namespace tinyfleet::device_agent

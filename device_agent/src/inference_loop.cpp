@@ -1,0 +1,93 @@
+#include "tinyfleet/device_agent/inference_loop.h"
+
+#include <cmath>
+#include <cstring>
+
+namespace tinyfleet::device_agent {
+
+namespace {
+int argmax(const int8_t* v, size_t n) {
+  int best = 0;
+  for (size_t i = 1; i < n; ++i) {
+    if (v[i] > v[best]) best = static_cast<int>(i);
+  }
+  return best;
+}
+}  // namespace
+
+InferenceLoop::InferenceLoop(const InferenceConfig& config, UpdateAgent& agent, Clock& clock,
+                             Outbox& outbox)
+    : config_(config), agent_(agent), clock_(clock), outbox_(outbox) {
+  window_start_ms_ = clock_.monotonic_ms();
+}
+
+int InferenceLoop::infer(const float* sample, size_t len, int label) {
+  if (!agent_.model_ready()) return -1;
+  ModelRunner& model = agent_.model();
+  const size_t in = model.input_bytes(), out = model.output_bytes();
+  if (in != len || in > kMaxInputBytes || out > kMaxOutputBytes || out == 0) return -1;
+  const float inv = model.input_scale() > 0 ? 1.0f / model.input_scale() : 1.0f;
+  for (size_t i = 0; i < len; ++i) {
+    const long q = std::lround(sample[i] * inv) + model.input_zero_point();
+    input_[i] = static_cast<int8_t>(q < -128 ? -128 : q > 127 ? 127 : q);
+  }
+  const uint64_t t0 = clock_.monotonic_us();
+  const bool ok = model.run(input_, output_);
+  const uint64_t elapsed_us = clock_.monotonic_us() - t0;
+  const uint64_t release = agent_.record().installed_release;
+  agent_.inference_done(ok, elapsed_us / 1000);
+  if (!ok) return -1;
+  if (agent_.record().installed_release != release) return -1;  // rolled back just now
+  const int top = argmax(output_, out);
+  const ModelInfo& info = agent_.model_info();
+  stats_.add(static_cast<uint32_t>(elapsed_us), top, sample, len, info.channels);
+  if (label >= 0) stats_.add_probe(top == label);
+
+  // Shadow mode: the previous model on the same input for the first N inferences.
+  if (ModelRunner* shadow = agent_.shadow()) {
+    if (shadow_release_ != release) {
+      shadow_release_ = release;
+      shadow_left_ = config_.shadow_inferences;
+    }
+    if (shadow_left_ > 0 && shadow->output_bytes() == out && shadow->input_bytes() == in &&
+        shadow->run(input_, shadow_output_)) {
+      stats_.add_shadow(argmax(shadow_output_, out) == top);
+      --shadow_left_;
+    }
+    if (shadow_left_ == 0) agent_.end_shadow();
+  }
+  return top;
+}
+
+void InferenceLoop::poll() {
+  const uint64_t now = clock_.monotonic_ms();
+  if (now - window_start_ms_ >= config_.window_ms) {
+    window_start_ms_ = now;
+    if (stats_.inferences() > 0) {
+      TelemetryWindow w;
+      w.seq = ++seq_;
+      w.ts_unix = clock_.now_unix();
+      w.release = agent_.record().installed_release;
+      std::memcpy(w.sha256, agent_.record().installed_sha256, 32);
+      stats_.close(agent_.model_info(), config_.clock_hz, config_.active_mw, &w);
+      ring_.push(w);
+    }
+    stats_.reset();
+  }
+  flush();
+}
+
+void InferenceLoop::flush() {
+  char json[768];
+  while (!ring_.empty()) {
+    if (telemetry_json(ring_.front(), config_.device_id, json, sizeof json) == 0) {
+      ring_.pop();  // cannot happen with the fixed fields; never block the ring on it
+      continue;
+    }
+    if (!outbox_.publish_telemetry(json)) break;
+    ring_.pop();
+    ++sent_;
+  }
+}
+
+}  // namespace tinyfleet::device_agent

@@ -1,0 +1,133 @@
+#include "tinyfleet/device_agent/telemetry.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+namespace tinyfleet::device_agent {
+
+float population_stability(const uint32_t* counts, const float* baseline, size_t classes) {
+  uint64_t total = 0;
+  for (size_t i = 0; i < classes; ++i) total += counts[i];
+  if (total == 0 || classes == 0) return -1.0f;
+  double psi = 0;
+  for (size_t i = 0; i < classes; ++i) {
+    const double a = std::max(1e-4, static_cast<double>(counts[i]) / static_cast<double>(total));
+    const double e = std::max(1e-4, static_cast<double>(baseline[i]));
+    psi += (a - e) * std::log(a / e);
+  }
+  return static_cast<float>(psi);
+}
+
+void WindowStats::reset() { *this = WindowStats(); }
+
+void WindowStats::add(uint32_t latency_us, int top_class, const float* input, size_t input_len,
+                      size_t channels) {
+  // Keep the first kLatencySamples latencies, then replace one in a rotating slot: a
+  // deterministic stand-in for reservoir sampling that needs no random source.
+  if (latency_n_ < kLatencySamples) {
+    latency_[latency_n_++] = latency_us;
+  } else {
+    latency_[inferences_ % kLatencySamples] = latency_us;
+  }
+  ++inferences_;
+  if (top_class >= 0 && static_cast<size_t>(top_class) < kMaxClasses) ++classes_[top_class];
+  if (input && channels > 0 && channels <= kMaxChannels && input_len % channels == 0) {
+    // Channels last (NHWC, or the features of an [N, K] input).
+    const size_t per = input_len / channels;
+    for (size_t c = 0; c < channels; ++c) {
+      double sum = 0;
+      for (size_t i = 0; i < per; ++i) sum += input[i * channels + c];
+      channel_sum_[c] += sum / static_cast<double>(per);
+    }
+    ++channel_n_;
+  }
+}
+
+void WindowStats::add_probe(bool correct) {
+  ++probes_;
+  probes_correct_ += correct ? 1 : 0;
+}
+
+void WindowStats::add_shadow(bool agree) {
+  ++shadow_;
+  shadow_agree_ += agree ? 1 : 0;
+}
+
+namespace {
+float percentile(uint32_t* v, uint32_t n, double q) {
+  if (n == 0) return 0;
+  const uint32_t k = static_cast<uint32_t>(q * (n - 1) + 0.5);
+  std::nth_element(v, v + k, v + n);
+  return static_cast<float>(v[k]);
+}
+}  // namespace
+
+void WindowStats::close(const ModelInfo& info, uint64_t clock_hz, float active_mw,
+                        TelemetryWindow* out) {
+  out->inferences = inferences_;
+  out->latency_p50_us = percentile(latency_, latency_n_, 0.50);
+  out->latency_p95_us = percentile(latency_, latency_n_, 0.95);
+  // cycles / Hz = seconds; s x mW = mJ; x 1000 = uJ.
+  out->energy_uj = clock_hz > 0
+                       ? static_cast<float>(static_cast<double>(info.modelled_cycles) /
+                                            static_cast<double>(clock_hz) * active_mw * 1000.0)
+                       : 0.0f;
+  out->output_psi = info.classes > 0 && info.classes <= kMaxClasses
+                        ? population_stability(classes_, info.class_histogram, info.classes)
+                        : -1.0f;
+  out->input_drift = -1.0f;
+  if (info.channels > 0 && info.channels <= kMaxChannels && channel_n_ > 0) {
+    double drift = 0;
+    for (size_t c = 0; c < info.channels; ++c) {
+      const double mean = channel_sum_[c] / static_cast<double>(channel_n_);
+      drift += std::fabs(mean - info.channel_mean[c]) / std::max(1e-6f, info.channel_std[c]);
+    }
+    out->input_drift = static_cast<float>(drift / info.channels);
+  }
+  out->probes = probes_;
+  out->probes_correct = probes_correct_;
+  out->shadow = shadow_;
+  out->shadow_agree = shadow_agree_;
+}
+
+size_t telemetry_json(const TelemetryWindow& w, const char* device, char* out, size_t capacity) {
+  char sha[65];
+  for (int i = 0; i < 32; ++i) std::snprintf(sha + 2 * i, 3, "%02x", w.sha256[i]);
+  char probe[32] = "null", shadow[32] = "null";
+  if (w.probes > 0) {
+    std::snprintf(probe, sizeof probe, "%.4f", static_cast<double>(w.probes_correct) / w.probes);
+  }
+  if (w.shadow > 0) {
+    std::snprintf(shadow, sizeof shadow, "%.4f", static_cast<double>(w.shadow_agree) / w.shadow);
+  }
+  const int n = std::snprintf(
+      out, capacity,
+      "{\"device\":\"%s\",\"seq\":%llu,\"ts\":%llu,\"release\":%llu,\"artifact\":\"%s\","
+      "\"inferences\":%u,\"latency_p50_us\":%.1f,\"latency_p95_us\":%.1f,\"energy_uj\":%.3f,"
+      "\"output_psi\":%.4f,\"input_drift\":%.4f,\"probes\":%u,\"probe_accuracy\":%s,"
+      "\"shadow\":%u,\"shadow_agreement\":%s}",
+      device, static_cast<unsigned long long>(w.seq), static_cast<unsigned long long>(w.ts_unix),
+      static_cast<unsigned long long>(w.release), sha, w.inferences,
+      static_cast<double>(w.latency_p50_us), static_cast<double>(w.latency_p95_us),
+      static_cast<double>(w.energy_uj), static_cast<double>(w.output_psi),
+      static_cast<double>(w.input_drift), w.probes, probe, w.shadow, shadow);
+  return n > 0 && static_cast<size_t>(n) < capacity ? static_cast<size_t>(n) : 0;
+}
+
+void TelemetryRing::push(const TelemetryWindow& w) {
+  if (count_ == kCapacity) {
+    pop();
+    ++dropped_;
+  }
+  items_[(head_ + count_) % kCapacity] = w;
+  ++count_;
+}
+
+void TelemetryRing::pop() {
+  if (count_ == 0) return;
+  head_ = (head_ + 1) % kCapacity;
+  --count_;
+}
+
+}  // namespace tinyfleet::device_agent

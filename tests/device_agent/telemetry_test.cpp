@@ -1,0 +1,325 @@
+// Inference and telemetry on the device: the agent runs a real compiled model (kernels
+// runtime) over the digits data, publishes windows with latency, energy, PSI, input
+// drift, probe accuracy and shadow agreement; windows wait in a bounded ring while
+// offline; a new model that crashes while on probation is rolled back.
+#include <gtest/gtest.h>
+#include <sodium.h>
+#include <unistd.h>
+
+#include <deque>
+#include <filesystem>
+
+#include <nlohmann/json.hpp>
+
+#include "tinyfleet/device_agent/inference_loop.h"
+#include "tinyfleet/device_agent/linux/file_stores.h"
+#include "tinyfleet/device_agent/linux/kernels_runner.h"
+#include "tinyfleet/device_agent/sodium_crypto.h"
+#include "tinyfleet/device_agent/telemetry.h"
+#include "tinyfleet/device_agent/update_agent.h"
+#include "tinyfleet/optimizer_service/compiler.h"
+#include "tinyfleet/optimizer_service/npz.h"
+#include "tinyfleet/server/delta_encoder.h"
+#include "tinyfleet/server/offer_signer.h"
+#include "tinyfleet/server/update_keys.h"
+#include "tinyfleet/testing/environment.h"
+
+using namespace tinyfleet;
+using device_agent::UpdateState;
+using tinyfleet::testing::fixture_path;
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+constexpr uint64_t kNow = 1795305600;
+
+std::string sha256(const std::string& s) {
+  std::string d(32, '\0');
+  crypto_hash_sha256(reinterpret_cast<unsigned char*>(d.data()),
+                     reinterpret_cast<const unsigned char*>(s.data()), s.size());
+  return d;
+}
+
+// Time moves only when the test says so.
+struct ManualClock : device_agent::Clock {
+  uint64_t now_unix() override { return kNow + ms / 1000; }
+  uint64_t monotonic_ms() override { return ms; }
+  uint64_t monotonic_us() override { return ms * 1000 + (++tick) * 3; }  // 3 us a call
+  uint64_t ms = 1000, tick = 0;
+};
+
+struct Mailbox : device_agent::Outbox {
+  bool publish_status(const char* j) override {
+    statuses.emplace_back(j);
+    return true;
+  }
+  bool request_chunk(uint64_t release, uint64_t offset, uint32_t length) override {
+    requests.push_back({release, offset, length});
+    return true;
+  }
+  bool publish_telemetry(const char* j) override {
+    if (!online) return false;
+    telemetry.push_back(json::parse(j));
+    return true;
+  }
+  struct Request {
+    uint64_t release, offset;
+    uint32_t length;
+  };
+  std::deque<Request> requests;
+  std::vector<std::string> statuses;
+  std::vector<json> telemetry;
+  bool online = true;
+};
+
+struct Data {
+  std::vector<std::vector<float>> x;
+  std::vector<int> y;
+};
+Data load(const std::string& name) {
+  auto npz = optimizer_service::read_npz(fixture_path("data/" + name + ".npz"));
+  EXPECT_TRUE(npz);
+  Data d;
+  const auto& x = npz->at("x");
+  const auto& y = npz->at("y");
+  for (int64_t i = 0; i < x.shape[0]; ++i) {
+    d.x.push_back(optimizer_service::nhwc_sample(x, i));
+    d.y.push_back(static_cast<int>(y.values[static_cast<size_t>(i)]));
+  }
+  return d;
+}
+
+optimizer_service::CompiledModel compile(const std::string& model) {
+  auto onnx = optimizer_service::read_file(fixture_path("models/" + model + ".onnx"));
+  auto calib = optimizer_service::read_npz(fixture_path("data/digits_calib.npz"));
+  auto val = optimizer_service::read_npz(fixture_path("data/digits_val.npz"));
+  EXPECT_TRUE(onnx && calib && val);
+  auto c = optimizer_service::compile_model(*onnx, *calib, &*val, {});
+  EXPECT_TRUE(c) << (c ? "" : c.error().message);
+  return *c;
+}
+
+class TelemetryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_GE(sodium_init(), 0);
+    dir_ = fs::temp_directory_path() /
+           ("tf-telemetry-" + std::to_string(getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_ / "device");
+    key_ = server::init_keys((dir_ / "keys").string(), kNow, 30).value();
+    root_ = server::load_root_public_key((dir_ / "keys").string()).value();
+    v1_ = compile("digits_cnn");
+    config_.device_id = "dev-t";
+    config_.device_class = "cortex-m4-256k";
+    config_.root_public_key = reinterpret_cast<const uint8_t*>(root_.data());
+    config_.probation_inferences = 5;
+    workspace_.resize(device_agent::DeltaDecoder::workspace_size(17));
+    make_agent();
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  // A (re)boot of the same device on the same folder.
+  void make_agent() {
+    agent_.reset();
+    records_ =
+        std::make_unique<device_agent::linux_port::FileRecordStore>((dir_ / "device").string());
+    slots_ = std::make_unique<device_agent::linux_port::FileSlotStore>((dir_ / "device").string());
+    runner_a_ = std::make_unique<device_agent::linux_port::KernelsRunner>();
+    runner_b_ = std::make_unique<device_agent::linux_port::KernelsRunner>();
+    agent_ = std::make_unique<device_agent::UpdateAgent>(config_, *records_, *slots_, clock_, mail_,
+                                                         verifier_, sha_, *runner_a_, *runner_b_,
+                                                         workspace_.data(), workspace_.size());
+  }
+
+  // Offers `target` as `release` (a delta from `base`, or full), serves it, returns the state.
+  UpdateState update(const optimizer_service::CompiledModel& target, const std::string& base,
+                     uint64_t release, uint64_t cycles) {
+    auto d = base.empty()
+                 ? server::encode_full(target.artifact, {})
+                 : server::encode_best(base, target.artifact, server::artifact_segments(base),
+                                       server::artifact_segments(target.artifact), {});
+    EXPECT_TRUE(d);
+    server::ManifestFields f;
+    f.device_class = "cortex-m4-256k";
+    f.model = "digits";
+    f.release_seq = release;
+    f.target_sha256 = sha256(target.artifact);
+    f.target_size = target.artifact.size();
+    f.base_sha256 = base.empty() ? "" : sha256(base);
+    f.codec = d->codec;
+    f.payload_sha256 = sha256(d->payload);
+    f.payload_size = d->payload.size();
+    f.chunk_size = 512;
+    f.expires_at = kNow + 3600;
+    const auto& b = target.report.drift_baseline;
+    f.class_histogram = b.class_histogram;
+    f.channel_mean = b.channel_mean;
+    f.channel_std = b.channel_std;
+    f.modelled_cycles = cycles;
+    const std::string offer = server::sign_offer(f, key_);
+    agent_->on_offer(reinterpret_cast<const uint8_t*>(offer.data()), offer.size());
+    while (!mail_.requests.empty()) {
+      auto r = mail_.requests.front();
+      mail_.requests.pop_front();
+      const auto n = std::min<size_t>(r.length, d->payload.size() - r.offset);
+      agent_->on_chunk(r.release, r.offset,
+                       reinterpret_cast<const uint8_t*>(d->payload.data()) + r.offset, n);
+    }
+    return agent_->state();
+  }
+
+  // Runs every sample once (every 5th as a probe) and closes one window.
+  void run_window(device_agent::InferenceLoop& loop, const Data& data) {
+    for (size_t i = 0; i < data.x.size(); ++i) {
+      loop.infer(data.x[i].data(), data.x[i].size(), i % 5 == 0 ? data.y[i] : -1);
+    }
+    clock_.ms += 10000;
+    loop.poll();
+  }
+
+  fs::path dir_;
+  server::TargetsKey key_;
+  std::string root_;
+  optimizer_service::CompiledModel v1_;
+  device_agent::AgentConfig config_;
+  ManualClock clock_;
+  Mailbox mail_;
+  device_agent::SodiumVerifier verifier_;
+  device_agent::SodiumSha256 sha_;
+  std::vector<uint8_t> workspace_;
+  std::unique_ptr<device_agent::linux_port::FileRecordStore> records_;
+  std::unique_ptr<device_agent::linux_port::FileSlotStore> slots_;
+  std::unique_ptr<device_agent::linux_port::KernelsRunner> runner_a_, runner_b_;
+  std::unique_ptr<device_agent::UpdateAgent> agent_;
+};
+
+TEST(Telemetry, PopulationStabilityAndTheRing) {
+  const float baseline[4] = {0.25f, 0.25f, 0.25f, 0.25f};
+  const uint32_t same[4] = {25, 25, 25, 25};
+  const uint32_t skewed[4] = {85, 5, 5, 5};
+  EXPECT_NEAR(device_agent::population_stability(same, baseline, 4), 0.0, 1e-6);
+  EXPECT_GT(device_agent::population_stability(skewed, baseline, 4), 0.5);
+  const uint32_t none[4] = {0, 0, 0, 0};
+  EXPECT_LT(device_agent::population_stability(none, baseline, 4), 0);
+
+  device_agent::TelemetryRing ring;
+  for (uint64_t i = 1; i <= device_agent::TelemetryRing::kCapacity + 3; ++i) {
+    device_agent::TelemetryWindow w;
+    w.seq = i;
+    ring.push(w);
+  }
+  EXPECT_EQ(ring.size(), device_agent::TelemetryRing::kCapacity);
+  EXPECT_EQ(ring.dropped(), 3u);
+  EXPECT_EQ(ring.front().seq, 4u);  // the oldest went first
+}
+
+TEST_F(TelemetryTest, WindowsCarryAccuracyDriftEnergyAndWaitWhileOffline) {
+  ASSERT_TRUE(agent_->provision_empty());
+  EXPECT_FALSE(agent_->boot());  // no model yet
+  ASSERT_EQ(update(v1_, "", 1, 250000), UpdateState::kCommitted) << agent_->record().reason;
+  device_agent::InferenceConfig ic;
+  ic.device_id = "dev-t";
+  ic.clock_hz = 80000000;
+  ic.active_mw = 30.0f;
+  device_agent::InferenceLoop loop(ic, *agent_, clock_, mail_);
+  const Data clean = load("digits_val"), drifted = load("digits_drifted_val");
+
+  mail_.online = false;
+  run_window(loop, clean);
+  run_window(loop, clean);
+  run_window(loop, drifted);
+  EXPECT_TRUE(mail_.telemetry.empty());
+  EXPECT_EQ(loop.pending().size(), 3u);
+  mail_.online = true;
+  loop.flush();
+  ASSERT_EQ(mail_.telemetry.size(), 3u);
+  EXPECT_TRUE(loop.pending().empty());
+  for (size_t i = 0; i < 3; ++i) EXPECT_EQ(mail_.telemetry[i]["seq"], i + 1);  // in order
+
+  const json& c = mail_.telemetry[0];
+  const json& d = mail_.telemetry[2];
+  EXPECT_EQ(c["inferences"], clean.x.size());
+  EXPECT_EQ(c["release"], 1);
+  // The int8 model on the runtime is about as accurate as the float one (0.9777).
+  EXPECT_GT(c["probe_accuracy"].get<double>(), 0.9);
+  // 250,000 cycles at 80 MHz and 30 mW: 93.75 uJ per inference.
+  EXPECT_NEAR(c["energy_uj"].get<double>(), 93.75, 0.01);
+  EXPECT_GT(c["latency_p95_us"].get<double>(), 0);
+  // The clean validation set is the baseline: little drift. The shifted one: more.
+  EXPECT_LT(c["output_psi"].get<double>(), 0.1);
+  EXPECT_LT(c["input_drift"].get<double>(), 0.05);
+  EXPECT_GT(d["input_drift"].get<double>(), 3 * c["input_drift"].get<double>() + 0.03);
+  EXPECT_GT(d["output_psi"].get<double>(), 5 * c["output_psi"].get<double>());
+  EXPECT_LT(d["probe_accuracy"].get<double>(), c["probe_accuracy"].get<double>());
+  std::printf("clean: psi %.4f drift %.4f acc %.3f; drifted: psi %.4f drift %.4f acc %.3f\n",
+              c["output_psi"].get<double>(), c["input_drift"].get<double>(),
+              c["probe_accuracy"].get<double>(), d["output_psi"].get<double>(),
+              d["input_drift"].get<double>(), d["probe_accuracy"].get<double>());
+}
+
+TEST_F(TelemetryTest, ShadowModeComparesTheOldAndNewModels) {
+  ASSERT_TRUE(agent_->provision_empty());
+  ASSERT_EQ(update(v1_, "", 1, 0), UpdateState::kCommitted);
+  device_agent::InferenceConfig ic;
+  ic.shadow_inferences = 40;
+  device_agent::InferenceLoop loop(ic, *agent_, clock_, mail_);
+  const Data clean = load("digits_val");
+  for (int i = 0; i < 10; ++i)
+    loop.infer(clean.x[i].data(), clean.x[i].size(), -1);  // passes probation
+  ASSERT_EQ(agent_->record().probation_left, 0u);
+  const auto v2 = compile("digits_cnn_v2");
+  ASSERT_EQ(update(v2, v1_.artifact, 2, 0), UpdateState::kCommitted);
+  ASSERT_NE(agent_->shadow(), nullptr);
+  run_window(loop, clean);
+  ASSERT_EQ(mail_.telemetry.size(), 1u);
+  const json& w = mail_.telemetry[0];
+  EXPECT_EQ(w["release"], 2);
+  EXPECT_EQ(w["shadow"], 40);  // the first N inferences after the switch
+  // Five more epochs of training change no validation prediction (models/README.md).
+  EXPECT_GT(w["shadow_agreement"].get<double>(), 0.95);
+  EXPECT_EQ(agent_->shadow(), nullptr);  // shadow mode ended
+}
+
+TEST_F(TelemetryTest, ANewModelThatCrashesOnProbationIsRolledBack) {
+  ASSERT_TRUE(agent_->provision_empty());
+  ASSERT_EQ(update(v1_, "", 1, 0), UpdateState::kCommitted);
+  device_agent::InferenceLoop loop({}, *agent_, clock_, mail_);
+  const Data clean = load("digits_val");
+  for (int i = 0; i < 5; ++i) loop.infer(clean.x[i].data(), clean.x[i].size(), -1);
+  ASSERT_EQ(agent_->record().probation_left, 0u);
+  const auto v2 = compile("digits_cnn_v2");
+  ASSERT_EQ(update(v2, v1_.artifact, 2, 0), UpdateState::kCommitted);
+  EXPECT_EQ(agent_->record().probation_left, 5u);
+  // The device restarts (a crash) before the new model ran five inferences.
+  make_agent();
+  EXPECT_TRUE(agent_->boot());
+  EXPECT_EQ(agent_->state(), UpdateState::kRolledBack);
+  EXPECT_EQ(agent_->record().installed_release, 1u);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(agent_->record().installed_sha256), 32),
+            sha256(v1_.artifact));
+  EXPECT_EQ(agent_->record().failed_release, 2u);
+  EXPECT_NE(mail_.statuses.back().find("probation"), std::string::npos) << mail_.statuses.back();
+  // The old model runs, and the same release is not tried again.
+  device_agent::InferenceLoop again({}, *agent_, clock_, mail_);
+  EXPECT_GE(again.infer(clean.x[0].data(), clean.x[0].size(), -1), 0);
+  EXPECT_EQ(update(v2, v1_.artifact, 2, 0), UpdateState::kRolledBack);
+}
+
+TEST_F(TelemetryTest, ANewModelOverItsTimeLimitIsRolledBack) {
+  ASSERT_TRUE(agent_->provision_empty());
+  ASSERT_EQ(update(v1_, "", 1, 0), UpdateState::kCommitted);
+  for (int i = 0; i < 5; ++i) agent_->inference_done(true, 1);
+  const auto v2 = compile("digits_cnn_v2");
+  ASSERT_EQ(update(v2, v1_.artifact, 2, 0), UpdateState::kCommitted);
+  agent_->inference_done(true, 1);
+  agent_->inference_done(true, config_.inference_timeout_ms + 1);
+  EXPECT_EQ(agent_->state(), UpdateState::kRolledBack);
+  EXPECT_EQ(agent_->record().installed_release, 1u);
+  EXPECT_STREQ(agent_->record().reason, "new model exceeded the inference time limit");
+  EXPECT_TRUE(agent_->model_ready());
+}
+
+}  // namespace
