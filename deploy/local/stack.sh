@@ -119,6 +119,7 @@ CONF
   if [ "$(id -u)" -eq 0 ]; then echo "user root" >>"$dir/mosquitto.conf"; fi
   chmod 0700 "$dir"
   chmod 0600 "$TINYFLEET_MQTT_PASSWD_FILE"
+  ulimit -n "$(ulimit -Hn)" 2>/dev/null || true  # one descriptor per device session
   mosquitto -c "$dir/mosquitto.conf" >"$dir/stdout.log" 2>&1 &
   export TINYFLEET_MQTT_PID=$!
   local tries=0

@@ -1,0 +1,336 @@
+// fleet-sim: N device agents in one process, each with its own MQTT session, state
+// folder, A/B slots and kernels runtime, running the model over a data set and
+// publishing telemetry. For end-to-end tests and load.
+//
+//   fleet-sim --broker tcp://127.0.0.1:1883 --fleet default --class cortex-m4-256k
+//             --credentials devices.txt --root-key keys/root.pub --data digits_val.npz
+//             [--devices N] [--drift-after SECONDS --drifted digits_drifted_val.npz]
+//             [--rate INFERENCES_PER_SECOND] [--window SECONDS] [--duration SECONDS]
+//             [--state DIR] [--probe-every K] [--report FILE] [--durable]
+//
+// devices.txt holds "id password" per line (what provisioning returned); the first N
+// are simulated. SIGINT/SIGTERM stop it cleanly; --report writes one JSON line per device.
+#include <signal.h>
+#include <sodium.h>
+#include <sys/resource.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tinyfleet/device_agent/inference_loop.h"
+#include "tinyfleet/device_agent/linux/file_stores.h"
+#include "tinyfleet/device_agent/linux/kernels_runner.h"
+#include "tinyfleet/device_agent/linux/mqtt_port.h"
+#include "tinyfleet/device_agent/sodium_crypto.h"
+#include "tinyfleet/device_agent/update_agent.h"
+#include "tinyfleet/optimizer_service/device_class.h"
+#include "tinyfleet/optimizer_service/npz.h"
+
+using namespace tinyfleet;
+namespace fs = std::filesystem;
+
+namespace {
+
+volatile sig_atomic_t g_stop = 0;
+void on_signal(int) { g_stop = 1; }
+
+struct Options {
+  std::string broker, fleet = "default", device_class, credentials, root_key, data, drifted,
+                      state = "fleet-sim-state", report, catalog = TINYFLEET_DEVICE_CLASS_CATALOG;
+  int devices = 0;
+  double rate = 5, window = 5, duration = 0, drift_after = -1;
+  int probe_every = 5;
+  bool durable = false;
+};
+
+[[noreturn]] void usage(const char* why) {
+  std::fprintf(stderr,
+               "fleet-sim: %s\nusage: fleet-sim --broker URI --class C --credentials FILE "
+               "--root-key FILE --data NPZ [--devices N] [--fleet F] [--drift-after S "
+               "--drifted NPZ] [--rate R] [--window S] [--duration S] [--state DIR] "
+               "[--probe-every K] [--report FILE] [--durable] [--catalog JSON]\n",
+               why);
+  std::exit(2);
+}
+
+Options parse(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) usage(("missing value for " + a).c_str());
+      return argv[++i];
+    };
+    auto number = [&]() -> double {
+      const std::string v = value();
+      char* end = nullptr;
+      const double d = std::strtod(v.c_str(), &end);
+      if (!end || *end != '\0') usage((a + " takes a number, not '" + v + "'").c_str());
+      return d;
+    };
+    if (a == "--broker")
+      o.broker = value();
+    else if (a == "--fleet")
+      o.fleet = value();
+    else if (a == "--class")
+      o.device_class = value();
+    else if (a == "--credentials")
+      o.credentials = value();
+    else if (a == "--root-key")
+      o.root_key = value();
+    else if (a == "--data")
+      o.data = value();
+    else if (a == "--drifted")
+      o.drifted = value();
+    else if (a == "--state")
+      o.state = value();
+    else if (a == "--report")
+      o.report = value();
+    else if (a == "--catalog")
+      o.catalog = value();
+    else if (a == "--devices")
+      o.devices = static_cast<int>(number());
+    else if (a == "--rate")
+      o.rate = number();
+    else if (a == "--window")
+      o.window = number();
+    else if (a == "--duration")
+      o.duration = number();
+    else if (a == "--drift-after")
+      o.drift_after = number();
+    else if (a == "--probe-every")
+      o.probe_every = static_cast<int>(number());
+    else if (a == "--durable")
+      o.durable = true;
+    else
+      usage(("unknown option " + a).c_str());
+  }
+  if (o.broker.empty()) usage("--broker is required");
+  if (o.device_class.empty()) usage("--class is required");
+  if (o.credentials.empty()) usage("--credentials is required");
+  if (o.root_key.empty()) usage("--root-key is required");
+  if (o.data.empty()) usage("--data is required");
+  if (o.rate <= 0 || o.window <= 0) usage("--rate and --window must be positive");
+  if (o.drift_after >= 0 && o.drifted.empty()) usage("--drift-after needs --drifted NPZ");
+  return o;
+}
+
+struct Samples {
+  std::vector<std::vector<float>> x;
+  std::vector<int> y;
+};
+
+Samples load_samples(const std::string& path) {
+  auto npz = optimizer_service::read_npz(path);
+  if (!npz || !npz->count("x")) {
+    std::fprintf(stderr, "fleet-sim: cannot read samples 'x' from %s\n", path.c_str());
+    std::exit(1);
+  }
+  Samples s;
+  const auto& x = npz->at("x");
+  for (int64_t i = 0; i < x.shape[0]; ++i) s.x.push_back(optimizer_service::nhwc_sample(x, i));
+  if (npz->count("y")) {
+    for (double v : npz->at("y").values) s.y.push_back(static_cast<int>(v));
+  }
+  return s;
+}
+
+struct SteadyClock : device_agent::Clock {
+  uint64_t now_unix() override {
+    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count());
+  }
+  uint64_t monotonic_ms() override { return monotonic_us() / 1000; }
+  uint64_t monotonic_us() override {
+    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                     std::chrono::steady_clock::now().time_since_epoch())
+                                     .count());
+  }
+};
+
+// One simulated device: the same agent a real Linux device runs.
+struct Device {
+  std::string id, password;
+  device_agent::AgentConfig config;
+  device_agent::InferenceConfig inference;
+  std::unique_ptr<device_agent::linux_port::FileRecordStore> records;
+  std::unique_ptr<device_agent::linux_port::FileSlotStore> slots;
+  std::unique_ptr<device_agent::linux_port::MqttAgentPort> port;
+  device_agent::linux_port::KernelsRunner runner_a, runner_b;
+  std::unique_ptr<device_agent::UpdateAgent> agent;
+  std::unique_ptr<device_agent::InferenceLoop> loop;
+  size_t next_sample = 0;
+  uint64_t next_inference_us = 0;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Options o = parse(argc, argv);
+  if (sodium_init() < 0) return 1;
+  signal(SIGINT, on_signal);
+  signal(SIGTERM, on_signal);
+  // One socket per device: raise the descriptor limit as far as allowed.
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+
+  std::string catalog_json;
+  {
+    std::ifstream in(o.catalog);
+    catalog_json.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  auto classes = optimizer_service::parse_catalog(catalog_json);
+  if (!classes) usage(("cannot read the class catalog " + o.catalog).c_str());
+  const optimizer_service::DeviceClass* cls = nullptr;
+  for (const auto& c : *classes) {
+    if (c.name == o.device_class) cls = &c;
+  }
+  if (!cls) usage(("unknown device class '" + o.device_class + "'").c_str());
+
+  std::string root;
+  {
+    std::ifstream in(o.root_key, std::ios::binary);
+    root.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  if (root.size() != 32) usage(("the root key " + o.root_key + " is not 32 bytes").c_str());
+
+  std::vector<std::pair<std::string, std::string>> accounts;
+  {
+    std::ifstream in(o.credentials);
+    std::string id, password;
+    while (in >> id >> password) accounts.emplace_back(id, password);
+  }
+  const int n = o.devices > 0 ? o.devices : static_cast<int>(accounts.size());
+  if (n == 0 || static_cast<size_t>(n) > accounts.size()) {
+    usage(("--devices " + std::to_string(n) + " but " + o.credentials + " has " +
+           std::to_string(accounts.size()) + " accounts")
+              .c_str());
+  }
+  const Samples clean = load_samples(o.data);
+  const Samples drifted = o.drift_after >= 0 ? load_samples(o.drifted) : Samples{};
+
+  SteadyClock clock;
+  device_agent::SodiumVerifier verifier;
+  device_agent::SodiumSha256 sha;
+  // Patching runs to completion inside one call on this one thread: one workspace serves all.
+  constexpr uint32_t kWindowLog = 17;
+  std::vector<uint8_t> workspace(device_agent::DeltaDecoder::workspace_size(kWindowLog));
+  std::vector<std::unique_ptr<Device>> devices;
+  std::mt19937 rng(42);
+  const uint64_t period_us = static_cast<uint64_t>(1e6 / o.rate);
+  int connected = 0;
+  for (int i = 0; i < n && !g_stop; ++i) {
+    auto d = std::make_unique<Device>();
+    d->id = accounts[static_cast<size_t>(i)].first;
+    d->password = accounts[static_cast<size_t>(i)].second;
+    const fs::path dir = fs::path(o.state) / d->id;
+    fs::create_directories(dir);
+    d->config.fleet = o.fleet.c_str();
+    d->config.device_id = d->id.c_str();
+    d->config.device_class = cls->name.c_str();
+    d->config.root_public_key = reinterpret_cast<const uint8_t*>(root.data());
+    d->config.window_log = kWindowLog;
+    d->config.probation_inferences = 10;
+    d->inference.device_id = d->id.c_str();
+    d->inference.clock_hz = cls->clock_hz;
+    d->inference.active_mw = static_cast<float>(cls->active_mw);
+    d->inference.window_ms = static_cast<uint32_t>(o.window * 1000);
+    d->records =
+        std::make_unique<device_agent::linux_port::FileRecordStore>(dir.string(), o.durable);
+    d->slots = std::make_unique<device_agent::linux_port::FileSlotStore>(dir.string(), o.durable);
+    d->port = std::make_unique<device_agent::linux_port::MqttAgentPort>(o.broker, o.fleet, d->id,
+                                                                        d->password);
+    d->agent = std::make_unique<device_agent::UpdateAgent>(
+        d->config, *d->records, *d->slots, clock, *d->port, verifier, sha, d->runner_a, d->runner_b,
+        workspace.data(), workspace.size());
+    if (!fs::exists(dir / "agent-state")) {
+      d->agent->provision_empty();  // a new device without a model: its first offer is full
+    }
+    d->agent->boot();
+    d->loop =
+        std::make_unique<device_agent::InferenceLoop>(d->inference, *d->agent, clock, *d->port);
+    d->port->attach(d->agent.get());
+    if (d->port->connect())
+      ++connected;
+    else
+      std::fprintf(stderr, "fleet-sim: %s could not connect (it keeps retrying)\n", d->id.c_str());
+    d->next_sample = rng() % clean.x.size();
+    d->next_inference_us = clock.monotonic_us() + rng() % period_us;
+    devices.push_back(std::move(d));
+  }
+  std::printf("fleet-sim: %d devices of class %s, %d connected\n", n, cls->name.c_str(), connected);
+  std::fflush(stdout);
+
+  const uint64_t start_us = clock.monotonic_us();
+  uint64_t next_summary_us = start_us + 5000000;
+  while (!g_stop) {
+    const uint64_t now = clock.monotonic_us();
+    const double elapsed = static_cast<double>(now - start_us) / 1e6;
+    if (o.duration > 0 && elapsed >= o.duration) break;
+    const bool drift = o.drift_after >= 0 && elapsed >= o.drift_after;
+    const Samples& data = drift ? drifted : clean;
+    bool busy = false;
+    for (auto& d : devices) {
+      busy |= d->port->pump(0) > 0;
+      if (now >= d->next_inference_us) {
+        const size_t i = d->next_sample++ % data.x.size();
+        const bool probe =
+            o.probe_every > 0 && i % static_cast<size_t>(o.probe_every) == 0 && i < data.y.size();
+        d->loop->infer(data.x[i].data(), data.x[i].size(), probe ? data.y[i] : -1);
+        d->next_inference_us += period_us;
+        if (d->next_inference_us < now) d->next_inference_us = now + period_us;  // fell behind
+        busy = true;
+      }
+      d->loop->poll();
+    }
+    if (now >= next_summary_us) {
+      next_summary_us = now + 5000000;
+      std::map<uint64_t, int> by_release;
+      int updating = 0;
+      for (auto& d : devices) {
+        ++by_release[d->agent->record().installed_release];
+        const auto s = d->agent->state();
+        updating +=
+            s >= device_agent::UpdateState::kOffered && s <= device_agent::UpdateState::kSelfTest;
+      }
+      std::printf("fleet-sim: t=%.0fs%s updating %d; devices by release:", elapsed,
+                  drift ? " (drifted inputs)" : "", updating);
+      for (const auto& [release, count] : by_release)
+        std::printf(" r%llu=%d", static_cast<unsigned long long>(release), count);
+      std::printf("\n");
+      std::fflush(stdout);
+    }
+    if (!busy) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+
+  if (!o.report.empty()) {
+    std::ofstream out(o.report);
+    for (auto& d : devices) {
+      const auto& r = d->agent->record();
+      char sha_hex[65] = "";
+      for (int i = 0; i < 32; ++i) std::snprintf(sha_hex + 2 * i, 3, "%02x", r.installed_sha256[i]);
+      out << "{\"device\":\"" << d->id << "\",\"state\":\"" << device_agent::to_string(r.state)
+          << "\",\"release\":" << r.installed_release << ",\"artifact\":\""
+          << (r.active_slot == device_agent::kNoSlot ? "" : sha_hex)
+          << "\",\"failed_release\":" << r.failed_release
+          << ",\"windows_sent\":" << d->loop->windows_sent()
+          << ",\"windows_pending\":" << d->loop->pending().size() << "}\n";
+    }
+  }
+  devices.clear();  // disconnects every session
+  std::printf("fleet-sim: stopped\n");
+  return 0;
+}
