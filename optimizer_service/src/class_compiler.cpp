@@ -52,6 +52,7 @@ ClassCompileOutcome compile_for_class(const std::string& onnx, const std::string
                            {"scratch_bytes", r.scratch_bytes},
                            {"latency_ms", est.latency_ms},
                            {"energy_mj", est.energy_mj},
+                           {"cycles", est.latency_ms * 1e-3 * static_cast<double>(cls->clock_hz)},
                            {"input_scale", r.input_scale},
                            {"input_zero_point", r.input_zero_point},
                            {"output_scale", r.output_scale},

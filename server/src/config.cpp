@@ -53,6 +53,13 @@ const std::map<std::string, Setter>& settings() {
       {"mqtt.passwd_file", text(&ServerConfig::mqtt_passwd_file)},
       {"mqtt.pid", number(&ServerConfig::mqtt_pid, 0, 1 << 30)},
       {"keys.root_public_key_file", text(&ServerConfig::root_public_key_file)},
+      {"keys.dir", text(&ServerConfig::keys_dir)},
+      {"mqtt.user", text(&ServerConfig::mqtt_user)},
+      {"mqtt.password", text(&ServerConfig::mqtt_password)},
+      {"updates.chunk_bytes", number(&ServerConfig::update_chunk_bytes, 64, 65536)},
+      {"updates.bytes_per_second", number<int64_t>(&ServerConfig::update_bytes_per_second, 0,
+                                                   1ll << 40)},
+      {"rollouts.tick_ms", number(&ServerConfig::rollout_tick_ms, 10, 60000)},
       {"compile.mode",
        [](ServerConfig& c, const std::string& v) {
          if (v != "remote" && v != "in_process") return false;

@@ -6,6 +6,8 @@
 #include <fstream>
 #include <iterator>
 
+#include <unistd.h>
+
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
@@ -15,6 +17,14 @@
 #include "tinyfleet/server/broker_accounts.h"
 #include "tinyfleet/server/compile_orchestrator.h"
 #include "tinyfleet/server/device_registry_service.h"
+#include "tinyfleet/server/fleet_listener.h"
+#include "tinyfleet/server/offer_builder.h"
+#include "tinyfleet/server/rollout_engine.h"
+#include "tinyfleet/server/rollouts_service.h"
+#include "tinyfleet/server/telemetry_ingest.h"
+#include "tinyfleet/server/update_keys.h"
+#include "tinyfleet/server/update_publisher.h"
+#include "tinyfleet/storage/blob_store.h"
 #include "tinyfleet/server/log.h"
 #include "tinyfleet/server/model_compiler.h"
 #include "tinyfleet/server/model_registry_service.h"
@@ -66,6 +76,15 @@ struct FleetServer::Parts {
   std::unique_ptr<ModelRegistryService> models;
   std::unique_ptr<DeviceRegistryService> devices;
   std::unique_ptr<AdminService> admin;
+  // Updates: present when keys.dir and the broker account are configured.
+  std::unique_ptr<storage::PgBlobStore> blobs;
+  std::unique_ptr<OfferBuilder> offers;
+  std::unique_ptr<UpdatePublisher> publisher;
+  std::unique_ptr<RolloutEngine> engine;
+  std::unique_ptr<TelemetryIngest> ingest;
+  std::unique_ptr<FleetListener> listener;
+  std::unique_ptr<RolloutsService> rollouts;
+  std::unique_ptr<TelemetryService> telemetry;
   std::unique_ptr<grpc::Server> server;
   int port = 0;
   bool stopped = false;
@@ -109,6 +128,55 @@ storage::Expected<std::unique_ptr<FleetServer>> FleetServer::start(const ServerC
                                                            provisioning);
   parts->admin = std::make_unique<AdminService>(*parts->db, *parts->auth);
 
+  std::string updates_off;
+  if (config.keys_dir.empty()) {
+    updates_off = "fleetd cannot send updates: keys.dir is not set (create keys with "
+                  "'fleetctl keys init')";
+  } else if (config.mqtt_user.empty()) {
+    updates_off = "fleetd cannot send updates: mqtt.user and mqtt.password are not set";
+  }
+  if (updates_off.empty()) {
+    auto key = load_targets_key(config.keys_dir);
+    if (!key) return key.error();
+    const std::string broker =
+        "tcp://" + config.mqtt_host + ":" + std::to_string(config.mqtt_port);
+    const std::string id = "fleetd-" + std::to_string(::getpid());
+    parts->blobs = std::make_unique<storage::PgBlobStore>(*parts->db);
+    parts->offers = std::make_unique<OfferBuilder>(
+        *parts->blobs, *key, static_cast<uint32_t>(config.update_chunk_bytes));
+    parts->publisher = std::make_unique<UpdatePublisher>(
+        broker, config.mqtt_user, config.mqtt_password, id + "-updates",
+        static_cast<double>(config.update_bytes_per_second));
+    if (!parts->publisher->start()) {
+      return Error{ErrorCode::kUnavailable, "cannot connect the update publisher to " + broker};
+    }
+    parts->ingest = std::make_unique<TelemetryIngest>(*parts->db);
+    parts->engine = std::make_unique<RolloutEngine>(*parts->db, config.database_uri,
+                                                    *parts->publisher, *parts->offers,
+                                                    config.rollout_tick_ms / 1000.0);
+    auto* engine = parts->engine.get();
+    auto* ingest = parts->ingest.get();
+    parts->listener = std::make_unique<FleetListener>(
+        broker, config.mqtt_user, config.mqtt_password, id + "-listener",
+        [engine](const std::string& fleet, const std::string& device, const std::string& p) {
+          engine->on_status(fleet, device, p);
+        },
+        [ingest](const std::string&, const std::string& device, const std::string& p) {
+          ingest->on_message(device, p);
+        });
+    parts->ingest->start();
+    parts->engine->start();
+    if (!parts->listener->start()) {
+      return Error{ErrorCode::kUnavailable, "cannot connect the fleet listener to " + broker};
+    }
+  } else {
+    log::warn("updates.disabled", {{"reason", updates_off}});
+  }
+  RolloutEngine* engine = parts->engine.get();
+  parts->rollouts = std::make_unique<RolloutsService>(
+      *parts->db, *parts->auth, [engine] { if (engine) engine->wake(); }, updates_off);
+  parts->telemetry = std::make_unique<TelemetryService>(*parts->db, *parts->auth);
+
   std::shared_ptr<grpc::ServerCredentials> credentials;
   if (!config.tls_cert_file.empty()) {
     auto cert = read_file(config.tls_cert_file, "TLS certificate");
@@ -131,6 +199,8 @@ storage::Expected<std::unique_ptr<FleetServer>> FleetServer::start(const ServerC
   builder.RegisterService(parts->models.get());
   builder.RegisterService(parts->devices.get());
   builder.RegisterService(parts->admin.get());
+  builder.RegisterService(parts->rollouts.get());
+  builder.RegisterService(parts->telemetry.get());
   parts->server = builder.BuildAndStart();
   if (!parts->server || parts->port == 0) {
     return Error{ErrorCode::kUnavailable, "cannot listen on " + config.listen};
@@ -161,6 +231,10 @@ void FleetServer::shutdown(std::chrono::seconds grace) {
   parts_->compiles->stop();  // lets the class being compiled finish; wakes watchers
   parts_->server->Shutdown(std::chrono::system_clock::now() + grace);
   parts_->server->Wait();
+  if (parts_->listener) parts_->listener->stop();
+  if (parts_->engine) parts_->engine->stop();
+  if (parts_->ingest) parts_->ingest->stop();  // writes what is queued
+  if (parts_->publisher) parts_->publisher->stop();
   log::info("fleetd.stopped");
 }
 

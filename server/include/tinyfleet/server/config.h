@@ -26,6 +26,15 @@ struct ServerConfig {
   std::string mqtt_passwd_file;             // the broker's password file; provisioning adds to it
   int mqtt_pid = 0;                         // the broker, sent SIGHUP to reload the password file
   std::string root_public_key_file;         // Ed25519 public key the devices pin (32 bytes or hex)
+  // Updates and rollouts: the signing keys (targets.key and targets.cert, from
+  // `fleetctl keys init`; never the root key) and fleetd's own broker account. Both
+  // set: the update publisher, telemetry ingestion and the rollout engine run.
+  std::string keys_dir;
+  std::string mqtt_user;
+  std::string mqtt_password;
+  int update_chunk_bytes = 1024;
+  int64_t update_bytes_per_second = 0;  // all chunk answers together; 0: unbounded
+  int rollout_tick_ms = 250;
   std::string compile_mode = "in_process";  // or "remote" (the Optimizer gRPC service)
   std::string optimizer_address;            // host:port of the Optimizer service
   int compile_workers = 1;

@@ -1,0 +1,33 @@
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace mqtt {
+class async_client;
+}
+
+namespace tinyfleet::server {
+
+// fleetd's ear on the broker: every device's retained `status` (a plain subscription, so
+// a restarted fleetd hears each device's last state at once) and `telemetry` through a
+// shared subscription (replicas split the stream). Callbacks run on Paho's thread with
+// the fleet and device taken from the topic (the broker's ACL vouches for them).
+class FleetListener {
+ public:
+  using Handler = std::function<void(const std::string& fleet, const std::string& device,
+                                     const std::string& payload)>;
+  FleetListener(std::string broker_uri, std::string user, std::string password,
+                std::string client_id, Handler on_status, Handler on_telemetry);
+  ~FleetListener();
+  bool start();
+  void stop();
+
+ private:
+  std::string uri_, user_, password_, client_id_;
+  Handler on_status_, on_telemetry_;
+  std::unique_ptr<mqtt::async_client> client_;
+};
+
+}  // namespace tinyfleet::server

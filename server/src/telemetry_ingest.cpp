@@ -1,0 +1,125 @@
+#include "tinyfleet/server/telemetry_ingest.h"
+
+#include <chrono>
+
+#include <nlohmann/json.hpp>
+
+#include "tinyfleet/server/log.h"
+#include "tinyfleet/storage/telemetry.h"
+
+namespace tinyfleet::server {
+
+TelemetryIngest::TelemetryIngest(storage::Database& db, size_t max_queue)
+    : db_(db), max_queue_(max_queue) {}
+
+TelemetryIngest::~TelemetryIngest() { stop(); }
+
+void TelemetryIngest::start() {
+  if (thread_.joinable()) return;
+  stop_ = false;
+  thread_ = std::thread([this] { run(); });
+}
+
+void TelemetryIngest::stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void TelemetryIngest::on_message(const std::string& device, const std::string& payload) {
+  ++received_;
+  const auto j = nlohmann::json::parse(payload, nullptr, false);
+  if (!j.is_object() || !j.contains("artifact") || !j.contains("inferences")) {
+    ++rejected_;
+    return;
+  }
+  storage::TelemetryRow r;
+  try {
+    r.device_id = device;
+    // The server's clock: windows from devices with a wrong clock still line up.
+    r.ts_unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+    r.artifact_sha256 = j.at("artifact").get<std::string>();
+    r.inferences = j.at("inferences").get<int32_t>();
+    r.latency_p50_us = j.value("latency_p50_us", 0.0);
+    r.latency_p95_us = j.value("latency_p95_us", 0.0);
+    r.energy_uj = j.value("energy_uj", 0.0);
+    r.output_psi = j.value("output_psi", -1.0);
+    r.input_drift = j.value("input_drift", -1.0);
+    if (j.contains("probe_accuracy") && j["probe_accuracy"].is_number()) {
+      r.probe_accuracy = j["probe_accuracy"].get<double>();
+    }
+    if (j.contains("shadow_agreement") && j["shadow_agreement"].is_number()) {
+      r.shadow_agreement = j["shadow_agreement"].get<double>();
+    }
+  } catch (const nlohmann::json::exception&) {
+    ++rejected_;
+    return;
+  }
+  if (r.artifact_sha256.size() != 64 || r.inferences < 0) {
+    ++rejected_;
+    return;
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  if (queue_.size() >= max_queue_) {
+    ++dropped_;
+    return;
+  }
+  if (auto it = rollout_of_.find(device); it != rollout_of_.end()) r.rollout_id = it->second;
+  queue_.push_back(std::move(r));
+  if (queue_.size() >= 2000) cv_.notify_one();
+}
+
+void TelemetryIngest::refresh_rollouts() {
+  auto map = db_.transact([](pqxx::work& w) {
+    std::map<std::string, int64_t> m;
+    for (const auto& row : w.exec(
+             "SELECT rd.device_id, rd.rollout_id FROM rollout_devices rd JOIN rollouts r "
+             "ON r.id = rd.rollout_id WHERE r.state IN ('running','paused','rolling_back')")) {
+      m[row[0].as<std::string>()] = row[1].as<int64_t>();
+    }
+    return m;
+  });
+  if (!map) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  rollout_of_ = std::move(*map);
+}
+
+void TelemetryIngest::run() {
+  auto last_refresh = std::chrono::steady_clock::time_point{};
+  for (;;) {
+    std::vector<storage::TelemetryRow> batch;
+    bool stopping = false;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait_for(lock, std::chrono::milliseconds(250),
+                   [&] { return stop_ || queue_.size() >= 2000; });
+      batch.swap(queue_);
+      stopping = stop_;
+    }
+    if (!batch.empty()) {
+      auto done = db_.transact([&](pqxx::work& w) {
+        storage::telemetry::insert_batch(w, batch);
+        return batch.size();
+      });
+      if (done) {
+        written_ += *done;
+      } else {
+        dropped_ += batch.size();
+        log::error("telemetry.write", {{"rows", batch.size()}, {"error", done.error().message}});
+      }
+    }
+    if (stopping) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_refresh > std::chrono::seconds(2)) {
+      refresh_rollouts();
+      last_refresh = now;
+    }
+  }
+}
+
+}  // namespace tinyfleet::server
