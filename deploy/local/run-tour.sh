@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The end-to-end demo (the README's first command): install what is missing, build the
+# The component tour: install what is missing, build the
 # release preset, start a private PostgreSQL and Mosquitto on free loopback ports, and
 # run the longest path the project has so far. Everything is stopped and removed on exit.
 set -euo pipefail

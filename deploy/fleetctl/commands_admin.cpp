@@ -1,0 +1,253 @@
+// fleetctl keys, tokens, classes, devices.
+#include <sodium.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+
+#include "cli.h"
+#include "tinyfleet/server/update_keys.h"
+#include "tinyfleet/v1/admin.grpc.pb.h"
+#include "tinyfleet/v1/device_registry.grpc.pb.h"
+
+namespace tinyfleet::fleetctl {
+
+namespace {
+uint64_t now_unix() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
+}
+std::string hex(const std::string& raw) {
+  std::string out(raw.size() * 2 + 1, '\0');
+  sodium_bin2hex(out.data(), out.size(), reinterpret_cast<const unsigned char*>(raw.data()),
+                 raw.size());
+  out.pop_back();
+  return out;
+}
+}  // namespace
+
+// Offline: the root key never leaves the operator's machine; fleetd gets targets.*.
+int cmd_keys(const Args& a) {
+  const std::string verb = a.positional.size() > 1 ? a.positional[1] : "";
+  const std::string dir = a.get("dir");
+  if (dir.empty()) usage_error("keys " + verb + " needs --dir DIR");
+  const auto days = static_cast<uint32_t>(a.number("days", 90));
+  if (sodium_init() < 0) return kFailed;
+  storage::Expected<server::TargetsKey> key = storage::Error{storage::ErrorCode::kInternal, ""};
+  if (verb == "init") {
+    key = server::init_keys(dir, now_unix(), days);
+  } else if (verb == "rotate") {
+    key = server::rotate_targets_key(dir, now_unix(), days);
+  } else {
+    usage_error("keys takes init or rotate");
+  }
+  if (!key) {
+    std::fprintf(stderr, "fleetctl: keys %s: %s\n", verb.c_str(), key.error().message.c_str());
+    return kRejected;
+  }
+  auto root = server::load_root_public_key(dir);
+  if (a.has("json")) {
+    std::printf("%s\n", nlohmann::json{{"dir", dir},
+                                       {"targets_public_key", hex(key->public_key)},
+                                       {"targets_expires_at", key->expires_at},
+                                       {"root_public_key", root ? hex(*root) : ""}}
+                            .dump()
+                            .c_str());
+  } else {
+    std::printf("%s targets key %s in %s, certified by the root key until %llu (unix)\n",
+                verb == "init" ? "created" : "rotated", hex(key->public_key).substr(0, 16).c_str(),
+                dir.c_str(), static_cast<unsigned long long>(key->expires_at));
+    if (verb == "init") {
+      std::printf("devices pin %s/root.pub; give fleetd keys.dir=%s and move root.key offline\n",
+                  dir.c_str(), dir.c_str());
+    }
+  }
+  return kOk;
+}
+
+int cmd_tokens(const Args& a, const Connection& c) {
+  auto stub = v1::Admin::NewStub(c.channel());
+  const std::string verb = a.positional.size() > 1 ? a.positional[1] : "list";
+  if (verb == "create") {
+    if (a.positional.size() < 3) usage_error("tokens create NAME --role viewer|operator|admin");
+    v1::CreateTokenRequest req;
+    req.set_name(a.positional[2]);
+    const std::string role = a.get("role", "viewer");
+    if (role == "viewer") req.set_role(v1::ROLE_VIEWER);
+    else if (role == "operator") req.set_role(v1::ROLE_OPERATOR);
+    else if (role == "admin") req.set_role(v1::ROLE_ADMIN);
+    else usage_error("--role is viewer, operator or admin, not '" + role + "'");
+    v1::CreateTokenResponse resp;
+    auto s = stub->CreateToken(c.context().get(), req, &resp);
+    if (!s.ok()) return report(s, "create token");
+    if (c.json) {
+      std::printf("%s\n", nlohmann::json{{"name", resp.token().name()}, {"secret", resp.secret()}}
+                              .dump()
+                              .c_str());
+    } else {
+      std::printf("%s\n", resp.secret().c_str());
+    }
+    return kOk;
+  }
+  if (verb == "revoke") {
+    if (a.positional.size() < 3) usage_error("tokens revoke NAME");
+    v1::RevokeTokenRequest req;
+    req.set_name(a.positional[2]);
+    v1::Token t;
+    auto s = stub->RevokeToken(c.context().get(), req, &t);
+    if (!s.ok()) return report(s, "revoke token");
+    std::printf("revoked %s\n", t.name().c_str());
+    return kOk;
+  }
+  if (verb != "list") usage_error("tokens takes create, list or revoke");
+  v1::ListTokensResponse resp;
+  auto s = stub->ListTokens(c.context().get(), {}, &resp);
+  if (!s.ok()) return report(s, "list tokens");
+  std::vector<std::vector<std::string>> rows;
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& t : resp.tokens()) {
+    const std::string role = v1::Role_Name(t.role());
+    rows.push_back({t.name(), role, t.revoked() ? "revoked" : "active", t.created_at()});
+    out.push_back({{"name", t.name()}, {"role", role}, {"revoked", t.revoked()}});
+  }
+  if (c.json) {
+    std::printf("%s\n", out.dump().c_str());
+  } else {
+    print_table({"NAME", "ROLE", "STATE", "CREATED"}, rows);
+  }
+  return kOk;
+}
+
+int cmd_classes(const Args& a, const Connection& c) {
+  auto stub = v1::DeviceRegistry::NewStub(c.channel());
+  const std::string verb = a.positional.size() > 1 ? a.positional[1] : "list";
+  if (verb == "import") {
+    if (a.positional.size() < 3) usage_error("classes import CATALOG.json");
+    const auto catalog = nlohmann::json::parse(read_file_or_die(a.positional[2]), nullptr, false);
+    if (!catalog.is_object()) usage_error(a.positional[2] + " is not a JSON object of classes");
+    for (const auto& [name, spec] : catalog.items()) {
+      v1::DeviceClass req, out;
+      req.set_name(name);
+      req.set_spec_json(spec.dump());
+      auto s = stub->CreateDeviceClass(c.context().get(), req, &out);
+      if (!s.ok()) return report(s, "import class " + name);
+      if (!c.json) std::printf("class %s\n", name.c_str());
+    }
+    return kOk;
+  }
+  if (verb != "list") usage_error("classes takes import or list");
+  v1::ListDeviceClassesResponse resp;
+  auto s = stub->ListDeviceClasses(c.context().get(), {}, &resp);
+  if (!s.ok()) return report(s, "list classes");
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& k : resp.classes()) {
+    const auto spec = nlohmann::json::parse(k.spec_json(), nullptr, false);
+    rows.push_back({k.name(), std::to_string(spec.value("ram_bytes", 0) / 1024) + " KB",
+                    std::to_string(spec.value("flash_bytes", 0) / 1024) + " KB",
+                    std::to_string(spec.value("clock_hz", 0) / 1000000) + " MHz"});
+  }
+  print_table({"CLASS", "RAM", "FLASH", "CLOCK"}, rows);
+  return kOk;
+}
+
+int cmd_devices(const Args& a, const Connection& c) {
+  auto stub = v1::DeviceRegistry::NewStub(c.channel());
+  const std::string verb = a.positional.size() > 1 ? a.positional[1] : "list";
+  if (verb == "provision") {
+    // One device (fleetctl devices provision ID --class C) or many (--count N --prefix P).
+    const std::string cls = a.get("class");
+    if (cls.empty()) usage_error("devices provision needs --class CLASS");
+    std::vector<std::string> ids;
+    if (a.has("count")) {
+      const int n = static_cast<int>(a.number("count", 0));
+      const int from = static_cast<int>(a.number("start", 1));
+      if (n <= 0) usage_error("--count must be positive");
+      char id[96];
+      for (int i = 0; i < n; ++i) {
+        std::snprintf(id, sizeof id, "%s%04d", a.get("prefix", "dev-").c_str(), from + i);
+        ids.push_back(id);
+      }
+    } else if (a.positional.size() >= 3) {
+      ids.push_back(a.positional[2]);
+    } else {
+      usage_error("devices provision ID --class C, or --count N [--prefix P] --class C");
+    }
+    std::ofstream creds;
+    if (a.has("credentials-out")) {
+      creds.open(a.get("credentials-out"), std::ios::app);
+      if (!creds) usage_error("cannot write " + a.get("credentials-out"));
+    }
+    for (const auto& id : ids) {
+      v1::ProvisionDeviceRequest req;
+      req.set_id(id);
+      req.set_device_class(cls);
+      req.set_fleet(a.get("fleet", "default"));
+      for (const auto& t : a.list("tags")) req.add_tags(t);
+      v1::ProvisionDeviceResponse resp;
+      auto s = stub->ProvisionDevice(c.context().get(), req, &resp);
+      if (!s.ok()) return report(s, "provision " + id);
+      if (creds.is_open()) {
+        creds << resp.mqtt().username() << ' ' << resp.mqtt().password() << '\n';
+      } else if (c.json) {
+        std::printf("%s\n", nlohmann::json{{"id", id},
+                                           {"username", resp.mqtt().username()},
+                                           {"password", resp.mqtt().password()},
+                                           {"topic_prefix", resp.mqtt().topic_prefix()}}
+                                .dump()
+                                .c_str());
+      } else {
+        std::printf("%s  password %s  (shown once)\n", id.c_str(), resp.mqtt().password().c_str());
+      }
+    }
+    if (creds.is_open() && !c.json) {
+      std::printf("provisioned %zu devices of class %s; credentials in %s\n", ids.size(),
+                  cls.c_str(), a.get("credentials-out").c_str());
+    }
+    return kOk;
+  }
+  if (verb == "get") {
+    if (a.positional.size() < 3) usage_error("devices get ID");
+    v1::GetDeviceRequest req;
+    req.set_id(a.positional[2]);
+    v1::Device d;
+    auto s = stub->GetDevice(c.context().get(), req, &d);
+    if (!s.ok()) return report(s, "get device " + a.positional[2]);
+    print_table({"ID", "CLASS", "STATUS", "ARTIFACT", "LAST SEEN"},
+                {{d.id(), d.device_class(), d.status(), d.current_artifact_sha256().substr(0, 12),
+                  d.last_seen()}});
+    return kOk;
+  }
+  if (verb != "list") usage_error("devices takes provision, list or get");
+  std::vector<std::vector<std::string>> rows;
+  nlohmann::json out = nlohmann::json::array();
+  std::string page;
+  do {
+    v1::ListDevicesRequest req;
+    req.set_device_class(a.get("class"));
+    req.set_tag(a.get("tag"));
+    req.set_status(a.get("status"));
+    req.set_page_size(1000);
+    req.set_page_token(page);
+    v1::ListDevicesResponse resp;
+    auto s = stub->ListDevices(c.context().get(), req, &resp);
+    if (!s.ok()) return report(s, "list devices");
+    for (const auto& d : resp.devices()) {
+      rows.push_back({d.id(), d.device_class(), d.status(),
+                      d.current_artifact_sha256().substr(0, 12), d.last_seen()});
+      out.push_back({{"id", d.id()},
+                     {"class", d.device_class()},
+                     {"status", d.status()},
+                     {"artifact", d.current_artifact_sha256()}});
+    }
+    page = resp.next_page_token();
+  } while (!page.empty());
+  if (c.json) {
+    std::printf("%s\n", out.dump().c_str());
+  } else {
+    print_table({"ID", "CLASS", "STATUS", "ARTIFACT", "LAST SEEN"}, rows);
+  }
+  return kOk;
+}
+
+}  // namespace tinyfleet::fleetctl
