@@ -49,9 +49,9 @@ std::vector<std::string> render(const v1::Rollout& r) {
     const uint32_t n = p.devices();
     const double done = n ? double(p.updated() + p.failed()) / n : 0;
     std::snprintf(buf, sizeof buf,
-                  "  phase %u %3u%% %s %3u/%-3u updated  %u failed  %u reporting  %s",
+                  "  phase %u %3u%% %s %3u/%-3u updated  %u offered  %u failed  %u reporting  %s",
                   p.index(), p.percent(), progress_bar(done, 24).c_str(), p.updated(), n,
-                  p.failed(), p.reporting(), p.state().c_str());
+                  p.admitted(), p.failed(), p.reporting(), p.state().c_str());
     lines.push_back(buf);
     before += n;
   }
@@ -92,22 +92,26 @@ int watch(const Connection& c, const std::string& name) {
   v1::Rollout r;
   const bool tty = isatty(STDOUT_FILENO) && !c.json;
   size_t drawn = 0;
-  std::string last_state;
+  std::string last_text;
   while (reader->Read(&r)) {
     if (c.json) {
       std::printf("%s\n", to_json(r).dump().c_str());
     } else {
       const auto lines = render(r);
-      if (tty && drawn > 0) std::printf("\033[%zuA", drawn);  // redraw in place
-      for (const auto& l : lines) std::printf(tty ? "\033[2K%s\n" : "%s\n", l.c_str());
-      drawn = lines.size();
+      std::string text;
+      for (const auto& l : lines) text += l + "\n";
+      if (text != last_text) {  // print only what a person would see change
+        last_text = text;
+        if (tty && drawn > 0) std::printf("\033[%zuA", drawn);  // redraw in place
+        for (const auto& l : lines) std::printf(tty ? "\033[2K%s\n" : "%s\n", l.c_str());
+        drawn = lines.size();
+      }
     }
     std::fflush(stdout);
     if (r.state() == "paused") {
       ctx->TryCancel();
       break;
     }
-    last_state = r.state();
   }
   auto s = reader->Finish();
   if (!s.ok() && s.error_code() != grpc::StatusCode::CANCELLED) return report(s, "watch " + name);

@@ -56,6 +56,7 @@ const std::map<std::string, Setter>& settings() {
       {"keys.dir", text(&ServerConfig::keys_dir)},
       {"mqtt.user", text(&ServerConfig::mqtt_user)},
       {"mqtt.password", text(&ServerConfig::mqtt_password)},
+      {"mqtt.share_group", text(&ServerConfig::mqtt_share_group)},
       {"updates.chunk_bytes", number(&ServerConfig::update_chunk_bytes, 64, 65536)},
       {"updates.bytes_per_second", number<int64_t>(&ServerConfig::update_bytes_per_second, 0,
                                                    1ll << 40)},

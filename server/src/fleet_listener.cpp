@@ -10,7 +10,6 @@ namespace tinyfleet::server {
 
 namespace {
 constexpr const char* kStatus = "tinyfleet/v1/+/+/status";
-constexpr const char* kTelemetry = "$share/fleetd-telemetry/tinyfleet/v1/+/+/telemetry";
 
 // tinyfleet/v1/{fleet}/{device}/{kind}
 bool split(const std::string& topic, std::string* fleet, std::string* device, std::string* kind) {
@@ -26,11 +25,13 @@ bool split(const std::string& topic, std::string* fleet, std::string* device, st
 }  // namespace
 
 FleetListener::FleetListener(std::string broker_uri, std::string user, std::string password,
-                             std::string client_id, Handler on_status, Handler on_telemetry)
+                             std::string client_id, std::string share_group,
+                             Handler on_status, Handler on_telemetry)
     : uri_(std::move(broker_uri)),
       user_(std::move(user)),
       password_(std::move(password)),
       client_id_(std::move(client_id)),
+      telemetry_topic_("$share/" + share_group + "-telemetry/tinyfleet/v1/+/+/telemetry"),
       on_status_(std::move(on_status)),
       on_telemetry_(std::move(on_telemetry)) {}
 
@@ -48,7 +49,7 @@ bool FleetListener::start() {
   client_->set_connected_handler([this](const std::string&) {
     try {
       client_->subscribe(kStatus, 1);
-      client_->subscribe(kTelemetry, 1);
+      client_->subscribe(telemetry_topic_, 1);
     } catch (const mqtt::exception&) {
     }
   });

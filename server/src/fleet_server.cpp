@@ -146,7 +146,7 @@ storage::Expected<std::unique_ptr<FleetServer>> FleetServer::start(const ServerC
         *parts->blobs, *key, static_cast<uint32_t>(config.update_chunk_bytes));
     parts->publisher = std::make_unique<UpdatePublisher>(
         broker, config.mqtt_user, config.mqtt_password, id + "-updates",
-        static_cast<double>(config.update_bytes_per_second));
+        static_cast<double>(config.update_bytes_per_second), config.mqtt_share_group);
     if (!parts->publisher->start()) {
       return Error{ErrorCode::kUnavailable, "cannot connect the update publisher to " + broker};
     }
@@ -157,7 +157,7 @@ storage::Expected<std::unique_ptr<FleetServer>> FleetServer::start(const ServerC
     auto* engine = parts->engine.get();
     auto* ingest = parts->ingest.get();
     parts->listener = std::make_unique<FleetListener>(
-        broker, config.mqtt_user, config.mqtt_password, id + "-listener",
+        broker, config.mqtt_user, config.mqtt_password, id + "-listener", config.mqtt_share_group,
         [engine](const std::string& fleet, const std::string& device, const std::string& p) {
           engine->on_status(fleet, device, p);
         },

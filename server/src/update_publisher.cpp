@@ -23,11 +23,13 @@ void put_le(std::string& s, uint64_t v, int bytes) {
 }  // namespace
 
 UpdatePublisher::UpdatePublisher(std::string broker_uri, std::string user, std::string password,
-                                 std::string client_id, double bytes_per_second)
+                                 std::string client_id, double bytes_per_second,
+                                 std::string share_group)
     : uri_(std::move(broker_uri)),
       user_(std::move(user)),
       password_(std::move(password)),
-      client_id_(std::move(client_id)) {
+      client_id_(std::move(client_id)),
+      share_group_(std::move(share_group)) {
   if (bytes_per_second > 0) {
     bucket_ = std::make_unique<TokenBucket>(bytes_per_second, bytes_per_second);  // 1 s of burst
   }
@@ -51,13 +53,13 @@ bool UpdatePublisher::start() {
   // Subscriptions are restored after a reconnect (clean start drops them).
   client_->set_connected_handler([this](const std::string&) {
     try {
-      client_->subscribe("$share/fleetd/tinyfleet/v1/+/+/chunk/req", 1);
+      client_->subscribe("$share/" + share_group_ + "/tinyfleet/v1/+/+/chunk/req", 1);
     } catch (const mqtt::exception&) {
     }
   });
   try {
     client_->connect(opts)->wait();
-    client_->subscribe("$share/fleetd/tinyfleet/v1/+/+/chunk/req", 1)->wait();
+    client_->subscribe("$share/" + share_group_ + "/tinyfleet/v1/+/+/chunk/req", 1)->wait();
   } catch (const mqtt::exception& e) {
     log::error("publisher.connect", {{"error", e.what()}});
     return false;

@@ -32,6 +32,7 @@ struct ServerConfig {
   std::string keys_dir;
   std::string mqtt_user;
   std::string mqtt_password;
+  std::string mqtt_share_group = "fleetd";  // one per deployment on a shared broker
   int update_chunk_bytes = 1024;
   int64_t update_bytes_per_second = 0;  // all chunk answers together; 0: unbounded
   int rollout_tick_ms = 250;

@@ -19,13 +19,14 @@ class FleetListener {
   using Handler = std::function<void(const std::string& fleet, const std::string& device,
                                      const std::string& payload)>;
   FleetListener(std::string broker_uri, std::string user, std::string password,
-                std::string client_id, Handler on_status, Handler on_telemetry);
+                std::string client_id, std::string share_group, Handler on_status,
+                Handler on_telemetry);
   ~FleetListener();
   bool start();
   void stop();
 
  private:
-  std::string uri_, user_, password_, client_id_;
+  std::string uri_, user_, password_, client_id_, telemetry_topic_;
   Handler on_status_, on_telemetry_;
   std::unique_ptr<mqtt::async_client> client_;
 };

@@ -22,8 +22,11 @@ namespace tinyfleet::server {
 class UpdatePublisher {
  public:
   // `bytes_per_second` bounds what all chunk answers together send (0: no bound).
+  // `share_group` names the shared subscription the replicas of one deployment split
+  // chunk requests in (deployments sharing a broker need different groups).
   UpdatePublisher(std::string broker_uri, std::string user, std::string password,
-                  std::string client_id, double bytes_per_second = 0);
+                  std::string client_id, double bytes_per_second = 0,
+                  std::string share_group = "fleetd");
   ~UpdatePublisher();
   bool start();
   void stop();
@@ -38,7 +41,7 @@ class UpdatePublisher {
  private:
   void on_request(const std::string& topic, const std::string& payload);
 
-  std::string uri_, user_, password_, client_id_;
+  std::string uri_, user_, password_, client_id_, share_group_;
   std::unique_ptr<mqtt::async_client> client_;
   std::mutex mu_;
   std::map<std::string, std::pair<uint64_t, std::shared_ptr<const std::string>>>
