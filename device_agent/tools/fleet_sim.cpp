@@ -263,14 +263,21 @@ int main(int argc, char** argv) {
     d->loop =
         std::make_unique<device_agent::InferenceLoop>(d->inference, *d->agent, clock, *d->port);
     d->port->attach(d->agent.get());
-    if (d->port->connect())
-      ++connected;
-    else
-      std::fprintf(stderr, "fleet-sim: %s could not connect (it keeps retrying)\n", d->id.c_str());
+    d->port->connect(/*wait=*/false);  // sessions come up in parallel
     d->next_sample = rng() % clean.x.size();
     d->next_inference_us = clock.monotonic_us() + rng() % period_us;
     devices.push_back(std::move(d));
   }
+  // Wait (up to a minute) for the sessions; a device still down keeps retrying on its own.
+  for (int waited = 0; waited < 600 && !g_stop; ++waited) {
+    connected = 0;
+    for (auto& d : devices) connected += d->port->connected() ? 1 : 0;
+    if (connected == static_cast<int>(devices.size())) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  if (connected < static_cast<int>(devices.size()))
+    std::fprintf(stderr, "fleet-sim: %d of %zu devices not connected yet (they keep retrying)\n",
+                 static_cast<int>(devices.size()) - connected, devices.size());
   std::printf("fleet-sim: %d devices of class %s, %d connected\n", n, cls->name.c_str(), connected);
   std::fflush(stdout);
 

@@ -109,8 +109,22 @@ void RolloutEngine::run() {
       lock_conn_.reset();
       continue;
     }
+    const auto t0 = std::chrono::steady_clock::now();
+    const size_t pending = [&] {
+      std::lock_guard<std::mutex> lock(mu_);
+      return statuses_.size();
+    }();
     apply_statuses();
+    const auto t1 = std::chrono::steady_clock::now();
     tick();
+    const auto t2 = std::chrono::steady_clock::now();
+    const auto ms = [](auto d) {
+      return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+    };
+    if (t2 - t0 > std::chrono::milliseconds(500)) {
+      log::warn("rollouts.slow_tick",
+                {{"statuses", pending}, {"statuses_ms", ms(t1 - t0)}, {"tick_ms", ms(t2 - t1)}});
+    }
   }
 }
 

@@ -180,8 +180,14 @@ void RolloutEngine::step_running(const Active& r) {
                       {"value", g.value},
                       {"known", g.known},
                       {"passed", g.passed}});
-    if (!g.known) waiting += (waiting.empty() ? "" : ", ") + g.clause.metric;
-    if (g.known && !g.passed && failed.empty()) {
+    // Too few devices reporting is a quorum not reached yet: wait for them, up to two
+    // minutes past the bake, then fail naming how many reported.
+    const bool quorum = g.clause.metric == "min_reporting";
+    if (!g.known || (quorum && !g.passed && p.baking_for < p.bake_seconds + 120)) {
+      waiting += (waiting.empty() ? "" : ", ") + g.clause.metric;
+      continue;
+    }
+    if (!g.passed && failed.empty()) {
       char v[48];
       std::snprintf(v, sizeof v, "%.4g", g.value);
       failed = "gate '" + gate_text(g) + "' failed in phase " + std::to_string(r.phase) + ": " + v;

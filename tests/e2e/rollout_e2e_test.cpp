@@ -65,11 +65,19 @@ class RolloutE2E : public ::testing::Test {
       waitpid(p, &st, 0);
     }
     fleetd_.reset();
+    for (const char* log : {"sim-m4.log", "sim-s3.log"}) {  // the fleet's own view
+      std::ifstream in(dir_ / log);
+      std::string line;
+      std::printf("--- %s\n", log);
+      for (int i = 0; i < 60 && std::getline(in, line); ++i) std::printf("%s\n", line.c_str());
+    }
     fs::remove_all(dir_);
   }
 
   // fleetctl against the current fleetd; its exit code and what it printed.
   Outcome fleetctl(const std::string& args) {
+    std::printf("[%5.1fs] fleetctl %s\n", elapsed(), args.substr(0, 60).c_str());
+    std::fflush(stdout);
     const std::string cmd = "FLEETCTL_ENDPOINT=127.0.0.1:" + std::to_string(fleetd_->port()) +
                             " FLEETCTL_TOKEN=" + admin_ + " FLEETCTL_CONFIG=/nonexistent " +
                             TINYFLEET_FLEETCTL + " " + args + " 2>&1";
@@ -137,6 +145,10 @@ class RolloutE2E : public ::testing::Test {
     return rows ? *rows : "";
   }
 
+  double elapsed() const {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+  }
+  const std::chrono::steady_clock::time_point t0_ = std::chrono::steady_clock::now();
   const std::string admin_ = "tf_e2e_admin_secret_0123456789";
   fs::path dir_;
   std::string group_;
@@ -198,6 +210,7 @@ TEST_F(RolloutE2E, StagedRolloutsSurviveAFleetdCrashAndABadVersionRollsBack) {
   r = fleetctl("rollouts create v1 --model digits --version 1 --tags e2e --phases 100:1 --rate "
                "6000 --gates 'failure_rate <= 0.05 && min_reporting >= 0.9' --watch");
   ASSERT_EQ(r.exit, 0) << r.out;
+  std::printf("v1 done\n");
   for (const auto& [id, d] : devices_of("v1")) EXPECT_EQ(std::get<1>(d), "updated") << id;
 
   // Version 2 in four phases; fleetd is killed once phase 1 has started.
@@ -207,7 +220,13 @@ TEST_F(RolloutE2E, StagedRolloutsSurviveAFleetdCrashAndABadVersionRollsBack) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
   bool killed = false;
   std::map<std::string, int64_t> release_before;
+  auto next_print = std::chrono::steady_clock::now();
   while (!killed && std::chrono::steady_clock::now() < deadline) {
+    if (std::chrono::steady_clock::now() > next_print) {
+      next_print += std::chrono::seconds(5);
+      std::printf("%s\n", fleetctl("rollouts get v2").out.c_str());
+      std::fflush(stdout);
+    }
     int offered = 0;
     for (const auto& [id, d] : devices_of("v2")) offered += std::get<2>(d) != 0;
     if (offered > 30) {
@@ -219,7 +238,7 @@ TEST_F(RolloutE2E, StagedRolloutsSurviveAFleetdCrashAndABadVersionRollsBack) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
-  ASSERT_TRUE(killed) << "v2 never reached the middle";
+  ASSERT_TRUE(killed) << "v2 never reached the middle" << fleetd_->log().substr(0, 20000);
   std::this_thread::sleep_for(std::chrono::seconds(1));
   ASSERT_NO_FATAL_FAILURE(fleetd_->start());
   r = fleetctl("rollouts watch v2");

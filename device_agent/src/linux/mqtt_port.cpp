@@ -34,7 +34,7 @@ MqttAgentPort::~MqttAgentPort() {
   }
 }
 
-bool MqttAgentPort::connect() {
+bool MqttAgentPort::connect(bool wait) {
   client_ =
       std::make_unique<mqtt::async_client>(uri_, device_, mqtt::create_options(MQTTVERSION_5));
   client_->set_message_callback([this](mqtt::const_message_ptr m) {
@@ -64,6 +64,11 @@ bool MqttAgentPort::connect() {
                   .connect_timeout(std::chrono::seconds(5))
                   .finalize();
   try {
+    if (!wait) {
+      // The connected handler subscribes once the session is up.
+      client_->connect(opts);
+      return true;
+    }
     client_->connect(opts)->wait();
     client_->subscribe(prefix_ + "offer", 1)->wait();
     client_->subscribe(prefix_ + "chunk", 1)->wait();

@@ -24,7 +24,9 @@ class MqttAgentPort final : public Outbox {
   MqttAgentPort(std::string broker_uri, std::string fleet, std::string device,
                 std::string password);
   ~MqttAgentPort() override;
-  bool connect();
+  // Connects (and subscribes); with wait=false it returns at once and the session comes
+  // up in the background (many simulated devices connect in parallel).
+  bool connect(bool wait = true);
   void attach(UpdateAgent* agent) { agent_ = agent; }
   // Delivers queued messages to the agent for up to `wait_ms`; returns how many.
   int pump(int wait_ms);
