@@ -15,13 +15,13 @@ namespace tinyfleet::fleetctl {
 // Exit codes: scripts can tell what happened without parsing text.
 enum Exit : int {
   kOk = 0,
-  kFailed = 1,        // the operation ran and failed (a compile refused, a rollout rolled back)
-  kUsage = 2,         // the command line is wrong
-  kNotFound = 3,      // a named object does not exist
-  kRejected = 4,      // fleetd refused the request as invalid or not allowed in this state
-  kUnavailable = 5,   // fleetd cannot be reached
-  kDenied = 6,        // the token is missing, unknown or lacks the role
-  kPaused = 7,        // rollout watch: the rollout paused (a gate failed, or an operator)
+  kFailed = 1,       // the operation ran and failed (a compile refused, a rollout rolled back)
+  kUsage = 2,        // the command line is wrong
+  kNotFound = 3,     // a named object does not exist
+  kRejected = 4,     // fleetd refused the request as invalid or not allowed in this state
+  kUnavailable = 5,  // fleetd cannot be reached
+  kDenied = 6,       // the token is missing, unknown or lacks the role
+  kPaused = 7,       // rollout watch: the rollout paused (a gate failed, or an operator)
 };
 
 // `positional` in order; `--name value` and `--flag` in `options` ("" for a bare flag).

@@ -74,17 +74,21 @@ int cmd_tokens(const Args& a, const Connection& c) {
     v1::CreateTokenRequest req;
     req.set_name(a.positional[2]);
     const std::string role = a.get("role", "viewer");
-    if (role == "viewer") req.set_role(v1::ROLE_VIEWER);
-    else if (role == "operator") req.set_role(v1::ROLE_OPERATOR);
-    else if (role == "admin") req.set_role(v1::ROLE_ADMIN);
-    else usage_error("--role is viewer, operator or admin, not '" + role + "'");
+    if (role == "viewer")
+      req.set_role(v1::ROLE_VIEWER);
+    else if (role == "operator")
+      req.set_role(v1::ROLE_OPERATOR);
+    else if (role == "admin")
+      req.set_role(v1::ROLE_ADMIN);
+    else
+      usage_error("--role is viewer, operator or admin, not '" + role + "'");
     v1::CreateTokenResponse resp;
     auto s = stub->CreateToken(c.context().get(), req, &resp);
     if (!s.ok()) return report(s, "create token");
     if (c.json) {
-      std::printf("%s\n", nlohmann::json{{"name", resp.token().name()}, {"secret", resp.secret()}}
-                              .dump()
-                              .c_str());
+      std::printf(
+          "%s\n",
+          nlohmann::json{{"name", resp.token().name()}, {"secret", resp.secret()}}.dump().c_str());
     } else {
       std::printf("%s\n", resp.secret().c_str());
     }

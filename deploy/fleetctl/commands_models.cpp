@@ -113,8 +113,10 @@ int cmd_versions(const Args& a, const Connection& c) {
   if (verb == "create") {
     // Upload the ONNX model with its calibration and validation sets, then compile
     // for the classes (and wait, unless --no-wait).
-    if (!a.has("onnx")) usage_error("versions create MODEL --onnx F [--calibration F] "
-                                    "[--validation F] --classes a,b");
+    if (!a.has("onnx"))
+      usage_error(
+          "versions create MODEL --onnx F [--calibration F] "
+          "[--validation F] --classes a,b");
     const auto classes = a.list("classes");
     std::vector<std::pair<v1::FileKind, std::string>> files = {
         {v1::FILE_KIND_ONNX, read_file_or_die(a.get("onnx"))}};

@@ -15,14 +15,22 @@ namespace {
 nlohmann::json to_json(const v1::Rollout& r) {
   nlohmann::json phases = nlohmann::json::array(), gates = nlohmann::json::array();
   for (const auto& p : r.phases()) {
-    phases.push_back({{"index", p.index()},     {"percent", p.percent()},
-                      {"state", p.state()},     {"devices", p.devices()},
-                      {"admitted", p.admitted()}, {"updated", p.updated()},
-                      {"failed", p.failed()},   {"reporting", p.reporting()}});
+    phases.push_back({{"index", p.index()},
+                      {"percent", p.percent()},
+                      {"state", p.state()},
+                      {"devices", p.devices()},
+                      {"admitted", p.admitted()},
+                      {"updated", p.updated()},
+                      {"failed", p.failed()},
+                      {"reporting", p.reporting()}});
   }
   for (const auto& g : r.gate_results()) {
-    gates.push_back({{"metric", g.metric()}, {"op", g.op()}, {"threshold", g.threshold()},
-                     {"value", g.value()},   {"known", g.known()}, {"passed", g.passed()}});
+    gates.push_back({{"metric", g.metric()},
+                     {"op", g.op()},
+                     {"threshold", g.threshold()},
+                     {"value", g.value()},
+                     {"known", g.known()},
+                     {"passed", g.passed()}});
   }
   return {{"name", r.name()},
           {"model", r.model()},
@@ -154,9 +162,10 @@ int cmd_rollouts(const Args& a, const Connection& c) {
     req.set_name(name);
     req.set_model(a.get("model"));
     if (req.model().empty() || !a.has("version")) {
-      usage_error("rollouts create NAME --model M --version N [--classes a,b] [--tags t] "
-                  "[--devices ids] [--phases 1:60,10:60,100:0] [--gates EXPR] "
-                  "[--on-failure rollback|pause] [--rate N] [--watch]");
+      usage_error(
+          "rollouts create NAME --model M --version N [--classes a,b] [--tags t] "
+          "[--devices ids] [--phases 1:60,10:60,100:0] [--gates EXPR] "
+          "[--on-failure rollback|pause] [--rate N] [--watch]");
     }
     req.set_version(static_cast<uint32_t>(a.number("version", 0)));
     for (const auto& k : a.list("classes")) req.mutable_selector()->add_device_classes(k);
@@ -194,12 +203,18 @@ int cmd_rollouts(const Args& a, const Connection& c) {
   ref.set_name(name);
   v1::Rollout r;
   grpc::Status s;
-  if (verb == "get") s = stub->GetRollout(c.context().get(), ref, &r);
-  else if (verb == "pause") s = stub->PauseRollout(c.context().get(), ref, &r);
-  else if (verb == "resume") s = stub->ResumeRollout(c.context().get(), ref, &r);
-  else if (verb == "promote") s = stub->PromoteRollout(c.context().get(), ref, &r);
-  else if (verb == "abort") s = stub->AbortRollout(c.context().get(), ref, &r);
-  else usage_error("rollouts takes create, list, get, watch, pause, resume, promote or abort");
+  if (verb == "get")
+    s = stub->GetRollout(c.context().get(), ref, &r);
+  else if (verb == "pause")
+    s = stub->PauseRollout(c.context().get(), ref, &r);
+  else if (verb == "resume")
+    s = stub->ResumeRollout(c.context().get(), ref, &r);
+  else if (verb == "promote")
+    s = stub->PromoteRollout(c.context().get(), ref, &r);
+  else if (verb == "abort")
+    s = stub->AbortRollout(c.context().get(), ref, &r);
+  else
+    usage_error("rollouts takes create, list, get, watch, pause, resume, promote or abort");
   if (!s.ok()) return report(s, verb + " rollout " + name);
   if (c.json) {
     std::printf("%s\n", to_json(r).dump().c_str());

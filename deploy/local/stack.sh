@@ -110,6 +110,7 @@ persistence true
 persistence_location $dir/
 max_inflight_messages 100
 max_queued_messages 10000
+sys_interval 1
 log_dest file $dir/mosquitto.log
 log_type error
 log_type warning

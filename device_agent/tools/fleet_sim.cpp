@@ -305,18 +305,24 @@ int main(int argc, char** argv) {
     }
     if (now >= next_summary_us) {
       next_summary_us = now + 5000000;
-      std::map<uint64_t, int> by_release;
-      int updating = 0;
+      std::map<std::string, int> by_model;  // first 8 hex digits of the installed sha256
+      int updating = 0, online = 0;
       for (auto& d : devices) {
-        ++by_release[d->agent->record().installed_release];
+        const auto& rec = d->agent->record();
+        char model[9] = "none";
+        if (rec.installed_release != 0) {
+          for (int i = 0; i < 4; ++i)
+            std::snprintf(model + 2 * i, 3, "%02x", rec.installed_sha256[i]);
+        }
+        ++by_model[model];
         const auto s = d->agent->state();
         updating +=
             s >= device_agent::UpdateState::kOffered && s <= device_agent::UpdateState::kSelfTest;
+        online += d->port->connected() ? 1 : 0;
       }
-      std::printf("fleet-sim: t=%.0fs%s updating %d; devices by release:", elapsed,
-                  drift ? " (drifted inputs)" : "", updating);
-      for (const auto& [release, count] : by_release)
-        std::printf(" r%llu=%d", static_cast<unsigned long long>(release), count);
+      std::printf("fleet-sim: t=%.0fs%s online %d, updating %d; devices by model:", elapsed,
+                  drift ? " (drifted inputs)" : "", online, updating);
+      for (const auto& [m, count] : by_model) std::printf(" %s=%d", m.c_str(), count);
       std::printf("\n");
       std::fflush(stdout);
     }

@@ -80,7 +80,41 @@ storage::Expected<storage::Done> BrokerAccounts::add(const std::string& username
                                               std::to_string(broker_pid_) +
                                               ") to reload: " + std::strerror(errno)};
   }
+  schedule_reload();
   return storage::Done{};
+}
+
+BrokerAccounts::~BrokerAccounts() {
+  {
+    std::lock_guard<std::mutex> lock(reload_mu_);
+    stopping_ = true;
+  }
+  reload_cv_.notify_all();
+  if (reloader_.joinable()) reloader_.join();
+}
+
+void BrokerAccounts::schedule_reload() {
+  if (broker_pid_ <= 0) return;
+  std::lock_guard<std::mutex> lock(reload_mu_);
+  reload_pending_ = true;
+  reload_at_ = std::chrono::steady_clock::now() + kSettle;
+  if (!reloader_.joinable()) reloader_ = std::thread([this] { reload_loop(); });
+  reload_cv_.notify_all();
+}
+
+void BrokerAccounts::reload_loop() {
+  std::unique_lock<std::mutex> lock(reload_mu_);
+  while (!stopping_) {
+    if (!reload_pending_) {
+      reload_cv_.wait(lock);
+      continue;
+    }
+    if (reload_cv_.wait_until(lock, reload_at_) == std::cv_status::timeout &&
+        std::chrono::steady_clock::now() >= reload_at_) {
+      reload_pending_ = false;
+      kill(broker_pid_, SIGHUP);
+    }
+  }
 }
 
 }  // namespace tinyfleet::server

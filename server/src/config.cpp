@@ -58,8 +58,14 @@ const std::map<std::string, Setter>& settings() {
       {"mqtt.password", text(&ServerConfig::mqtt_password)},
       {"mqtt.share_group", text(&ServerConfig::mqtt_share_group)},
       {"updates.chunk_bytes", number(&ServerConfig::update_chunk_bytes, 64, 65536)},
-      {"updates.bytes_per_second", number<int64_t>(&ServerConfig::update_bytes_per_second, 0,
-                                                   1ll << 40)},
+      {"updates.bytes_per_second",
+       number<int64_t>(&ServerConfig::update_bytes_per_second, 0, 1ll << 40)},
+      {"updates.deltas",
+       [](ServerConfig& c, const std::string& v) {
+         if (v != "true" && v != "false") return false;
+         c.update_deltas = v == "true";
+         return true;
+       }},
       {"rollouts.tick_ms", number(&ServerConfig::rollout_tick_ms, 10, 60000)},
       {"compile.mode",
        [](ServerConfig& c, const std::string& v) {

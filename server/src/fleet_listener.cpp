@@ -25,8 +25,8 @@ bool split(const std::string& topic, std::string* fleet, std::string* device, st
 }  // namespace
 
 FleetListener::FleetListener(std::string broker_uri, std::string user, std::string password,
-                             std::string client_id, std::string share_group,
-                             Handler on_status, Handler on_telemetry)
+                             std::string client_id, std::string share_group, Handler on_status,
+                             Handler on_telemetry)
     : uri_(std::move(broker_uri)),
       user_(std::move(user)),
       password_(std::move(password)),

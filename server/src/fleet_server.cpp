@@ -18,6 +18,9 @@
 #include "tinyfleet/server/compile_orchestrator.h"
 #include "tinyfleet/server/device_registry_service.h"
 #include "tinyfleet/server/fleet_listener.h"
+#include "tinyfleet/server/log.h"
+#include "tinyfleet/server/model_compiler.h"
+#include "tinyfleet/server/model_registry_service.h"
 #include "tinyfleet/server/offer_builder.h"
 #include "tinyfleet/server/rollout_engine.h"
 #include "tinyfleet/server/rollouts_service.h"
@@ -25,9 +28,6 @@
 #include "tinyfleet/server/update_keys.h"
 #include "tinyfleet/server/update_publisher.h"
 #include "tinyfleet/storage/blob_store.h"
-#include "tinyfleet/server/log.h"
-#include "tinyfleet/server/model_compiler.h"
-#include "tinyfleet/server/model_registry_service.h"
 #include "tinyfleet/storage/migrations.h"
 
 namespace tinyfleet::server {
@@ -130,20 +130,21 @@ storage::Expected<std::unique_ptr<FleetServer>> FleetServer::start(const ServerC
 
   std::string updates_off;
   if (config.keys_dir.empty()) {
-    updates_off = "fleetd cannot send updates: keys.dir is not set (create keys with "
-                  "'fleetctl keys init')";
+    updates_off =
+        "fleetd cannot send updates: keys.dir is not set (create keys with "
+        "'fleetctl keys init')";
   } else if (config.mqtt_user.empty()) {
     updates_off = "fleetd cannot send updates: mqtt.user and mqtt.password are not set";
   }
   if (updates_off.empty()) {
     auto key = load_targets_key(config.keys_dir);
     if (!key) return key.error();
-    const std::string broker =
-        "tcp://" + config.mqtt_host + ":" + std::to_string(config.mqtt_port);
+    const std::string broker = "tcp://" + config.mqtt_host + ":" + std::to_string(config.mqtt_port);
     const std::string id = "fleetd-" + std::to_string(::getpid());
     parts->blobs = std::make_unique<storage::PgBlobStore>(*parts->db);
     parts->offers = std::make_unique<OfferBuilder>(
         *parts->blobs, *key, static_cast<uint32_t>(config.update_chunk_bytes));
+    parts->offers->set_use_deltas(config.update_deltas);
     parts->publisher = std::make_unique<UpdatePublisher>(
         broker, config.mqtt_user, config.mqtt_password, id + "-updates",
         static_cast<double>(config.update_bytes_per_second), config.mqtt_share_group);
@@ -151,9 +152,9 @@ storage::Expected<std::unique_ptr<FleetServer>> FleetServer::start(const ServerC
       return Error{ErrorCode::kUnavailable, "cannot connect the update publisher to " + broker};
     }
     parts->ingest = std::make_unique<TelemetryIngest>(*parts->db);
-    parts->engine = std::make_unique<RolloutEngine>(*parts->db, config.database_uri,
-                                                    *parts->publisher, *parts->offers,
-                                                    config.rollout_tick_ms / 1000.0);
+    parts->engine =
+        std::make_unique<RolloutEngine>(*parts->db, config.database_uri, *parts->publisher,
+                                        *parts->offers, config.rollout_tick_ms / 1000.0);
     auto* engine = parts->engine.get();
     auto* ingest = parts->ingest.get();
     parts->listener = std::make_unique<FleetListener>(
@@ -174,7 +175,11 @@ storage::Expected<std::unique_ptr<FleetServer>> FleetServer::start(const ServerC
   }
   RolloutEngine* engine = parts->engine.get();
   parts->rollouts = std::make_unique<RolloutsService>(
-      *parts->db, *parts->auth, [engine] { if (engine) engine->wake(); }, updates_off);
+      *parts->db, *parts->auth,
+      [engine] {
+        if (engine) engine->wake();
+      },
+      updates_off);
   parts->telemetry = std::make_unique<TelemetryService>(*parts->db, *parts->auth);
 
   std::shared_ptr<grpc::ServerCredentials> credentials;

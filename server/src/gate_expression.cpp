@@ -10,10 +10,11 @@ using storage::Error;
 using storage::ErrorCode;
 
 const std::vector<std::string>& gate_metrics() {
-  static const std::vector<std::string> metrics = {
-      "failure_rate",      "psi",                "input_drift",
-      "accuracy",          "accuracy_drop",      "energy_regression",
-      "latency_regression", "shadow_agreement",  "min_reporting"};
+  static const std::vector<std::string> metrics = {"failure_rate",       "psi",
+                                                   "input_drift",        "accuracy",
+                                                   "accuracy_drop",      "energy_regression",
+                                                   "latency_regression", "shadow_agreement",
+                                                   "min_reporting"};
   return metrics;
 }
 
@@ -53,8 +54,8 @@ storage::Expected<std::vector<GateClause>> parse_gates(const std::string& text) 
     const std::string where = "gate clause " + std::to_string(i + 1) + " ('" + clause + "')";
     if (clause.empty()) return Error{ErrorCode::kInvalidArgument, where + " is empty"};
     size_t p = 0;
-    while (p < clause.size() && (std::isalnum(static_cast<unsigned char>(clause[p])) ||
-                                 clause[p] == '_')) {
+    while (p < clause.size() &&
+           (std::isalnum(static_cast<unsigned char>(clause[p])) || clause[p] == '_')) {
       ++p;
     }
     GateClause g;
@@ -74,24 +75,22 @@ storage::Expected<std::vector<GateClause>> parse_gates(const std::string& text) 
       }
     }
     if (g.op.empty()) {
-      return Error{ErrorCode::kInvalidArgument, where + ": expected one of <, <=, >, >= after '" +
-                                                    g.metric + "'"};
+      return Error{ErrorCode::kInvalidArgument,
+                   where + ": expected one of <, <=, >, >= after '" + g.metric + "'"};
     }
     const std::string number = trim(clause.substr(p + g.op.size()));
     char* end = nullptr;
     g.threshold = std::strtod(number.c_str(), &end);
     if (number.empty() || !end || *end != '\0') {
-      return Error{ErrorCode::kInvalidArgument,
-                   where + ": '" + number + "' is not a number"};
+      return Error{ErrorCode::kInvalidArgument, where + ": '" + number + "' is not a number"};
     }
     out.push_back(g);
   }
   return out;
 }
 
-std::vector<GateResultValue> evaluate_gates(
-    const std::vector<GateClause>& clauses,
-    const std::map<std::string, std::optional<double>>& m) {
+std::vector<GateResultValue> evaluate_gates(const std::vector<GateClause>& clauses,
+                                            const std::map<std::string, std::optional<double>>& m) {
   std::vector<GateResultValue> out;
   for (const auto& c : clauses) {
     GateResultValue r;

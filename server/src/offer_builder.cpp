@@ -117,7 +117,7 @@ storage::Expected<BuiltOffer> OfferBuilder::build(const OfferRequest& r, uint64_
   auto t = target(r.target_sha256);
   if (!t) return t.error();
   std::string base;
-  if (!r.base_sha256.empty()) {
+  if (use_deltas_ && !r.base_sha256.empty()) {
     auto b = artifact(r.base_sha256);
     // A base the server does not hold (a factory image): send the whole target.
     if (b) base = *b;
@@ -130,8 +130,8 @@ storage::Expected<BuiltOffer> OfferBuilder::build(const OfferRequest& r, uint64_
     if (!full) return full.error();
     delta = std::make_shared<const Delta>(std::move(*full));
   } else {
-    delta = deltas_.get(base, (*t)->bytes, artifact_segments(base),
-                        artifact_segments((*t)->bytes), options);
+    delta = deltas_.get(base, (*t)->bytes, artifact_segments(base), artifact_segments((*t)->bytes),
+                        options);
     if (!delta) return delta.error();
   }
 

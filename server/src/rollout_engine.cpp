@@ -17,8 +17,8 @@ namespace {
 constexpr int64_t kLeaderLock = 0x74666c72;  // "tflr"
 
 std::string status_of(const std::string& state) {
-  if (state == "Offered" || state == "Downloading" || state == "Verifying" ||
-      state == "Patching" || state == "SelfTest") {
+  if (state == "Offered" || state == "Downloading" || state == "Verifying" || state == "Patching" ||
+      state == "SelfTest") {
     return "updating";
   }
   return "online";
@@ -27,8 +27,7 @@ std::string status_of(const std::string& state) {
 }  // namespace
 
 RolloutEngine::RolloutEngine(storage::Database& db, std::string database_uri,
-                             UpdatePublisher& publisher, OfferBuilder& builder,
-                             double tick_seconds)
+                             UpdatePublisher& publisher, OfferBuilder& builder, double tick_seconds)
     : db_(db),
       uri_(std::move(database_uri)),
       publisher_(publisher),
@@ -131,15 +130,15 @@ void RolloutEngine::run() {
 void RolloutEngine::recover() {
   auto outstanding = db_.transact([](pqxx::work& w) {
     std::vector<std::tuple<std::string, std::string, uint64_t, std::string, std::string>> out;
-    for (const auto& row : w.exec(
-             "SELECT o.device_id, d.fleet, o.release_seq, o.offer, o.payload_sha256 "
-             "FROM device_offers o JOIN devices d ON d.id = o.device_id "
-             "JOIN rollout_devices rd ON rd.device_id = o.device_id AND rd.rollout_id = o.rollout_id "
-             "JOIN rollouts r ON r.id = o.rollout_id "
-             "WHERE r.state IN ('running','paused','rolling_back') "
-             "AND rd.state IN ('offered','reverting')")) {
-      out.emplace_back(row[0].as<std::string>(), row[1].as<std::string>(),
-                       row[2].as<uint64_t>(),
+    for (const auto& row :
+         w.exec("SELECT o.device_id, d.fleet, o.release_seq, o.offer, o.payload_sha256 "
+                "FROM device_offers o JOIN devices d ON d.id = o.device_id "
+                "JOIN rollout_devices rd ON rd.device_id = o.device_id AND rd.rollout_id = "
+                "o.rollout_id "
+                "JOIN rollouts r ON r.id = o.rollout_id "
+                "WHERE r.state IN ('running','paused','rolling_back') "
+                "AND rd.state IN ('offered','reverting')")) {
+      out.emplace_back(row[0].as<std::string>(), row[1].as<std::string>(), row[2].as<uint64_t>(),
                        pqxx::binarystring(row[3]).str(), row[4].as<std::string>());
     }
     return out;
@@ -232,13 +231,13 @@ void RolloutEngine::apply_statuses() {
 void RolloutEngine::tick() {
   auto active = db_.transact([](pqxx::work& w) {
     std::vector<RolloutEngine::Active> out;
-    for (const auto& row : w.exec(
-             "SELECT r.id, r.name, r.fleet, r.state, COALESCE(r.gates->>'text', ''), "
-             "r.on_gate_failure, r.reason, m.name, r.rate_per_minute, r.current_phase, "
-             "(SELECT count(*) FROM rollout_phases p WHERE p.rollout_id = r.id), r.version_id, "
-             "v.version FROM rollouts r JOIN model_versions v ON v.id = r.version_id "
-             "JOIN models m ON m.id = v.model_id "
-             "WHERE r.state IN ('running','rolling_back') ORDER BY r.id")) {
+    for (const auto& row :
+         w.exec("SELECT r.id, r.name, r.fleet, r.state, COALESCE(r.gates->>'text', ''), "
+                "r.on_gate_failure, r.reason, m.name, r.rate_per_minute, r.current_phase, "
+                "(SELECT count(*) FROM rollout_phases p WHERE p.rollout_id = r.id), r.version_id, "
+                "v.version FROM rollouts r JOIN model_versions v ON v.id = r.version_id "
+                "JOIN models m ON m.id = v.model_id "
+                "WHERE r.state IN ('running','rolling_back') ORDER BY r.id")) {
       RolloutEngine::Active a;
       a.id = row[0].as<int64_t>();
       a.name = row[1].as<std::string>();

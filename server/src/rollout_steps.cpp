@@ -52,9 +52,10 @@ void RolloutEngine::fail(const Active& r, const std::string& why) {
                   r.id, pause ? "paused" : "rolling_back", why);
     return 0;
   });
-  log::warn("rollout.gate_failed",
-            {{"rollout", r.name}, {"phase", r.phase}, {"reason", why},
-             {"action", pause ? "pause" : "rollback"}});
+  log::warn("rollout.gate_failed", {{"rollout", r.name},
+                                    {"phase", r.phase},
+                                    {"reason", why},
+                                    {"action", pause ? "pause" : "rollback"}});
 }
 
 void RolloutEngine::step_running(const Active& r) {
@@ -97,9 +98,9 @@ void RolloutEngine::step_running(const Active& r) {
     if (!g[0].passed) {
       char v[32];
       std::snprintf(v, sizeof v, "%.3f", g[0].value);
-      fail(r, "gate '" + gate_text(g[0]) + "' failed in phase " + std::to_string(r.phase) +
-                  ": " + v + " (" + std::to_string(p.failed) + " of " +
-                  std::to_string(finished) + " devices failed to update)");
+      fail(r, "gate '" + gate_text(g[0]) + "' failed in phase " + std::to_string(r.phase) + ": " +
+                  v + " (" + std::to_string(p.failed) + " of " + std::to_string(finished) +
+                  " devices failed to update)");
       return;
     }
   }
@@ -128,8 +129,9 @@ void RolloutEngine::step_running(const Active& r) {
           r.id, r.phase);
       return 0;
     });
-    log::info("rollout.phase_baking", {{"rollout", r.name}, {"phase", r.phase},
-                                       {"updated", p.updated}, {"failed", p.failed}});
+    log::info(
+        "rollout.phase_baking",
+        {{"rollout", r.name}, {"phase", r.phase}, {"updated", p.updated}, {"failed", p.failed}});
     return;
   }
   if (p.baking_for < p.bake_seconds) return;
@@ -194,8 +196,7 @@ void RolloutEngine::step_running(const Active& r) {
     }
   }
   db_.transact([&](pqxx::work& w) {
-    w.exec_params("UPDATE rollouts SET gate_report = $2::jsonb WHERE id = $1", r.id,
-                  report.dump());
+    w.exec_params("UPDATE rollouts SET gate_report = $2::jsonb WHERE id = $1", r.id, report.dump());
     return 0;
   });
   if (!failed.empty()) {
@@ -226,9 +227,8 @@ void RolloutEngine::step_running(const Active& r) {
           "UPDATE rollouts SET current_phase = $2, phase_started_at = now(), reason = '', "
           "updated_at = now() WHERE id = $1",
           r.id, r.phase + 1);
-      w.exec_params(
-          "UPDATE rollout_phases SET state = 'active' WHERE rollout_id = $1 AND idx = $2", r.id,
-          r.phase + 1);
+      w.exec_params("UPDATE rollout_phases SET state = 'active' WHERE rollout_id = $1 AND idx = $2",
+                    r.id, r.phase + 1);
     }
     return 0;
   });

@@ -88,10 +88,10 @@ bool load(pqxx::work& w, const std::string& name, v1::Rollout* out) {
     x->set_state(p[3].as<std::string>());
   }
   uint32_t selected = 0, rolled_back = 0;
-  for (const auto& c : w.exec_params(
-           "SELECT phase, state, count(*) FROM rollout_devices WHERE rollout_id = $1 "
-           "GROUP BY phase, state",
-           id)) {
+  for (const auto& c :
+       w.exec_params("SELECT phase, state, count(*) FROM rollout_devices WHERE rollout_id = $1 "
+                     "GROUP BY phase, state",
+                     id)) {
     const auto phase = c[0].as<int>();
     const auto state = c[1].as<std::string>();
     const auto n = c[2].as<uint32_t>();
@@ -104,12 +104,12 @@ bool load(pqxx::work& w, const std::string& name, v1::Rollout* out) {
     if (state == "updated") x->set_updated(x->updated() + n);
     if (state == "failed") x->set_failed(x->failed() + n);
   }
-  for (const auto& c : w.exec_params(
-           "SELECT rd.phase, count(DISTINCT rd.device_id) FROM rollout_devices rd "
-           "JOIN telemetry t ON t.device_id = rd.device_id AND t.artifact_sha256 = "
-           "rd.target_artifact AND t.ts >= rd.updated_at_device "
-           "WHERE rd.rollout_id = $1 AND rd.state = 'updated' GROUP BY rd.phase",
-           id)) {
+  for (const auto& c :
+       w.exec_params("SELECT rd.phase, count(DISTINCT rd.device_id) FROM rollout_devices rd "
+                     "JOIN telemetry t ON t.device_id = rd.device_id AND t.artifact_sha256 = "
+                     "rd.target_artifact AND t.ts >= rd.updated_at_device "
+                     "WHERE rd.rollout_id = $1 AND rd.state = 'updated' GROUP BY rd.phase",
+                     id)) {
     const auto phase = c[0].as<int>();
     if (phase >= 0 && phase < out->phases_size()) {
       out->mutable_phases(phase)->set_reporting(c[1].as<uint32_t>());
@@ -123,8 +123,7 @@ bool load(pqxx::work& w, const std::string& name, v1::Rollout* out) {
 }  // namespace
 
 grpc::Status RolloutsService::CreateRollout(grpc::ServerContext* ctx,
-                                            const v1::CreateRolloutRequest* req,
-                                            v1::Rollout* out) {
+                                            const v1::CreateRolloutRequest* req, v1::Rollout* out) {
   Caller caller;
   if (auto s = auth_.authorize(*ctx, Role::kOperator, "CreateRollout", &caller); !s.ok()) return s;
   if (!updates_off_.empty()) return failed_precondition(updates_off_);
@@ -150,7 +149,8 @@ grpc::Status RolloutsService::CreateRollout(grpc::ServerContext* ctx,
   }
   auto gates = parse_gates(req->gates());
   if (!gates) return to_status(gates.error());
-  const std::string on_failure = req->on_gate_failure().empty() ? "rollback" : req->on_gate_failure();
+  const std::string on_failure =
+      req->on_gate_failure().empty() ? "rollback" : req->on_gate_failure();
   if (on_failure != "rollback" && on_failure != "pause") {
     return invalid_argument("on_gate_failure must be 'rollback' or 'pause', not '" + on_failure +
                             "'");
@@ -168,9 +168,9 @@ grpc::Status RolloutsService::CreateRollout(grpc::ServerContext* ctx,
     if (model.empty()) {
       throw StorageException({ErrorCode::kNotFound, "model '" + req->model() + "' does not exist"});
     }
-    const auto version = w.exec_params(
-        "SELECT id FROM model_versions WHERE model_id = $1 AND version = $2",
-        model[0][0].as<int64_t>(), req->version());
+    const auto version =
+        w.exec_params("SELECT id FROM model_versions WHERE model_id = $1 AND version = $2",
+                      model[0][0].as<int64_t>(), req->version());
     if (version.empty()) {
       throw StorageException({ErrorCode::kNotFound, "model '" + req->model() + "' has no version " +
                                                         std::to_string(req->version())});
@@ -186,8 +186,8 @@ grpc::Status RolloutsService::CreateRollout(grpc::ServerContext* ctx,
     };
     std::vector<Dev> selected;
     std::set<std::string> seen;
-    for (const auto& row :
-         w.exec_params("SELECT id, device_class, tags::text FROM devices WHERE fleet = $1", fleet)) {
+    for (const auto& row : w.exec_params(
+             "SELECT id, device_class, tags::text FROM devices WHERE fleet = $1", fleet)) {
       Dev d{row[0].as<std::string>(), row[1].as<std::string>(), ""};
       seen.insert(d.id);
       if (!classes.empty() && !classes.count(d.cls)) continue;
@@ -208,19 +208,19 @@ grpc::Status RolloutsService::CreateRollout(grpc::ServerContext* ctx,
       }
     }
     if (selected.empty()) {
-      throw StorageException(
-          {ErrorCode::kInvalidArgument,
-           "the selector (classes [" + join(req->selector().device_classes()) + "], tags [" +
-               join(req->selector().tags()) + "], devices [" + join(req->selector().device_ids()) +
-               "]) matches 0 devices in fleet '" + fleet + "'"});
+      throw StorageException({ErrorCode::kInvalidArgument,
+                              "the selector (classes [" + join(req->selector().device_classes()) +
+                                  "], tags [" + join(req->selector().tags()) + "], devices [" +
+                                  join(req->selector().device_ids()) +
+                                  "]) matches 0 devices in fleet '" + fleet + "'"});
     }
     // Every selected class needs a compiled artifact of this version.
     std::map<std::string, std::string> artifact_of;
     std::map<std::string, std::string> refused;
-    for (const auto& row : w.exec_params(
-             "SELECT device_class, status, COALESCE(artifact_sha256, ''), refusal_reason "
-             "FROM artifacts WHERE version_id = $1",
-             version_id)) {
+    for (const auto& row :
+         w.exec_params("SELECT device_class, status, COALESCE(artifact_sha256, ''), refusal_reason "
+                       "FROM artifacts WHERE version_id = $1",
+                       version_id)) {
       if (row[1].as<std::string>() == "compiled") {
         artifact_of[row[0].as<std::string>()] = row[2].as<std::string>();
       } else {
@@ -234,28 +234,26 @@ grpc::Status RolloutsService::CreateRollout(grpc::ServerContext* ctx,
       const std::string what = "model '" + req->model() + "' version " +
                                std::to_string(req->version()) + " is not compiled for class '" +
                                cls + "' (" + std::to_string(n) + " selected devices)";
-      throw StorageException(
-          {ErrorCode::kInvalidArgument,
-           refused.count(cls) ? what + ": the compiler refused it: " + refused[cls]
-                              : what + ": compile it for that class or narrow the selector"});
+      throw StorageException({ErrorCode::kInvalidArgument,
+                              refused.count(cls)
+                                  ? what + ": the compiler refused it: " + refused[cls]
+                                  : what + ": compile it for that class or narrow the selector"});
     }
     // A device takes part in one active rollout at a time.
     std::set<std::string> chosen;
     for (const auto& d : selected) chosen.insert(d.id);
-    for (const auto& row : w.exec(
-             "SELECT rd.device_id, r.name FROM rollout_devices rd JOIN rollouts r ON r.id = "
-             "rd.rollout_id WHERE r.state IN ('running','paused','rolling_back')")) {
+    for (const auto& row :
+         w.exec("SELECT rd.device_id, r.name FROM rollout_devices rd JOIN rollouts r ON r.id = "
+                "rd.rollout_id WHERE r.state IN ('running','paused','rolling_back')")) {
       if (chosen.count(row[0].as<std::string>())) {
         throw StorageException({ErrorCode::kFailedPrecondition,
-                                "device '" + row[0].as<std::string>() +
-                                    "' is in active rollout '" + row[1].as<std::string>() +
+                                "device '" + row[0].as<std::string>() + "' is in active rollout '" +
+                                    row[1].as<std::string>() +
                                     "': wait for it to end or abort it"});
       }
     }
-    nlohmann::json selector = {{"fleet", fleet},
-                               {"device_classes", classes},
-                               {"tags", tags},
-                               {"device_ids", ids}};
+    nlohmann::json selector = {
+        {"fleet", fleet}, {"device_classes", classes}, {"tags", tags}, {"device_ids", ids}};
     const int64_t id =
         w.exec_params1(
              "INSERT INTO rollouts (name, version_id, selector, gates, on_gate_failure, "
@@ -268,7 +266,8 @@ grpc::Status RolloutsService::CreateRollout(grpc::ServerContext* ctx,
       w.exec_params(
           "INSERT INTO rollout_phases (rollout_id, idx, percent, bake_seconds, state, "
           "started_at) VALUES ($1, $2, $3, $4, $5, now())",
-          id, static_cast<int>(i), phases[i].first, phases[i].second, i == 0 ? "active" : "pending");
+          id, static_cast<int>(i), phases[i].first, phases[i].second,
+          i == 0 ? "active" : "pending");
     }
     std::sort(selected.begin(), selected.end(),
               [](const Dev& a, const Dev& b) { return a.key < b.key; });
@@ -345,9 +344,9 @@ grpc::Status RolloutsService::change(grpc::ServerContext* ctx, const std::string
     const std::string state = rows[0][1].as<std::string>();
     const int phase = rows[0][2].as<int>(), phases = rows[0][3].as<int>();
     auto refuse = [&](const std::string& allowed) {
-      throw StorageException({ErrorCode::kFailedPrecondition,
-                              "rollout '" + name + "' is " + state + "; " + act +
-                                  " needs it " + allowed});
+      throw StorageException(
+          {ErrorCode::kFailedPrecondition,
+           "rollout '" + name + "' is " + state + "; " + act + " needs it " + allowed});
     };
     if (act == "pause") {
       if (state != "running") refuse("running");
@@ -355,9 +354,8 @@ grpc::Status RolloutsService::change(grpc::ServerContext* ctx, const std::string
                     "paused by " + caller.name);
     } else if (act == "resume") {
       if (state != "paused") refuse("paused");
-      w.exec_params(
-          "UPDATE rollouts SET state = 'running', reason = $2 WHERE id = $1", id,
-          "resumed by " + caller.name);
+      w.exec_params("UPDATE rollouts SET state = 'running', reason = $2 WHERE id = $1", id,
+                    "resumed by " + caller.name);
       // A phase paused by a gate bakes again before its gates decide again.
       w.exec_params(
           "UPDATE rollout_phases SET state = 'active' WHERE rollout_id = $1 AND idx = $2 AND "
@@ -365,13 +363,11 @@ grpc::Status RolloutsService::change(grpc::ServerContext* ctx, const std::string
           id, phase);
     } else if (act == "promote") {
       if (state != "running" && state != "paused") refuse("running or paused");
-      w.exec_params(
-          "UPDATE rollout_phases SET state = 'passed' WHERE rollout_id = $1 AND idx = $2", id,
-          phase);
+      w.exec_params("UPDATE rollout_phases SET state = 'passed' WHERE rollout_id = $1 AND idx = $2",
+                    id, phase);
       if (phase + 1 >= phases) {
-        w.exec_params(
-            "UPDATE rollouts SET state = 'completed', reason = $2 WHERE id = $1", id,
-            "last phase promoted by " + caller.name);
+        w.exec_params("UPDATE rollouts SET state = 'completed', reason = $2 WHERE id = $1", id,
+                      "last phase promoted by " + caller.name);
       } else {
         w.exec_params(
             "UPDATE rollouts SET state = 'running', current_phase = $2, phase_started_at = "
@@ -383,9 +379,8 @@ grpc::Status RolloutsService::change(grpc::ServerContext* ctx, const std::string
       }
     } else if (act == "abort") {
       if (terminal(state) || state == "rolling_back") refuse("running or paused");
-      w.exec_params(
-          "UPDATE rollouts SET state = 'rolling_back', reason = $2 WHERE id = $1", id,
-          "aborted by " + caller.name);
+      w.exec_params("UPDATE rollouts SET state = 'rolling_back', reason = $2 WHERE id = $1", id,
+                    "aborted by " + caller.name);
     }
     w.exec_params("UPDATE rollouts SET updated_at = now() WHERE id = $1", id);
     storage::audit_log::append(w, {caller.name, "rollout." + act, "rollout/" + name, "{}"});

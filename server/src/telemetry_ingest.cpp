@@ -77,9 +77,9 @@ void TelemetryIngest::on_message(const std::string& device, const std::string& p
 void TelemetryIngest::refresh_rollouts() {
   auto map = db_.transact([](pqxx::work& w) {
     std::map<std::string, int64_t> m;
-    for (const auto& row : w.exec(
-             "SELECT rd.device_id, rd.rollout_id FROM rollout_devices rd JOIN rollouts r "
-             "ON r.id = rd.rollout_id WHERE r.state IN ('running','paused','rolling_back')")) {
+    for (const auto& row :
+         w.exec("SELECT rd.device_id, rd.rollout_id FROM rollout_devices rd JOIN rollouts r "
+                "ON r.id = rd.rollout_id WHERE r.state IN ('running','paused','rolling_back')")) {
       m[row[0].as<std::string>()] = row[1].as<int64_t>();
     }
     return m;

@@ -36,9 +36,10 @@ const sql::Statement kSetPhaseState{
 const sql::Statement kSetCurrentPhase{
     "rollouts.set_current_phase",
     "UPDATE rollouts SET current_phase = $2, updated_at = now() WHERE id = $1"};
-const sql::Statement kAdmit{"rollouts.admit",
-                            "INSERT INTO rollout_devices (rollout_id, device_id, phase, state) "
-                            "VALUES ($1, $2, $3, 'admitted') ON CONFLICT DO NOTHING RETURNING phase"};
+const sql::Statement kAdmit{
+    "rollouts.admit",
+    "INSERT INTO rollout_devices (rollout_id, device_id, phase, state) "
+    "VALUES ($1, $2, $3, 'admitted') ON CONFLICT DO NOTHING RETURNING phase"};
 const sql::Statement kCountAdmitted{
     "rollouts.count_admitted",
     "UPDATE rollout_phases SET admitted = admitted + 1 WHERE rollout_id = $1 AND idx = $2"};

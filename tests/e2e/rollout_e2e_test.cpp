@@ -94,8 +94,8 @@ class RolloutE2E : public ::testing::Test {
   void start_sim(const std::string& cls, const std::string& creds, const std::string& state) {
     const pid_t pid = fork();
     if (pid == 0) {
-      const std::string broker = "tcp://" + require_env("TINYFLEET_MQTT_HOST") + ":" +
-                                 require_env("TINYFLEET_MQTT_PORT");
+      const std::string broker =
+          "tcp://" + require_env("TINYFLEET_MQTT_HOST") + ":" + require_env("TINYFLEET_MQTT_PORT");
       const std::string log = (dir_ / (state + ".log")).string();
       std::freopen(log.c_str(), "w", stdout);
       execl(TINYFLEET_FLEET_SIM, "fleet-sim", "--broker", broker.c_str(), "--class", cls.c_str(),
@@ -136,10 +136,11 @@ class RolloutE2E : public ::testing::Test {
 
   std::string artifact(int version, const std::string& cls) {
     auto rows = scratch_.db().transact([&](pqxx::work& w) {
-      return w.exec_params1(
-          "SELECT a.artifact_sha256 FROM artifacts a JOIN model_versions v ON v.id = "
-          "a.version_id WHERE v.version = $1 AND a.device_class = $2",
-          version, cls)[0]
+      return w
+          .exec_params1(
+              "SELECT a.artifact_sha256 FROM artifacts a JOIN model_versions v ON v.id = "
+              "a.version_id WHERE v.version = $1 AND a.device_class = $2",
+              version, cls)[0]
           .as<std::string>();
     });
     return rows ? *rows : "";
@@ -171,14 +172,14 @@ TEST_F(RolloutE2E, StagedRolloutsSurviveAFleetdCrashAndABadVersionRollsBack) {
   const std::string data = " --calibration " + fixture_path("data/digits_calib.npz") +
                            " --validation " + fixture_path("data/digits_val.npz");
   for (const char* m : {"digits_cnn", "digits_cnn_v2", "digits_cnn_badlabels"}) {
-    r = fleetctl("versions create digits --onnx " + fixture_path(std::string("models/") + m +
-                                                                 ".onnx") +
-                 data + " --classes " + cm4 + "," + s3);
+    r = fleetctl("versions create digits --onnx " +
+                 fixture_path(std::string("models/") + m + ".onnx") + data + " --classes " + cm4 +
+                 "," + s3);
     ASSERT_EQ(r.exit, 0) << r.out;
   }
   // Version 4 is compiled for one class only.
-  r = fleetctl("versions create digits --onnx " + fixture_path("models/digits_cnn_v2.onnx") +
-               data + " --classes " + cm4);
+  r = fleetctl("versions create digits --onnx " + fixture_path("models/digits_cnn_v2.onnx") + data +
+               " --classes " + cm4);
   ASSERT_EQ(r.exit, 0) << r.out;
 
   start_sim(cm4, (dir_ / "m4-creds").string(), "sim-m4");
@@ -194,8 +195,9 @@ TEST_F(RolloutE2E, StagedRolloutsSurviveAFleetdCrashAndABadVersionRollsBack) {
   EXPECT_NE(r.out.find("is not compiled for class 'esp32s3-512k' (100 selected devices)"),
             std::string::npos)
       << r.out;
-  r = fleetctl("rollouts create bad3 --model digits --version 1 --tags e2e --gates "
-               "'accuracy_drop <= 0.05 && psi <'");
+  r = fleetctl(
+      "rollouts create bad3 --model digits --version 1 --tags e2e --gates "
+      "'accuracy_drop <= 0.05 && psi <'");
   EXPECT_EQ(r.exit, 4) << r.out;
   EXPECT_NE(r.out.find("gate clause 2 ('psi <'): '' is not a number"), std::string::npos) << r.out;
   r = fleetctl("rollouts create bad4 --model digits --version 1 --tags no-such-tag");
@@ -207,15 +209,18 @@ TEST_F(RolloutE2E, StagedRolloutsSurviveAFleetdCrashAndABadVersionRollsBack) {
   EXPECT_EQ(r.out.find("bad"), std::string::npos) << r.out;
 
   // Version 1 to every device (their first model).
-  r = fleetctl("rollouts create v1 --model digits --version 1 --tags e2e --phases 100:1 --rate "
-               "6000 --gates 'failure_rate <= 0.05 && min_reporting >= 0.9' --watch");
+  r = fleetctl(
+      "rollouts create v1 --model digits --version 1 --tags e2e --phases 100:1 --rate "
+      "6000 --gates 'failure_rate <= 0.05 && min_reporting >= 0.9' --watch");
   ASSERT_EQ(r.exit, 0) << r.out;
   std::printf("v1 done\n");
   for (const auto& [id, d] : devices_of("v1")) EXPECT_EQ(std::get<1>(d), "updated") << id;
 
   // Version 2 in four phases; fleetd is killed once phase 1 has started.
-  r = fleetctl("rollouts create v2 --model digits --version 2 --tags e2e --phases "
-               "1:2,10:2,50:2,100:1 --rate 3000 --gates '" + gates + "'");
+  r = fleetctl(
+      "rollouts create v2 --model digits --version 2 --tags e2e --phases "
+      "1:2,10:2,50:2,100:1 --rate 3000 --gates '" +
+      gates + "'");
   ASSERT_EQ(r.exit, 0) << r.out;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
   bool killed = false;
@@ -258,8 +263,10 @@ TEST_F(RolloutE2E, StagedRolloutsSurviveAFleetdCrashAndABadVersionRollsBack) {
   }
 
   // Version 3 (shuffled labels) fails the accuracy gate at the canary.
-  r = fleetctl("rollouts create v3 --model digits --version 3 --tags e2e --phases "
-               "1:2,10:2,50:2,100:1 --rate 3000 --gates '" + gates + "' --watch");
+  r = fleetctl(
+      "rollouts create v3 --model digits --version 3 --tags e2e --phases "
+      "1:2,10:2,50:2,100:1 --rate 3000 --gates '" +
+      gates + "' --watch");
   EXPECT_EQ(r.exit, 1) << r.out;
   EXPECT_NE(r.out.find("gate 'accuracy_drop <= 0.15' failed in phase 0"), std::string::npos)
       << r.out;

@@ -24,6 +24,7 @@ class FleetdProcess {
   void kill_hard();  // SIGKILL, no chance to clean up
   int terminate();   // SIGTERM; returns the exit status
   int port() const { return port_; }
+  pid_t pid() const { return pid_; }
   std::string log() const;  // fleetd's structured log so far
   std::shared_ptr<grpc::Channel> channel() const;
 

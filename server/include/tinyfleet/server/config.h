@@ -23,9 +23,9 @@ struct ServerConfig {
   std::string bootstrap_admin_token;  // registered as token "bootstrap-admin" if absent
   std::string mqtt_host = "127.0.0.1";
   int mqtt_port = 1883;
-  std::string mqtt_passwd_file;             // the broker's password file; provisioning adds to it
-  int mqtt_pid = 0;                         // the broker, sent SIGHUP to reload the password file
-  std::string root_public_key_file;         // Ed25519 public key the devices pin (32 bytes or hex)
+  std::string mqtt_passwd_file;      // the broker's password file; provisioning adds to it
+  int mqtt_pid = 0;                  // the broker, sent SIGHUP to reload the password file
+  std::string root_public_key_file;  // Ed25519 public key the devices pin (32 bytes or hex)
   // Updates and rollouts: the signing keys (targets.key and targets.cert, from
   // `fleetctl keys init`; never the root key) and fleetd's own broker account. Both
   // set: the update publisher, telemetry ingestion and the rollout engine run.
@@ -34,6 +34,7 @@ struct ServerConfig {
   std::string mqtt_password;
   std::string mqtt_share_group = "fleetd";  // one per deployment on a shared broker
   int update_chunk_bytes = 1024;
+  bool update_deltas = true;            // false: offers carry whole artifacts
   int64_t update_bytes_per_second = 0;  // all chunk answers together; 0: unbounded
   int rollout_tick_ms = 250;
   std::string compile_mode = "in_process";  // or "remote" (the Optimizer gRPC service)

@@ -22,9 +22,9 @@ struct BuiltOffer {
 struct OfferRequest {
   std::string fleet = "default";
   std::string device_class;
-  std::string class_spec_json;   // the class (RAM decides the delta codec's memory)
-  std::string base_sha256;       // hex; empty: the device runs nothing yet
-  std::string target_sha256;     // hex, a compiled artifact
+  std::string class_spec_json;  // the class (RAM decides the delta codec's memory)
+  std::string base_sha256;      // hex; empty: the device runs nothing yet
+  std::string target_sha256;    // hex, a compiled artifact
   std::string target_report_json;
   std::string model;
   uint32_t model_version = 0;
@@ -40,6 +40,8 @@ class OfferBuilder {
                uint32_t expiry_days = 30);
   storage::Expected<BuiltOffer> build(const OfferRequest& request, uint64_t now_unix);
   const DeltaCache& deltas() const { return deltas_; }
+  // false: every offer carries the whole artifact (zstd), never a delta.
+  void set_use_deltas(bool on) { use_deltas_ = on; }
 
  private:
   struct Target {
@@ -52,6 +54,7 @@ class OfferBuilder {
   storage::BlobStore& blobs_;
   TargetsKey key_;
   uint32_t chunk_size_, expiry_days_;
+  bool use_deltas_ = true;
   DeltaCache deltas_{64};
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<const Target>> targets_;

@@ -1,0 +1,339 @@
+// Rollouts at scale (a benchmark, not a test): fleets of 1,000 and 5,000 simulated
+// devices (fleet-sim processes of up to 1,000 MQTT sessions each) against the real
+// fleetd, PostgreSQL and Mosquitto. For each size, the same update (digits_cnn ->
+// digits_cnn_v2, both compiled by fleetd for cortex-m4-256k) is rolled out once with
+// whole artifacts and once with deltas, from 0 to 100% (phases 10/50/100, no bake):
+// time to 100%, bytes through the broker (Mosquitto's own $SYS counters) and fleetd CPU.
+// Then telemetry ingestion at the largest size: every device publishes a window a
+// second; the rows fleetd COPYs into PostgreSQL per second.
+//   deploy/local/run-bench.sh bench_rollout_scale            # 1000 and 5000
+//   deploy/local/run-bench.sh bench_rollout_scale 200 1000   # other sizes
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "fleetd_process.h"
+#include "tinyfleet/server/update_keys.h"
+#include "tinyfleet/testing/environment.h"
+#include "tinyfleet/testing/scratch_database.h"
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using tinyfleet::testing::fixture_path;
+using tinyfleet::testing::FleetdProcess;
+using tinyfleet::testing::require_env;
+using tinyfleet::testing::ScratchDatabase;
+
+namespace {
+
+constexpr int kPerSim = 1000;  // MQTT sessions per fleet-sim process
+constexpr const char* kClass = "cortex-m4-256k";
+
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+std::string run(const std::string& cmd, int* exit_code = nullptr) {
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  const int st = pclose(p);
+  if (exit_code) *exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return out;
+}
+
+// A counter of the broker's $SYS tree (retained, refreshed every sys_interval).
+long long broker_counter(const std::string& topic) {
+  const std::string cmd = "mosquitto_sub -h " + require_env("TINYFLEET_MQTT_HOST") + " -p " +
+                          require_env("TINYFLEET_MQTT_PORT") + " -u '" +
+                          require_env("TINYFLEET_MQTT_SERVER_USER") + "' -P '" +
+                          require_env("TINYFLEET_MQTT_SERVER_PASSWORD") + "' -C 1 -W 5 -t '" +
+                          topic + "' 2>/dev/null";
+  const std::string out = run(cmd);
+  return out.empty() ? -1 : std::stoll(out);
+}
+
+// Bytes the broker sent plus received, read after its next $SYS refresh.
+long long broker_bytes() {
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  return broker_counter("$SYS/broker/bytes/sent") + broker_counter("$SYS/broker/bytes/received");
+}
+
+// CPU seconds (user + system) a process has used.
+double cpu_seconds(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto close = s.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::vector<std::string> f;
+  size_t i = close + 2;
+  while (i < s.size()) {
+    const size_t j = s.find(' ', i);
+    f.push_back(s.substr(i, j - i));
+    if (j == std::string::npos) break;
+    i = j + 1;
+  }
+  // After "pid (comm) ": state is field 3, utime 14 and stime 15 (1-based).
+  return (std::stod(f[11]) + std::stod(f[12])) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+struct Result {
+  int devices = 0;
+  std::string mode;
+  double seconds = 0;
+  long long broker_bytes = 0;
+  long long payload_bytes = 0;
+  double fleetd_cpu = 0;
+  int updated = 0;
+};
+
+class Fleet {
+ public:
+  Fleet(int devices, bool deltas) : n_(devices) {
+    dir_ = fs::temp_directory_path() / ("tf-bench-" + std::to_string(getpid()) + "-" +
+                                        std::to_string(devices) + (deltas ? "d" : "f"));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    const auto unix_now = static_cast<uint64_t>(std::time(nullptr));
+    if (!tinyfleet::server::init_keys((dir_ / "keys").string(), unix_now, 30)) {
+      throw std::runtime_error("cannot make keys");
+    }
+    fleetd_ = std::make_unique<FleetdProcess>(
+        db_.uri(), admin_,
+        std::map<std::string, std::string>{
+            {"mqtt.user", require_env("TINYFLEET_MQTT_SERVER_USER")},
+            {"mqtt.password", require_env("TINYFLEET_MQTT_SERVER_PASSWORD")},
+            {"mqtt.share_group", "bench" + std::to_string(getpid()) + (deltas ? "d" : "f")},
+            {"keys.dir", (dir_ / "keys").string()},
+            {"keys.root_public_key_file", (dir_ / "keys" / "root.pub").string()},
+            {"updates.deltas", deltas ? "true" : "false"},
+            {"rollouts.tick_ms", "200"}});
+    fleetd_->start();
+  }
+  ~Fleet() {
+    stop_sims();
+    fleetd_.reset();
+    fs::remove_all(dir_);
+  }
+
+  std::string fleetctl(const std::string& args, int* exit_code = nullptr) {
+    return run("FLEETCTL_ENDPOINT=127.0.0.1:" + std::to_string(fleetd_->port()) +
+                   " FLEETCTL_TOKEN=" + admin_ + " FLEETCTL_CONFIG=/nonexistent " +
+                   TINYFLEET_FLEETCTL + " " + args + " 2>&1",
+               exit_code);
+  }
+  void must(const std::string& args) {
+    int rc = 0;
+    const std::string out = fleetctl(args, &rc);
+    if (rc != 0) throw std::runtime_error("fleetctl " + args + ": " + out);
+  }
+
+  // Classes, devices and two versions of the model, compiled.
+  void prepare(const std::string& prefix) {
+    must(std::string("classes import ") + TINYFLEET_DEVICE_CLASS_CATALOG);
+    const double t = now_s();
+    must("devices provision --count " + std::to_string(n_) + " --prefix " + prefix + " --class " +
+         kClass + " --tags bench --credentials-out " + (dir_ / "creds").string());
+    std::printf("  provisioned %d devices in %.1f s\n", n_, now_s() - t);
+    must("models create digits");
+    for (const char* m : {"digits_cnn", "digits_cnn_v2"}) {
+      must(std::string("versions create digits --onnx ") +
+           fixture_path(std::string("models/") + m + ".onnx") + " --calibration " +
+           fixture_path("data/digits_calib.npz") + " --validation " +
+           fixture_path("data/digits_val.npz") + " --classes " + kClass);
+    }
+  }
+
+  // fleet-sim processes of up to kPerSim devices; waits until each says it is connected.
+  void start_sims(double window_s, double rate) {
+    std::ifstream in(dir_ / "creds");
+    std::vector<std::string> lines;
+    for (std::string l; std::getline(in, l);) {
+      if (!l.empty()) lines.push_back(l);
+    }
+    for (size_t first = 0, k = 0; first < lines.size(); first += kPerSim, ++k) {
+      const fs::path creds = dir_ / ("creds-" + std::to_string(k));
+      std::ofstream out(creds);
+      for (size_t i = first; i < std::min(lines.size(), first + kPerSim); ++i) {
+        out << lines[i] << "\n";
+      }
+      out.close();
+      const fs::path log = dir_ / ("sim-" + std::to_string(k) + ".log");
+      const std::string window = std::to_string(window_s), r = std::to_string(rate);
+      const pid_t pid = fork();
+      if (pid == 0) {
+        const std::string broker = "tcp://" + require_env("TINYFLEET_MQTT_HOST") + ":" +
+                                   require_env("TINYFLEET_MQTT_PORT");
+        std::freopen(log.c_str(), "w", stdout);
+        execl(TINYFLEET_FLEET_SIM, "fleet-sim", "--broker", broker.c_str(), "--class", kClass,
+              "--credentials", creds.c_str(), "--root-key", (dir_ / "keys" / "root.pub").c_str(),
+              "--data", fixture_path("data/digits_val.npz").c_str(), "--rate", r.c_str(),
+              "--window", window.c_str(), "--probe-every", "4", "--state",
+              (dir_ / ("state-" + std::to_string(k))).c_str(), nullptr);
+        _exit(127);
+      }
+      sims_.push_back({pid, log});
+    }
+    for (const auto& [pid, log] : sims_) {
+      for (int i = 0; i < 1200; ++i) {
+        std::ifstream l(log);
+        const std::string text((std::istreambuf_iterator<char>(l)),
+                               std::istreambuf_iterator<char>());
+        if (text.find(" connected") != std::string::npos) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+    }
+  }
+  void stop_sims() {
+    for (const auto& s : sims_) kill(s.first, SIGTERM);
+    for (const auto& s : sims_) {
+      int st = 0;
+      waitpid(s.first, &st, 0);
+    }
+    sims_.clear();
+  }
+
+  // Creates the rollout and waits for it to end; its state.
+  std::string roll_out(const std::string& name, int version, double timeout_s) {
+    must("rollouts create " + name + " --model digits --version " + std::to_string(version) +
+         " --tags bench --phases 10:0,50:0,100:0 --rate 1000000 --gates 'failure_rate < 0.05'");
+    const double until = now_s() + timeout_s;
+    std::string state;
+    while (now_s() < until) {
+      const auto r = json::parse(fleetctl("rollouts get " + name + " --json"), nullptr, false);
+      state = r.is_object() ? r.value("state", "") : "";
+      if (state == "completed" || state == "rolled_back" || state == "aborted" ||
+          state == "paused") {
+        return state;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    }
+    return "timed out (" + state + ")";
+  }
+
+  int count(const std::string& sql) {
+    auto r = db_.db().transact([&](pqxx::work& w) { return w.exec1(sql)[0].as<int>(); });
+    return r ? *r : -1;
+  }
+  long long payload_bytes(const std::string& rollout) {
+    auto r = db_.db().transact([&](pqxx::work& w) {
+      return w
+          .exec_params1(
+              "SELECT COALESCE(SUM(b.size_bytes), 0)::bigint FROM rollout_devices rd JOIN "
+              "rollouts r ON r.id = rd.rollout_id JOIN device_offers o ON o.device_id = "
+              "rd.device_id JOIN blobs b ON b.sha256 = o.payload_sha256 WHERE r.name = $1",
+              rollout)[0]
+          .as<long long>();
+    });
+    return r ? *r : -1;
+  }
+
+  FleetdProcess& fleetd() { return *fleetd_; }
+  ScratchDatabase& db() { return db_; }
+
+ private:
+  int n_;
+  fs::path dir_;
+  const std::string admin_ = "tf_bench_admin_secret_0123456789";
+  ScratchDatabase db_;
+  std::unique_ptr<FleetdProcess> fleetd_;
+  std::vector<std::pair<pid_t, fs::path>> sims_;
+};
+
+Result rollout_run(int devices, bool deltas, bool measure_ingest, double* ingest_rate,
+                   double* ingest_offered) {
+  Result res;
+  res.devices = devices;
+  res.mode = deltas ? "delta" : "full artifact";
+  std::printf("-- %d devices, %s\n", devices, res.mode.c_str());
+  std::fflush(stdout);
+  Fleet fleet(devices, deltas);
+  fleet.prepare(deltas ? "d-" : "f-");
+  fleet.start_sims(/*window_s=*/30, /*rate=*/0.2);
+  // Every device gets version 1 first (its first model: a whole artifact either way).
+  const std::string first = fleet.roll_out("v1", 1, 1800);
+  std::printf("  v1 to all: %s\n", first.c_str());
+  const long long b0 = broker_bytes();
+  const double c0 = cpu_seconds(fleet.fleetd().pid());
+  const double t0 = now_s();
+  const std::string state = fleet.roll_out("v2", 2, 1800);
+  res.seconds = now_s() - t0;
+  res.fleetd_cpu = cpu_seconds(fleet.fleetd().pid()) - c0;
+  res.broker_bytes = broker_bytes() - b0;
+  res.payload_bytes = fleet.payload_bytes("v2");
+  res.updated = fleet.count(
+      "SELECT count(*) FROM rollout_devices rd JOIN rollouts r ON r.id = rd.rollout_id WHERE "
+      "r.name = 'v2' AND rd.state = 'updated'");
+  std::printf("  v2: %s in %.1f s, %d updated\n", state.c_str(), res.seconds, res.updated);
+  if (measure_ingest) {
+    // Every device publishes a telemetry window each second.
+    fleet.stop_sims();
+    fleet.start_sims(/*window_s=*/1, /*rate=*/2);
+    std::this_thread::sleep_for(std::chrono::seconds(5));  // warm up
+    const int rows0 = fleet.count("SELECT count(*)::int FROM telemetry");
+    const double t = now_s();
+    std::this_thread::sleep_for(std::chrono::seconds(30));
+    const int rows1 = fleet.count("SELECT count(*)::int FROM telemetry");
+    *ingest_rate = (rows1 - rows0) / (now_s() - t);
+    *ingest_offered = devices;
+  }
+  std::fflush(stdout);
+  return res;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<int> sizes;
+  for (int i = 1; i < argc; ++i) sizes.push_back(std::atoi(argv[i]));
+  if (sizes.empty()) sizes = {1000, 5000};
+  std::vector<Result> results;
+  double ingest = 0, offered = 0;
+  for (size_t s = 0; s < sizes.size(); ++s) {
+    for (bool deltas : {false, true}) {
+      try {
+        results.push_back(
+            rollout_run(sizes[s], deltas, deltas && s + 1 == sizes.size(), &ingest, &offered));
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "bench_rollout_scale: %s\n", e.what());
+        return 1;
+      }
+    }
+  }
+  std::printf(
+      "\nRollout of digits_cnn -> digits_cnn_v2 (%s) to 100%%: whole artifacts against "
+      "deltas\n",
+      kClass);
+  std::printf("%8s  %-14s %10s %9s %14s %14s %12s\n", "devices", "payload", "updated", "to 100%",
+              "broker bytes", "payload bytes", "fleetd CPU");
+  for (const auto& r : results) {
+    std::printf("%8d  %-14s %10d %8.1fs %14lld %14lld %11.1fs\n", r.devices, r.mode.c_str(),
+                r.updated, r.seconds, r.broker_bytes, r.payload_bytes, r.fleetd_cpu);
+  }
+  for (size_t i = 0; i + 1 < results.size(); i += 2) {
+    std::printf("%8d  delta / full: time %.2fx, broker bytes %.2fx, fleetd CPU %.2fx\n",
+                results[i].devices, results[i + 1].seconds / results[i].seconds,
+                static_cast<double>(results[i + 1].broker_bytes) / results[i].broker_bytes,
+                results[i + 1].fleetd_cpu / results[i].fleetd_cpu);
+  }
+  std::printf(
+      "\nTelemetry ingestion at %.0f devices, one window per device per second: "
+      "%.0f rows/s into PostgreSQL (offered %.0f msgs/s)\n",
+      offered, ingest, offered);
+  return 0;
+}
