@@ -217,9 +217,9 @@ class Fleet {
     while (now_s() < until) {
       const auto r = json::parse(fleetctl("rollouts get " + name + " --json"), nullptr, false);
       state = r.is_object() ? r.value("state", "") : "";
-      if (state == "completed" || state == "rolled_back" || state == "aborted" ||
-          state == "paused") {
-        return state;
+      if (state == "completed") return state;
+      if (state == "rolled_back" || state == "aborted" || state == "paused") {
+        return state + " (" + r.value("reason", "") + ")";
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(250));
     }

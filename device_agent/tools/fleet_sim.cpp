@@ -49,16 +49,20 @@ struct Options {
   int devices = 0;
   double rate = 5, window = 5, duration = 0, drift_after = -1;
   int probe_every = 5;
+  // The agent's time limits (self-test, inference in probation) in wall-clock ms: a
+  // simulated device shares a host core with hundreds of others and may wait for it.
+  int time_limit_ms = 10000;
   bool durable = false;
 };
 
 [[noreturn]] void usage(const char* why) {
-  std::fprintf(stderr,
-               "fleet-sim: %s\nusage: fleet-sim --broker URI --class C --credentials FILE "
-               "--root-key FILE --data NPZ [--devices N] [--fleet F] [--drift-after S "
-               "--drifted NPZ] [--rate R] [--window S] [--duration S] [--state DIR] "
-               "[--probe-every K] [--report FILE] [--durable] [--catalog JSON]\n",
-               why);
+  std::fprintf(
+      stderr,
+      "fleet-sim: %s\nusage: fleet-sim --broker URI --class C --credentials FILE "
+      "--root-key FILE --data NPZ [--devices N] [--fleet F] [--drift-after S "
+      "--drifted NPZ] [--rate R] [--window S] [--duration S] [--state DIR] "
+      "[--probe-every K] [--report FILE] [--durable] [--catalog JSON] [--time-limit-ms MS]\n",
+      why);
   std::exit(2);
 }
 
@@ -107,6 +111,8 @@ Options parse(int argc, char** argv) {
       o.duration = number();
     else if (a == "--drift-after")
       o.drift_after = number();
+    else if (a == "--time-limit-ms")
+      o.time_limit_ms = static_cast<int>(number());
     else if (a == "--probe-every")
       o.probe_every = static_cast<int>(number());
     else if (a == "--durable")
@@ -244,6 +250,8 @@ int main(int argc, char** argv) {
     d->config.root_public_key = reinterpret_cast<const uint8_t*>(root.data());
     d->config.window_log = kWindowLog;
     d->config.probation_inferences = 10;
+    d->config.self_test_timeout_ms = static_cast<uint32_t>(o.time_limit_ms);
+    d->config.inference_timeout_ms = static_cast<uint32_t>(o.time_limit_ms);
     d->inference.device_id = d->id.c_str();
     d->inference.clock_hz = cls->clock_hz;
     d->inference.active_mw = static_cast<float>(cls->active_mw);

@@ -164,6 +164,22 @@ void RolloutEngine::apply_statuses() {
     batch.swap(statuses_);
   }
   if (batch.empty()) return;
+  // A status carries the device's whole state, so of a device's reports in one batch
+  // only the last matters, besides refusals and rollbacks (events a later report need not
+  // repeat).
+  {
+    std::map<std::pair<std::string, std::string>, size_t> last;
+    for (size_t i = 0; i < batch.size(); ++i) last[{batch[i].fleet, batch[i].device}] = i;
+    std::deque<Status> kept;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (last[{batch[i].fleet, batch[i].device}] == i ||
+          batch[i].payload.find("offer_refused") != std::string::npos ||
+          batch[i].payload.find("RolledBack") != std::string::npos) {
+        kept.push_back(std::move(batch[i]));
+      }
+    }
+    batch.swap(kept);
+  }
   auto done = db_.transact([&](pqxx::work& w) {
     int changed = 0;
     for (const auto& s : batch) {

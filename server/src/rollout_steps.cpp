@@ -275,16 +275,25 @@ int RolloutEngine::send_offers(const Active& r, const std::vector<Pick>& picks,
   };
   std::vector<Prepared> prepared;
   const bool reverting = next_state == "reverting";
+  // Release numbers for the whole batch in one round trip.
+  const auto releases = db_.transact([&](pqxx::work& w) {
+    std::vector<uint64_t> out;
+    for (const auto& row :
+         w.exec_params("SELECT nextval('release_seq') FROM generate_series(1, $1)",
+                       static_cast<int>(picks.size()))) {
+      out.push_back(row[0].as<uint64_t>());
+    }
+    return out;
+  });
+  if (!releases || releases->size() != picks.size()) return 0;
+  size_t next_release = 0;
   for (const auto& p : picks) {
     Prepared x{&p};
     if (!reverting && p.current == p.target) {
       prepared.push_back(x);  // runs the target already
       continue;
     }
-    auto release = db_.transact(
-        [](pqxx::work& w) { return w.exec1("SELECT nextval('release_seq')")[0].as<uint64_t>(); });
-    if (!release) return 0;
-    x.release = *release;
+    x.release = (*releases)[next_release++];
     OfferRequest q;
     q.fleet = r.fleet;
     q.device_class = p.device_class;
@@ -306,6 +315,7 @@ int RolloutEngine::send_offers(const Active& r, const std::vector<Pick>& picks,
   // Durable first: a crash after this commit re-publishes (recover); before it, the
   // devices are still pending and nothing was sent.
   auto stored = db_.transact([&](pqxx::work& w) {
+    std::map<std::string, std::string> stored_payloads;  // one blob per (base, target)
     for (const auto& x : prepared) {
       const auto& p = *x.pick;
       if (!reverting && x.release == 0) {
@@ -323,7 +333,8 @@ int RolloutEngine::send_offers(const Active& r, const std::vector<Pick>& picks,
             r.id, p.device, "cannot build the offer: " + x.error);
         continue;
       }
-      const std::string payload_sha = storage::PgBlobStore::put(w, x.offer.payload);
+      std::string& payload_sha = stored_payloads[x.offer.payload_sha256];
+      if (payload_sha.empty()) payload_sha = storage::PgBlobStore::put(w, x.offer.payload);
       w.exec_params(
           "INSERT INTO device_offers (device_id, release_seq, rollout_id, target_artifact, "
           "payload_sha256, offer) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (device_id) DO "
