@@ -104,7 +104,13 @@ void BrokerAccounts::schedule_reload() {
 
 void BrokerAccounts::reload_loop() {
   std::unique_lock<std::mutex> lock(reload_mu_);
-  while (!stopping_) {
+  // On stop, a reload still pending is sent at once rather than dropped.
+  while (!stopping_ || reload_pending_) {
+    if (stopping_) {
+      reload_pending_ = false;
+      kill(broker_pid_, SIGHUP);
+      break;
+    }
     if (!reload_pending_) {
       reload_cv_.wait(lock);
       continue;
