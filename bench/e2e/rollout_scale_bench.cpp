@@ -47,14 +47,9 @@ double now_s() {
 }
 
 std::string run(const std::string& cmd, int* exit_code = nullptr) {
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  const int st = pclose(p);
-  if (exit_code) *exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return out;
+  auto r = tinyfleet::testing::run_command(cmd);
+  if (exit_code) *exit_code = r.exit;
+  return r.out;
 }
 
 // A counter of the broker's $SYS tree (retained, refreshed every sys_interval).

@@ -164,33 +164,37 @@ void RolloutEngine::apply_statuses() {
     batch.swap(statuses_);
   }
   if (batch.empty()) return;
-  // A status carries the device's whole state, so of a device's reports in one batch
-  // only the last matters, besides refusals and rollbacks (events a later report need not
-  // repeat).
-  {
-    std::map<std::pair<std::string, std::string>, size_t> last;
-    for (size_t i = 0; i < batch.size(); ++i) last[{batch[i].fleet, batch[i].device}] = i;
-    std::deque<Status> kept;
-    for (size_t i = 0; i < batch.size(); ++i) {
-      if (last[{batch[i].fleet, batch[i].device}] == i ||
-          batch[i].payload.find("offer_refused") != std::string::npos ||
-          batch[i].payload.find("RolledBack") != std::string::npos) {
-        kept.push_back(std::move(batch[i]));
-      }
-    }
-    batch.swap(kept);
+  struct Report {
+    std::string fleet, device, event, state, artifact, detail;
+    int64_t release = 0, failed_release = 0;
+  };
+  std::vector<Report> reports;
+  std::map<std::pair<std::string, std::string>, size_t> last;  // (fleet, device) -> index
+  for (const auto& s : batch) {
+    const auto j = nlohmann::json::parse(s.payload, nullptr, false);
+    if (!j.is_object()) continue;
+    last[{s.fleet, s.device}] = reports.size();
+    reports.push_back({s.fleet, s.device, j.value("event", ""), j.value("state", ""),
+                       j.value("artifact", ""), j.value("detail", ""),
+                       j.value("release", int64_t{0}), j.value("failed_release", int64_t{0})});
   }
   auto done = db_.transact([&](pqxx::work& w) {
     int changed = 0;
-    for (const auto& s : batch) {
-      const auto j = nlohmann::json::parse(s.payload, nullptr, false);
-      if (!j.is_object()) continue;
-      const std::string event = j.value("event", "");
-      const std::string state = j.value("state", "");
-      const std::string artifact = j.value("artifact", "");
-      const std::string detail = j.value("detail", "");
-      const int64_t release = j.value("release", int64_t{0});
-      const int64_t failed_release = j.value("failed_release", int64_t{0});
+    for (size_t i = 0; i < reports.size(); ++i) {
+      const Report& s = reports[i];
+      // A report carries the device's whole state, so of a device's reports in one batch
+      // only the last matters, besides refusals and rollbacks (events a later report
+      // need not repeat).
+      if (last.at({s.fleet, s.device}) != i && s.event != "offer_refused" &&
+          s.state != "RolledBack") {
+        continue;
+      }
+      const std::string& event = s.event;
+      const std::string& state = s.state;
+      const std::string& artifact = s.artifact;
+      const std::string& detail = s.detail;
+      const int64_t release = s.release;
+      const int64_t failed_release = s.failed_release;
       w.exec_params(
           "UPDATE devices SET current_artifact_sha256 = NULLIF($2, ''), last_seen = now(), "
           "status = $3 WHERE id = $1 AND fleet = $4",

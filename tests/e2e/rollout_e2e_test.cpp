@@ -31,10 +31,7 @@ using json = nlohmann::json;
 
 constexpr int kPerClass = 100;
 
-struct Outcome {
-  int exit = -1;
-  std::string out;
-};
+using Outcome = CommandResult;
 
 class RolloutE2E : public ::testing::Test {
  protected:
@@ -65,11 +62,13 @@ class RolloutE2E : public ::testing::Test {
       waitpid(p, &st, 0);
     }
     fleetd_.reset();
-    for (const char* log : {"sim-m4.log", "sim-s3.log"}) {  // the fleet's own view
-      std::ifstream in(dir_ / log);
-      std::string line;
-      std::printf("--- %s\n", log);
-      for (int i = 0; i < 60 && std::getline(in, line); ++i) std::printf("%s\n", line.c_str());
+    if (HasFailure()) {  // the fleet's own view of it
+      for (const char* log : {"sim-m4.log", "sim-s3.log"}) {
+        std::ifstream in(dir_ / log);
+        std::string line;
+        std::printf("--- %s\n", log);
+        for (int i = 0; i < 60 && std::getline(in, line); ++i) std::printf("%s\n", line.c_str());
+      }
     }
     fs::remove_all(dir_);
   }
@@ -81,14 +80,7 @@ class RolloutE2E : public ::testing::Test {
     const std::string cmd = "FLEETCTL_ENDPOINT=127.0.0.1:" + std::to_string(fleetd_->port()) +
                             " FLEETCTL_TOKEN=" + admin_ + " FLEETCTL_CONFIG=/nonexistent " +
                             TINYFLEET_FLEETCTL + " " + args + " 2>&1";
-    Outcome r;
-    FILE* p = popen(cmd.c_str(), "r");
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-    const int st = pclose(p);
-    r.exit = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    return r;
+    return run_command(cmd);
   }
 
   void start_sim(const std::string& cls, const std::string& creds, const std::string& state) {
@@ -213,7 +205,6 @@ TEST_F(RolloutE2E, StagedRolloutsSurviveAFleetdCrashAndABadVersionRollsBack) {
       "rollouts create v1 --model digits --version 1 --tags e2e --phases 100:1 --rate "
       "6000 --gates 'failure_rate <= 0.05 && min_reporting >= 0.9' --watch");
   ASSERT_EQ(r.exit, 0) << r.out;
-  std::printf("v1 done\n");
   for (const auto& [id, d] : devices_of("v1")) EXPECT_EQ(std::get<1>(d), "updated") << id;
 
   // Version 2 in four phases; fleetd is killed once phase 1 has started.
@@ -225,13 +216,7 @@ TEST_F(RolloutE2E, StagedRolloutsSurviveAFleetdCrashAndABadVersionRollsBack) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
   bool killed = false;
   std::map<std::string, int64_t> release_before;
-  auto next_print = std::chrono::steady_clock::now();
   while (!killed && std::chrono::steady_clock::now() < deadline) {
-    if (std::chrono::steady_clock::now() > next_print) {
-      next_print += std::chrono::seconds(5);
-      std::printf("%s\n", fleetctl("rollouts get v2").out.c_str());
-      std::fflush(stdout);
-    }
     int offered = 0;
     for (const auto& [id, d] : devices_of("v2")) offered += std::get<2>(d) != 0;
     if (offered > 30) {

@@ -37,6 +37,13 @@ class FleetdProcess {
   int port_ = 0;
 };
 
+// A shell command's exit code (-1 if it did not exit) and its standard output.
+struct CommandResult {
+  int exit = -1;
+  std::string out;
+};
+CommandResult run_command(const std::string& command);
+
 // A client context carrying "authorization: Bearer <token>" (none when empty).
 std::unique_ptr<grpc::ClientContext> context_with_token(const std::string& token);
 
