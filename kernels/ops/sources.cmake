@@ -2,6 +2,7 @@
 # firmware build. Paths relative to this folder.
 set(TINYFLEET_KERNELS_OPS_PORTABLE_SOURCES
   common/data_movement.cpp
+  common/in_place.cpp
   common/quantization.cpp
   float_ref/conv.cpp
   float_ref/elementwise_pool_activations.cpp

@@ -49,6 +49,8 @@ ClassCompileOutcome compile_for_class(const std::string& onnx, const std::string
                            {"artifact_bytes", r.artifact_bytes},
                            {"arena_bytes", r.arena_bytes},
                            {"naive_arena_bytes", r.naive_arena_bytes},
+                           {"greedy_arena_bytes", r.greedy_arena_bytes},
+                           {"in_place_operators", r.in_place_operators},
                            {"scratch_bytes", r.scratch_bytes},
                            {"latency_ms", est.latency_ms},
                            {"energy_mj", est.energy_mj},

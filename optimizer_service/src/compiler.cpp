@@ -63,6 +63,16 @@ Result<CompiledModel> compile_model(const std::string& onnx,
   rep.fused_activations = fuse_activations(g);
   remove_dead_nodes(g);
   rep.nodes = static_cast<int>(g.nodes.size());
+  {
+    // Execution order: TFLite Micro's greedy-by-size plan of the given order is the
+    // baseline the report compares with; ours may run a branching graph in another order.
+    const std::vector<uint32_t> int8_bytes(g.tensors.size(), 1);
+    rep.greedy_arena_bytes = plan_greedy_by_size(g, int8_bytes).arena_bytes;
+    const std::vector<int> order = best_execution_order(g, int8_bytes);
+    std::vector<Node> reordered;
+    for (int i : order) reordered.push_back(std::move(g.nodes[static_cast<size_t>(i)]));
+    g.nodes = std::move(reordered);
+  }
   if (g.inputs.size() != 1 || g.outputs.size() != 1) {
     return CompileError{"supported: one input and one output"};
   }
@@ -305,6 +315,7 @@ Result<CompiledModel> compile_model(const std::string& onnx,
   spec.scratch_bytes = scratch;
   rep.arena_bytes = plan.arena_bytes;
   rep.naive_arena_bytes = plan.naive_bytes;
+  rep.in_place_operators = plan.in_place_pairs;
   rep.scratch_bytes = scratch;
   out.artifact = k::write_artifact(spec);
   rep.artifact_bytes = out.artifact.size();
@@ -388,6 +399,14 @@ Result<CompiledModel> compile_model(const std::string& onnx,
         }
       }
       const auto o = shipped.interp.output(0);
+      // The shipped plan overlaps tensors (in place); the wide copy gives each its own
+      // buffer. Any difference means a kernel broke the in-place contract.
+      const auto ow = wide.interp.output(0);
+      if (o.bytes != ow.bytes || std::memcmp(o.data, ow.data, o.bytes) != 0) {
+        return CompileError{"memory plan: validation sample " + std::to_string(i) +
+                            " gives a different output with the planned arena than with "
+                            "every tensor apart"};
+      }
       std::vector<float> deq(o.bytes);
       for (size_t j = 0; j < o.bytes; ++j)
         deq[j] = k::dequantize_value(static_cast<int8_t*>(o.data)[j], qout);

@@ -1,71 +1,313 @@
 #include "tinyfleet/optimizer_service/memory_planner.h"
 
 #include <algorithm>
+#include <functional>
 #include <numeric>
+
+#include "tinyfleet/kernels/ops/in_place.h"
 
 namespace tinyfleet::optimizer_service {
 
-MemoryPlan plan_memory(const Graph& g, const std::vector<uint32_t>& bytes_per_element) {
+namespace {
+
+uint32_t align16(uint64_t v) { return static_cast<uint32_t>((v + 15u) & ~uint64_t{15u}); }
+
+// Activation buffers (a Reshape joins its input's buffer) and their lifetimes in steps of
+// `order` (the graph input is born at step -1, graph outputs live to the end).
+struct Buffers {
+  std::vector<size_t> of;  // tensor -> buffer (the index of its first tensor)
+  std::vector<int> first, last;
+  std::vector<uint32_t> size;
+  bool live(size_t b) const { return last[b] >= -1 && size[b] > 0; }
+};
+
+Buffers lifetimes(const Graph& g, const std::vector<uint32_t>& bpe, const std::vector<int>& order) {
   const size_t n = g.tensors.size();
-  // Buffers: reshape outputs join their input's buffer.
-  std::vector<int> buffer(n);
-  std::iota(buffer.begin(), buffer.end(), 0);
-  for (const auto& node : g.nodes) {
+  Buffers b;
+  b.of.resize(n);
+  std::iota(b.of.begin(), b.of.end(), size_t{0});
+  for (int i : order) {
+    const Node& node = g.nodes[static_cast<size_t>(i)];
     if (node.type == OpType::kReshape)
-      buffer[static_cast<size_t>(node.outputs[0])] = buffer[static_cast<size_t>(node.inputs[0])];
+      b.of[static_cast<size_t>(node.outputs[0])] = b.of[static_cast<size_t>(node.inputs[0])];
   }
-  const int last = static_cast<int>(g.nodes.size());
-  std::vector<int> first_use(n, last + 1), last_use(n, -2);
-  std::vector<uint32_t> size(n, 0);
+  const int steps = static_cast<int>(order.size());
+  b.first.assign(n, steps + 1);
+  b.last.assign(n, -2);
+  b.size.assign(n, 0);
   auto touch = [&](int t, int step) {
-    const size_t b = static_cast<size_t>(buffer[static_cast<size_t>(t)]);
-    first_use[b] = std::min(first_use[b], step);
-    last_use[b] = std::max(last_use[b], step);
-    const auto& tensor = g.tensors[static_cast<size_t>(t)];
-    size[b] = std::max(size[b], static_cast<uint32_t>(tensor.dims.elements()) *
-                                    bytes_per_element[static_cast<size_t>(t)]);
+    const size_t k = b.of[static_cast<size_t>(t)];
+    b.first[k] = std::min(b.first[k], step);
+    b.last[k] = std::max(b.last[k], step);
+    b.size[k] = std::max(b.size[k],
+                         static_cast<uint32_t>(g.tensors[static_cast<size_t>(t)].dims.elements()) *
+                             bpe[static_cast<size_t>(t)]);
   };
   for (int t : g.inputs) touch(t, -1);
-  for (int i = 0; i < last; ++i) {
-    for (int t : g.nodes[static_cast<size_t>(i)].inputs) {
-      if (!g.tensors[static_cast<size_t>(t)].constant) touch(t, i);
+  for (int s = 0; s < steps; ++s) {
+    const Node& node = g.nodes[static_cast<size_t>(order[static_cast<size_t>(s)])];
+    for (int t : node.inputs) {
+      if (!g.tensors[static_cast<size_t>(t)].constant) touch(t, s);
     }
-    for (int t : g.nodes[static_cast<size_t>(i)].outputs) touch(t, i);
+    for (int t : node.outputs) touch(t, s);
   }
-  for (int t : g.outputs) touch(t, last);
+  for (int t : g.outputs) touch(t, steps);
+  return b;
+}
 
+struct Member {
+  size_t buffer;
+  uint32_t rel;  // offset inside the group
+};
+using Group = std::vector<Member>;
+
+// Bytes the output of `node` must start before input `input` to overlap it, or -1.
+int64_t in_place_distance(const Graph& g, const Node& node, int input,
+                          const std::vector<uint32_t>& bpe) {
+  const auto& x = g.tensors[static_cast<size_t>(input)];
+  const auto& y = g.tensors[static_cast<size_t>(node.outputs[0])];
+  const uint32_t xb = bpe[static_cast<size_t>(input)];
+  const uint32_t yb = bpe[static_cast<size_t>(node.outputs[0])];
+  switch (node.type) {
+    case OpType::kConv2D:
+    case OpType::kDepthwiseConv2D:
+    case OpType::kAveragePool2D:
+    case OpType::kMaxPool2D:
+      if (input != node.inputs[0] || xb != yb) return -1;
+      return kernels::overlap_distance(
+          x.dims, y.dims, {node.stride_h, node.stride_w, node.padding.top, node.padding.left}, xb);
+    case OpType::kAdd:
+    case OpType::kMul:
+    case OpType::kLogistic:
+    case OpType::kTanh:
+      return x.dims.elements() == y.dims.elements() && xb == yb ? 0 : -1;
+    default:
+      return -1;
+  }
+}
+
+// Chains of in-place pairs, as groups with offsets; every other buffer a group alone.
+std::vector<Group> in_place_groups(const Graph& g, const std::vector<uint32_t>& bpe,
+                                   const std::vector<int>& order, const Buffers& b, int* pairs) {
+  const size_t n = g.tensors.size();
+  std::vector<long> next(n, -1);
+  std::vector<uint32_t> distance(n, 0);
+  std::vector<bool> has_prev(n, false), is_input(n, false);
+  for (int t : g.inputs) is_input[b.of[static_cast<size_t>(t)]] = true;
+  *pairs = 0;
+  for (size_t s = 0; s < order.size(); ++s) {
+    const Node& node = g.nodes[static_cast<size_t>(order[s])];
+    const size_t out = b.of[static_cast<size_t>(node.outputs[0])];
+    if (has_prev[out] || b.first[out] != static_cast<int>(s)) continue;
+    for (int x : node.inputs) {
+      const size_t in = b.of[static_cast<size_t>(x)];
+      if (g.tensors[static_cast<size_t>(x)].constant || in == out || is_input[in] ||
+          next[in] >= 0 || b.last[in] != static_cast<int>(s)) {
+        continue;
+      }
+      const int64_t d = in_place_distance(g, node, x, bpe);
+      if (d < 0 || d >= b.size[out]) continue;  // not legal, or no overlap to gain
+      next[in] = static_cast<long>(out);
+      distance[in] = align16(static_cast<uint64_t>(d));
+      has_prev[out] = true;
+      ++*pairs;
+      break;
+    }
+  }
+  std::vector<Group> groups;
+  for (size_t h = 0; h < n; ++h) {
+    if (!b.live(h) || b.of[h] != h || has_prev[h]) continue;
+    // Walk the chain: each output sits `distance` below its input.
+    std::vector<std::pair<size_t, int64_t>> chain{{h, 0}};
+    for (long k = next[h]; k >= 0; k = next[static_cast<size_t>(k)]) {
+      const auto& [prev, at] = chain.back();
+      chain.push_back({static_cast<size_t>(k), at - distance[prev]});
+    }
+    int64_t lowest = 0;
+    for (const auto& [buf, at] : chain) lowest = std::min(lowest, at);
+    Group grp;
+    for (const auto& [buf, at] : chain) grp.push_back({buf, static_cast<uint32_t>(at - lowest)});
+    groups.push_back(std::move(grp));
+  }
+  return groups;
+}
+
+// Which group is placed first. Greedy by size is TFLite Micro's; the others help when
+// a rigid group leaves a hole only an earlier-born buffer fits.
+enum class Priority { kLargestExtent, kEarliestBirth, kLargestArea };
+
+// Groups in priority order, each at the lowest offset where none of its rectangles
+// meets a placed rectangle alive at the same time.
+MemoryPlan place(const Graph& g, const Buffers& b, std::vector<Group> groups, Priority priority) {
+  const size_t n = g.tensors.size();
   MemoryPlan plan;
   plan.offset.assign(n, 0);
-  std::vector<size_t> order;
-  for (size_t b = 0; b < n; ++b) {
-    if (last_use[b] >= -1 && size[b] > 0) {
-      order.push_back(b);
-      plan.naive_bytes += (size[b] + 15u) & ~15u;
-    }
+  for (size_t k = 0; k < n; ++k) {
+    if (b.live(k) && b.of[k] == k) plan.naive_bytes += align16(b.size[k]);
   }
-  std::stable_sort(order.begin(), order.end(),
-                   [&](size_t a, size_t b) { return size[a] > size[b]; });
-  std::vector<size_t> placed;
-  for (size_t b : order) {
-    // Candidate offsets: 0 and the end of every placed buffer alive at the same time.
-    std::vector<std::pair<uint32_t, uint32_t>> busy;
-    for (size_t p : placed) {
-      if (first_use[p] <= last_use[b] && first_use[b] <= last_use[p]) {
-        busy.push_back({plan.offset[p], plan.offset[p] + size[p]});
+  auto extent = [&](const Group& grp) {
+    uint32_t e = 0;
+    for (const auto& m : grp) e = std::max(e, m.rel + b.size[m.buffer]);
+    return e;
+  };
+  auto birth = [&](const Group& grp) {
+    int first = b.first[grp.front().buffer];
+    for (const auto& m : grp) first = std::min(first, b.first[m.buffer]);
+    return first;
+  };
+  auto area = [&](const Group& grp) {
+    int64_t a = 0;
+    for (const auto& m : grp)
+      a += int64_t{b.size[m.buffer]} * (b.last[m.buffer] - b.first[m.buffer] + 1);
+    return a;
+  };
+  std::stable_sort(groups.begin(), groups.end(), [&](const Group& x, const Group& y) {
+    switch (priority) {
+      case Priority::kEarliestBirth:
+        return birth(x) != birth(y) ? birth(x) < birth(y) : extent(x) > extent(y);
+      case Priority::kLargestArea:
+        return area(x) > area(y);
+      case Priority::kLargestExtent:
+        break;
+    }
+    return extent(x) > extent(y);
+  });
+  struct Placed {
+    uint32_t lo, hi;
+    int first, last;
+  };
+  std::vector<Placed> placed;
+  auto together = [&](const Placed& p, size_t buf) {
+    return p.first <= b.last[buf] && b.first[buf] <= p.last;
+  };
+  for (const Group& grp : groups) {
+    std::vector<uint32_t> candidates{0};
+    for (const Placed& p : placed) {
+      for (const Member& m : grp) {
+        const uint32_t at = align16(p.hi);
+        if (together(p, m.buffer) && at >= m.rel) candidates.push_back(at - m.rel);
       }
     }
-    std::sort(busy.begin(), busy.end());
-    uint32_t at = 0;
-    for (const auto& [lo, hi] : busy) {
-      if (at + size[b] <= lo) break;
-      at = std::max(at, (hi + 15u) & ~15u);
+    std::sort(candidates.begin(), candidates.end());
+    uint32_t chosen = 0;
+    for (uint32_t at : candidates) {
+      bool clear = true;
+      for (const Member& m : grp) {
+        const uint32_t lo = at + m.rel, hi = lo + b.size[m.buffer];
+        for (const Placed& p : placed) {
+          if (together(p, m.buffer) && lo < p.hi && p.lo < hi) {
+            clear = false;
+            break;
+          }
+        }
+        if (!clear) break;
+      }
+      if (clear) {
+        chosen = at;
+        break;
+      }
     }
-    plan.offset[b] = at;
-    plan.arena_bytes = std::max(plan.arena_bytes, at + size[b]);
-    placed.push_back(b);
+    for (const Member& m : grp) {
+      const uint32_t lo = chosen + m.rel;
+      plan.offset[m.buffer] = lo;
+      placed.push_back({lo, lo + b.size[m.buffer], b.first[m.buffer], b.last[m.buffer]});
+      plan.arena_bytes = std::max(plan.arena_bytes, lo + b.size[m.buffer]);
+    }
   }
-  for (size_t t = 0; t < n; ++t) plan.offset[t] = plan.offset[static_cast<size_t>(buffer[t])];
+  for (size_t t = 0; t < n; ++t) plan.offset[t] = plan.offset[b.of[t]];
   return plan;
+}
+
+std::vector<int> given_order(const Graph& g) {
+  std::vector<int> order(g.nodes.size());
+  std::iota(order.begin(), order.end(), 0);
+  return order;
+}
+
+MemoryPlan plan_in_order(const Graph& g, const std::vector<uint32_t>& bpe,
+                         const std::vector<int>& order, bool in_place) {
+  const Buffers b = lifetimes(g, bpe, order);
+  int pairs = 0;
+  std::vector<Group> groups;
+  if (in_place) {
+    groups = in_place_groups(g, bpe, order, b, &pairs);
+  } else {
+    for (size_t k = 0; k < g.tensors.size(); ++k) {
+      if (b.live(k) && b.of[k] == k) groups.push_back({{k, 0}});
+    }
+  }
+  MemoryPlan plan = place(g, b, groups, Priority::kLargestExtent);
+  if (in_place) {
+    for (Priority p : {Priority::kEarliestBirth, Priority::kLargestArea}) {
+      MemoryPlan other = place(g, b, groups, p);
+      if (other.arena_bytes < plan.arena_bytes) plan = std::move(other);
+    }
+  }
+  plan.in_place_pairs = pairs;
+  return plan;
+}
+
+}  // namespace
+
+MemoryPlan plan_greedy_by_size(const Graph& g, const std::vector<uint32_t>& bytes_per_element) {
+  return plan_in_order(g, bytes_per_element, given_order(g), false);
+}
+
+MemoryPlan plan_memory(const Graph& g, const std::vector<uint32_t>& bytes_per_element) {
+  MemoryPlan in_place = plan_in_order(g, bytes_per_element, given_order(g), true);
+  MemoryPlan greedy = plan_greedy_by_size(g, bytes_per_element);
+  // Rigid groups can, rarely, place worse than plain greedy: keep the smaller.
+  return in_place.arena_bytes <= greedy.arena_bytes ? in_place : greedy;
+}
+
+std::vector<int> best_execution_order(const Graph& g,
+                                      const std::vector<uint32_t>& bytes_per_element,
+                                      int max_orders) {
+  const size_t n = g.nodes.size();
+  std::vector<int> producer(g.tensors.size(), -1);
+  for (size_t i = 0; i < n; ++i) {
+    for (int t : g.nodes[i].outputs) producer[static_cast<size_t>(t)] = static_cast<int>(i);
+  }
+  std::vector<std::vector<int>> users(n);
+  std::vector<int> waiting(n, 0);
+  for (size_t i = 0; i < n; ++i) {
+    for (int t : g.nodes[i].inputs) {
+      const int p = producer[static_cast<size_t>(t)];
+      if (p >= 0) {
+        users[static_cast<size_t>(p)].push_back(static_cast<int>(i));
+        ++waiting[i];
+      }
+    }
+  }
+  std::vector<int> best = given_order(g), order;
+  uint32_t best_bytes = plan_memory(g, bytes_per_element).arena_bytes;
+  int seen = 0;
+  std::vector<bool> done(n, false);
+  // Depth first over ready nodes, lowest index first: the given order comes first.
+  std::function<void()> visit = [&]() {
+    if (seen >= max_orders) return;
+    if (order.size() == n) {
+      ++seen;
+      MemoryPlan p = plan_in_order(g, bytes_per_element, order, true);
+      if (p.arena_bytes < best_bytes) {
+        best_bytes = p.arena_bytes;
+        best = order;
+      }
+      return;
+    }
+    for (size_t i = 0; i < n && seen < max_orders; ++i) {
+      if (done[i] || waiting[i] > 0) continue;
+      done[i] = true;
+      order.push_back(static_cast<int>(i));
+      for (int u : users[i]) --waiting[static_cast<size_t>(u)];
+      visit();
+      for (int u : users[i]) ++waiting[static_cast<size_t>(u)];
+      order.pop_back();
+      done[i] = false;
+    }
+  };
+  visit();
+  return best;
 }
 
 }  // namespace tinyfleet::optimizer_service

@@ -99,8 +99,9 @@ int main(int argc, char** argv) {
   std::printf("%-28s %.0f\n", "MACs per inference", num("macs"));
   std::printf("%-28s %.0f B\n", "weights", num("weight_bytes"));
   std::printf("%-28s %.0f B\n", "artifact", num("artifact_bytes"));
-  std::printf("%-28s %.0f B (naive %.0f B)\n", "arena (greedy by size)", num("arena_bytes"),
-              num("naive_arena_bytes"));
+  std::printf("%-28s %.0f B (greedy by size %.0f B, naive %.0f B; %.0f operators in place)\n",
+              "arena", num("arena_bytes"), num("greedy_arena_bytes"), num("naive_arena_bytes"),
+              num("in_place_operators"));
   std::printf("%-28s %.0f B\n", "scratch", num("scratch_bytes"));
   std::printf("%-28s %.3f ms\n", "latency (estimate)", num("latency_ms"));
   std::printf("%-28s %.4f mJ\n", "energy (estimate)", num("energy_mj"));

@@ -42,10 +42,12 @@ struct CompileReport {
   int fused_activations = 0;
   int64_t macs = 0;
   int64_t conv_macs = 0, depthwise_macs = 0, fc_macs = 0;
-  int64_t other_ops_elements = 0;  // outputs of element-wise, pooling and table operators
-  uint64_t weight_bytes = 0;       // constants in the artifact (int8 weights, int32 biases)
-  uint32_t arena_bytes = 0;        // greedy-by-size plan
-  uint32_t naive_arena_bytes = 0;  // every activation its own buffer
+  int64_t other_ops_elements = 0;   // outputs of element-wise, pooling and table operators
+  uint64_t weight_bytes = 0;        // constants in the artifact (int8 weights, int32 biases)
+  uint32_t arena_bytes = 0;         // our plan (in-place execution, order search)
+  uint32_t greedy_arena_bytes = 0;  // greedy by size in the ONNX order (TFLite Micro)
+  uint32_t naive_arena_bytes = 0;   // every activation its own buffer
+  int in_place_operators = 0;       // operators writing over their own input
   uint32_t scratch_bytes = 0;
   uint64_t artifact_bytes = 0;
   int validation_samples = 0;

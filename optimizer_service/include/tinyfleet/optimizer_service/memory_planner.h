@@ -1,9 +1,21 @@
 #pragma once
 
-// Tensor lifetimes to offsets in one arena. Greedy-by-size as in TensorFlow Lite Micro:
-// the largest buffers are placed first, each at the lowest offset that does not
-// overlap a placed buffer alive at the same time. Reshape outputs share their input's
-// buffer (the runtime then copies nothing).
+// Tensor lifetimes to offsets in one arena.
+//
+// Baseline, `plan_greedy_by_size`: what TensorFlow Lite Micro does. Buffers are placed
+// largest first, each at the lowest offset that does not overlap a placed buffer alive
+// at the same time, in the graph's own execution order.
+//
+// Ours, `plan_memory`: the same placement, plus in-place execution. When an operator's
+// input dies at that operator, its output may overlap it: by the distance of
+// tinyfleet/kernels/ops/in_place.h for Conv2D, DepthwiseConv2D and pooling (the output
+// starts D bytes before the input), exactly for element-wise Add, Mul, Logistic and
+// Tanh. Such a chain of tensors is placed as one rigid group, each tensor a rectangle
+// (its lifetime x its bytes), so the holes a group leaves stay usable. Graph inputs are
+// never overwritten. `best_execution_order` searches the topological orders of a
+// branching graph for the one whose plan is smallest.
+//
+// In both, Reshape outputs share their input's buffer (the runtime copies nothing).
 #include <cstdint>
 #include <vector>
 
@@ -15,9 +27,18 @@ struct MemoryPlan {
   std::vector<uint32_t> offset;  // per tensor (constants: unused)
   uint32_t arena_bytes = 0;      // peak of the plan
   uint32_t naive_bytes = 0;      // every activation its own buffer
+  int in_place_pairs = 0;        // operators whose output overlaps their input
 };
 
-// `bytes_per_element` per tensor (1 for int8).
+// `bytes_per_element` per tensor (1 for int8). Both plan g.nodes in their given order.
+MemoryPlan plan_greedy_by_size(const Graph& g, const std::vector<uint32_t>& bytes_per_element);
 MemoryPlan plan_memory(const Graph& g, const std::vector<uint32_t>& bytes_per_element);
+
+// The node order (indices into g.nodes) with the smallest `plan_memory` arena among the
+// graph's topological orders (all of them up to `max_orders`, the given order first; ties
+// keep the earlier). A chain has one order: the given one.
+std::vector<int> best_execution_order(const Graph& g,
+                                      const std::vector<uint32_t>& bytes_per_element,
+                                      int max_orders = 5000);
 
 }  // namespace tinyfleet::optimizer_service

@@ -1,0 +1,222 @@
+// The memory planner on the shared models and on small graphs built by hand:
+// greedy by size never overlaps two tensors alive at once; ours overlaps only an
+// operator's dying input with its output, by at least the kernels' in-place distance;
+// ours beats greedy on the residual and depthwise models; the order search finds the
+// better order of a branching graph.
+#include <gtest/gtest.h>
+
+#include "tinyfleet/kernels/ops/in_place.h"
+#include "tinyfleet/optimizer_service/memory_planner.h"
+#include "tinyfleet/optimizer_service/npz.h"
+#include "tinyfleet/optimizer_service/onnx_import.h"
+#include "tinyfleet/optimizer_service/passes.h"
+#include "tinyfleet/testing/environment.h"
+
+using namespace tinyfleet::optimizer_service;
+using tinyfleet::testing::fixture_path;
+
+namespace {
+
+Graph load(const char* model) {
+  auto onnx = read_file(fixture_path(std::string("models/") + model + ".onnx"));
+  EXPECT_TRUE(onnx);
+  auto g = import_onnx(*onnx);
+  EXPECT_TRUE(g) << g.error().message;
+  fuse_activations(*g);
+  remove_dead_nodes(*g);
+  return std::move(*g);
+}
+
+// First and last step each tensor is used (graph input -1, outputs to the end).
+void lifetimes(const Graph& g, std::vector<int>* first, std::vector<int>* last) {
+  const int steps = static_cast<int>(g.nodes.size());
+  first->assign(g.tensors.size(), steps + 1);
+  last->assign(g.tensors.size(), -2);
+  auto touch = [&](int t, int s) {
+    (*first)[static_cast<size_t>(t)] = std::min((*first)[static_cast<size_t>(t)], s);
+    (*last)[static_cast<size_t>(t)] = std::max((*last)[static_cast<size_t>(t)], s);
+  };
+  for (int t : g.inputs) touch(t, -1);
+  for (int s = 0; s < steps; ++s) {
+    for (int t : g.nodes[static_cast<size_t>(s)].inputs) touch(t, s);
+    for (int t : g.nodes[static_cast<size_t>(s)].outputs) touch(t, s);
+  }
+  for (int t : g.outputs) touch(t, steps);
+}
+
+// Whether tensors a and b may overlap: a reshape shares its input's buffer; an
+// operator's output may start the kernels' distance (or more) below an input that dies
+// there.
+bool may_overlap(const Graph& g, const MemoryPlan& plan, const std::vector<int>& last, size_t a,
+                 size_t b) {
+  for (size_t s = 0; s < g.nodes.size(); ++s) {
+    const Node& n = g.nodes[s];
+    for (auto [x, y] : {std::pair{a, b}, std::pair{b, a}}) {
+      const bool feeds =
+          std::find(n.inputs.begin(), n.inputs.end(), static_cast<int>(x)) != n.inputs.end();
+      if (!feeds || n.outputs[0] != static_cast<int>(y)) continue;
+      if (n.type == OpType::kReshape && plan.offset[x] == plan.offset[y]) return true;
+      if (last[x] != static_cast<int>(s)) continue;
+      int64_t d = -1;
+      if (n.type == OpType::kConv2D || n.type == OpType::kDepthwiseConv2D ||
+          n.type == OpType::kAveragePool2D || n.type == OpType::kMaxPool2D) {
+        d = tinyfleet::kernels::overlap_distance(
+            g.tensors[x].dims, g.tensors[y].dims,
+            {n.stride_h, n.stride_w, n.padding.top, n.padding.left}, 1);
+      } else if (n.type == OpType::kAdd || n.type == OpType::kMul) {
+        d = 0;
+      }
+      if (d >= 0 && int64_t{plan.offset[y]} + d <= int64_t{plan.offset[x]}) return true;
+    }
+  }
+  return false;
+}
+
+void expect_legal(const Graph& g, const MemoryPlan& plan, const char* what) {
+  std::vector<int> first, last;
+  lifetimes(g, &first, &last);
+  for (size_t a = 0; a < g.tensors.size(); ++a) {
+    for (size_t b = a + 1; b < g.tensors.size(); ++b) {
+      if (g.tensors[a].constant || g.tensors[b].constant || last[a] < -1 || last[b] < -1) continue;
+      if (first[a] > last[b] || first[b] > last[a]) continue;  // never alive together
+      const auto sa = static_cast<uint32_t>(g.tensors[a].dims.elements());
+      const auto sb = static_cast<uint32_t>(g.tensors[b].dims.elements());
+      const bool overlap =
+          plan.offset[a] < plan.offset[b] + sb && plan.offset[b] < plan.offset[a] + sa;
+      if (overlap) {
+        EXPECT_TRUE(may_overlap(g, plan, last, a, b))
+            << what << ": " << g.tensors[a].name << " and " << g.tensors[b].name;
+      }
+      EXPECT_LE(plan.offset[a] + sa, plan.arena_bytes);
+    }
+  }
+}
+
+Tensor activation(const char* name, int32_t h, int32_t w, int32_t c) {
+  Tensor t;
+  t.name = name;
+  t.dims = {1, h, w, c};
+  return t;
+}
+
+Node conv(int x, int y, int32_t stride = 1) {
+  Node n;
+  n.type = OpType::kConv2D;
+  n.inputs = {x};
+  n.outputs = {y};
+  n.stride_h = n.stride_w = stride;
+  n.filter_h = n.filter_w = 3;
+  n.padding = {1, 1, 1, 1};
+  return n;
+}
+
+}  // namespace
+
+TEST(MemoryPlan, GreedyBySizeNeverOverlapsTensorsAliveTogether) {
+  for (const char* model : {"digits_cnn", "digits_dscnn", "digits_resnet", "digits_autoencoder"}) {
+    const Graph g = load(model);
+    const std::vector<uint32_t> bytes(g.tensors.size(), 1);
+    const auto plan = plan_greedy_by_size(g, bytes);
+    EXPECT_EQ(plan.in_place_pairs, 0);
+    // With no operator in place, only reshapes may share.
+    std::vector<int> first, last;
+    lifetimes(g, &first, &last);
+    for (size_t a = 0; a < g.tensors.size(); ++a) {
+      for (size_t b = a + 1; b < g.tensors.size(); ++b) {
+        if (g.tensors[a].constant || g.tensors[b].constant || last[a] < -1 || last[b] < -1)
+          continue;
+        if (first[a] > last[b] || first[b] > last[a]) continue;
+        const auto sa = static_cast<uint32_t>(g.tensors[a].dims.elements());
+        const auto sb = static_cast<uint32_t>(g.tensors[b].dims.elements());
+        if (plan.offset[a] == plan.offset[b] && sa == sb) continue;  // a reshape
+        EXPECT_FALSE(plan.offset[a] < plan.offset[b] + sb && plan.offset[b] < plan.offset[a] + sa)
+            << model << ": " << g.tensors[a].name << " and " << g.tensors[b].name;
+      }
+    }
+    EXPECT_LT(plan.arena_bytes, plan.naive_bytes) << model;
+  }
+}
+
+TEST(MemoryPlan, InPlaceOverlapsOnlyADyingInputByTheKernelsDistance) {
+  for (const char* model :
+       {"digits_cnn", "digits_dscnn", "digits_resnet", "digits_autoencoder", "digits_mlp"}) {
+    Graph g = load(model);
+    const std::vector<uint32_t> bytes(g.tensors.size(), 1);
+    const uint32_t greedy = plan_greedy_by_size(g, bytes).arena_bytes;
+    const auto order = best_execution_order(g, bytes);
+    std::vector<Node> nodes;
+    for (int i : order) nodes.push_back(g.nodes[static_cast<size_t>(i)]);
+    g.nodes = nodes;
+    const auto plan = plan_memory(g, bytes);
+    expect_legal(g, plan, model);
+    EXPECT_LE(plan.arena_bytes, greedy) << model;
+    const std::string m = model;
+    if (m == "digits_resnet" || m == "digits_dscnn" || m == "digits_cnn") {
+      EXPECT_GT(plan.in_place_pairs, 0) << model;
+      EXPECT_LT(plan.arena_bytes, greedy) << model;
+    }
+  }
+}
+
+TEST(MemoryPlan, GraphInputsAreNeverOverwritten) {
+  Graph g;
+  const int x = g.add_tensor(activation("x", 8, 8, 16));
+  const int y = g.add_tensor(activation("y", 8, 8, 16));
+  g.nodes.push_back(conv(x, y));
+  g.inputs = {x};
+  g.outputs = {y};
+  const auto plan = plan_memory(g, std::vector<uint32_t>(2, 1));
+  EXPECT_EQ(plan.in_place_pairs, 0);
+  EXPECT_EQ(plan.arena_bytes, 2048u);
+}
+
+TEST(MemoryPlan, AChainOfConvolutionsRunsInPlace) {
+  // x -> a -> b -> c, 3x3 stride 1: greedy needs two 1 KB buffers; in place each output
+  // starts ten pixels (160 B) below its input.
+  Graph g;
+  const int x = g.add_tensor(activation("x", 8, 8, 1));
+  const int a = g.add_tensor(activation("a", 8, 8, 16));
+  const int b = g.add_tensor(activation("b", 8, 8, 16));
+  const int c = g.add_tensor(activation("c", 8, 8, 16));
+  g.nodes = {conv(x, a), conv(a, b), conv(b, c)};
+  g.inputs = {x};
+  g.outputs = {c};
+  const std::vector<uint32_t> bytes(4, 1);
+  EXPECT_EQ(plan_greedy_by_size(g, bytes).arena_bytes, 2048u);
+  const auto plan = plan_memory(g, bytes);
+  EXPECT_EQ(plan.in_place_pairs, 2);
+  EXPECT_EQ(plan.offset[static_cast<size_t>(a)] - plan.offset[static_cast<size_t>(b)], 160u);
+  EXPECT_EQ(plan.offset[static_cast<size_t>(b)] - plan.offset[static_cast<size_t>(c)], 160u);
+  EXPECT_EQ(plan.arena_bytes, 1024u + 320u);
+  expect_legal(g, plan, "chain");
+}
+
+TEST(MemoryPlan, OrderSearchRunsOneBranchBeforeTheOther) {
+  // Two branches, each a large tensor reduced to a small one, joined by an Add. Given
+  // interleaved (both large tensors alive at once), the search finishes one branch first.
+  Graph g;
+  const int x = g.add_tensor(activation("x", 8, 8, 1));
+  const int a1 = g.add_tensor(activation("a1", 8, 8, 32));
+  const int b1 = g.add_tensor(activation("b1", 8, 8, 32));
+  const int a2 = g.add_tensor(activation("a2", 2, 2, 8));
+  const int b2 = g.add_tensor(activation("b2", 2, 2, 8));
+  const int y = g.add_tensor(activation("y", 2, 2, 8));
+  Node add;
+  add.type = OpType::kAdd;
+  add.inputs = {a2, b2};
+  add.outputs = {y};
+  g.nodes = {conv(x, a1), conv(x, b1), conv(a1, a2, 4), conv(b1, b2, 4), add};
+  g.inputs = {x};
+  g.outputs = {y};
+  const std::vector<uint32_t> bytes(g.tensors.size(), 1);
+  const uint32_t given = plan_memory(g, bytes).arena_bytes;
+  EXPECT_GE(given, 4096u);  // a1 and b1 together
+  const auto order = best_execution_order(g, bytes);
+  ASSERT_EQ(order.size(), 5u);
+  Graph better = g;
+  better.nodes.clear();
+  for (int i : order) better.nodes.push_back(g.nodes[static_cast<size_t>(i)]);
+  const auto plan = plan_memory(better, bytes);
+  EXPECT_LT(plan.arena_bytes, 2048u + 64u + 64u);
+  expect_legal(better, plan, "branches");
+}
