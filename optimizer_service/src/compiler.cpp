@@ -60,6 +60,8 @@ Result<CompiledModel> compile_model(const std::string& onnx,
   Graph g = std::move(*imported);
   CompiledModel out;
   CompileReport& rep = out.report;
+  rep.folded_constants = fold_scalar_affine(g);
+  rep.fused_pads = fuse_pads(g);
   rep.fused_activations = fuse_activations(g);
   remove_dead_nodes(g);
   rep.nodes = static_cast<int>(g.nodes.size());
@@ -78,9 +80,6 @@ Result<CompiledModel> compile_model(const std::string& onnx,
   }
   for (const auto& n : g.nodes) {
     if (n.type == OpType::kClamp) return CompileError{n.name + ": a clamp that cannot be fused"};
-    if (n.type == OpType::kConcatenation || n.type == OpType::kPad) {
-      return CompileError{n.name + ": " + to_string(n.type) + " is not compiled yet"};
-    }
   }
 
   // Calibration: ranges of every activation over the calibration set (a second pass
@@ -108,6 +107,11 @@ Result<CompiledModel> compile_model(const std::string& onnx,
     // The graph input keeps its full range: clipping inputs only loses information.
     const bool is_input =
         std::find(g.inputs.begin(), g.inputs.end(), static_cast<int>(t)) != g.inputs.end();
+    if (g.tensors[t].has_quant) {  // QDQ: the model's own scale
+      q[t] = g.tensors[t].quant;
+      ++rep.qdq_scales_kept;
+      continue;
+    }
     const auto r = observer.range(t, is_input ? CalibrationMethod::kMinMax : options.calibration,
                                   options.percentile);
     q[t] = from_range(r.lo, r.hi);
@@ -116,10 +120,30 @@ Result<CompiledModel> compile_model(const std::string& onnx,
   for (const auto& n : g.nodes) {
     const auto o = static_cast<size_t>(n.outputs[0]), in = static_cast<size_t>(n.inputs[0]);
     if (n.type == OpType::kMaxPool2D || n.type == OpType::kAveragePool2D ||
-        n.type == OpType::kReshape)
+        n.type == OpType::kReshape || n.type == OpType::kPad)
       q[o] = q[in];
+    // Concatenation copies bytes: every input is produced at the output's quantization.
+    if (n.type == OpType::kConcatenation) {
+      for (int x : n.inputs) q[static_cast<size_t>(x)] = q[o];
+    }
     if (n.type == OpType::kSoftmax || n.type == OpType::kLogistic) q[o] = {1.0f / 256.0f, -128};
     if (n.type == OpType::kTanh) q[o] = {1.0f / 128.0f, 0};
+  }
+
+  for (const auto& n : g.nodes) {
+    const auto& qo = q[static_cast<size_t>(n.outputs[0])];
+    const bool shares = n.type == OpType::kMaxPool2D || n.type == OpType::kAveragePool2D ||
+                        n.type == OpType::kReshape || n.type == OpType::kPad ||
+                        n.type == OpType::kConcatenation;
+    for (size_t i = 0; shares && i < n.inputs.size(); ++i) {
+      const auto& qi = q[static_cast<size_t>(n.inputs[i])];
+      if (qi.scale != qo.scale || qi.zero_point != qo.zero_point) {
+        return CompileError{n.name + ": input '" +
+                            g.tensors[static_cast<size_t>(n.inputs[i])].name +
+                            "' must share the output's quantization, but its producer fixes "
+                            "another (a pooling, reshape, pad or the graph input)"};
+      }
+    }
   }
 
   // The artifact: tensors (activations in the arena, quantized constants), operators.
@@ -274,6 +298,17 @@ Result<CompiledModel> compile_model(const std::string& onnx,
       }
       case OpType::kReshape:
         op.kind = fa::OpKind_Reshape;
+        break;
+      case OpType::kConcatenation:
+        op.kind = fa::OpKind_Concatenation;
+        op.axis = n.axis;
+        for (size_t i = 1; i < n.inputs.size(); ++i)
+          op.inputs.push_back(activation_tensor(n.inputs[i]));
+        break;
+      case OpType::kPad:
+        op.kind = fa::OpKind_Pad;
+        op.pad_before.assign(n.pad_before, n.pad_before + 4);
+        op.pad_after.assign(n.pad_after, n.pad_after + 4);
         break;
       case OpType::kSoftmax: {
         op.kind = fa::OpKind_Softmax;

@@ -102,9 +102,27 @@ Result<bool> FloatExecutor::run(const std::vector<float>& input) {
       case OpType::kClamp:
         s = k::ref_float::relu(n.activation, yt.dims.elements(), x, y);
         break;
-      case OpType::kConcatenation:
-      case OpType::kPad:
-        return CompileError{n.name + ": not executable in float yet"};
+      case OpType::kConcatenation: {
+        std::vector<k::Dims> dims;
+        std::vector<const void*> inputs;
+        for (size_t i = 0; i < n.inputs.size(); ++i) {
+          dims.push_back(t(i).dims);
+          inputs.push_back(values_[static_cast<size_t>(n.inputs[i])].data());
+        }
+        s = k::concatenation(n.axis, static_cast<int32_t>(n.inputs.size()), dims.data(),
+                             inputs.data(), sizeof(float), yt.dims, y);
+        break;
+      }
+      case OpType::kPad: {
+        k::PadParams p;
+        for (int i = 0; i < 4; ++i) {
+          p.before[i] = n.pad_before[i];
+          p.after[i] = n.pad_after[i];
+        }
+        const float zero = 0.0f;
+        s = k::pad(p, t(0).dims, x, sizeof(float), &zero, yt.dims, y);
+        break;
+      }
     }
     if (s != k::Status::kOk) return CompileError{n.name + ": " + k::to_string(s)};
   }

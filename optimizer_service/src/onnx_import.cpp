@@ -1,11 +1,13 @@
 #include "tinyfleet/optimizer_service/onnx_import.h"
 
+#include "onnx_constants.h"
 #include "tinyfleet/kernels/ops/conv2d.h"
 
 #include <onnx/checker.h>
 #include <onnx/onnx_pb.h>
 #include <onnx/shape_inference/implementation.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -17,51 +19,9 @@ namespace {
 
 using kernels::Dims;
 
-// ONNX tensors as float values with their ONNX (NCHW) shape.
-struct Raw {
-  std::vector<int64_t> shape;
-  std::vector<float> values;
-};
-
-Result<Raw> to_raw(const onnx::TensorProto& t) {
-  Raw r;
-  r.shape.assign(t.dims().begin(), t.dims().end());
-  int64_t n = 1;
-  for (auto d : r.shape) n *= d;
-  r.values.resize(static_cast<size_t>(n));
-  const std::string& raw = t.raw_data();
-  switch (t.data_type()) {
-    case onnx::TensorProto::FLOAT:
-      if (!raw.empty()) {
-        if (raw.size() != static_cast<size_t>(n) * 4) break;
-        std::memcpy(r.values.data(), raw.data(), raw.size());
-      } else if (t.float_data_size() == n) {
-        std::copy(t.float_data().begin(), t.float_data().end(), r.values.begin());
-      } else {
-        break;
-      }
-      return r;
-    case onnx::TensorProto::INT64:
-      if (!raw.empty()) {
-        if (raw.size() != static_cast<size_t>(n) * 8) break;
-        for (int64_t i = 0; i < n; ++i) {
-          int64_t v;
-          std::memcpy(&v, raw.data() + i * 8, 8);
-          r.values[static_cast<size_t>(i)] = static_cast<float>(v);
-        }
-      } else if (t.int64_data_size() == n) {
-        for (int64_t i = 0; i < n; ++i)
-          r.values[static_cast<size_t>(i)] = static_cast<float>(t.int64_data(static_cast<int>(i)));
-      } else {
-        break;
-      }
-      return r;
-    default:
-      return CompileError{"initializer '" + t.name() + "' has data type " +
-                          std::to_string(t.data_type()) + ", supported: float32, int64"};
-  }
-  return CompileError{"initializer '" + t.name() + "' holds fewer values than its shape"};
-}
+using onnx_import_detail::fold_constant;
+using onnx_import_detail::Raw;
+using onnx_import_detail::to_raw;
 
 // NCHW (or N x K) shapes to NHWC dims.
 Result<Dims> nhwc(const std::vector<int64_t>& s, const std::string& what) {
@@ -138,6 +98,7 @@ class Importer {
 
  private:
   std::optional<CompileError> import_node(const onnx::NodeProto& n, const std::string& label);
+  std::optional<CompileError> import_qdq(const onnx::NodeProto& n, const std::string& label);
 
   // An activation input by name (constants are not activations here).
   Result<int> activation(const std::string& name, const std::string& label) {
@@ -166,7 +127,55 @@ class Importer {
   std::map<std::string, int> names_;
   std::map<int, std::vector<int64_t>> nchw_;            // the ONNX shape of each activation
   std::map<int, std::vector<int64_t>> flattened_from_;  // NCHW shape before a Flatten
+  struct Quantized {
+    int tensor;
+    kernels::TensorQuant quant;
+  };
+  std::map<std::string, Quantized> quantized_;  // QuantizeLinear outputs of activations
 };
+
+std::optional<CompileError> Importer::import_qdq(const onnx::NodeProto& n,
+                                                 const std::string& label) {
+  auto fail = [&](const std::string& why) { return CompileError{label + ": " + why}; };
+  const Raw* scale = n.input_size() > 1 ? constant(n.input(1)) : nullptr;
+  const Raw* zp = n.input_size() > 2 && !n.input(2).empty() ? constant(n.input(2)) : nullptr;
+  if (!scale) return fail("the scale must be a constant");
+  if (scale->values.size() != 1) {
+    return fail("per-axis scales are supported on constant weights only, not on activations");
+  }
+  if (zp && zp->type != onnx::TensorProto::INT8 && zp->type != onnx::TensorProto::UINT8) {
+    return fail("zero point of type " + std::to_string(zp->type) + ", supported: int8, uint8");
+  }
+  // uint8 (the default without a zero point) is int8 with the zero point moved by 128:
+  // the same real values.
+  const bool is_uint8 = !zp || zp->type == onnx::TensorProto::UINT8;
+  const kernels::TensorQuant q{
+      scale->values[0], static_cast<int32_t>(zp ? zp->values[0] : 0.0f) - (is_uint8 ? 128 : 0)};
+  if (!(q.scale > 0.0f)) return fail("the scale must be positive");
+  if (n.op_type() == "QuantizeLinear") {
+    auto x = activation(n.input(0), label);
+    if (!x) return x.error();
+    quantized_[n.output(0)] = {*x, q};
+    return std::nullopt;
+  }
+  auto it = quantized_.find(n.input(0));
+  if (it == quantized_.end()) {
+    return fail(
+        "DequantizeLinear of an activation is supported only right after its "
+        "QuantizeLinear (QDQ form)");
+  }
+  if (it->second.quant.scale != q.scale || it->second.quant.zero_point != q.zero_point) {
+    return fail("scale or zero point differs from its QuantizeLinear");
+  }
+  Tensor& t = graph_.tensors[static_cast<size_t>(it->second.tensor)];
+  if (t.has_quant && (t.quant.scale != q.scale || t.quant.zero_point != q.zero_point)) {
+    return fail("'" + t.name + "' is given two different quantizations");
+  }
+  t.has_quant = true;
+  t.quant = q;
+  names_[n.output(0)] = it->second.tensor;
+  return std::nullopt;
+}
 
 std::optional<CompileError> Importer::import_node(const onnx::NodeProto& n,
                                                   const std::string& label) {
@@ -183,6 +192,34 @@ std::optional<CompileError> Importer::import_node(const onnx::NodeProto& n,
     constants_[n.output(0)] = std::move(*raw);
     return std::nullopt;
   }
+  // Anything computed from constants alone is a constant.
+  {
+    std::vector<const Raw*> inputs;
+    bool all_constant = n.input_size() > 0;
+    for (const auto& name : n.input()) {
+      const Raw* c = name.empty() ? nullptr : constant(name);
+      if (!name.empty() && !c) all_constant = false;
+      inputs.push_back(c);
+    }
+    if (all_constant) {
+      if (auto folded = fold_constant(n, inputs)) {
+        if (!*folded) return fail("folding constants: " + folded->error().message);
+        constants_[n.output(0)] = std::move(**folded);
+        return std::nullopt;
+      }
+    }
+  }
+  if (op == "Shape") {  // of an activation: its static shape
+    auto x = activation(n.input(0), label);
+    if (!x) return x.error();
+    Raw r;
+    for (int64_t d : nchw_[*x]) r.values.push_back(static_cast<float>(d));
+    r.shape = {static_cast<int64_t>(r.values.size())};
+    r.type = onnx::TensorProto::INT64;
+    constants_[n.output(0)] = std::move(r);
+    return std::nullopt;
+  }
+  if (op == "QuantizeLinear" || op == "DequantizeLinear") return import_qdq(n, label);
   if (op == "Identity" || op == "Dropout") {
     if (const Raw* c = constant(n.input(0))) {
       constants_[n.output(0)] = *c;
@@ -366,9 +403,27 @@ std::optional<CompileError> Importer::import_node(const onnx::NodeProto& n,
     }
     node.type = OpType::kMean;
     node.outputs = {output(n, {xd.n, 1, 1, xd.c}, {xd.n, xd.c, 1, 1})};
-  } else if (op == "Flatten" || op == "Reshape") {
+  } else if (op == "Flatten" || op == "Reshape" || op == "Transpose") {
     std::vector<int64_t> target;
-    if (op == "Flatten") {
+    if (op == "Transpose") {
+      // Of an activation: only a transpose that moves nothing but axes of extent 1 (the
+      // elements keep their order), which is a reshape.
+      std::vector<int64_t> perm = a.ints("perm", {});
+      if (perm.empty()) {
+        for (size_t d = xs.size(); d-- > 0;) perm.push_back(static_cast<int64_t>(d));
+      }
+      std::vector<int64_t> moved;
+      for (int64_t p : perm) {
+        if (p < 0 || p >= static_cast<int64_t>(xs.size())) return fail("perm out of range");
+        target.push_back(xs[static_cast<size_t>(p)]);
+        if (xs[static_cast<size_t>(p)] != 1) moved.push_back(p);
+      }
+      if (perm.size() != xs.size() || !std::is_sorted(moved.begin(), moved.end())) {
+        return fail(
+            "this perm reorders the elements of an activation; supported: a Transpose "
+            "of constants, or one that moves only axes of extent 1");
+      }
+    } else if (op == "Flatten") {
       if (a.i("axis", 1) != 1) return fail("axis must be 1");
       target = {xs.empty() ? 1 : xs[0], xd.elements() / xd.n};
     } else {
@@ -403,6 +458,86 @@ std::optional<CompileError> Importer::import_node(const onnx::NodeProto& n,
     node.type = OpType::kReshape;
     node.outputs = {output(n, *dims, target)};
     if (!order_free(xs)) flattened_from_[node.outputs[0]] = xs;
+  } else if (op == "Concat") {
+    const auto rank = static_cast<int64_t>(xs.size());
+    int64_t axis = a.i("axis", 1);
+    if (axis < 0) axis += rank;
+    // The NCHW axis as an NHWC one (rank 2 is [N, C]; rank 3 is [N, C, W]).
+    int32_t nhwc_axis = -1;
+    if (rank == 4) nhwc_axis = axis == 1 ? 3 : axis == 2 ? 1 : axis == 3 ? 2 : -1;
+    if (rank == 3) nhwc_axis = axis == 1 ? 3 : axis == 2 ? 2 : -1;
+    if (rank == 2) nhwc_axis = axis == 1 ? 3 : -1;
+    if (nhwc_axis < 0) {
+      return fail("axis " + std::to_string(axis) + ", supported: channels or space (not batch)");
+    }
+    std::vector<int64_t> shape = xs;
+    for (int i = 1; i < n.input_size(); ++i) {
+      if (constant(n.input(i))) return fail("a constant input is not supported");
+      auto y = activation(n.input(i), label);
+      if (!y) return y.error();
+      const auto& ys = nchw_[*y];
+      for (int64_t d = 0; d < rank; ++d) {
+        if (ys.size() != xs.size() ||
+            (d != axis && ys[static_cast<size_t>(d)] != xs[static_cast<size_t>(d)])) {
+          return fail("inputs differ in shape outside the axis");
+        }
+      }
+      shape[static_cast<size_t>(axis)] += ys[static_cast<size_t>(axis)];
+      node.inputs.push_back(*y);
+    }
+    auto dims = nhwc(shape, label);
+    if (!dims) return dims.error();
+    node.type = OpType::kConcatenation;
+    node.axis = nhwc_axis;
+    node.outputs = {output(n, *dims, shape)};
+  } else if (op == "Pad") {
+    if (!a.s("mode").empty() && a.s("mode") != "constant") {
+      return fail("mode=" + a.s("mode") + ", supported: constant");
+    }
+    std::vector<int64_t> pads = a.ints("pads", {});
+    if (n.input_size() > 1 && !n.input(1).empty()) {
+      const Raw* p = constant(n.input(1));
+      if (!p) return fail("pads must be a constant");
+      pads.clear();
+      for (float v : p->values) pads.push_back(static_cast<int64_t>(v));
+    }
+    if (n.input_size() > 3 && !n.input(3).empty()) return fail("the axes input is not supported");
+    float value = a.f("value", 0.0f);
+    if (n.input_size() > 2 && !n.input(2).empty()) {
+      const Raw* v = constant(n.input(2));
+      if (!v || v->values.size() != 1) return fail("the constant value must be a constant scalar");
+      value = v->values[0];
+    }
+    if (value != 0.0f) {
+      return fail("constant value " + std::to_string(value) + ", supported: 0");
+    }
+    const size_t rank = xs.size();
+    if (pads.size() != 2 * rank) {
+      return fail(std::to_string(pads.size()) + " pads for rank " + std::to_string(rank));
+    }
+    for (int64_t v : pads) {
+      if (v < 0) return fail("negative pads (cropping) are not supported");
+    }
+    if (pads[0] != 0 || pads[rank] != 0) return fail("padding the batch is not supported");
+    std::vector<int64_t> shape = xs;
+    for (size_t d = 0; d < rank; ++d) shape[d] += pads[d] + pads[rank + d];
+    // NCHW amounts to NHWC ones: [n, h, w, c].
+    auto at = [&](size_t d) { return static_cast<int32_t>(pads[d]); };
+    if (rank == 4) {
+      const int32_t before[4] = {at(0), at(2), at(3), at(1)};
+      const int32_t after[4] = {at(4), at(6), at(7), at(5)};
+      std::copy(before, before + 4, node.pad_before);
+      std::copy(after, after + 4, node.pad_after);
+    } else if (rank == 2) {
+      node.pad_before[3] = at(1);
+      node.pad_after[3] = at(3);
+    } else {
+      return fail("rank " + std::to_string(rank) + ", supported: 2 or 4");
+    }
+    auto dims = nhwc(shape, label);
+    if (!dims) return dims.error();
+    node.type = OpType::kPad;
+    node.outputs = {output(n, *dims, shape)};
   } else if (op == "Softmax") {
     const int64_t axis = a.i("axis", -1);
     if (!(axis == -1 || axis == static_cast<int64_t>(xs.size()) - 1 ||
@@ -453,7 +588,9 @@ std::optional<CompileError> Importer::import_node(const onnx::NodeProto& n,
         "operator '" + op +
         "' is not supported; supported: Conv, Gemm, MatMul, Relu, Clip, "
         "BatchNormalization, Add, Mul, AveragePool, MaxPool, GlobalAveragePool, ReduceMean, "
-        "Flatten, Reshape, Softmax, Sigmoid, Tanh, Identity, Dropout, Constant");
+        "Flatten, Reshape, Concat, Pad, Softmax, Sigmoid, Tanh, Identity, Dropout, Constant, "
+        "foldable Transpose, QuantizeLinear/DequantizeLinear (QDQ), and operators on "
+        "constants alone (folded)");
   }
   graph_.nodes.push_back(std::move(node));
   return std::nullopt;

@@ -1,6 +1,8 @@
 #include "tinyfleet/optimizer_service/passes.h"
 
+#include <algorithm>
 #include <set>
+#include <vector>
 
 namespace tinyfleet::optimizer_service {
 
@@ -25,6 +27,36 @@ int fuse_activations(Graph& g) {
     Node& clamp = g.nodes[i];
     if (clamp.type != OpType::kClamp) continue;
     const int x = clamp.inputs[0];
+    // Through a Concatenation: clamp(concat(a, b)) = concat(clamp(a), clamp(b)), when
+    // every input's producer can carry it and feeds only the concatenation.
+    bool through_concat = false;
+    for (size_t j = 0; j < i && !through_concat; ++j) {
+      Node& cat = g.nodes[j];
+      if (cat.type != OpType::kConcatenation || cat.outputs[0] != x || consumers(g, x) != 1) {
+        continue;
+      }
+      std::vector<Node*> producers;
+      for (int in : cat.inputs) {
+        for (auto& p : g.nodes) {
+          if (p.outputs[0] == in && can_carry_activation(p.type) && consumers(g, in) == 1) {
+            producers.push_back(&p);
+          }
+        }
+      }
+      if (producers.size() != cat.inputs.size()) continue;
+      for (Node* p : producers) {
+        p->activation.min = std::max(p->activation.min, clamp.activation.min);
+        p->activation.max = std::min(p->activation.max, clamp.activation.max);
+      }
+      cat.outputs[0] = clamp.outputs[0];
+      through_concat = true;
+    }
+    if (through_concat) {
+      g.nodes.erase(g.nodes.begin() + static_cast<long>(i));
+      --i;
+      ++fused;
+      continue;
+    }
     for (size_t j = 0; j < i; ++j) {
       Node& producer = g.nodes[j];
       if (producer.outputs[0] != x || !can_carry_activation(producer.type) ||
@@ -42,6 +74,80 @@ int fuse_activations(Graph& g) {
     }
   }
   return fused;
+}
+
+namespace {
+// The index of the node producing `tensor`, or -1.
+long producer_of(const Graph& g, int tensor) {
+  for (size_t j = 0; j < g.nodes.size(); ++j) {
+    if (g.nodes[j].outputs[0] == tensor) return static_cast<long>(j);
+  }
+  return -1;
+}
+bool is_graph_output(const Graph& g, int tensor) {
+  return std::find(g.outputs.begin(), g.outputs.end(), tensor) != g.outputs.end();
+}
+}  // namespace
+
+int fuse_pads(Graph& g) {
+  int fused = 0;
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    const Node& pad = g.nodes[i];
+    if (pad.type != OpType::kPad || pad.pad_before[0] || pad.pad_after[0] || pad.pad_before[3] ||
+        pad.pad_after[3] || consumers(g, pad.outputs[0]) != 1 ||
+        is_graph_output(g, pad.outputs[0])) {
+      continue;
+    }
+    for (Node& conv : g.nodes) {
+      if ((conv.type != OpType::kConv2D && conv.type != OpType::kDepthwiseConv2D) ||
+          conv.inputs[0] != pad.outputs[0]) {
+        continue;
+      }
+      conv.padding.top += pad.pad_before[1];
+      conv.padding.bottom += pad.pad_after[1];
+      conv.padding.left += pad.pad_before[2];
+      conv.padding.right += pad.pad_after[2];
+      conv.inputs[0] = pad.inputs[0];
+      g.nodes.erase(g.nodes.begin() + static_cast<long>(i));
+      --i;
+      ++fused;
+      break;
+    }
+  }
+  return fused;
+}
+
+int fold_scalar_affine(Graph& g) {
+  int folded = 0;
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    const Node& op = g.nodes[i];
+    if ((op.type != OpType::kMul && op.type != OpType::kAdd) || op.inputs.size() != 2) continue;
+    const Tensor& k = g.tensors[static_cast<size_t>(op.inputs[1])];
+    if (!k.constant || k.data.size() != 1) continue;
+    const long p = producer_of(g, op.inputs[0]);
+    if (p < 0) continue;
+    Node& producer = g.nodes[static_cast<size_t>(p)];
+    const bool affine = producer.type == OpType::kConv2D ||
+                        producer.type == OpType::kDepthwiseConv2D ||
+                        producer.type == OpType::kFullyConnected;
+    if (!affine || consumers(g, op.inputs[0]) != 1 || is_graph_output(g, op.inputs[0]) ||
+        producer.activation.min > -3e38f || producer.activation.max < 3e38f) {
+      continue;
+    }
+    Tensor& w = g.tensors[static_cast<size_t>(producer.inputs[1])];
+    Tensor& b = g.tensors[static_cast<size_t>(producer.inputs[2])];
+    if (op.type == OpType::kMul) {
+      for (float& v : w.data) v *= k.data[0];
+      for (float& v : b.data) v *= k.data[0];
+    } else {
+      for (float& v : b.data) v += k.data[0];
+    }
+    producer.outputs[0] = op.outputs[0];
+    g.nodes.erase(g.nodes.begin() + static_cast<long>(i));
+    --i;
+    ++folded;
+  }
+  return folded;
 }
 
 int remove_dead_nodes(Graph& g) {

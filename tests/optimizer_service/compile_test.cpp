@@ -2,6 +2,9 @@
 // (run on the kernels' runtime) stays within 1.0 point of float, with the planned
 // (in-place) arena giving the same outputs as every tensor apart.
 #include <gtest/gtest.h>
+#include <onnx/onnx_pb.h>
+
+#include <cstring>
 
 #include "tinyfleet/optimizer_service/compiler.h"
 #include "tinyfleet/optimizer_service/device_class.h"
@@ -48,6 +51,55 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"digits_resnet", "digits_calib.npz", "digits_val.npz"},
                       Case{"digits_cnn_bn_unfolded", "digits_calib.npz", "digits_val.npz"}),
     [](const auto& p) { return std::string(p.param.model); });
+
+// digits_cnn written with Pad, Concat, folded constants, a foldable Transpose, and in QDQ
+// form (tests/fixtures/models/variants/make_variants.py).
+CompileReport compile_variant(const std::string& name) {
+  auto onnx = read_file(fixture_path("models/variants/" + name + ".onnx"));
+  auto calib = read_npz(fixture_path("data/digits_calib.npz"));
+  auto val = read_npz(fixture_path("data/digits_val.npz"));
+  EXPECT_TRUE(onnx && calib && val);
+  auto compiled = compile_model(*onnx, *calib, &*val, {});
+  EXPECT_TRUE(compiled) << name << ": " << compiled.error().message;
+  if (!compiled) return {};
+  const auto& r = compiled->report;
+  std::printf("%-20s float %.2f%%  int8 %.2f%%  operators %d  arena %u B\n", name.c_str(),
+              r.float_top1, r.int8_top1, r.nodes, r.arena_bytes);
+  EXPECT_GT(r.float_top1, 90.0) << name;
+  EXPECT_LE(r.float_top1 - r.int8_top1, 1.0) << name << ": int8 lost more than one point";
+  return r;
+}
+
+TEST(CompileVariants, PadsBecomeConvolutionPaddingOrAPadOperator) {
+  const auto r = compile_variant("digits_cnn_padded");
+  EXPECT_EQ(r.fused_pads, 2);  // the two before convolutions; the one before the pool stays
+  EXPECT_EQ(r.nodes, 7);       // conv, conv, pad, mean, mul, reshape, fc
+}
+
+TEST(CompileVariants, ConcatenationAndFoldedConstants) {
+  const auto concat = compile_variant("digits_cnn_concat");
+  EXPECT_EQ(concat.nodes, 7);              // conv, conv, conv, concat, mean, reshape, fc
+  EXPECT_EQ(concat.fused_activations, 2);  // the second ReLU through the concatenation
+  const auto folding = compile_variant("digits_cnn_folding");
+  EXPECT_EQ(folding.nodes, 6);  // conv, conv, mean, reshape (transpose), reshape, fc
+}
+
+TEST(CompileVariants, AQdqModelKeepsItsScales) {
+  const auto r = compile_variant("digits_cnn_qdq");
+  EXPECT_EQ(r.qdq_scales_kept, 5);  // input, two activations, the pool, the logits
+  auto onnx = read_file(fixture_path("models/variants/digits_cnn_qdq.onnx"));
+  ASSERT_TRUE(onnx);
+  onnx::ModelProto model;
+  ASSERT_TRUE(model.ParseFromString(*onnx));
+  float in_scale = 0, out_scale = 0;
+  for (const auto& init : model.graph().initializer()) {
+    if (init.name() == "in_s") std::memcpy(&in_scale, init.raw_data().data(), 4);
+    if (init.name() == "out_s") std::memcpy(&out_scale, init.raw_data().data(), 4);
+  }
+  EXPECT_EQ(r.input_scale, in_scale);
+  EXPECT_EQ(r.output_scale, out_scale);
+  EXPECT_EQ(r.input_zero_point, -128);  // the input is [0, 1]: zero at the bottom
+}
 
 TEST(Compile, PercentileAndMseCalibrationSqnrAndDriftBaseline) {
   auto onnx = read_file(fixture_path("models/digits_dscnn.onnx"));

@@ -35,6 +35,10 @@ struct Tensor {
   kernels::Dims dims;  // NHWC
   bool constant = false;
   std::vector<float> data;  // constants: values in the kernels' layout
+  // Activations of a model imported in QDQ form keep the scale and zero point its
+  // QuantizeLinear/DequantizeLinear pair gave them (int8), instead of calibrating.
+  bool has_quant = false;
+  kernels::TensorQuant quant;
 };
 
 struct Node {

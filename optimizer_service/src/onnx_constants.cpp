@@ -1,0 +1,278 @@
+#include "onnx_constants.h"
+
+#include <cstring>
+#include <functional>
+#include <numeric>
+
+namespace tinyfleet::optimizer_service::onnx_import_detail {
+
+namespace {
+
+int64_t count(const std::vector<int64_t>& shape) {
+  return std::accumulate(shape.begin(), shape.end(), int64_t{1}, std::multiplies<>());
+}
+
+template <class T>
+bool copy_raw(const std::string& raw, std::vector<float>* out) {
+  if (raw.size() != out->size() * sizeof(T)) return false;
+  for (size_t i = 0; i < out->size(); ++i) {
+    T v;
+    std::memcpy(&v, raw.data() + i * sizeof(T), sizeof(T));
+    (*out)[i] = static_cast<float>(v);
+  }
+  return true;
+}
+
+template <class Field>
+bool copy_field(const Field& f, std::vector<float>* out) {
+  if (static_cast<size_t>(f.size()) != out->size()) return false;
+  for (size_t i = 0; i < out->size(); ++i) (*out)[i] = static_cast<float>(f[static_cast<int>(i)]);
+  return true;
+}
+
+int64_t attr_i(const onnx::NodeProto& n, const char* name, int64_t dflt) {
+  for (const auto& a : n.attribute())
+    if (a.name() == name) return a.i();
+  return dflt;
+}
+std::vector<int64_t> attr_ints(const onnx::NodeProto& n, const char* name) {
+  for (const auto& a : n.attribute())
+    if (a.name() == name) return {a.ints().begin(), a.ints().end()};
+  return {};
+}
+std::vector<int64_t> as_ints(const Raw& r) {
+  std::vector<int64_t> v;
+  for (float f : r.values) v.push_back(static_cast<int64_t>(f));
+  return v;
+}
+int64_t norm_axis(int64_t axis, size_t rank) {
+  return axis < 0 ? axis + static_cast<int64_t>(rank) : axis;
+}
+
+// Element-wise with NumPy broadcasting.
+Result<Raw> broadcast(const Raw& a, const Raw& b, const std::function<float(float, float)>& f) {
+  const size_t rank = std::max(a.shape.size(), b.shape.size());
+  std::vector<int64_t> sa(rank, 1), sb(rank, 1), so(rank, 1);
+  std::copy(a.shape.begin(), a.shape.end(), sa.begin() + static_cast<long>(rank - a.shape.size()));
+  std::copy(b.shape.begin(), b.shape.end(), sb.begin() + static_cast<long>(rank - b.shape.size()));
+  for (size_t i = 0; i < rank; ++i) {
+    if (sa[i] != sb[i] && sa[i] != 1 && sb[i] != 1) {
+      return CompileError{"constant shapes do not broadcast"};
+    }
+    so[i] = std::max(sa[i], sb[i]);
+  }
+  Raw r;
+  r.shape = so;
+  r.values.resize(static_cast<size_t>(count(so)));
+  std::vector<int64_t> idx(rank, 0);
+  for (size_t k = 0; k < r.values.size(); ++k) {
+    int64_t ia = 0, ib = 0;
+    for (size_t d = 0; d < rank; ++d) {
+      ia = ia * sa[d] + (sa[d] == 1 ? 0 : idx[d]);
+      ib = ib * sb[d] + (sb[d] == 1 ? 0 : idx[d]);
+    }
+    r.values[k] = f(a.values[static_cast<size_t>(ia)], b.values[static_cast<size_t>(ib)]);
+    for (size_t d = rank; d-- > 0;) {
+      if (++idx[d] < so[d]) break;
+      idx[d] = 0;
+    }
+  }
+  return r;
+}
+
+Result<Raw> transpose(const Raw& x, std::vector<int64_t> perm) {
+  const size_t rank = x.shape.size();
+  if (perm.empty()) {
+    for (size_t i = rank; i-- > 0;) perm.push_back(static_cast<int64_t>(i));
+  }
+  if (perm.size() != rank) return CompileError{"perm does not match the rank"};
+  Raw r;
+  for (int64_t p : perm) {
+    if (p < 0 || p >= static_cast<int64_t>(rank)) return CompileError{"perm out of range"};
+    r.shape.push_back(x.shape[static_cast<size_t>(p)]);
+  }
+  std::vector<int64_t> stride(rank, 1);
+  for (size_t d = rank; d-- > 1;) stride[d - 1] = stride[d] * x.shape[d];
+  r.values.resize(x.values.size());
+  std::vector<int64_t> idx(rank, 0);
+  for (size_t k = 0; k < r.values.size(); ++k) {
+    int64_t src = 0;
+    for (size_t d = 0; d < rank; ++d) src += idx[d] * stride[static_cast<size_t>(perm[d])];
+    r.values[k] = x.values[static_cast<size_t>(src)];
+    for (size_t d = rank; d-- > 0;) {
+      if (++idx[d] < r.shape[d]) break;
+      idx[d] = 0;
+    }
+  }
+  return r;
+}
+
+Result<Raw> concat(const std::vector<const Raw*>& in, int64_t axis_attr) {
+  const Raw& first = *in.at(0);
+  const size_t rank = first.shape.size();
+  const int64_t axis = norm_axis(axis_attr, rank);
+  if (axis < 0 || axis >= static_cast<int64_t>(rank)) return CompileError{"axis out of range"};
+  Raw r;
+  r.shape = first.shape;
+  r.shape[static_cast<size_t>(axis)] = 0;
+  for (const Raw* x : in) {
+    if (x->shape.size() != rank) return CompileError{"inputs differ in rank"};
+    r.shape[static_cast<size_t>(axis)] += x->shape[static_cast<size_t>(axis)];
+  }
+  int64_t outer = 1;
+  for (int64_t d = 0; d < axis; ++d) outer *= first.shape[static_cast<size_t>(d)];
+  for (int64_t o = 0; o < outer; ++o) {
+    for (const Raw* x : in) {
+      const int64_t block = count(x->shape) / std::max<int64_t>(outer, 1);
+      r.values.insert(r.values.end(), x->values.begin() + o * block,
+                      x->values.begin() + (o + 1) * block);
+    }
+  }
+  return r;
+}
+
+Result<Raw> reshape(const Raw& x, const std::vector<int64_t>& spec) {
+  Raw r = x;
+  r.shape.clear();
+  int64_t known = 1, infer = -1;
+  for (size_t i = 0; i < spec.size(); ++i) {
+    int64_t v = spec[i] == 0 && i < x.shape.size() ? x.shape[i] : spec[i];
+    if (v == -1) {
+      infer = static_cast<int64_t>(i);
+    } else {
+      known *= v;
+    }
+    r.shape.push_back(v);
+  }
+  if (infer >= 0 && known > 0) r.shape[static_cast<size_t>(infer)] = count(x.shape) / known;
+  if (count(r.shape) != count(x.shape)) return CompileError{"reshape changes the element count"};
+  return r;
+}
+
+Result<Raw> dequantize(const onnx::NodeProto& n, const Raw& x, const Raw& scale, const Raw* zp) {
+  Raw r;
+  r.shape = x.shape;
+  r.values.resize(x.values.size());
+  if (scale.values.size() == 1) {
+    for (size_t i = 0; i < x.values.size(); ++i)
+      r.values[i] = (x.values[i] - (zp ? zp->values[0] : 0.0f)) * scale.values[0];
+    return r;
+  }
+  const int64_t axis = norm_axis(attr_i(n, "axis", 1), x.shape.size());
+  if (axis < 0 || axis >= static_cast<int64_t>(x.shape.size()) ||
+      x.shape[static_cast<size_t>(axis)] != static_cast<int64_t>(scale.values.size())) {
+    return CompileError{"per-axis scales do not match the axis"};
+  }
+  int64_t inner = 1;
+  for (size_t d = static_cast<size_t>(axis) + 1; d < x.shape.size(); ++d) inner *= x.shape[d];
+  const int64_t channels = x.shape[static_cast<size_t>(axis)];
+  for (size_t i = 0; i < x.values.size(); ++i) {
+    const size_t c = static_cast<size_t>((static_cast<int64_t>(i) / inner) % channels);
+    r.values[i] = (x.values[i] - (zp ? zp->values[c] : 0.0f)) * scale.values[c];
+  }
+  return r;
+}
+
+}  // namespace
+
+Result<Raw> to_raw(const onnx::TensorProto& t) {
+  Raw r;
+  r.shape.assign(t.dims().begin(), t.dims().end());
+  r.type = t.data_type();
+  r.values.resize(static_cast<size_t>(count(r.shape)));
+  const std::string& raw = t.raw_data();
+  bool ok = false;
+  switch (t.data_type()) {
+    case onnx::TensorProto::FLOAT:
+      ok = raw.empty() ? copy_field(t.float_data(), &r.values) : copy_raw<float>(raw, &r.values);
+      break;
+    case onnx::TensorProto::INT64:
+      ok = raw.empty() ? copy_field(t.int64_data(), &r.values) : copy_raw<int64_t>(raw, &r.values);
+      break;
+    case onnx::TensorProto::INT32:
+      ok = raw.empty() ? copy_field(t.int32_data(), &r.values) : copy_raw<int32_t>(raw, &r.values);
+      break;
+    case onnx::TensorProto::INT8:
+      ok = raw.empty() ? copy_field(t.int32_data(), &r.values) : copy_raw<int8_t>(raw, &r.values);
+      break;
+    case onnx::TensorProto::UINT8:
+      ok = raw.empty() ? copy_field(t.int32_data(), &r.values) : copy_raw<uint8_t>(raw, &r.values);
+      break;
+    default:
+      return CompileError{"initializer '" + t.name() + "' has data type " +
+                          std::to_string(t.data_type()) +
+                          ", supported: float32, int64, int32, int8, uint8"};
+  }
+  if (!ok) return CompileError{"initializer '" + t.name() + "' holds fewer values than its shape"};
+  return r;
+}
+
+std::optional<Result<Raw>> fold_constant(const onnx::NodeProto& n,
+                                         const std::vector<const Raw*>& in) {
+  const std::string& op = n.op_type();
+  auto arg = [&](size_t i) { return i < in.size() ? in[i] : nullptr; };
+  if (!arg(0)) return std::nullopt;
+  const Raw& x = *in[0];
+  auto binary = [&](std::function<float(float, float)> f) -> std::optional<Result<Raw>> {
+    if (!arg(1)) return std::nullopt;
+    return broadcast(x, *in[1], std::move(f));
+  };
+  if (op == "Identity" || op == "Dropout") return Result<Raw>(x);
+  if (op == "Cast") {
+    Raw r = x;
+    r.type = static_cast<int32_t>(attr_i(n, "to", onnx::TensorProto::FLOAT));
+    return Result<Raw>(r);
+  }
+  if (op == "Add") return binary(std::plus<float>());
+  if (op == "Sub") return binary(std::minus<float>());
+  if (op == "Mul") return binary(std::multiplies<float>());
+  if (op == "Div") return binary(std::divides<float>());
+  if (op == "Transpose") return transpose(x, attr_ints(n, "perm"));
+  if (op == "Concat") {
+    for (const Raw* r : in)
+      if (!r) return std::nullopt;
+    return concat(in, attr_i(n, "axis", 0));
+  }
+  if (op == "Reshape") {
+    if (!arg(1)) return std::nullopt;
+    return reshape(x, as_ints(*in[1]));
+  }
+  if (op == "Flatten") {
+    const int64_t axis = norm_axis(attr_i(n, "axis", 1), x.shape.size());
+    int64_t outer = 1;
+    for (int64_t d = 0; d < axis; ++d) outer *= x.shape[static_cast<size_t>(d)];
+    return reshape(x, {outer, -1});
+  }
+  if (op == "Unsqueeze" || op == "Squeeze") {
+    std::vector<int64_t> axes = arg(1) ? as_ints(*in[1]) : attr_ints(n, "axes");
+    Raw r = x;
+    if (op == "Unsqueeze") {
+      const size_t rank = x.shape.size() + axes.size();
+      for (auto& a : axes) a = norm_axis(a, rank);
+      std::sort(axes.begin(), axes.end());
+      for (int64_t a : axes) {
+        if (a < 0 || a > static_cast<int64_t>(r.shape.size())) {
+          return Result<Raw>(CompileError{"unsqueeze axis out of range"});
+        }
+        r.shape.insert(r.shape.begin() + a, 1);
+      }
+    } else {
+      r.shape.clear();
+      for (size_t d = 0; d < x.shape.size(); ++d) {
+        const bool listed =
+            std::find(axes.begin(), axes.end(), static_cast<int64_t>(d)) != axes.end() ||
+            std::find(axes.begin(), axes.end(),
+                      static_cast<int64_t>(d) - static_cast<int64_t>(x.shape.size())) != axes.end();
+        if (!(x.shape[d] == 1 && (axes.empty() || listed))) r.shape.push_back(x.shape[d]);
+      }
+    }
+    return Result<Raw>(r);
+  }
+  if (op == "DequantizeLinear") {
+    if (!arg(1)) return std::nullopt;
+    return dequantize(n, x, *in[1], arg(2));
+  }
+  return std::nullopt;
+}
+
+}  // namespace tinyfleet::optimizer_service::onnx_import_detail
