@@ -27,8 +27,10 @@ int main() {
                 {"digits_dscnn", "digits_calib", "digits_val"},
                 {"digits_resnet", "digits_calib", "digits_val"},
                 {"digits_cnn_v2", "digits_calib", "digits_val"},
+                {"variants/digits_cnn_concat", "digits_calib", "digits_val"},
+                {"variants/digits_cnn_qdq", "digits_calib", "digits_val"},
                 {"breast_cancer_mlp", "breast_cancer_calib", "breast_cancer_val"}};
-  std::printf("%-18s %-18s %7s %7s %20s %6s %9s %8s %9s %9s %8s\n", "model", "class", "float%",
+  std::printf("%-27s %-18s %7s %7s %20s %6s %9s %8s %9s %9s %8s\n", "model", "class", "float%",
               "int8%", "arena naive/greedy/ours", "ours/g", "flash B", "MACs", "lat ms", "mJ",
               "compile");
   for (const auto& m : models) {
@@ -36,7 +38,7 @@ int main() {
     auto calib = read_file(fixtures + "/data/" + m.calib + ".npz");
     auto val = read_file(fixtures + "/data/" + m.val + ".npz");
     if (!onnx || !calib || !val) {
-      std::printf("%-18s missing fixture\n", m.model);
+      std::printf("%-27s missing fixture\n", m.model);
       continue;
     }
     for (auto it = catalog.begin(); it != catalog.end(); ++it) {
@@ -45,7 +47,7 @@ int main() {
       const double ms =
           std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
       if (r.refused) {
-        std::printf("%-18s %-18s refused: %s\n", m.model, it.key().c_str(),
+        std::printf("%-27s %-18s refused: %s\n", m.model, it.key().c_str(),
                     r.refusal_reason.c_str());
         continue;
       }
@@ -56,7 +58,7 @@ int main() {
       const double greedy = j.at("greedy_arena_bytes").get<double>();
       const double ours = j.at("arena_bytes").get<double>();
       std::printf(
-          "%-18s %-18s %7.2f %7.2f %6.0f/%6.0f/%6.0f %6.2f %9.0f %8.0f %9.3f %9.4f %6.0fms\n",
+          "%-27s %-18s %7.2f %7.2f %6.0f/%6.0f/%6.0f %6.2f %9.0f %8.0f %9.3f %9.4f %6.0fms\n",
           m.model, it.key().c_str(), v.at("float_top1").get<double>(),
           v.at("int8_top1").get<double>(), j.at("naive_arena_bytes").get<double>(), greedy, ours,
           greedy > 0 ? ours / greedy : 0.0, flash, j.at("macs").get<double>(),
