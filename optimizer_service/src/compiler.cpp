@@ -63,6 +63,7 @@ Result<CompiledModel> compile_model(const std::string& onnx,
   rep.folded_constants = fold_scalar_affine(g);
   rep.fused_pads = fuse_pads(g);
   rep.fused_activations = fuse_activations(g);
+  rep.removed_no_ops = remove_no_ops(g);
   remove_dead_nodes(g);
   rep.nodes = static_cast<int>(g.nodes.size());
   {

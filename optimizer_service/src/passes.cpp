@@ -150,6 +150,42 @@ int fold_scalar_affine(Graph& g) {
   return folded;
 }
 
+int remove_no_ops(Graph& g) {
+  int removed = 0;
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    const Node& n = g.nodes[i];
+    const int in = n.inputs[0], out = n.outputs[0];
+    const auto& a = g.tensors[static_cast<size_t>(in)].dims;
+    const auto& b = g.tensors[static_cast<size_t>(out)].dims;
+    const bool same = a.n == b.n && a.h == b.h && a.w == b.w && a.c == b.c;
+    bool no_op = false;
+    switch (n.type) {
+      case OpType::kPad:
+      case OpType::kReshape:
+        no_op = same;
+        break;
+      case OpType::kConcatenation:
+        no_op = n.inputs.size() == 1;
+        break;
+      case OpType::kClamp:
+        no_op = n.activation.min <= -3e38f && n.activation.max >= 3e38f;
+        break;
+      default:
+        break;
+    }
+    const bool in_is_input = std::find(g.inputs.begin(), g.inputs.end(), in) != g.inputs.end();
+    if (!no_op || (in_is_input && is_graph_output(g, out))) continue;
+    for (auto& other : g.nodes) {
+      for (int& t : other.inputs) t = t == out ? in : t;
+    }
+    for (int& t : g.outputs) t = t == out ? in : t;
+    g.nodes.erase(g.nodes.begin() + static_cast<long>(i));
+    --i;
+    ++removed;
+  }
+  return removed;
+}
+
 int remove_dead_nodes(Graph& g) {
   std::set<int> live(g.outputs.begin(), g.outputs.end());
   int removed = 0;

@@ -42,6 +42,7 @@ struct CompileReport {
   int fused_activations = 0;
   int fused_pads = 0;        // Pad nodes become convolution padding
   int folded_constants = 0;  // scalar Mul/Add folded into weights
+  int removed_no_ops = 0;    // zero Pads, one-input Concats, same-shape Reshapes
   int qdq_scales_kept = 0;   // activations quantized as the QDQ model says
   int64_t macs = 0;
   int64_t conv_macs = 0, depthwise_macs = 0, fc_macs = 0;

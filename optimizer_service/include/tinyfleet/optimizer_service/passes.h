@@ -21,6 +21,11 @@ int fuse_pads(Graph& g);
 // weights and bias. Returns how many were folded.
 int fold_scalar_affine(Graph& g);
 
+// Drops operators that do nothing (a Pad of zero amounts, a Concatenation of one input,
+// a Reshape to the same shape, a clamp with no bounds), wiring their consumers to their
+// input. Returns how many were removed.
+int remove_no_ops(Graph& g);
+
 // Drops nodes whose outputs reach no graph output. Returns how many were removed.
 int remove_dead_nodes(Graph& g);
 
