@@ -1,14 +1,21 @@
 #pragma once
 
 // Inner products of the optimized kernels: int16 activations (input + offset) times
-// int8 weights, accumulated in int32. AVX2 when the build has it (TINYFLEET_OPT_NS is
-// opt_scalar for the portable build of the same sources).
+// int8 weights, accumulated in int32. AVX2 when the build has it, SMLAD on Arm cores
+// with the DSP extension (TINYFLEET_OPT_NS is opt_scalar for the portable build of the
+// same sources).
 #include <cstdint>
 #include <cstring>
 
 #if defined(__AVX2__) && !defined(TINYFLEET_FORCE_SCALAR)
 #include <immintrin.h>
 #define TINYFLEET_SIMD_AVX2 1
+#elif defined(__ARM_FEATURE_DSP) && defined(__ARM_FEATURE_SIMD32) && \
+    !defined(TINYFLEET_FORCE_SCALAR)
+// Cortex-M4/M7 (and M33/M55 with the DSP extension): SMLAD does two 16x16 multiplies
+// and both adds in one cycle.
+#include <arm_acle.h>
+#define TINYFLEET_SIMD_ARM_DSP 1
 #endif
 
 #ifndef TINYFLEET_OPT_NS
@@ -23,6 +30,29 @@ inline int32_t hsum(__m256i v) {
   s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
   s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
   return _mm_cvtsi128_si32(s);
+}
+#endif
+
+#if defined(TINYFLEET_SIMD_ARM_DSP)
+inline uint32_t load32(const void* p) {  // LDR; Cortex-M4 loads unaligned words
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+// Four int16 activations a0..a3 as the pairs (a0, a2) and (a1, a3), the order SXTB16
+// unpacks four int8 weights in: bytes (0, 2), then (1, 3) after a rotation by 8.
+struct Pairs {
+  int16x2_t even, odd;
+};
+inline Pairs pairs(const int16_t* a) {
+  const uint32_t x01 = load32(a), x23 = load32(a + 2);
+  return {static_cast<int16x2_t>((x01 & 0xffffu) | (x23 << 16)),
+          static_cast<int16x2_t>((x01 >> 16) | (x23 & 0xffff0000u))};
+}
+inline int32_t smlad4(const Pairs& x, const int8_t* w, int32_t acc) {
+  const uint32_t ww = load32(w);
+  acc = __smlad(x.even, __sxtb16(static_cast<int8x4_t>(ww)), acc);
+  return __smlad(x.odd, __sxtb16(static_cast<int8x4_t>((ww >> 8) | (ww << 24))), acc);
 }
 #endif
 
@@ -59,6 +89,19 @@ inline void dot4_s16_s8(const int16_t* a, const int8_t* w0, const int8_t* w1, co
   out[1] += hsum(acc1);
   out[2] += hsum(acc2);
   out[3] += hsum(acc3);
+#elif defined(TINYFLEET_SIMD_ARM_DSP)
+  int32_t d0 = 0, d1 = 0, d2 = 0, d3 = 0;
+  for (; i + 4 <= n; i += 4) {
+    const Pairs x = pairs(a + i);
+    d0 = smlad4(x, w0 + i, d0);
+    d1 = smlad4(x, w1 + i, d1);
+    d2 = smlad4(x, w2 + i, d2);
+    d3 = smlad4(x, w3 + i, d3);
+  }
+  out[0] += d0;
+  out[1] += d1;
+  out[2] += d2;
+  out[3] += d3;
 #endif
   int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
   for (; i < n; ++i) {
@@ -85,6 +128,8 @@ inline int32_t dot_s16_s8(const int16_t* a, const int8_t* w, int32_t n) {
     acc = _mm256_add_epi32(acc, _mm256_madd_epi16(va, vw));
   }
   sum = hsum(acc);
+#elif defined(TINYFLEET_SIMD_ARM_DSP)
+  for (; i + 4 <= n; i += 4) sum = smlad4(pairs(a + i), w + i, sum);
 #endif
   for (; i + 4 <= n; i += 4) {
     sum += a[i] * w[i] + a[i + 1] * w[i + 1] + a[i + 2] * w[i + 2] + a[i + 3] * w[i + 3];

@@ -1,5 +1,6 @@
 # ctest: make the fixture with the host runtime, build the Cortex-M4F firmware with it
-# embedded, run it under qemu-system-arm (mps2-an386, semihosting), and compare.
+# embedded, run it under qemu-system-arm (mps2-an386, semihosting), and compare; then
+# run the on-target twin check of optimized against reference kernels.
 #   -DFIXTURE=<make_firmware_fixture> -DSOURCE=<kernels/firmware> -DWORK=<dir>
 file(REMOVE_RECURSE ${WORK})
 file(MAKE_DIRECTORY ${WORK})
@@ -34,4 +35,16 @@ if(NOT rc EQUAL 0)
 endif()
 if(NOT qemu_out STREQUAL expected)
   message(FATAL_ERROR "Cortex-M4 output differs from the host's")
+endif()
+
+# The optimized kernels as built for the Cortex-M4 (SMLAD) against the reference ones,
+# on the target.
+execute_process(
+  COMMAND qemu-system-arm -M mps2-an386 -cpu cortex-m4 -nographic -monitor none -serial none
+          -semihosting-config enable=on,target=native -kernel ${WORK}/build/selftest_app.elf
+  TIMEOUT 120 RESULT_VARIABLE rc OUTPUT_VARIABLE self_out ERROR_VARIABLE self_err)
+string(STRIP "${self_out}" self_out)
+message("qemu:  ${self_out}")
+if(NOT rc EQUAL 0 OR NOT self_out MATCHES "selftest: [0-9]+ cases, 0 mismatches")
+  message(FATAL_ERROR "optimized and reference kernels differ on the Cortex-M4 (${rc}): ${self_out} ${self_err}")
 endif()

@@ -1,0 +1,122 @@
+// On-target twin check: the optimized kernels as built for this core (SMLAD on a
+// Cortex-M4) against the reference kernels, on seeded random shapes and quantization.
+// Prints "selftest: N cases, M mismatches" over semihosting; exit code 0 only if M is 0.
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+
+#include "tinyfleet/kernels/ops/conv2d.h"
+#include "tinyfleet/kernels/ops/depthwise_conv2d.h"
+#include "tinyfleet/kernels/ops/fully_connected.h"
+#include "tinyfleet/kernels/ops/quantization.h"
+
+using namespace tinyfleet::kernels;
+
+namespace {
+
+uint32_t g_state = 2463534242u;
+uint32_t next() {  // xorshift32
+  g_state ^= g_state << 13;
+  g_state ^= g_state >> 17;
+  g_state ^= g_state << 5;
+  return g_state;
+}
+int32_t range(int32_t lo, int32_t hi) {
+  return lo + static_cast<int32_t>(next() % static_cast<uint32_t>(hi - lo + 1));
+}
+void fill(int8_t* p, int32_t n) {
+  for (int32_t i = 0; i < n; ++i) p[i] = static_cast<int8_t>(range(-128, 127));
+}
+
+constexpr int32_t kMaxC = 40;
+alignas(16) int8_t g_in[12 * 12 * kMaxC], g_w[kMaxC * 5 * 5 * kMaxC], g_ref[12 * 12 * kMaxC * 3],
+    g_opt[12 * 12 * kMaxC * 3];
+alignas(32) uint8_t g_scratch[5 * 5 * kMaxC * 2 + 64];
+int32_t g_bias[kMaxC * 3], g_mult[kMaxC * 3], g_shift[kMaxC * 3];
+
+void quantization(int32_t channels) {
+  for (int32_t i = 0; i < channels; ++i) {
+    g_bias[i] = range(-(1 << 14), 1 << 14);
+    int s = 0;
+    // Real multipliers 2^-14 .. 2^0.
+    quantize_multiplier(1.0 / static_cast<double>(1 << range(0, 14)) * (0.5 + range(0, 99) / 200.0),
+                        &g_mult[i], &s);
+    g_shift[i] = s;
+  }
+}
+
+bool conv_case(bool depthwise) {
+  Conv2DParams p;
+  Dims in{1, range(1, 12), range(1, 12), range(1, depthwise ? 24 : kMaxC)};
+  Dims f;
+  f.h = range(1, 5);
+  f.w = range(1, 5);
+  p.stride_h = range(1, 2);
+  p.stride_w = range(1, 2);
+  p.padding = {range(0, 2), range(0, 2), range(0, 2), range(0, 2)};
+  p.input_offset = -range(-128, 127);
+  p.output_offset = range(-128, 127);
+  const int32_t mult = depthwise ? range(1, 2) : 1;
+  if (depthwise) {
+    f.n = 1;
+    f.c = in.c * mult;
+  } else {
+    f.n = range(1, kMaxC);
+    f.c = in.c;
+  }
+  Dims out{1, conv_output_extent(in.h, f.h, p.stride_h, 1, p.padding.top, p.padding.bottom),
+           conv_output_extent(in.w, f.w, p.stride_w, 1, p.padding.left, p.padding.right),
+           depthwise ? f.c : f.n};
+  if (out.h <= 0 || out.w <= 0) return true;
+  fill(g_in, static_cast<int32_t>(in.elements()));
+  fill(g_w, static_cast<int32_t>(f.elements()));
+  quantization(out.c);
+  PerChannelRequant rq{g_mult, g_shift};
+  const auto n = static_cast<size_t>(out.elements());
+  std::memset(g_ref, 1, n);
+  std::memset(g_opt, 2, n);
+  Status a, b;
+  if (depthwise) {
+    DepthwiseParams d;
+    static_cast<Conv2DParams&>(d) = p;
+    d.depth_multiplier = mult;
+    a = ref::depthwise_conv2d(d, rq, in, g_in, f, g_w, g_bias, out, g_ref);
+    b = opt::depthwise_conv2d(d, rq, in, g_in, f, g_w, g_bias, out, g_opt);
+  } else {
+    a = ref::conv2d(p, rq, in, g_in, f, g_w, g_bias, out, g_ref, nullptr, 0);
+    b = opt::conv2d(p, rq, in, g_in, f, g_w, g_bias, out, g_opt, g_scratch, sizeof g_scratch);
+  }
+  return a == Status::kOk && b == Status::kOk && std::memcmp(g_ref, g_opt, n) == 0;
+}
+
+bool fc_case() {
+  FullyConnectedParams p;
+  const int32_t in = range(1, 300), out = range(1, kMaxC);
+  p.input_offset = -range(-128, 127);
+  p.output_offset = range(-128, 127);
+  fill(g_in, in);
+  fill(g_w, in * out);
+  quantization(out);
+  PerChannelRequant rq{g_mult, g_shift};
+  std::memset(g_ref, 1, static_cast<size_t>(out));
+  std::memset(g_opt, 2, static_cast<size_t>(out));
+  const Status a = ref::fully_connected(p, rq, 1, in, g_in, out, g_w, g_bias, g_ref, nullptr, 0);
+  const Status b = opt::fully_connected(p, rq, 1, in, g_in, out, g_w, g_bias, g_opt, g_scratch,
+                                        sizeof g_scratch);
+  return a == Status::kOk && b == Status::kOk &&
+         std::memcmp(g_ref, g_opt, static_cast<size_t>(out)) == 0;
+}
+
+}  // namespace
+
+int main() {
+  int cases = 0, mismatches = 0;
+  for (int t = 0; t < 150; ++t) {
+    mismatches += !conv_case(false);
+    mismatches += !conv_case(true);
+    mismatches += !fc_case();
+    cases += 3;
+  }
+  std::printf("selftest: %d cases, %d mismatches\n", cases, mismatches);
+  return mismatches == 0 ? 0 : 1;
+}
