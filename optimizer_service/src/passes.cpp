@@ -19,64 +19,6 @@ bool can_carry_activation(OpType t) {
   return t == OpType::kConv2D || t == OpType::kDepthwiseConv2D || t == OpType::kFullyConnected ||
          t == OpType::kAdd || t == OpType::kAveragePool2D || t == OpType::kMaxPool2D;
 }
-}  // namespace
-
-int fuse_activations(Graph& g) {
-  int fused = 0;
-  for (size_t i = 0; i < g.nodes.size(); ++i) {
-    Node& clamp = g.nodes[i];
-    if (clamp.type != OpType::kClamp) continue;
-    const int x = clamp.inputs[0];
-    // Through a Concatenation: clamp(concat(a, b)) = concat(clamp(a), clamp(b)), when
-    // every input's producer can carry it and feeds only the concatenation.
-    bool through_concat = false;
-    for (size_t j = 0; j < i && !through_concat; ++j) {
-      Node& cat = g.nodes[j];
-      if (cat.type != OpType::kConcatenation || cat.outputs[0] != x || consumers(g, x) != 1) {
-        continue;
-      }
-      std::vector<Node*> producers;
-      for (int in : cat.inputs) {
-        for (auto& p : g.nodes) {
-          if (p.outputs[0] == in && can_carry_activation(p.type) && consumers(g, in) == 1) {
-            producers.push_back(&p);
-          }
-        }
-      }
-      if (producers.size() != cat.inputs.size()) continue;
-      for (Node* p : producers) {
-        p->activation.min = std::max(p->activation.min, clamp.activation.min);
-        p->activation.max = std::min(p->activation.max, clamp.activation.max);
-      }
-      cat.outputs[0] = clamp.outputs[0];
-      through_concat = true;
-    }
-    if (through_concat) {
-      g.nodes.erase(g.nodes.begin() + static_cast<long>(i));
-      --i;
-      ++fused;
-      continue;
-    }
-    for (size_t j = 0; j < i; ++j) {
-      Node& producer = g.nodes[j];
-      if (producer.outputs[0] != x || !can_carry_activation(producer.type) ||
-          consumers(g, x) != 1) {
-        continue;
-      }
-      producer.activation.min = std::max(producer.activation.min, clamp.activation.min);
-      producer.activation.max = std::min(producer.activation.max, clamp.activation.max);
-      // The producer now writes the clamp's output; the clamp goes.
-      producer.outputs[0] = clamp.outputs[0];
-      g.nodes.erase(g.nodes.begin() + static_cast<long>(i));
-      --i;
-      ++fused;
-      break;
-    }
-  }
-  return fused;
-}
-
-namespace {
 // The index of the node producing `tensor`, or -1.
 long producer_of(const Graph& g, int tensor) {
   for (size_t j = 0; j < g.nodes.size(); ++j) {
@@ -87,7 +29,48 @@ long producer_of(const Graph& g, int tensor) {
 bool is_graph_output(const Graph& g, int tensor) {
   return std::find(g.outputs.begin(), g.outputs.end(), tensor) != g.outputs.end();
 }
+bool unbounded(const kernels::FloatRange& r) { return r.min <= -3e38f && r.max >= 3e38f; }
+// The node producing `tensor` if it can take a clamp and feeds nothing else.
+Node* clamp_carrier(Graph& g, int tensor) {
+  const long p = producer_of(g, tensor);
+  if (p < 0 || consumers(g, tensor) != 1) return nullptr;
+  Node& n = g.nodes[static_cast<size_t>(p)];
+  return can_carry_activation(n.type) ? &n : nullptr;
+}
 }  // namespace
+
+int fuse_activations(Graph& g) {
+  int fused = 0;
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    if (g.nodes[i].type != OpType::kClamp) continue;
+    const Node clamp = g.nodes[i];
+    // The producer takes the clamp; through a Concatenation, clamp(concat(a, b)) =
+    // concat(clamp(a), clamp(b)), so every input's producer takes it.
+    const long p = producer_of(g, clamp.inputs[0]);
+    if (p < 0 || consumers(g, clamp.inputs[0]) != 1) continue;
+    Node& producer = g.nodes[static_cast<size_t>(p)];
+    std::vector<Node*> carriers;
+    if (can_carry_activation(producer.type)) {
+      carriers = {&producer};
+    } else if (producer.type == OpType::kConcatenation) {
+      for (int in : producer.inputs) {
+        if (Node* c = clamp_carrier(g, in)) carriers.push_back(c);
+      }
+      if (carriers.size() != producer.inputs.size()) continue;
+    }
+    if (carriers.empty()) continue;
+    for (Node* c : carriers) {
+      c->activation.min = std::max(c->activation.min, clamp.activation.min);
+      c->activation.max = std::min(c->activation.max, clamp.activation.max);
+    }
+    // The producer now writes the clamp's output; the clamp goes.
+    producer.outputs[0] = clamp.outputs[0];
+    g.nodes.erase(g.nodes.begin() + static_cast<long>(i));
+    --i;
+    ++fused;
+  }
+  return fused;
+}
 
 int fuse_pads(Graph& g) {
   int fused = 0;
@@ -131,7 +114,7 @@ int fold_scalar_affine(Graph& g) {
                         producer.type == OpType::kDepthwiseConv2D ||
                         producer.type == OpType::kFullyConnected;
     if (!affine || consumers(g, op.inputs[0]) != 1 || is_graph_output(g, op.inputs[0]) ||
-        producer.activation.min > -3e38f || producer.activation.max < 3e38f) {
+        !unbounded(producer.activation)) {
       continue;
     }
     Tensor& w = g.tensors[static_cast<size_t>(producer.inputs[1])];
@@ -168,7 +151,7 @@ int remove_no_ops(Graph& g) {
         no_op = n.inputs.size() == 1;
         break;
       case OpType::kClamp:
-        no_op = n.activation.min <= -3e38f && n.activation.max >= 3e38f;
+        no_op = unbounded(n.activation);
         break;
       default:
         break;
