@@ -46,6 +46,13 @@ std::string bytes_of(const std::vector<T>& v) {
   return std::string(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(T));
 }
 
+// Operators that move bytes (or compare them) without requantizing: input and output
+// share one quantization.
+bool copies_quantization(OpType t) {
+  return t == OpType::kMaxPool2D || t == OpType::kAveragePool2D || t == OpType::kReshape ||
+         t == OpType::kPad || t == OpType::kConcatenation;
+}
+
 int argmax(const float* v, size_t n) { return static_cast<int>(std::max_element(v, v + n) - v); }
 
 }  // namespace
@@ -71,10 +78,7 @@ Result<CompiledModel> compile_model(const std::string& onnx,
     // baseline the report compares with; ours may run a branching graph in another order.
     const std::vector<uint32_t> int8_bytes(g.tensors.size(), 1);
     rep.greedy_arena_bytes = plan_greedy_by_size(g, int8_bytes).arena_bytes;
-    const std::vector<int> order = best_execution_order(g, int8_bytes);
-    std::vector<Node> reordered;
-    for (int i : order) reordered.push_back(std::move(g.nodes[static_cast<size_t>(i)]));
-    g.nodes = std::move(reordered);
+    reorder_nodes(g, best_execution_order(g, int8_bytes));
   }
   if (g.inputs.size() != 1 || g.outputs.size() != 1) {
     return CompileError{"supported: one input and one output"};
@@ -120,12 +124,11 @@ Result<CompiledModel> compile_model(const std::string& onnx,
   // Operators whose output shares the input's quantization, or has a fixed one.
   for (const auto& n : g.nodes) {
     const auto o = static_cast<size_t>(n.outputs[0]), in = static_cast<size_t>(n.inputs[0]);
-    if (n.type == OpType::kMaxPool2D || n.type == OpType::kAveragePool2D ||
-        n.type == OpType::kReshape || n.type == OpType::kPad)
-      q[o] = q[in];
     // Concatenation copies bytes: every input is produced at the output's quantization.
     if (n.type == OpType::kConcatenation) {
       for (int x : n.inputs) q[static_cast<size_t>(x)] = q[o];
+    } else if (copies_quantization(n.type)) {
+      q[o] = q[in];
     }
     if (n.type == OpType::kSoftmax || n.type == OpType::kLogistic) q[o] = {1.0f / 256.0f, -128};
     if (n.type == OpType::kTanh) q[o] = {1.0f / 128.0f, 0};
@@ -133,12 +136,8 @@ Result<CompiledModel> compile_model(const std::string& onnx,
 
   for (const auto& n : g.nodes) {
     const auto& qo = q[static_cast<size_t>(n.outputs[0])];
-    const bool shares = n.type == OpType::kMaxPool2D || n.type == OpType::kAveragePool2D ||
-                        n.type == OpType::kReshape || n.type == OpType::kPad ||
-                        n.type == OpType::kConcatenation;
-    for (size_t i = 0; shares && i < n.inputs.size(); ++i) {
-      const auto& qi = q[static_cast<size_t>(n.inputs[i])];
-      if (qi.scale != qo.scale || qi.zero_point != qo.zero_point) {
+    for (size_t i = 0; copies_quantization(n.type) && i < n.inputs.size(); ++i) {
+      if (q[static_cast<size_t>(n.inputs[i])] != qo) {
         return CompileError{n.name + ": input '" +
                             g.tensors[static_cast<size_t>(n.inputs[i])].name +
                             "' must share the output's quantization, but its producer fixes "

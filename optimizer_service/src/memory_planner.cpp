@@ -287,7 +287,8 @@ std::vector<int> best_execution_order(const Graph& g,
   std::function<void()> visit = [&]() {
     if (seen >= max_orders) return;
     if (order.size() == n) {
-      ++seen;
+      // The first complete order is the given one (lowest index first), planned above.
+      if (seen++ == 0) return;
       MemoryPlan p = plan_in_order(g, bytes_per_element, order, true);
       if (p.arena_bytes < best_bytes) {
         best_bytes = p.arena_bytes;
@@ -308,6 +309,13 @@ std::vector<int> best_execution_order(const Graph& g,
   };
   visit();
   return best;
+}
+
+void reorder_nodes(Graph& g, const std::vector<int>& order) {
+  std::vector<Node> nodes;
+  nodes.reserve(order.size());
+  for (int i : order) nodes.push_back(std::move(g.nodes[static_cast<size_t>(i)]));
+  g.nodes = std::move(nodes);
 }
 
 }  // namespace tinyfleet::optimizer_service

@@ -164,11 +164,11 @@ std::optional<CompileError> Importer::import_qdq(const onnx::NodeProto& n,
         "DequantizeLinear of an activation is supported only right after its "
         "QuantizeLinear (QDQ form)");
   }
-  if (it->second.quant.scale != q.scale || it->second.quant.zero_point != q.zero_point) {
+  if (it->second.quant != q) {
     return fail("scale or zero point differs from its QuantizeLinear");
   }
   Tensor& t = graph_.tensors[static_cast<size_t>(it->second.tensor)];
-  if (t.has_quant && (t.quant.scale != q.scale || t.quant.zero_point != q.zero_point)) {
+  if (t.has_quant && t.quant != q) {
     return fail("'" + t.name + "' is given two different quantizations");
   }
   t.has_quant = true;
@@ -220,14 +220,10 @@ std::optional<CompileError> Importer::import_node(const onnx::NodeProto& n,
     return std::nullopt;
   }
   if (op == "QuantizeLinear" || op == "DequantizeLinear") return import_qdq(n, label);
-  if (op == "Identity" || op == "Dropout") {
-    if (const Raw* c = constant(n.input(0))) {
-      constants_[n.output(0)] = *c;
-    } else {
-      auto x = activation(n.input(0), label);
-      if (!x) return x.error();
-      names_[n.output(0)] = *x;
-    }
+  if (op == "Identity" || op == "Dropout") {  // of an activation (of constants: folded)
+    auto x = activation(n.input(0), label);
+    if (!x) return x.error();
+    names_[n.output(0)] = *x;
     return std::nullopt;
   }
 

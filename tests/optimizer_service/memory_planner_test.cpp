@@ -143,10 +143,7 @@ TEST(MemoryPlan, InPlaceOverlapsOnlyADyingInputByTheKernelsDistance) {
     Graph g = load(model);
     const std::vector<uint32_t> bytes(g.tensors.size(), 1);
     const uint32_t greedy = plan_greedy_by_size(g, bytes).arena_bytes;
-    const auto order = best_execution_order(g, bytes);
-    std::vector<Node> nodes;
-    for (int i : order) nodes.push_back(g.nodes[static_cast<size_t>(i)]);
-    g.nodes = nodes;
+    reorder_nodes(g, best_execution_order(g, bytes));
     const auto plan = plan_memory(g, bytes);
     expect_legal(g, plan, model);
     EXPECT_LE(plan.arena_bytes, greedy) << model;
@@ -214,8 +211,7 @@ TEST(MemoryPlan, OrderSearchRunsOneBranchBeforeTheOther) {
   const auto order = best_execution_order(g, bytes);
   ASSERT_EQ(order.size(), 5u);
   Graph better = g;
-  better.nodes.clear();
-  for (int i : order) better.nodes.push_back(g.nodes[static_cast<size_t>(i)]);
+  reorder_nodes(better, order);
   const auto plan = plan_memory(better, bytes);
   EXPECT_LT(plan.arena_bytes, 2048u + 64u + 64u);
   expect_legal(better, plan, "branches");

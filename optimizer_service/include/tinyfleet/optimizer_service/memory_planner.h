@@ -41,4 +41,7 @@ std::vector<int> best_execution_order(const Graph& g,
                                       const std::vector<uint32_t>& bytes_per_element,
                                       int max_orders = 5000);
 
+// Puts g.nodes in `order` (indices into g.nodes, as best_execution_order returns).
+void reorder_nodes(Graph& g, const std::vector<int>& order);
+
 }  // namespace tinyfleet::optimizer_service

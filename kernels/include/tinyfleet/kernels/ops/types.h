@@ -31,6 +31,10 @@ struct TensorQuant {
   float scale = 1.0f;
   int32_t zero_point = 0;
 };
+constexpr bool operator==(const TensorQuant& a, const TensorQuant& b) {
+  return a.scale == b.scale && a.zero_point == b.zero_point;
+}
+constexpr bool operator!=(const TensorQuant& a, const TensorQuant& b) { return !(a == b); }
 
 // Requantization of an int32 accumulator, one (multiplier, shift) per output channel:
 // out = MultiplyByQuantizedMultiplier(acc, multiplier[c], shift[c]) (TFLite semantics;
