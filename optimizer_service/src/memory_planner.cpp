@@ -120,7 +120,7 @@ std::vector<Group> in_place_groups(const Graph& g, const std::vector<uint32_t>& 
     // Walk the chain: each output sits `distance` below its input.
     std::vector<std::pair<size_t, int64_t>> chain{{h, 0}};
     for (long k = next[h]; k >= 0; k = next[static_cast<size_t>(k)]) {
-      const auto& [prev, at] = chain.back();
+      const auto [prev, at] = chain.back();  // a copy: push_back may reallocate
       chain.push_back({static_cast<size_t>(k), at - distance[prev]});
     }
     int64_t lowest = 0;

@@ -149,25 +149,26 @@ Result<Raw> reshape(const Raw& x, const std::vector<int64_t>& spec) {
   return r;
 }
 
+// Per tensor (one scale) or per axis (a scale per index of `axis`).
 Result<Raw> dequantize(const onnx::NodeProto& n, const Raw& x, const Raw& scale, const Raw* zp) {
+  const size_t channels = scale.values.size();
+  if (zp && zp->values.size() != channels) {
+    return CompileError{"the zero point and the scale differ in size"};
+  }
+  int64_t inner = 1;
+  if (channels != 1) {
+    const int64_t axis = norm_axis(attr_i(n, "axis", 1), x.shape.size());
+    if (axis < 0 || axis >= static_cast<int64_t>(x.shape.size()) ||
+        x.shape[static_cast<size_t>(axis)] != static_cast<int64_t>(channels)) {
+      return CompileError{"per-axis scales do not match the axis"};
+    }
+    for (size_t d = static_cast<size_t>(axis) + 1; d < x.shape.size(); ++d) inner *= x.shape[d];
+  }
   Raw r;
   r.shape = x.shape;
   r.values.resize(x.values.size());
-  if (scale.values.size() == 1) {
-    for (size_t i = 0; i < x.values.size(); ++i)
-      r.values[i] = (x.values[i] - (zp ? zp->values[0] : 0.0f)) * scale.values[0];
-    return r;
-  }
-  const int64_t axis = norm_axis(attr_i(n, "axis", 1), x.shape.size());
-  if (axis < 0 || axis >= static_cast<int64_t>(x.shape.size()) ||
-      x.shape[static_cast<size_t>(axis)] != static_cast<int64_t>(scale.values.size())) {
-    return CompileError{"per-axis scales do not match the axis"};
-  }
-  int64_t inner = 1;
-  for (size_t d = static_cast<size_t>(axis) + 1; d < x.shape.size(); ++d) inner *= x.shape[d];
-  const int64_t channels = x.shape[static_cast<size_t>(axis)];
   for (size_t i = 0; i < x.values.size(); ++i) {
-    const size_t c = static_cast<size_t>((static_cast<int64_t>(i) / inner) % channels);
+    const size_t c = (i / static_cast<size_t>(inner)) % channels;
     r.values[i] = (x.values[i] - (zp ? zp->values[c] : 0.0f)) * scale.values[c];
   }
   return r;
