@@ -6,6 +6,9 @@
 #include <zstd_errors.h>
 
 #include <cstring>
+#include <new>
+
+#include "range_delta_decoder.h"
 
 namespace tinyfleet::device_agent {
 
@@ -68,6 +71,8 @@ const char* to_string(DeltaStatus status) {
       return "delta ended early";
     case DeltaStatus::kWriteFailed:
       return "slot write failed";
+    case DeltaStatus::kNoHasher:
+      return "delta recomputes the content hash but the decoder has no sha256";
   }
   return "unknown";
 }
@@ -75,6 +80,7 @@ const char* to_string(DeltaStatus status) {
 // The decoder context, a by-reference dictionary object for the prefix codec (static,
 // in the workspace too: ZSTD_DCtx_refPrefix would allocate one), and two I/O buffers.
 size_t DeltaDecoder::workspace_size_for(update::DeltaCodec codec, uint32_t window_log) {
+  if (codec == update::DeltaCodec_TensorRange) return sizeof(RangeDeltaDecoder) + 16;
   if (codec == update::DeltaCodec_TensorLzma) {
     if (window_log < kLzmaMinDictLog) return SIZE_MAX;  // cannot decode any LZMA2 payload
     return 2 * kIoBytes + lzma_fixed_bytes() + (size_t{1} << lzma_dict_log(window_log)) +
@@ -87,10 +93,13 @@ size_t DeltaDecoder::workspace_size_for(update::DeltaCodec codec, uint32_t windo
 size_t DeltaDecoder::workspace_size(uint32_t window_log) {
   const size_t z = workspace_size_for(update::DeltaCodec_TensorZstd, window_log);
   const size_t l = workspace_size_for(update::DeltaCodec_TensorLzma, window_log);
-  return l != SIZE_MAX && l > z ? l : z;
+  const size_t r = workspace_size_for(update::DeltaCodec_TensorRange, window_log);
+  const size_t most = l != SIZE_MAX && l > z ? l : z;
+  return r > most ? r : most;
 }
 
 size_t DeltaDecoder::peak_bytes() const {
+  if (codec_ == update::DeltaCodec_TensorRange) return sizeof(RangeDeltaDecoder) + 16;
   if (codec_ == update::DeltaCodec_TensorLzma) {
     return 2 * kIoBytes + (lzma_ ? lzma_fixed_bytes() : 0) + arena_.used;
   }
@@ -108,7 +117,18 @@ DeltaDecoder::DeltaDecoder(update::DeltaCodec codec, uint64_t target_size, uint3
       base_(base),
       out_(out) {}
 
+uint64_t DeltaDecoder::written() const { return range_ ? range_->written() : written_; }
+
 DeltaStatus DeltaDecoder::start() {
+  if (codec_ == update::DeltaCodec_TensorRange) {
+    void* p = workspace_;
+    size_t space = workspace_bytes_;
+    if (!std::align(alignof(RangeDeltaDecoder), sizeof(RangeDeltaDecoder), p, space)) {
+      return DeltaStatus::kWorkspaceTooSmall;
+    }
+    range_ = new (p) RangeDeltaDecoder(target_size_, base_, out_, hasher_);
+    return DeltaStatus::kOk;
+  }
   if (codec_ == update::DeltaCodec_TensorLzma) {
     // The I/O buffers first; the LZMA2 decoder when the payload names its dictionary.
     if (workspace_bytes_ < 2 * kIoBytes + lzma_fixed_bytes()) {
@@ -194,6 +214,9 @@ DeltaStatus DeltaDecoder::feed_lzma(const uint8_t* payload, size_t size) {
 }
 
 DeltaStatus DeltaDecoder::feed(const uint8_t* payload, size_t size) {
+  if (codec_ == update::DeltaCodec_TensorRange) {
+    return range_ ? range_->feed(payload, size) : DeltaStatus::kWorkspaceTooSmall;
+  }
   if (codec_ == update::DeltaCodec_TensorLzma) return feed_lzma(payload, size);
   return feed_zstd(payload, size);
 }
@@ -231,6 +254,9 @@ DeltaStatus DeltaDecoder::feed_zstd(const uint8_t* payload, size_t size) {
 }
 
 DeltaStatus DeltaDecoder::finish() {
+  if (codec_ == update::DeltaCodec_TensorRange) {
+    return range_ ? range_->finish() : DeltaStatus::kWorkspaceTooSmall;
+  }
   if (codec_ == update::DeltaCodec_TensorLzma ? !lzma_done_ : !frame_done_) {
     return DeltaStatus::kIncomplete;
   }

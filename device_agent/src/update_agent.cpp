@@ -367,6 +367,7 @@ void UpdateAgent::patch() {
   SlotBase base(slots_, record_.active_slot, record_.installed_size);
   DeltaDecoder decoder(m->codec(), m->target_size(), config_.window_log, workspace_,
                        workspace_bytes_, record_.active_slot == kNoSlot ? nullptr : &base, &sink);
+  decoder.set_hasher(&sha_);  // free while patching: the range codec recomputes content hashes
   auto status = decoder.start();
   uint8_t buf[1024];
   const uint64_t size = m->payload_size();

@@ -19,21 +19,12 @@ std::string sha256_with_field_zeroed(const std::string& bytes, size_t field_offs
 
 std::string write_artifact(const ModelSpec& spec) {
   flatbuffers::FlatBufferBuilder b(4096);
-  std::vector<flatbuffers::Offset<artifact::Buffer>> buffers;
-  std::vector<flatbuffers::Offset<artifact::Tensor>> tensors;
-  for (const auto& t : spec.tensors) {
-    int32_t buffer = -1;
-    if (!t.data.empty()) {
-      b.ForceVectorAlignment(t.data.size(), sizeof(uint8_t), 16);
-      auto data = b.CreateVector(reinterpret_cast<const uint8_t*>(t.data.data()), t.data.size());
-      buffer = static_cast<int32_t>(buffers.size());
-      buffers.push_back(artifact::CreateBuffer(b, data));
-    }
-    const artifact::Dims4 shape(t.dims.n, t.dims.h, t.dims.w, t.dims.c);
-    tensors.push_back(artifact::CreateTensor(b, b.CreateString(t.name), t.type, &shape,
-                                             b.CreateVector(t.scale), b.CreateVector(t.zero_point),
-                                             buffer, t.arena_offset));
-  }
+  // Created first, so it ends the buffer (FlatBuffers builds back to front).
+  const std::vector<uint8_t> zero_hash(32, 0);
+  const auto hash = b.CreateVector(zero_hash);
+  // FlatBuffers builds back to front: what is created first comes last in the file.
+  // Operators before tensors, so their requantization vectors follow the tensors'
+  // scales in the file: a delta decoder has seen the scales when it reaches them.
   std::vector<flatbuffers::Offset<artifact::Operator>> ops;
   for (const auto& o : spec.operators) {
     auto opt_vec = [&](const std::vector<int32_t>& v) { return v.empty() ? 0 : b.CreateVector(v); };
@@ -46,12 +37,31 @@ std::string write_artifact(const ModelSpec& spec) {
         o.lut_i8.empty() ? 0 : b.CreateVector(o.lut_i8),
         o.lut_u32.empty() ? 0 : b.CreateVector(o.lut_u32)));
   }
-  const std::vector<uint8_t> zero_hash(32, 0);
-  auto model = artifact::CreateModel(
-      b, spec.format_major, 0, b.CreateString(spec.device_class), b.CreateString(spec.model_name),
-      b.CreateVector(tensors), b.CreateVector(ops), b.CreateVector(spec.inputs),
-      b.CreateVector(spec.outputs), b.CreateVector(buffers), spec.tensor_arena_bytes,
-      spec.scratch_bytes, b.CreateVector(zero_hash));
+  // The constant data before the tensor tables, so every scale precedes every bias in
+  // the file too.
+  std::vector<flatbuffers::Offset<artifact::Buffer>> buffers;
+  std::vector<int32_t> buffer_of;
+  for (const auto& t : spec.tensors) {
+    buffer_of.push_back(-1);
+    if (t.data.empty()) continue;
+    b.ForceVectorAlignment(t.data.size(), sizeof(uint8_t), 16);
+    auto data = b.CreateVector(reinterpret_cast<const uint8_t*>(t.data.data()), t.data.size());
+    buffer_of.back() = static_cast<int32_t>(buffers.size());
+    buffers.push_back(artifact::CreateBuffer(b, data));
+  }
+  std::vector<flatbuffers::Offset<artifact::Tensor>> tensors;
+  for (size_t i = 0; i < spec.tensors.size(); ++i) {
+    const auto& t = spec.tensors[i];
+    const artifact::Dims4 shape(t.dims.n, t.dims.h, t.dims.w, t.dims.c);
+    tensors.push_back(artifact::CreateTensor(b, b.CreateString(t.name), t.type, &shape,
+                                             b.CreateVector(t.scale), b.CreateVector(t.zero_point),
+                                             buffer_of[i], t.arena_offset));
+  }
+  auto model = artifact::CreateModel(b, spec.format_major, 0, b.CreateString(spec.device_class),
+                                     b.CreateString(spec.model_name), b.CreateVector(tensors),
+                                     b.CreateVector(ops), b.CreateVector(spec.inputs),
+                                     b.CreateVector(spec.outputs), b.CreateVector(buffers),
+                                     spec.tensor_arena_bytes, spec.scratch_bytes, hash);
   artifact::FinishModelBuffer(b, model);
   std::string bytes(reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize());
   // Fill in the hash of the bytes as they are with the hash field zeroed.
@@ -63,35 +73,82 @@ std::string write_artifact(const ModelSpec& spec) {
   return bytes;
 }
 
-std::vector<TensorSegment> tensor_segments(const std::string& bytes) {
-  std::vector<TensorSegment> out;
+namespace {
+const artifact::Model* verified_model(const std::string& bytes) {
   flatbuffers::Verifier v(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), 64,
                           1u << 20);
-  if (!artifact::VerifyModelBuffer(v)) return out;
-  const auto* m = artifact::GetModel(bytes.data());
-  if (!m->tensors() || !m->buffers()) return out;
+  return artifact::VerifyModelBuffer(v) ? artifact::GetModel(bytes.data()) : nullptr;
+}
+
+template <typename V>
+void add_segment(std::vector<TensorSegment>& out, const std::string& bytes, std::string name,
+                 const V* v, SegmentKind kind) {
+  if (!v || v->size() == 0) return;
+  const auto* data = reinterpret_cast<const uint8_t*>(v->data());
+  out.push_back({std::move(name),
+                 static_cast<uint64_t>(data - reinterpret_cast<const uint8_t*>(bytes.data())),
+                 static_cast<uint64_t>(v->size()) * sizeof(*v->data()), kind});
+}
+
+const char* tensor_name(const artifact::Model* m, int32_t index) {
+  if (index < 0 || static_cast<uint32_t>(index) >= m->tensors()->size()) return nullptr;
+  const auto* name = m->tensors()->Get(static_cast<uint32_t>(index))->name();
+  return name ? name->c_str() : nullptr;
+}
+}  // namespace
+
+std::vector<TensorSegment> tensor_segments(const std::string& bytes) {
+  std::vector<TensorSegment> out;
+  const auto* m = verified_model(bytes);
+  if (!m || !m->tensors() || !m->buffers()) return out;
   for (const auto* t : *m->tensors()) {
+    if (!t->name()) continue;
+    const std::string name = t->name()->str();
+    add_segment(out, bytes, name + "/scale", t->scale(), SegmentKind::kFloat32);
     if (t->buffer() < 0 || static_cast<uint32_t>(t->buffer()) >= m->buffers()->size()) continue;
-    const auto* data = m->buffers()->Get(static_cast<uint32_t>(t->buffer()))->data();
-    if (!data || !t->name()) continue;
-    out.push_back(
-        {t->name()->str(),
-         static_cast<uint64_t>(data->data() - reinterpret_cast<const uint8_t*>(bytes.data())),
-         data->size()});
+    add_segment(out, bytes, name, m->buffers()->Get(static_cast<uint32_t>(t->buffer()))->data(),
+                t->type() == artifact::TensorType_Int8    ? SegmentKind::kInt8
+                : t->type() == artifact::TensorType_Int32 ? SegmentKind::kInt32
+                                                          : SegmentKind::kFloat32);
+  }
+  if (!m->operators()) return out;
+  for (const auto* o : *m->operators()) {
+    if (!o->outputs() || o->outputs()->size() == 0) continue;
+    const char* y = tensor_name(m, o->outputs()->Get(0));
+    if (!y) continue;
+    const std::string name = y;
+    const size_t multiplier = out.size();
+    add_segment(out, bytes, name + "/requant_multiplier", o->requant_multiplier(),
+                SegmentKind::kMultiplier);
+    const bool has_multiplier = out.size() > multiplier;
+    add_segment(out, bytes, name + "/requant_shift", o->requant_shift(), SegmentKind::kInt32);
+    add_segment(out, bytes, name + "/int_params", o->int_params(), SegmentKind::kInt32);
+    // Weighted layers: multipliers scale with the weight scales, biases inversely.
+    const char* w =
+        o->inputs() && o->inputs()->size() >= 2 ? tensor_name(m, o->inputs()->Get(1)) : nullptr;
+    if (!w || !has_multiplier) continue;
+    out[multiplier].follows = std::string(w) + "/scale";
+    const char* bias = o->inputs()->size() >= 3 ? tensor_name(m, o->inputs()->Get(2)) : nullptr;
+    for (auto& s : out) {
+      if (bias && s.name == bias && s.kind == SegmentKind::kInt32) {
+        s.follows = std::string(w) + "/scale";
+        s.follows_inverse = true;
+      }
+    }
   }
   return out;
 }
 
+int64_t content_hash_offset(const std::string& bytes) {
+  const auto* m = verified_model(bytes);
+  if (!m || !m->content_sha256() || m->content_sha256()->size() != 32) return -1;
+  return m->content_sha256()->data() - reinterpret_cast<const uint8_t*>(bytes.data());
+}
+
 bool content_hash_matches(const std::string& bytes) {
-  flatbuffers::Verifier v(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), 64,
-                          1u << 20);
-  if (!artifact::VerifyModelBuffer(v)) return false;
-  const auto* m = artifact::GetModel(bytes.data());
-  if (!m->content_sha256() || m->content_sha256()->size() != 32) return false;
-  const size_t offset = static_cast<size_t>(m->content_sha256()->data() -
-                                            reinterpret_cast<const uint8_t*>(bytes.data()));
-  return sha256_with_field_zeroed(bytes, offset) ==
-         std::string(reinterpret_cast<const char*>(m->content_sha256()->data()), 32);
+  const int64_t offset = content_hash_offset(bytes);
+  return offset >= 0 &&
+         sha256_with_field_zeroed(bytes, static_cast<size_t>(offset)) == bytes.substr(offset, 32);
 }
 
 }  // namespace tinyfleet::kernels

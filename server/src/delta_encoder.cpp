@@ -9,6 +9,7 @@
 #include <optional>
 #include <unordered_map>
 
+#include "region_plan.h"
 #include "tinyfleet/device_agent/delta_decoder.h"
 #include "tinyfleet/kernels/runtime/artifact_writer.h"
 
@@ -51,11 +52,7 @@ storage::Expected<std::string> compress(const std::string& data, int level, uint
 }  // namespace
 
 std::vector<ArtifactSegment> artifact_segments(const std::string& artifact) {
-  std::vector<ArtifactSegment> out;
-  for (const auto& s : kernels::tensor_segments(artifact)) {
-    out.push_back({s.name, s.offset, s.size});
-  }
-  return out;
+  return kernels::tensor_segments(artifact);
 }
 
 storage::Expected<Delta> encode_full(const std::string& target, const DeltaOptions& options) {
@@ -103,155 +100,31 @@ storage::Expected<std::string> compress_lzma(const std::string& data, uint32_t d
 
 }  // namespace
 
-namespace {
-
-// Writes regions, merging a difference that continues the previous one in the base.
-class RegionWriter {
- public:
-  RegionWriter(const std::string& base, const std::string& target, std::string& out)
-      : base_(base), target_(target), out_(out) {}
-  void literal(uint64_t from, uint64_t to) {
-    if (from >= to) return;
-    if (kind_ == 0 && end_ == from) {
-      end_ = to;
-      return;
-    }
-    flush();
-    kind_ = 0, start_ = from, end_ = to;
-  }
-  void difference(uint64_t from, uint64_t to, uint64_t base_offset) {
-    if (from >= to) return;
-    const int kind = 1;
-    if (kind_ == kind && end_ == from && base_at_ + (end_ - start_) == base_offset) {
-      end_ = to;
-      return;
-    }
-    flush();
-    kind_ = kind, start_ = from, end_ = to, base_at_ = base_offset;
-  }
-  void flush() {
-    while (kind_ >= 0 && start_ < end_) {
-      const uint64_t n = std::min<uint64_t>(end_ - start_, 0xffffffffu);
-      out_.push_back(static_cast<char>(kind_));
-      put_le(out_, n, 4);
-      if (kind_ == 0) {
-        out_.append(target_, start_, n);
-      } else {
-        put_le(out_, base_at_, 8);
-        for (uint64_t i = 0; i < n; ++i) {
-          out_.push_back(static_cast<char>(static_cast<uint8_t>(target_[start_ + i]) -
-                                           static_cast<uint8_t>(base_[base_at_ + i])));
-        }
-        base_at_ += n;
-      }
-      start_ += n;
-    }
-    kind_ = -1;
-  }
-
- private:
-  const std::string& base_;
-  const std::string& target_;
-  std::string& out_;
-  int kind_ = -1;
-  uint64_t start_ = 0, end_ = 0, base_at_ = 0;
-};
-
-// Finds, for bytes outside matched tensors (graph, quantization parameters, tensors that
-// changed shape), approximate matches in the base as bsdiff does: seed with an exact
-// 8-byte match, extend while the differences stay mostly zero; the rest is literal.
-class BaseMatcher {
- public:
-  explicit BaseMatcher(const std::string& base) : base_(base) {
-    for (uint64_t q = 0; q + kGram <= base.size(); ++q) {
-      auto& v = index_[gram(base, q)];
-      if (v.size() < kCandidates) v.push_back(q);
-    }
-  }
-  void cover(const std::string& target, uint64_t from, uint64_t to, RegionWriter& w) const {
-    uint64_t p = from, lit = from;
-    while (p + kGram <= to) {
-      auto it = index_.find(gram(target, p));
-      if (it == index_.end()) {
-        ++p;
-        continue;
-      }
-      uint64_t best_q = 0, best_len = 0;
-      for (uint64_t q : it->second) {
-        const uint64_t len = extend(target, p, to, q);
-        if (len > best_len) best_len = len, best_q = q;
-      }
-      if (best_len < kGram) {
-        ++p;
-        continue;
-      }
-      w.literal(lit, p);
-      w.difference(p, p + best_len, best_q);
-      p += best_len;
-      lit = p;
-    }
-    w.literal(lit, to);
-  }
-
- private:
-  static constexpr uint64_t kGram = 8;
-  static constexpr size_t kCandidates = 8;
-  static uint64_t gram(const std::string& s, uint64_t at) {
-    uint64_t v = 0;
-    std::memcpy(&v, s.data() + at, kGram);
-    return v;
-  }
-  // The length that maximizes matches*2 - length (bsdiff's forward extension).
-  uint64_t extend(const std::string& target, uint64_t p, uint64_t to, uint64_t q) const {
-    int64_t score = 0, best = 0;
-    uint64_t best_len = 0;
-    for (uint64_t i = 0; p + i < to && q + i < base_.size(); ++i) {
-      score += target[p + i] == base_[q + i] ? 1 : -1;
-      if (score > best) best = score, best_len = i + 1;
-      if (i + 1 - best_len > 64) break;
-    }
-    return best_len;
-  }
-  const std::string& base_;
-  std::unordered_map<uint64_t, std::vector<uint64_t>> index_;
-};
-
-}  // namespace
-
 storage::Expected<std::string> region_stream(const std::string& base, const std::string& target,
                                              const std::vector<ArtifactSegment>& base_segments,
                                              const std::vector<ArtifactSegment>& target_segments) {
-  if (target.empty()) return Error{ErrorCode::kInvalidArgument, "the target artifact is empty"};
-  std::vector<ArtifactSegment> targets = target_segments;
-  std::map<std::string, const ArtifactSegment*> by_name;
-  for (const auto& s : base_segments) {
-    if (s.offset + s.size > base.size()) {
-      return Error{ErrorCode::kInvalidArgument, "base segment '" + s.name + "' is out of range"};
-    }
-    by_name[s.name] = &s;
-  }
-  std::sort(targets.begin(), targets.end(),
-            [](const ArtifactSegment& a, const ArtifactSegment& b) { return a.offset < b.offset; });
-
+  auto regions = plan_regions(base, target, base_segments, target_segments, {});
+  if (!regions) return regions.error();
   std::string stream = "TFD1";
   put_le(stream, target.size(), 8);
-  RegionWriter w(base, target, stream);
-  const BaseMatcher matcher(base);
-  uint64_t pos = 0;
-  for (const auto& t : targets) {
-    if (t.offset < pos || t.offset + t.size > target.size()) {
-      return Error{ErrorCode::kInvalidArgument,
-                   "target segment '" + t.name + "' overlaps another or is out of range"};
-    }
-    auto it = by_name.find(t.name);
-    if (it != by_name.end() && it->second->size == t.size) {
-      matcher.cover(target, pos, t.offset, w);
-      w.difference(t.offset, t.offset + t.size, it->second->offset);
-      pos = t.offset + t.size;
+  for (const auto& r : *regions) {
+    for (uint64_t start = r.from; start < r.to;) {
+      const uint64_t n = std::min<uint64_t>(r.to - start, 0xffffffffu);
+      stream.push_back(static_cast<char>(r.kind));
+      put_le(stream, n, 4);
+      if (r.kind == device_agent::range::kLiteral) {
+        stream.append(target, start, n);
+      } else {
+        const uint64_t at = r.base + (start - r.from);
+        put_le(stream, at, 8);
+        for (uint64_t i = 0; i < n; ++i) {
+          stream.push_back(static_cast<char>(static_cast<uint8_t>(target[start + i]) -
+                                             static_cast<uint8_t>(base[at + i])));
+        }
+      }
+      start += n;
     }
   }
-  matcher.cover(target, pos, target.size(), w);
-  w.flush();
   return stream;
 }
 
@@ -333,6 +206,9 @@ storage::Expected<Delta> encode_best(const std::string& base, const std::string&
                               base.empty() ? std::vector<ArtifactSegment>{} : base_segments,
                               target_segments, options));
   if (!base.empty()) consider(encode_prefix_delta(base, target, options));
+  consider(encode_tensor_range(base, target,
+                               base.empty() ? std::vector<ArtifactSegment>{} : base_segments,
+                               target_segments, options));
   if (!best) return Error{ErrorCode::kFailedPrecondition, why};
   return std::move(*best);
 }

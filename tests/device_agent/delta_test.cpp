@@ -4,6 +4,7 @@
 
 #include <random>
 
+#include "memory_slots.h"
 #include "tinyfleet/device_agent/delta_decoder.h"
 #include "tinyfleet/server/delta_encoder.h"
 
@@ -12,27 +13,8 @@ using device_agent::DeltaStatus;
 
 namespace {
 
-struct MemoryBase : device_agent::BaseReader {
-  explicit MemoryBase(const std::string& b) : bytes(b) {}
-  uint64_t size() const override { return bytes.size(); }
-  bool read(uint64_t off, uint8_t* out, size_t n) override {
-    if (off + n > bytes.size()) return false;
-    std::memcpy(out, bytes.data() + off, n);
-    return true;
-  }
-  const uint8_t* contiguous() const override {
-    return reinterpret_cast<const uint8_t*>(bytes.data());
-  }
-  std::string bytes;
-};
-
-struct MemorySlot : device_agent::SlotWriter {
-  bool write(const uint8_t* d, size_t n) override {
-    out.append(reinterpret_cast<const char*>(d), n);
-    return true;
-  }
-  std::string out;
-};
+using tinyfleet::testing::MemoryBase;
+using tinyfleet::testing::MemorySlot;
 
 // An artifact-like blob: a header, then tensors of pseudo-random weights.
 struct Artifact {

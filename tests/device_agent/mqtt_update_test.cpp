@@ -196,10 +196,10 @@ TEST(MqttUpdate, AFineTunedModelArrivesAsASignedDeltaAndCommits) {
 
 TEST(MqttUpdate, ARateBoundPublisherStillDelivers) {
   Rig rig(stack_broker(), 256);
-  // 600 B/s with one second of burst: about two chunks at once, then one every ~0.5 s.
+  // 300 B/s with one second of burst (a chunk at once), then a chunk every ~0.9 s.
   server::UpdatePublisher publisher(rig.uri, require_env("TINYFLEET_MQTT_SERVER_USER"),
                                     require_env("TINYFLEET_MQTT_SERVER_PASSWORD"),
-                                    "fleetd-rate-" + rig.fleet, 600);
+                                    "fleetd-rate-" + rig.fleet, 300);
   ASSERT_TRUE(publisher.start());
   ASSERT_TRUE(rig.port->connect());
   ASSERT_TRUE(publisher.offer(rig.fleet, rig.device, 1, server::sign_offer(rig.f, rig.key),
@@ -215,8 +215,8 @@ TEST(MqttUpdate, ARateBoundPublisherStillDelivers) {
               static_cast<unsigned long long>(publisher.requests_deferred()), seconds,
               rig.delta.payload.size());
   EXPECT_GT(publisher.requests_deferred(), 0u);
-  // The payload at 600 B/s after a 600 B burst cannot take less than this.
-  const double floor = (static_cast<double>(rig.delta.payload.size()) - 600.0) / 600.0;
+  // The payload at 300 B/s after a 300 B burst cannot take less than this.
+  const double floor = (static_cast<double>(rig.delta.payload.size()) - 300.0) / 300.0;
   ASSERT_GT(floor, 0.5) << "the payload is too small to exercise the bound";
   EXPECT_GT(seconds, floor);
   publisher.stop();

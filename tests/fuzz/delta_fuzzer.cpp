@@ -20,6 +20,17 @@ struct Base : tinyfleet::device_agent::BaseReader {
     return reinterpret_cast<const uint8_t*>(bytes.data());
   }
 };
+// Not a hash: the fuzzer checks the decoder, not sha256.
+struct Hasher : tinyfleet::device_agent::Sha256 {
+  uint8_t x = 0;
+  void reset() override { x = 0; }
+  void update(const uint8_t* d, size_t n) override {
+    for (size_t i = 0; i < n; ++i) x ^= d[i];
+  }
+  void finish(uint8_t digest[32]) override {
+    for (int i = 0; i < 32; ++i) digest[i] = x;
+  }
+};
 struct Sink : tinyfleet::device_agent::SlotWriter {
   size_t written = 0;
   bool write(const uint8_t*, size_t n) override {
@@ -31,12 +42,15 @@ struct Sink : tinyfleet::device_agent::SlotWriter {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;
-  const auto codec = static_cast<tinyfleet::update::DeltaCodec>(data[0] % 4);
+  const auto codec =
+      static_cast<tinyfleet::update::DeltaCodec>(data[0] % (tinyfleet::update::DeltaCodec_MAX + 1));
   static std::vector<uint8_t> work(tinyfleet::device_agent::DeltaDecoder::workspace_size(15));
   Base base;
   Sink sink;
+  Hasher hasher;
   tinyfleet::device_agent::DeltaDecoder dec(codec, 8192, 15, work.data(), work.size(), &base,
                                             &sink);
+  dec.set_hasher(&hasher);
   if (dec.start() != tinyfleet::device_agent::DeltaStatus::kOk) return 0;
   dec.feed(data + 1, size - 1);
   dec.finish();

@@ -220,11 +220,29 @@ TEST(Interpreter, RunsLikeADirectChainOfKernels) {
   const std::vector<int8_t> got(static_cast<int8_t*>(out.data),
                                 static_cast<int8_t*>(out.data) + 10);
   EXPECT_EQ(got, net.direct());
-  // Segments for tensor-wise deltas name the constant tensors.
+  // Segments for tensor-wise deltas name the constant tensors, their scales and the
+  // operators' requantization vectors; the content hash ends the artifact.
   const auto segs = tensor_segments(bytes);
-  ASSERT_EQ(segs.size(), 4u);
-  EXPECT_EQ(segs[0].name, "conv.weight");
-  EXPECT_EQ(bytes.substr(segs[0].offset, segs[0].size), bytes_of(net.conv_w));
+  auto find = [&](const std::string& name) {
+    for (const auto& s : segs) {
+      if (s.name == name) return s;
+    }
+    ADD_FAILURE() << "no segment " << name;
+    return TensorSegment{};
+  };
+  const auto w = find("conv.weight");
+  EXPECT_EQ(w.kind, SegmentKind::kInt8);
+  EXPECT_EQ(bytes.substr(w.offset, w.size), bytes_of(net.conv_w));
+  EXPECT_EQ(find("conv.weight/scale").kind, SegmentKind::kFloat32);
+  EXPECT_EQ(find("conv.weight/scale").size, 16u);  // four channels
+  EXPECT_EQ(content_hash_offset(bytes), static_cast<int64_t>(bytes.size()) - 32);
+  EXPECT_EQ(content_hash_offset("not an artifact"), -1);
+  int multipliers = 0;
+  for (const auto& s : segs) {
+    multipliers += s.kind == SegmentKind::kMultiplier;
+    EXPECT_LE(s.offset + s.size, bytes.size()) << s.name;
+  }
+  EXPECT_EQ(multipliers, 2);  // the convolution and the fully connected layer
 }
 
 TEST(Interpreter, RefusesMalformedArtifactsNamingTheCheck) {

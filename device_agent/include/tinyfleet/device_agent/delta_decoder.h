@@ -3,6 +3,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "tinyfleet/device_agent/crypto.h"
 #include "tinyfleet/device_agent/update_generated.h"
 
 struct ZSTD_DCtx_s;
@@ -36,6 +37,7 @@ enum class DeltaStatus : uint8_t {
   kTooLong,            // more output than the manifest's target size
   kIncomplete,         // the payload ended early
   kWriteFailed,        // the slot refused a write
+  kNoHasher,           // the delta recomputes the content hash and no Sha256 was given
 };
 
 const char* to_string(DeltaStatus status);
@@ -50,6 +52,9 @@ const char* to_string(DeltaStatus status);
 // bytes; a difference byte is added (mod 256) to the base byte at the same position.
 // TensorLzma payloads carry the same region stream as one byte, the LZMA2 dictionary
 // size as a power of two (12..14), then a raw LZMA2 stream.
+// TensorRange payloads are typed regions, range-coded (range_model.h); they may end
+// with the artifact's content hash, which the decoder computes with set_hasher()'s Sha256.
+class RangeDeltaDecoder;
 class DeltaDecoder {
  public:
   // Enough for every codec within `window_log` (the zstd codecs need the most).
@@ -59,10 +64,12 @@ class DeltaDecoder {
 
   DeltaDecoder(update::DeltaCodec codec, uint64_t target_size, uint32_t window_log, void* workspace,
                size_t workspace_bytes, BaseReader* base, SlotWriter* out);
+  // The Sha256 a TensorRange payload's content-hash region needs (before start()).
+  void set_hasher(Sha256* hasher) { hasher_ = hasher; }
   DeltaStatus start();
   DeltaStatus feed(const uint8_t* payload, size_t size);
   DeltaStatus finish();
-  uint64_t written() const { return written_; }
+  uint64_t written() const;
   // The most workspace this decoder has used so far (decoder state, dictionary and
   // I/O buffers): the working memory of applying the delta, besides the output slot.
   size_t peak_bytes() const;
@@ -90,6 +97,8 @@ class DeltaDecoder {
   size_t workspace_bytes_;
   BaseReader* base_;
   SlotWriter* out_;
+  Sha256* hasher_ = nullptr;
+  RangeDeltaDecoder* range_ = nullptr;  // in the workspace
   ZSTD_DCtx_s* dctx_ = nullptr;
   void* lzma_ = nullptr;  // lzma_stream in the workspace, after the first payload byte
   Arena arena_;

@@ -45,19 +45,37 @@ struct ModelSpec {
 };
 
 // The artifact bytes, content_sha256 filled in (sha256 of the bytes with that field
-// zeroed).
+// zeroed). The hash field is the last 32 bytes of the artifact, so a delta decoder can
+// recompute it from what it has written instead of receiving it.
 std::string write_artifact(const ModelSpec& spec);
+
+// What a segment's elements are: the delta encoder codes each kind its own way.
+enum class SegmentKind : uint8_t {
+  kInt8,        // weights
+  kInt32,       // biases, shifts, integer parameters
+  kMultiplier,  // requantization multipliers: Q31, normalized to [2^30, 2^31)
+  kFloat32,     // scales
+};
 
 struct TensorSegment {
   std::string name;
   uint64_t offset = 0;
   uint64_t size = 0;
+  SegmentKind kind = SegmentKind::kInt8;
+  // The float segment whose element-wise changes this one follows: a layer's
+  // requantization multipliers move with its weight scales, its biases inversely.
+  std::string follows;
+  bool follows_inverse = false;
 };
-// The constant tensors' data ranges within an artifact (for tensor-wise deltas);
-// empty when the bytes are not a valid artifact.
+// The named data ranges of an artifact, for deltas that match them by name: constant
+// tensors' data ("<tensor>"), their scales ("<tensor>/scale") and the operators'
+// requantization vectors ("<output tensor>/requant_multiplier", ".../requant_shift",
+// ".../int_params"). Empty when the bytes are not a valid artifact.
 std::vector<TensorSegment> tensor_segments(const std::string& artifact);
 
 // Checks content_sha256 against the bytes.
 bool content_hash_matches(const std::string& artifact);
+// Where content_sha256's 32 bytes are, or -1 when the bytes are not a valid artifact.
+int64_t content_hash_offset(const std::string& artifact);
 
 }  // namespace tinyfleet::kernels
