@@ -104,12 +104,6 @@ class CostCoder {
   double cost = 0;
 };
 
-int32_t word(const std::string& s, uint64_t at) {
-  uint32_t v = 0;
-  std::memcpy(&v, s.data() + at, 4);
-  return static_cast<int32_t>(v);
-}
-
 // One region, header and body, through either coder.
 template <class C>
 void code_region(C& c, range::CodingState& state, const Region& r, const std::string& base,
@@ -134,14 +128,14 @@ void code_region(C& c, range::CodingState& state, const Region& r, const std::st
     range::code_difference(c, state, r.width, p, d);
   }
   for (uint64_t p = r.from; r.kind == range::kScales && p < r.to; p += 4) {
-    range::code_scale(c, state, static_cast<uint32_t>(word(base, r.base + (p - r.from))),
-                      static_cast<uint32_t>(word(target, p)));
+    range::code_scale(c, state, static_cast<uint32_t>(word_at(base, r.base + (p - r.from))),
+                      static_cast<uint32_t>(word_at(target, p)));
   }
   for (uint64_t p = r.from; r.kind == range::kScaled && p < r.to; p += 4) {
     const auto predicted = static_cast<uint32_t>(
-        range::predict_scaled(state, h, word(base, r.base + (p - r.from)), (p - r.from) / 4));
-    range::code_residual(c, state,
-                         static_cast<int32_t>(static_cast<uint32_t>(word(target, p)) - predicted));
+        range::predict_scaled(state, h, word_at(base, r.base + (p - r.from)), (p - r.from) / 4));
+    range::code_residual(
+        c, state, static_cast<int32_t>(static_cast<uint32_t>(word_at(target, p)) - predicted));
   }
 }
 

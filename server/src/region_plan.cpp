@@ -138,12 +138,6 @@ class BaseMatcher {
   std::unordered_map<uint64_t, std::vector<uint64_t>> index_;
 };
 
-int32_t word(const std::string& s, uint64_t at) {
-  uint32_t v = 0;
-  std::memcpy(&v, s.data() + at, 4);  // artifacts are little-endian
-  return static_cast<int32_t>(v);
-}
-
 // Roughly what the range coder spends on a value (zero is nearly free in a run).
 double bits(int64_t v) {
   return v == 0 ? 0.3 : 4 + 2 * std::log2(std::fabs(static_cast<double>(v)));
@@ -180,8 +174,8 @@ std::optional<Region> scaled(const std::string& base, const std::string& target,
     for (uint64_t i = 0; i <= n; i += step) {
       range::RegionHeader c = identity(h);
       if (i < n) {  // the ratio that predicts element i exactly, after the per-element part
-        const int32_t b = range::predict_scaled(memory_state, h, word(base, base_at + 4 * i), i);
-        const int32_t t = word(target, from + 4 * i);
+        const int32_t b = range::predict_scaled(memory_state, h, word_at(base, base_at + 4 * i), i);
+        const int32_t t = word_at(target, from + 4 * i);
         if (b == 0 || t == 0) continue;
         const double r = static_cast<double>(t) / b;
         const int exponent =
@@ -194,8 +188,9 @@ std::optional<Region> scaled(const std::string& base, const std::string& target,
       double total = c.ratio == range::kOne && c.exponent == 30 ? 20 : 60;
       for (uint64_t j = 0; j < n && total < best_bits; ++j) {
         const auto p = static_cast<uint32_t>(
-            range::predict_scaled(memory_state, c, word(base, base_at + 4 * j), j));
-        total += bits(static_cast<int32_t>(static_cast<uint32_t>(word(target, from + 4 * j)) - p));
+            range::predict_scaled(memory_state, c, word_at(base, base_at + 4 * j), j));
+        total +=
+            bits(static_cast<int32_t>(static_cast<uint32_t>(word_at(target, from + 4 * j)) - p));
       }
       if (total < best_bits) {
         best_bits = total;
@@ -261,8 +256,8 @@ storage::Expected<std::vector<Region>> plan_regions(
         f->second = {memory_state->remembered, t.size / 4};
       }
       for (uint64_t i = 0; i < t.size; i += 4) {
-        memory_state->remember(static_cast<uint32_t>(word(base, at + i)),
-                               static_cast<uint32_t>(word(target, from + i)));
+        memory_state->remember(static_cast<uint32_t>(word_at(base, at + i)),
+                               static_cast<uint32_t>(word_at(target, from + i)));
       }
       s = Region{range::kScales, from, to, at, 4};
     } else if (options.typed &&

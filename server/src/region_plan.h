@@ -4,6 +4,7 @@
 // segments matched by name become differences (or, for the range codec, int32 ratio
 // predictions), the rest is matched approximately as bsdiff does, or sent literally.
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,13 @@ struct Region {
   uint8_t exponent = 0;
   uint32_t memory = 0;  // scaled with kFollows: the first remembered ratio
 };
+
+// The little-endian 32-bit word at `at` (artifacts are little-endian).
+inline int32_t word_at(const std::string& s, uint64_t at) {
+  uint32_t v = 0;
+  std::memcpy(&v, s.data() + at, 4);
+  return static_cast<int32_t>(v);
+}
 
 struct PlanOptions {
   // Widths by segment kind, int32 segments as ratio predictions where that is smaller,
