@@ -17,10 +17,7 @@ int RangeDeltaDecoder::bit(range::Prob& prob, int) {
     prob.update(1);
     b = 1;
   }
-  while (range_ < range::kTop) {
-    range_ <<= 8;
-    code_ = (code_ << 8) | next_byte();
-  }
+  normalize();
   return b;
 }
 
@@ -31,11 +28,15 @@ int RangeDeltaDecoder::direct(int) {
     code_ -= range_;
     b = 1;
   }
+  normalize();
+  return b;
+}
+
+void RangeDeltaDecoder::normalize() {
   while (range_ < range::kTop) {
     range_ <<= 8;
     code_ = (code_ << 8) | next_byte();
   }
-  return b;
 }
 
 uint8_t RangeDeltaDecoder::next_byte() {

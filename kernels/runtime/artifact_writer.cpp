@@ -19,12 +19,12 @@ std::string sha256_with_field_zeroed(const std::string& bytes, size_t field_offs
 
 std::string write_artifact(const ModelSpec& spec) {
   flatbuffers::FlatBufferBuilder b(4096);
-  // Created first, so it ends the buffer (FlatBuffers builds back to front).
+  // FlatBuffers builds back to front: what is created first comes last in the file.
+  // The hash first, so it ends the file; operators before tensors, so their
+  // requantization vectors follow the tensors' scales: a delta decoder has seen the
+  // scales when it reaches them.
   const std::vector<uint8_t> zero_hash(32, 0);
   const auto hash = b.CreateVector(zero_hash);
-  // FlatBuffers builds back to front: what is created first comes last in the file.
-  // Operators before tensors, so their requantization vectors follow the tensors'
-  // scales in the file: a delta decoder has seen the scales when it reaches them.
   std::vector<flatbuffers::Offset<artifact::Operator>> ops;
   for (const auto& o : spec.operators) {
     auto opt_vec = [&](const std::vector<int32_t>& v) { return v.empty() ? 0 : b.CreateVector(v); };

@@ -157,45 +157,44 @@ std::optional<Region> scaled(const std::string& base, const std::string& target,
   }
   std::optional<Region> best;
   double best_bits = difference_bits;
-  std::vector<uint8_t> flag_sets = {static_cast<uint8_t>(kind_flags & range::kNormalize)};
-  // Candidate ratios: 1 (residuals are plain differences), and the one that predicts
-  // each sampled element exactly.
-  auto identity = [](range::RegionHeader h) {
-    h.ratio = static_cast<int32_t>(range::kOne), h.exponent = 30;
-    return h;
+  // The estimated cost of a candidate; the cheapest so far is kept.
+  auto consider = [&](const range::RegionHeader& c) {
+    double total = c.ratio == range::kOne && c.exponent == 30 ? 20 : 60;
+    for (uint64_t j = 0; j < n && total < best_bits; ++j) {
+      const auto p = static_cast<uint32_t>(
+          range::predict_scaled(memory_state, c, word_at(base, base_at + 4 * j), j));
+      total += bits(static_cast<int32_t>(static_cast<uint32_t>(word_at(target, from + 4 * j)) - p));
+    }
+    if (total < best_bits) {
+      best_bits = total;
+      best = Region{range::kScaled, from, to, base_at, 4, c.flags, c.ratio, c.exponent, c.memory};
+    }
   };
+  std::vector<uint8_t> flag_sets = {static_cast<uint8_t>(kind_flags & range::kNormalize)};
   if (memory >= 0) flag_sets.push_back(kind_flags | range::kFollows);
   const uint64_t step = std::max<uint64_t>(1, n / 64);
   for (const uint8_t flags : flag_sets) {
+    // Candidate ratios: 1 (residuals are plain differences), and the one that predicts
+    // each sampled element exactly after the per-element part.
     range::RegionHeader h;
-    h.kind = range::kScaled, h.flags = flags,
+    h.kind = range::kScaled;
+    h.flags = flags;
     h.memory = static_cast<uint32_t>(std::max<int64_t>(memory, 0));
-    h = identity(h);
-    for (uint64_t i = 0; i <= n; i += step) {
-      range::RegionHeader c = identity(h);
-      if (i < n) {  // the ratio that predicts element i exactly, after the per-element part
-        const int32_t b = range::predict_scaled(memory_state, h, word_at(base, base_at + 4 * i), i);
-        const int32_t t = word_at(target, from + 4 * i);
-        if (b == 0 || t == 0) continue;
-        const double r = static_cast<double>(t) / b;
-        const int exponent =
-            std::clamp(30 - std::ilogb(r), 0, static_cast<int>(range::kMaxExponent));
-        const double q = std::nearbyint(std::ldexp(r, exponent));
-        if (std::fabs(q) > INT32_MAX) continue;
-        c.ratio = static_cast<int32_t>(q);
-        c.exponent = static_cast<uint8_t>(exponent);
-      }
-      double total = c.ratio == range::kOne && c.exponent == 30 ? 20 : 60;
-      for (uint64_t j = 0; j < n && total < best_bits; ++j) {
-        const auto p = static_cast<uint32_t>(
-            range::predict_scaled(memory_state, c, word_at(base, base_at + 4 * j), j));
-        total +=
-            bits(static_cast<int32_t>(static_cast<uint32_t>(word_at(target, from + 4 * j)) - p));
-      }
-      if (total < best_bits) {
-        best_bits = total;
-        best = Region{range::kScaled, from, to, base_at, 4, c.flags, c.ratio, c.exponent, c.memory};
-      }
+    h.ratio = static_cast<int32_t>(range::kOne);
+    h.exponent = 30;
+    consider(h);
+    for (uint64_t i = 0; i < n; i += step) {
+      const int32_t b = range::predict_scaled(memory_state, h, word_at(base, base_at + 4 * i), i);
+      const int32_t t = word_at(target, from + 4 * i);
+      if (b == 0 || t == 0) continue;
+      const double r = static_cast<double>(t) / b;
+      const int exponent = std::clamp(30 - std::ilogb(r), 0, static_cast<int>(range::kMaxExponent));
+      const double q = std::nearbyint(std::ldexp(r, exponent));
+      if (std::fabs(q) > INT32_MAX) continue;
+      range::RegionHeader c = h;
+      c.ratio = static_cast<int32_t>(q);
+      c.exponent = static_cast<uint8_t>(exponent);
+      consider(c);
     }
   }
   return best;

@@ -5,21 +5,10 @@
 #include <string>
 #include <vector>
 
+#include "../device_agent/memory_slots.h"
 #include "tinyfleet/device_agent/delta_decoder.h"
 
 namespace {
-struct Base : tinyfleet::device_agent::BaseReader {
-  std::string bytes = std::string(4096, 'b');
-  uint64_t size() const override { return bytes.size(); }
-  bool read(uint64_t off, uint8_t* out, size_t n) override {
-    if (off > bytes.size() || n > bytes.size() - off) return false;
-    std::memcpy(out, bytes.data() + off, n);
-    return true;
-  }
-  const uint8_t* contiguous() const override {
-    return reinterpret_cast<const uint8_t*>(bytes.data());
-  }
-};
 // Not a hash: the fuzzer checks the decoder, not sha256.
 struct Hasher : tinyfleet::device_agent::Sha256 {
   uint8_t x = 0;
@@ -45,7 +34,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const auto codec =
       static_cast<tinyfleet::update::DeltaCodec>(data[0] % (tinyfleet::update::DeltaCodec_MAX + 1));
   static std::vector<uint8_t> work(tinyfleet::device_agent::DeltaDecoder::workspace_size(15));
-  Base base;
+  tinyfleet::testing::MemoryBase base(std::string(4096, 'b'));
   Sink sink;
   Hasher hasher;
   tinyfleet::device_agent::DeltaDecoder dec(codec, 8192, 15, work.data(), work.size(), &base,

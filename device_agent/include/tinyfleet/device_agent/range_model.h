@@ -8,14 +8,17 @@
 // drift apart.
 //
 // A payload is one range-coded stream of regions covering the target in order:
-//   kind (0 literal, 1 difference, 2 scaled, 3 content hash), length,
-//   for 1 and 2: the base offset as a change of displacement (base - target offset)
+//   kind (0 literal, 1 difference, 2 scaled, 3 content hash, 4 scales), length,
+//   for 1, 2 and 4: the base offset as a change of displacement (base - target offset)
 //     against the previous region's, so regions that follow the layout cost ~0 bits,
-//   for 1: the element width (1: int8 weights, 4: words), for 2: flags, ratio, exponent;
-//   then the body: literal bytes, byte differences against the base (mod 256), or int32
-//   residuals against base * ratio / 2^exponent (biases and requantization multipliers
-//   move by one ratio when calibration changes); a content hash region is the last 32
-//   bytes and carries nothing: the decoder writes sha256 of the target with them zeroed.
+//   for 1: the element width (1: int8 weights, 4: words), for 2: flags, ratio,
+//     exponent and, with kFollows, the first remembered ratio it uses;
+//   then the body: literal bytes, byte differences against the base (mod 256), int32
+//   residuals against predict_scaled() (biases and requantization multipliers move by
+//   one ratio when calibration changes, and with the weight scales), or float32s as
+//   bit-pattern differences whose ratios to the base are remembered; a content hash
+//   region is the last 32 bytes and carries nothing: the decoder writes sha256 of the
+//   target with them zeroed.
 #include <cstdint>
 
 namespace tinyfleet::device_agent::range {
