@@ -16,5 +16,6 @@ set(TINYFLEET_KERNELS_OPS_PORTABLE_SOURCES
 # Built twice on the host: as opt:: (with AVX2 when available) and as opt_scalar::.
 set(TINYFLEET_KERNELS_OPS_OPTIMIZED_SOURCES
   optimized/conv2d.cpp
+  optimized/conv2d_packed.cpp
   optimized/depthwise_conv2d.cpp
   optimized/fully_connected.cpp)

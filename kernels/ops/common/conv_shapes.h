@@ -5,12 +5,17 @@
 
 namespace tinyfleet::kernels::detail {
 
+// An activation range clamps int8 outputs: it lies inside int8 and is not empty.
+inline bool activation_ok(const ActivationRange& a) {
+  return a.min <= a.max && a.min >= -128 && a.max <= 127;
+}
+
 inline bool conv_shapes_ok(const Conv2DParams& p, const Dims& in, const Dims& f, const Dims& out,
                            int32_t out_channels) {
   if (p.stride_h <= 0 || p.stride_w <= 0 || p.dilation_h <= 0 || p.dilation_w <= 0) return false;
   if (in.n <= 0 || in.h <= 0 || in.w <= 0 || in.c <= 0 || f.h <= 0 || f.w <= 0) return false;
   if (out.n != in.n || out.c != out_channels) return false;
-  if (p.activation.min > p.activation.max) return false;
+  if (!activation_ok(p.activation)) return false;
   return out.h == conv_output_extent(in.h, f.h, p.stride_h, p.dilation_h, p.padding.top,
                                      p.padding.bottom) &&
          out.w == conv_output_extent(in.w, f.w, p.stride_w, p.dilation_w, p.padding.left,

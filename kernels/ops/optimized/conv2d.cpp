@@ -1,9 +1,12 @@
-// Optimized Conv2D: per output pixel, the receptive field is widened once to int16
-// (input + offset, zeros for padding) and shared by four output channels at a time;
-// inner products are AVX2 madd when available. No im2col of the whole image.
+// Optimized Conv2D. AVX2 builds take the packed-weight path (conv2d_packed.cpp) when
+// the filter fits its stack budget. Otherwise, per output pixel, the receptive field is
+// widened once to int16 (input + offset, zeros for padding) and shared by four output
+// channels at a time; inner products are AVX2 madd or Arm SMLAD when available. No
+// im2col of the whole image.
 #include "tinyfleet/kernels/ops/conv2d.h"
 #include "../common/conv_shapes.h"
-#include "simd_dot.h"
+#include "conv2d_packed.h"
+#include "requant_avx2.h"
 
 namespace tinyfleet::kernels::TINYFLEET_OPT_NS {
 
@@ -13,6 +16,7 @@ Status conv2d(const Conv2DParams& p, const PerChannelRequant& rq, const Dims& in
   if (f.c != in.c || !detail::conv_shapes_ok(p, in, f, out, f.n)) return Status::kBadShape;
   const int32_t patch_len = f.h * f.w * f.c;
   if (!scratch || scratch_bytes < conv2d_scratch_size(f)) return Status::kScratchTooSmall;
+  if (conv2d_packed(p, rq, in, input, f, filter, bias, out, output)) return Status::kOk;
   // 32-byte aligned start for the vector loads' benefit.
   auto* patch = reinterpret_cast<int16_t*>((reinterpret_cast<uintptr_t>(scratch) + 31) &
                                            ~static_cast<uintptr_t>(31));

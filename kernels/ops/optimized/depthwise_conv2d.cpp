@@ -6,7 +6,7 @@
 // a path through an accumulator array in the same loop order.
 #include "tinyfleet/kernels/ops/depthwise_conv2d.h"
 #include "../common/conv_shapes.h"
-#include "simd_dot.h"
+#include "requant_avx2.h"
 
 namespace tinyfleet::kernels::TINYFLEET_OPT_NS {
 

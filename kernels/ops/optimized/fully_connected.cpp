@@ -2,7 +2,7 @@
 // output neurons at a time.
 #include "tinyfleet/kernels/ops/fully_connected.h"
 #include "../common/conv_shapes.h"
-#include "simd_dot.h"
+#include "requant_avx2.h"
 
 namespace tinyfleet::kernels::TINYFLEET_OPT_NS {
 
@@ -10,7 +10,10 @@ Status fully_connected(const FullyConnectedParams& p, const PerChannelRequant& r
                        int32_t in_features, const int8_t* input, int32_t out_features,
                        const int8_t* weights, const int32_t* bias, int8_t* output, void* scratch,
                        size_t scratch_bytes) {
-  if (batches <= 0 || in_features <= 0 || out_features <= 0) return Status::kBadShape;
+  if (batches <= 0 || in_features <= 0 || out_features <= 0 ||
+      !detail::activation_ok(p.activation)) {
+    return Status::kBadShape;
+  }
   if (!scratch || scratch_bytes < fully_connected_scratch_size(in_features)) {
     return Status::kScratchTooSmall;
   }

@@ -138,53 +138,6 @@ inline int32_t dot_s16_s8(const int16_t* a, const int8_t* w, int32_t n) {
   return sum;
 }
 
-#if defined(TINYFLEET_SIMD_AVX2)
-// TFLite's MultiplyByQuantizedMultiplier on 8 lanes, then + offset, clamp and narrow
-// to int8 (bit-exact with the scalar detail::requantize; multipliers are >= 0, so the
-// INT32_MIN * INT32_MIN saturation case cannot occur).
-inline void requantize8(__m256i acc, const int32_t* multiplier, const int32_t* shift,
-                        int32_t offset, int32_t act_min, int32_t act_max, int8_t* out) {
-  const __m256i m = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(multiplier));
-  const __m256i sh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(shift));
-  const __m256i zero = _mm256_setzero_si256();
-  const __m256i left = _mm256_max_epi32(sh, zero);
-  const __m256i right = _mm256_max_epi32(_mm256_sub_epi32(zero, sh), zero);
-  const __m256i x = _mm256_sllv_epi32(acc, left);
-  // Saturating rounding doubling high multiply: (x * m + nudge) / 2^31, truncating.
-  auto high_mul = [&](__m256i a, __m256i b) {  // even 32-bit lanes -> 64-bit products
-    const __m256i prod = _mm256_mul_epi32(a, b);
-    const __m256i neg = _mm256_cmpgt_epi64(zero, prod);
-    // nudge: 2^30 for >= 0, 1 - 2^30 for < 0; truncation toward zero adds 2^31 - 1 for < 0.
-    const __m256i pos_nudge = _mm256_set1_epi64x(int64_t{1} << 30);
-    const __m256i neg_nudge =
-        _mm256_set1_epi64x((1 - (int64_t{1} << 30)) + ((int64_t{1} << 31) - 1));
-    const __m256i sum = _mm256_add_epi64(prod, _mm256_blendv_epi8(pos_nudge, neg_nudge, neg));
-    return _mm256_srli_epi64(sum, 31);  // low 32 bits equal the arithmetic shift's
-  };
-  const __m256i even = high_mul(x, m);
-  const __m256i odd = high_mul(_mm256_srli_epi64(x, 32), _mm256_srli_epi64(m, 32));
-  const __m256i hm = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xaa);
-  // Rounding divide by 2^right: half away from zero.
-  const __m256i one = _mm256_set1_epi32(1);
-  const __m256i mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, right), one);
-  const __m256i remainder = _mm256_and_si256(hm, mask);
-  const __m256i threshold = _mm256_add_epi32(_mm256_srai_epi32(mask, 1),
-                                             _mm256_and_si256(_mm256_cmpgt_epi32(zero, hm), one));
-  __m256i v = _mm256_add_epi32(_mm256_srav_epi32(hm, right),
-                               _mm256_and_si256(_mm256_cmpgt_epi32(remainder, threshold), one));
-  v = _mm256_add_epi32(v, _mm256_set1_epi32(offset));
-  v = _mm256_max_epi32(v, _mm256_set1_epi32(act_min));
-  v = _mm256_min_epi32(v, _mm256_set1_epi32(act_max));
-  // Narrow the 8 lanes (now within int8) to bytes.
-  const __m256i bytes = _mm256_shuffle_epi8(
-      v, _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0, 4, 8, 12,
-                          -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1));
-  const int32_t lo = _mm256_extract_epi32(bytes, 0), hi = _mm256_extract_epi32(bytes, 4);
-  std::memcpy(out, &lo, 4);
-  std::memcpy(out + 4, &hi, 4);
-}
-#endif
-
 // dst[i] = src[i] + offset, int8 -> int16.
 inline void widen_with_offset(const int8_t* src, int32_t n, int32_t offset, int16_t* dst) {
   int32_t i = 0;
@@ -194,6 +147,11 @@ inline void widen_with_offset(const int8_t* src, int32_t n, int32_t offset, int1
     const __m256i v =
         _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i)));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), _mm256_add_epi16(v, off));
+  }
+  for (; i + 8 <= n; i += 8) {
+    const __m128i v = _mm_cvtepi8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(src + i)));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i),
+                     _mm_add_epi16(v, _mm256_castsi256_si128(off)));
   }
 #endif
   for (; i < n; ++i) dst[i] = static_cast<int16_t>(src[i] + offset);

@@ -1,6 +1,7 @@
 // Reference FullyConnected.
 #include "tinyfleet/kernels/ops/fully_connected.h"
 
+#include "../common/conv_shapes.h"
 #include "tinyfleet/kernels/ops/quantization.h"
 
 namespace tinyfleet::kernels {
@@ -14,7 +15,10 @@ namespace ref {
 Status fully_connected(const FullyConnectedParams& p, const PerChannelRequant& rq, int32_t batches,
                        int32_t in_features, const int8_t* input, int32_t out_features,
                        const int8_t* weights, const int32_t* bias, int8_t* output, void*, size_t) {
-  if (batches <= 0 || in_features <= 0 || out_features <= 0) return Status::kBadShape;
+  if (batches <= 0 || in_features <= 0 || out_features <= 0 ||
+      !detail::activation_ok(p.activation)) {
+    return Status::kBadShape;
+  }
   for (int32_t b = 0; b < batches; ++b) {
     for (int32_t o = 0; o < out_features; ++o) {
       int32_t acc = bias ? bias[o] : 0;
