@@ -60,34 +60,56 @@ void pack_block(const int8_t* filter, int32_t k_len, int32_t pairs, int32_t c0, 
   }
 }
 
+// The receptive-field geometry as plain values (the kernel's stores go through int8_t
+// pointers, which may alias anything: fields read through references would be
+// reloaded after every store).
+struct Window {
+  int32_t in_h, in_w, in_c, f_h, f_w, dilation_h, dilation_w, offset;
+  const int8_t* end;  // one past the input: wide loads must stay before it
+};
+
 // (x + offset) over the receptive field whose top-left tap is (iy0, ix0), zero outside
-// the image (padding is the zero point), and a zero after an odd-length field.
-void gather(const Conv2DParams& p, const Dims& in, const int8_t* image, const Dims& f, int32_t iy0,
-            int32_t ix0, int16_t* patch) {
-  const int32_t row_len = f.w * f.c;
-  const bool columns_inside = p.dilation_w == 1 && ix0 >= 0 && ix0 + f.w <= in.w;
-  for (int32_t ky = 0; ky < f.h; ++ky) {
-    const int32_t iy = iy0 + ky * p.dilation_h;
+// the image (padding is the zero point), and a zero after an odd-length field. Rows
+// of up to 16 values inside the image are widened with one 16-byte load when it stays
+// inside the input (the extra values land in the next row's place, or after the field).
+void gather(const Window g, const int8_t* image, int32_t iy0, int32_t ix0, int16_t* patch) {
+  const int32_t row_len = g.f_w * g.in_c;
+  const bool columns_inside = g.dilation_w == 1 && ix0 >= 0 && ix0 + g.f_w <= g.in_w;
+  const __m128i offset = _mm_set1_epi16(static_cast<int16_t>(g.offset));
+  for (int32_t ky = 0; ky < g.f_h; ++ky) {
+    const int32_t iy = iy0 + ky * g.dilation_h;
     int16_t* dst = patch + ky * row_len;
-    if (iy < 0 || iy >= in.h) {
+    if (iy < 0 || iy >= g.in_h) {
       std::memset(dst, 0, sizeof(int16_t) * static_cast<size_t>(row_len));
       continue;
     }
-    const int8_t* row = image + iy * in.w * in.c;
+    const int8_t* row = image + iy * g.in_w * g.in_c;
     if (columns_inside) {
-      simd::widen_with_offset(row + ix0 * in.c, row_len, p.input_offset, dst);
+      const int8_t* src = row + ix0 * g.in_c;
+      if (row_len <= 8 && src + 8 <= g.end) {
+        const __m128i v = _mm_cvtepi8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(src)));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), _mm_add_epi16(v, offset));
+      } else if (row_len <= 16 && src + 16 <= g.end) {
+        const __m256i v =
+            _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src)));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst),
+                            _mm256_add_epi16(v, _mm256_set_m128i(offset, offset)));
+      } else {
+        simd::widen_with_offset(src, row_len, g.offset, dst);
+      }
       continue;
     }
-    for (int32_t kx = 0; kx < f.w; ++kx) {
-      const int32_t ix = ix0 + kx * p.dilation_w;
-      if (ix < 0 || ix >= in.w) {
-        std::memset(dst + kx * f.c, 0, sizeof(int16_t) * static_cast<size_t>(f.c));
+    for (int32_t kx = 0; kx < g.f_w; ++kx) {
+      const int32_t ix = ix0 + kx * g.dilation_w;
+      if (ix < 0 || ix >= g.in_w) {
+        std::memset(dst + kx * g.in_c, 0, sizeof(int16_t) * static_cast<size_t>(g.in_c));
       } else {
-        simd::widen_with_offset(row + ix * in.c, f.c, p.input_offset, dst + kx * f.c);
+        simd::widen_with_offset(row + ix * g.in_c, g.in_c, g.offset, dst + kx * g.in_c);
       }
     }
   }
-  if ((f.h * row_len) % 2 != 0) patch[f.h * row_len] = 0;
+  const int32_t k_len = g.f_h * row_len;
+  if (k_len % 2 != 0) patch[k_len] = 0;
 }
 
 inline __m256i pair_at(const int16_t* patch, int32_t kp) {
@@ -133,7 +155,7 @@ bool conv2d_packed(const Conv2DParams& p, const PerChannelRequant& rq, const Dim
     return false;
   }
   alignas(32) int16_t packed[kMaxPackedValues];
-  alignas(32) int16_t patch[2 * kMaxPairs];
+  alignas(32) int16_t patch[2 * kMaxPairs + 16];  // + 16: a wide row load's overhang
   simd::Requant8 requant[kMaxBlocks];
   __m256i bias8[kMaxBlocks];
   for (int32_t blk = 0; blk < blocks; ++blk) {
@@ -150,13 +172,18 @@ bool conv2d_packed(const Conv2DParams& p, const PerChannelRequant& rq, const Dim
   }
   const auto* w = reinterpret_cast<const __m256i*>(packed);
   const simd::Narrow narrow(p.output_offset, p.activation.min, p.activation.max);
-  for (int32_t b = 0; b < in.n; ++b) {
-    const int8_t* image = input + b * in.h * in.w * in.c;
-    for (int32_t oy = 0; oy < out.h; ++oy) {
-      for (int32_t ox = 0; ox < out.w; ++ox) {
-        gather(p, in, image, f, oy * p.stride_h - p.padding.top, ox * p.stride_w - p.padding.left,
-               patch);
-        int8_t* o = output + ((b * out.h + oy) * out.w + ox) * out.c;
+  const Window g{in.h,         in.w,         in.c, f.h, f.w, p.dilation_h, p.dilation_w,
+                 p.input_offset, input + in.elements()};
+  const int32_t out_h = out.h, out_w = out.w, out_c = out.c, batches = in.n;
+  const int32_t stride_h = p.stride_h, stride_w = p.stride_w;
+  const int32_t pad_top = p.padding.top, pad_left = p.padding.left;
+  const int32_t pixels = out_h * out_w;
+  for (int32_t b = 0; b < batches; ++b) {
+    const int8_t* image = input + b * g.in_h * g.in_w * g.in_c;
+    for (int32_t oy = 0; oy < out_h; ++oy) {
+      for (int32_t ox = 0; ox < out_w; ++ox) {
+        gather(g, image, oy * stride_h - pad_top, ox * stride_w - pad_left, patch);
+        int8_t* o = output + (b * pixels + oy * out_w + ox) * out_c;
         int32_t blk = 0;
         for (; blk + 2 <= full; blk += 2) {
           __m256i a0 = bias8[blk], a1 = bias8[blk + 1];
@@ -170,7 +197,7 @@ bool conv2d_packed(const Conv2DParams& p, const PerChannelRequant& rq, const Dim
           } else {
             int8_t tail[8];
             narrow.store8(a, tail);
-            std::memcpy(o + blk * 8, tail, static_cast<size_t>(out.c - blk * 8));
+            std::memcpy(o + blk * 8, tail, static_cast<size_t>(out_c - blk * 8));
           }
         }
       }
