@@ -15,9 +15,10 @@ namespace tinyfleet::kernels::TINYFLEET_OPT_NS {
 #if defined(TINYFLEET_SIMD_AVX2)
 namespace {
 
-constexpr int32_t kMaxPackedValues = 16384;  // 32 KB of int16 weights
+constexpr int32_t kMaxPackedValues = 36864;  // 72 KB of int16 weights
 constexpr int32_t kMaxPairs = 1024;          // receptive fields up to 2048 values
 constexpr int32_t kMaxBlocks = 32;           // 256 output channels
+constexpr int32_t kPixels = 4;               // output pixels of a row computed together
 
 // Weights of channels c0 .. c0 + n - 1 (n <= 8; absent channels and the tap after an
 // odd-length field are zero) as [pair][8 channels][2] int16.
@@ -118,29 +119,60 @@ inline __m256i pair_at(const int16_t* patch, int32_t kp) {
   return _mm256_set1_epi32(v);
 }
 
-// 8 output channels: acc + sum over pairs; two partial sums halve the add chain.
-inline __m256i dot8(const int16_t* patch, const __m256i* w, int32_t pairs, __m256i acc) {
-  __m256i acc2 = _mm256_setzero_si256();
-  int32_t kp = 0;
-  for (; kp + 2 <= pairs; kp += 2) {
-    acc = _mm256_add_epi32(acc, _mm256_madd_epi16(pair_at(patch, kp), w[kp]));
-    acc2 = _mm256_add_epi32(acc2, _mm256_madd_epi16(pair_at(patch, kp + 1), w[kp + 1]));
-  }
-  if (kp < pairs) acc = _mm256_add_epi32(acc, _mm256_madd_epi16(pair_at(patch, kp), w[kp]));
-  return _mm256_add_epi32(acc, acc2);
-}
+// What every block of pixels uses: the packed weights and per-block constants.
+struct Packed {
+  const __m256i* w;  // blocks of `pairs` vectors: [block][pair][8 channels][2]
+  int32_t pairs, blocks, full, out_c;
+  const __m256i* bias;
+  const simd::Requant8* requant;
+  simd::Narrow narrow;
+};
 
-// 16 output channels (two blocks) sharing each broadcast pair.
-inline void dot16(const int16_t* patch, const __m256i* w0, const __m256i* w1, int32_t pairs,
-                  __m256i* a0, __m256i* a1) {
-  __m256i s0 = *a0, s1 = *a1;
-  for (int32_t kp = 0; kp < pairs; ++kp) {
-    const __m256i x = pair_at(patch, kp);
-    s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(x, w0[kp]));
-    s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(x, w1[kp]));
+// M output pixels of one row (their receptive fields `stride` values apart): every
+// weight vector loaded is used M times; two blocks (16 channels) share each broadcast.
+template <int32_t M>
+void run_pixels(const Packed& k, const int16_t* patches, int32_t stride, int8_t* o) {
+  int32_t blk = 0;
+  for (; blk + 2 <= k.full; blk += 2) {
+    __m256i a0[M], a1[M];
+    for (int32_t m = 0; m < M; ++m) a0[m] = k.bias[blk], a1[m] = k.bias[blk + 1];
+    const __m256i* w0 = k.w + blk * k.pairs;
+    const __m256i* w1 = w0 + k.pairs;
+    for (int32_t kp = 0; kp < k.pairs; ++kp) {
+      const __m256i v0 = _mm256_load_si256(w0 + kp), v1 = _mm256_load_si256(w1 + kp);
+      for (int32_t m = 0; m < M; ++m) {
+        const __m256i x = pair_at(patches + m * stride, kp);
+        a0[m] = _mm256_add_epi32(a0[m], _mm256_madd_epi16(x, v0));
+        a1[m] = _mm256_add_epi32(a1[m], _mm256_madd_epi16(x, v1));
+      }
+    }
+    for (int32_t m = 0; m < M; ++m) {
+      k.narrow.store16(k.requant[blk].apply(a0[m]), k.requant[blk + 1].apply(a1[m]),
+                       o + m * k.out_c + blk * 8);
+    }
   }
-  *a0 = s0;
-  *a1 = s1;
+  for (; blk < k.blocks; ++blk) {
+    __m256i a[M];
+    for (int32_t m = 0; m < M; ++m) a[m] = k.bias[blk];
+    const __m256i* w0 = k.w + blk * k.pairs;
+    for (int32_t kp = 0; kp < k.pairs; ++kp) {
+      const __m256i v0 = _mm256_load_si256(w0 + kp);
+      for (int32_t m = 0; m < M; ++m) {
+        a[m] = _mm256_add_epi32(a[m], _mm256_madd_epi16(pair_at(patches + m * stride, kp), v0));
+      }
+    }
+    for (int32_t m = 0; m < M; ++m) {
+      const __m256i v = k.requant[blk].apply(a[m]);
+      int8_t* dst = o + m * k.out_c + blk * 8;
+      if (blk < k.full) {
+        k.narrow.store8(v, dst);
+      } else {
+        int8_t tail[8];
+        k.narrow.store8(v, tail);
+        std::memcpy(dst, tail, static_cast<size_t>(k.out_c - blk * 8));
+      }
+    }
+  }
 }
 
 }  // namespace
@@ -155,7 +187,9 @@ bool conv2d_packed(const Conv2DParams& p, const PerChannelRequant& rq, const Dim
     return false;
   }
   alignas(32) int16_t packed[kMaxPackedValues];
-  alignas(32) int16_t patch[2 * kMaxPairs + 16];  // + 16: a wide row load's overhang
+  // The receptive fields of up to kPixels pixels of a row (+ 16: a wide row's overhang).
+  alignas(32) int16_t patches[kPixels * (2 * kMaxPairs + 16)];
+  const int32_t stride = (2 * pairs + 16 + 15) / 16 * 16;
   simd::Requant8 requant[kMaxBlocks];
   __m256i bias8[kMaxBlocks];
   for (int32_t blk = 0; blk < blocks; ++blk) {
@@ -170,35 +204,50 @@ bool conv2d_packed(const Conv2DParams& p, const PerChannelRequant& rq, const Dim
     bias8[blk] = _mm256_load_si256(reinterpret_cast<const __m256i*>(b));
     requant[blk] = simd::Requant8(m, s);
   }
-  const auto* w = reinterpret_cast<const __m256i*>(packed);
-  const simd::Narrow narrow(p.output_offset, p.activation.min, p.activation.max);
-  const Window g{in.h,         in.w,         in.c, f.h, f.w, p.dilation_h, p.dilation_w,
-                 p.input_offset, input + in.elements()};
-  const int32_t out_h = out.h, out_w = out.w, out_c = out.c, batches = in.n;
+  const Packed k{reinterpret_cast<const __m256i*>(packed),
+                 pairs,
+                 blocks,
+                 full,
+                 out.c,
+                 bias8,
+                 requant,
+                 simd::Narrow(p.output_offset, p.activation.min, p.activation.max)};
+  const Window g{in.h,
+                 in.w,
+                 in.c,
+                 f.h,
+                 f.w,
+                 p.dilation_h,
+                 p.dilation_w,
+                 p.input_offset,
+                 input + in.elements()};
+  const int32_t out_h = out.h, out_w = out.w, batches = in.n;
   const int32_t stride_h = p.stride_h, stride_w = p.stride_w;
   const int32_t pad_top = p.padding.top, pad_left = p.padding.left;
-  const int32_t pixels = out_h * out_w;
   for (int32_t b = 0; b < batches; ++b) {
     const int8_t* image = input + b * g.in_h * g.in_w * g.in_c;
     for (int32_t oy = 0; oy < out_h; ++oy) {
-      for (int32_t ox = 0; ox < out_w; ++ox) {
-        gather(g, image, oy * stride_h - pad_top, ox * stride_w - pad_left, patch);
-        int8_t* o = output + (b * pixels + oy * out_w + ox) * out_c;
-        int32_t blk = 0;
-        for (; blk + 2 <= full; blk += 2) {
-          __m256i a0 = bias8[blk], a1 = bias8[blk + 1];
-          dot16(patch, w + blk * pairs, w + (blk + 1) * pairs, pairs, &a0, &a1);
-          narrow.store16(requant[blk].apply(a0), requant[blk + 1].apply(a1), o + blk * 8);
+      for (int32_t ox = 0; ox < out_w; ox += kPixels) {
+        // Every read of the block's pixels before any of their writes (in_place.h).
+        const int32_t n = out_w - ox < kPixels ? out_w - ox : kPixels;
+        for (int32_t m = 0; m < n; ++m) {
+          gather(g, image, oy * stride_h - pad_top, (ox + m) * stride_w - pad_left,
+                 patches + m * stride);
         }
-        for (; blk < blocks; ++blk) {
-          const __m256i a = requant[blk].apply(dot8(patch, w + blk * pairs, pairs, bias8[blk]));
-          if (blk < full) {
-            narrow.store8(a, o + blk * 8);
-          } else {
-            int8_t tail[8];
-            narrow.store8(a, tail);
-            std::memcpy(o + blk * 8, tail, static_cast<size_t>(out_c - blk * 8));
-          }
+        int8_t* o = output + ((b * out_h + oy) * out_w + ox) * out.c;
+        switch (n) {
+          case 4:
+            run_pixels<4>(k, patches, stride, o);
+            break;
+          case 3:
+            run_pixels<3>(k, patches, stride, o);
+            break;
+          case 2:
+            run_pixels<2>(k, patches, stride, o);
+            break;
+          default:
+            run_pixels<1>(k, patches, stride, o);
+            break;
         }
       }
     }
