@@ -6,6 +6,7 @@
 // a path through an accumulator array in the same loop order.
 #include "tinyfleet/kernels/ops/depthwise_conv2d.h"
 #include "../common/conv_shapes.h"
+#include "depthwise_packed.h"
 #include "requant_avx2.h"
 
 namespace tinyfleet::kernels::TINYFLEET_OPT_NS {
@@ -91,6 +92,7 @@ Status depthwise_conv2d(const DepthwiseParams& p, const PerChannelRequant& rq, c
   if (m <= 0 || f.n != 1 || f.c != in.c * m || !detail::conv_shapes_ok(p, in, f, out, f.c)) {
     return Status::kBadShape;
   }
+  if (depthwise_packed(p, rq, in, input, f, filter, bias, out, output)) return Status::kOk;
   int32_t acc[kBlock];
   for (int32_t b = 0; b < in.n; ++b) {
     for (int32_t oy = 0; oy < out.h; ++oy) {

@@ -70,6 +70,15 @@ struct Narrow {
     bytes = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 0, 4, 1, 5));
     _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm256_castsi256_si128(bytes));
   }
+  // 16 values held as lo = (0..3 | 8..11), hi = (4..7 | 12..15): the lane order of
+  // _mm256_unpacklo/hi_epi16 products.
+  void store16_lanes(__m256i lo, __m256i hi, int8_t* out) const {
+    const __m256i words = _mm256_adds_epi16(_mm256_packs_epi32(lo, hi), offset);
+    __m256i bytes = _mm256_packs_epi16(words, words);
+    bytes = _mm256_min_epi8(_mm256_max_epi8(bytes, min), max);
+    bytes = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 1, 4, 5, 0, 1, 4, 5));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm256_castsi256_si128(bytes));
+  }
   void store8(__m256i a, int8_t* out) const {
     const __m256i words = _mm256_adds_epi16(_mm256_packs_epi32(a, a), offset);
     __m256i bytes = _mm256_packs_epi16(words, words);

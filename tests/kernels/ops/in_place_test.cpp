@@ -25,24 +25,26 @@ namespace {
 
 using Kernel = std::function<Status(const int8_t* input, int8_t* output)>;
 
-// Runs `kernel` apart and overlapped (output at 0, input at `distance` in one buffer) and
-// returns whether the outputs agree; `apart` receives the separate-buffer output.
+// Runs `kernel` apart and overlapped (output at 0, input at `distance` in one buffer, and
+// at a larger distance that is no multiple of a pixel: any larger one is safe too) and
+// returns whether the outputs agree.
 ::testing::AssertionResult same_in_place(const Kernel& kernel, const std::vector<int8_t>& input,
                                          size_t out_bytes, int64_t distance) {
   std::vector<int8_t> apart(out_bytes, 3);
   if (kernel(input.data(), apart.data()) != Status::kOk) {
     return ::testing::AssertionFailure() << "kernel failed apart";
   }
-  const size_t d = static_cast<size_t>(distance);
-  std::vector<int8_t> shared(std::max(d + input.size(), out_bytes), 5);
-  std::memcpy(shared.data() + d, input.data(), input.size());
-  if (kernel(shared.data() + d, shared.data()) != Status::kOk) {
-    return ::testing::AssertionFailure() << "kernel failed overlapped";
-  }
-  for (size_t i = 0; i < out_bytes; ++i) {
-    if (shared[i] != apart[i]) {
-      return ::testing::AssertionFailure()
-             << "byte " << i << " of " << out_bytes << " differs at distance " << distance;
+  for (const size_t d : {static_cast<size_t>(distance), static_cast<size_t>(distance) + 5}) {
+    std::vector<int8_t> shared(std::max(d + input.size(), out_bytes), 5);
+    std::memcpy(shared.data() + d, input.data(), input.size());
+    if (kernel(shared.data() + d, shared.data()) != Status::kOk) {
+      return ::testing::AssertionFailure() << "kernel failed overlapped";
+    }
+    for (size_t i = 0; i < out_bytes; ++i) {
+      if (shared[i] != apart[i]) {
+        return ::testing::AssertionFailure()
+               << "byte " << i << " of " << out_bytes << " differs at distance " << d;
+      }
     }
   }
   return ::testing::AssertionSuccess();
@@ -53,9 +55,9 @@ int64_t distance_for(const ConvCase& c) {
                           {c.p.stride_h, c.p.stride_w, c.p.padding.top, c.p.padding.left}, 1);
 }
 
-ConvCase batch_one(Rng& rng, bool depthwise, int32_t multiplier = 1) {
+ConvCase batch_one(Rng& rng, bool depthwise, int32_t multiplier = 1, int32_t channels = 0) {
   for (;;) {
-    auto c = random_conv(rng, depthwise, multiplier);
+    auto c = random_conv(rng, depthwise, multiplier, channels);
     if (c.out.h <= 0 || c.out.w <= 0) continue;
     c.in.n = c.out.n = 1;
     c.input.resize(static_cast<size_t>(c.in.elements()));
@@ -100,7 +102,8 @@ TEST(InPlace, DepthwiseKernelsHonourTheOverlapDistance) {
   Rng rng(42);
   for (int t = 0; t < 300; ++t) {
     const int32_t mult = t % 4 == 3 ? rng.range(2, 3) : 1;
-    auto c = batch_one(rng, true, mult);
+    // Every other case with a multiple of 8 channels: the packed AVX2 path's layers.
+    auto c = batch_one(rng, true, mult, t % 2 == 0 ? 8 * rng.range(1, 5) : 0);
     DepthwiseParams p;
     static_cast<Conv2DParams&>(p) = c.p;
     p.depth_multiplier = mult;

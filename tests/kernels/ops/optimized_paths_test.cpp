@@ -6,6 +6,7 @@
 
 #include <climits>
 #include <cmath>
+#include <utility>
 
 #include "random_conv.h"
 #include "tinyfleet/kernels/ops/conv2d.h"
@@ -13,6 +14,8 @@
 #include "tinyfleet/kernels/ops/fully_connected.h"
 
 using namespace tinyfleet::kernels;
+using tinyfleet::kernels::testing::ConvCase;
+using tinyfleet::kernels::testing::random_conv;
 using tinyfleet::kernels::testing::Rng;
 
 namespace {
@@ -79,6 +82,55 @@ TEST(OptimizedPaths, MlperfTinyLayersAreBitExactWithReference) {
                 Status::kOk);
     }
     ASSERT_EQ(opt, ref) << "layer " << l.h << "x" << l.w << "x" << l.c << " -> " << l.out_c;
+  }
+}
+
+// Channel counts chosen for the packed paths and their fallbacks: depthwise 8 mod 16
+// (two pixels share a unit), multiples of 16, and more than 512 channels; Conv2D with
+// more than 256 filters or receptive fields over 2048 values.
+TEST(OptimizedPaths, PackedPathsAndTheirFallbacksAreBitExact) {
+  Rng rng(23);
+  auto check = [&](ConvCase c, bool depthwise) {
+    const size_t n = static_cast<size_t>(c.out.elements());
+    std::vector<int8_t> ref(n), opt(n, 1), scalar(n, 2);
+    const PerChannelRequant rq{c.mult.data(), c.shift.data()};
+    if (depthwise) {
+      DepthwiseParams p;
+      static_cast<Conv2DParams&>(p) = c.p;
+      for (auto* fn :
+           {&ref::depthwise_conv2d, &opt::depthwise_conv2d, &opt_scalar::depthwise_conv2d}) {
+        auto& y = fn == &ref::depthwise_conv2d ? ref : fn == &opt::depthwise_conv2d ? opt : scalar;
+        ASSERT_EQ(
+            fn(p, rq, c.in, c.input.data(), c.f, c.filter.data(), c.bias.data(), c.out, y.data()),
+            Status::kOk);
+      }
+    } else {
+      std::vector<uint8_t> scratch(conv2d_scratch_size(c.f));
+      ASSERT_EQ(ref::conv2d(c.p, rq, c.in, c.input.data(), c.f, c.filter.data(), c.bias.data(),
+                            c.out, ref.data(), nullptr, 0),
+                Status::kOk);
+      ASSERT_EQ(opt::conv2d(c.p, rq, c.in, c.input.data(), c.f, c.filter.data(), c.bias.data(),
+                            c.out, opt.data(), scratch.data(), scratch.size()),
+                Status::kOk);
+      ASSERT_EQ(
+          opt_scalar::conv2d(c.p, rq, c.in, c.input.data(), c.f, c.filter.data(), c.bias.data(),
+                             c.out, scalar.data(), scratch.data(), scratch.size()),
+          Status::kOk);
+    }
+    EXPECT_EQ(opt, ref) << c.in.c << " channels, " << c.f.h << "x" << c.f.w;
+    EXPECT_EQ(scalar, ref);
+  };
+  for (const int32_t channels : {8, 16, 24, 40, 64, 520}) {
+    for (int t = 0; t < 8; ++t) {
+      auto c = random_conv(rng, true, 1, channels);
+      if (c.out.h > 0 && c.out.w > 0) check(c, true);
+    }
+  }
+  for (const auto& [channels, filters] : {std::pair{3, 8}, {8, 16}, {5, 264}, {240, 9}}) {
+    for (int t = 0; t < 6; ++t) {
+      auto c = random_conv(rng, false, 1, channels, filters);
+      if (c.out.h > 0 && c.out.w > 0) check(c, false);
+    }
   }
 }
 

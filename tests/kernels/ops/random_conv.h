@@ -1,7 +1,8 @@
 #pragma once
 
 // A seeded random convolution (shapes, strides, dilation, padding, quantization) for the
-// kernel tests; `depthwise` gives a DepthwiseConv2D filter with `multiplier`.
+// kernel tests; `depthwise` gives a DepthwiseConv2D filter with `multiplier`; `channels`
+// and `filters` (when > 0) fix the input channels and the Conv2D output channels.
 #include <vector>
 
 #include "random_tensors.h"
@@ -16,11 +17,13 @@ struct ConvCase {
   std::vector<int32_t> bias, mult, shift;
 };
 
-inline ConvCase random_conv(Rng& rng, bool depthwise, int32_t multiplier = 1) {
+inline ConvCase random_conv(Rng& rng, bool depthwise, int32_t multiplier = 1, int32_t channels = 0,
+                            int32_t filters = 0) {
   ConvCase c;
   const int32_t odd[] = {1, 3, 7, 17};
   c.in = {rng.range(1, 2), rng.range(1, 12), rng.range(1, 12),
           rng.range(0, 1) ? odd[rng.range(0, 3)] : rng.range(1, 40)};
+  if (channels > 0) c.in.c = channels;
   c.f.h = rng.range(1, 5);
   c.f.w = rng.range(1, 5);
   c.p.stride_h = rng.range(1, 3);
@@ -32,7 +35,7 @@ inline ConvCase random_conv(Rng& rng, bool depthwise, int32_t multiplier = 1) {
     c.f.n = 1;
     c.f.c = c.in.c * multiplier;
   } else {
-    c.f.n = rng.range(1, 37);
+    c.f.n = filters > 0 ? filters : rng.range(1, 37);
     c.f.c = c.in.c;
   }
   c.out = {c.in.n,

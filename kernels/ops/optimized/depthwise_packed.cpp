@@ -1,0 +1,196 @@
+// DepthwiseConv2D with packed weights (see depthwise_packed.h).
+//
+// acc = bias + sum_t (x_t + offset) * w_t = (bias + offset * sum_t w_t) + sum_t x_t * w_t:
+// the offset is folded into the bias once, and a tap outside the image reads a row of
+// zero points (x = -offset), whose products cancel the folded term exactly, so border
+// and interior windows run the same code. The int32 sums wrap like the reference's
+// would not: their final values agree whenever the reference's do not overflow.
+//
+// A unit is 16 lanes: 16 channels of one pixel, or, when the channel count is 8 mod 16,
+// the last 8 channels of two neighbouring pixels of a row. Two taps' inputs widened to
+// int16 are interleaved by _mm256_unpacklo/hi_epi16, which leaves lanes (0..3 | 8..11)
+// and (4..7 | 12..15); weights, folded biases and requantization constants are laid
+// out in that order once per call.
+#include "depthwise_packed.h"
+
+#include <cstring>
+
+#include "requant_avx2.h"
+
+namespace tinyfleet::kernels::TINYFLEET_OPT_NS {
+
+#if defined(TINYFLEET_SIMD_AVX2)
+namespace {
+
+constexpr int32_t kMaxTapPairs = 13;  // windows up to 26 taps (5x5)
+constexpr int32_t kMaxChannels = 512;
+constexpr int32_t kMaxUnits = kMaxChannels / 16;
+constexpr int32_t kPixels = 2;  // pixels of a row computed together
+
+// The constants of one unit, in accumulator lane order.
+struct Unit {
+  __m256i bias_lo, bias_hi;
+  simd::Requant8 lo, hi;
+};
+
+// Which unit lane L (0..15) an accumulator lane j (0..7) of lo/hi holds.
+inline int32_t lane_of(int32_t j, bool hi) { return (j < 4 ? j : j + 4) + (hi ? 4 : 0); }
+
+struct Layer {
+  int32_t channels, taps, tap_pairs;
+  const __m256i* w;  // [unit][tap pair][lo, hi]
+  const Unit* unit;
+  simd::Narrow narrow;
+};
+
+inline __m256i widen16(const int8_t* x) {
+  return _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x)));
+}
+inline __m256i widen8x2(const int8_t* a, const int8_t* b) {
+  return _mm256_cvtepi8_epi16(
+      _mm_unpacklo_epi64(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(a)),
+                         _mm_loadl_epi64(reinterpret_cast<const __m128i*>(b))));
+}
+
+// One unit: `a` and `b` give each tap's input pixel (the same pixel twice for a unit
+// of 16 channels); the 16 results go to out[0..15].
+template <bool kPair>
+inline void run_unit(const Layer& k, int32_t u, const int8_t* const* a, const int8_t* const* b,
+                     int8_t* out) {
+  const int32_t c0 = u * 16;
+  const __m256i* w = k.w + u * kMaxTapPairs * 2;
+  __m256i lo = k.unit[u].bias_lo, hi = k.unit[u].bias_hi;
+  for (int32_t q = 0; q < k.tap_pairs; ++q) {
+    const int32_t t0 = 2 * q,
+                  t1 = 2 * q + 1 < k.taps ? 2 * q + 1 : 2 * q;  // weights 0 past the end
+    const __m256i x0 = kPair ? widen8x2(a[t0] + c0, b[t0] + c0) : widen16(a[t0] + c0);
+    const __m256i x1 = kPair ? widen8x2(a[t1] + c0, b[t1] + c0) : widen16(a[t1] + c0);
+    lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(x0, x1), w[2 * q]));
+    hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(x0, x1), w[2 * q + 1]));
+  }
+  k.narrow.store16_lanes(k.unit[u].lo.apply(lo), k.unit[u].hi.apply(hi), out);
+}
+
+}  // namespace
+
+bool depthwise_packed(const DepthwiseParams& p, const PerChannelRequant& rq, const Dims& in,
+                      const int8_t* input, const Dims& f, const int8_t* filter, const int32_t* bias,
+                      const Dims& out, int8_t* output) {
+  const int32_t channels = in.c, taps = f.h * f.w, offset = p.input_offset;
+  if (p.depth_multiplier != 1 || channels % 8 != 0 || channels > kMaxChannels ||
+      taps > 2 * kMaxTapPairs || offset < -127 || offset > 128) {
+    return false;
+  }
+  const int32_t units = (channels + 15) / 16, tap_pairs = (taps + 1) / 2;
+  __m256i w[kMaxUnits * kMaxTapPairs * 2];
+  Unit unit[kMaxUnits];
+  for (int32_t u = 0; u < units; ++u) {
+    const int32_t c0 = u * 16, n = channels - c0 < 16 ? channels - c0 : 16;
+    auto channel = [&](int32_t lane) { return c0 + lane % n; };  // 8 channels: twice
+    auto weight = [&](int32_t t, int32_t c) { return t < taps ? filter[t * channels + c] : 0; };
+    for (int32_t q = 0; q < tap_pairs; ++q) {
+      alignas(32) int16_t w0[16], w1[16];
+      for (int32_t lane = 0; lane < 16; ++lane) {
+        w0[lane] = static_cast<int16_t>(weight(2 * q, channel(lane)));
+        w1[lane] = static_cast<int16_t>(weight(2 * q + 1, channel(lane)));
+      }
+      const __m256i v0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(w0));
+      const __m256i v1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(w1));
+      w[(u * kMaxTapPairs + q) * 2] = _mm256_unpacklo_epi16(v0, v1);
+      w[(u * kMaxTapPairs + q) * 2 + 1] = _mm256_unpackhi_epi16(v0, v1);
+    }
+    for (int32_t half = 0; half < 2; ++half) {
+      alignas(32) int32_t b[8], m[8], s[8];
+      for (int32_t j = 0; j < 8; ++j) {
+        const int32_t c = channel(lane_of(j, half == 1));
+        uint32_t sum = bias ? static_cast<uint32_t>(bias[c]) : 0u;
+        for (int32_t t = 0; t < taps; ++t) {
+          sum += static_cast<uint32_t>(offset) * static_cast<uint32_t>(weight(t, c));
+        }
+        b[j] = static_cast<int32_t>(sum);
+        m[j] = rq.multiplier[c];
+        s[j] = rq.shift[c];
+      }
+      const __m256i bv = _mm256_load_si256(reinterpret_cast<const __m256i*>(b));
+      (half ? unit[u].bias_hi : unit[u].bias_lo) = bv;
+      (half ? unit[u].hi : unit[u].lo) = simd::Requant8(m, s);
+    }
+  }
+  int8_t zero_points[kMaxChannels];
+  std::memset(zero_points, static_cast<int8_t>(-offset), static_cast<size_t>(channels));
+  const Layer k{channels, taps, tap_pairs,
+                w,        unit, simd::Narrow(p.output_offset, p.activation.min, p.activation.max)};
+  const bool paired_tail = channels % 16 == 8;
+  const int32_t full = channels / 16;
+  const int32_t in_h = in.h, in_w = in.w, out_h = out.h, out_w = out.w;
+  const int32_t f_h = f.h, f_w = f.w, dilation_h = p.dilation_h, dilation_w = p.dilation_w;
+  const int32_t stride_h = p.stride_h, stride_w = p.stride_w;
+  const int32_t pad_top = p.padding.top, pad_left = p.padding.left;
+  int32_t tap_offset[2 * kMaxTapPairs];  // from the window's top-left pixel, in bytes
+  for (int32_t ky = 0; ky < f_h; ++ky) {
+    for (int32_t kx = 0; kx < f_w; ++kx) {
+      tap_offset[ky * f_w + kx] = (ky * dilation_h * in_w + kx * dilation_w) * channels;
+    }
+  }
+  // Results go straight to the output unless it overlaps the input: then through
+  // `result`, so that every read of a block's pixels precedes its writes (in_place.h).
+  const auto in_begin = reinterpret_cast<uintptr_t>(input);
+  const auto out_begin = reinterpret_cast<uintptr_t>(output);
+  const bool overlap = out_begin < in_begin + static_cast<uintptr_t>(in.elements()) &&
+                       in_begin < out_begin + static_cast<uintptr_t>(out.elements());
+  const int8_t* tap[kPixels][2 * kMaxTapPairs];
+  alignas(16) int8_t result[kPixels][kMaxChannels];
+  for (int32_t b = 0; b < in.n; ++b) {
+    const int8_t* image = input + static_cast<int64_t>(b) * in_h * in_w * channels;
+    for (int32_t oy = 0; oy < out_h; ++oy) {
+      const int32_t iy0 = oy * stride_h - pad_top;
+      const bool rows_inside = iy0 >= 0 && iy0 + (f_h - 1) * dilation_h < in_h;
+      for (int32_t ox = 0; ox < out_w; ox += kPixels) {
+        const int32_t n = out_w - ox < kPixels ? out_w - ox : kPixels;
+        for (int32_t m = 0; m < kPixels; ++m) {
+          const int32_t ix0 = (ox + (m < n ? m : 0)) * stride_w - pad_left;
+          if (rows_inside && ix0 >= 0 && ix0 + (f_w - 1) * dilation_w < in_w) {
+            const int8_t* corner = image + (iy0 * in_w + ix0) * channels;
+            for (int32_t t = 0; t < taps; ++t) tap[m][t] = corner + tap_offset[t];
+            continue;
+          }
+          for (int32_t ky = 0; ky < f_h; ++ky) {
+            const int32_t iy = iy0 + ky * dilation_h;
+            for (int32_t kx = 0; kx < f_w; ++kx) {
+              const int32_t ix = ix0 + kx * dilation_w;
+              const bool inside = iy >= 0 && iy < in_h && ix >= 0 && ix < in_w;
+              tap[m][ky * f_w + kx] = inside ? image + (iy * in_w + ix) * channels : zero_points;
+            }
+          }
+        }
+        int8_t* o = output + ((static_cast<int64_t>(b) * out_h + oy) * out_w + ox) * channels;
+        int8_t* dst[kPixels] = {overlap ? result[0] : o, overlap ? result[1] : o + channels};
+        for (int32_t m = 0; m < n; ++m) {
+          for (int32_t u = 0; u < full; ++u) {
+            run_unit<false>(k, u, tap[m], tap[m], dst[m] + u * 16);
+          }
+        }
+        if (paired_tail) {
+          alignas(16) int8_t pair[16];
+          run_unit<true>(k, full, tap[0], tap[1], pair);
+          std::memcpy(dst[0] + full * 16, pair, 8);
+          if (n > 1) std::memcpy(dst[1] + full * 16, pair + 8, 8);
+        }
+        if (overlap) std::memcpy(o, result[0], static_cast<size_t>(channels));
+        if (overlap && n > 1) std::memcpy(o + channels, result[1], static_cast<size_t>(channels));
+      }
+    }
+  }
+  return true;
+}
+
+#else
+
+bool depthwise_packed(const DepthwiseParams&, const PerChannelRequant&, const Dims&, const int8_t*,
+                      const Dims&, const int8_t*, const int32_t*, const Dims&, int8_t*) {
+  return false;
+}
+
+#endif
+
+}  // namespace tinyfleet::kernels::TINYFLEET_OPT_NS
