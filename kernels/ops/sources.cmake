@@ -19,4 +19,6 @@ set(TINYFLEET_KERNELS_OPS_OPTIMIZED_SOURCES
   optimized/conv2d_packed.cpp
   optimized/depthwise_conv2d.cpp
   optimized/depthwise_packed.cpp
-  optimized/fully_connected.cpp)
+  optimized/elementwise.cpp
+  optimized/fully_connected.cpp
+  optimized/pooling.cpp)

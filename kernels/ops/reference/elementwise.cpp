@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "../common/conv_shapes.h"
 #include "tinyfleet/kernels/ops/quantization.h"
 
 namespace tinyfleet::kernels {
@@ -49,7 +50,9 @@ namespace ref {
 
 Status add(const AddParams& p, int64_t size, const int8_t* in1, int64_t size2, const int8_t* in2,
            int8_t* out) {
-  if (size <= 0 || (size2 != size && size2 != 1)) return Status::kBadShape;
+  if (size <= 0 || (size2 != size && size2 != 1) || !detail::activation_ok(p.activation)) {
+    return Status::kBadShape;
+  }
   for (int64_t i = 0; i < size; ++i) {
     const int32_t a = (in1[i] + p.input1_offset) * (1 << p.left_shift);
     const int32_t b = (in2[size2 == 1 ? 0 : i] + p.input2_offset) * (1 << p.left_shift);
@@ -65,7 +68,9 @@ Status add(const AddParams& p, int64_t size, const int8_t* in1, int64_t size2, c
 
 Status mul(const MulParams& p, int64_t size, const int8_t* in1, int64_t size2, const int8_t* in2,
            int8_t* out) {
-  if (size <= 0 || (size2 != size && size2 != 1)) return Status::kBadShape;
+  if (size <= 0 || (size2 != size && size2 != 1) || !detail::activation_ok(p.activation)) {
+    return Status::kBadShape;
+  }
   for (int64_t i = 0; i < size; ++i) {
     const int32_t a = in1[i] + p.input1_offset;
     const int32_t b = in2[size2 == 1 ? 0 : i] + p.input2_offset;

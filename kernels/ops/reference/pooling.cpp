@@ -3,7 +3,7 @@
 
 #include <algorithm>
 
-#include "../common/conv_shapes.h"
+#include "../common/pool_shapes.h"
 #include "tinyfleet/kernels/ops/conv2d.h"
 #include "tinyfleet/kernels/ops/quantization.h"
 
@@ -28,7 +28,7 @@ bool pool_shapes_ok(const PoolParams& p, const Dims& in, const Dims& out) {
              conv_output_extent(in.h, p.filter_h, p.stride_h, 1, p.padding.top, p.padding.bottom) &&
          out.w ==
              conv_output_extent(in.w, p.filter_w, p.stride_w, 1, p.padding.left, p.padding.right) &&
-         out.h > 0 && out.w > 0 && p.activation.min <= p.activation.max;
+         out.h > 0 && out.w > 0 && activation_ok(p.activation);
 }
 }  // namespace detail
 

@@ -41,6 +41,13 @@ Status add(const AddParams& p, int64_t size, const int8_t* in1, int64_t size2, c
 Status mul(const MulParams& p, int64_t size, const int8_t* in1, int64_t size2, const int8_t* in2,
            int8_t* out);
 }  // namespace opt
+// The same kernels built without SIMD (tested too).
+namespace opt_scalar {
+Status add(const AddParams& p, int64_t size, const int8_t* in1, int64_t size2, const int8_t* in2,
+           int8_t* out);
+Status mul(const MulParams& p, int64_t size, const int8_t* in1, int64_t size2, const int8_t* in2,
+           int8_t* out);
+}  // namespace opt_scalar
 namespace ref_float {
 Status add(FloatRange activation, int64_t size, const float* in1, int64_t size2, const float* in2,
            float* out);

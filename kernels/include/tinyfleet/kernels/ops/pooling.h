@@ -44,6 +44,14 @@ Status max_pool2d(const PoolParams& p, const Dims& in, const int8_t* input, cons
                   int8_t* output);
 Status mean_hw(const MeanParams& p, const Dims& in, const int8_t* input, int8_t* output);
 }  // namespace opt
+// The same kernels built without SIMD (tested too).
+namespace opt_scalar {
+Status average_pool2d(const PoolParams& p, const Dims& in, const int8_t* input, const Dims& out,
+                      int8_t* output);
+Status max_pool2d(const PoolParams& p, const Dims& in, const int8_t* input, const Dims& out,
+                  int8_t* output);
+Status mean_hw(const MeanParams& p, const Dims& in, const int8_t* input, int8_t* output);
+}  // namespace opt_scalar
 namespace ref_float {
 Status average_pool2d(const PoolFloatParams& p, const Dims& in, const float* input, const Dims& out,
                       float* output);
