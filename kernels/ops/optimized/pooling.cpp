@@ -1,6 +1,6 @@
 // Optimized pooling (AVX2; builds without it run the reference loops): NHWC keeps a
-// pixel's channels contiguous, so each window tap is one vector per 32 (max) or 16
-// (average) channels. Windows are clipped to the image as in the reference, and a
+// pixel's channels contiguous, so each window tap is one vector per 32 or 16 (max) or
+// 16 (average) channels. Windows are clipped to the image as in the reference, and a
 // pixel's channels are all read and written before the next pixel (in_place.h).
 #include <algorithm>
 
@@ -52,6 +52,17 @@ Status max_pool2d(const PoolParams& p, const Dims& in, const int8_t* input, cons
           }
           m = _mm256_min_epi8(_mm256_max_epi8(m, lo), hi);
           _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + c), m);
+        }
+        for (; c + 16 <= channels; c += 16) {
+          __m128i m = _mm_set1_epi8(-128);
+          for (int32_t y = w.y0; y < w.y1; ++y) {
+            for (int32_t x = w.x0; x < w.x1; ++x) {
+              m = _mm_max_epi8(m, _mm_loadu_si128(reinterpret_cast<const __m128i*>(
+                                      image + (y * in.w + x) * channels + c)));
+            }
+          }
+          m = _mm_min_epi8(_mm_max_epi8(m, _mm256_castsi256_si128(lo)), _mm256_castsi256_si128(hi));
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(o + c), m);
         }
         for (; c < channels; ++c) {
           int32_t m = -128;
