@@ -13,8 +13,8 @@ namespace tinyfleet::kernels::TINYFLEET_OPT_NS {
 
 // Runs the convolution and returns true, or returns false without touching the output
 // when this build has no AVX2 or the packed filter would not fit its stack budget
-// (32 KB: receptive field x output channels up to 16K values, 256 output channels,
-// 2048-value receptive fields). Shapes must already be checked.
+// (72 KB: receptive field x output channels rounded up to 8, up to 36,864 values;
+// 256 output channels; 2048-value receptive fields). Shapes must already be checked.
 bool conv2d_packed(const Conv2DParams& p, const PerChannelRequant& rq, const Dims& in,
                    const int8_t* input, const Dims& f, const int8_t* filter, const int32_t* bias,
                    const Dims& out, int8_t* output);

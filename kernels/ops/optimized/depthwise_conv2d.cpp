@@ -1,9 +1,11 @@
-// Optimized DepthwiseConv2D: NHWC keeps a pixel's channels contiguous, so each filter
-// tap updates 16 channels' accumulators at once. AVX2: the accumulators stay in two
-// registers across all taps of a pixel, and each tap is one 16 x int16 multiply
-// ((x + offset) is within +-255 and w within +-128, so the product fits in int16), then
-// widened into the int32 accumulators. Partial blocks and depth multiplier > 1 take
-// a path through an accumulator array in the same loop order.
+// Optimized DepthwiseConv2D. AVX2 builds take the packed path (depthwise_packed.cpp) for
+// depth multiplier 1 and channels a multiple of 8; otherwise this one. NHWC keeps a
+// pixel's channels contiguous, so each filter tap updates 16 channels' accumulators at
+// once. AVX2: the accumulators stay in two registers across all taps of a pixel, and
+// each tap is one 16 x int16 multiply ((x + offset) is within +-255 and w within +-128,
+// so the product fits in int16), then widened into the int32 accumulators. Partial
+// blocks and depth multiplier > 1 take a path through an accumulator array in the same
+// loop order.
 #include "tinyfleet/kernels/ops/depthwise_conv2d.h"
 #include "../common/conv_shapes.h"
 #include "depthwise_packed.h"
