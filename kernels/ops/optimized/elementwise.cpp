@@ -10,13 +10,6 @@ namespace tinyfleet::kernels::TINYFLEET_OPT_NS {
 #if defined(TINYFLEET_SIMD_AVX2)
 namespace {
 
-// One multiplier and shift for all 8 lanes.
-simd::Requant8 uniform(int32_t multiplier, int32_t shift) {
-  alignas(32) int32_t m[8], s[8];
-  for (int32_t i = 0; i < 8; ++i) m[i] = multiplier, s[i] = shift;
-  return simd::Requant8(m, s);
-}
-
 inline __m256i load8(const int8_t* x) {
   return _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(x)));
 }
@@ -45,9 +38,9 @@ Status add(const AddParams& p, int64_t size, const int8_t* in1, int64_t size2, c
   }
   int64_t done = 0;
 #if defined(TINYFLEET_SIMD_AVX2)
-  const simd::Requant8 r1 = uniform(p.input1_multiplier, p.input1_shift);
-  const simd::Requant8 r2 = uniform(p.input2_multiplier, p.input2_shift);
-  const simd::Requant8 ro = uniform(p.output_multiplier, p.output_shift);
+  const simd::Requant8 r1 = simd::Requant8::uniform(p.input1_multiplier, p.input1_shift);
+  const simd::Requant8 r2 = simd::Requant8::uniform(p.input2_multiplier, p.input2_shift);
+  const simd::Requant8 ro = simd::Requant8::uniform(p.output_multiplier, p.output_shift);
   const __m256i off1 = _mm256_set1_epi32(p.input1_offset);
   const __m256i off2 = _mm256_set1_epi32(p.input2_offset);
   const __m128i left = _mm_cvtsi32_si128(p.left_shift);
@@ -71,7 +64,7 @@ Status mul(const MulParams& p, int64_t size, const int8_t* in1, int64_t size2, c
   }
   int64_t done = 0;
 #if defined(TINYFLEET_SIMD_AVX2)
-  const simd::Requant8 ro = uniform(p.output_multiplier, p.output_shift);
+  const simd::Requant8 ro = simd::Requant8::uniform(p.output_multiplier, p.output_shift);
   const __m256i off1 = _mm256_set1_epi32(p.input1_offset);
   const __m256i off2 = _mm256_set1_epi32(p.input2_offset);
   done = for_each8(

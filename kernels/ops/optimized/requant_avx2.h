@@ -29,6 +29,12 @@ struct Requant8 {
     mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, right), one);
     half = _mm256_srai_epi32(mask, 1);
   }
+  // One multiplier and shift for all 8 lanes (per-tensor requantization).
+  static Requant8 uniform(int32_t multiplier, int32_t shift) {
+    alignas(32) int32_t m[8], s[8];
+    for (int32_t i = 0; i < 8; ++i) m[i] = multiplier, s[i] = shift;
+    return Requant8(m, s);
+  }
 
   // The scaled accumulators, before the zero point. Multipliers are >= 0, so the one
   // saturating case of the doubling high multiply (INT32_MIN * INT32_MIN) cannot occur.
@@ -63,28 +69,30 @@ struct Narrow {
 
   // 16 channels: a holds 0..7, b 8..15.
   void store16(__m256i a, __m256i b, int8_t* out) const {
-    const __m256i words = _mm256_adds_epi16(_mm256_packs_epi32(a, b), offset);
-    __m256i bytes = _mm256_packs_epi16(words, words);
-    bytes = _mm256_min_epi8(_mm256_max_epi8(bytes, min), max);
     // Per 128-bit lane the low 8 bytes are (a0..3, b0..3), (a4..7, b4..7).
-    bytes = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 0, 4, 1, 5));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm256_castsi256_si128(bytes));
+    store_low16(bytes(a, b), _mm256_setr_epi32(0, 4, 1, 5, 0, 4, 1, 5), out);
   }
   // 16 values held as lo = (0..3 | 8..11), hi = (4..7 | 12..15): the lane order of
   // _mm256_unpacklo/hi_epi16 products.
   void store16_lanes(__m256i lo, __m256i hi, int8_t* out) const {
-    const __m256i words = _mm256_adds_epi16(_mm256_packs_epi32(lo, hi), offset);
-    __m256i bytes = _mm256_packs_epi16(words, words);
-    bytes = _mm256_min_epi8(_mm256_max_epi8(bytes, min), max);
-    bytes = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 1, 4, 5, 0, 1, 4, 5));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm256_castsi256_si128(bytes));
+    store_low16(bytes(lo, hi), _mm256_setr_epi32(0, 1, 4, 5, 0, 1, 4, 5), out);
   }
   void store8(__m256i a, int8_t* out) const {
-    const __m256i words = _mm256_adds_epi16(_mm256_packs_epi32(a, a), offset);
-    __m256i bytes = _mm256_packs_epi16(words, words);
-    bytes = _mm256_min_epi8(_mm256_max_epi8(bytes, min), max);
-    bytes = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4));
-    _mm_storel_epi64(reinterpret_cast<__m128i*>(out), _mm256_castsi256_si128(bytes));
+    const __m256i v =
+        _mm256_permutevar8x32_epi32(bytes(a, a), _mm256_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(out), _mm256_castsi256_si128(v));
+  }
+
+ private:
+  // clamp(v + offset) of a and b as bytes: per 128-bit lane, a's 4 then b's 4, twice.
+  __m256i bytes(__m256i a, __m256i b) const {
+    const __m256i words = _mm256_adds_epi16(_mm256_packs_epi32(a, b), offset);
+    const __m256i v = _mm256_packs_epi16(words, words);
+    return _mm256_min_epi8(_mm256_max_epi8(v, min), max);
+  }
+  static void store_low16(__m256i v, __m256i order, int8_t* out) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out),
+                     _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(v, order)));
   }
 };
 
