@@ -50,8 +50,7 @@ Status average_pool2d(const PoolParams& p, const Dims& in, const int8_t* input, 
           for (int32_t y = y0; y < y1; ++y) {
             for (int32_t x = x0; x < x1; ++x) sum += input[((b * in.h + y) * in.w + x) * in.c + c];
           }
-          int32_t avg =
-              count > 0 ? (sum > 0 ? (sum + count / 2) / count : (sum - count / 2) / count) : 0;
+          int32_t avg = detail::rounded_average(sum, count);
           avg = std::min(std::max(avg, p.activation.min), p.activation.max);
           output[((b * out.h + oy) * out.w + ox) * out.c + c] = static_cast<int8_t>(avg);
         }
