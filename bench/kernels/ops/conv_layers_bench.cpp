@@ -7,11 +7,11 @@
 #include <xnnpack.h>
 
 #include <cstdio>
-#include <map>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "time_collector.h"
 #include "tinyfleet/kernels/ops/conv2d.h"
 #include "tinyfleet/kernels/ops/depthwise_conv2d.h"
 #include "tinyfleet/kernels/ops/quantization.h"
@@ -134,18 +134,6 @@ void run(benchmark::State& state, const Layer& l, int which) {
   if (s.xnn) xnn_delete_operator(s.xnn);
 }
 
-// Collects each run's time per iteration (ns) by name for the summary table.
-class Collector : public benchmark::ConsoleReporter {
- public:
-  void ReportRuns(const std::vector<Run>& runs) override {
-    for (const auto& r : runs) {
-      if (!r.error_occurred) times[r.run_name.function_name] = r.GetAdjustedRealTime();
-    }
-    ConsoleReporter::ReportRuns(runs);
-  }
-  std::map<std::string, double> times;
-};
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -163,16 +151,13 @@ int main(int argc, char** argv) {
     }
   }
   benchmark::Initialize(&argc, argv);
-  Collector collector;
+  tinyfleet::bench::TimeCollector collector;
   benchmark::RunSpecifiedBenchmarks(&collector);
   std::printf("\n%-34s %12s %12s %12s %10s %10s\n", "layer (int8, 1 thread)", "optimized us",
               "reference us", "xnnpack us", "ref/opt", "opt/xnn");
   for (const auto& l : kLayers) {
     const std::string n = l.name;
-    auto t = [&](const char* k) {
-      auto it = collector.times.find(n + "/" + k);
-      return it == collector.times.end() ? 0.0 : it->second;
-    };
+    auto t = [&](const char* k) { return collector.time(n + "/" + k); };
     const double o = t("optimized"), r = t("reference"), x = t("xnnpack");
     std::printf("%-34s %12.1f %12.1f %12.1f %9.1fx %9.2fx\n", l.name, o, r, x, o > 0 ? r / o : 0,
                 x > 0 ? o / x : 0);

@@ -6,12 +6,12 @@
 
 #include <cstdio>
 #include <functional>
-#include <map>
 #include <memory>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "time_collector.h"
 #include "tinyfleet/kernels/ops/elementwise.h"
 #include "tinyfleet/kernels/ops/pooling.h"
 
@@ -97,17 +97,6 @@ std::vector<Case> cases() {
   return all;
 }
 
-class Collector : public benchmark::ConsoleReporter {
- public:
-  void ReportRuns(const std::vector<Run>& runs) override {
-    for (const auto& r : runs) {
-      if (!r.error_occurred) times[r.run_name.function_name] = r.GetAdjustedRealTime();
-    }
-    ConsoleReporter::ReportRuns(runs);
-  }
-  std::map<std::string, double> times;
-};
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -128,15 +117,12 @@ int main(int argc, char** argv) {
     }
   }
   benchmark::Initialize(&argc, argv);
-  Collector collector;
+  tinyfleet::bench::TimeCollector collector;
   benchmark::RunSpecifiedBenchmarks(&collector);
   std::printf("\n%-34s %12s %12s %10s\n", "operator (int8, 1 thread)", "optimized us",
               "reference us", "ref/opt");
   for (const auto& c : all) {
-    auto t = [&](const char* k) {
-      auto it = collector.times.find(c.name + "/" + k);
-      return it == collector.times.end() ? 0.0 : it->second;
-    };
+    auto t = [&](const char* k) { return collector.time(c.name + "/" + k); };
     const double o = t("optimized"), r = t("reference");
     std::printf("%-34s %12.2f %12.2f %9.1fx\n", c.name.c_str(), o, r, o > 0 ? r / o : 0);
   }
