@@ -13,12 +13,12 @@
 #include <string>
 #include <vector>
 
-#include "tinyfleet/device_agent/delta_decoder.h"
-#include "tinyfleet/device_agent/sodium_crypto.h"
 #include "tinyfleet/kernels/runtime/artifact_writer.h"
 #include "tinyfleet/optimizer_service/compiler.h"
 #include "tinyfleet/optimizer_service/npz.h"
-#include "tinyfleet/server/delta_encoder.h"
+#include "tinyfleet/update/delta_decoder.h"
+#include "tinyfleet/update/delta_encoder.h"
+#include "tinyfleet/update/sodium_crypto.h"
 
 using namespace tinyfleet;
 namespace fs = std::filesystem;
@@ -44,8 +44,8 @@ std::string compile(const std::string& model, const std::string& calib) {
   return c->artifact;
 }
 
-std::vector<server::ArtifactSegment> segments(const std::string& artifact) {
-  return server::artifact_segments(artifact);
+std::vector<update::ArtifactSegment> segments(const std::string& artifact) {
+  return update::artifact_segments(artifact);
 }
 
 void write(const fs::path& p, const std::string& bytes) {
@@ -73,7 +73,7 @@ long tool(const std::vector<std::string>& argv, const fs::path& out) {
   return static_cast<long>(fs::file_size(out));
 }
 
-struct Base : device_agent::BaseReader {
+struct Base : update::BaseReader {
   explicit Base(const std::string& b) : bytes(b) {}
   uint64_t size() const override { return bytes.size(); }
   bool read(uint64_t off, uint8_t* out, size_t n) override {
@@ -86,7 +86,7 @@ struct Base : device_agent::BaseReader {
   }
   const std::string& bytes;
 };
-struct Slot : device_agent::SlotWriter {
+struct Slot : update::SlotWriter {
   bool write(const uint8_t* d, size_t n) override {
     out.append(reinterpret_cast<const char*>(d), n);
     return true;
@@ -95,20 +95,20 @@ struct Slot : device_agent::SlotWriter {
 };
 
 // Applies the delta as the device does, in 256-byte chunks; its peak working memory.
-size_t apply_peak(const server::Delta& d, const std::string& base, const std::string& target) {
-  std::vector<uint8_t> work(device_agent::DeltaDecoder::workspace_size_for(d.codec, 14));
+size_t apply_peak(const update::Delta& d, const std::string& base, const std::string& target) {
+  std::vector<uint8_t> work(update::DeltaDecoder::workspace_size_for(d.codec, 14));
   Base b(base);
   Slot slot;
-  device_agent::SodiumSha256 sha;
-  device_agent::DeltaDecoder dec(d.codec, target.size(), 14, work.data(), work.size(), &b, &slot);
+  update::SodiumSha256 sha;
+  update::DeltaDecoder dec(d.codec, target.size(), 14, work.data(), work.size(), &b, &slot);
   dec.set_hasher(&sha);
   auto s = dec.start();
-  for (size_t off = 0; s == device_agent::DeltaStatus::kOk && off < d.payload.size(); off += 256) {
+  for (size_t off = 0; s == update::DeltaStatus::kOk && off < d.payload.size(); off += 256) {
     s = dec.feed(reinterpret_cast<const uint8_t*>(d.payload.data()) + off,
                  std::min<size_t>(256, d.payload.size() - off));
   }
-  if (s == device_agent::DeltaStatus::kOk) s = dec.finish();
-  if (s != device_agent::DeltaStatus::kOk || slot.out != target) {
+  if (s == update::DeltaStatus::kOk) s = dec.finish();
+  if (s != update::DeltaStatus::kOk || slot.out != target) {
     std::fprintf(stderr, "our delta did not reproduce the target: %s\n", to_string(s));
     std::exit(1);
   }
@@ -117,7 +117,7 @@ size_t apply_peak(const server::Delta& d, const std::string& base, const std::st
 
 // With --regions: what the region stream holds (literal bytes, differences, nonzero ones).
 void print_regions(const std::string& base, const std::string& target) {
-  auto st = server::region_stream(base, target, segments(base), segments(target));
+  auto st = update::region_stream(base, target, segments(base), segments(target));
   if (!st) return;
   size_t p = 12, lit = 0, diff = 0, nonzero = 0, regions = 0;
   while (p + 5 <= st->size()) {
@@ -187,15 +187,15 @@ int main(int argc, char** argv) {
     const long zstdpf = tool(
         {"zstd", "-q", "-19", "-f", "--patch-from=" + base.string(), target, "-o", dir / "p.zst"},
         dir / "p.zst");
-    server::DeltaOptions small;
+    update::DeltaOptions small;
     small.max_window_log = 14;
     auto ours =
-        server::encode_tensor_range(c.base, c.target, segments(c.base), segments(c.target), small);
+        update::encode_tensor_range(c.base, c.target, segments(c.base), segments(c.target), small);
     auto lzma =
-        server::encode_tensor_lzma(c.base, c.target, segments(c.base), segments(c.target), small);
-    server::DeltaOptions any;
+        update::encode_tensor_lzma(c.base, c.target, segments(c.base), segments(c.target), small);
+    update::DeltaOptions any;
     any.max_window_log = 20;
-    auto best = server::encode_best(c.base, c.target, segments(c.base), segments(c.target), any);
+    auto best = update::encode_best(c.base, c.target, segments(c.base), segments(c.target), any);
     if (!ours || !lzma || !best) {
       std::fprintf(stderr, "encode failed\n");
       return 1;

@@ -26,9 +26,9 @@
 #include <nlohmann/json.hpp>
 
 #include "fleetd_process.h"
-#include "tinyfleet/server/update_keys.h"
 #include "tinyfleet/testing/environment.h"
 #include "tinyfleet/testing/scratch_database.h"
+#include "tinyfleet/update/update_keys.h"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
@@ -105,7 +105,7 @@ class Fleet {
     fs::remove_all(dir_);
     fs::create_directories(dir_);
     const auto unix_now = static_cast<uint64_t>(std::time(nullptr));
-    if (!tinyfleet::server::init_keys((dir_ / "keys").string(), unix_now, 30)) {
+    if (!tinyfleet::update::init_keys((dir_ / "keys").string(), unix_now, 30)) {
       throw std::runtime_error("cannot make keys");
     }
     fleetd_ = std::make_unique<FleetdProcess>(

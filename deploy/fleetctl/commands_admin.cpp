@@ -6,7 +6,7 @@
 #include <fstream>
 
 #include "cli.h"
-#include "tinyfleet/server/update_keys.h"
+#include "tinyfleet/update/update_keys.h"
 #include "tinyfleet/v1/admin.grpc.pb.h"
 #include "tinyfleet/v1/device_registry.grpc.pb.h"
 
@@ -34,11 +34,11 @@ int cmd_keys(const Args& a) {
   if (dir.empty()) usage_error("keys " + verb + " needs --dir DIR");
   const auto days = static_cast<uint32_t>(a.number("days", 90));
   if (sodium_init() < 0) return kFailed;
-  storage::Expected<server::TargetsKey> key = storage::Error{storage::ErrorCode::kInternal, ""};
+  storage::Expected<update::TargetsKey> key = storage::Error{storage::ErrorCode::kInternal, ""};
   if (verb == "init") {
-    key = server::init_keys(dir, now_unix(), days);
+    key = update::init_keys(dir, now_unix(), days);
   } else if (verb == "rotate") {
-    key = server::rotate_targets_key(dir, now_unix(), days);
+    key = update::rotate_targets_key(dir, now_unix(), days);
   } else {
     usage_error("keys takes init or rotate");
   }
@@ -46,7 +46,7 @@ int cmd_keys(const Args& a) {
     std::fprintf(stderr, "fleetctl: keys %s: %s\n", verb.c_str(), key.error().message.c_str());
     return kRejected;
   }
-  auto root = server::load_root_public_key(dir);
+  auto root = update::load_root_public_key(dir);
   if (a.has("json")) {
     std::printf("%s\n", nlohmann::json{{"dir", dir},
                                        {"targets_public_key", hex(key->public_key)},

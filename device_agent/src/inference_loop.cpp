@@ -68,7 +68,7 @@ void InferenceLoop::poll() {
       w.seq = ++seq_;
       w.ts_unix = clock_.now_unix();
       w.release = agent_.record().installed_release;
-      std::memcpy(w.sha256, agent_.record().installed_sha256, 32);
+      std::memcpy(w.artifact_sha256, agent_.record().installed_sha256, 32);
       stats_.close(agent_.model_info(), config_.clock_hz, config_.active_mw, &w);
       ring_.push(w);
     }
@@ -78,13 +78,14 @@ void InferenceLoop::poll() {
 }
 
 void InferenceLoop::flush() {
-  char json[768];
+  uint8_t message[update::kTelemetryBytes];
   while (!ring_.empty()) {
-    if (telemetry_json(ring_.front(), config_.device_id, json, sizeof json) == 0) {
+    size_t size = 0;
+    if (!update::encode_telemetry(ring_.front(), message, sizeof message, &size).ok()) {
       ring_.pop();  // cannot happen with the fixed fields; never block the ring on it
       continue;
     }
-    if (!outbox_.publish_telemetry(json)) break;
+    if (!outbox_.publish_telemetry(message, size)) break;
     ring_.pop();
     ++sent_;
   }

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 
 namespace tinyfleet::device_agent {
 
@@ -89,30 +88,6 @@ void WindowStats::close(const ModelInfo& info, uint64_t clock_hz, float active_m
   out->probes_correct = probes_correct_;
   out->shadow = shadow_;
   out->shadow_agree = shadow_agree_;
-}
-
-size_t telemetry_json(const TelemetryWindow& w, const char* device, char* out, size_t capacity) {
-  char sha[65];
-  for (int i = 0; i < 32; ++i) std::snprintf(sha + 2 * i, 3, "%02x", w.sha256[i]);
-  char probe[32] = "null", shadow[32] = "null";
-  if (w.probes > 0) {
-    std::snprintf(probe, sizeof probe, "%.4f", static_cast<double>(w.probes_correct) / w.probes);
-  }
-  if (w.shadow > 0) {
-    std::snprintf(shadow, sizeof shadow, "%.4f", static_cast<double>(w.shadow_agree) / w.shadow);
-  }
-  const int n = std::snprintf(
-      out, capacity,
-      "{\"device\":\"%s\",\"seq\":%llu,\"ts\":%llu,\"release\":%llu,\"artifact\":\"%s\","
-      "\"inferences\":%u,\"latency_p50_us\":%.1f,\"latency_p95_us\":%.1f,\"energy_uj\":%.3f,"
-      "\"output_psi\":%.4f,\"input_drift\":%.4f,\"probes\":%u,\"probe_accuracy\":%s,"
-      "\"shadow\":%u,\"shadow_agreement\":%s}",
-      device, static_cast<unsigned long long>(w.seq), static_cast<unsigned long long>(w.ts_unix),
-      static_cast<unsigned long long>(w.release), sha, w.inferences,
-      static_cast<double>(w.latency_p50_us), static_cast<double>(w.latency_p95_us),
-      static_cast<double>(w.energy_uj), static_cast<double>(w.output_psi),
-      static_cast<double>(w.input_drift), w.probes, probe, w.shadow, shadow);
-  return n > 0 && static_cast<size_t>(n) < capacity ? static_cast<size_t>(n) : 0;
 }
 
 void TelemetryRing::push(const TelemetryWindow& w) {

@@ -28,7 +28,7 @@ void copy_reason(char (&out)[96], const char* reason) {
 }
 
 // Streams decoder output into a slot.
-class SlotSink final : public SlotWriter {
+class SlotSink final : public update::SlotWriter {
  public:
   SlotSink(SlotStore& slots, int slot) : slots_(slots), slot_(slot) {}
   bool write(const uint8_t* data, size_t size) override {
@@ -41,7 +41,7 @@ class SlotSink final : public SlotWriter {
 };
 
 // The active slot as the base of a delta.
-class SlotBase final : public BaseReader {
+class SlotBase final : public update::BaseReader {
  public:
   SlotBase(SlotStore& slots, int slot, uint64_t size) : slots_(slots), slot_(slot), size_(size) {}
   uint64_t size() const override { return size_; }
@@ -58,31 +58,9 @@ class SlotBase final : public BaseReader {
 
 }  // namespace
 
-const char* to_string(UpdateState state) {
-  switch (state) {
-    case UpdateState::kIdle:
-      return "Idle";
-    case UpdateState::kOffered:
-      return "Offered";
-    case UpdateState::kDownloading:
-      return "Downloading";
-    case UpdateState::kVerifying:
-      return "Verifying";
-    case UpdateState::kPatching:
-      return "Patching";
-    case UpdateState::kSelfTest:
-      return "SelfTest";
-    case UpdateState::kCommitted:
-      return "Committed";
-    case UpdateState::kRolledBack:
-      return "RolledBack";
-  }
-  return "Unknown";
-}
-
 UpdateAgent::UpdateAgent(const AgentConfig& config, RecordStore& records, SlotStore& slots,
-                         Clock& clock, Outbox& outbox, const SignatureVerifier& verifier,
-                         Sha256& sha, ModelRunner& active, ModelRunner& candidate,
+                         Clock& clock, Outbox& outbox, const update::SignatureVerifier& verifier,
+                         update::Sha256& sha, ModelRunner& active, ModelRunner& candidate,
                          uint8_t* workspace, size_t workspace_bytes)
     : config_(config),
       records_(records),
@@ -104,28 +82,31 @@ bool UpdateAgent::persist(UpdateState next, const char* reason) {
   r.crc = record_crc(r);
   if (!records_.save(kRecordName, reinterpret_cast<const uint8_t*>(&r), sizeof r)) return false;
   record_ = r;
-  report("state", reason);
+  report(update::StatusEvent::kState, reason);
   return true;
 }
 
-void UpdateAgent::report(const char* event, const char* detail) {
-  char sha[65] = "";
-  if (record_.active_slot != kNoSlot) {
-    for (int i = 0; i < 32; ++i) std::snprintf(sha + 2 * i, 3, "%02x", record_.installed_sha256[i]);
+void UpdateAgent::report(update::StatusEvent event, const char* detail,
+                         update::OfferStatus refusal) {
+  update::StatusMessage m;
+  update::set_text(m.device_class, config_.device_class);
+  m.event = event;
+  m.state = record_.state;
+  m.refusal = refusal;
+  m.has_artifact = record_.active_slot != kNoSlot;
+  m.release = record_.installed_release;
+  if (m.has_artifact) std::memcpy(m.artifact_sha256, record_.installed_sha256, 32);
+  m.pending_release = record_.pending_release;
+  m.failed_release = record_.failed_release;
+  update::set_text(m.detail, detail);
+  uint8_t bytes[update::kMaxStatusBytes];
+  size_t size = 0;
+  if (update::encode_status(m, bytes, sizeof bytes, &size).ok()) {
+    outbox_.publish_status(bytes, size);
   }
-  char json[640];
-  std::snprintf(json, sizeof json,
-                "{\"device\":\"%s\",\"class\":\"%s\",\"event\":\"%s\",\"state\":\"%s\","
-                "\"release\":%llu,\"artifact\":\"%s\",\"pending_release\":%llu,"
-                "\"failed_release\":%llu,\"detail\":\"%s\"}",
-                config_.device_id, config_.device_class, event, to_string(record_.state),
-                static_cast<unsigned long long>(record_.installed_release), sha,
-                static_cast<unsigned long long>(record_.pending_release),
-                static_cast<unsigned long long>(record_.failed_release), detail);
-  outbox_.publish_status(json);
 }
 
-void UpdateAgent::announce() { report("hello"); }
+void UpdateAgent::announce() { report(update::StatusEvent::kHello); }
 
 bool UpdateAgent::provision_empty() {
   record_ = AgentRecord{};
@@ -180,7 +161,7 @@ bool UpdateAgent::load_active() {
       record_.previous_slot = kNoSlot;
       persist(UpdateState::kRolledBack, "active slot did not match its sha256");
     } else {
-      report("error", "no slot holds a model matching its recorded sha256");
+      report(update::StatusEvent::kError, "no slot holds a model matching its recorded sha256");
       return false;
     }
   }
@@ -194,7 +175,7 @@ bool UpdateAgent::load_active() {
   }
   const uint8_t* mapped = slots_.map_slot(record_.active_slot);
   if (!mapped || !active_->load(mapped, record_.installed_size, &why)) {
-    report("error", why);
+    report(update::StatusEvent::kError, why);
     return false;
   }
   model_ready_ = true;
@@ -206,7 +187,7 @@ bool UpdateAgent::boot() {
   const long n = records_.load(kRecordName, reinterpret_cast<uint8_t*>(&r), sizeof r);
   if (n != static_cast<long>(sizeof r) || r.magic != AgentRecord{}.magic ||
       r.crc != record_crc(r)) {
-    report("error", "no valid agent record; waiting for provisioning");
+    report(update::StatusEvent::kError, "no valid agent record; waiting for provisioning");
     return false;
   }
   record_ = r;
@@ -249,7 +230,9 @@ bool UpdateAgent::boot() {
   return ready;
 }
 
-void UpdateAgent::refuse(const char* reason) { report("offer_refused", reason); }
+void UpdateAgent::refuse(update::OfferStatus why) {
+  report(update::StatusEvent::kOfferRefused, update::to_string(why), why);
+}
 
 void UpdateAgent::fail_update(const char* reason) {
   slots_.staging_clear();
@@ -259,12 +242,12 @@ void UpdateAgent::fail_update(const char* reason) {
 }
 
 void UpdateAgent::on_offer(const uint8_t* data, size_t size) {
-  DeviceIdentity id{config_.fleet, config_.device_class, record_.installed_release,
-                    config_.root_public_key};
-  const auto checked = check_offer(data, size, id, clock_.now_unix(), verifier_);
-  if (checked.status != OfferStatus::kOk) {
+  update::DeviceIdentity id{config_.fleet, config_.device_class, record_.installed_release,
+                            config_.root_public_key};
+  const auto checked = update::check_offer(data, size, id, clock_.now_unix(), verifier_);
+  if (checked.status != update::OfferStatus::kOk) {
     // A retained offer we already installed comes back on every reconnect: not news.
-    if (checked.status != OfferStatus::kNotNewer) refuse(to_string(checked.status));
+    if (checked.status != update::OfferStatus::kNotNewer) refuse(checked.status);
     return;
   }
   const auto* m = checked.manifest;
@@ -274,11 +257,11 @@ void UpdateAgent::on_offer(const uint8_t* data, size_t size) {
   if (m->release_seq() == record_.failed_release) return;           // failed here before; reported
   if (m->codec() != update::DeltaCodec_Full &&
       std::memcmp(m->base_sha256()->data(), record_.installed_sha256, 32) != 0) {
-    refuse("delta base is not the installed model");
+    refuse(update::OfferStatus::kBaseMismatch);
     return;
   }
   if (!records_.save(kOfferName, data, size)) {
-    refuse("cannot store the offer");
+    refuse(update::OfferStatus::kNotStored);
     return;
   }
   std::memcpy(offer_, data, size);
@@ -365,19 +348,20 @@ void UpdateAgent::patch() {
   if (!slots_.begin_slot(target)) return fail_update("cannot open the inactive slot");
   SlotSink sink(slots_, target);
   SlotBase base(slots_, record_.active_slot, record_.installed_size);
-  DeltaDecoder decoder(m->codec(), m->target_size(), config_.window_log, workspace_,
-                       workspace_bytes_, record_.active_slot == kNoSlot ? nullptr : &base, &sink);
+  update::DeltaDecoder decoder(m->codec(), m->target_size(), config_.window_log, workspace_,
+                               workspace_bytes_, record_.active_slot == kNoSlot ? nullptr : &base,
+                               &sink);
   decoder.set_hasher(&sha_);  // free while patching: the range codec recomputes content hashes
   auto status = decoder.start();
   uint8_t buf[1024];
   const uint64_t size = m->payload_size();
-  for (uint64_t off = 0; status == DeltaStatus::kOk && off < size; off += sizeof buf) {
+  for (uint64_t off = 0; status == update::DeltaStatus::kOk && off < size; off += sizeof buf) {
     const size_t n = static_cast<size_t>(size - off < sizeof buf ? size - off : sizeof buf);
     if (!slots_.staging_read(off, buf, n)) return fail_update("cannot read the staging area");
     status = decoder.feed(buf, n);
   }
-  if (status == DeltaStatus::kOk) status = decoder.finish();
-  if (status != DeltaStatus::kOk) return fail_update(to_string(status));
+  if (status == update::DeltaStatus::kOk) status = decoder.finish();
+  if (status != update::DeltaStatus::kOk) return fail_update(to_string(status));
   if (!slots_.commit_slot(target)) return fail_update("cannot commit the inactive slot");
   if (!save_model_info(target, *m)) return fail_update("cannot store the model's baseline");
   if (!slot_matches(static_cast<uint8_t>(target), m->target_sha256()->data(), m->target_size())) {
@@ -426,7 +410,7 @@ void UpdateAgent::inference_done(bool ok, uint64_t elapsed_ms) {
 bool UpdateAgent::roll_back(const char* reason) {
   if (record_.previous_slot == kNoSlot ||
       !slot_matches(record_.previous_slot, record_.previous_sha256, record_.previous_size)) {
-    report("error", "cannot roll back: no previous model");
+    report(update::StatusEvent::kError, "cannot roll back: no previous model");
     return false;
   }
   AgentRecord next = record_;

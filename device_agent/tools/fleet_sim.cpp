@@ -30,10 +30,10 @@
 #include "tinyfleet/device_agent/linux/file_stores.h"
 #include "tinyfleet/device_agent/linux/kernels_runner.h"
 #include "tinyfleet/device_agent/linux/mqtt_port.h"
-#include "tinyfleet/device_agent/sodium_crypto.h"
 #include "tinyfleet/device_agent/update_agent.h"
 #include "tinyfleet/optimizer_service/device_class.h"
 #include "tinyfleet/optimizer_service/npz.h"
+#include "tinyfleet/update/sodium_crypto.h"
 
 using namespace tinyfleet;
 namespace fs = std::filesystem;
@@ -229,11 +229,11 @@ int main(int argc, char** argv) {
   const Samples drifted = o.drift_after >= 0 ? load_samples(o.drifted) : Samples{};
 
   SteadyClock clock;
-  device_agent::SodiumVerifier verifier;
-  device_agent::SodiumSha256 sha;
+  update::SodiumVerifier verifier;
+  update::SodiumSha256 sha;
   // Patching runs to completion inside one call on this one thread: one workspace serves all.
   constexpr uint32_t kWindowLog = 17;
-  std::vector<uint8_t> workspace(device_agent::DeltaDecoder::workspace_size(kWindowLog));
+  std::vector<uint8_t> workspace(update::DeltaDecoder::workspace_size(kWindowLog));
   std::vector<std::unique_ptr<Device>> devices;
   std::mt19937 rng(42);
   const uint64_t period_us = static_cast<uint64_t>(1e6 / o.rate);
@@ -343,7 +343,7 @@ int main(int argc, char** argv) {
       const auto& r = d->agent->record();
       char sha_hex[65] = "";
       for (int i = 0; i < 32; ++i) std::snprintf(sha_hex + 2 * i, 3, "%02x", r.installed_sha256[i]);
-      out << "{\"device\":\"" << d->id << "\",\"state\":\"" << device_agent::to_string(r.state)
+      out << "{\"device\":\"" << d->id << "\",\"state\":\"" << update::to_string(r.state)
           << "\",\"release\":" << r.installed_release << ",\"artifact\":\""
           << (r.active_slot == device_agent::kNoSlot ? "" : sha_hex)
           << "\",\"failed_release\":" << r.failed_release

@@ -6,10 +6,11 @@
 
 namespace tinyfleet::server {
 
-storage::Expected<std::shared_ptr<const Delta>> DeltaCache::get(
+storage::Expected<std::shared_ptr<const update::Delta>> DeltaCache::get(
     const std::string& base, const std::string& target,
-    const std::vector<ArtifactSegment>& base_segments,
-    const std::vector<ArtifactSegment>& target_segments, const DeltaOptions& options) {
+    const std::vector<update::ArtifactSegment>& base_segments,
+    const std::vector<update::ArtifactSegment>& target_segments,
+    const update::DeltaOptions& options) {
   const std::string key = storage::sha256_hex(base) + ":" + storage::sha256_hex(target) + ":" +
                           std::to_string(options.max_window_log);
   {
@@ -24,9 +25,9 @@ storage::Expected<std::shared_ptr<const Delta>> DeltaCache::get(
     }
     ++misses_;
   }
-  auto delta = encode_best(base, target, base_segments, target_segments, options);
+  auto delta = update::encode_best(base, target, base_segments, target_segments, options);
   if (!delta) return delta.error();
-  auto shared = std::make_shared<const Delta>(std::move(*delta));
+  auto shared = std::make_shared<const update::Delta>(std::move(*delta));
   std::lock_guard<std::mutex> lock(mu_);
   if (entries_.count(key) == 0) {
     order_.push_front(key);
@@ -36,7 +37,7 @@ storage::Expected<std::shared_ptr<const Delta>> DeltaCache::get(
       order_.pop_back();
     }
   }
-  return std::shared_ptr<const Delta>(shared);
+  return std::shared_ptr<const update::Delta>(shared);
 }
 
 bool TokenBucket::take(double bytes, double now_s) {

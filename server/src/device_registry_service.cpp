@@ -10,6 +10,7 @@
 #include "tinyfleet/server/log.h"
 #include "tinyfleet/storage/blob_store.h"
 #include "tinyfleet/storage/repositories.h"
+#include "tinyfleet/update/topics.h"
 
 namespace tinyfleet::server {
 
@@ -119,7 +120,9 @@ grpc::Status DeviceRegistryService::ProvisionDevice(grpc::ServerContext* ctx,
   mqtt->set_port(static_cast<uint32_t>(settings_.mqtt_port));
   mqtt->set_username(r->id);
   mqtt->set_password(password);
-  mqtt->set_topic_prefix("tinyfleet/v1/" + r->fleet + "/" + r->id + "/");
+  char prefix[update::kMaxTopicBytes];
+  update::device_topic_prefix(r->fleet.c_str(), r->id.c_str(), prefix, sizeof prefix);
+  mqtt->set_topic_prefix(prefix);
   out->set_root_public_key(settings_.root_public_key);
   log::info("device.provisioned",
             {{"device", r->id}, {"class", r->device_class}, {"by", caller.name}});

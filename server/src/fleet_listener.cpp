@@ -5,22 +5,15 @@
 #include <chrono>
 
 #include "tinyfleet/server/log.h"
+#include "tinyfleet/update/topics.h"
 
 namespace tinyfleet::server {
 
 namespace {
-constexpr const char* kStatus = "tinyfleet/v1/+/+/status";
-
-// tinyfleet/v1/{fleet}/{device}/{kind}
-bool split(const std::string& topic, std::string* fleet, std::string* device, std::string* kind) {
-  const std::string prefix = "tinyfleet/v1/";
-  if (topic.compare(0, prefix.size(), prefix) != 0) return false;
-  const size_t a = prefix.size(), b = topic.find('/', a), c = topic.find('/', b + 1);
-  if (b == std::string::npos || c == std::string::npos) return false;
-  *fleet = topic.substr(a, b - a);
-  *device = topic.substr(b + 1, c - b - 1);
-  *kind = topic.substr(c + 1);
-  return true;
+std::string filter(update::TopicKind kind) {
+  char out[update::kMaxTopicBytes];
+  update::topic_filter(nullptr, kind, out, sizeof out);
+  return out;
 }
 }  // namespace
 
@@ -31,7 +24,9 @@ FleetListener::FleetListener(std::string broker_uri, std::string user, std::stri
       user_(std::move(user)),
       password_(std::move(password)),
       client_id_(std::move(client_id)),
-      telemetry_topic_("$share/" + share_group + "-telemetry/tinyfleet/v1/+/+/telemetry"),
+      status_topic_(filter(update::TopicKind::kStatus)),
+      telemetry_topic_("$share/" + share_group + "-telemetry/" +
+                       filter(update::TopicKind::kTelemetry)),
       on_status_(std::move(on_status)),
       on_telemetry_(std::move(on_telemetry)) {}
 
@@ -41,14 +36,22 @@ bool FleetListener::start() {
   client_ =
       std::make_unique<mqtt::async_client>(uri_, client_id_, mqtt::create_options(MQTTVERSION_5));
   client_->set_message_callback([this](mqtt::const_message_ptr m) {
-    std::string fleet, device, kind;
-    if (!split(m->get_topic(), &fleet, &device, &kind) || m->get_payload().empty()) return;
-    if (kind == "status" && on_status_) on_status_(fleet, device, m->get_payload_str());
-    if (kind == "telemetry" && on_telemetry_) on_telemetry_(fleet, device, m->get_payload_str());
+    const std::string& topic = m->get_topic();
+    update::TopicName name;
+    if (!update::parse_topic(topic.data(), topic.size(), &name).ok() || m->get_payload().empty()) {
+      return;
+    }
+    const std::string fleet(name.fleet, name.fleet_size), device(name.device, name.device_size);
+    if (name.kind == update::TopicKind::kStatus && on_status_) {
+      on_status_(fleet, device, m->get_payload_str());
+    }
+    if (name.kind == update::TopicKind::kTelemetry && on_telemetry_) {
+      on_telemetry_(fleet, device, m->get_payload_str());
+    }
   });
   client_->set_connected_handler([this](const std::string&) {
     try {
-      client_->subscribe(kStatus, 1);
+      client_->subscribe(status_topic_, 1);
       client_->subscribe(telemetry_topic_, 1);
     } catch (const mqtt::exception&) {
     }

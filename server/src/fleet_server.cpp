@@ -25,10 +25,10 @@
 #include "tinyfleet/server/rollout_engine.h"
 #include "tinyfleet/server/rollouts_service.h"
 #include "tinyfleet/server/telemetry_ingest.h"
-#include "tinyfleet/server/update_keys.h"
 #include "tinyfleet/server/update_publisher.h"
 #include "tinyfleet/storage/blob_store.h"
 #include "tinyfleet/storage/migrations.h"
+#include "tinyfleet/update/update_keys.h"
 
 namespace tinyfleet::server {
 
@@ -137,7 +137,7 @@ storage::Expected<std::unique_ptr<FleetServer>> FleetServer::start(const ServerC
     updates_off = "fleetd cannot send updates: mqtt.user and mqtt.password are not set";
   }
   if (updates_off.empty()) {
-    auto key = load_targets_key(config.keys_dir);
+    auto key = update::load_targets_key(config.keys_dir);
     if (!key) return key.error();
     const std::string broker = "tcp://" + config.mqtt_host + ":" + std::to_string(config.mqtt_port);
     const std::string id = "fleetd-" + std::to_string(::getpid());

@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tinyfleet/device_agent/linux/kernels_runner.h"
-#include "tinyfleet/server/offer_signer.h"
+#include "tinyfleet/update/offer_signer.h"
 
 namespace tinyfleet::server {
 
@@ -45,8 +45,8 @@ std::string hex(const std::string& raw) {
 
 // What a class can spend on applying a delta: small MCUs get the LZMA codec (~50 KB),
 // larger ones any codec within a 128 KB window.
-DeltaOptions delta_options(const std::string& class_spec_json) {
-  DeltaOptions o;
+update::DeltaOptions delta_options(const std::string& class_spec_json) {
+  update::DeltaOptions o;
   const auto spec = nlohmann::json::parse(class_spec_json, nullptr, false);
   const uint64_t ram = spec.is_object() ? spec.value("ram_bytes", uint64_t{0}) : 0;
   if (ram != 0 && ram <= 512 * 1024) {
@@ -58,7 +58,7 @@ DeltaOptions delta_options(const std::string& class_spec_json) {
 
 }  // namespace
 
-OfferBuilder::OfferBuilder(storage::BlobStore& blobs, TargetsKey key, uint32_t chunk_size,
+OfferBuilder::OfferBuilder(storage::BlobStore& blobs, update::TargetsKey key, uint32_t chunk_size,
                            uint32_t expiry_days)
     : blobs_(blobs), key_(std::move(key)), chunk_size_(chunk_size), expiry_days_(expiry_days) {}
 
@@ -122,20 +122,21 @@ storage::Expected<BuiltOffer> OfferBuilder::build(const OfferRequest& r, uint64_
     // A base the server does not hold (a factory image): send the whole target.
     if (b) base = *b;
   }
-  const DeltaOptions options = delta_options(r.class_spec_json);
-  storage::Expected<std::shared_ptr<const Delta>> delta = std::shared_ptr<const Delta>();
+  const update::DeltaOptions options = delta_options(r.class_spec_json);
+  storage::Expected<std::shared_ptr<const update::Delta>> delta =
+      std::shared_ptr<const update::Delta>();
   if (base.empty()) {
     // Nothing to patch: the whole artifact (a device's first model).
-    auto full = encode_full((*t)->bytes, {});
+    auto full = update::encode_full((*t)->bytes, {});
     if (!full) return full.error();
-    delta = std::make_shared<const Delta>(std::move(*full));
+    delta = std::make_shared<const update::Delta>(std::move(*full));
   } else {
-    delta = deltas_.get(base, (*t)->bytes, artifact_segments(base), artifact_segments((*t)->bytes),
-                        options);
+    delta = deltas_.get(base, (*t)->bytes, update::artifact_segments(base),
+                        update::artifact_segments((*t)->bytes), options);
     if (!delta) return delta.error();
   }
 
-  ManifestFields f;
+  update::ManifestFields f;
   f.fleet = r.fleet;
   f.device_class = r.device_class;
   f.model = r.model;
@@ -162,7 +163,7 @@ storage::Expected<BuiltOffer> OfferBuilder::build(const OfferRequest& r, uint64_
     f.modelled_cycles = static_cast<uint64_t>(report.value("cycles", 0.0));
   }
   BuiltOffer out;
-  out.offer = sign_offer(f, key_);
+  out.offer = update::sign_offer(f, key_);
   out.payload = (*delta)->payload;
   out.payload_sha256 = hex(f.payload_sha256);
   out.codec = static_cast<int>((*delta)->codec);

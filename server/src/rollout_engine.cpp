@@ -3,12 +3,12 @@
 #include <chrono>
 #include <cmath>
 
-#include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 
 #include "tinyfleet/server/gate_expression.h"
 #include "tinyfleet/server/log.h"
 #include "tinyfleet/storage/blob_store.h"
+#include "tinyfleet/update/status_message.h"
 
 namespace tinyfleet::server {
 
@@ -167,16 +167,23 @@ void RolloutEngine::apply_statuses() {
   struct Report {
     std::string fleet, device, event, state, artifact, detail;
     int64_t release = 0, failed_release = 0;
+    update::OfferStatus refusal = update::OfferStatus::kOk;
   };
   std::vector<Report> reports;
   std::map<std::pair<std::string, std::string>, size_t> last;  // (fleet, device) -> index
   for (const auto& s : batch) {
-    const auto j = nlohmann::json::parse(s.payload, nullptr, false);
-    if (!j.is_object()) continue;
+    update::StatusMessage m;
+    if (!update::decode_status(reinterpret_cast<const uint8_t*>(s.payload.data()), s.payload.size(),
+                               &m)
+             .ok()) {
+      continue;
+    }
+    char artifact[65] = "";
+    if (m.has_artifact) update::to_hex(m.artifact_sha256, 32, artifact);
     last[{s.fleet, s.device}] = reports.size();
-    reports.push_back({s.fleet, s.device, j.value("event", ""), j.value("state", ""),
-                       j.value("artifact", ""), j.value("detail", ""),
-                       j.value("release", int64_t{0}), j.value("failed_release", int64_t{0})});
+    reports.push_back({s.fleet, s.device, update::to_string(m.event), update::to_string(m.state),
+                       artifact, m.detail, static_cast<int64_t>(m.release),
+                       static_cast<int64_t>(m.failed_release), m.refusal});
   }
   auto done = db_.transact([&](pqxx::work& w) {
     int changed = 0;
@@ -227,7 +234,7 @@ void RolloutEngine::apply_statuses() {
       }
       if (event == "offer_refused") {
         // A base that is not what the device runs: offer again from what it reported.
-        const bool base = detail.find("base") != std::string::npos;
+        const bool base = s.refusal == update::OfferStatus::kBaseMismatch;
         changed += w.exec_params(std::string("UPDATE rollout_devices SET state = $2, error = $3, "
                                              "updated_at = now() WHERE device_id = $1 AND "
                                              "state = 'offered' AND ") +

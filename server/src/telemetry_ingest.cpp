@@ -2,10 +2,9 @@
 
 #include <chrono>
 
-#include <nlohmann/json.hpp>
-
 #include "tinyfleet/server/log.h"
 #include "tinyfleet/storage/telemetry.h"
+#include "tinyfleet/update/telemetry_message.h"
 
 namespace tinyfleet::server {
 
@@ -31,39 +30,31 @@ void TelemetryIngest::stop() {
 
 void TelemetryIngest::on_message(const std::string& device, const std::string& payload) {
   ++received_;
-  const auto j = nlohmann::json::parse(payload, nullptr, false);
-  if (!j.is_object() || !j.contains("artifact") || !j.contains("inferences")) {
+  update::TelemetryMessage m;
+  if (!update::decode_telemetry(reinterpret_cast<const uint8_t*>(payload.data()), payload.size(),
+                                &m)
+           .ok() ||
+      m.inferences > static_cast<uint32_t>(INT32_MAX)) {
     ++rejected_;
     return;
   }
   storage::TelemetryRow r;
-  try {
-    r.device_id = device;
-    // The server's clock: windows from devices with a wrong clock still line up.
-    r.ts_unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                       std::chrono::system_clock::now().time_since_epoch())
-                       .count();
-    r.artifact_sha256 = j.at("artifact").get<std::string>();
-    r.inferences = j.at("inferences").get<int32_t>();
-    r.latency_p50_us = j.value("latency_p50_us", 0.0);
-    r.latency_p95_us = j.value("latency_p95_us", 0.0);
-    r.energy_uj = j.value("energy_uj", 0.0);
-    r.output_psi = j.value("output_psi", -1.0);
-    r.input_drift = j.value("input_drift", -1.0);
-    if (j.contains("probe_accuracy") && j["probe_accuracy"].is_number()) {
-      r.probe_accuracy = j["probe_accuracy"].get<double>();
-    }
-    if (j.contains("shadow_agreement") && j["shadow_agreement"].is_number()) {
-      r.shadow_agreement = j["shadow_agreement"].get<double>();
-    }
-  } catch (const nlohmann::json::exception&) {
-    ++rejected_;
-    return;
-  }
-  if (r.artifact_sha256.size() != 64 || r.inferences < 0) {
-    ++rejected_;
-    return;
-  }
+  r.device_id = device;
+  // The server's clock: windows from devices with a wrong clock still line up.
+  r.ts_unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                     std::chrono::system_clock::now().time_since_epoch())
+                     .count();
+  char sha[65];
+  update::to_hex(m.artifact_sha256, 32, sha);
+  r.artifact_sha256 = sha;
+  r.inferences = static_cast<int32_t>(m.inferences);
+  r.latency_p50_us = m.latency_p50_us;
+  r.latency_p95_us = m.latency_p95_us;
+  r.energy_uj = m.energy_uj;
+  r.output_psi = m.output_psi;
+  r.input_drift = m.input_drift;
+  if (m.probes > 0) r.probe_accuracy = static_cast<double>(m.probes_correct) / m.probes;
+  if (m.shadow > 0) r.shadow_agreement = static_cast<double>(m.shadow_agree) / m.shadow;
   std::lock_guard<std::mutex> lock(mu_);
   if (queue_.size() >= max_queue_) {
     ++dropped_;

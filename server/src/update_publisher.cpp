@@ -6,19 +6,17 @@
 #include <chrono>
 
 #include "tinyfleet/server/log.h"
+#include "tinyfleet/update/chunk_framing.h"
+#include "tinyfleet/update/topics.h"
 
 namespace tinyfleet::server {
 
 namespace {
-constexpr uint32_t kMaxChunk = 64 * 1024;
-uint64_t get_le(const std::string& s, size_t at, int bytes) {
-  uint64_t v = 0;
-  for (int i = bytes - 1; i >= 0; --i)
-    v = (v << 8) | static_cast<uint8_t>(s[at + static_cast<size_t>(i)]);
-  return v;
-}
-void put_le(std::string& s, uint64_t v, int bytes) {
-  for (int i = 0; i < bytes; ++i) s.push_back(static_cast<char>(v >> (8 * i)));
+// Chunk requests of every device, split between the replicas of one share group.
+std::string request_filter(const std::string& share_group) {
+  char filter[update::kMaxTopicBytes];
+  update::topic_filter(nullptr, update::TopicKind::kChunkRequest, filter, sizeof filter);
+  return "$share/" + share_group + "/" + filter;
 }
 }  // namespace
 
@@ -53,13 +51,13 @@ bool UpdatePublisher::start() {
   // Subscriptions are restored after a reconnect (clean start drops them).
   client_->set_connected_handler([this](const std::string&) {
     try {
-      client_->subscribe("$share/" + share_group_ + "/tinyfleet/v1/+/+/chunk/req", 1);
+      client_->subscribe(request_filter(share_group_), 1);
     } catch (const mqtt::exception&) {
     }
   });
   try {
     client_->connect(opts)->wait();
-    client_->subscribe("$share/" + share_group_ + "/tinyfleet/v1/+/+/chunk/req", 1)->wait();
+    client_->subscribe(request_filter(share_group_), 1)->wait();
   } catch (const mqtt::exception& e) {
     log::error("publisher.connect", {{"error", e.what()}});
     return false;
@@ -78,13 +76,20 @@ void UpdatePublisher::stop() {
 
 bool UpdatePublisher::offer(const std::string& fleet, const std::string& device, uint64_t release,
                             const std::string& signed_offer, std::string payload) {
-  const std::string prefix = "tinyfleet/v1/" + fleet + "/" + device + "/";
+  char topic[update::kMaxTopicBytes];
+  if (const auto s = update::device_topic(fleet.c_str(), device.c_str(), update::TopicKind::kOffer,
+                                          topic, sizeof topic);
+      !s.ok()) {
+    log::error("publisher.offer", {{"device", device}, {"error", update::to_string(s.error)}});
+    return false;
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
-    payloads_[prefix] = {release, std::make_shared<const std::string>(std::move(payload))};
+    payloads_[fleet + "/" + device] = {release,
+                                       std::make_shared<const std::string>(std::move(payload))};
   }
   try {
-    client_->publish(prefix + "offer", signed_offer, 1, true)->wait();
+    client_->publish(topic, signed_offer, 1, true)->wait();
   } catch (const mqtt::exception& e) {
     log::error("publisher.offer", {{"device", device}, {"error", e.what()}});
     return false;
@@ -93,15 +98,21 @@ bool UpdatePublisher::offer(const std::string& fleet, const std::string& device,
 }
 
 void UpdatePublisher::on_request(const std::string& topic, const std::string& req) {
-  const std::string suffix = "chunk/req";
-  if (topic.size() <= suffix.size() || req.size() != 24 || req.compare(0, 4, "TFCR") != 0) return;
-  const std::string prefix = topic.substr(0, topic.size() - suffix.size());
-  const uint64_t release = get_le(req, 4, 8), offset = get_le(req, 12, 8);
-  const uint32_t length = static_cast<uint32_t>(std::min<uint64_t>(get_le(req, 20, 4), kMaxChunk));
+  update::TopicName name;
+  update::ChunkRequest r;
+  if (!update::parse_topic(topic.data(), topic.size(), &name).ok() ||
+      name.kind != update::TopicKind::kChunkRequest ||
+      !update::decode_chunk_request(reinterpret_cast<const uint8_t*>(req.data()), req.size(), &r)
+           .ok()) {
+    return;
+  }
+  const std::string fleet(name.fleet, name.fleet_size), device(name.device, name.device_size);
+  const uint64_t release = r.release, offset = r.offset;
+  const auto length = static_cast<uint32_t>(std::min<uint64_t>(r.length, update::kMaxChunkBytes));
   std::shared_ptr<const std::string> payload;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = payloads_.find(prefix);
+    auto it = payloads_.find(fleet + "/" + device);
     if (it == payloads_.end() || it->second.first != release) return;  // stale or unknown
     payload = it->second.second;
     const double now =
@@ -112,12 +123,18 @@ void UpdatePublisher::on_request(const std::string& topic, const std::string& re
     }
   }
   if (offset >= payload->size()) return;
-  std::string answer = "TFCK";
-  put_le(answer, release, 8);
-  put_le(answer, offset, 8);
+  char chunk_topic[update::kMaxTopicBytes];
+  if (!update::device_topic(fleet.c_str(), device.c_str(), update::TopicKind::kChunk, chunk_topic,
+                            sizeof chunk_topic)
+           .ok()) {
+    return;
+  }
+  std::string answer(update::kChunkHeaderBytes, '\0');
+  update::encode_chunk_header(release, offset, reinterpret_cast<uint8_t*>(answer.data()),
+                              answer.size());
   answer.append(*payload, offset, length);
   try {
-    client_->publish(prefix + "chunk", answer, 1, false);
+    client_->publish(chunk_topic, answer, 1, false);
     ++chunks_;
     bytes_ += answer.size();
   } catch (const mqtt::exception&) {

@@ -14,15 +14,15 @@
 #include "tinyfleet/device_agent/inference_loop.h"
 #include "tinyfleet/device_agent/linux/file_stores.h"
 #include "tinyfleet/device_agent/linux/kernels_runner.h"
-#include "tinyfleet/device_agent/sodium_crypto.h"
 #include "tinyfleet/device_agent/telemetry.h"
 #include "tinyfleet/device_agent/update_agent.h"
 #include "tinyfleet/optimizer_service/compiler.h"
 #include "tinyfleet/optimizer_service/npz.h"
-#include "tinyfleet/server/delta_encoder.h"
-#include "tinyfleet/server/offer_signer.h"
-#include "tinyfleet/server/update_keys.h"
 #include "tinyfleet/testing/environment.h"
+#include "tinyfleet/update/delta_encoder.h"
+#include "tinyfleet/update/offer_signer.h"
+#include "tinyfleet/update/sodium_crypto.h"
+#include "tinyfleet/update/update_keys.h"
 
 using namespace tinyfleet;
 using device_agent::UpdateState;
@@ -49,18 +49,34 @@ struct ManualClock : device_agent::Clock {
   uint64_t ms = 1000, tick = 0;
 };
 
+// What the agent sent, decoded with update/'s decoders: a status's detail, and each
+// telemetry window as JSON (the fields the assertions read).
 struct Mailbox : device_agent::Outbox {
-  bool publish_status(const char* j) override {
-    statuses.emplace_back(j);
+  bool publish_status(const uint8_t* message, size_t size) override {
+    update::StatusMessage m;
+    EXPECT_TRUE(update::decode_status(message, size, &m).ok());
+    statuses.emplace_back(m.detail);
     return true;
   }
   bool request_chunk(uint64_t release, uint64_t offset, uint32_t length) override {
     requests.push_back({release, offset, length});
     return true;
   }
-  bool publish_telemetry(const char* j) override {
+  bool publish_telemetry(const uint8_t* message, size_t size) override {
     if (!online) return false;
-    telemetry.push_back(json::parse(j));
+    update::TelemetryMessage t;
+    EXPECT_TRUE(update::decode_telemetry(message, size, &t).ok());
+    json j = {{"seq", t.seq},
+              {"release", t.release},
+              {"inferences", t.inferences},
+              {"latency_p95_us", t.latency_p95_us},
+              {"energy_uj", t.energy_uj},
+              {"output_psi", t.output_psi},
+              {"input_drift", t.input_drift},
+              {"shadow", t.shadow}};
+    if (t.probes > 0) j["probe_accuracy"] = static_cast<double>(t.probes_correct) / t.probes;
+    if (t.shadow > 0) j["shadow_agreement"] = static_cast<double>(t.shadow_agree) / t.shadow;
+    telemetry.push_back(j);
     return true;
   }
   struct Request {
@@ -109,14 +125,14 @@ class TelemetryTest : public ::testing::Test {
             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
     fs::create_directories(dir_ / "device");
-    key_ = server::init_keys((dir_ / "keys").string(), kNow, 30).value();
-    root_ = server::load_root_public_key((dir_ / "keys").string()).value();
+    key_ = update::init_keys((dir_ / "keys").string(), kNow, 30).value();
+    root_ = update::load_root_public_key((dir_ / "keys").string()).value();
     v1_ = compile("digits_cnn");
     config_.device_id = "dev-t";
     config_.device_class = "cortex-m4-256k";
     config_.root_public_key = reinterpret_cast<const uint8_t*>(root_.data());
     config_.probation_inferences = 5;
-    workspace_.resize(device_agent::DeltaDecoder::workspace_size(17));
+    workspace_.resize(update::DeltaDecoder::workspace_size(17));
     make_agent();
   }
   void TearDown() override { fs::remove_all(dir_); }
@@ -138,11 +154,11 @@ class TelemetryTest : public ::testing::Test {
   UpdateState update(const optimizer_service::CompiledModel& target, const std::string& base,
                      uint64_t release, uint64_t cycles) {
     auto d = base.empty()
-                 ? server::encode_full(target.artifact, {})
-                 : server::encode_best(base, target.artifact, server::artifact_segments(base),
-                                       server::artifact_segments(target.artifact), {});
+                 ? update::encode_full(target.artifact, {})
+                 : update::encode_best(base, target.artifact, update::artifact_segments(base),
+                                       update::artifact_segments(target.artifact), {});
     EXPECT_TRUE(d);
-    server::ManifestFields f;
+    update::ManifestFields f;
     f.device_class = "cortex-m4-256k";
     f.model = "digits";
     f.release_seq = release;
@@ -159,7 +175,7 @@ class TelemetryTest : public ::testing::Test {
     f.channel_mean = b.channel_mean;
     f.channel_std = b.channel_std;
     f.modelled_cycles = cycles;
-    const std::string offer = server::sign_offer(f, key_);
+    const std::string offer = update::sign_offer(f, key_);
     agent_->on_offer(reinterpret_cast<const uint8_t*>(offer.data()), offer.size());
     while (!mail_.requests.empty()) {
       auto r = mail_.requests.front();
@@ -181,14 +197,14 @@ class TelemetryTest : public ::testing::Test {
   }
 
   fs::path dir_;
-  server::TargetsKey key_;
+  update::TargetsKey key_;
   std::string root_;
   optimizer_service::CompiledModel v1_;
   device_agent::AgentConfig config_;
   ManualClock clock_;
   Mailbox mail_;
-  device_agent::SodiumVerifier verifier_;
-  device_agent::SodiumSha256 sha_;
+  update::SodiumVerifier verifier_;
+  update::SodiumSha256 sha_;
   std::vector<uint8_t> workspace_;
   std::unique_ptr<device_agent::linux_port::FileRecordStore> records_;
   std::unique_ptr<device_agent::linux_port::FileSlotStore> slots_;

@@ -14,11 +14,11 @@
 
 #include "stand_in_runner.h"
 #include "tinyfleet/device_agent/linux/file_stores.h"
-#include "tinyfleet/device_agent/sodium_crypto.h"
 #include "tinyfleet/device_agent/update_agent.h"
-#include "tinyfleet/server/delta_encoder.h"
-#include "tinyfleet/server/offer_signer.h"
-#include "tinyfleet/server/update_keys.h"
+#include "tinyfleet/update/delta_encoder.h"
+#include "tinyfleet/update/offer_signer.h"
+#include "tinyfleet/update/sodium_crypto.h"
+#include "tinyfleet/update/update_keys.h"
 
 using namespace tinyfleet;
 using device_agent::UpdateState;
@@ -51,10 +51,12 @@ struct TestClock : device_agent::Clock {
   }
 };
 
-// What the agent sent: chunk requests (served by the test) and status lines.
+// What the agent sent: chunk requests (served by the test) and status messages (decoded).
 struct Mailbox : device_agent::Outbox {
-  bool publish_status(const char* json) override {
-    statuses.emplace_back(json);
+  bool publish_status(const uint8_t* message, size_t size) override {
+    update::StatusMessage m;
+    EXPECT_TRUE(update::decode_status(message, size, &m).ok());
+    statuses.push_back(m);
     return true;
   }
   bool request_chunk(uint64_t release, uint64_t offset, uint32_t length) override {
@@ -66,7 +68,7 @@ struct Mailbox : device_agent::Outbox {
     uint32_t length;
   };
   std::deque<Request> requests;
-  std::vector<std::string> statuses;
+  std::vector<update::StatusMessage> statuses;
 };
 
 // One device: its folder, stores and agent; a new Device on the same folder is the
@@ -78,7 +80,7 @@ struct Device {
     config.device_class = "cortex-m4-256k";
     config.root_public_key = reinterpret_cast<const uint8_t*>(root.data());
     config.window_log = 17;
-    workspace.resize(device_agent::DeltaDecoder::workspace_size(config.window_log));
+    workspace.resize(update::DeltaDecoder::workspace_size(config.window_log));
     agent = std::make_unique<device_agent::UpdateAgent>(config, records, slots, clock, mail,
                                                         verifier, sha, runner_a, runner_b,
                                                         workspace.data(), workspace.size());
@@ -110,8 +112,8 @@ struct Device {
   device_agent::AgentConfig config;
   TestClock clock;
   Mailbox mail;
-  device_agent::SodiumVerifier verifier;
-  device_agent::SodiumSha256 sha;
+  update::SodiumVerifier verifier;
+  update::SodiumSha256 sha;
   tinyfleet::testing::StandInRunner runner_a, runner_b;
   std::vector<uint8_t> workspace;
   std::unique_ptr<device_agent::UpdateAgent> agent;
@@ -126,12 +128,12 @@ class UpdateAgentTest : public ::testing::Test {
             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
     fs::create_directories(dir_ / "device");
-    key_ = server::init_keys((dir_ / "keys").string(), kNow, 30).value();
-    root_pk_ = server::load_root_public_key((dir_ / "keys").string()).value();
+    key_ = update::init_keys((dir_ / "keys").string(), kNow, 30).value();
+    root_pk_ = update::load_root_public_key((dir_ / "keys").string()).value();
     base_ = random_bytes(1, 6000);
     target_ = base_;
     for (int i = 0; i < 40; ++i) target_[1000 + i * 97] ^= 0x11;  // fine-tuned weights
-    auto d = server::encode_tensor_delta(base_, target_, {}, {}, {});
+    auto d = update::encode_tensor_delta(base_, target_, {}, {}, {});
     ASSERT_TRUE(d);
     delta_ = *d;
   }
@@ -139,8 +141,8 @@ class UpdateAgentTest : public ::testing::Test {
 
   std::unique_ptr<Device> device() { return std::make_unique<Device>(dir_ / "device", root_pk_); }
 
-  server::ManifestFields manifest(uint64_t release = 1) const {
-    server::ManifestFields f;
+  update::ManifestFields manifest(uint64_t release = 1) const {
+    update::ManifestFields f;
     f.device_class = "cortex-m4-256k";
     f.model = "digits";
     f.model_version = static_cast<uint32_t>(release + 1);
@@ -156,15 +158,15 @@ class UpdateAgentTest : public ::testing::Test {
     f.self_tests = {tinyfleet::testing::StandInRunner::vector_for(target_)};
     return f;
   }
-  void offer(Device& d, const server::ManifestFields& f) {
-    const auto bytes = server::sign_offer(f, key_);
+  void offer(Device& d, const update::ManifestFields& f) {
+    const auto bytes = update::sign_offer(f, key_);
     d.agent->on_offer(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
   }
 
   fs::path dir_;
-  server::TargetsKey key_;
+  update::TargetsKey key_;
   std::string root_pk_, base_, target_;
-  server::Delta delta_;
+  update::Delta delta_;
 };
 
 TEST_F(UpdateAgentTest, AnUpdateCommitsAndSurvivesAReboot) {
@@ -197,23 +199,29 @@ TEST_F(UpdateAgentTest, TamperingIsRefusedAndTheOldModelKeepsRunning) {
   ASSERT_TRUE(
       d->agent->install_factory(reinterpret_cast<const uint8_t*>(base_.data()), base_.size()));
   ASSERT_TRUE(d->agent->boot());
-  auto expect_refused = [&](const server::ManifestFields& f, const char* why) {
+  // Refusals travel as a typed code (what fleetd acts on) with a human detail.
+  auto expect_refused = [&](const update::ManifestFields& f, update::OfferStatus why) {
     d->mail.statuses.clear();
     offer(*d, f);
-    EXPECT_TRUE(d->mail.requests.empty()) << why;
-    ASSERT_FALSE(d->mail.statuses.empty()) << why;
-    EXPECT_NE(d->mail.statuses.back().find(why), std::string::npos) << d->mail.statuses.back();
+    EXPECT_TRUE(d->mail.requests.empty()) << update::to_string(why);
+    ASSERT_FALSE(d->mail.statuses.empty()) << update::to_string(why);
+    const update::StatusMessage& s = d->mail.statuses.back();
+    EXPECT_EQ(s.event, update::StatusEvent::kOfferRefused);
+    EXPECT_EQ(s.refusal, why) << s.detail;
+    EXPECT_STREQ(s.detail, update::to_string(why));
+    EXPECT_TRUE(s.has_artifact);
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(s.artifact_sha256), 32), sha256(base_));
     EXPECT_TRUE(d->active_artifact() == base_);
   };
   auto f = manifest();
   f.device_class = "cortex-m7-512k";
-  expect_refused(f, "another device class");
+  expect_refused(f, update::OfferStatus::kWrongClass);
   f = manifest();
   f.expires_at = kNow - 10;
-  expect_refused(f, "manifest expired");
+  expect_refused(f, update::OfferStatus::kExpired);
   f = manifest();
   f.base_sha256 = sha256("something else");
-  expect_refused(f, "delta base is not the installed model");
+  expect_refused(f, update::OfferStatus::kBaseMismatch);
 
   // A flipped byte in the delta: downloaded, refused at verification, rolled back.
   auto tampered = delta_;
@@ -327,7 +335,7 @@ TEST_F(UpdateAgentTest, PowerCutsAtEveryStepLeaveAValidModel) {
                                       d->workspace.size());
       if (at_transition) agent.before_persist = [](UpdateState) { KillSwitch::tick(); };
       agent.boot();
-      const auto bytes = server::sign_offer(manifest(), key_);
+      const auto bytes = update::sign_offer(manifest(), key_);
       agent.on_offer(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
       while (!d->mail.requests.empty()) {
         auto r = d->mail.requests.front();

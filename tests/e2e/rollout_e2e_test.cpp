@@ -19,9 +19,9 @@
 #include <nlohmann/json.hpp>
 
 #include "fleetd_process.h"
-#include "tinyfleet/server/update_keys.h"
 #include "tinyfleet/testing/environment.h"
 #include "tinyfleet/testing/scratch_database.h"
+#include "tinyfleet/update/update_keys.h"
 
 namespace tinyfleet::testing {
 namespace {
@@ -42,7 +42,7 @@ class RolloutE2E : public ::testing::Test {
     const auto now = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(
                                                std::chrono::system_clock::now().time_since_epoch())
                                                .count());
-    ASSERT_TRUE(server::init_keys((dir_ / "keys").string(), now, 30));
+    ASSERT_TRUE(update::init_keys((dir_ / "keys").string(), now, 30));
     group_ = "e2e" + std::to_string(getpid());
     fleetd_ = std::make_unique<FleetdProcess>(
         scratch_.uri(), admin_,

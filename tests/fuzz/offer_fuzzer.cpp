@@ -3,15 +3,15 @@
 
 #include <cstdint>
 
-#include "tinyfleet/device_agent/offer.h"
-#include "tinyfleet/device_agent/sodium_crypto.h"
+#include "tinyfleet/update/offer.h"
+#include "tinyfleet/update/sodium_crypto.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const bool ready = sodium_init() >= 0;
   (void)ready;
   static const uint8_t root[32] = {1, 2, 3};
-  tinyfleet::device_agent::SodiumVerifier verifier;
-  tinyfleet::device_agent::DeviceIdentity id{"default", "cortex-m4-256k", 3, root};
-  tinyfleet::device_agent::check_offer(data, size, id, 1795305600, verifier);
+  tinyfleet::update::SodiumVerifier verifier;
+  tinyfleet::update::DeviceIdentity id{"default", "cortex-m4-256k", 3, root};
+  tinyfleet::update::check_offer(data, size, id, 1795305600, verifier);
   return 0;
 }

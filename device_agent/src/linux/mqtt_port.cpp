@@ -4,26 +4,34 @@
 
 #include <chrono>
 
+#include "tinyfleet/update/chunk_framing.h"
+#include "tinyfleet/update/presence_message.h"
+
 namespace tinyfleet::device_agent::linux_port {
 
 namespace {
-void put_le(std::string& s, uint64_t v, int bytes) {
-  for (int i = 0; i < bytes; ++i) s.push_back(static_cast<char>(v >> (8 * i)));
-}
-uint64_t get_le(const std::string& s, size_t at, int bytes) {
-  uint64_t v = 0;
-  for (int i = bytes - 1; i >= 0; --i)
-    v = (v << 8) | static_cast<uint8_t>(s[at + static_cast<size_t>(i)]);
-  return v;
+using update::TopicKind;
+
+std::string presence_bytes(update::Presence p) {
+  uint8_t out[update::kPresenceBytes];
+  size_t size = 0;
+  update::encode_presence({p}, out, sizeof out, &size);
+  return std::string(reinterpret_cast<const char*>(out), size);
 }
 }  // namespace
 
 MqttAgentPort::MqttAgentPort(std::string broker_uri, std::string fleet, std::string device,
                              std::string password)
-    : prefix_("tinyfleet/v1/" + fleet + "/" + device + "/"),
-      device_(std::move(device)),
-      password_(std::move(password)),
-      uri_(std::move(broker_uri)) {}
+    : device_(std::move(device)), password_(std::move(password)), uri_(std::move(broker_uri)) {
+  for (TopicKind kind : {TopicKind::kOffer, TopicKind::kChunk, TopicKind::kChunkRequest,
+                         TopicKind::kStatus, TopicKind::kTelemetry, TopicKind::kPresence}) {
+    char topic[update::kMaxTopicBytes];
+    // An id the topic cannot carry leaves the topic empty: nothing is sent or received.
+    if (update::device_topic(fleet.c_str(), device_.c_str(), kind, topic, sizeof topic).ok()) {
+      topic_[static_cast<size_t>(kind)] = topic;
+    }
+  }
+}
 
 MqttAgentPort::~MqttAgentPort() {
   if (client_ && client_->is_connected()) {
@@ -32,6 +40,11 @@ MqttAgentPort::~MqttAgentPort() {
     } catch (const mqtt::exception&) {
     }
   }
+}
+
+void MqttAgentPort::subscribe_inbound() {
+  client_->subscribe(topic_[static_cast<size_t>(TopicKind::kOffer)], 1)->wait();
+  client_->subscribe(topic_[static_cast<size_t>(TopicKind::kChunk)], 1)->wait();
 }
 
 bool MqttAgentPort::connect(bool wait) {
@@ -43,23 +56,30 @@ bool MqttAgentPort::connect(bool wait) {
     cv_.notify_one();
   });
   // After any (re)connect: subscribe again (a broker that lost the session has no
-  // subscriptions for us) and let the agent ask again for the chunk in flight.
+  // subscriptions for us), say we are online, and let the agent ask again for the chunk
+  // in flight.
   client_->set_connected_handler([this](const std::string&) {
     try {
-      client_->subscribe(prefix_ + "offer", 1);
-      client_->subscribe(prefix_ + "chunk", 1);
+      client_->subscribe(topic_[static_cast<size_t>(TopicKind::kOffer)], 1);
+      client_->subscribe(topic_[static_cast<size_t>(TopicKind::kChunk)], 1);
+      const std::string online = presence_bytes(update::Presence::kOnline);
+      client_->publish(topic_[static_cast<size_t>(TopicKind::kPresence)], online, 1, true);
     } catch (const mqtt::exception&) {
     }
     std::lock_guard<std::mutex> lock(mu_);
     reconnected_ = true;
     cv_.notify_one();
   });
+  // The broker publishes "offline" (retained) when the session ends uncleanly.
+  mqtt::will_options will(topic_[static_cast<size_t>(TopicKind::kPresence)],
+                          presence_bytes(update::Presence::kOffline), 1, true);
   auto opts = mqtt::connect_options_builder()
                   .mqtt_version(MQTTVERSION_5)
                   .clean_start(false)
                   .properties({{mqtt::property::SESSION_EXPIRY_INTERVAL, 3600}})
                   .user_name(device_)
                   .password(password_)
+                  .will(std::move(will))
                   .automatic_reconnect(std::chrono::milliseconds(200), std::chrono::seconds(2))
                   .connect_timeout(std::chrono::seconds(5))
                   .finalize();
@@ -70,8 +90,7 @@ bool MqttAgentPort::connect(bool wait) {
       return true;
     }
     client_->connect(opts)->wait();
-    client_->subscribe(prefix_ + "offer", 1)->wait();
-    client_->subscribe(prefix_ + "chunk", 1)->wait();
+    subscribe_inbound();
   } catch (const mqtt::exception&) {
     return false;
   }
@@ -98,14 +117,14 @@ int MqttAgentPort::pump(int wait_ms) {
     }
     if (!agent_) continue;
     if (reconnect) agent_->on_reconnect();
-    if (m.topic == prefix_ + "offer" && !m.payload.empty()) {
-      agent_->on_offer(reinterpret_cast<const uint8_t*>(m.payload.data()), m.payload.size());
+    const auto* bytes = reinterpret_cast<const uint8_t*>(m.payload.data());
+    update::Chunk chunk;
+    if (m.topic == topic_[static_cast<size_t>(TopicKind::kOffer)] && !m.payload.empty()) {
+      agent_->on_offer(bytes, m.payload.size());
       ++delivered;
-    } else if (m.topic == prefix_ + "chunk" && m.payload.size() >= 20 &&
-               m.payload.compare(0, 4, "TFCK") == 0) {
-      agent_->on_chunk(get_le(m.payload, 4, 8), get_le(m.payload, 12, 8),
-                       reinterpret_cast<const uint8_t*>(m.payload.data()) + 20,
-                       m.payload.size() - 20);
+    } else if (m.topic == topic_[static_cast<size_t>(TopicKind::kChunk)] &&
+               update::decode_chunk(bytes, m.payload.size(), &chunk).ok()) {
+      agent_->on_chunk(chunk.release, chunk.offset, chunk.data, chunk.size);
       ++delivered;
     }
     agent_->poll();
@@ -114,40 +133,31 @@ int MqttAgentPort::pump(int wait_ms) {
   return delivered;
 }
 
-bool MqttAgentPort::publish_status(const char* json) {
-  if (!client_ || !client_->is_connected()) return false;
+bool MqttAgentPort::publish(TopicKind kind, const uint8_t* data, size_t size, bool retained) {
+  const std::string& topic = topic_[static_cast<size_t>(kind)];
+  if (topic.empty() || !client_ || !client_->is_connected()) return false;
   try {
-    // Retained: a restarted server learns every device's last state at once.
-    client_->publish(prefix_ + "status", std::string(json), 1, true);
+    client_->publish(topic, data, size, 1, retained);
   } catch (const mqtt::exception&) {
     return false;
   }
   return true;
 }
 
-bool MqttAgentPort::publish_telemetry(const char* json) {
-  if (!client_ || !client_->is_connected()) return false;
-  try {
-    client_->publish(prefix_ + "telemetry", std::string(json), 1, false);
-  } catch (const mqtt::exception&) {
-    return false;
-  }
-  return true;
+bool MqttAgentPort::publish_status(const uint8_t* message, size_t size) {
+  // Retained: a restarted server learns every device's last state at once.
+  return publish(TopicKind::kStatus, message, size, true);
+}
+
+bool MqttAgentPort::publish_telemetry(const uint8_t* message, size_t size) {
+  return publish(TopicKind::kTelemetry, message, size, false);
 }
 
 bool MqttAgentPort::request_chunk(uint64_t release, uint64_t offset, uint32_t length) {
-  std::string req = "TFCR";
-  put_le(req, release, 8);
-  put_le(req, offset, 8);
-  put_le(req, length, 4);
+  uint8_t req[update::kChunkRequestBytes];
   ++requests_;
-  if (!client_ || !client_->is_connected()) return false;
-  try {
-    client_->publish(prefix_ + "chunk/req", req, 1, false);
-  } catch (const mqtt::exception&) {
-    return false;
-  }
-  return true;
+  if (!update::encode_chunk_request({release, offset, length}, req, sizeof req).ok()) return false;
+  return publish(TopicKind::kChunkRequest, req, sizeof req, false);
 }
 
 }  // namespace tinyfleet::device_agent::linux_port

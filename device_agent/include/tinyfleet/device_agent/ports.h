@@ -48,15 +48,18 @@ class Clock {
   virtual uint64_t monotonic_us() { return monotonic_ms() * 1000; }  // for latency
 };
 
-// Messages the agent sends (the transport adds the topic prefix).
+// Messages the agent sends: status and telemetry already encoded
+// (update/status_message.h, telemetry_message.h); the transport frames the chunk request
+// (update/chunk_framing.h) and picks the topics.
 class Outbox {
  public:
   virtual ~Outbox() = default;
-  virtual bool publish_status(const char* json) = 0;
+  virtual bool publish_status(const uint8_t* message, size_t size) = 0;
   virtual bool request_chunk(uint64_t release, uint64_t offset, uint32_t length) = 0;
-  // A telemetry window (JSON); false while offline (the caller keeps it and retries).
-  virtual bool publish_telemetry(const char* json) {
-    (void)json;
+  // A telemetry window; false while offline (the caller keeps it and retries).
+  virtual bool publish_telemetry(const uint8_t* message, size_t size) {
+    (void)message;
+    (void)size;
     return false;
   }
 };

@@ -3,6 +3,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "tinyfleet/update/telemetry_message.h"
+
 namespace tinyfleet::device_agent {
 
 inline constexpr size_t kMaxClasses = 16;       // output classes the drift histogram tracks
@@ -26,23 +28,9 @@ struct ModelInfo {
 // baseline fractions; both floored at 1e-4 so an empty bin does not blow up.
 float population_stability(const uint32_t* counts, const float* baseline, size_t classes);
 
-// One window of telemetry, as published on tinyfleet/v1/{fleet}/{device}/telemetry.
-struct TelemetryWindow {
-  uint64_t seq = 0;      // per device, from 1
-  uint64_t ts_unix = 0;  // end of the window
-  uint64_t release = 0;  // installed release
-  uint8_t sha256[32] = {};
-  uint32_t inferences = 0;
-  float latency_p50_us = 0, latency_p95_us = 0;
-  float energy_uj = 0;     // per inference
-  float output_psi = -1;   // -1: no baseline
-  float input_drift = -1;  // mean |shift| of channel means in baseline deviations; -1: none
-  uint32_t probes = 0, probes_correct = 0;
-  uint32_t shadow = 0, shadow_agree = 0;
-};
-
-// Writes the window as one JSON object; returns its length (0 if it did not fit).
-size_t telemetry_json(const TelemetryWindow& w, const char* device, char* out, size_t capacity);
+// One window of telemetry, as published on tinyfleet/v1/{fleet}/{device}/telemetry
+// (encoded by update::encode_telemetry).
+using TelemetryWindow = update::TelemetryMessage;
 
 // Accumulates one window with fixed memory.
 class WindowStats {

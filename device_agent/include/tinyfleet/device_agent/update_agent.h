@@ -3,28 +3,19 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "tinyfleet/device_agent/crypto.h"
-#include "tinyfleet/device_agent/delta_decoder.h"
-#include "tinyfleet/device_agent/offer.h"
 #include "tinyfleet/device_agent/ports.h"
 #include "tinyfleet/device_agent/telemetry.h"
+#include "tinyfleet/update/crypto.h"
+#include "tinyfleet/update/delta_decoder.h"
+#include "tinyfleet/update/offer.h"
+#include "tinyfleet/update/status_message.h"
 
 namespace tinyfleet::device_agent {
 
-// Named after what the device is doing. Every transition is persisted before it
-// takes effect, so a power cut resumes the step or rolls back, never leaving a
-// half-written model active.
-enum class UpdateState : uint8_t {
-  kIdle = 0,
-  kOffered,
-  kDownloading,
-  kVerifying,
-  kPatching,
-  kSelfTest,
-  kCommitted,
-  kRolledBack,
-};
-const char* to_string(UpdateState state);
+// Named after what the device is doing (defined with the status message that carries
+// it). Every transition is persisted before it takes effect, so a power cut resumes the
+// step or rolls back, never leaving a half-written model active.
+using update::UpdateState;
 
 inline constexpr uint8_t kNoSlot = 0xff;
 
@@ -70,8 +61,9 @@ struct AgentConfig {
 class UpdateAgent {
  public:
   UpdateAgent(const AgentConfig& config, RecordStore& records, SlotStore& slots, Clock& clock,
-              Outbox& outbox, const SignatureVerifier& verifier, Sha256& sha, ModelRunner& active,
-              ModelRunner& candidate, uint8_t* workspace, size_t workspace_bytes);
+              Outbox& outbox, const update::SignatureVerifier& verifier, update::Sha256& sha,
+              ModelRunner& active, ModelRunner& candidate, uint8_t* workspace,
+              size_t workspace_bytes);
 
   // Puts a first artifact into slot 0 as release 0 (provisioning, before any update).
   bool install_factory(const uint8_t* artifact, size_t size);
@@ -108,7 +100,7 @@ class UpdateAgent {
 
  private:
   bool persist(UpdateState next, const char* reason = "");
-  void refuse(const char* reason);
+  void refuse(update::OfferStatus why);
   void fail_update(const char* reason);
   void request_next_chunk();
   void verify_payload();
@@ -117,21 +109,22 @@ class UpdateAgent {
   bool slot_matches(uint8_t slot, const uint8_t sha[32], uint64_t size);
   bool load_active();
   bool save_model_info(int slot, const update::Manifest& m);
-  void report(const char* event, const char* detail = "");
+  void report(update::StatusEvent event, const char* detail = "",
+              update::OfferStatus refusal = update::OfferStatus::kOk);
 
   AgentConfig config_;
   RecordStore& records_;
   SlotStore& slots_;
   Clock& clock_;
   Outbox& outbox_;
-  const SignatureVerifier& verifier_;
-  Sha256& sha_;
+  const update::SignatureVerifier& verifier_;
+  update::Sha256& sha_;
   ModelRunner* active_;
   ModelRunner* candidate_;
   uint8_t* workspace_;
   size_t workspace_bytes_;
   AgentRecord record_;
-  uint8_t offer_[kMaxOfferBytes];
+  uint8_t offer_[update::kMaxOfferBytes];
   size_t offer_size_ = 0;
   bool model_ready_ = false;
   ModelInfo info_;

@@ -7,7 +7,7 @@
 #include <mutex>
 #include <string>
 
-#include "tinyfleet/server/delta_encoder.h"
+#include "tinyfleet/update/delta_encoder.h"
 
 namespace tinyfleet::server {
 
@@ -16,10 +16,11 @@ namespace tinyfleet::server {
 class DeltaCache {
  public:
   explicit DeltaCache(size_t max_entries) : max_entries_(max_entries) {}
-  storage::Expected<std::shared_ptr<const Delta>> get(
+  storage::Expected<std::shared_ptr<const update::Delta>> get(
       const std::string& base, const std::string& target,
-      const std::vector<ArtifactSegment>& base_segments,
-      const std::vector<ArtifactSegment>& target_segments, const DeltaOptions& options);
+      const std::vector<update::ArtifactSegment>& base_segments,
+      const std::vector<update::ArtifactSegment>& target_segments,
+      const update::DeltaOptions& options);
   uint64_t hits() const { return hits_; }
   uint64_t misses() const { return misses_; }
 
@@ -27,7 +28,8 @@ class DeltaCache {
   size_t max_entries_;
   std::mutex mu_;
   std::list<std::string> order_;  // most recent first
-  std::map<std::string, std::pair<std::shared_ptr<const Delta>, std::list<std::string>::iterator>>
+  std::map<std::string,
+           std::pair<std::shared_ptr<const update::Delta>, std::list<std::string>::iterator>>
       entries_;
   uint64_t hits_ = 0, misses_ = 0;
 };

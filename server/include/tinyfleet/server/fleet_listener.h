@@ -26,7 +26,7 @@ class FleetListener {
   void stop();
 
  private:
-  std::string uri_, user_, password_, client_id_, telemetry_topic_;
+  std::string uri_, user_, password_, client_id_, status_topic_, telemetry_topic_;
   Handler on_status_, on_telemetry_;
   std::unique_ptr<mqtt::async_client> client_;
 };

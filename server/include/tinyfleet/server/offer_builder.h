@@ -6,8 +6,8 @@
 #include <string>
 
 #include "tinyfleet/server/delta_cache.h"
-#include "tinyfleet/server/update_keys.h"
 #include "tinyfleet/storage/blob_store.h"
+#include "tinyfleet/update/update_keys.h"
 
 namespace tinyfleet::server {
 
@@ -36,7 +36,7 @@ struct OfferRequest {
 // kernels runtime, the drift baseline and modelled cycles from the compile report.
 class OfferBuilder {
  public:
-  OfferBuilder(storage::BlobStore& blobs, TargetsKey key, uint32_t chunk_size = 1024,
+  OfferBuilder(storage::BlobStore& blobs, update::TargetsKey key, uint32_t chunk_size = 1024,
                uint32_t expiry_days = 30);
   storage::Expected<BuiltOffer> build(const OfferRequest& request, uint64_t now_unix);
   const DeltaCache& deltas() const { return deltas_; }
@@ -52,7 +52,7 @@ class OfferBuilder {
   storage::Expected<std::string> artifact(const std::string& sha256);
 
   storage::BlobStore& blobs_;
-  TargetsKey key_;
+  update::TargetsKey key_;
   uint32_t chunk_size_, expiry_days_;
   bool use_deltas_ = true;
   DeltaCache deltas_{64};

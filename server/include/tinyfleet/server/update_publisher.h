@@ -17,8 +17,8 @@ namespace tinyfleet::server {
 // The server's MQTT side of updates: publishes each device's signed offer retained on
 // tinyfleet/v1/{fleet}/{device}/offer, and answers chunk requests from any offset (so a
 // download resumes) out of the payloads it holds, through a shared subscription so
-// fleetd replicas split the load. Requests: "TFCR" release(8) offset(8) length(4);
-// answers on .../chunk: "TFCK" release(8) offset(8) data (little-endian).
+// fleetd replicas split the load. Topics and the TFCR/TFCK framing are update/'s
+// (topics.h, chunk_framing.h).
 class UpdatePublisher {
  public:
   // `bytes_per_second` bounds what all chunk answers together send (0: no bound).
@@ -45,7 +45,7 @@ class UpdatePublisher {
   std::unique_ptr<mqtt::async_client> client_;
   std::mutex mu_;
   std::map<std::string, std::pair<uint64_t, std::shared_ptr<const std::string>>>
-      payloads_;  // by topic prefix
+      payloads_;  // by "fleet/device"
   std::atomic<uint64_t> chunks_{0}, bytes_{0}, deferred_{0};
   std::unique_ptr<TokenBucket> bucket_;  // guarded by mu_
 };

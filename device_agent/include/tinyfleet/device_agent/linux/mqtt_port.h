@@ -8,6 +8,7 @@
 
 #include "tinyfleet/device_agent/ports.h"
 #include "tinyfleet/device_agent/update_agent.h"
+#include "tinyfleet/update/topics.h"
 
 namespace mqtt {
 class async_client;
@@ -15,9 +16,9 @@ class async_client;
 
 namespace tinyfleet::device_agent::linux_port {
 
-// The device's MQTT side (Paho, MQTT 5, QoS 1) under tinyfleet/v1/{fleet}/{device}/:
-// receives `offer` (retained) and `chunk`, sends `chunk/req`, `status` (retained) and
-// `telemetry`. Messages are
+// The device's MQTT side (Paho, MQTT 5, QoS 1) of the protocol in update/ (topics.h,
+// chunk_framing.h): receives `offer` (retained) and `chunk`, sends `chunk/req`, `status`
+// (retained), `telemetry` and `presence` (retained; "offline" is its will). Messages are
 // queued by Paho's thread and handed to the agent by pump(), on the caller's thread.
 class MqttAgentPort final : public Outbox {
  public:
@@ -31,9 +32,9 @@ class MqttAgentPort final : public Outbox {
   // Delivers queued messages to the agent for up to `wait_ms`; returns how many.
   int pump(int wait_ms);
 
-  bool publish_status(const char* json) override;
+  bool publish_status(const uint8_t* message, size_t size) override;
   bool request_chunk(uint64_t release, uint64_t offset, uint32_t length) override;
-  bool publish_telemetry(const char* json) override;
+  bool publish_telemetry(const uint8_t* message, size_t size) override;
   bool connected() const;
   uint64_t chunks_requested() const { return requests_; }
 
@@ -41,7 +42,11 @@ class MqttAgentPort final : public Outbox {
   struct Message {
     std::string topic, payload;
   };
-  std::string prefix_, device_, password_, uri_;
+  bool publish(update::TopicKind kind, const uint8_t* data, size_t size, bool retained);
+  void subscribe_inbound();
+
+  std::string topic_[6];  // by update::TopicKind
+  std::string device_, password_, uri_;
   std::unique_ptr<mqtt::async_client> client_;
   UpdateAgent* agent_ = nullptr;
   std::mutex mu_;

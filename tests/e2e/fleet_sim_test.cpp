@@ -1,0 +1,210 @@
+// fleet-sim end to end over the real Mosquitto: the stack's device accounts run as one
+// process of agents; the publisher offers a first model (full artifact, signed); every
+// simulated device installs it, runs it over the digits data and publishes telemetry
+// windows, whose input drift rises once the inputs switch to the drifted set.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sodium.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+#include <mqtt/async_client.h>
+#include <nlohmann/json.hpp>
+
+#include "tinyfleet/optimizer_service/compiler.h"
+#include "tinyfleet/optimizer_service/npz.h"
+#include "tinyfleet/server/update_publisher.h"
+#include "tinyfleet/testing/environment.h"
+#include "tinyfleet/update/delta_encoder.h"
+#include "tinyfleet/update/offer_signer.h"
+#include "tinyfleet/update/telemetry_message.h"
+#include "tinyfleet/update/topics.h"
+#include "tinyfleet/update/update_keys.h"
+
+using namespace tinyfleet;
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using tinyfleet::testing::fixture_path;
+using tinyfleet::testing::require_env;
+
+namespace {
+
+std::string sha256(const std::string& s) {
+  std::string d(32, '\0');
+  crypto_hash_sha256(reinterpret_cast<unsigned char*>(d.data()),
+                     reinterpret_cast<const unsigned char*>(s.data()), s.size());
+  return d;
+}
+
+uint64_t now_unix() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
+}
+
+TEST(FleetSim, SimulatedDevicesInstallAModelAndReportTelemetry) {
+  ASSERT_GE(sodium_init(), 0);
+  const std::string broker =
+      "tcp://" + require_env("TINYFLEET_MQTT_HOST") + ":" + require_env("TINYFLEET_MQTT_PORT");
+  const std::string fleet = "sim" + std::to_string(getpid());
+  const fs::path dir = fs::temp_directory_path() / ("tf-fleet-sim-" + fleet);
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  auto key = update::init_keys((dir / "keys").string(), now_unix(), 30);
+  ASSERT_TRUE(key);
+  std::vector<std::string> ids;
+  {
+    std::ofstream creds(dir / "devices.txt");
+    std::istringstream accounts(require_env("TINYFLEET_MQTT_TEST_DEVICES"));
+    std::string a;
+    while (accounts >> a) {
+      ids.push_back(a.substr(0, a.find(':')));
+      creds << ids.back() << ' ' << a.substr(a.find(':') + 1) << '\n';
+    }
+  }
+  ASSERT_GE(ids.size(), 3u);
+
+  auto onnx = optimizer_service::read_file(fixture_path("models/digits_cnn.onnx"));
+  auto calib = optimizer_service::read_npz(fixture_path("data/digits_calib.npz"));
+  auto val = optimizer_service::read_npz(fixture_path("data/digits_val.npz"));
+  ASSERT_TRUE(onnx && calib && val);
+  auto model = optimizer_service::compile_model(*onnx, *calib, &*val, {});
+  ASSERT_TRUE(model);
+  auto full = update::encode_full(model->artifact, {});
+  ASSERT_TRUE(full);
+
+  // Telemetry, as the server sees it: the device from the topic, the window decoded.
+  std::mutex mu;
+  std::map<std::string, std::vector<json>> windows;
+  mqtt::async_client watcher(broker, "watch-" + fleet, mqtt::create_options(MQTTVERSION_5));
+  watcher.set_message_callback([&](mqtt::const_message_ptr m) {
+    const std::string& topic = m->get_topic();
+    const std::string& payload = m->get_payload();
+    update::TopicName name;
+    update::TelemetryMessage t;
+    ASSERT_TRUE(update::parse_topic(topic.data(), topic.size(), &name).ok()) << topic;
+    ASSERT_TRUE(update::decode_telemetry(reinterpret_cast<const uint8_t*>(payload.data()),
+                                         payload.size(), &t)
+                    .ok());
+    json j = {{"release", t.release},
+              {"inferences", t.inferences},
+              {"energy_uj", t.energy_uj},
+              {"input_drift", t.input_drift},
+              {"probe_accuracy", nullptr}};
+    if (t.probes > 0) j["probe_accuracy"] = static_cast<double>(t.probes_correct) / t.probes;
+    std::lock_guard<std::mutex> lock(mu);
+    windows[std::string(name.device, name.device_size)].push_back(j);
+  });
+  watcher
+      .connect(mqtt::connect_options_builder()
+                   .mqtt_version(MQTTVERSION_5)
+                   .user_name(require_env("TINYFLEET_MQTT_SERVER_USER"))
+                   .password(require_env("TINYFLEET_MQTT_SERVER_PASSWORD"))
+                   .finalize())
+      ->wait();
+  char filter[update::kMaxTopicBytes];
+  ASSERT_TRUE(
+      update::topic_filter(fleet.c_str(), update::TopicKind::kTelemetry, filter, sizeof filter)
+          .ok());
+  watcher.subscribe(filter, 1)->wait();
+
+  server::UpdatePublisher publisher(broker, require_env("TINYFLEET_MQTT_SERVER_USER"),
+                                    require_env("TINYFLEET_MQTT_SERVER_PASSWORD"),
+                                    "fleetd-" + fleet);
+  ASSERT_TRUE(publisher.start());
+  update::ManifestFields f;
+  f.fleet = fleet;
+  f.device_class = "cortex-m4-256k";
+  f.model = "digits";
+  f.model_version = 1;
+  f.release_seq = 1;
+  f.target_sha256 = sha256(model->artifact);
+  f.target_size = model->artifact.size();
+  f.codec = full->codec;
+  f.payload_sha256 = sha256(full->payload);
+  f.payload_size = full->payload.size();
+  f.chunk_size = 1024;
+  f.expires_at = now_unix() + 3600;
+  f.class_histogram = model->report.drift_baseline.class_histogram;
+  f.channel_mean = model->report.drift_baseline.channel_mean;
+  f.channel_std = model->report.drift_baseline.channel_std;
+  f.modelled_cycles = 200000;
+  const std::string offer = update::sign_offer(f, *key);
+  for (const auto& id : ids) ASSERT_TRUE(publisher.offer(fleet, id, 1, offer, full->payload));
+
+  // The devices start without a model; the retained offer is waiting for them.
+  const pid_t pid = fork();
+  if (pid == 0) {
+    const std::string data = fixture_path("data/digits_val.npz");
+    const std::string drifted = fixture_path("data/digits_drifted_val.npz");
+    execl(TINYFLEET_FLEET_SIM, "fleet-sim", "--broker", broker.c_str(), "--fleet", fleet.c_str(),
+          "--class", "cortex-m4-256k", "--credentials", (dir / "devices.txt").c_str(), "--root-key",
+          (dir / "keys" / "root.pub").c_str(), "--data", data.c_str(), "--drifted", drifted.c_str(),
+          "--drift-after", "7", "--rate", "40", "--window", "2", "--duration", "14", "--state",
+          (dir / "state").c_str(), "--report", (dir / "report.jsonl").c_str(), nullptr);
+    _exit(127);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  ASSERT_EQ(WEXITSTATUS(status), 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  publisher.stop();
+
+  std::ifstream report(dir / "report.jsonl");
+  std::string line;
+  int reported = 0;
+  while (std::getline(report, line)) {
+    const auto r = json::parse(line);
+    EXPECT_EQ(r["release"], 1) << line;
+    EXPECT_EQ(r["state"], "Committed") << line;
+    EXPECT_EQ(r["artifact"], [&] {
+      std::string hex;
+      for (unsigned char c : sha256(model->artifact)) {
+        char b[3];
+        std::snprintf(b, sizeof b, "%02x", c);
+        hex += b;
+      }
+      return hex;
+    }()) << line;
+    ++reported;
+  }
+  EXPECT_EQ(reported, static_cast<int>(ids.size()));
+
+  std::lock_guard<std::mutex> lock(mu);
+  for (const auto& id : ids) {
+    const auto& w = windows[id];
+    ASSERT_GE(w.size(), 4u) << id << " sent " << w.size() << " windows";
+    double clean_drift = 0, drifted_drift = 0, accuracy = 0;
+    int clean_n = 0, drifted_n = 0;
+    for (const auto& x : w) {
+      EXPECT_EQ(x["release"], 1);
+      EXPECT_GT(x["inferences"].get<int>(), 0);
+      // 200,000 modelled cycles through the class's power model.
+      EXPECT_GT(x["energy_uj"].get<double>(), 0);
+    }
+    // The first windows saw clean inputs, the last ones drifted inputs.
+    for (size_t i = 0; i < 2; ++i) {
+      clean_drift += w[i]["input_drift"].get<double>();
+      if (!w[i]["probe_accuracy"].is_null()) accuracy += w[i]["probe_accuracy"].get<double>();
+      ++clean_n;
+    }
+    for (size_t i = w.size() - 2; i < w.size(); ++i) {
+      drifted_drift += w[i]["input_drift"].get<double>();
+      ++drifted_n;
+    }
+    EXPECT_GT(accuracy / clean_n, 0.85) << id;
+    EXPECT_GT(drifted_drift / drifted_n, clean_drift / clean_n + 0.02) << id;
+  }
+  fs::remove_all(dir);
+}
+
+}  // namespace

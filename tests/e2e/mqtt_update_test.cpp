@@ -1,0 +1,330 @@
+// A signed delta update end to end over the real Mosquitto: fleetd's publisher offers
+// digits_cnn -> digits_cnn_v2 (compiled by the optimizer) to a device account of the
+// stack; the agent (Paho, file slots, the kernels runtime) downloads the delta in chunks,
+// verifies, patches, self-tests on the runtime and commits.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sodium.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <thread>
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <sstream>
+
+#include "tinyfleet/device_agent/linux/file_stores.h"
+#include "tinyfleet/device_agent/linux/kernels_runner.h"
+#include "tinyfleet/device_agent/linux/mqtt_port.h"
+#include "tinyfleet/device_agent/update_agent.h"
+#include "tinyfleet/kernels/runtime/artifact_writer.h"
+#include "tinyfleet/optimizer_service/compiler.h"
+#include "tinyfleet/server/update_publisher.h"
+#include "tinyfleet/testing/environment.h"
+#include "tinyfleet/update/delta_encoder.h"
+#include "tinyfleet/update/offer_signer.h"
+#include "tinyfleet/update/sodium_crypto.h"
+#include "tinyfleet/update/update_keys.h"
+
+using namespace tinyfleet;
+namespace fs = std::filesystem;
+using tinyfleet::testing::fixture_path;
+using tinyfleet::testing::require_env;
+
+namespace {
+
+std::string sha256(const std::string& s) {
+  std::string d(32, '\0');
+  crypto_hash_sha256(reinterpret_cast<unsigned char*>(d.data()),
+                     reinterpret_cast<const unsigned char*>(s.data()), s.size());
+  return d;
+}
+
+std::string compile(const char* model) {
+  auto onnx = optimizer_service::read_file(fixture_path(std::string("models/") + model + ".onnx"));
+  auto calib = optimizer_service::read_npz(fixture_path("data/digits_calib.npz"));
+  EXPECT_TRUE(onnx && calib);
+  auto c = optimizer_service::compile_model(*onnx, *calib, nullptr, {});
+  EXPECT_TRUE(c) << (c ? "" : c.error().message);
+  return c ? c->artifact : "";
+}
+
+std::vector<update::ArtifactSegment> segments(const std::string& artifact) {
+  return update::artifact_segments(artifact);
+}
+
+struct WallClock : device_agent::Clock {
+  uint64_t now_unix() override {
+    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count());
+  }
+  uint64_t monotonic_ms() override {
+    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     std::chrono::steady_clock::now().time_since_epoch())
+                                     .count());
+  }
+};
+
+// Everything both tests need: keys, the two compiled artifacts, the delta, the signed
+// manifest's fields, and the device's agent over the Linux port.
+struct Rig {
+  explicit Rig(const std::string& broker_uri, uint32_t chunk_size) : uri(broker_uri) {
+    EXPECT_GE(sodium_init(), 0);
+    std::istringstream accounts(require_env("TINYFLEET_MQTT_TEST_DEVICES"));
+    std::string account;
+    accounts >> account;
+    device = account.substr(0, account.find(':'));
+    password = account.substr(account.find(':') + 1);
+    fleet = "e2e" + std::to_string(getpid()) + "c" + std::to_string(chunk_size);
+    dir = fs::temp_directory_path() / ("tf-mqtt-" + fleet);
+    fs::remove_all(dir);
+    fs::create_directories(dir / "device");
+    key = update::init_keys((dir / "keys").string(), clock.now_unix(), 30).value();
+    root = update::load_root_public_key((dir / "keys").string()).value();
+    base = compile("digits_cnn");
+    target = compile("digits_cnn_v2");
+    delta = update::encode_best(base, target, segments(base), segments(target), {}).value();
+    // A self-test vector from the target on the runtime.
+    std::vector<uint8_t> aligned(target.size() + 16);
+    auto* a = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(aligned.data()) + 15) &
+                                         ~uintptr_t{15});
+    std::memcpy(a, target.data(), target.size());
+    const char* why = "";
+    EXPECT_TRUE(reference.load(a, target.size(), &why)) << why;
+    input.assign(reference.input_bytes(), '\0');
+    for (size_t i = 0; i < input.size(); ++i) input[i] = static_cast<char>((i * 37) % 200 - 100);
+    expected.assign(reference.output_bytes(), '\0');
+    EXPECT_TRUE(reference.run(reinterpret_cast<const int8_t*>(input.data()),
+                              reinterpret_cast<int8_t*>(expected.data())));
+    f.fleet = fleet;
+    f.device_class = "cortex-m4-256k";
+    f.model = "digits";
+    f.model_version = 2;
+    f.release_seq = 1;
+    f.target_sha256 = sha256(target);
+    f.target_size = target.size();
+    f.base_sha256 = sha256(base);
+    f.codec = delta.codec;
+    f.payload_sha256 = sha256(delta.payload);
+    f.payload_size = delta.payload.size();
+    f.chunk_size = chunk_size;
+    f.expires_at = clock.now_unix() + 3600;
+    f.self_tests = {{input, expected}};
+    config.fleet = fleet.c_str();
+    config.device_id = device.c_str();
+    config.device_class = "cortex-m4-256k";
+    config.root_public_key = reinterpret_cast<const uint8_t*>(root.data());
+    config.window_log = 17;
+    config.chunk_timeout_ms = 1000;
+    workspace.resize(update::DeltaDecoder::workspace_size(config.window_log));
+    records =
+        std::make_unique<device_agent::linux_port::FileRecordStore>((dir / "device").string());
+    slots = std::make_unique<device_agent::linux_port::FileSlotStore>((dir / "device").string());
+    port = std::make_unique<device_agent::linux_port::MqttAgentPort>(uri, fleet, device, password);
+    agent = std::make_unique<device_agent::UpdateAgent>(config, *records, *slots, clock, *port,
+                                                        verifier, sha, runner_a, runner_b,
+                                                        workspace.data(), workspace.size());
+    EXPECT_TRUE(agent->install_factory(reinterpret_cast<const uint8_t*>(base.data()), base.size()));
+    EXPECT_TRUE(agent->boot());
+    port->attach(agent.get());
+  }
+  ~Rig() { fs::remove_all(dir); }
+  bool finished() const {
+    return agent->state() == device_agent::UpdateState::kCommitted ||
+           agent->state() == device_agent::UpdateState::kRolledBack;
+  }
+
+  std::string uri, device, password, fleet, root, base, target, input, expected;
+  fs::path dir;
+  WallClock clock;
+  update::TargetsKey key;
+  update::Delta delta;
+  update::ManifestFields f;
+  device_agent::linux_port::KernelsRunner reference, runner_a, runner_b;
+  update::SodiumVerifier verifier;
+  update::SodiumSha256 sha;
+  device_agent::AgentConfig config;
+  std::vector<uint8_t> workspace;
+  std::unique_ptr<device_agent::linux_port::FileRecordStore> records;
+  std::unique_ptr<device_agent::linux_port::FileSlotStore> slots;
+  std::unique_ptr<device_agent::linux_port::MqttAgentPort> port;
+  std::unique_ptr<device_agent::UpdateAgent> agent;
+};
+
+std::string stack_broker() {
+  return "tcp://" + require_env("TINYFLEET_MQTT_HOST") + ":" + require_env("TINYFLEET_MQTT_PORT");
+}
+
+TEST(MqttUpdate, AFineTunedModelArrivesAsASignedDeltaAndCommits) {
+  Rig rig(stack_broker(), 256);
+  std::printf("artifact %zu B, delta payload %zu B (codec %d)\n", rig.target.size(),
+              rig.delta.payload.size(), static_cast<int>(rig.delta.codec));
+  EXPECT_LT(rig.delta.payload.size(), rig.target.size());
+  server::UpdatePublisher publisher(rig.uri, require_env("TINYFLEET_MQTT_SERVER_USER"),
+                                    require_env("TINYFLEET_MQTT_SERVER_PASSWORD"),
+                                    "fleetd-test-" + rig.fleet);
+  ASSERT_TRUE(publisher.start());
+  ASSERT_TRUE(rig.port->connect());
+  ASSERT_TRUE(publisher.offer(rig.fleet, rig.device, 1, update::sign_offer(rig.f, rig.key),
+                              rig.delta.payload));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!rig.finished() && std::chrono::steady_clock::now() < deadline) rig.port->pump(100);
+  ASSERT_EQ(rig.agent->state(), device_agent::UpdateState::kCommitted)
+      << rig.agent->record().reason;
+  EXPECT_EQ(rig.agent->record().installed_release, 1u);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(rig.agent->record().installed_sha256), 32),
+            sha256(rig.target));
+  const uint64_t chunks = (rig.delta.payload.size() + 255) / 256;
+  EXPECT_EQ(publisher.chunks_served(), chunks);
+  std::printf("chunks %llu, bytes through the broker %llu (full artifact %zu B)\n",
+              static_cast<unsigned long long>(publisher.chunks_served()),
+              static_cast<unsigned long long>(publisher.bytes_served()), rig.target.size());
+  // The new model runs on the device's runtime: the self-test output again.
+  std::string out(rig.agent->model().output_bytes(), '\0');
+  ASSERT_TRUE(rig.agent->model().run(reinterpret_cast<const int8_t*>(rig.input.data()),
+                                     reinterpret_cast<int8_t*>(out.data())));
+  EXPECT_EQ(out, rig.expected);
+  publisher.stop();
+}
+
+TEST(MqttUpdate, ARateBoundPublisherStillDelivers) {
+  Rig rig(stack_broker(), 256);
+  // 300 B/s with one second of burst (a chunk at once), then a chunk every ~0.9 s.
+  server::UpdatePublisher publisher(rig.uri, require_env("TINYFLEET_MQTT_SERVER_USER"),
+                                    require_env("TINYFLEET_MQTT_SERVER_PASSWORD"),
+                                    "fleetd-rate-" + rig.fleet, 300);
+  ASSERT_TRUE(publisher.start());
+  ASSERT_TRUE(rig.port->connect());
+  ASSERT_TRUE(publisher.offer(rig.fleet, rig.device, 1, update::sign_offer(rig.f, rig.key),
+                              rig.delta.payload));
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto deadline = t0 + std::chrono::seconds(60);
+  while (!rig.finished() && std::chrono::steady_clock::now() < deadline) rig.port->pump(100);
+  ASSERT_EQ(rig.agent->state(), device_agent::UpdateState::kCommitted)
+      << rig.agent->record().reason;
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("rate-bound: %llu requests deferred, %.1f s for %zu B\n",
+              static_cast<unsigned long long>(publisher.requests_deferred()), seconds,
+              rig.delta.payload.size());
+  EXPECT_GT(publisher.requests_deferred(), 0u);
+  // The payload at 300 B/s after a 300 B burst cannot take less than this.
+  const double floor = (static_cast<double>(rig.delta.payload.size()) - 300.0) / 300.0;
+  ASSERT_GT(floor, 0.5) << "the payload is too small to exercise the bound";
+  EXPECT_GT(seconds, floor);
+  publisher.stop();
+}
+
+// A broker of this test's own (same accounts and ACL as the stack's), so restarting it
+// disturbs no other test.
+class PrivateBroker {
+ public:
+  PrivateBroker() {
+    dir_ = fs::temp_directory_path() / ("tf-broker-" + std::to_string(getpid()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    const fs::path passwd = require_env("TINYFLEET_MQTT_PASSWD_FILE");
+    fs::copy_file(passwd, dir_ / "passwd");
+    fs::copy_file(passwd.parent_path() / "acl", dir_ / "acl");
+    port_ = free_port();
+    std::ofstream conf(dir_ / "mosquitto.conf");
+    conf << "per_listener_settings false\nlistener " << port_ << " 127.0.0.1\n"
+         << "allow_anonymous false\npassword_file " << (dir_ / "passwd").string() << "\n"
+         << "acl_file " << (dir_ / "acl").string() << "\npersistence true\n"
+         << "persistence_location " << dir_.string() << "/\n";
+    if (getuid() == 0) conf << "user root\n";
+  }
+  ~PrivateBroker() {
+    stop();
+    fs::remove_all(dir_);
+  }
+  void start() {
+    pid_ = fork();
+    if (pid_ == 0) {
+      std::freopen("/dev/null", "w", stderr);
+      execlp("mosquitto", "mosquitto", "-c", (dir_ / "mosquitto.conf").c_str(), nullptr);
+      _exit(127);
+    }
+    for (int i = 0; i < 100; ++i) {  // until it accepts connections
+      const int s = ::socket(AF_INET, SOCK_STREAM, 0);
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_port = htons(static_cast<uint16_t>(port_));
+      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      const bool up = ::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+      ::close(s);
+      if (up) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+  void stop() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGTERM);
+      ::waitpid(pid_, nullptr, 0);
+      pid_ = -1;
+    }
+  }
+  std::string uri() const { return "tcp://127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  static int free_port() {
+    const int s = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    socklen_t len = sizeof a;
+    ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
+    ::close(s);
+    return ntohs(a.sin_port);
+  }
+  fs::path dir_;
+  int port_ = 0;
+  pid_t pid_ = -1;
+};
+
+TEST(MqttUpdate, ABrokerRestartMidDownloadResumes) {
+  PrivateBroker broker;
+  broker.start();
+  Rig rig(broker.uri(), 16);  // small chunks: a long download to interrupt
+  const uint64_t chunks = (rig.delta.payload.size() + 15) / 16;
+  ASSERT_GT(chunks, 40u);
+  server::UpdatePublisher publisher(rig.uri, require_env("TINYFLEET_MQTT_SERVER_USER"),
+                                    require_env("TINYFLEET_MQTT_SERVER_PASSWORD"),
+                                    "fleetd-restart-" + rig.fleet);
+  ASSERT_TRUE(publisher.start());
+  ASSERT_TRUE(rig.port->connect());
+  ASSERT_TRUE(publisher.offer(rig.fleet, rig.device, 1, update::sign_offer(rig.f, rig.key),
+                              rig.delta.payload));
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (rig.slots->staging_size() < 20 * 16 && !rig.finished() &&
+         std::chrono::steady_clock::now() < deadline) {
+    rig.port->pump(20);
+  }
+  ASSERT_EQ(rig.agent->state(), device_agent::UpdateState::kDownloading);
+  const long before = rig.slots->staging_size();
+  broker.stop();  // mid-download
+  rig.port->pump(300);
+  broker.start();
+  deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (!rig.finished() && std::chrono::steady_clock::now() < deadline) rig.port->pump(100);
+  ASSERT_EQ(rig.agent->state(), device_agent::UpdateState::kCommitted)
+      << rig.agent->record().reason;
+  EXPECT_GE(rig.slots->staging_size(), 0);
+  const uint64_t twice = publisher.chunks_served() - chunks;
+  std::printf("restart after %ld of %zu bytes: %llu chunks for %llu needed (%llu sent twice)\n",
+              before, rig.delta.payload.size(),
+              static_cast<unsigned long long>(publisher.chunks_served()),
+              static_cast<unsigned long long>(chunks), static_cast<unsigned long long>(twice));
+  EXPECT_LT(twice, 2u) << "the download restarted instead of resuming";
+  publisher.stop();
+}
+
+}  // namespace

@@ -1,0 +1,39 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "tinyfleet/update/crypto.h"
+#include "tinyfleet/update/offer_status.h"
+#include "tinyfleet/update/update_generated.h"
+
+namespace tinyfleet::update {
+
+// What the device is and holds; compared against every offer.
+struct DeviceIdentity {
+  const char* fleet;
+  const char* device_class;
+  uint64_t current_release;        // 0 before the first update
+  const uint8_t* root_public_key;  // 32 bytes, pinned at provisioning
+};
+
+inline constexpr size_t kMaxOfferBytes = 64 * 1024;
+inline constexpr uint16_t kManifestFormatVersion = 1;
+
+struct CheckedOffer {
+  OfferStatus status = OfferStatus::kMalformed;
+  const update::Manifest* manifest = nullptr;  // points into the caller's buffer; valid when kOk
+};
+
+// Verifies, in order: size, structure, the certificate chain (root -> targets key,
+// unexpired), the manifest signature, format version, fleet, class, release sequence
+// and expiry. Reads in place; allocates nothing.
+CheckedOffer check_offer(const uint8_t* data, size_t size, const DeviceIdentity& device,
+                         uint64_t now_unix, const SignatureVerifier& verifier);
+
+// The bytes the root key signs to certify a targets key (76 bytes).
+inline constexpr size_t kCertificateMessageSize = 20 + 32 + 8;
+void certificate_message(const uint8_t public_key[32], uint64_t expires_at,
+                         uint8_t out[kCertificateMessageSize]);
+
+}  // namespace tinyfleet::update

@@ -1,0 +1,31 @@
+#pragma once
+
+#include <sodium.h>
+
+#include "tinyfleet/update/crypto.h"
+
+namespace tinyfleet::update {
+
+// libsodium implementations (host only: the Linux port, fleet-sim and the tests).
+class SodiumSha256 final : public Sha256 {
+ public:
+  SodiumSha256() { reset(); }
+  void reset() override { crypto_hash_sha256_init(&state_); }
+  void update(const uint8_t* data, size_t size) override {
+    crypto_hash_sha256_update(&state_, data, size);
+  }
+  void finish(uint8_t digest[32]) override { crypto_hash_sha256_final(&state_, digest); }
+
+ private:
+  crypto_hash_sha256_state state_;
+};
+
+class SodiumVerifier final : public SignatureVerifier {
+ public:
+  bool verify(const uint8_t signature[64], const uint8_t* message, size_t size,
+              const uint8_t public_key[32]) const override {
+    return crypto_sign_verify_detached(signature, message, size, public_key) == 0;
+  }
+};
+
+}  // namespace tinyfleet::update

@@ -1,0 +1,95 @@
+#include "tinyfleet/update/offer.h"
+
+#include <cstring>
+
+namespace tinyfleet::update {
+
+namespace {
+constexpr char kCertificateContext[] = "tinyfleet-targets-v1";  // 20 bytes, no NUL
+
+template <class V>
+bool has_size(const V* v, size_t n) {
+  return v && v->size() == n;
+}
+
+bool equals(const flatbuffers::String* s, const char* expected) {
+  return s && std::strlen(expected) == s->size() &&
+         std::memcmp(s->data(), expected, s->size()) == 0;
+}
+}  // namespace
+
+void certificate_message(const uint8_t public_key[32], uint64_t expires_at,
+                         uint8_t out[kCertificateMessageSize]) {
+  std::memcpy(out, kCertificateContext, 20);
+  std::memcpy(out + 20, public_key, 32);
+  for (int i = 0; i < 8; ++i) out[52 + i] = static_cast<uint8_t>(expires_at >> (8 * i));
+}
+
+CheckedOffer check_offer(const uint8_t* data, size_t size, const DeviceIdentity& device,
+                         uint64_t now_unix, const SignatureVerifier& verifier) {
+  CheckedOffer out;
+  if (size > kMaxOfferBytes) {
+    out.status = OfferStatus::kTooLarge;
+    return out;
+  }
+  // Bounded: the verifier refuses deeper nesting or more tables than this.
+  flatbuffers::Verifier v(data, size, /*max_depth=*/16, /*max_tables=*/4096);
+  if (!update::VerifySignedOfferBuffer(v)) return out;
+  const auto* offer = update::GetSignedOffer(data);
+  const auto* cert = offer->certificate();
+  if (!cert || !has_size(cert->public_key(), 32) || !has_size(cert->root_signature(), 64) ||
+      !has_size(offer->signature(), 64) || !offer->manifest() || offer->manifest()->size() == 0) {
+    return out;
+  }
+  uint8_t message[kCertificateMessageSize];
+  certificate_message(cert->public_key()->data(), cert->expires_at(), message);
+  if (!verifier.verify(cert->root_signature()->data(), message, sizeof message,
+                       device.root_public_key)) {
+    out.status = OfferStatus::kBadCertificate;
+    return out;
+  }
+  if (cert->expires_at() <= now_unix) {
+    out.status = OfferStatus::kCertificateExpired;
+    return out;
+  }
+  if (!verifier.verify(offer->signature()->data(), offer->manifest()->data(),
+                       offer->manifest()->size(), cert->public_key()->data())) {
+    out.status = OfferStatus::kBadSignature;
+    return out;
+  }
+  // Signed, but still checked as untrusted structure before use.
+  flatbuffers::Verifier mv(offer->manifest()->data(), offer->manifest()->size(), 16, 4096);
+  if (!mv.VerifyBuffer<update::Manifest>(nullptr)) return out;
+  const auto* m = offer->manifest_nested_root();
+  if (m->format_version() != kManifestFormatVersion) {
+    out.status = OfferStatus::kUnknownFormat;
+    return out;
+  }
+  const bool full = m->codec() == update::DeltaCodec_Full;
+  if (!has_size(m->target_sha256(), 32) || !has_size(m->payload_sha256(), 32) ||
+      (!full && !has_size(m->base_sha256(), 32)) || m->chunk_size() == 0 || m->target_size() == 0 ||
+      m->payload_size() == 0 || m->codec() > update::DeltaCodec_MAX) {
+    return out;
+  }
+  if (!equals(m->fleet(), device.fleet)) {
+    out.status = OfferStatus::kWrongFleet;
+    return out;
+  }
+  if (!equals(m->device_class(), device.device_class)) {
+    out.status = OfferStatus::kWrongClass;
+    return out;
+  }
+  if (m->release_seq() <= device.current_release) {
+    out.status = OfferStatus::kNotNewer;
+    return out;
+  }
+  if (m->expires_at() <= now_unix) {
+    out.status = OfferStatus::kExpired;
+    return out;
+  }
+  out.status = OfferStatus::kOk;
+  out.manifest = m;
+  return out;
+}
+
+}  // namespace tinyfleet::update
