@@ -5,39 +5,14 @@
 namespace tinyfleet::update {
 
 const char* to_string(UpdateState state) {
-  switch (state) {
-    case UpdateState::kIdle:
-      return "Idle";
-    case UpdateState::kOffered:
-      return "Offered";
-    case UpdateState::kDownloading:
-      return "Downloading";
-    case UpdateState::kVerifying:
-      return "Verifying";
-    case UpdateState::kPatching:
-      return "Patching";
-    case UpdateState::kSelfTest:
-      return "SelfTest";
-    case UpdateState::kCommitted:
-      return "Committed";
-    case UpdateState::kRolledBack:
-      return "RolledBack";
-  }
-  return "Unknown";
+  static const char* const kNames[] = {"Idle",     "Offered",  "Downloading", "Verifying",
+                                       "Patching", "SelfTest", "Committed",   "RolledBack"};
+  return wire::name_of(kNames, static_cast<size_t>(state));
 }
 
 const char* to_string(StatusEvent event) {
-  switch (event) {
-    case StatusEvent::kHello:
-      return "hello";
-    case StatusEvent::kState:
-      return "state";
-    case StatusEvent::kOfferRefused:
-      return "offer_refused";
-    case StatusEvent::kError:
-      return "error";
-  }
-  return "unknown";
+  static const char* const kNames[] = {"unknown", "hello", "state", "offer_refused", "error"};
+  return wire::name_of(kNames, static_cast<size_t>(event));
 }
 
 WireStatus encode_status(const StatusMessage& m, uint8_t* out, size_t capacity, size_t* written) {

@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "wire_codec.h"
+
 namespace tinyfleet::update {
 
 namespace {
@@ -31,21 +33,9 @@ WireStatus compose(const char* fleet, const char* device, const char* kind, char
 }  // namespace
 
 const char* to_string(TopicKind kind) {
-  switch (kind) {
-    case TopicKind::kOffer:
-      return "offer";
-    case TopicKind::kChunk:
-      return "chunk";
-    case TopicKind::kChunkRequest:
-      return "chunk/req";
-    case TopicKind::kStatus:
-      return "status";
-    case TopicKind::kTelemetry:
-      return "telemetry";
-    case TopicKind::kPresence:
-      return "presence";
-  }
-  return "";
+  static const char* const kNames[] = {"offer",  "chunk",     "chunk/req",
+                                       "status", "telemetry", "presence"};
+  return wire::name_of(kNames, static_cast<size_t>(kind));
 }
 
 bool topic_name_allowed(const char* name, size_t size) {

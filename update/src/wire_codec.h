@@ -12,13 +12,39 @@
 
 namespace tinyfleet::update::wire {
 
-class Writer {
+// What Writer and Reader share: a position in a buffer of known size, and the first
+// failure (after which every call is a no-op).
+class Cursor {
  public:
-  Writer(uint8_t* out, size_t capacity) : out_(out), capacity_(capacity) {}
+  void fail(WireError e, const char* field) {
+    if (status_.ok()) status_ = {e, field};
+  }
+  size_t position() const { return at_; }
+  const WireStatus& status() const { return status_; }
+
+ protected:
+  explicit Cursor(size_t size) : size_(size) {}
+  // Claims n bytes at the position, or fails with `short_error` naming `field`.
+  bool claim(size_t n, const char* field, WireError short_error) {
+    if (!status_.ok()) return false;
+    if (n > size_ - at_) {
+      fail(short_error, field);
+      return false;
+    }
+    return true;
+  }
+  size_t size_;
+  size_t at_ = 0;
+  WireStatus status_;
+};
+
+class Writer : public Cursor {
+ public:
+  Writer(uint8_t* out, size_t capacity) : Cursor(capacity), out_(out) {}
 
   void uint(uint64_t v, size_t bytes, const char* field) {
-    if (!room(bytes, field)) return;
-    for (size_t i = 0; i < bytes; ++i) out_[size_++] = static_cast<uint8_t>(v >> (8 * i));
+    if (!claim(bytes, field, WireError::kNoRoom)) return;
+    for (size_t i = 0; i < bytes; ++i) out_[at_++] = static_cast<uint8_t>(v >> (8 * i));
   }
   void f32(float v, const char* field) {
     uint32_t bits;
@@ -26,9 +52,9 @@ class Writer {
     uint(bits, 4, field);
   }
   void raw(const void* data, size_t n, const char* field) {
-    if (!room(n, field)) return;
-    if (n > 0) std::memcpy(out_ + size_, data, n);
-    size_ += n;
+    if (!claim(n, field, WireError::kNoRoom)) return;
+    if (n > 0) std::memcpy(out_ + at_, data, n);
+    at_ += n;
   }
   // u8 length, then the bytes (no NUL); longer than `max` is refused.
   void text(const char* s, size_t max, const char* field) {
@@ -37,40 +63,25 @@ class Writer {
     uint(n, 1, field);
     raw(s, n, field);
   }
-  void fail(WireError e, const char* field) {
-    if (status_.ok()) status_ = {e, field};
-  }
   // Writes v at an earlier position (the header's length).
   void patch_u16(size_t at, uint16_t v) {
-    if (status_.ok() && at + 2 <= size_) {
+    if (status_.ok() && at + 2 <= at_) {
       out_[at] = static_cast<uint8_t>(v);
       out_[at + 1] = static_cast<uint8_t>(v >> 8);
     }
   }
-  size_t size() const { return size_; }
-  const WireStatus& status() const { return status_; }
+  size_t size() const { return at_; }
 
  private:
-  bool room(size_t n, const char* field) {
-    if (!status_.ok()) return false;
-    if (n > capacity_ - size_) {
-      fail(WireError::kNoRoom, field);
-      return false;
-    }
-    return true;
-  }
   uint8_t* out_;
-  size_t capacity_;
-  size_t size_ = 0;
-  WireStatus status_;
 };
 
-class Reader {
+class Reader : public Cursor {
  public:
-  Reader(const uint8_t* data, size_t size) : data_(data), size_(size) {}
+  Reader(const uint8_t* data, size_t size) : Cursor(size), data_(data) {}
 
   uint64_t uint(size_t bytes, const char* field) {
-    if (!have(bytes, field)) return 0;
+    if (!claim(bytes, field, WireError::kTruncated)) return 0;
     uint64_t v = 0;
     for (size_t i = bytes; i-- > 0;) v = (v << 8) | data_[at_ + i];
     at_ += bytes;
@@ -83,7 +94,7 @@ class Reader {
     return v;
   }
   void raw(void* out, size_t n, const char* field) {
-    if (!have(n, field)) return;
+    if (!claim(n, field, WireError::kTruncated)) return;
     std::memcpy(out, data_ + at_, n);
     at_ += n;
   }
@@ -93,7 +104,7 @@ class Reader {
     const size_t n = static_cast<size_t>(uint(1, field));
     if (!status_.ok()) return;
     if (n > max) return fail(WireError::kTooLong, field);
-    if (!have(n, field)) return;
+    if (!claim(n, field, WireError::kTruncated)) return;
     if (std::memchr(data_ + at_, 0, n) != nullptr) return fail(WireError::kBadValue, field);
     std::memcpy(out, data_ + at_, n);
     out[n] = '\0';
@@ -103,26 +114,16 @@ class Reader {
   void end(const char* field) {
     if (status_.ok() && at_ != size_) fail(WireError::kTrailingBytes, field);
   }
-  void fail(WireError e, const char* field) {
-    if (status_.ok()) status_ = {e, field};
-  }
-  size_t position() const { return at_; }
-  const WireStatus& status() const { return status_; }
 
  private:
-  bool have(size_t n, const char* field) {
-    if (!status_.ok()) return false;
-    if (n > size_ - at_) {
-      fail(WireError::kTruncated, field);
-      return false;
-    }
-    return true;
-  }
   const uint8_t* data_;
-  size_t size_;
-  size_t at_ = 0;
-  WireStatus status_;
 };
+
+// The name of enum value `v` in a table indexed by value, or "unknown".
+template <size_t N>
+const char* name_of(const char* const (&names)[N], size_t v) {
+  return v < N ? names[v] : "unknown";
+}
 
 // The 6-byte message header; the body length is patched by finish().
 inline void begin(Writer& w, MessageKind kind, uint8_t version, const char* field) {

@@ -5,31 +5,18 @@
 namespace tinyfleet::update {
 
 const char* to_string(WireError error) {
-  switch (error) {
-    case WireError::kOk:
-      return "ok";
-    case WireError::kTruncated:
-      return "truncated";
-    case WireError::kTrailingBytes:
-      return "bytes after the last field";
-    case WireError::kBadMagic:
-      return "bad magic";
-    case WireError::kWrongKind:
-      return "message of another kind";
-    case WireError::kUnknownVersion:
-      return "unknown version";
-    case WireError::kLengthMismatch:
-      return "header length does not match the message";
-    case WireError::kTooLong:
-      return "length above its bound";
-    case WireError::kBadValue:
-      return "value out of range";
-    case WireError::kNoRoom:
-      return "output buffer too small";
-    case WireError::kBadName:
-      return "name not allowed in a topic";
-  }
-  return "unknown";
+  static const char* const kNames[] = {"ok",
+                                       "truncated",
+                                       "bytes after the last field",
+                                       "bad magic",
+                                       "message of another kind",
+                                       "unknown version",
+                                       "header length does not match the message",
+                                       "length above its bound",
+                                       "value out of range",
+                                       "output buffer too small",
+                                       "name not allowed in a topic"};
+  return wire::name_of(kNames, static_cast<size_t>(error));
 }
 
 void to_hex(const uint8_t* data, size_t size, char* out) {
