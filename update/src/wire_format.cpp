@@ -5,17 +5,10 @@
 namespace tinyfleet::update {
 
 const char* to_string(WireError error) {
-  static const char* const kNames[] = {"ok",
-                                       "truncated",
-                                       "bytes after the last field",
-                                       "bad magic",
-                                       "message of another kind",
-                                       "unknown version",
-                                       "header length does not match the message",
-                                       "length above its bound",
-                                       "value out of range",
-                                       "output buffer too small",
-                                       "name not allowed in a topic"};
+  static const char* const kNames[] = {
+      "ok",         "truncated",       "trailing bytes",  "bad magic",
+      "wrong kind", "unknown version", "length mismatch", "too long",
+      "bad value",  "no room",         "bad name"};
   return wire::name_of(kNames, static_cast<size_t>(error));
 }
 
