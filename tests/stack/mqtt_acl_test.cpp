@@ -9,6 +9,7 @@
 #include <mqtt/async_client.h>
 
 #include "tinyfleet/testing/environment.h"
+#include "tinyfleet/update/topics.h"
 
 using tinyfleet::testing::require_env;
 using namespace std::chrono_literals;
@@ -76,8 +77,16 @@ std::vector<std::string> drain(mqtt::async_client& c, std::chrono::milliseconds 
   return topics;
 }
 
-// A fleet segment of this process's own, so parallel runs never see each other's messages.
-const std::string kFleet = "tinyfleet/v1/acl" + std::to_string(getpid()) + "/";
+// A fleet of this process's own, so parallel runs never see each other's messages; the
+// topics are the ones update/ builds, so the ACL is checked against what devices use.
+const std::string kFleet = "acl" + std::to_string(getpid());
+
+std::string topic(const std::string& device, tinyfleet::update::TopicKind kind) {
+  char out[tinyfleet::update::kMaxTopicBytes];
+  EXPECT_TRUE(
+      tinyfleet::update::device_topic(kFleet.c_str(), device.c_str(), kind, out, sizeof out).ok());
+  return out;
+}
 
 }  // namespace
 
@@ -89,14 +98,19 @@ TEST(BrokerAcl, ADevicePublishesOnItsOwnTopicsOnly) {
   ASSERT_LT(outcome(server->subscribe("tinyfleet/#", 1)), 0x80);
   auto dev = connect(devices[0]);
 
-  const std::string own = kFleet + devices[0].user + "/telemetry";
-  const std::string foreign = kFleet + devices[1].user + "/telemetry";
-  EXPECT_LT(outcome(dev->publish(own, "ok", 2, 1, false)), 0x80);
-  EXPECT_EQ(outcome(dev->publish(foreign, "spoof", 5, 1, false)), 0x87);  // not authorized
+  // Every kind a device publishes.
+  using tinyfleet::update::TopicKind;
+  for (TopicKind kind : {TopicKind::kChunkRequest, TopicKind::kStatus, TopicKind::kTelemetry,
+                         TopicKind::kPresence}) {
+    const std::string own = topic(devices[0].user, kind);
+    const std::string foreign = topic(devices[1].user, kind);
+    EXPECT_LT(outcome(dev->publish(own, "ok", 2, 1, false)), 0x80) << own;
+    EXPECT_EQ(outcome(dev->publish(foreign, "spoof", 5, 1, false)), 0x87) << foreign;
 
-  auto seen = drain(*server, 700ms);
-  EXPECT_EQ(std::count(seen.begin(), seen.end(), own), 1);
-  EXPECT_EQ(std::count(seen.begin(), seen.end(), foreign), 0);
+    auto seen = drain(*server, 700ms);
+    EXPECT_EQ(std::count(seen.begin(), seen.end(), own), 1) << own;
+    EXPECT_EQ(std::count(seen.begin(), seen.end(), foreign), 0) << foreign;
+  }
 }
 
 TEST(BrokerAcl, ADeviceSubscribesToItsOwnOfferOnly) {
@@ -104,8 +118,8 @@ TEST(BrokerAcl, ADeviceSubscribesToItsOwnOfferOnly) {
   auto server = connect(
       {require_env("TINYFLEET_MQTT_SERVER_USER"), require_env("TINYFLEET_MQTT_SERVER_PASSWORD")});
   auto dev = connect(devices[0]);
-  const std::string own = kFleet + devices[0].user + "/offer";
-  const std::string foreign = kFleet + devices[1].user + "/offer";
+  const std::string own = topic(devices[0].user, tinyfleet::update::TopicKind::kOffer);
+  const std::string foreign = topic(devices[1].user, tinyfleet::update::TopicKind::kOffer);
   EXPECT_LT(outcome(dev->subscribe(own, 1)), 0x80);
   // Mosquitto 2.0 may grant the SUBACK and enforce the ACL on every delivery
   // instead; what matters is that nothing of another device's arrives.
