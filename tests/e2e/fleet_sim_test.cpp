@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -25,6 +26,7 @@
 #include "tinyfleet/testing/environment.h"
 #include "tinyfleet/update/delta_encoder.h"
 #include "tinyfleet/update/offer_signer.h"
+#include "tinyfleet/update/presence_message.h"
 #include "tinyfleet/update/telemetry_message.h"
 #include "tinyfleet/update/topics.h"
 #include "tinyfleet/update/update_keys.h"
@@ -81,16 +83,26 @@ TEST(FleetSim, SimulatedDevicesInstallAModelAndReportTelemetry) {
   auto full = update::encode_full(model->artifact, {});
   ASSERT_TRUE(full);
 
-  // Telemetry, as the server sees it: the device from the topic, the window decoded.
+  // Telemetry and presence, as the server sees them: the device from the topic, the
+  // message decoded.
   std::mutex mu;
   std::map<std::string, std::vector<json>> windows;
+  std::map<std::string, std::vector<update::Presence>> presence;
   mqtt::async_client watcher(broker, "watch-" + fleet, mqtt::create_options(MQTTVERSION_5));
   watcher.set_message_callback([&](mqtt::const_message_ptr m) {
     const std::string& topic = m->get_topic();
     const std::string& payload = m->get_payload();
+    const auto* bytes = reinterpret_cast<const uint8_t*>(payload.data());
     update::TopicName name;
-    update::TelemetryMessage t;
     ASSERT_TRUE(update::parse_topic(topic.data(), topic.size(), &name).ok()) << topic;
+    if (name.kind == update::TopicKind::kPresence) {
+      update::PresenceMessage p;
+      ASSERT_TRUE(update::decode_presence(bytes, payload.size(), &p).ok());
+      std::lock_guard<std::mutex> lock(mu);
+      presence[std::string(name.device, name.device_size)].push_back(p.presence);
+      return;
+    }
+    update::TelemetryMessage t;
     ASSERT_TRUE(update::decode_telemetry(reinterpret_cast<const uint8_t*>(payload.data()),
                                          payload.size(), &t)
                     .ok());
@@ -110,11 +122,11 @@ TEST(FleetSim, SimulatedDevicesInstallAModelAndReportTelemetry) {
                    .password(require_env("TINYFLEET_MQTT_SERVER_PASSWORD"))
                    .finalize())
       ->wait();
-  char filter[update::kMaxTopicBytes];
-  ASSERT_TRUE(
-      update::topic_filter(fleet.c_str(), update::TopicKind::kTelemetry, filter, sizeof filter)
-          .ok());
-  watcher.subscribe(filter, 1)->wait();
+  for (auto kind : {update::TopicKind::kTelemetry, update::TopicKind::kPresence}) {
+    char filter[update::kMaxTopicBytes];
+    ASSERT_TRUE(update::topic_filter(fleet.c_str(), kind, filter, sizeof filter).ok());
+    watcher.subscribe(filter, 1)->wait();
+  }
 
   server::UpdatePublisher publisher(broker, require_env("TINYFLEET_MQTT_SERVER_USER"),
                                     require_env("TINYFLEET_MQTT_SERVER_PASSWORD"),
@@ -179,8 +191,14 @@ TEST(FleetSim, SimulatedDevicesInstallAModelAndReportTelemetry) {
   }
   EXPECT_EQ(reported, static_cast<int>(ids.size()));
 
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the last presence messages
   std::lock_guard<std::mutex> lock(mu);
   for (const auto& id : ids) {
+    // Online while it ran; offline (said on the way out) after fleet-sim exited.
+    const auto& p = presence[id];
+    ASSERT_FALSE(p.empty()) << id;
+    EXPECT_NE(std::find(p.begin(), p.end(), update::Presence::kOnline), p.end()) << id;
+    EXPECT_EQ(p.back(), update::Presence::kOffline) << id;
     const auto& w = windows[id];
     ASSERT_GE(w.size(), 4u) << id << " sent " << w.size() << " windows";
     double clean_drift = 0, drifted_drift = 0, accuracy = 0;

@@ -36,6 +36,10 @@ MqttAgentPort::MqttAgentPort(std::string broker_uri, std::string fleet, std::str
 MqttAgentPort::~MqttAgentPort() {
   if (client_ && client_->is_connected()) {
     try {
+      // A clean disconnect sends no will: say "offline" ourselves.
+      const std::string offline = presence_bytes(update::Presence::kOffline);
+      client_->publish(topic_[static_cast<size_t>(TopicKind::kPresence)], offline, 1, true)
+          ->wait_for(std::chrono::seconds(2));
       client_->disconnect()->wait_for(std::chrono::seconds(2));
     } catch (const mqtt::exception&) {
     }

@@ -8,8 +8,9 @@
 namespace tinyfleet::update {
 
 // Whether a device's MQTT session is up: retained on tinyfleet/v1/{fleet}/{device}/presence.
-// The device publishes kOnline after it connects and registers kOffline as its will,
-// which the broker publishes when the session ends without a clean disconnect.
+// The device publishes kOnline after it connects and kOffline before a clean disconnect,
+// and registers kOffline as its will, which the broker publishes when the connection
+// ends any other way.
 enum class Presence : uint8_t { kOffline = 0, kOnline = 1 };
 
 struct PresenceMessage {
