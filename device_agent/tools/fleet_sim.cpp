@@ -245,14 +245,12 @@ int main(int argc, char** argv) {
     const fs::path dir = fs::path(o.state) / d->id;
     fs::create_directories(dir);
     d->config.fleet = o.fleet.c_str();
-    d->config.device_id = d->id.c_str();
     d->config.device_class = cls->name.c_str();
     d->config.root_public_key = reinterpret_cast<const uint8_t*>(root.data());
     d->config.window_log = kWindowLog;
     d->config.probation_inferences = 10;
     d->config.self_test_timeout_ms = static_cast<uint32_t>(o.time_limit_ms);
     d->config.inference_timeout_ms = static_cast<uint32_t>(o.time_limit_ms);
-    d->inference.device_id = d->id.c_str();
     d->inference.clock_hz = cls->clock_hz;
     d->inference.active_mw = static_cast<float>(cls->active_mw);
     d->inference.window_ms = static_cast<uint32_t>(o.window * 1000);

@@ -128,7 +128,6 @@ class TelemetryTest : public ::testing::Test {
     key_ = update::init_keys((dir_ / "keys").string(), kNow, 30).value();
     root_ = update::load_root_public_key((dir_ / "keys").string()).value();
     v1_ = compile("digits_cnn");
-    config_.device_id = "dev-t";
     config_.device_class = "cortex-m4-256k";
     config_.root_public_key = reinterpret_cast<const uint8_t*>(root_.data());
     config_.probation_inferences = 5;
@@ -237,7 +236,6 @@ TEST_F(TelemetryTest, WindowsCarryAccuracyDriftEnergyAndWaitWhileOffline) {
   EXPECT_FALSE(agent_->boot());  // no model yet
   ASSERT_EQ(update(v1_, "", 1, 250000), UpdateState::kCommitted) << agent_->record().reason;
   device_agent::InferenceConfig ic;
-  ic.device_id = "dev-t";
   ic.clock_hz = 80000000;
   ic.active_mw = 30.0f;
   device_agent::InferenceLoop loop(ic, *agent_, clock_, mail_);

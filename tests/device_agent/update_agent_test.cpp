@@ -76,7 +76,6 @@ struct Mailbox : device_agent::Outbox {
 struct Device {
   Device(const fs::path& dir, const std::string& root_pk)
       : records(dir.string()), slots(dir.string()), root(root_pk) {
-    config.device_id = "dev-1";
     config.device_class = "cortex-m4-256k";
     config.root_public_key = reinterpret_cast<const uint8_t*>(root.data());
     config.window_log = 17;

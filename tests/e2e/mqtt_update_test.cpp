@@ -118,7 +118,6 @@ struct Rig {
     f.expires_at = clock.now_unix() + 3600;
     f.self_tests = {{input, expected}};
     config.fleet = fleet.c_str();
-    config.device_id = device.c_str();
     config.device_class = "cortex-m4-256k";
     config.root_public_key = reinterpret_cast<const uint8_t*>(root.data());
     config.window_log = 17;

@@ -10,7 +10,6 @@
 namespace tinyfleet::device_agent {
 
 struct InferenceConfig {
-  const char* device_id = "";
   uint64_t clock_hz = 0;            // the class's power model: energy per inference is
   float active_mw = 0;              // modelled cycles / clock x active power
   uint32_t window_ms = 10000;       // one telemetry window

@@ -43,7 +43,6 @@ struct AgentRecord {
 
 struct AgentConfig {
   const char* fleet = "default";
-  const char* device_id = "";
   const char* device_class = "";
   const uint8_t* root_public_key = nullptr;  // 32 bytes
   uint32_t window_log = 17;                  // decoder window this device affords

@@ -37,8 +37,6 @@ enum class MessageKind : uint8_t { kStatus = 1, kTelemetry = 2, kPresence = 3 };
 
 // magic "TF" (2 bytes) | kind (1) | version (1) | body length (2, LE)
 inline constexpr size_t kHeaderBytes = 6;
-// No message is larger than this (status, the largest in version 1, is at most 227 bytes).
-inline constexpr size_t kMaxMessageBytes = 512;
 // Fleet, device and device class names.
 inline constexpr size_t kMaxNameBytes = 64;
 
