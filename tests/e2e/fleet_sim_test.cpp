@@ -130,7 +130,7 @@ TEST(FleetSim, SimulatedDevicesInstallAModelAndReportTelemetry) {
 
   server::UpdatePublisher publisher(broker, require_env("TINYFLEET_MQTT_SERVER_USER"),
                                     require_env("TINYFLEET_MQTT_SERVER_PASSWORD"),
-                                    "fleetd-" + fleet);
+                                    "fleetd-" + fleet, 0, "g-" + fleet);
   ASSERT_TRUE(publisher.start());
   update::ManifestFields f;
   f.fleet = fleet;

@@ -73,7 +73,9 @@ struct WallClock : device_agent::Clock {
 };
 
 // Everything both tests need: keys, the two compiled artifacts, the delta, the signed
-// manifest's fields, and the device's agent over the Linux port.
+// manifest's fields, and the device's agent over the Linux port. Each test's publisher
+// has a share group of its own ("g-" + fleet): tests running at the same time on the
+// stack's broker must not answer (or swallow) each other's chunk requests.
 struct Rig {
   explicit Rig(const std::string& broker_uri, uint32_t chunk_size) : uri(broker_uri) {
     EXPECT_GE(sodium_init(), 0);
@@ -168,7 +170,7 @@ TEST(MqttUpdate, AFineTunedModelArrivesAsASignedDeltaAndCommits) {
   EXPECT_LT(rig.delta.payload.size(), rig.target.size());
   server::UpdatePublisher publisher(rig.uri, require_env("TINYFLEET_MQTT_SERVER_USER"),
                                     require_env("TINYFLEET_MQTT_SERVER_PASSWORD"),
-                                    "fleetd-test-" + rig.fleet);
+                                    "fleetd-test-" + rig.fleet, 0, "g-" + rig.fleet);
   ASSERT_TRUE(publisher.start());
   ASSERT_TRUE(rig.port->connect());
   ASSERT_TRUE(publisher.offer(rig.fleet, rig.device, 1, update::sign_offer(rig.f, rig.key),
@@ -198,7 +200,7 @@ TEST(MqttUpdate, ARateBoundPublisherStillDelivers) {
   // 300 B/s with one second of burst (a chunk at once), then a chunk every ~0.9 s.
   server::UpdatePublisher publisher(rig.uri, require_env("TINYFLEET_MQTT_SERVER_USER"),
                                     require_env("TINYFLEET_MQTT_SERVER_PASSWORD"),
-                                    "fleetd-rate-" + rig.fleet, 300);
+                                    "fleetd-rate-" + rig.fleet, 300, "g-" + rig.fleet);
   ASSERT_TRUE(publisher.start());
   ASSERT_TRUE(rig.port->connect());
   ASSERT_TRUE(publisher.offer(rig.fleet, rig.device, 1, update::sign_offer(rig.f, rig.key),
@@ -297,7 +299,7 @@ TEST(MqttUpdate, ABrokerRestartMidDownloadResumes) {
   ASSERT_GT(chunks, 40u);
   server::UpdatePublisher publisher(rig.uri, require_env("TINYFLEET_MQTT_SERVER_USER"),
                                     require_env("TINYFLEET_MQTT_SERVER_PASSWORD"),
-                                    "fleetd-restart-" + rig.fleet);
+                                    "fleetd-restart-" + rig.fleet, 0, "g-" + rig.fleet);
   ASSERT_TRUE(publisher.start());
   ASSERT_TRUE(rig.port->connect());
   ASSERT_TRUE(publisher.offer(rig.fleet, rig.device, 1, update::sign_offer(rig.f, rig.key),
