@@ -219,6 +219,7 @@ int RolloutEngine::send_offers(const Driven& r, const std::vector<OfferTarget>& 
 void RolloutEngine::step_reverting(const Driven& r) {
   // Every device that got the new model (or its offer) goes back to what it ran before,
   // as a new release; no rate limit: a rollback is urgent.
+  if (!db_.transact([&](pqxx::work& w) { return repo::settle_unchanged(w, r.id); })) return;
   auto picks = db_.transact([&](pqxx::work& w) { return repo::to_revert(w, r.id); });
   if (!picks) return;
   std::vector<OfferTarget> revert;

@@ -391,6 +391,15 @@ std::vector<OfferTarget> to_revert(pqxx::work& w, int64_t id) {
   return out;
 }
 
+int settle_unchanged(pqxx::work& w, int64_t id) {
+  return static_cast<int>(
+      w.exec_params("UPDATE rollout_devices SET state = 'rolled_back', error = 'ran this model "
+                    "before the rollout', updated_at = now() WHERE rollout_id = $1 AND state = "
+                    "'updated' AND base_artifact = target_artifact",
+                    id)
+          .affected_rows());
+}
+
 int unreverted(pqxx::work& w, int64_t id) {
   return w
       .exec_params1(

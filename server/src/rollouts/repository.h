@@ -127,6 +127,9 @@ std::vector<OfferTarget> pending(pqxx::work& w, const Driven& r, int n);
 // Up to 200 devices that got the new model or its offer, with their previous artifact
 // (`target`, empty when they had none) as what to return to.
 std::vector<OfferTarget> to_revert(pqxx::work& w, int64_t id);
+// updated -> rolled_back for devices that ran the target before the rollout (nothing was
+// sent to them, so nothing is to undo). Returns how many.
+int settle_unchanged(pqxx::work& w, int64_t id);
 // Devices still on their way back (offered, updated or reverting).
 int unreverted(pqxx::work& w, int64_t id);
 
