@@ -475,7 +475,7 @@ int apply_status(pqxx::work& w, const std::string& fleet, const std::string& dev
       "UPDATE devices SET current_artifact_sha256 = NULLIF($2, ''), last_seen = now(), "
       "status = $3 WHERE id = $1 AND fleet = $4",
       device, s.artifact, updating ? "updating" : "online", fleet);
-  const std::string active = in_active();
+  static const std::string active = in_active();
   int changed = 0;
   // The target is installed (reported by any event naming it).
   changed += w.exec_params(
