@@ -87,7 +87,10 @@ std::vector<std::string> render(const v1::Rollout& r) {
 int exit_for(const std::string& state) {
   if (state == "completed") return kOk;
   if (state == "paused") return kPaused;
-  if (state == "rolled_back" || state == "aborted" || state == "rolling_back") return kFailed;
+  if (state == "rolled_back" || state == "aborted" || state == "rolling_back" ||
+      state == "aborting") {
+    return kFailed;
+  }
   return kOk;
 }
 

@@ -25,6 +25,7 @@
 #include "tinyfleet/server/rollout_engine.h"
 #include "tinyfleet/server/rollouts_service.h"
 #include "tinyfleet/server/telemetry_ingest.h"
+#include "tinyfleet/server/telemetry_service.h"
 #include "tinyfleet/server/update_publisher.h"
 #include "tinyfleet/storage/blob_store.h"
 #include "tinyfleet/storage/migrations.h"

@@ -5,24 +5,16 @@
 
 #include <pqxx/pqxx>
 
-#include "tinyfleet/server/gate_expression.h"
+#include "rollouts/repository.h"
+#include "rollouts/status_report.h"
 #include "tinyfleet/server/log.h"
 #include "tinyfleet/storage/blob_store.h"
-#include "tinyfleet/update/status_message.h"
 
 namespace tinyfleet::server {
 
 namespace {
 
 constexpr int64_t kLeaderLock = 0x74666c72;  // "tflr"
-
-std::string status_of(const std::string& state) {
-  if (state == "Offered" || state == "Downloading" || state == "Verifying" || state == "Patching" ||
-      state == "SelfTest") {
-    return "updating";
-  }
-  return "online";
-}
 
 }  // namespace
 
@@ -128,31 +120,17 @@ void RolloutEngine::run() {
 }
 
 void RolloutEngine::recover() {
-  auto outstanding = db_.transact([](pqxx::work& w) {
-    std::vector<std::tuple<std::string, std::string, uint64_t, std::string, std::string>> out;
-    for (const auto& row :
-         w.exec("SELECT o.device_id, d.fleet, o.release_seq, o.offer, o.payload_sha256 "
-                "FROM device_offers o JOIN devices d ON d.id = o.device_id "
-                "JOIN rollout_devices rd ON rd.device_id = o.device_id AND rd.rollout_id = "
-                "o.rollout_id "
-                "JOIN rollouts r ON r.id = o.rollout_id "
-                "WHERE r.state IN ('running','paused','rolling_back') "
-                "AND rd.state IN ('offered','reverting')")) {
-      out.emplace_back(row[0].as<std::string>(), row[1].as<std::string>(), row[2].as<uint64_t>(),
-                       pqxx::binarystring(row[3]).str(), row[4].as<std::string>());
-    }
-    return out;
-  });
+  auto outstanding = db_.transact([](pqxx::work& w) { return rollouts::repo::outstanding(w); });
   if (!outstanding) {
     log::error("rollouts.recover", {{"error", outstanding.error().message}});
     return;
   }
   storage::PgBlobStore blobs(db_);
   size_t republished = 0;
-  for (const auto& [device, fleet, release, offer, payload_sha] : *outstanding) {
-    auto payload = blobs.get(payload_sha);
+  for (const auto& o : *outstanding) {
+    auto payload = blobs.get(o.payload_sha256);
     if (!payload) continue;
-    if (publisher_.offer(fleet, device, release, offer, *payload)) ++republished;
+    if (publisher_.offer(o.fleet, o.device, o.release, o.offer, *payload)) ++republished;
   }
   log::info("rollouts.recovered", {{"offers_republished", republished}});
 }
@@ -165,90 +143,33 @@ void RolloutEngine::apply_statuses() {
   }
   if (batch.empty()) return;
   struct Report {
-    std::string fleet, device, event, state, artifact, detail;
-    int64_t release = 0, failed_release = 0;
-    update::OfferStatus refusal = update::OfferStatus::kOk;
+    const Status* from;
+    rollouts::StatusReport status;
   };
   std::vector<Report> reports;
   std::map<std::pair<std::string, std::string>, size_t> last;  // (fleet, device) -> index
+  size_t malformed = 0;
   for (const auto& s : batch) {
-    update::StatusMessage m;
-    if (!update::decode_status(reinterpret_cast<const uint8_t*>(s.payload.data()), s.payload.size(),
-                               &m)
-             .ok()) {
+    auto parsed = rollouts::parse_status_report(s.payload);
+    if (!parsed) {
+      if (malformed++ == 0) {
+        log::warn("rollouts.status_malformed",
+                  {{"device", s.device}, {"error", parsed.error().message}});
+      }
       continue;
     }
-    char artifact[65] = "";
-    if (m.has_artifact) update::to_hex(m.artifact_sha256, 32, artifact);
     last[{s.fleet, s.device}] = reports.size();
-    reports.push_back({s.fleet, s.device, update::to_string(m.event), update::to_string(m.state),
-                       artifact, m.detail, static_cast<int64_t>(m.release),
-                       static_cast<int64_t>(m.failed_release), m.refusal});
+    reports.push_back({&s, std::move(*parsed)});
   }
   auto done = db_.transact([&](pqxx::work& w) {
     int changed = 0;
+    // A report carries the device's whole state, so of a device's reports in one batch
+    // only the last matters, besides refusals and rollbacks (events a later report
+    // need not repeat).
     for (size_t i = 0; i < reports.size(); ++i) {
-      const Report& s = reports[i];
-      // A report carries the device's whole state, so of a device's reports in one batch
-      // only the last matters, besides refusals and rollbacks (events a later report
-      // need not repeat).
-      if (last.at({s.fleet, s.device}) != i && s.event != "offer_refused" &&
-          s.state != "RolledBack") {
-        continue;
-      }
-      const std::string& event = s.event;
-      const std::string& state = s.state;
-      const std::string& artifact = s.artifact;
-      const std::string& detail = s.detail;
-      const int64_t release = s.release;
-      const int64_t failed_release = s.failed_release;
-      w.exec_params(
-          "UPDATE devices SET current_artifact_sha256 = NULLIF($2, ''), last_seen = now(), "
-          "status = $3 WHERE id = $1 AND fleet = $4",
-          s.device, artifact, status_of(state), s.fleet);
-      const char* active =
-          "rollout_id IN (SELECT id FROM rollouts WHERE state IN "
-          "('running','paused','rolling_back'))";
-      // The target is installed (reported by any event naming it).
-      changed += w.exec_params(std::string("UPDATE rollout_devices SET state = 'updated', "
-                                           "updated_at_device = now(), updated_at = now() "
-                                           "WHERE device_id = $1 AND state = 'offered' AND "
-                                           "target_artifact = $2 AND release_seq <= $3 AND ") +
-                                   active,
-                               s.device, artifact, release)
-                     .affected_rows();
-      if (state == "RolledBack" && failed_release > 0) {
-        changed += w.exec_params(std::string("UPDATE rollout_devices SET state = 'failed', "
-                                             "error = $3, updated_at = now() WHERE device_id = "
-                                             "$1 AND state = 'offered' AND release_seq = $2 AND ") +
-                                     active,
-                                 s.device, failed_release, detail)
-                       .affected_rows();
-        changed += w.exec_params(std::string("UPDATE rollout_devices SET state = 'failed', "
-                                             "error = 'returning to the previous model failed: ' "
-                                             "|| $3, updated_at = now() WHERE device_id = $1 AND "
-                                             "state = 'reverting' AND revert_release = $2 AND ") +
-                                     active,
-                                 s.device, failed_release, detail)
-                       .affected_rows();
-      }
-      if (event == "offer_refused") {
-        // A base that is not what the device runs: offer again from what it reported.
-        const bool base = s.refusal == update::OfferStatus::kBaseMismatch;
-        changed += w.exec_params(std::string("UPDATE rollout_devices SET state = $2, error = $3, "
-                                             "updated_at = now() WHERE device_id = $1 AND "
-                                             "state = 'offered' AND ") +
-                                     active,
-                                 s.device, base ? "pending" : "failed", "refused: " + detail)
-                       .affected_rows();
-      }
-      changed += w.exec_params(std::string("UPDATE rollout_devices SET state = 'rolled_back', "
-                                           "updated_at = now() WHERE device_id = $1 AND state = "
-                                           "'reverting' AND base_artifact = $2 AND "
-                                           "revert_release <= $3 AND ") +
-                                   active,
-                               s.device, artifact, release)
-                     .affected_rows();
+      const auto& r = reports[i];
+      changed += rollouts::repo::apply_status(w, r.from->fleet, r.from->device, r.status,
+                                              last.at({r.from->fleet, r.from->device}) == i);
     }
     return changed;
   });
@@ -256,40 +177,15 @@ void RolloutEngine::apply_statuses() {
 }
 
 void RolloutEngine::tick() {
-  auto active = db_.transact([](pqxx::work& w) {
-    std::vector<RolloutEngine::Active> out;
-    for (const auto& row :
-         w.exec("SELECT r.id, r.name, r.fleet, r.state, COALESCE(r.gates->>'text', ''), "
-                "r.on_gate_failure, r.reason, m.name, r.rate_per_minute, r.current_phase, "
-                "(SELECT count(*) FROM rollout_phases p WHERE p.rollout_id = r.id), r.version_id, "
-                "v.version FROM rollouts r JOIN model_versions v ON v.id = r.version_id "
-                "JOIN models m ON m.id = v.model_id "
-                "WHERE r.state IN ('running','rolling_back') ORDER BY r.id")) {
-      RolloutEngine::Active a;
-      a.id = row[0].as<int64_t>();
-      a.name = row[1].as<std::string>();
-      a.fleet = row[2].as<std::string>();
-      a.state = row[3].as<std::string>();
-      a.gates = row[4].as<std::string>();
-      a.on_failure = row[5].as<std::string>();
-      a.reason = row[6].as<std::string>();
-      a.model = row[7].as<std::string>();
-      a.rate = row[8].as<int>();
-      a.phase = row[9].as<int>();
-      a.phases = row[10].as<int>();
-      a.version_id = row[11].as<int64_t>();
-      a.version = row[12].as<uint32_t>();
-      out.push_back(a);
-    }
-    return out;
-  });
+  auto active = db_.transact([](pqxx::work& w) { return rollouts::repo::driven(w); });
   if (!active) return;
   for (const auto& r : *active) {
     try {
-      if (r.state == "running") {
+      if (after_read_) after_read_(r.id);
+      if (r.state == rollouts::RolloutState::kRunning) {
         step_running(r);
       } else {
-        step_rolling_back(r);
+        step_reverting(r);
       }
     } catch (const std::exception& e) {
       log::error("rollouts.step", {{"rollout", r.name}, {"error", e.what()}});

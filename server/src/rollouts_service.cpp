@@ -1,16 +1,17 @@
 #include "tinyfleet/server/rollouts_service.h"
 
-#include <sodium.h>
-
 #include <algorithm>
 #include <chrono>
-#include <cmath>
 #include <set>
 #include <thread>
 
 #include <nlohmann/json.hpp>
 
 #include "names.h"
+#include "rollouts/gates.h"
+#include "rollouts/repository.h"
+#include "rollouts/selection.h"
+#include "rollouts/states.h"
 #include "tinyfleet/server/gate_expression.h"
 #include "tinyfleet/server/grpc_status.h"
 #include "tinyfleet/storage/repositories.h"
@@ -19,6 +20,9 @@ namespace tinyfleet::server {
 
 namespace {
 
+namespace repo = rollouts::repo;
+using rollouts::RolloutEvent;
+using rollouts::RolloutState;
 using storage::Error;
 using storage::ErrorCode;
 using storage::Role;
@@ -30,44 +34,27 @@ std::string join(const google::protobuf::RepeatedPtrField<std::string>& v) {
   return out;
 }
 
-// A stable pseudo-random order of the devices for this rollout: who is in the canary.
-std::string rank_key(const std::string& rollout, const std::string& device) {
-  unsigned char h[16];
-  const std::string in = rollout + "/" + device;
-  crypto_generichash(h, sizeof h, reinterpret_cast<const unsigned char*>(in.data()), in.size(),
-                     nullptr, 0);
-  return std::string(reinterpret_cast<const char*>(h), sizeof h);
-}
-
 bool terminal(const std::string& state) {
-  return state == "completed" || state == "rolled_back" || state == "aborted";
+  const auto s = rollouts::rollout_state_from(state);
+  return s && rollouts::is_final(*s);
 }
 
 // The rollout as the API shows it; false when there is none of that name.
 bool load(pqxx::work& w, const std::string& name, v1::Rollout* out) {
-  const auto rows = w.exec_params(
-      "SELECT r.id, r.name, m.name, v.version, r.state, r.current_phase, r.reason, "
-      "COALESCE(r.gates->>'text', ''), r.on_gate_failure, r.rate_per_minute, "
-      "r.gate_report::text, to_char(r.created_at AT TIME ZONE 'UTC', "
-      "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM rollouts r "
-      "JOIN model_versions v ON v.id = r.version_id JOIN models m ON m.id = v.model_id "
-      "WHERE r.name = $1",
-      name);
-  if (rows.empty()) return false;
-  const auto& r = rows[0];
-  const int64_t id = r[0].as<int64_t>();
+  const auto v = repo::view(w, name);
+  if (!v) return false;
   out->Clear();
-  out->set_name(r[1].as<std::string>());
-  out->set_model(r[2].as<std::string>());
-  out->set_version(r[3].as<uint32_t>());
-  out->set_state(r[4].as<std::string>());
-  out->set_current_phase(r[5].as<uint32_t>());
-  out->set_reason(r[6].as<std::string>());
-  out->set_gates(r[7].as<std::string>());
-  out->set_on_gate_failure(r[8].as<std::string>());
-  out->set_rate_per_minute(r[9].as<uint32_t>());
-  out->set_created_at(r[11].as<std::string>());
-  for (const auto& g : nlohmann::json::parse(r[10].as<std::string>(), nullptr, false)) {
+  out->set_name(v->name);
+  out->set_model(v->model);
+  out->set_version(v->version);
+  out->set_state(v->state);
+  out->set_current_phase(static_cast<uint32_t>(v->current_phase));
+  out->set_reason(v->reason);
+  out->set_gates(v->gates);
+  out->set_on_gate_failure(v->on_failure);
+  out->set_rate_per_minute(static_cast<uint32_t>(v->rate_per_minute));
+  out->set_created_at(v->created_at);
+  for (const auto& g : nlohmann::json::parse(v->gate_report_json, nullptr, false)) {
     if (!g.is_object()) continue;
     auto* x = out->add_gate_results();
     x->set_metric(g.value("metric", ""));
@@ -77,47 +64,150 @@ bool load(pqxx::work& w, const std::string& name, v1::Rollout* out) {
     x->set_known(g.value("known", false));
     x->set_passed(g.value("passed", false));
   }
-  for (const auto& p : w.exec_params(
-           "SELECT idx, percent, bake_seconds, state FROM rollout_phases WHERE rollout_id = $1 "
-           "ORDER BY idx",
-           id)) {
+  for (const auto& p : v->phases) {
     auto* x = out->add_phases();
-    x->set_index(p[0].as<uint32_t>());
-    x->set_percent(p[1].as<uint32_t>());
-    x->set_bake_seconds(p[2].as<uint32_t>());
-    x->set_state(p[3].as<std::string>());
+    x->set_index(static_cast<uint32_t>(p.index));
+    x->set_percent(static_cast<uint32_t>(p.percent));
+    x->set_bake_seconds(static_cast<uint32_t>(p.bake_seconds));
+    x->set_state(p.state);
+    x->set_devices(static_cast<uint32_t>(p.devices));
+    x->set_admitted(static_cast<uint32_t>(p.admitted));
+    x->set_updated(static_cast<uint32_t>(p.updated));
+    x->set_failed(static_cast<uint32_t>(p.failed));
+    x->set_reporting(static_cast<uint32_t>(p.reporting));
   }
-  uint32_t selected = 0, rolled_back = 0;
-  for (const auto& c :
-       w.exec_params("SELECT phase, state, count(*) FROM rollout_devices WHERE rollout_id = $1 "
-                     "GROUP BY phase, state",
-                     id)) {
-    const auto phase = c[0].as<int>();
-    const auto state = c[1].as<std::string>();
-    const auto n = c[2].as<uint32_t>();
-    selected += n;
-    if (state == "rolled_back") rolled_back += n;
-    if (phase < 0 || phase >= out->phases_size()) continue;
-    auto* x = out->mutable_phases(phase);
-    x->set_devices(x->devices() + n);
-    if (state != "pending") x->set_admitted(x->admitted() + n);
-    if (state == "updated") x->set_updated(x->updated() + n);
-    if (state == "failed") x->set_failed(x->failed() + n);
+  out->set_selected_devices(static_cast<uint32_t>(v->selected));
+  out->set_rolled_back_devices(static_cast<uint32_t>(v->rolled_back));
+  return true;
+}
+
+}  // namespace
+
+namespace {
+
+// The request's own checks (before any database work); the rollout to store, without
+// its version id, and the selector.
+storage::Expected<std::pair<repo::NewRollout, rollouts::Selector>> checked(
+    const v1::CreateRolloutRequest& req) {
+  const auto invalid = [](const std::string& m) { return Error{ErrorCode::kInvalidArgument, m}; };
+  if (!names::model(req.name())) {
+    return invalid("rollout name '" + req.name() +
+                   "' must be 1-63 of a-z, 0-9, '_' or '-', starting with a letter or digit");
   }
-  for (const auto& c :
-       w.exec_params("SELECT rd.phase, count(DISTINCT rd.device_id) FROM rollout_devices rd "
-                     "JOIN telemetry t ON t.device_id = rd.device_id AND t.artifact_sha256 = "
-                     "rd.target_artifact AND t.ts >= rd.updated_at_device "
-                     "WHERE rd.rollout_id = $1 AND rd.state = 'updated' GROUP BY rd.phase",
-                     id)) {
-    const auto phase = c[0].as<int>();
-    if (phase >= 0 && phase < out->phases_size()) {
-      out->mutable_phases(phase)->set_reporting(c[1].as<uint32_t>());
+  repo::NewRollout r;
+  r.name = req.name();
+  for (const auto& p : req.phases()) r.phases.emplace_back(p.percent(), p.bake_seconds());
+  if (r.phases.empty()) r.phases.emplace_back(100, 0);
+  for (size_t i = 0; i < r.phases.size(); ++i) {
+    const int prev = i == 0 ? 0 : r.phases[i - 1].first;
+    if (r.phases[i].first <= prev || r.phases[i].first > 100) {
+      return invalid("phase " + std::to_string(i) + " has " + std::to_string(r.phases[i].first) +
+                     "%: phase percents must increase, each between 1 and 100");
     }
   }
-  out->set_selected_devices(selected);
-  out->set_rolled_back_devices(rolled_back);
-  return true;
+  if (r.phases.back().first != 100) {
+    return invalid("the last phase must reach 100% (it has " +
+                   std::to_string(r.phases.back().first) + "%)");
+  }
+  auto gates = parse_gates(req.gates());
+  if (!gates) return gates.error();
+  r.gates_text = req.gates();
+  r.on_failure = req.on_gate_failure().empty() ? "rollback" : req.on_gate_failure();
+  if (r.on_failure != "rollback" && r.on_failure != "pause") {
+    return invalid("on_gate_failure must be 'rollback' or 'pause', not '" + r.on_failure + "'");
+  }
+  r.rate_per_minute = req.rate_per_minute() == 0 ? 600 : static_cast<int>(req.rate_per_minute());
+  r.fleet = req.selector().fleet().empty() ? "default" : req.selector().fleet();
+  rollouts::Selector selector;
+  selector.classes = {req.selector().device_classes().begin(),
+                      req.selector().device_classes().end()};
+  selector.tags = {req.selector().tags().begin(), req.selector().tags().end()};
+  selector.ids = {req.selector().device_ids().begin(), req.selector().device_ids().end()};
+  r.selector_json = nlohmann::json{
+      {"fleet", r.fleet},
+      {"device_classes", selector.classes},
+      {"tags", selector.tags},
+      {"device_ids",
+       selector.ids}}.dump();
+  return std::pair{r, selector};
+}
+
+int64_t version_id_of(pqxx::work& w, const v1::CreateRolloutRequest& req) {
+  const auto model = w.exec_params("SELECT id FROM models WHERE name = $1", req.model());
+  if (model.empty()) {
+    throw StorageException({ErrorCode::kNotFound, "model '" + req.model() + "' does not exist"});
+  }
+  const auto version =
+      w.exec_params("SELECT id FROM model_versions WHERE model_id = $1 AND version = $2",
+                    model[0][0].as<int64_t>(), req.version());
+  if (version.empty()) {
+    throw StorageException({ErrorCode::kNotFound, "model '" + req.model() + "' has no version " +
+                                                      std::to_string(req.version())});
+  }
+  return version[0][0].as<int64_t>();
+}
+
+// The fleet's devices the selector matches; refused when it names an unknown device or
+// matches none.
+std::vector<rollouts::Candidate> selected_devices(pqxx::work& w, const std::string& fleet,
+                                                  const rollouts::Selector& selector,
+                                                  const v1::CreateRolloutRequest& req) {
+  std::vector<rollouts::Candidate> selected;
+  std::set<std::string> seen;
+  for (const auto& row :
+       w.exec_params("SELECT id, device_class, tags::text FROM devices WHERE fleet = $1", fleet)) {
+    rollouts::Candidate d{row[0].as<std::string>(), row[1].as<std::string>(), {}};
+    seen.insert(d.id);
+    for (const auto& t : nlohmann::json::parse(row[2].as<std::string>(), nullptr, false)) {
+      if (t.is_string()) d.tags.push_back(t.get<std::string>());
+    }
+    if (rollouts::matches(selector, d)) selected.push_back(std::move(d));
+  }
+  for (const auto& id : selector.ids) {
+    if (!seen.count(id)) {
+      throw StorageException({ErrorCode::kInvalidArgument,
+                              "device '" + id + "' is not registered in fleet '" + fleet + "'"});
+    }
+  }
+  if (selected.empty()) {
+    throw StorageException({ErrorCode::kInvalidArgument,
+                            "the selector (classes [" + join(req.selector().device_classes()) +
+                                "], tags [" + join(req.selector().tags()) + "], devices [" +
+                                join(req.selector().device_ids()) +
+                                "]) matches 0 devices in fleet '" + fleet + "'"});
+  }
+  return selected;
+}
+
+// The version's artifact for every selected class; refused naming a class without one.
+std::map<std::string, std::string> artifacts_for(pqxx::work& w, int64_t version_id,
+                                                 const std::vector<rollouts::Candidate>& selected,
+                                                 const v1::CreateRolloutRequest& req) {
+  std::map<std::string, std::string> artifact_of;
+  std::map<std::string, std::string> refused;
+  for (const auto& row :
+       w.exec_params("SELECT device_class, status, COALESCE(artifact_sha256, ''), refusal_reason "
+                     "FROM artifacts WHERE version_id = $1",
+                     version_id)) {
+    if (row[1].as<std::string>() == "compiled") {
+      artifact_of[row[0].as<std::string>()] = row[2].as<std::string>();
+    } else {
+      refused[row[0].as<std::string>()] = row[3].as<std::string>();
+    }
+  }
+  std::map<std::string, int> per_class;
+  for (const auto& d : selected) ++per_class[d.device_class];
+  for (const auto& [cls, n] : per_class) {
+    if (artifact_of.count(cls)) continue;
+    const std::string what = "model '" + req.model() + "' version " +
+                             std::to_string(req.version()) + " is not compiled for class '" + cls +
+                             "' (" + std::to_string(n) + " selected devices)";
+    throw StorageException({ErrorCode::kInvalidArgument,
+                            refused.count(cls)
+                                ? what + ": the compiler refused it: " + refused[cls]
+                                : what + ": compile it for that class or narrow the selector"});
+  }
+  return artifact_of;
 }
 
 }  // namespace
@@ -127,167 +217,31 @@ grpc::Status RolloutsService::CreateRollout(grpc::ServerContext* ctx,
   Caller caller;
   if (auto s = auth_.authorize(*ctx, Role::kOperator, "CreateRollout", &caller); !s.ok()) return s;
   if (!updates_off_.empty()) return failed_precondition(updates_off_);
-  if (!names::model(req->name())) {
-    return invalid_argument("rollout name '" + req->name() +
-                            "' must be 1-63 of a-z, 0-9, '_' or '-', starting with a letter or "
-                            "digit");
-  }
-  std::vector<std::pair<int, int>> phases;
-  for (const auto& p : req->phases()) phases.emplace_back(p.percent(), p.bake_seconds());
-  if (phases.empty()) phases.emplace_back(100, 0);
-  for (size_t i = 0; i < phases.size(); ++i) {
-    const int prev = i == 0 ? 0 : phases[i - 1].first;
-    if (phases[i].first <= prev || phases[i].first > 100) {
-      return invalid_argument("phase " + std::to_string(i) + " has " +
-                              std::to_string(phases[i].first) +
-                              "%: phase percents must increase, each between 1 and 100");
-    }
-  }
-  if (phases.back().first != 100) {
-    return invalid_argument("the last phase must reach 100% (it has " +
-                            std::to_string(phases.back().first) + "%)");
-  }
-  auto gates = parse_gates(req->gates());
-  if (!gates) return to_status(gates.error());
-  const std::string on_failure =
-      req->on_gate_failure().empty() ? "rollback" : req->on_gate_failure();
-  if (on_failure != "rollback" && on_failure != "pause") {
-    return invalid_argument("on_gate_failure must be 'rollback' or 'pause', not '" + on_failure +
-                            "'");
-  }
-  const int rate = req->rate_per_minute() == 0 ? 600 : static_cast<int>(req->rate_per_minute());
-  const std::string fleet = req->selector().fleet().empty() ? "default" : req->selector().fleet();
-  const std::set<std::string> classes(req->selector().device_classes().begin(),
-                                      req->selector().device_classes().end());
-  const std::set<std::string> tags(req->selector().tags().begin(), req->selector().tags().end());
-  const std::set<std::string> ids(req->selector().device_ids().begin(),
-                                  req->selector().device_ids().end());
-
+  auto request = checked(*req);
+  if (!request) return to_status(request.error());
+  auto& [rollout, selector] = *request;
   auto created = db_.transact([&](pqxx::work& w) {
-    const auto model = w.exec_params("SELECT id FROM models WHERE name = $1", req->model());
-    if (model.empty()) {
-      throw StorageException({ErrorCode::kNotFound, "model '" + req->model() + "' does not exist"});
-    }
-    const auto version =
-        w.exec_params("SELECT id FROM model_versions WHERE model_id = $1 AND version = $2",
-                      model[0][0].as<int64_t>(), req->version());
-    if (version.empty()) {
-      throw StorageException({ErrorCode::kNotFound, "model '" + req->model() + "' has no version " +
-                                                        std::to_string(req->version())});
-    }
-    const int64_t version_id = version[0][0].as<int64_t>();
-    if (!w.exec_params("SELECT 1 FROM rollouts WHERE name = $1", req->name()).empty()) {
+    rollout.version_id = version_id_of(w, *req);
+    if (repo::exists(w, req->name())) {
       throw StorageException(
           {ErrorCode::kAlreadyExists, "a rollout named '" + req->name() + "' exists"});
     }
-    // The selection.
-    struct Dev {
-      std::string id, cls, key;
-    };
-    std::vector<Dev> selected;
-    std::set<std::string> seen;
-    for (const auto& row : w.exec_params(
-             "SELECT id, device_class, tags::text FROM devices WHERE fleet = $1", fleet)) {
-      Dev d{row[0].as<std::string>(), row[1].as<std::string>(), ""};
-      seen.insert(d.id);
-      if (!classes.empty() && !classes.count(d.cls)) continue;
-      if (!ids.empty() && !ids.count(d.id)) continue;
-      if (!tags.empty()) {
-        const auto t = nlohmann::json::parse(row[2].as<std::string>(), nullptr, false);
-        size_t have = 0;
-        for (const auto& x : t) have += x.is_string() && tags.count(x.get<std::string>());
-        if (have < tags.size()) continue;
-      }
-      d.key = rank_key(req->name(), d.id);
-      selected.push_back(d);
-    }
-    for (const auto& id : ids) {
-      if (!seen.count(id)) {
-        throw StorageException({ErrorCode::kInvalidArgument,
-                                "device '" + id + "' is not registered in fleet '" + fleet + "'"});
-      }
-    }
-    if (selected.empty()) {
-      throw StorageException({ErrorCode::kInvalidArgument,
-                              "the selector (classes [" + join(req->selector().device_classes()) +
-                                  "], tags [" + join(req->selector().tags()) + "], devices [" +
-                                  join(req->selector().device_ids()) +
-                                  "]) matches 0 devices in fleet '" + fleet + "'"});
-    }
-    // Every selected class needs a compiled artifact of this version.
-    std::map<std::string, std::string> artifact_of;
-    std::map<std::string, std::string> refused;
-    for (const auto& row :
-         w.exec_params("SELECT device_class, status, COALESCE(artifact_sha256, ''), refusal_reason "
-                       "FROM artifacts WHERE version_id = $1",
-                       version_id)) {
-      if (row[1].as<std::string>() == "compiled") {
-        artifact_of[row[0].as<std::string>()] = row[2].as<std::string>();
-      } else {
-        refused[row[0].as<std::string>()] = row[3].as<std::string>();
-      }
-    }
-    std::map<std::string, int> per_class;
-    for (const auto& d : selected) ++per_class[d.cls];
-    for (const auto& [cls, n] : per_class) {
-      if (artifact_of.count(cls)) continue;
-      const std::string what = "model '" + req->model() + "' version " +
-                               std::to_string(req->version()) + " is not compiled for class '" +
-                               cls + "' (" + std::to_string(n) + " selected devices)";
-      throw StorageException({ErrorCode::kInvalidArgument,
-                              refused.count(cls)
-                                  ? what + ": the compiler refused it: " + refused[cls]
-                                  : what + ": compile it for that class or narrow the selector"});
-    }
+    const auto selected = selected_devices(w, rollout.fleet, selector, *req);
+    const auto artifact_of = artifacts_for(w, rollout.version_id, selected, *req);
     // A device takes part in one active rollout at a time.
     std::set<std::string> chosen;
     for (const auto& d : selected) chosen.insert(d.id);
-    for (const auto& row :
-         w.exec("SELECT rd.device_id, r.name FROM rollout_devices rd JOIN rollouts r ON r.id = "
-                "rd.rollout_id WHERE r.state IN ('running','paused','rolling_back')")) {
-      if (chosen.count(row[0].as<std::string>())) {
-        throw StorageException({ErrorCode::kFailedPrecondition,
-                                "device '" + row[0].as<std::string>() + "' is in active rollout '" +
-                                    row[1].as<std::string>() +
-                                    "': wait for it to end or abort it"});
-      }
+    if (auto taken = repo::first_taken(w, chosen)) {
+      throw StorageException({ErrorCode::kFailedPrecondition,
+                              "device '" + taken->first + "' is in active rollout '" +
+                                  taken->second + "': wait for it to end or abort it"});
     }
-    nlohmann::json selector = {
-        {"fleet", fleet}, {"device_classes", classes}, {"tags", tags}, {"device_ids", ids}};
-    const int64_t id =
-        w.exec_params1(
-             "INSERT INTO rollouts (name, version_id, selector, gates, on_gate_failure, "
-             "rate_per_minute, state, fleet, phase_started_at) VALUES ($1, $2, $3::jsonb, "
-             "$4::jsonb, $5, $6, 'running', $7, now()) RETURNING id",
-             req->name(), version_id, selector.dump(),
-             nlohmann::json{{"text", req->gates()}}.dump(), on_failure, rate, fleet)[0]
-            .as<int64_t>();
-    for (size_t i = 0; i < phases.size(); ++i) {
-      w.exec_params(
-          "INSERT INTO rollout_phases (rollout_id, idx, percent, bake_seconds, state, "
-          "started_at) VALUES ($1, $2, $3, $4, $5, now())",
-          id, static_cast<int>(i), phases[i].first, phases[i].second,
-          i == 0 ? "active" : "pending");
-    }
-    std::sort(selected.begin(), selected.end(),
-              [](const Dev& a, const Dev& b) { return a.key < b.key; });
-    const size_t n = selected.size();
-    pqxx::stream_to copy(w, "rollout_devices",
-                         std::vector<std::string>{"rollout_id", "device_id", "phase", "state",
-                                                  "rank", "device_class", "target_artifact"});
-    for (size_t rank = 0; rank < n; ++rank) {
-      size_t phase = 0;
-      while (phase + 1 < phases.size() &&
-             rank >= static_cast<size_t>(std::ceil(phases[phase].first * n / 100.0))) {
-        ++phase;
-      }
-      copy << std::make_tuple(id, selected[rank].id, static_cast<int>(phase), "pending",
-                              static_cast<int>(rank), selected[rank].cls,
-                              artifact_of[selected[rank].cls]);
-    }
-    copy.complete();
-    storage::audit_log::append(w, {caller.name, "rollout.create", "rollout/" + req->name(),
-                                   nlohmann::json{{"devices", n}, {"gates", req->gates()}}.dump()});
+    std::vector<int> percents;
+    for (const auto& ph : rollout.phases) percents.push_back(ph.first);
+    repo::insert(w, rollout, rollouts::place(req->name(), selected, percents), artifact_of);
+    storage::audit_log::append(
+        w, {caller.name, "rollout.create", "rollout/" + req->name(),
+            nlohmann::json{{"devices", selected.size()}, {"gates", req->gates()}}.dump()});
     v1::Rollout r;
     load(w, req->name(), &r);
     return r;
@@ -313,12 +267,8 @@ grpc::Status RolloutsService::ListRollouts(grpc::ServerContext* ctx,
   if (auto s = auth_.authorize(*ctx, Role::kViewer, "ListRollouts", nullptr); !s.ok()) return s;
   auto r = db_.transact([&](pqxx::work& w) {
     v1::ListRolloutsResponse list;
-    for (const auto& row : w.exec(std::string("SELECT name FROM rollouts ") +
-                                  (req->active_only() ? "WHERE state IN ('running','paused',"
-                                                        "'rolling_back') "
-                                                      : "") +
-                                  "ORDER BY id")) {
-      load(w, row[0].as<std::string>(), list.add_rollouts());
+    for (const auto& name : repo::names(w, req->active_only())) {
+      load(w, name, list.add_rollouts());
     }
     return list;
   });
@@ -333,56 +283,46 @@ grpc::Status RolloutsService::change(grpc::ServerContext* ctx, const std::string
   if (auto s = auth_.authorize(*ctx, Role::kOperator, method, &caller); !s.ok()) return s;
   const std::string act = action;
   auto r = db_.transact([&](pqxx::work& w) {
-    const auto rows = w.exec_params(
-        "SELECT id, state, current_phase, (SELECT count(*) FROM rollout_phases p WHERE "
-        "p.rollout_id = r.id) FROM rollouts r WHERE name = $1 FOR UPDATE",
-        name);
-    if (rows.empty()) {
+    const auto head = repo::lock_by_name(w, name);
+    if (!head) {
       throw StorageException({ErrorCode::kNotFound, "rollout '" + name + "' does not exist"});
     }
-    const int64_t id = rows[0][0].as<int64_t>();
-    const std::string state = rows[0][1].as<std::string>();
-    const int phase = rows[0][2].as<int>(), phases = rows[0][3].as<int>();
-    auto refuse = [&](const std::string& allowed) {
-      throw StorageException(
-          {ErrorCode::kFailedPrecondition,
-           "rollout '" + name + "' is " + state + "; " + act + " needs it " + allowed});
+    const bool last = head->phase + 1 >= head->phases;
+    const RolloutEvent event = act == "pause"    ? RolloutEvent::kPause
+                               : act == "resume" ? RolloutEvent::kResume
+                               : act == "abort"  ? RolloutEvent::kAbort
+                               : last            ? RolloutEvent::kPromoteLast
+                                                 : RolloutEvent::kPromote;
+    const auto refuse = [&](const std::string& why) {
+      throw StorageException({ErrorCode::kFailedPrecondition, why});
     };
-    if (act == "pause") {
-      if (state != "running") refuse("running");
-      w.exec_params("UPDATE rollouts SET state = 'paused', reason = $2 WHERE id = $1", id,
-                    "paused by " + caller.name);
-    } else if (act == "resume") {
-      if (state != "paused") refuse("paused");
-      w.exec_params("UPDATE rollouts SET state = 'running', reason = $2 WHERE id = $1", id,
-                    "resumed by " + caller.name);
-      // A phase paused by a gate bakes again before its gates decide again.
-      w.exec_params(
-          "UPDATE rollout_phases SET state = 'active' WHERE rollout_id = $1 AND idx = $2 AND "
-          "state = 'failed'",
-          id, phase);
-    } else if (act == "promote") {
-      if (state != "running" && state != "paused") refuse("running or paused");
-      w.exec_params("UPDATE rollout_phases SET state = 'passed' WHERE rollout_id = $1 AND idx = $2",
-                    id, phase);
-      if (phase + 1 >= phases) {
-        w.exec_params("UPDATE rollouts SET state = 'completed', reason = $2 WHERE id = $1", id,
-                      "last phase promoted by " + caller.name);
-      } else {
-        w.exec_params(
-            "UPDATE rollouts SET state = 'running', current_phase = $2, phase_started_at = "
-            "now(), reason = $3 WHERE id = $1",
-            id, phase + 1, "phase " + std::to_string(phase) + " promoted by " + caller.name);
-        w.exec_params(
-            "UPDATE rollout_phases SET state = 'active' WHERE rollout_id = $1 AND idx = $2", id,
-            phase + 1);
-      }
-    } else if (act == "abort") {
-      if (terminal(state) || state == "rolling_back") refuse("running or paused");
-      w.exec_params("UPDATE rollouts SET state = 'rolling_back', reason = $2 WHERE id = $1", id,
-                    "aborted by " + caller.name);
+    if (!rollouts::next_state(head->state, event)) {
+      refuse("rollout '" + name + "' is " + rollouts::to_string(head->state) + "; " + act +
+             " needs it " + rollouts::allowed_from(event));
     }
-    w.exec_params("UPDATE rollouts SET updated_at = now() WHERE id = $1", id);
+    const std::string by = " by " + caller.name;
+    bool won = false;
+    if (event == RolloutEvent::kResume) {
+      won = repo::resume(w, head->id, head->phase, "resumed" + by);
+    } else if (event == RolloutEvent::kPromote || event == RolloutEvent::kPromoteLast) {
+      // Promote finishes the current phase now, if its gates pass on the telemetry so far.
+      auto clauses = parse_gates(head->gates);
+      if (!clauses) refuse("the rollout's gates do not parse: " + clauses.error().message);
+      const auto counts = repo::phase_counts(w, head->id, head->phase);
+      const auto telemetry = repo::cohort_telemetry(w, head->id, head->phase);
+      if (auto why = rollouts::promote_refusal(*clauses, counts, telemetry)) {
+        refuse("rollout '" + name + "' phase " + std::to_string(head->phase) +
+               " cannot be promoted: " + *why);
+      }
+      won = repo::finish_phase(
+          w, head->id, head->phase, head->phases, /*by_operator=*/true,
+          (last ? "last phase" : "phase " + std::to_string(head->phase)) + " promoted" + by);
+    } else {
+      won = repo::change_state(w, head->id, head->state, event,
+                               (event == RolloutEvent::kAbort ? "aborted" : "paused") + by);
+    }
+    // The row is locked, so the compare-and-set cannot lose; if it did, say so.
+    if (!won) refuse("rollout '" + name + "' changed while " + act + " ran; try again");
     storage::audit_log::append(w, {caller.name, "rollout." + act, "rollout/" + name, "{}"});
     v1::Rollout rollout;
     load(w, name, &rollout);
@@ -429,78 +369,6 @@ grpc::Status RolloutsService::WatchRollout(grpc::ServerContext* ctx, const v1::R
     if (terminal(r.state())) return grpc::Status::OK;
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
   }
-  return grpc::Status::OK;
-}
-
-grpc::Status TelemetryService::Query(grpc::ServerContext* ctx, const v1::TelemetryQuery* req,
-                                     v1::TelemetryQueryResponse* out) {
-  if (auto s = auth_.authorize(*ctx, Role::kViewer, "Query", nullptr); !s.ok()) return s;
-  const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                             std::chrono::system_clock::now().time_since_epoch())
-                             .count();
-  const int64_t since = req->since_unix_ms() > 0 ? req->since_unix_ms() : now_ms - 3600 * 1000;
-  const int limit = req->limit() == 0 ? 1000 : static_cast<int>(std::min(req->limit(), 10000u));
-  if (!req->device_id().empty() && !req->rollout().empty()) {
-    return invalid_argument("query by device_id or by rollout, not both");
-  }
-  auto r = db_.transact([&](pqxx::work& w) {
-    if (!req->rollout().empty() &&
-        w.exec_params("SELECT 1 FROM rollouts WHERE name = $1", req->rollout()).empty()) {
-      throw StorageException(
-          {ErrorCode::kNotFound, "rollout '" + req->rollout() + "' does not exist"});
-    }
-    if (!req->device_id().empty() &&
-        w.exec_params("SELECT 1 FROM devices WHERE id = $1", req->device_id()).empty()) {
-      throw StorageException(
-          {ErrorCode::kNotFound, "device '" + req->device_id() + "' does not exist"});
-    }
-    const std::string where =
-        " WHERE t.ts >= to_timestamp($1 / 1000.0) AND ($2 = '' OR t.device_id = $2) AND ($3 = '' "
-        "OR t.device_id IN (SELECT rd.device_id FROM rollout_devices rd JOIN rollouts r ON "
-        "r.id = rd.rollout_id WHERE r.name = $3))";
-    v1::TelemetryQueryResponse resp;
-    for (const auto& row : w.exec_params(
-             "SELECT t.device_id, (EXTRACT(EPOCH FROM t.ts) * 1000)::bigint, t.artifact_sha256, "
-             "t.inferences, t.latency_p50_us, t.latency_p95_us, t.energy_uj, t.output_psi, "
-             "t.input_drift, COALESCE(t.probe_accuracy, -1), COALESCE(t.shadow_agreement, -1) "
-             "FROM telemetry t" +
-                 where + " ORDER BY t.ts DESC LIMIT $4",
-             since, req->device_id(), req->rollout(), limit)) {
-      auto* x = resp.add_windows();
-      x->set_device_id(row[0].as<std::string>());
-      x->set_ts_unix_ms(row[1].as<int64_t>());
-      x->set_artifact_sha256(row[2].as<std::string>());
-      x->set_inferences(row[3].as<uint32_t>());
-      x->set_latency_p50_us(row[4].as<double>());
-      x->set_latency_p95_us(row[5].as<double>());
-      x->set_energy_uj(row[6].as<double>());
-      x->set_output_psi(row[7].as<double>());
-      x->set_input_drift(row[8].as<double>());
-      x->set_probe_accuracy(row[9].as<double>());
-      x->set_shadow_agreement(row[10].as<double>());
-    }
-    if (req->bucket_seconds() > 0) {
-      for (const auto& row : w.exec_params(
-               "SELECT (floor(EXTRACT(EPOCH FROM t.ts) / $4) * $4 * 1000)::bigint AS b, count(*), "
-               "avg(t.output_psi) FILTER (WHERE t.output_psi >= 0), avg(t.input_drift) FILTER "
-               "(WHERE t.input_drift >= 0), avg(t.energy_uj), avg(t.latency_p95_us), "
-               "COALESCE(avg(t.probe_accuracy), -1) FROM telemetry t" +
-                   where + " GROUP BY b ORDER BY b",
-               since, req->device_id(), req->rollout(), static_cast<int>(req->bucket_seconds()))) {
-        auto* b = resp.add_buckets();
-        b->set_start_unix_ms(row[0].as<int64_t>());
-        b->set_windows(row[1].as<uint32_t>());
-        b->set_output_psi(row[2].is_null() ? -1 : row[2].as<double>());
-        b->set_input_drift(row[3].is_null() ? -1 : row[3].as<double>());
-        b->set_energy_uj(row[4].as<double>());
-        b->set_latency_p95_us(row[5].as<double>());
-        b->set_probe_accuracy(row[6].as<double>());
-      }
-    }
-    return resp;
-  });
-  if (!r) return to_status(r.error());
-  *out = std::move(*r);
   return grpc::Status::OK;
 }
 

@@ -209,46 +209,6 @@ TEST_F(Repositories, ADeviceWithAnUnknownClassIsRefused) {
   EXPECT_EQ(count("devices"), 0);
 }
 
-TEST_F(Repositories, RolloutsValidateTheirPhasesAndTrackDevices) {
-  auto v = make_version();
-  auto bad = expect_error([&](pqxx::work& w) {
-    rollouts::create(w, {"r0", v.id, "{}", "{}", "rollback", 60, {{10, 0}, {5, 0}}});
-  });
-  EXPECT_EQ(bad.code, ErrorCode::kInvalidArgument);
-  EXPECT_NE(bad.message.find("must increase"), std::string::npos);
-  auto short_of_all = expect_error([&](pqxx::work& w) {
-    rollouts::create(w, {"r0", v.id, "{}", "{}", "rollback", 60, {{10, 0}, {50, 0}}});
-  });
-  EXPECT_NE(short_of_all.message.find("100 percent"), std::string::npos);
-
-  auto r = db().transact([&](pqxx::work& w) {
-    devices::create(w, {"dev-a", "f1", "cortex-m4-256k", {}, "hash"});
-    auto created = rollouts::create(w, {"r1",
-                                        v.id,
-                                        R"({"classes": ["cortex-m4-256k"]})",
-                                        R"({"drift": 0.2})",
-                                        "pause",
-                                        30,
-                                        {{10, 60}, {100, 0}}});
-    rollouts::admit_device(w, created.id, "dev-a", 0);
-    rollouts::set_phase_state(w, created.id, 0, "active");
-    rollouts::set_state(w, created.id, "running", "");
-    EXPECT_TRUE(rollouts::transition_device(w, created.id, "dev-a", "admitted", "offered"));
-    EXPECT_FALSE(rollouts::transition_device(w, created.id, "dev-a", "admitted", "offered"));
-    EXPECT_TRUE(rollouts::transition_device(w, created.id, "dev-a", "offered", "updated"));
-    return rollouts::get(w, created.id);
-  });
-  ASSERT_TRUE(r) << r.error().message;
-  EXPECT_EQ(r->state, "running");
-  EXPECT_EQ(r->on_gate_failure, "pause");
-  ASSERT_EQ(r->phases.size(), 2u);
-  EXPECT_EQ(r->phases[0].state, "active");
-  EXPECT_TRUE(r->phases[0].started_at.has_value());
-  EXPECT_EQ(r->phases[0].admitted, 1);
-  EXPECT_EQ(r->phases[0].updated, 1);
-  EXPECT_EQ(r->phases[1].bake_seconds, 0);
-}
-
 TEST_F(Repositories, AuditLogAppendsInOrder) {
   auto r = db().transact([](pqxx::work& w) {
     audit_log::append(w, {"admin", "model.create", "model/kws", R"({"by": "test"})"});

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -15,6 +16,11 @@
 
 namespace tinyfleet::server {
 
+namespace rollouts::repo {
+struct Driven;
+struct OfferTarget;
+}  // namespace rollouts::repo
+
 // Drives every active rollout from the database, so any fleetd replica can take over:
 // one leader at a time (a PostgreSQL advisory lock held on a connection of its own).
 // Each tick the leader applies device status reports, admits devices of the current
@@ -22,7 +28,9 @@ namespace tinyfleet::server {
 // published retained), moves a settled phase to baking, evaluates the gates on the
 // telemetry of the new against the old model, and advances, pauses or rolls back.
 // A new leader first re-publishes the offers still outstanding, so nothing promised
-// before a crash is lost and no device gets a second, different offer.
+// before a crash is lost and no device gets a second, different offer. Every state it
+// writes is a compare-and-set on the state it read (server/src/rollouts/repository.h):
+// an operator's Pause or Abort committed during a tick wins over the tick.
 class RolloutEngine {
  public:
   RolloutEngine(storage::Database& db, std::string database_uri, UpdatePublisher& publisher,
@@ -35,30 +43,26 @@ class RolloutEngine {
   void on_status(const std::string& fleet, const std::string& device, const std::string& payload);
   bool leader() const { return leader_; }
   uint64_t offers_published() const { return offers_; }
+  // For tests: called with the rollout's id after a tick has read the rollout and
+  // before it writes anything for it (set before start()).
+  void set_after_read_hook(std::function<void(int64_t rollout_id)> hook) {
+    after_read_ = std::move(hook);
+  }
 
  private:
   struct Status {
     std::string fleet, device, payload;
   };
-  struct Active {
-    int64_t id = 0;
-    std::string name, fleet, state, gates, on_failure, reason, model;
-    int rate = 0, phase = 0, phases = 0;
-    int64_t version_id = 0;
-    uint32_t version = 0;
-  };
-  // One device to send an offer to, with what the offer needs.
-  struct Pick {
-    std::string device, device_class, spec, current, target, report, model;
-    uint32_t version = 0;
-  };
-  void step_running(const Active& r);
-  void step_rolling_back(const Active& r);
-  int admit(const Active& r, int n);
-  // Builds, stores (release, offer, payload) and then publishes; `next_state` is what
-  // the devices become ("offered" or "reverting").
-  int send_offers(const Active& r, const std::vector<Pick>& picks, const std::string& next_state);
-  void fail(const Active& r, const std::string& why);
+  using Driven = rollouts::repo::Driven;
+  using OfferTarget = rollouts::repo::OfferTarget;
+  void step_running(const Driven& r);
+  void step_reverting(const Driven& r);
+  int admit(const Driven& r, int n);
+  // Builds, stores (release, offer, payload) and then publishes; the devices become
+  // offered (or, `reverting`, reverting). Stores nothing once the rollout left the state
+  // it was read in.
+  int send_offers(const Driven& r, const std::vector<OfferTarget>& picks, bool reverting);
+  void fail(const Driven& r, const std::string& why);
   void run();
   bool try_lead();
   void recover();
@@ -78,6 +82,7 @@ class RolloutEngine {
   bool stop_ = false, woken_ = false;
   std::atomic<bool> leader_{false};
   std::atomic<uint64_t> offers_{0};
+  std::function<void(int64_t)> after_read_;
   std::map<int64_t, double> admit_tokens_;  // per rollout: devices that may be admitted now
 };
 

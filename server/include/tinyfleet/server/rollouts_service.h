@@ -5,7 +5,6 @@
 #include "tinyfleet/server/authenticator.h"
 #include "tinyfleet/storage/database.h"
 #include "tinyfleet/v1/rollouts.grpc.pb.h"
-#include "tinyfleet/v1/telemetry.grpc.pb.h"
 
 namespace tinyfleet::server {
 
@@ -44,18 +43,6 @@ class RolloutsService final : public v1::Rollouts::Service {
   const Authenticator& auth_;
   std::function<void()> wake_;
   std::string updates_off_;
-};
-
-// tinyfleet.v1.Telemetry.
-class TelemetryService final : public v1::Telemetry::Service {
- public:
-  TelemetryService(storage::Database& db, const Authenticator& auth) : db_(db), auth_(auth) {}
-  grpc::Status Query(grpc::ServerContext* ctx, const v1::TelemetryQuery* req,
-                     v1::TelemetryQueryResponse* out) override;
-
- private:
-  storage::Database& db_;
-  const Authenticator& auth_;
 };
 
 }  // namespace tinyfleet::server

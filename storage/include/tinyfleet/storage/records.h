@@ -95,55 +95,6 @@ struct DeviceFilter {
   int limit = 100;
 };
 
-struct RolloutPhaseSpec {
-  int32_t percent = 0;
-  int32_t bake_seconds = 0;
-};
-
-struct NewRollout {
-  std::string name;
-  int64_t version_id = 0;
-  std::string selector_json = "{}";
-  std::string gates_json = "{}";
-  std::string on_gate_failure = "rollback";  // or "pause"
-  int32_t rate_per_minute = 60;
-  std::vector<RolloutPhaseSpec> phases;
-};
-
-struct RolloutPhaseRecord {
-  int32_t index = 0;
-  int32_t percent = 0;
-  int32_t bake_seconds = 0;
-  std::string state;  // pending, active, baking, passed, failed
-  int32_t admitted = 0;
-  int32_t updated = 0;
-  int32_t failed = 0;
-  std::optional<std::string> started_at;
-};
-
-struct RolloutRecord {
-  int64_t id = 0;
-  std::string name;
-  int64_t version_id = 0;
-  std::string selector_json;
-  std::string gates_json;
-  std::string on_gate_failure;
-  int32_t rate_per_minute = 0;
-  std::string state;  // created, running, paused, completed, rolled_back, aborted
-  int32_t current_phase = 0;
-  std::string reason;
-  std::vector<RolloutPhaseRecord> phases;
-  std::string created_at;
-};
-
-struct RolloutDeviceRecord {
-  int64_t rollout_id = 0;
-  std::string device_id;
-  int32_t phase = 0;
-  std::string state;  // admitted, offered, updated, failed, rolled_back
-  std::string error;
-};
-
 struct TelemetryRow {
   std::string device_id;
   int64_t ts_unix_ms = 0;

@@ -10,5 +10,4 @@
 #include "tinyfleet/storage/devices.h"
 #include "tinyfleet/storage/models.h"
 #include "tinyfleet/storage/operations.h"
-#include "tinyfleet/storage/rollouts.h"
 #include "tinyfleet/storage/telemetry.h"

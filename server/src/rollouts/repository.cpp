@@ -1,0 +1,545 @@
+#include "rollouts/repository.h"
+
+namespace tinyfleet::server::rollouts::repo {
+
+namespace {
+
+using R = RolloutState;
+using D = DeviceState;
+
+std::optional<double> opt(const pqxx::field& f) {
+  if (f.is_null()) return std::nullopt;
+  return f.as<double>();
+}
+
+const char* s(R x) { return to_string(x); }
+const char* s(D x) { return to_string(x); }
+const char* s(PhaseState x) { return to_string(x); }
+
+// Rollout rows a device report may change: those of active rollouts.
+std::string in_active() {
+  return "rollout_id IN (SELECT id FROM rollouts WHERE state IN " + sql_list(is_active) + ")";
+}
+
+R state_of(const pqxx::field& f) {
+  const auto st = rollout_state_from(f.as<std::string>());
+  if (!st) throw std::runtime_error("unknown rollout state '" + f.as<std::string>() + "'");
+  return *st;
+}
+
+}  // namespace
+
+std::vector<Driven> driven(pqxx::work& w) {
+  std::vector<Driven> out;
+  for (const auto& row :
+       w.exec("SELECT r.id, r.name, r.fleet, r.state, COALESCE(r.gates->>'text', ''), "
+              "r.on_gate_failure, r.reason, m.name, r.rate_per_minute, r.current_phase, "
+              "(SELECT count(*) FROM rollout_phases p WHERE p.rollout_id = r.id), r.version_id, "
+              "v.version FROM rollouts r JOIN model_versions v ON v.id = r.version_id "
+              "JOIN models m ON m.id = v.model_id WHERE r.state IN " +
+              sql_list(is_driven) + " ORDER BY r.id")) {
+    Driven a;
+    a.id = row[0].as<int64_t>();
+    a.name = row[1].as<std::string>();
+    a.fleet = row[2].as<std::string>();
+    a.state = state_of(row[3]);
+    a.gates = row[4].as<std::string>();
+    a.on_failure = row[5].as<std::string>();
+    a.reason = row[6].as<std::string>();
+    a.model = row[7].as<std::string>();
+    a.rate = row[8].as<int>();
+    a.phase = row[9].as<int>();
+    a.phases = row[10].as<int>();
+    a.version_id = row[11].as<int64_t>();
+    a.version = row[12].as<uint32_t>();
+    out.push_back(a);
+  }
+  return out;
+}
+
+std::optional<Head> lock_by_name(pqxx::work& w, const std::string& name) {
+  const auto rows = w.exec_params(
+      "SELECT id, state, current_phase, (SELECT count(*) FROM rollout_phases p WHERE "
+      "p.rollout_id = r.id), COALESCE(gates->>'text', '') FROM rollouts r WHERE name = $1 "
+      "FOR UPDATE",
+      name);
+  if (rows.empty()) return std::nullopt;
+  Head h;
+  h.id = rows[0][0].as<int64_t>();
+  h.state = state_of(rows[0][1]);
+  h.phase = rows[0][2].as<int>();
+  h.phases = rows[0][3].as<int>();
+  h.gates = rows[0][4].as<std::string>();
+  return h;
+}
+
+bool hold_if(pqxx::work& w, int64_t id, RolloutState expected) {
+  const auto rows = w.exec_params("SELECT state FROM rollouts WHERE id = $1 FOR SHARE", id);
+  return !rows.empty() && rows[0][0].as<std::string>() == s(expected);
+}
+
+PhaseCounts phase_counts(pqxx::work& w, int64_t id, int phase) {
+  PhaseCounts p;
+  for (const auto& row : w.exec_params(
+           "SELECT state, count(*) FROM rollout_devices WHERE rollout_id = $1 AND phase <= $2 "
+           "GROUP BY state",
+           id, phase)) {
+    const auto st = device_state_from(row[0].as<std::string>());
+    const int n = row[1].as<int>();
+    p.total += n;
+    if (st == D::kPending) p.pending += n;
+    if (st == D::kOffered) p.offered += n;
+    if (st == D::kUpdated) p.updated += n;
+    if (st == D::kFailed) p.failed += n;
+  }
+  return p;
+}
+
+PhaseClock phase_clock(pqxx::work& w, int64_t id, int phase) {
+  const auto row = w.exec_params1(
+      "SELECT bake_seconds, state, EXTRACT(EPOCH FROM now() - started_at) FROM rollout_phases "
+      "WHERE rollout_id = $1 AND idx = $2",
+      id, phase);
+  PhaseClock c;
+  c.bake_seconds = row[0].as<int>();
+  c.state = phase_state_from(row[1].as<std::string>()).value_or(PhaseState::kPending);
+  if (c.state == PhaseState::kBaking && !row[2].is_null()) c.baking_for = row[2].as<double>();
+  return c;
+}
+
+CohortTelemetry cohort_telemetry(pqxx::work& w, int64_t id, int phase) {
+  const auto row = w.exec_params1(
+      "WITH cohort AS (SELECT device_id, target_artifact, updated_at_device FROM "
+      "rollout_devices WHERE rollout_id = $1 AND phase <= $2 AND state = 'updated'), "
+      "fresh AS (SELECT t.* FROM telemetry t JOIN cohort c ON c.device_id = t.device_id "
+      "WHERE t.artifact_sha256 = c.target_artifact AND t.ts >= c.updated_at_device), "
+      "stale AS (SELECT t.* FROM telemetry t JOIN rollout_devices rd ON rd.device_id = "
+      "t.device_id AND rd.rollout_id = $1 WHERE t.artifact_sha256 <> rd.target_artifact AND "
+      "t.ts >= (SELECT created_at FROM rollouts WHERE id = $1) - interval '15 minutes') "
+      "SELECT (SELECT count(*) FROM cohort), (SELECT count(DISTINCT device_id) FROM fresh), "
+      "(SELECT avg(output_psi) FROM fresh WHERE output_psi >= 0), "
+      "(SELECT avg(input_drift) FROM fresh WHERE input_drift >= 0), "
+      "(SELECT avg(probe_accuracy) FROM fresh), (SELECT avg(probe_accuracy) FROM stale), "
+      "(SELECT avg(energy_uj) FROM fresh), (SELECT avg(energy_uj) FROM stale), "
+      "(SELECT avg(latency_p95_us) FROM fresh), (SELECT avg(latency_p95_us) FROM stale), "
+      "(SELECT avg(shadow_agreement) FROM fresh)",
+      id, phase);
+  CohortTelemetry t;
+  t.cohort = row[0].as<int>();
+  t.reporting = row[1].as<int>();
+  t.psi = opt(row[2]);
+  t.input_drift = opt(row[3]);
+  t.accuracy_new = opt(row[4]);
+  t.accuracy_old = opt(row[5]);
+  t.energy_new = opt(row[6]);
+  t.energy_old = opt(row[7]);
+  t.latency_p95_new = opt(row[8]);
+  t.latency_p95_old = opt(row[9]);
+  t.shadow_agreement = opt(row[10]);
+  return t;
+}
+
+bool change_state(pqxx::work& w, int64_t id, RolloutState expected, RolloutEvent event,
+                  const std::string& reason) {
+  const auto to = next_state(expected, event);
+  if (!to) return false;
+  return w.exec_params(
+              "UPDATE rollouts SET state = $3, reason = $4, updated_at = now() WHERE id = $1 "
+              "AND state = $2",
+              id, s(expected), s(*to), reason)
+             .affected_rows() == 1;
+}
+
+bool finish_phase(pqxx::work& w, int64_t id, int phase, int phases, bool by_operator,
+                  const std::string& reason) {
+  const bool last = phase + 1 >= phases;
+  const RolloutEvent event =
+      by_operator ? (last ? RolloutEvent::kPromoteLast : RolloutEvent::kPromote)
+                  : (last ? RolloutEvent::kLastPhasePassed : RolloutEvent::kPhasePassed);
+  const auto to = next_state(R::kRunning, event);
+  if (!to) return false;
+  const int next = last ? phase : phase + 1;
+  const bool won = w.exec_params(
+                        "UPDATE rollouts SET state = $4, current_phase = $5, phase_started_at = "
+                        "CASE WHEN $5 <> $3 THEN now() ELSE phase_started_at END, reason = $6, "
+                        "updated_at = now() WHERE id = $1 AND state = $2 AND current_phase = $3",
+                        id, s(R::kRunning), phase, s(*to), next, reason)
+                       .affected_rows() == 1;
+  if (!won) return false;
+  w.exec_params("UPDATE rollout_phases SET state = $3 WHERE rollout_id = $1 AND idx = $2", id,
+                phase, s(PhaseState::kPassed));
+  if (!last) {
+    w.exec_params(
+        "UPDATE rollout_phases SET state = $3, started_at = now() WHERE rollout_id = $1 AND "
+        "idx = $2",
+        id, next, s(PhaseState::kActive));
+  }
+  return true;
+}
+
+bool fail_phase(pqxx::work& w, int64_t id, int phase, RolloutEvent event,
+                const std::string& reason) {
+  const auto to = next_state(R::kRunning, event);
+  if (!to) return false;
+  const bool won = w.exec_params(
+                        "UPDATE rollouts SET state = $4, reason = $5, updated_at = now() WHERE "
+                        "id = $1 AND state = $2 AND current_phase = $3",
+                        id, s(R::kRunning), phase, s(*to), reason)
+                       .affected_rows() == 1;
+  if (!won) return false;
+  w.exec_params("UPDATE rollout_phases SET state = $3 WHERE rollout_id = $1 AND idx = $2", id,
+                phase, s(PhaseState::kFailed));
+  return true;
+}
+
+bool resume(pqxx::work& w, int64_t id, int phase, const std::string& reason) {
+  if (!change_state(w, id, R::kPaused, RolloutEvent::kResume, reason)) return false;
+  w.exec_params(
+      "UPDATE rollout_phases SET state = $3 WHERE rollout_id = $1 AND idx = $2 AND state = $4", id,
+      phase, s(PhaseState::kActive), s(PhaseState::kFailed));
+  return true;
+}
+
+bool start_baking(pqxx::work& w, int64_t id, int phase) {
+  return w.exec_params(
+              "UPDATE rollout_phases SET state = $3, started_at = now() WHERE rollout_id = $1 "
+              "AND idx = $2 AND state = $4 AND EXISTS (SELECT 1 FROM rollouts WHERE id = $1 "
+              "AND state = $5 AND current_phase = $2)",
+              id, phase, s(PhaseState::kBaking), s(PhaseState::kActive), s(R::kRunning))
+             .affected_rows() == 1;
+}
+
+bool note_gates(pqxx::work& w, int64_t id, const std::string& reason,
+                const std::string& gate_report_json) {
+  return w.exec_params(
+              "UPDATE rollouts SET reason = $3, gate_report = $4::jsonb WHERE id = $1 AND "
+              "state = $2",
+              id, s(R::kRunning), reason, gate_report_json)
+             .affected_rows() == 1;
+}
+
+bool exists(pqxx::work& w, const std::string& name) {
+  return !w.exec_params("SELECT 1 FROM rollouts WHERE name = $1", name).empty();
+}
+
+std::optional<std::pair<std::string, std::string>> first_taken(
+    pqxx::work& w, const std::set<std::string>& devices) {
+  for (const auto& row :
+       w.exec("SELECT rd.device_id, r.name FROM rollout_devices rd JOIN rollouts r ON r.id = "
+              "rd.rollout_id WHERE r.state IN " +
+              sql_list(is_active) + " ORDER BY rd.device_id")) {
+    if (devices.count(row[0].as<std::string>())) {
+      return std::pair{row[0].as<std::string>(), row[1].as<std::string>()};
+    }
+  }
+  return std::nullopt;
+}
+
+int64_t insert(pqxx::work& w, const NewRollout& r, const std::vector<Placement>& devices,
+               const std::map<std::string, std::string>& artifact_of_class) {
+  const int64_t id =
+      w.exec_params1(
+           "INSERT INTO rollouts (name, version_id, selector, gates, on_gate_failure, "
+           "rate_per_minute, state, fleet, phase_started_at) VALUES ($1, $2, $3::jsonb, "
+           "jsonb_build_object('text', $4::text), $5, $6, $7, $8, now()) RETURNING id",
+           r.name, r.version_id, r.selector_json, r.gates_text, r.on_failure, r.rate_per_minute,
+           s(R::kRunning), r.fleet)[0]
+          .as<int64_t>();
+  for (size_t i = 0; i < r.phases.size(); ++i) {
+    w.exec_params(
+        "INSERT INTO rollout_phases (rollout_id, idx, percent, bake_seconds, state, "
+        "started_at) VALUES ($1, $2, $3, $4, $5, now())",
+        id, static_cast<int>(i), r.phases[i].first, r.phases[i].second,
+        s(i == 0 ? PhaseState::kActive : PhaseState::kPending));
+  }
+  pqxx::stream_to copy(w, "rollout_devices",
+                       std::vector<std::string>{"rollout_id", "device_id", "phase", "state", "rank",
+                                                "device_class", "target_artifact"});
+  for (const auto& d : devices) {
+    const auto it = artifact_of_class.find(d.device_class);
+    copy << std::make_tuple(id, d.id, d.phase, s(D::kPending), d.rank, d.device_class,
+                            it == artifact_of_class.end() ? std::string() : it->second);
+  }
+  copy.complete();
+  return id;
+}
+
+std::optional<View> view(pqxx::work& w, const std::string& name) {
+  const auto rows = w.exec_params(
+      "SELECT r.id, r.name, m.name, v.version, r.state, r.current_phase, r.reason, "
+      "COALESCE(r.gates->>'text', ''), r.on_gate_failure, r.rate_per_minute, "
+      "r.gate_report::text, to_char(r.created_at AT TIME ZONE 'UTC', "
+      "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM rollouts r "
+      "JOIN model_versions v ON v.id = r.version_id JOIN models m ON m.id = v.model_id "
+      "WHERE r.name = $1",
+      name);
+  if (rows.empty()) return std::nullopt;
+  const auto& r = rows[0];
+  const int64_t id = r[0].as<int64_t>();
+  View out;
+  out.name = r[1].as<std::string>();
+  out.model = r[2].as<std::string>();
+  out.version = r[3].as<uint32_t>();
+  out.state = r[4].as<std::string>();
+  out.current_phase = r[5].as<int>();
+  out.reason = r[6].as<std::string>();
+  out.gates = r[7].as<std::string>();
+  out.on_failure = r[8].as<std::string>();
+  out.rate_per_minute = r[9].as<int>();
+  out.gate_report_json = r[10].as<std::string>();
+  out.created_at = r[11].as<std::string>();
+  for (const auto& p : w.exec_params(
+           "SELECT idx, percent, bake_seconds, state FROM rollout_phases WHERE rollout_id = $1 "
+           "ORDER BY idx",
+           id)) {
+    PhaseView x;
+    x.index = p[0].as<int>();
+    x.percent = p[1].as<int>();
+    x.bake_seconds = p[2].as<int>();
+    x.state = p[3].as<std::string>();
+    out.phases.push_back(x);
+  }
+  const int n = static_cast<int>(out.phases.size());
+  for (const auto& c :
+       w.exec_params("SELECT phase, state, count(*) FROM rollout_devices WHERE rollout_id = $1 "
+                     "GROUP BY phase, state",
+                     id)) {
+    const int phase = c[0].as<int>();
+    const auto st = device_state_from(c[1].as<std::string>());
+    const int k = c[2].as<int>();
+    out.selected += k;
+    if (st == D::kRolledBack) out.rolled_back += k;
+    if (phase < 0 || phase >= n) continue;
+    auto& x = out.phases[phase];
+    x.devices += k;
+    if (st != D::kPending) x.admitted += k;
+    if (st == D::kUpdated) x.updated += k;
+    if (st == D::kFailed) x.failed += k;
+  }
+  for (const auto& c :
+       w.exec_params("SELECT rd.phase, count(DISTINCT rd.device_id) FROM rollout_devices rd "
+                     "JOIN telemetry t ON t.device_id = rd.device_id AND t.artifact_sha256 = "
+                     "rd.target_artifact AND t.ts >= rd.updated_at_device "
+                     "WHERE rd.rollout_id = $1 AND rd.state = 'updated' GROUP BY rd.phase",
+                     id)) {
+    const int phase = c[0].as<int>();
+    if (phase >= 0 && phase < n) out.phases[phase].reporting = c[1].as<int>();
+  }
+  return out;
+}
+
+std::vector<std::string> names(pqxx::work& w, bool active_only) {
+  std::vector<std::string> out;
+  for (const auto& row :
+       w.exec(std::string("SELECT name FROM rollouts ") +
+              (active_only ? "WHERE state IN " + sql_list(is_active) + " " : "") + "ORDER BY id")) {
+    out.push_back(row[0].as<std::string>());
+  }
+  return out;
+}
+
+std::vector<OfferTarget> pending(pqxx::work& w, const Driven& r, int n) {
+  std::vector<OfferTarget> out;
+  for (const auto& row :
+       w.exec_params("SELECT rd.device_id, rd.device_class, dc.spec::text, "
+                     "COALESCE(d.current_artifact_sha256, ''), rd.target_artifact, a.report::text "
+                     "FROM rollout_devices rd JOIN devices d ON d.id = rd.device_id "
+                     "JOIN device_classes dc ON dc.name = rd.device_class "
+                     "JOIN artifacts a ON a.version_id = $3 AND a.device_class = rd.device_class "
+                     "WHERE rd.rollout_id = $1 AND rd.state = 'pending' AND rd.phase <= $2 "
+                     "ORDER BY rd.rank LIMIT $4",
+                     r.id, r.phase, r.version_id, n)) {
+    OfferTarget p;
+    p.device = row[0].as<std::string>();
+    p.device_class = row[1].as<std::string>();
+    p.spec = row[2].as<std::string>();
+    p.current = row[3].as<std::string>();
+    p.target = row[4].as<std::string>();
+    p.report = row[5].as<std::string>();
+    p.model = r.model;
+    p.version = r.version;
+    out.push_back(p);
+  }
+  return out;
+}
+
+std::vector<OfferTarget> to_revert(pqxx::work& w, int64_t id) {
+  std::vector<OfferTarget> out;
+  for (const auto& row : w.exec_params(
+           "SELECT rd.device_id, rd.device_class, dc.spec::text, "
+           "COALESCE(d.current_artifact_sha256, ''), COALESCE(rd.base_artifact, ''), "
+           "COALESCE(b.report::text, '{}'), COALESCE(b.model, ''), COALESCE(b.version, 0) "
+           "FROM rollout_devices rd JOIN devices d ON d.id = rd.device_id "
+           "JOIN device_classes dc ON dc.name = rd.device_class "
+           "LEFT JOIN LATERAL (SELECT a.report, m.name AS model, v.version FROM artifacts a "
+           "JOIN model_versions v ON v.id = a.version_id JOIN models m ON m.id = v.model_id "
+           "WHERE a.artifact_sha256 = rd.base_artifact LIMIT 1) b ON true "
+           "WHERE rd.rollout_id = $1 AND rd.state IN ('offered', 'updated') "
+           "ORDER BY rd.rank LIMIT 200",
+           id)) {
+    OfferTarget p;
+    p.device = row[0].as<std::string>();
+    p.device_class = row[1].as<std::string>();
+    p.spec = row[2].as<std::string>();
+    p.current = row[3].as<std::string>();
+    p.target = row[4].as<std::string>();
+    p.report = row[5].as<std::string>();
+    p.model = row[6].as<std::string>();
+    p.version = row[7].as<uint32_t>();
+    out.push_back(p);
+  }
+  return out;
+}
+
+int settle_unchanged(pqxx::work& w, int64_t id) {
+  return static_cast<int>(
+      w.exec_params("UPDATE rollout_devices SET state = 'rolled_back', error = 'ran this model "
+                    "before the rollout', updated_at = now() WHERE rollout_id = $1 AND state = "
+                    "'updated' AND base_artifact = target_artifact",
+                    id)
+          .affected_rows());
+}
+
+int unreverted(pqxx::work& w, int64_t id) {
+  return w
+      .exec_params1(
+          "SELECT count(*) FROM rollout_devices WHERE rollout_id = $1 AND state IN "
+          "('offered', 'updated', 'reverting')",
+          id)[0]
+      .as<int>();
+}
+
+bool mark_updated_in_place(pqxx::work& w, int64_t id, const std::string& device,
+                           const std::string& current) {
+  return w.exec_params(
+              "UPDATE rollout_devices SET state = 'updated', base_artifact = NULLIF($3, ''), "
+              "updated_at_device = now(), updated_at = now() WHERE rollout_id = $1 AND "
+              "device_id = $2 AND state = 'pending'",
+              id, device, current)
+             .affected_rows() == 1;
+}
+
+bool mark_unofferable(pqxx::work& w, int64_t id, const std::string& device, bool reverting,
+                      const std::string& error) {
+  return w.exec_params(std::string("UPDATE rollout_devices SET state = 'failed', error = $3, "
+                                   "updated_at = now() WHERE rollout_id = $1 AND device_id = "
+                                   "$2 AND state IN ") +
+                           (reverting ? "('offered', 'updated')" : "('pending')"),
+                       id, device, error)
+             .affected_rows() == 1;
+}
+
+bool mark_nothing_to_revert(pqxx::work& w, int64_t id, const std::string& device) {
+  return w.exec_params(
+              "UPDATE rollout_devices SET state = 'rolled_back', error = 'no previous model "
+              "to return to', updated_at = now() WHERE rollout_id = $1 AND device_id = $2 AND "
+              "state IN ('offered', 'updated')",
+              id, device)
+             .affected_rows() == 1;
+}
+
+bool record_offer(pqxx::work& w, int64_t id, const std::string& device, bool reverting,
+                  const StoredOffer& o) {
+  const bool won =
+      reverting ? w.exec_params(
+                       "UPDATE rollout_devices SET state = 'reverting', revert_release = $3, "
+                       "updated_at = now() WHERE rollout_id = $1 AND device_id = $2 AND state IN "
+                       "('offered', 'updated')",
+                       id, device, o.release)
+                          .affected_rows() == 1
+                : w.exec_params(
+                       "UPDATE rollout_devices SET state = 'offered', release_seq = $3, "
+                       "base_artifact = NULLIF($4, ''), offered_at = now(), updated_at = now() "
+                       "WHERE rollout_id = $1 AND device_id = $2 AND state = 'pending'",
+                       id, device, o.release, o.base)
+                          .affected_rows() == 1;
+  if (!won) return false;
+  w.exec_params(
+      "INSERT INTO device_offers (device_id, release_seq, rollout_id, target_artifact, "
+      "payload_sha256, offer) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (device_id) DO "
+      "UPDATE SET release_seq = $2, rollout_id = $3, target_artifact = $4, "
+      "payload_sha256 = $5, offer = $6, created_at = now()",
+      device, o.release, id, o.target, o.payload_sha256,
+      pqxx::binarystring(o.offer.data(), o.offer.size()));
+  return true;
+}
+
+int apply_status(pqxx::work& w, const std::string& fleet, const std::string& device,
+                 const StatusReport& s, bool latest) {
+  const bool rolled_back = s.state == "RolledBack";
+  const bool refused = s.event == "offer_refused";
+  if (!latest && !refused && !rolled_back) return 0;
+  const bool updating = s.state == "Offered" || s.state == "Downloading" ||
+                        s.state == "Verifying" || s.state == "Patching" || s.state == "SelfTest";
+  w.exec_params(
+      "UPDATE devices SET current_artifact_sha256 = NULLIF($2, ''), last_seen = now(), "
+      "status = $3 WHERE id = $1 AND fleet = $4",
+      device, s.artifact, updating ? "updating" : "online", fleet);
+  static const std::string active = in_active();
+  int changed = 0;
+  // The target is installed (reported by any event naming it).
+  changed += w.exec_params(
+                  "UPDATE rollout_devices SET state = 'updated', "
+                  "updated_at_device = now(), updated_at = now() "
+                  "WHERE device_id = $1 AND state = 'offered' AND "
+                  "target_artifact = $2 AND release_seq <= $3 AND " +
+                      active,
+                  device, s.artifact, s.release)
+                 .affected_rows();
+  if (rolled_back && s.failed_release > 0) {
+    changed += w.exec_params(
+                    "UPDATE rollout_devices SET state = 'failed', error = $3, "
+                    "updated_at = now() WHERE device_id = $1 AND state = 'offered' AND "
+                    "release_seq = $2 AND " +
+                        active,
+                    device, s.failed_release, s.detail)
+                   .affected_rows();
+    changed += w.exec_params(
+                    "UPDATE rollout_devices SET state = 'failed', "
+                    "error = 'returning to the previous model failed: ' || $3, "
+                    "updated_at = now() WHERE device_id = $1 AND state = 'reverting' "
+                    "AND revert_release = $2 AND " +
+                        active,
+                    device, s.failed_release, s.detail)
+                   .affected_rows();
+  }
+  if (refused) {
+    // A base that is not what the device runs: offer again from what it reported.
+    const bool base = s.refusal == update::OfferStatus::kBaseMismatch;
+    changed += w.exec_params(
+                    "UPDATE rollout_devices SET state = $2, error = $3, "
+                    "updated_at = now() WHERE device_id = $1 AND state = 'offered' AND " +
+                        active,
+                    device, base ? "pending" : "failed", "refused: " + s.detail)
+                   .affected_rows();
+  }
+  changed += w.exec_params(
+                  "UPDATE rollout_devices SET state = 'rolled_back', updated_at = now() "
+                  "WHERE device_id = $1 AND state = 'reverting' AND base_artifact = $2 "
+                  "AND revert_release <= $3 AND " +
+                      active,
+                  device, s.artifact, s.release)
+                 .affected_rows();
+  return changed;
+}
+
+std::vector<Outstanding> outstanding(pqxx::work& w) {
+  std::vector<Outstanding> out;
+  for (const auto& row :
+       w.exec("SELECT o.device_id, d.fleet, o.release_seq, o.offer, o.payload_sha256 "
+              "FROM device_offers o JOIN devices d ON d.id = o.device_id "
+              "JOIN rollout_devices rd ON rd.device_id = o.device_id AND rd.rollout_id = "
+              "o.rollout_id JOIN rollouts r ON r.id = o.rollout_id WHERE r.state IN " +
+              sql_list(is_active) + " AND rd.state IN ('offered', 'reverting')")) {
+    Outstanding o;
+    o.device = row[0].as<std::string>();
+    o.fleet = row[1].as<std::string>();
+    o.release = row[2].as<uint64_t>();
+    o.offer = pqxx::binarystring(row[3]).str();
+    o.payload_sha256 = row[4].as<std::string>();
+    out.push_back(std::move(o));
+  }
+  return out;
+}
+
+}  // namespace tinyfleet::server::rollouts::repo

@@ -1,0 +1,29 @@
+#pragma once
+
+// A device's status report (tinyfleet/v1/<fleet>/<device>/status, the binary status
+// message of update/; see docs/update-protocol.md) as the engine's typed value. The
+// engine reads reports only through parse_status_report.
+#include <cstdint>
+#include <string>
+
+#include "tinyfleet/storage/error.h"
+#include "tinyfleet/update/offer_status.h"
+
+namespace tinyfleet::server::rollouts {
+
+struct StatusReport {
+  std::string event;     // "state", "offer_refused", ... (update::to_string(StatusEvent))
+  std::string state;     // the agent's state, e.g. "Running", "RolledBack"
+  std::string artifact;  // sha256 (hex) of the artifact the device runs; empty: none
+  std::string detail;    // human-readable
+  int64_t release = 0;   // the release the device runs
+  int64_t failed_release = 0;
+  update::OfferStatus refusal = update::OfferStatus::kOk;  // why an offer was refused
+};
+
+// kInvalidArgument naming what is wrong (update::decode_status's error and field):
+// a wrong magic, kind or version, a truncated message, a string over its bound, an
+// enum out of range, a release beyond INT64_MAX. Never throws.
+storage::Expected<StatusReport> parse_status_report(const std::string& payload);
+
+}  // namespace tinyfleet::server::rollouts

@@ -1,0 +1,228 @@
+// The operator commands on rollouts through fleetd's gRPC API (real fleetd, PostgreSQL
+// and Mosquitto): Pause, Resume, Promote and Abort, each from the states the transition
+// table allows and refused (FAILED_PRECONDITION, naming the state) from the others.
+// Promote finishes the current phase now, only while running and only when every gate
+// passes on the telemetry so far. The devices already run the version's artifact, so
+// fleetd's engine updates them in place and no device process is needed.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <thread>
+
+#include "fleetd_fixture.h"
+#include "rollout_seed.h"
+#include "tinyfleet/update/update_keys.h"
+#include "tinyfleet/testing/environment.h"
+#include "tinyfleet/v1/rollouts.grpc.pb.h"
+
+namespace tinyfleet::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+class RolloutCommands : public FleetdTest {
+ protected:
+  std::map<std::string, std::string> fleetd_settings() override {
+    keys_ = fs::temp_directory_path() / ("tf-rollouts-" + std::to_string(getpid()));
+    fs::remove_all(keys_);
+    const auto now = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(
+                                               std::chrono::system_clock::now().time_since_epoch())
+                                               .count());
+    EXPECT_TRUE(update::init_keys(keys_.string(), now, 30));
+    return {{"mqtt.user", require_env("TINYFLEET_MQTT_SERVER_USER")},
+            {"mqtt.password", require_env("TINYFLEET_MQTT_SERVER_PASSWORD")},
+            {"mqtt.share_group", "rc" + std::to_string(getpid())},
+            {"keys.dir", keys_.string()},
+            {"rollouts.tick_ms", "50"}};
+  }
+  void SetUp() override {
+    FleetdTest::SetUp();
+    rollouts_ = v1::Rollouts::NewStub(fleetd_->channel());
+    auto f = scratch_.db().transact([](pqxx::work& w) { return seed_fleet(w, 4, true); });
+    ASSERT_TRUE(f) << f.error().message;
+    fleet_ = *f;
+  }
+  void TearDown() override { fs::remove_all(keys_); }
+
+  grpc::Status create(const std::string& name, std::vector<std::pair<int, int>> phases,
+                      const std::string& gates, v1::Rollout* out) {
+    v1::CreateRolloutRequest req;
+    req.set_name(name);
+    req.set_model("digits");
+    req.set_version(1);
+    req.mutable_selector()->add_tags("t");
+    for (const auto& [percent, bake] : phases) {
+      auto* p = req.add_phases();
+      p->set_percent(percent);
+      p->set_bake_seconds(bake);
+    }
+    req.set_gates(gates);
+    return rollouts_->CreateRollout(context_with_token(admin_).get(), req, out);
+  }
+  using Call = grpc::Status (v1::Rollouts::Stub::*)(grpc::ClientContext*, const v1::RolloutRef&,
+                                                    v1::Rollout*);
+  grpc::Status call(Call method, const std::string& name, v1::Rollout* out,
+                    const std::string& token = "") {
+    v1::RolloutRef ref;
+    ref.set_name(name);
+    return (rollouts_.get()->*method)(context_with_token(token.empty() ? admin_ : token).get(), ref,
+                                      out);
+  }
+  // Polls the rollout until `done` holds (or 30 s pass).
+  v1::Rollout wait_for(const std::string& name, const std::function<bool(const v1::Rollout&)>& done,
+                       const char* what) {
+    v1::Rollout r;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (std::chrono::steady_clock::now() < deadline) {
+      EXPECT_TRUE(call(&v1::Rollouts::Stub::GetRollout, name, &r).ok());
+      if (done(r)) return r;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    ADD_FAILURE() << "rollout '" << name << "' never " << what << "; it is " << r.state() << " ("
+                  << r.reason() << ")\n"
+                  << fleetd_->log().substr(0, 8000);
+    return r;
+  }
+  static bool phase_baking(const v1::Rollout& r, int phase) {
+    return r.current_phase() == static_cast<uint32_t>(phase) && r.phases_size() > phase &&
+           r.phases(phase).state() == "baking";
+  }
+  void expect_refused(const grpc::Status& s, const std::string& text) {
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << s.error_message();
+    EXPECT_NE(s.error_message().find(text), std::string::npos) << s.error_message();
+  }
+  void telemetry(const std::vector<std::string>& devices, double accuracy) {
+    ASSERT_TRUE(scratch_.db().transact([&](pqxx::work& w) {
+      w.exec("DELETE FROM telemetry");
+      for (const auto& d : devices) add_telemetry(w, d, fleet_.artifact, accuracy);
+      return 0;
+    }));
+  }
+  std::vector<std::string> devices_of_phase(const std::string& rollout, int phase) {
+    std::vector<std::string> out;
+    auto rows = scratch_.db().transact([&](pqxx::work& w) {
+      return w.exec_params(
+          "SELECT rd.device_id FROM rollout_devices rd JOIN rollouts r ON r.id = rd.rollout_id "
+          "WHERE r.name = $1 AND rd.phase = $2",
+          rollout, phase);
+    });
+    for (const auto& row : *rows) out.push_back(row[0].as<std::string>());
+    return out;
+  }
+
+  fs::path keys_;
+  SeededFleet fleet_;
+  std::unique_ptr<v1::Rollouts::Stub> rollouts_;
+};
+
+using Stub = v1::Rollouts::Stub;
+
+TEST_F(RolloutCommands, PauseResumeAndPromoteFromTheStatesTheyNeed) {
+  v1::Rollout r;
+  ASSERT_TRUE(
+      create("r1", {{50, 3600}, {100, 3600}}, "failure_rate <= 0.05 && accuracy >= 0.8", &r).ok());
+  EXPECT_EQ(r.state(), "running");
+  r = wait_for(
+      "r1", [](const v1::Rollout& x) { return phase_baking(x, 0); }, "baked phase 0");
+
+  // Promote while no device reported the accuracy: refused, naming the gate.
+  expect_refused(call(&Stub::PromoteRollout, "r1", &r),
+                 "phase 0 cannot be promoted: gate 'accuracy >= 0.8' has no data yet");
+  expect_refused(call(&Stub::ResumeRollout, "r1", &r), "is running; resume needs it paused");
+
+  ASSERT_TRUE(call(&Stub::PauseRollout, "r1", &r).ok());
+  EXPECT_EQ(r.state(), "paused");
+  EXPECT_EQ(r.reason(), "paused by bootstrap-admin");
+  expect_refused(call(&Stub::PauseRollout, "r1", &r), "is paused; pause needs it running");
+  telemetry(devices_of_phase("r1", 0), 0.95);
+  expect_refused(call(&Stub::PromoteRollout, "r1", &r), "is paused; promote needs it running");
+  // Paused, the engine leaves it alone.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ASSERT_TRUE(call(&Stub::GetRollout, "r1", &r).ok());
+  EXPECT_EQ(r.state(), "paused");
+  EXPECT_EQ(r.current_phase(), 0u);
+
+  ASSERT_TRUE(call(&Stub::ResumeRollout, "r1", &r).ok());
+  EXPECT_EQ(r.state(), "running");
+  EXPECT_EQ(r.reason(), "resumed by bootstrap-admin");
+
+  // A gate that fails on the data so far refuses the promotion with its value.
+  telemetry(devices_of_phase("r1", 0), 0.6);
+  expect_refused(call(&Stub::PromoteRollout, "r1", &r),
+                 "gate 'accuracy >= 0.8' does not pass: 0.6");
+  ASSERT_TRUE(call(&Stub::GetRollout, "r1", &r).ok());
+  EXPECT_EQ(r.current_phase(), 0u);
+
+  // Passing gates: phase 0 ends now, with an hour of bake left.
+  telemetry(devices_of_phase("r1", 0), 0.95);
+  ASSERT_TRUE(call(&Stub::PromoteRollout, "r1", &r).ok());
+  EXPECT_EQ(r.state(), "running");
+  EXPECT_EQ(r.current_phase(), 1u);
+  EXPECT_EQ(r.phases(0).state(), "passed");
+  EXPECT_EQ(r.reason(), "phase 0 promoted by bootstrap-admin");
+
+  // The last phase: promoting it completes the rollout.
+  r = wait_for(
+      "r1", [](const v1::Rollout& x) { return phase_baking(x, 1); }, "baked phase 1");
+  EXPECT_EQ(r.phases(1).updated(), 2u);
+  ASSERT_TRUE(call(&Stub::PromoteRollout, "r1", &r).ok());
+  EXPECT_EQ(r.state(), "completed");
+  EXPECT_EQ(r.reason(), "last phase promoted by bootstrap-admin");
+  EXPECT_EQ(r.phases(1).state(), "passed");
+
+  for (auto m :
+       {&Stub::PauseRollout, &Stub::ResumeRollout, &Stub::PromoteRollout, &Stub::AbortRollout}) {
+    expect_refused(call(m, "r1", &r), "rollout 'r1' is completed;");
+  }
+}
+
+TEST_F(RolloutCommands, AbortEndsAbortedAndFreesTheDevices) {
+  v1::Rollout r;
+  ASSERT_TRUE(create("r2", {{100, 3600}}, "", &r).ok());
+  r = wait_for(
+      "r2", [](const v1::Rollout& x) { return phase_baking(x, 0); }, "baked");
+  ASSERT_TRUE(call(&Stub::AbortRollout, "r2", &r).ok());
+  EXPECT_EQ(r.state(), "aborting");
+  EXPECT_EQ(r.reason(), "aborted by bootstrap-admin");
+  expect_refused(call(&Stub::AbortRollout, "r2", &r),
+                 "is aborting; abort needs it running, paused or rolling_back");
+  expect_refused(call(&Stub::ResumeRollout, "r2", &r), "is aborting; resume needs it paused");
+  r = wait_for(
+      "r2", [](const v1::Rollout& x) { return x.state() == "aborted"; }, "aborted");
+  EXPECT_EQ(r.reason(), "aborted by bootstrap-admin");
+  EXPECT_EQ(r.rolled_back_devices(), 4u);
+  expect_refused(call(&Stub::AbortRollout, "r2", &r), "is aborted;");
+  // An aborted rollout holds no device: the next one may take them.
+  ASSERT_TRUE(create("r3", {{100, 3600}}, "", &r).ok());
+
+  // Abort from paused too.
+  ASSERT_TRUE(call(&Stub::PauseRollout, "r3", &r).ok());
+  ASSERT_TRUE(call(&Stub::AbortRollout, "r3", &r).ok());
+  EXPECT_EQ(r.state(), "aborting");
+  wait_for(
+      "r3", [](const v1::Rollout& x) { return x.state() == "aborted"; }, "aborted");
+}
+
+TEST_F(RolloutCommands, UnknownRolloutsAndViewersAreRefused) {
+  v1::Rollout r;
+  for (auto m :
+       {&Stub::PauseRollout, &Stub::ResumeRollout, &Stub::PromoteRollout, &Stub::AbortRollout}) {
+    auto s = call(m, "nope", &r);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND) << s.error_message();
+    EXPECT_EQ(s.error_message(), "rollout 'nope' does not exist");
+  }
+  ASSERT_TRUE(create("r4", {{100, 3600}}, "", &r).ok());
+  const auto viewer = make_token("viewer", v1::ROLE_VIEWER);
+  for (auto m :
+       {&Stub::PauseRollout, &Stub::ResumeRollout, &Stub::PromoteRollout, &Stub::AbortRollout}) {
+    EXPECT_EQ(call(m, "r4", &r, viewer).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  }
+  ASSERT_TRUE(call(&Stub::GetRollout, "r4", &r, viewer).ok());
+  EXPECT_EQ(r.state(), "running");
+}
+
+}  // namespace
+}  // namespace tinyfleet::testing

@@ -1,0 +1,253 @@
+// The rollout repository on a real PostgreSQL: every state change is a compare-and-set
+// that a concurrent change beats (and then writes nothing), two writers racing on the
+// same devices each win a device once, and the schema refuses states the module does
+// not name (migration 0005).
+#include <gtest/gtest.h>
+#include <sodium.h>
+
+#include <atomic>
+#include <thread>
+
+#include "rollout_seed.h"
+#include "rollouts/repository.h"
+#include "tinyfleet/storage/blob_store.h"
+#include "tinyfleet/testing/scratch_database.h"
+
+namespace tinyfleet::testing {
+namespace {
+
+namespace repo = server::rollouts::repo;
+using server::rollouts::RolloutEvent;
+using server::rollouts::RolloutState;
+
+class RolloutRepository : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_GE(sodium_init(), 0); }
+
+  // A running rollout of `fleet` in phases (percent, bake).
+  int64_t create(const std::string& name, const SeededFleet& fleet,
+                 std::vector<std::pair<int, int>> phases = {{50, 0}, {100, 0}}) {
+    std::vector<server::rollouts::Candidate> selected;
+    for (const auto& d : fleet.devices) selected.push_back({d, kSeedClass, {}});
+    std::vector<int> percents;
+    for (const auto& p : phases) percents.push_back(p.first);
+    repo::NewRollout r;
+    r.name = name;
+    r.fleet = "default";
+    r.selector_json = "{}";
+    r.on_failure = "rollback";
+    r.version_id = fleet.version_id;
+    r.rate_per_minute = 600;
+    r.phases = phases;
+    auto id = db().transact([&](pqxx::work& w) {
+      return repo::insert(w, r, server::rollouts::place(name, selected, percents),
+                          {{kSeedClass, fleet.artifact}});
+    });
+    EXPECT_TRUE(id) << id.error().message;
+    return id ? *id : 0;
+  }
+  SeededFleet seed(int n) {
+    auto f = db().transact([&](pqxx::work& w) { return seed_fleet(w, n, false); });
+    EXPECT_TRUE(f) << f.error().message;
+    return *f;
+  }
+  repo::View view(const std::string& name) {
+    auto v = db().transact([&](pqxx::work& w) { return repo::view(w, name); });
+    EXPECT_TRUE(v && *v);
+    return v && *v ? **v : repo::View{};
+  }
+  template <class F>
+  bool run(F f) {
+    auto r = db().transact([&](pqxx::work& w) { return f(w); });
+    EXPECT_TRUE(r) << r.error().message;
+    return r && *r;
+  }
+  storage::Database& db() { return scratch_.db(); }
+  ScratchDatabase scratch_{/*pool_size=*/3};
+};
+
+TEST_F(RolloutRepository, CreatedRunningWithItsDevicesPending) {
+  const auto fleet = seed(10);
+  create("r", fleet);
+  const auto v = view("r");
+  EXPECT_EQ(v.state, "running");
+  EXPECT_EQ(v.selected, 10);
+  ASSERT_EQ(v.phases.size(), 2u);
+  EXPECT_EQ(v.phases[0].state, "active");
+  EXPECT_EQ(v.phases[1].state, "pending");
+  EXPECT_EQ(v.phases[0].devices, 5);
+  EXPECT_EQ(v.phases[1].devices, 5);
+  EXPECT_EQ(v.phases[0].admitted, 0);
+  auto taken = db().transact([&](pqxx::work& w) {
+    return repo::first_taken(w, {"dev-1003", "nobody"});
+  });
+  ASSERT_TRUE(taken && *taken);
+  EXPECT_EQ((*taken)->first, "dev-1003");
+  EXPECT_EQ((*taken)->second, "r");
+}
+
+TEST_F(RolloutRepository, AStateChangeOnAStaleStateLosesAndWritesNothing) {
+  const auto fleet = seed(4);
+  const int64_t id = create("r", fleet);
+  // The engine read "running, phase 0"; an operator aborts before it writes.
+  EXPECT_TRUE(run([&](pqxx::work& w) {
+    return repo::change_state(w, id, RolloutState::kRunning, RolloutEvent::kAbort, "aborted by x");
+  }));
+  EXPECT_FALSE(run([&](pqxx::work& w) { return repo::start_baking(w, id, 0); }));
+  EXPECT_FALSE(run([&](pqxx::work& w) { return repo::note_gates(w, id, "waits", "[]"); }));
+  EXPECT_FALSE(run([&](pqxx::work& w) { return repo::finish_phase(w, id, 0, 2, false, ""); }));
+  EXPECT_FALSE(run([&](pqxx::work& w) { return repo::finish_phase(w, id, 0, 2, true, ""); }));
+  EXPECT_FALSE(run([&](pqxx::work& w) {
+    return repo::fail_phase(w, id, 0, RolloutEvent::kGateFailedRollback, "gate");
+  }));
+  EXPECT_FALSE(run([&](pqxx::work& w) { return repo::resume(w, id, 0, "resumed"); }));
+  EXPECT_FALSE(run([&](pqxx::work& w) {
+    return repo::change_state(w, id, RolloutState::kRunning, RolloutEvent::kPause, "paused");
+  }));
+  EXPECT_FALSE(run([&](pqxx::work& w) { return repo::hold_if(w, id, RolloutState::kRunning); }));
+  auto v = view("r");
+  EXPECT_EQ(v.state, "aborting");
+  EXPECT_EQ(v.reason, "aborted by x");
+  EXPECT_EQ(v.current_phase, 0);
+  EXPECT_EQ(v.phases[0].state, "active");
+  EXPECT_EQ(v.phases[1].state, "pending");
+  EXPECT_EQ(v.gate_report_json, "[]");
+  // The transition table is consulted too: aborting ends only as aborted.
+  EXPECT_FALSE(run([&](pqxx::work& w) {
+    return repo::change_state(w, id, RolloutState::kAborting, RolloutEvent::kResume, "");
+  }));
+  EXPECT_TRUE(run([&](pqxx::work& w) {
+    return repo::change_state(w, id, RolloutState::kAborting, RolloutEvent::kRevertsDone, "done");
+  }));
+  EXPECT_EQ(view("r").state, "aborted");
+}
+
+TEST_F(RolloutRepository, PromotionIsWrittenOnceAndWinsOnce) {
+  const auto fleet = seed(4);
+  const int64_t id = create("r", fleet);
+  // Two promoters of phase 0 at once (engine and operator): one wins.
+  std::atomic<int> wins{0};
+  std::vector<std::thread> ts;
+  for (int k = 0; k < 2; ++k) {
+    ts.emplace_back([&, k] {
+      auto r = db().transact(
+          [&](pqxx::work& w) { return repo::finish_phase(w, id, 0, 2, k == 1, "p"); });
+      if (r && *r) ++wins;
+    });
+  }
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(wins.load(), 1);
+  auto v = view("r");
+  EXPECT_EQ(v.state, "running");
+  EXPECT_EQ(v.current_phase, 1);
+  EXPECT_EQ(v.phases[0].state, "passed");
+  EXPECT_EQ(v.phases[1].state, "active");
+  // The last phase completes the rollout and keeps it on that phase.
+  EXPECT_TRUE(run([&](pqxx::work& w) { return repo::finish_phase(w, id, 1, 2, true, "done"); }));
+  v = view("r");
+  EXPECT_EQ(v.state, "completed");
+  EXPECT_EQ(v.current_phase, 1);
+  EXPECT_EQ(v.phases[1].state, "passed");
+}
+
+TEST_F(RolloutRepository, AGateFailurePausesAndResumeBakesAgain) {
+  const auto fleet = seed(4);
+  const int64_t id = create("r", fleet);
+  EXPECT_TRUE(run([&](pqxx::work& w) { return repo::start_baking(w, id, 0); }));
+  EXPECT_FALSE(run([&](pqxx::work& w) { return repo::start_baking(w, id, 0); }));  // once
+  EXPECT_TRUE(run([&](pqxx::work& w) {
+    return repo::fail_phase(w, id, 0, RolloutEvent::kGateFailedPause, "gate 'x' failed");
+  }));
+  auto v = view("r");
+  EXPECT_EQ(v.state, "paused");
+  EXPECT_EQ(v.phases[0].state, "failed");
+  EXPECT_TRUE(run([&](pqxx::work& w) { return repo::resume(w, id, 0, "resumed by x"); }));
+  v = view("r");
+  EXPECT_EQ(v.state, "running");
+  EXPECT_EQ(v.phases[0].state, "active");
+}
+
+// Two writers on two connections drive the same rollout's devices at once, in
+// opposite orders and in multi-device transactions (so they also deadlock and retry):
+// every device is won exactly once and ends in exactly one state.
+TEST_F(RolloutRepository, TwoWritersRacingOnDevicesEachWinADeviceOnce) {
+  constexpr int kDevices = 120;
+  constexpr int kBatch = 8;
+  const auto fleet = seed(kDevices);
+  const int64_t id = create("r", fleet, {{100, 0}});
+  std::atomic<int> wins{0}, errors{0};
+  auto writer = [&](bool ascending) {
+    for (int start = 0; start < kDevices; start += kBatch) {
+      auto r = db().transact([&](pqxx::work& w) {
+        int won = 0;
+        for (int k = 0; k < kBatch && start + k < kDevices; ++k) {
+          const int i = ascending ? start + k : kDevices - 1 - (start + k);
+          const auto& d = fleet.devices[i];
+          won += ascending ? repo::mark_updated_in_place(w, id, d, fleet.artifact)
+                           : repo::mark_unofferable(w, id, d, false, "cannot build");
+        }
+        return won;
+      });
+      if (r) {
+        wins += *r;
+      } else {
+        ADD_FAILURE() << r.error().message;
+        ++errors;
+      }
+    }
+  };
+  std::thread a(writer, true), b(writer, false);
+  a.join();
+  b.join();
+  EXPECT_EQ(errors.load(), 0);
+  EXPECT_EQ(wins.load(), kDevices);
+  const auto v = view("r");
+  EXPECT_EQ(v.phases[0].updated + v.phases[0].failed, kDevices);
+  EXPECT_EQ(v.phases[0].admitted, kDevices);
+  EXPECT_GT(v.phases[0].updated, 0);
+  EXPECT_GT(v.phases[0].failed, 0);
+}
+
+TEST_F(RolloutRepository, AnOfferIsStoredOnlyForADeviceInTheExpectedState) {
+  const auto fleet = seed(2);
+  const int64_t id = create("r", fleet, {{100, 0}});
+  const auto payload =
+      *db().transact([](pqxx::work& w) { return storage::PgBlobStore::put(w, "payload"); });
+  repo::StoredOffer o{7, fleet.artifact, "", payload, "offer-bytes"};
+  EXPECT_TRUE(run([&](pqxx::work& w) { return repo::record_offer(w, id, "dev-1000", false, o); }));
+  EXPECT_FALSE(run([&](pqxx::work& w) { return repo::record_offer(w, id, "dev-1000", false, o); }));
+  // Reverting needs the device offered or updated: dev-1001 is still pending.
+  o.release = 8;
+  EXPECT_FALSE(run([&](pqxx::work& w) { return repo::record_offer(w, id, "dev-1001", true, o); }));
+  EXPECT_TRUE(run([&](pqxx::work& w) { return repo::record_offer(w, id, "dev-1000", true, o); }));
+  auto rows = db().transact([&](pqxx::work& w) {
+    return w.exec("SELECT device_id, release_seq FROM device_offers ORDER BY device_id");
+  });
+  ASSERT_TRUE(rows);
+  ASSERT_EQ(rows->size(), 1u);
+  EXPECT_EQ((*rows)[0][1].as<int64_t>(), 8);
+  auto out = db().transact([](pqxx::work& w) { return repo::outstanding(w); });
+  ASSERT_TRUE(out);
+  ASSERT_EQ(out->size(), 1u);
+  EXPECT_EQ((*out)[0].offer, "offer-bytes");
+  EXPECT_EQ((*out)[0].release, 8u);
+}
+
+TEST_F(RolloutRepository, TheSchemaRefusesStatesTheModuleDoesNotName) {
+  const auto fleet = seed(1);
+  const int64_t id = create("r", fleet, {{100, 0}});
+  for (const std::string sql :
+       {"UPDATE rollouts SET state = 'created' WHERE id = $1",
+        "UPDATE rollout_devices SET state = 'admitted' WHERE rollout_id = $1",
+        "UPDATE rollout_phases SET state = 'bogus' WHERE rollout_id = $1"}) {
+    auto r = db().transact([&](pqxx::work& w) { return w.exec_params(sql, id).affected_rows(); });
+    EXPECT_FALSE(r) << sql;
+  }
+  EXPECT_TRUE(run([&](pqxx::work& w) {
+    return w.exec_params("UPDATE rollouts SET state = 'aborting' WHERE id = $1", id)
+               .affected_rows() == 1;
+  }));
+}
+
+}  // namespace
+}  // namespace tinyfleet::testing

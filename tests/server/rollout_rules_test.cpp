@@ -1,0 +1,312 @@
+// The rollout module's pure rules, without a database: the transition table, the
+// selection and its stable rank, gate decisions and status report parsing.
+#include <gtest/gtest.h>
+#include <sodium.h>
+
+#include <algorithm>
+#include <set>
+
+#include "rollouts/gates.h"
+#include "rollouts/selection.h"
+#include "rollouts/states.h"
+#include "rollouts/status_report.h"
+#include "tinyfleet/update/status_message.h"
+
+namespace tinyfleet::server::rollouts {
+namespace {
+
+using E = RolloutEvent;
+using R = RolloutState;
+
+const std::vector<R> kAll = {R::kRunning,    R::kPaused,   R::kCompleted, R::kRollingBack,
+                             R::kRolledBack, R::kAborting, R::kAborted};
+const std::vector<E> kEvents = {E::kPhasePassed,     E::kLastPhasePassed,
+                                E::kGateFailedPause, E::kGateFailedRollback,
+                                E::kRevertsDone,     E::kPause,
+                                E::kResume,          E::kPromote,
+                                E::kPromoteLast,     E::kAbort};
+
+TEST(RolloutStates, EveryAllowedTransition) {
+  const std::vector<Transition> expected = {
+      {R::kRunning, E::kPhasePassed, R::kRunning},
+      {R::kRunning, E::kLastPhasePassed, R::kCompleted},
+      {R::kRunning, E::kGateFailedPause, R::kPaused},
+      {R::kRunning, E::kGateFailedRollback, R::kRollingBack},
+      {R::kRollingBack, E::kRevertsDone, R::kRolledBack},
+      {R::kAborting, E::kRevertsDone, R::kAborted},
+      {R::kRunning, E::kPause, R::kPaused},
+      {R::kPaused, E::kResume, R::kRunning},
+      {R::kRunning, E::kPromote, R::kRunning},
+      {R::kRunning, E::kPromoteLast, R::kCompleted},
+      {R::kRunning, E::kAbort, R::kAborting},
+      {R::kPaused, E::kAbort, R::kAborting},
+      {R::kRollingBack, E::kAbort, R::kAborting},
+  };
+  for (const auto& t : expected) {
+    EXPECT_EQ(next_state(t.from, t.event), t.to)
+        << to_string(t.from) << " --" << to_string(t.event) << "-->";
+  }
+  // And nothing else: every other (state, event) pair is refused.
+  size_t allowed = 0;
+  for (R from : kAll) {
+    for (E e : kEvents) allowed += next_state(from, e).has_value();
+  }
+  EXPECT_EQ(allowed, expected.size());
+}
+
+TEST(RolloutStates, ForbiddenTransitions) {
+  EXPECT_FALSE(next_state(R::kPaused, E::kPromote));      // promote only while running
+  EXPECT_FALSE(next_state(R::kPaused, E::kPromoteLast));  //
+  EXPECT_FALSE(next_state(R::kPaused, E::kPause));        // pause only from running
+  EXPECT_FALSE(next_state(R::kRunning, E::kResume));      // resume only from paused
+  EXPECT_FALSE(next_state(R::kRollingBack, E::kResume));
+  EXPECT_FALSE(next_state(R::kAborting, E::kAbort));  // already aborting
+  EXPECT_FALSE(next_state(R::kAborting, E::kResume));
+  EXPECT_FALSE(next_state(R::kPaused, E::kPhasePassed));    // the engine does not pass a
+  EXPECT_FALSE(next_state(R::kAborting, E::kPhasePassed));  // phase of a stopped rollout
+  EXPECT_FALSE(next_state(R::kRunning, E::kRevertsDone));
+  for (R final_state : {R::kCompleted, R::kRolledBack, R::kAborted}) {
+    EXPECT_TRUE(is_final(final_state));
+    for (E e : kEvents) EXPECT_FALSE(next_state(final_state, e)) << to_string(final_state);
+  }
+}
+
+TEST(RolloutStates, OperatorEventsAndMessages) {
+  for (E e : {E::kPause, E::kResume, E::kPromote, E::kPromoteLast, E::kAbort}) {
+    EXPECT_TRUE(by_operator(e));
+  }
+  for (E e : {E::kPhasePassed, E::kLastPhasePassed, E::kGateFailedPause, E::kGateFailedRollback,
+              E::kRevertsDone}) {
+    EXPECT_FALSE(by_operator(e));
+  }
+  EXPECT_EQ(allowed_from(E::kPromote), "running");
+  EXPECT_EQ(allowed_from(E::kResume), "paused");
+  EXPECT_EQ(allowed_from(E::kAbort), "running, paused or rolling_back");
+}
+
+TEST(RolloutStates, StringsRoundTripAndMatchTheSchema) {
+  std::set<std::string> names;
+  for (R s : kAll) {
+    names.insert(to_string(s));
+    EXPECT_EQ(rollout_state_from(to_string(s)), s);
+  }
+  EXPECT_EQ(names, (std::set<std::string>{"running", "paused", "completed", "rolling_back",
+                                          "rolled_back", "aborting", "aborted"}));
+  for (PhaseState s : {PhaseState::kPending, PhaseState::kActive, PhaseState::kBaking,
+                       PhaseState::kPassed, PhaseState::kFailed}) {
+    EXPECT_EQ(phase_state_from(to_string(s)), s);
+  }
+  for (DeviceState s : {DeviceState::kPending, DeviceState::kOffered, DeviceState::kUpdated,
+                        DeviceState::kFailed, DeviceState::kReverting, DeviceState::kRolledBack}) {
+    EXPECT_EQ(device_state_from(to_string(s)), s);
+  }
+  EXPECT_FALSE(rollout_state_from("created"));
+  EXPECT_FALSE(device_state_from("admitted"));
+  EXPECT_EQ(sql_list(is_driven), "('running', 'rolling_back', 'aborting')");
+  EXPECT_EQ(sql_list(is_active), "('running', 'paused', 'rolling_back', 'aborting')");
+}
+
+std::vector<Candidate> fleet(int n) {
+  std::vector<Candidate> out;
+  for (int i = 0; i < n; ++i) {
+    out.push_back(
+        {"dev-" + std::to_string(1000 + i), i % 3 == 0 ? "esp32s3-512k" : "cortex-m4",
+         i % 2 == 0 ? std::vector<std::string>{"eu", "canary"} : std::vector<std::string>{"us"}});
+  }
+  return out;
+}
+
+TEST(RolloutSelection, SelectorMatchesClassesTagsAndIds) {
+  const Candidate d{"dev-1", "cortex-m4", {"eu", "canary"}};
+  EXPECT_TRUE(matches({}, d));
+  EXPECT_TRUE(matches({{"cortex-m4", "x"}, {}, {}}, d));
+  EXPECT_FALSE(matches({{"esp32s3-512k"}, {}, {}}, d));
+  EXPECT_TRUE(matches({{}, {"eu", "canary"}, {}}, d));
+  EXPECT_FALSE(matches({{}, {"eu", "lab"}, {}}, d));  // every tag is needed
+  EXPECT_TRUE(matches({{}, {}, {"dev-1", "dev-2"}}, d));
+  EXPECT_FALSE(matches({{}, {}, {"dev-2"}}, d));
+  EXPECT_FALSE(matches({{"cortex-m4"}, {"us"}, {}}, d));
+}
+
+TEST(RolloutSelection, RankIsStableAndDependsOnTheRollout) {
+  ASSERT_GE(sodium_init(), 0);
+  auto devices = fleet(200);
+  const auto a = place("v2", devices, {1, 10, 50, 100});
+  std::reverse(devices.begin(), devices.end());  // input order does not matter
+  const auto b = place("v2", devices, {1, 10, 50, 100});
+  ASSERT_EQ(a.size(), 200u);
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].id, b[i].id);
+    EXPECT_EQ(a[i].rank, static_cast<int>(i));
+    EXPECT_EQ(a[i].phase, b[i].phase);
+  }
+  EXPECT_EQ(rank_key("v2", "dev-1000"), rank_key("v2", "dev-1000"));
+  EXPECT_NE(rank_key("v2", "dev-1000"), rank_key("v3", "dev-1000"));
+  // Another rollout draws another canary.
+  const auto c = place("v3", devices, {1, 10, 50, 100});
+  std::set<std::string> canary_a, canary_c;
+  for (size_t i = 0; i < 20; ++i) canary_a.insert(a[i].id), canary_c.insert(c[i].id);
+  EXPECT_NE(canary_a, canary_c);
+}
+
+TEST(RolloutSelection, PhasesTakeTheirCumulativeShare) {
+  ASSERT_GE(sodium_init(), 0);
+  const auto placed = place("r", fleet(200), {1, 10, 50, 100});
+  std::vector<int> per_phase(4, 0);
+  for (const auto& p : placed) ++per_phase[p.phase];
+  EXPECT_EQ(per_phase, (std::vector<int>{2, 18, 80, 100}));
+  for (size_t i = 1; i < placed.size(); ++i) EXPECT_LE(placed[i - 1].phase, placed[i].phase);
+  // A share that rounds up: 3 devices at 10% still give the canary one device.
+  const auto small = place("r", fleet(3), {10, 100});
+  EXPECT_EQ(small[0].phase, 0);
+  EXPECT_EQ(small[1].phase, 1);
+  EXPECT_EQ(small[2].phase, 1);
+  EXPECT_TRUE(place("r", {}, {100}).empty());
+}
+
+std::vector<GateClause> gates(const std::string& text) {
+  auto g = parse_gates(text);
+  EXPECT_TRUE(g) << g.error().message;
+  return g ? *g : std::vector<GateClause>{};
+}
+
+TEST(RolloutGates, PassFailAndNoData) {
+  const auto clauses = gates("accuracy_drop <= 0.1 && psi < 0.5 && min_reporting >= 0.5");
+  PhaseCounts p{0, 0, 4, 0, 4};
+  CohortTelemetry t;
+  t.cohort = 4;
+  t.reporting = 4;
+  t.accuracy_new = 0.9;
+  t.accuracy_old = 0.95;
+  t.psi = 0.1;
+  auto d = decide(clauses, p, t, 0, 10, 5);
+  EXPECT_EQ(d.kind, GateDecision::kPass) << d.reason;
+  ASSERT_EQ(d.results.size(), 3u);
+  EXPECT_NEAR(d.results[0].value, 0.05, 1e-12);
+
+  t.accuracy_new = 0.7;  // a 25-point drop
+  d = decide(clauses, p, t, 2, 10, 5);
+  EXPECT_EQ(d.kind, GateDecision::kFail);
+  EXPECT_EQ(d.reason, "gate 'accuracy_drop <= 0.1' failed in phase 2: 0.25");
+
+  t.accuracy_new = 0.9;
+  t.psi.reset();  // nobody reported drift yet: wait, do not fail
+  d = decide(clauses, p, t, 0, 10, 5);
+  EXPECT_EQ(d.kind, GateDecision::kWait);
+  EXPECT_EQ(d.reason, "phase 0 waits for telemetry: psi");
+  EXPECT_FALSE(d.results[1].known);
+  EXPECT_FALSE(d.results[1].passed);
+}
+
+TEST(RolloutGates, QuorumWaitsThenFails) {
+  const auto clauses = gates("min_reporting >= 0.75");
+  PhaseCounts p{0, 0, 4, 0, 4};
+  CohortTelemetry t;
+  t.cohort = 4;
+  t.reporting = 2;
+  EXPECT_EQ(decide(clauses, p, t, 1, 60, 30, 120).kind, GateDecision::kWait);
+  const auto d = decide(clauses, p, t, 1, 151, 30, 120);
+  EXPECT_EQ(d.kind, GateDecision::kFail);
+  EXPECT_EQ(d.reason, "gate 'min_reporting >= 0.75' failed in phase 1: 0.5");
+}
+
+TEST(RolloutGates, FailureRateDecidesEarlyAndSettling) {
+  const auto clauses = gates("failure_rate <= 0.25 && min_reporting >= 0.5");
+  EXPECT_FALSE(early_failure(clauses, {0, 4, 0, 0, 4}, 0));  // nobody finished
+  EXPECT_FALSE(early_failure(clauses, {0, 0, 3, 1, 4}, 0));  // 0.25 passes
+  const auto why = early_failure(clauses, {0, 0, 1, 2, 4}, 3);
+  ASSERT_TRUE(why);
+  EXPECT_EQ(*why,
+            "gate 'failure_rate <= 0.25' failed in phase 3: 0.667 (2 of 3 devices failed to "
+            "update)");
+  EXPECT_FALSE(settled(clauses, {1, 0, 3, 0, 4}));  // one not admitted yet
+  EXPECT_FALSE(settled(clauses, {0, 3, 1, 0, 4}));  // 1 of 4 finished, 2 needed
+  EXPECT_TRUE(settled(clauses, {0, 2, 2, 0, 4}));
+  EXPECT_FALSE(settled(gates(""), {0, 1, 3, 0, 4}));  // without a quorum gate: all
+  EXPECT_TRUE(settled(gates(""), {0, 0, 3, 1, 4}));
+  EXPECT_FALSE(settled(gates(""), {0, 0, 0, 0, 0}));
+}
+
+TEST(RolloutGates, RegressionsAgainstTheOldModel) {
+  CohortTelemetry t;
+  t.energy_new = 120;
+  t.energy_old = 100;
+  t.latency_p95_new = 50;
+  t.latency_p95_old = 0;  // no baseline: unknown, not infinite
+  const auto m = gate_metric_values({}, t);
+  EXPECT_NEAR(*m.at("energy_regression"), 0.2, 1e-12);
+  EXPECT_EQ(m.count("latency_regression"), 0u);
+  EXPECT_EQ(*m.at("failure_rate"), 0.0);
+  EXPECT_FALSE(m.at("min_reporting"));
+}
+
+TEST(RolloutGates, PromoteNeedsEveryGateToPassOnDataSoFar) {
+  const auto clauses = gates("failure_rate <= 0.05 && accuracy >= 0.8");
+  PhaseCounts p{0, 0, 2, 0, 2};
+  CohortTelemetry t;
+  EXPECT_EQ(promote_refusal(clauses, p, t), "gate 'accuracy >= 0.8' has no data yet");
+  t.accuracy_new = 0.5;
+  EXPECT_EQ(promote_refusal(clauses, p, t), "gate 'accuracy >= 0.8' does not pass: 0.5");
+  t.accuracy_new = 0.85;
+  EXPECT_FALSE(promote_refusal(clauses, p, t));
+  EXPECT_EQ(promote_refusal(clauses, {0, 0, 1, 1, 2}, t),
+            "gate 'failure_rate <= 0.05' does not pass: 0.5");
+  EXPECT_FALSE(promote_refusal({}, p, {}));  // no gates: nothing to wait for
+}
+
+std::string encoded(const update::StatusMessage& m) {
+  uint8_t buf[update::kMaxStatusBytes];
+  size_t n = 0;
+  EXPECT_TRUE(update::encode_status(m, buf, sizeof buf, &n).ok());
+  return std::string(reinterpret_cast<const char*>(buf), n);
+}
+
+TEST(StatusReports, ParsedWithBounds) {
+  update::StatusMessage m;
+  m.event = update::StatusEvent::kState;
+  m.state = update::UpdateState::kRolledBack;
+  m.release = 7;
+  m.failed_release = 6;
+  m.has_artifact = true;
+  m.artifact_sha256[0] = 0xab;
+  update::set_text(m.detail, "self-test failed");
+  auto r = parse_status_report(encoded(m));
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->event, "state");
+  EXPECT_EQ(r->state, "RolledBack");
+  EXPECT_EQ(r->release, 7);
+  EXPECT_EQ(r->failed_release, 6);
+  EXPECT_EQ(r->artifact.substr(0, 4), "ab00");
+  EXPECT_EQ(r->artifact.size(), 64u);
+  EXPECT_EQ(r->detail, "self-test failed");
+  EXPECT_EQ(r->refusal, update::OfferStatus::kOk);
+
+  m.event = update::StatusEvent::kOfferRefused;
+  m.refusal = update::OfferStatus::kBaseMismatch;
+  r = parse_status_report(encoded(m));
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->event, "offer_refused");
+  EXPECT_EQ(r->refusal, update::OfferStatus::kBaseMismatch);
+
+  m.release = uint64_t(INT64_MAX) + 1;
+  EXPECT_FALSE(parse_status_report(encoded(m)));
+
+  const std::string good = encoded(m);
+  const std::string bad[] = {
+      "",
+      "not a status message",
+      R"({"release":"x"})",
+      good.substr(0, good.size() - 1),
+      "XY" + good.substr(2),
+      good + "trailing",
+      std::string(1 << 20, 'a'),
+  };
+  for (const auto& payload : bad) {
+    auto e = parse_status_report(payload);
+    ASSERT_FALSE(e) << payload.substr(0, 60);
+    EXPECT_NE(e.error().message.find("status report: "), std::string::npos) << e.error().message;
+  }
+}
+
+}  // namespace
+}  // namespace tinyfleet::server::rollouts
