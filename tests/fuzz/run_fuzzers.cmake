@@ -12,12 +12,16 @@ if(NOT rc EQUAL 0)
   message(FATAL_ERROR "fuzz build failed:\n${out}\n${err}")
 endif()
 # Seeds: a valid artifact (from the firmware fixture), and the checked-in seeds.
-file(MAKE_DIRECTORY ${WORK}/corpus/artifact ${WORK}/corpus/offer ${WORK}/corpus/delta)
+file(MAKE_DIRECTORY ${WORK}/corpus/artifact ${WORK}/corpus/offer ${WORK}/corpus/delta
+                    ${WORK}/corpus/device_class)
 execute_process(COMMAND ${SEED_MAKER} ${WORK}/seed OUTPUT_QUIET RESULT_VARIABLE rc)
 file(MAKE_DIRECTORY ${WORK}/seed)
 execute_process(COMMAND ${SEED_MAKER} ${WORK}/seed OUTPUT_QUIET)
 file(COPY ${WORK}/seed/artifact.tfa DESTINATION ${WORK}/corpus/artifact)
-foreach(target artifact offer delta)
+# The class catalog's entries seed the class-spec parser.
+file(COPY ${ROOT}/optimizer_service/device_classes/catalog.json
+     DESTINATION ${WORK}/corpus/device_class)
+foreach(target artifact offer delta device_class)
   execute_process(
     COMMAND ${WORK}/build/${target}_fuzzer -max_total_time=${SECONDS} -rss_limit_mb=2048
             -print_final_stats=1 ${WORK}/corpus/${target}

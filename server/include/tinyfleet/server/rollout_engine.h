@@ -49,7 +49,7 @@ class RolloutEngine {
   };
   // One device to send an offer to, with what the offer needs.
   struct Pick {
-    std::string device, device_class, spec, current, target, report, model;
+    std::string device, device_class, current, target, model;
     uint32_t version = 0;
   };
   void step_running(const Active& r);
