@@ -139,11 +139,16 @@ Result<CompiledModel> compile_model(const std::string& onnx,
   FloatExecutor exec(g);
   RangeObserver observer(n_tensors);
   const int passes = options.calibration == CalibrationMethod::kMinMax ? 1 : 2;
+  // Without a validation set, the drift baseline describes the calibration set.
+  DriftAccumulator calibration_drift(g.tensors[static_cast<size_t>(g.outputs[0])].dims.c,
+                                     g.tensors[static_cast<size_t>(g.inputs[0])].dims.c);
   for (int pass = 0; pass < passes; ++pass) {
     if (pass == 1) observer.begin_histograms();
     for (int64_t i = 0; i < cx.shape[0]; ++i) {
-      auto r = exec.run(nhwc_sample(cx, i));
+      const auto input = nhwc_sample(cx, i);
+      auto r = exec.run(input);
       if (!r) return CompileError{"calibration: " + r.error().message};
+      if (pass == 0 && !validation) calibration_drift.add(input, exec.output());
       for (size_t t = 0; t < n_tensors; ++t) {
         if (!g.tensors[t].constant) observer.observe(t, exec.value(static_cast<int>(t)));
       }
@@ -418,17 +423,7 @@ Result<CompiledModel> compile_model(const std::string& onnx,
 
   const int32_t classes = g.tensors[static_cast<size_t>(g.outputs[0])].dims.c;
   const int32_t channels = g.tensors[static_cast<size_t>(g.inputs[0])].dims.c;
-  if (!validation) {
-    // No validation set: the drift baseline describes the calibration set.
-    DriftAccumulator drift(classes, channels);
-    for (int64_t i = 0; i < cx.shape[0]; ++i) {
-      const auto input = nhwc_sample(cx, i);
-      auto r = exec.run(input);
-      if (!r) return CompileError{"calibration: " + r.error().message};
-      drift.add(input, exec.output());
-    }
-    rep.drift_baseline = drift.finish();
-  }
+  if (!validation) rep.drift_baseline = calibration_drift.finish();
 
   // Validation: float graph against the int8 artifact on the kernels' runtime, the drift
   // baseline, and per-layer SQNR from a copy of the artifact with every activation in a
