@@ -1,5 +1,7 @@
 #include "tinyfleet/optimizer_service/class_compiler.h"
 
+#include <cmath>
+
 #include <nlohmann/json.hpp>
 
 #include "tinyfleet/optimizer_service/compiler.h"
@@ -58,12 +60,18 @@ ClassCompileOutcome compile_for_class(const std::string& onnx, const std::string
                            {"scratch_bytes", r.scratch_bytes},
                            {"latency_ms", est.latency_ms},
                            {"energy_mj", est.energy_mj},
-                           {"cycles", est.latency_ms * 1e-3 * static_cast<double>(cls->clock_hz)},
+                           {"cycles", est.cycles},
                            {"input_scale", r.input_scale},
                            {"input_zero_point", r.input_zero_point},
                            {"output_scale", r.output_scale},
                            {"output_zero_point", r.output_zero_point}};
   report["compile_ms"] = r.compile_ms;
+  const auto& d = r.drift_baseline;
+  report["drift_baseline"] = {{"class_histogram", d.class_histogram},
+                              {"mean_top1_confidence", d.mean_top1_confidence},
+                              {"channel_mean", d.channel_mean},
+                              {"channel_std", d.channel_std},
+                              {"from", r.validation_samples > 0 ? "validation" : "calibration"}};
   if (r.validation_samples > 0) {
     double worst_db = 0;
     for (const auto& l : r.layer_sqnr) {
@@ -72,15 +80,15 @@ ClassCompileOutcome compile_for_class(const std::string& onnx, const std::string
     report["validation"] = {{"samples", r.validation_samples}, {"float_top1", r.float_top1},
                             {"int8_top1", r.int8_top1},        {"drop", r.float_top1 - r.int8_top1},
                             {"worst_layer", r.worst_layer},    {"worst_layer_sqnr_db", worst_db}};
-    const auto& d = r.drift_baseline;
-    report["drift_baseline"] = {{"class_histogram", d.class_histogram},
-                                {"mean_top1_confidence", d.mean_top1_confidence},
-                                {"channel_mean", d.channel_mean},
-                                {"channel_std", d.channel_std}};
   }
   if (auto why = fit_refusal(r, *cls); !why.empty()) return refused(why, report);
   ClassCompileOutcome o;
   o.artifact = std::move(compiled->artifact);
+  o.outputs.self_tests = std::move(compiled->self_tests);
+  o.outputs.drift_baseline = r.drift_baseline;
+  o.outputs.memory_plan = std::move(compiled->memory_plan);
+  o.outputs.modelled_cycles = static_cast<uint64_t>(std::llround(est.cycles));
+  if (auto why = check_outputs(o.outputs); !why.empty()) return refused(why, report);
   o.report_json = report.dump();
   return o;
 }

@@ -55,6 +55,49 @@ bool copies_quantization(OpType t) {
 
 int argmax(const float* v, size_t n) { return static_cast<int>(std::max_element(v, v + n) - v); }
 
+// The drift baseline, one float sample at a time: the input (NHWC) and the float output.
+class DriftAccumulator {
+ public:
+  DriftAccumulator(int32_t classes, int32_t channels)
+      : hist_(static_cast<size_t>(classes), 0),
+        sum_(static_cast<size_t>(channels), 0),
+        sum2_(static_cast<size_t>(channels), 0) {}
+  // Returns the float top-1 class.
+  int add(const std::vector<float>& input, const std::vector<float>& output) {
+    const int top = argmax(output.data(), output.size());
+    if (static_cast<size_t>(top) < hist_.size()) hist_[static_cast<size_t>(top)] += 1;
+    double z = 0;
+    for (float v : output) z += std::exp(static_cast<double>(v) - output[static_cast<size_t>(top)]);
+    confidence_ += 1.0 / z;
+    const size_t channels = sum_.size();
+    for (size_t j = 0; j < input.size(); ++j) {
+      sum_[j % channels] += input[j];
+      sum2_[j % channels] += static_cast<double>(input[j]) * input[j];
+    }
+    channel_values_ += static_cast<double>(input.size()) / static_cast<double>(channels);
+    ++samples_;
+    return top;
+  }
+  DriftBaseline finish() const {
+    DriftBaseline d;
+    const double n = static_cast<double>(samples_);
+    for (double h : hist_) d.class_histogram.push_back(static_cast<float>(samples_ ? h / n : 0));
+    d.mean_top1_confidence = static_cast<float>(samples_ ? confidence_ / n : 0);
+    for (size_t c = 0; c < sum_.size(); ++c) {
+      const double mean = channel_values_ > 0 ? sum_[c] / channel_values_ : 0;
+      const double sq = channel_values_ > 0 ? sum2_[c] / channel_values_ : 0;
+      d.channel_mean.push_back(static_cast<float>(mean));
+      d.channel_std.push_back(static_cast<float>(std::sqrt(std::max(0.0, sq - mean * mean))));
+    }
+    return d;
+  }
+
+ private:
+  std::vector<double> hist_, sum_, sum2_;
+  double confidence_ = 0, channel_values_ = 0;
+  int64_t samples_ = 0;
+};
+
 }  // namespace
 
 Result<CompiledModel> compile_model(const std::string& onnx,
@@ -96,11 +139,16 @@ Result<CompiledModel> compile_model(const std::string& onnx,
   FloatExecutor exec(g);
   RangeObserver observer(n_tensors);
   const int passes = options.calibration == CalibrationMethod::kMinMax ? 1 : 2;
+  // Without a validation set, the drift baseline describes the calibration set.
+  DriftAccumulator calibration_drift(g.tensors[static_cast<size_t>(g.outputs[0])].dims.c,
+                                     g.tensors[static_cast<size_t>(g.inputs[0])].dims.c);
   for (int pass = 0; pass < passes; ++pass) {
     if (pass == 1) observer.begin_histograms();
     for (int64_t i = 0; i < cx.shape[0]; ++i) {
-      auto r = exec.run(nhwc_sample(cx, i));
+      const auto input = nhwc_sample(cx, i);
+      auto r = exec.run(input);
       if (!r) return CompileError{"calibration: " + r.error().message};
+      if (pass == 0 && !validation) calibration_drift.add(input, exec.output());
       for (size_t t = 0; t < n_tensors; ++t) {
         if (!g.tensors[t].constant) observer.observe(t, exec.value(static_cast<int>(t)));
       }
@@ -354,6 +402,16 @@ Result<CompiledModel> compile_model(const std::string& onnx,
   rep.scratch_bytes = scratch;
   out.artifact = k::write_artifact(spec);
   rep.artifact_bytes = out.artifact.size();
+  out.memory_plan.arena_bytes = plan.arena_bytes;
+  for (size_t t = 0; t < n_tensors; ++t) {
+    if (index[t] < 0 || plan.size[t] == 0) continue;
+    out.memory_plan.buffers.push_back(
+        {g.tensors[t].name, plan.offset[t], plan.size[t], plan.first_step[t], plan.last_step[t]});
+  }
+  // The artifact as written, loaded and run: a refusal if the runtime does not take it.
+  auto self_tests = run_self_tests(out.artifact);
+  if (!self_tests) return CompileError{"the written artifact: " + self_tests.error().message};
+  out.self_tests = std::move(*self_tests);
   rep.compile_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
   const auto& qin = q[static_cast<size_t>(g.inputs[0])];
@@ -362,6 +420,10 @@ Result<CompiledModel> compile_model(const std::string& onnx,
   rep.input_zero_point = qin.zero_point;
   rep.output_scale = qout.scale;
   rep.output_zero_point = qout.zero_point;
+
+  const int32_t classes = g.tensors[static_cast<size_t>(g.outputs[0])].dims.c;
+  const int32_t channels = g.tensors[static_cast<size_t>(g.inputs[0])].dims.c;
+  if (!validation) rep.drift_baseline = calibration_drift.finish();
 
   // Validation: float graph against the int8 artifact on the kernels' runtime, the drift
   // baseline, and per-layer SQNR from a copy of the artifact with every activation in a
@@ -402,11 +464,7 @@ Result<CompiledModel> compile_model(const std::string& onnx,
     if (auto r = load(out.artifact, shipped); !r) return r.error();
     if (auto r = load(naive_artifact, wide); !r) return r.error();
     std::vector<double> signal(n_tensors, 0), noise(n_tensors, 0);
-    const int32_t classes = g.tensors[static_cast<size_t>(g.outputs[0])].dims.c;
-    const int32_t channels = g.tensors[static_cast<size_t>(g.inputs[0])].dims.c;
-    std::vector<double> hist(static_cast<size_t>(classes), 0),
-        sum(static_cast<size_t>(channels), 0), sum2(static_cast<size_t>(channels), 0);
-    double confidence = 0, channel_values = 0;
+    DriftAccumulator drift(classes, channels);
     int float_ok = 0, int8_ok = 0;
     const int64_t samples = vx->second.shape[0];
     for (int64_t i = 0; i < samples; ++i) {
@@ -414,18 +472,7 @@ Result<CompiledModel> compile_model(const std::string& onnx,
       auto r = exec.run(input);
       if (!r) return CompileError{"validation: " + r.error().message};
       const int label = static_cast<int>(vy->second.values[static_cast<size_t>(i)]);
-      const auto& fo = exec.output();
-      const int top = argmax(fo.data(), fo.size());
-      float_ok += top == label;
-      if (top < classes) hist[static_cast<size_t>(top)] += 1;
-      double z = 0;
-      for (float v : fo) z += std::exp(static_cast<double>(v) - fo[static_cast<size_t>(top)]);
-      confidence += 1.0 / z;
-      for (size_t j = 0; j < input.size(); ++j) {
-        sum[j % static_cast<size_t>(channels)] += input[j];
-        sum2[j % static_cast<size_t>(channels)] += static_cast<double>(input[j]) * input[j];
-      }
-      channel_values += static_cast<double>(input.size()) / channels;
+      float_ok += drift.add(input, exec.output()) == label;
       for (Loaded* l : {&shipped, &wide}) {
         auto in8 = static_cast<int8_t*>(l->interp.input(0).data);
         for (size_t j = 0; j < input.size(); ++j) in8[j] = k::quantize_value(input[j], qin);
@@ -461,16 +508,7 @@ Result<CompiledModel> compile_model(const std::string& onnx,
     rep.validation_samples = static_cast<int>(samples);
     rep.float_top1 = samples ? 100.0 * float_ok / samples : 0;
     rep.int8_top1 = samples ? 100.0 * int8_ok / samples : 0;
-    auto& d = rep.drift_baseline;
-    for (double h : hist)
-      d.class_histogram.push_back(static_cast<float>(samples ? h / samples : 0));
-    d.mean_top1_confidence = static_cast<float>(samples ? confidence / samples : 0);
-    for (int32_t c = 0; c < channels; ++c) {
-      const double mean = sum[static_cast<size_t>(c)] / channel_values;
-      d.channel_mean.push_back(static_cast<float>(mean));
-      d.channel_std.push_back(static_cast<float>(
-          std::sqrt(std::max(0.0, sum2[static_cast<size_t>(c)] / channel_values - mean * mean))));
-    }
+    rep.drift_baseline = drift.finish();
     double worst = 1e300;
     for (size_t t = 0; t < n_tensors; ++t) {
       if (index[t] < 0 || g.tensors[t].constant || signal[t] <= 0) continue;

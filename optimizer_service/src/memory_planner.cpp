@@ -138,7 +138,8 @@ enum class Priority { kLargestExtent, kEarliestBirth, kLargestArea };
 
 // Groups in priority order, each at the lowest offset where none of its rectangles
 // meets a placed rectangle alive at the same time.
-MemoryPlan place(const Graph& g, const Buffers& b, std::vector<Group> groups, Priority priority) {
+MemoryPlan place(const Graph& g, const Buffers& b, const std::vector<uint32_t>& bpe,
+                 std::vector<Group> groups, Priority priority) {
   const size_t n = g.tensors.size();
   MemoryPlan plan;
   plan.offset.assign(n, 0);
@@ -214,7 +215,17 @@ MemoryPlan place(const Graph& g, const Buffers& b, std::vector<Group> groups, Pr
       plan.arena_bytes = std::max(plan.arena_bytes, lo + b.size[m.buffer]);
     }
   }
-  for (size_t t = 0; t < n; ++t) plan.offset[t] = plan.offset[b.of[t]];
+  plan.size.assign(n, 0);
+  plan.first_step.assign(n, 0);
+  plan.last_step.assign(n, 0);
+  for (size_t t = 0; t < n; ++t) {
+    const size_t k = b.of[t];
+    plan.offset[t] = plan.offset[k];
+    if (!b.live(k) || g.tensors[t].constant) continue;
+    plan.size[t] = static_cast<uint32_t>(g.tensors[t].dims.elements()) * bpe[t];
+    plan.first_step[t] = b.first[k];
+    plan.last_step[t] = b.last[k];
+  }
   return plan;
 }
 
@@ -236,10 +247,10 @@ MemoryPlan plan_in_order(const Graph& g, const std::vector<uint32_t>& bpe,
       if (b.live(k) && b.of[k] == k) groups.push_back({{k, 0}});
     }
   }
-  MemoryPlan plan = place(g, b, groups, Priority::kLargestExtent);
+  MemoryPlan plan = place(g, b, bpe, groups, Priority::kLargestExtent);
   if (in_place) {
     for (Priority p : {Priority::kEarliestBirth, Priority::kLargestArea}) {
-      MemoryPlan other = place(g, b, groups, p);
+      MemoryPlan other = place(g, b, bpe, groups, p);
       if (other.arena_bytes < plan.arena_bytes) plan = std::move(other);
     }
   }

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tinyfleet/optimizer_service/class_compiler.h"
+#include "tinyfleet/optimizer_service/compile_outputs_proto.h"
 
 namespace tinyfleet::optimizer_service {
 
@@ -23,6 +24,7 @@ grpc::Status OptimizerGrpcService::Compile(grpc::ServerContext*, const v1::Compi
   out->set_refusal_reason(r.refusal_reason);
   out->set_artifact(std::move(r.artifact));
   out->set_report_json(r.report_json);
+  if (!r.refused) to_proto(r.outputs, out);
   return grpc::Status::OK;
 }
 

@@ -204,6 +204,7 @@ void CompileOrchestrator::run(int64_t operation_id) {
       } else {
         a.status = storage::ArtifactStatus::kCompiled;
         a.artifact_sha256 = storage::PgBlobStore::put(w, outcome->artifact);
+        a.outputs = outcome->outputs;
       }
       storage::artifacts::store(w, a);
       storage::operations::update(w, op.id, "running", static_cast<int32_t>(i + 1),

@@ -2,10 +2,9 @@
 
 #include <sodium.h>
 
-#include <nlohmann/json.hpp>
-
 #include "convert.h"
 #include "names.h"
+#include "tinyfleet/optimizer_service/device_class.h"
 #include "tinyfleet/server/grpc_status.h"
 #include "tinyfleet/server/log.h"
 #include "tinyfleet/storage/blob_store.h"
@@ -16,9 +15,6 @@ namespace tinyfleet::server {
 
 namespace {
 using storage::Role;
-
-// The fields every catalog entry needs for the fit check and the estimates.
-const char* const kRequiredClassFields[] = {"ram_bytes", "flash_bytes", "clock_hz"};
 
 std::string new_device_password() {
   unsigned char raw[18];
@@ -39,18 +35,12 @@ grpc::Status DeviceRegistryService::CreateDeviceClass(grpc::ServerContext* ctx,
   if (!names::device_class(req->name())) {
     return invalid_argument("name '" + req->name() + "' is not a device class name");
   }
-  auto spec = nlohmann::json::parse(req->spec_json(), nullptr, false);
-  if (spec.is_discarded() || !spec.is_object()) {
-    return invalid_argument("spec_json of class '" + req->name() + "' is not a JSON object");
-  }
-  for (const char* field : kRequiredClassFields) {
-    if (!spec.contains(field) || !spec[field].is_number() || spec[field].get<double>() <= 0) {
-      return invalid_argument("spec_json of class '" + req->name() + "' needs a positive number '" +
-                              field + "'");
-    }
+  // The compiler's parser: what is stored here is what the fit check and the offers read.
+  if (auto cls = optimizer_service::parse_device_class(req->name(), req->spec_json()); !cls) {
+    return invalid_argument("spec_json: " + cls.error().message);
   }
   auto r = db_.transact([&](pqxx::work& w) {
-    auto c = storage::device_classes::upsert(w, {req->name(), spec.dump()});
+    auto c = storage::device_classes::upsert(w, {req->name(), req->spec_json()});
     storage::audit_log::append(w, {caller.name, "class.upsert", "class/" + c.name, "{}"});
     return c;
   });

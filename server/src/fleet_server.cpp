@@ -144,7 +144,7 @@ storage::Expected<std::unique_ptr<FleetServer>> FleetServer::start(const ServerC
     const std::string id = "fleetd-" + std::to_string(::getpid());
     parts->blobs = std::make_unique<storage::PgBlobStore>(*parts->db);
     parts->offers = std::make_unique<OfferBuilder>(
-        *parts->blobs, *key, static_cast<uint32_t>(config.update_chunk_bytes));
+        *parts->db, *parts->blobs, *key, static_cast<uint32_t>(config.update_chunk_bytes));
     parts->offers->set_use_deltas(config.update_deltas);
     parts->publisher = std::make_unique<UpdatePublisher>(
         broker, config.mqtt_user, config.mqtt_password, id + "-updates",

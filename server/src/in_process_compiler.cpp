@@ -1,3 +1,4 @@
+#include "artifact_outputs.h"
 #include "tinyfleet/optimizer_service/class_compiler.h"
 #include "tinyfleet/server/model_compiler.h"
 
@@ -16,6 +17,7 @@ class InProcessCompiler : public ModelCompiler {
     o.refusal_reason = std::move(r.refusal_reason);
     o.artifact = std::move(r.artifact);
     o.report_json = std::move(r.report_json);
+    if (!o.refused) o.outputs = to_record(r.outputs);
     return o;
   }
 };

@@ -2,12 +2,11 @@
 
 #include <sodium.h>
 
-#include <cstring>
+#include <chrono>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
-#include "tinyfleet/device_agent/linux/kernels_runner.h"
+#include "tinyfleet/optimizer_service/device_class.h"
+#include "tinyfleet/storage/repositories.h"
 #include "tinyfleet/update/offer_signer.h"
 
 namespace tinyfleet::server {
@@ -43,24 +42,41 @@ std::string hex(const std::string& raw) {
   return out;
 }
 
-// What a class can spend on applying a delta: small MCUs get the LZMA codec (~50 KB),
-// larger ones any codec within a 128 KB window.
-update::DeltaOptions delta_options(const std::string& class_spec_json) {
-  update::DeltaOptions o;
-  const auto spec = nlohmann::json::parse(class_spec_json, nullptr, false);
-  const uint64_t ram = spec.is_object() ? spec.value("ram_bytes", uint64_t{0}) : 0;
-  if (ram != 0 && ram <= 512 * 1024) {
-    o.max_window_log = 14;
-    o.max_decoder_bytes = 64 * 1024;
-  }
-  return o;
-}
-
 }  // namespace
 
-OfferBuilder::OfferBuilder(storage::BlobStore& blobs, update::TargetsKey key, uint32_t chunk_size,
-                           uint32_t expiry_days)
-    : blobs_(blobs), key_(std::move(key)), chunk_size_(chunk_size), expiry_days_(expiry_days) {}
+OfferBuilder::OfferBuilder(storage::Database& db, storage::BlobStore& blobs, update::TargetsKey key,
+                           uint32_t chunk_size, uint32_t expiry_days)
+    : db_(db),
+      blobs_(blobs),
+      key_(std::move(key)),
+      chunk_size_(chunk_size),
+      expiry_days_(expiry_days) {}
+
+storage::Expected<update::DeltaOptions> OfferBuilder::delta_options(
+    const std::string& device_class) {
+  const auto now = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(
+                                             std::chrono::steady_clock::now().time_since_epoch())
+                                             .count());
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = classes_.find(device_class);
+    if (it != classes_.end() && now < it->second.first + kClassSpecSeconds) {
+      return it->second.second;
+    }
+  }
+  auto spec = db_.transact(
+      [&](pqxx::work& w) { return storage::device_classes::get(w, device_class).spec_json; });
+  if (!spec) return spec.error();
+  auto cls = optimizer_service::parse_device_class(device_class, *spec);
+  if (!cls) return Error{ErrorCode::kFailedPrecondition, cls.error().message};
+  const auto budget = cls->delta_budget();
+  update::DeltaOptions o;
+  o.max_window_log = budget.max_window_log;
+  o.max_decoder_bytes = static_cast<size_t>(budget.max_decoder_bytes);
+  std::lock_guard<std::mutex> lock(mu_);
+  classes_[device_class] = {now, o};
+  return o;
+}
 
 storage::Expected<std::string> OfferBuilder::artifact(const std::string& sha256) {
   {
@@ -83,30 +99,18 @@ storage::Expected<std::shared_ptr<const OfferBuilder::Target>> OfferBuilder::tar
   }
   auto bytes = artifact(sha256);
   if (!bytes) return bytes.error();
+  auto outputs =
+      db_.transact([&](pqxx::work& w) { return storage::artifacts::outputs_by_sha256(w, sha256); });
+  if (!outputs) return outputs.error();
+  if (!*outputs) {
+    return Error{ErrorCode::kFailedPrecondition,
+                 "artifact " + sha256 +
+                     " has no stored compile outputs (self-tests, drift baseline, cycles): "
+                     "compile its model version again"};
+  }
   auto t = std::make_shared<Target>();
   t->bytes = *bytes;
-  // Self-test vectors: the target on the runtime the devices run, on two fixed inputs.
-  std::vector<uint8_t> aligned(t->bytes.size() + 16);
-  auto* a = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(aligned.data()) + 15) &
-                                       ~uintptr_t{15});
-  std::memcpy(a, t->bytes.data(), t->bytes.size());
-  device_agent::linux_port::KernelsRunner runner;
-  const char* why = "";
-  if (!runner.load(a, t->bytes.size(), &why)) {
-    return Error{ErrorCode::kFailedPrecondition,
-                 "artifact " + sha256 + " does not load on the runtime: " + why};
-  }
-  for (int k = 0; k < 2; ++k) {
-    std::string in(runner.input_bytes(), '\0'), out(runner.output_bytes(), '\0');
-    for (size_t i = 0; i < in.size(); ++i) {
-      in[i] = static_cast<char>(k == 0 ? runner.input_zero_point() : (i * 37 + 11) % 256 - 128);
-    }
-    if (!runner.run(reinterpret_cast<const int8_t*>(in.data()),
-                    reinterpret_cast<int8_t*>(out.data()))) {
-      return Error{ErrorCode::kFailedPrecondition, "artifact " + sha256 + " does not run"};
-    }
-    t->self_tests.emplace_back(in, out);
-  }
+  t->outputs = std::move(**outputs);
   std::lock_guard<std::mutex> lock(mu_);
   if (targets_.size() > 64) targets_.clear();
   targets_[sha256] = t;
@@ -122,7 +126,8 @@ storage::Expected<BuiltOffer> OfferBuilder::build(const OfferRequest& r, uint64_
     // A base the server does not hold (a factory image): send the whole target.
     if (b) base = *b;
   }
-  const update::DeltaOptions options = delta_options(r.class_spec_json);
+  const auto options = delta_options(r.device_class);
+  if (!options) return options.error();
   storage::Expected<std::shared_ptr<const update::Delta>> delta =
       std::shared_ptr<const update::Delta>();
   if (base.empty()) {
@@ -132,7 +137,7 @@ storage::Expected<BuiltOffer> OfferBuilder::build(const OfferRequest& r, uint64_
     delta = std::make_shared<const update::Delta>(std::move(*full));
   } else {
     delta = deltas_.get(base, (*t)->bytes, update::artifact_segments(base),
-                        update::artifact_segments((*t)->bytes), options);
+                        update::artifact_segments((*t)->bytes), *options);
     if (!delta) return delta.error();
   }
 
@@ -150,18 +155,13 @@ storage::Expected<BuiltOffer> OfferBuilder::build(const OfferRequest& r, uint64_
   f.payload_size = (*delta)->payload.size();
   f.chunk_size = chunk_size_;
   f.expires_at = now_unix + uint64_t{expiry_days_} * 86400;
-  f.self_tests = (*t)->self_tests;
-  const auto report = nlohmann::json::parse(r.target_report_json, nullptr, false);
-  if (report.is_object()) {
-    if (report.contains("drift_baseline")) {
-      const auto& d = report["drift_baseline"];
-      f.class_histogram = d.value("class_histogram", std::vector<float>{});
-      f.mean_top1_confidence = d.value("mean_top1_confidence", 0.0f);
-      f.channel_mean = d.value("channel_mean", std::vector<float>{});
-      f.channel_std = d.value("channel_std", std::vector<float>{});
-    }
-    f.modelled_cycles = static_cast<uint64_t>(report.value("cycles", 0.0));
-  }
+  const auto& o = (*t)->outputs;
+  for (const auto& v : o.self_tests) f.self_tests.emplace_back(v.input, v.output);
+  f.class_histogram = o.class_histogram;
+  f.mean_top1_confidence = o.mean_top1_confidence;
+  f.channel_mean = o.channel_mean;
+  f.channel_std = o.channel_std;
+  f.modelled_cycles = static_cast<uint64_t>(o.modelled_cycles);
   BuiltOffer out;
   out.offer = update::sign_offer(f, key_);
   out.payload = (*delta)->payload;

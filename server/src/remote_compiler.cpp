@@ -1,5 +1,7 @@
 #include <chrono>
 
+#include "artifact_outputs.h"
+#include "tinyfleet/optimizer_service/compile_outputs_proto.h"
 #include "tinyfleet/server/model_compiler.h"
 #include "tinyfleet/v1/optimizer.grpc.pb.h"
 
@@ -33,6 +35,15 @@ class RemoteCompiler : public ModelCompiler {
     out.refusal_reason = response.refusal_reason();
     out.artifact = response.artifact();
     out.report_json = response.report_json().empty() ? "{}" : response.report_json();
+    if (!out.refused) {
+      auto outputs = optimizer_service::from_proto(response);
+      if (!outputs) {
+        return storage::Error{
+            storage::ErrorCode::kInternal,
+            "optimizer service for class " + input.device_class + ": " + outputs.error().message};
+      }
+      out.outputs = to_record(*outputs);
+    }
     return out;
   }
 

@@ -156,10 +156,8 @@ int RolloutEngine::send_offers(const Driven& r, const std::vector<OfferTarget>& 
     OfferRequest q;
     q.fleet = r.fleet;
     q.device_class = p.device_class;
-    q.class_spec_json = p.spec;
     q.base_sha256 = p.current;
     q.target_sha256 = p.target;
-    q.target_report_json = p.report;
     q.model = p.model;
     q.model_version = p.version;
     q.release_seq = x.release;

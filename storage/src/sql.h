@@ -39,4 +39,9 @@ inline std::optional<std::string> opt_string(const pqxx::field& f) {
 std::string to_json_array(const std::vector<std::string>& values);
 std::vector<std::string> from_json_array(const std::string& json);
 
+// real[] columns: a PostgreSQL array literal (every float exact, NaN and infinities
+// spelled as PostgreSQL reads them) and back from a field (NULL: empty).
+std::string to_real_array(const std::vector<float>& values);
+std::vector<float> from_real_array(const pqxx::field& f);
+
 }  // namespace tinyfleet::storage::sql

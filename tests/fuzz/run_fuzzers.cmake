@@ -14,12 +14,16 @@ endif()
 # Seeds: a valid artifact (from the firmware fixture), and the checked-in seeds.
 file(MAKE_DIRECTORY ${WORK}/corpus/artifact ${WORK}/corpus/offer ${WORK}/corpus/delta
                     ${WORK}/corpus/status ${WORK}/corpus/telemetry ${WORK}/corpus/presence
-                    ${WORK}/corpus/chunk_request)
+                    ${WORK}/corpus/chunk_request
+                    ${WORK}/corpus/device_class)
 execute_process(COMMAND ${SEED_MAKER} ${WORK}/seed OUTPUT_QUIET RESULT_VARIABLE rc)
 file(MAKE_DIRECTORY ${WORK}/seed)
 execute_process(COMMAND ${SEED_MAKER} ${WORK}/seed OUTPUT_QUIET)
 file(COPY ${WORK}/seed/artifact.tfa DESTINATION ${WORK}/corpus/artifact)
-foreach(target artifact offer delta status telemetry presence chunk_request)
+# The class catalog's entries seed the class-spec parser.
+file(COPY ${ROOT}/optimizer_service/device_classes/catalog.json
+     DESTINATION ${WORK}/corpus/device_class)
+foreach(target artifact offer delta status telemetry presence chunk_request device_class)
   execute_process(
     COMMAND ${WORK}/build/${target}_fuzzer -max_total_time=${SECONDS} -rss_limit_mb=2048
             -print_final_stats=1 ${WORK}/corpus/${target}

@@ -10,6 +10,7 @@
 #include "tinyfleet/kernels/runtime/interpreter.h"
 #include "tinyfleet/optimizer_service/optimizer_grpc_service.h"
 #include "tinyfleet/storage/blob_store.h"
+#include "tinyfleet/storage/repositories.h"
 #include "tinyfleet/testing/environment.h"
 
 namespace tinyfleet::testing {
@@ -206,6 +207,22 @@ TEST_F(RemoteCompiling, AWorkerCompilesForFleetd) {
     }
   }
   EXPECT_TRUE(saw_refusal);
+  // The worker's typed outputs crossed the wire and were stored with the artifact.
+  auto stored = scratch_.db().transact([](pqxx::work& w) {
+    const auto r =
+        w.exec("SELECT a.id, a.device_class FROM artifacts a WHERE a.status = 'compiled'");
+    EXPECT_EQ(r.size(), 1u);
+    return storage::artifacts::outputs(w, r[0][0].as<int64_t>());
+  });
+  ASSERT_TRUE(stored) << stored.error().message;
+  ASSERT_TRUE(stored->has_value());
+  const auto& o = **stored;
+  EXPECT_EQ(o.self_tests.size(), 2u);
+  EXPECT_EQ(o.class_histogram.size(), 10u);
+  EXPECT_GT(o.modelled_cycles, 0);
+  EXPECT_GT(o.arena_bytes, 0);
+  EXPECT_FALSE(o.buffers.empty());
+  for (const auto& b : o.buffers) EXPECT_LE(b.offset + b.size, o.arena_bytes) << b.tensor;
 }
 
 }  // namespace

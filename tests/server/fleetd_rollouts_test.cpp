@@ -14,8 +14,8 @@
 
 #include "fleetd_fixture.h"
 #include "rollout_seed.h"
-#include "tinyfleet/update/update_keys.h"
 #include "tinyfleet/testing/environment.h"
+#include "tinyfleet/update/update_keys.h"
 #include "tinyfleet/v1/rollouts.grpc.pb.h"
 
 namespace tinyfleet::testing {

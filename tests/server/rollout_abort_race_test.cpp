@@ -18,9 +18,9 @@
 #include "rollouts/repository.h"
 #include "tinyfleet/server/offer_builder.h"
 #include "tinyfleet/server/rollout_engine.h"
-#include "tinyfleet/update/update_keys.h"
 #include "tinyfleet/server/update_publisher.h"
 #include "tinyfleet/storage/blob_store.h"
+#include "tinyfleet/update/update_keys.h"
 #include "tinyfleet/v1/rollouts.grpc.pb.h"
 
 namespace tinyfleet::testing {
@@ -41,7 +41,7 @@ class AbortMidTick : public FleetdTest {
     auto key = update::init_keys(keys_.string(), 1700000000, 36500);
     ASSERT_TRUE(key) << key.error().message;
     blobs_ = std::make_unique<storage::PgBlobStore>(scratch_.db());
-    builder_ = std::make_unique<server::OfferBuilder>(*blobs_, *key);
+    builder_ = std::make_unique<server::OfferBuilder>(scratch_.db(), *blobs_, *key);
     // Never started: the devices already run the target, so nothing is published.
     publisher_ = std::make_unique<server::UpdatePublisher>("tcp://127.0.0.1:1", "", "",
                                                            "race-updates", 0.0, "race");

@@ -149,6 +149,76 @@ TEST_F(Repositories, ArtifactsStoreCompiledAndRefusedOutcomes) {
   EXPECT_EQ(count("artifacts"), 1);
 }
 
+TEST_F(Repositories, ArtifactOutputsRoundTripTyped) {
+  auto v = make_version();
+  ArtifactOutputs o;
+  o.self_tests = {{std::string("\x80\x00\x7f", 3), std::string("\x01\xff", 2)},
+                  {std::string(300, '\x05'), std::string(10, '\0')}};
+  o.class_histogram = {0.1f, 0.25f, 0.65f, 1.0f / 3.0f};
+  o.mean_top1_confidence = 0.875f;
+  o.channel_mean = {0.304f, -1.5e-7f};
+  o.channel_std = {0.376f, 3.0e38f};
+  o.modelled_cycles = 12345678901;
+  o.arena_bytes = 576;
+  o.buffers = {{"input", 0, 64, -1, 0}, {"conv1", 64, 512, 0, 1}, {"logits", 0, 10, 3, 4}};
+  auto r = db().transact([&](pqxx::work& w) {
+    auto sha = PgBlobStore::put(w, "an artifact");
+    auto stored =
+        artifacts::store(w, {v.id, "cortex-m4-256k", ArtifactStatus::kCompiled, sha, "{}", "", o});
+    return std::make_pair(artifacts::outputs(w, stored.id), artifacts::outputs_by_sha256(w, sha));
+  });
+  ASSERT_TRUE(r) << r.error().message;
+  for (const auto& got : {r->first, r->second}) {
+    ASSERT_TRUE(got.has_value());
+    ASSERT_EQ(got->self_tests.size(), 2u);
+    EXPECT_EQ(got->self_tests[0].input, o.self_tests[0].input);
+    EXPECT_EQ(got->self_tests[0].output, o.self_tests[0].output);
+    EXPECT_EQ(got->self_tests[1].input, o.self_tests[1].input);
+    EXPECT_EQ(got->class_histogram, o.class_histogram);  // bit for bit
+    EXPECT_EQ(got->mean_top1_confidence, o.mean_top1_confidence);
+    EXPECT_EQ(got->channel_mean, o.channel_mean);
+    EXPECT_EQ(got->channel_std, o.channel_std);
+    EXPECT_EQ(got->modelled_cycles, o.modelled_cycles);
+    EXPECT_EQ(got->arena_bytes, 576);
+    ASSERT_EQ(got->buffers.size(), 3u);
+    EXPECT_EQ(got->buffers[0].tensor, "input");
+    EXPECT_EQ(got->buffers[0].first_step, -1);
+    EXPECT_EQ(got->buffers[1].offset, 64);
+    EXPECT_EQ(got->buffers[1].size, 512);
+    EXPECT_EQ(got->buffers[2].last_step, 4);
+  }
+  // The columns are typed: PostgreSQL itself reads them.
+  auto typed = db().transact([&](pqxx::work& w) {
+    return w.exec(
+        "SELECT modelled_cycles, array_length(drift_class_histogram, 1), "
+        "(SELECT sum(length(input)) FROM artifact_self_tests) FROM artifacts")[0];
+  });
+  ASSERT_TRUE(typed);
+  EXPECT_EQ((*typed)[0].as<int64_t>(), 12345678901);
+  EXPECT_EQ((*typed)[1].as<int>(), 4);
+  EXPECT_EQ((*typed)[2].as<int>(), 303);
+
+  // A buffer past the arena is refused; a refused recompile drops the outputs.
+  auto outside = o;
+  outside.buffers[1].size = 1024;
+  auto e = expect_error([&](pqxx::work& w) {
+    auto sha = PgBlobStore::put(w, "an artifact");
+    artifacts::store(w,
+                     {v.id, "cortex-m4-256k", ArtifactStatus::kCompiled, sha, "{}", "", outside});
+  });
+  EXPECT_EQ(e.code, ErrorCode::kInvalidArgument);
+  EXPECT_NE(e.message.find("'conv1'"), std::string::npos);
+  auto gone = db().transact([&](pqxx::work& w) {
+    auto a = artifacts::store(
+        w, {v.id, "cortex-m4-256k", ArtifactStatus::kRefused, std::nullopt, "{}", "too big"});
+    return artifacts::outputs(w, a.id).has_value();
+  });
+  ASSERT_TRUE(gone) << gone.error().message;
+  EXPECT_FALSE(*gone);
+  EXPECT_EQ(count("artifact_self_tests"), 0);
+  EXPECT_EQ(count("artifact_buffers"), 0);
+}
+
 TEST_F(Repositories, AnArtifactForAnUnknownDeviceClassIsRefused) {
   auto v = make_version();
   auto e = expect_error([&](pqxx::work& w) {

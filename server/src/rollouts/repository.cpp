@@ -341,21 +341,17 @@ std::vector<std::string> names(pqxx::work& w, bool active_only) {
 std::vector<OfferTarget> pending(pqxx::work& w, const Driven& r, int n) {
   std::vector<OfferTarget> out;
   for (const auto& row :
-       w.exec_params("SELECT rd.device_id, rd.device_class, dc.spec::text, "
-                     "COALESCE(d.current_artifact_sha256, ''), rd.target_artifact, a.report::text "
+       w.exec_params("SELECT rd.device_id, rd.device_class, "
+                     "COALESCE(d.current_artifact_sha256, ''), rd.target_artifact "
                      "FROM rollout_devices rd JOIN devices d ON d.id = rd.device_id "
-                     "JOIN device_classes dc ON dc.name = rd.device_class "
-                     "JOIN artifacts a ON a.version_id = $3 AND a.device_class = rd.device_class "
                      "WHERE rd.rollout_id = $1 AND rd.state = 'pending' AND rd.phase <= $2 "
-                     "ORDER BY rd.rank LIMIT $4",
-                     r.id, r.phase, r.version_id, n)) {
+                     "ORDER BY rd.rank LIMIT $3",
+                     r.id, r.phase, n)) {
     OfferTarget p;
     p.device = row[0].as<std::string>();
     p.device_class = row[1].as<std::string>();
-    p.spec = row[2].as<std::string>();
-    p.current = row[3].as<std::string>();
-    p.target = row[4].as<std::string>();
-    p.report = row[5].as<std::string>();
+    p.current = row[2].as<std::string>();
+    p.target = row[3].as<std::string>();
     p.model = r.model;
     p.version = r.version;
     out.push_back(p);
@@ -366,12 +362,11 @@ std::vector<OfferTarget> pending(pqxx::work& w, const Driven& r, int n) {
 std::vector<OfferTarget> to_revert(pqxx::work& w, int64_t id) {
   std::vector<OfferTarget> out;
   for (const auto& row : w.exec_params(
-           "SELECT rd.device_id, rd.device_class, dc.spec::text, "
+           "SELECT rd.device_id, rd.device_class, "
            "COALESCE(d.current_artifact_sha256, ''), COALESCE(rd.base_artifact, ''), "
-           "COALESCE(b.report::text, '{}'), COALESCE(b.model, ''), COALESCE(b.version, 0) "
+           "COALESCE(b.model, ''), COALESCE(b.version, 0) "
            "FROM rollout_devices rd JOIN devices d ON d.id = rd.device_id "
-           "JOIN device_classes dc ON dc.name = rd.device_class "
-           "LEFT JOIN LATERAL (SELECT a.report, m.name AS model, v.version FROM artifacts a "
+           "LEFT JOIN LATERAL (SELECT m.name AS model, v.version FROM artifacts a "
            "JOIN model_versions v ON v.id = a.version_id JOIN models m ON m.id = v.model_id "
            "WHERE a.artifact_sha256 = rd.base_artifact LIMIT 1) b ON true "
            "WHERE rd.rollout_id = $1 AND rd.state IN ('offered', 'updated') "
@@ -380,12 +375,10 @@ std::vector<OfferTarget> to_revert(pqxx::work& w, int64_t id) {
     OfferTarget p;
     p.device = row[0].as<std::string>();
     p.device_class = row[1].as<std::string>();
-    p.spec = row[2].as<std::string>();
-    p.current = row[3].as<std::string>();
-    p.target = row[4].as<std::string>();
-    p.report = row[5].as<std::string>();
-    p.model = row[6].as<std::string>();
-    p.version = row[7].as<uint32_t>();
+    p.current = row[2].as<std::string>();
+    p.target = row[3].as<std::string>();
+    p.model = row[4].as<std::string>();
+    p.version = row[5].as<uint32_t>();
     out.push_back(p);
   }
   return out;

@@ -116,10 +116,10 @@ std::vector<std::string> names(pqxx::work& w, bool active_only);
 
 // ---- devices ----
 
-// One device to send an offer to, with what the offer needs. `spec` and `report` are
-// the class spec and the target's compile report as JSON (the offer builder reads them).
+// One device to send an offer to, with what the offer needs (the offer builder reads the
+// class and the target's typed compile outputs itself).
 struct OfferTarget {
-  std::string device, device_class, spec, current, target, report, model;
+  std::string device, device_class, current, target, model;
   uint32_t version = 0;
 };
 // Up to `n` pending devices of phases 0..phase, in rank order.

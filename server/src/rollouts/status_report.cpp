@@ -8,12 +8,12 @@ namespace tinyfleet::server::rollouts {
 
 storage::Expected<StatusReport> parse_status_report(const std::string& payload) {
   update::StatusMessage m;
-  const update::WireStatus st = update::decode_status(
-      reinterpret_cast<const uint8_t*>(payload.data()), payload.size(), &m);
+  const update::WireStatus st =
+      update::decode_status(reinterpret_cast<const uint8_t*>(payload.data()), payload.size(), &m);
   if (!st.ok()) {
-    return storage::Error{storage::ErrorCode::kInvalidArgument,
-                          std::string("status report: ") + st.field + ": " +
-                              update::to_string(st.error)};
+    return storage::Error{
+        storage::ErrorCode::kInvalidArgument,
+        std::string("status report: ") + st.field + ": " + update::to_string(st.error)};
   }
   if (m.release > uint64_t(INT64_MAX) || m.failed_release > uint64_t(INT64_MAX)) {
     return storage::Error{storage::ErrorCode::kInvalidArgument,

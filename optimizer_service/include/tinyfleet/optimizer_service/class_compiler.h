@@ -1,9 +1,11 @@
 #pragma once
 
 // One compile for one device class, as fleetd and the Optimizer worker both run it:
-// the uploaded files' bytes and the class's catalog entry in; an artifact, or a
-// refusal with its reason, and the report as JSON out.
+// the uploaded files' bytes and the class's catalog entry in; an artifact with its typed
+// outputs, or a refusal with its reason, and the report as JSON (for people) out.
 #include <string>
+
+#include "tinyfleet/optimizer_service/compile_outputs.h"
 
 namespace tinyfleet::optimizer_service {
 
@@ -11,6 +13,7 @@ struct ClassCompileOutcome {
   bool refused = false;
   std::string refusal_reason;
   std::string artifact;
+  CompileOutputs outputs;  // set when not refused
   std::string report_json = "{}";
 };
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "tinyfleet/optimizer_service/calibration.h"
+#include "tinyfleet/optimizer_service/compile_outputs.h"
 #include "tinyfleet/optimizer_service/npz.h"
 #include "tinyfleet/optimizer_service/result.h"
 
@@ -21,15 +22,6 @@ struct CompileOptions {
   std::string model_name = "model";
   CalibrationMethod calibration = CalibrationMethod::kMinMax;
   double percentile = 99.99;  // for kPercentile
-};
-
-// What the validation set looked like to the float model, shipped to devices so they can
-// measure drift: output-class histogram, mean top-1 confidence (softmax), and per
-// input channel mean and deviation.
-struct DriftBaseline {
-  std::vector<float> class_histogram;
-  float mean_top1_confidence = 0;
-  std::vector<float> channel_mean, channel_std;
 };
 
 struct LayerSqnr {
@@ -61,7 +53,7 @@ struct CompileReport {
   int32_t input_zero_point = 0;
   float output_scale = 1;
   int32_t output_zero_point = 0;
-  DriftBaseline drift_baseline;
+  DriftBaseline drift_baseline;       // over the validation set, else the calibration set
   std::vector<LayerSqnr> layer_sqnr;  // per activation, over the validation set
   std::string worst_layer;            // the lowest SQNR
   double compile_ms = 0;
@@ -70,10 +62,14 @@ struct CompileReport {
 struct CompiledModel {
   std::string artifact;
   CompileReport report;
+  ArtifactMemoryPlan memory_plan;          // the artifact's arena, buffer by buffer
+  std::vector<SelfTestVector> self_tests;  // run_self_tests on the written artifact
 };
 
 // `calibration` and `validation` hold "x" (NCHW or N x K float inputs) and, for
-// validation, "y" (labels).
+// validation, "y" (labels). The written artifact is always loaded and run on the
+// kernels' runtime (the self-test vectors); if it does not load or run, the compile is
+// refused.
 Result<CompiledModel> compile_model(const std::string& onnx,
                                     const std::map<std::string, NpyArray>& calibration,
                                     const std::map<std::string, NpyArray>* validation,

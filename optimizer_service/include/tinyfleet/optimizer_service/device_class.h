@@ -13,6 +13,13 @@
 
 namespace tinyfleet::optimizer_service {
 
+// What applying an update may take on a device of the class besides the slot it writes:
+// the largest decoder window (log2 bytes) and the decoder's working memory (0: no bound).
+struct DeltaBudget {
+  uint32_t max_window_log = 17;
+  uint64_t max_decoder_bytes = 0;
+};
+
 struct DeviceClass {
   std::string name;
   uint64_t ram_bytes = 0, flash_bytes = 0, clock_hz = 0;
@@ -20,13 +27,29 @@ struct DeviceClass {
   std::vector<std::string> simd;
   std::map<std::string, double> cycles_per_mac;  // conv, depthwise, fully_connected, other
   double active_mw = 0, idle_mw = 0;
+
+  // The delta-workspace budget, derived from RAM: a class with at most 512 KB of RAM
+  // (a microcontroller) gets a 16 KB window and 64 KB of decoder memory, so only the
+  // tensor codecs (range, LZMA) or a small-window zstd fit; a larger one any codec
+  // within a 128 KB window.
+  DeltaBudget delta_budget() const;
 };
 
+// Bounds of a class spec: the JSON text, the SIMD list, the cycles-per-MAC entries.
+constexpr size_t kMaxDeviceClassJsonBytes = 64 * 1024;
+constexpr size_t kMaxDeviceClassListEntries = 64;
+
+// A class spec as the catalog and CreateDeviceClass hold it: a JSON object with positive
+// integers ram_bytes, flash_bytes and clock_hz; optional non-negative integers
+// runtime_flash_bytes and runtime_ram_bytes, a list of SIMD names, non-negative
+// cycles_per_mac numbers per operator kind, active_mw and idle_mw. Other keys (e.g.
+// description) are kept out of the class. An error names the field that is wrong.
 Result<DeviceClass> parse_device_class(const std::string& name, const std::string& json);
 // Every class of a catalog file's JSON object.
 Result<std::vector<DeviceClass>> parse_catalog(const std::string& json);
 
 struct Estimate {
+  double cycles = 0;  // per inference
   double latency_ms = 0;
   double energy_mj = 0;
 };

@@ -25,9 +25,14 @@ namespace tinyfleet::optimizer_service {
 
 struct MemoryPlan {
   std::vector<uint32_t> offset;  // per tensor (constants: unused)
-  uint32_t arena_bytes = 0;      // peak of the plan
-  uint32_t naive_bytes = 0;      // every activation its own buffer
-  int in_place_pairs = 0;        // operators whose output overlaps their input
+  // Per tensor: its bytes, and the steps of the execution order its buffer is alive
+  // (-1: the graph input before the first node; g.nodes.size(): graph outputs after the
+  // last). Constants and dead tensors: size 0.
+  std::vector<uint32_t> size;
+  std::vector<int32_t> first_step, last_step;
+  uint32_t arena_bytes = 0;  // peak of the plan
+  uint32_t naive_bytes = 0;  // every activation its own buffer
+  int in_place_pairs = 0;    // operators whose output overlaps their input
 };
 
 // `bytes_per_element` per tensor (1 for int8). Both plan g.nodes in their given order.

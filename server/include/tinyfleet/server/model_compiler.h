@@ -6,6 +6,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "tinyfleet/storage/error.h"
+#include "tinyfleet/storage/records.h"
 
 namespace tinyfleet::server {
 
@@ -23,7 +24,8 @@ struct CompileOutcome {
   bool refused = false;
   std::string refusal_reason;
   std::string artifact;
-  std::string report_json = "{}";
+  storage::ArtifactOutputs outputs;  // typed: self-tests, drift baseline, cycles, memory plan
+  std::string report_json = "{}";    // for people
 };
 
 class ModelCompiler {

@@ -7,6 +7,8 @@
 
 #include "tinyfleet/server/delta_cache.h"
 #include "tinyfleet/storage/blob_store.h"
+#include "tinyfleet/storage/database.h"
+#include "tinyfleet/storage/records.h"
 #include "tinyfleet/update/update_keys.h"
 
 namespace tinyfleet::server {
@@ -21,23 +23,24 @@ struct BuiltOffer {
 
 struct OfferRequest {
   std::string fleet = "default";
-  std::string device_class;
-  std::string class_spec_json;  // the class (RAM decides the delta codec's memory)
-  std::string base_sha256;      // hex; empty: the device runs nothing yet
-  std::string target_sha256;    // hex, a compiled artifact
-  std::string target_report_json;
+  std::string device_class;   // its DeviceClass decides the delta budget
+  std::string base_sha256;    // hex; empty: the device runs nothing yet
+  std::string target_sha256;  // hex, a compiled artifact with stored compile outputs
   std::string model;
   uint32_t model_version = 0;
   uint64_t release_seq = 0;
 };
 
 // Builds signed offers: the delta from the artifact the device runs to the target (each
-// (base, target) pair encoded once), self-test vectors from running the target on the
-// kernels runtime, the drift baseline and modelled cycles from the compile report.
+// (base, target) pair encoded once) within the class's delta budget
+// (optimizer_service::DeviceClass::delta_budget), and the self-test vectors, drift
+// baseline and modelled cycles the compiler stored with the target
+// (storage::artifacts::outputs_by_sha256). Nothing is loaded, run or parsed from JSON
+// but the class spec.
 class OfferBuilder {
  public:
-  OfferBuilder(storage::BlobStore& blobs, update::TargetsKey key, uint32_t chunk_size = 1024,
-               uint32_t expiry_days = 30);
+  OfferBuilder(storage::Database& db, storage::BlobStore& blobs, update::TargetsKey key,
+               uint32_t chunk_size = 1024, uint32_t expiry_days = 30);
   storage::Expected<BuiltOffer> build(const OfferRequest& request, uint64_t now_unix);
   const DeltaCache& deltas() const { return deltas_; }
   // false: every offer carries the whole artifact (zstd), never a delta.
@@ -46,11 +49,13 @@ class OfferBuilder {
  private:
   struct Target {
     std::string bytes;
-    std::vector<std::pair<std::string, std::string>> self_tests;
+    storage::ArtifactOutputs outputs;
   };
   storage::Expected<std::shared_ptr<const Target>> target(const std::string& sha256);
   storage::Expected<std::string> artifact(const std::string& sha256);
+  storage::Expected<DeltaOptions> delta_options(const std::string& device_class);
 
+  storage::Database& db_;
   storage::BlobStore& blobs_;
   update::TargetsKey key_;
   uint32_t chunk_size_, expiry_days_;
@@ -59,6 +64,9 @@ class OfferBuilder {
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<const Target>> targets_;
   std::map<std::string, std::string> bases_;
+  // Delta options per class name, re-read from the class spec after kClassSpecSeconds.
+  static constexpr uint64_t kClassSpecSeconds = 10;
+  std::map<std::string, std::pair<uint64_t, DeltaOptions>> classes_;
 };
 
 }  // namespace tinyfleet::server

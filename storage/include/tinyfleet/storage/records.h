@@ -46,13 +46,40 @@ struct ModelVersionRecord {
 
 enum class ArtifactStatus { kCompiled, kRefused };
 
+// The compiler's typed outputs stored with a compiled artifact (optimizer_service's
+// CompileOutputs, as rows).
+struct SelfTestRecord {
+  std::string input;   // int8 bytes
+  std::string output;  // the artifact's exact int8 output
+};
+
+struct PlannedBufferRecord {
+  std::string tensor;
+  int64_t offset = 0;
+  int64_t size = 0;
+  int32_t first_step = 0;
+  int32_t last_step = 0;
+};
+
+struct ArtifactOutputs {
+  std::vector<SelfTestRecord> self_tests;
+  std::vector<float> class_histogram;  // the drift baseline
+  float mean_top1_confidence = 0;
+  std::vector<float> channel_mean;
+  std::vector<float> channel_std;
+  int64_t modelled_cycles = 0;  // per inference on the artifact's class
+  int64_t arena_bytes = 0;      // the memory plan
+  std::vector<PlannedBufferRecord> buffers;
+};
+
 struct NewArtifact {
   int64_t version_id = 0;
   std::string device_class;
   ArtifactStatus status = ArtifactStatus::kCompiled;
   std::optional<std::string> artifact_sha256;  // set when compiled
   std::string report_json = "{}";
-  std::string refusal_reason;  // set when refused
+  std::string refusal_reason;              // set when refused
+  std::optional<ArtifactOutputs> outputs;  // compiled only
 };
 
 struct ArtifactRecord {
