@@ -8,7 +8,7 @@
 #include <cstring>
 #include <filesystem>
 
-#include "tinyfleet/device_agent/update_generated.h"
+#include "tinyfleet/update/update_generated.h"
 #include "tinyfleet/kernels/runtime/interpreter.h"
 #include "tinyfleet/optimizer_service/npz.h"
 #include "tinyfleet/server/compile_orchestrator.h"
@@ -51,7 +51,7 @@ class OfferBuilderTest : public ::testing::Test {
     ASSERT_GE(sodium_init(), 0);
     keys_ = std::filesystem::temp_directory_path() / ("tf-offer-keys-" + std::to_string(getpid()));
     std::filesystem::remove_all(keys_);
-    auto k = server::init_keys(keys_.string(), kNow, 30);
+    auto k = update::init_keys(keys_.string(), kNow, 30);
     ASSERT_TRUE(k) << k.error().message;
     key_ = *k;
   }
@@ -97,7 +97,7 @@ class OfferBuilderTest : public ::testing::Test {
 
   tinyfleet::testing::ScratchDatabase scratch_;
   std::filesystem::path keys_;
-  server::TargetsKey key_;
+  update::TargetsKey key_;
 };
 
 const update::Manifest* manifest_of(const std::string& offer) {

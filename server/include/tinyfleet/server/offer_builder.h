@@ -53,7 +53,7 @@ class OfferBuilder {
   };
   storage::Expected<std::shared_ptr<const Target>> target(const std::string& sha256);
   storage::Expected<std::string> artifact(const std::string& sha256);
-  storage::Expected<DeltaOptions> delta_options(const std::string& device_class);
+  storage::Expected<update::DeltaOptions> delta_options(const std::string& device_class);
 
   storage::Database& db_;
   storage::BlobStore& blobs_;
@@ -66,7 +66,7 @@ class OfferBuilder {
   std::map<std::string, std::string> bases_;
   // Delta options per class name, re-read from the class spec after kClassSpecSeconds.
   static constexpr uint64_t kClassSpecSeconds = 10;
-  std::map<std::string, std::pair<uint64_t, DeltaOptions>> classes_;
+  std::map<std::string, std::pair<uint64_t, update::DeltaOptions>> classes_;
 };
 
 }  // namespace tinyfleet::server
