@@ -8,7 +8,6 @@
 #include <cstring>
 #include <filesystem>
 
-#include "tinyfleet/update/update_generated.h"
 #include "tinyfleet/kernels/runtime/interpreter.h"
 #include "tinyfleet/optimizer_service/npz.h"
 #include "tinyfleet/server/compile_orchestrator.h"
@@ -18,6 +17,7 @@
 #include "tinyfleet/storage/repositories.h"
 #include "tinyfleet/testing/environment.h"
 #include "tinyfleet/testing/scratch_database.h"
+#include "tinyfleet/update/update_generated.h"
 
 using namespace tinyfleet;
 using tinyfleet::testing::fixture_path;
