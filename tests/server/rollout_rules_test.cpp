@@ -272,8 +272,9 @@ TEST(StatusReports, ParsedWithBounds) {
   update::set_text(m.detail, "self-test failed");
   auto r = parse_status_report(encoded(m));
   ASSERT_TRUE(r) << r.error().message;
-  EXPECT_EQ(r->event, "state");
-  EXPECT_EQ(r->state, "RolledBack");
+  EXPECT_EQ(r->event, update::StatusEvent::kState);
+  EXPECT_EQ(r->state, update::UpdateState::kRolledBack);
+  EXPECT_FALSE(r->updating());
   EXPECT_EQ(r->release, 7);
   EXPECT_EQ(r->failed_release, 6);
   EXPECT_EQ(r->artifact.substr(0, 4), "ab00");
@@ -285,8 +286,14 @@ TEST(StatusReports, ParsedWithBounds) {
   m.refusal = update::OfferStatus::kBaseMismatch;
   r = parse_status_report(encoded(m));
   ASSERT_TRUE(r) << r.error().message;
-  EXPECT_EQ(r->event, "offer_refused");
+  EXPECT_EQ(r->event, update::StatusEvent::kOfferRefused);
   EXPECT_EQ(r->refusal, update::OfferStatus::kBaseMismatch);
+
+  m.event = update::StatusEvent::kState;
+  m.state = update::UpdateState::kDownloading;
+  r = parse_status_report(encoded(m));
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_TRUE(r->updating());
 
   m.release = uint64_t(INT64_MAX) + 1;
   EXPECT_FALSE(parse_status_report(encoded(m)));

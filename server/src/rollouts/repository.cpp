@@ -459,15 +459,13 @@ bool record_offer(pqxx::work& w, int64_t id, const std::string& device, bool rev
 
 int apply_status(pqxx::work& w, const std::string& fleet, const std::string& device,
                  const StatusReport& s, bool latest) {
-  const bool rolled_back = s.state == "RolledBack";
-  const bool refused = s.event == "offer_refused";
+  const bool rolled_back = s.state == update::UpdateState::kRolledBack;
+  const bool refused = s.event == update::StatusEvent::kOfferRefused;
   if (!latest && !refused && !rolled_back) return 0;
-  const bool updating = s.state == "Offered" || s.state == "Downloading" ||
-                        s.state == "Verifying" || s.state == "Patching" || s.state == "SelfTest";
   w.exec_params(
       "UPDATE devices SET current_artifact_sha256 = NULLIF($2, ''), last_seen = now(), "
       "status = $3 WHERE id = $1 AND fleet = $4",
-      device, s.artifact, updating ? "updating" : "online", fleet);
+      device, s.artifact, s.updating() ? "updating" : "online", fleet);
   static const std::string active = in_active();
   int changed = 0;
   // The target is installed (reported by any event naming it).

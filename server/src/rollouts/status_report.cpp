@@ -2,9 +2,13 @@
 
 #include <cstdint>
 
-#include "tinyfleet/update/status_message.h"
-
 namespace tinyfleet::server::rollouts {
+
+bool StatusReport::updating() const {
+  using S = update::UpdateState;
+  return state == S::kOffered || state == S::kDownloading || state == S::kVerifying ||
+         state == S::kPatching || state == S::kSelfTest;
+}
 
 storage::Expected<StatusReport> parse_status_report(const std::string& payload) {
   update::StatusMessage m;
@@ -20,8 +24,8 @@ storage::Expected<StatusReport> parse_status_report(const std::string& payload) 
                           "status report: release out of range"};
   }
   StatusReport r;
-  r.event = update::to_string(m.event);
-  r.state = update::to_string(m.state);
+  r.event = m.event;
+  r.state = m.state;
   if (m.has_artifact) {
     char hex[65];
     update::to_hex(m.artifact_sha256, 32, hex);

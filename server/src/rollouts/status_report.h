@@ -8,17 +8,21 @@
 
 #include "tinyfleet/storage/error.h"
 #include "tinyfleet/update/offer_status.h"
+#include "tinyfleet/update/status_message.h"
 
 namespace tinyfleet::server::rollouts {
 
 struct StatusReport {
-  std::string event;     // "state", "offer_refused", ... (update::to_string(StatusEvent))
-  std::string state;     // the agent's state, e.g. "Running", "RolledBack"
+  update::StatusEvent event = update::StatusEvent::kState;  // why the device sent it
+  update::UpdateState state = update::UpdateState::kIdle;   // the agent's update state
   std::string artifact;  // sha256 (hex) of the artifact the device runs; empty: none
   std::string detail;    // human-readable
   int64_t release = 0;   // the release the device runs
   int64_t failed_release = 0;
   update::OfferStatus refusal = update::OfferStatus::kOk;  // why an offer was refused
+
+  // The device is between an offer and its commit (or rollback).
+  bool updating() const;
 };
 
 // kInvalidArgument naming what is wrong (update::decode_status's error and field):
