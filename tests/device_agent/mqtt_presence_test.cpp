@@ -16,6 +16,7 @@
 
 #include "tinyfleet/device_agent/linux/mqtt_port.h"
 #include "tinyfleet/testing/environment.h"
+#include "tinyfleet/testing/mqtt_accounts.h"
 #include "tinyfleet/update/presence_message.h"
 #include "tinyfleet/update/topics.h"
 
@@ -64,13 +65,7 @@ TEST(MqttPresence, ADeviceThatDiesIsReportedOfflineByItsWill) {
     seen.push_back(p.presence);
     cv.notify_all();
   });
-  watcher
-      .connect(mqtt::connect_options_builder()
-                   .mqtt_version(MQTTVERSION_5)
-                   .user_name(require_env("TINYFLEET_MQTT_SERVER_USER"))
-                   .password(require_env("TINYFLEET_MQTT_SERVER_PASSWORD"))
-                   .finalize())
-      ->wait();
+  watcher.connect(tinyfleet::testing::server_account_options())->wait();
   watcher.subscribe(topic, 1)->wait();
   ASSERT_EQ(write(go[1], "g", 1), 1);
 

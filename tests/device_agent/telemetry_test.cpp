@@ -19,6 +19,7 @@
 #include "tinyfleet/optimizer_service/compiler.h"
 #include "tinyfleet/optimizer_service/npz.h"
 #include "tinyfleet/testing/environment.h"
+#include "tinyfleet/testing/update_fixtures.h"
 #include "tinyfleet/update/delta_encoder.h"
 #include "tinyfleet/update/offer_signer.h"
 #include "tinyfleet/update/sodium_crypto.h"
@@ -34,12 +35,7 @@ namespace {
 
 constexpr uint64_t kNow = 1795305600;
 
-std::string sha256(const std::string& s) {
-  std::string d(32, '\0');
-  crypto_hash_sha256(reinterpret_cast<unsigned char*>(d.data()),
-                     reinterpret_cast<const unsigned char*>(s.data()), s.size());
-  return d;
-}
+using tinyfleet::testing::sha256;
 
 // Time moves only when the test says so.
 struct ManualClock : device_agent::Clock {
@@ -157,18 +153,7 @@ class TelemetryTest : public ::testing::Test {
                  : update::encode_best(base, target.artifact, update::artifact_segments(base),
                                        update::artifact_segments(target.artifact), {});
     EXPECT_TRUE(d);
-    update::ManifestFields f;
-    f.device_class = "cortex-m4-256k";
-    f.model = "digits";
-    f.release_seq = release;
-    f.target_sha256 = sha256(target.artifact);
-    f.target_size = target.artifact.size();
-    f.base_sha256 = base.empty() ? "" : sha256(base);
-    f.codec = d->codec;
-    f.payload_sha256 = sha256(d->payload);
-    f.payload_size = d->payload.size();
-    f.chunk_size = 512;
-    f.expires_at = kNow + 3600;
+    auto f = tinyfleet::testing::manifest_for(base, target.artifact, *d, release, 512, kNow + 3600);
     const auto& b = target.report.drift_baseline;
     f.class_histogram = b.class_histogram;
     f.channel_mean = b.channel_mean;

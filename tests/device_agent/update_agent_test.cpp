@@ -15,6 +15,7 @@
 #include "stand_in_runner.h"
 #include "tinyfleet/device_agent/linux/file_stores.h"
 #include "tinyfleet/device_agent/update_agent.h"
+#include "tinyfleet/testing/update_fixtures.h"
 #include "tinyfleet/update/delta_encoder.h"
 #include "tinyfleet/update/offer_signer.h"
 #include "tinyfleet/update/sodium_crypto.h"
@@ -28,12 +29,7 @@ namespace {
 
 constexpr uint64_t kNow = 1795305600;
 
-std::string sha256(const std::string& s) {
-  std::string d(32, '\0');
-  crypto_hash_sha256(reinterpret_cast<unsigned char*>(d.data()),
-                     reinterpret_cast<const unsigned char*>(s.data()), s.size());
-  return d;
-}
+using tinyfleet::testing::sha256;
 
 std::string random_bytes(uint32_t seed, size_t n) {
   std::mt19937 rng(seed);
@@ -141,19 +137,7 @@ class UpdateAgentTest : public ::testing::Test {
   std::unique_ptr<Device> device() { return std::make_unique<Device>(dir_ / "device", root_pk_); }
 
   update::ManifestFields manifest(uint64_t release = 1) const {
-    update::ManifestFields f;
-    f.device_class = "cortex-m4-256k";
-    f.model = "digits";
-    f.model_version = static_cast<uint32_t>(release + 1);
-    f.release_seq = release;
-    f.target_sha256 = sha256(target_);
-    f.target_size = target_.size();
-    f.base_sha256 = sha256(base_);
-    f.codec = delta_.codec;
-    f.payload_sha256 = sha256(delta_.payload);
-    f.payload_size = delta_.payload.size();
-    f.chunk_size = 256;
-    f.expires_at = kNow + 3600;
+    auto f = tinyfleet::testing::manifest_for(base_, target_, delta_, release, 256, kNow + 3600);
     f.self_tests = {tinyfleet::testing::StandInRunner::vector_for(target_)};
     return f;
   }

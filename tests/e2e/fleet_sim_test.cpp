@@ -24,6 +24,8 @@
 #include "tinyfleet/optimizer_service/npz.h"
 #include "tinyfleet/server/update_publisher.h"
 #include "tinyfleet/testing/environment.h"
+#include "tinyfleet/testing/mqtt_accounts.h"
+#include "tinyfleet/testing/update_fixtures.h"
 #include "tinyfleet/update/delta_encoder.h"
 #include "tinyfleet/update/offer_signer.h"
 #include "tinyfleet/update/presence_message.h"
@@ -36,15 +38,9 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 using tinyfleet::testing::fixture_path;
 using tinyfleet::testing::require_env;
+using tinyfleet::testing::sha256;
 
 namespace {
-
-std::string sha256(const std::string& s) {
-  std::string d(32, '\0');
-  crypto_hash_sha256(reinterpret_cast<unsigned char*>(d.data()),
-                     reinterpret_cast<const unsigned char*>(s.data()), s.size());
-  return d;
-}
 
 uint64_t now_unix() {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(
@@ -115,13 +111,7 @@ TEST(FleetSim, SimulatedDevicesInstallAModelAndReportTelemetry) {
     std::lock_guard<std::mutex> lock(mu);
     windows[std::string(name.device, name.device_size)].push_back(j);
   });
-  watcher
-      .connect(mqtt::connect_options_builder()
-                   .mqtt_version(MQTTVERSION_5)
-                   .user_name(require_env("TINYFLEET_MQTT_SERVER_USER"))
-                   .password(require_env("TINYFLEET_MQTT_SERVER_PASSWORD"))
-                   .finalize())
-      ->wait();
+  watcher.connect(tinyfleet::testing::server_account_options())->wait();
   for (auto kind : {update::TopicKind::kTelemetry, update::TopicKind::kPresence}) {
     char filter[update::kMaxTopicBytes];
     ASSERT_TRUE(update::topic_filter(fleet.c_str(), kind, filter, sizeof filter).ok());
@@ -132,19 +122,9 @@ TEST(FleetSim, SimulatedDevicesInstallAModelAndReportTelemetry) {
                                     require_env("TINYFLEET_MQTT_SERVER_PASSWORD"),
                                     "fleetd-" + fleet, 0, "g-" + fleet);
   ASSERT_TRUE(publisher.start());
-  update::ManifestFields f;
+  auto f = tinyfleet::testing::manifest_for("", model->artifact, *full, 1, 1024, now_unix() + 3600);
   f.fleet = fleet;
-  f.device_class = "cortex-m4-256k";
-  f.model = "digits";
   f.model_version = 1;
-  f.release_seq = 1;
-  f.target_sha256 = sha256(model->artifact);
-  f.target_size = model->artifact.size();
-  f.codec = full->codec;
-  f.payload_sha256 = sha256(full->payload);
-  f.payload_size = full->payload.size();
-  f.chunk_size = 1024;
-  f.expires_at = now_unix() + 3600;
   f.class_histogram = model->report.drift_baseline.class_histogram;
   f.channel_mean = model->report.drift_baseline.channel_mean;
   f.channel_std = model->report.drift_baseline.channel_std;

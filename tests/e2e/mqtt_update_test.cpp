@@ -27,6 +27,7 @@
 #include "tinyfleet/optimizer_service/compiler.h"
 #include "tinyfleet/server/update_publisher.h"
 #include "tinyfleet/testing/environment.h"
+#include "tinyfleet/testing/update_fixtures.h"
 #include "tinyfleet/update/delta_encoder.h"
 #include "tinyfleet/update/offer_signer.h"
 #include "tinyfleet/update/sodium_crypto.h"
@@ -38,13 +39,6 @@ using tinyfleet::testing::fixture_path;
 using tinyfleet::testing::require_env;
 
 namespace {
-
-std::string sha256(const std::string& s) {
-  std::string d(32, '\0');
-  crypto_hash_sha256(reinterpret_cast<unsigned char*>(d.data()),
-                     reinterpret_cast<const unsigned char*>(s.data()), s.size());
-  return d;
-}
 
 std::string compile(const char* model) {
   auto onnx = optimizer_service::read_file(fixture_path(std::string("models/") + model + ".onnx"));
@@ -105,19 +99,9 @@ struct Rig {
     expected.assign(reference.output_bytes(), '\0');
     EXPECT_TRUE(reference.run(reinterpret_cast<const int8_t*>(input.data()),
                               reinterpret_cast<int8_t*>(expected.data())));
+    f = tinyfleet::testing::manifest_for(base, target, delta, 1, chunk_size,
+                                         clock.now_unix() + 3600);
     f.fleet = fleet;
-    f.device_class = "cortex-m4-256k";
-    f.model = "digits";
-    f.model_version = 2;
-    f.release_seq = 1;
-    f.target_sha256 = sha256(target);
-    f.target_size = target.size();
-    f.base_sha256 = sha256(base);
-    f.codec = delta.codec;
-    f.payload_sha256 = sha256(delta.payload);
-    f.payload_size = delta.payload.size();
-    f.chunk_size = chunk_size;
-    f.expires_at = clock.now_unix() + 3600;
     f.self_tests = {{input, expected}};
     config.fleet = fleet.c_str();
     config.device_class = "cortex-m4-256k";
@@ -137,6 +121,18 @@ struct Rig {
     port->attach(agent.get());
   }
   ~Rig() { fs::remove_all(dir); }
+  // fleetd's publisher (named `name`, `rate` bytes/s, 0 = unbounded) started, the device
+  // connected, and the signed offer published; null if any step failed.
+  std::unique_ptr<server::UpdatePublisher> start_update(const std::string& name, uint64_t rate) {
+    auto publisher = std::make_unique<server::UpdatePublisher>(
+        uri, require_env("TINYFLEET_MQTT_SERVER_USER"),
+        require_env("TINYFLEET_MQTT_SERVER_PASSWORD"), name + fleet, rate, "g-" + fleet);
+    if (!publisher->start() || !port->connect()) return nullptr;
+    if (!publisher->offer(fleet, device, 1, update::sign_offer(f, key), delta.payload)) {
+      return nullptr;
+    }
+    return publisher;
+  }
   bool finished() const {
     return agent->state() == device_agent::UpdateState::kCommitted ||
            agent->state() == device_agent::UpdateState::kRolledBack;
@@ -168,43 +164,33 @@ TEST(MqttUpdate, AFineTunedModelArrivesAsASignedDeltaAndCommits) {
   std::printf("artifact %zu B, delta payload %zu B (codec %d)\n", rig.target.size(),
               rig.delta.payload.size(), static_cast<int>(rig.delta.codec));
   EXPECT_LT(rig.delta.payload.size(), rig.target.size());
-  server::UpdatePublisher publisher(rig.uri, require_env("TINYFLEET_MQTT_SERVER_USER"),
-                                    require_env("TINYFLEET_MQTT_SERVER_PASSWORD"),
-                                    "fleetd-test-" + rig.fleet, 0, "g-" + rig.fleet);
-  ASSERT_TRUE(publisher.start());
-  ASSERT_TRUE(rig.port->connect());
-  ASSERT_TRUE(publisher.offer(rig.fleet, rig.device, 1, update::sign_offer(rig.f, rig.key),
-                              rig.delta.payload));
+  auto publisher = rig.start_update("fleetd-test-", 0);
+  ASSERT_TRUE(publisher);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   while (!rig.finished() && std::chrono::steady_clock::now() < deadline) rig.port->pump(100);
   ASSERT_EQ(rig.agent->state(), device_agent::UpdateState::kCommitted)
       << rig.agent->record().reason;
   EXPECT_EQ(rig.agent->record().installed_release, 1u);
   EXPECT_EQ(std::string(reinterpret_cast<const char*>(rig.agent->record().installed_sha256), 32),
-            sha256(rig.target));
+            tinyfleet::testing::sha256(rig.target));
   const uint64_t chunks = (rig.delta.payload.size() + 255) / 256;
-  EXPECT_EQ(publisher.chunks_served(), chunks);
+  EXPECT_EQ(publisher->chunks_served(), chunks);
   std::printf("chunks %llu, bytes through the broker %llu (full artifact %zu B)\n",
-              static_cast<unsigned long long>(publisher.chunks_served()),
-              static_cast<unsigned long long>(publisher.bytes_served()), rig.target.size());
+              static_cast<unsigned long long>(publisher->chunks_served()),
+              static_cast<unsigned long long>(publisher->bytes_served()), rig.target.size());
   // The new model runs on the device's runtime: the self-test output again.
   std::string out(rig.agent->model().output_bytes(), '\0');
   ASSERT_TRUE(rig.agent->model().run(reinterpret_cast<const int8_t*>(rig.input.data()),
                                      reinterpret_cast<int8_t*>(out.data())));
   EXPECT_EQ(out, rig.expected);
-  publisher.stop();
+  publisher->stop();
 }
 
 TEST(MqttUpdate, ARateBoundPublisherStillDelivers) {
   Rig rig(stack_broker(), 256);
   // 300 B/s with one second of burst (a chunk at once), then a chunk every ~0.9 s.
-  server::UpdatePublisher publisher(rig.uri, require_env("TINYFLEET_MQTT_SERVER_USER"),
-                                    require_env("TINYFLEET_MQTT_SERVER_PASSWORD"),
-                                    "fleetd-rate-" + rig.fleet, 300, "g-" + rig.fleet);
-  ASSERT_TRUE(publisher.start());
-  ASSERT_TRUE(rig.port->connect());
-  ASSERT_TRUE(publisher.offer(rig.fleet, rig.device, 1, update::sign_offer(rig.f, rig.key),
-                              rig.delta.payload));
+  auto publisher = rig.start_update("fleetd-rate-", 300);
+  ASSERT_TRUE(publisher);
   const auto t0 = std::chrono::steady_clock::now();
   const auto deadline = t0 + std::chrono::seconds(60);
   while (!rig.finished() && std::chrono::steady_clock::now() < deadline) rig.port->pump(100);
@@ -213,14 +199,14 @@ TEST(MqttUpdate, ARateBoundPublisherStillDelivers) {
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("rate-bound: %llu requests deferred, %.1f s for %zu B\n",
-              static_cast<unsigned long long>(publisher.requests_deferred()), seconds,
+              static_cast<unsigned long long>(publisher->requests_deferred()), seconds,
               rig.delta.payload.size());
-  EXPECT_GT(publisher.requests_deferred(), 0u);
+  EXPECT_GT(publisher->requests_deferred(), 0u);
   // The payload at 300 B/s after a 300 B burst cannot take less than this.
   const double floor = (static_cast<double>(rig.delta.payload.size()) - 300.0) / 300.0;
   ASSERT_GT(floor, 0.5) << "the payload is too small to exercise the bound";
   EXPECT_GT(seconds, floor);
-  publisher.stop();
+  publisher->stop();
 }
 
 // A broker of this test's own (same accounts and ACL as the stack's), so restarting it
@@ -297,13 +283,8 @@ TEST(MqttUpdate, ABrokerRestartMidDownloadResumes) {
   Rig rig(broker.uri(), 16);  // small chunks: a long download to interrupt
   const uint64_t chunks = (rig.delta.payload.size() + 15) / 16;
   ASSERT_GT(chunks, 40u);
-  server::UpdatePublisher publisher(rig.uri, require_env("TINYFLEET_MQTT_SERVER_USER"),
-                                    require_env("TINYFLEET_MQTT_SERVER_PASSWORD"),
-                                    "fleetd-restart-" + rig.fleet, 0, "g-" + rig.fleet);
-  ASSERT_TRUE(publisher.start());
-  ASSERT_TRUE(rig.port->connect());
-  ASSERT_TRUE(publisher.offer(rig.fleet, rig.device, 1, update::sign_offer(rig.f, rig.key),
-                              rig.delta.payload));
+  auto publisher = rig.start_update("fleetd-restart-", 0);
+  ASSERT_TRUE(publisher);
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   while (rig.slots->staging_size() < 20 * 16 && !rig.finished() &&
          std::chrono::steady_clock::now() < deadline) {
@@ -319,13 +300,13 @@ TEST(MqttUpdate, ABrokerRestartMidDownloadResumes) {
   ASSERT_EQ(rig.agent->state(), device_agent::UpdateState::kCommitted)
       << rig.agent->record().reason;
   EXPECT_GE(rig.slots->staging_size(), 0);
-  const uint64_t twice = publisher.chunks_served() - chunks;
+  const uint64_t twice = publisher->chunks_served() - chunks;
   std::printf("restart after %ld of %zu bytes: %llu chunks for %llu needed (%llu sent twice)\n",
               before, rig.delta.payload.size(),
-              static_cast<unsigned long long>(publisher.chunks_served()),
+              static_cast<unsigned long long>(publisher->chunks_served()),
               static_cast<unsigned long long>(chunks), static_cast<unsigned long long>(twice));
   EXPECT_LT(twice, 2u) << "the download restarted instead of resuming";
-  publisher.stop();
+  publisher->stop();
 }
 
 }  // namespace
