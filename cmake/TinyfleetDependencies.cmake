@@ -14,6 +14,7 @@ find_package(PahoMqttCpp CONFIG REQUIRED)
 find_package(ONNX CONFIG REQUIRED)
 find_package(Boost 1.74 REQUIRED)
 find_package(nlohmann_json 3 REQUIRED)
+find_package(CLI11 2 CONFIG REQUIRED)
 find_package(ZLIB REQUIRED)
 
 if(TINYFLEET_BUILD_TESTS)

@@ -53,6 +53,13 @@ Connection connection_from(const Args& args) {
   if (in) {
     const auto j = nlohmann::json::parse(in, nullptr, false);
     if (!j.is_object()) usage_error("config file " + path + " is not a JSON object");
+    for (const auto& [key, value] : j.items()) {
+      if (key != "endpoint" && key != "token" && key != "ca_file") {
+        usage_error("config file " + path + ": unknown key '" + key +
+                    "' (known: endpoint, token, ca_file)");
+      }
+      if (!value.is_string()) usage_error("config file " + path + ": " + key + " is not a string");
+    }
     c.endpoint = j.value("endpoint", c.endpoint);
     c.token = j.value("token", c.token);
     c.ca_file = j.value("ca_file", c.ca_file);
@@ -129,6 +136,21 @@ void print_table(const std::vector<std::string>& header,
   };
   line(header);
   for (const auto& r : rows) line(r);
+}
+
+void print_json(const nlohmann::json& j) { std::printf("%s\n", j.dump().c_str()); }
+
+std::string bytes_text(double bytes) {
+  static const char* kUnits[] = {"B", "KB", "MB", "GB", "TB"};
+  int u = 0;
+  while (bytes >= 1024 && u < 4) {
+    bytes /= 1024;
+    ++u;
+  }
+  char out[32];
+  std::snprintf(out, sizeof out, bytes == std::floor(bytes) ? "%.0f %s" : "%.1f %s", bytes,
+                kUnits[u]);
+  return out;
 }
 
 std::string sparkline(const std::vector<double>& values) {

@@ -61,6 +61,8 @@ void print_table(const std::vector<std::string>& header,
 std::string sparkline(const std::vector<double>& values);
 std::string progress_bar(double fraction, int width);
 std::string read_file_or_die(const std::string& path);
+void print_json(const nlohmann::json& j);  // one line
+std::string bytes_text(double bytes);      // "256 KB", "1 MB", "4 GB"
 
 // The command groups; each returns an exit code.
 int cmd_keys(const Args& a);
@@ -72,5 +74,6 @@ int cmd_versions(const Args& a, const Connection& c);
 int cmd_compiles(const Args& a, const Connection& c);
 int cmd_rollouts(const Args& a, const Connection& c);
 int cmd_telemetry(const Args& a, const Connection& c);
+int cmd_status(const Args& a, const Connection& c);
 
 }  // namespace tinyfleet::fleetctl

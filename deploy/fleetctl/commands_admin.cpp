@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "cli.h"
+#include "listing.h"
 #include "tinyfleet/update/update_keys.h"
 #include "tinyfleet/v1/admin.grpc.pb.h"
 #include "tinyfleet/v1/device_registry.grpc.pb.h"
@@ -24,6 +25,13 @@ std::string hex(const std::string& raw) {
                  raw.size());
   out.pop_back();
   return out;
+}
+nlohmann::json device_json(const v1::Device& d) {
+  return {{"id", d.id()},
+          {"class", d.device_class()},
+          {"status", d.status()},
+          {"artifact", d.current_artifact_sha256()},
+          {"last_seen", d.last_seen()}};
 }
 }  // namespace
 
@@ -48,12 +56,10 @@ int cmd_keys(const Args& a) {
   }
   auto root = update::load_root_public_key(dir);
   if (a.has("json")) {
-    std::printf("%s\n", nlohmann::json{{"dir", dir},
-                                       {"targets_public_key", hex(key->public_key)},
-                                       {"targets_expires_at", key->expires_at},
-                                       {"root_public_key", root ? hex(*root) : ""}}
-                            .dump()
-                            .c_str());
+    print_json({{"dir", dir},
+                {"targets_public_key", hex(key->public_key)},
+                {"targets_expires_at", key->expires_at},
+                {"root_public_key", root ? hex(*root) : ""}});
   } else {
     std::printf("%s targets key %s in %s, certified by the root key until %llu (unix)\n",
                 verb == "init" ? "created" : "rotated", hex(key->public_key).substr(0, 16).c_str(),
@@ -101,7 +107,11 @@ int cmd_tokens(const Args& a, const Connection& c) {
     v1::Token t;
     auto s = stub->RevokeToken(c.context().get(), req, &t);
     if (!s.ok()) return report(s, "revoke token");
-    std::printf("revoked %s\n", t.name().c_str());
+    if (c.json) {
+      print_json({{"name", t.name()}, {"revoked", t.revoked()}});
+    } else {
+      std::printf("revoked %s\n", t.name().c_str());
+    }
     return kOk;
   }
   if (verb != "list") usage_error("tokens takes create, list or revoke");
@@ -116,7 +126,7 @@ int cmd_tokens(const Args& a, const Connection& c) {
     out.push_back({{"name", t.name()}, {"role", role}, {"revoked", t.revoked()}});
   }
   if (c.json) {
-    std::printf("%s\n", out.dump().c_str());
+    print_json(out);
   } else {
     print_table({"NAME", "ROLE", "STATE", "CREATED"}, rows);
   }
@@ -130,6 +140,7 @@ int cmd_classes(const Args& a, const Connection& c) {
     if (a.positional.size() < 3) usage_error("classes import CATALOG.json");
     const auto catalog = nlohmann::json::parse(read_file_or_die(a.positional[2]), nullptr, false);
     if (!catalog.is_object()) usage_error(a.positional[2] + " is not a JSON object of classes");
+    std::vector<std::string> imported;
     for (const auto& [name, spec] : catalog.items()) {
       v1::DeviceClass req, out;
       req.set_name(name);
@@ -137,7 +148,9 @@ int cmd_classes(const Args& a, const Connection& c) {
       auto s = stub->CreateDeviceClass(c.context().get(), req, &out);
       if (!s.ok()) return report(s, "import class " + name);
       if (!c.json) std::printf("class %s\n", name.c_str());
+      imported.push_back(name);
     }
+    if (c.json) print_json({{"imported", imported}});
     return kOk;
   }
   if (verb != "list") usage_error("classes takes import or list");
@@ -145,13 +158,23 @@ int cmd_classes(const Args& a, const Connection& c) {
   auto s = stub->ListDeviceClasses(c.context().get(), {}, &resp);
   if (!s.ok()) return report(s, "list classes");
   std::vector<std::vector<std::string>> rows;
+  nlohmann::json out = nlohmann::json::array();
   for (const auto& k : resp.classes()) {
-    const auto spec = nlohmann::json::parse(k.spec_json(), nullptr, false);
-    rows.push_back({k.name(), std::to_string(spec.value("ram_bytes", 0) / 1024) + " KB",
-                    std::to_string(spec.value("flash_bytes", 0) / 1024) + " KB",
-                    std::to_string(spec.value("clock_hz", 0) / 1000000) + " MHz"});
+    auto spec = nlohmann::json::parse(k.spec_json(), nullptr, false);
+    if (!spec.is_object()) spec = nlohmann::json::object();
+    auto number = [&](const char* key) {
+      const auto it = spec.find(key);
+      return it != spec.end() && it->is_number() ? it->get<double>() : 0.0;
+    };
+    rows.push_back({k.name(), bytes_text(number("ram_bytes")), bytes_text(number("flash_bytes")),
+                    std::to_string(static_cast<long long>(number("clock_hz") / 1e6)) + " MHz"});
+    out.push_back({{"name", k.name()}, {"spec", spec}});
   }
-  print_table({"CLASS", "RAM", "FLASH", "CLOCK"}, rows);
+  if (c.json) {
+    print_json(out);
+  } else {
+    print_table({"CLASS", "RAM", "FLASH", "CLOCK"}, rows);
+  }
   return kOk;
 }
 
@@ -204,7 +227,10 @@ int cmd_devices(const Args& a, const Connection& c) {
         std::printf("%s  password %s  (shown once)\n", id.c_str(), resp.mqtt().password().c_str());
       }
     }
-    if (creds.is_open() && !c.json) {
+    if (creds.is_open() && c.json) {
+      print_json(
+          {{"provisioned", ids}, {"class", cls}, {"credentials_file", a.get("credentials-out")}});
+    } else if (creds.is_open()) {
       std::printf("provisioned %zu devices of class %s; credentials in %s\n", ids.size(),
                   cls.c_str(), a.get("credentials-out").c_str());
     }
@@ -217,37 +243,31 @@ int cmd_devices(const Args& a, const Connection& c) {
     v1::Device d;
     auto s = stub->GetDevice(c.context().get(), req, &d);
     if (!s.ok()) return report(s, "get device " + a.positional[2]);
+    if (c.json) {
+      print_json(device_json(d));
+      return kOk;
+    }
     print_table({"ID", "CLASS", "STATUS", "ARTIFACT", "LAST SEEN"},
                 {{d.id(), d.device_class(), d.status(), d.current_artifact_sha256().substr(0, 12),
                   d.last_seen()}});
     return kOk;
   }
   if (verb != "list") usage_error("devices takes provision, list or get");
+  v1::ListDevicesRequest req;
+  req.set_device_class(a.get("class"));
+  req.set_tag(a.get("tag"));
+  req.set_status(a.get("status"));
+  std::vector<v1::Device> devices;
+  if (auto s = list_all_devices(c, req, &devices); !s.ok()) return report(s, "list devices");
   std::vector<std::vector<std::string>> rows;
   nlohmann::json out = nlohmann::json::array();
-  std::string page;
-  do {
-    v1::ListDevicesRequest req;
-    req.set_device_class(a.get("class"));
-    req.set_tag(a.get("tag"));
-    req.set_status(a.get("status"));
-    req.set_page_size(1000);
-    req.set_page_token(page);
-    v1::ListDevicesResponse resp;
-    auto s = stub->ListDevices(c.context().get(), req, &resp);
-    if (!s.ok()) return report(s, "list devices");
-    for (const auto& d : resp.devices()) {
-      rows.push_back({d.id(), d.device_class(), d.status(),
-                      d.current_artifact_sha256().substr(0, 12), d.last_seen()});
-      out.push_back({{"id", d.id()},
-                     {"class", d.device_class()},
-                     {"status", d.status()},
-                     {"artifact", d.current_artifact_sha256()}});
-    }
-    page = resp.next_page_token();
-  } while (!page.empty());
+  for (const auto& d : devices) {
+    rows.push_back({d.id(), d.device_class(), d.status(), d.current_artifact_sha256().substr(0, 12),
+                    d.last_seen()});
+    out.push_back(device_json(d));
+  }
   if (c.json) {
-    std::printf("%s\n", out.dump().c_str());
+    print_json(out);
   } else {
     print_table({"ID", "CLASS", "STATUS", "ARTIFACT", "LAST SEEN"}, rows);
   }

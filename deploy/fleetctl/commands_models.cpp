@@ -4,6 +4,8 @@
 #include <cstdio>
 
 #include "cli.h"
+#include "listing.h"
+#include "tinyfleet/v1/device_registry.grpc.pb.h"
 #include "tinyfleet/v1/model_registry.grpc.pb.h"
 
 namespace tinyfleet::fleetctl {
@@ -15,6 +17,33 @@ std::string sha256_hex(const std::string& data) {
   crypto_hash_sha256(d, reinterpret_cast<const unsigned char*>(data.data()), data.size());
   char out[2 * sizeof d + 1];
   sodium_bin2hex(out, sizeof out, d, sizeof d);
+  return out;
+}
+
+nlohmann::json artifact_json(const v1::Artifact& x) {
+  return {{"class", x.device_class()},
+          {"status", v1::ArtifactStatus_Name(x.status())},
+          {"sha256", x.sha256()},
+          {"size", x.size()},
+          {"refusal", x.refusal_reason()}};
+}
+
+nlohmann::json version_json(const v1::ModelVersion& v) {
+  nlohmann::json arts = nlohmann::json::array();
+  for (const auto& x : v.artifacts()) arts.push_back(artifact_json(x));
+  return {{"model", v.model()},
+          {"version", v.version()},
+          {"created_at", v.created_at()},
+          {"artifacts", arts}};
+}
+
+// Every class fleetd knows (versions create compiles for all of them by default).
+std::vector<std::string> all_classes(const Connection& c, grpc::Status* s) {
+  auto stub = v1::DeviceRegistry::NewStub(c.channel());
+  v1::ListDeviceClassesResponse resp;
+  *s = stub->ListDeviceClasses(c.context().get(), {}, &resp);
+  std::vector<std::string> out;
+  for (const auto& k : resp.classes()) out.push_back(k.name());
   return out;
 }
 
@@ -63,10 +92,7 @@ int watch(const Connection& c, const std::string& id) {
   if (c.json) {
     nlohmann::json arts = nlohmann::json::array();
     for (const auto& x : op.artifacts()) {
-      arts.push_back({{"class", x.device_class()},
-                      {"status", v1::ArtifactStatus_Name(x.status())},
-                      {"sha256", x.sha256()},
-                      {"refusal", x.refusal_reason()}});
+      arts.push_back(artifact_json(x));
     }
     std::printf("%s\n", nlohmann::json{{"operation", op.id()},
                                        {"state", v1::OperationState_Name(op.state())},
@@ -79,29 +105,56 @@ int watch(const Connection& c, const std::string& id) {
   return all ? kOk : kFailed;
 }
 
+nlohmann::json model_json(const v1::Model& m) {
+  return {{"name", m.name()}, {"description", m.description()}, {"created_at", m.created_at()}};
+}
+
+int list_models(const Connection& c) {
+  std::vector<v1::Model> models;
+  if (auto s = list_all_models(c, &models); !s.ok()) return report(s, "list models");
+  std::vector<std::vector<std::string>> rows;
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& m : models) {
+    rows.push_back({m.name(), m.created_at(), m.description()});
+    out.push_back(model_json(m));
+  }
+  if (c.json) {
+    print_json(out);
+  } else {
+    print_table({"MODEL", "CREATED", "DESCRIPTION"}, rows);
+  }
+  return kOk;
+}
+
 }  // namespace
 
 int cmd_models(const Args& a, const Connection& c) {
   auto stub = v1::ModelRegistry::NewStub(c.channel());
-  const std::string verb = a.positional.size() > 1 ? a.positional[1] : "";
+  const std::string verb = a.positional.size() > 1 ? a.positional[1] : "list";
+  if (verb == "list") return list_models(c);
   if (a.positional.size() < 3) usage_error("models create|get NAME");
+  v1::Model m;
   if (verb == "create") {
     v1::CreateModelRequest req;
     req.set_name(a.positional[2]);
     req.set_description(a.get("description"));
-    v1::Model m;
     auto s = stub->CreateModel(c.context().get(), req, &m);
     if (!s.ok()) return report(s, "create model " + a.positional[2]);
-    std::printf("model %s\n", m.name().c_str());
-    return kOk;
+  } else if (verb == "get") {
+    v1::GetModelRequest req;
+    req.set_name(a.positional[2]);
+    auto s = stub->GetModel(c.context().get(), req, &m);
+    if (!s.ok()) return report(s, "get model " + a.positional[2]);
+  } else {
+    usage_error("models takes create, list or get");
   }
-  if (verb != "get") usage_error("models takes create or get");
-  v1::GetModelRequest req;
-  req.set_name(a.positional[2]);
-  v1::Model m;
-  auto s = stub->GetModel(c.context().get(), req, &m);
-  if (!s.ok()) return report(s, "get model " + a.positional[2]);
-  std::printf("%s  %s  %s\n", m.name().c_str(), m.created_at().c_str(), m.description().c_str());
+  if (c.json) {
+    print_json(model_json(m));
+  } else if (verb == "create") {
+    std::printf("model %s\n", m.name().c_str());
+  } else {
+    print_table({"MODEL", "CREATED", "DESCRIPTION"}, {{m.name(), m.created_at(), m.description()}});
+  }
   return kOk;
 }
 
@@ -117,7 +170,13 @@ int cmd_versions(const Args& a, const Connection& c) {
       usage_error(
           "versions create MODEL --onnx F [--calibration F] "
           "[--validation F] --classes a,b");
-    const auto classes = a.list("classes");
+    auto classes = a.list("classes");
+    if (!a.has("classes") && !a.has("no-compile")) {
+      grpc::Status listed;
+      classes = all_classes(c, &listed);
+      if (!listed.ok()) return report(listed, "list classes to compile for");
+      if (classes.empty()) usage_error("fleetd knows no device class: import some first");
+    }
     std::vector<std::pair<v1::FileKind, std::string>> files = {
         {v1::FILE_KIND_ONNX, read_file_or_die(a.get("onnx"))}};
     if (a.has("calibration")) {
@@ -153,8 +212,12 @@ int cmd_versions(const Args& a, const Connection& c) {
     writer->WritesDone();
     auto s = writer->Finish();
     if (!s.ok()) return report(s, "upload a version of " + model);
+    if (a.has("no-compile") || classes.empty()) {
+      if (c.json) print_json(version_json(version));
+      if (!c.json) std::printf("version %s/%u uploaded\n", model.c_str(), version.version());
+      return kOk;
+    }
     if (!c.json) std::printf("version %s/%u uploaded\n", model.c_str(), version.version());
-    if (classes.empty() || a.has("no-compile")) return kOk;
     v1::CompileVersionRequest req;
     req.set_model(model);
     req.set_version(version.version());
@@ -162,7 +225,9 @@ int cmd_versions(const Args& a, const Connection& c) {
     s = stub->CompileVersion(c.context().get(), req, &op);
     if (!s.ok()) return report(s, "compile " + model);
     if (a.has("no-wait")) {
-      std::printf("%s\n", op.id().c_str());
+      if (c.json)
+        print_json({{"model", model}, {"version", version.version()}, {"operation", op.id()}});
+      if (!c.json) std::printf("%s\n", op.id().c_str());
       return kOk;
     }
     return watch(c, op.id());
@@ -174,6 +239,12 @@ int cmd_versions(const Args& a, const Connection& c) {
     v1::ListVersionsResponse resp;
     auto s = stub->ListVersions(c.context().get(), req, &resp);
     if (!s.ok()) return report(s, "list versions of " + model);
+    if (c.json) {
+      nlohmann::json out = nlohmann::json::array();
+      for (const auto& v : resp.versions()) out.push_back(version_json(v));
+      print_json(out);
+      return kOk;
+    }
     std::vector<std::vector<std::string>> rows;
     for (const auto& v : resp.versions()) {
       std::string classes;
@@ -193,7 +264,11 @@ int cmd_versions(const Args& a, const Connection& c) {
   v1::ModelVersion v;
   auto s = stub->GetVersion(c.context().get(), req, &v);
   if (!s.ok()) return report(s, "get version");
-  print_artifacts(v.artifacts());
+  if (c.json) {
+    print_json(version_json(v));
+  } else {
+    print_artifacts(v.artifacts());
+  }
   return kOk;
 }
 

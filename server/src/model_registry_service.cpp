@@ -71,6 +71,24 @@ grpc::Status ModelRegistryService::GetModel(grpc::ServerContext* ctx,
   return grpc::Status::OK;
 }
 
+grpc::Status ModelRegistryService::ListModels(grpc::ServerContext* ctx,
+                                              const v1::ListModelsRequest* req,
+                                              v1::ListModelsResponse* out) {
+  if (auto s = auth_.authorize(*ctx, Role::kViewer, "ListModels", nullptr); !s.ok()) return s;
+  const int page = req->page_size() == 0 ? 50 : static_cast<int>(std::min(req->page_size(), 500u));
+  if (!req->page_token().empty() && !names::model(req->page_token())) {
+    return invalid_argument("page_token '" + req->page_token() + "' is malformed");
+  }
+  auto r = db_.transact(
+      [&](pqxx::work& w) { return storage::models::list(w, req->page_token(), page + 1); });
+  if (!r) return to_status(r.error());
+  for (size_t i = 0; i < r->size() && i < static_cast<size_t>(page); ++i) {
+    convert::model((*r)[i], out->add_models());
+  }
+  if (r->size() > static_cast<size_t>(page)) out->set_next_page_token((*r)[page - 1].name);
+  return grpc::Status::OK;
+}
+
 grpc::Status ModelRegistryService::CreateVersion(
     grpc::ServerContext* ctx, grpc::ServerReader<v1::CreateVersionRequest>* reader,
     v1::ModelVersion* out) {

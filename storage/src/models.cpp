@@ -16,8 +16,9 @@ const sql::Statement kCreate{"models.create",
                              "RETURNING id, name, description, " TF_TS("created_at")};
 const sql::Statement kGet{"models.get", "SELECT id, name, description, " TF_TS(
                                             "created_at") " FROM models WHERE name = $1"};
-const sql::Statement kList{"models.list", "SELECT id, name, description, " TF_TS(
-                                              "created_at") " FROM models ORDER BY name"};
+const sql::Statement kList{"models.list",
+                           "SELECT id, name, description, " TF_TS(
+                               "created_at") " FROM models WHERE name > $1 ORDER BY name LIMIT $2"};
 // Locks the model row so concurrent "next version" requests get distinct numbers.
 const sql::Statement kLockModel{"models.lock", "SELECT id FROM models WHERE name = $1 FOR UPDATE"};
 const sql::Statement kNextVersion{
@@ -83,9 +84,9 @@ ModelRecord get(pqxx::work& w, const std::string& name) {
   return model_from_row(r[0]);
 }
 
-std::vector<ModelRecord> list(pqxx::work& w) {
+std::vector<ModelRecord> list(pqxx::work& w, const std::string& after, int limit) {
   std::vector<ModelRecord> out;
-  for (const auto& r : sql::run(w, kList)) out.push_back(model_from_row(r));
+  for (const auto& r : sql::run(w, kList, after, limit)) out.push_back(model_from_row(r));
   return out;
 }
 

@@ -24,6 +24,8 @@ class ModelRegistryService final : public v1::ModelRegistry::Service {
                              v1::ModelVersion* out) override;
   grpc::Status GetVersion(grpc::ServerContext* ctx, const v1::GetVersionRequest* req,
                           v1::ModelVersion* out) override;
+  grpc::Status ListModels(grpc::ServerContext* ctx, const v1::ListModelsRequest* req,
+                          v1::ListModelsResponse* out) override;
   grpc::Status ListVersions(grpc::ServerContext* ctx, const v1::ListVersionsRequest* req,
                             v1::ListVersionsResponse* out) override;
   grpc::Status CompileVersion(grpc::ServerContext* ctx, const v1::CompileVersionRequest* req,

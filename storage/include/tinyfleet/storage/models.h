@@ -11,7 +11,8 @@ namespace tinyfleet::storage::models {
 
 ModelRecord create(pqxx::work& w, const std::string& name, const std::string& description);
 ModelRecord get(pqxx::work& w, const std::string& name);  // kNotFound if absent
-std::vector<ModelRecord> list(pqxx::work& w);
+// Models by name, after `after` (exclusive; "" from the first), at most `limit`.
+std::vector<ModelRecord> list(pqxx::work& w, const std::string& after, int limit);
 
 // kNotFound for an unknown model, a blob that is not stored or a target class
 // that does not exist; kAlreadyExists for a version number already taken.
