@@ -2,6 +2,7 @@
 
 #include <sodium.h>
 
+#include "tinyfleet/server/log.h"
 #include "tinyfleet/storage/api_tokens.h"
 
 namespace tinyfleet::server {
@@ -18,6 +19,18 @@ int rank(storage::Role r) {
   }
   return -1;
 }
+// A refused call, logged with who asked (the peer, and the token's name once known).
+grpc::Status denied(const grpc::ServerContext& context, grpc::StatusCode code, const char* method,
+                    const std::string& token, std::string message) {
+  log::warn("auth.denied",
+            {{"method", method},
+             {"peer", context.peer()},
+             {"token", token},
+             {"code", code == grpc::StatusCode::PERMISSION_DENIED ? "PERMISSION_DENIED"
+                                                                  : "UNAUTHENTICATED"},
+             {"reason", message}});
+  return {code, std::move(message)};
+}
 }  // namespace
 
 grpc::Status Authenticator::authorize(const grpc::ServerContext& context, storage::Role needed,
@@ -25,26 +38,28 @@ grpc::Status Authenticator::authorize(const grpc::ServerContext& context, storag
   const auto& md = context.client_metadata();
   auto it = md.find("authorization");
   if (it == md.end()) {
-    return {grpc::StatusCode::UNAUTHENTICATED,
-            std::string(method) + " needs a token: send 'authorization: Bearer <token>'"};
+    return denied(context, grpc::StatusCode::UNAUTHENTICATED, method, "",
+                  std::string(method) + " needs a token: send 'authorization: Bearer <token>'");
   }
   const std::string value(it->second.data(), it->second.size());
   const std::string prefix = "Bearer ";
   if (value.rfind(prefix, 0) != 0 || value.size() == prefix.size()) {
-    return {grpc::StatusCode::UNAUTHENTICATED, "the authorization header must be 'Bearer <token>'"};
+    return denied(context, grpc::StatusCode::UNAUTHENTICATED, method, "",
+                  "the authorization header must be 'Bearer <token>'");
   }
   const std::string secret = value.substr(prefix.size());
   auto token =
       db_.transact([&](pqxx::work& w) { return storage::api_tokens::authenticate(w, secret); });
   if (!token) return {grpc::StatusCode::UNAVAILABLE, token.error().message};
   if (!*token) {
-    return {grpc::StatusCode::UNAUTHENTICATED, "the token is unknown or revoked"};
+    return denied(context, grpc::StatusCode::UNAUTHENTICATED, method, "",
+                  "the token is unknown or revoked");
   }
   const auto& record = **token;
   if (rank(record.role) < rank(needed)) {
-    return {grpc::StatusCode::PERMISSION_DENIED,
-            std::string(method) + " needs role " + storage::to_string(needed) + "; token '" +
-                record.name + "' has role " + storage::to_string(record.role)};
+    return denied(context, grpc::StatusCode::PERMISSION_DENIED, method, record.name,
+                  std::string(method) + " needs role " + storage::to_string(needed) + "; token '" +
+                      record.name + "' has role " + storage::to_string(record.role));
   }
   if (caller) *caller = Caller{record.name, record.role};
   return grpc::Status::OK;

@@ -16,67 +16,106 @@ namespace {
 using storage::Error;
 using storage::ErrorCode;
 using Setter = std::function<bool(ServerConfig&, const std::string&)>;
+using Getter = std::function<std::string(const ServerConfig&)>;
 
-Setter text(std::string ServerConfig::*field) {
-  return [field](ServerConfig& c, const std::string& v) {
-    c.*field = v;
-    return true;
-  };
+// One setting: how to set it from text, how to print its value, what it means.
+struct Setting {
+  Setter set;
+  Getter get;
+  std::string help;
+};
+
+Setting text(std::string ServerConfig::*field, std::string help) {
+  return {[field](ServerConfig& c, const std::string& v) {
+            c.*field = v;
+            return true;
+          },
+          [field](const ServerConfig& c) { return c.*field; }, std::move(help)};
 }
 
 template <class Int>
-Setter number(Int ServerConfig::*field, Int min, Int max) {
-  return [=](ServerConfig& c, const std::string& v) {
-    try {
-      size_t used = 0;
-      const long long n = std::stoll(v, &used);
-      if (used != v.size() || n < min || n > max) return false;
-      c.*field = static_cast<Int>(n);
-      return true;
-    } catch (const std::exception&) {
-      return false;
-    }
-  };
+Setting number(Int ServerConfig::*field, Int min, Int max, std::string help) {
+  return {[=](ServerConfig& c, const std::string& v) {
+            try {
+              size_t used = 0;
+              const long long n = std::stoll(v, &used);
+              if (used != v.size() || n < min || n > max) return false;
+              c.*field = static_cast<Int>(n);
+              return true;
+            } catch (const std::exception&) {
+              return false;
+            }
+          },
+          [field](const ServerConfig& c) { return std::to_string(c.*field); },
+          help + " (" + std::to_string(min) + ".." + std::to_string(max) + ")"};
 }
 
-const std::map<std::string, Setter>& settings() {
-  static const std::map<std::string, Setter> kSettings = {
-      {"listen", text(&ServerConfig::listen)},
-      {"port_file", text(&ServerConfig::port_file)},
-      {"database.uri", text(&ServerConfig::database_uri)},
-      {"database.pool", number(&ServerConfig::database_pool, 1, 256)},
-      {"tls.cert_file", text(&ServerConfig::tls_cert_file)},
-      {"tls.key_file", text(&ServerConfig::tls_key_file)},
-      {"bootstrap_admin_token", text(&ServerConfig::bootstrap_admin_token)},
-      {"mqtt.host", text(&ServerConfig::mqtt_host)},
-      {"mqtt.port", number(&ServerConfig::mqtt_port, 1, 65535)},
-      {"mqtt.passwd_file", text(&ServerConfig::mqtt_passwd_file)},
-      {"mqtt.pid", number(&ServerConfig::mqtt_pid, 0, 1 << 30)},
-      {"keys.root_public_key_file", text(&ServerConfig::root_public_key_file)},
-      {"keys.dir", text(&ServerConfig::keys_dir)},
-      {"mqtt.user", text(&ServerConfig::mqtt_user)},
-      {"mqtt.password", text(&ServerConfig::mqtt_password)},
-      {"mqtt.share_group", text(&ServerConfig::mqtt_share_group)},
-      {"updates.chunk_bytes", number(&ServerConfig::update_chunk_bytes, 64, 65536)},
+// A setting that takes one of `values`.
+Setting choice(std::string ServerConfig::*field, std::vector<std::string> values,
+               std::string help) {
+  std::string names;
+  for (const auto& v : values) names += (names.empty() ? "" : ", ") + v;
+  return {[field, values](ServerConfig& c, const std::string& v) {
+            for (const auto& ok : values) {
+              if (v == ok) c.*field = v;
+            }
+            return c.*field == v;
+          },
+          [field](const ServerConfig& c) { return c.*field; }, help + " (" + names + ")"};
+}
+
+Setting flag(bool ServerConfig::*field, std::string help) {
+  return {[field](ServerConfig& c, const std::string& v) {
+            if (v != "true" && v != "false") return false;
+            c.*field = v == "true";
+            return true;
+          },
+          [field](const ServerConfig& c) { return std::string(c.*field ? "true" : "false"); },
+          help + " (true, false)"};
+}
+
+// Every setting fleetd reads; --help and docs/configuration.md are printed from it.
+const std::map<std::string, Setting>& settings() {
+  using C = ServerConfig;
+  static const std::map<std::string, Setting> kSettings = {
+      {"listen", text(&C::listen, "gRPC address host:port; port 0 picks a free one")},
+      {"port_file", text(&C::port_file, "file written with the bound port once serving")},
+      {"database.uri",
+       text(&C::database_uri, "PostgreSQL URI (required; also from TINYFLEET_PG_URI)")},
+      {"database.pool", number(&C::database_pool, 1, 256, "database connections")},
+      {"tls.cert_file",
+       text(&C::tls_cert_file, "PEM certificate: with tls.key_file, gRPC over TLS")},
+      {"tls.key_file", text(&C::tls_key_file, "PEM private key of tls.cert_file")},
+      {"bootstrap_admin_token",
+       text(&C::bootstrap_admin_token, "registered as admin token 'bootstrap-admin' if absent")},
+      {"mqtt.host", text(&C::mqtt_host, "the broker's host")},
+      {"mqtt.port", number(&C::mqtt_port, 1, 65535, "the broker's port")},
+      {"mqtt.passwd_file",
+       text(&C::mqtt_passwd_file, "the broker's password file; provisioning adds devices to it")},
+      {"mqtt.pid", number(&C::mqtt_pid, 0, 1 << 30, "the broker's pid, sent SIGHUP to reload")},
+      {"keys.root_public_key_file",
+       text(&C::root_public_key_file, "Ed25519 public key the devices pin (32 bytes or hex)")},
+      {"keys.dir",
+       text(&C::keys_dir, "targets.key and targets.cert from 'fleetctl keys init' (not root.key)")},
+      {"mqtt.user", text(&C::mqtt_user, "fleetd's own broker account")},
+      {"mqtt.password", text(&C::mqtt_password, "password of mqtt.user")},
+      {"mqtt.share_group",
+       text(&C::mqtt_share_group, "shared-subscription group; one per deployment on a broker")},
+      {"updates.chunk_bytes", number(&C::update_chunk_bytes, 64, 65536, "update chunk size")},
       {"updates.bytes_per_second",
-       number<int64_t>(&ServerConfig::update_bytes_per_second, 0, 1ll << 40)},
-      {"updates.deltas",
-       [](ServerConfig& c, const std::string& v) {
-         if (v != "true" && v != "false") return false;
-         c.update_deltas = v == "true";
-         return true;
-       }},
-      {"rollouts.tick_ms", number(&ServerConfig::rollout_tick_ms, 10, 60000)},
-      {"compile.mode",
-       [](ServerConfig& c, const std::string& v) {
-         if (v != "remote" && v != "in_process") return false;
-         c.compile_mode = v;
-         return true;
-       }},
-      {"compile.optimizer_address", text(&ServerConfig::optimizer_address)},
-      {"compile.workers", number(&ServerConfig::compile_workers, 1, 64)},
-      {"max_upload_bytes", number<int64_t>(&ServerConfig::max_upload_bytes, 1, 1ll << 34)},
-      {"shutdown_grace_seconds", number(&ServerConfig::shutdown_grace_seconds, 0, 3600)},
+       number<int64_t>(&C::update_bytes_per_second, 0, 1ll << 40,
+                       "all chunk answers together, bytes/s; 0: unbounded")},
+      {"updates.deltas", flag(&C::update_deltas, "false: offers carry whole artifacts")},
+      {"rollouts.tick_ms", number(&C::rollout_tick_ms, 10, 60000, "rollout engine period, ms")},
+      {"compile.mode", choice(&C::compile_mode, {"in_process", "remote"},
+                              "where models compile: in fleetd, or the Optimizer service")},
+      {"compile.optimizer_address",
+       text(&C::optimizer_address, "host:port of the Optimizer service (compile.mode remote)")},
+      {"compile.workers", number(&C::compile_workers, 1, 64, "compiles at once")},
+      {"max_upload_bytes",
+       number<int64_t>(&C::max_upload_bytes, 1, 1ll << 34, "largest uploaded file, bytes")},
+      {"shutdown_grace_seconds",
+       number(&C::shutdown_grace_seconds, 0, 3600, "time in-flight calls get on SIGTERM")},
   };
   return kSettings;
 }
@@ -87,7 +126,7 @@ std::optional<Error> apply_setting(ServerConfig& c, const std::string& key,
   if (it == settings().end()) {
     return Error{ErrorCode::kInvalidArgument, source + ": unknown setting '" + key + "'"};
   }
-  if (!it->second(c, value)) {
+  if (!it->second.set(c, value)) {
     return Error{ErrorCode::kInvalidArgument,
                  source + ": bad value '" + value + "' for setting '" + key + "'"};
   }
@@ -171,7 +210,7 @@ storage::Expected<ServerConfig> load_config(const std::vector<std::string>& args
       if (auto e = apply_setting(config, key, it->second, "environment " + name)) return *e;
     }
   }
-  for (const auto& [key, setter] : settings()) {
+  for (const auto& [key, setting] : settings()) {
     if (auto it = env.find(env_name(key)); it != env.end()) {
       if (auto e = apply_setting(config, key, it->second, "environment " + it->first)) return *e;
     }
@@ -188,6 +227,32 @@ storage::Expected<ServerConfig> load_config(const std::vector<std::string>& args
     return Error{ErrorCode::kInvalidArgument, "tls.cert_file and tls.key_file go together"};
   }
   return config;
+}
+
+std::string settings_help(bool markdown) {
+  const ServerConfig defaults;
+  std::ostringstream out;
+  if (markdown) {
+    out << "| setting | environment | default | meaning |\n|---|---|---|---|\n";
+  } else {
+    out << "fleetd: the tinyfleet server\n\n"
+           "  fleetd [--config FILE.json] [--SETTING VALUE | --SETTING=VALUE]...\n"
+           "  fleetd --help [markdown]\n\n"
+           "A setting comes from the JSON config file (nested objects: {\"database\": {\"uri\": "
+           "...}}),\nthen the environment, then flags; later sources win. An unknown setting "
+           "or a bad\nvalue stops fleetd with a message naming it (exit 2).\n\n";
+  }
+  for (const auto& [key, s] : settings()) {
+    const std::string def = s.get(defaults);
+    if (markdown) {
+      out << "| `" << key << "` | `" << env_name(key) << "` | "
+          << (def.empty() ? "" : "`" + def + "`") << " | " << s.help << " |\n";
+    } else {
+      out << "  --" << key << (def.empty() ? "" : " (default " + def + ")") << "\n      " << s.help
+          << "; " << env_name(key) << "\n";
+    }
+  }
+  return out.str();
 }
 
 std::map<std::string, std::string> process_environment() {

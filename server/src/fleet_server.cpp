@@ -200,6 +200,8 @@ storage::Expected<std::unique_ptr<FleetServer>> FleetServer::start(const ServerC
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
+  // No SO_REUSEPORT: a second fleetd on a taken port must fail, not share it.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddListeningPort(config.listen, credentials, &parts->port);
   builder.SetMaxReceiveMessageSize(8 << 20);
   builder.RegisterService(parts->models.get());
@@ -209,7 +211,9 @@ storage::Expected<std::unique_ptr<FleetServer>> FleetServer::start(const ServerC
   builder.RegisterService(parts->telemetry.get());
   parts->server = builder.BuildAndStart();
   if (!parts->server || parts->port == 0) {
-    return Error{ErrorCode::kUnavailable, "cannot listen on " + config.listen};
+    return Error{ErrorCode::kUnavailable,
+                 "cannot listen on " + config.listen +
+                     " (the port is taken, or the address is not one of this host)"};
   }
   auto resumed = parts->compiles->start();
   if (!resumed) return resumed.error();

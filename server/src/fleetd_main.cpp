@@ -1,7 +1,8 @@
-// fleetd: the tinyfleet server. Settings: see tinyfleet/server/config.h
+// fleetd: the tinyfleet server. Settings: `fleetd --help`, docs/configuration.md
 // (fleetd --config fleetd.json --listen 0.0.0.0:7443 ...). SIGTERM or SIGINT shuts it
 // down gracefully: in-flight calls finish, nothing is left half-written.
 #include <csignal>
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,11 @@
 int main(int argc, char** argv) {
   using namespace tinyfleet::server;
   const std::vector<std::string> args(argv + 1, argv + argc);
+  if (!args.empty() && (args[0] == "--help" || args[0] == "-h")) {
+    std::fputs(settings_help(args.size() > 1 && args[1] == "markdown").c_str(), stdout);
+    return 0;
+  }
+  log::route_grpc_logs();
   auto config = load_config(args, process_environment());
   if (!config) {
     log::error("fleetd.config", {{"error", config.error().message}});

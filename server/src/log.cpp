@@ -5,6 +5,8 @@
 #include <ctime>
 #include <mutex>
 
+#include <grpc/support/log.h>
+
 namespace tinyfleet::server::log {
 
 namespace {
@@ -31,5 +33,19 @@ void write(const char* level, const std::string& event, nlohmann::json fields) {
   std::fprintf(stderr, "%s\n", text.c_str());
   std::fflush(stderr);
 }
+
+namespace {
+void grpc_to_json(gpr_log_func_args* args) {
+  const char* level = args->severity == GPR_LOG_SEVERITY_ERROR  ? "error"
+                      : args->severity == GPR_LOG_SEVERITY_INFO ? "info"
+                                                                : "debug";
+  write(level, "grpc",
+        {{"message", args->message ? args->message : ""},
+         {"file", args->file ? args->file : ""},
+         {"line", args->line}});
+}
+}  // namespace
+
+void route_grpc_logs() { gpr_set_log_function(grpc_to_json); }
 
 }  // namespace tinyfleet::server::log

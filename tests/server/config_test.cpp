@@ -80,3 +80,45 @@ TEST(ServerConfig, MistakesAreNamed) {
 }
 
 }  // namespace
+
+namespace {
+
+std::string between(const std::string& text, const std::string& begin, const std::string& end) {
+  const auto b = text.find(begin);
+  const auto e = text.find(end);
+  if (b == std::string::npos || e == std::string::npos || e < b) return "";
+  const auto start = text.find('\n', b) + 1;
+  return text.substr(start, e - start);
+}
+
+TEST(ServerConfig, HelpListsEverySettingWithItsDefault) {
+  const std::string help = tinyfleet::server::settings_help(false);
+  for (const char* s : {"--listen (default 127.0.0.1:7443)", "--database.pool (default 8)",
+                        "--updates.deltas (default true)", "--mqtt.share_group (default fleetd)",
+                        "--compile.mode (default in_process)", "TINYFLEET_ROLLOUTS_TICK_MS",
+                        "--shutdown_grace_seconds (default 10)"}) {
+    EXPECT_NE(help.find(s), std::string::npos) << "fleetd --help lacks '" << s << "'";
+  }
+  // Every line of the markdown table names a setting load_config accepts.
+  const std::string md = tinyfleet::server::settings_help(true);
+  size_t rows = 0;
+  for (size_t at = md.find("| `"); at != std::string::npos; at = md.find("| `", at + 1)) {
+    const auto key = md.substr(at + 3, md.find('`', at + 3) - at - 3);
+    if (md.compare(at - 1, 1, "\n") != 0) continue;  // only the first column
+    ++rows;
+    auto c = load_config({"--database.uri=x", "--" + key + "=1"}, {});
+    EXPECT_EQ(c ? std::string::npos : c.error().message.find("unknown setting"), std::string::npos)
+        << key << ": " << c.error().message;
+  }
+  EXPECT_GE(rows, 25u);
+}
+
+TEST(ServerConfig, TheDocsTableIsTheHelpTable) {
+  std::ifstream in(std::string(TINYFLEET_SOURCE_DIR) + "/docs/configuration.md");
+  const std::string doc((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(between(doc, "<!-- settings table: begin -->", "<!-- settings table: end -->"),
+            tinyfleet::server::settings_help(true))
+      << "docs/configuration.md is stale: paste `fleetd --help markdown` between the markers";
+}
+
+}  // namespace

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include <grpcpp/generic/generic_stub.h>
+#include <nlohmann/json.hpp>
 
 #include "fleetd_fixture.h"
 #include "tinyfleet/storage/repositories.h"
@@ -75,6 +76,61 @@ TEST_F(Lifecycle, SigtermShutsDownCleanly) {
   const auto log = fleetd_->log();
   EXPECT_NE(log.find("\"event\":\"fleetd.shutdown\""), std::string::npos) << log;
   EXPECT_NE(log.find("\"event\":\"fleetd.stopped\""), std::string::npos) << log;
+}
+
+// Every line fleetd wrote is one JSON object (gRPC's own lines included).
+void expect_json_lines(const std::string& log) {
+  std::istringstream in(log);
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty()) continue;
+    const auto j = nlohmann::json::parse(line, nullptr, false);
+    EXPECT_TRUE(j.is_object() && j.contains("event")) << "not a JSON log line: " << line;
+  }
+}
+
+TEST_F(Lifecycle, ASecondFleetdOnTheTakenPortFailsInsteadOfSharingIt) {
+  const auto r = run_command(std::string(TINYFLEET_FLEETD_PATH) +
+                             " --listen=127.0.0.1:" + std::to_string(fleetd_->port()) +
+                             " --database.uri='" + scratch_.uri() + "' 2>&1");
+  EXPECT_EQ(r.exit, 1) << r.out;
+  EXPECT_NE(r.out.find("cannot listen on 127.0.0.1:" + std::to_string(fleetd_->port())),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("\"event\":\"grpc\""), std::string::npos) << r.out;  // bind's error
+  expect_json_lines(r.out);
+  // The first fleetd still answers on it.
+  v1::ListDeviceClassesResponse classes;
+  EXPECT_TRUE(devices_->ListDeviceClasses(context_with_token(admin_).get(), {}, &classes).ok());
+}
+
+TEST_F(Lifecycle, RefusedCallsAreLoggedWithMethodAndReason) {
+  const std::string viewer = make_token("looker", v1::ROLE_VIEWER);
+  v1::CreateModelRequest req;
+  req.set_name("m");
+  v1::Model out;
+  EXPECT_EQ(models_->CreateModel(context_with_token(viewer).get(), req, &out).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(models_->CreateModel(context_with_token("tf_wrong").get(), req, &out).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  const std::string log = fleetd_->log();
+  EXPECT_NE(
+      log.find(
+          R"("code":"PERMISSION_DENIED","event":"auth.denied","level":"warn","method":"CreateModel")"),
+      std::string::npos)
+      << log;
+  EXPECT_NE(log.find(R"("token":"looker")"), std::string::npos) << log;
+  EXPECT_NE(log.find(R"("reason":"the token is unknown or revoked")"), std::string::npos) << log;
+  expect_json_lines(log);
+}
+
+TEST(FleetdHelp, ListsEverySettingAndExitsZero) {
+  const auto r = run_command(std::string(TINYFLEET_FLEETD_PATH) + " --help");
+  EXPECT_EQ(r.exit, 0);
+  EXPECT_NE(r.out.find("--database.uri"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("--listen (default 127.0.0.1:7443)"), std::string::npos) << r.out;
+  const auto bad = run_command(std::string(TINYFLEET_FLEETD_PATH) + " --no.such=1 2>&1");
+  EXPECT_EQ(bad.exit, 2);
+  EXPECT_NE(bad.out.find("unknown setting 'no.such'"), std::string::npos) << bad.out;
 }
 
 TEST_F(Lifecycle, HealthServiceAnswersServing) {

@@ -50,6 +50,10 @@ struct ServerConfig {
 storage::Expected<ServerConfig> load_config(const std::vector<std::string>& args,
                                             const std::map<std::string, std::string>& env);
 
+// Every setting with its environment name, default and meaning: `fleetd --help` (text)
+// and the table in docs/configuration.md (markdown).
+std::string settings_help(bool markdown);
+
 // The process environment as a map (for load_config).
 std::map<std::string, std::string> process_environment();
 

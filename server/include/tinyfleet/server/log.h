@@ -19,4 +19,8 @@ inline void error(const std::string& event, nlohmann::json fields = {}) {
   write("error", event, std::move(fields));
 }
 
+// gRPC's own log lines (gpr_log) as JSON lines of event "grpc", so stderr stays one
+// JSON object per line. Called once at start-up.
+void route_grpc_logs();
+
 }  // namespace tinyfleet::server::log
