@@ -15,6 +15,7 @@ find_package(ONNX CONFIG REQUIRED)
 find_package(Boost 1.74 REQUIRED)
 find_package(nlohmann_json 3 REQUIRED)
 find_package(CLI11 2 CONFIG REQUIRED)
+find_package(prometheus-cpp CONFIG REQUIRED)
 find_package(ZLIB REQUIRED)
 
 if(TINYFLEET_BUILD_TESTS)

@@ -12,7 +12,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libsodium-dev libzstd-dev zstd liblzma-dev libflatbuffers-dev flatbuffers-compiler libonnx-dev zlib1g-dev
   gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib libstdc++-arm-none-eabi-dev qemu-system-arm
-  libxnnpack-dev libpthreadpool-dev bsdiff xdelta3 clang-format nlohmann-json3-dev libcli11-dev clang libclang-rt-14-dev python3 python3-numpy
+  libxnnpack-dev libpthreadpool-dev bsdiff xdelta3 clang-format nlohmann-json3-dev libcli11-dev prometheus-cpp-dev prometheus clang libclang-rt-14-dev python3 python3-numpy
 )
 
 missing=()
@@ -37,4 +37,5 @@ $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 if command -v service >/dev/null 2>&1; then
   $SUDO service postgresql stop >/dev/null 2>&1 || true
   $SUDO service mosquitto stop >/dev/null 2>&1 || true
+  $SUDO service prometheus stop >/dev/null 2>&1 || true
 fi

@@ -52,12 +52,13 @@ export FLEETCTL_TOKEN=demo-admin-$(head -c 9 /dev/urandom | base64 | tr '+/' '-_
   --mqtt.passwd_file="$TINYFLEET_MQTT_PASSWD_FILE" --mqtt.pid="$TINYFLEET_MQTT_PID" \
   --mqtt.user="$TINYFLEET_MQTT_SERVER_USER" --mqtt.password="$TINYFLEET_MQTT_SERVER_PASSWORD" \
   --keys.root_public_key_file="$work/keys/root.pub" --keys.dir="$work/keys" \
-  --rollouts.tick_ms=200 >"$work/fleetd.log" 2>&1 &
+  --rollouts.tick_ms=200 --metrics.listen=127.0.0.1:0 >"$work/fleetd.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do [ -s "$work/fleetd.port" ] && break; sleep 0.1; done
 [ -s "$work/fleetd.port" ] || { cat "$work/fleetd.log"; exit 1; }
 export FLEETCTL_ENDPOINT=127.0.0.1:$(cat "$work/fleetd.port")
-echo "fleetd on $FLEETCTL_ENDPOINT (log: fleetd.log)"
+metrics_port=$(sed -n 's/.*"event":"metrics.serving".*"port":\([0-9]*\).*/\1/p' "$work/fleetd.log" | tail -1)
+echo "fleetd on $FLEETCTL_ENDPOINT (log: fleetd.log); Prometheus metrics on http://127.0.0.1:$metrics_port/metrics"
 
 step "device classes from the catalog"
 fleetctl classes import optimizer_service/device_classes/catalog.json >/dev/null
@@ -112,4 +113,13 @@ fleetctl telemetry --since 300 --bucket 10 --limit 8
 
 step "every device runs v2 again"
 fleetctl devices list --tag demo | awk 'NR>1 {print $4}' | sort | uniq -c
+step "fleetctl status: the fleet on one screen"
+fleetctl status
+
+step "Prometheus metrics (GET /metrics): rollouts and devices"
+exec 3<>"/dev/tcp/127.0.0.1/$metrics_port"
+printf 'GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
+grep -E '^tinyfleet_(rollouts|devices)\{' <&3 || true
+exec 3<&-
+
 step "demo finished in $(($(date +%s) - t0)) s"

@@ -130,6 +130,13 @@ void CompileOrchestrator::work() {
   }
 }
 
+CompileStats CompileOrchestrator::stats() {
+  std::lock_guard<std::mutex> lock(mu_);
+  CompileStats s = stats_;
+  s.queued = queue_.size();
+  return s;
+}
+
 void CompileOrchestrator::run(int64_t operation_id) {
   auto loaded =
       db_.transact([&](pqxx::work& w) { return storage::operations::get(w, operation_id); });
@@ -151,6 +158,10 @@ void CompileOrchestrator::run(int64_t operation_id) {
     return;
   }
   auto fail_operation = [&](const std::string& why) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++stats_.failed;
+    }
     db_.transact([&](pqxx::work& w) {
       return storage::operations::update(w, op.id, "failed", op.done, why);
     });
@@ -193,6 +204,11 @@ void CompileOrchestrator::run(int64_t operation_id) {
                         std::chrono::steady_clock::now() - started)
                         .count();
     if (outcome->refused) ++refused;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++(outcome->refused ? stats_.refused : stats_.compiled);
+      stats_.class_seconds += ms / 1000.0;
+    }
     auto stored = db_.transact([&](pqxx::work& w) {
       storage::NewArtifact a;
       a.version_id = input->first;

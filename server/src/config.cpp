@@ -80,6 +80,9 @@ const std::map<std::string, Setting>& settings() {
   static const std::map<std::string, Setting> kSettings = {
       {"listen", text(&C::listen, "gRPC address host:port; port 0 picks a free one")},
       {"port_file", text(&C::port_file, "file written with the bound port once serving")},
+      {"metrics.listen", text(&C::metrics_listen,
+                              "Prometheus GET /metrics address host:port (port 0 picks one); "
+                              "empty: no metrics")},
       {"database.uri",
        text(&C::database_uri, "PostgreSQL URI (required; also from TINYFLEET_PG_URI)")},
       {"database.pool", number(&C::database_pool, 1, 256, "database connections")},

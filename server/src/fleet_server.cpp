@@ -19,6 +19,7 @@
 #include "tinyfleet/server/device_registry_service.h"
 #include "tinyfleet/server/fleet_listener.h"
 #include "tinyfleet/server/log.h"
+#include "tinyfleet/server/metrics.h"
 #include "tinyfleet/server/model_compiler.h"
 #include "tinyfleet/server/model_registry_service.h"
 #include "tinyfleet/server/offer_builder.h"
@@ -86,6 +87,7 @@ struct FleetServer::Parts {
   std::unique_ptr<FleetListener> listener;
   std::unique_ptr<RolloutsService> rollouts;
   std::unique_ptr<TelemetryService> telemetry;
+  std::unique_ptr<MetricsServer> metrics;
   std::unique_ptr<grpc::Server> server;
   int port = 0;
   bool stopped = false;
@@ -200,6 +202,18 @@ storage::Expected<std::unique_ptr<FleetServer>> FleetServer::start(const ServerC
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
+  if (!config.metrics_listen.empty()) {
+    auto metrics = MetricsServer::start(
+        config.metrics_listen, {parts->db.get(), parts->compiles.get(), parts->ingest.get(),
+                                parts->publisher.get(), parts->engine.get()});
+    if (!metrics) return metrics.error();
+    parts->metrics = std::move(*metrics);
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> counters;
+    counters.push_back(parts->metrics->grpc_interceptor());
+    builder.experimental().SetInterceptorCreators(std::move(counters));
+    log::info("metrics.serving",
+              {{"listen", config.metrics_listen}, {"port", parts->metrics->port()}});
+  }
   // No SO_REUSEPORT: a second fleetd on a taken port must fail, not share it.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddListeningPort(config.listen, credentials, &parts->port);

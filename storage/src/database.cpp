@@ -8,6 +8,7 @@ namespace tinyfleet::storage {
 class Database::Pool {
  public:
   explicit Pool(const DatabaseOptions& options) : uri_(options.uri) {
+    stats_.size = options.pool_size;
     for (int i = 0; i < options.pool_size; ++i) {
       idle_.push_back(std::make_unique<pqxx::connection>(uri_));
     }
@@ -19,10 +20,23 @@ class Database::Pool {
 
   std::unique_ptr<pqxx::connection> acquire() {
     std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [&] { return !idle_.empty(); });
+    ++stats_.acquisitions;
+    if (idle_.empty()) {
+      ++stats_.waits;
+      const auto start = std::chrono::steady_clock::now();
+      cv_.wait(lock, [&] { return !idle_.empty(); });
+      stats_.wait_seconds +=
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    }
     auto c = std::move(idle_.back());
     idle_.pop_back();
+    ++stats_.in_use;
     return c;
+  }
+
+  PoolStats stats() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return stats_;
   }
 
   // A broken connection comes back as null and is remade by the next user.
@@ -31,6 +45,7 @@ class Database::Pool {
     {
       std::lock_guard<std::mutex> lock(mu_);
       idle_.push_back(std::move(c));
+      --stats_.in_use;
     }
     cv_.notify_one();
   }
@@ -40,7 +55,10 @@ class Database::Pool {
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<std::unique_ptr<pqxx::connection>> idle_;
+  PoolStats stats_;
 };
+
+PoolStats Database::pool_stats() const { return pool_->stats(); }
 
 Database::Database(DatabaseOptions options) : options_(std::move(options)) {}
 Database::~Database() = default;

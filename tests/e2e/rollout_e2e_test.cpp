@@ -14,6 +14,7 @@
 #include <fstream>
 #include <map>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -138,6 +139,7 @@ class RolloutE2E : public ::testing::Test {
     return rows ? *rows : "";
   }
 
+  void check_metrics();
   double elapsed() const {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
   }
@@ -273,6 +275,46 @@ TEST_F(RolloutE2E, StagedRolloutsSurviveAFleetdCrashAndABadVersionRollsBack) {
   r = fleetctl("telemetry --rollout v3 --since 600 --bucket 5");
   EXPECT_EQ(r.exit, 0) << r.out;
   std::printf("%s\n", r.out.c_str());
+  ASSERT_NO_FATAL_FAILURE(check_metrics());
+}
+
+// Prometheus metrics after the three rollouts: promtool accepts the exposition, and
+// the values say what happened (since fleetd's restart for the counters).
+void RolloutE2E::check_metrics() {
+  const std::string text = fleetd_->scrape_metrics();
+  ASSERT_FALSE(text.empty()) << "no metrics on port " << fleetd_->metrics_port();
+  const fs::path file = dir_ / "metrics.txt";
+  std::ofstream(file) << text;
+  const auto promtool = run_command("promtool check metrics < " + file.string() + " 2>&1");
+  EXPECT_EQ(promtool.exit, 0) << promtool.out;
+  // Sum of the samples of `name` whose labels contain every one of `with`.
+  auto sum = [&](const std::string& name, std::vector<std::string> with = {}) {
+    double total = 0;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) {
+      if (line.rfind(name, 0) != 0 ||
+          (line.size() > name.size() && line[name.size()] != '{' && line[name.size()] != ' ')) {
+        continue;
+      }
+      bool match = true;
+      for (const auto& w : with) match = match && line.find(w) != std::string::npos;
+      if (match) total += std::stod(line.substr(line.rfind(' ') + 1));
+    }
+    return total;
+  };
+  EXPECT_EQ(sum("tinyfleet_rollouts", {"state=\"completed\""}), 2) << text;
+  EXPECT_EQ(sum("tinyfleet_rollouts", {"state=\"rolled_back\""}), 1);
+  EXPECT_EQ(sum("tinyfleet_devices"), 2 * kPerClass);
+  EXPECT_EQ(sum("tinyfleet_devices", {"model=\"digits\"", "version=\"2\""}), 2 * kPerClass);
+  EXPECT_EQ(sum("tinyfleet_database_up"), 1);
+  EXPECT_GE(sum("tinyfleet_grpc_calls_total",
+                {"method=\"/tinyfleet.v1.Rollouts/CreateRollout\"", "code=\"OK\""}),
+            1);
+  EXPECT_GE(sum("tinyfleet_grpc_calls_total", {"method=\"/tinyfleet.v1.Rollouts/WatchRollout\""}),
+            1);
+  EXPECT_GT(sum("tinyfleet_telemetry_messages_total", {"outcome=\"written\""}), 0);
+  EXPECT_GT(sum("tinyfleet_mqtt_messages_out_total", {"kind=\"offer\""}), 0);
+  EXPECT_GT(sum("tinyfleet_db_pool_acquisitions_total"), 0);
 }
 
 }  // namespace

@@ -1,5 +1,9 @@
 #include "fleetd_process.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -32,10 +36,10 @@ void FleetdProcess::start() {
   const std::string port_file = dir_ + "/port";
   std::remove(port_file.c_str());
   std::vector<std::string> args = {
-      TINYFLEET_FLEETD_PATH,       "--listen=127.0.0.1:0",
-      "--port_file=" + port_file,  "--database.uri=" + database_uri_,
-      "--database.pool=4",         "--bootstrap_admin_token=" + admin_token_,
-      "--shutdown_grace_seconds=5"};
+      TINYFLEET_FLEETD_PATH,        "--listen=127.0.0.1:0",
+      "--port_file=" + port_file,   "--database.uri=" + database_uri_,
+      "--database.pool=4",          "--bootstrap_admin_token=" + admin_token_,
+      "--shutdown_grace_seconds=5", "--metrics.listen=127.0.0.1:0"};
   for (const auto& [k, v] : settings_) args.push_back("--" + k + "=" + v);
   const std::string log_path = dir_ + "/fleetd.log";
   pid_ = fork();
@@ -60,6 +64,42 @@ void FleetdProcess::start() {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   FAIL() << "fleetd did not start within 60 s:\n" << log();
+}
+
+int FleetdProcess::metrics_port() const {
+  // The last "metrics.serving" line (a restarted fleetd appends to the same log).
+  const std::string text = log();
+  const auto at = text.rfind("\"event\":\"metrics.serving\"");
+  if (at == std::string::npos) return 0;
+  const auto line_start = text.rfind('\n', at);
+  const auto line_end = text.find('\n', at);
+  const auto line =
+      text.substr(line_start == std::string::npos ? 0 : line_start + 1,
+                  line_end == std::string::npos ? std::string::npos : line_end - line_start - 1);
+  const auto p = line.find("\"port\":");
+  return p == std::string::npos ? 0 : std::atoi(line.c_str() + p + 7);
+}
+
+std::string FleetdProcess::scrape_metrics() const { return http_get(metrics_port(), "/metrics"); }
+
+std::string http_get(int port, const std::string& path) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return "";
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string out;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+    const std::string req = "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+    if (::write(fd, req.data(), req.size()) == static_cast<ssize_t>(req.size())) {
+      char buf[8192];
+      for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) out.append(buf, n);
+    }
+  }
+  ::close(fd);
+  const auto body = out.find("\r\n\r\n");
+  return body == std::string::npos ? "" : out.substr(body + 4);
 }
 
 void FleetdProcess::kill_hard() {

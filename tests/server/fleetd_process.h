@@ -24,6 +24,8 @@ class FleetdProcess {
   void kill_hard();  // SIGKILL, no chance to clean up
   int terminate();   // SIGTERM; returns the exit status
   int port() const { return port_; }
+  int metrics_port() const;            // from the log's "metrics.serving" line; 0 if none
+  std::string scrape_metrics() const;  // GET /metrics on it: the exposition text
   pid_t pid() const { return pid_; }
   std::string log() const;  // fleetd's structured log so far
   std::shared_ptr<grpc::Channel> channel() const;
@@ -43,6 +45,9 @@ struct CommandResult {
   std::string out;
 };
 CommandResult run_command(const std::string& command);
+
+// The body of an HTTP/1.0 GET of `path` on 127.0.0.1:`port` ("" on any failure).
+std::string http_get(int port, const std::string& path);
 
 // A client context carrying "authorization: Bearer <token>" (none when empty).
 std::unique_ptr<grpc::ClientContext> context_with_token(const std::string& token);

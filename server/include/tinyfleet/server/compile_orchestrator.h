@@ -15,6 +15,15 @@
 
 namespace tinyfleet::server {
 
+// What the compile workers have done since start (for metrics).
+struct CompileStats {
+  uint64_t queued = 0;       // operations waiting for a worker
+  uint64_t compiled = 0;     // classes compiled to an artifact
+  uint64_t refused = 0;      // classes refused (does not fit, unsupported, ...)
+  uint64_t failed = 0;       // operations that failed (internal errors)
+  double class_seconds = 0;  // time spent compiling classes
+};
+
 // Runs compile operations on worker threads. Each operation is a row in
 // `operations`; each class's outcome (artifact or refusal) commits together with
 // the operation's progress, so a restart resumes at the first class not done and
@@ -43,6 +52,8 @@ class CompileOrchestrator {
   // (pass the last value seen).
   uint64_t wait_for_change(uint64_t seen, std::chrono::milliseconds timeout);
 
+  CompileStats stats();
+
  private:
   void work();
   void run(int64_t operation_id);
@@ -56,6 +67,7 @@ class CompileOrchestrator {
   std::condition_variable change_cv_;
   std::deque<int64_t> queue_;
   uint64_t changes_ = 0;
+  CompileStats stats_;  // guarded by mu_ (queued is read from queue_)
   bool stopping_ = false;
   std::vector<std::thread> threads_;
 };

@@ -14,9 +14,10 @@ namespace tinyfleet::server {
 // (TINYFLEET_DATABASE_URI: upper case, dots as underscores), then flags
 // (--database.uri=... or --database.uri ...), later sources winning.
 struct ServerConfig {
-  std::string listen = "127.0.0.1:7443";  // host:port; port 0 picks a free one
-  std::string port_file;                  // written with the bound port once serving
-  std::string database_uri;               // also from TINYFLEET_PG_URI
+  std::string listen = "127.0.0.1:7443";          // host:port; port 0 picks a free one
+  std::string port_file;                          // written with the bound port once serving
+  std::string metrics_listen = "127.0.0.1:9464";  // Prometheus /metrics; "" turns it off
+  std::string database_uri;                       // also from TINYFLEET_PG_URI
   int database_pool = 8;
   std::string tls_cert_file;  // both set: TLS; neither: plaintext (loopback only)
   std::string tls_key_file;

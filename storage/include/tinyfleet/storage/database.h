@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -20,6 +21,15 @@ struct DatabaseOptions {
   std::string uri;      // postgresql://user@host:port/db
   int pool_size = 4;    // connections kept open
   int max_retries = 5;  // for serialization failures and deadlocks
+};
+
+// What the connection pool has done since it opened (for metrics).
+struct PoolStats {
+  int size = 0;
+  int in_use = 0;
+  uint64_t acquisitions = 0;  // transactions started
+  uint64_t waits = 0;         // of those, how many found no idle connection
+  double wait_seconds = 0;    // their total wait
 };
 
 // A fixed pool of PostgreSQL connections with every prepared statement of the
@@ -45,6 +55,7 @@ class Database {
 
   // For statements that need no transaction of their own (e.g. COPY with its own).
   const DatabaseOptions& options() const { return options_; }
+  PoolStats pool_stats() const;
 
  private:
   class Pool;

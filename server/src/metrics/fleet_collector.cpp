@@ -1,0 +1,195 @@
+#include "metrics/fleet_collector.h"
+
+#include <nlohmann/json.hpp>
+
+#include "tinyfleet/server/compile_orchestrator.h"
+#include "tinyfleet/server/rollout_engine.h"
+#include "tinyfleet/server/telemetry_ingest.h"
+#include "tinyfleet/server/update_publisher.h"
+
+namespace tinyfleet::server::metrics {
+
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+using Labels = std::vector<ClientMetric::Label>;
+
+MetricFamily family(const char* name, const char* help, MetricType type) {
+  return MetricFamily{name, help, type, {}};
+}
+
+void add(MetricFamily& f, double value, Labels labels = {}) {
+  ClientMetric m;
+  m.label = std::move(labels);
+  (f.type == MetricType::Counter ? m.counter.value : m.gauge.value) = value;
+  f.metric.push_back(std::move(m));
+}
+
+void compile_metrics(CompileOrchestrator& c, std::vector<MetricFamily>& out) {
+  const CompileStats s = c.stats();
+  auto queue = family("tinyfleet_compile_queue", "Compile operations waiting for a worker.",
+                      MetricType::Gauge);
+  add(queue, static_cast<double>(s.queued));
+  auto classes =
+      family("tinyfleet_compile_classes_total",
+             "Device classes compiled, by result (compiled or refused).", MetricType::Counter);
+  add(classes, static_cast<double>(s.compiled), {{"result", "compiled"}});
+  add(classes, static_cast<double>(s.refused), {{"result", "refused"}});
+  auto failed = family("tinyfleet_compile_operations_failed_total",
+                       "Compile operations that failed (not refusals).", MetricType::Counter);
+  add(failed, static_cast<double>(s.failed));
+  auto seconds = family("tinyfleet_compile_seconds_total",
+                        "Time spent compiling device classes, seconds.", MetricType::Counter);
+  add(seconds, s.class_seconds);
+  for (auto* f : {&queue, &classes, &failed, &seconds}) out.push_back(std::move(*f));
+}
+
+void ingest_metrics(TelemetryIngest& t, std::vector<MetricFamily>& out) {
+  auto msgs = family("tinyfleet_telemetry_messages_total",
+                     "Telemetry messages from devices, by outcome: received, written (stored), "
+                     "rejected (malformed), dropped (queue full).",
+                     MetricType::Counter);
+  const double received = t.received(), written = t.written(), rejected = t.rejected(),
+               dropped = t.dropped();
+  add(msgs, received, {{"outcome", "received"}});
+  add(msgs, written, {{"outcome", "written"}});
+  add(msgs, rejected, {{"outcome", "rejected"}});
+  add(msgs, dropped, {{"outcome", "dropped"}});
+  auto lag =
+      family("tinyfleet_telemetry_ingest_lag_messages",
+             "Telemetry messages received and not yet written or discarded.", MetricType::Gauge);
+  add(lag, std::max(0.0, received - written - rejected - dropped));
+  out.push_back(std::move(msgs));
+  out.push_back(std::move(lag));
+}
+
+void mqtt_metrics(const MetricsSources& s, std::vector<MetricFamily>& out) {
+  auto in = family("tinyfleet_mqtt_messages_in_total", "MQTT messages fleetd took in, by kind.",
+                   MetricType::Counter);
+  if (s.ingest) add(in, static_cast<double>(s.ingest->received()), {{"kind", "telemetry"}});
+  auto sent = family("tinyfleet_mqtt_messages_out_total", "MQTT messages fleetd sent, by kind.",
+                     MetricType::Counter);
+  if (s.engine) add(sent, static_cast<double>(s.engine->offers_published()), {{"kind", "offer"}});
+  if (s.publisher) {
+    add(sent, static_cast<double>(s.publisher->chunks_served()), {{"kind", "chunk"}});
+    auto bytes = family("tinyfleet_update_bytes_served_total",
+                        "Update payload bytes sent in chunks.", MetricType::Counter);
+    add(bytes, static_cast<double>(s.publisher->bytes_served()));
+    auto deferred = family("tinyfleet_update_chunk_requests_deferred_total",
+                           "Chunk requests deferred by the rate limit.", MetricType::Counter);
+    add(deferred, static_cast<double>(s.publisher->requests_deferred()));
+    out.push_back(std::move(bytes));
+    out.push_back(std::move(deferred));
+  }
+  out.push_back(std::move(in));
+  out.push_back(std::move(sent));
+}
+
+void pool_metrics(const storage::PoolStats& p, std::vector<MetricFamily>& out) {
+  auto conns =
+      family("tinyfleet_db_pool_connections", "Database connections, by state.", MetricType::Gauge);
+  add(conns, p.in_use, {{"state", "in_use"}});
+  add(conns, p.size - p.in_use, {{"state", "idle"}});
+  auto acq =
+      family("tinyfleet_db_pool_acquisitions_total", "Transactions started.", MetricType::Counter);
+  add(acq, static_cast<double>(p.acquisitions));
+  auto waits = family("tinyfleet_db_pool_waits_total",
+                      "Transactions that waited for a free connection.", MetricType::Counter);
+  add(waits, static_cast<double>(p.waits));
+  auto secs =
+      family("tinyfleet_db_pool_wait_seconds_total",
+             "Time transactions waited for a free connection, seconds.", MetricType::Counter);
+  add(secs, p.wait_seconds);
+  for (auto* f : {&conns, &acq, &waits, &secs}) out.push_back(std::move(*f));
+}
+
+// Devices, rollouts, phases and gate values, as PostgreSQL has them now.
+std::vector<MetricFamily> read_fleet_state(pqxx::work& w) {
+  // A device's model version is the first version whose artifact it runs (a recompile
+  // that yields the same bytes is the same artifact).
+  auto devices = family("tinyfleet_devices", "Devices by class, status and the model they run.",
+                        MetricType::Gauge);
+  for (const auto& r : w.exec(
+           "SELECT d.device_class, d.status, COALESCE(x.name, ''), COALESCE(x.version::text, ''), "
+           "count(*) FROM devices d LEFT JOIN LATERAL (SELECT m.name, v.version FROM artifacts a "
+           "JOIN model_versions v ON v.id = a.version_id JOIN models m ON m.id = v.model_id WHERE "
+           "a.artifact_sha256 = d.current_artifact_sha256 AND a.device_class = d.device_class "
+           "ORDER BY v.version LIMIT 1) x ON true GROUP BY 1, 2, 3, 4")) {
+    add(devices, r[4].as<double>(),
+        {{"class", r[0].c_str()},
+         {"status", r[1].c_str()},
+         {"model", r[2].c_str()},
+         {"version", r[3].c_str()}});
+  }
+  auto rollouts = family("tinyfleet_rollouts", "Rollouts by state.", MetricType::Gauge);
+  for (const auto& r : w.exec("SELECT state, count(*) FROM rollouts GROUP BY 1")) {
+    add(rollouts, r[1].as<double>(), {{"state", r[0].c_str()}});
+  }
+  auto phases = family("tinyfleet_rollout_phases", "Rollout phases by state.", MetricType::Gauge);
+  for (const auto& r : w.exec("SELECT state, count(*) FROM rollout_phases GROUP BY 1")) {
+    add(phases, r[1].as<double>(), {{"state", r[0].c_str()}});
+  }
+  auto enrolled =
+      family("tinyfleet_rollout_devices",
+             "Devices of rollouts not yet ended, by rollout and state.", MetricType::Gauge);
+  auto gate = family("tinyfleet_rollout_gate_value",
+                     "The latest value of each gate of rollouts not yet ended.", MetricType::Gauge);
+  auto passed =
+      family("tinyfleet_rollout_gate_passed",
+             "1 when the gate passed at its latest evaluation, else 0.", MetricType::Gauge);
+  const char* active = "r.state IN ('created', 'running', 'paused', 'rolling_back', 'aborting')";
+  for (const auto& r : w.exec(std::string("SELECT r.name, rd.state, count(*) FROM rollouts r JOIN "
+                                          "rollout_devices rd ON rd.rollout_id = r.id WHERE ") +
+                              active + " GROUP BY 1, 2")) {
+    add(enrolled, r[2].as<double>(), {{"rollout", r[0].c_str()}, {"state", r[1].c_str()}});
+  }
+  for (const auto& r :
+       w.exec(std::string("SELECT r.name, r.gate_report::text FROM rollouts r WHERE ") + active)) {
+    for (const auto& g : nlohmann::json::parse(r[1].c_str(), nullptr, false)) {
+      if (!g.is_object() || !g.value("known", false)) continue;
+      const Labels labels = {
+          {"rollout", r[0].c_str()}, {"metric", g.value("metric", "")}, {"op", g.value("op", "")}};
+      add(gate, g.value("value", 0.0), labels);
+      add(passed, g.value("passed", false) ? 1 : 0, labels);
+    }
+  }
+  return {devices, rollouts, phases, enrolled, gate, passed};
+}
+
+}  // namespace
+
+std::vector<MetricFamily> FleetCollector::counters() const {
+  std::vector<MetricFamily> out;
+  if (sources_.compiles) compile_metrics(*sources_.compiles, out);
+  if (sources_.ingest) ingest_metrics(*sources_.ingest, out);
+  mqtt_metrics(sources_, out);
+  if (sources_.db) pool_metrics(sources_.db->pool_stats(), out);
+  return out;
+}
+
+std::vector<MetricFamily> FleetCollector::fleet_state() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  const auto now = std::chrono::steady_clock::now();
+  if (sources_.db && now - read_at_ >= std::chrono::seconds(1)) {
+    auto up = family("tinyfleet_database_up",
+                     "1 when the last read of the fleet's state from PostgreSQL worked.",
+                     MetricType::Gauge);
+    auto read = sources_.db->transact([](pqxx::work& w) { return read_fleet_state(w); });
+    if (read) state_ = std::move(*read);
+    add(up, read ? 1 : 0);
+    if (!state_.empty() && state_.back().name == "tinyfleet_database_up") state_.pop_back();
+    state_.push_back(std::move(up));
+    read_at_ = now;
+  }
+  return state_;
+}
+
+std::vector<MetricFamily> FleetCollector::Collect() const {
+  auto out = counters();
+  for (auto& f : fleet_state()) out.push_back(std::move(f));
+  return out;
+}
+
+}  // namespace tinyfleet::server::metrics
