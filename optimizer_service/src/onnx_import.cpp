@@ -663,10 +663,14 @@ std::optional<CompileError> Importer::import_node(const onnx::NodeProto& n,
     node.outputs = {output(n, {xd.n, oh, ow, xd.c}, {xd.n, xd.c, oh, ow})};
   } else if (op == "GlobalAveragePool" || op == "ReduceMean") {
     if (op == "ReduceMean") {
-      const auto axes = a.ints("axes", {});
-      if (axes != std::vector<int64_t>{2, 3} && axes != std::vector<int64_t>{-2, -1}) {
-        return fail("axes must be the spatial ones (2, 3)");
-      }
+      auto axes = a.ints("axes", {});
+      std::sort(axes.begin(), axes.end());
+      const bool spatial =
+          xs.size() == 4
+              ? (axes == std::vector<int64_t>{2, 3} || axes == std::vector<int64_t>{-2, -1})
+              : xs.size() == 3 &&
+                    (axes == std::vector<int64_t>{2} || axes == std::vector<int64_t>{-1});
+      if (!spatial) return fail("axes must be the spatial ones (2, 3; or 2 of a 1-D signal)");
     }
     node.type = OpType::kMean;
     const bool keep = op == "GlobalAveragePool" || a.i("keepdims", 1) != 0;

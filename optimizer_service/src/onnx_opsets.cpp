@@ -154,6 +154,18 @@ std::optional<CompileError> lower_to_17(onnx::ModelProto& model, int64_t opset) 
   return std::nullopt;
 }
 
+// libonnx 1.12's Pad 10->11 adapter reads Pad's optional `value` attribute as required:
+// write its default (0) where the model leaves it out.
+void spell_out_converter_defaults(onnx::ModelProto& model) {
+  for (auto& n : *model.mutable_graph()->mutable_node()) {
+    if (!default_domain(n.domain()) || n.op_type() != "Pad" || find_attr(n, "value")) continue;
+    auto* a = n.add_attribute();
+    a->set_name("value");
+    a->set_type(onnx::AttributeProto::FLOAT);
+    a->set_f(0.0f);
+  }
+}
+
 }  // namespace
 
 int64_t model_opset(const onnx::ModelProto& model) {
@@ -178,6 +190,7 @@ std::optional<CompileError> normalize_opset(onnx::ModelProto& model) {
     return CompileError{std::string("the ONNX checker refused the model: ") + e.what()};
   }
   if (opset < kConvertTo) {
+    spell_out_converter_defaults(model);
     try {
       model = onnx::version_conversion::ConvertVersion(model, static_cast<int>(kConvertTo));
     } catch (const std::exception& e) {
