@@ -24,8 +24,24 @@ using onnx_import_detail::fold_constant;
 using onnx_import_detail::Raw;
 using onnx_import_detail::to_raw;
 
+// Bounds on what a model may ask for, checked before anything is allocated.
+constexpr int64_t kMaxExtent = int64_t{1} << 20;  // one axis of an activation
+constexpr int64_t kMaxAttribute = 1 << 16;        // strides, dilations, pads, kernel sizes
+
+bool attributes_small(const std::vector<int64_t>& v, int64_t lowest) {
+  for (int64_t x : v)
+    if (x < lowest || x > kMaxAttribute) return false;
+  return true;
+}
+
 // NCHW (or N x K) shapes to NHWC dims.
 Result<Dims> nhwc(const std::vector<int64_t>& s, const std::string& what) {
+  for (int64_t d : s) {
+    if (d < 1 || d > kMaxExtent) {
+      return CompileError{what + " has an extent of " + std::to_string(d) + ", supported: 1 to " +
+                          std::to_string(kMaxExtent)};
+    }
+  }
   if (s.size() == 4)
     return Dims{static_cast<int32_t>(s[0]), static_cast<int32_t>(s[2]), static_cast<int32_t>(s[3]),
                 static_cast<int32_t>(s[1])};
@@ -109,7 +125,16 @@ class Importer {
     for (const auto& node : g.node()) {
       const std::string label = "node " + std::to_string(index++) + " '" + node.op_type() + "'" +
                                 (node.name().empty() ? "" : " (" + node.name() + ")");
+      const size_t before = graph_.tensors.size();
       if (auto e = import_node(node, label)) return *e;
+      for (size_t t = before; t < graph_.tensors.size(); ++t) {
+        const Dims& d = graph_.tensors[t].dims;
+        if (d.n < 1 || d.h < 1 || d.w < 1 || d.c < 1 ||
+            d.elements() > onnx_import_detail::kMaxConstantElements) {
+          return CompileError{label + ": gives tensor '" + graph_.tensors[t].name +
+                              "' an empty or too large shape"};
+        }
+      }
     }
     for (const auto& out : g.output()) {
       auto it = names_.find(out.name());
@@ -385,7 +410,7 @@ Result<std::vector<int64_t>> Importer::squeezed(const onnx::NodeProto& n,
     const Raw* c = constant(n.input(1));
     if (!c) return CompileError{"the axes must be a constant"};
     axes.clear();
-    for (float v : c->values) axes.push_back(static_cast<int64_t>(v));
+    for (float v : c->values) axes.push_back(onnx_import_detail::as_int(v));
   }
   const bool unsqueeze = n.op_type() == "Unsqueeze";
   const auto rank = static_cast<int64_t>(xs.size() + (unsqueeze ? axes.size() : 0));
@@ -504,10 +529,10 @@ std::optional<CompileError> Importer::import_node(const onnx::NodeProto& n,
     if (strides.size() != 2 || dil.size() != 2 || pads.size() != 4) {
       return fail("only 1-D and 2-D convolutions are supported");
     }
-    for (int64_t v : strides)
-      if (v < 1) return fail("strides must be positive");
-    for (int64_t v : dil)
-      if (v < 1) return fail("dilations must be positive");
+    if (!attributes_small(strides, 1) || !attributes_small(dil, 1) || !attributes_small(pads, 0)) {
+      return fail("strides and dilations must be in 1.." + std::to_string(kMaxAttribute) +
+                  ", pads in 0.." + std::to_string(kMaxAttribute));
+    }
     node.stride_h = static_cast<int32_t>(strides[0]);
     node.stride_w = static_cast<int32_t>(strides[1]);
     node.dilation_h = static_cast<int32_t>(dil[0]);
@@ -620,8 +645,11 @@ std::optional<CompileError> Importer::import_node(const onnx::NodeProto& n,
     if (op == "Clip") {
       const Raw* lo = n.input_size() > 1 && !n.input(1).empty() ? constant(n.input(1)) : nullptr;
       const Raw* hi = n.input_size() > 2 && !n.input(2).empty() ? constant(n.input(2)) : nullptr;
-      node.activation.min = lo ? lo->values.at(0) : a.f("min", -3.4e38f);
-      node.activation.max = hi ? hi->values.at(0) : a.f("max", 3.4e38f);
+      if ((lo && lo->values.size() != 1) || (hi && hi->values.size() != 1)) {
+        return fail("min and max must be constant scalars");
+      }
+      node.activation.min = lo ? lo->values[0] : a.f("min", -3.4e38f);
+      node.activation.max = hi ? hi->values[0] : a.f("max", 3.4e38f);
     }
     node.outputs = {output(n, xd, xs)};
   } else if (op == "MaxPool" || op == "AveragePool") {
@@ -635,8 +663,9 @@ std::optional<CompileError> Importer::import_node(const onnx::NodeProto& n,
          (same || pads[0] || pads[1] || pads[2] || pads[3]))) {
       return fail("supported: 2-D kernel, ceil_mode=0, count_include_pad=0");
     }
-    if (k[0] < 1 || k[1] < 1 || strides[0] < 1 || strides[1] < 1) {
-      return fail("kernel and strides must be positive");
+    if (!attributes_small(k, 1) || !attributes_small(strides, 1) || !attributes_small(pads, 0)) {
+      return fail("kernel and strides must be in 1.." + std::to_string(kMaxAttribute) +
+                  ", pads in 0.." + std::to_string(kMaxAttribute));
     }
     node.filter_h = static_cast<int32_t>(k[0]);
     node.filter_w = static_cast<int32_t>(k[1]);
@@ -710,15 +739,23 @@ std::optional<CompileError> Importer::import_node(const onnx::NodeProto& n,
       if (!s) return fail("the shape must be a constant");
       int64_t known = 1, infer = -1;
       for (size_t i = 0; i < s->values.size(); ++i) {
-        int64_t v = static_cast<int64_t>(s->values[i]);
-        if (v == 0 && i < xs.size()) v = xs[i];
-        if (v == -1)
+        const float f = s->values[i];
+        if (!(f >= -1.0f && f <= static_cast<float>(kMaxExtent)) || (f == 0.0f && i >= xs.size()) ||
+            (f == -1.0f && infer >= 0)) {
+          return fail("shape entry " + std::to_string(f) + " is not -1 (once), 0 or 1.." +
+                      std::to_string(kMaxExtent));
+        }
+        int64_t v = static_cast<int64_t>(f);
+        if (v == 0) v = xs[i];
+        if (v == -1) {
           infer = static_cast<int64_t>(i);
-        else
+        } else {
           known *= v;
+          if (known > onnx_import_detail::kMaxConstantElements) return fail("shape too large");
+        }
         target.push_back(v);
       }
-      if (infer >= 0) target[static_cast<size_t>(infer)] = xd.elements() / known;
+      if (infer >= 0) target[static_cast<size_t>(infer)] = known > 0 ? xd.elements() / known : 0;
     }
     // A reshape keeps NCHW element order; NHWC storage agrees when channels or the
     // spatial extent is 1 on both sides.
@@ -782,7 +819,7 @@ std::optional<CompileError> Importer::import_node(const onnx::NodeProto& n,
       const Raw* p = constant(n.input(1));
       if (!p) return fail("pads must be a constant");
       pads.clear();
-      for (float v : p->values) pads.push_back(static_cast<int64_t>(v));
+      for (float v : p->values) pads.push_back(onnx_import_detail::as_int(v));
     }
     if (n.input_size() > 3 && !n.input(3).empty()) return fail("the axes input is not supported");
     float value = a.f("value", 0.0f);
@@ -800,6 +837,7 @@ std::optional<CompileError> Importer::import_node(const onnx::NodeProto& n,
     }
     for (int64_t v : pads) {
       if (v < 0) return fail("negative pads (cropping) are not supported");
+      if (v > kMaxAttribute) return fail("pads above " + std::to_string(kMaxAttribute));
     }
     if (pads[0] != 0 || pads[rank] != 0) return fail("padding the batch is not supported");
     std::vector<int64_t> shape = xs;

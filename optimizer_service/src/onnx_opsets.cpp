@@ -99,7 +99,7 @@ std::optional<std::string> lower_node(const onnx::GraphProto& g, onnx::NodeProto
       auto* a = n.add_attribute();
       a->set_name("axes");
       a->set_type(onnx::AttributeProto::INTS);
-      for (float v : raw->values) a->add_ints(static_cast<int64_t>(v));
+      for (float v : raw->values) a->add_ints(as_int(v));
       n.mutable_input()->DeleteSubrange(1, n.input_size() - 1);
     }
   } else if (op == "Pad") {  // 18: an axes input; 19: mode wrap
@@ -166,6 +166,49 @@ void spell_out_converter_defaults(onnx::ModelProto& model) {
   }
 }
 
+// What libonnx's version converter and importer assume without checking (they crash
+// otherwise): every name read is produced before (graph input, initializer or an earlier
+// node), produced once, every graph output is produced, and no node holds a subgraph.
+std::optional<CompileError> check_structure(const onnx::GraphProto& g) {
+  std::set<std::string> known;
+  for (const auto& t : g.initializer()) known.insert(t.name());
+  for (const auto& in : g.input()) known.insert(in.name());
+  for (int i = 0; i < g.node_size(); ++i) {
+    const auto& n = g.node(i);
+    const std::string label = "node " + std::to_string(i) + " '" + n.op_type() + "'";
+    for (const auto& a : n.attribute()) {
+      if (a.has_g() || a.graphs_size() > 0 || a.type() == onnx::AttributeProto::GRAPH ||
+          a.type() == onnx::AttributeProto::GRAPHS) {
+        return CompileError{label + ": subgraphs (control flow) are not supported"};
+      }
+    }
+    // libonnx's shape inference divides by these.
+    for (const auto& a : n.attribute()) {
+      if (a.name() != "strides" && a.name() != "dilations" && a.name() != "kernel_shape") continue;
+      for (int64_t v : a.ints()) {
+        if (v < 1) return CompileError{label + ": " + a.name() + " must be positive"};
+      }
+    }
+    for (const auto& name : n.input()) {
+      if (!name.empty() && !known.count(name)) {
+        return CompileError{label + ": input '" + name + "' is not produced before it"};
+      }
+    }
+    for (const auto& name : n.output()) {
+      if (name.empty()) continue;
+      if (!known.insert(name).second) {
+        return CompileError{label + ": output '" + name + "' is produced twice"};
+      }
+    }
+  }
+  for (const auto& out : g.output()) {
+    if (!known.count(out.name())) {
+      return CompileError{"graph output '" + out.name() + "' is not produced"};
+    }
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 int64_t model_opset(const onnx::ModelProto& model) {
@@ -181,6 +224,7 @@ std::optional<CompileError> normalize_opset(onnx::ModelProto& model) {
   if (opset < kOldest || opset > kNewest) {
     return CompileError{"opset " + std::to_string(opset) + ", supported: 7 to 21"};
   }
+  if (auto e = check_structure(model.graph())) return e;
   if (opset > kNewestRead) {
     if (auto e = lower_to_17(model, opset)) return e;
   }
