@@ -53,6 +53,17 @@ bool copies_quantization(OpType t) {
          t == OpType::kPad || t == OpType::kConcatenation;
 }
 
+// A channel's weight scale: max |w| / 127, but never so small that its requantization
+// multiplier (input scale x weight scale / output scale) underflows 2^-30 or its int32
+// bias leaves +-2^29 (the runtime refuses +-2^30). Channels whose weights are below
+// int8 resolution (pruned ones: ~1e-30, subnormal, zero) thus quantize to zero weights
+// and keep their bias: they output relu(bias), the constant the float model gives.
+float weight_scale(float amax, float bias, float input_scale, float output_scale) {
+  const double min_multiplier = std::ldexp(double{output_scale}, -30) / input_scale;
+  const double max_bias = std::fabs(double{bias}) / (std::ldexp(1.0, 29) * input_scale);
+  return static_cast<float>(std::max({double{amax} / 127.0, min_multiplier, max_bias}));
+}
+
 int argmax(const float* v, size_t n) { return static_cast<int>(std::max_element(v, v + n) - v); }
 
 // The drift baseline, one float sample at a time: the input (NHWC) and the float output.
@@ -253,7 +264,8 @@ Result<CompiledModel> compile_model(const std::string& onnx,
           };
           float amax = 0;
           for (int64_t i = 0; i < per; ++i) amax = std::max(amax, std::fabs(w.data[at(i)]));
-          wscale[static_cast<size_t>(c)] = amax > 0 ? amax / 127.0f : 1e-8f;
+          wscale[static_cast<size_t>(c)] =
+              weight_scale(amax, b.data[static_cast<size_t>(c)], qx.scale, qy.scale);
           for (int64_t i = 0; i < per; ++i) {
             wq[at(i)] =
                 static_cast<int8_t>(std::lround(w.data[at(i)] / wscale[static_cast<size_t>(c)]));

@@ -54,6 +54,16 @@ std::vector<float> nhwc_sample(const NpyArray& x, int64_t i) {
   const auto& s = x.shape;
   const int64_t per = x.size() / s[0];
   std::vector<float> out(static_cast<size_t>(per));
+  if (s.size() == 3) {  // [N, C, L] (1-D signals) is NHWC [N, 1, L, C]
+    const int64_t C = s[1], L = s[2];
+    for (int64_t c = 0; c < C; ++c) {
+      for (int64_t l = 0; l < L; ++l) {
+        out[static_cast<size_t>(l * C + c)] =
+            static_cast<float>(x.values[static_cast<size_t>(i * per + c * L + l)]);
+      }
+    }
+    return out;
+  }
   if (s.size() != 4) {
     for (int64_t j = 0; j < per; ++j) {
       out[static_cast<size_t>(j)] = static_cast<float>(x.values[static_cast<size_t>(i * per + j)]);

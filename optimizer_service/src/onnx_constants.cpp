@@ -12,6 +12,17 @@ int64_t count(const std::vector<int64_t>& shape) {
   return std::accumulate(shape.begin(), shape.end(), int64_t{1}, std::multiplies<>());
 }
 
+// The element count of a shape, or -1 if an extent is negative or the count exceeds
+// kMaxConstantElements (checked before anything is allocated).
+int64_t bounded_count(const std::vector<int64_t>& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) {
+    if (d < 0 || (d > 0 && n > kMaxConstantElements / d)) return -1;
+    n *= d;
+  }
+  return n;
+}
+
 template <class T>
 bool copy_raw(const std::string& raw, std::vector<float>* out) {
   if (raw.size() != out->size() * sizeof(T)) return false;
@@ -42,7 +53,7 @@ std::vector<int64_t> attr_ints(const onnx::NodeProto& n, const char* name) {
 }
 std::vector<int64_t> as_ints(const Raw& r) {
   std::vector<int64_t> v;
-  for (float f : r.values) v.push_back(static_cast<int64_t>(f));
+  for (float f : r.values) v.push_back(as_int(f));
   return v;
 }
 int64_t norm_axis(int64_t axis, size_t rank) {
@@ -61,6 +72,7 @@ Result<Raw> broadcast(const Raw& a, const Raw& b, const std::function<float(floa
     }
     so[i] = std::max(sa[i], sb[i]);
   }
+  if (bounded_count(so) < 0) return CompileError{"a folded constant is too large"};
   Raw r;
   r.shape = so;
   r.values.resize(static_cast<size_t>(count(so)));
@@ -117,6 +129,11 @@ Result<Raw> concat(const std::vector<const Raw*>& in, int64_t axis_attr) {
   r.shape[static_cast<size_t>(axis)] = 0;
   for (const Raw* x : in) {
     if (x->shape.size() != rank) return CompileError{"inputs differ in rank"};
+    for (size_t d = 0; d < rank; ++d) {
+      if (static_cast<int64_t>(d) != axis && x->shape[d] != first.shape[d]) {
+        return CompileError{"inputs differ in shape outside the axis"};
+      }
+    }
     r.shape[static_cast<size_t>(axis)] += x->shape[static_cast<size_t>(axis)];
   }
   int64_t outer = 1;
@@ -137,10 +154,12 @@ Result<Raw> reshape(const Raw& x, const std::vector<int64_t>& spec) {
   int64_t known = 1, infer = -1;
   for (size_t i = 0; i < spec.size(); ++i) {
     int64_t v = spec[i] == 0 && i < x.shape.size() ? x.shape[i] : spec[i];
+    if (v < -1 || v > kMaxConstantElements) return CompileError{"reshape to an invalid extent"};
     if (v == -1) {
       infer = static_cast<int64_t>(i);
     } else {
       known *= v;
+      if (known > kMaxConstantElements) return CompileError{"reshape to too many elements"};
     }
     r.shape.push_back(v);
   }
@@ -180,7 +199,15 @@ Result<Raw> to_raw(const onnx::TensorProto& t) {
   Raw r;
   r.shape.assign(t.dims().begin(), t.dims().end());
   r.type = t.data_type();
-  r.values.resize(static_cast<size_t>(count(r.shape)));
+  const int64_t n = bounded_count(r.shape);
+  if (n < 0) {
+    return CompileError{"initializer '" + t.name() + "' has a negative extent or more than " +
+                        std::to_string(kMaxConstantElements) + " elements"};
+  }
+  if (t.has_data_location() && t.data_location() == onnx::TensorProto::EXTERNAL) {
+    return CompileError{"initializer '" + t.name() + "' is stored outside the model file"};
+  }
+  r.values.resize(static_cast<size_t>(n));
   const std::string& raw = t.raw_data();
   bool ok = false;
   switch (t.data_type()) {

@@ -15,6 +15,19 @@
 
 namespace tinyfleet::optimizer_service::onnx_import_detail {
 
+// The most elements one constant may hold (64 MiB of float32): larger ones are refused
+// before anything is allocated.
+constexpr int64_t kMaxConstantElements = int64_t{1} << 24;
+
+// An integer held in a float constant (shapes, axes, pads) as int64, saturated at
+// +-2^50 (NaN as -2^50), so that range checks refuse it instead of a cast overflowing.
+inline int64_t as_int(float f) {
+  constexpr float kLimit = 1125899906842624.0f;  // 2^50
+  if (!(f > -kLimit)) return -(int64_t{1} << 50);
+  if (f > kLimit) return int64_t{1} << 50;
+  return static_cast<int64_t>(f);
+}
+
 struct Raw {
   std::vector<int64_t> shape;
   std::vector<float> values;

@@ -1,17 +1,18 @@
 #include "tinyfleet/optimizer_service/onnx_import.h"
 
 #include "onnx_constants.h"
+#include "onnx_opsets.h"
 #include "tinyfleet/kernels/ops/conv2d.h"
 
-#include <onnx/checker.h>
 #include <onnx/onnx_pb.h>
-#include <onnx/shape_inference/implementation.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <map>
 #include <optional>
+#include <tuple>
+#include <utility>
 
 namespace tinyfleet::optimizer_service {
 
@@ -23,8 +24,24 @@ using onnx_import_detail::fold_constant;
 using onnx_import_detail::Raw;
 using onnx_import_detail::to_raw;
 
+// Bounds on what a model may ask for, checked before anything is allocated.
+constexpr int64_t kMaxExtent = int64_t{1} << 20;  // one axis of an activation
+constexpr int64_t kMaxAttribute = 1 << 16;        // strides, dilations, pads, kernel sizes
+
+bool attributes_small(const std::vector<int64_t>& v, int64_t lowest) {
+  for (int64_t x : v)
+    if (x < lowest || x > kMaxAttribute) return false;
+  return true;
+}
+
 // NCHW (or N x K) shapes to NHWC dims.
 Result<Dims> nhwc(const std::vector<int64_t>& s, const std::string& what) {
+  for (int64_t d : s) {
+    if (d < 1 || d > kMaxExtent) {
+      return CompileError{what + " has an extent of " + std::to_string(d) + ", supported: 1 to " +
+                          std::to_string(kMaxExtent)};
+    }
+  }
   if (s.size() == 4)
     return Dims{static_cast<int32_t>(s[0]), static_cast<int32_t>(s[2]), static_cast<int32_t>(s[3]),
                 static_cast<int32_t>(s[1])};
@@ -33,6 +50,16 @@ Result<Dims> nhwc(const std::vector<int64_t>& s, const std::string& what) {
     return Dims{static_cast<int32_t>(s[0]), 1, static_cast<int32_t>(s[2]),
                 static_cast<int32_t>(s[1])};
   return CompileError{what + " has rank " + std::to_string(s.size()) + ", supported: 2 to 4"};
+}
+
+// auto_pad SAME_UPPER / SAME_LOWER as explicit {before, after} padding of one axis: the
+// output is ceil(in / stride); SAME_UPPER puts the odd pixel after, SAME_LOWER before.
+std::pair<int32_t, int32_t> same_padding(int32_t in, int32_t kernel, int32_t stride,
+                                         int32_t dilation, bool upper) {
+  const int32_t out = (in + stride - 1) / stride;
+  const int32_t total = std::max(0, (out - 1) * stride + (kernel - 1) * dilation + 1 - in);
+  const int32_t small = total / 2;
+  return upper ? std::make_pair(small, total - small) : std::make_pair(total - small, small);
 }
 
 struct Attrs {
@@ -68,16 +95,29 @@ class Importer {
       if (!raw) return raw.error();
       constants_[init.name()] = std::move(*raw);
     }
+    for (const auto& node : g.node()) {
+      for (const auto& name : node.input()) ++uses_[name];
+    }
+    for (const auto& out : g.output()) ++uses_[out.name()];
     for (const auto& in : g.input()) {
       if (constants_.count(in.name())) continue;
       std::vector<int64_t> shape;
       for (const auto& d : in.type().tensor_type().shape().dim()) {
-        shape.push_back(d.has_dim_value() ? d.dim_value() : 1);  // dynamic batch -> 1
+        // A symbolic (or absent) batch is fixed to 1; any other extent must be known.
+        if (shape.empty() && (!d.has_dim_value() || d.dim_value() <= 0)) {
+          shape.push_back(1);
+        } else if (!d.has_dim_value() || d.dim_value() <= 0) {
+          return CompileError{"graph input '" + in.name() + "' has a symbolic extent '" +
+                              d.dim_param() + "' at axis " + std::to_string(shape.size()) +
+                              "; supported: a symbolic batch (fixed to 1) only"};
+        } else {
+          shape.push_back(d.dim_value());
+        }
       }
       auto dims = nhwc(shape, "graph input '" + in.name() + "'");
       if (!dims) return dims.error();
       const int t = graph_.add_tensor({in.name(), *dims, false, {}});
-      names_[in.name()] = t;
+      bind(in.name(), t);
       nchw_[t] = shape;
       graph_.inputs.push_back(t);
     }
@@ -85,7 +125,16 @@ class Importer {
     for (const auto& node : g.node()) {
       const std::string label = "node " + std::to_string(index++) + " '" + node.op_type() + "'" +
                                 (node.name().empty() ? "" : " (" + node.name() + ")");
+      const size_t before = graph_.tensors.size();
       if (auto e = import_node(node, label)) return *e;
+      for (size_t t = before; t < graph_.tensors.size(); ++t) {
+        const Dims& d = graph_.tensors[t].dims;
+        if (d.n < 1 || d.h < 1 || d.w < 1 || d.c < 1 ||
+            d.elements() > onnx_import_detail::kMaxConstantElements) {
+          return CompileError{label + ": gives tensor '" + graph_.tensors[t].name +
+                              "' an empty or too large shape"};
+        }
+      }
     }
     for (const auto& out : g.output()) {
       auto it = names_.find(out.name());
@@ -99,14 +148,30 @@ class Importer {
  private:
   std::optional<CompileError> import_node(const onnx::NodeProto& n, const std::string& label);
   std::optional<CompileError> import_qdq(const onnx::NodeProto& n, const std::string& label);
+  std::optional<CompileError> import_binary(const onnx::NodeProto& n, const std::string& label);
+  std::optional<CompileError> import_batch_norm(const onnx::NodeProto& n, const std::string& label);
+  // The ONNX shape a Squeeze or Unsqueeze of an activation of shape xs gives.
+  Result<std::vector<int64_t>> squeezed(const onnx::NodeProto& n,
+                                        const std::vector<int64_t>& xs) const;
+  // y = x * k[c] + b[c] per channel c.
+  std::optional<CompileError> channel_affine(const onnx::NodeProto& n, int x,
+                                             const std::vector<float>& k,
+                                             const std::vector<float>& b, const std::string& label);
 
-  // An activation input by name (constants are not activations here).
+  // An activation input by name (constants are not activations here). Each call is one
+  // read of the tensor: pending_reads_ counts those still to come.
   Result<int> activation(const std::string& name, const std::string& label) {
     auto it = names_.find(name);
     if (it == names_.end()) {
       return CompileError{label + ": input '" + name + "' is not an activation produced earlier"};
     }
+    --pending_reads_[it->second];
     return it->second;
+  }
+  // `name` (a graph input, a node output, or an alias of one) now denotes tensor t.
+  void bind(const std::string& name, int t) {
+    names_[name] = t;
+    pending_reads_[t] += uses_[name];
   }
   const Raw* constant(const std::string& name) const {
     auto it = constants_.find(name);
@@ -114,7 +179,7 @@ class Importer {
   }
   int output(const onnx::NodeProto& n, const Dims& d, const std::vector<int64_t>& nchw_shape) {
     const int t = graph_.add_tensor({n.output(0), d, false, {}});
-    names_[n.output(0)] = t;
+    bind(n.output(0), t);
     nchw_[t] = nchw_shape;
     return t;
   }
@@ -125,6 +190,9 @@ class Importer {
   Graph graph_;
   std::map<std::string, Raw> constants_;
   std::map<std::string, int> names_;
+  std::map<std::string, int> uses_;  // how many node inputs and graph outputs read a name
+  // Per tensor: reads of it by nodes not imported yet, and graph outputs it is.
+  std::map<int, int> pending_reads_;
   std::map<int, std::vector<int64_t>> nchw_;            // the ONNX shape of each activation
   std::map<int, std::vector<int64_t>> flattened_from_;  // NCHW shape before a Flatten
   struct Quantized {
@@ -173,8 +241,204 @@ std::optional<CompileError> Importer::import_qdq(const onnx::NodeProto& n,
   }
   t.has_quant = true;
   t.quant = q;
-  names_[n.output(0)] = it->second.tensor;
+  bind(n.output(0), it->second.tensor);
   return std::nullopt;
+}
+
+// Values of a constant operand per channel of an activation of ONNX shape xs: a scalar,
+// or one value per channel (shape [C, 1, 1], [1, C], ... under NumPy broadcasting).
+// nullopt if it varies along any other axis or would widen the activation.
+std::optional<std::vector<float>> per_channel(const Raw& c, const std::vector<int64_t>& xs,
+                                              int32_t channels) {
+  if (c.values.empty() || c.shape.size() > xs.size() || xs.size() < 2) return std::nullopt;
+  bool varies = false;
+  for (size_t i = 0; i < c.shape.size(); ++i) {
+    const size_t axis = xs.size() - c.shape.size() + i;
+    if (c.shape[i] == 1) continue;
+    if (axis != 1 || c.shape[i] != xs[1] || xs[1] != channels) return std::nullopt;
+    varies = true;
+  }
+  if (!varies) return std::vector<float>(static_cast<size_t>(channels), c.values[0]);
+  return c.values;
+}
+
+std::optional<CompileError> Importer::channel_affine(const onnx::NodeProto& n, int x,
+                                                     const std::vector<float>& k,
+                                                     const std::vector<float>& b,
+                                                     const std::string& label) {
+  const Dims xd = graph_.tensors[static_cast<size_t>(x)].dims;
+  const bool fixed_quant = graph_.tensors[static_cast<size_t>(x)].has_quant;
+  const int32_t channels = xd.c;
+  Node* producer = nullptr;
+  for (auto& node : graph_.nodes) {
+    if (node.outputs[0] == x) producer = &node;
+  }
+  // Folded into the producing Conv, depthwise Conv or fully connected layer when nothing
+  // else reads its output and no QDQ pair fixed that output's quantization.
+  if (producer && pending_reads_[x] == 0 && !fixed_quant &&
+      (producer->type == OpType::kConv2D || producer->type == OpType::kDepthwiseConv2D ||
+       producer->type == OpType::kFullyConnected)) {
+    Tensor& w = graph_.tensors[static_cast<size_t>(producer->inputs[1])];
+    Tensor& bias = graph_.tensors[static_cast<size_t>(producer->inputs[2])];
+    const int64_t per = static_cast<int64_t>(w.data.size()) / channels;
+    for (int32_t c = 0; c < channels; ++c) {
+      const auto cc = static_cast<size_t>(c);
+      for (int64_t i = 0; i < per; ++i) {
+        // Conv2D and fully connected weights are [oc, ...]; depthwise weights [..., oc].
+        const size_t at = producer->type == OpType::kDepthwiseConv2D
+                              ? static_cast<size_t>(i * channels + c)
+                              : static_cast<size_t>(c * per + i);
+        w.data[at] *= k[cc];
+      }
+      bias.data[cc] = bias.data[cc] * k[cc] + b[cc];
+    }
+    bind(n.output(0), x);
+    return std::nullopt;
+  }
+  // Otherwise a per-channel multiply-add: a 1x1 depthwise convolution.
+  Node node;
+  node.type = OpType::kDepthwiseConv2D;
+  node.name = label;
+  node.inputs = {x, add_constant(n.output(0) + ".scale", {1, 1, 1, channels}, k),
+                 add_constant(n.output(0) + ".shift", {1, 1, 1, channels}, b)};
+  node.outputs = {output(n, xd, nchw_[x])};
+  graph_.nodes.push_back(std::move(node));
+  return std::nullopt;
+}
+
+std::optional<CompileError> Importer::import_binary(const onnx::NodeProto& n,
+                                                    const std::string& label) {
+  const std::string& op = n.op_type();
+  auto fail = [&](const std::string& why) { return CompileError{label + ": " + why}; };
+  if (n.input_size() != 2) return fail("needs two inputs");
+  const Raw* c0 = constant(n.input(0));
+  const Raw* c1 = constant(n.input(1));
+  if (!c0 && !c1) {  // two activations
+    if (op != "Add" && op != "Mul") {
+      return fail("of two activations is not supported; supported: Add, Mul");
+    }
+    auto x = activation(n.input(0), label);
+    if (!x) return x.error();
+    auto y = activation(n.input(1), label);
+    if (!y) return y.error();
+    const Dims xd = graph_.tensors[static_cast<size_t>(*x)].dims;
+    if (graph_.tensors[static_cast<size_t>(*y)].dims.elements() != xd.elements())
+      return fail("operands differ in shape; supported: same shape or a constant");
+    Node node;
+    node.type = op == "Add" ? OpType::kAdd : OpType::kMul;
+    node.name = label;
+    node.inputs = {*x, *y};
+    node.outputs = {output(n, xd, nchw_[*x])};
+    graph_.nodes.push_back(std::move(node));
+    return std::nullopt;
+  }
+  const bool constant_first = c0 != nullptr;
+  const Raw& c = constant_first ? *c0 : *c1;
+  if (constant_first && op == "Div") return fail("dividing a constant by an activation");
+  auto xr = activation(n.input(constant_first ? 1 : 0), label);
+  if (!xr) return xr.error();
+  const int x = *xr;
+  const Dims xd = graph_.tensors[static_cast<size_t>(x)].dims;
+  const std::vector<int64_t> xs = nchw_[x];
+  auto v = per_channel(c, xs, xd.c);
+  if (!v) {
+    std::string shape;
+    for (int64_t d : c.shape) shape += (shape.empty() ? "" : ",") + std::to_string(d);
+    return fail("a constant operand of shape [" + shape +
+                "] is not a scalar or one value per channel");
+  }
+  for (float& f : *v) {
+    if (op == "Sub" && !constant_first) f = -f;
+    if (op == "Div") {
+      if (f == 0.0f) return fail("division by a constant zero");
+      f = 1.0f / f;
+    }
+  }
+  // A scalar stays a scalar operator (a pass folds it where it can); Sub and Div become
+  // Add and Mul.
+  if (c.values.size() == 1 && !(op == "Sub" && constant_first)) {
+    Node node;
+    node.type = op == "Add" || op == "Sub" ? OpType::kAdd : OpType::kMul;
+    node.name = label;
+    node.inputs = {x, add_constant(n.input(constant_first ? 0 : 1), {1, 1, 1, 1}, {(*v)[0]})};
+    node.outputs = {output(n, xd, xs)};
+    graph_.nodes.push_back(std::move(node));
+    return std::nullopt;
+  }
+  const auto channels = static_cast<size_t>(xd.c);
+  std::vector<float> k(channels, 1.0f), b(channels, 0.0f);
+  if (op == "Add" || op == "Sub") b = *v;
+  if (op == "Mul" || op == "Div") k = *v;
+  if (op == "Sub" && constant_first) k.assign(channels, -1.0f);  // c - x
+  return channel_affine(n, x, k, b, label);
+}
+
+std::optional<CompileError> Importer::import_batch_norm(const onnx::NodeProto& n,
+                                                        const std::string& label) {
+  auto fail = [&](const std::string& why) { return CompileError{label + ": " + why}; };
+  Attrs a(n);
+  if (a.i("training_mode", 0) != 0) return fail("training_mode=1 is not supported");
+  if (n.input_size() != 5) return fail("needs five inputs");
+  const Raw* scale = constant(n.input(1));
+  const Raw* bias = constant(n.input(2));
+  const Raw* mean = constant(n.input(3));
+  const Raw* var = constant(n.input(4));
+  if (!scale || !bias || !mean || !var) return fail("parameters must be constants");
+  auto xr = activation(n.input(0), label);
+  if (!xr) return xr.error();
+  const auto channels = static_cast<size_t>(graph_.tensors[static_cast<size_t>(*xr)].dims.c);
+  for (const Raw* p : {scale, bias, mean, var}) {
+    if (p->values.size() != channels) {
+      return fail("parameters must hold one value per channel (" + std::to_string(channels) + ")");
+    }
+  }
+  const float eps = a.f("epsilon", 1e-5f);
+  std::vector<float> k(channels), b(channels);
+  for (size_t c = 0; c < channels; ++c) {
+    if (!(var->values[c] + eps > 0.0f)) return fail("a variance plus epsilon is not positive");
+    k[c] = scale->values[c] / std::sqrt(var->values[c] + eps);
+    b[c] = bias->values[c] - mean->values[c] * k[c];
+  }
+  return channel_affine(n, *xr, k, b, label);
+}
+
+Result<std::vector<int64_t>> Importer::squeezed(const onnx::NodeProto& n,
+                                                const std::vector<int64_t>& xs) const {
+  // Axes: the attribute (opsets < 13) or the constant second input.
+  std::vector<int64_t> axes = Attrs(n).ints("axes", {});
+  if (n.input_size() > 1 && !n.input(1).empty()) {
+    const Raw* c = constant(n.input(1));
+    if (!c) return CompileError{"the axes must be a constant"};
+    axes.clear();
+    for (float v : c->values) axes.push_back(onnx_import_detail::as_int(v));
+  }
+  const bool unsqueeze = n.op_type() == "Unsqueeze";
+  const auto rank = static_cast<int64_t>(xs.size() + (unsqueeze ? axes.size() : 0));
+  for (auto& axis : axes) {
+    if (axis < -rank || axis >= rank)
+      return CompileError{"axis " + std::to_string(axis) + " out of range"};
+    if (axis < 0) axis += rank;
+  }
+  std::sort(axes.begin(), axes.end());
+  if (std::adjacent_find(axes.begin(), axes.end()) != axes.end()) {
+    return CompileError{"an axis is listed twice"};
+  }
+  std::vector<int64_t> out;
+  if (unsqueeze) {
+    if (axes.empty()) return CompileError{"no axes"};
+    out = xs;
+    for (int64_t axis : axes) out.insert(out.begin() + axis, 1);
+    return out;
+  }
+  for (size_t d = 0; d < xs.size(); ++d) {
+    const bool listed = std::binary_search(axes.begin(), axes.end(), static_cast<int64_t>(d));
+    if (listed && xs[d] != 1) {
+      return CompileError{"axis " + std::to_string(d) + " has extent " + std::to_string(xs[d]) +
+                          ", not 1"};
+    }
+    if (!(listed || (axes.empty() && xs[d] == 1))) out.push_back(xs[d]);
+  }
+  return out;
 }
 
 std::optional<CompileError> Importer::import_node(const onnx::NodeProto& n,
@@ -220,10 +484,12 @@ std::optional<CompileError> Importer::import_node(const onnx::NodeProto& n,
     return std::nullopt;
   }
   if (op == "QuantizeLinear" || op == "DequantizeLinear") return import_qdq(n, label);
+  if (op == "Add" || op == "Sub" || op == "Mul" || op == "Div") return import_binary(n, label);
+  if (op == "BatchNormalization") return import_batch_norm(n, label);
   if (op == "Identity" || op == "Dropout") {  // of an activation (of constants: folded)
     auto x = activation(n.input(0), label);
     if (!x) return x.error();
-    names_[n.output(0)] = *x;
+    bind(n.output(0), *x);
     return std::nullopt;
   }
 
@@ -237,18 +503,35 @@ std::optional<CompileError> Importer::import_node(const onnx::NodeProto& n,
   node.inputs = {x};
 
   if (op == "Conv") {
-    if (!a.s("auto_pad").empty() && a.s("auto_pad") != "NOTSET" && a.s("auto_pad") != "VALID") {
-      return fail("auto_pad=" + a.s("auto_pad") + ", supported: NOTSET, VALID (explicit pads)");
+    const std::string auto_pad = a.s("auto_pad");
+    if (!auto_pad.empty() && auto_pad != "NOTSET" && auto_pad != "VALID" &&
+        auto_pad != "SAME_UPPER" && auto_pad != "SAME_LOWER") {
+      return fail("auto_pad=" + auto_pad + ", supported: NOTSET, VALID, SAME_UPPER, SAME_LOWER");
     }
     const Raw* w = constant(n.input(1));
-    if (!w || w->shape.size() != 4) return fail("weights must be a constant 4-D tensor");
+    // Conv1D ([N, C, L], weights [O, I, K]) runs as a Conv2D of height 1.
+    const bool conv1d = w && w->shape.size() == 3 && xs.size() == 3;
+    if (!w || (w->shape.size() != 4 && !conv1d)) {
+      return fail("weights must be a constant 4-D tensor (or 3-D for a 1-D convolution)");
+    }
     const int64_t group = a.i("group", 1);
-    const int64_t oc = w->shape[0], icg = w->shape[1], kh = w->shape[2], kw = w->shape[3];
-    const auto strides = a.ints("strides", {1, 1});
-    const auto dil = a.ints("dilations", {1, 1});
-    const auto pads = a.ints("pads", {0, 0, 0, 0});  // top, left, bottom, right
+    const int64_t oc = w->shape[0], icg = w->shape[1], kh = conv1d ? 1 : w->shape[2],
+                  kw = conv1d ? w->shape[2] : w->shape[3];
+    auto strides = a.ints("strides", conv1d ? std::vector<int64_t>{1} : std::vector<int64_t>{1, 1});
+    auto dil = a.ints("dilations", conv1d ? std::vector<int64_t>{1} : std::vector<int64_t>{1, 1});
+    auto pads = a.ints("pads", conv1d ? std::vector<int64_t>{0, 0}
+                                      : std::vector<int64_t>{0, 0, 0, 0});  // t, l, b, r
+    if (conv1d && strides.size() == 1 && dil.size() == 1 && pads.size() == 2) {
+      strides = {1, strides[0]};
+      dil = {1, dil[0]};
+      pads = {0, pads[0], 0, pads[1]};
+    }
     if (strides.size() != 2 || dil.size() != 2 || pads.size() != 4) {
-      return fail("only 2-D convolutions are supported");
+      return fail("only 1-D and 2-D convolutions are supported");
+    }
+    if (!attributes_small(strides, 1) || !attributes_small(dil, 1) || !attributes_small(pads, 0)) {
+      return fail("strides and dilations must be in 1.." + std::to_string(kMaxAttribute) +
+                  ", pads in 0.." + std::to_string(kMaxAttribute));
     }
     node.stride_h = static_cast<int32_t>(strides[0]);
     node.stride_w = static_cast<int32_t>(strides[1]);
@@ -256,6 +539,15 @@ std::optional<CompileError> Importer::import_node(const onnx::NodeProto& n,
     node.dilation_w = static_cast<int32_t>(dil[1]);
     node.padding = {static_cast<int32_t>(pads[0]), static_cast<int32_t>(pads[1]),
                     static_cast<int32_t>(pads[2]), static_cast<int32_t>(pads[3])};
+    if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
+      const bool upper = auto_pad == "SAME_UPPER";
+      std::tie(node.padding.top, node.padding.bottom) =
+          same_padding(xd.h, static_cast<int32_t>(kh), node.stride_h, node.dilation_h, upper);
+      std::tie(node.padding.left, node.padding.right) =
+          same_padding(xd.w, static_cast<int32_t>(kw), node.stride_w, node.dilation_w, upper);
+    } else if (auto_pad == "VALID") {
+      node.padding = {0, 0, 0, 0};
+    }
     std::vector<float> wt(w->values.size());
     Dims wd;
     if (group == 1 && icg == xd.c) {
@@ -297,7 +589,9 @@ std::optional<CompileError> Importer::import_node(const onnx::NodeProto& n,
     const int32_t ow =
         kernels::conv_output_extent(xd.w, static_cast<int32_t>(kw), node.stride_w, node.dilation_w,
                                     node.padding.left, node.padding.right);
-    node.outputs = {output(n, {xd.n, oh, ow, static_cast<int32_t>(oc)}, {xd.n, oc, oh, ow})};
+    node.outputs = {output(
+        n, {xd.n, oh, ow, static_cast<int32_t>(oc)},
+        conv1d ? std::vector<int64_t>{xd.n, oc, ow} : std::vector<int64_t>{xd.n, oc, oh, ow})};
   } else if (op == "Gemm" || op == "MatMul") {
     const Raw* w = constant(n.input(1));
     if (!w || w->shape.size() != 2) return fail("weights must be a constant 2-D tensor");
@@ -351,22 +645,11 @@ std::optional<CompileError> Importer::import_node(const onnx::NodeProto& n,
     if (op == "Clip") {
       const Raw* lo = n.input_size() > 1 && !n.input(1).empty() ? constant(n.input(1)) : nullptr;
       const Raw* hi = n.input_size() > 2 && !n.input(2).empty() ? constant(n.input(2)) : nullptr;
-      node.activation.min = lo ? lo->values.at(0) : a.f("min", -3.4e38f);
-      node.activation.max = hi ? hi->values.at(0) : a.f("max", 3.4e38f);
-    }
-    node.outputs = {output(n, xd, xs)};
-  } else if (op == "Add" || op == "Mul") {
-    node.type = op == "Add" ? OpType::kAdd : OpType::kMul;
-    if (const Raw* c = constant(n.input(1))) {
-      if (c->values.size() != 1) return fail("a constant operand must be a scalar");
-      node.inputs.push_back(add_constant(n.input(1), {1, 1, 1, 1}, c->values));
-    } else {
-      auto y = activation(n.input(1), label);
-      if (!y) return y.error();
-      const Dims yd = graph_.tensors[static_cast<size_t>(*y)].dims;
-      if (yd.elements() != xd.elements())
-        return fail("operands differ in shape; supported: same shape or a scalar");
-      node.inputs.push_back(*y);
+      if ((lo && lo->values.size() != 1) || (hi && hi->values.size() != 1)) {
+        return fail("min and max must be constant scalars");
+      }
+      node.activation.min = lo ? lo->values[0] : a.f("min", -3.4e38f);
+      node.activation.max = hi ? hi->values[0] : a.f("max", 3.4e38f);
     }
     node.outputs = {output(n, xd, xs)};
   } else if (op == "MaxPool" || op == "AveragePool") {
@@ -374,10 +657,15 @@ std::optional<CompileError> Importer::import_node(const onnx::NodeProto& n,
     const auto k = a.ints("kernel_shape", {});
     const auto strides = a.ints("strides", {1, 1});
     const auto pads = a.ints("pads", {0, 0, 0, 0});
-    if (k.size() != 2 || a.i("ceil_mode", 0) != 0 ||
+    const bool same = a.s("auto_pad") == "SAME_UPPER" || a.s("auto_pad") == "SAME_LOWER";
+    if (k.size() != 2 || strides.size() != 2 || pads.size() != 4 || a.i("ceil_mode", 0) != 0 ||
         (op == "AveragePool" && a.i("count_include_pad", 0) != 0 &&
-         (pads[0] || pads[1] || pads[2] || pads[3]))) {
+         (same || pads[0] || pads[1] || pads[2] || pads[3]))) {
       return fail("supported: 2-D kernel, ceil_mode=0, count_include_pad=0");
+    }
+    if (!attributes_small(k, 1) || !attributes_small(strides, 1) || !attributes_small(pads, 0)) {
+      return fail("kernel and strides must be in 1.." + std::to_string(kMaxAttribute) +
+                  ", pads in 0.." + std::to_string(kMaxAttribute));
     }
     node.filter_h = static_cast<int32_t>(k[0]);
     node.filter_w = static_cast<int32_t>(k[1]);
@@ -385,6 +673,18 @@ std::optional<CompileError> Importer::import_node(const onnx::NodeProto& n,
     node.stride_w = static_cast<int32_t>(strides[1]);
     node.padding = {static_cast<int32_t>(pads[0]), static_cast<int32_t>(pads[1]),
                     static_cast<int32_t>(pads[2]), static_cast<int32_t>(pads[3])};
+    const std::string auto_pad = a.s("auto_pad");
+    if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
+      const bool upper = auto_pad == "SAME_UPPER";
+      std::tie(node.padding.top, node.padding.bottom) =
+          same_padding(xd.h, node.filter_h, node.stride_h, 1, upper);
+      std::tie(node.padding.left, node.padding.right) =
+          same_padding(xd.w, node.filter_w, node.stride_w, 1, upper);
+    } else if (auto_pad == "VALID") {
+      node.padding = {0, 0, 0, 0};
+    } else if (!auto_pad.empty() && auto_pad != "NOTSET") {
+      return fail("auto_pad=" + auto_pad + ", supported: NOTSET, VALID, SAME_UPPER, SAME_LOWER");
+    }
     const int32_t oh = kernels::conv_output_extent(xd.h, node.filter_h, node.stride_h, 1,
                                                    node.padding.top, node.padding.bottom);
     const int32_t ow = kernels::conv_output_extent(xd.w, node.filter_w, node.stride_w, 1,
@@ -392,16 +692,28 @@ std::optional<CompileError> Importer::import_node(const onnx::NodeProto& n,
     node.outputs = {output(n, {xd.n, oh, ow, xd.c}, {xd.n, xd.c, oh, ow})};
   } else if (op == "GlobalAveragePool" || op == "ReduceMean") {
     if (op == "ReduceMean") {
-      const auto axes = a.ints("axes", {});
-      if (axes != std::vector<int64_t>{2, 3} && axes != std::vector<int64_t>{-2, -1}) {
-        return fail("axes must be the spatial ones (2, 3)");
-      }
+      auto axes = a.ints("axes", {});
+      std::sort(axes.begin(), axes.end());
+      const bool spatial =
+          xs.size() == 4
+              ? (axes == std::vector<int64_t>{2, 3} || axes == std::vector<int64_t>{-2, -1})
+              : xs.size() == 3 &&
+                    (axes == std::vector<int64_t>{2} || axes == std::vector<int64_t>{-1});
+      if (!spatial) return fail("axes must be the spatial ones (2, 3; or 2 of a 1-D signal)");
     }
     node.type = OpType::kMean;
-    node.outputs = {output(n, {xd.n, 1, 1, xd.c}, {xd.n, xd.c, 1, 1})};
-  } else if (op == "Flatten" || op == "Reshape" || op == "Transpose") {
+    const bool keep = op == "GlobalAveragePool" || a.i("keepdims", 1) != 0;
+    node.outputs = {
+        output(n, {xd.n, 1, 1, xd.c},
+               keep ? std::vector<int64_t>{xd.n, xd.c, 1, 1} : std::vector<int64_t>{xd.n, xd.c})};
+  } else if (op == "Flatten" || op == "Reshape" || op == "Transpose" || op == "Squeeze" ||
+             op == "Unsqueeze") {
     std::vector<int64_t> target;
-    if (op == "Transpose") {
+    if (op == "Squeeze" || op == "Unsqueeze") {
+      auto t = squeezed(n, xs);
+      if (!t) return fail(t.error().message);
+      target = std::move(*t);
+    } else if (op == "Transpose") {
       // Of an activation: only a transpose that moves nothing but axes of extent 1 (the
       // elements keep their order), which is a reshape.
       std::vector<int64_t> perm = a.ints("perm", {});
@@ -427,33 +739,45 @@ std::optional<CompileError> Importer::import_node(const onnx::NodeProto& n,
       if (!s) return fail("the shape must be a constant");
       int64_t known = 1, infer = -1;
       for (size_t i = 0; i < s->values.size(); ++i) {
-        int64_t v = static_cast<int64_t>(s->values[i]);
-        if (v == 0 && i < xs.size()) v = xs[i];
-        if (v == -1)
+        const float f = s->values[i];
+        if (!(f >= -1.0f && f <= static_cast<float>(kMaxExtent)) || (f == 0.0f && i >= xs.size()) ||
+            (f == -1.0f && infer >= 0)) {
+          return fail("shape entry " + std::to_string(f) + " is not -1 (once), 0 or 1.." +
+                      std::to_string(kMaxExtent));
+        }
+        int64_t v = static_cast<int64_t>(f);
+        if (v == 0) v = xs[i];
+        if (v == -1) {
           infer = static_cast<int64_t>(i);
-        else
+        } else {
           known *= v;
+          if (known > onnx_import_detail::kMaxConstantElements) return fail("shape too large");
+        }
         target.push_back(v);
       }
-      if (infer >= 0) target[static_cast<size_t>(infer)] = xd.elements() / known;
+      if (infer >= 0) target[static_cast<size_t>(infer)] = known > 0 ? xd.elements() / known : 0;
     }
     // A reshape keeps NCHW element order; NHWC storage agrees when channels or the
     // spatial extent is 1 on both sides.
+    // So does any reshape that keeps the batch and the channels (it only regroups space:
+    // Squeeze/Unsqueeze of spatial axes, a Conv1D's [N, C, L] as [N, C, 1, L]).
     auto order_free = [](const std::vector<int64_t>& s) {
-      return s.size() != 4 || s[1] == 1 || s[2] * s[3] == 1;
+      return s.size() < 3 || s[1] == 1 || s[2] * (s.size() == 4 ? s[3] : 1) == 1;
     };
+    const bool keeps_channels =
+        xs.size() >= 3 && target.size() >= 3 && xs[0] == target[0] && xs[1] == target[1];
     const bool feeds_fc_only = target.size() == 2;
-    if (!order_free(xs) && !feeds_fc_only) {
+    if (!keeps_channels && !order_free(xs) && !feeds_fc_only) {
       return fail("reshapes a tensor with channels and space; supported only before Gemm/MatMul");
     }
-    if (!order_free(target))
+    if (!keeps_channels && !order_free(target))
       return fail("reshapes into a tensor with channels and space; unsupported");
     auto dims = nhwc(target, label);
     if (!dims) return dims.error();
     if (dims->elements() != xd.elements()) return fail("changes the number of elements");
     node.type = OpType::kReshape;
     node.outputs = {output(n, *dims, target)};
-    if (!order_free(xs)) flattened_from_[node.outputs[0]] = xs;
+    if (!keeps_channels && !order_free(xs)) flattened_from_[node.outputs[0]] = xs;
   } else if (op == "Concat") {
     const auto rank = static_cast<int64_t>(xs.size());
     int64_t axis = a.i("axis", 1);
@@ -495,7 +819,7 @@ std::optional<CompileError> Importer::import_node(const onnx::NodeProto& n,
       const Raw* p = constant(n.input(1));
       if (!p) return fail("pads must be a constant");
       pads.clear();
-      for (float v : p->values) pads.push_back(static_cast<int64_t>(v));
+      for (float v : p->values) pads.push_back(onnx_import_detail::as_int(v));
     }
     if (n.input_size() > 3 && !n.input(3).empty()) return fail("the axes input is not supported");
     float value = a.f("value", 0.0f);
@@ -513,6 +837,7 @@ std::optional<CompileError> Importer::import_node(const onnx::NodeProto& n,
     }
     for (int64_t v : pads) {
       if (v < 0) return fail("negative pads (cropping) are not supported");
+      if (v > kMaxAttribute) return fail("pads above " + std::to_string(kMaxAttribute));
     }
     if (pads[0] != 0 || pads[rank] != 0) return fail("padding the batch is not supported");
     std::vector<int64_t> shape = xs;
@@ -545,46 +870,13 @@ std::optional<CompileError> Importer::import_node(const onnx::NodeProto& n,
   } else if (op == "Sigmoid" || op == "Tanh") {
     node.type = op == "Sigmoid" ? OpType::kLogistic : OpType::kTanh;
     node.outputs = {output(n, xd, xs)};
-  } else if (op == "BatchNormalization") {
-    const Raw* scale = constant(n.input(1));
-    const Raw* bias = constant(n.input(2));
-    const Raw* mean = constant(n.input(3));
-    const Raw* var = constant(n.input(4));
-    if (!scale || !bias || !mean || !var) return fail("parameters must be constants");
-    // Folded into the producing convolution when it has no other consumer (a pass
-    // would do the same; here it is done at import).
-    if (graph_.nodes.empty() || graph_.nodes.back().outputs[0] != x ||
-        (graph_.nodes.back().type != OpType::kConv2D &&
-         graph_.nodes.back().type != OpType::kDepthwiseConv2D)) {
-      return fail("supported only right after a Conv (folded into it)");
-    }
-    Node& conv = graph_.nodes.back();
-    Tensor& w = graph_.tensors[static_cast<size_t>(conv.inputs[1])];
-    Tensor& b = graph_.tensors[static_cast<size_t>(conv.inputs[2])];
-    const float eps = a.f("epsilon", 1e-5f);
-    const int32_t oc = b.dims.c;
-    for (int32_t c = 0; c < oc; ++c) {
-      const float k = scale->values[static_cast<size_t>(c)] /
-                      std::sqrt(var->values[static_cast<size_t>(c)] + eps);
-      b.data[static_cast<size_t>(c)] =
-          (b.data[static_cast<size_t>(c)] - mean->values[static_cast<size_t>(c)]) * k +
-          bias->values[static_cast<size_t>(c)];
-      const int64_t per = static_cast<int64_t>(w.data.size()) / oc;
-      for (int64_t i = 0; i < per; ++i) {
-        // Conv2D weights are [oc, ...]; depthwise weights are [..., oc].
-        const size_t at = conv.type == OpType::kConv2D ? static_cast<size_t>(c * per + i)
-                                                       : static_cast<size_t>(i * oc + c);
-        w.data[at] *= k;
-      }
-    }
-    names_[n.output(0)] = x;
-    return std::nullopt;
   } else {
     return fail(
         "operator '" + op +
-        "' is not supported; supported: Conv, Gemm, MatMul, Relu, Clip, "
-        "BatchNormalization, Add, Mul, AveragePool, MaxPool, GlobalAveragePool, ReduceMean, "
-        "Flatten, Reshape, Concat, Pad, Softmax, Sigmoid, Tanh, Identity, Dropout, Constant, "
+        "' is not supported; supported: Conv (2-D, 1-D), Gemm, MatMul, Relu, Clip, "
+        "BatchNormalization, Add, Sub, Mul, Div (per-channel constants or two activations), "
+        "AveragePool, MaxPool, GlobalAveragePool, ReduceMean, Flatten, Reshape, Squeeze, "
+        "Unsqueeze, Concat, Pad, Softmax, Sigmoid, Tanh, Identity, Dropout, Constant, "
         "foldable Transpose, QuantizeLinear/DequantizeLinear (QDQ), and operators on "
         "constants alone (folded)");
   }
@@ -635,19 +927,7 @@ Result<Graph> import_onnx(const std::string& bytes) {
   if (bytes.empty() || !model.ParseFromString(bytes)) {
     return CompileError{"the file is not an ONNX model (protobuf parse failed; truncated?)"};
   }
-  try {
-    onnx::checker::check_model(model);
-    onnx::shape_inference::InferShapes(model);
-  } catch (const std::exception& e) {
-    return CompileError{std::string("the ONNX checker refused the model: ") + e.what()};
-  }
-  int64_t opset = 0;
-  for (const auto& o : model.opset_import()) {
-    if (o.domain().empty() || o.domain() == "ai.onnx") opset = o.version();
-  }
-  if (opset < 11 || opset > 17) {
-    return CompileError{"opset " + std::to_string(opset) + ", supported: 11 to 17"};
-  }
+  if (auto e = onnx_import_detail::normalize_opset(model)) return *e;
   Importer importer;
   return importer.run(model);
 }

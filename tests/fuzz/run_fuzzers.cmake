@@ -15,7 +15,7 @@ endif()
 file(MAKE_DIRECTORY ${WORK}/corpus/artifact ${WORK}/corpus/offer ${WORK}/corpus/delta
                     ${WORK}/corpus/status ${WORK}/corpus/telemetry ${WORK}/corpus/presence
                     ${WORK}/corpus/chunk_request
-                    ${WORK}/corpus/device_class)
+                    ${WORK}/corpus/device_class ${WORK}/corpus/onnx_import)
 execute_process(COMMAND ${SEED_MAKER} ${WORK}/seed OUTPUT_QUIET RESULT_VARIABLE rc)
 file(MAKE_DIRECTORY ${WORK}/seed)
 execute_process(COMMAND ${SEED_MAKER} ${WORK}/seed OUTPUT_QUIET)
@@ -23,7 +23,11 @@ file(COPY ${WORK}/seed/artifact.tfa DESTINATION ${WORK}/corpus/artifact)
 # The class catalog's entries seed the class-spec parser.
 file(COPY ${ROOT}/optimizer_service/device_classes/catalog.json
      DESTINATION ${WORK}/corpus/device_class)
-foreach(target artifact offer delta status telemetry presence chunk_request device_class)
+# The ONNX fixtures (shipped, generated constructs, the digits models) seed the importer.
+file(GLOB_RECURSE onnx_seeds ${ROOT}/tests/fixtures/models/*.onnx)
+file(COPY ${onnx_seeds} DESTINATION ${WORK}/corpus/onnx_import)
+foreach(target artifact offer delta status telemetry presence chunk_request device_class
+               onnx_import)
   execute_process(
     COMMAND ${WORK}/build/${target}_fuzzer -max_total_time=${SECONDS} -rss_limit_mb=2048
             -print_final_stats=1 ${WORK}/corpus/${target}

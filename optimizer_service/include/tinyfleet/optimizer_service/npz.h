@@ -19,8 +19,8 @@ struct NpyArray {
   int64_t size() const;
 };
 
-// Sample i of an [N, C, H, W] array (or [N, K]) as floats in NHWC order, the layout the
-// compiled graph and the kernels use.
+// Sample i of an [N, C, H, W] array (or [N, C, L] or [N, K]) as floats in NHWC order, the layout
+// the compiled graph and the kernels use.
 std::vector<float> nhwc_sample(const NpyArray& x, int64_t i);
 
 Result<NpyArray> parse_npy(const std::string& bytes, const std::string& what);
