@@ -27,8 +27,7 @@ bool check(int k, uint32_t n, void (*loop)(uint32_t)) {
   const uint64_t expected = static_cast<uint64_t>(n) * static_cast<uint64_t>(k);
   const uint64_t measured = count_instructions([&] { loop(n); });
   std::printf("icount k=%d n=%lu expected=%llu measured=%llu\n", k, static_cast<unsigned long>(n),
-              static_cast<unsigned long long>(expected),
-              static_cast<unsigned long long>(measured));
+              static_cast<unsigned long long>(expected), static_cast<unsigned long long>(measured));
   const uint64_t diff = measured > expected ? measured - expected : expected - measured;
   return diff <= kTolerance;
 }
