@@ -157,27 +157,57 @@ bool layer_table() {
 alignas(16) uint8_t g_artifact[512 * 1024];
 alignas(16) uint8_t g_arena[512 * 1024];
 
-// Loads NAME.tfa (semihosting file I/O), runs it once on a seeded input; 0 on failure.
-uint64_t model_instructions(const char* name) {
+// Instructions per operator kind: a second, profiled run (the hook's own instructions
+// are not in the counts; 40 instructions of resolution per operator).
+uint64_t g_by_kind[tinyfleet::artifact::OpKind_MAX + 1];
+void print_by_kind(Interpreter& interp) {
+  for (auto& k : g_by_kind) k = 0;
+  Profiler prof;
+  prof.now = [](void*) { return tinyfleet::firmware::InstructionCounter::ticks(); };
+  prof.record = [](void*, int32_t, tinyfleet::artifact::OpKind kind, uint32_t ticks) {
+    if (kind >= 0 && kind <= tinyfleet::artifact::OpKind_MAX) {
+      g_by_kind[kind] +=
+          uint64_t{ticks} * tinyfleet::firmware::InstructionCounter::kInstructionsPerTick;
+    }
+  };
+  interp.set_profiler(prof);
+  const bool ok = interp.invoke().status == LoadStatus::kOk;
+  interp.set_profiler(Profiler{});
+  if (!ok) return;
+  std::printf("%-32s", "  by operator kind:");
+  for (int32_t k = 0; k <= tinyfleet::artifact::OpKind_MAX; ++k) {
+    if (g_by_kind[k] == 0) continue;
+    std::printf(" %s %llu",
+                tinyfleet::artifact::EnumNameOpKind(static_cast<tinyfleet::artifact::OpKind>(k)),
+                static_cast<unsigned long long>(g_by_kind[k]));
+  }
+  std::printf("\n");
+}
+
+Interpreter g_interp;
+
+// Loads NAME.tfa (semihosting file I/O) into g_interp and counts the instructions of one
+// inference on a seeded input; false if it does not load or run.
+bool model_instructions(const char* name, uint64_t* instructions) {
   char path[96];
   std::snprintf(path, sizeof path, "%s.tfa", name);
   FILE* file = std::fopen(path, "rb");
-  if (!file) return 0;
+  if (!file) return false;
   const size_t size = std::fread(g_artifact, 1, sizeof g_artifact, file);
   std::fclose(file);
-  Interpreter interp;
+  g_interp = Interpreter{};
   if (size == 0 || size == sizeof g_artifact ||
-      interp.load(g_artifact, size).status != LoadStatus::kOk ||
-      interp.bind_arena(g_arena, sizeof g_arena).status != LoadStatus::kOk) {
-    return 0;
+      g_interp.load(g_artifact, size).status != LoadStatus::kOk ||
+      g_interp.bind_arena(g_arena, sizeof g_arena).status != LoadStatus::kOk) {
+    return false;
   }
-  for (int32_t i = 0; i < interp.input_count(); ++i) {
-    const auto in = interp.input(i);
+  for (int32_t i = 0; i < g_interp.input_count(); ++i) {
+    const auto in = g_interp.input(i);
     for (size_t k = 0; k < in.bytes; ++k) static_cast<int8_t*>(in.data)[k] = random_int8();
   }
   LoadStatus s = LoadStatus::kOk;
-  const uint64_t n = count_instructions([&] { s = interp.invoke().status; });
-  return s == LoadStatus::kOk ? n : 0;
+  *instructions = count_instructions([&] { s = g_interp.invoke().status; });
+  return s == LoadStatus::kOk;
 }
 
 // Arguments NAME=MACS (the MACs the compiler reports for the artifact).
@@ -193,14 +223,16 @@ bool model_table(int argc, char** argv) {
     std::memcpy(name, argv[i], len);
     name[len] = '\0';
     const double macs = eq ? std::atof(eq + 1) : 0;
-    const uint64_t n = model_instructions(name);
-    all = all && n > 0;
-    if (n == 0) {
+    uint64_t n = 0;
+    const bool ok = model_instructions(name, &n);
+    all = all && ok;
+    if (!ok) {
       std::printf("%-32s failed to load or run\n", name);
       continue;
     }
     std::printf("%-32s %10.0f %14llu %9.2f\n", name, macs, static_cast<unsigned long long>(n),
                 macs > 0 ? static_cast<double>(n) / macs : 0.0);
+    print_by_kind(g_interp);
   }
   std::printf(
       "\nmoonshot, best MLPerf Tiny v1.0 closed results on a Cortex-M4 (NUCLEO-L4R5ZI, cycles\n"
