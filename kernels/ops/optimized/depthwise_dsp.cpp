@@ -2,9 +2,11 @@
 // tap are one word of input and one of weights: SXTAB16 widens input bytes 0 and 2
 // (and, rotated, 1 and 3) to int16 with the input offset added, SXTB16 the weights, and
 // SMLABB/SMLATT add each channel's product to its own accumulator, which stays in a
-// register across the window. The taps of a window are a list of (input, weight) byte
-// offsets: built once per call for windows inside the image, and per pixel, with only
-// the taps inside the image, for border windows (as the reference skips the others).
+// register across the window (assembly: 13 instructions per tap of 4 channels). The
+// taps of a window are a list of (input, weight) byte offsets, both from the filter:
+// per pixel, the corner moved for windows inside the image, and only the taps inside it
+// for border windows (as the reference skips the others). A pixel's accumulators are
+// then requantized by an assembly loop (28 instructions a channel). docs/kernels.md.
 #include "depthwise_dsp.h"
 
 #include "../common/conv_shapes.h"

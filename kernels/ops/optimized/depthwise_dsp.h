@@ -13,7 +13,8 @@ namespace tinyfleet::kernels::TINYFLEET_OPT_NS {
 
 // Runs the convolution and returns true, or returns false without touching the output
 // when this build has no Arm DSP or the layer is outside the path (depth multiplier
-// other than 1, an input offset outside int8 +- 128). Shapes must already be checked.
+// other than 1, an input offset outside -128..128, a negative multiplier, windows over
+// 49 taps). Shapes must already be checked.
 bool depthwise_dsp(const DepthwiseParams& p, const PerChannelRequant& rq, const Dims& in,
                    const int8_t* input, const Dims& f, const int8_t* filter, const int32_t* bias,
                    const Dims& out, int8_t* output);
