@@ -3,9 +3,14 @@
 # private stack up. Each prints a table naming what it compared.
 #   deploy/local/run-bench.sh                  # every bench_* binary
 #   deploy/local/run-bench.sh bench_telemetry_insert
+#   deploy/local/run-bench.sh bench_cortex_m4        # Cortex-M4 instruction counts (QEMU)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
+# bench_cortex_m4 runs on QEMU (docs/kernels.md): no release build, no stack.
+if [ "$#" -eq 1 ] && [ "$1" = bench_cortex_m4 ]; then
+  exec bench/cortex_m4/run.sh
+fi
 deploy/local/install-deps.sh
 cmake --preset release >/dev/null
 cmake --build --preset release -j "$(nproc)"

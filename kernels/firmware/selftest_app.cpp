@@ -1,5 +1,8 @@
-// On-target twin check: the optimized kernels as built for this core (SMLAD on a
-// Cortex-M4) against the reference kernels, on seeded random shapes and quantization.
+// On-target twin check: the optimized kernels as built for this core (SMLAD for Conv2D
+// and FullyConnected, SMLAxy for DepthwiseConv2D on a Cortex-M4) against the reference
+// kernels, on seeded random shapes (depthwise: dilation, zero points -128/127, fused
+// clamps, output overlapping the input as the planner may place it) and quantization
+// (shifts -31..4, deep right shifts with large sums).
 // Prints "selftest: N cases, M mismatches" over semihosting; exit code 0 only if M is 0.
 #include <cstdint>
 #include <cstdio>
@@ -8,6 +11,7 @@
 #include "tinyfleet/kernels/ops/conv2d.h"
 #include "tinyfleet/kernels/ops/depthwise_conv2d.h"
 #include "tinyfleet/kernels/ops/fully_connected.h"
+#include "tinyfleet/kernels/ops/in_place.h"
 #include "tinyfleet/kernels/ops/quantization.h"
 
 using namespace tinyfleet::kernels;
@@ -34,15 +38,39 @@ alignas(16) int8_t g_in[12 * 12 * kMaxC], g_w[kMaxC * 5 * 5 * kMaxC], g_ref[12 *
 alignas(32) uint8_t g_scratch[5 * 5 * kMaxC * 2 + 64];
 int32_t g_bias[kMaxC * 3], g_mult[kMaxC * 3], g_shift[kMaxC * 3];
 
-void quantization(int32_t channels) {
+// Real multipliers 2^-e * [0.5, 1): kind 0: e in 0..14 (biases +-2^14); kind 1: e in
+// 14..30, biases +-2^28 (deep right shifts, where rounding decides); kind 2: e in -4..31,
+// biases +-8 (shifts -31..4: left shifts and -31 take the DSP requantization's other
+// path; the case keeps its sums small).
+void quantization(int32_t channels, int32_t kind = 0) {
   for (int32_t i = 0; i < channels; ++i) {
-    g_bias[i] = range(-(1 << 14), 1 << 14);
+    const int32_t bias_bits = kind == 0 ? 14 : kind == 1 ? 28 : 3;
+    g_bias[i] = range(-(1 << bias_bits), 1 << bias_bits);
     int s = 0;
-    // Real multipliers 2^-14 .. 2^0.
-    quantize_multiplier(1.0 / static_cast<double>(1 << range(0, 14)) * (0.5 + range(0, 99) / 200.0),
-                        &g_mult[i], &s);
+    const double scale = 0.5 + range(0, 99) / 200.0;
+    const int32_t e = kind == 0 ? range(0, 14) : kind == 1 ? range(14, 30) : range(-4, 31);
+    quantize_multiplier(
+        e >= 0 ? scale / static_cast<double>(1u << e) : scale * static_cast<double>(1 << -e),
+        &g_mult[i], &s);
     g_shift[i] = s;
   }
+}
+
+// The in-place contract (in_place.h): the optimized depthwise kernel with its output
+// starting overlap_distance bytes before its input in one buffer gives g_ref's bytes.
+alignas(16) int8_t g_place[12 * 12 * kMaxC * 5];
+bool in_place_same(const DepthwiseParams& d, const PerChannelRequant& rq, const Dims& in,
+                   const Dims& f, const Dims& out) {
+  const int64_t distance =
+      overlap_distance(in, out, {d.stride_h, d.stride_w, d.padding.top, d.padding.left}, 1);
+  const auto in_bytes = static_cast<size_t>(in.elements());
+  const auto out_bytes = static_cast<size_t>(out.elements());
+  if (distance < 0 || static_cast<size_t>(distance) + in_bytes > sizeof g_place) return false;
+  std::memset(g_place, 3, sizeof g_place);
+  std::memcpy(g_place + distance, g_in, in_bytes);
+  const Status s =
+      opt::depthwise_conv2d(d, rq, in, g_place + distance, f, g_w, g_bias, out, g_place);
+  return s == Status::kOk && std::memcmp(g_place, g_ref, out_bytes) == 0;
 }
 
 bool conv_case(bool depthwise) {
@@ -56,6 +84,13 @@ bool conv_case(bool depthwise) {
   p.padding = {range(0, 2), range(0, 2), range(0, 2), range(0, 2)};
   p.input_offset = -range(-128, 127);
   p.output_offset = range(-128, 127);
+  const int32_t kind = depthwise ? range(0, 2) : 0;
+  if (depthwise) {
+    p.dilation_h = range(1, 2);
+    p.dilation_w = range(1, 2);
+    if (range(0, 3) == 0) p.input_offset = range(0, 1) ? 128 : -127;       // zero points -128, 127
+    if (range(0, 3) == 0) p.activation = {range(-128, 0), range(0, 127)};  // fused clamps
+  }
   const int32_t mult = depthwise ? range(1, 2) : 1;
   if (depthwise) {
     f.n = 1;
@@ -64,13 +99,21 @@ bool conv_case(bool depthwise) {
     f.n = range(1, kMaxC);
     f.c = in.c;
   }
-  Dims out{1, conv_output_extent(in.h, f.h, p.stride_h, 1, p.padding.top, p.padding.bottom),
-           conv_output_extent(in.w, f.w, p.stride_w, 1, p.padding.left, p.padding.right),
+  Dims out{1,
+           conv_output_extent(in.h, f.h, p.stride_h, p.dilation_h, p.padding.top, p.padding.bottom),
+           conv_output_extent(in.w, f.w, p.stride_w, p.dilation_w, p.padding.left, p.padding.right),
            depthwise ? f.c : f.n};
   if (out.h <= 0 || out.w <= 0) return true;
   fill(g_in, static_cast<int32_t>(in.elements()));
   fill(g_w, static_cast<int32_t>(f.elements()));
-  quantization(out.c);
+  if (kind == 2) {  // small sums, so that multipliers above 1 do not just saturate
+    p.input_offset = range(-4, 4);
+    for (int64_t i = 0; i < in.elements(); ++i) g_in[i] = static_cast<int8_t>(range(-4, 4));
+    for (int64_t i = 0; i < f.elements(); ++i) {
+      g_w[i] = static_cast<int8_t>(range(0, 7) == 0 ? range(-1, 1) : 0);
+    }
+  }
+  quantization(out.c, kind);
   PerChannelRequant rq{g_mult, g_shift};
   const auto n = static_cast<size_t>(out.elements());
   std::memset(g_ref, 1, n);
@@ -82,6 +125,7 @@ bool conv_case(bool depthwise) {
     d.depth_multiplier = mult;
     a = ref::depthwise_conv2d(d, rq, in, g_in, f, g_w, g_bias, out, g_ref);
     b = opt::depthwise_conv2d(d, rq, in, g_in, f, g_w, g_bias, out, g_opt);
+    if (!in_place_same(d, rq, in, f, out)) return false;
   } else {
     a = ref::conv2d(p, rq, in, g_in, f, g_w, g_bias, out, g_ref, nullptr, 0);
     b = opt::conv2d(p, rq, in, g_in, f, g_w, g_bias, out, g_opt, g_scratch, sizeof g_scratch);
@@ -111,7 +155,7 @@ bool fc_case() {
 
 int main() {
   int cases = 0, mismatches = 0;
-  for (int t = 0; t < 150; ++t) {
+  for (int t = 0; t < 200; ++t) {
     mismatches += !conv_case(false);
     mismatches += !conv_case(true);
     mismatches += !fc_case();

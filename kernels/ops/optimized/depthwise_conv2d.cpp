@@ -1,5 +1,6 @@
 // Optimized DepthwiseConv2D. AVX2 builds take the packed path (depthwise_packed.cpp) for
-// depth multiplier 1 and channels a multiple of 8; otherwise this one. NHWC keeps a
+// depth multiplier 1 and channels a multiple of 8, Arm DSP builds the SMLAxy path
+// (depthwise_dsp.cpp) for depth multiplier 1; otherwise this one. NHWC keeps a
 // pixel's channels contiguous, so each filter tap updates 16 channels' accumulators at
 // once. AVX2: the accumulators stay in two registers across all taps of a pixel, and
 // each tap is one 16 x int16 multiply ((x + offset) is within +-255 and w within +-128,
@@ -8,6 +9,7 @@
 // loop order.
 #include "tinyfleet/kernels/ops/depthwise_conv2d.h"
 #include "../common/conv_shapes.h"
+#include "depthwise_dsp.h"
 #include "depthwise_packed.h"
 #include "requant_avx2.h"
 
@@ -95,6 +97,7 @@ Status depthwise_conv2d(const DepthwiseParams& p, const PerChannelRequant& rq, c
     return Status::kBadShape;
   }
   if (depthwise_packed(p, rq, in, input, f, filter, bias, out, output)) return Status::kOk;
+  if (depthwise_dsp(p, rq, in, input, f, filter, bias, out, output)) return Status::kOk;
   int32_t acc[kBlock];
   for (int32_t b = 0; b < in.n; ++b) {
     for (int32_t oy = 0; oy < out.h; ++oy) {

@@ -1,6 +1,7 @@
 # ctest: make the fixture with the host runtime, build the Cortex-M4F firmware with it
 # embedded, run it under qemu-system-arm (mps2-an386, semihosting), and compare; then
-# run the on-target twin check of optimized against reference kernels.
+# run the on-target twin check of optimized against reference kernels (and see it fail
+# on a deliberately wrong variant), and bench_cortex_m4 on the MLPerf Tiny layer shapes.
 #   -DFIXTURE=<make_firmware_fixture> -DSOURCE=<kernels/firmware> -DWORK=<dir>
 file(REMOVE_RECURSE ${WORK})
 file(MAKE_DIRECTORY ${WORK})
@@ -47,4 +48,28 @@ string(STRIP "${self_out}" self_out)
 message("qemu:  ${self_out}")
 if(NOT rc EQUAL 0 OR NOT self_out MATCHES "selftest: [0-9]+ cases, 0 mismatches")
   message(FATAL_ERROR "optimized and reference kernels differ on the Cortex-M4 (${rc}): ${self_out} ${self_err}")
+endif()
+
+# The same check with a deliberately wrong DepthwiseConv2D DSP path (channel 3 times
+# channel 1's weight): it must report mismatches, or the check above proves nothing.
+execute_process(
+  COMMAND qemu-system-arm -M mps2-an386 -cpu cortex-m4 -nographic -monitor none -serial none
+          -semihosting-config enable=on,target=native -kernel ${WORK}/build/selftest_mutant.elf
+  TIMEOUT 120 RESULT_VARIABLE rc OUTPUT_VARIABLE mutant_out ERROR_VARIABLE mutant_err)
+string(STRIP "${mutant_out}" mutant_out)
+message("qemu (wrong variant):  ${mutant_out}")
+if(rc EQUAL 0 OR NOT mutant_out MATCHES "selftest: [0-9]+ cases, [1-9][0-9]* mismatches")
+  message(FATAL_ERROR "the self-test did not catch the wrong DepthwiseConv2D variant (${rc})")
+endif()
+
+# bench_cortex_m4 (built above) on the layer shapes only: it runs, and the optimized
+# kernels give the reference bytes on every MLPerf Tiny layer (column "twins").
+execute_process(
+  COMMAND qemu-system-arm -M mps2-an386 -cpu cortex-m4 -nographic -monitor none -serial none
+          -icount shift=0 -semihosting-config enable=on,target=native
+          -kernel ${WORK}/build/bench_cortex_m4.elf
+  TIMEOUT 120 RESULT_VARIABLE rc OUTPUT_VARIABLE bench_out ERROR_VARIABLE bench_err)
+message("${bench_out}")
+if(NOT rc EQUAL 0 OR bench_out MATCHES "DIFFER" OR NOT bench_out MATCHES "kws fc 64 ->12")
+  message(FATAL_ERROR "bench_cortex_m4 failed (${rc}): ${bench_err}")
 endif()

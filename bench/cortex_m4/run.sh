@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# bench_cortex_m4: builds the host compiler (debug preset), compiles the digits models of
+# tests/fixtures for cortex-m4-256k, builds the Cortex-M4F firmware bench_cortex_m4.elf
+# and runs it on QEMU mps2-an386 with -icount shift=0 (one instruction per ns of
+# virtual time). Prints instructions per MAC per layer and per inference per model.
+#   bench/cortex_m4/run.sh            # about a minute after the builds
+# Env: HOST_BUILD (default build/debug), WORK (default $HOST_BUILD/bench-cortex-m4).
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$root"
+host=${HOST_BUILD:-$root/build/debug}
+work=${WORK:-$host/bench-cortex-m4}
+if [ ! -f "$host/build.ninja" ]; then
+  cmake --preset debug >/dev/null
+fi
+cmake --build "$host" --target tinyfleet-compile >/dev/null
+mkdir -p "$work"
+args=()
+for m in digits_mlp digits_cnn digits_dscnn digits_resnet digits_autoencoder; do
+  report=$("$host/optimizer_service/tinyfleet-compile" "tests/fixtures/models/$m.onnx" \
+    --class cortex-m4-256k --calib tests/fixtures/data/digits_calib.npz -o "$work/$m.tfa")
+  macs=$(sed -n 's/^MACs per inference *\([0-9]*\).*/\1/p' <<<"$report")
+  args+=("$m=${macs:-0}")
+done
+cmake -S kernels/firmware -B "$work/firmware" -G Ninja \
+  -DCMAKE_TOOLCHAIN_FILE="$root/kernels/firmware/arm-none-eabi.cmake" >/dev/null
+cmake --build "$work/firmware" --target bench_cortex_m4.elf >/dev/null
+cd "$work"
+exec qemu-system-arm -M mps2-an386 -cpu cortex-m4 -nographic -monitor none -serial none \
+  -icount shift=0 -semihosting-config enable=on,target=native \
+  -kernel "$work/firmware/bench_cortex_m4.elf" -append "${args[*]}"

@@ -1,0 +1,277 @@
+// DepthwiseConv2D with the Arm DSP extension (depthwise_dsp.h). Four channels of one
+// tap are one word of input and one of weights: SXTAB16 widens input bytes 0 and 2
+// (and, rotated, 1 and 3) to int16 with the input offset added, SXTB16 the weights, and
+// SMLABB/SMLATT add each channel's product to its own accumulator, which stays in a
+// register across the window (assembly: 13 instructions per tap of 4 channels). The
+// taps of a window are a list of (input, weight) byte offsets, both from the filter:
+// per pixel, the corner moved for windows inside the image, and only the taps inside it
+// for border windows (as the reference skips the others). A pixel's accumulators are
+// then requantized by an assembly loop (28 instructions a channel). docs/kernels.md.
+#include "depthwise_dsp.h"
+
+#include "../common/conv_shapes.h"
+#include "simd_dot.h"
+
+namespace tinyfleet::kernels::TINYFLEET_OPT_NS {
+
+#if defined(TINYFLEET_SIMD_ARM_DSP)
+namespace {
+
+constexpr int32_t kMaxTaps = 49;  // 7x7; larger windows take the portable path
+
+struct Tap {
+  int32_t x, w;  // byte offsets of the tap's input pixel and weights from the filter
+};
+
+// The byte at a distance from base (an input byte addressed from the filter).
+inline int32_t byte_at(const int8_t* base, int32_t distance) {
+  return *reinterpret_cast<const int8_t*>(reinterpret_cast<uintptr_t>(base) +
+                                          static_cast<uintptr_t>(distance));
+}
+
+struct Acc4 {
+  int32_t a0, a1, a2, a3;
+};
+
+#if defined(TINYFLEET_MUTANT_DEPTHWISE_DSP)  // the self-test's wrong variant: channel 3
+#define TINYFLEET_DW_LAST "smlatb"           // times channel 1's weight
+#else
+#define TINYFLEET_DW_LAST "smlatt"
+#endif
+
+// acc[k] += sum over taps of (w[tap.x + k] + offset) * w[tap.w + k], k < 4 (both
+// offsets from the filter, w = filter + first channel); off2 holds the input offset in
+// both halfwords. In assembly so that the accumulators and the tap list stay in
+// registers: 13 instructions a tap.
+__attribute__((always_inline)) inline void taps4(const int8_t* w, const Tap* t, const Tap* end,
+                                                 int32_t off2, Acc4* acc) {
+  if (t == end) return;
+  int32_t a0 = acc->a0, a1 = acc->a1, a2 = acc->a2, a3 = acc->a3;
+  int32_t xe, xo, we, wo;
+  __asm volatile(
+      "1:\n"
+      "ldrd %[xo], %[wo], [%[t]], #8\n"
+      "ldr %[xo], [%[w], %[xo]]\n"
+      "ldr %[wo], [%[w], %[wo]]\n"
+      "sxtab16 %[xe], %[off2], %[xo]\n"
+      "sxtab16 %[xo], %[off2], %[xo], ror #8\n"
+      "sxtb16 %[we], %[wo]\n"
+      "sxtb16 %[wo], %[wo], ror #8\n"
+      "smlabb %[a0], %[xe], %[we], %[a0]\n"
+      "smlatt %[a2], %[xe], %[we], %[a2]\n"
+      "smlabb %[a1], %[xo], %[wo], %[a1]\n"
+      "" TINYFLEET_DW_LAST
+      " %[a3], %[xo], %[wo], %[a3]\n"
+      "cmp %[t], %[end]\n"
+      "bne 1b\n"
+      : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [t] "+r"(t), [xe] "=&r"(xe),
+        [xo] "=&r"(xo), [we] "=&r"(we), [wo] "=&r"(wo)
+      : [w] "r"(w), [off2] "r"(off2), [end] "r"(end)
+      : "cc", "memory");
+  *acc = {a0, a1, a2, a3};
+}
+
+// detail::requantize for a multiplier >= 0 (every artifact's): TFLite's nudge of the
+// doubling high multiply is 2^30 for both signs once its truncating division is taken
+// into account, so it is one SMLAL onto 2^30. A left shift (a real multiplier above 1)
+// is rare and takes the out-of-line path.
+__attribute__((noinline)) int32_t scale_left(int32_t acc, int32_t multiplier, int32_t shift) {
+  return multiply_by_quantized_multiplier(acc, multiplier, shift);
+}
+__attribute__((always_inline)) inline int8_t requantize(int32_t acc, int32_t multiplier,
+                                                        int32_t shift, int32_t offset, int32_t lo,
+                                                        int32_t hi) {
+  int32_t v;
+  if (shift > 0) {
+    v = scale_left(acc, multiplier, shift);
+  } else {
+    const int64_t ab = int64_t{acc} * multiplier + (int64_t{1} << 30);
+    const auto x = static_cast<int32_t>(static_cast<uint64_t>(ab) >> 31);
+    const int32_t right = -shift;
+    const int32_t mask = static_cast<int32_t>((uint32_t{1} << right) - 1u);
+    const int32_t threshold = (mask >> 1) + static_cast<int32_t>(static_cast<uint32_t>(x) >> 31);
+    v = (x >> right) + ((x & mask) > threshold ? 1 : 0);
+  }
+  v += offset;
+  v = v < lo ? lo : v;
+  return static_cast<int8_t>(v > hi ? hi : v);
+}
+
+// One output pixel, all channels: what the channel loop needs, so that it runs with few
+// live values (out of line).
+struct Pixel {
+  const int8_t* filter;
+  const Tap* taps;
+  const Tap* end;
+  const int32_t* bias;
+  const PerChannelRequant* rq;
+  int8_t* o;
+  int32_t c, off2, offset, out_offset, lo, hi;
+  bool right_only;  // every shift in [-30, 0]
+};
+
+constexpr int32_t kChunk = 128;  // channels accumulated before they are requantized
+
+// Requantizes n accumulators of channels from ch on to the output. With every shift in
+// [-30, 0] (px.right_only) in assembly, 28 instructions a channel: x = the doubling high
+// multiply (SMLAL onto 2^30), q = x >> e, and TFLite's round-half-away-from-zero adds 1
+// when the remainder r = x - (q << e) minus the sign bit s of x is at least 2^(e-1):
+// USAT(2(r - s) >> e, 1) is that bit (2(r - s) < 2^31 for e <= 30).
+__attribute__((noinline)) void requantize_run(const Pixel& px, const int32_t* acc, int32_t ch,
+                                              int32_t n) {
+  const int32_t* m = px.rq->multiplier + ch;
+  const int32_t* s = px.rq->shift + ch;
+  int8_t* o = px.o + ch;
+  const int32_t out_offset = px.out_offset, lo = px.lo, hi = px.hi;
+  if (!px.right_only) {
+    for (int32_t k = 0; k < n; ++k) o[k] = requantize(acc[k], m[k], s[k], out_offset, lo, hi);
+    return;
+  }
+  if (n <= 0) return;
+  const int32_t* end = acc + n;
+  int32_t v, mm, l, h;
+  __asm volatile(
+      "1:\n"
+      "ldr %[v], [%[acc]], #4\n"
+      "ldr %[mm], [%[m]], #4\n"
+      "mov %[l], #0x40000000\n"
+      "mov %[h], #0\n"
+      "smlal %[l], %[h], %[v], %[mm]\n"
+      "ldr %[mm], [%[s]], #4\n"
+      "lsrs %[l], %[l], #31\n"
+      "orr %[l], %[l], %[h], lsl #1\n"
+      "rsb %[mm], %[mm], #0\n"
+      "asr %[h], %[l], %[mm]\n"
+      "lsl %[v], %[h], %[mm]\n"
+      "sub %[v], %[l], %[v]\n"
+      "sub %[v], %[v], %[l], lsr #31\n"
+      "lsl %[v], %[v], #1\n"
+      "asr %[v], %[v], %[mm]\n"
+      "usat %[v], #1, %[v]\n"
+      "add %[h], %[h], %[v]\n"
+      "add %[h], %[h], %[off]\n"
+      "cmp %[h], %[lo]\n"
+      "it lt\n"
+      "movlt %[h], %[lo]\n"
+      "cmp %[h], %[hi]\n"
+      "it gt\n"
+      "movgt %[h], %[hi]\n"
+      "strb %[h], [%[o]], #1\n"
+      "cmp %[acc], %[end]\n"
+      "bne 1b\n"
+      : [acc] "+r"(acc), [m] "+r"(m), [s] "+r"(s), [o] "+r"(o), [v] "=&r"(v), [mm] "=&r"(mm),
+        [l] "=&r"(l), [h] "=&r"(h)
+      : [end] "r"(end), [off] "r"(out_offset), [lo] "r"(lo), [hi] "r"(hi)
+      : "cc", "memory");
+}
+
+// Accumulates all channels of the pixel, kChunk at a time, and requantizes each chunk
+// (writing a pixel's outputs after reading its window keeps the in-place contract).
+__attribute__((noinline)) void pixel(const Pixel& px) {
+  int32_t acc[kChunk];
+  for (int32_t ch0 = 0; ch0 < px.c; ch0 += kChunk) {
+    const int32_t n = px.c - ch0 < kChunk ? px.c - ch0 : kChunk;
+    int32_t k = 0;
+    for (; k + 4 <= n; k += 4) {
+      const int32_t ch = ch0 + k;
+      Acc4 a{0, 0, 0, 0};
+      if (px.bias) a = {px.bias[ch], px.bias[ch + 1], px.bias[ch + 2], px.bias[ch + 3]};
+      taps4(px.filter + ch, px.taps, px.end, px.off2, &a);
+      acc[k] = a.a0;
+      acc[k + 1] = a.a1;
+      acc[k + 2] = a.a2;
+      acc[k + 3] = a.a3;
+    }
+    for (; k < n; ++k) {  // the last c % 4 channels
+      const int32_t ch = ch0 + k;
+      int32_t sum = px.bias ? px.bias[ch] : 0;
+      for (const Tap* t = px.taps; t != px.end; ++t) {
+        sum += (byte_at(px.filter, t->x + ch) + px.offset) * px.filter[t->w + ch];
+      }
+      acc[k] = sum;
+    }
+    requantize_run(px, acc, ch0, n);
+  }
+}
+
+}  // namespace
+
+bool depthwise_dsp(const DepthwiseParams& p, const PerChannelRequant& rq, const Dims& in,
+                   const int8_t* input, const Dims& f, const int8_t* filter, const int32_t* bias,
+                   const Dims& out, int8_t* output) {
+  // (x + offset) must fit int16 for SXTAB16; multipliers >= 0 for requantize().
+  if (p.depth_multiplier != 1 || p.input_offset < -128 || p.input_offset > 128 ||
+      f.h * f.w > kMaxTaps) {
+    return false;
+  }
+  bool right_only = true;
+  for (int32_t ch = 0; ch < out.c; ++ch) {
+    if (rq.multiplier[ch] < 0) return false;
+    right_only = right_only && rq.shift[ch] <= 0 && rq.shift[ch] >= -30;
+  }
+  const int32_t in_h = in.h, in_w = in.w, c = in.c, f_h = f.h, f_w = f.w;
+  const int32_t dil_h = p.dilation_h, dil_w = p.dilation_w, stride_h = p.stride_h,
+                stride_w = p.stride_w, pad_top = p.padding.top, pad_left = p.padding.left;
+  const int32_t offset = p.input_offset, out_offset = p.output_offset;
+  const int32_t lo = p.activation.min, hi = p.activation.max;
+  const int32_t off2 = static_cast<int32_t>((static_cast<uint32_t>(offset) & 0xffffu) |
+                                            (static_cast<uint32_t>(offset) << 16));
+  // Taps of a window inside the image: input offsets relative to its top-left pixel
+  // (rel_x), then from the filter per pixel; border windows list only their taps inside.
+  const int32_t taps_n = f_h * f_w;
+  int32_t rel_x[kMaxTaps];
+  Tap inside_taps[kMaxTaps], border_taps[kMaxTaps];
+  for (int32_t ky = 0; ky < f_h; ++ky) {
+    for (int32_t kx = 0; kx < f_w; ++kx) {
+      rel_x[ky * f_w + kx] = (ky * dil_h * in_w + kx * dil_w) * c;
+      inside_taps[ky * f_w + kx].w = (ky * f_w + kx) * c;
+    }
+  }
+  const int32_t span_h = (f_h - 1) * dil_h, span_w = (f_w - 1) * dil_w;
+  Pixel px{filter, nullptr, nullptr,    bias, &rq, output,    c,
+           off2,   offset,  out_offset, lo,   hi,  right_only};
+  for (int32_t b = 0; b < in.n; ++b) {
+    // Byte distance from the filter to image b (the DSP loads address both from the
+    // filter: one base register fewer).
+    const int32_t image =
+        static_cast<int32_t>(reinterpret_cast<uintptr_t>(input + b * in_h * in_w * c) -
+                             reinterpret_cast<uintptr_t>(filter));
+    for (int32_t oy = 0; oy < out.h; ++oy) {
+      const int32_t iy0 = oy * stride_h - pad_top;
+      for (int32_t ox = 0; ox < out.w; ++ox, px.o += c) {
+        const int32_t ix0 = ox * stride_w - pad_left;
+        if (iy0 >= 0 && ix0 >= 0 && iy0 + span_h < in_h && ix0 + span_w < in_w) {
+          const int32_t corner = image + (iy0 * in_w + ix0) * c;
+          for (int32_t t = 0; t < taps_n; ++t) inside_taps[t].x = corner + rel_x[t];
+          px.taps = inside_taps;
+          px.end = inside_taps + taps_n;
+        } else {
+          Tap* end = border_taps;
+          for (int32_t ky = 0; ky < f_h; ++ky) {
+            const int32_t iy = iy0 + ky * dil_h;
+            for (int32_t kx = 0; kx < f_w && iy >= 0 && iy < in_h; ++kx) {
+              const int32_t ix = ix0 + kx * dil_w;
+              if (ix >= 0 && ix < in_w)
+                *end++ = {image + (iy * in_w + ix) * c, (ky * f_w + kx) * c};
+            }
+          }
+          px.taps = border_taps;
+          px.end = end;
+        }
+        pixel(px);
+      }
+    }
+  }
+  return true;
+}
+
+#else
+
+bool depthwise_dsp(const DepthwiseParams&, const PerChannelRequant&, const Dims&, const int8_t*,
+                   const Dims&, const int8_t*, const int32_t*, const Dims&, int8_t*) {
+  return false;
+}
+
+#endif
+
+}  // namespace tinyfleet::kernels::TINYFLEET_OPT_NS
