@@ -1,5 +1,8 @@
 #include "tinyfleet/server/device_registry_service.h"
 
+#include <algorithm>
+#include <iterator>
+
 #include <sodium.h>
 
 #include "convert.h"
@@ -126,7 +129,18 @@ grpc::Status DeviceRegistryService::ListDevices(grpc::ServerContext* ctx,
   storage::DeviceFilter f;
   if (!req->device_class().empty()) f.device_class = req->device_class();
   if (!req->tag().empty()) f.tag = req->tag();
-  if (!req->status().empty()) f.status = req->status();
+  if (!req->status().empty()) {
+    static const char* kStatuses[] = {"provisioned", "online", "offline", "updating", "failed"};
+    if (std::find(std::begin(kStatuses), std::end(kStatuses), req->status()) ==
+        std::end(kStatuses)) {
+      return invalid_argument("status '" + req->status() +
+                              "' is not one of provisioned, online, offline, updating, failed");
+    }
+    f.status = req->status();
+  }
+  if (!req->device_class().empty() && !names::device_class(req->device_class())) {
+    return invalid_argument("device_class '" + req->device_class() + "' is not a class name");
+  }
   if (!req->page_token().empty() && !names::device(req->page_token())) {
     return invalid_argument("page_token '" + req->page_token() + "' is malformed");
   }

@@ -162,6 +162,24 @@ TEST_F(Devices, UnknownClassesAndBadIdsAreRefusedAndStoreNothing) {
   EXPECT_NE(ghost.error_message().find("'ghost'"), std::string::npos);
 }
 
+TEST_F(Devices, ListingRefusesAnUnknownStatusOrClassNameInsteadOfListingNothing) {
+  for (const auto& [status, cls] :
+       {std::pair<std::string, std::string>{"bogus", ""}, {"Online", ""}, {"", "Not A Class"}}) {
+    v1::ListDevicesRequest req;
+    req.set_status(status);
+    req.set_device_class(cls);
+    v1::ListDevicesResponse resp;
+    const auto s = devices_->ListDevices(context_with_token(admin_).get(), req, &resp);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status << cls;
+    EXPECT_NE(s.error_message().find(status.empty() ? cls : status), std::string::npos)
+        << s.error_message();
+  }
+  v1::ListDevicesRequest ok;
+  ok.set_status("offline");
+  v1::ListDevicesResponse resp;
+  EXPECT_TRUE(devices_->ListDevices(context_with_token(admin_).get(), ok, &resp).ok());
+}
+
 TEST_F(Devices, ListingFiltersByClassAndTagAcrossPages) {
   ASSERT_TRUE(create_class("cortex-m4-256k", kM4).ok());
   ASSERT_TRUE(create_class("cortex-m7-512k", kM7).ok());
