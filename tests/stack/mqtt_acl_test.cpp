@@ -143,12 +143,15 @@ TEST(BrokerAcl, AWrongPasswordIsRefused) {
 // limits"): max_packet_size a little above the largest legitimate message, the largest
 // chunk answer, and a devices' listener where the client id is the user name.
 TEST(BrokerLimits, AnOversizedPacketIsRefusedAndTheLargestChunkPasses) {
+  // devices[2]: the other test on the devices' listener uses 0 and 1 (client id = user
+  // name there, and ctest may run both at once).
   auto devices = test_devices();
+  ASSERT_GE(devices.size(), 3u);
   const Account server{require_env("TINYFLEET_MQTT_SERVER_USER"),
                        require_env("TINYFLEET_MQTT_SERVER_PASSWORD")};
   auto fleetd = connect(server);
-  auto dev = connect(devices[0], "", "TINYFLEET_MQTT_DEVICE_PORT");
-  const std::string chunk_topic = topic(devices[0].user, tinyfleet::update::TopicKind::kChunk);
+  auto dev = connect(devices[2], "", "TINYFLEET_MQTT_DEVICE_PORT");
+  const std::string chunk_topic = topic(devices[2].user, tinyfleet::update::TopicKind::kChunk);
   ASSERT_LT(outcome(dev->subscribe(chunk_topic, 1)), 0x80);
 
   // A chunk answer of 64 KiB (20 bytes of framing and the data) goes through.
@@ -160,7 +163,7 @@ TEST(BrokerLimits, AnOversizedPacketIsRefusedAndTheLargestChunkPasses) {
 
   // A status of 70,000 bytes is more than the broker takes: the device is disconnected
   // and nothing reaches fleetd.
-  const std::string status_topic = topic(devices[0].user, tinyfleet::update::TopicKind::kStatus);
+  const std::string status_topic = topic(devices[2].user, tinyfleet::update::TopicKind::kStatus);
   ASSERT_LT(outcome(fleetd->subscribe(status_topic, 1)), 0x80);
   const std::string oversized(70000, 'x');
   try {
