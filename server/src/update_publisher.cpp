@@ -118,8 +118,11 @@ void UpdatePublisher::keep(const std::string& key, uint64_t release,
   payload_bytes_ += payload->size();
   lru_.push_front(key);
   payloads_[key] = {release, std::move(payload), lru_.begin()};
+  evicted_keys_.erase(key);
   while (payload_bytes_ > limits_.payload_cache_bytes && lru_.size() > 1) {
-    forget(payloads_.find(lru_.back()));
+    auto it = payloads_.find(lru_.back());
+    if (evicted_keys_.size() < 1000000) evicted_keys_[it->first] = it->second.release;
+    forget(it);
     ++evicted_;
   }
 }
@@ -173,16 +176,21 @@ void UpdatePublisher::on_request(const std::string& topic, const std::string& re
       if (it->second.release != release) return;  // stale
       lru_.splice(lru_.begin(), lru_, it->second.use);
       payload = it->second.payload;
+    } else {
+      // Only a payload this publisher evicted is loaded again (once), so requests for
+      // unknown releases never reach the database.
+      auto e = evicted_keys_.find(key);
+      if (e == evicted_keys_.end() || e->second != release || !loader_) return;
+      evicted_keys_.erase(e);
     }
   }
-  if (!payload && loader_) {
+  if (!payload) {
     payload = loader_(fleet, device, release);
-    if (!payload) return;  // no such offer
+    if (!payload) return;  // the offer is no longer outstanding
     ++loaded_;
     std::lock_guard<std::mutex> lock(mu_);
     if (payloads_.find(key) == payloads_.end()) keep(key, release, payload);
   }
-  if (!payload) return;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (bucket_ && !bucket_->take(length + 20.0, now)) {

@@ -42,9 +42,9 @@ class UpdatePublisher {
     size_t payload_cache_bytes = size_t(256) << 20;
   };
   void set_limits(const Limits& limits) { limits_ = limits; }
-  // Finds the payload of `device`'s outstanding offer of `release` when it is no
-  // longer kept (nullptr: there is none). Called on Paho's thread, after the device's
-  // bucket allowed the request.
+  // Finds the payload of `device`'s outstanding offer of `release` after the LRU evicted
+  // it (nullptr: there is none). Called on Paho's thread, once per eviction, for a
+  // request naming the evicted release, after the device's bucket allowed it.
   using PayloadLoader = std::function<std::shared_ptr<const std::string>(
       const std::string& fleet, const std::string& device, uint64_t release)>;
   void set_payload_loader(PayloadLoader loader) { loader_ = std::move(loader); }
@@ -87,6 +87,7 @@ class UpdatePublisher {
   std::map<std::string, Kept> payloads_;  // by "fleet/device"
   std::list<std::string> lru_;            // keys of payloads_, most recently used first
   size_t payload_bytes_ = 0;
+  std::map<std::string, uint64_t> evicted_keys_;       // "fleet/device" -> release evicted
   std::map<std::string, TokenBucket> device_buckets_;  // by "fleet/device"; bounded
   std::atomic<uint64_t> chunks_{0}, bytes_{0}, deferred_{0}, deferred_device_{0}, evicted_{0},
       loaded_{0};
