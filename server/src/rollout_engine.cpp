@@ -171,23 +171,46 @@ void RolloutEngine::apply_statuses() {
     batch.swap(pending_);
   }
   if (batch.empty()) return;
+  // A report carries the device's whole state, so of a device's reports only the last
+  // matters, besides refusals and rollbacks before it.
+  const auto apply = [](pqxx::work& w, const std::pair<std::string, std::string>& key,
+                        const Pending& p) {
+    int changed = 0;
+    for (const auto& e : p.events) {
+      changed += rollouts::repo::apply_status(w, key.first, key.second, *e, false);
+    }
+    return changed + rollouts::repo::apply_status(w, key.first, key.second, *p.latest, true);
+  };
+  const auto keep = [this](std::pair<std::string, std::string> key, Pending p) {
+    // For the next tick (the database may be back), unless the device sent newer.
+    std::lock_guard<std::mutex> lock(mu_);
+    pending_.emplace(std::move(key), std::move(p));
+  };
   auto done = db_.transact([&](pqxx::work& w) {
     int changed = 0;
-    // A report carries the device's whole state, so of a device's reports only the
-    // last matters, besides refusals and rollbacks before it.
-    for (const auto& [key, p] : batch) {
-      for (const auto& e : p.events) {
-        changed += rollouts::repo::apply_status(w, key.first, key.second, *e, false);
-      }
-      changed += rollouts::repo::apply_status(w, key.first, key.second, *p.latest, true);
-    }
+    for (const auto& [key, p] : batch) changed += apply(w, key, p);
     return changed;
   });
-  if (!done) {
-    // Kept for the next tick (the database may be back), unless the device sent newer.
-    log::error("rollouts.status", {{"error", done.error().message}});
-    std::lock_guard<std::mutex> lock(mu_);
-    for (auto& [key, p] : batch) pending_.emplace(key, std::move(p));
+  if (done) return;
+  log::error("rollouts.status", {{"error", done.error().message}});
+  if (done.error().code == storage::ErrorCode::kUnavailable) {
+    for (auto& [key, p] : batch) keep(key, std::move(p));
+    return;
+  }
+  // Whatever the database refused must not hold the other devices' reports: each device
+  // alone, and a device whose reports are refused loses them (counted).
+  for (auto& [key, p] : batch) {
+    auto one = db_.transact([&](pqxx::work& w) { return apply(w, key, p); });
+    if (one) continue;
+    if (one.error().code == storage::ErrorCode::kUnavailable) {
+      keep(key, std::move(p));
+    } else {
+      ++statuses_rejected_;
+      if (rejects_) {
+        rejects_->reject(DeviceRejects::kStatus, key.first, key.second,
+                         "the database refused the report: " + one.error().message);
+      }
+    }
   }
 }
 
