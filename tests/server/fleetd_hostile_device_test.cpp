@@ -171,7 +171,8 @@ TEST_F(HostileDevice, MalformedMessagesAreCountedDroppedAndTheRolloutCompletes) 
   const std::string valid = status_bytes(good);
 
   // Statuses that do not parse: JSON of the old protocol (wrong types), truncated, a
-  // wrong magic, an enum out of range, trailing bytes, 60 kB; the first one retained. A
+  // wrong magic, an enum out of range, trailing bytes, an over-long string, a huge
+  // number, 60 kB; the first one retained. A
   // 1 MB status never reaches fleetd: the broker drops the connection (max_packet_size).
   publish(hostile_, status, R"({"release":"x"})", true);
   publish(hostile_, status, R"({"event":1})");
@@ -181,6 +182,19 @@ TEST_F(HostileDevice, MalformedMessagesAreCountedDroppedAndTheRolloutCompletes) 
   bad_state[6 + 1 + std::strlen(kSeedClass) + 1] = 99;  // the state byte
   publish(hostile_, status, bad_state);
   publish(hostile_, status, valid + "x");
+  // An over-long detail (200 bytes where 95 is the bound; lengths made consistent) and a
+  // release beyond INT64_MAX.
+  std::string long_detail = valid;
+  ASSERT_EQ(long_detail.back(), '\0');  // the empty detail's length byte
+  long_detail.back() = static_cast<char>(200);
+  long_detail += std::string(200, 'd');
+  const size_t body = long_detail.size() - 6;
+  long_detail[4] = static_cast<char>(body & 0xff);
+  long_detail[5] = static_cast<char>(body >> 8);
+  publish(hostile_, status, long_detail);
+  update::StatusMessage huge_release = good;
+  huge_release.release = ~uint64_t{0};
+  publish(hostile_, status, status_bytes(huge_release));
   publish(hostile_, status, large);
   EXPECT_NE(publish(hostile_, status, megabyte, false, true), 0);
   // A refusal whose detail is not UTF-8 parses (the detail is cut to printable ASCII):
@@ -226,7 +240,7 @@ TEST_F(HostileDevice, MalformedMessagesAreCountedDroppedAndTheRolloutCompletes) 
   // A chunk request that does not parse.
   publish(hostile_, topic(hostile_.user, "chunk/req"), "TFCR");
 
-  wait_metric(kStatusRejects, 7);
+  wait_metric(kStatusRejects, 9);
   wait_metric(kTelemetryRejects, 7);
   wait_metric(kChunkRejects, 1);
   ASSERT_TRUE(alive());
