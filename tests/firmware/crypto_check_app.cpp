@@ -347,6 +347,10 @@ int main() {
   g_heap_locked = true;
   static firmware::Sha256Port sha;
   static firmware::Ed25519Verifier verifier;
+#ifdef TINYFLEET_HEAP_MUTANT
+  // The deliberately wrong variant: an allocation after start-up must trap (exit 99).
+  std::printf("allocated %p\n", std::malloc(16));
+#endif
   check_sha256(sha);
   check_ed25519(verifier);
   check_offers(verifier);

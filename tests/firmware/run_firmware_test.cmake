@@ -17,7 +17,7 @@ execute_process(
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "firmware configure failed")
 endif()
-execute_process(COMMAND ${CMAKE_COMMAND} --build ${WORK}/build --target all crypto_check_app.elf
+execute_process(COMMAND ${CMAKE_COMMAND} --build ${WORK}/build --target all crypto_check_app.elf crypto_check_heap_mutant.elf
                         tinyfleet_kernels_m4
                 RESULT_VARIABLE rc OUTPUT_VARIABLE build_out ERROR_VARIABLE build_err)
 string(REGEX MATCH "no heap:[^\n]*" no_heap "${build_out}")
@@ -37,6 +37,17 @@ endif()
 if(NOT rc EQUAL 0 OR NOT out MATCHES "crypto check: ok \\([0-9]+ cases\\)" OR out MATCHES "FAIL")
   message(FATAL_ERROR "firmware crypto check failed on the Cortex-M4 (qemu ${rc}): ${err}")
 endif()
+# The same app with one allocation after start-up: the heap trap must fire, or the run
+# above proves nothing about the heap.
+execute_process(
+  COMMAND qemu-system-arm -M mps2-an386 -cpu cortex-m4 -nographic -monitor none -serial none
+          -semihosting-config enable=on,target=native
+          -kernel ${WORK}/build/crypto_check_heap_mutant.elf
+  TIMEOUT 120 RESULT_VARIABLE rc OUTPUT_QUIET ERROR_QUIET)
+if(NOT rc EQUAL 99)
+  message(FATAL_ERROR "the heap trap did not fire on an allocation after start-up (qemu ${rc})")
+endif()
+message("heap trap: fires on an allocation after start-up (exit 99)")
 execute_process(
   COMMAND ${PYTHON} ${SOURCE}/footprint.py --map ${WORK}/build/crypto_check_app.map
           --kernels ${WORK}/build/kernels/libtinyfleet_kernels_m4.a --app-output ${WORK}/qemu_out.txt
