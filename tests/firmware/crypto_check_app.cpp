@@ -321,6 +321,10 @@ void check_agent(firmware::Sha256Port& sha, const firmware::Ed25519Verifier& ver
   expect(!update::DeltaDecoder::codec_available(update::DeltaCodec_TensorZstd) &&
              update::DeltaDecoder::codec_available(update::DeltaCodec_TensorRange),
          "decoder", "TensorRange built in, zstd left out");
+  update::DeltaDecoder zstd(update::DeltaCodec_Full, 100, 17, g_workspace, sizeof g_workspace,
+                            nullptr, nullptr);
+  expect(zstd.start() == update::DeltaStatus::kCodecUnavailable, "decoder",
+         "a Full (zstd) payload is refused (kCodecUnavailable)");
 }
 
 // Stack high-water mark: the region below main's frame is painted before the checks.
