@@ -300,6 +300,8 @@ void check_agent(firmware::Sha256Port& sha, const firmware::Ed25519Verifier& ver
                                           g_outbox);
   expect(agent.provision_empty() && !agent.boot(), "agent", "provisioned without a model");
   expect(loop.infer(nullptr, 0, -1) == -1, "agent", "no inference without a model");
+  loop.poll();  // no window due yet (links the telemetry path into the footprint)
+  expect(loop.windows_sent() == 0 && loop.pending().empty(), "agent", "no telemetry window yet");
   const int statuses = g_outbox.statuses;
   agent.on_offer(g_offer, tamper_payload_hash() ? tf_offer_size : 0);
   expect(agent.state() == update::UpdateState::kIdle && g_outbox.requests == 0 &&
@@ -314,6 +316,12 @@ void check_agent(firmware::Sha256Port& sha, const firmware::Ed25519Verifier& ver
   agent.on_chunk(ft::kRelease, 0, chunk, sizeof chunk);
   expect(g_outbox.requests == 2 && g_outbox.last_offset == ft::kChunkSize, "agent",
          "chunk stored, next one requested");
+  agent.poll();  // the chunk timeout has not passed (the clock stands still)
+  agent.on_reconnect();
+  expect(g_outbox.requests == 3 && g_outbox.last_offset == ft::kChunkSize, "agent",
+         "poll, then a reconnect re-requests the chunk in flight");
+  expect(!agent.install_factory(chunk, sizeof chunk), "agent",
+         "factory install refused when the slot cannot be written");
   std::printf("ram: UpdateAgent %u B, InferenceLoop %u B, TensorRange workspace %u B\n",
               static_cast<unsigned>(sizeof agent), static_cast<unsigned>(sizeof loop),
               static_cast<unsigned>(
