@@ -11,6 +11,7 @@
 
 #include "fixture_constants.h"
 #include "rfc8032_vectors.h"
+#include "stack_meter.h"
 #include "tinyfleet/device_agent/inference_loop.h"
 #include "tinyfleet/device_agent/update_agent.h"
 #include "tinyfleet/firmware/sodium_ports.h"
@@ -335,27 +336,12 @@ void check_agent(firmware::Sha256Port& sha, const firmware::Ed25519Verifier& ver
          "a Full (zstd) payload is refused (kCodecUnavailable)");
 }
 
-// Stack high-water mark: the region below main's frame is painted before the checks.
-constexpr size_t kPaint = 48 * 1024;
-constexpr uint32_t kPattern = 0xa5a5a5a5u;
-__attribute__((noinline)) void paint_stack(uintptr_t top) {
-  auto* bottom = reinterpret_cast<volatile uint32_t*>(top - kPaint);
-  for (size_t i = 0; i < kPaint / 4; ++i) bottom[i] = kPattern;
-}
-__attribute__((noinline)) size_t stack_used(uintptr_t top) {
-  const auto* bottom = reinterpret_cast<const uint32_t*>(top - kPaint);
-  size_t i = 0;
-  while (i < kPaint / 4 && bottom[i] == kPattern) ++i;
-  return kPaint - i * 4;
-}
-
 }  // namespace
 
 int main() {
   std::printf("firmware crypto check (libsodium from Debian's source, Cortex-M4F)\n");
   volatile uint32_t anchor = 0;
-  const uintptr_t top = (reinterpret_cast<uintptr_t>(&anchor) & ~3u) - 64 * 4;
-  paint_stack(top);
+  const ft::StackMeter stack(reinterpret_cast<uintptr_t>(&anchor) - 256);
   g_heap_locked = true;
   static firmware::Sha256Port sha;
   static firmware::Ed25519Verifier verifier;
@@ -367,7 +353,8 @@ int main() {
   check_ed25519(verifier);
   check_offers(verifier);
   check_agent(sha, verifier);
-  std::printf("ram: stack high-water %u B below main\n", static_cast<unsigned>(stack_used(top)));
+  std::printf("ram: stack high-water %u B below main (offer check, Ed25519)\n",
+              static_cast<unsigned>(stack.used()));
   if (g_failures != 0) {
     std::printf("crypto check: %d of %d cases FAILED\n", g_failures, g_cases);
     return 1;

@@ -9,6 +9,8 @@ inline constexpr uint64_t kNow = 1795305600;  // 2026-11-22, the "wall clock" of
 inline constexpr uint64_t kRelease = 7;
 inline constexpr uint32_t kPayloadSize = 5000;
 inline constexpr uint32_t kChunkSize = 1024;
+inline constexpr uint64_t kDeltaRelease = 8;     // the v1 -> v2 update applied on the target
+inline constexpr uint32_t kDeltaChunkSize = 32;  // several chunks for a small delta
 inline constexpr const char* kFleet = "default";
 inline constexpr const char* kClass = "cortex-m4-256k";
 

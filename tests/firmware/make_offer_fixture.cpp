@@ -2,7 +2,10 @@
 // libsodium (so a copying error in rfc8032_vectors.h fails here, not as a false alarm on
 // the target), then makes a fleet's keys and signs an update offer for the
 // cortex-m4-256k class with update_host's signer, for the target to check.
-//   make_offer_fixture DIR   ->  DIR/offer.bin, DIR/root.pub
+// Then a v1 -> v2 update of a small artifact (fixture_model.h): the TensorRange delta made
+// by update_host's encoder and its signed offer, with v2's host output as self-test.
+//   make_offer_fixture DIR  ->  DIR/offer.bin, root.pub (check_offer cases),
+//                               v1.tfa, input.bin, v1_output.bin, delta.bin, delta_offer.bin
 #include <sodium.h>
 
 #include <cstdio>
@@ -11,7 +14,9 @@
 #include <string>
 
 #include "fixture_constants.h"
+#include "fixture_model.h"
 #include "rfc8032_vectors.h"
+#include "tinyfleet/update/delta_encoder.h"
 #include "tinyfleet/update/offer_signer.h"
 #include "tinyfleet/update/update_keys.h"
 
@@ -28,6 +33,11 @@ std::string unhex(const char* h) {
 }
 const unsigned char* u(const std::string& s) {
   return reinterpret_cast<const unsigned char*>(s.data());
+}
+std::string sha256(const std::string& bytes) {
+  unsigned char d[32];
+  crypto_hash_sha256(d, u(bytes), bytes.size());
+  return std::string(reinterpret_cast<char*>(d), 32);
 }
 bool write(const std::filesystem::path& p, const std::string& bytes) {
   std::ofstream f(p, std::ios::binary);
@@ -81,6 +91,40 @@ int main(int argc, char** argv) {
   if (!write(dir / "offer.bin", update::sign_offer(f, *key)) || !write(dir / "root.pub", *root)) {
     return 1;
   }
-  std::printf("RFC 8032 vectors agree with the host's libsodium; offer signed\n");
+
+  // The v1 -> v2 update the agent applies on the target.
+  const std::string v1 = ft::fixture_artifact(1), v2 = ft::fixture_artifact(2);
+  const std::string input = ft::fixture_input();
+  const std::string out1 = ft::run_on_host(v1, input), out2 = ft::run_on_host(v2, input);
+  if (out1.empty() || out2.empty() || out1 == out2) {
+    std::fprintf(stderr, "fixture model: does not run on the host, or v2 = v1\n");
+    return 1;
+  }
+  update::DeltaOptions options;
+  auto delta = update::encode_tensor_range(v1, v2, update::artifact_segments(v1),
+                                           update::artifact_segments(v2), options);
+  if (!delta) {
+    std::fprintf(stderr, "delta: %s\n", delta.error().message.c_str());
+    return 1;
+  }
+  update::ManifestFields d = f;
+  d.release_seq = ft::kDeltaRelease;
+  d.target_sha256 = sha256(v2);
+  d.target_size = v2.size();
+  d.base_sha256 = sha256(v1);
+  d.codec = delta->codec;
+  d.payload_sha256 = sha256(delta->payload);
+  d.payload_size = delta->payload.size();
+  d.chunk_size = ft::kDeltaChunkSize;
+  d.self_tests = {{input, out2}};
+  if (!write(dir / "v1.tfa", v1) || !write(dir / "input.bin", input) ||
+      !write(dir / "v1_output.bin", out1) || !write(dir / "delta.bin", delta->payload) ||
+      !write(dir / "delta_offer.bin", update::sign_offer(d, *key))) {
+    return 1;
+  }
+  std::printf(
+      "RFC 8032 vectors agree with the host's libsodium; offers signed; v1 %zu B -> "
+      "v2 %zu B, TensorRange delta %zu B\n",
+      v1.size(), v2.size(), delta->payload.size());
   return 0;
 }
