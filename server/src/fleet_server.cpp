@@ -12,6 +12,7 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 
+#include "reflection_v1.h"
 #include "rollouts/repository.h"
 #include "tinyfleet/server/admin_service.h"
 #include "tinyfleet/server/authenticator.h"
@@ -100,6 +101,7 @@ struct FleetServer::Parts {
   std::unique_ptr<FleetListener> listener;
   std::unique_ptr<RolloutsService> rollouts;
   std::unique_ptr<TelemetryService> telemetry;
+  std::unique_ptr<ReflectionV1> reflection_v1;
   std::unique_ptr<MetricsServer> metrics;
   std::unique_ptr<grpc::Server> server;
   int port = 0;
@@ -254,6 +256,13 @@ storage::Expected<std::unique_ptr<FleetServer>> FleetServer::start(const ServerC
   builder.RegisterService(parts->admin.get());
   builder.RegisterService(parts->rollouts.get());
   builder.RegisterService(parts->telemetry.get());
+  parts->reflection_v1 = std::make_unique<ReflectionV1>(std::vector<std::string>{
+      v1::ModelRegistry::service_full_name(), v1::DeviceRegistry::service_full_name(),
+      v1::Admin::service_full_name(), v1::Rollouts::service_full_name(),
+      v1::Telemetry::service_full_name(), "grpc.health.v1.Health",
+      "grpc.reflection.v1alpha.ServerReflection",
+      grpc::reflection::v1::ServerReflection::service_full_name()});
+  builder.RegisterService(parts->reflection_v1.get());
   parts->server = builder.BuildAndStart();
   if (!parts->server || parts->port == 0) {
     return Error{ErrorCode::kUnavailable,

@@ -3,12 +3,16 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <set>
 #include <sstream>
 
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/descriptor.pb.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <nlohmann/json.hpp>
 
 #include "fleetd_fixture.h"
+#include "grpc/reflection/v1/reflection.grpc.pb.h"
 #include "tinyfleet/storage/repositories.h"
 #include "tinyfleet/testing/environment.h"
 
@@ -203,6 +207,52 @@ TEST_F(Lifecycle, ReflectionListsTheServices) {
                               "tinyfleet.v1.Admin", "grpc.health.v1.Health"}) {
     EXPECT_NE(bytes.find(service), std::string::npos) << service;
   }
+}
+
+TEST_F(Lifecycle, ReflectionV1DescribesEveryServiceCompletely) {
+  namespace r1 = grpc::reflection::v1;
+  auto stub = r1::ServerReflection::NewStub(fleetd_->channel());
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  auto stream = stub->ServerReflectionInfo(&ctx);
+  auto ask = [&](const r1::ServerReflectionRequest& q) {
+    r1::ServerReflectionResponse a;
+    EXPECT_TRUE(stream->Write(q));
+    EXPECT_TRUE(stream->Read(&a));
+    return a;
+  };
+  r1::ServerReflectionRequest q;
+  q.set_list_services("");
+  auto a = ask(q);
+  std::set<std::string> services;
+  for (const auto& s : a.list_services_response().service()) services.insert(s.name());
+  for (const char* s : {"tinyfleet.v1.Rollouts", "tinyfleet.v1.Telemetry", "tinyfleet.v1.Admin",
+                        "grpc.reflection.v1.ServerReflection"}) {
+    EXPECT_TRUE(services.count(s)) << s;
+  }
+  // Every service's file, with its imports, builds a pool in which its methods resolve.
+  google::protobuf::DescriptorPool pool;
+  for (const auto& name : services) {
+    if (name.rfind("tinyfleet.", 0) != 0) continue;
+    q.set_file_containing_symbol(name);
+    a = ask(q);
+    ASSERT_TRUE(a.has_file_descriptor_response()) << name << ": " << a.DebugString();
+    for (const auto& bytes : a.file_descriptor_response().file_descriptor_proto()) {
+      google::protobuf::FileDescriptorProto file;
+      ASSERT_TRUE(file.ParseFromString(bytes));
+      if (!pool.FindFileByName(file.name())) {
+        ASSERT_NE(pool.BuildFile(file), nullptr) << file.name();
+      }
+    }
+    ASSERT_NE(pool.FindServiceByName(name), nullptr) << name;
+  }
+  EXPECT_NE(pool.FindMethodByName("tinyfleet.v1.Rollouts.CreateRollout"), nullptr);
+  EXPECT_NE(pool.FindMessageTypeByName("tinyfleet.v1.CreateRolloutRequest"), nullptr);
+  q.set_file_containing_symbol("tinyfleet.v1.NoSuchThing");
+  a = ask(q);
+  EXPECT_EQ(a.error_response().error_code(), static_cast<int>(grpc::StatusCode::NOT_FOUND));
+  stream->WritesDone();
+  EXPECT_TRUE(stream->Finish().ok());
 }
 
 class Tls : public FleetdTest {

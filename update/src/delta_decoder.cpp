@@ -1,10 +1,25 @@
+// The codecs built in: the host has every one; a firmware build may leave out the zstd
+// codecs (Full, ZstdPrefix, TensorZstd) with TINYFLEET_UPDATE_ZSTD=0 or TensorLzma with
+// TINYFLEET_UPDATE_LZMA=0, and gets kCodecUnavailable for their payloads.
+#ifndef TINYFLEET_UPDATE_ZSTD
+#define TINYFLEET_UPDATE_ZSTD 1
+#endif
+#ifndef TINYFLEET_UPDATE_LZMA
+#define TINYFLEET_UPDATE_LZMA 1
+#endif
+
 #define ZSTD_STATIC_LINKING_ONLY  // ZSTD_initStaticDCtx: the decoder lives in our workspace
 #include "tinyfleet/update/delta_decoder.h"
 
+#if TINYFLEET_UPDATE_LZMA
 #include <lzma.h>
+#endif
+#if TINYFLEET_UPDATE_ZSTD
 #include <zstd.h>
 #include <zstd_errors.h>
+#endif
 
+#include <algorithm>
 #include <cstring>
 #include <new>
 
@@ -22,7 +37,7 @@ uint32_t le32(const uint8_t* p) {
   return static_cast<uint32_t>(p[0]) | static_cast<uint32_t>(p[1]) << 8 |
          static_cast<uint32_t>(p[2]) << 16 | static_cast<uint32_t>(p[3]) << 24;
 }
-size_t align16(size_t n) { return (n + 15) & ~static_cast<size_t>(15); }
+[[maybe_unused]] size_t align16(size_t n) { return (n + 15) & ~static_cast<size_t>(15); }
 
 // LZMA2 dictionaries the TensorLzma codec uses: 4 KB to 16 KB (differences of weights
 // rarely repeat from further back; a 16 KB dictionary keeps the decoder near 50 KB).
@@ -37,6 +52,7 @@ uint32_t lzma_dict_log(uint32_t window_log) {
   return window_log < kLzmaMaxDictLog ? window_log : kLzmaMaxDictLog;
 }
 
+#if TINYFLEET_UPDATE_LZMA
 void* arena_alloc(void* opaque, size_t nmemb, size_t size) {
   auto* a = static_cast<DeltaDecoder::Arena*>(opaque);
   if (size != 0 && nmemb > (SIZE_MAX - 16) / size) return nullptr;
@@ -49,6 +65,9 @@ void* arena_alloc(void* opaque, size_t nmemb, size_t size) {
 void arena_free(void*, void*) {}  // the arena lives as long as one decoder
 
 size_t lzma_fixed_bytes() { return align16(sizeof(lzma_stream)) + align16(sizeof(lzma_allocator)); }
+#else
+size_t lzma_fixed_bytes() { return 0; }
+#endif
 }  // namespace
 
 const char* to_string(DeltaStatus status) {
@@ -73,6 +92,8 @@ const char* to_string(DeltaStatus status) {
       return "slot write failed";
     case DeltaStatus::kNoHasher:
       return "delta recomputes the content hash but the decoder has no sha256";
+    case DeltaStatus::kCodecUnavailable:
+      return "delta codec not built into this device";
   }
   return "unknown";
 }
@@ -81,21 +102,34 @@ const char* to_string(DeltaStatus status) {
 // in the workspace too: ZSTD_DCtx_refPrefix would allocate one), and two I/O buffers.
 size_t DeltaDecoder::workspace_size_for(update::DeltaCodec codec, uint32_t window_log) {
   if (codec == update::DeltaCodec_TensorRange) return sizeof(RangeDeltaDecoder) + 16;
+  if (!codec_available(codec)) return SIZE_MAX;
   if (codec == update::DeltaCodec_TensorLzma) {
     if (window_log < kLzmaMinDictLog) return SIZE_MAX;  // cannot decode any LZMA2 payload
     return 2 * kIoBytes + lzma_fixed_bytes() + (size_t{1} << lzma_dict_log(window_log)) +
            kLzmaStateBytes;
   }
+#if TINYFLEET_UPDATE_ZSTD
   return align16(ZSTD_estimateDStreamSize(static_cast<size_t>(1) << window_log)) +
          align16(ZSTD_estimateDDictSize(0, ZSTD_dlm_byRef)) + 2 * kIoBytes;
+#else
+  return SIZE_MAX;
+#endif
+}
+
+bool DeltaDecoder::codec_available(update::DeltaCodec codec) {
+  if (codec == update::DeltaCodec_TensorRange) return true;
+  if (codec == update::DeltaCodec_TensorLzma) return TINYFLEET_UPDATE_LZMA != 0;
+  return TINYFLEET_UPDATE_ZSTD != 0;
 }
 
 size_t DeltaDecoder::workspace_size(uint32_t window_log) {
   const size_t z = workspace_size_for(update::DeltaCodec_TensorZstd, window_log);
   const size_t l = workspace_size_for(update::DeltaCodec_TensorLzma, window_log);
   const size_t r = workspace_size_for(update::DeltaCodec_TensorRange, window_log);
-  const size_t most = l != SIZE_MAX && l > z ? l : z;
-  return r > most ? r : most;
+  size_t most = r;
+  if (l != SIZE_MAX && l > most) most = l;
+  if (z != SIZE_MAX && z > most) most = z;
+  return most;
 }
 
 size_t DeltaDecoder::peak_bytes() const {
@@ -129,6 +163,7 @@ DeltaStatus DeltaDecoder::start() {
     range_ = new (p) RangeDeltaDecoder(target_size_, base_, out_, hasher_);
     return DeltaStatus::kOk;
   }
+  if (!codec_available(codec_)) return DeltaStatus::kCodecUnavailable;
   if (codec_ == update::DeltaCodec_TensorLzma) {
     // The I/O buffers first; the LZMA2 decoder when the payload names its dictionary.
     if (workspace_bytes_ < 2 * kIoBytes + lzma_fixed_bytes()) {
@@ -138,6 +173,7 @@ DeltaStatus DeltaDecoder::start() {
     base_buf_ = workspace_ + kIoBytes;
     return DeltaStatus::kOk;
   }
+#if TINYFLEET_UPDATE_ZSTD
   if (workspace_bytes_ < workspace_size_for(codec_, window_log_)) {
     return DeltaStatus::kWorkspaceTooSmall;
   }
@@ -158,9 +194,11 @@ DeltaStatus DeltaDecoder::start() {
                              ZSTD_dlm_byRef, ZSTD_dct_rawContent);
     if (!ddict || ZSTD_isError(ZSTD_DCtx_refDDict(dctx_, ddict))) return DeltaStatus::kCorrupt;
   }
+#endif
   return DeltaStatus::kOk;
 }
 
+#if TINYFLEET_UPDATE_LZMA
 DeltaStatus DeltaDecoder::start_lzma(uint8_t dict_log) {
   if (dict_log < kLzmaMinDictLog || dict_log > kLzmaMaxDictLog) return DeltaStatus::kCorrupt;
   if (dict_log > window_log_) return DeltaStatus::kWindowTooLarge;
@@ -212,6 +250,12 @@ DeltaStatus DeltaDecoder::feed_lzma(const uint8_t* payload, size_t size) {
   }
   return DeltaStatus::kOk;
 }
+#else
+DeltaStatus DeltaDecoder::start_lzma(uint8_t) { return DeltaStatus::kCodecUnavailable; }
+DeltaStatus DeltaDecoder::feed_lzma(const uint8_t*, size_t) {
+  return DeltaStatus::kCodecUnavailable;
+}
+#endif
 
 DeltaStatus DeltaDecoder::feed(const uint8_t* payload, size_t size) {
   if (codec_ == update::DeltaCodec_TensorRange) {
@@ -221,6 +265,7 @@ DeltaStatus DeltaDecoder::feed(const uint8_t* payload, size_t size) {
   return feed_zstd(payload, size);
 }
 
+#if TINYFLEET_UPDATE_ZSTD
 DeltaStatus DeltaDecoder::feed_zstd(const uint8_t* payload, size_t size) {
   if (!dctx_) return DeltaStatus::kWorkspaceTooSmall;
   ZSTD_inBuffer in{payload, size, 0};
@@ -252,11 +297,17 @@ DeltaStatus DeltaDecoder::feed_zstd(const uint8_t* payload, size_t size) {
   }
   return DeltaStatus::kOk;
 }
+#else
+DeltaStatus DeltaDecoder::feed_zstd(const uint8_t*, size_t) {
+  return DeltaStatus::kCodecUnavailable;
+}
+#endif
 
 DeltaStatus DeltaDecoder::finish() {
   if (codec_ == update::DeltaCodec_TensorRange) {
     return range_ ? range_->finish() : DeltaStatus::kWorkspaceTooSmall;
   }
+  if (!codec_available(codec_)) return DeltaStatus::kCodecUnavailable;
   if (codec_ == update::DeltaCodec_TensorLzma ? !lzma_done_ : !frame_done_) {
     return DeltaStatus::kIncomplete;
   }

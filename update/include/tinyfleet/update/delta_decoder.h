@@ -38,6 +38,7 @@ enum class DeltaStatus : uint8_t {
   kIncomplete,         // the payload ended early
   kWriteFailed,        // the slot refused a write
   kNoHasher,           // the delta recomputes the content hash and no Sha256 was given
+  kCodecUnavailable,   // this build leaves the payload's codec out (a firmware without zstd)
 };
 
 const char* to_string(DeltaStatus status);
@@ -60,7 +61,10 @@ class DeltaDecoder {
   // Enough for every codec within `window_log` (the zstd codecs need the most).
   static size_t workspace_size(uint32_t window_log);
   // Enough for one codec: what a device that accepts only that codec reserves.
+  // (SIZE_MAX when this build cannot decode that codec.)
   static size_t workspace_size_for(update::DeltaCodec codec, uint32_t window_log);
+  // Whether this build decodes `codec` (see TINYFLEET_UPDATE_ZSTD/_LZMA in delta_decoder.cpp).
+  static bool codec_available(update::DeltaCodec codec);
 
   DeltaDecoder(update::DeltaCodec codec, uint64_t target_size, uint32_t window_log, void* workspace,
                size_t workspace_bytes, BaseReader* base, SlotWriter* out);

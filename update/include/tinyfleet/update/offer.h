@@ -17,7 +17,12 @@ struct DeviceIdentity {
   const uint8_t* root_public_key;  // 32 bytes, pinned at provisioning
 };
 
-inline constexpr size_t kMaxOfferBytes = 64 * 1024;
+// The largest offer a device accepts (and the agent's offer buffer): 64 KB unless the
+// build says otherwise (the Cortex-M4 firmware: 8 KB; docs/firmware.md).
+#ifndef TINYFLEET_MAX_OFFER_BYTES
+#define TINYFLEET_MAX_OFFER_BYTES (64 * 1024)
+#endif
+inline constexpr size_t kMaxOfferBytes = TINYFLEET_MAX_OFFER_BYTES;
 inline constexpr uint16_t kManifestFormatVersion = 1;
 
 struct CheckedOffer {

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Lints docker/ where no container engine runs (CI has none, and no registry but
+# Debian's): every runtime image installs the Debian packages its binary links
+# (ldd of the built binary, each library's package in the dependency closure of the
+# stage's packages), every COPY --from=build names a file the build makes, compose's
+# targets are stages, and every TINYFLEET_* variable compose sets is a fleetd setting.
+#   docker_check.sh SOURCE_DIR BUILD_DIR
+set -euo pipefail
+src=$1 build=$2
+dockerfile=$src/docker/Dockerfile compose=$src/docker/compose.yaml
+fail=0
+bad() { echo "docker_check: $*" >&2; fail=1; }
+
+stages=$(sed -n 's/^FROM .* AS \([a-z-]*\)$/\1/p' "$dockerfile")
+for stage in fleetd optimizer fleet-sim; do
+  grep -qx "$stage" <<<"$stages" || bad "no stage '$stage'"
+  # The stage's lines: from its FROM to the next FROM.
+  body=$(awk -v s="$stage" '/^FROM /{on = ($NF == s)} on' "$dockerfile")
+  packages=$(echo "$body" | tr '\\' ' ' | sed -n '/apt-get install/,/rm -rf/p' |
+             tr ' ' '\n' | grep -E '^[a-z0-9][a-z0-9.+-]+$' |
+             grep -vE '^(apt-get|install|rm|update|y|q|no-install-recommends|rf)$' || true)
+  [ -n "$packages" ] || bad "stage $stage installs no packages"
+  closure=$(apt-cache depends --recurse --installed --no-recommends --no-suggests \
+              --no-conflicts --no-breaks --no-replaces --no-enhances $packages 2>/dev/null |
+            grep -vE '^ ' | sed 's/:amd64$//' | sort -u)
+  for copied in $(echo "$body" | sed -n 's|^COPY --from=build /src/build/release/\([^ ]*\) .*|\1|p'); do
+    bin=$build/$copied
+    [ -x "$bin" ] || { bad "stage $stage copies $copied, which the build does not make"; continue; }
+    for lib in $(ldd "$bin" | awk '$3 ~ /^\// {print $3}'); do
+      pkg=$(dpkg -S "$(realpath "$lib")" 2>/dev/null | head -1 | cut -d: -f1) || true
+      [ -n "$pkg" ] || pkg=$(dpkg -S "$lib" 2>/dev/null | head -1 | cut -d: -f1) || true
+      case "$pkg" in libc6 | libgcc-s1 | libstdc++6 | zlib1g | "") continue ;; esac  # in debian:12-slim
+      grep -qx "$pkg" <<<"$closure" ||
+        bad "stage $stage: $(basename "$bin") links $(basename "$lib") from $pkg, which its packages do not bring"
+    done
+  done
+  echo "stage $stage: $(echo $packages | wc -w) packages, libraries covered"
+done
+
+for target in $(sed -n 's/.*target: \([a-z-]*\)}.*/\1/p' "$compose"); do
+  grep -qx "$target" <<<"$stages" || bad "compose builds target '$target', which is no stage"
+done
+help=$("$build/server/fleetd" --help)
+for var in $(grep -o 'TINYFLEET_[A-Z_]*' "$compose" | sort -u); do
+  grep -q "; $var$" <<<"$help" || bad "compose sets $var, which is no fleetd setting"
+done
+exit $fail
