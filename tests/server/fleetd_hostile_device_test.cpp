@@ -126,7 +126,9 @@ class HostileDevice : public FleetdTest {
         "' -i 'hostile-" + std::to_string(getpid()) + "' -q 1 -t '" + topic + "' " +
         (payload.empty() ? std::string("-n") : "-f " + file) + (retain ? " -r" : "") + " 2>&1");
     fs::remove(file);
-    if (!may_fail) EXPECT_EQ(r.exit, 0) << topic << ": " << r.out;
+    if (!may_fail) {
+      EXPECT_EQ(r.exit, 0) << topic << ": " << r.out;
+    }
     return r.exit;
   }
   // Polls fleetd's metrics until `series` reaches `at_least` (or 20 s pass).
