@@ -1,0 +1,285 @@
+// TFLite import: the reader's bounds (on the published fixtures and on models built here
+// with the generated FlatBuffers builder), and int8 models compiled with their own
+// quantization, run on the kernels' runtime and compared bit for bit with an independent
+// int64 reference of TFLM's reference kernels (tflm_reference.h) on seeded inputs.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <random>
+
+#include "tflm_reference.h"
+#include "tinyfleet/kernels/ops/activations.h"
+#include "tinyfleet/kernels/runtime/interpreter.h"
+#include "tinyfleet/optimizer_service/npz.h"
+#include "tinyfleet/optimizer_service/tflite_generated.h"
+#include "tinyfleet/optimizer_service/tflite_import.h"
+#include "tinyfleet/testing/environment.h"
+
+using namespace tinyfleet::optimizer_service;
+using tinyfleet::testing::fixture_path;
+namespace k = tinyfleet::kernels;
+
+namespace {
+
+const char* const kInt8Fixtures[] = {
+    "models/thirdparty/tflite_micro/hello_world_int8.tflite",
+    "models/thirdparty/tflite_micro/micro_speech_quantized.tflite",
+    "models/thirdparty/mlperf_tiny/kws_ref_model.tflite",
+};
+const char* const kFloatFixtures[] = {
+    "models/thirdparty/tflite_micro/hello_world_float.tflite",
+    "models/thirdparty/mlperf_tiny/kws_ref_model_float32.tflite",
+};
+
+TfliteModel read_fixture(const std::string& path) {
+  auto bytes = read_file(fixture_path(path));
+  EXPECT_TRUE(bytes) << path;
+  if (!bytes) return {};
+  EXPECT_TRUE(is_tflite(*bytes)) << path;
+  auto m = read_tflite(*bytes);
+  EXPECT_TRUE(m) << path << ": " << (m ? "" : m.error().message);
+  return m ? *m : TfliteModel{};
+}
+
+// An artifact loaded on the kernels' runtime.
+struct Loaded {
+  std::vector<uint8_t> bytes, arena;
+  k::Interpreter interp;
+  explicit Loaded(const std::string& artifact) {
+    bytes.resize(artifact.size() + 16);
+    auto* a = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(bytes.data()) + 15) &
+                                         ~uintptr_t{15});
+    std::memcpy(a, artifact.data(), artifact.size());
+    const auto err = interp.load(a, artifact.size());
+    EXPECT_EQ(err.status, k::LoadStatus::kOk) << err.what;
+    arena.resize(interp.arena_bytes());
+    interp.bind_arena(arena.data(), arena.size());
+  }
+  std::vector<int8_t> run(const std::vector<int8_t>& input) {
+    std::memcpy(interp.input(0).data, input.data(), input.size());
+    EXPECT_EQ(interp.invoke().status, k::LoadStatus::kOk);
+    const auto o = interp.output(0);
+    const auto* p = static_cast<const int8_t*>(o.data);
+    return {p, p + o.bytes};
+  }
+};
+
+std::vector<int8_t> random_input(std::mt19937& rng, int64_t n) {
+  std::uniform_int_distribution<int> d(-128, 127);
+  std::vector<int8_t> v(static_cast<size_t>(n));
+  for (auto& x : v) x = static_cast<int8_t>(d(rng));
+  return v;
+}
+
+TEST(TfliteRead, EveryFixtureReadsWithItsQuantization) {
+  for (const char* f : kInt8Fixtures) read_fixture(f);
+  for (const char* f : kFloatFixtures) read_fixture(f);
+  const TfliteModel kws = read_fixture("models/thirdparty/mlperf_tiny/kws_ref_model.tflite");
+  ASSERT_EQ(kws.operators.size(), 13u);
+  EXPECT_STREQ(tflite_operator_name(kws.operators[0].code), "CONV_2D");
+  const TfliteTensor& filter = kws.tensors[static_cast<size_t>(kws.operators[0].inputs[1])];
+  EXPECT_EQ(filter.shape, (std::vector<int32_t>{64, 10, 4, 1}));
+  EXPECT_EQ(filter.scale.size(), 64u);  // per channel, dimension 0
+  EXPECT_EQ(filter.data.size(), 64u * 10 * 4);
+  const TfliteTensor& dw = kws.tensors[static_cast<size_t>(kws.operators[1].inputs[1])];
+  EXPECT_EQ(dw.scale.size(), 64u);
+  EXPECT_EQ(dw.quantized_dimension, 3);
+  const TfliteTensor& in = kws.tensors[static_cast<size_t>(kws.inputs[0])];
+  EXPECT_EQ(in.zero_point, (std::vector<int64_t>{83}));
+  EXPECT_NEAR(in.scale[0], 0.5847, 1e-4);
+}
+
+TEST(TfliteRead, RefusesWhatIsNotAWholeModel) {
+  EXPECT_FALSE(is_tflite("ONNX...."));
+  auto r = read_tflite(std::string(64, '\0'));
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find("TFL3"), std::string::npos) << r.error().message;
+  auto bytes = read_file(fixture_path(kInt8Fixtures[2]));
+  ASSERT_TRUE(bytes);
+  for (size_t keep : {size_t{8}, bytes->size() / 2, bytes->size() - 1}) {
+    auto t = read_tflite(bytes->substr(0, keep));
+    ASSERT_FALSE(t) << keep;
+    EXPECT_NE(t.error().message.find("does not verify"), std::string::npos) << t.error().message;
+  }
+}
+
+// A one-FULLY_CONNECTED model written with the generated builder, broken one way at a time.
+struct FcModel {
+  int weight_bytes = 16 * 1;
+  int32_t weight_buffer = 2;
+  uint32_t opcode_index = 0;
+  int32_t input_index = 0;
+  std::vector<float> weight_scales = {0.01f};
+  float input_scale = 0.02f;
+  int32_t opcode = tflite::BuiltinOperator_FULLY_CONNECTED;
+  std::string bytes() const {
+    flatbuffers::FlatBufferBuilder fb;
+    using namespace tflite;
+    auto q = [&](std::vector<float> s, int64_t zp, int dim) {
+      return CreateQuantizationParameters(fb, 0, 0, fb.CreateVector(s),
+                                          fb.CreateVector(std::vector<int64_t>(s.size(), zp)),
+                                          QuantizationDetails_NONE, 0, dim);
+    };
+    std::vector<flatbuffers::Offset<Tensor>> tensors = {
+        CreateTensor(fb, fb.CreateVector(std::vector<int32_t>{1, 1}), TensorType_INT8, 0,
+                     fb.CreateString("x"), q({input_scale}, -128, 0)),
+        CreateTensor(fb, fb.CreateVector(std::vector<int32_t>{16, 1}), TensorType_INT8,
+                     static_cast<uint32_t>(weight_buffer), fb.CreateString("w"),
+                     q(weight_scales, 0, 0)),
+        CreateTensor(fb, fb.CreateVector(std::vector<int32_t>{1, 16}), TensorType_INT8, 0,
+                     fb.CreateString("y"), q({0.05f}, -5, 0)),
+    };
+    const std::vector<int32_t> ins = {input_index, 1, -1}, outs = {2};
+    auto op = CreateOperator(fb, opcode_index, fb.CreateVector(ins), fb.CreateVector(outs),
+                             BuiltinOptions_FullyConnectedOptions,
+                             CreateFullyConnectedOptions(fb, ActivationFunctionType_RELU).Union());
+    auto sg = CreateSubGraph(fb, fb.CreateVector(tensors), fb.CreateVector(std::vector<int32_t>{0}),
+                             fb.CreateVector(std::vector<int32_t>{2}), fb.CreateVector(&op, 1));
+    std::vector<int8_t> w(static_cast<size_t>(weight_bytes));
+    for (size_t i = 0; i < w.size(); ++i) w[i] = static_cast<int8_t>(i * 7 - 50);
+    std::vector<flatbuffers::Offset<Buffer>> buffers = {
+        CreateBuffer(fb), CreateBuffer(fb),
+        CreateBuffer(fb, fb.CreateVector(reinterpret_cast<const uint8_t*>(w.data()), w.size()))};
+    auto code = CreateOperatorCode(fb, static_cast<int8_t>(std::min(opcode, 127)), 0, 1,
+                                   static_cast<BuiltinOperator>(opcode));
+    auto model = CreateModel(fb, 3, fb.CreateVector(&code, 1), fb.CreateVector(&sg, 1), 0,
+                             fb.CreateVector(buffers));
+    FinishModelBuffer(fb, model);
+    return {reinterpret_cast<const char*>(fb.GetBufferPointer()), fb.GetSize()};
+  }
+};
+
+std::string refusal(const FcModel& f) {
+  auto m = read_tflite(f.bytes());
+  if (!m) return m.error().message;
+  auto c = compile_tflite_int8(*m, {});
+  return c ? "" : c.error().message;
+}
+
+TEST(TfliteRead, ChecksIndicesSizesAndScales) {
+  EXPECT_EQ(refusal(FcModel{}), "");  // the unbroken model compiles
+  FcModel f;
+  f.weight_bytes = 15;
+  EXPECT_NE(refusal(f).find("buffer holds 15 bytes, its shape needs 16"), std::string::npos)
+      << refusal(f);
+  f = {};
+  f.weight_buffer = 7;
+  EXPECT_NE(refusal(f).find("buffer index 7 of 3"), std::string::npos) << refusal(f);
+  f = {};
+  f.opcode_index = 4;
+  EXPECT_NE(refusal(f).find("operator code index 4 of 1"), std::string::npos) << refusal(f);
+  f = {};
+  f.input_index = 9;
+  EXPECT_NE(refusal(f).find("input tensor index 9"), std::string::npos) << refusal(f);
+  f = {};
+  f.weight_scales = {0.01f, 0.02f, 0.03f};
+  EXPECT_NE(refusal(f).find("3 scales do not match quantized_dimension 0"), std::string::npos)
+      << refusal(f);
+  f = {};
+  f.input_scale = 0.0f;
+  EXPECT_NE(refusal(f).find("scale 0.000000 (must be finite and > 0)"), std::string::npos)
+      << refusal(f);
+}
+
+TEST(TfliteInt8, RefusesOtherOperatorsByName) {
+  FcModel f;
+  f.opcode = tflite::BuiltinOperator_SQUARED_DIFFERENCE;
+  EXPECT_NE(refusal(f).find("operator 'SQUARED_DIFFERENCE' (builtin code 99) is not supported"),
+            std::string::npos)
+      << refusal(f);
+  f.opcode = tflite::BuiltinOperator_BATCH_MATMUL;  // above the deprecated byte's range
+  EXPECT_NE(refusal(f).find("operator 'BATCH_MATMUL' (builtin code 126) is not supported"),
+            std::string::npos)
+      << refusal(f);
+}
+
+TEST(TfliteInt8, EveryOperatorOfTheInt8FixturesIsMapped) {
+  for (const char* f : kInt8Fixtures) {
+    for (const auto& line : tflite_operator_coverage(read_fixture(f))) {
+      EXPECT_NE(line.find(": mapped"), std::string::npos) << f << ": " << line;
+    }
+  }
+}
+
+// Each int8 fixture keeps its scales and gives TFLM's bytes. Models ending in SOFTMAX are
+// compared twice: up to the softmax's input (every other operator), bit for bit; and at the
+// softmax's output, where the runtime's table-and-division softmax is not TFLM's
+// fixed-point one: the difference is counted and bounded (docs/optimizer.md).
+TEST(TfliteInt8, FixturesMatchTflmReferenceBitForBit) {
+  std::mt19937 rng(17);
+  for (const char* f : kInt8Fixtures) {
+    const TfliteModel m = read_fixture(f);
+    auto compiled = compile_tflite_int8(m, {});
+    ASSERT_TRUE(compiled) << f << ": " << compiled.error().message;
+    EXPECT_GT(compiled->report.qdq_scales_kept, 0);
+    TfliteModel body = m;
+    const bool ends_in_softmax = m.operators.back().code == tflite::BuiltinOperator_SOFTMAX;
+    if (ends_in_softmax) {
+      body.operators.pop_back();
+      body.outputs = {m.operators.back().inputs[0]};
+    }
+    auto body_compiled = compile_tflite_int8(body, {});
+    ASSERT_TRUE(body_compiled) << body_compiled.error().message;
+    Loaded full(compiled->artifact), trunk(body_compiled->artifact);
+    const tflm_reference::Runner ref(m);
+    const int64_t n_in = m.tensors[static_cast<size_t>(m.inputs[0])].elements();
+    int outputs = 0, softmax_differ = 0, softmax_max_diff = 0, samples = 200;
+    for (int s = 0; s < samples; ++s) {
+      const auto input = random_input(rng, n_in);
+      const auto want = ref.run(input);
+      ASSERT_EQ(trunk.run(input), want.at(body.outputs[0])) << f << " sample " << s;
+      const auto got = full.run(input);
+      const auto& want_out = want.at(m.outputs[0]);
+      ASSERT_EQ(got.size(), want_out.size());
+      for (size_t i = 0; i < got.size(); ++i, ++outputs) {
+        const int d = std::abs(int{got[i]} - int{want_out[i]});
+        softmax_differ += d != 0;
+        softmax_max_diff = std::max(softmax_max_diff, d);
+      }
+    }
+    if (!ends_in_softmax) {
+      EXPECT_EQ(softmax_differ, 0) << f;
+    } else {
+      std::printf("%s: softmax outputs differing from TFLM: %d of %d (max %d)\n", f, softmax_differ,
+                  outputs, softmax_max_diff);
+      EXPECT_LE(softmax_max_diff, 1) << f;
+    }
+  }
+}
+
+// The runtime's softmax (exp table in Q16, exact division) against TFLM's fixed-point
+// one on random rows, at the fixtures' input scales and others.
+TEST(TfliteInt8, SoftmaxAgainstTflmOnRandomRows) {
+  std::mt19937 rng(5);
+  int differ = 0, total = 0, max_diff = 0;
+  for (float scale : {0.01f, 0.05f, 0.0917319f, 0.144693f, 0.3f, 1.0f}) {
+    uint32_t table[256];
+    k::build_softmax_table(scale, 1.0f, table);
+    for (int depth : {2, 4, 10, 12, 100}) {
+      for (int r = 0; r < 200; ++r) {
+        const auto x = random_input(rng, depth);
+        std::vector<int8_t> ours(static_cast<size_t>(depth)), tflm(static_cast<size_t>(depth));
+        ASSERT_EQ(k::ref::softmax(table, 1, depth, x.data(), ours.data()), k::Status::kOk);
+        tflm_reference::softmax(scale, 1.0f, depth, x.data(), tflm.data());
+        for (int i = 0; i < depth; ++i, ++total) {
+          const int d =
+              std::abs(int{ours[static_cast<size_t>(i)]} - int{tflm[static_cast<size_t>(i)]});
+          differ += d != 0;
+          max_diff = std::max(max_diff, d);
+        }
+      }
+    }
+  }
+  std::printf("softmax: %d of %d outputs differ from TFLM's (max %d)\n", differ, total, max_diff);
+  EXPECT_LE(max_diff, 1);
+}
+
+TEST(TfliteInt8, FloatModelsAreNotTakenByTheInt8Path) {
+  for (const char* f : kFloatFixtures) {
+    auto c = compile_tflite_int8(read_fixture(f), {});
+    ASSERT_FALSE(c) << f;
+    EXPECT_NE(c.error().message.find("float"), std::string::npos) << c.error().message;
+  }
+}
+
+}  // namespace
