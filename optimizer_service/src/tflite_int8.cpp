@@ -367,9 +367,14 @@ Status softmax(Builder& b, const TfliteOperator& o, k::OperatorSpec& op, Node& n
   if (!o.has_options || !(o.beta > 0) || !std::isfinite(o.beta)) {
     return CompileError{o.name + ": beta must be positive"};
   }
+  if (b.tensor(o.inputs[0]).shape.empty() || b.tensor(o.inputs[0]).shape.back() > 256) {
+    return CompileError{o.name + ": rows of more than 256 values are not supported"};
+  }
+  // TFLM's fixed-point softmax, not the runtime's default one (docs/optimizer.md).
   uint32_t table[256];
-  k::build_softmax_table(qx->scale, o.beta, table);
+  k::build_softmax_tflm_table(qx->scale, o.beta, table);
   op.lut_u32.assign(table, table + 256);
+  op.int_params = {1};
   op.kind = fa::OpKind_Softmax;
   n.type = OpType::kSoftmax;
   n.beta = o.beta;
