@@ -6,6 +6,7 @@
 
 #include "tinyfleet/optimizer_service/compiler.h"
 #include "tinyfleet/optimizer_service/device_class.h"
+#include "tinyfleet/optimizer_service/tflite_import.h"
 
 namespace tinyfleet::optimizer_service {
 
@@ -26,24 +27,38 @@ ClassCompileOutcome compile_for_class(const std::string& onnx, const std::string
                                       const std::string& device_class_json) {
   auto cls = parse_device_class(device_class, device_class_json);
   if (!cls) return refused(cls.error().message);
-  if (calibration_npz.empty()) {
-    return refused("calibration data is required to quantize: upload a calibration .npz");
-  }
-  auto calib = parse_npz(calibration_npz);
-  if (!calib) return refused("calibration data: " + calib.error().message);
-  std::map<std::string, NpyArray> val;
-  if (!validation_npz.empty()) {
-    auto v = parse_npz(validation_npz);
-    if (!v) return refused("validation data: " + v.error().message);
-    val = std::move(*v);
-  }
   CompileOptions options;
   options.device_class = device_class;
-  auto compiled = compile_model(onnx, *calib, val.empty() ? nullptr : &val, options);
+  // A .tflite (FlatBuffer identifier "TFL3"): int8 models keep their own quantization,
+  // so no calibration data is read.
+  const bool tflite = is_tflite(onnx);
+  Result<CompiledModel> compiled = CompileError{"not compiled"};
+  if (tflite) {
+    if (!validation_npz.empty()) {
+      return refused("validation data is not supported for TFLite models yet");
+    }
+    auto m = read_tflite(onnx);
+    if (!m) return refused("TFLite model: " + m.error().message);
+    compiled = compile_tflite_int8(*m, options);
+  } else {
+    if (calibration_npz.empty()) {
+      return refused("calibration data is required to quantize: upload a calibration .npz");
+    }
+    auto calib = parse_npz(calibration_npz);
+    if (!calib) return refused("calibration data: " + calib.error().message);
+    std::map<std::string, NpyArray> val;
+    if (!validation_npz.empty()) {
+      auto v = parse_npz(validation_npz);
+      if (!v) return refused("validation data: " + v.error().message);
+      val = std::move(*v);
+    }
+    compiled = compile_model(onnx, *calib, val.empty() ? nullptr : &val, options);
+  }
   if (!compiled) return refused(compiled.error().message);
   const auto& r = compiled->report;
   const auto est = estimate(r, *cls);
   nlohmann::json report = {{"device_class", device_class},
+                           {"model_format", tflite ? "tflite" : "onnx"},
                            {"operators", r.nodes},
                            {"fused_activations", r.fused_activations},
                            {"fused_pads", r.fused_pads},

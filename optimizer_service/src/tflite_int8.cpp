@@ -243,8 +243,15 @@ Status weighted(Builder& b, const TfliteOperator& o, k::OperatorSpec& op, Node& 
     const double ws = w.scale[w.scale.size() == 1 ? 0 : static_cast<size_t>(c)];
     int32_t mult = 0;
     int shift = 0;
-    k::quantize_multiplier(static_cast<double>(qx->scale) * ws / static_cast<double>(qy->scale),
-                           &mult, &shift);
+    const double effective = static_cast<double>(qx->scale) * ws / static_cast<double>(qy->scale);
+    // Below 1, the requantized accumulator cannot leave int32 (TFLM's arithmetic
+    // overflows above it); trained models are far below.
+    if (!(effective < 1.0)) {
+      return CompileError{o.name + ": requantization scale " + std::to_string(effective) +
+                          " (input x filter / output scale, channel " + std::to_string(c) +
+                          ") is not below 1"};
+    }
+    k::quantize_multiplier(effective, &mult, &shift);
     op.requant_multiplier.push_back(mult);
     op.requant_shift.push_back(shift);
   }
@@ -443,8 +450,9 @@ Result<CompiledModel> compile_tflite_int8(const TfliteModel& m, const CompileOpt
     if (o.code == kQuantize || o.code == kDequantize) continue;
     for (int32_t t : o.inputs) {
       if (t >= 0 && m.tensors[static_cast<size_t>(t)].type == kTfliteFloat32) {
-        return CompileError{o.name + ": tensor '" + m.tensors[static_cast<size_t>(t)].name +
-                            "' is float32: a float model, not a fully int8 one"};
+        return CompileError{
+            o.name + ": tensor '" + m.tensors[static_cast<size_t>(t)].name +
+            "' is float32: float TFLite models are not compiled yet (only fully int8 ones)"};
       }
     }
   }

@@ -4,12 +4,17 @@
 // int64 reference of TFLM's reference kernels (tflm_reference.h) on seeded inputs.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <random>
+
+#include <nlohmann/json.hpp>
 
 #include "tflm_reference.h"
 #include "tinyfleet/kernels/ops/activations.h"
 #include "tinyfleet/kernels/runtime/interpreter.h"
+#include "tinyfleet/optimizer_service/class_compiler.h"
 #include "tinyfleet/optimizer_service/npz.h"
 #include "tinyfleet/optimizer_service/tflite_generated.h"
 #include "tinyfleet/optimizer_service/tflite_import.h"
@@ -270,6 +275,40 @@ TEST(TfliteInt8, FloatModelsAreNotTakenByTheInt8Path) {
     ASSERT_FALSE(c) << f;
     EXPECT_NE(c.error().message.find("float"), std::string::npos) << c.error().message;
   }
+}
+
+// The function fleetd, the worker and tinyfleet-compile run, and the tool itself: a .tflite
+// is recognised by its identifier and compiled without calibration data.
+TEST(TfliteCompileTool, CompilesTheKwsModelForAClassWithoutCalibration) {
+  auto bytes = read_file(fixture_path(kInt8Fixtures[2]));
+  ASSERT_TRUE(bytes);
+  auto catalog = read_file(TINYFLEET_DEVICE_CLASS_CATALOG);
+  ASSERT_TRUE(catalog);
+  const auto entries = nlohmann::json::parse(*catalog);
+  auto r = compile_for_class(*bytes, "", "", "cortex-m4-256k", entries["cortex-m4-256k"].dump());
+  ASSERT_FALSE(r.refused) << r.refusal_reason;
+  const auto report = nlohmann::json::parse(r.report_json);
+  EXPECT_EQ(report["model_format"], "tflite");
+  EXPECT_EQ(report["input_zero_point"], 83);  // the model's own
+  EXPECT_EQ(r.outputs.self_tests.size(), 2u);
+  EXPECT_GT(report["arena_bytes"].get<int>(), 0);
+  auto with_val =
+      compile_for_class(*bytes, "", "x", "cortex-m4-256k", entries["cortex-m4-256k"].dump());
+  EXPECT_TRUE(with_val.refused);
+  EXPECT_NE(with_val.refusal_reason.find("not supported for TFLite"), std::string::npos);
+
+  const std::string out = ::testing::TempDir() + "/kws.tfa";
+  const std::string cmd = std::string(TINYFLEET_COMPILE_TOOL) + " " +
+                          fixture_path(kInt8Fixtures[2]) + " --class cortex-m4-256k -o " + out +
+                          " --json > " + out + ".json";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  auto written = read_file(out);
+  ASSERT_TRUE(written);
+  EXPECT_EQ(*written, r.artifact);
+  const std::string without_calib = std::string(TINYFLEET_COMPILE_TOOL) + " " +
+                                    fixture_path("models/digits_mlp.onnx") +
+                                    " --class cortex-m4-256k > /dev/null 2>&1";
+  EXPECT_EQ(WEXITSTATUS(std::system(without_calib.c_str())), 2);  // ONNX still needs --calib
 }
 
 }  // namespace
