@@ -30,16 +30,19 @@ ClassCompileOutcome compile_for_class(const std::string& onnx, const std::string
   CompileOptions options;
   options.device_class = device_class;
   // A .tflite (FlatBuffer identifier "TFL3"): int8 models keep their own quantization,
-  // so no calibration data is read.
+  // so no calibration data is read; float ones are calibrated as ONNX models are.
   const bool tflite = is_tflite(onnx);
-  Result<CompiledModel> compiled = CompileError{"not compiled"};
+  Result<TfliteModel> tfl = CompileError{"not a TFLite model"};
   if (tflite) {
+    tfl = read_tflite(onnx);
+    if (!tfl) return refused("TFLite model: " + tfl.error().message);
+  }
+  Result<CompiledModel> compiled = CompileError{"not compiled"};
+  if (tflite && tflite_is_int8(*tfl)) {
     if (!validation_npz.empty()) {
-      return refused("validation data is not supported for TFLite models yet");
+      return refused("validation data is not supported for int8 TFLite models yet");
     }
-    auto m = read_tflite(onnx);
-    if (!m) return refused("TFLite model: " + m.error().message);
-    compiled = compile_tflite_int8(*m, options);
+    compiled = compile_tflite_int8(*tfl, options);
   } else {
     if (calibration_npz.empty()) {
       return refused("calibration data is required to quantize: upload a calibration .npz");
@@ -52,7 +55,14 @@ ClassCompileOutcome compile_for_class(const std::string& onnx, const std::string
       if (!v) return refused("validation data: " + v.error().message);
       val = std::move(*v);
     }
-    compiled = compile_model(onnx, *calib, val.empty() ? nullptr : &val, options);
+    const auto* vp = val.empty() ? nullptr : &val;
+    if (tflite) {
+      auto g = tflite_float_graph(*tfl);
+      if (!g) return refused("TFLite model: " + g.error().message);
+      compiled = compile_graph(std::move(*g), *calib, vp, options);
+    } else {
+      compiled = compile_model(onnx, *calib, vp, options);
+    }
   }
   if (!compiled) return refused(compiled.error().message);
   const auto& r = compiled->report;

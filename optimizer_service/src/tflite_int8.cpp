@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "tflite_common.h"
 #include "tinyfleet/kernels/ops/activations.h"
 #include "tinyfleet/kernels/ops/conv2d.h"
 #include "tinyfleet/kernels/ops/fully_connected.h"
@@ -21,33 +22,7 @@ namespace {
 namespace k = tinyfleet::kernels;
 namespace fa = tinyfleet::artifact;
 
-// TFLite's codes (schema.fbs) for the operators mapped here.
-enum : int32_t {
-  kAveragePool2D = 1,
-  kConv2D = 3,
-  kDepthwiseConv2D = 4,
-  kDequantize = 6,
-  kFullyConnected = 9,
-  kMaxPool2D = 17,
-  kReshape = 22,
-  kSoftmax = 25,
-  kQuantize = 114,
-};
-
-k::Dims dims_of(const std::vector<int32_t>& s) {
-  switch (s.size()) {
-    case 4:
-      return {s[0], s[1], s[2], s[3]};
-    case 3:
-      return {s[0], 1, s[1], s[2]};
-    case 2:
-      return {s[0], 1, 1, s[1]};
-    case 1:
-      return {1, 1, 1, s[0]};
-    default:
-      return {1, 1, 1, 1};
-  }
-}
+using namespace tflite_common;
 
 template <class T>
 std::vector<T> values_of(const std::string& bytes) {
@@ -155,20 +130,6 @@ Result<k::ActivationRange> activation_range(int act, const k::TensorQuant& q,
   }
   if (r.min > r.max) return CompileError{op + ": empty fused activation range"};
   return r;
-}
-
-// TFLM's ComputePaddingHeightWidth for one dimension; false when the model's output
-// extent is not what the padding gives.
-bool padding_for(int padding, int32_t in, int32_t filter, int32_t stride, int32_t dilation,
-                 int32_t out, int32_t* before, int32_t* after) {
-  const int32_t effective = (filter - 1) * dilation + 1;
-  const int32_t want =
-      padding == 0 ? (in + stride - 1) / stride : (in - effective + stride) / stride;
-  if (want != out || want < 1) return false;
-  const int32_t total = std::max(0, (out - 1) * stride + effective - in);
-  *before = padding == 0 ? total / 2 : 0;
-  *after = padding == 0 ? total - total / 2 : 0;
-  return true;
 }
 
 Status geometry(const TfliteOperator& o, const k::Dims& x, const k::Dims& y, int32_t fh, int32_t fw,
@@ -434,6 +395,16 @@ std::vector<std::string> tflite_operator_coverage(const TfliteModel& m) {
     out.push_back(o.name + (find_operator(o.code) ? ": mapped" : ": " + unsupported(o)));
   }
   return out;
+}
+
+bool tflite_is_int8(const TfliteModel& m) {
+  for (const auto& o : m.operators) {
+    if (o.code == kQuantize || o.code == kDequantize || o.inputs.empty() || o.inputs[0] < 0) {
+      continue;
+    }
+    if (m.tensors[static_cast<size_t>(o.inputs[0])].type == kTfliteFloat32) return false;
+  }
+  return true;
 }
 
 Result<CompiledModel> compile_tflite_int8(const TfliteModel& m, const CompileOptions& options) {

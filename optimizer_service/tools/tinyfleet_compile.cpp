@@ -75,7 +75,7 @@ int main(int argc, char** argv) {
   }
   auto onnx = read_file(model);
   if (!onnx) return refuse(onnx.error().message);
-  if (calib.empty() && !is_tflite(*onnx)) return usage();
+  if (calib.empty() && !is_tflite(*onnx)) return usage();  // an int8 TFLite needs none
   std::string calib_bytes;
   if (!calib.empty()) {
     auto c = read_file(calib);

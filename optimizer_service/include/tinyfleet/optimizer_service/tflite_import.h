@@ -78,4 +78,14 @@ std::vector<std::string> tflite_operator_coverage(const TfliteModel& m);
 // self-test vectors) before this returns.
 Result<CompiledModel> compile_tflite_int8(const TfliteModel& m, const CompileOptions& options);
 
+// A float model (float32 activations; float32 weights, or int8 weights of a dynamic-range
+// model, dequantized per channel) as the compiler's float graph, for compile_graph's
+// calibration and quantization. Operators: CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED,
+// AVERAGE_POOL_2D, MAX_POOL_2D, RESHAPE, SOFTMAX; others refused by name.
+Result<Graph> tflite_float_graph(const TfliteModel& m);
+
+// True when every activation the operators read is int8 (the model keeps its own
+// quantization), false for a float (or dynamic-range) model.
+bool tflite_is_int8(const TfliteModel& m);
+
 }  // namespace tinyfleet::optimizer_service
