@@ -2,7 +2,8 @@
 // returns a model or an error naming what is wrong, never crashes, throws or allocates
 // without bound; an accepted model is well formed (every index in range, constants as
 // large as their shapes say, one scale per zero point). The int8 path then compiles it or
-// refuses it, and a compiled artifact has been loaded and run by the kernels' runtime.
+// refuses it, and a compiled artifact has been loaded and run by the kernels' runtime;
+// the float path's graph is well formed or refused.
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -37,5 +38,22 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (t < 0 || t >= n) std::abort();
   auto compiled = compile_tflite_int8(*m, {});
   if (compiled ? compiled->self_tests.empty() : compiled.error().message.empty()) std::abort();
+  // The float path's graph: every index in range, extents positive, constants complete.
+  auto g = tflite_float_graph(*m);
+  if (!g) {
+    if (g.error().message.empty()) std::abort();
+    return 0;
+  }
+  const auto nt = static_cast<int>(g->tensors.size());
+  for (const auto& t : g->tensors) {
+    if (t.dims.n < 1 || t.dims.h < 1 || t.dims.w < 1 || t.dims.c < 1) std::abort();
+    if (t.constant && static_cast<int64_t>(t.data.size()) != t.dims.elements()) std::abort();
+  }
+  for (const auto& node : g->nodes) {
+    if (node.inputs.empty() || node.outputs.size() != 1) std::abort();
+    for (int t : node.inputs)
+      if (t < 0 || t >= nt) std::abort();
+    if (node.outputs[0] < 0 || node.outputs[0] >= nt) std::abort();
+  }
   return 0;
 }
