@@ -12,6 +12,7 @@ namespace tinyfleet::optimizer_service::tflite_common {
 
 // TFLite's codes (schema.fbs) for the operators the importer maps.
 enum : int32_t {
+  kAdd = 0,
   kAveragePool2D = 1,
   kConv2D = 3,
   kDepthwiseConv2D = 4,

@@ -9,6 +9,7 @@
 #include "tflite_common.h"
 #include "tinyfleet/kernels/ops/activations.h"
 #include "tinyfleet/kernels/ops/conv2d.h"
+#include "tinyfleet/kernels/ops/elementwise.h"
 #include "tinyfleet/kernels/ops/fully_connected.h"
 #include "tinyfleet/kernels/ops/quantization.h"
 #include "tinyfleet/kernels/runtime/artifact_writer.h"
@@ -362,6 +363,60 @@ Status edge(Builder& b, const TfliteOperator& o, k::OperatorSpec& op, Node& n) {
   return true;
 }
 
+// ADD of two int8 tensors of one shape (or a one-value second operand, an activation or
+// a constant), TFLM's parameters: left shift 20, inputs rescaled by scale / (2 x the
+// larger input scale), the sum by that / (2^20 x output scale).
+Status add(Builder& b, const TfliteOperator& o, k::OperatorSpec& op, Node& n) {
+  if (o.inputs.size() != 2 || o.inputs[1] < 0) return CompileError{o.name + ": needs two inputs"};
+  const int32_t x2 = o.inputs[1];
+  const TfliteTensor& t2 = b.tensor(x2);
+  const int64_t ny = b.tensor(o.outputs[0]).elements();
+  if (b.tensor(o.inputs[0]).elements() != ny || (t2.elements() != ny && t2.elements() != 1)) {
+    return CompileError{o.name +
+                        ": supported: operands of the output's shape, or a second "
+                        "operand of one value"};
+  }
+  auto q1 = b.quant(o.inputs[0], o.name);
+  if (!q1) return q1.error();
+  auto q2 = b.quant(x2, o.name);
+  if (!q2) return q2.error();
+  auto qy = b.quant(o.outputs[0], o.name);
+  if (!qy) return qy.error();
+  if (t2.type != kTfliteInt8) return CompileError{o.name + ": the second operand must be int8"};
+  if (!t2.data.empty()) {
+    k::TensorSpec cs;
+    cs.name = t2.name;
+    cs.dims = dims_of(t2.shape);
+    cs.scale = {q2->scale};
+    cs.zero_point = {q2->zero_point};
+    cs.data = t2.data;
+    op.inputs.push_back(b.constant(std::move(cs)));
+    Tensor ct;
+    ct.name = t2.name;
+    ct.dims = dims_of(t2.shape);
+    ct.constant = true;
+    n.inputs.push_back(b.g.add_tensor(std::move(ct)));
+    b.elem_bytes.push_back(1);
+  } else {
+    auto a2 = b.activation(x2, o.name);
+    if (!a2) return a2.error();
+    op.inputs.push_back(*a2);
+    n.inputs.push_back(b.graph_tensor(x2));
+  }
+  if (!o.has_options) return CompileError{o.name + ": missing its options"};
+  auto act = activation_range(o.activation, *qy, o.name);
+  if (!act) return act.error();
+  op.activation_min = act->min;
+  op.activation_max = act->max;
+  const auto p = k::make_add_params(*q1, *q2, *qy, *act);
+  op.int_params = {p.input1_offset,     p.input2_offset, p.output_offset,     p.left_shift,
+                   p.input1_multiplier, p.input1_shift,  p.input2_multiplier, p.input2_shift,
+                   p.output_multiplier, p.output_shift};
+  op.kind = fa::OpKind_Add;
+  n.type = OpType::kAdd;
+  return true;
+}
+
 using OpFunction = Status (*)(Builder&, const TfliteOperator&, k::OperatorSpec&, Node&);
 struct OpEntry {
   int32_t code;
@@ -373,7 +428,7 @@ constexpr OpEntry kOperators[] = {
     {kFullyConnected, 2, weighted}, {kAveragePool2D, 1, pool},
     {kMaxPool2D, 1, pool},          {kReshape, 1, reshape},
     {kSoftmax, 1, softmax},         {kQuantize, 1, edge},
-    {kDequantize, 1, edge},
+    {kDequantize, 1, edge},         {kAdd, 2, add},
 };
 
 const OpEntry* find_operator(int32_t code) {

@@ -201,6 +201,61 @@ TEST(TfliteInt8, RefusesOtherOperatorsByName) {
       << refusal(f);
 }
 
+// ADD(x, c) with a constant of its own scale, or ADD(x, x), built with the generated
+// builder; scales and zero points drawn at random.
+std::string add_model(std::mt19937& rng, bool constant_second, int activation) {
+  std::uniform_real_distribution<float> scale(0.002f, 0.2f);
+  std::uniform_int_distribution<int> zp(-128, 127), value(-128, 127);
+  flatbuffers::FlatBufferBuilder fb;
+  using namespace tflite;
+  auto q = [&](float s, int64_t z) {
+    return CreateQuantizationParameters(fb, 0, 0, fb.CreateVector(std::vector<float>{s}),
+                                        fb.CreateVector(std::vector<int64_t>{z}));
+  };
+  const auto shape = std::vector<int32_t>{1, 2, 2, 8};
+  std::vector<flatbuffers::Offset<tflite::Tensor>> tensors = {
+      CreateTensor(fb, fb.CreateVector(shape), TensorType_INT8, 0, fb.CreateString("x"),
+                   q(scale(rng), zp(rng))),
+      CreateTensor(fb, fb.CreateVector(shape), TensorType_INT8, 1, fb.CreateString("c"),
+                   q(scale(rng), zp(rng))),
+      CreateTensor(fb, fb.CreateVector(shape), TensorType_INT8, 0, fb.CreateString("y"),
+                   q(scale(rng) * 2, zp(rng))),
+  };
+  const std::vector<int32_t> ins = {0, constant_second ? 1 : 0}, outs = {2};
+  auto op =
+      CreateOperator(fb, 0, fb.CreateVector(ins), fb.CreateVector(outs), BuiltinOptions_AddOptions,
+                     CreateAddOptions(fb, static_cast<ActivationFunctionType>(activation)).Union());
+  auto sg = CreateSubGraph(fb, fb.CreateVector(tensors), fb.CreateVector(std::vector<int32_t>{0}),
+                           fb.CreateVector(std::vector<int32_t>{2}), fb.CreateVector(&op, 1));
+  std::vector<uint8_t> c(32);
+  for (auto& v : c) v = static_cast<uint8_t>(value(rng));
+  std::vector<flatbuffers::Offset<tflite::Buffer>> buffers = {CreateBuffer(fb),
+                                                              CreateBuffer(fb, fb.CreateVector(c))};
+  auto code = CreateOperatorCode(fb, 0, 0, 1, BuiltinOperator_ADD);
+  auto model = CreateModel(fb, 3, fb.CreateVector(&code, 1), fb.CreateVector(&sg, 1), 0,
+                           fb.CreateVector(buffers));
+  FinishModelBuffer(fb, model);
+  return {reinterpret_cast<const char*>(fb.GetBufferPointer()), fb.GetSize()};
+}
+
+TEST(TfliteInt8, AddMatchesTflmReferenceBitForBit) {
+  std::mt19937 rng(31);
+  for (int trial = 0; trial < 40; ++trial) {
+    const bool constant_second = trial % 2 == 0;
+    const int activation = trial % 4 < 2 ? 0 : (trial % 8 < 4 ? 1 : 3);
+    auto m = read_tflite(add_model(rng, constant_second, activation));
+    ASSERT_TRUE(m) << m.error().message;
+    auto compiled = compile_tflite_int8(*m, {});
+    ASSERT_TRUE(compiled) << compiled.error().message;
+    Loaded rt(compiled->artifact);
+    const tflm_reference::Runner ref(*m);
+    for (int s = 0; s < 50; ++s) {
+      const auto input = random_input(rng, 32);
+      ASSERT_EQ(rt.run(input), ref.run(input).at(2)) << "trial " << trial << " sample " << s;
+    }
+  }
+}
+
 TEST(TfliteInt8, EveryOperatorOfTheInt8FixturesIsMapped) {
   for (const char* f : kInt8Fixtures) {
     for (const auto& line : tflite_operator_coverage(read_fixture(f))) {

@@ -290,6 +290,28 @@ class Runner {
       }
       case 22:  // RESHAPE
         return x;
+      case 0: {  // ADD (reference_integer_ops::AddElementwise, left shift 20)
+        const TfliteTensor& x2t = t(o.inputs[1]);
+        std::vector<int8_t> x2;
+        if (!x2t.data.empty()) {
+          x2.assign(x2t.data.begin(), x2t.data.end());
+        } else {
+          x2 = v.at(o.inputs[1]);
+        }
+        const double twice_max = 2.0 * static_cast<double>(std::max(xt.scale[0], x2t.scale[0]));
+        int32_t m1 = 0, m2 = 0, mo = 0;
+        int s1 = 0, s2 = 0, so = 0;
+        quantize_multiplier(xt.scale[0] / twice_max, &m1, &s1);
+        quantize_multiplier(x2t.scale[0] / twice_max, &m2, &s2);
+        quantize_multiplier(twice_max / ((1 << 20) * static_cast<double>(yt.scale[0])), &mo, &so);
+        const auto zp2 = static_cast<int32_t>(x2t.zero_point[0]);
+        for (size_t i = 0; i < y.size(); ++i) {
+          const int32_t a = mbqm((x[i] - in_zp) * (1 << 20), m1, s1);
+          const int32_t b = mbqm((x2[x2.size() == 1 ? 0 : i] - zp2) * (1 << 20), m2, s2);
+          y[i] = clamp(int64_t{mbqm(a + b, mo, so)} + out_zp);
+        }
+        return y;
+      }
       case 25: {  // SOFTMAX
         const int depth = xt.shape.back();
         for (size_t r = 0; r < y.size() / static_cast<size_t>(depth); ++r)
