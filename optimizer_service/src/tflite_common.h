@@ -19,6 +19,7 @@ enum : int32_t {
   kDequantize = 6,
   kFullyConnected = 9,
   kMaxPool2D = 17,
+  kMul = 18,
   kReshape = 22,
   kSoftmax = 25,
   kQuantize = 114,

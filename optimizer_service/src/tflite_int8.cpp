@@ -363,9 +363,11 @@ Status edge(Builder& b, const TfliteOperator& o, k::OperatorSpec& op, Node& n) {
   return true;
 }
 
-// ADD of two int8 tensors of one shape (or a one-value second operand, an activation or
-// a constant), TFLM's parameters: left shift 20, inputs rescaled by scale / (2 x the
-// larger input scale), the sum by that / (2^20 x output scale).
+// ADD and MUL of two int8 tensors of one shape (or a one-value second operand, an
+// activation or a constant), TFLM's parameters. ADD: left shift 20, inputs rescaled by
+// scale / (2 x the larger input scale), the sum by that / (2^20 x output scale). MUL: the
+// product of the offset inputs by input1 x input2 / output scale, refused from 2^14 up
+// (the shifted product would leave int32, in TFLM's arithmetic too).
 Status add(Builder& b, const TfliteOperator& o, k::OperatorSpec& op, Node& n) {
   if (o.inputs.size() != 2 || o.inputs[1] < 0) return CompileError{o.name + ": needs two inputs"};
   const int32_t x2 = o.inputs[1];
@@ -408,6 +410,19 @@ Status add(Builder& b, const TfliteOperator& o, k::OperatorSpec& op, Node& n) {
   if (!act) return act.error();
   op.activation_min = act->min;
   op.activation_max = act->max;
+  if (o.code == kMul) {
+    const double effective = static_cast<double>(q1->scale) * q2->scale / qy->scale;
+    if (!(effective < 16384.0)) {
+      return CompileError{o.name + ": requantization scale " + std::to_string(effective) +
+                          " (input1 x input2 / output scale) is not below 2^14"};
+    }
+    const auto p = k::make_mul_params(*q1, *q2, *qy, *act);
+    op.int_params = {p.input1_offset, p.input2_offset, p.output_offset, p.output_multiplier,
+                     p.output_shift};
+    op.kind = fa::OpKind_Mul;
+    n.type = OpType::kMul;
+    return true;
+  }
   const auto p = k::make_add_params(*q1, *q2, *qy, *act);
   op.int_params = {p.input1_offset,     p.input2_offset, p.output_offset,     p.left_shift,
                    p.input1_multiplier, p.input1_shift,  p.input2_multiplier, p.input2_shift,
@@ -424,11 +439,17 @@ struct OpEntry {
   OpFunction fn;
 };
 constexpr OpEntry kOperators[] = {
-    {kConv2D, 2, weighted},         {kDepthwiseConv2D, 2, weighted},
-    {kFullyConnected, 2, weighted}, {kAveragePool2D, 1, pool},
-    {kMaxPool2D, 1, pool},          {kReshape, 1, reshape},
-    {kSoftmax, 1, softmax},         {kQuantize, 1, edge},
-    {kDequantize, 1, edge},         {kAdd, 2, add},
+    {kConv2D, 2, weighted},
+    {kDepthwiseConv2D, 2, weighted},
+    {kFullyConnected, 2, weighted},
+    {kAveragePool2D, 1, pool},
+    {kMaxPool2D, 1, pool},
+    {kReshape, 1, reshape},
+    {kSoftmax, 1, softmax},
+    {kQuantize, 1, edge},
+    {kDequantize, 1, edge},
+    {kAdd, 2, add},
+    {kMul, 2, add},
 };
 
 const OpEntry* find_operator(int32_t code) {

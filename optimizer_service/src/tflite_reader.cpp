@@ -161,6 +161,9 @@ void read_options(const tflite::Operator* op, TfliteOperator& o) {
   } else if (const auto* a = op->builtin_options_as_AddOptions()) {
     o.has_options = o.code == tflite::BuiltinOperator_ADD;
     o.activation = a->fused_activation_function();
+  } else if (const auto* mu = op->builtin_options_as_MulOptions()) {
+    o.has_options = o.code == tflite::BuiltinOperator_MUL;
+    o.activation = mu->fused_activation_function();
   }
 }
 

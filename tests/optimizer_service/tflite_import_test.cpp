@@ -201,9 +201,10 @@ TEST(TfliteInt8, RefusesOtherOperatorsByName) {
       << refusal(f);
 }
 
-// ADD(x, c) with a constant of its own scale, or ADD(x, x), built with the generated
+// ADD or MUL (x, c) with a constant of its own scale, or (x, x), built with the generated
 // builder; scales and zero points drawn at random.
-std::string add_model(std::mt19937& rng, bool constant_second, int activation) {
+std::string add_model(std::mt19937& rng, bool constant_second, int activation,
+                      tflite::BuiltinOperator code = tflite::BuiltinOperator_ADD) {
   std::uniform_real_distribution<float> scale(0.002f, 0.2f);
   std::uniform_int_distribution<int> zp(-128, 127), value(-128, 127);
   flatbuffers::FlatBufferBuilder fb;
@@ -222,28 +223,32 @@ std::string add_model(std::mt19937& rng, bool constant_second, int activation) {
                    q(scale(rng) * 2, zp(rng))),
   };
   const std::vector<int32_t> ins = {0, constant_second ? 1 : 0}, outs = {2};
-  auto op =
-      CreateOperator(fb, 0, fb.CreateVector(ins), fb.CreateVector(outs), BuiltinOptions_AddOptions,
-                     CreateAddOptions(fb, static_cast<ActivationFunctionType>(activation)).Union());
+  const auto act = static_cast<ActivationFunctionType>(activation);
+  auto op = code == BuiltinOperator_MUL
+                ? CreateOperator(fb, 0, fb.CreateVector(ins), fb.CreateVector(outs),
+                                 BuiltinOptions_MulOptions, CreateMulOptions(fb, act).Union())
+                : CreateOperator(fb, 0, fb.CreateVector(ins), fb.CreateVector(outs),
+                                 BuiltinOptions_AddOptions, CreateAddOptions(fb, act).Union());
   auto sg = CreateSubGraph(fb, fb.CreateVector(tensors), fb.CreateVector(std::vector<int32_t>{0}),
                            fb.CreateVector(std::vector<int32_t>{2}), fb.CreateVector(&op, 1));
   std::vector<uint8_t> c(32);
   for (auto& v : c) v = static_cast<uint8_t>(value(rng));
   std::vector<flatbuffers::Offset<tflite::Buffer>> buffers = {CreateBuffer(fb),
                                                               CreateBuffer(fb, fb.CreateVector(c))};
-  auto code = CreateOperatorCode(fb, 0, 0, 1, BuiltinOperator_ADD);
-  auto model = CreateModel(fb, 3, fb.CreateVector(&code, 1), fb.CreateVector(&sg, 1), 0,
+  auto opcode = CreateOperatorCode(fb, static_cast<int8_t>(code), 0, 1, code);
+  auto model = CreateModel(fb, 3, fb.CreateVector(&opcode, 1), fb.CreateVector(&sg, 1), 0,
                            fb.CreateVector(buffers));
   FinishModelBuffer(fb, model);
   return {reinterpret_cast<const char*>(fb.GetBufferPointer()), fb.GetSize()};
 }
 
-TEST(TfliteInt8, AddMatchesTflmReferenceBitForBit) {
+TEST(TfliteInt8, AddAndMulMatchTflmReferenceBitForBit) {
   std::mt19937 rng(31);
-  for (int trial = 0; trial < 40; ++trial) {
+  for (int trial = 0; trial < 80; ++trial) {
     const bool constant_second = trial % 2 == 0;
     const int activation = trial % 4 < 2 ? 0 : (trial % 8 < 4 ? 1 : 3);
-    auto m = read_tflite(add_model(rng, constant_second, activation));
+    const auto code = trial < 40 ? tflite::BuiltinOperator_ADD : tflite::BuiltinOperator_MUL;
+    auto m = read_tflite(add_model(rng, constant_second, activation, code));
     ASSERT_TRUE(m) << m.error().message;
     auto compiled = compile_tflite_int8(*m, {});
     ASSERT_TRUE(compiled) << compiled.error().message;

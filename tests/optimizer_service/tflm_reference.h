@@ -290,6 +290,26 @@ class Runner {
       }
       case 22:  // RESHAPE
         return x;
+      case 18: {  // MUL (reference_integer_ops::MulElementwise)
+        const TfliteTensor& x2t = t(o.inputs[1]);
+        std::vector<int8_t> x2;
+        if (!x2t.data.empty()) {
+          x2.assign(x2t.data.begin(), x2t.data.end());
+        } else {
+          x2 = v.at(o.inputs[1]);
+        }
+        int32_t m = 0;
+        int sh = 0;
+        quantize_multiplier(static_cast<double>(xt.scale[0]) * static_cast<double>(x2t.scale[0]) /
+                                static_cast<double>(yt.scale[0]),
+                            &m, &sh);
+        const auto zp2 = static_cast<int32_t>(x2t.zero_point[0]);
+        for (size_t i = 0; i < y.size(); ++i) {
+          const int32_t prod = (x[i] - in_zp) * (x2[x2.size() == 1 ? 0 : i] - zp2);
+          y[i] = clamp(int64_t{mbqm(prod, m, sh)} + out_zp);
+        }
+        return y;
+      }
       case 0: {  // ADD (reference_integer_ops::AddElementwise, left shift 20)
         const TfliteTensor& x2t = t(o.inputs[1]);
         std::vector<int8_t> x2;
