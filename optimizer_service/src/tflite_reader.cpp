@@ -2,6 +2,7 @@
 // (tflite_import.h). The generated reader comes from optimizer_service/schema/tflite.fbs.
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "tinyfleet/optimizer_service/tflite_generated.h"
 #include "tinyfleet/optimizer_service/tflite_import.h"
@@ -259,6 +260,26 @@ Result<TfliteModel> read_tflite(const std::string& bytes) {
     }
     read_options(op, o);
     out.operators.push_back(std::move(o));
+  }
+  // Dataflow in execution order: every activation an operator reads is a graph input or
+  // written by an earlier operator, and every tensor is written once.
+  std::vector<bool> written(out.tensors.size(), false);
+  for (int32_t t : out.inputs) written[static_cast<size_t>(t)] = true;
+  for (const auto& o : out.operators) {
+    for (int32_t t : o.inputs) {
+      if (t >= 0 && out.tensors[static_cast<size_t>(t)].data.empty() &&
+          !written[static_cast<size_t>(t)]) {
+        return CompileError{o.name + ": reads tensor " + std::to_string(t) +
+                            " before anything writes it"};
+      }
+    }
+    for (int32_t t : o.outputs) {
+      if (written[static_cast<size_t>(t)] || !out.tensors[static_cast<size_t>(t)].data.empty()) {
+        return CompileError{o.name + ": writes tensor " + std::to_string(t) +
+                            ", a constant or a tensor already written"};
+      }
+      written[static_cast<size_t>(t)] = true;
+    }
   }
   return out;
 }

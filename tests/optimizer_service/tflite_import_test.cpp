@@ -184,6 +184,10 @@ TEST(TfliteRead, ChecksIndicesSizesAndScales) {
   EXPECT_NE(refusal(f).find("3 scales do not match quantized_dimension 0"), std::string::npos)
       << refusal(f);
   f = {};
+  f.input_index = 2;  // the operator reads its own output
+  EXPECT_NE(refusal(f).find("reads tensor 2 before anything writes it"), std::string::npos)
+      << refusal(f);
+  f = {};
   f.input_scale = 0.0f;
   EXPECT_NE(refusal(f).find("scale 0.000000 (must be finite and > 0)"), std::string::npos)
       << refusal(f);
