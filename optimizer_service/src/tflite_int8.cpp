@@ -154,10 +154,106 @@ Status geometry(const TfliteOperator& o, const k::Dims& x, const k::Dims& y, int
   return true;
 }
 
-// CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED: int8 weights (zero point 0, one scale
+// CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED (below): int8 weights (zero point 0, one scale
 // or one per output channel), an int32 bias (absent: zeros), per-channel requantization
 // QuantizeMultiplier(input scale x filter scale / output scale) in double, as TFLM's
 // PopulateConvolutionQuantizationParams and GetQuantizedConvolutionMultipler.
+// Per output channel, QuantizeMultiplier(input scale x filter scale / output scale).
+Status requantization(const TfliteOperator& o, const TfliteTensor& w, const k::TensorQuant& qx,
+                      const k::TensorQuant& qy, int32_t oc, k::OperatorSpec& op) {
+  for (int32_t c = 0; c < oc; ++c) {
+    const double ws = w.scale[w.scale.size() == 1 ? 0 : static_cast<size_t>(c)];
+    int32_t mult = 0;
+    int shift = 0;
+    const double effective = static_cast<double>(qx.scale) * ws / static_cast<double>(qy.scale);
+    // Below 1, the requantized accumulator cannot leave int32 (TFLM's arithmetic
+    // overflows above it); trained models are far below.
+    if (!(effective < 1.0)) {
+      return CompileError{o.name + ": requantization scale " + std::to_string(effective) +
+                          " (input x filter / output scale, channel " + std::to_string(c) +
+                          ") is not below 1"};
+    }
+    k::quantize_multiplier(effective, &mult, &shift);
+    op.requant_multiplier.push_back(mult);
+    op.requant_shift.push_back(shift);
+  }
+  return true;
+}
+
+// The filter and bias as the artifact's constants (weights as written, scales per channel)
+// and as the planner's graph constants.
+void weight_constants(Builder& b, const TfliteTensor& w, const k::Dims& wd, int32_t oc,
+                      const std::string& bias_name, const std::vector<int32_t>& bias,
+                      k::OperatorSpec& op, Node& n) {
+  k::TensorSpec ws;
+  ws.name = w.name;
+  ws.dims = wd;
+  for (int32_t c = 0; c < oc; ++c)
+    ws.scale.push_back(w.scale[w.scale.size() == 1 ? 0 : static_cast<size_t>(c)]);
+  ws.zero_point.assign(ws.scale.size(), 0);
+  ws.data = w.data;
+  k::TensorSpec bs;
+  bs.name = bias_name;
+  bs.type = fa::TensorType_Int32;
+  bs.dims = {1, 1, 1, oc};
+  bs.data.assign(reinterpret_cast<const char*>(bias.data()), bias.size() * sizeof(int32_t));
+  Tensor wt, btt;  // the planner reads only their count
+  wt.name = ws.name;
+  wt.dims = wd;
+  wt.constant = true;
+  btt.name = bs.name;
+  btt.dims = bs.dims;
+  btt.constant = true;
+  n.inputs.push_back(b.g.add_tensor(std::move(wt)));
+  b.elem_bytes.push_back(1);
+  n.inputs.push_back(b.g.add_tensor(std::move(btt)));
+  b.elem_bytes.push_back(4);
+  op.inputs.push_back(b.constant(std::move(ws)));
+  op.inputs.push_back(b.constant(std::move(bs)));
+}
+
+// The operator kind with its shape checks, scratch and MACs.
+Status weighted_kind(Builder& b, const TfliteOperator& o, const k::Dims& xd, const k::Dims& yd,
+                     const k::Dims& wd, int32_t oc, k::OperatorSpec& op, Node& n) {
+  if (o.code == kFullyConnected) {
+    if (o.weights_format != 0) return CompileError{o.name + ": shuffled weights are not supported"};
+    const int32_t in = wd.c;
+    if (xd.elements() % in != 0 || yd.elements() != (xd.elements() / in) * oc ||
+        xd.n * static_cast<int64_t>(in) != xd.elements()) {
+      return CompileError{o.name + ": input, weights and output shapes disagree"};
+    }
+    op.kind = fa::OpKind_FullyConnected;
+    n.type = OpType::kFullyConnected;
+    b.scratch =
+        std::max<uint32_t>(b.scratch, static_cast<uint32_t>(k::fully_connected_scratch_size(in)));
+    b.rep.macs += int64_t{xd.n} * in * oc;
+    b.rep.fc_macs += int64_t{xd.n} * in * oc;
+    return true;
+  }
+  auto geo = geometry(o, xd, yd, wd.h, wd.w, op, n);
+  if (!geo) return geo.error();
+  if (o.code == kDepthwiseConv2D) {
+    if (wd.n != 1 || xd.c < 1 || oc % xd.c != 0 || yd.c != oc) {
+      return CompileError{o.name + ": filter channels are not a multiple of the input's"};
+    }
+    op.kind = fa::OpKind_DepthwiseConv2D;
+    n.type = OpType::kDepthwiseConv2D;
+    op.depth_multiplier = n.depth_multiplier = oc / xd.c;
+    b.rep.depthwise_macs += yd.elements() * wd.h * wd.w;
+    b.rep.macs += yd.elements() * wd.h * wd.w;
+  } else {
+    if (wd.c != xd.c || yd.c != oc) return CompileError{o.name + ": filter and input channels"};
+    op.kind = fa::OpKind_Conv2D;
+    n.type = OpType::kConv2D;
+    b.scratch = std::max<uint32_t>(b.scratch, static_cast<uint32_t>(k::conv2d_scratch_size(wd)));
+    b.rep.conv_macs += yd.elements() * wd.h * wd.w * wd.c;
+    b.rep.macs += yd.elements() * wd.h * wd.w * wd.c;
+  }
+  n.filter_h = wd.h;
+  n.filter_w = wd.w;
+  return true;
+}
+
 Status weighted(Builder& b, const TfliteOperator& o, k::OperatorSpec& op, Node& n) {
   if (o.inputs.size() < 2 || o.inputs.size() > 3 || o.inputs[0] < 0 || o.inputs[1] < 0) {
     return CompileError{o.name + ": needs input, filter and an optional bias"};
@@ -201,85 +297,9 @@ Status weighted(Builder& b, const TfliteOperator& o, k::OperatorSpec& op, Node& 
   if (!act) return act.error();
   op.activation_min = act->min;
   op.activation_max = act->max;
-  for (int32_t c = 0; c < oc; ++c) {
-    const double ws = w.scale[w.scale.size() == 1 ? 0 : static_cast<size_t>(c)];
-    int32_t mult = 0;
-    int shift = 0;
-    const double effective = static_cast<double>(qx->scale) * ws / static_cast<double>(qy->scale);
-    // Below 1, the requantized accumulator cannot leave int32 (TFLM's arithmetic
-    // overflows above it); trained models are far below.
-    if (!(effective < 1.0)) {
-      return CompileError{o.name + ": requantization scale " + std::to_string(effective) +
-                          " (input x filter / output scale, channel " + std::to_string(c) +
-                          ") is not below 1"};
-    }
-    k::quantize_multiplier(effective, &mult, &shift);
-    op.requant_multiplier.push_back(mult);
-    op.requant_shift.push_back(shift);
-  }
-  k::TensorSpec ws;
-  ws.name = w.name;
-  ws.dims = wd;
-  for (int32_t c = 0; c < oc; ++c)
-    ws.scale.push_back(w.scale[w.scale.size() == 1 ? 0 : static_cast<size_t>(c)]);
-  ws.zero_point.assign(ws.scale.size(), 0);
-  ws.data = w.data;
-  k::TensorSpec bs;
-  bs.name = bi >= 0 ? b.tensor(bi).name : w.name + "/zero_bias";
-  bs.type = fa::TensorType_Int32;
-  bs.dims = {1, 1, 1, oc};
-  bs.data.assign(reinterpret_cast<const char*>(bias.data()), bias.size() * sizeof(int32_t));
-  // The graph's constants (the planner reads only their count).
-  Tensor wt, btt;
-  wt.name = ws.name;
-  wt.dims = wd;
-  wt.constant = true;
-  btt.name = bs.name;
-  btt.dims = bs.dims;
-  btt.constant = true;
-  n.inputs.push_back(b.g.add_tensor(std::move(wt)));
-  b.elem_bytes.push_back(1);
-  n.inputs.push_back(b.g.add_tensor(std::move(btt)));
-  b.elem_bytes.push_back(4);
-  op.inputs.push_back(b.constant(std::move(ws)));
-  op.inputs.push_back(b.constant(std::move(bs)));
-  if (fc) {
-    if (o.weights_format != 0) return CompileError{o.name + ": shuffled weights are not supported"};
-    const int32_t in = wd.c;
-    if (xd.elements() % in != 0 || yd.elements() != (xd.elements() / in) * oc ||
-        xd.n * static_cast<int64_t>(in) != xd.elements()) {
-      return CompileError{o.name + ": input, weights and output shapes disagree"};
-    }
-    op.kind = fa::OpKind_FullyConnected;
-    n.type = OpType::kFullyConnected;
-    b.scratch =
-        std::max<uint32_t>(b.scratch, static_cast<uint32_t>(k::fully_connected_scratch_size(in)));
-    b.rep.macs += int64_t{xd.n} * in * oc;
-    b.rep.fc_macs += int64_t{xd.n} * in * oc;
-    return true;
-  }
-  auto geo = geometry(o, xd, yd, wd.h, wd.w, op, n);
-  if (!geo) return geo.error();
-  if (dw) {
-    if (wd.n != 1 || xd.c < 1 || oc % xd.c != 0 || yd.c != oc) {
-      return CompileError{o.name + ": filter channels are not a multiple of the input's"};
-    }
-    op.kind = fa::OpKind_DepthwiseConv2D;
-    n.type = OpType::kDepthwiseConv2D;
-    op.depth_multiplier = n.depth_multiplier = oc / xd.c;
-    b.rep.depthwise_macs += yd.elements() * wd.h * wd.w;
-    b.rep.macs += yd.elements() * wd.h * wd.w;
-  } else {
-    if (wd.c != xd.c || yd.c != oc) return CompileError{o.name + ": filter and input channels"};
-    op.kind = fa::OpKind_Conv2D;
-    n.type = OpType::kConv2D;
-    b.scratch = std::max<uint32_t>(b.scratch, static_cast<uint32_t>(k::conv2d_scratch_size(wd)));
-    b.rep.conv_macs += yd.elements() * wd.h * wd.w * wd.c;
-    b.rep.macs += yd.elements() * wd.h * wd.w * wd.c;
-  }
-  n.filter_h = wd.h;
-  n.filter_w = wd.w;
-  return true;
+  if (auto r = requantization(o, w, *qx, *qy, oc, op); !r) return r;
+  weight_constants(b, w, wd, oc, bi >= 0 ? b.tensor(bi).name : w.name + "/zero_bias", bias, op, n);
+  return weighted_kind(b, o, xd, yd, wd, oc, op, n);
 }
 
 // Operators that move or compare bytes: TFLM requires (pooling) or assumes (reshape) one
@@ -483,16 +503,12 @@ bool tflite_is_int8(const TfliteModel& m) {
   return true;
 }
 
-Result<CompiledModel> compile_tflite_int8(const TfliteModel& m, const CompileOptions& options) {
-  const auto started = std::chrono::steady_clock::now();
-  CompiledModel out;
-  CompileReport& rep = out.report;
-  Builder b(m, rep);
-  b.spec.device_class = options.device_class;
-  b.spec.model_name = options.model_name;
-  if (m.inputs.size() != 1 || m.outputs.size() != 1) {
-    return CompileError{"supported: one input and one output"};
-  }
+namespace {
+
+// Every operator through its function, in the model's order: the artifact's operators and
+// the planner's graph.
+Status map_operators(Builder& b) {
+  const TfliteModel& m = b.m;
   for (const auto& o : m.operators) {
     if (o.code == kQuantize || o.code == kDequantize) continue;
     for (int32_t t : o.inputs) {
@@ -524,27 +540,25 @@ Result<CompiledModel> compile_tflite_int8(const TfliteModel& m, const CompileOpt
     if (!r) return r.error();
     if (n.type != OpType::kConv2D && n.type != OpType::kDepthwiseConv2D &&
         n.type != OpType::kFullyConnected) {
-      rep.other_ops_elements += dims_of(b.tensor(o.outputs[0]).shape).elements();
+      b.rep.other_ops_elements += dims_of(b.tensor(o.outputs[0]).shape).elements();
     }
     b.g.nodes.push_back(std::move(n));
     b.spec.operators.push_back(std::move(op));
   }
-  const int32_t in = m.inputs[0], outp = m.outputs[0];
-  if (b.spec_index[static_cast<size_t>(in)] < 0 || b.spec_index[static_cast<size_t>(outp)] < 0) {
-    return CompileError{"the graph input or output is not used by any operator"};
-  }
-  b.g.inputs = {b.graph_index[static_cast<size_t>(in)]};
-  b.g.outputs = {b.graph_index[static_cast<size_t>(outp)]};
-  b.spec.inputs = {b.spec_index[static_cast<size_t>(in)]};
-  b.spec.outputs = {b.spec_index[static_cast<size_t>(outp)]};
+  return true;
+}
 
-  // The memory plan, in the model's own operator order.
+// The memory plan in the model's own operator order, copied to the artifact's tensors;
+// the artifact written.
+void plan_and_write(Builder& b, CompiledModel& out) {
+  CompileReport& rep = out.report;
   const MemoryPlan plan = plan_memory(b.g, b.elem_bytes);
   rep.greedy_arena_bytes = plan_greedy_by_size(b.g, b.elem_bytes).arena_bytes;
-  for (size_t t = 0; t < m.tensors.size(); ++t) {
+  for (size_t t = 0; t < b.m.tensors.size(); ++t) {
     if (b.spec_index[t] < 0) continue;
     b.spec.tensors[static_cast<size_t>(b.spec_index[t])].arena_offset =
         plan.offset[static_cast<size_t>(b.graph_index[t])];
+    rep.qdq_scales_kept += b.m.tensors[t].type == kTfliteInt8;
   }
   b.spec.tensor_arena_bytes = plan.arena_bytes;
   b.spec.scratch_bytes = b.scratch;
@@ -553,9 +567,6 @@ Result<CompiledModel> compile_tflite_int8(const TfliteModel& m, const CompileOpt
   rep.naive_arena_bytes = plan.naive_bytes;
   rep.in_place_operators = plan.in_place_pairs;
   rep.scratch_bytes = b.scratch;
-  for (size_t t = 0; t < m.tensors.size(); ++t) {
-    rep.qdq_scales_kept += b.spec_index[t] >= 0 && m.tensors[t].type == kTfliteInt8;
-  }
   out.artifact = k::write_artifact(b.spec);
   rep.artifact_bytes = out.artifact.size();
   out.memory_plan.arena_bytes = plan.arena_bytes;
@@ -564,6 +575,31 @@ Result<CompiledModel> compile_tflite_int8(const TfliteModel& m, const CompileOpt
     out.memory_plan.buffers.push_back(
         {b.g.tensors[t].name, plan.offset[t], plan.size[t], plan.first_step[t], plan.last_step[t]});
   }
+}
+
+}  // namespace
+
+Result<CompiledModel> compile_tflite_int8(const TfliteModel& m, const CompileOptions& options) {
+  const auto started = std::chrono::steady_clock::now();
+  CompiledModel out;
+  CompileReport& rep = out.report;
+  Builder b(m, rep);
+  b.spec.device_class = options.device_class;
+  b.spec.model_name = options.model_name;
+  if (m.inputs.size() != 1 || m.outputs.size() != 1) {
+    return CompileError{"supported: one input and one output"};
+  }
+  if (auto r = map_operators(b); !r) return r.error();
+  const int32_t in = m.inputs[0], outp = m.outputs[0];
+  if (b.spec_index[static_cast<size_t>(in)] < 0 || b.spec_index[static_cast<size_t>(outp)] < 0) {
+    return CompileError{"the graph input or output is not used by any operator"};
+  }
+  b.g.inputs = {b.graph_index[static_cast<size_t>(in)]};
+  b.g.outputs = {b.graph_index[static_cast<size_t>(outp)]};
+  b.spec.inputs = {b.spec_index[static_cast<size_t>(in)]};
+  b.spec.outputs = {b.spec_index[static_cast<size_t>(outp)]};
+  plan_and_write(b, out);
+  // The artifact as written, loaded and run: a refusal if the runtime does not take it.
   auto self_tests = run_self_tests(out.artifact);
   if (!self_tests) return CompileError{"the written artifact: " + self_tests.error().message};
   out.self_tests = std::move(*self_tests);

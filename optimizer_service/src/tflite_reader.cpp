@@ -168,6 +168,30 @@ void read_options(const tflite::Operator* op, TfliteOperator& o) {
   }
 }
 
+// Dataflow in execution order: every activation an operator reads is a graph input or
+// written by an earlier operator, and every tensor is written once.
+Result<bool> check_dataflow(const TfliteModel& out) {
+  std::vector<bool> written(out.tensors.size(), false);
+  for (int32_t t : out.inputs) written[static_cast<size_t>(t)] = true;
+  for (const auto& o : out.operators) {
+    for (int32_t t : o.inputs) {
+      if (t >= 0 && out.tensors[static_cast<size_t>(t)].data.empty() &&
+          !written[static_cast<size_t>(t)]) {
+        return CompileError{o.name + ": reads tensor " + std::to_string(t) +
+                            " before anything writes it"};
+      }
+    }
+    for (int32_t t : o.outputs) {
+      if (written[static_cast<size_t>(t)] || !out.tensors[static_cast<size_t>(t)].data.empty()) {
+        return CompileError{o.name + ": writes tensor " + std::to_string(t) +
+                            ", a constant or a tensor already written"};
+      }
+      written[static_cast<size_t>(t)] = true;
+    }
+  }
+  return true;
+}
+
 }  // namespace
 
 bool is_tflite(const std::string& bytes) {
@@ -261,26 +285,7 @@ Result<TfliteModel> read_tflite(const std::string& bytes) {
     read_options(op, o);
     out.operators.push_back(std::move(o));
   }
-  // Dataflow in execution order: every activation an operator reads is a graph input or
-  // written by an earlier operator, and every tensor is written once.
-  std::vector<bool> written(out.tensors.size(), false);
-  for (int32_t t : out.inputs) written[static_cast<size_t>(t)] = true;
-  for (const auto& o : out.operators) {
-    for (int32_t t : o.inputs) {
-      if (t >= 0 && out.tensors[static_cast<size_t>(t)].data.empty() &&
-          !written[static_cast<size_t>(t)]) {
-        return CompileError{o.name + ": reads tensor " + std::to_string(t) +
-                            " before anything writes it"};
-      }
-    }
-    for (int32_t t : o.outputs) {
-      if (written[static_cast<size_t>(t)] || !out.tensors[static_cast<size_t>(t)].data.empty()) {
-        return CompileError{o.name + ": writes tensor " + std::to_string(t) +
-                            ", a constant or a tensor already written"};
-      }
-      written[static_cast<size_t>(t)] = true;
-    }
-  }
+  if (auto r = check_dataflow(out); !r) return r.error();
   return out;
 }
 
