@@ -15,7 +15,8 @@ endif()
 file(MAKE_DIRECTORY ${WORK}/corpus/artifact ${WORK}/corpus/offer ${WORK}/corpus/delta
                     ${WORK}/corpus/status ${WORK}/corpus/telemetry ${WORK}/corpus/presence
                     ${WORK}/corpus/chunk_request
-                    ${WORK}/corpus/device_class ${WORK}/corpus/onnx_import)
+                    ${WORK}/corpus/device_class ${WORK}/corpus/onnx_import
+                    ${WORK}/corpus/tflite_import)
 execute_process(COMMAND ${SEED_MAKER} ${WORK}/seed OUTPUT_QUIET RESULT_VARIABLE rc)
 file(MAKE_DIRECTORY ${WORK}/seed)
 execute_process(COMMAND ${SEED_MAKER} ${WORK}/seed OUTPUT_QUIET)
@@ -26,8 +27,11 @@ file(COPY ${ROOT}/optimizer_service/device_classes/catalog.json
 # The ONNX fixtures (shipped, generated constructs, the digits models) seed the importer.
 file(GLOB_RECURSE onnx_seeds ${ROOT}/tests/fixtures/models/*.onnx)
 file(COPY ${onnx_seeds} DESTINATION ${WORK}/corpus/onnx_import)
+# The TFLite fixtures (TFLM examples, MLPerf Tiny KWS) seed the TFLite importer.
+file(GLOB_RECURSE tflite_seeds ${ROOT}/tests/fixtures/models/*.tflite)
+file(COPY ${tflite_seeds} DESTINATION ${WORK}/corpus/tflite_import)
 foreach(target artifact offer delta status telemetry presence chunk_request device_class
-               onnx_import)
+               onnx_import tflite_import)
   execute_process(
     COMMAND ${WORK}/build/${target}_fuzzer -max_total_time=${SECONDS} -rss_limit_mb=2048
             -print_final_stats=1 ${WORK}/corpus/${target}
