@@ -24,11 +24,9 @@ using namespace tinyfleet;
 using tinyfleet::testing::require_env;
 
 TEST(MqttPresence, ADeviceThatDiesIsReportedOfflineByItsWill) {
-  std::istringstream accounts(require_env("TINYFLEET_MQTT_TEST_DEVICES"));
-  std::string account;
-  accounts >> account;
-  const std::string device = account.substr(0, account.find(':'));
-  const std::string password = account.substr(account.find(':') + 1);
+  const auto account = tinyfleet::testing::test_devices(8, 1).front();
+  const std::string device = account.user;
+  const std::string password = account.password;
   const std::string fleet = "presence" + std::to_string(getpid());
   const std::string uri =
       "tcp://" + require_env("TINYFLEET_MQTT_HOST") + ":" + require_env("TINYFLEET_MQTT_PORT");

@@ -71,13 +71,12 @@ struct WallClock : device_agent::Clock {
 // has a share group of its own ("g-" + fleet): tests running at the same time on the
 // stack's broker must not answer (or swallow) each other's chunk requests.
 struct Rig {
-  explicit Rig(const std::string& broker_uri, uint32_t chunk_size) : uri(broker_uri) {
+  // `account_index`: the test's own device account (tinyfleet::testing::test_devices).
+  Rig(const std::string& broker_uri, uint32_t chunk_size, int account_index) : uri(broker_uri) {
     EXPECT_GE(sodium_init(), 0);
-    std::istringstream accounts(require_env("TINYFLEET_MQTT_TEST_DEVICES"));
-    std::string account;
-    accounts >> account;
-    device = account.substr(0, account.find(':'));
-    password = account.substr(account.find(':') + 1);
+    const auto account = tinyfleet::testing::test_devices(account_index, 1).front();
+    device = account.user;
+    password = account.password;
     fleet = "e2e" + std::to_string(getpid()) + "c" + std::to_string(chunk_size);
     dir = fs::temp_directory_path() / ("tf-mqtt-" + fleet);
     fs::remove_all(dir);
@@ -160,7 +159,7 @@ std::string stack_broker() {
 }
 
 TEST(MqttUpdate, AFineTunedModelArrivesAsASignedDeltaAndCommits) {
-  Rig rig(stack_broker(), 256);
+  Rig rig(stack_broker(), 256, 9);
   std::printf("artifact %zu B, delta payload %zu B (codec %d)\n", rig.target.size(),
               rig.delta.payload.size(), static_cast<int>(rig.delta.codec));
   EXPECT_LT(rig.delta.payload.size(), rig.target.size());
@@ -187,7 +186,7 @@ TEST(MqttUpdate, AFineTunedModelArrivesAsASignedDeltaAndCommits) {
 }
 
 TEST(MqttUpdate, ARateBoundPublisherStillDelivers) {
-  Rig rig(stack_broker(), 256);
+  Rig rig(stack_broker(), 256, 10);
   // 300 B/s with one second of burst (a chunk at once), then a chunk every ~0.9 s.
   auto publisher = rig.start_update("fleetd-rate-", 300);
   ASSERT_TRUE(publisher);
@@ -280,7 +279,7 @@ class PrivateBroker {
 TEST(MqttUpdate, ABrokerRestartMidDownloadResumes) {
   PrivateBroker broker;
   broker.start();
-  Rig rig(broker.uri(), 16);  // small chunks: a long download to interrupt
+  Rig rig(broker.uri(), 16, 11);  // small chunks: a long download to interrupt
   const uint64_t chunks = (rig.delta.payload.size() + 15) / 16;
   ASSERT_GT(chunks, 40u);
   auto publisher = rig.start_update("fleetd-restart-", 0);

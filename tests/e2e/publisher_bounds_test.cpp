@@ -28,13 +28,10 @@ struct Account {
   std::string user, password;
 };
 
-std::vector<Account> test_devices() {
+std::vector<Account> test_devices(int first, int count) {
   std::vector<Account> out;
-  std::istringstream in(require_env("TINYFLEET_MQTT_TEST_DEVICES"));
-  std::string pair;
-  while (in >> pair) {
-    const auto colon = pair.find(':');
-    out.push_back({pair.substr(0, colon), pair.substr(colon + 1)});
+  for (const auto& a : tinyfleet::testing::test_devices(first, count)) {
+    out.push_back({a.user, a.password});
   }
   return out;
 }
@@ -112,7 +109,7 @@ bool eventually(F f, std::chrono::milliseconds within = 5s) {
 }
 
 TEST(PublisherBounds, AFloodingDeviceIsHeldToItsOwnBucket) {
-  auto accounts = test_devices();
+  auto accounts = test_devices(15, 2);
   ASSERT_GE(accounts.size(), 2u);
   server::UpdatePublisher::Limits limits;
   limits.device_bytes_per_second = 10000;  // 2 answers of 4 KiB at once, then ~2.4 a second
@@ -138,7 +135,7 @@ TEST(PublisherBounds, AFloodingDeviceIsHeldToItsOwnBucket) {
 }
 
 TEST(PublisherBounds, PayloadsAreBoundedInBytesAndAnEvictedOneIsLoadedAgain) {
-  auto accounts = test_devices();
+  auto accounts = test_devices(17, 1);
   server::UpdatePublisher::Limits limits;
   limits.device_bytes_per_second = 0;
   limits.payload_cache_bytes = 250000;

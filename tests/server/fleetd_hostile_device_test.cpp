@@ -37,11 +37,8 @@ struct Account {
 };
 
 Account first_test_device() {
-  std::istringstream in(require_env("TINYFLEET_MQTT_TEST_DEVICES"));
-  std::string pair;
-  in >> pair;
-  const auto colon = pair.find(':');
-  return {pair.substr(0, colon), pair.substr(colon + 1)};
+  const auto a = tinyfleet::testing::test_devices(18, 1).front();
+  return {a.user, a.password};
 }
 
 std::string bytes(const uint8_t* data, size_t size) {

@@ -22,13 +22,11 @@ struct Account {
   std::string password;
 };
 
-std::vector<Account> test_devices() {
+// Accounts of tinyfleet::testing::test_devices (its table says which test uses which).
+std::vector<Account> test_devices(int first, int count) {
   std::vector<Account> out;
-  std::istringstream in(require_env("TINYFLEET_MQTT_TEST_DEVICES"));
-  std::string pair;
-  while (in >> pair) {
-    auto colon = pair.find(':');
-    out.push_back({pair.substr(0, colon), pair.substr(colon + 1)});
+  for (const auto& a : tinyfleet::testing::test_devices(first, count)) {
+    out.push_back({a.user, a.password});
   }
   return out;
 }
@@ -93,7 +91,7 @@ std::string topic(const std::string& device, tinyfleet::update::TopicKind kind) 
 }  // namespace
 
 TEST(BrokerAcl, ADevicePublishesOnItsOwnTopicsOnly) {
-  auto devices = test_devices();
+  auto devices = test_devices(0, 2);
   ASSERT_GE(devices.size(), 2u);
   auto server = connect(
       {require_env("TINYFLEET_MQTT_SERVER_USER"), require_env("TINYFLEET_MQTT_SERVER_PASSWORD")});
@@ -116,7 +114,7 @@ TEST(BrokerAcl, ADevicePublishesOnItsOwnTopicsOnly) {
 }
 
 TEST(BrokerAcl, ADeviceSubscribesToItsOwnOfferOnly) {
-  auto devices = test_devices();
+  auto devices = test_devices(2, 2);
   auto server = connect(
       {require_env("TINYFLEET_MQTT_SERVER_USER"), require_env("TINYFLEET_MQTT_SERVER_PASSWORD")});
   auto dev = connect(devices[0]);
@@ -134,7 +132,7 @@ TEST(BrokerAcl, ADeviceSubscribesToItsOwnOfferOnly) {
 }
 
 TEST(BrokerAcl, AWrongPasswordIsRefused) {
-  auto devices = test_devices();
+  auto devices = test_devices(4, 1);
   EXPECT_THROW(connect({devices[0].user, devices[0].password + "x"}), mqtt::exception);
   EXPECT_THROW(connect({"nobody", "nothing"}), mqtt::exception);
 }
@@ -143,15 +141,14 @@ TEST(BrokerAcl, AWrongPasswordIsRefused) {
 // limits"): max_packet_size a little above the largest legitimate message, the largest
 // chunk answer, and a devices' listener where the client id is the user name.
 TEST(BrokerLimits, AnOversizedPacketIsRefusedAndTheLargestChunkPasses) {
-  // devices[2]: the other test on the devices' listener uses 0 and 1 (client id = user
-  // name there, and ctest may run both at once).
-  auto devices = test_devices();
-  ASSERT_GE(devices.size(), 3u);
+  // An account of its own: on the devices' listener the client id is the user name, and
+  // ctest may run the other tests at once.
+  auto devices = test_devices(5, 1);
   const Account server{require_env("TINYFLEET_MQTT_SERVER_USER"),
                        require_env("TINYFLEET_MQTT_SERVER_PASSWORD")};
   auto fleetd = connect(server);
-  auto dev = connect(devices[2], "", "TINYFLEET_MQTT_DEVICE_PORT");
-  const std::string chunk_topic = topic(devices[2].user, tinyfleet::update::TopicKind::kChunk);
+  auto dev = connect(devices[0], "", "TINYFLEET_MQTT_DEVICE_PORT");
+  const std::string chunk_topic = topic(devices[0].user, tinyfleet::update::TopicKind::kChunk);
   ASSERT_LT(outcome(dev->subscribe(chunk_topic, 1)), 0x80);
 
   // A chunk answer of 64 KiB (20 bytes of framing and the data) goes through.
@@ -163,7 +160,7 @@ TEST(BrokerLimits, AnOversizedPacketIsRefusedAndTheLargestChunkPasses) {
 
   // A status of 70,000 bytes is more than the broker takes: the device is disconnected
   // and nothing reaches fleetd.
-  const std::string status_topic = topic(devices[2].user, tinyfleet::update::TopicKind::kStatus);
+  const std::string status_topic = topic(devices[0].user, tinyfleet::update::TopicKind::kStatus);
   ASSERT_LT(outcome(fleetd->subscribe(status_topic, 1)), 0x80);
   const std::string oversized(70000, 'x');
   try {
@@ -180,8 +177,7 @@ TEST(BrokerLimits, AnOversizedPacketIsRefusedAndTheLargestChunkPasses) {
 }
 
 TEST(BrokerLimits, ADeviceReusingAClientIdTakesNoOtherSession) {
-  auto devices = test_devices();
-  ASSERT_GE(devices.size(), 2u);
+  auto devices = test_devices(6, 2);
   const Account server{require_env("TINYFLEET_MQTT_SERVER_USER"),
                        require_env("TINYFLEET_MQTT_SERVER_PASSWORD")};
   const std::string fleetd_id = "fleetd-" + std::to_string(getpid()) + "-listener";

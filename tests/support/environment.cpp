@@ -1,6 +1,7 @@
 #include "tinyfleet/testing/environment.h"
 
 #include <cstdlib>
+#include <sstream>
 #include <stdexcept>
 
 namespace tinyfleet::testing {
@@ -13,6 +14,21 @@ std::string require_env(const char* name) {
                              "which starts PostgreSQL and Mosquitto and exports it");
   }
   return v;
+}
+
+std::vector<MqttAccount> test_devices(int first, int count) {
+  std::istringstream in(require_env("TINYFLEET_MQTT_TEST_DEVICES"));
+  std::vector<MqttAccount> all;
+  for (std::string pair; in >> pair;) {
+    const auto colon = pair.find(':');
+    all.push_back({pair.substr(0, colon), pair.substr(colon + 1)});
+  }
+  if (first < 0 || count < 0 || static_cast<size_t>(first + count) > all.size()) {
+    throw std::runtime_error("the stack made " + std::to_string(all.size()) +
+                             " test device accounts; this test needs " +
+                             std::to_string(first + count));
+  }
+  return {all.begin() + first, all.begin() + first + count};
 }
 
 std::string fixture_path(const std::string& relative) {

@@ -1,12 +1,29 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace tinyfleet::testing {
 
 // A variable exported by deploy/local/stack.sh; fails the test with a message
 // saying how to run the suite when it is missing.
 std::string require_env(const char* name);
+
+// Device accounts on the stack's broker (TINYFLEET_MQTT_TEST_DEVICES; stack.sh makes
+// 20). ctest runs tests at once and a device's client id is its user name on the
+// devices' listener, so tests that may overlap use distinct accounts:
+//   0-1 BrokerAcl.ADevicePublishesOnItsOwnTopicsOnly   2-3 BrokerAcl.ADeviceSubscribes...
+//   4   BrokerAcl.AWrongPasswordIsRefused              5   BrokerLimits.AnOversizedPacket...
+//   6-7 BrokerLimits.ADeviceReusingAClientId...        8   MqttPresence
+//   9   MqttUpdate.AFineTuned...  10 MqttUpdate.ARateBound...  11 MqttUpdate.ABrokerRestart...
+//   12-14 FleetSim                15-16 PublisherBounds.AFlooding...
+//   17  PublisherBounds.Payloads...                    18  HostileDevice
+struct MqttAccount {
+  std::string user;
+  std::string password;
+};
+// Accounts first .. first + count - 1; fails the test if the stack made fewer.
+std::vector<MqttAccount> test_devices(int first, int count);
 
 // The fixtures committed under tests/fixtures/ (models, data).
 std::string fixture_path(const std::string& relative);
