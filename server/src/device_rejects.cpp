@@ -12,6 +12,8 @@ const char* DeviceRejects::name(Kind kind) {
       return "telemetry";
     case kChunkRequest:
       return "chunk_request";
+    case kPresence:
+      return "presence";
     default:
       return "unknown";
   }

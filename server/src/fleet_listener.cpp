@@ -27,6 +27,7 @@ FleetListener::FleetListener(std::string broker_uri, std::string user, std::stri
       status_topic_(filter(update::TopicKind::kStatus)),
       telemetry_topic_("$share/" + share_group + "-telemetry/" +
                        filter(update::TopicKind::kTelemetry)),
+      presence_topic_(filter(update::TopicKind::kPresence)),
       on_status_(std::move(on_status)),
       on_telemetry_(std::move(on_telemetry)) {}
 
@@ -49,6 +50,7 @@ bool FleetListener::start() {
     try {
       client_->subscribe(status_topic_, 1);
       client_->subscribe(telemetry_topic_, 1);
+      if (on_presence_) client_->subscribe(presence_topic_, 1);
     } catch (const mqtt::exception&) {
     }
   });
@@ -74,6 +76,9 @@ void FleetListener::dispatch(const std::string& topic, const std::string& payloa
   if (!update::parse_topic(topic.data(), topic.size(), &name).ok() || payload.empty()) return;
   const std::string fleet(name.fleet, name.fleet_size), device(name.device, name.device_size);
   if (name.kind == update::TopicKind::kStatus && on_status_) on_status_(fleet, device, payload);
+  if (name.kind == update::TopicKind::kPresence && on_presence_) {
+    on_presence_(fleet, device, payload);
+  }
   if (name.kind == update::TopicKind::kTelemetry && on_telemetry_) {
     on_telemetry_(fleet, device, payload);
   }

@@ -18,6 +18,7 @@
 #include "tinyfleet/server/authenticator.h"
 #include "tinyfleet/server/broker_accounts.h"
 #include "tinyfleet/server/compile_orchestrator.h"
+#include "tinyfleet/server/device_presence.h"
 #include "tinyfleet/server/device_registry_service.h"
 #include "tinyfleet/server/device_rejects.h"
 #include "tinyfleet/server/fleet_listener.h"
@@ -95,6 +96,7 @@ struct FleetServer::Parts {
   std::unique_ptr<storage::PgBlobStore> blobs;
   std::unique_ptr<OfferBuilder> offers;
   std::unique_ptr<DeviceRejects> rejects;
+  std::unique_ptr<DevicePresence> presence;
   std::unique_ptr<UpdatePublisher> publisher;
   std::unique_ptr<RolloutEngine> engine;
   std::unique_ptr<TelemetryIngest> ingest;
@@ -191,16 +193,29 @@ storage::Expected<std::unique_ptr<FleetServer>> FleetServer::start(const ServerC
         std::make_unique<RolloutEngine>(*parts->db, config.database_uri, *parts->publisher,
                                         *parts->offers, config.rollout_tick_ms / 1000.0);
     parts->engine->set_rejects(parts->rejects.get());
+    parts->presence = std::make_unique<DevicePresence>(
+        *parts->db, std::chrono::seconds(config.devices_offline_after_seconds),
+        parts->rejects.get());
     auto* engine = parts->engine.get();
     auto* ingest = parts->ingest.get();
+    auto* presence = parts->presence.get();
     parts->listener = std::make_unique<FleetListener>(
         broker, config.mqtt_user, config.mqtt_password, id + "-listener", config.mqtt_share_group,
-        [engine](const std::string& fleet, const std::string& device, const std::string& p) {
+        [engine, presence](const std::string& fleet, const std::string& device,
+                           const std::string& p) {
+          presence->heard(device);
           engine->on_status(fleet, device, p);
         },
-        [ingest](const std::string& fleet, const std::string& device, const std::string& p) {
+        [ingest, presence](const std::string& fleet, const std::string& device,
+                           const std::string& p) {
+          presence->heard(device);
           ingest->on_message(fleet, device, p);
         });
+    parts->listener->set_presence_handler(
+        [presence](const std::string& fleet, const std::string& device, const std::string& p) {
+          presence->on_presence(fleet, device, p);
+        });
+    parts->presence->start();
     parts->ingest->start();
     parts->engine->start();
     if (!parts->listener->start()) {
@@ -296,6 +311,7 @@ void FleetServer::shutdown(std::chrono::seconds grace) {
   parts_->server->Shutdown(std::chrono::system_clock::now() + grace);
   parts_->server->Wait();
   if (parts_->listener) parts_->listener->stop();
+  if (parts_->presence) parts_->presence->stop();
   if (parts_->engine) parts_->engine->stop();
   if (parts_->ingest) parts_->ingest->stop();  // writes what is queued
   if (parts_->publisher) parts_->publisher->stop();

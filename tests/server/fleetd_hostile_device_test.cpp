@@ -21,6 +21,7 @@
 #include "rollout_seed.h"
 #include "tinyfleet/storage/repositories.h"
 #include "tinyfleet/testing/environment.h"
+#include "tinyfleet/update/presence_message.h"
 #include "tinyfleet/update/status_message.h"
 #include "tinyfleet/update/telemetry_message.h"
 #include "tinyfleet/update/update_keys.h"
@@ -322,6 +323,78 @@ TEST_F(HostileDevice, MalformedMessagesAreCountedDroppedAndTheRolloutCompletes) 
   v1::RolloutRef ref;
   ref.set_name("h1");
   EXPECT_TRUE(rollouts_->GetRollout(context_with_token(admin_).get(), ref, &r).ok());
+}
+
+}  // namespace
+}  // namespace tinyfleet::testing
+
+namespace tinyfleet::testing {
+namespace {
+
+// Presence: a device's own online/offline messages (its will when the connection dies)
+// and silence set its status; a malformed presence is counted.
+class Presence : public HostileDevice {
+ protected:
+  std::map<std::string, std::string> fleetd_settings() override {
+    auto s = HostileDevice::fleetd_settings();
+    s["devices.offline_after_seconds"] = "4";
+    return s;
+  }
+  std::string status_of(const std::string& device) {
+    auto r = scratch_.db().transact([&](pqxx::work& w) {
+      return w.exec_params1("SELECT status FROM devices WHERE id = $1", device)[0]
+          .as<std::string>();
+    });
+    return r ? *r : "";
+  }
+  // Seconds until the device's status is `want` (-1 if not within `limit_s`).
+  double wait_status(const std::string& device, const std::string& want, double limit_s) {
+    const auto t0 = steady_clock::now();
+    while (std::chrono::duration<double>(steady_clock::now() - t0).count() < limit_s) {
+      if (status_of(device) == want) {
+        return std::chrono::duration<double>(steady_clock::now() - t0).count();
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return -1;
+  }
+  static std::string presence(update::Presence p) {
+    update::PresenceMessage m;
+    m.presence = p;
+    uint8_t out[update::kPresenceBytes];
+    size_t n = 0;
+    EXPECT_TRUE(update::encode_presence(m, out, sizeof out, &n).ok());
+    return bytes(out, n);
+  }
+};
+
+TEST_F(Presence, PresenceMessagesAndSilenceSetADevicesStatus) {
+  const auto a = test_devices(19, 1).front();
+  const Account dev{a.user, a.password};
+  ASSERT_TRUE(scratch_.db().transact([&](pqxx::work& w) {
+    storage::devices::create(w, {dev.user, "default", kSeedClass, {"p"}, "hash"});
+    return true;
+  }));
+  const std::string t = topic(dev.user, "presence");
+  EXPECT_EQ(status_of(dev.user), "provisioned");
+  publish(dev, t, presence(update::Presence::kOnline));
+  ASSERT_GE(wait_status(dev.user, "online", 10), 0);
+  // Its own offline message, well before silence (4 s) could say so.
+  publish(dev, t, presence(update::Presence::kOffline));
+  const double by_message = wait_status(dev.user, "offline", 10);
+  ASSERT_GE(by_message, 0);
+  EXPECT_LT(by_message, 3.0);
+  // Online again, then silence: offline after about 4 s, not before.
+  publish(dev, t, presence(update::Presence::kOnline));
+  ASSERT_GE(wait_status(dev.user, "online", 10), 0);
+  const double by_silence = wait_status(dev.user, "offline", 15);
+  ASSERT_GE(by_silence, 0);
+  EXPECT_GT(by_silence, 2.0);
+  // Garbage on the presence topic changes nothing and is counted.
+  publish(dev, t, "not a presence message");
+  wait_metric(R"(tinyfleet_device_messages_rejected_total{kind="presence"})", 1);
+  EXPECT_EQ(status_of(dev.user), "offline");
+  publish(dev, t, "", true);  // nothing retained stays behind
 }
 
 }  // namespace

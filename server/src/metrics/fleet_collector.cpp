@@ -93,8 +93,8 @@ void device_metrics(const MetricsSources& s, std::vector<MetricFamily>& out) {
                          "Device messages dropped because they did not parse or held a value "
                          "out of range, by kind (status, telemetry, chunk_request).",
                          MetricType::Counter);
-  for (auto kind :
-       {DeviceRejects::kStatus, DeviceRejects::kTelemetry, DeviceRejects::kChunkRequest}) {
+  for (auto kind : {DeviceRejects::kStatus, DeviceRejects::kTelemetry, DeviceRejects::kChunkRequest,
+                    DeviceRejects::kPresence}) {
     add(rejected, static_cast<double>(s.rejects->total(kind)),
         {{"kind", DeviceRejects::name(kind)}});
   }

@@ -18,7 +18,7 @@ namespace tinyfleet::server {
 // (tinyfleet_device_messages_rejected_total{kind}, docs/metrics.md).
 class DeviceRejects {
  public:
-  enum Kind : uint8_t { kStatus = 0, kTelemetry = 1, kChunkRequest = 2, kKinds = 3 };
+  enum Kind : uint8_t { kStatus = 0, kTelemetry = 1, kChunkRequest = 2, kPresence = 3, kKinds = 4 };
   static const char* name(Kind kind);
 
   // At most `max_devices` devices are tracked for logging (beyond that the table is

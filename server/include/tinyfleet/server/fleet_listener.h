@@ -22,14 +22,16 @@ class FleetListener {
                 std::string client_id, std::string share_group, Handler on_status,
                 Handler on_telemetry);
   ~FleetListener();
+  // Every device's `presence` (a plain subscription, like status). Set before start().
+  void set_presence_handler(Handler on_presence) { on_presence_ = std::move(on_presence); }
   bool start();
   void stop();
 
  private:
   void dispatch(const std::string& topic, const std::string& payload);
 
-  std::string uri_, user_, password_, client_id_, status_topic_, telemetry_topic_;
-  Handler on_status_, on_telemetry_;
+  std::string uri_, user_, password_, client_id_, status_topic_, telemetry_topic_, presence_topic_;
+  Handler on_status_, on_telemetry_, on_presence_;
   std::unique_ptr<mqtt::async_client> client_;
 };
 

@@ -18,6 +18,7 @@ std::string require_env(const char* name);
 //   9   MqttUpdate.AFineTuned...  10 MqttUpdate.ARateBound...  11 MqttUpdate.ABrokerRestart...
 //   12-14 FleetSim                15-16 PublisherBounds.AFlooding...
 //   17  PublisherBounds.Payloads...                    18  HostileDevice
+//   19  Presence (fleetd_hostile_device_test)
 struct MqttAccount {
   std::string user;
   std::string password;

@@ -1,0 +1,125 @@
+#include "tinyfleet/server/device_presence.h"
+
+#include <vector>
+
+#include "tinyfleet/server/device_rejects.h"
+#include "tinyfleet/server/log.h"
+#include "tinyfleet/update/presence_message.h"
+
+namespace tinyfleet::server {
+
+namespace {
+constexpr size_t kMaxPending = 1 << 20;  // far above any fleet; a flood cannot grow it more
+
+// A PostgreSQL text[] literal (libpqxx 6 binds no vectors): every element quoted.
+std::string text_array(const std::vector<std::string>& items) {
+  std::string out = "{";
+  for (const auto& item : items) {
+    if (out.size() > 1) out += ',';
+    out += '"';
+    for (char c : item) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += '"';
+  }
+  return out + "}";
+}
+}  // namespace
+
+DevicePresence::DevicePresence(storage::Database& db, std::chrono::seconds offline_after,
+                               DeviceRejects* rejects)
+    : db_(db), offline_after_(offline_after), rejects_(rejects) {}
+
+DevicePresence::~DevicePresence() { stop(); }
+
+void DevicePresence::start() {
+  worker_ = std::thread([this] {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!stopping_) {
+      cv_.wait_for(lock, std::chrono::seconds(1));
+      if (stopping_) break;
+      lock.unlock();
+      apply();
+      lock.lock();
+    }
+  });
+}
+
+void DevicePresence::stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (worker_.joinable()) worker_.join();
+}
+
+void DevicePresence::on_presence(const std::string& fleet, const std::string& device,
+                                 const std::string& payload) {
+  update::PresenceMessage m;
+  const auto st =
+      update::decode_presence(reinterpret_cast<const uint8_t*>(payload.data()), payload.size(), &m);
+  if (!st.ok()) {
+    if (rejects_) {
+      rejects_->reject(DeviceRejects::kPresence, fleet, device,
+                       std::string(st.field) + ": " + update::to_string(st.error));
+    }
+    return;
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  if (pending_.size() >= kMaxPending && !pending_.count(device)) return;
+  pending_[device] = m.presence == update::Presence::kOnline ? Event::kOnline : Event::kOffline;
+}
+
+void DevicePresence::heard(const std::string& device) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (pending_.size() >= kMaxPending && !pending_.count(device)) return;
+  auto it = pending_.find(device);
+  if (it == pending_.end()) pending_.emplace(device, Event::kHeard);
+  // A pending online/offline event stays: it is the device's own word on its state.
+}
+
+int DevicePresence::apply() {
+  std::map<std::string, Event> batch;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    batch.swap(pending_);
+  }
+  std::vector<std::string> alive, gone;
+  for (const auto& [device, e] : batch) (e == Event::kOffline ? gone : alive).push_back(device);
+  auto changed = db_.transact([&](pqxx::work& w) {
+    int n = 0;
+    if (!alive.empty()) {
+      // Heard from: seen now; back online unless an update is in progress.
+      n += w.exec_params(
+                "UPDATE devices SET last_seen = now(), status = CASE WHEN status IN "
+                "('offline', 'provisioned') THEN 'online' ELSE status END WHERE id = "
+                "ANY($1::text[])",
+                text_array(alive))
+               .affected_rows();
+    }
+    if (!gone.empty()) {
+      n += w.exec_params("UPDATE devices SET status = 'offline' WHERE id = ANY($1::text[])",
+                         text_array(gone))
+               .affected_rows();
+    }
+    if (offline_after_.count() > 0) {
+      n += w.exec_params(
+                "UPDATE devices SET status = 'offline' WHERE status IN ('online', 'updating') "
+                "AND (last_seen IS NULL OR last_seen < now() - make_interval(secs => $1))",
+                static_cast<double>(offline_after_.count()))
+               .affected_rows();
+    }
+    return n;
+  });
+  if (!changed) {
+    log::warn("presence.apply_failed", {{"error", changed.error().message}});
+    std::lock_guard<std::mutex> lock(mu_);  // keep the events for the next round
+    for (auto& [device, e] : batch) pending_.emplace(device, e);
+    return 0;
+  }
+  return *changed;
+}
+
+}  // namespace tinyfleet::server
