@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "console_stack.h"
+#include "tinyfleet/testing/environment.h"
 
 namespace tinyfleet::testing {
 namespace {
@@ -97,6 +98,49 @@ TEST_F(ConsoleApi, ServesTheEmbeddedPages) {
             std::string::npos);
   EXPECT_EQ(client.Get("/console.js")->status, 200);
   EXPECT_EQ(client.Get("/nothing.html")->status, 404);
+}
+
+TEST_F(ConsoleApi, FleetdRefusesPlaintextOffLoopbackAndMalformedAddresses) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"0.0.0.0:0",
+       "is not a loopback address: serving the console off this host needs "
+       "tls.cert_file and tls.key_file"},
+      {"127.0.0.1", "console.listen '127.0.0.1': needs host:port"},
+      {"127.0.0.1:70000", "the port must be a number 0..65535"},
+      {"::1:8443", "an IPv6 host goes in brackets"},
+      {"127.0.0.1:" + std::to_string(fleetd_->console_port()), "the console cannot listen on"}};
+  for (const auto& [listen, expected] : cases) {
+    const auto r = run_command(
+        std::string("timeout 30 ") + TINYFLEET_FLEETD_PATH + " --database.uri='" + scratch_.uri() +
+        "' --listen=127.0.0.1:0 --metrics.listen= --console.listen=" + listen + " 2>&1");
+    EXPECT_NE(r.exit, 0) << listen;
+    EXPECT_NE(r.out.find(expected), std::string::npos) << listen << ": " << r.out;
+  }
+}
+
+// With tls.cert_file and tls.key_file the console is HTTPS with the gRPC certificate.
+class ConsoleTls : public FleetdTest {
+ protected:
+  std::map<std::string, std::string> fleetd_settings() override {
+    return {{"tls.cert_file", require_env("TINYFLEET_TLS_CERT")},
+            {"tls.key_file", require_env("TINYFLEET_TLS_KEY")}};
+  }
+};
+
+TEST_F(ConsoleTls, ServesHttpsWithTheGrpcCertificate) {
+  ASSERT_GT(fleetd_->console_port(), 0) << fleetd_->log();
+  httplib::SSLClient client("localhost", fleetd_->console_port());
+  client.set_ca_cert_path(require_env("TINYFLEET_TLS_CA").c_str());
+  client.enable_server_certificate_verification(true);
+  auto r = client.Get("/api/v1/whoami", {{"Authorization", "Bearer " + admin_}});
+  ASSERT_TRUE(r) << httplib::to_string(r.error());
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(json::parse(r->body)["role"], "admin");
+  // Plaintext is not answered.
+  httplib::Client plain("127.0.0.1", fleetd_->console_port());
+  plain.set_read_timeout(3, 0);
+  auto p = plain.Get("/api/v1/whoami", {{"Authorization", "Bearer " + admin_}});
+  EXPECT_TRUE(!p || p->status != 200);
 }
 
 }  // namespace
