@@ -43,6 +43,11 @@ TEST_F(ConsoleApi, ShowsTheFleetTheRolloutsAndTheCompileReport) {
   EXPECT_EQ(f["total"], 6);
   EXPECT_EQ(f["by_class"][kSeedClass], 6);
   EXPECT_EQ(f["by_model"]["digits v1"], 6);
+  ASSERT_EQ(f["devices"].size(), 6u);
+  EXPECT_EQ(f["devices"][0]["id"], "dev-1000");
+  EXPECT_NE(f["devices"][0].at("last_telemetry"), "");  // the canary's devices reported
+  EXPECT_EQ(f["devices"][5]["id"], "dev-steady-1");
+  EXPECT_EQ(f["devices"][5].at("last_telemetry"), "");
 
   r = call("GET", "/api/v1/rollouts/canary-bad", viewer_);
   ASSERT_EQ(r->status, 200) << r->body;

@@ -62,7 +62,9 @@ json fleet(pqxx::work& w) {
   // A device's model version: the first version whose artifact for its class it runs.
   const auto rows = w.exec_params(
       "SELECT d.id, d.device_class, d.status, COALESCE(x.name, ''), COALESCE(x.version, 0), "
-      "COALESCE(d.last_seen::text, ''), COALESCE(d.current_artifact_sha256, '') FROM devices d "
+      "COALESCE(d.last_seen::text, ''), COALESCE(d.current_artifact_sha256, ''), "
+      "COALESCE((SELECT max(t.ts)::text FROM telemetry t WHERE t.device_id = d.id), '') "
+      "FROM devices d "
       "LEFT JOIN LATERAL (SELECT m.name, v.version FROM artifacts a JOIN model_versions v ON "
       "v.id = a.version_id JOIN models m ON m.id = v.model_id WHERE a.artifact_sha256 = "
       "d.current_artifact_sha256 AND a.device_class = d.device_class ORDER BY v.version LIMIT 1) "
@@ -80,7 +82,8 @@ json fleet(pqxx::work& w) {
          {"status", r[2].as<std::string>()},
          {"online", r[2].as<std::string>() == "online" || r[2].as<std::string>() == "updating"},
          {"model", model},
-         {"last_seen", r[5].as<std::string>()}});
+         {"last_seen", r[5].as<std::string>()},
+         {"last_telemetry", r[7].as<std::string>()}});
     ++by_class[r[1].as<std::string>()];
     ++by_status[r[2].as<std::string>()];
     ++by_model[model];

@@ -10,8 +10,8 @@
 
 namespace tinyfleet::server::console {
 
-// Devices (at most kMaxDevices, by id) with class, status, model version and last
-// contact, and counts by class, status and model version.
+// Devices (at most kMaxDevices, by id) with class, status, model version, last contact
+// and last telemetry window, and counts by class, status and model version.
 constexpr int kMaxDevices = 500;
 nlohmann::json fleet(pqxx::work& w);
 

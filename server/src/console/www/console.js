@@ -77,9 +77,9 @@ async function fleet() {
     el('div', { class: 'cards' }, counts('By class', f.by_class), counts('By status', f.by_status),
       counts('By model version', f.by_model)),
     el('h3', {}, f.shown < f.total ? `First ${f.shown} devices` : 'Devices'),
-    table(['device', 'class', 'status', 'online', 'model', 'last seen'],
+    table(['device', 'class', 'status', 'online', 'model', 'last seen', 'last telemetry'],
       f.devices.map((d) => [d.id, d.class, d.status, d.online ? 'online' : 'offline', d.model,
-        d.last_seen || 'never'])));
+        d.last_seen || 'never', d.last_telemetry || 'none'])));
 }
 
 function gateCell(g) {
