@@ -200,7 +200,7 @@ storage::Expected<std::unique_ptr<ConsoleServer>> ConsoleServer::start(
   http.set_payload_max_length(settings.max_body_bytes);
   http.set_read_timeout(settings.timeout_seconds, 0);
   http.set_write_timeout(settings.timeout_seconds, 0);
-  http.set_keep_alive_timeout(5);
+  http.set_keep_alive_timeout(2);  // an idle browser connection frees its thread soon
   http.set_keep_alive_max_count(100);
   impl->routes();
   const int port = address->port == 0

@@ -19,7 +19,7 @@ struct ConsoleSettings {
   std::string listen;     // host:port; port 0 picks one
   std::string cert_file;  // PEM; with key_file, HTTPS
   std::string key_file;
-  int threads = 4;               // requests served at once
+  int threads = 8;               // connections served at once (a kept-alive one holds its thread)
   int timeout_seconds = 10;      // read and write, per request
   size_t max_body_bytes = 4096;  // the API takes no bodies larger than this
 };
