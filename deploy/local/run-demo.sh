@@ -85,7 +85,7 @@ done
 
 step "the simulated fleet starts (no model yet; each device runs the digits validation stream)"
 for cls in m4:cortex-m4-256k s3:esp32s3-512k; do
-  "$bin/device_agent/fleet-sim" --broker "tcp://$TINYFLEET_MQTT_HOST:$TINYFLEET_MQTT_PORT" \
+  "$bin/device_agent/fleet-sim" --broker "tcp://$TINYFLEET_MQTT_HOST:$TINYFLEET_MQTT_DEVICE_PORT" \
     --class "${cls#*:}" --credentials "$work/${cls%%:*}.creds" --root-key "$work/keys/root.pub" \
     --data "$data/digits_val.npz" --rate 10 --window 2 --probe-every 1 \
     --state "$work/sim-${cls%%:*}" >"$work/sim-${cls%%:*}.log" 2>&1 &

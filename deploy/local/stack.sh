@@ -5,7 +5,9 @@
 #
 # Exports for tests and tools:
 #   TINYFLEET_PG_URI            postgresql://... of the private database
-#   TINYFLEET_MQTT_HOST/PORT    the broker
+#   TINYFLEET_MQTT_HOST/PORT    the broker (fleetd's listener; the stack's tests use it for
+#                               device accounts too)
+#   TINYFLEET_MQTT_DEVICE_PORT  the devices' listener: client id = user name
 #   TINYFLEET_MQTT_SERVER_USER/PASSWORD   the server's broker account
 #   TINYFLEET_MQTT_PASSWD_FILE  the broker's password file (provisioning adds to it)
 #   TINYFLEET_MQTT_PID          send SIGHUP after changing the password file
@@ -82,10 +84,11 @@ CONF
 }
 
 _stack_start_mqtt() {
-  local dir="$STACK_DIR/mqtt" port
+  local dir="$STACK_DIR/mqtt" port dport
   mkdir -p "$dir"
   port=$(free_port)
-  export TINYFLEET_MQTT_HOST=127.0.0.1 TINYFLEET_MQTT_PORT=$port
+  dport=$(free_port)
+  export TINYFLEET_MQTT_HOST=127.0.0.1 TINYFLEET_MQTT_PORT=$port TINYFLEET_MQTT_DEVICE_PORT=$dport
   export TINYFLEET_MQTT_SERVER_USER=fleetd
   export TINYFLEET_MQTT_SERVER_PASSWORD=$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')
   export TINYFLEET_MQTT_PASSWD_FILE="$dir/passwd"
@@ -100,9 +103,18 @@ _stack_start_mqtt() {
   done
   export TINYFLEET_MQTT_TEST_DEVICES="${devs# }"
   cp "$STACK_SOURCE_DIR/mosquitto.acl" "$dir/acl"
+  # Limits (docs/local-stack.md, "Broker limits"): the largest legitimate packet is a
+  # chunk answer, 20 bytes of framing and 64 KiB of data, plus topic and MQTT header.
+  # The devices' listener replaces each client id with the user name, so no device can
+  # take over fleetd's or another device's session; fleetd's own listener must not be
+  # reachable by devices in a deployment (here both are on loopback).
   cat >"$dir/mosquitto.conf" <<CONF
 per_listener_settings false
+max_packet_size 66560
 listener $port 127.0.0.1
+listener $dport 127.0.0.1
+use_username_as_clientid true
+max_connections 100000
 allow_anonymous false
 password_file $TINYFLEET_MQTT_PASSWD_FILE
 acl_file $dir/acl
@@ -132,7 +144,7 @@ CONF
     fi
     sleep 0.1
   done
-  echo "stack: mosquitto on 127.0.0.1:$port"
+  echo "stack: mosquitto on 127.0.0.1:$port (devices: $dport)"
 }
 
 # A throwaway CA and a server certificate for localhost/127.0.0.1 (gRPC TLS tests).

@@ -373,6 +373,12 @@ RuntimeError Interpreter::load(const uint8_t* data, size_t size) {
             op->lut_u32()->Get(0) == 0) {
           return fail(LoadStatus::kBadOperator, k, "softmax table or shapes");
         }
+        // int_params [1]: TFLM's fixed-point softmax (TFLite imports), its exp(0) Q0.31 one.
+        if (len(op->int_params()) != 0 &&
+            (len(op->int_params()) != 1 || op->int_params()->Get(0) != 1 ||
+             op->lut_u32()->Get(0) != 0x7fffffffu || yd.c > 256)) {
+          return fail(LoadStatus::kBadOperator, k, "softmax mode, table or depth");
+        }
         break;
       case artifact::OpKind_Logistic:
       case artifact::OpKind_Tanh:
@@ -601,8 +607,13 @@ RuntimeError Interpreter::run(int32_t k, const artifact::Operator* op) {
       break;
     }
     case artifact::OpKind_Softmax:
-      s = opt::softmax(op->lut_u32()->data(), static_cast<int32_t>(x.dims.elements() / x.dims.c),
-                       x.dims.c, in8, out8);
+      s = len(op->int_params()) == 1
+              ? ref::softmax_tflm(op->lut_u32()->data(),
+                                  static_cast<int32_t>(x.dims.elements() / x.dims.c), x.dims.c, in8,
+                                  out8)
+              : opt::softmax(op->lut_u32()->data(),
+                             static_cast<int32_t>(x.dims.elements() / x.dims.c), x.dims.c, in8,
+                             out8);
       break;
     case artifact::OpKind_Logistic:
     case artifact::OpKind_Tanh:

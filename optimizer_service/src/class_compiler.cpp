@@ -6,6 +6,7 @@
 
 #include "tinyfleet/optimizer_service/compiler.h"
 #include "tinyfleet/optimizer_service/device_class.h"
+#include "tinyfleet/optimizer_service/tflite_import.h"
 
 namespace tinyfleet::optimizer_service {
 
@@ -26,24 +27,48 @@ ClassCompileOutcome compile_for_class(const std::string& onnx, const std::string
                                       const std::string& device_class_json) {
   auto cls = parse_device_class(device_class, device_class_json);
   if (!cls) return refused(cls.error().message);
-  if (calibration_npz.empty()) {
-    return refused("calibration data is required to quantize: upload a calibration .npz");
-  }
-  auto calib = parse_npz(calibration_npz);
-  if (!calib) return refused("calibration data: " + calib.error().message);
-  std::map<std::string, NpyArray> val;
-  if (!validation_npz.empty()) {
-    auto v = parse_npz(validation_npz);
-    if (!v) return refused("validation data: " + v.error().message);
-    val = std::move(*v);
-  }
   CompileOptions options;
   options.device_class = device_class;
-  auto compiled = compile_model(onnx, *calib, val.empty() ? nullptr : &val, options);
+  // A .tflite (FlatBuffer identifier "TFL3"): int8 models keep their own quantization,
+  // so no calibration data is read; float ones are calibrated as ONNX models are.
+  const bool tflite = is_tflite(onnx);
+  Result<TfliteModel> tfl = CompileError{"not a TFLite model"};
+  if (tflite) {
+    tfl = read_tflite(onnx);
+    if (!tfl) return refused("TFLite model: " + tfl.error().message);
+  }
+  Result<CompiledModel> compiled = CompileError{"not compiled"};
+  if (tflite && tflite_is_int8(*tfl)) {
+    if (!validation_npz.empty()) {
+      return refused("validation data is not supported for int8 TFLite models yet");
+    }
+    compiled = compile_tflite_int8(*tfl, options);
+  } else {
+    if (calibration_npz.empty()) {
+      return refused("calibration data is required to quantize: upload a calibration .npz");
+    }
+    auto calib = parse_npz(calibration_npz);
+    if (!calib) return refused("calibration data: " + calib.error().message);
+    std::map<std::string, NpyArray> val;
+    if (!validation_npz.empty()) {
+      auto v = parse_npz(validation_npz);
+      if (!v) return refused("validation data: " + v.error().message);
+      val = std::move(*v);
+    }
+    const auto* vp = val.empty() ? nullptr : &val;
+    if (tflite) {
+      auto g = tflite_float_graph(*tfl);
+      if (!g) return refused("TFLite model: " + g.error().message);
+      compiled = compile_graph(std::move(*g), *calib, vp, options);
+    } else {
+      compiled = compile_model(onnx, *calib, vp, options);
+    }
+  }
   if (!compiled) return refused(compiled.error().message);
   const auto& r = compiled->report;
   const auto est = estimate(r, *cls);
   nlohmann::json report = {{"device_class", device_class},
+                           {"model_format", tflite ? "tflite" : "onnx"},
                            {"operators", r.nodes},
                            {"fused_activations", r.fused_activations},
                            {"fused_pads", r.fused_pads},

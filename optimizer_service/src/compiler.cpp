@@ -115,10 +115,15 @@ Result<CompiledModel> compile_model(const std::string& onnx,
                                     const std::map<std::string, NpyArray>& calibration,
                                     const std::map<std::string, NpyArray>* validation,
                                     const CompileOptions& options) {
-  const auto started = std::chrono::steady_clock::now();
   auto imported = import_onnx(onnx);
   if (!imported) return imported.error();
-  Graph g = std::move(*imported);
+  return compile_graph(std::move(*imported), calibration, validation, options);
+}
+
+Result<CompiledModel> compile_graph(Graph g, const std::map<std::string, NpyArray>& calibration,
+                                    const std::map<std::string, NpyArray>* validation,
+                                    const CompileOptions& options) {
+  const auto started = std::chrono::steady_clock::now();
   CompiledModel out;
   CompileReport& rep = out.report;
   rep.folded_constants = fold_scalar_affine(g);

@@ -1,7 +1,10 @@
 // tinyfleet-compile model.onnx --class cortex-m4-256k --calib calib.npz [--val val.npz]
 //                   [-o model.tfa] [--json] [--catalog catalog.json]
-// Compiles a float ONNX model to an int8 artifact for a device class and prints the
-// report (a table, or JSON). Exit 0: compiled; 1: refused (reason printed); 2: usage.
+// tinyfleet-compile model.tflite --class cortex-m4-256k [-o model.tfa] [--json]
+// Compiles a float ONNX model, or an int8 TFLite model (recognised by its "TFL3"
+// identifier; its own quantization is kept, so no --calib), to an int8 artifact for a
+// device class and prints the report (a table, or JSON). Exit 0: compiled; 1: refused
+// (reason printed); 2: usage.
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -11,6 +14,7 @@
 
 #include "tinyfleet/optimizer_service/class_compiler.h"
 #include "tinyfleet/optimizer_service/npz.h"
+#include "tinyfleet/optimizer_service/tflite_import.h"
 
 using namespace tinyfleet::optimizer_service;
 
@@ -18,7 +22,9 @@ namespace {
 int usage() {
   std::cerr
       << "usage: tinyfleet-compile model.onnx --class NAME --calib calib.npz [--val val.npz]\n"
-         "                         [-o out.tfa] [--json] [--catalog catalog.json]\n";
+         "                         [-o out.tfa] [--json] [--catalog catalog.json]\n"
+         "       tinyfleet-compile model.tflite --class NAME [-o out.tfa] [--json]\n"
+         "                         [--catalog catalog.json]   (int8 TFLite: no --calib)\n";
   return 2;
 }
 }  // namespace
@@ -46,7 +52,7 @@ int main(int argc, char** argv) {
     else
       return usage();
   }
-  if (model.empty() || cls.empty() || calib.empty()) return usage();
+  if (model.empty() || cls.empty()) return usage();
   auto refuse = [&](const std::string& why) {
     if (json) {
       std::cout << nlohmann::json{{"refused", true}, {"reason", why}}.dump(2) << "\n";
@@ -69,8 +75,13 @@ int main(int argc, char** argv) {
   }
   auto onnx = read_file(model);
   if (!onnx) return refuse(onnx.error().message);
-  auto calib_bytes = read_file(calib);
-  if (!calib_bytes) return refuse(calib_bytes.error().message);
+  if (calib.empty() && !is_tflite(*onnx)) return usage();  // an int8 TFLite needs none
+  std::string calib_bytes;
+  if (!calib.empty()) {
+    auto c = read_file(calib);
+    if (!c) return refuse(c.error().message);
+    calib_bytes = std::move(*c);
+  }
   std::string val_bytes;
   if (!val.empty()) {
     auto v = read_file(val);
@@ -78,7 +89,7 @@ int main(int argc, char** argv) {
     val_bytes = std::move(*v);
   }
   // The same function fleetd and the Optimizer worker run.
-  auto r = compile_for_class(*onnx, *calib_bytes, val_bytes, cls, entries[cls].dump());
+  auto r = compile_for_class(*onnx, calib_bytes, val_bytes, cls, entries[cls].dump());
   if (r.refused) return refuse(r.refusal_reason);
   if (!out.empty()) {
     std::ofstream f(out, std::ios::binary);

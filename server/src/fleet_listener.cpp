@@ -36,17 +36,13 @@ bool FleetListener::start() {
   client_ =
       std::make_unique<mqtt::async_client>(uri_, client_id_, mqtt::create_options(MQTTVERSION_5));
   client_->set_message_callback([this](mqtt::const_message_ptr m) {
-    const std::string& topic = m->get_topic();
-    update::TopicName name;
-    if (!update::parse_topic(topic.data(), topic.size(), &name).ok() || m->get_payload().empty()) {
-      return;
-    }
-    const std::string fleet(name.fleet, name.fleet_size), device(name.device, name.device_size);
-    if (name.kind == update::TopicKind::kStatus && on_status_) {
-      on_status_(fleet, device, m->get_payload_str());
-    }
-    if (name.kind == update::TopicKind::kTelemetry && on_telemetry_) {
-      on_telemetry_(fleet, device, m->get_payload_str());
+    // Nothing a device sends may leave Paho's thread as an exception (std::terminate):
+    // the handlers parse into typed values and count what does not parse; this catch is
+    // for what they cannot rule out (memory).
+    try {
+      dispatch(m->get_topic(), m->get_payload_str());
+    } catch (const std::exception& e) {
+      log::error("listener.message", {{"topic", m->get_topic()}, {"error", e.what()}});
     }
   });
   client_->set_connected_handler([this](const std::string&) {
@@ -71,6 +67,16 @@ bool FleetListener::start() {
     return false;
   }
   return true;
+}
+
+void FleetListener::dispatch(const std::string& topic, const std::string& payload) {
+  update::TopicName name;
+  if (!update::parse_topic(topic.data(), topic.size(), &name).ok() || payload.empty()) return;
+  const std::string fleet(name.fleet, name.fleet_size), device(name.device, name.device_size);
+  if (name.kind == update::TopicKind::kStatus && on_status_) on_status_(fleet, device, payload);
+  if (name.kind == update::TopicKind::kTelemetry && on_telemetry_) {
+    on_telemetry_(fleet, device, payload);
+  }
 }
 
 void FleetListener::stop() {

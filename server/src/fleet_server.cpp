@@ -13,12 +13,14 @@
 #include <grpcpp/health_check_service_interface.h>
 
 #include "reflection_v1.h"
+#include "rollouts/repository.h"
 #include "tinyfleet/server/admin_service.h"
 #include "tinyfleet/server/authenticator.h"
 #include "tinyfleet/server/broker_accounts.h"
 #include "tinyfleet/server/compile_orchestrator.h"
 #include "tinyfleet/server/console.h"
 #include "tinyfleet/server/device_registry_service.h"
+#include "tinyfleet/server/device_rejects.h"
 #include "tinyfleet/server/fleet_listener.h"
 #include "tinyfleet/server/log.h"
 #include "tinyfleet/server/metrics.h"
@@ -46,6 +48,16 @@ storage::Expected<std::string> read_file(const std::string& path, const char* wh
   if (!in)
     return Error{ErrorCode::kInvalidArgument, std::string("cannot read ") + what + " " + path};
   return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// 16 random hex digits (fleetd's MQTT client ids end with them).
+std::string random_suffix() {
+  if (sodium_init() < 0) return std::to_string(::getpid());
+  unsigned char bytes[8];
+  randombytes_buf(bytes, sizeof bytes);
+  char hex[2 * sizeof bytes + 1];
+  sodium_bin2hex(hex, sizeof hex, bytes, sizeof bytes);
+  return hex;
 }
 
 // The root public key file holds the 32 raw bytes or 64 hex digits.
@@ -83,6 +95,7 @@ struct FleetServer::Parts {
   // Updates: present when keys.dir and the broker account are configured.
   std::unique_ptr<storage::PgBlobStore> blobs;
   std::unique_ptr<OfferBuilder> offers;
+  std::unique_ptr<DeviceRejects> rejects;
   std::unique_ptr<UpdatePublisher> publisher;
   std::unique_ptr<RolloutEngine> engine;
   std::unique_ptr<TelemetryIngest> ingest;
@@ -147,7 +160,8 @@ storage::Expected<std::unique_ptr<FleetServer>> FleetServer::start(const ServerC
     auto key = update::load_targets_key(config.keys_dir);
     if (!key) return key.error();
     const std::string broker = "tcp://" + config.mqtt_host + ":" + std::to_string(config.mqtt_port);
-    const std::string id = "fleetd-" + std::to_string(::getpid());
+    // Not guessable, so no device can take over fleetd's sessions by its client id.
+    const std::string id = "fleetd-" + random_suffix();
     parts->blobs = std::make_unique<storage::PgBlobStore>(*parts->db);
     parts->offers = std::make_unique<OfferBuilder>(
         *parts->db, *parts->blobs, *key, static_cast<uint32_t>(config.update_chunk_bytes));
@@ -155,13 +169,30 @@ storage::Expected<std::unique_ptr<FleetServer>> FleetServer::start(const ServerC
     parts->publisher = std::make_unique<UpdatePublisher>(
         broker, config.mqtt_user, config.mqtt_password, id + "-updates",
         static_cast<double>(config.update_bytes_per_second), config.mqtt_share_group);
+    parts->rejects = std::make_unique<DeviceRejects>();
+    parts->publisher->set_rejects(parts->rejects.get());
+    parts->publisher->set_payload_loader(
+        [db = parts->db.get(), blobs = parts->blobs.get()](
+            const std::string&, const std::string& device,
+            uint64_t release) -> std::shared_ptr<const std::string> {
+          auto sha = db->transact(
+              [&](pqxx::work& w) { return rollouts::repo::offered_payload(w, device, release); });
+          if (!sha || !*sha) return nullptr;
+          auto payload = blobs->get(**sha);
+          if (!payload) return nullptr;
+          return std::make_shared<const std::string>(std::move(*payload));
+        });
+    parts->publisher->set_limits({static_cast<double>(config.update_device_bytes_per_second),
+                                  static_cast<size_t>(config.update_payload_cache_bytes)});
     if (!parts->publisher->start()) {
       return Error{ErrorCode::kUnavailable, "cannot connect the update publisher to " + broker};
     }
     parts->ingest = std::make_unique<TelemetryIngest>(*parts->db);
+    parts->ingest->set_rejects(parts->rejects.get());
     parts->engine =
         std::make_unique<RolloutEngine>(*parts->db, config.database_uri, *parts->publisher,
                                         *parts->offers, config.rollout_tick_ms / 1000.0);
+    parts->engine->set_rejects(parts->rejects.get());
     auto* engine = parts->engine.get();
     auto* ingest = parts->ingest.get();
     parts->listener = std::make_unique<FleetListener>(
@@ -169,8 +200,8 @@ storage::Expected<std::unique_ptr<FleetServer>> FleetServer::start(const ServerC
         [engine](const std::string& fleet, const std::string& device, const std::string& p) {
           engine->on_status(fleet, device, p);
         },
-        [ingest](const std::string&, const std::string& device, const std::string& p) {
-          ingest->on_message(device, p);
+        [ingest](const std::string& fleet, const std::string& device, const std::string& p) {
+          ingest->on_message(fleet, device, p);
         });
     parts->ingest->start();
     parts->engine->start();
@@ -209,7 +240,7 @@ storage::Expected<std::unique_ptr<FleetServer>> FleetServer::start(const ServerC
   if (!config.metrics_listen.empty()) {
     auto metrics = MetricsServer::start(
         config.metrics_listen, {parts->db.get(), parts->compiles.get(), parts->ingest.get(),
-                                parts->publisher.get(), parts->engine.get()});
+                                parts->publisher.get(), parts->engine.get(), parts->rejects.get()});
     if (!metrics) return metrics.error();
     parts->metrics = std::move(*metrics);
     std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> counters;

@@ -16,6 +16,12 @@ namespace {
 
 constexpr int64_t kLeaderLock = 0x74666c72;  // "tflr"
 
+// A report whose effect a later report does not carry.
+bool is_event(const rollouts::StatusReport& r) {
+  return r.event == update::StatusEvent::kOfferRefused ||
+         r.state == update::UpdateState::kRolledBack;
+}
+
 }  // namespace
 
 RolloutEngine::RolloutEngine(storage::Database& db, std::string database_uri,
@@ -51,11 +57,34 @@ void RolloutEngine::wake() {
   cv_.notify_all();
 }
 
-void RolloutEngine::on_status(const std::string& fleet, const std::string& device,
+bool RolloutEngine::on_status(const std::string& fleet, const std::string& device,
                               const std::string& payload) {
+  auto parsed = rollouts::parse_status_report(payload);
+  if (!parsed) {
+    ++statuses_rejected_;
+    if (rejects_) rejects_->reject(DeviceRejects::kStatus, fleet, device, parsed.error().message);
+    return false;
+  }
+  Report report = std::make_shared<const rollouts::StatusReport>(std::move(*parsed));
   std::lock_guard<std::mutex> lock(mu_);
-  if (statuses_.size() > 100000) statuses_.pop_front();  // bounded; retained ones come again
-  statuses_.push_back({fleet, device, payload});
+  auto it = pending_.find({fleet, device});
+  if (it == pending_.end()) {
+    if (pending_.size() >= kMaxDevicesPending) {
+      ++statuses_dropped_;
+      return false;
+    }
+    it = pending_.emplace(std::make_pair(fleet, device), Pending{}).first;
+  }
+  Pending& p = it->second;
+  if (p.latest && is_event(*p.latest)) {
+    if (p.events.size() >= kMaxEventsPerDevice) {
+      p.events.pop_front();
+      ++statuses_dropped_;
+    }
+    p.events.push_back(std::move(p.latest));
+  }
+  p.latest = std::move(report);
+  return true;
 }
 
 bool RolloutEngine::try_lead() {
@@ -103,7 +132,7 @@ void RolloutEngine::run() {
     const auto t0 = std::chrono::steady_clock::now();
     const size_t pending = [&] {
       std::lock_guard<std::mutex> lock(mu_);
-      return statuses_.size();
+      return pending_.size();
     }();
     apply_statuses();
     const auto t1 = std::chrono::steady_clock::now();
@@ -136,44 +165,53 @@ void RolloutEngine::recover() {
 }
 
 void RolloutEngine::apply_statuses() {
-  std::deque<Status> batch;
+  std::map<std::pair<std::string, std::string>, Pending> batch;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    batch.swap(statuses_);
+    batch.swap(pending_);
   }
   if (batch.empty()) return;
-  struct Report {
-    const Status* from;
-    rollouts::StatusReport status;
-  };
-  std::vector<Report> reports;
-  std::map<std::pair<std::string, std::string>, size_t> last;  // (fleet, device) -> index
-  size_t malformed = 0;
-  for (const auto& s : batch) {
-    auto parsed = rollouts::parse_status_report(s.payload);
-    if (!parsed) {
-      if (malformed++ == 0) {
-        log::warn("rollouts.status_malformed",
-                  {{"device", s.device}, {"error", parsed.error().message}});
-      }
-      continue;
+  // A report carries the device's whole state, so of a device's reports only the last
+  // matters, besides refusals and rollbacks before it.
+  const auto apply = [](pqxx::work& w, const std::pair<std::string, std::string>& key,
+                        const Pending& p) {
+    int changed = 0;
+    for (const auto& e : p.events) {
+      changed += rollouts::repo::apply_status(w, key.first, key.second, *e, false);
     }
-    last[{s.fleet, s.device}] = reports.size();
-    reports.push_back({&s, std::move(*parsed)});
-  }
+    return changed + rollouts::repo::apply_status(w, key.first, key.second, *p.latest, true);
+  };
+  const auto keep = [this](std::pair<std::string, std::string> key, Pending p) {
+    // For the next tick (the database may be back), unless the device sent newer.
+    std::lock_guard<std::mutex> lock(mu_);
+    pending_.emplace(std::move(key), std::move(p));
+  };
   auto done = db_.transact([&](pqxx::work& w) {
     int changed = 0;
-    // A report carries the device's whole state, so of a device's reports in one batch
-    // only the last matters, besides refusals and rollbacks (events a later report
-    // need not repeat).
-    for (size_t i = 0; i < reports.size(); ++i) {
-      const auto& r = reports[i];
-      changed += rollouts::repo::apply_status(w, r.from->fleet, r.from->device, r.status,
-                                              last.at({r.from->fleet, r.from->device}) == i);
-    }
+    for (const auto& [key, p] : batch) changed += apply(w, key, p);
     return changed;
   });
-  if (!done) log::error("rollouts.status", {{"error", done.error().message}});
+  if (done) return;
+  log::error("rollouts.status", {{"error", done.error().message}});
+  if (done.error().code == storage::ErrorCode::kUnavailable) {
+    for (auto& [key, p] : batch) keep(key, std::move(p));
+    return;
+  }
+  // Whatever the database refused must not hold the other devices' reports: each device
+  // alone, and a device whose reports are refused loses them (counted).
+  for (auto& [key, p] : batch) {
+    auto one = db_.transact([&](pqxx::work& w) { return apply(w, key, p); });
+    if (one) continue;
+    if (one.error().code == storage::ErrorCode::kUnavailable) {
+      keep(key, std::move(p));
+    } else {
+      ++statuses_rejected_;
+      if (rejects_) {
+        rejects_->reject(DeviceRejects::kStatus, key.first, key.second,
+                         "the database refused the report: " + one.error().message);
+      }
+    }
+  }
 }
 
 void RolloutEngine::tick() {

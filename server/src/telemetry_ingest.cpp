@@ -1,12 +1,30 @@
 #include "tinyfleet/server/telemetry_ingest.h"
 
 #include <chrono>
+#include <cmath>
 
 #include "tinyfleet/server/log.h"
 #include "tinyfleet/storage/telemetry.h"
 #include "tinyfleet/update/telemetry_message.h"
 
 namespace tinyfleet::server {
+
+const char* TelemetryIngest::out_of_range(const update::TelemetryMessage& m) {
+  if (m.inferences > static_cast<uint32_t>(INT32_MAX)) return "telemetry.inferences: out of range";
+  const float fields[] = {m.latency_p50_us, m.latency_p95_us, m.energy_uj, m.output_psi,
+                          m.input_drift};
+  for (float f : fields) {
+    if (!std::isfinite(f)) return "telemetry: a value is not finite";
+  }
+  if (m.latency_p50_us < 0 || m.latency_p95_us < 0 || m.energy_uj < 0) {
+    return "telemetry: a latency or energy is negative";
+  }
+  if (m.output_psi < 0 && m.output_psi != -1) return "telemetry.output_psi: out of range";
+  if (m.input_drift < 0 && m.input_drift != -1) return "telemetry.input_drift: out of range";
+  if (m.probes_correct > m.probes) return "telemetry.probes_correct: above probes";
+  if (m.shadow_agree > m.shadow) return "telemetry.shadow_agree: above shadow";
+  return nullptr;
+}
 
 TelemetryIngest::TelemetryIngest(storage::Database& db, size_t max_queue)
     : db_(db), max_queue_(max_queue) {}
@@ -28,14 +46,20 @@ void TelemetryIngest::stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-void TelemetryIngest::on_message(const std::string& device, const std::string& payload) {
+void TelemetryIngest::on_message(const std::string& fleet, const std::string& device,
+                                 const std::string& payload) {
   ++received_;
   update::TelemetryMessage m;
-  if (!update::decode_telemetry(reinterpret_cast<const uint8_t*>(payload.data()), payload.size(),
-                                &m)
-           .ok() ||
-      m.inferences > static_cast<uint32_t>(INT32_MAX)) {
+  const auto st = update::decode_telemetry(reinterpret_cast<const uint8_t*>(payload.data()),
+                                           payload.size(), &m);
+  const char* wrong = st.ok() ? out_of_range(m) : nullptr;
+  if (!st.ok() || wrong) {
     ++rejected_;
+    if (rejects_) {
+      rejects_->reject(DeviceRejects::kTelemetry, fleet, device,
+                       st.ok() ? std::string(wrong)
+                               : std::string(st.field) + ": " + update::to_string(st.error));
+    }
     return;
   }
   storage::TelemetryRow r;

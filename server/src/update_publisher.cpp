@@ -38,8 +38,13 @@ UpdatePublisher::~UpdatePublisher() { stop(); }
 bool UpdatePublisher::start() {
   client_ =
       std::make_unique<mqtt::async_client>(uri_, client_id_, mqtt::create_options(MQTTVERSION_5));
-  client_->set_message_callback(
-      [this](mqtt::const_message_ptr m) { on_request(m->get_topic(), m->get_payload_str()); });
+  client_->set_message_callback([this](mqtt::const_message_ptr m) {
+    try {  // nothing may leave Paho's thread as an exception
+      on_request(m->get_topic(), m->get_payload_str());
+    } catch (const std::exception& e) {
+      log::error("publisher.request", {{"topic", m->get_topic()}, {"error", e.what()}});
+    }
+  });
   auto opts = mqtt::connect_options_builder()
                   .mqtt_version(MQTTVERSION_5)
                   .clean_start(true)
@@ -85,8 +90,7 @@ bool UpdatePublisher::offer(const std::string& fleet, const std::string& device,
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
-    payloads_[fleet + "/" + device] = {release,
-                                       std::make_shared<const std::string>(std::move(payload))};
+    keep(fleet + "/" + device, release, std::make_shared<const std::string>(std::move(payload)));
   }
   try {
     client_->publish(topic, signed_offer, 1, true)->wait();
@@ -97,26 +101,98 @@ bool UpdatePublisher::offer(const std::string& fleet, const std::string& device,
   return true;
 }
 
+size_t UpdatePublisher::payload_bytes() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return payload_bytes_;
+}
+
+void UpdatePublisher::forget(std::map<std::string, Kept>::iterator it) {
+  payload_bytes_ -= it->second.payload->size();
+  lru_.erase(it->second.use);
+  payloads_.erase(it);
+}
+
+void UpdatePublisher::keep(const std::string& key, uint64_t release,
+                           std::shared_ptr<const std::string> payload) {
+  if (auto it = payloads_.find(key); it != payloads_.end()) forget(it);
+  payload_bytes_ += payload->size();
+  lru_.push_front(key);
+  payloads_[key] = {release, std::move(payload), lru_.begin()};
+  evicted_keys_.erase(key);
+  while (payload_bytes_ > limits_.payload_cache_bytes && lru_.size() > 1) {
+    auto it = payloads_.find(lru_.back());
+    if (evicted_keys_.size() < 1000000) evicted_keys_[it->first] = it->second.release;
+    forget(it);
+    ++evicted_;
+  }
+}
+
+bool UpdatePublisher::allowed(const std::string& key, double bytes, double now) {
+  if (limits_.device_bytes_per_second <= 0) return true;
+  if (device_buckets_.size() >= 100000 && device_buckets_.find(key) == device_buckets_.end()) {
+    device_buckets_.clear();  // bounded; a device starts again from a full bucket
+  }
+  auto it = device_buckets_.find(key);
+  if (it == device_buckets_.end()) {
+    it = device_buckets_
+             .emplace(key,
+                      TokenBucket(limits_.device_bytes_per_second, limits_.device_bytes_per_second))
+             .first;
+  }
+  return it->second.take(bytes, now);
+}
+
 void UpdatePublisher::on_request(const std::string& topic, const std::string& req) {
   update::TopicName name;
   update::ChunkRequest r;
   if (!update::parse_topic(topic.data(), topic.size(), &name).ok() ||
-      name.kind != update::TopicKind::kChunkRequest ||
-      !update::decode_chunk_request(reinterpret_cast<const uint8_t*>(req.data()), req.size(), &r)
-           .ok()) {
+      name.kind != update::TopicKind::kChunkRequest) {
     return;
   }
   const std::string fleet(name.fleet, name.fleet_size), device(name.device, name.device_size);
+  if (const auto st = update::decode_chunk_request(reinterpret_cast<const uint8_t*>(req.data()),
+                                                   req.size(), &r);
+      !st.ok()) {
+    if (rejects_) {
+      rejects_->reject(DeviceRejects::kChunkRequest, fleet, device,
+                       std::string(st.field) + ": " + update::to_string(st.error));
+    }
+    return;
+  }
+  const std::string key = fleet + "/" + device;
   const uint64_t release = r.release, offset = r.offset;
   const auto length = static_cast<uint32_t>(std::min<uint64_t>(r.length, update::kMaxChunkBytes));
+  const double now =
+      std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
   std::shared_ptr<const std::string> payload;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = payloads_.find(fleet + "/" + device);
-    if (it == payloads_.end() || it->second.first != release) return;  // stale or unknown
-    payload = it->second.second;
-    const double now =
-        std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+    if (!allowed(key, length + 20.0, now)) {
+      ++deferred_device_;
+      ++deferred_;  // the device asks again after its chunk timeout
+      return;
+    }
+    if (auto it = payloads_.find(key); it != payloads_.end()) {
+      if (it->second.release != release) return;  // stale
+      lru_.splice(lru_.begin(), lru_, it->second.use);
+      payload = it->second.payload;
+    } else {
+      // Only a payload this publisher evicted is loaded again (once), so requests for
+      // unknown releases never reach the database.
+      auto e = evicted_keys_.find(key);
+      if (e == evicted_keys_.end() || e->second != release || !loader_) return;
+      evicted_keys_.erase(e);
+    }
+  }
+  if (!payload) {
+    payload = loader_(fleet, device, release);
+    if (!payload) return;  // the offer is no longer outstanding
+    ++loaded_;
+    std::lock_guard<std::mutex> lock(mu_);
+    if (payloads_.find(key) == payloads_.end()) keep(key, release, payload);
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
     if (bucket_ && !bucket_->take(length + 20.0, now)) {
       ++deferred_;  // over the rate: the device asks again after its chunk timeout
       return;

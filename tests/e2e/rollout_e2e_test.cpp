@@ -87,8 +87,9 @@ class RolloutE2E : public ::testing::Test {
   void start_sim(const std::string& cls, const std::string& creds, const std::string& state) {
     const pid_t pid = fork();
     if (pid == 0) {
-      const std::string broker =
-          "tcp://" + require_env("TINYFLEET_MQTT_HOST") + ":" + require_env("TINYFLEET_MQTT_PORT");
+      // The devices' listener (client id = user name), as a deployment's devices use.
+      const std::string broker = "tcp://" + require_env("TINYFLEET_MQTT_HOST") + ":" +
+                                 require_env("TINYFLEET_MQTT_DEVICE_PORT");
       const std::string log = (dir_ / (state + ".log")).string();
       std::freopen(log.c_str(), "w", stdout);
       execl(TINYFLEET_FLEET_SIM, "fleet-sim", "--broker", broker.c_str(), "--class", cls.c_str(),

@@ -233,6 +233,57 @@ TEST_F(RolloutRepository, AnOfferIsStoredOnlyForADeviceInTheExpectedState) {
   EXPECT_EQ((*out)[0].release, 8u);
 }
 
+// A device refusing its offer because of the offer's base is offered again, at most
+// kMaxBaseRefusals times; then it fails with its reason (issue 19, point 7). Another
+// refusal fails it at once. The offered payload is found for its release only.
+TEST_F(RolloutRepository, BaseRefusalsAreCappedThenTheDeviceFails) {
+  const auto fleet = seed(2);
+  const int64_t id = create("r", fleet, {{100, 0}});
+  const auto payload =
+      *db().transact([](pqxx::work& w) { return storage::PgBlobStore::put(w, "payload"); });
+  server::rollouts::StatusReport refusal;
+  refusal.event = update::StatusEvent::kOfferRefused;
+  refusal.refusal = update::OfferStatus::kBaseMismatch;
+  refusal.detail = "base mismatch";
+  auto state = [&](const std::string& device) {
+    return *db().transact([&](pqxx::work& w) {
+      auto r = w.exec_params1(
+          "SELECT state || ' | ' || error FROM rollout_devices WHERE rollout_id = $1 AND "
+          "device_id = $2",
+          id, device);
+      return r[0].as<std::string>();
+    });
+  };
+  for (int i = 1; i <= repo::kMaxBaseRefusals; ++i) {
+    repo::StoredOffer o{static_cast<uint64_t>(10 + i), fleet.artifact, "", payload, "offer"};
+    ASSERT_TRUE(
+        run([&](pqxx::work& w) { return repo::record_offer(w, id, "dev-1000", false, o); }));
+    auto sha = db().transact(
+        [&](pqxx::work& w) { return repo::offered_payload(w, "dev-1000", o.release); });
+    ASSERT_TRUE(sha && *sha);
+    EXPECT_EQ(**sha, payload);
+    auto none = db().transact(
+        [&](pqxx::work& w) { return repo::offered_payload(w, "dev-1000", o.release + 100); });
+    EXPECT_TRUE(none && !*none);
+    EXPECT_TRUE(run([&](pqxx::work& w) {
+      return repo::apply_status(w, "default", "dev-1000", refusal, true) == 1;
+    }));
+    if (i < repo::kMaxBaseRefusals) {
+      EXPECT_EQ(state("dev-1000"), "pending | refused: base mismatch") << i;
+    }
+  }
+  EXPECT_EQ(state("dev-1000"), "failed | refused 3 times: base mismatch");
+
+  refusal.refusal = update::OfferStatus::kBadSignature;
+  refusal.detail = "signature";
+  repo::StoredOffer o{20, fleet.artifact, "", payload, "offer"};
+  ASSERT_TRUE(run([&](pqxx::work& w) { return repo::record_offer(w, id, "dev-1001", false, o); }));
+  EXPECT_TRUE(run([&](pqxx::work& w) {
+    return repo::apply_status(w, "default", "dev-1001", refusal, true) == 1;
+  }));
+  EXPECT_EQ(state("dev-1001"), "failed | refused: signature");
+}
+
 TEST_F(RolloutRepository, TheSchemaRefusesStatesTheModuleDoesNotName) {
   const auto fleet = seed(1);
   const int64_t id = create("r", fleet, {{100, 0}});

@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <sstream>
+#include <thread>
 #include <utility>
 
 #include <gtest/gtest.h>
@@ -32,16 +33,17 @@ std::vector<Account> test_devices() {
   return out;
 }
 
-std::string broker_uri() {
-  return "tcp://" + require_env("TINYFLEET_MQTT_HOST") + ":" + require_env("TINYFLEET_MQTT_PORT");
+std::string broker_uri(const char* port_variable = "TINYFLEET_MQTT_PORT") {
+  return "tcp://" + require_env("TINYFLEET_MQTT_HOST") + ":" + require_env(port_variable);
 }
 
 // Client ids are unique per process and test: ctest runs these tests in parallel, and
 // the broker would otherwise hand one test's session to the other.
-std::unique_ptr<mqtt::async_client> connect(const Account& a) {
+std::unique_ptr<mqtt::async_client> connect(const Account& a, std::string client_id = "",
+                                            const char* port_variable = "TINYFLEET_MQTT_PORT") {
   const auto* test = ::testing::UnitTest::GetInstance()->current_test_info();
-  const std::string client_id = a.user + "-" + std::to_string(getpid()) + "-" + test->name();
-  auto c = std::make_unique<mqtt::async_client>(broker_uri(), client_id,
+  if (client_id.empty()) client_id = a.user + "-" + std::to_string(getpid()) + "-" + test->name();
+  auto c = std::make_unique<mqtt::async_client>(broker_uri(port_variable), client_id,
                                                 mqtt::create_options(MQTTVERSION_5));
   auto opts = mqtt::connect_options_builder()
                   .mqtt_version(MQTTVERSION_5)
@@ -135,4 +137,74 @@ TEST(BrokerAcl, AWrongPasswordIsRefused) {
   auto devices = test_devices();
   EXPECT_THROW(connect({devices[0].user, devices[0].password + "x"}), mqtt::exception);
   EXPECT_THROW(connect({"nobody", "nothing"}), mqtt::exception);
+}
+
+// The stack's broker configuration (deploy/local/stack.sh; docs/local-stack.md, "Broker
+// limits"): max_packet_size a little above the largest legitimate message, the largest
+// chunk answer, and a devices' listener where the client id is the user name.
+TEST(BrokerLimits, AnOversizedPacketIsRefusedAndTheLargestChunkPasses) {
+  // devices[2]: the other test on the devices' listener uses 0 and 1 (client id = user
+  // name there, and ctest may run both at once).
+  auto devices = test_devices();
+  ASSERT_GE(devices.size(), 3u);
+  const Account server{require_env("TINYFLEET_MQTT_SERVER_USER"),
+                       require_env("TINYFLEET_MQTT_SERVER_PASSWORD")};
+  auto fleetd = connect(server);
+  auto dev = connect(devices[2], "", "TINYFLEET_MQTT_DEVICE_PORT");
+  const std::string chunk_topic = topic(devices[2].user, tinyfleet::update::TopicKind::kChunk);
+  ASSERT_LT(outcome(dev->subscribe(chunk_topic, 1)), 0x80);
+
+  // A chunk answer of 64 KiB (20 bytes of framing and the data) goes through.
+  const std::string answer(20 + 64 * 1024, 'c');
+  ASSERT_LT(outcome(fleetd->publish(chunk_topic, answer.data(), answer.size(), 1, false)), 0x80);
+  mqtt::const_message_ptr msg;
+  ASSERT_TRUE(dev->try_consume_message_for(&msg, 5s) && msg);
+  EXPECT_EQ(msg->get_payload().size(), answer.size());
+
+  // A status of 70,000 bytes is more than the broker takes: the device is disconnected
+  // and nothing reaches fleetd.
+  const std::string status_topic = topic(devices[2].user, tinyfleet::update::TopicKind::kStatus);
+  ASSERT_LT(outcome(fleetd->subscribe(status_topic, 1)), 0x80);
+  const std::string oversized(70000, 'x');
+  try {
+    dev->publish(status_topic, oversized.data(), oversized.size(), 1, false)->wait_for(3s);
+  } catch (const mqtt::exception&) {  // the connection went with the packet
+  }
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (dev->is_connected() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_FALSE(dev->is_connected());
+  EXPECT_TRUE(drain(*fleetd, 500ms).empty());
+  EXPECT_TRUE(fleetd->is_connected());
+}
+
+TEST(BrokerLimits, ADeviceReusingAClientIdTakesNoOtherSession) {
+  auto devices = test_devices();
+  ASSERT_GE(devices.size(), 2u);
+  const Account server{require_env("TINYFLEET_MQTT_SERVER_USER"),
+                       require_env("TINYFLEET_MQTT_SERVER_PASSWORD")};
+  const std::string fleetd_id = "fleetd-" + std::to_string(getpid()) + "-listener";
+  auto fleetd = connect(server, fleetd_id);
+  const std::string status_topic = topic(devices[0].user, tinyfleet::update::TopicKind::kStatus);
+  ASSERT_LT(outcome(fleetd->subscribe(status_topic, 1)), 0x80);
+  auto other = connect(devices[1], "", "TINYFLEET_MQTT_DEVICE_PORT");
+
+  // On the devices' listener the broker replaces the client id with the user name:
+  // fleetd's and the other device's sessions stay.
+  auto as_fleetd = connect(devices[0], fleetd_id, "TINYFLEET_MQTT_DEVICE_PORT");
+  std::this_thread::sleep_for(700ms);
+  EXPECT_TRUE(fleetd->is_connected());
+  EXPECT_TRUE(as_fleetd->is_connected());
+  auto as_other = connect(devices[0], devices[1].user, "TINYFLEET_MQTT_DEVICE_PORT");
+  std::this_thread::sleep_for(700ms);
+  EXPECT_TRUE(other->is_connected());
+  EXPECT_TRUE(fleetd->is_connected());
+  // The second connection of devices[0] took over the first: both are devices[0]'s.
+  EXPECT_FALSE(as_fleetd->is_connected());
+
+  // fleetd still hears the device.
+  ASSERT_LT(outcome(as_other->publish(status_topic, "ok", 2, 1, false)), 0x80);
+  auto seen = drain(*fleetd, 700ms);
+  EXPECT_EQ(std::count(seen.begin(), seen.end(), status_topic), 1);
 }

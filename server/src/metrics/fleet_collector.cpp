@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tinyfleet/server/compile_orchestrator.h"
+#include "tinyfleet/server/device_rejects.h"
 #include "tinyfleet/server/rollout_engine.h"
 #include "tinyfleet/server/telemetry_ingest.h"
 #include "tinyfleet/server/update_publisher.h"
@@ -87,6 +88,27 @@ void mqtt_metrics(const MetricsSources& s, std::vector<MetricFamily>& out) {
   out.push_back(std::move(sent));
 }
 
+void device_metrics(const MetricsSources& s, std::vector<MetricFamily>& out) {
+  auto rejected = family("tinyfleet_device_messages_rejected_total",
+                         "Device messages dropped because they did not parse or held a value "
+                         "out of range, by kind (status, telemetry, chunk_request).",
+                         MetricType::Counter);
+  for (auto kind :
+       {DeviceRejects::kStatus, DeviceRejects::kTelemetry, DeviceRejects::kChunkRequest}) {
+    add(rejected, static_cast<double>(s.rejects->total(kind)),
+        {{"kind", DeviceRejects::name(kind)}});
+  }
+  out.push_back(std::move(rejected));
+  if (s.engine) {
+    auto dropped = family("tinyfleet_status_reports_dropped_total",
+                          "Valid status reports dropped unapplied: a device's events beyond its "
+                          "bound, or reports beyond the pending devices' bound.",
+                          MetricType::Counter);
+    add(dropped, static_cast<double>(s.engine->statuses_dropped()));
+    out.push_back(std::move(dropped));
+  }
+}
+
 void pool_metrics(const storage::PoolStats& p, std::vector<MetricFamily>& out) {
   auto conns =
       family("tinyfleet_db_pool_connections", "Database connections, by state.", MetricType::Gauge);
@@ -165,6 +187,7 @@ std::vector<MetricFamily> FleetCollector::counters() const {
   if (sources_.compiles) compile_metrics(*sources_.compiles, out);
   if (sources_.ingest) ingest_metrics(*sources_.ingest, out);
   mqtt_metrics(sources_, out);
+  if (sources_.rejects) device_metrics(sources_, out);
   if (sources_.db) pool_metrics(sources_.db->pool_stats(), out);
   return out;
 }

@@ -496,12 +496,18 @@ int apply_status(pqxx::work& w, const std::string& fleet, const std::string& dev
   }
   if (refused) {
     // A base that is not what the device runs: offer again from what it reported.
+    // At most kMaxBaseRefusals times; then the device fails with the reason.
     const bool base = s.refusal == update::OfferStatus::kBaseMismatch;
     changed += w.exec_params(
-                    "UPDATE rollout_devices SET state = $2, error = $3, "
+                    "UPDATE rollout_devices SET base_refusals = base_refusals + $2::integer, "
+                    "state = CASE WHEN $2::integer = 1 AND base_refusals + 1 < $4::integer "
+                    "THEN 'pending' ELSE 'failed' END, "
+                    "error = CASE WHEN $2::integer = 1 AND base_refusals + 1 >= $4::integer "
+                    "THEN 'refused ' || $4::integer::text || ' times: ' || $3::text "
+                    "ELSE 'refused: ' || $3::text END, "
                     "updated_at = now() WHERE device_id = $1 AND state = 'offered' AND " +
                         active,
-                    device, base ? "pending" : "failed", "refused: " + s.detail)
+                    device, base ? 1 : 0, s.detail, kMaxBaseRefusals)
                    .affected_rows();
   }
   changed += w.exec_params(
@@ -512,6 +518,18 @@ int apply_status(pqxx::work& w, const std::string& fleet, const std::string& dev
                   device, s.artifact, s.release)
                  .affected_rows();
   return changed;
+}
+
+std::optional<std::string> offered_payload(pqxx::work& w, const std::string& device,
+                                           uint64_t release) {
+  auto r = w.exec_params(
+      "SELECT o.payload_sha256 FROM device_offers o JOIN rollout_devices rd ON rd.device_id = "
+      "o.device_id AND rd.rollout_id = o.rollout_id JOIN rollouts r ON r.id = o.rollout_id "
+      "WHERE o.device_id = $1 AND o.release_seq = $2 AND r.state IN " +
+          sql_list(is_active) + " AND rd.state IN ('offered', 'reverting')",
+      device, static_cast<int64_t>(release));
+  if (r.empty()) return std::nullopt;
+  return r[0][0].as<std::string>();
 }
 
 std::vector<Outstanding> outstanding(pqxx::work& w) {

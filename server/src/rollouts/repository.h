@@ -150,6 +150,10 @@ struct StoredOffer {
 bool record_offer(pqxx::work& w, int64_t id, const std::string& device, bool reverting,
                   const StoredOffer& o);
 
+// A device refusing its offer because of the offer's base is offered again from what
+// it reported, this many times at most; then it fails ("refused N times: ...").
+inline constexpr int kMaxBaseRefusals = 3;
+
 // Applies one status report of `device` to the devices table and its rollout rows;
 // `latest` says it is the device's last report in the batch (earlier ones count only for
 // refusals and rollbacks). Returns how many rollout rows changed.
@@ -162,5 +166,9 @@ struct Outstanding {
   uint64_t release = 0;
 };
 std::vector<Outstanding> outstanding(pqxx::work& w);
+// The payload (blob sha256) of `device`'s outstanding offer of `release` in an active
+// rollout; nullopt when there is none.
+std::optional<std::string> offered_payload(pqxx::work& w, const std::string& device,
+                                           uint64_t release);
 
 }  // namespace tinyfleet::server::rollouts::repo

@@ -4,6 +4,19 @@
 
 namespace tinyfleet::server::rollouts {
 
+namespace {
+// The detail is stored (rollout_devices.error) and shown: bytes outside printable ASCII
+// (control characters, bytes that are not UTF-8, which PostgreSQL would refuse and so fail
+// the whole batch of reports) become '?'.
+std::string printable(const char* text) {
+  std::string out(text);
+  for (char& c : out) {
+    if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) > 0x7e) c = '?';
+  }
+  return out;
+}
+}  // namespace
+
 bool StatusReport::updating() const {
   using S = update::UpdateState;
   return state == S::kOffered || state == S::kDownloading || state == S::kVerifying ||
@@ -31,7 +44,7 @@ storage::Expected<StatusReport> parse_status_report(const std::string& payload) 
     update::to_hex(m.artifact_sha256, 32, hex);
     r.artifact = hex;
   }
-  r.detail = m.detail;
+  r.detail = printable(m.detail);
   r.release = static_cast<int64_t>(m.release);
   r.failed_release = static_cast<int64_t>(m.failed_release);
   r.refusal = m.refusal;

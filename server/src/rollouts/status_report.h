@@ -16,7 +16,7 @@ struct StatusReport {
   update::StatusEvent event = update::StatusEvent::kState;  // why the device sent it
   update::UpdateState state = update::UpdateState::kIdle;   // the agent's update state
   std::string artifact;  // sha256 (hex) of the artifact the device runs; empty: none
-  std::string detail;    // human-readable
+  std::string detail;    // human-readable; printable ASCII (other bytes become '?')
   int64_t release = 0;   // the release the device runs
   int64_t failed_release = 0;
   update::OfferStatus refusal = update::OfferStatus::kOk;  // why an offer was refused

@@ -3,6 +3,9 @@
 // One compile for one device class, as fleetd and the Optimizer worker both run it:
 // the uploaded files' bytes and the class's catalog entry in; an artifact with its typed
 // outputs, or a refusal with its reason, and the report as JSON (for people) out.
+// `onnx` may also be a .tflite (FlatBuffer identifier "TFL3"): a fully int8 model is
+// compiled with its own quantization (tflite_import.h) and needs no calibration data; a
+// float one is calibrated and quantized as an ONNX model is.
 #include <string>
 
 #include "tinyfleet/optimizer_service/compile_outputs.h"

@@ -12,6 +12,7 @@
 
 #include "tinyfleet/optimizer_service/calibration.h"
 #include "tinyfleet/optimizer_service/compile_outputs.h"
+#include "tinyfleet/optimizer_service/graph.h"
 #include "tinyfleet/optimizer_service/npz.h"
 #include "tinyfleet/optimizer_service/result.h"
 
@@ -72,6 +73,12 @@ struct CompiledModel {
 // refused.
 Result<CompiledModel> compile_model(const std::string& onnx,
                                     const std::map<std::string, NpyArray>& calibration,
+                                    const std::map<std::string, NpyArray>* validation,
+                                    const CompileOptions& options);
+
+// The same from an imported float graph (what compile_model does after import_onnx; the
+// TFLite importer's float models come this way).
+Result<CompiledModel> compile_graph(Graph g, const std::map<std::string, NpyArray>& calibration,
                                     const std::map<std::string, NpyArray>* validation,
                                     const CompileOptions& options);
 

@@ -37,8 +37,10 @@ struct ServerConfig {
   std::string mqtt_password;
   std::string mqtt_share_group = "fleetd";  // one per deployment on a shared broker
   int update_chunk_bytes = 1024;
-  bool update_deltas = true;            // false: offers carry whole artifacts
-  int64_t update_bytes_per_second = 0;  // all chunk answers together; 0: unbounded
+  bool update_deltas = true;                         // false: offers carry whole artifacts
+  int64_t update_bytes_per_second = 0;               // all chunk answers together; 0: unbounded
+  int64_t update_device_bytes_per_second = 1 << 20;  // chunk answers to one device; 0: unbounded
+  int64_t update_payload_cache_bytes = 256ll << 20;  // payloads kept for chunk answers
   int rollout_tick_ms = 250;
   std::string compile_mode = "in_process";  // or "remote" (the Optimizer gRPC service)
   std::string optimizer_address;            // host:port of the Optimizer service

@@ -26,6 +26,8 @@ class FleetListener {
   void stop();
 
  private:
+  void dispatch(const std::string& topic, const std::string& payload);
+
   std::string uri_, user_, password_, client_id_, status_topic_, telemetry_topic_;
   Handler on_status_, on_telemetry_;
   std::unique_ptr<mqtt::async_client> client_;

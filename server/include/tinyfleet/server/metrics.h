@@ -16,6 +16,7 @@
 namespace tinyfleet::server {
 
 class CompileOrchestrator;
+class DeviceRejects;
 class RolloutEngine;
 class TelemetryIngest;
 class UpdatePublisher;
@@ -27,6 +28,7 @@ struct MetricsSources {
   TelemetryIngest* ingest = nullptr;
   UpdatePublisher* publisher = nullptr;
   RolloutEngine* engine = nullptr;
+  DeviceRejects* rejects = nullptr;
 };
 
 class MetricsServer {

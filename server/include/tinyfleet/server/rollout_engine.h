@@ -10,12 +10,16 @@
 #include <string>
 #include <thread>
 
+#include "tinyfleet/server/device_rejects.h"
 #include "tinyfleet/server/offer_builder.h"
 #include "tinyfleet/server/update_publisher.h"
 #include "tinyfleet/storage/database.h"
 
 namespace tinyfleet::server {
 
+namespace rollouts {
+struct StatusReport;
+}
 namespace rollouts::repo {
 struct Driven;
 struct OfferTarget;
@@ -39,8 +43,18 @@ class RolloutEngine {
   void start();
   void stop();
   void wake();
-  // A device's status report (from the listener's thread); the leader applies it.
-  void on_status(const std::string& fleet, const std::string& device, const std::string& payload);
+  // A device's status report (from the listener's thread): parsed here into a typed
+  // report and kept until the leader applies it. One that does not parse is counted in
+  // `rejects` and dropped (false). Per device only the latest report waits, besides up
+  // to kMaxEventsPerDevice earlier refusals and rollbacks (events a later report need
+  // not repeat), so a flooding device loses only its own events; reports of at most
+  // kMaxDevicesPending devices wait at a time. Never throws.
+  bool on_status(const std::string& fleet, const std::string& device, const std::string& payload);
+  static constexpr size_t kMaxEventsPerDevice = 16, kMaxDevicesPending = 100000;
+  // Where malformed reports are counted (set before start(); may stay null).
+  void set_rejects(DeviceRejects* rejects) { rejects_ = rejects; }
+  uint64_t statuses_rejected() const { return statuses_rejected_; }
+  uint64_t statuses_dropped() const { return statuses_dropped_; }
   bool leader() const { return leader_; }
   uint64_t offers_published() const { return offers_; }
   // For tests: called with the rollout's id after a tick has read the rollout and
@@ -50,8 +64,10 @@ class RolloutEngine {
   }
 
  private:
-  struct Status {
-    std::string fleet, device, payload;
+  using Report = std::shared_ptr<const rollouts::StatusReport>;
+  struct Pending {
+    std::deque<Report> events;  // earlier refusals and rollbacks, oldest first
+    Report latest;
   };
   using Driven = rollouts::repo::Driven;
   using OfferTarget = rollouts::repo::OfferTarget;
@@ -78,7 +94,9 @@ class RolloutEngine {
   std::thread thread_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<Status> statuses_;
+  std::map<std::pair<std::string, std::string>, Pending> pending_;  // by (fleet, device)
+  DeviceRejects* rejects_ = nullptr;
+  std::atomic<uint64_t> statuses_rejected_{0}, statuses_dropped_{0};
   bool stop_ = false, woken_ = false;
   std::atomic<bool> leader_{false};
   std::atomic<uint64_t> offers_{0};

@@ -1,12 +1,15 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
+#include <list>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 
 #include "tinyfleet/server/delta_cache.h"
+#include "tinyfleet/server/device_rejects.h"
 
 namespace mqtt {
 class async_client;
@@ -28,6 +31,26 @@ class UpdatePublisher {
                   std::string client_id, double bytes_per_second = 0,
                   std::string share_group = "fleetd");
   ~UpdatePublisher();
+
+  // What one device may cost (set before start()).
+  struct Limits {
+    // Chunk answers to one device, bytes/s (1 s of burst); 0: unbounded. Checked before
+    // the shared bound, so one device cannot take all of it.
+    double device_bytes_per_second = 1 << 20;
+    // Payloads kept for chunk answers, bytes; the least recently used go first (a later
+    // request for one is served through the payload loader, if any).
+    size_t payload_cache_bytes = size_t(256) << 20;
+  };
+  void set_limits(const Limits& limits) { limits_ = limits; }
+  // Finds the payload of `device`'s outstanding offer of `release` after the LRU evicted
+  // it (nullptr: there is none). Called on Paho's thread, once per eviction, for a
+  // request naming the evicted release, after the device's bucket allowed it.
+  using PayloadLoader = std::function<std::shared_ptr<const std::string>(
+      const std::string& fleet, const std::string& device, uint64_t release)>;
+  void set_payload_loader(PayloadLoader loader) { loader_ = std::move(loader); }
+  // Where malformed chunk requests are counted (may stay null).
+  void set_rejects(DeviceRejects* rejects) { rejects_ = rejects; }
+
   bool start();
   void stop();
   // Publishes the offer (retained) and keeps the payload for the chunk requests.
@@ -36,17 +59,38 @@ class UpdatePublisher {
 
   uint64_t chunks_served() const { return chunks_; }
   uint64_t bytes_served() const { return bytes_; }
-  uint64_t requests_deferred() const { return deferred_; }
+  uint64_t requests_deferred() const { return deferred_; }  // by either bound
+  uint64_t requests_deferred_device() const { return deferred_device_; }
+  uint64_t payloads_evicted() const { return evicted_; }
+  uint64_t payloads_loaded() const { return loaded_; }
+  size_t payload_bytes() const;
 
  private:
+  struct Kept {
+    uint64_t release = 0;
+    std::shared_ptr<const std::string> payload;
+    std::list<std::string>::iterator use;  // in lru_
+  };
   void on_request(const std::string& topic, const std::string& payload);
+  // Under mu_: keeps `payload` for `key`, then evicts the least recently used beyond
+  // the byte cap (never the one just kept).
+  void keep(const std::string& key, uint64_t release, std::shared_ptr<const std::string> payload);
+  void forget(std::map<std::string, Kept>::iterator it);
+  bool allowed(const std::string& key, double bytes, double now);
 
   std::string uri_, user_, password_, client_id_, share_group_;
   std::unique_ptr<mqtt::async_client> client_;
-  std::mutex mu_;
-  std::map<std::string, std::pair<uint64_t, std::shared_ptr<const std::string>>>
-      payloads_;  // by "fleet/device"
-  std::atomic<uint64_t> chunks_{0}, bytes_{0}, deferred_{0};
+  Limits limits_;
+  PayloadLoader loader_;
+  DeviceRejects* rejects_ = nullptr;
+  mutable std::mutex mu_;
+  std::map<std::string, Kept> payloads_;  // by "fleet/device"
+  std::list<std::string> lru_;            // keys of payloads_, most recently used first
+  size_t payload_bytes_ = 0;
+  std::map<std::string, uint64_t> evicted_keys_;       // "fleet/device" -> release evicted
+  std::map<std::string, TokenBucket> device_buckets_;  // by "fleet/device"; bounded
+  std::atomic<uint64_t> chunks_{0}, bytes_{0}, deferred_{0}, deferred_device_{0}, evicted_{0},
+      loaded_{0};
   std::unique_ptr<TokenBucket> bucket_;  // guarded by mu_
 };
 

@@ -1,0 +1,184 @@
+// fleetd's UpdatePublisher against the stack's Mosquitto, with device accounts asking for
+// chunks (issue 19, point 7): a device asking as fast as it can
+// is held to its own bucket and another device is still answered; the payloads kept are
+// bounded in bytes (least recently used evicted), and an evicted payload is loaded again
+// when its device asks for it, once; nothing else reaches the loader.
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <sstream>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <mqtt/async_client.h>
+
+#include "tinyfleet/server/update_publisher.h"
+#include "tinyfleet/testing/environment.h"
+#include "tinyfleet/update/chunk_framing.h"
+#include "tinyfleet/update/topics.h"
+
+namespace tinyfleet {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::require_env;
+
+struct Account {
+  std::string user, password;
+};
+
+std::vector<Account> test_devices() {
+  std::vector<Account> out;
+  std::istringstream in(require_env("TINYFLEET_MQTT_TEST_DEVICES"));
+  std::string pair;
+  while (in >> pair) {
+    const auto colon = pair.find(':');
+    out.push_back({pair.substr(0, colon), pair.substr(colon + 1)});
+  }
+  return out;
+}
+
+std::string uri(const char* port) {
+  return "tcp://" + require_env("TINYFLEET_MQTT_HOST") + ":" + require_env(port);
+}
+
+const std::string kFleet = "pb" + std::to_string(getpid());
+
+std::string topic(const std::string& device, update::TopicKind kind) {
+  char out[update::kMaxTopicBytes];
+  EXPECT_TRUE(update::device_topic(kFleet.c_str(), device.c_str(), kind, out, sizeof out).ok());
+  return out;
+}
+
+// A device: subscribed to its chunk answers, asking for chunks.
+struct Device {
+  explicit Device(const Account& a) : account(a) {
+    // fleetd's listener with a client id of this process's own: the devices' listener
+    // would make it the user name, and ctest runs tests using these accounts in parallel.
+    const auto* test = ::testing::UnitTest::GetInstance()->current_test_info();
+    client = std::make_unique<mqtt::async_client>(
+        uri("TINYFLEET_MQTT_PORT"), a.user + "-" + std::to_string(getpid()) + "-" + test->name(),
+        mqtt::create_options(MQTTVERSION_5));
+    client->set_message_callback([this](mqtt::const_message_ptr) { ++answers; });
+    client
+        ->connect(mqtt::connect_options_builder()
+                      .mqtt_version(MQTTVERSION_5)
+                      .clean_start(true)
+                      .user_name(a.user)
+                      .password(a.password)
+                      .finalize())
+        ->wait();
+    client->subscribe(topic(a.user, update::TopicKind::kChunk), 1)->wait();
+  }
+  ~Device() {
+    try {
+      client->disconnect()->wait_for(2s);
+    } catch (const mqtt::exception&) {
+    }
+  }
+  void ask(uint64_t release, uint64_t offset, uint32_t length) {
+    uint8_t req[update::kChunkRequestBytes];
+    ASSERT_TRUE(update::encode_chunk_request({release, offset, length}, req, sizeof req).ok());
+    client
+        ->publish(topic(account.user, update::TopicKind::kChunkRequest), req, sizeof req, 1, false)
+        ->wait();
+  }
+  Account account;
+  std::unique_ptr<mqtt::async_client> client;
+  std::atomic<int> answers{0};
+};
+
+std::unique_ptr<server::UpdatePublisher> publisher(const std::string& name,
+                                                   const server::UpdatePublisher::Limits& limits,
+                                                   server::UpdatePublisher::PayloadLoader loader) {
+  auto p = std::make_unique<server::UpdatePublisher>(
+      uri("TINYFLEET_MQTT_PORT"), require_env("TINYFLEET_MQTT_SERVER_USER"),
+      require_env("TINYFLEET_MQTT_SERVER_PASSWORD"), name + kFleet, 0, "g-" + name + kFleet);
+  p->set_limits(limits);
+  if (loader) p->set_payload_loader(std::move(loader));
+  if (!p->start()) return nullptr;
+  return p;
+}
+
+template <class F>
+bool eventually(F f, std::chrono::milliseconds within = 5s) {
+  const auto deadline = std::chrono::steady_clock::now() + within;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (f()) return true;
+    std::this_thread::sleep_for(20ms);
+  }
+  return f();
+}
+
+TEST(PublisherBounds, AFloodingDeviceIsHeldToItsOwnBucket) {
+  auto accounts = test_devices();
+  ASSERT_GE(accounts.size(), 2u);
+  server::UpdatePublisher::Limits limits;
+  limits.device_bytes_per_second = 10000;  // 2 answers of 4 KiB at once, then ~2.4 a second
+  auto pub = publisher("pb-bucket-", limits, nullptr);
+  ASSERT_TRUE(pub);
+  const std::string payload(100000, 'p');
+  Device flooder(accounts[0]), other(accounts[1]);
+  ASSERT_TRUE(pub->offer(kFleet, flooder.account.user, 1, "offer", payload));
+  ASSERT_TRUE(pub->offer(kFleet, other.account.user, 1, "offer", payload));
+
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < 20; ++i) flooder.ask(1, 4096u * i, 4096);
+  other.ask(1, 0, 4096);
+  EXPECT_TRUE(eventually([&] { return other.answers.load() == 1; }));
+  std::this_thread::sleep_for(300ms);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  // At most the burst plus what the rate refilled meanwhile.
+  EXPECT_LE(flooder.answers.load(), 2 + static_cast<int>(seconds * 10000 / 4116) + 1);
+  EXPECT_GE(flooder.answers.load(), 2);
+  EXPECT_GE(pub->requests_deferred_device(), 15u);
+  EXPECT_EQ(other.answers.load(), 1);
+}
+
+TEST(PublisherBounds, PayloadsAreBoundedInBytesAndAnEvictedOneIsLoadedAgain) {
+  auto accounts = test_devices();
+  server::UpdatePublisher::Limits limits;
+  limits.device_bytes_per_second = 0;
+  limits.payload_cache_bytes = 250000;
+  std::atomic<int> loads{0};
+  const std::string payload(100000, 'q');
+  auto pub = publisher("pb-lru-", limits,
+                       [&](const std::string& fleet, const std::string& device,
+                           uint64_t release) -> std::shared_ptr<const std::string> {
+                         ++loads;
+                         // What the database holds: only accounts[0]'s offer of release 1.
+                         if (fleet != kFleet || device != accounts[0].user || release != 1) {
+                           return nullptr;
+                         }
+                         return std::make_shared<const std::string>(payload);
+                       });
+  ASSERT_TRUE(pub);
+  ASSERT_TRUE(pub->offer(kFleet, accounts[0].user, 1, "offer", payload));
+  ASSERT_TRUE(pub->offer(kFleet, "dev-b", 1, "offer", payload));
+  EXPECT_EQ(pub->payloads_evicted(), 0u);
+  ASSERT_TRUE(pub->offer(kFleet, "dev-c", 1, "offer", payload));
+  EXPECT_EQ(pub->payloads_evicted(), 1u);  // accounts[0]'s, the least recently used
+  EXPECT_LE(pub->payload_bytes(), limits.payload_cache_bytes);
+
+  Device device(accounts[0]);
+  device.ask(1, 0, 1024);
+  ASSERT_TRUE(eventually([&] { return device.answers.load() == 1; }));
+  EXPECT_EQ(loads.load(), 1);
+  EXPECT_EQ(pub->payloads_loaded(), 1u);
+  EXPECT_LE(pub->payload_bytes(), limits.payload_cache_bytes);
+  // Kept again: the next chunk needs no load.
+  device.ask(1, 1024, 1024);
+  ASSERT_TRUE(eventually([&] { return device.answers.load() == 2; }));
+  EXPECT_EQ(loads.load(), 1);
+  // A release that was never evicted gets no answer and no database lookup: requests
+  // naming anything else never reach the loader.
+  device.ask(2, 0, 1024);
+  std::this_thread::sleep_for(500ms);
+  EXPECT_EQ(device.answers.load(), 2);
+  EXPECT_EQ(loads.load(), 1);
+}
+
+}  // namespace
+}  // namespace tinyfleet
