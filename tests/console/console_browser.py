@@ -24,6 +24,9 @@ def main():
     p.add_argument("--operator", required=True)
     p.add_argument("--out", required=True)
     a = p.parse_args()
+    for old in ("fleet.png", "rollout.png", "compile-report.png", "failure.png"):
+        if os.path.exists(os.path.join(a.out, old)):
+            os.remove(os.path.join(a.out, old))
 
     options = webdriver.ChromeOptions()
     options.binary_location = "/usr/bin/chromium"
