@@ -7,8 +7,10 @@
 #   v2 (digits_cnn fine-tuned five more epochs) through 1, 10, 50 and 100 percent;
 #   v3 (digits_cnn trained on shuffled labels) fails its accuracy gate at the canary
 #      and is rolled back automatically.
-# Everything it started is stopped and removed on exit.
+# fleetd's web console is on a free loopback port; its URL and the demo's admin token are
+# printed after fleetd starts. Everything it started is stopped and removed on exit.
 #   TINYFLEET_PRESET=debug deploy/local/run-demo.sh   # use another build
+#   TINYFLEET_DEMO_HOLD=1 deploy/local/run-demo.sh    # keep it all running until Ctrl-C
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
@@ -52,13 +54,16 @@ export FLEETCTL_TOKEN=demo-admin-$(head -c 9 /dev/urandom | base64 | tr '+/' '-_
   --mqtt.passwd_file="$TINYFLEET_MQTT_PASSWD_FILE" --mqtt.pid="$TINYFLEET_MQTT_PID" \
   --mqtt.user="$TINYFLEET_MQTT_SERVER_USER" --mqtt.password="$TINYFLEET_MQTT_SERVER_PASSWORD" \
   --keys.root_public_key_file="$work/keys/root.pub" --keys.dir="$work/keys" \
-  --rollouts.tick_ms=200 --metrics.listen=127.0.0.1:0 >"$work/fleetd.log" 2>&1 &
+  --rollouts.tick_ms=200 --metrics.listen=127.0.0.1:0 --console.listen=127.0.0.1:0 \
+  >"$work/fleetd.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do [ -s "$work/fleetd.port" ] && break; sleep 0.1; done
 [ -s "$work/fleetd.port" ] || { cat "$work/fleetd.log"; exit 1; }
 export FLEETCTL_ENDPOINT=127.0.0.1:$(cat "$work/fleetd.port")
 metrics_port=$(sed -n 's/.*"event":"metrics.serving".*"port":\([0-9]*\).*/\1/p' "$work/fleetd.log" | tail -1)
 echo "fleetd on $FLEETCTL_ENDPOINT (log: fleetd.log); Prometheus metrics on http://127.0.0.1:$metrics_port/metrics"
+console_port=$(sed -n 's/.*"event":"console.serving".*"port":\([0-9]*\).*/\1/p' "$work/fleetd.log" | tail -1)
+echo "web console: http://127.0.0.1:$console_port/ (log in with the token $FLEETCTL_TOKEN)"
 
 step "device classes from the catalog"
 fleetctl classes import optimizer_service/device_classes/catalog.json >/dev/null
@@ -123,3 +128,8 @@ grep -E '^tinyfleet_(rollouts|devices)\{' <&3 || true
 exec 3<&-
 
 step "demo finished in $(($(date +%s) - t0)) s"
+echo "web console: http://127.0.0.1:$console_port/ (token $FLEETCTL_TOKEN)"
+if [ -n "${TINYFLEET_DEMO_HOLD:-}" ]; then
+  echo "holding fleetd, the devices and the stack for the console; Ctrl-C stops them"
+  wait
+fi

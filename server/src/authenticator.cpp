@@ -20,11 +20,11 @@ int rank(storage::Role r) {
   return -1;
 }
 // A refused call, logged with who asked (the peer, and the token's name once known).
-grpc::Status denied(const grpc::ServerContext& context, grpc::StatusCode code, const char* method,
+grpc::Status denied(const std::string& peer, grpc::StatusCode code, const char* method,
                     const std::string& token, std::string message) {
   log::warn("auth.denied",
             {{"method", method},
-             {"peer", context.peer()},
+             {"peer", peer},
              {"token", token},
              {"code", code == grpc::StatusCode::PERMISSION_DENIED ? "PERMISSION_DENIED"
                                                                   : "UNAUTHENTICATED"},
@@ -37,14 +37,22 @@ grpc::Status Authenticator::authorize(const grpc::ServerContext& context, storag
                                       const char* method, Caller* caller) const {
   const auto& md = context.client_metadata();
   auto it = md.find("authorization");
-  if (it == md.end()) {
-    return denied(context, grpc::StatusCode::UNAUTHENTICATED, method, "",
+  if (it == md.end()) return authorize(nullptr, context.peer(), needed, method, caller);
+  const std::string value(it->second.data(), it->second.size());
+  return authorize(&value, context.peer(), needed, method, caller);
+}
+
+grpc::Status Authenticator::authorize(const std::string* authorization, const std::string& peer,
+                                      storage::Role needed, const char* method,
+                                      Caller* caller) const {
+  if (!authorization) {
+    return denied(peer, grpc::StatusCode::UNAUTHENTICATED, method, "",
                   std::string(method) + " needs a token: send 'authorization: Bearer <token>'");
   }
-  const std::string value(it->second.data(), it->second.size());
+  const std::string& value = *authorization;
   const std::string prefix = "Bearer ";
   if (value.rfind(prefix, 0) != 0 || value.size() == prefix.size()) {
-    return denied(context, grpc::StatusCode::UNAUTHENTICATED, method, "",
+    return denied(peer, grpc::StatusCode::UNAUTHENTICATED, method, "",
                   "the authorization header must be 'Bearer <token>'");
   }
   const std::string secret = value.substr(prefix.size());
@@ -52,12 +60,12 @@ grpc::Status Authenticator::authorize(const grpc::ServerContext& context, storag
       db_.transact([&](pqxx::work& w) { return storage::api_tokens::authenticate(w, secret); });
   if (!token) return {grpc::StatusCode::UNAVAILABLE, token.error().message};
   if (!*token) {
-    return denied(context, grpc::StatusCode::UNAUTHENTICATED, method, "",
+    return denied(peer, grpc::StatusCode::UNAUTHENTICATED, method, "",
                   "the token is unknown or revoked");
   }
   const auto& record = **token;
   if (rank(record.role) < rank(needed)) {
-    return denied(context, grpc::StatusCode::PERMISSION_DENIED, method, record.name,
+    return denied(peer, grpc::StatusCode::PERMISSION_DENIED, method, record.name,
                   std::string(method) + " needs role " + storage::to_string(needed) + "; token '" +
                       record.name + "' has role " + storage::to_string(record.role));
   }

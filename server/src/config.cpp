@@ -83,6 +83,14 @@ const std::map<std::string, Setting>& settings() {
       {"metrics.listen", text(&C::metrics_listen,
                               "Prometheus GET /metrics address host:port (port 0 picks one); "
                               "empty: no metrics")},
+      {"console.listen",
+       text(&C::console_listen,
+            "web console and HTTP/JSON API address host:port (port 0 picks one; HTTPS with "
+            "tls.cert_file, else loopback only); empty: no console")},
+      {"console.threads",
+       number(
+           &C::console_threads, 1, 64,
+           "console connections served at once (an idle kept-alive one holds its thread for 2 s)")},
       {"database.uri",
        text(&C::database_uri, "PostgreSQL URI (required; also from TINYFLEET_PG_URI)")},
       {"database.pool", number(&C::database_pool, 1, 256, "database connections")},

@@ -18,6 +18,7 @@
 #include "tinyfleet/server/authenticator.h"
 #include "tinyfleet/server/broker_accounts.h"
 #include "tinyfleet/server/compile_orchestrator.h"
+#include "tinyfleet/server/console.h"
 #include "tinyfleet/server/device_presence.h"
 #include "tinyfleet/server/device_registry_service.h"
 #include "tinyfleet/server/device_rejects.h"
@@ -105,6 +106,7 @@ struct FleetServer::Parts {
   std::unique_ptr<TelemetryService> telemetry;
   std::unique_ptr<ReflectionV1> reflection_v1;
   std::unique_ptr<MetricsServer> metrics;
+  std::unique_ptr<ConsoleServer> console;
   std::unique_ptr<grpc::Server> server;
   int port = 0;
   bool stopped = false;
@@ -262,6 +264,18 @@ storage::Expected<std::unique_ptr<FleetServer>> FleetServer::start(const ServerC
     log::info("metrics.serving",
               {{"listen", config.metrics_listen}, {"port", parts->metrics->port()}});
   }
+  if (!config.console_listen.empty()) {
+    auto console = ConsoleServer::start(
+        {config.console_listen, config.tls_cert_file, config.tls_key_file, config.console_threads},
+        *parts->db, *parts->auth, [engine] {
+          if (engine) engine->wake();
+        });
+    if (!console) return console.error();
+    parts->console = std::move(*console);
+    log::info("console.serving", {{"listen", config.console_listen},
+                                  {"port", parts->console->port()},
+                                  {"tls", !config.tls_cert_file.empty()}});
+  }
   // No SO_REUSEPORT: a second fleetd on a taken port must fail, not share it.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddListeningPort(config.listen, credentials, &parts->port);
@@ -310,6 +324,7 @@ void FleetServer::shutdown(std::chrono::seconds grace) {
   parts_->compiles->stop();  // lets the class being compiled finish; wakes watchers
   parts_->server->Shutdown(std::chrono::system_clock::now() + grace);
   parts_->server->Wait();
+  parts_->console.reset();
   if (parts_->listener) parts_->listener->stop();
   if (parts_->presence) parts_->presence->stop();
   if (parts_->engine) parts_->engine->stop();

@@ -9,6 +9,7 @@
 
 #include "names.h"
 #include "rollouts/gates.h"
+#include "rollouts/operator_actions.h"
 #include "rollouts/repository.h"
 #include "rollouts/selection.h"
 #include "rollouts/states.h"
@@ -21,8 +22,6 @@ namespace tinyfleet::server {
 namespace {
 
 namespace repo = rollouts::repo;
-using rollouts::RolloutEvent;
-using rollouts::RolloutState;
 using storage::Error;
 using storage::ErrorCode;
 using storage::Role;
@@ -283,47 +282,7 @@ grpc::Status RolloutsService::change(grpc::ServerContext* ctx, const std::string
   if (auto s = auth_.authorize(*ctx, Role::kOperator, method, &caller); !s.ok()) return s;
   const std::string act = action;
   auto r = db_.transact([&](pqxx::work& w) {
-    const auto head = repo::lock_by_name(w, name);
-    if (!head) {
-      throw StorageException({ErrorCode::kNotFound, "rollout '" + name + "' does not exist"});
-    }
-    const bool last = head->phase + 1 >= head->phases;
-    const RolloutEvent event = act == "pause"    ? RolloutEvent::kPause
-                               : act == "resume" ? RolloutEvent::kResume
-                               : act == "abort"  ? RolloutEvent::kAbort
-                               : last            ? RolloutEvent::kPromoteLast
-                                                 : RolloutEvent::kPromote;
-    const auto refuse = [&](const std::string& why) {
-      throw StorageException({ErrorCode::kFailedPrecondition, why});
-    };
-    if (!rollouts::next_state(head->state, event)) {
-      refuse("rollout '" + name + "' is " + rollouts::to_string(head->state) + "; " + act +
-             " needs it " + rollouts::allowed_from(event));
-    }
-    const std::string by = " by " + caller.name;
-    bool won = false;
-    if (event == RolloutEvent::kResume) {
-      won = repo::resume(w, head->id, head->phase, "resumed" + by);
-    } else if (event == RolloutEvent::kPromote || event == RolloutEvent::kPromoteLast) {
-      // Promote finishes the current phase now, if its gates pass on the telemetry so far.
-      auto clauses = parse_gates(head->gates);
-      if (!clauses) refuse("the rollout's gates do not parse: " + clauses.error().message);
-      const auto counts = repo::phase_counts(w, head->id, head->phase);
-      const auto telemetry = repo::cohort_telemetry(w, head->id, head->phase);
-      if (auto why = rollouts::promote_refusal(*clauses, counts, telemetry)) {
-        refuse("rollout '" + name + "' phase " + std::to_string(head->phase) +
-               " cannot be promoted: " + *why);
-      }
-      won = repo::finish_phase(
-          w, head->id, head->phase, head->phases, /*by_operator=*/true,
-          (last ? "last phase" : "phase " + std::to_string(head->phase)) + " promoted" + by);
-    } else {
-      won = repo::change_state(w, head->id, head->state, event,
-                               (event == RolloutEvent::kAbort ? "aborted" : "paused") + by);
-    }
-    // The row is locked, so the compare-and-set cannot lose; if it did, say so.
-    if (!won) refuse("rollout '" + name + "' changed while " + act + " ran; try again");
-    storage::audit_log::append(w, {caller.name, "rollout." + act, "rollout/" + name, "{}"});
+    rollouts::apply_operator_action(w, name, act, caller.name);
     v1::Rollout rollout;
     load(w, name, &rollout);
     return rollout;

@@ -16,7 +16,8 @@ file(MAKE_DIRECTORY ${WORK}/corpus/artifact ${WORK}/corpus/offer ${WORK}/corpus/
                     ${WORK}/corpus/status ${WORK}/corpus/telemetry ${WORK}/corpus/presence
                     ${WORK}/corpus/chunk_request
                     ${WORK}/corpus/device_class ${WORK}/corpus/onnx_import
-                    ${WORK}/corpus/tflite_import)
+                    ${WORK}/corpus/tflite_import ${WORK}/corpus/console_listen)
+file(WRITE ${WORK}/corpus/console_listen/seed "127.0.0.1:8443")
 execute_process(COMMAND ${SEED_MAKER} ${WORK}/seed OUTPUT_QUIET RESULT_VARIABLE rc)
 file(MAKE_DIRECTORY ${WORK}/seed)
 execute_process(COMMAND ${SEED_MAKER} ${WORK}/seed OUTPUT_QUIET)
@@ -31,7 +32,7 @@ file(COPY ${onnx_seeds} DESTINATION ${WORK}/corpus/onnx_import)
 file(GLOB_RECURSE tflite_seeds ${ROOT}/tests/fixtures/models/*.tflite)
 file(COPY ${tflite_seeds} DESTINATION ${WORK}/corpus/tflite_import)
 foreach(target artifact offer delta status telemetry presence chunk_request device_class
-               onnx_import tflite_import)
+               onnx_import tflite_import console_listen)
   execute_process(
     COMMAND ${WORK}/build/${target}_fuzzer -max_total_time=${SECONDS} -rss_limit_mb=2048
             -print_final_stats=1 ${WORK}/corpus/${target}

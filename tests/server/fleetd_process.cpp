@@ -36,10 +36,11 @@ void FleetdProcess::start() {
   const std::string port_file = dir_ + "/port";
   std::remove(port_file.c_str());
   std::vector<std::string> args = {
-      TINYFLEET_FLEETD_PATH,        "--listen=127.0.0.1:0",
-      "--port_file=" + port_file,   "--database.uri=" + database_uri_,
-      "--database.pool=4",          "--bootstrap_admin_token=" + admin_token_,
-      "--shutdown_grace_seconds=5", "--metrics.listen=127.0.0.1:0"};
+      TINYFLEET_FLEETD_PATH,         "--listen=127.0.0.1:0",
+      "--port_file=" + port_file,    "--database.uri=" + database_uri_,
+      "--database.pool=4",           "--bootstrap_admin_token=" + admin_token_,
+      "--shutdown_grace_seconds=5",  "--metrics.listen=127.0.0.1:0",
+      "--console.listen=127.0.0.1:0"};
   for (const auto& [k, v] : settings_) args.push_back("--" + k + "=" + v);
   const std::string log_path = dir_ + "/fleetd.log";
   pid_ = fork();
@@ -66,10 +67,13 @@ void FleetdProcess::start() {
   FAIL() << "fleetd did not start within 60 s:\n" << log();
 }
 
-int FleetdProcess::metrics_port() const {
-  // The last "metrics.serving" line (a restarted fleetd appends to the same log).
+int FleetdProcess::metrics_port() const { return serving_port("metrics.serving"); }
+int FleetdProcess::console_port() const { return serving_port("console.serving"); }
+
+int FleetdProcess::serving_port(const std::string& event) const {
+  // The last such line (a restarted fleetd appends to the same log).
   const std::string text = log();
-  const auto at = text.rfind("\"event\":\"metrics.serving\"");
+  const auto at = text.rfind("\"event\":\"" + event + "\"");
   if (at == std::string::npos) return 0;
   const auto line_start = text.rfind('\n', at);
   const auto line_end = text.find('\n', at);

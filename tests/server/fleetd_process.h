@@ -26,11 +26,13 @@ class FleetdProcess {
   int port() const { return port_; }
   int metrics_port() const;            // from the log's "metrics.serving" line; 0 if none
   std::string scrape_metrics() const;  // GET /metrics on it: the exposition text
+  int console_port() const;            // from the log's "console.serving" line; 0 if none
   pid_t pid() const { return pid_; }
   std::string log() const;  // fleetd's structured log so far
   std::shared_ptr<grpc::Channel> channel() const;
 
  private:
+  int serving_port(const std::string& event) const;
   std::string dir_;
   std::string database_uri_;
   std::string admin_token_;

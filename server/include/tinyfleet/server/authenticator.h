@@ -26,6 +26,10 @@ class Authenticator {
   // `needed`; on success fills `caller`.
   grpc::Status authorize(const grpc::ServerContext& context, storage::Role needed,
                          const char* method, Caller* caller) const;
+  // The same check on an authorization header's value (nullptr: no header), for callers
+  // outside gRPC (the web console); `peer` names who asked in the denial's log line.
+  grpc::Status authorize(const std::string* authorization, const std::string& peer,
+                         storage::Role needed, const char* method, Caller* caller) const;
 
   // Creates the token "bootstrap-admin" with this secret unless it exists already.
   storage::Expected<bool> ensure_bootstrap_admin(const std::string& secret) const;

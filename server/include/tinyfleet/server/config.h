@@ -17,7 +17,9 @@ struct ServerConfig {
   std::string listen = "127.0.0.1:7443";          // host:port; port 0 picks a free one
   std::string port_file;                          // written with the bound port once serving
   std::string metrics_listen = "127.0.0.1:9464";  // Prometheus /metrics; "" turns it off
-  std::string database_uri;                       // also from TINYFLEET_PG_URI
+  std::string console_listen;                     // web console (docs/console.md); "" off
+  int console_threads = 8;
+  std::string database_uri;  // also from TINYFLEET_PG_URI
   int database_pool = 8;
   std::string tls_cert_file;  // both set: TLS; neither: plaintext (loopback only)
   std::string tls_key_file;

@@ -1,0 +1,166 @@
+#include "console/api.h"
+
+#include <map>
+
+#include "rollouts/repository.h"
+#include "tinyfleet/storage/repositories.h"
+
+namespace tinyfleet::server::console {
+
+namespace {
+
+using nlohmann::json;
+namespace repo = rollouts::repo;
+
+json parsed(const std::string& text, json fallback) {
+  auto j = json::parse(text, nullptr, false);
+  return j.is_discarded() ? fallback : j;
+}
+
+json to_json(const repo::View& v) {
+  json phases = json::array();
+  for (const auto& p : v.phases) {
+    phases.push_back({{"index", p.index},
+                      {"percent", p.percent},
+                      {"bake_seconds", p.bake_seconds},
+                      {"state", p.state},
+                      {"devices", p.devices},
+                      {"admitted", p.admitted},
+                      {"updated", p.updated},
+                      {"failed", p.failed},
+                      {"reporting", p.reporting}});
+  }
+  json gates = json::array();
+  for (const auto& g : parsed(v.gate_report_json, json::array())) {
+    if (!g.is_object()) continue;
+    gates.push_back({{"metric", g.value("metric", "")},
+                     {"op", g.value("op", "")},
+                     {"bound", g.value("threshold", 0.0)},
+                     {"value", g.value("value", 0.0)},
+                     {"known", g.value("known", false)},
+                     {"passed", g.value("passed", false)}});
+  }
+  return {{"name", v.name},
+          {"model", v.model},
+          {"version", v.version},
+          {"state", v.state},
+          {"reason", v.reason},
+          {"gates", v.gates},
+          {"on_gate_failure", v.on_failure},
+          {"current_phase", v.current_phase},
+          {"rate_per_minute", v.rate_per_minute},
+          {"selected_devices", v.selected},
+          {"rolled_back_devices", v.rolled_back},
+          {"created_at", v.created_at},
+          {"phases", phases},
+          {"gate_results", gates}};
+}
+
+}  // namespace
+
+json fleet(pqxx::work& w) {
+  // A device's model version: the first version whose artifact for its class it runs.
+  const auto rows = w.exec_params(
+      "SELECT d.id, d.device_class, d.status, COALESCE(x.name, ''), COALESCE(x.version, 0), "
+      "COALESCE(d.last_seen::text, ''), COALESCE(d.current_artifact_sha256, ''), "
+      "COALESCE((SELECT max(t.ts)::text FROM telemetry t WHERE t.device_id = d.id), '') "
+      "FROM devices d "
+      "LEFT JOIN LATERAL (SELECT m.name, v.version FROM artifacts a JOIN model_versions v ON "
+      "v.id = a.version_id JOIN models m ON m.id = v.model_id WHERE a.artifact_sha256 = "
+      "d.current_artifact_sha256 AND a.device_class = d.device_class ORDER BY v.version LIMIT 1) "
+      "x ON true ORDER BY d.id LIMIT $1",
+      kMaxDevices);
+  json devices = json::array();
+  std::map<std::string, int> by_class, by_status, by_model;
+  for (const auto& r : rows) {
+    const std::string model = r[3].as<std::string>().empty()
+                                  ? (r[6].as<std::string>().empty() ? "none" : "unknown artifact")
+                                  : r[3].as<std::string>() + " v" + std::to_string(r[4].as<int>());
+    devices.push_back(
+        {{"id", r[0].as<std::string>()},
+         {"class", r[1].as<std::string>()},
+         {"status", r[2].as<std::string>()},
+         {"online", r[2].as<std::string>() == "online" || r[2].as<std::string>() == "updating"},
+         {"model", model},
+         {"last_seen", r[5].as<std::string>()},
+         {"last_telemetry", r[7].as<std::string>()}});
+    ++by_class[r[1].as<std::string>()];
+    ++by_status[r[2].as<std::string>()];
+    ++by_model[model];
+  }
+  const auto total = w.exec("SELECT count(*) FROM devices")[0][0].as<int64_t>();
+  return {{"total", total},         {"shown", devices.size()}, {"by_class", by_class},
+          {"by_status", by_status}, {"by_model", by_model},    {"devices", devices}};
+}
+
+json rollouts(pqxx::work& w) {
+  json out = json::array();
+  for (const auto& name : repo::names(w, false)) {
+    if (auto v = repo::view(w, name)) out.push_back(to_json(*v));
+  }
+  return out;
+}
+
+std::optional<json> rollout(pqxx::work& w, const std::string& name) {
+  auto v = repo::view(w, name);
+  if (!v) return std::nullopt;
+  return to_json(*v);
+}
+
+json models(pqxx::work& w) {
+  json out = json::array();
+  for (const auto& m : storage::models::list(w, "", 200)) {
+    json versions = json::array();
+    for (const auto& v : storage::models::list_versions(w, m.name, 0, 200)) {
+      json classes = json::array();
+      for (const auto& a : storage::artifacts::list_for_version(w, v.id)) {
+        classes.push_back(
+            {{"class", a.device_class},
+             {"status", a.status == storage::ArtifactStatus::kCompiled ? "compiled" : "refused"}});
+      }
+      versions.push_back(
+          {{"version", v.version}, {"created_at", v.created_at}, {"artifacts", classes}});
+    }
+    out.push_back({{"name", m.name},
+                   {"description", m.description},
+                   {"created_at", m.created_at},
+                   {"versions", versions}});
+  }
+  return out;
+}
+
+std::optional<json> version(pqxx::work& w, const std::string& model, int number) {
+  const auto v = storage::models::find_version(w, model, number);
+  if (!v) return std::nullopt;
+  json artifacts = json::array();
+  for (const auto& a : storage::artifacts::list_for_version(w, v->id)) {
+    json x = {{"class", a.device_class},
+              {"status", a.status == storage::ArtifactStatus::kCompiled ? "compiled" : "refused"},
+              {"sha256", a.artifact_sha256.value_or("")},
+              {"size_bytes", a.size_bytes},
+              {"refusal_reason", a.refusal_reason},
+              {"report", parsed(a.report_json, json::object())},
+              {"created_at", a.created_at}};
+    if (auto o = storage::artifacts::outputs(w, a.id)) {
+      json buffers = json::array();
+      for (const auto& b : o->buffers) {
+        buffers.push_back({{"tensor", b.tensor},
+                           {"offset", b.offset},
+                           {"size", b.size},
+                           {"first_step", b.first_step},
+                           {"last_step", b.last_step}});
+      }
+      x["memory_plan"] = {{"arena_bytes", o->arena_bytes}, {"buffers", buffers}};
+      x["modelled_cycles"] = o->modelled_cycles;
+    }
+    artifacts.push_back(std::move(x));
+  }
+  return json{{"model", model},
+              {"version", v->version},
+              {"created_at", v->created_at},
+              {"target_classes", v->target_classes},
+              {"metadata", parsed(v->metadata_json, json::object())},
+              {"artifacts", artifacts}};
+}
+
+}  // namespace tinyfleet::server::console

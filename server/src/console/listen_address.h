@@ -1,0 +1,20 @@
+#pragma once
+
+// The console's listen setting, "host:port" or "[v6]:port", checked before binding.
+#include <string>
+
+#include "tinyfleet/storage/error.h"
+
+namespace tinyfleet::server::console {
+
+struct ListenAddress {
+  std::string host;  // without brackets
+  int port = 0;      // 0..65535; 0 picks a free one
+  bool loopback = false;
+};
+
+// kInvalidArgument naming what is wrong: no port, a port that is not a number in
+// 0..65535, an empty host, a host over 253 characters.
+storage::Expected<ListenAddress> parse_listen_address(const std::string& text);
+
+}  // namespace tinyfleet::server::console

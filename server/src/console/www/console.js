@@ -1,0 +1,223 @@
+// tinyfleet console: a hash-routed page over the HTTP/JSON API (docs/console.md).
+// The token stays in sessionStorage and goes in "Authorization: Bearer" on every call.
+'use strict';
+
+const main = () => document.getElementById('main');
+const token = () => sessionStorage.getItem('tinyfleet.token');
+
+function el(tag, attrs, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === 'onclick') e.addEventListener('click', v);
+    else e.setAttribute(k, v);
+  }
+  for (const c of children) e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return e;
+}
+
+function svg(tag, attrs, text) {
+  const e = document.createElementNS('http://www.w3.org/2000/svg', tag);
+  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+function table(headers, rows) {
+  const t = el('table', {}, el('tr', {}, ...headers.map((h) => el('th', {}, h))));
+  for (const r of rows) t.append(el('tr', {}, ...r.map((c) => (c instanceof Node && c.tagName === 'TD' ? c : el('td', {}, c)))));
+  return t;
+}
+
+async function api(method, path) {
+  const res = await fetch('/api/v1' + path, {
+    method, headers: { Authorization: 'Bearer ' + token() },
+  });
+  const body = await res.json().catch(() => ({ error: 'HTTP ' + res.status }));
+  if (res.status === 401) {
+    sessionStorage.removeItem('tinyfleet.token');
+    location.hash = '#/login';
+  }
+  if (!res.ok) throw new Error(body.error || 'HTTP ' + res.status);
+  return body;
+}
+
+function show(...nodes) {
+  main().replaceChildren(...nodes);
+}
+
+function login() {
+  const input = el('input', { id: 'token', type: 'password', size: 50, placeholder: 'tf_...' });
+  const msg = el('div', { id: 'login-message' });
+  const form = el('form', { id: 'login' }, el('h2', {}, 'Log in'),
+    el('p', {}, 'Paste an API token (fleetctl tokens create).'), input, ' ',
+    el('button', { id: 'login-button', type: 'submit' }, 'Log in'), msg);
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    sessionStorage.setItem('tinyfleet.token', input.value.trim());
+    try {
+      await api('GET', '/whoami');
+      location.hash = '#/fleet';
+    } catch (e) {
+      sessionStorage.removeItem('tinyfleet.token');
+      msg.className = 'error';
+      msg.textContent = e.message;
+    }
+  });
+  show(form);
+}
+
+function counts(title, map) {
+  return el('div', { class: 'card' }, el('h3', {}, title),
+    table(['', 'devices'], Object.entries(map).map(([k, v]) => [k, v])));
+}
+
+async function fleet() {
+  const f = await api('GET', '/fleet');
+  show(el('h2', { id: 'page-fleet' }, `Fleet: ${f.total} devices`),
+    el('div', { class: 'cards' }, counts('By class', f.by_class), counts('By status', f.by_status),
+      counts('By model version', f.by_model)),
+    el('h3', {}, f.shown < f.total ? `First ${f.shown} devices` : 'Devices'),
+    table(['device', 'class', 'status', 'online', 'model', 'last seen', 'last telemetry'],
+      f.devices.map((d) => [d.id, d.class, d.status, d.online ? 'online' : 'offline', d.model,
+        d.last_seen || 'never', d.last_telemetry || 'none'])));
+}
+
+function gateCell(g) {
+  const verdict = !g.known ? 'no data' : g.passed ? 'passed' : 'failed';
+  return el('td', { class: !g.known ? 'unknown' : g.passed ? 'passed' : 'failed' }, verdict);
+}
+
+function gatesTable(r) {
+  return table(['metric', 'value', 'bound', 'verdict'], r.gate_results.map((g) => [g.metric,
+    g.known ? Number(g.value).toPrecision(4) : '-', `${g.op} ${g.bound}`, gateCell(g)]));
+}
+
+async function rollouts() {
+  const list = await api('GET', '/rollouts');
+  show(el('h2', { id: 'page-rollouts' }, 'Rollouts'),
+    table(['rollout', 'model', 'state', 'phase', 'devices', 'reason'], list.map((r) => [
+      el('a', { href: `#/rollouts/${r.name}` }, r.name), `${r.model} v${r.version}`, r.state,
+      `${r.current_phase + 1} of ${r.phases.length}`, r.selected_devices, r.reason])));
+}
+
+async function rollout(name) {
+  const r = await api('GET', '/rollouts/' + encodeURIComponent(name));
+  const me = await api('GET', '/whoami');
+  const operator = me.role !== 'viewer';
+  const message = el('div', { id: 'action-message' });
+  const buttons = ['pause', 'resume', 'promote', 'abort'].map((act) => el('button', {
+    id: 'action-' + act, type: 'button',
+    class: 'action' + (operator ? '' : ' needs-operator'),
+    title: operator ? act : act + ' needs role operator',
+    onclick: async () => {
+      try {
+        await api('POST', `/rollouts/${encodeURIComponent(name)}/${act}`);
+        await rollout(name);
+        const m = document.getElementById('action-message');
+        m.className = 'notice';
+        m.textContent = `${act}: done`;
+      } catch (e) {
+        message.className = 'error';
+        message.textContent = e.message;
+      }
+    },
+  }, act));
+  show(el('h2', { id: 'page-rollout' }, `Rollout ${r.name}: ${r.model} v${r.version}`),
+    el('p', {}, 'State: ', el('strong', { id: 'rollout-state' }, r.state),
+      ` (on gate failure: ${r.on_gate_failure}; gates: ${r.gates || 'none'})`),
+    el('div', { class: 'decision', id: 'decision' }, 'Decision: ', r.reason || 'none yet'),
+    el('div', {}, ...buttons, operator ? '' : ` (token '${me.name}' is a viewer)`), message,
+    el('h3', {}, 'Phases'),
+    table(['phase', 'percent', 'state', 'progress', 'updated / devices', 'failed', 'reporting'],
+      r.phases.map((p) => [p.index === 0 ? '0 (canary)' : p.index, p.percent + '%', p.state,
+        el('progress', { max: Math.max(p.devices, 1), value: p.updated }),
+        `${p.updated} / ${p.devices}`, p.failed, p.reporting])),
+    el('h3', {}, 'Gates (latest evaluation of the current phase)'), gatesTable(r));
+}
+
+async function models() {
+  const list = await api('GET', '/models');
+  const rows = [];
+  for (const m of list) {
+    for (const v of m.versions) {
+      rows.push([m.name, el('a', { href: `#/models/${m.name}/versions/${v.version}` }, 'v' + v.version),
+        v.artifacts.map((a) => `${a.class}: ${a.status}`).join(', '), v.created_at]);
+    }
+  }
+  show(el('h2', { id: 'page-models' }, 'Models'), table(['model', 'version', 'artifacts', 'created'], rows));
+}
+
+// The memory plan: each buffer a rectangle, steps across, arena offset down.
+function memoryPlan(plan) {
+  const w = 640, h = 240, pad = 30;
+  const steps = Math.max(1, ...plan.buffers.map((b) => b.last_step + 1));
+  const bytes = Math.max(1, plan.arena_bytes, ...plan.buffers.map((b) => b.offset + b.size));
+  const s = svg('svg', { width: w + pad, height: h + pad, class: 'memory-plan' });
+  s.append(svg('rect', { x: pad, y: 0, width: w, height: h, fill: 'none', stroke: '#888' }));
+  plan.buffers.forEach((b, i) => {
+    const x = pad + (b.first_step / steps) * w;
+    const y = (b.offset / bytes) * h;
+    const r = svg('rect', { x, y, width: Math.max(2, ((b.last_step - b.first_step + 1) / steps) * w),
+      height: Math.max(1, (b.size / bytes) * h), fill: `hsl(${(i * 47) % 360},60%,60%)`, stroke: '#333' });
+    r.append(svg('title', {}, `${b.tensor}: ${b.size} B at ${b.offset}, steps ${b.first_step}-${b.last_step}`));
+    s.append(r);
+  });
+  s.append(svg('text', { x: pad, y: h + 14 }, `step 0 .. ${steps - 1} (operators in order)`));
+  s.append(svg('text', { x: 0, y: 10 }, '0 B'));
+  s.append(svg('text', { x: 0, y: h }, `${bytes} B`));
+  return s;
+}
+
+async function version(model, number) {
+  const v = await api('GET', `/models/${encodeURIComponent(model)}/versions/${number}`);
+  const parts = [el('h2', { id: 'page-version' }, `${v.model} v${v.version}: compile report`)];
+  for (const a of v.artifacts) {
+    const rep = a.report || {};
+    parts.push(el('h3', {}, `${a.class}: ${a.status === 'compiled' ? 'fits, compiled' : 'refused'}`));
+    if (a.refusal_reason) parts.push(el('div', { class: 'error' }, a.refusal_reason));
+    const keys = ['latency_ms', 'energy_mj', 'cycles', 'macs', 'weight_bytes', 'arena_bytes',
+      'naive_arena_bytes', 'artifact_bytes', 'operators', 'compile_ms'];
+    const rows = keys.filter((k) => rep[k] !== undefined).map((k) => [k, rep[k]]);
+    if (a.size_bytes) rows.push(['stored size (bytes)', a.size_bytes]);
+    if (a.modelled_cycles) rows.push(['modelled cycles', a.modelled_cycles]);
+    parts.push(table(['estimate', 'value'], rows));
+    if (rep.validation) {
+      const val = rep.validation;
+      parts.push(el('h4', {}, 'Quantization'), table(['float top-1', 'int8 top-1', 'drop', 'worst layer', 'its SQNR (dB)'],
+        [[val.float_top1, val.int8_top1, val.drop, val.worst_layer, val.worst_layer_sqnr_db]]));
+    }
+    if (a.memory_plan && a.memory_plan.buffers.length) {
+      parts.push(el('h4', {}, `Memory plan: ${a.memory_plan.buffers.length} buffers in ${a.memory_plan.arena_bytes} B`),
+        memoryPlan(a.memory_plan));
+    }
+  }
+  show(...parts);
+}
+
+async function route() {
+  const hash = location.hash || '#/fleet';
+  document.getElementById('nav').hidden = !token();
+  if (!token() || hash === '#/login') return login();
+  try {
+    const me = await api('GET', '/whoami');
+    document.getElementById('who').textContent = `${me.name} (${me.role})`;
+    let m;
+    if (hash === '#/fleet') await fleet();
+    else if (hash === '#/rollouts') await rollouts();
+    else if ((m = hash.match(/^#\/rollouts\/([^/]+)$/))) await rollout(decodeURIComponent(m[1]));
+    else if (hash === '#/models') await models();
+    else if ((m = hash.match(/^#\/models\/([^/]+)\/versions\/(\d+)$/))) await version(decodeURIComponent(m[1]), m[2]);
+    else show(el('div', { class: 'error' }, 'no page ' + hash));
+  } catch (e) {
+    show(el('div', { class: 'error', id: 'page-error' }, e.message));
+  }
+}
+
+window.addEventListener('hashchange', route);
+window.addEventListener('DOMContentLoaded', () => {
+  document.getElementById('logout').addEventListener('click', () => {
+    sessionStorage.removeItem('tinyfleet.token');
+    location.hash = '#/login';
+  });
+  route();
+});

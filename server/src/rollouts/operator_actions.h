@@ -1,0 +1,21 @@
+#pragma once
+
+// An operator's change to a rollout (pause, resume, promote, abort), as both the gRPC
+// Rollouts service and the web console apply it: the row is locked, the transition
+// table consulted, promote checks the gates on the telemetry so far, and the change is
+// written to the audit log. Throws storage::StorageException: kNotFound for an unknown
+// rollout, kFailedPrecondition (naming the state) for a change the table refuses.
+#include <string>
+
+#include <pqxx/pqxx>
+
+namespace tinyfleet::server::rollouts {
+
+// `action` is one of "pause", "resume", "promote", "abort"; `actor` the token's name.
+void apply_operator_action(pqxx::work& w, const std::string& name, const std::string& action,
+                           const std::string& actor);
+
+// Whether `action` is one of the four above.
+bool is_operator_action(const std::string& action);
+
+}  // namespace tinyfleet::server::rollouts

@@ -1,0 +1,114 @@
+#!/usr/bin/env python3
+"""Drives fleetd's web console in headless Chromium (Debian's chromium-driver).
+
+Logs in with a viewer token, finds the failed canary of rollout 'canary-bad' with its
+gate's value, is refused a pause of 'steady' (the server's reason is shown), logs in with
+an operator token and pauses 'steady'. Saves fleet.png, rollout.png and compile-report.png
+in --out and prints their paths. Exits non-zero naming the first check that failed.
+"""
+import argparse
+import os
+import sys
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import WebDriverWait
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--url", required=True)
+    p.add_argument("--viewer", required=True)
+    p.add_argument("--operator", required=True)
+    p.add_argument("--out", required=True)
+    a = p.parse_args()
+    for old in ("fleet.png", "rollout.png", "compile-report.png", "failure.png"):
+        if os.path.exists(os.path.join(a.out, old)):
+            os.remove(os.path.join(a.out, old))
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--window-size=1200,1300"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    wait = WebDriverWait(driver, 15)
+    shots = []
+
+    def text_of(css):
+        return wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, css))).text
+
+    def check(ok, what):
+        if not ok:
+            raise AssertionError(what + "\npage:\n" + driver.find_element(By.TAG_NAME, "body").text)
+
+    def shot(name):
+        path = os.path.join(a.out, name)
+        driver.save_screenshot(path)
+        shots.append(path)
+
+    def visit(hash_path, heading_id, heading_text):
+        """Opens a page and waits until its heading is drawn (the page routes on the hash)."""
+        driver.get(a.url + hash_path)
+        wait.until(ec.text_to_be_present_in_element((By.ID, heading_id), heading_text))
+
+    def log_in(token):
+        driver.get(a.url + "#/login")
+        field = wait.until(ec.visibility_of_element_located((By.ID, "token")))
+        field.clear()
+        field.send_keys(token)
+        driver.find_element(By.ID, "login-button").click()
+        wait.until(ec.visibility_of_element_located((By.ID, "page-fleet")))
+
+    try:
+        log_in(a.viewer)
+        check("6 devices" in text_of("#page-fleet"), "the fleet page shows 6 devices")
+        check("digits v1" in text_of("main"), "the fleet page shows the model version")
+        shot("fleet.png")
+
+        visit("#/rollouts", "page-rollouts", "Rollouts")
+        driver.find_element(By.LINK_TEXT, "canary-bad").click()
+        wait.until(ec.text_to_be_present_in_element((By.ID, "page-rollout"), "canary-bad"))
+        check("rolled_back" in text_of("#rollout-state"), "canary-bad is rolled back")
+        page = text_of("main")
+        check("0 (canary)" in page and "failed" in page, "the canary phase is shown failed")
+        check("accuracy" in text_of("#decision") and "0.55" in text_of("#decision"),
+              "the decision names the failing gate and its value 0.55")
+        shot("rollout.png")
+
+        visit("#/rollouts/steady", "page-rollout", "Rollout steady")
+        check("running" in text_of("#rollout-state"), "steady is running")
+        driver.find_element(By.ID, "action-pause").click()
+        wait.until(ec.text_to_be_present_in_element((By.ID, "action-message"), "needs role operator"))
+        check("running" in text_of("#rollout-state"), "the viewer's pause changed nothing")
+
+        driver.find_element(By.ID, "logout").click()
+        log_in(a.operator)
+        visit("#/rollouts/steady", "page-rollout", "Rollout steady")
+        driver.find_element(By.ID, "action-pause").click()
+        wait.until(ec.text_to_be_present_in_element((By.ID, "rollout-state"), "paused"))
+        check("paused by console-operator" in text_of("#decision"), "the pause names the operator")
+
+        visit("#/models/digits/versions/1", "page-version", "compile report")
+        check(len(driver.find_elements(By.CSS_SELECTOR, "svg.memory-plan rect")) == 6,
+              "the memory plan draws 5 buffers in the arena")
+        check("latency_ms" in text_of("main"), "the compile report shows the latency estimate")
+        shot("compile-report.png")
+    except Exception as e:  # noqa: BLE001 - any failure fails the test with its reason
+        shot("failure.png")
+        print("console browser check failed:", e)
+        for path in shots:
+            print("screenshot:", path)
+        driver.quit()
+        return 1
+    driver.quit()
+    for path in shots:
+        print("screenshot:", path)
+    print("console browser checks passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

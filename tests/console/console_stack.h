@@ -1,0 +1,29 @@
+#pragma once
+
+// A fleetd with its console on a loopback port, over a scratch database holding what
+// the console shows: 6 devices of one class running digits v1 (whose artifact has a
+// compile report and a memory plan), a rollout whose canary failed its accuracy gate
+// and was rolled back ("canary-bad"), and a running rollout ("steady").
+#include <string>
+
+#include "fleetd_fixture.h"
+#include "rollout_seed.h"
+
+namespace tinyfleet::testing {
+
+class ConsoleStack : public FleetdTest {
+ protected:
+  std::map<std::string, std::string> fleetd_settings() override;
+  void SetUp() override;
+  void TearDown() override;
+
+  // Waits (30 s at most) until the rollout is in `state`; false otherwise.
+  bool wait_for_state(const std::string& rollout, const std::string& state);
+  std::string rollout_state(const std::string& rollout);
+
+  std::string keys_;
+  SeededFleet fleet_;
+  std::string viewer_, operator_;
+};
+
+}  // namespace tinyfleet::testing
