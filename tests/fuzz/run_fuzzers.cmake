@@ -34,12 +34,14 @@ file(COPY ${tflite_seeds} DESTINATION ${WORK}/corpus/tflite_import)
 foreach(target artifact offer delta status telemetry presence chunk_request device_class
                onnx_import tflite_import console_listen)
   execute_process(
+    # -timeout: an input that runs 10 s is a hang, reported as a failure (libFuzzer's
+    # default is 20 minutes, past -max_total_time).
     COMMAND ${WORK}/build/${target}_fuzzer -max_total_time=${SECONDS} -rss_limit_mb=2048
-            -print_final_stats=1 ${WORK}/corpus/${target}
+            -timeout=10 -print_final_stats=1 ${WORK}/corpus/${target}
     RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
   string(REGEX MATCH "stat::number_of_executed_units: *[0-9]+" runs "${err}")
   message("${target}_fuzzer: ${runs}")
   if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "${target}_fuzzer found a crash:\n${err}")
+    message(FATAL_ERROR "${target}_fuzzer found a crash or a hang:\n${err}")
   endif()
 endforeach()

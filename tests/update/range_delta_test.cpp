@@ -160,4 +160,16 @@ TEST(RangeDelta, DamagedPayloadsNeverWritePastTheTarget) {
   EXPECT_EQ(tiny.status, DeltaStatus::kBaseOutOfRange);
 }
 
+TEST(RangeDelta, BytesAfterTheEndAreRefusedNotSpunOn) {
+  // The fuzzer found feed() looping for ever once the decoder was done and its stage
+  // full: a payload with trailing bytes must end with an error.
+  const auto& m = models();
+  const auto d = encode(m.cnn, m.v2);
+  for (size_t piece : {size_t{1}, size_t{97}, size_t{5000}}) {
+    const auto a = apply(d.payload + std::string(4096, '\x1b'), &m.cnn, m.v2.size(), piece);
+    EXPECT_EQ(a.status, DeltaStatus::kCorrupt) << "piece " << piece;
+    EXPECT_LE(a.out.size(), m.v2.size());
+  }
+}
+
 }  // namespace

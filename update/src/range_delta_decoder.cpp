@@ -53,6 +53,9 @@ DeltaStatus RangeDeltaDecoder::feed(const uint8_t* payload, size_t size) {
       stage_pos_ = 0;
     }
     const size_t take = size < kStageBytes - stage_len_ ? size : kStageBytes - stage_len_;
+    // A full stage that decoding no longer consumes: bytes after the end of the delta
+    // (or a payload that cannot go on). Refused, never an endless loop.
+    if (take == 0) return DeltaStatus::kCorrupt;
     std::memcpy(stage_ + stage_len_, payload, take);
     stage_len_ += take;
     payload += take;
