@@ -11,6 +11,20 @@ dockerfile=$src/docker/Dockerfile compose=$src/docker/compose.yaml
 fail=0
 bad() { echo "docker_check: $*" >&2; fail=1; }
 
+# The libraries a binary really loads: its direct dependencies that it uses (a build
+# without --as-needed, e.g. the sanitizer one, lists unused ones: `ldd -u` names them)
+# and everything those load in turn.
+needed_libraries() {
+  local bin=$1 unused lib
+  unused=$(ldd -u -r "$bin" 2>/dev/null | awk '$1 ~ /^\// {print $1}' || true)
+  for lib in $(ldd "$bin" | awk '$3 ~ /^\// {print $3}'); do
+    grep -qxF "$(realpath "$lib")" <<<"$(for u in $unused; do realpath "$u"; done)" && continue
+    readelf -d "$bin" | grep -q "NEEDED.*\[$(basename "$lib")\]" || continue  # not direct
+    echo "$lib"
+    ldd "$lib" | awk '$3 ~ /^\// {print $3}'
+  done | sort -u
+}
+
 stages=$(sed -n 's/^FROM .* AS \([a-z-]*\)$/\1/p' "$dockerfile")
 for stage in fleetd optimizer fleet-sim; do
   grep -qx "$stage" <<<"$stages" || bad "no stage '$stage'"
@@ -26,10 +40,13 @@ for stage in fleetd optimizer fleet-sim; do
   for copied in $(echo "$body" | sed -n 's|^COPY --from=build /src/build/release/\([^ ]*\) .*|\1|p'); do
     bin=$build/$copied
     [ -x "$bin" ] || { bad "stage $stage copies $copied, which the build does not make"; continue; }
-    for lib in $(ldd "$bin" | awk '$3 ~ /^\// {print $3}'); do
+    for lib in $(needed_libraries "$bin"); do
       pkg=$(dpkg -S "$(realpath "$lib")" 2>/dev/null | head -1 | cut -d: -f1) || true
       [ -n "$pkg" ] || pkg=$(dpkg -S "$lib" 2>/dev/null | head -1 | cut -d: -f1) || true
-      case "$pkg" in libc6 | libgcc-s1 | libstdc++6 | zlib1g | "") continue ;; esac  # in debian:12-slim
+      case "$pkg" in
+        libc6 | libgcc-s1 | libstdc++6 | zlib1g | "") continue ;;  # in debian:12-slim
+        libasan* | libubsan* | liblsan* | libtsan*) continue ;;    # sanitizer builds only
+      esac
       grep -qx "$pkg" <<<"$closure" ||
         bad "stage $stage: $(basename "$bin") links $(basename "$lib") from $pkg, which its packages do not bring"
     done

@@ -37,8 +37,8 @@ struct Account {
   std::string user, password;
 };
 
-Account first_test_device() {
-  const auto a = tinyfleet::testing::test_devices(18, 1).front();
+Account test_device(int index) {
+  const auto a = tinyfleet::testing::test_devices(index, 1).front();
   return {a.user, a.password};
 }
 
@@ -94,7 +94,7 @@ class HostileDevice : public FleetdTest {
   void SetUp() override {
     FleetdTest::SetUp();
     rollouts_ = v1::Rollouts::NewStub(fleetd_->channel());
-    hostile_ = first_test_device();
+    hostile_ = test_device(account_index());
     auto f = scratch_.db().transact([&](pqxx::work& w) {
       auto fleet = seed_fleet(w, 3, true);
       storage::devices::create(w, {hostile_.user, "default", kSeedClass, {"h"}, "hash"});
@@ -143,6 +143,9 @@ class HostileDevice : public FleetdTest {
     return v;
   }
   bool alive() const { return ::kill(fleetd_->pid(), 0) == 0; }
+  // The device account of this fixture's tests (tinyfleet::testing::test_devices): tests
+  // of two fixtures run at once and must not clear each other's retained messages.
+  virtual int account_index() const { return 18; }
 
   fs::path keys_;
   SeededFleet fleet_;
@@ -340,6 +343,7 @@ class Presence : public HostileDevice {
     s["devices.offline_after_seconds"] = "4";
     return s;
   }
+  int account_index() const override { return 19; }
   std::string status_of(const std::string& device) {
     auto r = scratch_.db().transact([&](pqxx::work& w) {
       return w.exec_params1("SELECT status FROM devices WHERE id = $1", device)[0]
@@ -369,12 +373,7 @@ class Presence : public HostileDevice {
 };
 
 TEST_F(Presence, PresenceMessagesAndSilenceSetADevicesStatus) {
-  const auto a = test_devices(19, 1).front();
-  const Account dev{a.user, a.password};
-  ASSERT_TRUE(scratch_.db().transact([&](pqxx::work& w) {
-    storage::devices::create(w, {dev.user, "default", kSeedClass, {"p"}, "hash"});
-    return true;
-  }));
+  const Account dev = hostile_;  // account 19, its device row made by SetUp
   const std::string t = topic(dev.user, "presence");
   EXPECT_EQ(status_of(dev.user), "provisioned");
   publish(dev, t, presence(update::Presence::kOnline));
