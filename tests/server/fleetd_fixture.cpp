@@ -1,9 +1,13 @@
 #include "fleetd_fixture.h"
 
+#include <unistd.h>
+
+#include <chrono>
 #include <fstream>
 #include <sstream>
 
 #include "tinyfleet/testing/environment.h"
+#include "tinyfleet/update/update_keys.h"
 
 namespace tinyfleet::testing {
 
@@ -74,5 +78,22 @@ std::string FleetdTest::read_fixture(const std::string& relative) {
   s << in.rdbuf();
   return s.str();
 }
+
+std::map<std::string, std::string> FleetdUpdatesTest::update_settings() {
+  const auto tag = std::to_string(getpid());
+  keys_ = std::filesystem::temp_directory_path() / ("tf-fleetd-keys-" + tag);
+  std::filesystem::remove_all(keys_);
+  const auto now = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(
+                                             std::chrono::system_clock::now().time_since_epoch())
+                                             .count());
+  EXPECT_TRUE(update::init_keys(keys_.string(), now, 30));
+  return {{"mqtt.user", require_env("TINYFLEET_MQTT_SERVER_USER")},
+          {"mqtt.password", require_env("TINYFLEET_MQTT_SERVER_PASSWORD")},
+          {"mqtt.share_group", "t" + tag},
+          {"keys.dir", keys_.string()},
+          {"rollouts.tick_ms", "50"}};
+}
+
+void FleetdUpdatesTest::TearDown() { std::filesystem::remove_all(keys_); }
 
 }  // namespace tinyfleet::testing

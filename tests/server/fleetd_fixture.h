@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -38,6 +40,18 @@ class FleetdTest : public ::testing::Test {
   std::unique_ptr<v1::ModelRegistry::Stub> models_;
   std::unique_ptr<v1::DeviceRegistry::Stub> devices_;
   std::unique_ptr<v1::Admin::Stub> admin_api_;
+};
+
+// A fleetd that publishes updates: fleetd's broker account, a share group of the test's
+// own, signing keys made for the test (removed after it) and a 50 ms engine tick.
+// Subclasses add settings to what update_settings() returns.
+class FleetdUpdatesTest : public FleetdTest {
+ protected:
+  std::map<std::string, std::string> fleetd_settings() override { return update_settings(); }
+  std::map<std::string, std::string> update_settings();
+  void TearDown() override;
+
+  std::filesystem::path keys_;
 };
 
 }  // namespace tinyfleet::testing

@@ -76,21 +76,8 @@ double metric(const std::string& text, const std::string& series) {
   return -1;
 }
 
-class HostileDevice : public FleetdTest {
+class HostileDevice : public FleetdUpdatesTest {
  protected:
-  std::map<std::string, std::string> fleetd_settings() override {
-    keys_ = fs::temp_directory_path() / ("tf-hostile-" + std::to_string(getpid()));
-    fs::remove_all(keys_);
-    const auto now = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(
-                                               std::chrono::system_clock::now().time_since_epoch())
-                                               .count());
-    EXPECT_TRUE(update::init_keys(keys_.string(), now, 30));
-    return {{"mqtt.user", require_env("TINYFLEET_MQTT_SERVER_USER")},
-            {"mqtt.password", require_env("TINYFLEET_MQTT_SERVER_PASSWORD")},
-            {"mqtt.share_group", "hd" + std::to_string(getpid())},
-            {"keys.dir", keys_.string()},
-            {"rollouts.tick_ms", "50"}};
-  }
   void SetUp() override {
     FleetdTest::SetUp();
     rollouts_ = v1::Rollouts::NewStub(fleetd_->channel());
@@ -105,7 +92,7 @@ class HostileDevice : public FleetdTest {
   }
   void TearDown() override {
     publish(hostile_, topic(hostile_.user, "status"), "", true);  // the poison goes
-    fs::remove_all(keys_);
+    FleetdUpdatesTest::TearDown();
   }
 
   static std::string topic(const std::string& device, const std::string& kind) {
@@ -147,7 +134,6 @@ class HostileDevice : public FleetdTest {
   // of two fixtures run at once and must not clear each other's retained messages.
   virtual int account_index() const { return 18; }
 
-  fs::path keys_;
   SeededFleet fleet_;
   Account hostile_;
   std::unique_ptr<v1::Rollouts::Stub> rollouts_;

@@ -23,21 +23,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-class RolloutCommands : public FleetdTest {
+class RolloutCommands : public FleetdUpdatesTest {
  protected:
-  std::map<std::string, std::string> fleetd_settings() override {
-    keys_ = fs::temp_directory_path() / ("tf-rollouts-" + std::to_string(getpid()));
-    fs::remove_all(keys_);
-    const auto now = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(
-                                               std::chrono::system_clock::now().time_since_epoch())
-                                               .count());
-    EXPECT_TRUE(update::init_keys(keys_.string(), now, 30));
-    return {{"mqtt.user", require_env("TINYFLEET_MQTT_SERVER_USER")},
-            {"mqtt.password", require_env("TINYFLEET_MQTT_SERVER_PASSWORD")},
-            {"mqtt.share_group", "rc" + std::to_string(getpid())},
-            {"keys.dir", keys_.string()},
-            {"rollouts.tick_ms", "50"}};
-  }
   void SetUp() override {
     FleetdTest::SetUp();
     rollouts_ = v1::Rollouts::NewStub(fleetd_->channel());
@@ -45,7 +32,6 @@ class RolloutCommands : public FleetdTest {
     ASSERT_TRUE(f) << f.error().message;
     fleet_ = *f;
   }
-  void TearDown() override { fs::remove_all(keys_); }
 
   grpc::Status create(const std::string& name, std::vector<std::pair<int, int>> phases,
                       const std::string& gates, v1::Rollout* out) {
@@ -113,7 +99,6 @@ class RolloutCommands : public FleetdTest {
     return out;
   }
 
-  fs::path keys_;
   SeededFleet fleet_;
   std::unique_ptr<v1::Rollouts::Stub> rollouts_;
 };

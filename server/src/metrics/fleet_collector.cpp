@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "rollouts/states.h"
 #include "tinyfleet/server/compile_orchestrator.h"
 #include "tinyfleet/server/device_rejects.h"
 #include "tinyfleet/server/rollout_engine.h"
@@ -161,7 +162,8 @@ std::vector<MetricFamily> read_fleet_state(pqxx::work& w) {
   auto passed =
       family("tinyfleet_rollout_gate_passed",
              "1 when the gate passed at its latest evaluation, else 0.", MetricType::Gauge);
-  const char* active = "r.state IN ('created', 'running', 'paused', 'rolling_back', 'aborting')";
+  // The states the rollout module counts as active (not a copy of its list).
+  const std::string active = "r.state IN " + rollouts::sql_list(rollouts::is_active);
   for (const auto& r : w.exec(std::string("SELECT r.name, rd.state, count(*) FROM rollouts r JOIN "
                                           "rollout_devices rd ON rd.rollout_id = r.id WHERE ") +
                               active + " GROUP BY 1, 2")) {
