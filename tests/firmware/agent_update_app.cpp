@@ -14,8 +14,8 @@
 #include "ram_ports.h"
 #include "stack_meter.h"
 #include "tinyfleet/device_agent/inference_loop.h"
+#include "tinyfleet/device_agent/kernels_runner.h"
 #include "tinyfleet/device_agent/update_agent.h"
-#include "tinyfleet/firmware/kernels_runner.h"
 #include "tinyfleet/firmware/sodium_ports.h"
 #include "tinyfleet/update/offer.h"
 
@@ -80,8 +80,8 @@ struct Device {
   ChunkOutbox outbox;
   alignas(16) uint8_t arena_a[2048];
   alignas(16) uint8_t arena_b[2048];
-  firmware::KernelsRunner runner_a{arena_a, sizeof arena_a};
-  firmware::KernelsRunner runner_b{arena_b, sizeof arena_b};
+  device_agent::KernelsRunner runner_a{arena_a, sizeof arena_a};
+  device_agent::KernelsRunner runner_b{arena_b, sizeof arena_b};
 };
 
 firmware::Sha256Port g_sha;

@@ -4,61 +4,42 @@
 # (mps2-an386, semihosting; the update app with -icount shift=0 for instruction counts),
 # and print the footprint table from the update app's link map.
 #   -DFIXTURE=<make_offer_fixture> -DSOURCE=<firmware> -DPYTHON=<python3> -DWORK=<dir>
+include(${CMAKE_CURRENT_LIST_DIR}/../support/qemu_m4.cmake)
 file(REMOVE_RECURSE ${WORK})
 file(MAKE_DIRECTORY ${WORK})
 execute_process(COMMAND ${FIXTURE} ${WORK}/fixture RESULT_VARIABLE rc)
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "make_offer_fixture failed (RFC 8032 vectors or signing)")
 endif()
-execute_process(
-  COMMAND ${CMAKE_COMMAND} -S ${SOURCE} -B ${WORK}/build -G Ninja
-          -DCMAKE_TOOLCHAIN_FILE=${SOURCE}/../kernels/firmware/arm-none-eabi.cmake
-          -DFIXTURE=${WORK}/fixture
-  RESULT_VARIABLE rc OUTPUT_QUIET)
-if(NOT rc EQUAL 0)
-  message(FATAL_ERROR "firmware configure failed")
-endif()
-execute_process(COMMAND ${CMAKE_COMMAND} --build ${WORK}/build --target all crypto_check_app.elf crypto_check_heap_mutant.elf
-                        agent_update_app.elf
-                        tinyfleet_kernels_m4
-                RESULT_VARIABLE rc OUTPUT_VARIABLE build_out ERROR_VARIABLE build_err)
-string(REGEX MATCH "no heap:[^\n]*" no_heap "${build_out}")
+firmware_build(SOURCE ${SOURCE} BUILD ${WORK}/build
+               TOOLCHAIN ${SOURCE}/../kernels/firmware/arm-none-eabi.cmake
+               DEFINES -DFIXTURE=${WORK}/fixture
+               TARGETS all crypto_check_app.elf crypto_check_heap_mutant.elf agent_update_app.elf
+                       tinyfleet_kernels_m4)
+string(REGEX MATCH "no heap:[^\n]*" no_heap "${FIRMWARE_BUILD_OUT}")
 message("${no_heap}")
-if(NOT rc EQUAL 0)
-  message(FATAL_ERROR "firmware build failed:\n${build_out}\n${build_err}")
-endif()
-execute_process(
-  COMMAND qemu-system-arm -M mps2-an386 -cpu cortex-m4 -nographic -monitor none -serial none
-          -semihosting-config enable=on,target=native -kernel ${WORK}/build/crypto_check_app.elf
-  TIMEOUT 120 RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+
+qemu_m4(${WORK}/build/crypto_check_app.elf out rc)
 message("${out}")
 file(WRITE ${WORK}/qemu_out.txt "${out}")
 # The agent applying the host's v1 -> v2 delta with the kernels runtime.
-execute_process(
-  COMMAND qemu-system-arm -M mps2-an386 -cpu cortex-m4 -nographic -monitor none -serial none
-          -icount shift=0 -semihosting-config enable=on,target=native
-          -kernel ${WORK}/build/agent_update_app.elf
-  TIMEOUT 120 RESULT_VARIABLE update_rc OUTPUT_VARIABLE update_out ERROR_VARIABLE update_err)
+qemu_m4(${WORK}/build/agent_update_app.elf update_out update_rc ICOUNT)
 message("${update_out}")
 file(APPEND ${WORK}/qemu_out.txt "${update_out}")
 if(NOT update_rc EQUAL 0 OR NOT update_out MATCHES "agent update: ok \\([0-9]+ cases\\)"
    OR update_out MATCHES "FAIL")
   message(FATAL_ERROR "the agent did not apply the delta on the Cortex-M4 (qemu ${update_rc}): "
-                      "${update_err}")
+                      "${update_out_ERR}")
 endif()
 if(rc EQUAL 99)
   message(FATAL_ERROR "the agent allocated from the heap after start-up")
 endif()
 if(NOT rc EQUAL 0 OR NOT out MATCHES "crypto check: ok \\([0-9]+ cases\\)" OR out MATCHES "FAIL")
-  message(FATAL_ERROR "firmware crypto check failed on the Cortex-M4 (qemu ${rc}): ${err}")
+  message(FATAL_ERROR "firmware crypto check failed on the Cortex-M4 (qemu ${rc}): ${out_ERR}")
 endif()
 # The same app with one allocation after start-up: the heap trap must fire, or the run
 # above proves nothing about the heap.
-execute_process(
-  COMMAND qemu-system-arm -M mps2-an386 -cpu cortex-m4 -nographic -monitor none -serial none
-          -semihosting-config enable=on,target=native
-          -kernel ${WORK}/build/crypto_check_heap_mutant.elf
-  TIMEOUT 120 RESULT_VARIABLE rc OUTPUT_QUIET ERROR_QUIET)
+qemu_m4(${WORK}/build/crypto_check_heap_mutant.elf mutant_out rc)
 if(NOT rc EQUAL 99)
   message(FATAL_ERROR "the heap trap did not fire on an allocation after start-up (qemu ${rc})")
 endif()

@@ -3,36 +3,24 @@
 # run the on-target twin check of optimized against reference kernels (and see it fail
 # on a deliberately wrong variant), and bench_cortex_m4 on the MLPerf Tiny layer shapes.
 #   -DFIXTURE=<make_firmware_fixture> -DSOURCE=<kernels/firmware> -DWORK=<dir>
+include(${CMAKE_CURRENT_LIST_DIR}/../../support/qemu_m4.cmake)
 file(REMOVE_RECURSE ${WORK})
 file(MAKE_DIRECTORY ${WORK})
 execute_process(COMMAND ${FIXTURE} ${WORK} RESULT_VARIABLE rc)
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "fixture failed")
 endif()
-execute_process(
-  COMMAND ${CMAKE_COMMAND} -S ${SOURCE} -B ${WORK}/build -G Ninja
-          -DCMAKE_TOOLCHAIN_FILE=${SOURCE}/arm-none-eabi.cmake
-          -DARTIFACT=${WORK}/artifact.tfa -DINPUT=${WORK}/input.bin
-  RESULT_VARIABLE rc OUTPUT_QUIET)
-if(NOT rc EQUAL 0)
-  message(FATAL_ERROR "firmware configure failed")
-endif()
-execute_process(COMMAND ${CMAKE_COMMAND} --build ${WORK}/build RESULT_VARIABLE rc
-                OUTPUT_VARIABLE build_out ERROR_VARIABLE build_err)
-message("${build_out}")
-if(NOT rc EQUAL 0)
-  message(FATAL_ERROR "firmware build failed:\n${build_err}")
-endif()
-execute_process(
-  COMMAND qemu-system-arm -M mps2-an386 -cpu cortex-m4 -nographic -monitor none -serial none
-          -semihosting-config enable=on,target=native -kernel ${WORK}/build/qemu_app.elf
-  TIMEOUT 60 RESULT_VARIABLE rc OUTPUT_VARIABLE qemu_out ERROR_VARIABLE qemu_err)
+firmware_build(SOURCE ${SOURCE} BUILD ${WORK}/build TOOLCHAIN ${SOURCE}/arm-none-eabi.cmake
+               DEFINES -DARTIFACT=${WORK}/artifact.tfa -DINPUT=${WORK}/input.bin)
+message("${FIRMWARE_BUILD_OUT}")
+
+qemu_m4(${WORK}/build/qemu_app.elf qemu_out rc TIMEOUT 60)
 file(READ ${WORK}/expected.txt expected)
 string(STRIP "${expected}" expected)
 string(STRIP "${qemu_out}" qemu_out)
 message("host:  ${expected}\nqemu:  ${qemu_out}")
 if(NOT rc EQUAL 0)
-  message(FATAL_ERROR "qemu exited with ${rc}: ${qemu_err}")
+  message(FATAL_ERROR "qemu exited with ${rc}: ${qemu_out_ERR}")
 endif()
 if(NOT qemu_out STREQUAL expected)
   message(FATAL_ERROR "Cortex-M4 output differs from the host's")
@@ -40,22 +28,17 @@ endif()
 
 # The optimized kernels as built for the Cortex-M4 (SMLAD) against the reference ones,
 # on the target.
-execute_process(
-  COMMAND qemu-system-arm -M mps2-an386 -cpu cortex-m4 -nographic -monitor none -serial none
-          -semihosting-config enable=on,target=native -kernel ${WORK}/build/selftest_app.elf
-  TIMEOUT 120 RESULT_VARIABLE rc OUTPUT_VARIABLE self_out ERROR_VARIABLE self_err)
+qemu_m4(${WORK}/build/selftest_app.elf self_out rc)
 string(STRIP "${self_out}" self_out)
 message("qemu:  ${self_out}")
 if(NOT rc EQUAL 0 OR NOT self_out MATCHES "selftest: [0-9]+ cases, 0 mismatches")
-  message(FATAL_ERROR "optimized and reference kernels differ on the Cortex-M4 (${rc}): ${self_out} ${self_err}")
+  message(FATAL_ERROR "optimized and reference kernels differ on the Cortex-M4 (${rc}): "
+                      "${self_out} ${self_out_ERR}")
 endif()
 
 # The same check with a deliberately wrong DepthwiseConv2D DSP path (channel 3 times
 # channel 1's weight): it must report mismatches, or the check above proves nothing.
-execute_process(
-  COMMAND qemu-system-arm -M mps2-an386 -cpu cortex-m4 -nographic -monitor none -serial none
-          -semihosting-config enable=on,target=native -kernel ${WORK}/build/selftest_mutant.elf
-  TIMEOUT 120 RESULT_VARIABLE rc OUTPUT_VARIABLE mutant_out ERROR_VARIABLE mutant_err)
+qemu_m4(${WORK}/build/selftest_mutant.elf mutant_out rc)
 string(STRIP "${mutant_out}" mutant_out)
 message("qemu (wrong variant):  ${mutant_out}")
 if(rc EQUAL 0 OR NOT mutant_out MATCHES "selftest: [0-9]+ cases, [1-9][0-9]* mismatches")
@@ -64,12 +47,8 @@ endif()
 
 # bench_cortex_m4 (built above) on the layer shapes only: it runs, and the optimized
 # kernels give the reference bytes on every MLPerf Tiny layer (column "twins").
-execute_process(
-  COMMAND qemu-system-arm -M mps2-an386 -cpu cortex-m4 -nographic -monitor none -serial none
-          -icount shift=0 -semihosting-config enable=on,target=native
-          -kernel ${WORK}/build/bench_cortex_m4.elf
-  TIMEOUT 120 RESULT_VARIABLE rc OUTPUT_VARIABLE bench_out ERROR_VARIABLE bench_err)
+qemu_m4(${WORK}/build/bench_cortex_m4.elf bench_out rc ICOUNT)
 message("${bench_out}")
 if(NOT rc EQUAL 0 OR bench_out MATCHES "DIFFER" OR NOT bench_out MATCHES "kws fc 64 ->12")
-  message(FATAL_ERROR "bench_cortex_m4 failed (${rc}): ${bench_err}")
+  message(FATAL_ERROR "bench_cortex_m4 failed (${rc}): ${bench_out_ERR}")
 endif()

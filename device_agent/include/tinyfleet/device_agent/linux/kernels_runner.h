@@ -2,27 +2,23 @@
 
 #include <vector>
 
-#include "tinyfleet/device_agent/ports.h"
-#include "tinyfleet/kernels/runtime/interpreter.h"
+#include "tinyfleet/device_agent/kernels_runner.h"
 
 namespace tinyfleet::device_agent::linux_port {
 
-// Runs artifacts on the kernels' runtime with an arena of its own (sized at load).
-class KernelsRunner final : public ModelRunner {
+// The kernels runner with an arena of its own, sized at each load.
+class KernelsRunner final : public device_agent::KernelsRunner {
  public:
-  bool load(const uint8_t* artifact, size_t size, const char** reason) override;
-  size_t input_bytes() const override { return in_bytes_; }
-  size_t output_bytes() const override { return out_bytes_; }
-  bool run(const int8_t* input, int8_t* output) override;
-  float input_scale() const override { return in_scale_; }
-  int32_t input_zero_point() const override { return in_zero_; }
+  KernelsRunner() : device_agent::KernelsRunner(nullptr, 0) {}
+
+ protected:
+  uint8_t* arena_for(size_t bytes) override {
+    arena_.assign(bytes, 0);
+    return arena_.data();
+  }
 
  private:
-  kernels::Interpreter interp_;
   std::vector<uint8_t> arena_;
-  size_t in_bytes_ = 0, out_bytes_ = 0;
-  float in_scale_ = 1.0f;
-  int32_t in_zero_ = 0;
 };
 
 }  // namespace tinyfleet::device_agent::linux_port

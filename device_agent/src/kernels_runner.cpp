@@ -1,8 +1,8 @@
-#include "tinyfleet/firmware/kernels_runner.h"
+#include "tinyfleet/device_agent/kernels_runner.h"
 
 #include <cstring>
 
-namespace tinyfleet::firmware {
+namespace tinyfleet::device_agent {
 
 bool KernelsRunner::load(const uint8_t* artifact, size_t size, const char** reason) {
   loaded_ = false;
@@ -11,8 +11,9 @@ bool KernelsRunner::load(const uint8_t* artifact, size_t size, const char** reas
     *reason = err.what;
     return false;
   }
-  if (interp_.arena_bytes() > arena_bytes_ ||
-      interp_.bind_arena(arena_, arena_bytes_).status != kernels::LoadStatus::kOk) {
+  const size_t need = interp_.arena_bytes();
+  uint8_t* arena = arena_for(need);
+  if (arena == nullptr || interp_.bind_arena(arena, need).status != kernels::LoadStatus::kOk) {
     *reason = "model needs a larger arena than this device has";
     return false;
   }
@@ -32,4 +33,4 @@ bool KernelsRunner::run(const int8_t* input, int8_t* output) {
   return true;
 }
 
-}  // namespace tinyfleet::firmware
+}  // namespace tinyfleet::device_agent

@@ -1,0 +1,48 @@
+# Shared by the Cortex-M4 ctest scripts (cmake -P): configure and build a firmware tree
+# with the arm-none-eabi toolchain, and run an image under qemu-system-arm (mps2-an386,
+# Cortex-M4, semihosting: the image's output is QEMU's stdout, its exit code QEMU's).
+
+# firmware_build(SOURCE <dir> BUILD <dir> TOOLCHAIN <file> [DEFINES -D...] [TARGETS ...])
+# Fatal when configure or build fails; the build's output is left in FIRMWARE_BUILD_OUT.
+function(firmware_build)
+  cmake_parse_arguments(FW "" "SOURCE;BUILD;TOOLCHAIN" "DEFINES;TARGETS" ${ARGN})
+  execute_process(
+    COMMAND ${CMAKE_COMMAND} -S ${FW_SOURCE} -B ${FW_BUILD} -G Ninja
+            -DCMAKE_TOOLCHAIN_FILE=${FW_TOOLCHAIN} ${FW_DEFINES}
+    RESULT_VARIABLE rc OUTPUT_QUIET ERROR_VARIABLE err)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "firmware configure failed:\n${err}")
+  endif()
+  set(targets)
+  if(FW_TARGETS)
+    set(targets --target ${FW_TARGETS})
+  endif()
+  execute_process(COMMAND ${CMAKE_COMMAND} --build ${FW_BUILD} ${targets}
+                  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "firmware build failed:\n${out}\n${err}")
+  endif()
+  set(FIRMWARE_BUILD_OUT "${out}" PARENT_SCOPE)
+endfunction()
+
+# qemu_m4(<elf> <out var> <exit var> [ICOUNT] [TIMEOUT s])
+# Runs <elf>; ICOUNT makes QEMU count one instruction per tick (-icount shift=0), so the
+# image's timer reads instruction counts. Sets <out var> (stdout), <out var>_ERR and
+# <exit var>.
+function(qemu_m4 elf out_var rc_var)
+  cmake_parse_arguments(Q "ICOUNT" "TIMEOUT" "" ${ARGN})
+  if(NOT Q_TIMEOUT)
+    set(Q_TIMEOUT 120)
+  endif()
+  set(icount)
+  if(Q_ICOUNT)
+    set(icount -icount shift=0)
+  endif()
+  execute_process(
+    COMMAND qemu-system-arm -M mps2-an386 -cpu cortex-m4 -nographic -monitor none -serial none
+            ${icount} -semihosting-config enable=on,target=native -kernel ${elf}
+    TIMEOUT ${Q_TIMEOUT} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  set(${out_var} "${out}" PARENT_SCOPE)
+  set(${out_var}_ERR "${err}" PARENT_SCOPE)
+  set(${rc_var} "${rc}" PARENT_SCOPE)
+endfunction()
