@@ -1,6 +1,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -79,6 +80,7 @@ class RolloutEngine {
   // it was read in.
   int send_offers(const Driven& r, const std::vector<OfferTarget>& picks, bool reverting);
   void fail(const Driven& r, const std::string& why);
+  bool gate_history_due(int64_t rollout_id);  // and marks it done now
   void run();
   bool try_lead();
   void recover();
@@ -102,6 +104,8 @@ class RolloutEngine {
   std::atomic<uint64_t> offers_{0};
   std::function<void(int64_t)> after_read_;
   std::map<int64_t, double> admit_tokens_;  // per rollout: devices that may be admitted now
+  // Per rollout: when the gates last went to the history (rollout_gate_history).
+  std::map<int64_t, std::chrono::steady_clock::time_point> gate_history_at_;
 };
 
 }  // namespace tinyfleet::server
