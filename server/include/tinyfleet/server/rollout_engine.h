@@ -81,6 +81,7 @@ class RolloutEngine {
   int send_offers(const Driven& r, const std::vector<OfferTarget>& picks, bool reverting);
   void fail(const Driven& r, const std::string& why);
   bool gate_history_due(int64_t rollout_id);  // and marks it done now
+  void cannot_sign(const Driven& r, const std::string& why);
   void run();
   bool try_lead();
   void recover();
@@ -106,6 +107,7 @@ class RolloutEngine {
   std::map<int64_t, double> admit_tokens_;  // per rollout: devices that may be admitted now
   // Per rollout: when the gates last went to the history (rollout_gate_history).
   std::map<int64_t, std::chrono::steady_clock::time_point> gate_history_at_;
+  std::chrono::steady_clock::time_point cannot_sign_logged_{};
 };
 
 }  // namespace tinyfleet::server
