@@ -250,6 +250,8 @@ int RolloutEngine::send_offers(const Driven& r, const std::vector<OfferTarget>& 
     if (!publish[i]) continue;
     if (publisher_.offer(r.fleet, x.pick->device, x.release, x.offer.offer, x.offer.payload)) {
       ++offers_;
+    } else {
+      republish_ = true;  // stored as offered: re-published once the broker takes it
     }
   }
   return static_cast<int>(prepared.size());
