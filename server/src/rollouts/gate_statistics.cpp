@@ -20,7 +20,31 @@ struct Group {
   Sums total;
 };
 
-Group make_group(std::vector<Sums> rows, size_t width) {
+// The q-quantile of v (linear interpolation; v not empty).
+double quantile(std::vector<double> v, double q) {
+  std::sort(v.begin(), v.end());
+  const double at = q * static_cast<double>(v.size() - 1);
+  const size_t i = static_cast<size_t>(at);
+  if (i + 1 >= v.size()) return v.back();
+  return v[i] + (at - static_cast<double>(i)) * (v[i + 1] - v[i]);
+}
+
+// Each rate column (row[j] / row[0]) clipped to its [share, 1 - share] quantiles over the
+// group's devices, so a few devices reporting extreme rates (a compromised one at 100%)
+// count as the most extreme honest ones instead of widening every interval.
+void winsorize(std::vector<Sums>& rows, double share) {
+  if (share <= 0 || rows.size() < 3) return;
+  const size_t width = rows.front().size();
+  std::vector<double> col(rows.size());
+  for (size_t j = 1; j < width; ++j) {
+    for (size_t i = 0; i < rows.size(); ++i) col[i] = rows[i][j] / rows[i][0];
+    const double lo = quantile(col, share), hi = quantile(col, 1 - share);
+    for (size_t i = 0; i < rows.size(); ++i) rows[i][j] = rows[i][0] * std::clamp(col[i], lo, hi);
+  }
+}
+
+Group make_group(std::vector<Sums> rows, size_t width, const PoolingPolicy& policy) {
+  winsorize(rows, policy.winsorize);
   Group g{std::move(rows), Sums(width, 0.0)};
   for (const auto& r : g.rows) {
     for (size_t j = 0; j < width; ++j) g.total[j] += r[j];
@@ -36,7 +60,7 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 // groups, and (bias_correct) the jackknife's bias correction. `reference` may be null (a
 // fixed baseline). Groups of one device have no variance estimate: se is infinite.
 Estimate jackknife(const Group* reference, const Group& canary, const Statistic& f,
-                   bool bias_correct) {
+                   bool bias_correct, int bias_df = 1) {
   Estimate e;
   const Sums none;
   const Sums& ref_total = reference ? reference->total : none;
@@ -71,8 +95,9 @@ Estimate jackknife(const Group* reference, const Group& canary, const Statistic&
   if (e.devices == 0) return e;
   e.value = bias_correct ? theta - bias : theta;
   // Near its minimum a quadratic statistic (PSI) has a jackknife variance of about 0 while
-  // its own spread is of the order of the bias removed: count that in.
-  e.se = std::sqrt(var + (bias_correct ? bias * bias : 0.0));
+  // its own spread is that of the bias removed, a sum of bias_df chi-square terms: its
+  // standard deviation is bias * sqrt(2 / bias_df). Count that in.
+  e.se = std::sqrt(var + (bias_correct ? 2.0 * bias * bias / std::max(1, bias_df) : 0.0));
   if (!std::isfinite(e.value)) e.devices = 0;
   return e;
 }
@@ -97,7 +122,7 @@ Group proportion_group(const std::vector<DeviceStats>& devices, const Counts& co
     const double w = std::min(static_cast<double>(n), cap);
     rows.push_back({w, w * static_cast<double>(std::min(x, n)) / static_cast<double>(n)});
   }
-  return make_group(std::move(rows), 2);
+  return make_group(std::move(rows), 2, policy);
 }
 
 double rate(const Sums& s) { return s[1] / s[0]; }
@@ -150,7 +175,7 @@ Group class_group(const std::vector<DeviceStats>& devices, size_t k, const Pooli
     }
     rows.push_back(std::move(r));
   }
-  return make_group(std::move(rows), k + 1);
+  return make_group(std::move(rows), k + 1, policy);
 }
 
 // Per-channel first and second moments per device, pooled with the weight
@@ -178,7 +203,7 @@ Group moment_group(const std::vector<DeviceStats>& devices, size_t channels,
     for (double v : r) finite = finite && std::isfinite(v);
     if (finite) rows.push_back(std::move(r));
   }
-  return make_group(std::move(rows), 1 + 2 * channels);
+  return make_group(std::move(rows), 1 + 2 * channels, policy);
 }
 
 std::string number(double v) {
@@ -240,7 +265,10 @@ Estimate output_psi(const std::vector<DeviceStats>& reference,
   const Group r = class_group(reference, k, policy);
   const Group c = class_group(canary, k, policy);
   const auto psi = [k](const Sums& a, const Sums& b) {
-    const double smooth = 0.5, na = a[0] + smooth * k, nb = b[0] + smooth * k;
+    // Shares over the column sums (winsorized columns need not add up to the weight).
+    double na = 0, nb = 0;
+    const double smooth = 0.5;
+    for (size_t j = 1; j <= k; ++j) na += a[j] + smooth, nb += b[j] + smooth;
     double s = 0;
     for (size_t j = 1; j <= k; ++j) {
       const double p = (b[j] + smooth) / nb, q = (a[j] + smooth) / na;
@@ -248,7 +276,7 @@ Estimate output_psi(const std::vector<DeviceStats>& reference,
     }
     return s;
   };
-  Estimate e = jackknife(&r, c, psi, true);
+  Estimate e = jackknife(&r, c, psi, true, static_cast<int>(k) - 1);
   e.value = std::max(0.0, e.value);
   return e;
 }

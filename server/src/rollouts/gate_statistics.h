@@ -5,7 +5,9 @@
 //
 // - Per device first, then across devices: each device's rate (accuracy, class shares,
 //   channel means) is pooled with the weight min(n_i, cap), cap the median count of its
-//   group (or a configured maximum), so no device moves a metric by more than its share.
+//   group (or a configured maximum), so no device moves a metric by more than its share;
+//   per-device rates are winsorized at the group's 5% and 95% quantiles, so a device at an
+//   extreme counts as the most extreme honest one.
 // - Devices are the independent units (windows of one device are not): the standard error
 //   of every metric is the delete-one-device jackknife over both groups, so correlated
 //   windows on one device do not fake precision; for proportions it is floored by the
@@ -32,6 +34,10 @@ struct PoolingPolicy {
   // A device counts at most this many trials (probes, inferences, input samples); 0: the
   // median count of the reporting devices of its group.
   uint64_t cap = 0;
+  // Each per-device rate is clipped to the group's [w, 1-w] quantiles of that rate before
+  // pooling (winsorizing), so a few devices at an extreme neither move nor widen a metric
+  // much more than honest devices do; 0: off.
+  double winsorize = 0.05;
 };
 
 // A metric's estimate over devices. `se` is its standard error over devices with `df`
