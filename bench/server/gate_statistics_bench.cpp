@@ -2,7 +2,9 @@
 // time, seeded RNG): how often a rollout's gates roll back, pass, or wait out, and how
 // long they take to decide, for clean rollouts, a 2-point accuracy drop, injected input
 // drift, and one compromised canary (100x the probes, all correct on a 2-point drop, all
-// wrong on a clean rollout).
+// wrong on a clean rollout). A last row puts the drop at the gate's bound, where either
+// decision is an error: it shows how rarely the sequential intervals decide wrongly (the
+// rest wait out and take the configured action).
 //
 // Each rollout has 50 canary devices on the new model and 50 control devices still on the
 // old one. Devices differ: accuracy per device ~ N(model, 0.005), class shares and input
@@ -194,7 +196,8 @@ int main(int argc, char** argv) {
                                 {"accuracy -2 points", 0.02, 0, 0},
                                 {"input drift 0.3 sd", 0, 0.3, 0},
                                 {"-2 points, 1 canary 100x probes all correct", 0.02, 0, 1},
-                                {"clean, 1 canary 100x probes all wrong", 0, 0, -1}};
+                                {"clean, 1 canary 100x probes all wrong", 0, 0, -1},
+                                {"accuracy -1 point (at the bound)", 0.01, 0, 0}};
   std::printf(
       "gate: accuracy_drop <= 0.01 && psi < 0.1 && input_drift < 0.15 against %d "
       "control devices; %d canaries; alpha %.2f over %d looks every %d min; "
