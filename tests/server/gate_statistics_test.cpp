@@ -84,10 +84,13 @@ TEST(GateStatistics, Quantiles) {
   EXPECT_NEAR(normal_quantile(0.975), 1.959964, 1e-5);
   EXPECT_NEAR(normal_quantile(0.5), 0.0, 1e-9);
   EXPECT_NEAR(normal_quantile(1e-4), -3.719016, 1e-5);
-  EXPECT_NEAR(student_t_quantile(0.975, 10), 2.228139, 2e-3);
-  EXPECT_NEAR(student_t_quantile(0.995, 5), 4.032143, 5e-2);
+  EXPECT_NEAR(student_t_quantile(0.975, 10), 2.228139, 1e-5);
+  EXPECT_NEAR(student_t_quantile(0.995, 5), 4.032143, 1e-5);
   EXPECT_NEAR(student_t_quantile(0.9999, 49), 4.0205, 0.005);
-  EXPECT_NEAR(student_t_quantile(0.999, 4), 7.173, 0.1);  // the fewest devices decided on
+  EXPECT_NEAR(student_t_quantile(0.999, 4), 7.1732, 1e-3);  // the fewest devices decided on
+  EXPECT_NEAR(student_t_quantile(1 - 7e-5, 4), 14.272, 1e-2);
+  EXPECT_NEAR(student_t_quantile(1 - 7e-5, 9), 6.3059, 1e-3);
+  EXPECT_NEAR(student_t_quantile(0.025, 10), -2.228139, 1e-5);
   EXPECT_NEAR(student_t_quantile(0.975, 0), 1.959964, 1e-5);
 }
 
