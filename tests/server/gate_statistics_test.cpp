@@ -1,6 +1,7 @@
 // The gate statistics (server/src/rollouts/gate_statistics.h): pure functions over
 // per-device statistics, so no stack. Devices are built from seeded random windows.
 #include "rollouts/gate_statistics.h"
+#include "rollouts/quantiles.h"
 
 #include <gtest/gtest.h>
 

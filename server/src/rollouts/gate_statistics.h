@@ -115,9 +115,4 @@ GateVerdict decide_gate(const std::vector<GateClause>& clauses,
                         const std::vector<std::vector<Estimate>>& estimates, int look,
                         double waited_seconds, const SequentialPolicy& policy);
 
-// Quantiles used above (exposed for tests): standard normal (Acklam), and Student t
-// (Cornish-Fisher, refined by Newton steps on the incomplete beta; df <= 0 means normal).
-double normal_quantile(double p);
-double student_t_quantile(double p, int df);
-
 }  // namespace tinyfleet::server::rollouts
