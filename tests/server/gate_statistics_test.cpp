@@ -1,6 +1,7 @@
 // The gate statistics (server/src/rollouts/gate_statistics.h): pure functions over
 // per-device statistics, so no stack. Devices are built from seeded random windows.
 #include "rollouts/gate_statistics.h"
+#include "rollouts/gate_metric_statistics.h"
 #include "rollouts/quantiles.h"
 
 #include <gtest/gtest.h>
@@ -297,4 +298,76 @@ TEST(GateStatistics, MalformedOrEmptyStatisticsAreUnknownNotNaN) {
   EXPECT_EQ(
       decide_clause({"psi", "<", 0.1}, {output_psi({}, {}, pooling)}, 1, 0, seq.alpha, seq).verdict,
       Verdict::kWait);
+}
+
+namespace {
+
+DeviceStats metered(std::mt19937_64& rng, double uj_per_inference, int latency_bucket) {
+  std::normal_distribution<double> z(0, 1);
+  DeviceStats d;
+  d.inferences = 1000;
+  d.energy_measured_uj = 1000 * uj_per_inference * (1 + 0.02 * z(rng));
+  d.energy_modelled_uj = 1000 * 5.0;
+  d.latency_hist.assign(kLatencyBuckets, 0);
+  d.latency_hist[latency_bucket] = 900;
+  d.latency_hist[latency_bucket + 1] = 100;
+  return d;
+}
+
+}  // namespace
+
+TEST(GateStatistics, EnergyOnMeasuredAndLatencyFromHistograms) {
+  std::mt19937_64 rng(5);
+  std::vector<DeviceStats> reference, canary;
+  for (int i = 0; i < 20; ++i) reference.push_back(metered(rng, 10.0, 5));
+  for (int i = 0; i < 20; ++i) canary.push_back(metered(rng, 12.0, 6));
+  const Estimate energy = energy_regression(reference, canary, {});
+  EXPECT_NEAR(energy.value, 0.2, 0.02);
+  EXPECT_GT(energy.se, 0.0);
+  // p95 in the upper bucket: [64, 128) us against [128, 256) us.
+  EXPECT_NEAR(latency_regression(reference, canary, {}).value, 1.0, 1e-9);
+
+  for (auto& d : canary) d.energy_measured_uj.reset();  // modelled energy does not count
+  EXPECT_FALSE(energy_regression(reference, canary, {}).known());
+  for (auto& d : canary) d.latency_hist.resize(3);  // malformed histograms are left out
+  EXPECT_FALSE(latency_regression(reference, canary, {}).known());
+}
+
+TEST(GateMetricStatistics, EveryTelemetryMetricMapsOntoTheStatistics) {
+  for (const char* m : {"accuracy", "accuracy_drop", "psi", "input_drift", "shadow_agreement",
+                        "energy_regression", "latency_regression"}) {
+    EXPECT_TRUE(statistical_metric(m)) << m;
+  }
+  EXPECT_FALSE(statistical_metric("failure_rate"));
+  EXPECT_FALSE(statistical_metric("min_reporting"));
+}
+
+// The gate as the engine would call it: the control group when it reported, else the
+// baseline devices, else the manifest's accuracy; device-count metrics left to gates.h.
+TEST(GateMetricStatistics, DecidesAgainstControlThenBaseline) {
+  CohortStats cohort;
+  for (int i = 0; i < 20; ++i) cohort.canary.push_back(probes(700 + i % 5, 1000));
+  for (int i = 0; i < 20; ++i) cohort.control.push_back(probes(900 - i % 5, 1000));
+  const std::vector<GateClause> clauses = {{"failure_rate", "<=", 0.05},
+                                           {"accuracy_drop", "<=", 0.1}};
+  SequentialPolicy seq;
+  auto v = decide_statistical_gates(clauses, cohort, 1, 60, {}, seq);
+  ASSERT_EQ(v.clauses.size(), 1u);
+  EXPECT_EQ(v.verdict, Verdict::kFail) << v.clauses[0].reason;
+  EXPECT_NEAR(v.clauses[0].value, 0.2, 0.01);
+
+  // Control too small: the baseline devices (here as good as the canary) decide.
+  cohort.control.resize(2);
+  for (int i = 0; i < 20; ++i) cohort.baseline.push_back(probes(702 - i % 5, 1000));
+  v = decide_statistical_gates(clauses, cohort, 1, 60, {}, seq);
+  EXPECT_EQ(v.verdict, Verdict::kPass) << v.clauses[0].reason;
+
+  // Nobody on the old model reported probes: the manifest's accuracy.
+  cohort.control.clear();
+  cohort.baseline.clear();
+  EXPECT_EQ(decide_statistical_gates(clauses, cohort, 1, 60, {}, seq).verdict, Verdict::kWait);
+  cohort.baseline_accuracy = 0.95;
+  v = decide_statistical_gates(clauses, cohort, 1, 60, {}, seq);
+  EXPECT_EQ(v.verdict, Verdict::kFail) << v.clauses[0].reason;
+  EXPECT_NEAR(v.clauses[0].value, 0.25, 0.01);
 }

@@ -155,6 +155,68 @@ std::pair<uint64_t, uint64_t> probes(const DeviceStats& d) {
   return {d.probe_correct, d.probe_total};
 }
 
+// Measured energy per inference per device, pooled with the weight min(inferences, cap).
+Group energy_group(const std::vector<DeviceStats>& devices, const PoolingPolicy& policy) {
+  const auto usable = [](const DeviceStats& d) {
+    return d.energy_measured_uj && std::isfinite(*d.energy_measured_uj) &&
+           *d.energy_measured_uj >= 0 && d.inferences > 0;
+  };
+  std::vector<uint64_t> ns;
+  for (const auto& d : devices) ns.push_back(usable(d) ? d.inferences : 0);
+  const double cap = static_cast<double>(device_cap(ns, policy));
+  std::vector<Sums> rows;
+  for (const auto& d : devices) {
+    if (!usable(d)) continue;
+    const double n = static_cast<double>(d.inferences), w = std::min(n, cap);
+    rows.push_back({w, w * *d.energy_measured_uj / n});
+  }
+  return make_group(std::move(rows), 2, policy);
+}
+
+// Latency histogram shares per device, pooled with the weight min(inferences in it, cap).
+Group latency_group(const std::vector<DeviceStats>& devices, const PoolingPolicy& policy) {
+  constexpr size_t kBuckets = kLatencyBuckets;
+  std::vector<uint64_t> ns;
+  for (const auto& d : devices) {
+    uint64_t n = 0;
+    if (d.latency_hist.size() == kBuckets) {
+      for (uint64_t c : d.latency_hist) n += c;
+    }
+    ns.push_back(n);
+  }
+  const double cap = static_cast<double>(device_cap(ns, policy));
+  std::vector<Sums> rows;
+  for (size_t i = 0; i < devices.size(); ++i) {
+    if (ns[i] == 0) continue;
+    const double n = static_cast<double>(ns[i]), w = std::min(n, cap);
+    Sums r(kBuckets + 1, 0.0);
+    r[0] = w;
+    for (size_t b = 0; b < kBuckets; ++b) {
+      r[b + 1] = w * static_cast<double>(devices[i].latency_hist[b]) / n;
+    }
+    rows.push_back(std::move(r));
+  }
+  return make_group(std::move(rows), kBuckets + 1, policy);
+}
+
+// The 95th percentile (us) of pooled histogram shares, linear within its bucket (bucket 0
+// is [0, 2) us, bucket b [2^b, 2^(b+1)), the last one taken as [2^b, 2^(b+1)) too).
+double latency_p95(const Sums& s) {
+  double total = 0;
+  for (size_t b = 1; b < s.size(); ++b) total += s[b];
+  const double target = 0.95 * total;
+  double before = 0;
+  for (size_t b = 1; b < s.size(); ++b) {
+    if (s[b] > 0 && before + s[b] >= target) {
+      const double lo = b == 1 ? 0 : std::ldexp(1.0, static_cast<int>(b - 1));
+      const double hi = std::ldexp(1.0, static_cast<int>(b));
+      return lo + (target - before) / s[b] * (hi - lo);
+    }
+    before += s[b];
+  }
+  return std::numeric_limits<double>::quiet_NaN();
+}
+
 // Class shares per device, pooled with the weight min(inferences, cap): rows
 // [w, w * share_1, ..., w * share_k].
 Group class_group(const std::vector<DeviceStats>& devices, size_t k, const PoolingPolicy& policy) {
@@ -255,6 +317,21 @@ Estimate shadow_agreement(const std::vector<DeviceStats>& devices, const Pooling
   return proportion(
       devices, [](const DeviceStats& d) { return std::make_pair(d.shadow_agree, d.shadow_total); },
       policy);
+}
+
+Estimate energy_regression(const std::vector<DeviceStats>& reference,
+                           const std::vector<DeviceStats>& canary, const PoolingPolicy& policy) {
+  const Group r = energy_group(reference, policy), c = energy_group(canary, policy);
+  return jackknife(
+      &r, c, [](const Sums& a, const Sums& b) { return rate(b) / rate(a) - 1; }, false);
+}
+
+Estimate latency_regression(const std::vector<DeviceStats>& reference,
+                            const std::vector<DeviceStats>& canary, const PoolingPolicy& policy) {
+  const Group r = latency_group(reference, policy), c = latency_group(canary, policy);
+  return jackknife(
+      &r, c, [](const Sums& a, const Sums& b) { return latency_p95(b) / latency_p95(a) - 1; },
+      false);
 }
 
 Estimate output_psi(const std::vector<DeviceStats>& reference,

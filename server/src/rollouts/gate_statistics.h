@@ -68,6 +68,14 @@ Estimate accuracy_drop(double baseline, const std::vector<DeviceStats>& canary,
 Estimate failure_rate(const std::vector<DeviceStats>& devices, const PoolingPolicy& policy);
 Estimate shadow_agreement(const std::vector<DeviceStats>& devices, const PoolingPolicy& policy);
 
+// Canary over reference minus 1: measured energy per inference (devices with an energy
+// meter only), and the 95th percentile of latency from the pooled histograms (the jackknife
+// of a percentile is rough: the histogram's buckets are a factor of 2 wide).
+Estimate energy_regression(const std::vector<DeviceStats>& reference,
+                           const std::vector<DeviceStats>& canary, const PoolingPolicy& policy);
+Estimate latency_regression(const std::vector<DeviceStats>& reference,
+                            const std::vector<DeviceStats>& canary, const PoolingPolicy& policy);
+
 // Output drift: PSI between the capped-pooled class shares of the canary and of the
 // reference (additive smoothing of 0.5 per class), jackknife bias-corrected (clean data
 // gives about 0, not the (k-1)/n of a raw PSI) and clamped at 0.
