@@ -7,7 +7,7 @@
 // rest wait out and take the configured action).
 //
 // Each rollout has 50 canary devices on the new model and 50 control devices still on the
-// old one. Devices differ: accuracy per device ~ N(model, 0.005), class shares and input
+// old one. Devices differ: accuracy per device ~ N(model, 0.005) (--spread), class shares and input
 // channel means per device vary, each device reports a window (20-100 inferences, all of
 // them labelled probes) every 1-10 simulated minutes at its own rate. Every 30 minutes
 // the gate `accuracy_drop <= 0.01 && psi < 0.1 && input_drift < 0.15` is decided against
@@ -15,7 +15,8 @@
 // 6 hours undecided it rolls back (the configured action).
 //   build/release/bench/server/bench_gate_statistics              # 100 rollouts a row
 //   bench_gate_statistics --rollouts 20 --check                    # fewer; exit 1 off target
-//   bench_gate_statistics --seed 7 --devices 50
+//   bench_gate_statistics --seed 7 --devices 50 --spread 0.01   # accuracy spread per device
+//   bench_gate_statistics --looks 24                              # 12 hours before timing out
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -57,12 +58,13 @@ struct Outcome {
   int minutes = 0;
 };
 
-SimDevice make_device(std::mt19937_64& rng, double accuracy, double shift, const char* id) {
+SimDevice make_device(std::mt19937_64& rng, double accuracy, double spread, double shift,
+                      const char* id) {
   std::normal_distribution<double> z(0, 1);
   std::uniform_real_distribution<double> u(0, 1);
   SimDevice d;
   d.stats.device_id = id;
-  d.accuracy = std::clamp(accuracy + 0.005 * z(rng), 0.0, 1.0);
+  d.accuracy = std::clamp(accuracy + spread * z(rng), 0.0, 1.0);
   d.report_probability = 1.0 / (1.0 + 9.0 * u(rng));  // a window every 1-10 minutes
   double sum = 0;
   for (int j = 0; j < kClasses; ++j) {
@@ -112,12 +114,13 @@ void report_window(SimDevice& d, std::mt19937_64& rng) {
   }
 }
 
-Outcome run_rollout(const Scenario& sc, int devices, std::mt19937_64& rng,
+Outcome run_rollout(const Scenario& sc, int devices, double spread, std::mt19937_64& rng,
                     const std::vector<GateClause>& gate, const SequentialPolicy& policy) {
   std::vector<SimDevice> canary, control;
   for (int i = 0; i < devices; ++i) {
-    canary.push_back(make_device(rng, kBaseAccuracy - sc.accuracy_drop, sc.input_shift, "c"));
-    control.push_back(make_device(rng, kBaseAccuracy, 0, "k"));
+    canary.push_back(
+        make_device(rng, kBaseAccuracy - sc.accuracy_drop, spread, sc.input_shift, "c"));
+    control.push_back(make_device(rng, kBaseAccuracy, spread, 0, "k"));
   }
   canary[0].compromised = sc.compromised;
   std::uniform_real_distribution<double> u(0, 1);
@@ -166,6 +169,8 @@ double quantile(std::vector<int> v, double q) {
 
 int main(int argc, char** argv) {
   int rollouts = 100, devices = 50;
+  double spread = 0.005;
+  int looks = 12;
   unsigned long long seed = 20261201;
   bool check = false;
   for (int i = 1; i < argc; ++i) {
@@ -173,6 +178,10 @@ int main(int argc, char** argv) {
     const bool has_value = i + 1 < argc;
     if (a == "--rollouts" && has_value) {
       rollouts = std::max(1, std::atoi(argv[++i]));
+    } else if (a == "--looks" && has_value) {
+      looks = std::clamp(std::atoi(argv[++i]), 1, 1000);
+    } else if (a == "--spread" && has_value) {
+      spread = std::clamp(std::atof(argv[++i]), 0.0, 0.2);
     } else if (a == "--devices" && has_value) {
       devices = std::max(2, std::atoi(argv[++i]));
     } else if (a == "--seed" && has_value) {
@@ -180,8 +189,10 @@ int main(int argc, char** argv) {
     } else if (a == "--check") {
       check = true;
     } else {
-      std::fprintf(stderr, "usage: %s [--rollouts N] [--devices N] [--seed N] [--check]\n",
-                   argv[0]);
+      std::fprintf(
+          stderr,
+          "usage: %s [--rollouts N] [--devices N] [--spread SD] [--looks N] [--seed N] [--check]\n",
+          argv[0]);
       return 2;
     }
   }
@@ -189,8 +200,8 @@ int main(int argc, char** argv) {
       {"accuracy_drop", "<=", 0.01}, {"psi", "<", 0.1}, {"input_drift", "<", 0.15}};
   SequentialPolicy policy;
   policy.alpha = 0.01;
-  policy.max_looks = 12;
-  policy.max_wait_seconds = 12 * kLookMinutes * 60.0;
+  policy.max_looks = looks;
+  policy.max_wait_seconds = looks * kLookMinutes * 60.0;
   policy.fail_on_timeout = true;
   const Scenario scenarios[] = {{"clean", 0, 0, 0},
                                 {"accuracy -2 points", 0.02, 0, 0},
@@ -200,9 +211,10 @@ int main(int argc, char** argv) {
                                 {"accuracy -1 point (at the bound)", 0.01, 0, 0}};
   std::printf(
       "gate: accuracy_drop <= 0.01 && psi < 0.1 && input_drift < 0.15 against %d "
-      "control devices; %d canaries; alpha %.2f over %d looks every %d min; "
+      "control devices; %d canaries; accuracy spread per device %.3f; alpha %.2f over %d looks "
+      "every %d min; "
       "undecided after %d min: roll back; seed %llu\n\n",
-      devices, devices, policy.alpha, policy.max_looks, kLookMinutes,
+      devices, devices, spread, policy.alpha, policy.max_looks, kLookMinutes,
       policy.max_looks * kLookMinutes, seed);
   std::printf(
       "| scenario | rollouts | rolled back | passed | waited out | median min | p95 min |\n");
@@ -213,7 +225,7 @@ int main(int argc, char** argv) {
     Row r{sc.name, rollouts};
     std::vector<int> minutes;
     for (int i = 0; i < rollouts; ++i) {
-      const Outcome o = run_rollout(sc, devices, rng, gate, policy);
+      const Outcome o = run_rollout(sc, devices, spread, rng, gate, policy);
       if (o.timed_out) {
         ++r.waited_out;
       } else if (o.verdict == Verdict::kFail) {
