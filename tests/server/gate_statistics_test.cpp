@@ -291,6 +291,10 @@ TEST(GateStatistics, MalformedOrEmptyStatisticsAreUnknownNotNaN) {
     EXPECT_FALSE(e.known());
     EXPECT_FALSE(std::isnan(e.value) && e.known());
   }
+  std::mt19937_64 rng(3);
+  auto many = class_devices(rng, {0.5, 0.5}, 6, 2, 20);
+  many[0].class_counts.assign(kMaxGateClasses + 1, 7);  // too many classes: left out
+  EXPECT_EQ(output_psi(many, many, pooling).devices, 5);
   DeviceStats one_class;
   one_class.class_counts = {100};
   EXPECT_FALSE(output_psi({one_class}, {one_class}, pooling).known());

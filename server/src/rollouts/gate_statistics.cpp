@@ -223,7 +223,9 @@ Group class_group(const std::vector<DeviceStats>& devices, size_t k, const Pooli
   std::vector<uint64_t> ns;
   for (const auto& d : devices) {
     uint64_t n = 0;
-    for (uint64_t c : d.class_counts) n += c;
+    if (d.class_counts.size() <= k) {  // longer: over kMaxGateClasses, left out
+      for (uint64_t c : d.class_counts) n += c;
+    }
     ns.push_back(n);
   }
   const double cap = static_cast<double>(device_cap(ns, policy));
@@ -338,7 +340,9 @@ Estimate output_psi(const std::vector<DeviceStats>& reference,
                     const std::vector<DeviceStats>& canary, const PoolingPolicy& policy) {
   size_t k = 0;
   for (const auto* group : {&reference, &canary}) {
-    for (const auto& d : *group) k = std::max(k, d.class_counts.size());
+    for (const auto& d : *group) {
+      if (d.class_counts.size() <= kMaxGateClasses) k = std::max(k, d.class_counts.size());
+    }
   }
   if (k < 2) return {};
   const Group r = class_group(reference, k, policy);
@@ -364,7 +368,9 @@ std::vector<Estimate> input_shift(const std::vector<DeviceStats>& reference,
                                   const std::vector<DeviceStats>& canary,
                                   const PoolingPolicy& policy) {
   size_t channels = 0;
-  for (const auto& d : reference) channels = std::max(channels, d.input_sum.size());
+  for (const auto& d : reference) {
+    if (d.input_sum.size() <= kMaxGateChannels) channels = std::max(channels, d.input_sum.size());
+  }
   std::vector<Estimate> out;
   if (channels == 0) return out;
   const Group r = moment_group(reference, channels, policy);

@@ -19,6 +19,7 @@
 // clauses, the channels of input drift and the maximum number of looks, so repeated looks
 // keep the false-decision rate under alpha. Past max_wait (or the last look) the clause
 // takes the configured action. See docs/rollouts.md, "Gate statistics".
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -28,6 +29,11 @@
 #include "tinyfleet/server/gate_expression.h"
 
 namespace tinyfleet::server::rollouts {
+
+// Devices reporting more output classes or input channels than this are left out (the
+// ingest bounds them already; these keep every statistic's cost bounded on its own).
+inline constexpr size_t kMaxGateClasses = 1024;
+inline constexpr size_t kMaxGateChannels = 1024;
 
 // How devices are pooled.
 struct PoolingPolicy {
