@@ -375,3 +375,54 @@ TEST(GateMetricStatistics, DecidesAgainstControlThenBaseline) {
   EXPECT_EQ(v.verdict, Verdict::kFail) << v.clauses[0].reason;
   EXPECT_NEAR(v.clauses[0].value, 0.25, 0.01);
 }
+
+// Whatever a device puts in its statistics (huge, NaN or infinite sums, odd vector sizes,
+// counts near 2^64): every estimate is known and finite or unknown, and nothing decides on
+// a NaN.
+TEST(GateStatistics, HostileStatisticsNeverDecideOnNaN) {
+  std::mt19937_64 rng(42);
+  std::uniform_int_distribution<int> small(0, 6);
+  const double odd[] = {0.0, -1.0, 1e300, -1e300, NAN, INFINITY, 3.5};
+  const uint64_t counts[] = {0, 1, 20, 1000, UINT64_MAX / 4, UINT64_MAX};
+  const auto any_count = [&] { return counts[small(rng) % 6]; };
+  const auto device = [&] {
+    DeviceStats d;
+    d.inferences = any_count(), d.failures = any_count();
+    d.probe_correct = any_count(), d.probe_total = any_count();
+    d.shadow_agree = any_count(), d.shadow_total = any_count();
+    d.class_counts.resize(small(rng));
+    for (auto& c : d.class_counts) c = any_count();
+    d.input_count = any_count();
+    const int channels = small(rng) % 3;
+    for (int c = 0; c < channels; ++c) {
+      d.input_sum.push_back(odd[small(rng)]);
+      d.input_sumsq.push_back(odd[small(rng)]);
+    }
+    if (small(rng) > 2) d.latency_hist.assign(kLatencyBuckets, any_count());
+    if (small(rng) > 2) d.energy_measured_uj = odd[small(rng)];
+    return d;
+  };
+  SequentialPolicy seq;
+  seq.min_devices = 2;
+  for (int round = 0; round < 300; ++round) {
+    CohortStats cohort;
+    for (int i = 0; i < 2 + small(rng); ++i) cohort.canary.push_back(device());
+    for (int i = 0; i < small(rng); ++i) cohort.control.push_back(device());
+    for (int i = 0; i < small(rng); ++i) cohort.baseline.push_back(device());
+    for (const char* m : {"accuracy", "accuracy_drop", "psi", "input_drift", "shadow_agreement",
+                          "energy_regression", "latency_regression"}) {
+      for (const auto& e : metric_estimates(m, cohort, {}, seq.min_devices)) {
+        if (e.known()) {
+          EXPECT_TRUE(std::isfinite(e.value)) << m;
+        }
+      }
+      const auto v = decide_statistical_gates({{m, "<", 0.5}}, cohort, 1, 0, {}, seq);
+      ASSERT_EQ(v.clauses.size(), 1u);
+      if (v.verdict != Verdict::kWait) {
+        EXPECT_FALSE(std::isnan(v.clauses[0].value)) << v.clauses[0].reason;
+        EXPECT_FALSE(std::isnan(v.clauses[0].lo) || std::isnan(v.clauses[0].hi))
+            << v.clauses[0].reason;
+      }
+    }
+  }
+}
