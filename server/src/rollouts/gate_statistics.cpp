@@ -361,6 +361,7 @@ Estimate output_psi(const std::vector<DeviceStats>& reference,
   };
   Estimate e = jackknife(&r, c, psi, true, static_cast<int>(k) - 1);
   e.value = std::max(0.0, e.value);
+  e.absolute = true;  // PSI is not negative: its interval starts at 0 at the lowest
   return e;
 }
 
