@@ -125,6 +125,62 @@ __attribute__((always_inline)) inline void mac1x2(const int8_t* x, const int8_t*
   *acc1 = a1;
 }
 
+// One row x four output channels (w + c * k, c < 4), as mac1x2: the input pair is
+// widened once for four channels, 25 instructions per 16 MACs.
+__attribute__((always_inline)) inline void mac1x4(const int8_t* x, const int8_t* w, int32_t k,
+                                                  int32_t offset, int32_t* acc) {
+  int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+  const int32_t k4 = k & ~3;
+  const int8_t* w2 = w + 2 * k;
+  if (k4 > 0) {
+    const int8_t* end = x + k4;
+    const int32_t off2 = static_cast<int32_t>((static_cast<uint32_t>(offset) & 0xffffu) |
+                                              (static_cast<uint32_t>(offset) << 16));
+    int32_t xe, xo, we, wo;
+    __asm volatile(
+        "1:\n"
+        "ldr %[xe], [%[x]], #4\n"
+        "sxtab16 %[xo], %[off2], %[xe], ror #8\n"
+        "sxtab16 %[xe], %[off2], %[xe]\n"
+        "ldr %[we], [%[w], %[k]]\n"
+        "sxtb16 %[wo], %[we], ror #8\n"
+        "sxtb16 %[we], %[we]\n"
+        "smlad %[a1], %[xe], %[we], %[a1]\n"
+        "smlad %[a1], %[xo], %[wo], %[a1]\n"
+        "ldr %[we], [%[w]], #4\n"
+        "sxtb16 %[wo], %[we], ror #8\n"
+        "sxtb16 %[we], %[we]\n"
+        "smlad %[a0], %[xe], %[we], %[a0]\n" TINYFLEET_MAC1X2_LAST
+        "ldr %[we], [%[w2], %[k]]\n"
+        "sxtb16 %[wo], %[we], ror #8\n"
+        "sxtb16 %[we], %[we]\n"
+        "smlad %[a3], %[xe], %[we], %[a3]\n"
+        "smlad %[a3], %[xo], %[wo], %[a3]\n"
+        "ldr %[we], [%[w2]], #4\n"
+        "sxtb16 %[wo], %[we], ror #8\n"
+        "sxtb16 %[we], %[we]\n"
+        "smlad %[a2], %[xe], %[we], %[a2]\n"
+        "smlad %[a2], %[xo], %[wo], %[a2]\n"
+        "cmp %[x], %[end]\n"
+        "bne 1b\n"
+        : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [x] "+r"(x), [w] "+r"(w),
+          [w2] "+r"(w2), [xe] "=&r"(xe), [xo] "=&r"(xo), [we] "=&r"(we), [wo] "=&r"(wo)
+        : [k] "r"(k), [end] "r"(end), [off2] "r"(off2)
+        : "cc", "memory");
+  }
+  for (int32_t i = 0; i < k - k4; ++i) {
+    const int32_t xi = x[i] + offset;
+    a0 += xi * w[i];
+    a1 += xi * w[k + i];
+    a2 += xi * w2[i];
+    a3 += xi * w2[k + i];
+  }
+  acc[0] = a0;
+  acc[1] = a1;
+  acc[2] = a2;
+  acc[3] = a3;
+}
+
 }  // namespace
 }  // namespace tinyfleet::kernels::dsp_mac
 
