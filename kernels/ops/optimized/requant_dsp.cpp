@@ -1,9 +1,18 @@
-// Requantization on Arm DSP cores (requant_dsp.h). With every shift in [-30, 0] an
-// assembly loop, 28 instructions a channel: x = the doubling high multiply (SMLAL onto
-// 2^30: TFLite's nudge is 2^30 for both signs once its truncating division is taken into
-// account), q = x >> e, and TFLite's round-half-away-from-zero adds 1 when the remainder
-// r = x - (q << e) minus the sign bit s of x is at least 2^(e-1): USAT(2(r - s) >> e, 1)
-// is that bit (2(r - s) < 2^31 for e <= 30). Other shifts take TFLite's C arithmetic.
+// Requantization on Arm DSP cores (requant_dsp.h): TFLite's
+// x = SaturatingRoundingDoublingHighMul(acc, m), then RoundingDivideByPOT(x, e), e = -shift.
+// TFLite's nudge of the doubling high multiply is 2^30 for both signs once its
+// truncating division is taken into account, so x = (acc * m + 2^30) >> 31 (SMLAL).
+//
+// Short loop (e in 2..31, every layer's usual case; 16 instructions a channel, 21 with a
+// clamp narrower than int8): the two roundings compose into one 64-bit sum. Nested floor
+// divisions compose, and RoundingDivideByPOT is floor((x + 2^(e-1) - s) / 2^e) with s
+// the sign bit of x, which is the sign bit of acc whenever it matters (acc < 0 with
+// acc * m + 2^30 >= 0 gives 0 either way). So the result is the high word H of
+// acc * m + 2^30 - s * 2^31 (SMLAL onto that), then (H + 2^(e-2)) >> (e-1), which
+// cannot overflow (|H| <= 2^30).
+// Round loop (e in 0..30, 28 instructions): q = x >> e, plus 1 when the remainder
+// r = x - (q << e) minus s is at least 2^(e-1): USAT(2(r - s) >> e, 1) is that bit
+// (2(r - s) < 2^31 for e <= 30). Other shifts take TFLite's C arithmetic.
 #include "requant_dsp.h"
 
 #include "simd_dot.h"
@@ -13,12 +22,23 @@ namespace tinyfleet::kernels::TINYFLEET_OPT_NS::dsp {
 
 bool requant_setup(const PerChannelRequant& rq, int32_t channels, int32_t out_offset,
                    const ActivationRange& activation, Requant* r) {
-  bool right_only = true;
+  // One pass of min/max and an OR of the sign bits (this runs on every call).
+  int32_t min_shift = 0, max_shift = -31;
+  uint32_t signs = 0;
   for (int32_t ch = 0; ch < channels; ++ch) {
-    if (rq.multiplier[ch] < 0) return false;
-    right_only = right_only && rq.shift[ch] <= 0 && rq.shift[ch] >= -30;
+    const int32_t shift = rq.shift[ch];
+    signs |= static_cast<uint32_t>(rq.multiplier[ch]);
+    min_shift = shift < min_shift ? shift : min_shift;
+    max_shift = shift > max_shift ? shift : max_shift;
   }
-  *r = {rq.multiplier, rq.shift, out_offset, activation.min, activation.max, right_only};
+  if (signs >> 31) return false;
+  Requant::Loop loop = Requant::Loop::kC;
+  if (min_shift >= -31 && max_shift <= -2) {
+    loop = Requant::Loop::kShort;
+  } else if (min_shift >= -30 && max_shift <= 0) {
+    loop = Requant::Loop::kRound;
+  }
+  *r = {rq.multiplier, rq.shift, out_offset, activation.min, activation.max, loop};
   return true;
 }
 
@@ -40,13 +60,68 @@ void requantize_run(const Requant& r, const int32_t* acc, int32_t ch, int32_t n,
   const int32_t* m = r.multiplier + ch;
   const int32_t* s = r.shift + ch;
   const int32_t out_offset = r.out_offset, lo = r.lo, hi = r.hi;
-  if (!r.right_only) {
+  if (r.loop == Requant::Loop::kC) {
     for (int32_t k = 0; k < n; ++k) o[k] = requantize_c(acc[k], m[k], s[k], out_offset, lo, hi);
     return;
   }
   if (n <= 0) return;
   const int32_t* end = acc + n;
   int32_t v, mm, l, h;
+  if (r.loop == Requant::Loop::kShort && lo == -128 && hi == 127) {
+    __asm volatile(
+        "1:\n"
+        "ldr %[v], [%[acc]], #4\n"
+        "ldr %[mm], [%[m]], #4\n"
+        "asr %[h], %[v], #31\n"
+        "lsl %[l], %[h], #31\n"
+        "orr %[l], %[l], #0x40000000\n"
+        "smlal %[l], %[h], %[v], %[mm]\n"
+        "ldr %[mm], [%[s]], #4\n"
+        "mvn %[mm], %[mm]\n"
+        "lsl %[v], %[one], %[mm]\n"
+        "add %[h], %[h], %[v], lsr #1\n"
+        "asr %[h], %[h], %[mm]\n"
+        "add %[h], %[h], %[off]\n"
+        "ssat %[h], #8, %[h]\n"
+        "strb %[h], [%[o]], #1\n"
+        "cmp %[acc], %[end]\n"
+        "bne 1b\n"
+        : [acc] "+r"(acc), [m] "+r"(m), [s] "+r"(s), [o] "+r"(o), [v] "=&r"(v), [mm] "=&r"(mm),
+          [l] "=&r"(l), [h] "=&r"(h)
+        : [end] "r"(end), [off] "r"(out_offset), [one] "r"(1)
+        : "cc", "memory");
+    return;
+  }
+  if (r.loop == Requant::Loop::kShort) {
+    __asm volatile(
+        "1:\n"
+        "ldr %[v], [%[acc]], #4\n"
+        "ldr %[mm], [%[m]], #4\n"
+        "asr %[h], %[v], #31\n"
+        "lsl %[l], %[h], #31\n"
+        "orr %[l], %[l], #0x40000000\n"
+        "smlal %[l], %[h], %[v], %[mm]\n"
+        "ldr %[mm], [%[s]], #4\n"
+        "mvn %[mm], %[mm]\n"
+        "lsl %[v], %[one], %[mm]\n"
+        "add %[h], %[h], %[v], lsr #1\n"
+        "asr %[h], %[h], %[mm]\n"
+        "add %[h], %[h], %[off]\n"
+        "cmp %[h], %[lo]\n"
+        "it lt\n"
+        "movlt %[h], %[lo]\n"
+        "cmp %[h], %[hi]\n"
+        "it gt\n"
+        "movgt %[h], %[hi]\n"
+        "strb %[h], [%[o]], #1\n"
+        "cmp %[acc], %[end]\n"
+        "bne 1b\n"
+        : [acc] "+r"(acc), [m] "+r"(m), [s] "+r"(s), [o] "+r"(o), [v] "=&r"(v), [mm] "=&r"(mm),
+          [l] "=&r"(l), [h] "=&r"(h)
+        : [end] "r"(end), [off] "r"(out_offset), [lo] "r"(lo), [hi] "r"(hi), [one] "r"(1)
+        : "cc", "memory");
+    return;
+  }
   __asm volatile(
       "1:\n"
       "ldr %[v], [%[acc]], #4\n"

@@ -18,7 +18,9 @@ struct Requant {
   const int32_t* multiplier = nullptr;
   const int32_t* shift = nullptr;
   int32_t out_offset = 0, lo = -128, hi = 127;
-  bool right_only = true;  // every shift in [-30, 0]: the assembly loop
+  // Every shift in [-31, -2]: the shortest assembly loop; in [-30, 0]: the other one;
+  // otherwise TFLite's C arithmetic.
+  enum class Loop : uint8_t { kShort, kRound, kC } loop = Loop::kC;
 };
 
 // Fills r for `channels` output channels; false when a multiplier is negative (the DSP
