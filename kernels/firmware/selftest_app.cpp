@@ -1,9 +1,11 @@
-// On-target twin check: the optimized kernels as built for this core (SMLAD for Conv2D
-// and FullyConnected, SMLAxy for DepthwiseConv2D on a Cortex-M4) against the reference
-// kernels, on seeded random shapes (depthwise: dilation, zero points -128/127, fused
-// clamps, output overlapping the input as the planner may place it) and quantization
-// (shifts -31..4, deep right shifts with large sums).
-// Prints "selftest: N cases, M mismatches" over semihosting; exit code 0 only if M is 0.
+// On-target twin check: the optimized kernels as built for this core (on a Cortex-M4 the
+// DSP paths: conv2d_dsp with im2col of two pixels, its pointwise form reading the input
+// in place, fully_connected_dsp, depthwise_dsp, and requant_dsp's loops) against the
+// reference kernels, on seeded random shapes (odd channel counts, borders, strides,
+// dilation, zero points -128/127, fused clamps, batches; depthwise output overlapping the
+// input as the planner may place it) and quantization (shifts -31..4, deep right shifts
+// with large sums). Prints "selftest: N cases, M mismatches (per kind ...)" over
+// semihosting; exit code 0 only if M is 0.
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -38,17 +40,21 @@ alignas(16) int8_t g_in[12 * 12 * kMaxC], g_w[kMaxC * 5 * 5 * kMaxC], g_ref[12 *
 alignas(32) uint8_t g_scratch[5 * 5 * kMaxC * 2 + 64];
 int32_t g_bias[kMaxC * 3], g_mult[kMaxC * 3], g_shift[kMaxC * 3];
 
-// Real multipliers 2^-e * [0.5, 1): kind 0: e in 0..14 (biases +-2^14); kind 1: e in
-// 14..30, biases +-2^28 (deep right shifts, where rounding decides); kind 2: e in -4..31,
-// biases +-8 (shifts -31..4: left shifts and -31 take the DSP requantization's other
-// path; the case keeps its sums small).
+// Real multipliers 2^-e * [0.5, 1): kind 0: e in 0..14 (biases +-2^14: e 0 or 1 takes
+// the DSP requantization's round loop); kind 1: e in 14..30, biases +-2^28 (deep right
+// shifts, where rounding decides); kind 2: e in -4..31, biases +-8 (shifts -31..4: left
+// shifts take the C path; the case keeps its sums small); kind 3: e in 2..16, biases
+// +-2^16 (the short loop).
 void quantization(int32_t channels, int32_t kind = 0) {
   for (int32_t i = 0; i < channels; ++i) {
-    const int32_t bias_bits = kind == 0 ? 14 : kind == 1 ? 28 : 3;
+    const int32_t bias_bits = kind == 0 ? 14 : kind == 1 ? 28 : kind == 2 ? 3 : 16;
     g_bias[i] = range(-(1 << bias_bits), 1 << bias_bits);
     int s = 0;
     const double scale = 0.5 + range(0, 99) / 200.0;
-    const int32_t e = kind == 0 ? range(0, 14) : kind == 1 ? range(14, 30) : range(-4, 31);
+    const int32_t e = kind == 0   ? range(0, 14)
+                      : kind == 1 ? range(14, 30)
+                      : kind == 2 ? range(-4, 31)
+                                  : range(2, 16);
     quantize_multiplier(
         e >= 0 ? scale / static_cast<double>(1u << e) : scale * static_cast<double>(1 << -e),
         &g_mult[i], &s);
@@ -73,7 +79,9 @@ bool in_place_same(const DepthwiseParams& d, const PerChannelRequant& rq, const 
   return s == Status::kOk && std::memcmp(g_place, g_ref, out_bytes) == 0;
 }
 
-bool conv_case(bool depthwise) {
+// A Conv2D (pointwise: 1x1, stride 1, no padding, up to 2 images: the DSP path that
+// reads the input in place) or a DepthwiseConv2D case.
+bool conv_case(bool depthwise, bool pointwise = false) {
   Conv2DParams p;
   Dims in{1, range(1, 12), range(1, 12), range(1, depthwise ? 24 : kMaxC)};
   Dims f;
@@ -84,12 +92,16 @@ bool conv_case(bool depthwise) {
   p.padding = {range(0, 2), range(0, 2), range(0, 2), range(0, 2)};
   p.input_offset = -range(-128, 127);
   p.output_offset = range(-128, 127);
-  const int32_t kind = depthwise ? range(0, 2) : 0;
-  if (depthwise) {
-    p.dilation_h = range(1, 2);
-    p.dilation_w = range(1, 2);
-    if (range(0, 3) == 0) p.input_offset = range(0, 1) ? 128 : -127;       // zero points -128, 127
-    if (range(0, 3) == 0) p.activation = {range(-128, 0), range(0, 127)};  // fused clamps
+  const int32_t kind = range(0, 3);
+  p.dilation_h = range(1, 2);
+  p.dilation_w = range(1, 2);
+  if (range(0, 3) == 0) p.input_offset = range(0, 1) ? 128 : -127;       // zero points -128, 127
+  if (range(0, 3) == 0) p.activation = {range(-128, 0), range(0, 127)};  // fused clamps
+  if (pointwise) {
+    in = {range(1, 2), range(1, 8), range(1, 8), range(1, kMaxC)};
+    f.h = f.w = 1;
+    p.stride_h = p.stride_w = 1;
+    p.padding = {};
   }
   const int32_t mult = depthwise ? range(1, 2) : 1;
   if (depthwise) {
@@ -99,7 +111,7 @@ bool conv_case(bool depthwise) {
     f.n = range(1, kMaxC);
     f.c = in.c;
   }
-  Dims out{1,
+  Dims out{in.n,
            conv_output_extent(in.h, f.h, p.stride_h, p.dilation_h, p.padding.top, p.padding.bottom),
            conv_output_extent(in.w, f.w, p.stride_w, p.dilation_w, p.padding.left, p.padding.right),
            depthwise ? f.c : f.n};
@@ -135,32 +147,40 @@ bool conv_case(bool depthwise) {
 
 bool fc_case() {
   FullyConnectedParams p;
-  const int32_t in = range(1, 300), out = range(1, kMaxC);
+  const int32_t batches = range(1, 3), in = range(1, 300), out = range(1, kMaxC);
   p.input_offset = -range(-128, 127);
   p.output_offset = range(-128, 127);
-  fill(g_in, in);
+  if (range(0, 3) == 0) p.input_offset = range(0, 1) ? 128 : -127;       // zero points -128, 127
+  if (range(0, 3) == 0) p.activation = {range(-128, 0), range(0, 127)};  // fused clamps
+  fill(g_in, batches * in);
   fill(g_w, in * out);
-  quantization(out);
+  quantization(out, range(0, 1) ? 3 : range(0, 1));
   PerChannelRequant rq{g_mult, g_shift};
-  std::memset(g_ref, 1, static_cast<size_t>(out));
-  std::memset(g_opt, 2, static_cast<size_t>(out));
-  const Status a = ref::fully_connected(p, rq, 1, in, g_in, out, g_w, g_bias, g_ref, nullptr, 0);
-  const Status b = opt::fully_connected(p, rq, 1, in, g_in, out, g_w, g_bias, g_opt, g_scratch,
-                                        sizeof g_scratch);
-  return a == Status::kOk && b == Status::kOk &&
-         std::memcmp(g_ref, g_opt, static_cast<size_t>(out)) == 0;
+  const auto n = static_cast<size_t>(batches * out);
+  std::memset(g_ref, 1, n);
+  std::memset(g_opt, 2, n);
+  const Status a =
+      ref::fully_connected(p, rq, batches, in, g_in, out, g_w, g_bias, g_ref, nullptr, 0);
+  const Status b = opt::fully_connected(p, rq, batches, in, g_in, out, g_w, g_bias, g_opt,
+                                        g_scratch, sizeof g_scratch);
+  return a == Status::kOk && b == Status::kOk && std::memcmp(g_ref, g_opt, n) == 0;
 }
 
 }  // namespace
 
 int main() {
-  int cases = 0, mismatches = 0;
+  int cases = 0, conv = 0, pointwise = 0, depthwise = 0, fc = 0;
   for (int t = 0; t < 200; ++t) {
-    mismatches += !conv_case(false);
-    mismatches += !conv_case(true);
-    mismatches += !fc_case();
-    cases += 3;
+    conv += !conv_case(false);
+    pointwise += !conv_case(false, true);
+    depthwise += !conv_case(true);
+    fc += !fc_case();
+    cases += 4;
   }
-  std::printf("selftest: %d cases, %d mismatches\n", cases, mismatches);
+  const int mismatches = conv + pointwise + depthwise + fc;
+  std::printf(
+      "selftest: %d cases, %d mismatches (conv2d %d, pointwise %d, depthwise %d, fully "
+      "connected %d)\n",
+      cases, mismatches, conv, pointwise, depthwise, fc);
   return mismatches == 0 ? 0 : 1;
 }
