@@ -72,19 +72,27 @@ void receptive_field(const Geometry& g, int32_t q, int8_t* dst) {
 }
 
 // Accumulators of all output channels for the two pixels at x and x + k (folded bias
-// included); an odd channel count recomputes channel n - 2 with the last pair.
+// included); an odd channel count recomputes channel n - 2 with the last pair. Pointers
+// step through the channel pairs (this loop's overhead counts on layers of few taps).
+__attribute__((always_inline)) inline void channel_pair(const int8_t* x, const int8_t* w, int32_t k,
+                                                        const int32_t* folded, int32_t* acc0,
+                                                        int32_t* acc1) {
+  dsp_mac::Acc2x2 a{folded[0], folded[1], folded[0], folded[1]};
+  dsp_mac::mac2x2(x, w, k, &a);
+  acc0[0] = a.a00;
+  acc0[1] = a.a01;
+  acc1[0] = a.a10;
+  acc1[1] = a.a11;
+}
 __attribute__((noinline)) void two_pixels(const int8_t* x, const int8_t* filter, int32_t k,
                                           const int32_t* folded, int32_t n, int32_t* acc0,
                                           int32_t* acc1) {
-  for (int32_t c = 0; c < n; c += 2) {
-    const int32_t c0 = c + 2 <= n ? c : n - 2;
-    dsp_mac::Acc2x2 a{folded[c0], folded[c0 + 1], folded[c0], folded[c0 + 1]};
-    dsp_mac::mac2x2(x, filter + c0 * k, k, &a);
-    acc0[c0] = a.a00;
-    acc0[c0 + 1] = a.a01;
-    acc1[c0] = a.a10;
-    acc1[c0 + 1] = a.a11;
+  const int8_t* w = filter;
+  const int32_t step = 2 * k;
+  for (int32_t c = 0; c + 2 <= n; c += 2, w += step) {
+    channel_pair(x, w, k, folded + c, acc0 + c, acc1 + c);
   }
+  if (n % 2) channel_pair(x, filter + (n - 2) * k, k, folded + n - 2, acc0 + n - 2, acc1 + n - 2);
 }
 
 // The same for one pixel (the last of an odd count).
