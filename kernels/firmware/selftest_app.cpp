@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "../ops/optimized/requant_dsp.h"  // the DSP requantization loops, checked directly
 #include "tinyfleet/kernels/ops/conv2d.h"
 #include "tinyfleet/kernels/ops/depthwise_conv2d.h"
 #include "tinyfleet/kernels/ops/fully_connected.h"
@@ -166,10 +167,49 @@ bool fc_case() {
   return a == Status::kOk && b == Status::kOk && std::memcmp(g_ref, g_opt, n) == 0;
 }
 
+// The DSP requantization loops (requant_dsp.h) against TFLite's arithmetic on 64
+// channels: accumulators over the whole int32 range, near 0 and at the extremes,
+// multipliers in [2^30, 2^31) and the edges 0, 2^30, 2^31 - 1; shifts -31..-2 (the short
+// loop) or -30..0 (the round loop); full int8 range or a clamp.
+bool requant_case() {
+  constexpr int32_t kChannels = 64;
+  int32_t acc[kChannels];
+  const int32_t loop = range(0, 3);  // 0, 1: short loop; 2: round loop; 3: any shift
+  for (int32_t c = 0; c < kChannels; ++c) {
+    const int32_t pick = range(0, 5);
+    acc[c] = pick <= 1   ? static_cast<int32_t>(next())
+             : pick == 2 ? range(-70000, 70000)
+             : pick == 3 ? range(-3, 3)
+                         : (range(0, 1) ? INT32_MAX - range(0, 3) : INT32_MIN + range(0, 3));
+    const int32_t m = range(0, 7);
+    g_mult[c] = m == 0   ? 0
+                : m == 1 ? (1 << 30)
+                : m == 2 ? INT32_MAX
+                         : static_cast<int32_t>((next() & 0x3fffffffu) | 0x40000000u);
+    g_shift[c] = loop <= 1 ? range(-31, -2) : loop == 2 ? range(-30, 0) : range(-31, 4);
+  }
+  ActivationRange act;
+  if (range(0, 1)) act = {range(-128, 0), range(0, 127)};
+  const int32_t out_offset = range(-128, 127);
+  opt::dsp::Requant r;
+  if (!opt::dsp::requant_setup({g_mult, g_shift}, kChannels, out_offset, act, &r)) return false;
+  const int32_t first = range(0, kChannels - 1);  // any start channel, any length
+  const int32_t n = range(0, kChannels - first);
+  std::memset(g_opt, 2, kChannels + 1);
+  opt::dsp::requantize_run(r, acc + first, first, n, g_opt);
+  for (int32_t k = 0; k < n; ++k) {
+    const int32_t c = first + k;
+    int32_t v = multiply_by_quantized_multiplier(acc[c], g_mult[c], g_shift[c]) + out_offset;
+    v = v < act.min ? act.min : v > act.max ? act.max : v;
+    if (g_opt[k] != static_cast<int8_t>(v)) return false;
+  }
+  return g_opt[n] == 2;  // nothing written past n
+}
+
 }  // namespace
 
 int main() {
-  int cases = 0, conv = 0, pointwise = 0, depthwise = 0, fc = 0;
+  int cases = 0, conv = 0, pointwise = 0, depthwise = 0, fc = 0, requant = 0;
   for (int t = 0; t < 200; ++t) {
     conv += !conv_case(false);
     pointwise += !conv_case(false, true);
@@ -177,10 +217,11 @@ int main() {
     fc += !fc_case();
     cases += 4;
   }
-  const int mismatches = conv + pointwise + depthwise + fc;
+  for (int t = 0; t < 2000; ++t, ++cases) requant += !requant_case();
+  const int mismatches = conv + pointwise + depthwise + fc + requant;
   std::printf(
       "selftest: %d cases, %d mismatches (conv2d %d, pointwise %d, depthwise %d, fully "
-      "connected %d)\n",
-      cases, mismatches, conv, pointwise, depthwise, fc);
+      "connected %d, requantization %d)\n",
+      cases, mismatches, conv, pointwise, depthwise, fc, requant);
   return mismatches == 0 ? 0 : 1;
 }
