@@ -80,8 +80,8 @@ bool in_place_same(const DepthwiseParams& d, const PerChannelRequant& rq, const 
   return s == Status::kOk && std::memcmp(g_place, g_ref, out_bytes) == 0;
 }
 
-// A Conv2D (pointwise: 1x1, stride 1, no padding, up to 2 images: the DSP path that
-// reads the input in place) or a DepthwiseConv2D case.
+// A Conv2D (1 or 2 images; pointwise: 1x1, stride 1, no padding: the DSP path that reads
+// the input in place) or a DepthwiseConv2D case.
 bool conv_case(bool depthwise, bool pointwise = false) {
   Conv2DParams p;
   Dims in{1, range(1, 12), range(1, 12), range(1, depthwise ? 24 : kMaxC)};
@@ -98,6 +98,7 @@ bool conv_case(bool depthwise, bool pointwise = false) {
   p.dilation_w = range(1, 2);
   if (range(0, 3) == 0) p.input_offset = range(0, 1) ? 128 : -127;       // zero points -128, 127
   if (range(0, 3) == 0) p.activation = {range(-128, 0), range(0, 127)};  // fused clamps
+  if (!depthwise && range(0, 3) == 0) in = {2, range(1, 8), range(1, 8), range(1, kMaxC)};
   if (pointwise) {
     in = {range(1, 2), range(1, 8), range(1, 8), range(1, kMaxC)};
     f.h = f.w = 1;
