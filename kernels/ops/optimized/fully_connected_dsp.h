@@ -12,8 +12,8 @@
 namespace tinyfleet::kernels::TINYFLEET_OPT_NS {
 
 // Runs the layer and returns true, or returns false without touching the output when
-// this build has no Arm DSP or the layer is outside the path (fewer than 2 or more than
-// 256 outputs, an input offset outside -128..128, a negative multiplier).
+// this build has no Arm DSP or the layer is outside the path (fewer than 2 outputs, an
+// input offset outside -128..128, a negative multiplier).
 bool fully_connected_dsp(const FullyConnectedParams& p, const PerChannelRequant& rq,
                          int32_t batches, int32_t in_features, const int8_t* input,
                          int32_t out_features, const int8_t* weights, const int32_t* bias,
