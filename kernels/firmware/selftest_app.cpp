@@ -2,10 +2,10 @@
 // DSP paths: conv2d_dsp with im2col of two pixels, its pointwise form reading the input
 // in place, fully_connected_dsp, depthwise_dsp, and requant_dsp's loops) against the
 // reference kernels, on seeded random shapes (odd channel counts, borders, strides,
-// dilation, zero points -128/127, fused clamps, batches; depthwise output overlapping the
-// input as the planner may place it) and quantization (shifts -31..4, deep right shifts
-// with large sums). Prints "selftest: N cases, M mismatches (per kind ...)" over
-// semihosting; exit code 0 only if M is 0.
+// dilation, zero points -128/127, fused clamps, batches; Conv2D and depthwise output
+// overlapping the input as the planner may place it) and quantization (shifts -31..4,
+// deep right shifts with large sums). Prints "selftest: N cases, M mismatches (per kind
+// ...)" over semihosting; exit code 0 only if M is 0.
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -63,21 +63,21 @@ void quantization(int32_t channels, int32_t kind = 0) {
   }
 }
 
-// The in-place contract (in_place.h): the optimized depthwise kernel with its output
-// starting overlap_distance bytes before its input in one buffer gives g_ref's bytes.
+// The in-place contract (in_place.h): the optimized kernel (run(input, output)) with its
+// output starting overlap_distance bytes before its input in one buffer gives g_ref's
+// bytes. The planner places DepthwiseConv2D and Conv2D this way.
 alignas(16) int8_t g_place[12 * 12 * kMaxC * 5];
-bool in_place_same(const DepthwiseParams& d, const PerChannelRequant& rq, const Dims& in,
-                   const Dims& f, const Dims& out) {
+template <typename Run>
+bool in_place_same(const Conv2DParams& p, const Dims& in, const Dims& out, Run run) {
   const int64_t distance =
-      overlap_distance(in, out, {d.stride_h, d.stride_w, d.padding.top, d.padding.left}, 1);
+      overlap_distance(in, out, {p.stride_h, p.stride_w, p.padding.top, p.padding.left}, 1);
   const auto in_bytes = static_cast<size_t>(in.elements());
   const auto out_bytes = static_cast<size_t>(out.elements());
   if (distance < 0 || static_cast<size_t>(distance) + in_bytes > sizeof g_place) return false;
   std::memset(g_place, 3, sizeof g_place);
   std::memcpy(g_place + distance, g_in, in_bytes);
-  const Status s =
-      opt::depthwise_conv2d(d, rq, in, g_place + distance, f, g_w, g_bias, out, g_place);
-  return s == Status::kOk && std::memcmp(g_place, g_ref, out_bytes) == 0;
+  return run(g_place + distance, g_place) == Status::kOk &&
+         std::memcmp(g_place, g_ref, out_bytes) == 0;
 }
 
 // A Conv2D (1 or 2 images; pointwise: 1x1, stride 1, no padding: the DSP path that reads
@@ -139,10 +139,19 @@ bool conv_case(bool depthwise, bool pointwise = false) {
     d.depth_multiplier = mult;
     a = ref::depthwise_conv2d(d, rq, in, g_in, f, g_w, g_bias, out, g_ref);
     b = opt::depthwise_conv2d(d, rq, in, g_in, f, g_w, g_bias, out, g_opt);
-    if (!in_place_same(d, rq, in, f, out)) return false;
+    if (!in_place_same(p, in, out, [&](const int8_t* x, int8_t* y) {
+          return opt::depthwise_conv2d(d, rq, in, x, f, g_w, g_bias, out, y);
+        })) {
+      return false;
+    }
   } else {
     a = ref::conv2d(p, rq, in, g_in, f, g_w, g_bias, out, g_ref, nullptr, 0);
     b = opt::conv2d(p, rq, in, g_in, f, g_w, g_bias, out, g_opt, g_scratch, sizeof g_scratch);
+    if (in.n == 1 && !in_place_same(p, in, out, [&](const int8_t* x, int8_t* y) {
+          return opt::conv2d(p, rq, in, x, f, g_w, g_bias, out, y, g_scratch, sizeof g_scratch);
+        })) {
+      return false;
+    }
   }
   return a == Status::kOk && b == Status::kOk && std::memcmp(g_ref, g_opt, n) == 0;
 }
