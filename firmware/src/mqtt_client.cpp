@@ -128,7 +128,7 @@ void MqttClient::lose(LinkEvent why, uint32_t now) {
   handler_.on_disconnected(why);
 }
 
-bool MqttClient::queue(MqttError encoded, size_t size) {
+bool MqttClient::queue(MqttError encoded, const size_t& size) {
   if (encoded != MqttError::kOk) return false;
   tx_size_ += size;
   return true;

@@ -109,7 +109,8 @@ class MqttClient {
  private:
   void begin_connect(uint32_t now);
   void lose(LinkEvent why, uint32_t now);
-  bool queue(MqttError encoded, size_t size);
+  // `size` by reference: it is read after `encoded` (the encoder's call) has set it.
+  bool queue(MqttError encoded, const size_t& size);
   void flush(uint32_t now);
   void receive(uint32_t now);
   void handle(const Packet& packet, uint32_t now);
