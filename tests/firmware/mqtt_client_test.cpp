@@ -2,7 +2,8 @@
 // transport against the stack's Mosquitto, with a test device account (index 20 of
 // tinyfleet::testing::test_devices): connect, subscribe, a retained message published
 // by mosquitto_pub, QoS 1 both ways, keep-alive pings, a wrong password refused by its
-// CONNACK code, and reconnection with back-off after the broker drops the session.
+// CONNACK code, reconnection with back-off after the broker drops the session, and the
+// will published when the link drops without DISCONNECT (not after one).
 #include <unistd.h>
 
 #include <array>
@@ -270,6 +271,42 @@ TEST_F(FirmwareMqtt, ReconnectsWithBackOffWhenTheBrokerDropsTheSession) {
   EXPECT_EQ(r.payloads[1], "retained");
   EXPECT_EQ(tcp->opens, 2);
   client.disconnect();
+}
+
+TEST_F(FirmwareMqtt, TheBrokerPublishesTheWillWhenTheLinkDropsWithoutDisconnect) {
+  const std::string presence = topic(tinyfleet::update::TopicKind::kPresence);
+  retained_topics_.push_back(presence);
+  const std::string will = "gone " + fleet_;
+  options_.connect.will_topic = presence.c_str();
+  options_.connect.will_payload = reinterpret_cast<const uint8_t*>(will.data());
+  options_.connect.will_payload_size = will.size();
+  options_.connect.will_qos = 1;
+  options_.connect.will_retain = true;
+  auto tcp = transport();
+  Recorder r;
+  Client client(*tcp, r);
+  client.start(options_);
+  ASSERT_TRUE(poll_until(client, [&] { return r.connected == 1; }));
+  EXPECT_EQ(read_retained(presence), "");  // no will while connected
+  tcp->close();                            // the link drops: no DISCONNECT reaches the broker
+  EXPECT_EQ(read_retained(presence), will + "\n");
+}
+
+TEST_F(FirmwareMqtt, NoWillAfterACleanDisconnect) {
+  const std::string presence = topic(tinyfleet::update::TopicKind::kPresence);
+  retained_topics_.push_back(presence);
+  const std::string will = "gone " + fleet_;
+  options_.connect.will_topic = presence.c_str();
+  options_.connect.will_payload = reinterpret_cast<const uint8_t*>(will.data());
+  options_.connect.will_payload_size = will.size();
+  options_.connect.will_retain = true;
+  auto tcp = transport();
+  Recorder r;
+  Client client(*tcp, r);
+  client.start(options_);
+  ASSERT_TRUE(poll_until(client, [&] { return r.connected == 1; }));
+  client.disconnect();  // DISCONNECT first: the broker discards the will (3.14.4)
+  EXPECT_EQ(read_retained(presence), "");
 }
 
 }  // namespace
