@@ -45,6 +45,7 @@ struct Recorder : Handler {
   }
   void on_suback(uint16_t id, uint8_t code) override { subacks.push_back({id, code}); }
   void on_puback(uint16_t id) override { pubacks.push_back(id); }
+  void on_dropped(size_t bytes) override { dropped.push_back(bytes); }
 
   int connected = 0;
   std::function<void()> on_connect;
@@ -55,6 +56,7 @@ struct Recorder : Handler {
   std::vector<uint8_t> qos;
   std::vector<std::pair<uint16_t, uint8_t>> subacks;
   std::vector<uint16_t> pubacks;
+  std::vector<size_t> dropped;
 };
 
 using Client = StaticMqttClient<512, 512>;
@@ -270,6 +272,29 @@ TEST_F(FirmwareMqtt, ReconnectsWithBackOffWhenTheBrokerDropsTheSession) {
   EXPECT_EQ(r.connected, 2);
   EXPECT_EQ(r.payloads[1], "retained");
   EXPECT_EQ(tcp->opens, 2);
+  client.disconnect();
+}
+
+TEST_F(FirmwareMqtt, SkipsAPacketLargerThanItsReceiveBufferAndStaysInStep) {
+  const std::string offer = topic(tinyfleet::update::TopicKind::kOffer);
+  const std::string big(2000, 'x');  // over the 512-byte receive buffer
+  publish_retained(offer, big);
+  retained_topics_.push_back(offer);
+  auto tcp = transport();
+  Recorder r;
+  Client client(*tcp, r);
+  r.on_connect = [&] { client.subscribe(offer.c_str(), 1, nullptr); };
+  client.start(options_);
+  ASSERT_TRUE(poll_until(client, [&] { return !r.dropped.empty(); }));
+  // Fixed header (3 B), topic (2 + length), packet id (2), payload.
+  EXPECT_EQ(r.dropped[0], 3 + 2 + offer.size() + 2 + big.size());
+  EXPECT_TRUE(r.payloads.empty());
+  // The next packet after the skipped one is read whole: the stream stays in step.
+  publish_retained(offer, "small");
+  ASSERT_TRUE(poll_until(client, [&] { return !r.payloads.empty(); }));
+  EXPECT_EQ(r.payloads[0], "small");
+  EXPECT_EQ(client.state(), ClientState::kConnected);
+  EXPECT_EQ(client.counters().dropped, 1u);
   client.disconnect();
 }
 
