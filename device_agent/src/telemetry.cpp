@@ -21,7 +21,7 @@ float population_stability(const uint32_t* counts, const float* baseline, size_t
 void WindowStats::reset() { *this = WindowStats(); }
 
 void WindowStats::add(uint32_t latency_us, int top_class, const float* input, size_t input_len,
-                      size_t channels) {
+                      size_t channels, uint64_t active_us) {
   // Keep the first kLatencySamples latencies, then replace one in a rotating slot: a
   // deterministic stand-in for reservoir sampling that needs no random source.
   if (latency_n_ < kLatencySamples) {
@@ -30,14 +30,23 @@ void WindowStats::add(uint32_t latency_us, int top_class, const float* input, si
     latency_[inferences_ % kLatencySamples] = latency_us;
   }
   ++inferences_;
-  if (top_class >= 0 && static_cast<size_t>(top_class) < kMaxClasses) ++classes_[top_class];
-  if (input && channels > 0 && channels <= kMaxChannels && input_len % channels == 0) {
+  ++latency_hist_[update::latency_bucket(latency_us)];
+  active_us_ += active_us;
+  if (top_class >= 0 && static_cast<size_t>(top_class) < kMaxClasses) {
+    ++classes_[top_class];
+    if (top_class >= top_seen_) top_seen_ = static_cast<uint8_t>(top_class + 1);
+  }
+  if (input && channels > 0 && channels <= kMaxChannels && input_len % channels == 0 &&
+      (channels_ == 0 || channels_ == channels)) {
     // Channels last (NHWC, or the features of an [N, K] input).
+    channels_ = static_cast<uint8_t>(channels);
     const size_t per = input_len / channels;
     for (size_t c = 0; c < channels; ++c) {
       double sum = 0;
       for (size_t i = 0; i < per; ++i) sum += input[i * channels + c];
-      channel_sum_[c] += sum / static_cast<double>(per);
+      const double mean = sum / static_cast<double>(per);
+      channel_sum_[c] += mean;
+      channel_sumsq_[c] += mean * mean;
     }
     ++channel_n_;
   }
@@ -68,10 +77,10 @@ void WindowStats::close(const ModelInfo& info, uint64_t clock_hz, float active_m
   out->latency_p50_us = percentile(latency_, latency_n_, 0.50);
   out->latency_p95_us = percentile(latency_, latency_n_, 0.95);
   // cycles / Hz = seconds; s x mW = mJ; x 1000 = uJ.
-  out->energy_uj = clock_hz > 0
-                       ? static_cast<float>(static_cast<double>(info.modelled_cycles) /
-                                            static_cast<double>(clock_hz) * active_mw * 1000.0)
-                       : 0.0f;
+  const double modelled_uj = clock_hz > 0 ? static_cast<double>(info.modelled_cycles) /
+                                                static_cast<double>(clock_hz) * active_mw * 1000.0
+                                          : 0.0;
+  out->energy_uj = static_cast<float>(modelled_uj);
   out->output_psi = info.classes > 0 && info.classes <= kMaxClasses
                         ? population_stability(classes_, info.class_histogram, info.classes)
                         : -1.0f;
@@ -88,6 +97,23 @@ void WindowStats::close(const ModelInfo& info, uint64_t clock_hz, float active_m
   out->probes_correct = probes_correct_;
   out->shadow = shadow_;
   out->shadow_agree = shadow_agree_;
+
+  out->version = update::kTelemetryVersion;
+  out->failures = failures_;
+  // The classes of the baseline, or as many as were seen when there is none.
+  const size_t classes = info.classes > 0 && info.classes <= kMaxClasses ? info.classes : top_seen_;
+  out->classes = static_cast<uint8_t>(classes > top_seen_ ? classes : top_seen_);
+  for (size_t i = 0; i < out->classes; ++i) out->class_counts[i] = classes_[i];
+  out->channels = channel_n_ > 0 ? channels_ : 0;
+  out->input_count = channel_n_;
+  for (size_t c = 0; c < out->channels; ++c) {
+    out->input_sum[c] = channel_sum_[c];
+    out->input_sumsq[c] = channel_sumsq_[c];
+  }
+  for (size_t b = 0; b < update::kTelemetryLatencyBuckets; ++b)
+    out->latency_hist[b] = latency_hist_[b];
+  out->active_us = active_us_;
+  out->energy_modelled_uj = modelled_uj * inferences_;
 }
 
 void TelemetryRing::push(const TelemetryWindow& w) {
