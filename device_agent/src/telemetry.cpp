@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 namespace tinyfleet::device_agent {
 
@@ -116,18 +117,43 @@ void WindowStats::close(const ModelInfo& info, uint64_t clock_hz, float active_m
   out->energy_modelled_uj = modelled_uj * inferences_;
 }
 
-void TelemetryRing::push(const TelemetryWindow& w) {
-  if (count_ == kCapacity) {
+bool TelemetryRing::push(const TelemetryWindow& w) {
+  uint8_t message[update::kTelemetryMaxBytes];
+  size_t size = 0;
+  if (!update::encode_telemetry(w, message, sizeof message, &size).ok()) {
+    ++dropped_;
+    return false;
+  }
+  return push(message, size);
+}
+
+bool TelemetryRing::push(const uint8_t* message, size_t size) {
+  if (size + 2 > kBytes || size > 0xffff) {
+    ++dropped_;
+    return false;
+  }
+  while (used_ + 2 + size > kBytes) {
     pop();
     ++dropped_;
   }
-  items_[(head_ + count_) % kCapacity] = w;
+  bytes_[used_] = static_cast<uint8_t>(size);
+  bytes_[used_ + 1] = static_cast<uint8_t>(size >> 8);
+  std::memcpy(bytes_ + used_ + 2, message, size);
+  used_ += 2 + size;
   ++count_;
+  return true;
+}
+
+const uint8_t* TelemetryRing::front(size_t* size) const {
+  *size = count_ == 0 ? 0 : static_cast<size_t>(bytes_[0] | (bytes_[1] << 8));
+  return bytes_ + 2;
 }
 
 void TelemetryRing::pop() {
   if (count_ == 0) return;
-  head_ = (head_ + 1) % kCapacity;
+  const size_t first = 2 + static_cast<size_t>(bytes_[0] | (bytes_[1] << 8));
+  std::memmove(bytes_, bytes_ + first, used_ - first);
+  used_ -= first;
   --count_;
 }
 

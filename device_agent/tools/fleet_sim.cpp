@@ -1,6 +1,7 @@
 // fleet-sim: N device agents in one process, each with its own MQTT session, state
 // folder, A/B slots and kernels runtime, running the model over a data set and
-// publishing telemetry. For end-to-end tests and load.
+// publishing telemetry (version 2: class counts of its outputs, channel sums of its
+// inputs, probe accuracy, measured active time). For end-to-end tests and load.
 //
 //   fleet-sim --broker tcp://127.0.0.1:1883 --fleet default --class cortex-m4-256k
 //             --credentials devices.txt --root-key keys/root.pub --data digits_val.npz
@@ -30,6 +31,7 @@
 #include "tinyfleet/device_agent/linux/file_stores.h"
 #include "tinyfleet/device_agent/linux/kernels_runner.h"
 #include "tinyfleet/device_agent/linux/mqtt_port.h"
+#include "tinyfleet/device_agent/linux/system_clock.h"
 #include "tinyfleet/device_agent/update_agent.h"
 #include "tinyfleet/optimizer_service/device_class.h"
 #include "tinyfleet/optimizer_service/npz.h"
@@ -150,20 +152,6 @@ Samples load_samples(const std::string& path) {
   return s;
 }
 
-struct SteadyClock : device_agent::Clock {
-  uint64_t now_unix() override {
-    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(
-                                     std::chrono::system_clock::now().time_since_epoch())
-                                     .count());
-  }
-  uint64_t monotonic_ms() override { return monotonic_us() / 1000; }
-  uint64_t monotonic_us() override {
-    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
-                                     std::chrono::steady_clock::now().time_since_epoch())
-                                     .count());
-  }
-};
-
 // One simulated device: the same agent a real Linux device runs.
 struct Device {
   std::string id, password;
@@ -228,7 +216,8 @@ int main(int argc, char** argv) {
   const Samples clean = load_samples(o.data);
   const Samples drifted = o.drift_after >= 0 ? load_samples(o.drifted) : Samples{};
 
-  SteadyClock clock;
+  // The Linux clock port: CLOCK_MONOTONIC, also the measured active time of each run.
+  device_agent::linux_port::SystemClock clock;
   update::SodiumVerifier verifier;
   update::SodiumSha256 sha;
   // Patching runs to completion inside one call on this one thread: one workspace serves all.

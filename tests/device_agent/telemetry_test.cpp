@@ -218,15 +218,37 @@ TEST(Telemetry, PopulationStabilityAndTheRing) {
   const uint32_t none[4] = {0, 0, 0, 0};
   EXPECT_LT(device_agent::population_stability(none, baseline, 4), 0);
 
+  // The ring keeps encoded windows: version-2 windows with 10 classes and 3 channels
+  // are 321 bytes (+2 of length), so 16 KB holds 50 of them; the oldest go first.
   device_agent::TelemetryRing ring;
-  for (uint64_t i = 1; i <= device_agent::TelemetryRing::kCapacity + 3; ++i) {
+  auto window = [](uint64_t seq) {
     device_agent::TelemetryWindow w;
-    w.seq = i;
-    ring.push(w);
-  }
-  EXPECT_EQ(ring.size(), device_agent::TelemetryRing::kCapacity);
+    w.seq = seq;
+    w.classes = 10;
+    w.channels = 3;
+    w.input_count = 1;
+    return w;
+  };
+  const size_t fits = device_agent::TelemetryRing::kBytes / 323;
+  for (uint64_t i = 1; i <= fits + 3; ++i) ASSERT_TRUE(ring.push(window(i)));
+  EXPECT_EQ(ring.size(), fits);
   EXPECT_EQ(ring.dropped(), 3u);
-  EXPECT_EQ(ring.front().seq, 4u);  // the oldest went first
+  size_t size = 0;
+  const uint8_t* front = ring.front(&size);
+  EXPECT_EQ(size, 321u);
+  device_agent::TelemetryWindow back;
+  ASSERT_TRUE(update::decode_telemetry(front, size, &back).ok());
+  EXPECT_EQ(back.seq, 4u);  // the oldest went first
+  for (uint64_t expect = 4; !ring.empty(); ++expect) {
+    front = ring.front(&size);
+    ASSERT_TRUE(update::decode_telemetry(front, size, &back).ok());
+    EXPECT_EQ(back.seq, expect);
+    ring.pop();
+  }
+  // Nothing larger than the ring goes in.
+  std::vector<uint8_t> huge(device_agent::TelemetryRing::kBytes);
+  EXPECT_FALSE(ring.push(huge.data(), huge.size()));
+  EXPECT_TRUE(ring.empty());
 }
 
 TEST_F(TelemetryTest, WindowsCarryAccuracyDriftEnergyAndWaitWhileOffline) {

@@ -31,6 +31,14 @@ file(COPY ${onnx_seeds} DESTINATION ${WORK}/corpus/onnx_import)
 # The TFLite fixtures (TFLM examples, MLPerf Tiny KWS) seed the TFLite importer.
 file(GLOB_RECURSE tflite_seeds ${ROOT}/tests/fixtures/models/*.tflite)
 file(COPY ${tflite_seeds} DESTINATION ${WORK}/corpus/tflite_import)
+# Checked-in seeds: tests/fuzz/seeds/<target>/ (telemetry: a version-1 and a version-2
+# window, so the fuzzer starts inside both layouts).
+file(GLOB seed_dirs LIST_DIRECTORIES true ${ROOT}/tests/fuzz/seeds/*)
+foreach(dir ${seed_dirs})
+  get_filename_component(target ${dir} NAME)
+  file(GLOB seeds ${dir}/*)
+  file(COPY ${seeds} DESTINATION ${WORK}/corpus/${target})
+endforeach()
 foreach(target artifact offer delta status telemetry presence chunk_request device_class
                onnx_import tflite_import console_listen)
   execute_process(

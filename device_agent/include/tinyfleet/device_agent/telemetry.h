@@ -71,21 +71,35 @@ class WindowStats {
   uint32_t probes_ = 0, probes_correct_ = 0, shadow_ = 0, shadow_agree_ = 0;
 };
 
-// Windows waiting to be sent while the device is offline: the oldest are dropped
-// (and counted) when it is full.
+// Bytes of encoded windows kept while the device is offline. The firmware keeps 4 KB
+// (about 13 windows of a 10-class, 1-channel model; 5 of the largest a device sends);
+// the Linux port defines it larger (device_agent/CMakeLists.txt).
+#ifndef TINYFLEET_TELEMETRY_RING_BYTES
+#define TINYFLEET_TELEMETRY_RING_BYTES 4096
+#endif
+
+// Windows waiting to be sent while the device is offline, encoded (a window is 100 to
+// 1,500 bytes, so the ring holds them as bytes, not as TelemetryWindow values): the
+// oldest are dropped (and counted) when a new one does not fit. Fixed memory.
 class TelemetryRing {
  public:
-  static constexpr size_t kCapacity = 32;
-  void push(const TelemetryWindow& w);
+  static constexpr size_t kBytes = TINYFLEET_TELEMETRY_RING_BYTES;
+  // Encodes `w` and appends it; false (and dropped) when it cannot be encoded.
+  bool push(const TelemetryWindow& w);
+  // Appends an encoded window, dropping the oldest until it fits; false when it is
+  // larger than the ring.
+  bool push(const uint8_t* message, size_t size);
   bool empty() const { return count_ == 0; }
   size_t size() const { return count_; }
-  const TelemetryWindow& front() const { return items_[head_]; }
+  // The oldest window's bytes (valid until the next push or pop).
+  const uint8_t* front(size_t* size) const;
   void pop();
   uint64_t dropped() const { return dropped_; }
 
  private:
-  TelemetryWindow items_[kCapacity];
-  size_t head_ = 0, count_ = 0;
+  // Entries back to back from offset 0: u16 length (little-endian), then the bytes.
+  uint8_t bytes_[kBytes] = {};
+  size_t used_ = 0, count_ = 0;
   uint64_t dropped_ = 0;
 };
 

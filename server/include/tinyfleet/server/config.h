@@ -44,7 +44,7 @@ struct ServerConfig {
   int rollout_tick_ms = 250;
   int devices_offline_after_seconds = 600;       // not heard for this long: offline; 0: never
   int telemetry_retention_days = 30;             // day partitions older are dropped; 0: never
-  int telemetry_device_windows_per_minute = 30;  // per device; more are counted, not stored
+  int telemetry_device_windows_per_minute = 60;  // per device; more are counted, not stored
   int telemetry_device_burst = 40;               // windows a device may send at once
   std::string compile_mode = "in_process";       // or "remote" (the Optimizer gRPC service)
   std::string optimizer_address;                 // host:port of the Optimizer service

@@ -30,7 +30,7 @@ namespace tinyfleet::server {
 class TelemetryIngest {
  public:
   struct Limits {
-    double windows_per_minute = 30;  // per device, sustained (a 10 s window is 6)
+    double windows_per_minute = 60;  // per device, sustained (a 10 s window is 6)
     double burst = 40;               // per device at once (a reconnect flushes up to 32)
     int retention_days = 30;         // 0: keep every partition
     size_t max_devices = 100000;     // per-device state kept (then cleared)
