@@ -19,7 +19,7 @@ std::string require_env(const char* name);
 //   12-14 FleetSim                15-16 PublisherBounds.AFlooding...
 //   17  PublisherBounds.Payloads...                    18  HostileDevice
 //   19  Presence (fleetd_hostile_device_test)
-//   20-21 FleetdTelemetry (fleetd_telemetry_test)
+//   20-23 FleetdTelemetry (fleetd_telemetry_test: two a test)
 struct MqttAccount {
   std::string user;
   std::string password;
