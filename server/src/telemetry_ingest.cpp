@@ -78,8 +78,29 @@ TelemetryIngest::TelemetryIngest(storage::Database& db, size_t max_queue)
 
 TelemetryIngest::~TelemetryIngest() { stop(); }
 
+void TelemetryIngest::load_last_seqs() {
+  // The last seq of each device that sent a version-2 window in the last day, so a
+  // replay is dropped across a fleetd restart too (older windows: the budget bounds them).
+  auto seqs = db_.transact([&](pqxx::work& w) {
+    std::vector<std::pair<std::string, int64_t>> out;
+    for (const auto& r : w.exec("SELECT device_id, max(seq) FROM telemetry WHERE version >= 2 "
+                                "AND ts > now() - interval '1 day' GROUP BY device_id LIMIT " +
+                                std::to_string(limits_.max_devices))) {
+      out.emplace_back(r[0].as<std::string>(), r[1].as<int64_t>());
+    }
+    return out;
+  });
+  if (!seqs) {
+    log::error("telemetry.load_seqs", {{"error", seqs.error().message}});
+    return;
+  }
+  std::lock_guard<std::mutex> lock(devices_mu_);
+  for (const auto& [device, seq] : *seqs) devices_[device].last_seq = static_cast<uint64_t>(seq);
+}
+
 void TelemetryIngest::start() {
   if (thread_.joinable()) return;
+  load_last_seqs();
   stop_ = false;
   thread_ = std::thread([this] { run(); });
 }

@@ -213,13 +213,22 @@ TEST_F(FleetdTelemetry, Version2IsStoredWithItsStatisticsAndAReplayIsDropped) {
   EXPECT_EQ(rows_of(dev, "version = 1 AND probe_total = 10 AND class_counts = '{}'"), 2);
   EXPECT_EQ(metric(fleetd_->scrape_metrics(), kReplayed), 2);
 
+  // fleetd restarted: the last seq is read back, a replay is still dropped.
+  ASSERT_EQ(fleetd_->terminate(), 0);
+  fleetd_->start();
+  normal_->send(window(boot + 2))->wait();
+  EXPECT_GE(wait_metric(kReplayed, 1), 1);
+  normal_->send(window(boot + 3))->wait();
+  ASSERT_TRUE(wait_rows(dev, 5));
+  EXPECT_EQ(rows_of(dev, "seq = " + std::to_string(boot + 2)), 1);
+
   // Out of range after decoding: a device clock days ahead.
-  auto ahead = window(boot + 3);
+  auto ahead = window(boot + 4);
   ahead.ts_unix += 3 * 86400;
   const double before = metric(fleetd_->scrape_metrics(), kRejects);
   normal_->send(ahead)->wait();
   EXPECT_GE(wait_metric(kRejects, before + 1), before + 1);
-  EXPECT_EQ(rows_of(dev, "seq = " + std::to_string(boot + 3)), 0);
+  EXPECT_EQ(rows_of(dev, "seq = " + std::to_string(boot + 4)), 0);
 }
 
 TEST_F(FleetdTelemetry, AFloodingDeviceDelaysNoOtherDevicesWindowsByMoreThanOneWindow) {

@@ -25,8 +25,9 @@ namespace tinyfleet::server {
 // last one stored from the device is a replay (or old) and is dropped; windows beyond
 // the device's budget (a token bucket: `windows_per_minute`, up to `burst` at once) are
 // dropped. Both are counted (replayed(), rate_limited(), and in `rejects` per device),
-// never stored, so one flooding device cannot crowd out the others. The writer thread
-// also drops the day partitions older than `retention_days` (at start, then hourly).
+// never stored, so one flooding device cannot crowd out the others. start() loads each
+// device's last stored seq of the last day, so a replay after a restart is dropped too. The writer
+// thread also drops the day partitions older than `retention_days` (at start, then hourly).
 class TelemetryIngest {
  public:
   struct Limits {
@@ -71,6 +72,7 @@ class TelemetryIngest {
     uint64_t last_seq = 0;
   };
   void run();
+  void load_last_seqs();
   void refresh_rollouts();
   void apply_retention();
   // Takes one window from the device's budget; false when it has none.
