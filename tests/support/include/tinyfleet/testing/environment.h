@@ -10,7 +10,7 @@ namespace tinyfleet::testing {
 std::string require_env(const char* name);
 
 // Device accounts on the stack's broker (TINYFLEET_MQTT_TEST_DEVICES; stack.sh makes
-// 20). ctest runs tests at once and a device's client id is its user name on the
+// 24). ctest runs tests at once and a device's client id is its user name on the
 // devices' listener, so tests that may overlap use distinct accounts:
 //   0-1 BrokerAcl.ADevicePublishesOnItsOwnTopicsOnly   2-3 BrokerAcl.ADeviceSubscribes...
 //   4   BrokerAcl.AWrongPasswordIsRefused              5   BrokerLimits.AnOversizedPacket...
