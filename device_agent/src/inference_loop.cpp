@@ -16,9 +16,11 @@ int argmax(const int8_t* v, size_t n) {
 }  // namespace
 
 InferenceLoop::InferenceLoop(const InferenceConfig& config, UpdateAgent& agent, Clock& clock,
-                             Outbox& outbox)
-    : config_(config), agent_(agent), clock_(clock), outbox_(outbox) {
+                             Outbox& outbox, EnergyMeter* meter)
+    : config_(config), agent_(agent), clock_(clock), outbox_(outbox), meter_(meter) {
   window_start_ms_ = clock_.monotonic_ms();
+  seq_ = clock_.now_unix() << 20;
+  energy_start_ok_ = meter_ && meter_->read_uj(&energy_start_uj_);
 }
 
 int InferenceLoop::infer(const float* sample, size_t len, int label) {
@@ -32,15 +34,20 @@ int InferenceLoop::infer(const float* sample, size_t len, int label) {
     input_[i] = static_cast<int8_t>(q < -128 ? -128 : q > 127 ? 127 : q);
   }
   const uint64_t t0 = clock_.monotonic_us();
+  const uint64_t a0 = clock_.active_ns();
   const bool ok = model.run(input_, output_);
+  const uint64_t active_us = (clock_.active_ns() - a0) / 1000;
   const uint64_t elapsed_us = clock_.monotonic_us() - t0;
   const uint64_t release = agent_.record().installed_release;
   agent_.inference_done(ok, elapsed_us / 1000);
-  if (!ok) return -1;
+  if (!ok) {
+    stats_.add_failure();
+    return -1;
+  }
   if (agent_.record().installed_release != release) return -1;  // rolled back just now
   const int top = argmax(output_, out);
   const ModelInfo& info = agent_.model_info();
-  stats_.add(static_cast<uint32_t>(elapsed_us), top, sample, len, info.channels);
+  stats_.add(static_cast<uint32_t>(elapsed_us), top, sample, len, info.channels, active_us);
   if (label >= 0) stats_.add_probe(top == label);
 
   // Shadow mode: the previous model on the same input for the first N inferences.
@@ -63,28 +70,33 @@ void InferenceLoop::poll() {
   const uint64_t now = clock_.monotonic_ms();
   if (now - window_start_ms_ >= config_.window_ms) {
     window_start_ms_ = now;
-    if (stats_.inferences() > 0) {
+    uint64_t energy_end_uj = 0;
+    const bool energy_end_ok = meter_ && meter_->read_uj(&energy_end_uj);
+    if (stats_.inferences() > 0 || stats_.failures() > 0) {
       TelemetryWindow w;
       w.seq = ++seq_;
       w.ts_unix = clock_.now_unix();
       w.release = agent_.record().installed_release;
       std::memcpy(w.artifact_sha256, agent_.record().installed_sha256, 32);
       stats_.close(agent_.model_info(), config_.clock_hz, config_.active_mw, &w);
+      // A counter that went back (reset, wrapped) measured nothing this window.
+      if (energy_start_ok_ && energy_end_ok && energy_end_uj >= energy_start_uj_) {
+        w.flags |= update::kTelemetryEnergyMeasured;
+        w.energy_measured_uj = static_cast<double>(energy_end_uj - energy_start_uj_);
+      }
       ring_.push(w);
     }
+    energy_start_ok_ = energy_end_ok;
+    energy_start_uj_ = energy_end_uj;
     stats_.reset();
   }
   flush();
 }
 
 void InferenceLoop::flush() {
-  uint8_t message[update::kTelemetryBytes];
   while (!ring_.empty()) {
     size_t size = 0;
-    if (!update::encode_telemetry(ring_.front(), message, sizeof message, &size).ok()) {
-      ring_.pop();  // cannot happen with the fixed fields; never block the ring on it
-      continue;
-    }
+    const uint8_t* message = ring_.front(&size);
     if (!outbox_.publish_telemetry(message, size)) break;
     ring_.pop();
     ++sent_;

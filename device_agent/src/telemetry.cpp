@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 namespace tinyfleet::device_agent {
 
@@ -21,7 +22,7 @@ float population_stability(const uint32_t* counts, const float* baseline, size_t
 void WindowStats::reset() { *this = WindowStats(); }
 
 void WindowStats::add(uint32_t latency_us, int top_class, const float* input, size_t input_len,
-                      size_t channels) {
+                      size_t channels, uint64_t active_us) {
   // Keep the first kLatencySamples latencies, then replace one in a rotating slot: a
   // deterministic stand-in for reservoir sampling that needs no random source.
   if (latency_n_ < kLatencySamples) {
@@ -30,14 +31,23 @@ void WindowStats::add(uint32_t latency_us, int top_class, const float* input, si
     latency_[inferences_ % kLatencySamples] = latency_us;
   }
   ++inferences_;
-  if (top_class >= 0 && static_cast<size_t>(top_class) < kMaxClasses) ++classes_[top_class];
-  if (input && channels > 0 && channels <= kMaxChannels && input_len % channels == 0) {
+  ++latency_hist_[update::latency_bucket(latency_us)];
+  active_us_ += active_us;
+  if (top_class >= 0 && static_cast<size_t>(top_class) < kMaxClasses) {
+    ++classes_[top_class];
+    if (top_class >= top_seen_) top_seen_ = static_cast<uint8_t>(top_class + 1);
+  }
+  if (input && channels > 0 && channels <= kMaxChannels && input_len % channels == 0 &&
+      (channels_ == 0 || channels_ == channels)) {
     // Channels last (NHWC, or the features of an [N, K] input).
+    channels_ = static_cast<uint8_t>(channels);
     const size_t per = input_len / channels;
     for (size_t c = 0; c < channels; ++c) {
       double sum = 0;
       for (size_t i = 0; i < per; ++i) sum += input[i * channels + c];
-      channel_sum_[c] += sum / static_cast<double>(per);
+      const double mean = sum / static_cast<double>(per);
+      channel_sum_[c] += mean;
+      channel_sumsq_[c] += mean * mean;
     }
     ++channel_n_;
   }
@@ -68,10 +78,10 @@ void WindowStats::close(const ModelInfo& info, uint64_t clock_hz, float active_m
   out->latency_p50_us = percentile(latency_, latency_n_, 0.50);
   out->latency_p95_us = percentile(latency_, latency_n_, 0.95);
   // cycles / Hz = seconds; s x mW = mJ; x 1000 = uJ.
-  out->energy_uj = clock_hz > 0
-                       ? static_cast<float>(static_cast<double>(info.modelled_cycles) /
-                                            static_cast<double>(clock_hz) * active_mw * 1000.0)
-                       : 0.0f;
+  const double modelled_uj = clock_hz > 0 ? static_cast<double>(info.modelled_cycles) /
+                                                static_cast<double>(clock_hz) * active_mw * 1000.0
+                                          : 0.0;
+  out->energy_uj = static_cast<float>(modelled_uj);
   out->output_psi = info.classes > 0 && info.classes <= kMaxClasses
                         ? population_stability(classes_, info.class_histogram, info.classes)
                         : -1.0f;
@@ -88,20 +98,62 @@ void WindowStats::close(const ModelInfo& info, uint64_t clock_hz, float active_m
   out->probes_correct = probes_correct_;
   out->shadow = shadow_;
   out->shadow_agree = shadow_agree_;
+
+  out->version = update::kTelemetryVersion;
+  out->failures = failures_;
+  // The classes of the baseline, or as many as were seen when there is none.
+  const size_t classes = info.classes > 0 && info.classes <= kMaxClasses ? info.classes : top_seen_;
+  out->classes = static_cast<uint8_t>(classes > top_seen_ ? classes : top_seen_);
+  for (size_t i = 0; i < out->classes; ++i) out->class_counts[i] = classes_[i];
+  out->channels = channel_n_ > 0 ? channels_ : 0;
+  out->input_count = channel_n_;
+  for (size_t c = 0; c < out->channels; ++c) {
+    out->input_sum[c] = channel_sum_[c];
+    out->input_sumsq[c] = channel_sumsq_[c];
+  }
+  for (size_t b = 0; b < update::kTelemetryLatencyBuckets; ++b)
+    out->latency_hist[b] = latency_hist_[b];
+  out->active_us = active_us_;
+  out->energy_modelled_uj = modelled_uj * inferences_;
 }
 
-void TelemetryRing::push(const TelemetryWindow& w) {
-  if (count_ == kCapacity) {
+bool TelemetryRing::push(const TelemetryWindow& w) {
+  uint8_t message[update::kTelemetryMaxBytes];
+  size_t size = 0;
+  if (!update::encode_telemetry(w, message, sizeof message, &size).ok()) {
+    ++dropped_;
+    return false;
+  }
+  return push(message, size);
+}
+
+bool TelemetryRing::push(const uint8_t* message, size_t size) {
+  if (size + 2 > kBytes || size > 0xffff) {
+    ++dropped_;
+    return false;
+  }
+  while (used_ + 2 + size > kBytes) {
     pop();
     ++dropped_;
   }
-  items_[(head_ + count_) % kCapacity] = w;
+  bytes_[used_] = static_cast<uint8_t>(size);
+  bytes_[used_ + 1] = static_cast<uint8_t>(size >> 8);
+  std::memcpy(bytes_ + used_ + 2, message, size);
+  used_ += 2 + size;
   ++count_;
+  return true;
+}
+
+const uint8_t* TelemetryRing::front(size_t* size) const {
+  *size = count_ == 0 ? 0 : static_cast<size_t>(bytes_[0] | (bytes_[1] << 8));
+  return bytes_ + 2;
 }
 
 void TelemetryRing::pop() {
   if (count_ == 0) return;
-  head_ = (head_ + 1) % kCapacity;
+  const size_t first = 2 + static_cast<size_t>(bytes_[0] | (bytes_[1] << 8));
+  std::memmove(bytes_, bytes_ + first, used_ - first);
+  used_ -= first;
   --count_;
 }
 

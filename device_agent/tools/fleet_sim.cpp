@@ -1,12 +1,14 @@
 // fleet-sim: N device agents in one process, each with its own MQTT session, state
 // folder, A/B slots and kernels runtime, running the model over a data set and
-// publishing telemetry. For end-to-end tests and load.
+// publishing telemetry (version 2: class counts of its outputs, channel sums of its
+// inputs, probe accuracy, measured active time). For end-to-end tests and load.
 //
 //   fleet-sim --broker tcp://127.0.0.1:1883 --fleet default --class cortex-m4-256k
 //             --credentials devices.txt --root-key keys/root.pub --data digits_val.npz
 //             [--devices N] [--drift-after SECONDS --drifted digits_drifted_val.npz]
 //             [--rate INFERENCES_PER_SECOND] [--window SECONDS] [--duration SECONDS]
 //             [--state DIR] [--probe-every K] [--report FILE] [--durable]
+//             [--energy-file PATH [--energy-scale N]]
 //
 // devices.txt holds "id password" per line (what provisioning returned); the first N
 // are simulated. SIGINT/SIGTERM stop it cleanly; --report writes one JSON line per device.
@@ -27,9 +29,11 @@
 #include <vector>
 
 #include "tinyfleet/device_agent/inference_loop.h"
+#include "tinyfleet/device_agent/linux/file_energy_meter.h"
 #include "tinyfleet/device_agent/linux/file_stores.h"
 #include "tinyfleet/device_agent/linux/kernels_runner.h"
 #include "tinyfleet/device_agent/linux/mqtt_port.h"
+#include "tinyfleet/device_agent/linux/system_clock.h"
 #include "tinyfleet/device_agent/update_agent.h"
 #include "tinyfleet/optimizer_service/device_class.h"
 #include "tinyfleet/optimizer_service/npz.h"
@@ -53,6 +57,10 @@ struct Options {
   // simulated device shares a host core with hundreds of others and may wait for it.
   int time_limit_ms = 10000;
   bool durable = false;
+  // An energy counter file every device reads as its meter (a host's hwmon
+  // energyN_input, in uJ x energy_scale); none: windows carry modelled energy only.
+  std::string energy_file;
+  double energy_scale = 1;
 };
 
 [[noreturn]] void usage(const char* why) {
@@ -61,7 +69,8 @@ struct Options {
       "fleet-sim: %s\nusage: fleet-sim --broker URI --class C --credentials FILE "
       "--root-key FILE --data NPZ [--devices N] [--fleet F] [--drift-after S "
       "--drifted NPZ] [--rate R] [--window S] [--duration S] [--state DIR] "
-      "[--probe-every K] [--report FILE] [--durable] [--catalog JSON] [--time-limit-ms MS]\n",
+      "[--probe-every K] [--report FILE] [--durable] [--catalog JSON] [--time-limit-ms MS] "
+      "[--energy-file PATH [--energy-scale N]]\n",
       why);
   std::exit(2);
 }
@@ -117,6 +126,10 @@ Options parse(int argc, char** argv) {
       o.probe_every = static_cast<int>(number());
     else if (a == "--durable")
       o.durable = true;
+    else if (a == "--energy-file")
+      o.energy_file = value();
+    else if (a == "--energy-scale")
+      o.energy_scale = number();
     else
       usage(("unknown option " + a).c_str());
   }
@@ -127,6 +140,10 @@ Options parse(int argc, char** argv) {
   if (o.data.empty()) usage("--data is required");
   if (o.rate <= 0 || o.window <= 0) usage("--rate and --window must be positive");
   if (o.drift_after >= 0 && o.drifted.empty()) usage("--drift-after needs --drifted NPZ");
+  if (o.energy_scale < 1 ||
+      o.energy_scale != static_cast<double>(static_cast<uint64_t>(o.energy_scale))) {
+    usage("--energy-scale must be a whole number >= 1");
+  }
   return o;
 }
 
@@ -149,20 +166,6 @@ Samples load_samples(const std::string& path) {
   }
   return s;
 }
-
-struct SteadyClock : device_agent::Clock {
-  uint64_t now_unix() override {
-    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(
-                                     std::chrono::system_clock::now().time_since_epoch())
-                                     .count());
-  }
-  uint64_t monotonic_ms() override { return monotonic_us() / 1000; }
-  uint64_t monotonic_us() override {
-    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
-                                     std::chrono::steady_clock::now().time_since_epoch())
-                                     .count());
-  }
-};
 
 // One simulated device: the same agent a real Linux device runs.
 struct Device {
@@ -228,7 +231,13 @@ int main(int argc, char** argv) {
   const Samples clean = load_samples(o.data);
   const Samples drifted = o.drift_after >= 0 ? load_samples(o.drifted) : Samples{};
 
-  SteadyClock clock;
+  // The Linux clock port: CLOCK_MONOTONIC, also the measured active time of each run.
+  device_agent::linux_port::SystemClock clock;
+  std::unique_ptr<device_agent::linux_port::FileEnergyMeter> meter;
+  if (!o.energy_file.empty()) {
+    meter = std::make_unique<device_agent::linux_port::FileEnergyMeter>(
+        o.energy_file, static_cast<uint64_t>(o.energy_scale));
+  }
   update::SodiumVerifier verifier;
   update::SodiumSha256 sha;
   // Patching runs to completion inside one call on this one thread: one workspace serves all.
@@ -266,8 +275,8 @@ int main(int argc, char** argv) {
       d->agent->provision_empty();  // a new device without a model: its first offer is full
     }
     d->agent->boot();
-    d->loop =
-        std::make_unique<device_agent::InferenceLoop>(d->inference, *d->agent, clock, *d->port);
+    d->loop = std::make_unique<device_agent::InferenceLoop>(d->inference, *d->agent, clock,
+                                                            *d->port, meter.get());
     d->port->attach(d->agent.get());
     d->port->connect(/*wait=*/false);  // sessions come up in parallel
     d->next_sample = rng() % clean.x.size();

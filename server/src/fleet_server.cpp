@@ -217,6 +217,11 @@ storage::Expected<std::unique_ptr<FleetServer>> FleetServer::start(const ServerC
     }
     parts->ingest = std::make_unique<TelemetryIngest>(*parts->db);
     parts->ingest->set_rejects(parts->rejects.get());
+    TelemetryIngest::Limits telemetry_limits;
+    telemetry_limits.windows_per_minute = config.telemetry_device_windows_per_minute;
+    telemetry_limits.burst = config.telemetry_device_burst;
+    telemetry_limits.retention_days = config.telemetry_retention_days;
+    parts->ingest->set_limits(telemetry_limits);
     parts->engine =
         std::make_unique<RolloutEngine>(*parts->db, config.database_uri, *parts->publisher,
                                         *parts->offers, config.rollout_tick_ms / 1000.0);

@@ -8,12 +8,15 @@
 
 #include <deque>
 #include <filesystem>
+#include <fstream>
 
 #include <nlohmann/json.hpp>
 
 #include "tinyfleet/device_agent/inference_loop.h"
+#include "tinyfleet/device_agent/linux/file_energy_meter.h"
 #include "tinyfleet/device_agent/linux/file_stores.h"
 #include "tinyfleet/device_agent/linux/kernels_runner.h"
+#include "tinyfleet/device_agent/linux/system_clock.h"
 #include "tinyfleet/device_agent/telemetry.h"
 #include "tinyfleet/device_agent/update_agent.h"
 #include "tinyfleet/optimizer_service/compiler.h"
@@ -69,7 +72,17 @@ struct Mailbox : device_agent::Outbox {
               {"energy_uj", t.energy_uj},
               {"output_psi", t.output_psi},
               {"input_drift", t.input_drift},
-              {"shadow", t.shadow}};
+              {"shadow", t.shadow},
+              {"version", t.version},
+              {"failures", t.failures},
+              {"class_counts", std::vector<uint32_t>(t.class_counts, t.class_counts + t.classes)},
+              {"input_count", t.input_count},
+              {"input_sum", std::vector<double>(t.input_sum, t.input_sum + t.channels)},
+              {"input_sumsq", std::vector<double>(t.input_sumsq, t.input_sumsq + t.channels)},
+              {"latency_hist", std::vector<uint32_t>(t.latency_hist, t.latency_hist + 24)},
+              {"active_us", t.active_us},
+              {"energy_modelled_uj", t.energy_modelled_uj}};
+    if (t.flags & update::kTelemetryEnergyMeasured) j["energy_measured_uj"] = t.energy_measured_uj;
     if (t.probes > 0) j["probe_accuracy"] = static_cast<double>(t.probes_correct) / t.probes;
     if (t.shadow > 0) j["shadow_agreement"] = static_cast<double>(t.shadow_agree) / t.shadow;
     telemetry.push_back(j);
@@ -205,15 +218,37 @@ TEST(Telemetry, PopulationStabilityAndTheRing) {
   const uint32_t none[4] = {0, 0, 0, 0};
   EXPECT_LT(device_agent::population_stability(none, baseline, 4), 0);
 
+  // The ring keeps encoded windows: version-2 windows with 10 classes and 3 channels
+  // are 321 bytes (+2 of length), so 16 KB holds 50 of them; the oldest go first.
   device_agent::TelemetryRing ring;
-  for (uint64_t i = 1; i <= device_agent::TelemetryRing::kCapacity + 3; ++i) {
+  auto window = [](uint64_t seq) {
     device_agent::TelemetryWindow w;
-    w.seq = i;
-    ring.push(w);
-  }
-  EXPECT_EQ(ring.size(), device_agent::TelemetryRing::kCapacity);
+    w.seq = seq;
+    w.classes = 10;
+    w.channels = 3;
+    w.input_count = 1;
+    return w;
+  };
+  const size_t fits = device_agent::TelemetryRing::kBytes / 323;
+  for (uint64_t i = 1; i <= fits + 3; ++i) ASSERT_TRUE(ring.push(window(i)));
+  EXPECT_EQ(ring.size(), fits);
   EXPECT_EQ(ring.dropped(), 3u);
-  EXPECT_EQ(ring.front().seq, 4u);  // the oldest went first
+  size_t size = 0;
+  const uint8_t* front = ring.front(&size);
+  EXPECT_EQ(size, 321u);
+  device_agent::TelemetryWindow back;
+  ASSERT_TRUE(update::decode_telemetry(front, size, &back).ok());
+  EXPECT_EQ(back.seq, 4u);  // the oldest went first
+  for (uint64_t expect = 4; !ring.empty(); ++expect) {
+    front = ring.front(&size);
+    ASSERT_TRUE(update::decode_telemetry(front, size, &back).ok());
+    EXPECT_EQ(back.seq, expect);
+    ring.pop();
+  }
+  // Nothing larger than the ring goes in.
+  std::vector<uint8_t> huge(device_agent::TelemetryRing::kBytes);
+  EXPECT_FALSE(ring.push(huge.data(), huge.size()));
+  EXPECT_TRUE(ring.empty());
 }
 
 TEST_F(TelemetryTest, WindowsCarryAccuracyDriftEnergyAndWaitWhileOffline) {
@@ -223,6 +258,7 @@ TEST_F(TelemetryTest, WindowsCarryAccuracyDriftEnergyAndWaitWhileOffline) {
   device_agent::InferenceConfig ic;
   ic.clock_hz = 80000000;
   ic.active_mw = 30.0f;
+  const uint64_t boot = clock_.now_unix();
   device_agent::InferenceLoop loop(ic, *agent_, clock_, mail_);
   const Data clean = load("digits_val"), drifted = load("digits_drifted_val");
 
@@ -236,7 +272,8 @@ TEST_F(TelemetryTest, WindowsCarryAccuracyDriftEnergyAndWaitWhileOffline) {
   loop.flush();
   ASSERT_EQ(mail_.telemetry.size(), 3u);
   EXPECT_TRUE(loop.pending().empty());
-  for (size_t i = 0; i < 3; ++i) EXPECT_EQ(mail_.telemetry[i]["seq"], i + 1);  // in order
+  // In order, from the boot's second x 2^20 (increasing across restarts).
+  for (size_t i = 0; i < 3; ++i) EXPECT_EQ(mail_.telemetry[i]["seq"], (boot << 20) + i + 1);
 
   const json& c = mail_.telemetry[0];
   const json& d = mail_.telemetry[2];
@@ -253,10 +290,92 @@ TEST_F(TelemetryTest, WindowsCarryAccuracyDriftEnergyAndWaitWhileOffline) {
   EXPECT_GT(d["input_drift"].get<double>(), 3 * c["input_drift"].get<double>() + 0.03);
   EXPECT_GT(d["output_psi"].get<double>(), 5 * c["output_psi"].get<double>());
   EXPECT_LT(d["probe_accuracy"].get<double>(), c["probe_accuracy"].get<double>());
+  // Version 2: the sufficient statistics of the same windows.
+  EXPECT_EQ(c["version"], 2);
+  EXPECT_EQ(c["failures"], 0);
+  uint64_t counted = 0;
+  for (uint64_t n : c["class_counts"]) counted += n;
+  EXPECT_EQ(counted, clean.x.size());        // every inference in one class
+  EXPECT_EQ(c["class_counts"].size(), 10u);  // the baseline's classes (digits)
+  uint64_t largest = 0;                      // the most common class is not all of them
+  for (uint64_t n : c["class_counts"]) largest = std::max(largest, n);
+  EXPECT_LT(largest, clean.x.size() / 2);
+  EXPECT_EQ(c["input_count"], clean.x.size());
+  ASSERT_FALSE(c["input_sum"].empty());
+  for (size_t ch = 0; ch < c["input_sum"].size(); ++ch) {
+    // Var = E[x^2] - E[x]^2 >= 0, and the drifted data moved the mean.
+    const double n = clean.x.size();
+    const double mean = c["input_sum"][ch].get<double>() / n;
+    EXPECT_GE(c["input_sumsq"][ch].get<double>() / n - mean * mean, -1e-9);
+    EXPECT_NE(d["input_sum"][ch].get<double>(), c["input_sum"][ch].get<double>());
+  }
+  uint64_t in_hist = 0;
+  for (uint64_t n : c["latency_hist"]) in_hist += n;
+  EXPECT_EQ(in_hist, clean.x.size());
+  // The manual clock moves 3 us between the two reads around each run.
+  EXPECT_EQ(c["active_us"], 3 * clean.x.size());
+  EXPECT_NEAR(c["energy_modelled_uj"].get<double>(), 93.75 * clean.x.size(), 0.01);
+  EXPECT_FALSE(c.contains("energy_measured_uj"));  // no meter
   std::printf("clean: psi %.4f drift %.4f acc %.3f; drifted: psi %.4f drift %.4f acc %.3f\n",
               c["output_psi"].get<double>(), c["input_drift"].get<double>(),
               c["probe_accuracy"].get<double>(), d["output_psi"].get<double>(),
               d["input_drift"].get<double>(), d["probe_accuracy"].get<double>());
+}
+
+TEST_F(TelemetryTest, AnEnergyMeterFileIsCountedPerWindow) {
+  ASSERT_TRUE(agent_->provision_empty());
+  ASSERT_EQ(update(v1_, "", 1, 250000), UpdateState::kCommitted) << agent_->record().reason;
+  const std::string counter = (dir_ / "energy_uj").string();
+  auto write = [&](const std::string& text) { std::ofstream(counter, std::ios::trunc) << text; };
+  write("1000000\n");
+  device_agent::linux_port::FileEnergyMeter meter(counter);
+  device_agent::InferenceLoop loop({}, *agent_, clock_, mail_, &meter);
+  const Data clean = load("digits_val");
+  write("1250000\n");
+  run_window(loop, clean);  // 250,000 uJ over the window
+  write("1250500");         // no newline is fine: 500 uJ
+  run_window(loop, clean);
+  write("900");  // the counter went back (reset): nothing measured this window
+  run_window(loop, clean);
+  write("garbage");  // unreadable: absent, and the next window has no start either
+  run_window(loop, clean);
+  write("1000");
+  run_window(loop, clean);
+  write("4000");
+  run_window(loop, clean);
+  ASSERT_EQ(mail_.telemetry.size(), 6u);
+  EXPECT_EQ(mail_.telemetry[0]["energy_measured_uj"], 250000.0);
+  EXPECT_EQ(mail_.telemetry[1]["energy_measured_uj"], 500.0);
+  EXPECT_FALSE(mail_.telemetry[2].contains("energy_measured_uj"));
+  EXPECT_FALSE(mail_.telemetry[3].contains("energy_measured_uj"));
+  EXPECT_FALSE(mail_.telemetry[4].contains("energy_measured_uj"));
+  EXPECT_EQ(mail_.telemetry[5]["energy_measured_uj"], 3000.0);
+  // The meter is the measured figure; the modelled one is the compiler's (no power
+  // model here: 0).
+  EXPECT_EQ(mail_.telemetry[0]["energy_modelled_uj"], 0.0);
+
+  device_agent::linux_port::FileEnergyMeter missing((dir_ / "absent").string());
+  uint64_t v = 0;
+  EXPECT_FALSE(missing.read_uj(&v));
+  write("18446744073709551616");  // 2^64
+  EXPECT_FALSE(meter.read_uj(&v));
+  write("12 34");
+  EXPECT_FALSE(meter.read_uj(&v));
+  write("7\n");
+  device_agent::linux_port::FileEnergyMeter scaled(counter, 1000);
+  ASSERT_TRUE(scaled.read_uj(&v));
+  EXPECT_EQ(v, 7000u);
+}
+
+TEST(Telemetry, SystemClockMeasuresActiveTime) {
+  device_agent::linux_port::SystemClock clock;
+  const uint64_t a = clock.active_ns();
+  usleep(20000);
+  const uint64_t b = clock.active_ns();
+  EXPECT_GE(b - a, 20000000u);
+  EXPECT_LT(b - a, 2000000000u);
+  EXPECT_GE(clock.monotonic_ms(), a / 1000000);
+  EXPECT_GT(clock.now_unix(), 1700000000u);
 }
 
 TEST_F(TelemetryTest, ShadowModeComparesTheOldAndNewModels) {

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -99,11 +100,17 @@ TEST(FleetSim, SimulatedDevicesInstallAModelAndReportTelemetry) {
     ASSERT_TRUE(update::decode_telemetry(reinterpret_cast<const uint8_t*>(payload.data()),
                                          payload.size(), &t)
                     .ok());
-    json j = {{"release", t.release},
-              {"inferences", t.inferences},
-              {"energy_uj", t.energy_uj},
-              {"input_drift", t.input_drift},
-              {"probe_accuracy", nullptr}};
+    uint64_t classified = 0, timed = 0;
+    for (size_t i = 0; i < t.classes; ++i) classified += t.class_counts[i];
+    for (uint32_t n : t.latency_hist) timed += n;
+    json j = {{"release", t.release},         {"inferences", t.inferences},
+              {"energy_uj", t.energy_uj},     {"input_drift", t.input_drift},
+              {"probe_accuracy", nullptr},    {"version", t.version},
+              {"classified", classified},     {"timed", timed},
+              {"input_count", t.input_count}, {"channels", t.channels},
+              {"active_us", t.active_us},     {"energy_modelled_uj", t.energy_modelled_uj},
+              {"energy_measured_uj", nullptr}};
+    if (t.flags & update::kTelemetryEnergyMeasured) j["energy_measured_uj"] = t.energy_measured_uj;
     if (t.probes > 0) j["probe_accuracy"] = static_cast<double>(t.probes_correct) / t.probes;
     std::lock_guard<std::mutex> lock(mu);
     windows[std::string(name.device, name.device_size)].push_back(j);
@@ -129,6 +136,16 @@ TEST(FleetSim, SimulatedDevicesInstallAModelAndReportTelemetry) {
   const std::string offer = update::sign_offer(f, *key);
   for (const auto& id : ids) ASSERT_TRUE(publisher.offer(fleet, id, 1, offer, full->payload));
 
+  // A host energy counter (uJ) the devices read as their meter, growing 1,000 uJ every
+  // 50 ms; replaced whole (rename), as a driver's file reads whole.
+  const fs::path energy = dir / "energy_uj";
+  std::atomic<bool> metering{true};
+  auto write_energy = [&](uint64_t uj) {
+    std::ofstream(dir / "energy_uj.tmp") << uj << "\n";
+    fs::rename(dir / "energy_uj.tmp", energy);
+  };
+  write_energy(5000);
+
   // The devices start without a model; the retained offer is waiting for them.
   const pid_t pid = fork();
   if (pid == 0) {
@@ -138,11 +155,22 @@ TEST(FleetSim, SimulatedDevicesInstallAModelAndReportTelemetry) {
           "--class", "cortex-m4-256k", "--credentials", (dir / "devices.txt").c_str(), "--root-key",
           (dir / "keys" / "root.pub").c_str(), "--data", data.c_str(), "--drifted", drifted.c_str(),
           "--drift-after", "7", "--rate", "40", "--window", "2", "--duration", "14", "--state",
-          (dir / "state").c_str(), "--report", (dir / "report.jsonl").c_str(), nullptr);
+          (dir / "state").c_str(), "--report", (dir / "report.jsonl").c_str(), "--energy-file",
+          energy.c_str(), nullptr);
     _exit(127);
   }
+  // Started after fork(): the child allocates before exec, so no thread may hold a lock.
+  std::thread meter([&] {
+    for (uint64_t uj = 6000; metering; uj += 1000) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      write_energy(uj);
+    }
+  });
   int status = 0;
-  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  const pid_t waited = waitpid(pid, &status, 0);
+  metering = false;
+  meter.join();
+  ASSERT_EQ(waited, pid);
   ASSERT_TRUE(WIFEXITED(status));
   ASSERT_EQ(WEXITSTATUS(status), 0);
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
@@ -185,6 +213,19 @@ TEST(FleetSim, SimulatedDevicesInstallAModelAndReportTelemetry) {
       EXPECT_GT(x["inferences"].get<int>(), 0);
       // 200,000 modelled cycles through the class's power model.
       EXPECT_GT(x["energy_uj"].get<double>(), 0);
+      // Version 2: every inference classified and timed, its input summed, the run's
+      // time measured, the window's energy counted by the meter and modelled.
+      EXPECT_EQ(x["version"], 2);
+      EXPECT_EQ(x["classified"], x["inferences"]);
+      EXPECT_EQ(x["timed"], x["inferences"]);
+      EXPECT_EQ(x["input_count"], x["inferences"]);
+      EXPECT_GT(x["channels"].get<int>(), 0);
+      EXPECT_GT(x["active_us"].get<uint64_t>(), 0u);
+      EXPECT_NEAR(x["energy_modelled_uj"].get<double>(),
+                  x["energy_uj"].get<double>() * x["inferences"].get<double>(),
+                  1e-3 * x["energy_modelled_uj"].get<double>());
+      ASSERT_FALSE(x["energy_measured_uj"].is_null()) << id;
+      EXPECT_GT(x["energy_measured_uj"].get<double>(), 0) << id;
     }
     // The first windows saw clean inputs, the last ones drifted inputs.
     for (size_t i = 0; i < 2; ++i) {

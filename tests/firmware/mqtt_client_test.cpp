@@ -102,7 +102,7 @@ std::string read_retained(const std::string& topic) {
 class FirmwareMqtt : public ::testing::Test {
  protected:
   void SetUp() override {
-    account_ = tinyfleet::testing::test_devices(20, 1).front();
+    account_ = tinyfleet::testing::test_devices(24, 1).front();
     // A fleet of this process and test: parallel runs never share retained messages.
     fleet_ = "fwmqtt" + std::to_string(getpid()) +
              ::testing::UnitTest::GetInstance()->current_test_info()->name();

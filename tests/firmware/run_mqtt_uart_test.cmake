@@ -12,13 +12,13 @@ foreach(v TINYFLEET_MQTT_HOST TINYFLEET_MQTT_PORT TINYFLEET_MQTT_DEVICE_PORT
     message(FATAL_ERROR "${v} is not set: run under deploy/local/with-stack.sh")
   endif()
 endforeach()
-# Test device 21 (tests/support: test_devices()): the 22nd "id:password".
+# Test device 25 (tests/support: test_devices()): the 26th "id:password".
 string(REPLACE " " ";" accounts "$ENV{TINYFLEET_MQTT_TEST_DEVICES}")
 list(LENGTH accounts n)
-if(n LESS 22)
-  message(FATAL_ERROR "the stack made ${n} test device accounts, this test uses the 22nd")
+if(n LESS 26)
+  message(FATAL_ERROR "the stack made ${n} test device accounts, this test uses the 26th")
 endif()
-list(GET accounts 21 account)
+list(GET accounts 25 account)
 string(REPLACE ":" ";" account "${account}")
 list(GET account 0 user)
 list(GET account 1 password)

@@ -33,7 +33,14 @@ file(COPY ${onnx_seeds} DESTINATION ${WORK}/corpus/onnx_import)
 file(GLOB_RECURSE tflite_seeds ${ROOT}/tests/fixtures/models/*.tflite)
 file(COPY ${tflite_seeds} DESTINATION ${WORK}/corpus/tflite_import)
 # The MQTT parser starts from an empty corpus (its packets need NUL bytes, which cmake's
-# file(WRITE) cannot write; the fixed header's grammar is small).
+# file(WRITE) cannot write; the fixed header's grammar is small). Checked-in seeds: tests/fuzz/seeds/<target>/ (telemetry: a version-1 and a version-2
+# window, so the fuzzer starts inside both layouts).
+file(GLOB seed_dirs LIST_DIRECTORIES true ${ROOT}/tests/fuzz/seeds/*)
+foreach(dir ${seed_dirs})
+  get_filename_component(target ${dir} NAME)
+  file(GLOB seeds ${dir}/*)
+  file(COPY ${seeds} DESTINATION ${WORK}/corpus/${target})
+endforeach()
 foreach(target artifact offer delta status telemetry presence chunk_request device_class
                onnx_import tflite_import console_listen mqtt_packet)
   execute_process(

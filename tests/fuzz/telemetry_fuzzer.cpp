@@ -6,6 +6,6 @@
 using namespace tinyfleet::update;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  return round_trip<TelemetryMessage, kTelemetryBytes>(data, size, decode_telemetry,
-                                                       encode_telemetry);
+  return round_trip<TelemetryMessage, kTelemetryMaxBytes>(data, size, decode_telemetry,
+                                                          encode_telemetry);
 }

@@ -54,7 +54,7 @@ std::string status_bytes(const update::StatusMessage& m) {
 }
 
 std::string telemetry_bytes(const update::TelemetryMessage& m) {
-  uint8_t out[update::kTelemetryBytes];
+  uint8_t out[update::kTelemetryMaxBytes];
   size_t n = 0;
   EXPECT_TRUE(update::encode_telemetry(m, out, sizeof out, &n).ok());
   return bytes(out, n);

@@ -23,7 +23,44 @@ TelemetryRow row(const std::string& device, int64_t ts, int i) {
     r.probe_accuracy = 0.97;
   }
   if (i % 3 == 0) r.shadow_agreement = 0.99;
+  // Version 2's statistics on the odd rows.
+  if (i % 2 == 1) {
+    r.version = 2;
+    r.seq = (int64_t{1795305600} << 20) + i;
+    r.failures = i;
+    r.probe_total = 40;
+    r.probe_correct = 30 + i;
+    r.shadow_total = 10;
+    r.shadow_agree = 9;
+    r.class_counts = {i, 0, 3'000'000'000'000 + i};
+    r.input_count = 100 + i;
+    r.input_sum = {0.1 * i, -2.5e-7, 1.0 / 3};
+    r.input_sumsq = {0.01 * i * i, 6.25e-14, 1.0 / 9};
+    r.latency_hist.assign(24, 0);
+    r.latency_hist[10] = 100 + i;
+    r.active_us = 123456789 + i;
+    if (i == 1) r.energy_measured_uj = 4321.125;
+    r.energy_modelled_uj = 33.5 * (100 + i);
+  }
   return r;
+}
+
+void expect_same_statistics(const TelemetryRow& back, const TelemetryRow& row) {
+  EXPECT_EQ(back.version, row.version);
+  EXPECT_EQ(back.seq, row.seq);
+  EXPECT_EQ(back.failures, row.failures);
+  EXPECT_EQ(back.probe_total, row.probe_total);
+  EXPECT_EQ(back.probe_correct, row.probe_correct);
+  EXPECT_EQ(back.shadow_total, row.shadow_total);
+  EXPECT_EQ(back.shadow_agree, row.shadow_agree);
+  EXPECT_EQ(back.class_counts, row.class_counts);
+  EXPECT_EQ(back.input_count, row.input_count);
+  EXPECT_EQ(back.input_sum, row.input_sum);  // exact: every digit goes in
+  EXPECT_EQ(back.input_sumsq, row.input_sumsq);
+  EXPECT_EQ(back.latency_hist, row.latency_hist);
+  EXPECT_EQ(back.active_us, row.active_us);
+  EXPECT_EQ(back.energy_measured_uj, row.energy_measured_uj);
+  EXPECT_EQ(back.energy_modelled_uj, row.energy_modelled_uj);
 }
 constexpr int64_t kDay1 = 1795305600000;  // 2026-11-22T00:00:00Z
 constexpr int64_t kDay = 86400000;
@@ -53,6 +90,7 @@ TEST(Telemetry, BatchedCopyMakesDayPartitionsAndRoundTripsNulls) {
     EXPECT_EQ(back[i].rollout_id, rows[i].rollout_id);
     EXPECT_EQ(back[i].probe_accuracy, rows[i].probe_accuracy);
     EXPECT_EQ(back[i].shadow_agreement, rows[i].shadow_agreement);
+    expect_same_statistics(back[i], rows[i]);
   }
 }
 
@@ -69,4 +107,35 @@ TEST(Telemetry, RowByRowInsertStoresTheSameRows) {
   EXPECT_EQ((*r)[0].ts_unix_ms, kDay1 + 1000);
   EXPECT_EQ((*r)[1].shadow_agreement, std::nullopt);  // i = 2
   EXPECT_EQ((*r)[2].shadow_agreement, 0.99);          // i = 3
+  for (size_t i = 0; i < 3; ++i) expect_same_statistics((*r)[i], rows[i + 1]);
+}
+
+TEST(Telemetry, RetentionDropsTheDayPartitionsBeforeADay) {
+  ScratchDatabase scratch;
+  std::vector<TelemetryRow> rows;
+  for (int d = 0; d < 5; ++d) rows.push_back(row("dev-3", kDay1 + d * kDay + 5000, d));
+  auto partitions = [](pqxx::work& w) {
+    std::vector<std::string> names;
+    for (const auto& p : w.exec("SELECT c.relname FROM pg_inherits i JOIN pg_class c ON "
+                                "c.oid = i.inhrelid WHERE i.inhparent = 'telemetry'::regclass "
+                                "ORDER BY 1")) {
+      names.push_back(p[0].as<std::string>());
+    }
+    return names;
+  };
+  auto r = scratch.db().transact([&](pqxx::work& w) {
+    telemetry::insert_batch(w, rows);
+    // Any time on day 3 keeps days 3 and 4, drops days 0 to 2.
+    const int dropped = telemetry::drop_partitions_before(w, kDay1 + 3 * kDay + kDay / 2);
+    const int again = telemetry::drop_partitions_before(w, kDay1 + 3 * kDay);
+    return std::make_tuple(dropped, again, partitions(w),
+                           telemetry::for_device(w, "dev-3", 0, 100));
+  });
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(std::get<0>(*r), 3);
+  EXPECT_EQ(std::get<1>(*r), 0);
+  EXPECT_EQ(std::get<2>(*r),
+            (std::vector<std::string>{"telemetry_20261125", "telemetry_20261126"}));
+  ASSERT_EQ(std::get<3>(*r).size(), 2u);
+  EXPECT_EQ(std::get<3>(*r)[0].ts_unix_ms, kDay1 + 3 * kDay + 5000);
 }

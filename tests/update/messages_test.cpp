@@ -2,6 +2,7 @@
 // be wrong is refused with the field it concerns, never read out of bounds.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -197,14 +198,51 @@ TEST(StatusMessage, EncoderRefusesSmallBuffers) {
   }
 }
 
-TEST(TelemetryMessage, RoundTripIsExact) {
-  const TelemetryMessage m = sample_telemetry();
-  uint8_t out[kTelemetryBytes];
+// Version 2's statistics filled with distinct values.
+TelemetryMessage sample_telemetry_v2() {
+  TelemetryMessage m = sample_telemetry();
+  m.failures = 3;
+  m.classes = 12;
+  for (uint32_t i = 0; i < m.classes; ++i) m.class_counts[i] = 100 - i;  // sums to 1134
+  m.channels = 3;
+  m.input_count = 1200;
+  for (int c = 0; c < m.channels; ++c) {
+    m.input_sum[c] = 0.1 * (c + 1) * 1200;
+    m.input_sumsq[c] = 0.25 * (c + 1) * 1200;
+  }
+  m.latency_hist[9] = 700;   // 512..1023 us
+  m.latency_hist[10] = 500;  // 1024..2047 us
+  m.active_us = 1'020'000;
+  m.flags = kTelemetryEnergyMeasured;
+  m.energy_measured_uj = 41234.5;
+  m.energy_modelled_uj = 3.125 * 1200;
+  return m;
+}
+
+std::vector<uint8_t> encoded_telemetry(const TelemetryMessage& m) {
+  std::vector<uint8_t> out(kTelemetryMaxBytes);
   size_t n = 0;
-  ASSERT_TRUE(encode_telemetry(m, out, sizeof out, &n).ok());
-  EXPECT_EQ(n, kTelemetryBytes);
+  EXPECT_TRUE(encode_telemetry(m, out.data(), out.size(), &n).ok());
+  out.resize(n);
+  return out;
+}
+
+WireStatus decoded(const TelemetryMessage& m) {
+  const auto bytes = encoded_telemetry(m);
   TelemetryMessage back;
-  ASSERT_TRUE(decode_telemetry(out, n, &back).ok());
+  return decode_telemetry(bytes.data(), bytes.size(), &back);
+}
+
+TEST(TelemetryMessage, Version1StillDecodes) {
+  TelemetryMessage m = sample_telemetry();
+  m.version = 1;
+  m.failures = 7;  // not in version 1: not sent
+  const auto bytes = encoded_telemetry(m);
+  EXPECT_EQ(bytes.size(), kTelemetryV1Bytes);
+  EXPECT_EQ(bytes[3], 1);
+  TelemetryMessage back;
+  ASSERT_TRUE(decode_telemetry(bytes.data(), bytes.size(), &back).ok());
+  EXPECT_EQ(back.version, 1);
   EXPECT_EQ(back.seq, m.seq);
   EXPECT_EQ(back.ts_unix, m.ts_unix);
   EXPECT_EQ(back.release, m.release);
@@ -219,39 +257,143 @@ TEST(TelemetryMessage, RoundTripIsExact) {
   EXPECT_EQ(back.probes_correct, 37u);
   EXPECT_EQ(back.shadow, 10u);
   EXPECT_EQ(back.shadow_agree, 9u);
+  EXPECT_EQ(back.failures, 0u);
+  EXPECT_EQ(back.classes, 0);
+  // And it encodes back to the same bytes (the fuzzer's round trip).
+  EXPECT_EQ(encoded_telemetry(back), bytes);
+}
+
+TEST(TelemetryMessage, Version2RoundTripIsExact) {
+  const TelemetryMessage m = sample_telemetry_v2();
+  const auto bytes = encoded_telemetry(m);
+  EXPECT_EQ(bytes[3], kTelemetryVersion);
+  EXPECT_EQ(bytes.size(), kTelemetryV1Bytes + 4 + 1 + 4 * 12 + 1 + 4 + 16 * 3 +
+                              4 * kTelemetryLatencyBuckets + 8 + 1 + 8 + 8);
+  TelemetryMessage back;
+  ASSERT_TRUE(decode_telemetry(bytes.data(), bytes.size(), &back).ok());
+  EXPECT_EQ(back.version, 2);
+  EXPECT_EQ(back.probes_correct, 37u);
+  EXPECT_EQ(back.failures, 3u);
+  ASSERT_EQ(back.classes, 12);
+  for (uint32_t i = 0; i < 12; ++i) EXPECT_EQ(back.class_counts[i], 100 - i);
+  EXPECT_EQ(back.class_counts[12], 0u);
+  ASSERT_EQ(back.channels, 3);
+  EXPECT_EQ(back.input_count, 1200u);
+  for (int c = 0; c < 3; ++c) {
+    EXPECT_EQ(back.input_sum[c], m.input_sum[c]);
+    EXPECT_EQ(back.input_sumsq[c], m.input_sumsq[c]);
+  }
+  EXPECT_EQ(back.latency_hist[9], 700u);
+  EXPECT_EQ(back.latency_hist[10], 500u);
+  EXPECT_EQ(back.active_us, 1'020'000u);
+  EXPECT_EQ(back.flags, kTelemetryEnergyMeasured);
+  EXPECT_EQ(back.energy_measured_uj, 41234.5);
+  EXPECT_EQ(back.energy_modelled_uj, 3.125 * 1200);
+  EXPECT_EQ(encoded_telemetry(back), bytes);
+}
+
+TEST(TelemetryMessage, LargestWindowFitsItsBound) {
+  TelemetryMessage m = sample_telemetry_v2();
+  m.classes = kTelemetryMaxClasses;
+  m.channels = kTelemetryMaxChannels;
+  for (auto& n : m.class_counts) n = 1;
+  EXPECT_EQ(encoded_telemetry(m).size(), kTelemetryMaxBytes);
+  std::vector<uint8_t> small(kTelemetryMaxBytes - 1);
+  size_t n = 0;
+  EXPECT_EQ(encode_telemetry(m, small.data(), small.size(), &n).error, WireError::kNoRoom);
+}
+
+TEST(TelemetryMessage, LatencyBuckets) {
+  EXPECT_EQ(latency_bucket(0), 0u);
+  EXPECT_EQ(latency_bucket(1), 0u);
+  EXPECT_EQ(latency_bucket(2), 1u);
+  EXPECT_EQ(latency_bucket(3), 1u);
+  EXPECT_EQ(latency_bucket(4), 2u);
+  EXPECT_EQ(latency_bucket(1023), 9u);
+  EXPECT_EQ(latency_bucket(1024), 10u);
+  EXPECT_EQ(latency_bucket(uint64_t{1} << 23), 23u);
+  EXPECT_EQ(latency_bucket(UINT64_MAX), kTelemetryLatencyBuckets - 1);
 }
 
 TEST(TelemetryMessage, EveryTruncationAndWrongHeaderRefused) {
-  std::vector<uint8_t> bytes(kTelemetryBytes);
-  size_t n = 0;
-  ASSERT_TRUE(encode_telemetry(sample_telemetry(), bytes.data(), bytes.size(), &n).ok());
-  every_truncation_refused<decltype(&decode_telemetry), TelemetryMessage>(bytes, &decode_telemetry);
+  for (uint8_t version : {1, 2}) {
+    TelemetryMessage t = sample_telemetry_v2();
+    t.version = version;
+    const auto bytes = encoded_telemetry(t);
+    every_truncation_refused<decltype(&decode_telemetry), TelemetryMessage>(bytes,
+                                                                            &decode_telemetry);
+    TelemetryMessage m;
+    auto bad = bytes;
+    bad[3] = kTelemetryVersion + 1;
+    EXPECT_EQ(decode_telemetry(bad.data(), bad.size(), &m).error, WireError::kUnknownVersion);
+    bad[3] = 0;
+    EXPECT_EQ(decode_telemetry(bad.data(), bad.size(), &m).error, WireError::kUnknownVersion);
+    bad = bytes;
+    bad[2] = static_cast<uint8_t>(MessageKind::kStatus);
+    EXPECT_EQ(decode_telemetry(bad.data(), bad.size(), &m).error, WireError::kWrongKind);
+    bad = bytes;
+    bad[1] = 'G';
+    EXPECT_EQ(decode_telemetry(bad.data(), bad.size(), &m).error, WireError::kBadMagic);
+    bad = bytes;
+    bad.push_back(0);
+    const size_t body = bad.size() - kHeaderBytes;
+    bad[4] = static_cast<uint8_t>(body);
+    bad[5] = static_cast<uint8_t>(body >> 8);
+    EXPECT_EQ(decode_telemetry(bad.data(), bad.size(), &m).error, WireError::kTrailingBytes);
+  }
+  // A version-2 window labelled version 1 has bytes after version 1's fields.
+  auto bytes = encoded_telemetry(sample_telemetry_v2());
+  bytes[3] = 1;
   TelemetryMessage m;
-  auto bad = bytes;
-  bad[3] = kTelemetryVersion + 1;
-  EXPECT_EQ(decode_telemetry(bad.data(), bad.size(), &m).error, WireError::kUnknownVersion);
-  bad = bytes;
-  bad[2] = static_cast<uint8_t>(MessageKind::kStatus);
-  EXPECT_EQ(decode_telemetry(bad.data(), bad.size(), &m).error, WireError::kWrongKind);
-  bad = bytes;
-  bad[1] = 'G';
-  EXPECT_EQ(decode_telemetry(bad.data(), bad.size(), &m).error, WireError::kBadMagic);
-  bad = bytes;
-  bad.push_back(0);
-  bad[4] = static_cast<uint8_t>(bad.size() - kHeaderBytes);
-  EXPECT_EQ(decode_telemetry(bad.data(), bad.size(), &m).error, WireError::kTrailingBytes);
+  EXPECT_EQ(decode_telemetry(bytes.data(), bytes.size(), &m).error, WireError::kTrailingBytes);
 }
 
 TEST(TelemetryMessage, CountsThatCannotBeRefused) {
-  TelemetryMessage t = sample_telemetry();
-  t.probes_correct = t.probes + 1;
-  uint8_t out[kTelemetryBytes];
-  size_t n = 0;
-  ASSERT_TRUE(encode_telemetry(t, out, sizeof out, &n).ok());
-  TelemetryMessage back;
-  const auto s = decode_telemetry(out, n, &back);
-  EXPECT_EQ(s.error, WireError::kBadValue);
-  EXPECT_STREQ(s.field, "telemetry.probes_correct");
+  struct Case {
+    const char* field;
+    void (*spoil)(TelemetryMessage&);
+  };
+  const Case cases[] = {
+      {"telemetry.probes_correct", [](TelemetryMessage& t) { t.probes_correct = t.probes + 1; }},
+      {"telemetry.shadow_agree", [](TelemetryMessage& t) { t.shadow_agree = t.shadow + 1; }},
+      {"telemetry.class_counts", [](TelemetryMessage& t) { t.class_counts[0] += 67; }},
+      {"telemetry.latency_hist", [](TelemetryMessage& t) { t.latency_hist[0] = 1; }},
+      {"telemetry.input_count", [](TelemetryMessage& t) { t.input_count = 0; }},
+      {"telemetry.input_sum", [](TelemetryMessage& t) { t.input_sum[2] = INFINITY; }},
+      {"telemetry.input_sum", [](TelemetryMessage& t) { t.input_sum[0] = NAN; }},
+      {"telemetry.input_sumsq", [](TelemetryMessage& t) { t.input_sumsq[1] = -0.5; }},
+      {"telemetry.flags", [](TelemetryMessage& t) { t.flags = 2; }},
+      {"telemetry.energy_measured_uj", [](TelemetryMessage& t) { t.energy_measured_uj = -1; }},
+      {"telemetry.energy_measured_uj",
+       [](TelemetryMessage& t) {
+         t.flags = 0;  // absent, yet a value
+       }},
+      {"telemetry.energy_modelled_uj", [](TelemetryMessage& t) { t.energy_modelled_uj = NAN; }},
+  };
+  ASSERT_TRUE(decoded(sample_telemetry_v2()).ok());
+  for (const auto& c : cases) {
+    TelemetryMessage t = sample_telemetry_v2();
+    c.spoil(t);
+    const auto s = decoded(t);
+    EXPECT_EQ(s.error, WireError::kBadValue) << c.field;
+    EXPECT_STREQ(s.field, c.field);
+  }
+  // Over the bounds: the class and channel counts as bytes on the wire.
+  auto bytes = encoded_telemetry(sample_telemetry_v2());
+  const size_t classes_at = kTelemetryV1Bytes + 4;
+  ASSERT_EQ(bytes[classes_at], 12);
+  bytes[classes_at] = kTelemetryMaxClasses + 1;
+  TelemetryMessage m;
+  auto s = decode_telemetry(bytes.data(), bytes.size(), &m);
+  EXPECT_EQ(s.error, WireError::kTooLong);
+  EXPECT_STREQ(s.field, "telemetry.classes");
+  bytes = encoded_telemetry(sample_telemetry_v2());
+  const size_t channels_at = classes_at + 1 + 4 * 12;
+  ASSERT_EQ(bytes[channels_at], 3);
+  bytes[channels_at] = 255;
+  s = decode_telemetry(bytes.data(), bytes.size(), &m);
+  EXPECT_EQ(s.error, WireError::kTooLong);
+  EXPECT_STREQ(s.field, "telemetry.channels");
 }
 
 TEST(PresenceMessage, RoundTripAndRefusals) {

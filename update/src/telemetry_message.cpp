@@ -1,13 +1,106 @@
 #include "tinyfleet/update/telemetry_message.h"
 
+#include <cmath>
+
 #include "wire_codec.h"
 
 namespace tinyfleet::update {
 
+size_t latency_bucket(uint64_t latency_us) {
+  size_t b = 0;
+  while (latency_us >= 2 && b + 1 < kTelemetryLatencyBuckets) {
+    latency_us >>= 1;
+    ++b;
+  }
+  return b;
+}
+
+namespace {
+
+void encode_v2(const TelemetryMessage& m, wire::Writer& w) {
+  w.uint(m.failures, 4, "telemetry.failures");
+  if (m.classes > kTelemetryMaxClasses) return w.fail(WireError::kTooLong, "telemetry.classes");
+  w.uint(m.classes, 1, "telemetry.classes");
+  for (size_t i = 0; i < m.classes; ++i) w.uint(m.class_counts[i], 4, "telemetry.class_counts");
+  if (m.channels > kTelemetryMaxChannels) {
+    return w.fail(WireError::kTooLong, "telemetry.channels");
+  }
+  w.uint(m.channels, 1, "telemetry.channels");
+  w.uint(m.input_count, 4, "telemetry.input_count");
+  for (size_t c = 0; c < m.channels; ++c) {
+    w.f64(m.input_sum[c], "telemetry.input_sum");
+    w.f64(m.input_sumsq[c], "telemetry.input_sumsq");
+  }
+  for (uint32_t n : m.latency_hist) w.uint(n, 4, "telemetry.latency_hist");
+  w.uint(m.active_us, 8, "telemetry.active_us");
+  w.uint(m.flags, 1, "telemetry.flags");
+  w.f64(m.energy_measured_uj, "telemetry.energy_measured_uj");
+  w.f64(m.energy_modelled_uj, "telemetry.energy_modelled_uj");
+}
+
+void decode_v2(wire::Reader& r, TelemetryMessage* out) {
+  out->failures = static_cast<uint32_t>(r.uint(4, "telemetry.failures"));
+  out->classes = static_cast<uint8_t>(r.uint(1, "telemetry.classes"));
+  if (r.status().ok() && out->classes > kTelemetryMaxClasses) {
+    return r.fail(WireError::kTooLong, "telemetry.classes");
+  }
+  for (size_t i = 0; i < out->classes; ++i) {
+    out->class_counts[i] = static_cast<uint32_t>(r.uint(4, "telemetry.class_counts"));
+  }
+  out->channels = static_cast<uint8_t>(r.uint(1, "telemetry.channels"));
+  if (r.status().ok() && out->channels > kTelemetryMaxChannels) {
+    return r.fail(WireError::kTooLong, "telemetry.channels");
+  }
+  out->input_count = static_cast<uint32_t>(r.uint(4, "telemetry.input_count"));
+  for (size_t c = 0; c < out->channels; ++c) {
+    out->input_sum[c] = r.f64("telemetry.input_sum");
+    out->input_sumsq[c] = r.f64("telemetry.input_sumsq");
+  }
+  for (uint32_t& n : out->latency_hist)
+    n = static_cast<uint32_t>(r.uint(4, "telemetry.latency_hist"));
+  out->active_us = r.uint(8, "telemetry.active_us");
+  out->flags = static_cast<uint8_t>(r.uint(1, "telemetry.flags"));
+  out->energy_measured_uj = r.f64("telemetry.energy_measured_uj");
+  out->energy_modelled_uj = r.f64("telemetry.energy_modelled_uj");
+}
+
+// What cannot be in a window: the field it concerns, or nullptr.
+const char* impossible(const TelemetryMessage& m) {
+  if (m.probes_correct > m.probes) return "telemetry.probes_correct";
+  if (m.shadow_agree > m.shadow) return "telemetry.shadow_agree";
+  if (m.version < 2) return nullptr;
+  uint64_t sum = 0;
+  for (size_t i = 0; i < m.classes; ++i) sum += m.class_counts[i];
+  if (sum > m.inferences) return "telemetry.class_counts";
+  sum = 0;
+  for (uint32_t n : m.latency_hist) sum += n;
+  if (sum > m.inferences) return "telemetry.latency_hist";
+  if (m.channels > 0 && m.input_count == 0) return "telemetry.input_count";
+  for (size_t c = 0; c < m.channels; ++c) {
+    if (!std::isfinite(m.input_sum[c])) return "telemetry.input_sum";
+    if (!std::isfinite(m.input_sumsq[c]) || m.input_sumsq[c] < 0) return "telemetry.input_sumsq";
+  }
+  if ((m.flags & ~kTelemetryEnergyMeasured) != 0) return "telemetry.flags";
+  if (!std::isfinite(m.energy_measured_uj) || m.energy_measured_uj < 0 ||
+      ((m.flags & kTelemetryEnergyMeasured) == 0 && m.energy_measured_uj != 0)) {
+    return "telemetry.energy_measured_uj";
+  }
+  if (!std::isfinite(m.energy_modelled_uj) || m.energy_modelled_uj < 0) {
+    return "telemetry.energy_modelled_uj";
+  }
+  return nullptr;
+}
+
+}  // namespace
+
 WireStatus encode_telemetry(const TelemetryMessage& m, uint8_t* out, size_t capacity,
                             size_t* written) {
   wire::Writer w(out, capacity);
-  wire::begin(w, MessageKind::kTelemetry, kTelemetryVersion, "telemetry.header");
+  if (m.version == 0 || m.version > kTelemetryVersion) {
+    w.fail(WireError::kUnknownVersion, "telemetry.header");
+    return wire::finish(w, written);
+  }
+  wire::begin(w, MessageKind::kTelemetry, m.version, "telemetry.header");
   w.uint(m.seq, 8, "telemetry.seq");
   w.uint(m.ts_unix, 8, "telemetry.ts_unix");
   w.uint(m.release, 8, "telemetry.release");
@@ -22,15 +115,16 @@ WireStatus encode_telemetry(const TelemetryMessage& m, uint8_t* out, size_t capa
   w.uint(m.probes_correct, 4, "telemetry.probes_correct");
   w.uint(m.shadow, 4, "telemetry.shadow");
   w.uint(m.shadow_agree, 4, "telemetry.shadow_agree");
+  if (m.version >= 2) encode_v2(m, w);
   return wire::finish(w, written);
 }
 
 WireStatus decode_telemetry(const uint8_t* data, size_t size, TelemetryMessage* out) {
   *out = TelemetryMessage{};
   wire::Reader r(data, size);
-  if (wire::open(r, size, MessageKind::kTelemetry, kTelemetryVersion, "telemetry.header") == 0) {
-    return r.status();
-  }
+  out->version =
+      wire::open(r, size, MessageKind::kTelemetry, kTelemetryVersion, "telemetry.header");
+  if (out->version == 0) return r.status();
   out->seq = r.uint(8, "telemetry.seq");
   out->ts_unix = r.uint(8, "telemetry.ts_unix");
   out->release = r.uint(8, "telemetry.release");
@@ -45,10 +139,10 @@ WireStatus decode_telemetry(const uint8_t* data, size_t size, TelemetryMessage* 
   out->probes_correct = static_cast<uint32_t>(r.uint(4, "telemetry.probes_correct"));
   out->shadow = static_cast<uint32_t>(r.uint(4, "telemetry.shadow"));
   out->shadow_agree = static_cast<uint32_t>(r.uint(4, "telemetry.shadow_agree"));
+  if (out->version >= 2) decode_v2(r, out);
   r.end("telemetry");
   if (!r.status().ok()) return r.status();
-  if (out->probes_correct > out->probes) return {WireError::kBadValue, "telemetry.probes_correct"};
-  if (out->shadow_agree > out->shadow) return {WireError::kBadValue, "telemetry.shadow_agree"};
+  if (const char* field = impossible(*out)) return {WireError::kBadValue, field};
   return {};
 }
 

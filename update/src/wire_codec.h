@@ -51,6 +51,11 @@ class Writer : public Cursor {
     std::memcpy(&bits, &v, 4);
     uint(bits, 4, field);
   }
+  void f64(double v, const char* field) {
+    uint64_t bits;
+    std::memcpy(&bits, &v, 8);
+    uint(bits, 8, field);
+  }
   void raw(const void* data, size_t n, const char* field) {
     if (!claim(n, field, WireError::kNoRoom)) return;
     if (n > 0) std::memcpy(out_ + at_, data, n);
@@ -91,6 +96,12 @@ class Reader : public Cursor {
     const auto bits = static_cast<uint32_t>(uint(4, field));
     float v;
     std::memcpy(&v, &bits, 4);
+    return v;
+  }
+  double f64(const char* field) {
+    const uint64_t bits = uint(8, field);
+    double v;
+    std::memcpy(&v, &bits, 8);
     return v;
   }
   void raw(void* out, size_t n, const char* field) {

@@ -52,20 +52,28 @@ void compile_metrics(CompileOrchestrator& c, std::vector<MetricFamily>& out) {
 void ingest_metrics(TelemetryIngest& t, std::vector<MetricFamily>& out) {
   auto msgs = family("tinyfleet_telemetry_messages_total",
                      "Telemetry messages from devices, by outcome: received, written (stored), "
-                     "rejected (malformed), dropped (queue full).",
+                     "rejected (malformed), replayed (seq not above the device's last), "
+                     "rate_limited (over the device's budget), dropped (queue full).",
                      MetricType::Counter);
   const double received = t.received(), written = t.written(), rejected = t.rejected(),
-               dropped = t.dropped();
+               replayed = t.replayed(), rate_limited = t.rate_limited(), dropped = t.dropped();
   add(msgs, received, {{"outcome", "received"}});
   add(msgs, written, {{"outcome", "written"}});
   add(msgs, rejected, {{"outcome", "rejected"}});
+  add(msgs, replayed, {{"outcome", "replayed"}});
+  add(msgs, rate_limited, {{"outcome", "rate_limited"}});
   add(msgs, dropped, {{"outcome", "dropped"}});
   auto lag =
       family("tinyfleet_telemetry_ingest_lag_messages",
              "Telemetry messages received and not yet written or discarded.", MetricType::Gauge);
-  add(lag, std::max(0.0, received - written - rejected - dropped));
+  add(lag, std::max(0.0, received - written - rejected - replayed - rate_limited - dropped));
+  auto parts = family("tinyfleet_telemetry_partitions_dropped_total",
+                      "Telemetry day partitions dropped by retention (telemetry.retention_days).",
+                      MetricType::Counter);
+  add(parts, static_cast<double>(t.partitions_dropped()));
   out.push_back(std::move(msgs));
   out.push_back(std::move(lag));
+  out.push_back(std::move(parts));
 }
 
 void mqtt_metrics(const MetricsSources& s, std::vector<MetricFamily>& out) {

@@ -18,14 +18,21 @@ struct InferenceConfig {
 
 // Runs the active model over the device's inputs and publishes a telemetry window
 // every window_ms: count, latency p50/p95, energy, output PSI and input drift against
-// the manifest's baseline, probe accuracy and shadow agreement. Windows that cannot be
+// the manifest's baseline, probe accuracy and shadow agreement (version 1), and the
+// window's sufficient statistics: failures, class counts, channel sums and sums of
+// squares, latency histogram, measured active time, measured (EnergyMeter) and
+// modelled energy (version 2). Sequence numbers start at the boot's wall-clock second
+// x 2^20, so they keep increasing across restarts (fleetd drops a seq it has seen).
+// Windows that cannot be
 // sent (offline) wait in a bounded ring and are flushed on reconnect. Fixed memory.
 class InferenceLoop {
  public:
   static constexpr size_t kMaxInputBytes = 4096;
   static constexpr size_t kMaxOutputBytes = 1024;
 
-  InferenceLoop(const InferenceConfig& config, UpdateAgent& agent, Clock& clock, Outbox& outbox);
+  // `meter` (may be null) is read at the start and the end of each window.
+  InferenceLoop(const InferenceConfig& config, UpdateAgent& agent, Clock& clock, Outbox& outbox,
+                EnergyMeter* meter = nullptr);
 
   // Quantizes `sample` (floats in the model's input layout) and runs the active model
   // (and the shadow after a switch). A label >= 0 marks a probe sample. Returns the
@@ -43,6 +50,9 @@ class InferenceLoop {
   UpdateAgent& agent_;
   Clock& clock_;
   Outbox& outbox_;
+  EnergyMeter* meter_;
+  uint64_t energy_start_uj_ = 0;
+  bool energy_start_ok_ = false;
   WindowStats stats_;
   TelemetryRing ring_;
   uint64_t window_start_ms_ = 0;

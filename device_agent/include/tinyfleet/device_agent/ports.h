@@ -46,6 +46,20 @@ class Clock {
   virtual uint64_t now_unix() = 0;                                   // wall clock, for expiry
   virtual uint64_t monotonic_ms() = 0;                               // for timeouts
   virtual uint64_t monotonic_us() { return monotonic_ms() * 1000; }  // for latency
+  // Measured active time: read around each inference, the difference is the time the
+  // model ran (telemetry's active_us). Linux: CLOCK_MONOTONIC in ns; an MCU port
+  // overrides it with its cycle counter (DWT_CYCCNT x 1e9 / core clock).
+  virtual uint64_t active_ns() { return monotonic_us() * 1000; }
+};
+
+// An energy meter (current sensor, fuel gauge, a hwmon or power_supply energy counter):
+// optional; where present, each telemetry window carries what it counted over the window
+// besides the compiler's modelled figure.
+class EnergyMeter {
+ public:
+  virtual ~EnergyMeter() = default;
+  // The meter's cumulative count in uJ; false when it cannot be read now.
+  virtual bool read_uj(uint64_t* out) = 0;
 };
 
 // Messages the agent sends: status and telemetry already encoded

@@ -43,9 +43,12 @@ struct ServerConfig {
   int64_t update_device_bytes_per_second = 1 << 20;  // chunk answers to one device; 0: unbounded
   int64_t update_payload_cache_bytes = 256ll << 20;  // payloads kept for chunk answers
   int rollout_tick_ms = 250;
-  int devices_offline_after_seconds = 600;  // not heard for this long: offline; 0: never
-  std::string compile_mode = "in_process";  // or "remote" (the Optimizer gRPC service)
-  std::string optimizer_address;            // host:port of the Optimizer service
+  int devices_offline_after_seconds = 600;       // not heard for this long: offline; 0: never
+  int telemetry_retention_days = 30;             // day partitions older are dropped; 0: never
+  int telemetry_device_windows_per_minute = 60;  // per device; more are counted, not stored
+  int telemetry_device_burst = 40;               // windows a device may send at once
+  std::string compile_mode = "in_process";       // or "remote" (the Optimizer gRPC service)
+  std::string optimizer_address;                 // host:port of the Optimizer service
   int compile_workers = 1;
   int64_t max_upload_bytes = 64ll << 20;
   int shutdown_grace_seconds = 10;

@@ -137,6 +137,19 @@ struct TelemetryRow {
   double input_drift = 0;
   std::optional<double> probe_accuracy;
   std::optional<double> shadow_agreement;
+  // Telemetry version 2's sufficient statistics (migration 0011); a version-1 window
+  // has its probe and shadow counts and the defaults.
+  int16_t version = 1;
+  int64_t seq = 0;
+  int64_t failures = 0;
+  int64_t probe_total = 0, probe_correct = 0, shadow_total = 0, shadow_agree = 0;
+  std::vector<int64_t> class_counts;
+  int64_t input_count = 0;
+  std::vector<double> input_sum, input_sumsq;  // per input channel
+  std::vector<int64_t> latency_hist;
+  int64_t active_us = 0;
+  std::optional<double> energy_measured_uj;
+  double energy_modelled_uj = 0;
 };
 
 struct AuditEntry {
