@@ -16,7 +16,8 @@ file(MAKE_DIRECTORY ${WORK}/corpus/artifact ${WORK}/corpus/offer ${WORK}/corpus/
                     ${WORK}/corpus/status ${WORK}/corpus/telemetry ${WORK}/corpus/presence
                     ${WORK}/corpus/chunk_request
                     ${WORK}/corpus/device_class ${WORK}/corpus/onnx_import
-                    ${WORK}/corpus/tflite_import ${WORK}/corpus/console_listen)
+                    ${WORK}/corpus/tflite_import ${WORK}/corpus/console_listen
+                    ${WORK}/corpus/npz)
 file(WRITE ${WORK}/corpus/console_listen/seed "127.0.0.1:8443")
 execute_process(COMMAND ${SEED_MAKER} ${WORK}/seed OUTPUT_QUIET RESULT_VARIABLE rc)
 file(MAKE_DIRECTORY ${WORK}/seed)
@@ -31,8 +32,11 @@ file(COPY ${onnx_seeds} DESTINATION ${WORK}/corpus/onnx_import)
 # The TFLite fixtures (TFLM examples, MLPerf Tiny KWS) seed the TFLite importer.
 file(GLOB_RECURSE tflite_seeds ${ROOT}/tests/fixtures/models/*.tflite)
 file(COPY ${tflite_seeds} DESTINATION ${WORK}/corpus/tflite_import)
+# Small checked-in archives (stored, deflated, a bare .npy) seed the npz reader.
+file(GLOB npz_seeds ${ROOT}/tests/fuzz/seeds/npz/*)
+file(COPY ${npz_seeds} DESTINATION ${WORK}/corpus/npz)
 foreach(target artifact offer delta status telemetry presence chunk_request device_class
-               onnx_import tflite_import console_listen)
+               onnx_import tflite_import console_listen npz)
   execute_process(
     # -timeout: an input that runs 10 s is a hang, reported as a failure (libFuzzer's
     # default is 20 minutes, past -max_total_time).
