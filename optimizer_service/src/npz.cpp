@@ -20,6 +20,16 @@ uint16_t le16(const std::string& b, size_t at) {
   return static_cast<uint16_t>(static_cast<uint8_t>(b[at]) | static_cast<uint8_t>(b[at + 1]) << 8);
 }
 
+// Operator bytes as they appear in an error or a key: printable ASCII (anything else is
+// '?', so messages stay valid UTF-8 for PostgreSQL and gRPC), at most 128 characters.
+std::string printable(const std::string& raw) {
+  std::string out = raw.substr(0, 128);
+  for (char& c : out) {
+    if (c < 0x20 || c > 0x7e) c = '?';
+  }
+  return out;
+}
+
 // The value of `key` in the header's Python dict literal.
 std::string header_field(const std::string& header, const std::string& key) {
   const auto k = header.find("'" + key + "'");
@@ -97,7 +107,8 @@ constexpr int64_t kMaxDimension = int64_t{1} << 40;
 // "(3, 4)", "(5,)": the dimensions of a shape tuple, each a decimal number.
 Result<std::vector<int64_t>> parse_shape(const std::string& shape, const std::string& what) {
   const auto bad = [&](const std::string& why) {
-    return CompileError{what + " header has a bad shape " + shape.substr(0, 64) + ": " + why};
+    return CompileError{what + " header has a bad shape " + printable(shape.substr(0, 64)) + ": " +
+                        why};
   };
   if (shape.size() < 2 || shape.front() != '(' || shape.back() != ')') {
     return bad("not a tuple");
@@ -172,7 +183,7 @@ Result<NpyArray> parse_npy(const std::string& b, const std::string& what) {
     if (a.dtype == k.descr) elem = k.bytes;
   }
   if (elem == 0) {
-    return CompileError{what + " has dtype " + a.dtype.substr(0, 16) +
+    return CompileError{what + " has dtype " + printable(a.dtype.substr(0, 16)) +
                         ", supported: <f4 <f8 |i1 |u1 <i4 <i8 |b1"};
   }
   // The element count, checked against the bytes left after each factor: no product
@@ -259,7 +270,7 @@ Result<std::map<std::string, NpyArray>> parse_npz(const std::string& b, const Np
     const uint16_t name_len = le16(b, at + 26), extra_len = le16(b, at + 28);
     if (at + 30 + name_len + extra_len > b.size())
       return CompileError{"npz entry header truncated"};
-    std::string name = b.substr(at + 30, name_len);
+    std::string name = printable(b.substr(at + 30, name_len));
     const size_t data_at = at + 30 + name_len + extra_len;
     // zip64 extra field (numpy writes it for large arrays): 64-bit sizes in the extra data.
     for (size_t e = at + 30 + name_len; e + 4 <= data_at;) {

@@ -167,13 +167,19 @@ void CompileOrchestrator::fail(const storage::OperationRecord& op, const std::st
     std::lock_guard<std::mutex> lock(mu_);
     ++stats_.failed;
   }
-  db_.transact([&](pqxx::work& w) {
-    auto current = storage::operations::get(w, op.id);
-    if (current.state == "pending" || current.state == "running") {
-      storage::operations::update(w, op.id, "failed", current.done, why);
-    }
-    return storage::Done{};
-  });
+  auto store = [&](const std::string& message) {
+    return db_.transact([&](pqxx::work& w) {
+      auto current = storage::operations::get(w, op.id);
+      if (current.state == "pending" || current.state == "running") {
+        storage::operations::update(w, op.id, "failed", current.done, message);
+      }
+      return storage::Done{};
+    });
+  };
+  // A reason PostgreSQL will not take (e.g. not UTF-8) must not leave the operation running.
+  if (auto stored = store(why); !stored) {
+    store("failed; the reason could not be stored: " + stored.error().message);
+  }
   log::error("compile.failed", {{"operation", op.id}, {"object", op.object}, {"error", why}});
   notify();
 }

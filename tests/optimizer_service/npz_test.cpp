@@ -188,6 +188,12 @@ TEST(Npz, AMalformedArrayInsideIsNamed) {
                   "npz entry x header has a bad shape");
 }
 
+TEST(Npz, OperatorBytesInAnErrorArePrintableAscii) {
+  const auto e = npz_error(zip({{"\xff\xfe\n.npy", npy("(\xc3,)", floats({1}))}}));
+  EXPECT_MENTIONS(e, "npz entry ??? header has a bad shape (?,)");
+  for (char c : e) EXPECT_TRUE(c >= 0x20 && c <= 0x7e) << e;
+}
+
 TEST(Npz, TheSharedFixturesStillRead) {
   for (const char* f : {"data/digits_calib.npz", "data/digits_val.npz",
                         "data/breast_cancer_calib.npz", "data/breast_cancer_val.npz"}) {
