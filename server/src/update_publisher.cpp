@@ -53,8 +53,10 @@ bool UpdatePublisher::start() {
                   .automatic_reconnect(std::chrono::milliseconds(200), std::chrono::seconds(2))
                   .connect_timeout(std::chrono::seconds(5))
                   .finalize();
-  // Subscriptions are restored after a reconnect (clean start drops them).
+  // Subscriptions are restored after a reconnect (clean start drops them); the count of
+  // connections tells the engine to re-publish outstanding offers.
   client_->set_connected_handler([this](const std::string&) {
+    ++connections_;
     try {
       client_->subscribe(request_filter(share_group_), 1);
     } catch (const mqtt::exception&) {
