@@ -209,6 +209,63 @@ CompileStats CompileOrchestrator::stats() {
   return s;
 }
 
+Expected<bool> CompileOrchestrator::compile_class(const storage::OperationRecord& op,
+                                                  const std::string& model, int32_t version,
+                                                  const std::string& device_class, size_t index) {
+  auto input = db_.transact([&](pqxx::work& w) {
+    auto v = storage::models::get_version(w, model, version);
+    CompileInput in;
+    in.device_class = device_class;
+    in.device_class_json = storage::device_classes::get(w, device_class).spec_json;
+    in.onnx = storage::PgBlobStore::get(w, v.onnx_sha256).value_or("");
+    if (v.calib_sha256)
+      in.calibration_npz = storage::PgBlobStore::get(w, *v.calib_sha256).value_or("");
+    if (v.val_sha256) in.validation_npz = storage::PgBlobStore::get(w, *v.val_sha256).value_or("");
+    storage::operations::update(w, op.id, "running", static_cast<int32_t>(index),
+                                "compiling for " + device_class);
+    return std::make_pair(v.id, in);
+  });
+  if (!input) return input.error();
+  notify();
+  const auto started = std::chrono::steady_clock::now();
+  auto outcome = compile_guarded(input->second);
+  if (!outcome) return outcome.error();
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::steady_clock::now() - started)
+                      .count();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++(outcome->refused ? stats_.refused : stats_.compiled);
+    stats_.class_seconds += ms / 1000.0;
+  }
+  auto stored = db_.transact([&](pqxx::work& w) {
+    storage::NewArtifact a;
+    a.version_id = input->first;
+    a.device_class = device_class;
+    a.report_json = outcome->report_json;
+    if (outcome->refused) {
+      a.status = storage::ArtifactStatus::kRefused;
+      a.refusal_reason = outcome->refusal_reason;
+    } else {
+      a.status = storage::ArtifactStatus::kCompiled;
+      a.artifact_sha256 = storage::PgBlobStore::put(w, outcome->artifact);
+      a.outputs = outcome->outputs;
+    }
+    storage::artifacts::store(w, a);
+    storage::operations::update(w, op.id, "running", static_cast<int32_t>(index + 1),
+                                device_class + (outcome->refused ? " refused" : " compiled"));
+    return storage::Done{};
+  });
+  if (!stored) return stored.error();
+  log::info("compile.class_done", {{"operation", op.id},
+                                   {"object", op.object},
+                                   {"device_class", device_class},
+                                   {"refused", outcome->refused},
+                                   {"reason", outcome->refusal_reason},
+                                   {"ms", ms}});
+  return outcome->refused;
+}
+
 void CompileOrchestrator::run(int64_t operation_id) {
   // Counted before anything is compiled: a start that never ends shows at the next boot.
   auto loaded = db_.transact(
@@ -252,60 +309,9 @@ void CompileOrchestrator::run(int64_t operation_id) {
       });
       return;
     }
-    const auto& device_class = job.classes[i];
-    auto input = db_.transact([&](pqxx::work& w) {
-      auto v = storage::models::get_version(w, job.model, job.version);
-      CompileInput in;
-      in.device_class = device_class;
-      in.device_class_json = storage::device_classes::get(w, device_class).spec_json;
-      in.onnx = storage::PgBlobStore::get(w, v.onnx_sha256).value_or("");
-      if (v.calib_sha256)
-        in.calibration_npz = storage::PgBlobStore::get(w, *v.calib_sha256).value_or("");
-      if (v.val_sha256)
-        in.validation_npz = storage::PgBlobStore::get(w, *v.val_sha256).value_or("");
-      storage::operations::update(w, op.id, "running", static_cast<int32_t>(i),
-                                  "compiling for " + device_class);
-      return std::make_pair(v.id, in);
-    });
-    if (!input) return fail_operation(input.error().message);
-    notify();
-    const auto started = std::chrono::steady_clock::now();
-    auto outcome = compile_guarded(input->second);
-    if (!outcome) return fail_operation(outcome.error().message);
-    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                        std::chrono::steady_clock::now() - started)
-                        .count();
-    if (outcome->refused) ++refused;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      ++(outcome->refused ? stats_.refused : stats_.compiled);
-      stats_.class_seconds += ms / 1000.0;
-    }
-    auto stored = db_.transact([&](pqxx::work& w) {
-      storage::NewArtifact a;
-      a.version_id = input->first;
-      a.device_class = device_class;
-      a.report_json = outcome->report_json;
-      if (outcome->refused) {
-        a.status = storage::ArtifactStatus::kRefused;
-        a.refusal_reason = outcome->refusal_reason;
-      } else {
-        a.status = storage::ArtifactStatus::kCompiled;
-        a.artifact_sha256 = storage::PgBlobStore::put(w, outcome->artifact);
-        a.outputs = outcome->outputs;
-      }
-      storage::artifacts::store(w, a);
-      storage::operations::update(w, op.id, "running", static_cast<int32_t>(i + 1),
-                                  device_class + (outcome->refused ? " refused" : " compiled"));
-      return storage::Done{};
-    });
-    if (!stored) return fail_operation(stored.error().message);
-    log::info("compile.class_done", {{"operation", op.id},
-                                     {"object", op.object},
-                                     {"device_class", device_class},
-                                     {"refused", outcome->refused},
-                                     {"reason", outcome->refusal_reason},
-                                     {"ms", ms}});
+    auto class_refused = compile_class(op, job.model, job.version, job.classes[i], i);
+    if (!class_refused) return fail_operation(class_refused.error().message);
+    if (*class_refused) ++refused;
     op.done = static_cast<int32_t>(i + 1);
     notify();
   }

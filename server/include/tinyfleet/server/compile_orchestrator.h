@@ -64,6 +64,11 @@ class CompileOrchestrator {
   void work();
   void run(int64_t operation_id);
   void fail(const storage::OperationRecord& op, const std::string& why);
+  // Compiles one class and stores the artifact or refusal with the operation's progress;
+  // true when refused.
+  storage::Expected<bool> compile_class(const storage::OperationRecord& op,
+                                        const std::string& model, int32_t version,
+                                        const std::string& device_class, size_t index);
   // compiler_->compile, with any exception turned into a refusal naming it.
   storage::Expected<CompileOutcome> compile_guarded(const CompileInput& input);
   void notify();
