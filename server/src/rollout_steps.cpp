@@ -266,7 +266,11 @@ void RolloutEngine::step_reverting(const Driven& r) {
   std::vector<OfferTarget> revert;
   for (const auto& p : *picks) {
     if (p.target.empty()) {
-      db_.transact([&](pqxx::work& w) { return repo::mark_nothing_to_revert(w, r.id, p.device); });
+      // No model before the rollout: the offer is withdrawn (a device that has not fetched
+      // it yet never will). One that installed it keeps it: there is no "no model" offer yet.
+      auto marked = db_.transact(
+          [&](pqxx::work& w) { return repo::mark_nothing_to_revert(w, r.id, p.device); });
+      if (marked && *marked) publisher_.withdraw(r.fleet, p.device);
     } else {
       revert.push_back(p);
     }

@@ -103,6 +103,26 @@ bool UpdatePublisher::offer(const std::string& fleet, const std::string& device,
   return true;
 }
 
+bool UpdatePublisher::withdraw(const std::string& fleet, const std::string& device) {
+  char topic[update::kMaxTopicBytes];
+  if (!update::device_topic(fleet.c_str(), device.c_str(), update::TopicKind::kOffer, topic,
+                            sizeof topic)
+           .ok()) {
+    return false;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (auto it = payloads_.find(fleet + "/" + device); it != payloads_.end()) forget(it);
+  }
+  try {
+    client_->publish(topic, std::string(), 1, true)->wait();
+  } catch (const mqtt::exception& e) {
+    log::error("publisher.withdraw", {{"device", device}, {"error", e.what()}});
+    return false;
+  }
+  return true;
+}
+
 size_t UpdatePublisher::payload_bytes() const {
   std::lock_guard<std::mutex> lock(mu_);
   return payload_bytes_;

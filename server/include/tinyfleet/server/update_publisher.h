@@ -61,6 +61,9 @@ class UpdatePublisher {
   // a broker that restarted without its retained messages lost the offers, so whoever sees
   // this change re-publishes what is outstanding.
   uint64_t connections() const { return connections_; }
+  // Clears `device`'s retained offer (an empty retained message: the agent abandons an
+  // update of it in flight) and forgets its payload.
+  bool withdraw(const std::string& fleet, const std::string& device);
   uint64_t chunks_served() const { return chunks_; }
   uint64_t bytes_served() const { return bytes_; }
   uint64_t requests_deferred() const { return deferred_; }  // by either bound
