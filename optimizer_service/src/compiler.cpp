@@ -451,6 +451,9 @@ Result<CompiledModel> compile_graph(Graph g, const std::map<std::string, NpyArra
     if (vx == validation->end() || vy == validation->end()) {
       return CompileError{"validation data needs 'x' and 'y' arrays"};
     }
+    if (static_cast<int64_t>(vy->second.values.size()) < vx->second.shape[0]) {
+      return CompileError{"validation data has fewer labels in 'y' than samples in 'x'"};
+    }
     k::ModelSpec naive = spec;
     uint32_t at = 0;
     for (auto& t : naive.tensors) {

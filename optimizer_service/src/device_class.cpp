@@ -1,5 +1,6 @@
 #include "tinyfleet/optimizer_service/device_class.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include <nlohmann/json.hpp>
@@ -31,6 +32,98 @@ DeltaBudget DeviceClass::delta_budget() const {
   return b;
 }
 
+const std::vector<DeviceClassField>& device_class_schema() {
+  using K = DeviceClassField::Kind;
+  static const std::vector<DeviceClassField> fields = {
+      {"ram_bytes", K::kInteger, true, 1, kMaxInteger, "RAM, bytes"},
+      {"flash_bytes", K::kInteger, true, 1, kMaxInteger, "flash, bytes"},
+      {"clock_hz", K::kInteger, true, 1, 1e12, "core clock, Hz"},
+      {"runtime_flash_bytes", K::kInteger, false, 0, kMaxInteger, "flash the runtime takes"},
+      {"runtime_ram_bytes", K::kInteger, false, 0, kMaxInteger, "RAM the runtime takes"},
+      {"simd", K::kNameList, false, 0, kMaxDeviceClassListEntries,
+       "SIMD extensions: names of 1 to 32 characters"},
+      {"cycles_per_mac", K::kCyclesPerMac, false, 0, 1e6,
+       "cycles per MAC for conv, depthwise, fully_connected, other (default 1)"},
+      {"active_mw", K::kNumber, false, 0, 1e7, "power while running, mW"},
+      {"idle_mw", K::kNumber, false, 0, 1e7, "power while idle, mW"},
+      {"description", K::kText, false, 0, 1024, "free text, up to 1024 bytes"},
+  };
+  return fields;
+}
+
+namespace {
+
+// The range of a field as text: "1..9007199254740992".
+std::string range(const DeviceClassField& f) {
+  auto num = [](double v) {
+    std::string s = std::to_string(v);
+    s.erase(s.find_last_not_of('0') + 1);
+    if (!s.empty() && s.back() == '.') s.pop_back();
+    return s;
+  };
+  return num(f.min) + ".." + num(f.max);
+}
+
+bool in_range(const nlohmann::json& v, const DeviceClassField& f) {
+  return non_negative(v) && v.get<double>() >= f.min && v.get<double>() <= f.max;
+}
+
+// Checks one present field and stores it in `c`; an error names the field.
+std::string apply(const DeviceClassField& f, const nlohmann::json& v, DeviceClass& c) {
+  using K = DeviceClassField::Kind;
+  const std::string key = f.key;
+  switch (f.kind) {
+    case K::kInteger: {
+      if (!in_range(v, f) || std::floor(v.get<double>()) != v.get<double>()) {
+        return "has a bad '" + key + "' (an integer in " + range(f) + ")";
+      }
+      const auto n = static_cast<uint64_t>(v.get<double>());
+      if (key == "ram_bytes") c.ram_bytes = n;
+      if (key == "flash_bytes") c.flash_bytes = n;
+      if (key == "clock_hz") c.clock_hz = n;
+      if (key == "runtime_flash_bytes") c.runtime_flash_bytes = n;
+      if (key == "runtime_ram_bytes") c.runtime_ram_bytes = n;
+      return "";
+    }
+    case K::kNumber:
+      if (!in_range(v, f)) return "has a bad '" + key + "' (a number in " + range(f) + ")";
+      (key == "active_mw" ? c.active_mw : c.idle_mw) = v.get<double>();
+      return "";
+    case K::kNameList:
+      if (!v.is_array() || v.size() > f.max) {
+        return "has a bad '" + key + "' (a list of at most " + range(f).substr(3) + " names)";
+      }
+      for (const auto& s : v) {
+        if (!s.is_string() || s.get<std::string>().empty() || s.get<std::string>().size() > 32) {
+          return "has a '" + key + "' entry that is not a name of 1 to 32 characters";
+        }
+        c.simd.push_back(s.get<std::string>());
+      }
+      return "";
+    case K::kCyclesPerMac:
+      if (!v.is_object()) return "has a bad '" + key + "' (an object of operator kinds)";
+      for (auto it = v.begin(); it != v.end(); ++it) {
+        if (!c.cycles_per_mac.count(it.key())) {
+          return "has an unknown '" + key + "." + it.key().substr(0, 64) +
+                 "' (known: conv, depthwise, fully_connected, other)";
+        }
+        if (!in_range(*it, f)) {
+          return "has a bad '" + key + "." + it.key() + "' (a number in " + range(f) + ")";
+        }
+        c.cycles_per_mac[it.key()] = it->get<double>();
+      }
+      return "";
+    case K::kText:
+      if (!v.is_string() || v.get<std::string>().size() > f.max) {
+        return "has a bad '" + key + "' (text of at most " + range(f).substr(3) + " bytes)";
+      }
+      return "";
+  }
+  return "";
+}
+
+}  // namespace
+
 Result<DeviceClass> parse_device_class(const std::string& name, const std::string& text) {
   if (text.size() > kMaxDeviceClassJsonBytes) {
     return bad(name, "spec is " + std::to_string(text.size()) + " bytes, at most " +
@@ -38,64 +131,27 @@ Result<DeviceClass> parse_device_class(const std::string& name, const std::strin
   }
   const auto j = nlohmann::json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return bad(name, "is not a JSON object");
+  const auto& schema = device_class_schema();
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    const bool known = std::any_of(schema.begin(), schema.end(),
+                                   [&](const DeviceClassField& f) { return it.key() == f.key; });
+    if (!known) {
+      return bad(name, "has an unknown field '" + it.key().substr(0, 64) +
+                           "' (see docs/optimizer.md, \"Device classes\")");
+    }
+  }
   DeviceClass c;
   c.name = name;
-  // Returns false when the key is there but not an integer in range (or missing and required).
-  auto integer = [&](const char* key, uint64_t& out, bool required) -> bool {
-    if (!j.contains(key)) return !required;
-    const auto& v = j[key];
-    if (!non_negative(v) || v.get<double>() > kMaxInteger ||
-        std::floor(v.get<double>()) != v.get<double>()) {
-      return false;
-    }
-    out = static_cast<uint64_t>(v.get<double>());
-    return true;
-  };
-  const std::pair<const char*, uint64_t*> required[] = {
-      {"ram_bytes", &c.ram_bytes}, {"flash_bytes", &c.flash_bytes}, {"clock_hz", &c.clock_hz}};
-  for (const auto& [key, field] : required) {
-    if (!integer(key, *field, true) || *field == 0) {
-      return bad(name, std::string("needs a positive integer '") + key + "'");
-    }
-  }
-  for (const auto& [key, field] :
-       {std::pair<const char*, uint64_t*>{"runtime_flash_bytes", &c.runtime_flash_bytes},
-        {"runtime_ram_bytes", &c.runtime_ram_bytes}}) {
-    if (!integer(key, *field, false)) {
-      return bad(name, std::string("has a bad '") + key + "' (a non-negative integer)");
-    }
-  }
-  if (j.contains("simd")) {
-    const auto& simd = j["simd"];
-    if (!simd.is_array() || simd.size() > kMaxDeviceClassListEntries) {
-      return bad(name, "has a bad 'simd' (a list of at most " +
-                           std::to_string(kMaxDeviceClassListEntries) + " names)");
-    }
-    for (const auto& s : simd) {
-      if (!s.is_string()) return bad(name, "has a 'simd' entry that is not a name");
-      c.simd.push_back(s.get<std::string>());
-    }
-  }
   c.cycles_per_mac = {{"conv", 1.0}, {"depthwise", 1.0}, {"fully_connected", 1.0}, {"other", 1.0}};
-  if (j.contains("cycles_per_mac")) {
-    const auto& m = j["cycles_per_mac"];
-    if (!m.is_object() || m.size() > kMaxDeviceClassListEntries) {
-      return bad(name, "has a bad 'cycles_per_mac' (an object of operator kinds)");
-    }
-    for (auto it = m.begin(); it != m.end(); ++it) {
-      if (!non_negative(*it)) {
-        return bad(name, "has a bad 'cycles_per_mac." + it.key() + "' (a non-negative number)");
+  for (const auto& f : schema) {
+    const auto v = j.find(f.key);
+    if (v == j.end()) {
+      if (f.required) {
+        return bad(name, std::string("needs a positive integer '") + f.key + "' (" + f.doc + ")");
       }
-      c.cycles_per_mac[it.key()] = it->get<double>();
+      continue;
     }
-  }
-  for (const auto& [key, field] :
-       {std::pair<const char*, double*>{"active_mw", &c.active_mw}, {"idle_mw", &c.idle_mw}}) {
-    if (!j.contains(key)) continue;
-    if (!non_negative(j[key])) {
-      return bad(name, std::string("has a bad '") + key + "' (a non-negative number)");
-    }
-    *field = j[key].get<double>();
+    if (auto why = apply(f, *v, c); !why.empty()) return bad(name, why);
   }
   return c;
 }

@@ -922,11 +922,62 @@ const char* to_string(OpType t) {
   return "?";
 }
 
+namespace {
+
+constexpr int kMaxTensorRank = 8;
+
+// The dims of every stored tensor (initializers, Constant values) and every declared
+// type, bounded before libonnx's checker or shape inference multiplies them: at most 8
+// of them, none negative, their product at most kMaxConstantElements (no overflow).
+std::optional<CompileError> check_dims(const onnx::GraphProto& g) {
+  using onnx_import_detail::kMaxConstantElements;
+  auto tensor = [](const onnx::TensorProto& t,
+                   const std::string& what) -> std::optional<CompileError> {
+    if (t.dims_size() > kMaxTensorRank) {
+      return CompileError{what + " '" + t.name() + "' has " + std::to_string(t.dims_size()) +
+                          " dimensions, at most " + std::to_string(kMaxTensorRank)};
+    }
+    int64_t n = 1;
+    for (int64_t d : t.dims()) {
+      if (d < 0 || (d > 0 && n > kMaxConstantElements / d)) {
+        return CompileError{what + " '" + t.name() +
+                            "' has dims whose product is negative or over " +
+                            std::to_string(kMaxConstantElements) + " elements"};
+      }
+      n *= d;
+    }
+    return std::nullopt;
+  };
+  for (const auto& t : g.initializer()) {
+    if (auto e = tensor(t, "initializer")) return e;
+  }
+  for (const auto& n : g.node()) {
+    for (const auto& a : n.attribute()) {
+      if (a.has_t()) {
+        if (auto e = tensor(a.t(), "node '" + n.op_type() + "' tensor attribute")) return e;
+      }
+    }
+  }
+  for (const auto* list : {&g.input(), &g.output(), &g.value_info()}) {
+    for (const auto& v : *list) {
+      if (v.type().tensor_type().shape().dim_size() > kMaxTensorRank) {
+        return CompileError{"value '" + v.name() + "' has " +
+                            std::to_string(v.type().tensor_type().shape().dim_size()) +
+                            " dimensions, at most " + std::to_string(kMaxTensorRank)};
+      }
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 Result<Graph> import_onnx(const std::string& bytes) {
   onnx::ModelProto model;
   if (bytes.empty() || !model.ParseFromString(bytes)) {
     return CompileError{"the file is not an ONNX model (protobuf parse failed; truncated?)"};
   }
+  if (auto e = check_dims(model.graph())) return *e;
   if (auto e = onnx_import_detail::normalize_opset(model)) return *e;
   Importer importer;
   return importer.run(model);

@@ -1,6 +1,7 @@
 #include "tinyfleet/server/compile_orchestrator.h"
 
 #include <algorithm>
+#include <new>
 
 #include <nlohmann/json.hpp>
 
@@ -42,16 +43,29 @@ CompileOrchestrator::~CompileOrchestrator() { stop(); }
 Expected<int> CompileOrchestrator::start() {
   auto open = db_.transact([](pqxx::work& w) { return storage::operations::unfinished(w); });
   if (!open) return open.error();
+  std::vector<storage::OperationRecord> crashed;
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = false;
     for (const auto& op : *open) {
-      if (op.kind == "compile") queue_.push_back(op.id);
+      if (op.kind != "compile") continue;
+      if (op.state == "running" && op.attempts >= kMaxAttempts) {
+        crashed.push_back(op);
+      } else {
+        queue_.push_back(op.id);
+      }
     }
   }
+  for (const auto& op : crashed) {
+    fail(op, "crashed the compile worker " + std::to_string(op.attempts) +
+                 " times; not resumed (last: " + op.message + ")");
+  }
   for (int i = 0; i < workers_; ++i) threads_.emplace_back([this] { work(); });
-  if (!open->empty()) log::info("compile.resume", {{"operations", open->size()}});
-  return static_cast<int>(open->size());
+  if (!open->empty()) {
+    log::info("compile.resume", {{"operations", open->size() - crashed.size()},
+                                 {"failed_as_crashed", crashed.size()}});
+  }
+  return static_cast<int>(open->size() - crashed.size());
 }
 
 void CompileOrchestrator::stop() {
@@ -126,8 +140,66 @@ void CompileOrchestrator::work() {
       id = queue_.front();
       queue_.pop_front();
     }
-    run(id);
+    // The worker boundary: whatever escapes a compile fails its operation, never fleetd.
+    std::string why;
+    try {
+      run(id);
+    } catch (const std::exception& e) {
+      why = std::string("the compile worker failed: ") + e.what();
+    } catch (...) {
+      why = "the compile worker failed with an unknown exception";
+    }
+    if (!why.empty()) {
+      storage::OperationRecord op;
+      op.id = id;
+      op.object = "operation/" + std::to_string(id);
+      try {
+        fail(op, why);
+      } catch (...) {
+        log::error("compile.failed", {{"operation", id}, {"error", why}});
+      }
+    }
   }
+}
+
+void CompileOrchestrator::fail(const storage::OperationRecord& op, const std::string& why) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++stats_.failed;
+  }
+  auto store = [&](const std::string& message) {
+    return db_.transact([&](pqxx::work& w) {
+      auto current = storage::operations::get(w, op.id);
+      if (current.state == "pending" || current.state == "running") {
+        storage::operations::update(w, op.id, "failed", current.done, message);
+      }
+      return storage::Done{};
+    });
+  };
+  // A reason PostgreSQL will not take (e.g. not UTF-8) must not leave the operation running.
+  if (auto stored = store(why); !stored) {
+    store("failed; the reason could not be stored: " + stored.error().message);
+  }
+  log::error("compile.failed", {{"operation", op.id}, {"object", op.object}, {"error", why}});
+  notify();
+}
+
+Expected<CompileOutcome> CompileOrchestrator::compile_guarded(const CompileInput& input) {
+  std::string why;
+  try {
+    return compiler_->compile(input);
+  } catch (const std::bad_alloc&) {
+    why = "the compiler ran out of memory";
+  } catch (const std::exception& e) {
+    why = std::string("the compiler failed: ") + e.what();
+  } catch (...) {
+    why = "the compiler failed with an unknown exception";
+  }
+  CompileOutcome refused;
+  refused.refused = true;
+  refused.refusal_reason = why;
+  refused.report_json = "{}";
+  return refused;
 }
 
 CompileStats CompileOrchestrator::stats() {
@@ -137,15 +209,75 @@ CompileStats CompileOrchestrator::stats() {
   return s;
 }
 
+Expected<bool> CompileOrchestrator::compile_class(const storage::OperationRecord& op,
+                                                  const std::string& model, int32_t version,
+                                                  const std::string& device_class, size_t index) {
+  auto input = db_.transact([&](pqxx::work& w) {
+    auto v = storage::models::get_version(w, model, version);
+    CompileInput in;
+    in.device_class = device_class;
+    in.device_class_json = storage::device_classes::get(w, device_class).spec_json;
+    in.onnx = storage::PgBlobStore::get(w, v.onnx_sha256).value_or("");
+    in.model_format = v.model_format;
+    if (v.calib_sha256)
+      in.calibration_npz = storage::PgBlobStore::get(w, *v.calib_sha256).value_or("");
+    if (v.val_sha256) in.validation_npz = storage::PgBlobStore::get(w, *v.val_sha256).value_or("");
+    storage::operations::update(w, op.id, "running", static_cast<int32_t>(index),
+                                "compiling for " + device_class);
+    return std::make_pair(v.id, in);
+  });
+  if (!input) return input.error();
+  notify();
+  const auto started = std::chrono::steady_clock::now();
+  auto outcome = compile_guarded(input->second);
+  if (!outcome) return outcome.error();
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::steady_clock::now() - started)
+                      .count();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++(outcome->refused ? stats_.refused : stats_.compiled);
+    stats_.class_seconds += ms / 1000.0;
+  }
+  auto stored = db_.transact([&](pqxx::work& w) {
+    storage::NewArtifact a;
+    a.version_id = input->first;
+    a.device_class = device_class;
+    a.report_json = outcome->report_json;
+    if (outcome->refused) {
+      a.status = storage::ArtifactStatus::kRefused;
+      a.refusal_reason = outcome->refusal_reason;
+    } else {
+      a.status = storage::ArtifactStatus::kCompiled;
+      a.artifact_sha256 = storage::PgBlobStore::put(w, outcome->artifact);
+      a.outputs = outcome->outputs;
+    }
+    storage::artifacts::store(w, a);
+    storage::operations::update(w, op.id, "running", static_cast<int32_t>(index + 1),
+                                device_class + (outcome->refused ? " refused" : " compiled"));
+    return storage::Done{};
+  });
+  if (!stored) return stored.error();
+  log::info("compile.class_done", {{"operation", op.id},
+                                   {"object", op.object},
+                                   {"device_class", device_class},
+                                   {"refused", outcome->refused},
+                                   {"reason", outcome->refusal_reason},
+                                   {"ms", ms}});
+  return outcome->refused;
+}
+
 void CompileOrchestrator::run(int64_t operation_id) {
-  auto loaded =
-      db_.transact([&](pqxx::work& w) { return storage::operations::get(w, operation_id); });
+  // Counted before anything is compiled: a start that never ends shows at the next boot.
+  auto loaded = db_.transact(
+      [&](pqxx::work& w) { return storage::operations::begin_attempt(w, operation_id); });
   if (!loaded) {
     log::error("compile.load_failed",
                {{"operation", operation_id}, {"error", loaded.error().message}});
     return;
   }
-  auto op = *loaded;
+  if (!*loaded) return;  // ended meanwhile
+  auto op = **loaded;
   CompileJob job;
   try {
     job = parse_params(op);
@@ -157,17 +289,7 @@ void CompileOrchestrator::run(int64_t operation_id) {
     notify();
     return;
   }
-  auto fail_operation = [&](const std::string& why) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      ++stats_.failed;
-    }
-    db_.transact([&](pqxx::work& w) {
-      return storage::operations::update(w, op.id, "failed", op.done, why);
-    });
-    log::error("compile.failed", {{"operation", op.id}, {"object", op.object}, {"error", why}});
-    notify();
-  };
+  auto fail_operation = [&](const std::string& why) { fail(op, why); };
   if (!compiler_) {
     fail_operation(
         "fleetd has no compiler configured: set compile.optimizer_address (remote) or "
@@ -176,65 +298,21 @@ void CompileOrchestrator::run(int64_t operation_id) {
   }
   int refused = 0;
   for (size_t i = static_cast<size_t>(op.done); i < job.classes.size(); ++i) {
+    bool stopping = false;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (stopping_) return;  // resumed at this class on the next start
+      stopping = stopping_;
     }
-    const auto& device_class = job.classes[i];
-    auto input = db_.transact([&](pqxx::work& w) {
-      auto v = storage::models::get_version(w, job.model, job.version);
-      CompileInput in;
-      in.device_class = device_class;
-      in.device_class_json = storage::device_classes::get(w, device_class).spec_json;
-      in.onnx = storage::PgBlobStore::get(w, v.onnx_sha256).value_or("");
-      in.model_format = v.model_format;
-      if (v.calib_sha256)
-        in.calibration_npz = storage::PgBlobStore::get(w, *v.calib_sha256).value_or("");
-      if (v.val_sha256)
-        in.validation_npz = storage::PgBlobStore::get(w, *v.val_sha256).value_or("");
-      storage::operations::update(w, op.id, "running", static_cast<int32_t>(i),
-                                  "compiling for " + device_class);
-      return std::make_pair(v.id, in);
-    });
-    if (!input) return fail_operation(input.error().message);
-    notify();
-    const auto started = std::chrono::steady_clock::now();
-    auto outcome = compiler_->compile(input->second);
-    if (!outcome) return fail_operation(outcome.error().message);
-    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                        std::chrono::steady_clock::now() - started)
-                        .count();
-    if (outcome->refused) ++refused;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      ++(outcome->refused ? stats_.refused : stats_.compiled);
-      stats_.class_seconds += ms / 1000.0;
+    if (stopping) {  // resumed at this class on the next start, as a fresh attempt
+      db_.transact([&](pqxx::work& w) {
+        storage::operations::pause(w, op.id, "paused at shutdown before " + job.classes[i]);
+        return storage::Done{};
+      });
+      return;
     }
-    auto stored = db_.transact([&](pqxx::work& w) {
-      storage::NewArtifact a;
-      a.version_id = input->first;
-      a.device_class = device_class;
-      a.report_json = outcome->report_json;
-      if (outcome->refused) {
-        a.status = storage::ArtifactStatus::kRefused;
-        a.refusal_reason = outcome->refusal_reason;
-      } else {
-        a.status = storage::ArtifactStatus::kCompiled;
-        a.artifact_sha256 = storage::PgBlobStore::put(w, outcome->artifact);
-        a.outputs = outcome->outputs;
-      }
-      storage::artifacts::store(w, a);
-      storage::operations::update(w, op.id, "running", static_cast<int32_t>(i + 1),
-                                  device_class + (outcome->refused ? " refused" : " compiled"));
-      return storage::Done{};
-    });
-    if (!stored) return fail_operation(stored.error().message);
-    log::info("compile.class_done", {{"operation", op.id},
-                                     {"object", op.object},
-                                     {"device_class", device_class},
-                                     {"refused", outcome->refused},
-                                     {"reason", outcome->refusal_reason},
-                                     {"ms", ms}});
+    auto class_refused = compile_class(op, job.model, job.version, job.classes[i], i);
+    if (!class_refused) return fail_operation(class_refused.error().message);
+    if (*class_refused) ++refused;
     op.done = static_cast<int32_t>(i + 1);
     notify();
   }

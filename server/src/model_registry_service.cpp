@@ -6,6 +6,7 @@
 
 #include "convert.h"
 #include "names.h"
+#include "tinyfleet/optimizer_service/npz.h"
 #include "tinyfleet/server/grpc_status.h"
 #include "tinyfleet/server/log.h"
 #include "tinyfleet/storage/blob_store.h"
@@ -184,6 +185,14 @@ grpc::Status ModelRegistryService::CreateVersion(
     if (!f.sha256.empty() && storage::sha256_hex(f.bytes) != f.sha256) {
       return invalid_argument(std::string("the ") + file_name(kind) +
                               " file's sha256 differs from the declared one; nothing was stored");
+    }
+    // Data files are read here with the compiler's own bounds, so a malformed or
+    // oversized archive is refused now, naming what is wrong, instead of at compile time.
+    if (kind == v1::FILE_KIND_CALIBRATION || kind == v1::FILE_KIND_VALIDATION) {
+      if (auto npz = optimizer_service::parse_npz(f.bytes); !npz) {
+        return invalid_argument(std::string("the ") + file_name(kind) +
+                                " file: " + npz.error().message + "; nothing was stored");
+      }
     }
   }
 

@@ -7,7 +7,7 @@ namespace tinyfleet::storage::operations {
 namespace {
 #define TF_OPERATION_COLUMNS                                                                      \
   "id, kind, object, params::text, state, done, total, message, " TF_TS("created_at") ", " TF_TS( \
-      "updated_at")
+      "updated_at") ", attempts"
 
 const sql::Statement kCreate{"operations.create",
                              "INSERT INTO operations (kind, object, params, total) "
@@ -22,6 +22,13 @@ const sql::Statement kUnfinished{"operations.unfinished",
                                  "SELECT " TF_OPERATION_COLUMNS
                                  " FROM operations WHERE state IN ('pending', 'running') "
                                  "ORDER BY id"};
+const sql::Statement kBeginAttempt{
+    "operations.begin_attempt",
+    "UPDATE operations SET attempts = attempts + 1, state = 'running', updated_at = now() "
+    "WHERE id = $1 AND state IN ('pending', 'running') RETURNING " TF_OPERATION_COLUMNS};
+const sql::Statement kPause{"operations.pause",
+                            "UPDATE operations SET attempts = 0, state = 'pending', message = $2, "
+                            "updated_at = now() WHERE id = $1 AND state IN ('pending', 'running')"};
 
 OperationRecord from_row(const pqxx::row& r) {
   OperationRecord o;
@@ -35,6 +42,7 @@ OperationRecord from_row(const pqxx::row& r) {
   o.message = r[7].as<std::string>();
   o.created_at = r[8].as<std::string>();
   o.updated_at = r[9].as<std::string>();
+  o.attempts = r[10].as<int32_t>();
   return o;
 }
 
@@ -81,6 +89,16 @@ std::vector<OperationRecord> unfinished(pqxx::work& w) {
   std::vector<OperationRecord> out;
   for (const auto& r : sql::run(w, kUnfinished)) out.push_back(from_row(r));
   return out;
+}
+
+std::optional<OperationRecord> begin_attempt(pqxx::work& w, int64_t id) {
+  auto rows = sql::run(w, kBeginAttempt, id);
+  if (rows.empty()) return std::nullopt;
+  return from_row(rows[0]);
+}
+
+void pause(pqxx::work& w, int64_t id, const std::string& message) {
+  sql::run(w, kPause, id, message);
 }
 
 }  // namespace tinyfleet::storage::operations

@@ -17,7 +17,7 @@ file(MAKE_DIRECTORY ${WORK}/corpus/artifact ${WORK}/corpus/offer ${WORK}/corpus/
                     ${WORK}/corpus/chunk_request
                     ${WORK}/corpus/device_class ${WORK}/corpus/onnx_import
                     ${WORK}/corpus/tflite_import ${WORK}/corpus/console_listen
-                    ${WORK}/corpus/mqtt_packet)
+                    ${WORK}/corpus/mqtt_packet ${WORK}/corpus/npz)
 file(WRITE ${WORK}/corpus/console_listen/seed "127.0.0.1:8443")
 execute_process(COMMAND ${SEED_MAKER} ${WORK}/seed OUTPUT_QUIET RESULT_VARIABLE rc)
 file(MAKE_DIRECTORY ${WORK}/seed)
@@ -33,8 +33,9 @@ file(COPY ${onnx_seeds} DESTINATION ${WORK}/corpus/onnx_import)
 file(GLOB_RECURSE tflite_seeds ${ROOT}/tests/fixtures/models/*.tflite)
 file(COPY ${tflite_seeds} DESTINATION ${WORK}/corpus/tflite_import)
 # The MQTT parser starts from an empty corpus (its packets need NUL bytes, which cmake's
-# file(WRITE) cannot write; the fixed header's grammar is small). Checked-in seeds: tests/fuzz/seeds/<target>/ (telemetry: a version-1 and a version-2
-# window, so the fuzzer starts inside both layouts).
+# file(WRITE) cannot write; the fixed header's grammar is small). Checked-in seeds:
+# tests/fuzz/seeds/<target>/ (telemetry: a version-1 and a version-2 window, so the fuzzer
+# starts inside both layouts; npz: small archives, stored, deflated, and a bare .npy).
 file(GLOB seed_dirs LIST_DIRECTORIES true ${ROOT}/tests/fuzz/seeds/*)
 foreach(dir ${seed_dirs})
   get_filename_component(target ${dir} NAME)
@@ -42,7 +43,7 @@ foreach(dir ${seed_dirs})
   file(COPY ${seeds} DESTINATION ${WORK}/corpus/${target})
 endforeach()
 foreach(target artifact offer delta status telemetry presence chunk_request device_class
-               onnx_import tflite_import console_listen mqtt_packet)
+               onnx_import tflite_import console_listen mqtt_packet npz)
   execute_process(
     # -timeout: an input that runs 10 s is a hang, reported as a failure (libFuzzer's
     # default is 20 minutes, past -max_total_time).

@@ -39,11 +39,21 @@ struct DeviceClass {
 constexpr size_t kMaxDeviceClassJsonBytes = 64 * 1024;
 constexpr size_t kMaxDeviceClassListEntries = 64;
 
-// A class spec as the catalog and CreateDeviceClass hold it: a JSON object with positive
-// integers ram_bytes, flash_bytes and clock_hz; optional non-negative integers
-// runtime_flash_bytes and runtime_ram_bytes, a list of SIMD names, non-negative
-// cycles_per_mac numbers per operator kind, active_mw and idle_mw. Other keys (e.g.
-// description) are kept out of the class. An error names the field that is wrong.
+// One field of a class spec: its JSON type, whether it is required, its range (for a list
+// or text: the largest length) and what it means. docs/optimizer.md has the same table.
+struct DeviceClassField {
+  enum class Kind { kInteger, kNumber, kNameList, kCyclesPerMac, kText };
+  const char* key;
+  Kind kind;
+  bool required;
+  double min, max;
+  const char* doc;
+};
+const std::vector<DeviceClassField>& device_class_schema();
+
+// A class spec as the catalog and CreateDeviceClass hold it: a JSON object of the schema's
+// fields, each of its type and in its range; an unknown field is refused. An error names
+// the field that is wrong.
 Result<DeviceClass> parse_device_class(const std::string& name, const std::string& json);
 // Every class of a catalog file's JSON object.
 Result<std::vector<DeviceClass>> parse_catalog(const std::string& json);

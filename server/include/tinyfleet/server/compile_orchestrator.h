@@ -27,16 +27,22 @@ struct CompileStats {
 // Runs compile operations on worker threads. Each operation is a row in
 // `operations`; each class's outcome (artifact or refusal) commits together with
 // the operation's progress, so a restart resumes at the first class not done and
-// nothing half-made is kept.
+// nothing half-made is kept. Nothing a compile does can end fleetd through an exception:
+// a compiler that throws is a stored refusal with the reason, anything else thrown fails
+// the operation. An operation that a worker started kMaxAttempts times without finishing
+// (fleetd died while compiling it) is failed at the next start instead of resumed.
 class CompileOrchestrator {
  public:
+  static constexpr int kMaxAttempts = 3;
+
   // `compiler` may be null: operations then fail naming the missing setting.
   CompileOrchestrator(storage::Database& db, ModelCompiler* compiler, int workers);
   ~CompileOrchestrator();
   CompileOrchestrator(const CompileOrchestrator&) = delete;
   CompileOrchestrator& operator=(const CompileOrchestrator&) = delete;
 
-  // Starts the workers and queues every operation left unfinished by an earlier run.
+  // Starts the workers and queues every operation left unfinished by an earlier run,
+  // except those that crashed fleetd kMaxAttempts times: those fail with the reason.
   storage::Expected<int> start();
   // Lets the class being compiled finish, then stops; the rest stays queued in the
   // database for the next start.
@@ -57,6 +63,14 @@ class CompileOrchestrator {
  private:
   void work();
   void run(int64_t operation_id);
+  void fail(const storage::OperationRecord& op, const std::string& why);
+  // Compiles one class and stores the artifact or refusal with the operation's progress;
+  // true when refused.
+  storage::Expected<bool> compile_class(const storage::OperationRecord& op,
+                                        const std::string& model, int32_t version,
+                                        const std::string& device_class, size_t index);
+  // compiler_->compile, with any exception turned into a refusal naming it.
+  storage::Expected<CompileOutcome> compile_guarded(const CompileInput& input);
   void notify();
 
   storage::Database& db_;

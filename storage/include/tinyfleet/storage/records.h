@@ -170,6 +170,7 @@ struct OperationRecord {
   std::string message;
   std::string created_at;
   std::string updated_at;
+  int32_t attempts = 0;  // starts by a worker since the last clean pause
 };
 
 enum class Role { kViewer, kOperator, kAdmin };
