@@ -9,6 +9,7 @@
 #include "fleetd_fixture.h"
 #include "tinyfleet/server/broker_accounts.h"
 #include "tinyfleet/server/broker_password.h"
+#include "tinyfleet/storage/blob_store.h"
 #include "tinyfleet/storage/repositories.h"
 #include "tinyfleet/testing/environment.h"
 

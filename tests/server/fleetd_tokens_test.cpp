@@ -65,7 +65,9 @@ TEST_F(Tokens, ATokenExpiresAndIsThenRefusedNamingExpired) {
   for (const auto& t : tokens.tokens()) {
     if (t.name() == "short") listed = t.expired();
     // The bootstrap admin token from fleetd's settings never expires.
-    if (t.name() == "bootstrap-admin") EXPECT_TRUE(t.expires_at().empty());
+    if (t.name() == "bootstrap-admin") {
+      EXPECT_TRUE(t.expires_at().empty());
+    }
   }
   EXPECT_TRUE(listed);
 }
