@@ -20,7 +20,8 @@ const sql::Statement kStore{
     "refusal_reason = EXCLUDED.refusal_reason, created_at = now(), modelled_cycles = NULL, "
     "drift_class_histogram = NULL, drift_mean_top1_confidence = NULL, drift_channel_mean = NULL, "
     "drift_channel_std = NULL, arena_bytes = NULL WHERE artifacts.status = 'refused' "
-    "RETURNING id"};
+    "OR (artifacts.artifact_sha256 = EXCLUDED.artifact_sha256 "
+    "AND artifacts.modelled_cycles IS NULL) RETURNING id"};
 const sql::Statement kFind{"artifacts.find",
                            "SELECT " TF_ARTIFACT_COLUMNS
                            " FROM artifacts a LEFT JOIN blobs b ON b.sha256 = a.artifact_sha256 "
@@ -133,8 +134,10 @@ ArtifactRecord store(pqxx::work& w, const NewArtifact& a) {
                sql::nullable(a.artifact_sha256), a.report_json, a.refusal_reason);
   auto stored = *find(w, a.version_id, a.device_class);
   if (written.empty()) {
-    // A compiled artifact is there already: it is immutable (devices may run it). The
-    // same bytes again leave it as it is; anything else is refused.
+    // A compiled artifact with its outputs is there already: it is immutable (devices
+    // may run it). The same bytes again leave it as it is; anything else is refused.
+    // (The same bytes over a row stored without outputs, compiled before they were
+    // kept, add them: kStore wrote that row.)
     if (compiled && stored.artifact_sha256 == a.artifact_sha256) return stored;
     fail(ErrorCode::kAlreadyExists,
          "model version " + std::to_string(a.version_id) + " already has a compiled artifact for " +

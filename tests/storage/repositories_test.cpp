@@ -158,9 +158,14 @@ TEST_F(Repositories, ArtifactsStoreCompiledAndRefusedOutcomes) {
 
 TEST_F(Repositories, ACompiledArtifactIsNeverOverwritten) {
   auto v = make_version();
+  ArtifactOutputs o;
+  o.self_tests = {{"in", "out"}};
+  o.modelled_cycles = 7;
+  o.arena_bytes = 16;
   auto first = db().transact([&](pqxx::work& w) {
     auto sha = PgBlobStore::put(w, std::string(4096, '\x7f'));
-    return artifacts::store(w, {v.id, "cortex-m4-256k", ArtifactStatus::kCompiled, sha, "{}", ""});
+    return artifacts::store(w,
+                            {v.id, "cortex-m4-256k", ArtifactStatus::kCompiled, sha, "{}", "", o});
   });
   ASSERT_TRUE(first) << first.error().message;
   // A recompile with other bytes, or a refused one, is refused and changes nothing.
@@ -184,6 +189,23 @@ TEST_F(Repositories, ACompiledArtifactIsNeverOverwritten) {
   EXPECT_EQ(same->id, first->id);
   EXPECT_EQ(same->report_json, first->report_json);
   EXPECT_EQ(same->created_at, first->created_at);
+  // A row stored without outputs (compiled before they were kept) gets them from a
+  // recompile of the same bytes; once it has them, they stay.
+  auto old = make_version();
+  auto completed = db().transact([&](pqxx::work& w) {
+    artifacts::store(
+        w, {old.id, "cortex-m4-256k", ArtifactStatus::kCompiled, first->artifact_sha256, "{}", ""});
+    auto a = artifacts::store(w, {old.id, "cortex-m4-256k", ArtifactStatus::kCompiled,
+                                  first->artifact_sha256, "{}", "", o});
+    auto again = o;
+    again.modelled_cycles = 8;
+    artifacts::store(w, {old.id, "cortex-m4-256k", ArtifactStatus::kCompiled,
+                         first->artifact_sha256, "{}", "", again});
+    return artifacts::outputs(w, a.id);
+  });
+  ASSERT_TRUE(completed) << completed.error().message;
+  ASSERT_TRUE(completed->has_value());
+  EXPECT_EQ((*completed)->modelled_cycles, 7);
   // Nor can any other writer change or delete it: the schema refuses.
   auto direct = db().transact([&](pqxx::work& w) {
     auto sha = PgBlobStore::put(w, std::string(4096, '\x02'));
@@ -197,10 +219,14 @@ TEST_F(Repositories, ACompiledArtifactIsNeverOverwritten) {
     return Done{};
   });
   ASSERT_FALSE(deleted);
-  auto now = db().transact([&](pqxx::work& w) { return artifacts::list_for_version(w, v.id); });
+  auto now = db().transact([&](pqxx::work& w) {
+    return std::make_pair(artifacts::list_for_version(w, v.id),
+                          artifacts::outputs(w, first->id)->modelled_cycles);
+  });
   ASSERT_TRUE(now);
-  ASSERT_EQ(now->size(), 1u);
-  EXPECT_EQ((*now)[0].artifact_sha256, first->artifact_sha256);
+  ASSERT_EQ(now->first.size(), 1u);
+  EXPECT_EQ(now->first[0].artifact_sha256, first->artifact_sha256);
+  EXPECT_EQ(now->second, 7);
 }
 
 TEST_F(Repositories, ArtifactOutputsRoundTripTyped) {
