@@ -62,7 +62,10 @@ void DenialAudit::flush() {
       const auto& [actor, action, method] = key;
       const nlohmann::json details = {
           {"count", c.count}, {"peer", c.peer}, {"reason", c.reason}, {"since", c.since}};
-      storage::audit_log::append(w, {actor, action, "method/" + method, details.dump()});
+      // Invalid UTF-8 (a peer string, say) is replaced rather than thrown on.
+      storage::audit_log::append(
+          w, {actor, action, "method/" + method,
+              details.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)});
     }
     return storage::Done{};
   });
