@@ -60,6 +60,16 @@ bool RolloutEngine::gate_history_due(int64_t id) {
   return true;
 }
 
+// The targets key expired: no device is admitted (each would only refuse its offer); the
+// rollout says why, and the log says so once a minute.
+void RolloutEngine::cannot_sign(const Driven& r, const std::string& why) {
+  db_.transact([&](pqxx::work& w) { return repo::note_reason(w, r.id, why); });
+  const auto now = std::chrono::steady_clock::now();
+  if (now - cannot_sign_logged_ < std::chrono::minutes(1)) return;
+  cannot_sign_logged_ = now;
+  log::error("keys.expired", {{"rollout", r.name}, {"reason", why}});
+}
+
 void RolloutEngine::fail(const Driven& r, const std::string& why) {
   const bool pause = r.on_failure == "pause";
   auto won = db_.transact([&](pqxx::work& w) {
@@ -91,6 +101,7 @@ void RolloutEngine::step_running(const Driven& r) {
     return;
   }
   if (p.pending > 0) {
+    if (auto why = builder_.signing_refusal(now_unix())) return cannot_sign(r, *why);
     double& tokens = admit_tokens_[r.id];
     const double per_tick = r.rate / 60.0 * tick_seconds_;
     tokens = std::min(tokens + per_tick, std::max(1.0, r.rate / 60.0));
@@ -239,6 +250,8 @@ int RolloutEngine::send_offers(const Driven& r, const std::vector<OfferTarget>& 
     if (!publish[i]) continue;
     if (publisher_.offer(r.fleet, x.pick->device, x.release, x.offer.offer, x.offer.payload)) {
       ++offers_;
+    } else {
+      republish_ = true;  // stored as offered: re-published once the broker takes it
     }
   }
   return static_cast<int>(prepared.size());
@@ -253,7 +266,11 @@ void RolloutEngine::step_reverting(const Driven& r) {
   std::vector<OfferTarget> revert;
   for (const auto& p : *picks) {
     if (p.target.empty()) {
-      db_.transact([&](pqxx::work& w) { return repo::mark_nothing_to_revert(w, r.id, p.device); });
+      // No model before the rollout: the offer is withdrawn (a device that has not fetched
+      // it yet never will). One that installed it keeps it: there is no "no model" offer yet.
+      auto marked = db_.transact(
+          [&](pqxx::work& w) { return repo::mark_nothing_to_revert(w, r.id, p.device); });
+      if (marked && *marked) publisher_.withdraw(r.fleet, p.device);
     } else {
       revert.push_back(p);
     }

@@ -218,6 +218,13 @@ bool note_gates(pqxx::work& w, int64_t id, const std::string& reason,
              .affected_rows() == 1;
 }
 
+bool note_reason(pqxx::work& w, int64_t id, const std::string& reason) {
+  return w.exec_params(
+              "UPDATE rollouts SET reason = $3 WHERE id = $1 AND state = $2 AND reason <> $3", id,
+              s(R::kRunning), reason)
+             .affected_rows() == 1;
+}
+
 void record_gates(pqxx::work& w, int64_t id, int phase, bool decision,
                   const std::string& gate_report_json) {
   w.exec_params(
