@@ -106,13 +106,18 @@ int cmd_tokens(const Args& a, const Connection& c) {
       req.set_role(v1::ROLE_ADMIN);
     else
       usage_error("--role is viewer, operator or admin, not '" + role + "'");
+    const auto days = a.number("ttl-days", 90);
+    if (days < 1 || days > 3660) usage_error("--ttl-days must be 1..3660");
+    req.set_ttl_seconds(static_cast<uint64_t>(days) * 86400);
     v1::CreateTokenResponse resp;
     auto s = stub->CreateToken(c.context().get(), req, &resp);
     if (!s.ok()) return report(s, "create token");
     if (c.json) {
-      std::printf(
-          "%s\n",
-          nlohmann::json{{"name", resp.token().name()}, {"secret", resp.secret()}}.dump().c_str());
+      std::printf("%s\n", nlohmann::json{{"name", resp.token().name()},
+                                         {"secret", resp.secret()},
+                                         {"expires_at", resp.token().expires_at()}}
+                              .dump()
+                              .c_str());
     } else {
       std::printf("%s\n", resp.secret().c_str());
     }
@@ -140,13 +145,19 @@ int cmd_tokens(const Args& a, const Connection& c) {
   nlohmann::json out = nlohmann::json::array();
   for (const auto& t : resp.tokens()) {
     const std::string role = v1::Role_Name(t.role());
-    rows.push_back({t.name(), role, t.revoked() ? "revoked" : "active", t.created_at()});
-    out.push_back({{"name", t.name()}, {"role", role}, {"revoked", t.revoked()}});
+    const std::string state = t.revoked() ? "revoked" : t.expired() ? "expired" : "active";
+    rows.push_back(
+        {t.name(), role, state, t.created_at(), t.expires_at().empty() ? "never" : t.expires_at()});
+    out.push_back({{"name", t.name()},
+                   {"role", role},
+                   {"revoked", t.revoked()},
+                   {"expired", t.expired()},
+                   {"expires_at", t.expires_at()}});
   }
   if (c.json) {
     print_json(out);
   } else {
-    print_table({"NAME", "ROLE", "STATE", "CREATED"}, rows);
+    print_table({"NAME", "ROLE", "STATE", "CREATED", "EXPIRES"}, rows);
   }
   return kOk;
 }
@@ -270,7 +281,50 @@ int cmd_devices(const Args& a, const Connection& c) {
                   d.last_seen()}});
     return kOk;
   }
-  if (verb != "list") usage_error("devices takes provision, list or get");
+  if (verb == "rotate") {
+    if (a.positional.size() < 3) usage_error("devices rotate ID");
+    v1::RotateDeviceCredentialsRequest req;
+    req.set_id(a.positional[2]);
+    v1::ProvisionDeviceResponse resp;
+    auto s = stub->RotateDeviceCredentials(c.context().get(), req, &resp);
+    if (!s.ok()) return report(s, "rotate credentials of " + a.positional[2]);
+    if (a.has("credentials-out")) {
+      std::ofstream creds(a.get("credentials-out"), std::ios::app);
+      if (!creds) usage_error("cannot write " + a.get("credentials-out"));
+      creds << resp.mqtt().username() << ' ' << resp.mqtt().password() << '\n';
+      if (c.json) {
+        print_json(
+            {{"rotated", resp.device().id()}, {"credentials_file", a.get("credentials-out")}});
+      } else {
+        std::printf("rotated %s; credentials in %s\n", resp.device().id().c_str(),
+                    a.get("credentials-out").c_str());
+      }
+    } else if (c.json) {
+      print_json({{"id", resp.device().id()},
+                  {"username", resp.mqtt().username()},
+                  {"password", resp.mqtt().password()},
+                  {"topic_prefix", resp.mqtt().topic_prefix()}});
+    } else {
+      std::printf("%s  password %s  (shown once)\n", resp.device().id().c_str(),
+                  resp.mqtt().password().c_str());
+    }
+    return kOk;
+  }
+  if (verb == "deprovision") {
+    if (a.positional.size() < 3) usage_error("devices deprovision ID");
+    v1::DeprovisionDeviceRequest req;
+    req.set_id(a.positional[2]);
+    v1::Device d;
+    auto s = stub->DeprovisionDevice(c.context().get(), req, &d);
+    if (!s.ok()) return report(s, "deprovision " + a.positional[2]);
+    if (c.json) {
+      print_json(device_json(d));
+    } else {
+      std::printf("deprovisioned %s\n", d.id().c_str());
+    }
+    return kOk;
+  }
+  if (verb != "list") usage_error("devices takes provision, list, get, rotate or deprovision");
   v1::ListDevicesRequest req;
   req.set_device_class(a.get("class"));
   req.set_tag(a.get("tag"));

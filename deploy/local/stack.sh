@@ -83,6 +83,13 @@ CONF
   echo "stack: postgresql on 127.0.0.1:$port"
 }
 
+# Adds USER PASSWORD to the broker's password file. The password goes to
+# mosquitto_passwd on its stdin (printf is a shell builtin), never on a command line,
+# where any local user could read it in /proc.
+_stack_add_account() {
+  printf '%s\n%s\n' "$2" "$2" | mosquitto_passwd "$TINYFLEET_MQTT_PASSWD_FILE" "$1" >/dev/null
+}
+
 _stack_start_mqtt() {
   local dir="$STACK_DIR/mqtt" port dport
   mkdir -p "$dir"
@@ -93,13 +100,14 @@ _stack_start_mqtt() {
   export TINYFLEET_MQTT_SERVER_PASSWORD=$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')
   export TINYFLEET_MQTT_PASSWD_FILE="$dir/passwd"
   : >"$TINYFLEET_MQTT_PASSWD_FILE"
-  mosquitto_passwd -b "$TINYFLEET_MQTT_PASSWD_FILE" "$TINYFLEET_MQTT_SERVER_USER" "$TINYFLEET_MQTT_SERVER_PASSWORD"
+  chmod 0600 "$TINYFLEET_MQTT_PASSWD_FILE"
+  _stack_add_account "$TINYFLEET_MQTT_SERVER_USER" "$TINYFLEET_MQTT_SERVER_PASSWORD"
   local devs="" i id pw
   # Device accounts for tests (tests/support: test_devices() says which test uses which).
   for i in $(seq 1 26); do
     id="test-device-$i"
     pw=$(head -c 12 /dev/urandom | base64 | tr '+/' '-_')
-    mosquitto_passwd -b "$TINYFLEET_MQTT_PASSWD_FILE" "$id" "$pw"
+    _stack_add_account "$id" "$pw"
     devs="$devs $id:$pw"
   done
   export TINYFLEET_MQTT_TEST_DEVICES="${devs# }"

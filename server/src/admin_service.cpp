@@ -19,12 +19,19 @@ grpc::Status AdminService::CreateToken(grpc::ServerContext* ctx, const v1::Creat
   }
   auto role = convert::role(req->role());
   if (!role) return invalid_argument("role must be ROLE_VIEWER, ROLE_OPERATOR or ROLE_ADMIN");
+  if (req->ttl_seconds() > static_cast<uint64_t>(storage::api_tokens::kMaxTtlSeconds)) {
+    return invalid_argument("ttl_seconds " + std::to_string(req->ttl_seconds()) +
+                            " is longer than ten years (" +
+                            std::to_string(storage::api_tokens::kMaxTtlSeconds) + ")");
+  }
+  const int64_t ttl =
+      req->ttl_seconds() == 0 ? kDefaultTokenTtlSeconds : static_cast<int64_t>(req->ttl_seconds());
   const std::string secret = Authenticator::new_secret();
   auto r = db_.transact([&](pqxx::work& w) {
-    auto t = storage::api_tokens::create(w, req->name(), *role, secret);
-    storage::audit_log::append(w,
-                               {caller.name, "token.create", "token/" + t.name,
-                                std::string("{\"role\":\"") + storage::to_string(*role) + "\"}"});
+    auto t = storage::api_tokens::create(w, req->name(), *role, secret, ttl);
+    storage::audit_log::append(w, {caller.name, "token.create", "token/" + t.name,
+                                   std::string("{\"role\":\"") + storage::to_string(*role) +
+                                       "\",\"ttl_seconds\":" + std::to_string(ttl) + "}"});
     return t;
   });
   if (!r) return to_status(r.error());

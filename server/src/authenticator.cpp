@@ -7,6 +7,10 @@
 
 namespace tinyfleet::server {
 
+Authenticator::Authenticator(storage::Database& db)
+    : db_(db), audit_(std::make_unique<DenialAudit>(db)) {}
+Authenticator::~Authenticator() = default;
+
 namespace {
 int rank(storage::Role r) {
   switch (r) {
@@ -19,9 +23,14 @@ int rank(storage::Role r) {
   }
   return -1;
 }
-// A refused call, logged with who asked (the peer, and the token's name once known).
-grpc::Status denied(const std::string& peer, grpc::StatusCode code, const char* method,
-                    const std::string& token, std::string message) {
+// A refused call, logged with who asked (the peer, and the token's name once known),
+// and counted for the audit log (DenialAudit bounds what that writes).
+grpc::Status denied(DenialAudit& audit, const std::string& peer, grpc::StatusCode code,
+                    const char* method, const std::string& token, std::string message) {
+  audit.record(token.empty() ? "anonymous" : token,
+               code == grpc::StatusCode::PERMISSION_DENIED ? "auth.permission_denied"
+                                                           : "auth.unauthenticated",
+               method, peer, message);
   log::warn("auth.denied",
             {{"method", method},
              {"peer", peer},
@@ -46,13 +55,13 @@ grpc::Status Authenticator::authorize(const std::string* authorization, const st
                                       storage::Role needed, const char* method,
                                       Caller* caller) const {
   if (!authorization) {
-    return denied(peer, grpc::StatusCode::UNAUTHENTICATED, method, "",
+    return denied(*audit_, peer, grpc::StatusCode::UNAUTHENTICATED, method, "",
                   std::string(method) + " needs a token: send 'authorization: Bearer <token>'");
   }
   const std::string& value = *authorization;
   const std::string prefix = "Bearer ";
   if (value.rfind(prefix, 0) != 0 || value.size() == prefix.size()) {
-    return denied(peer, grpc::StatusCode::UNAUTHENTICATED, method, "",
+    return denied(*audit_, peer, grpc::StatusCode::UNAUTHENTICATED, method, "",
                   "the authorization header must be 'Bearer <token>'");
   }
   const std::string secret = value.substr(prefix.size());
@@ -60,12 +69,17 @@ grpc::Status Authenticator::authorize(const std::string* authorization, const st
       db_.transact([&](pqxx::work& w) { return storage::api_tokens::authenticate(w, secret); });
   if (!token) return {grpc::StatusCode::UNAVAILABLE, token.error().message};
   if (!*token) {
-    return denied(peer, grpc::StatusCode::UNAUTHENTICATED, method, "",
+    return denied(*audit_, peer, grpc::StatusCode::UNAUTHENTICATED, method, "",
                   "the token is unknown or revoked");
   }
   const auto& record = **token;
+  if (record.expired) {
+    return denied(*audit_, peer, grpc::StatusCode::UNAUTHENTICATED, method, record.name,
+                  "token '" + record.name + "' expired at " + record.expires_at.value_or("?") +
+                      "; ask an admin for a new one");
+  }
   if (rank(record.role) < rank(needed)) {
-    return denied(peer, grpc::StatusCode::PERMISSION_DENIED, method, record.name,
+    return denied(*audit_, peer, grpc::StatusCode::PERMISSION_DENIED, method, record.name,
                   std::string(method) + " needs role " + storage::to_string(needed) + "; token '" +
                       record.name + "' has role " + storage::to_string(record.role));
   }

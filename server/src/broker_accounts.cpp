@@ -3,13 +3,15 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+
+#include "tinyfleet/server/broker_password.h"
 
 namespace tinyfleet::server {
 
@@ -17,64 +19,153 @@ namespace {
 using storage::Error;
 using storage::ErrorCode;
 
-// Runs mosquitto_passwd without a shell (the password never appears in a command line
-// a shell parses; it is still in argv, which only root and the owner can read).
-int run_mosquitto_passwd(const std::string& file, const std::string& user,
-                         const std::string& password) {
-  pid_t pid = fork();
-  if (pid < 0) return -1;
-  if (pid == 0) {
-    std::freopen("/dev/null", "w", stdout);
-    execlp("mosquitto_passwd", "mosquitto_passwd", "-b", file.c_str(), user.c_str(),
-           password.c_str(), static_cast<char*>(nullptr));
-    _exit(127);
+Error io_error(const std::string& what, const std::string& path) {
+  return Error{ErrorCode::kUnavailable, what + " " + path + ": " + std::strerror(errno)};
+}
+
+// The entry's user name: what precedes the first ':' (empty for blank lines/comments).
+std::string entry_user(const std::string& line) {
+  if (line.empty() || line[0] == '#') return "";
+  const auto colon = line.find(':');
+  return colon == std::string::npos ? "" : line.substr(0, colon);
+}
+
+storage::Expected<std::vector<std::string>> read_lines(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return io_error("cannot read broker password file", path);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  if (in.bad()) return io_error("cannot read broker password file", path);
+  return lines;
+}
+
+// Writes `content` to `path` so that a crash leaves either the old or the new file:
+// a temporary file in the same folder, fsynced, renamed over `path`, then the folder
+// fsynced so the rename itself is on disk.
+storage::Expected<storage::Done> write_durably(const std::string& path,
+                                               const std::string& content) {
+  const std::string tmp = path + ".tmp";
+  const int fd = ::open(tmp.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0600);
+  if (fd < 0) return io_error("cannot create", tmp);
+  size_t off = 0;
+  while (off < content.size()) {
+    const ssize_t n = ::write(fd, content.data() + off, content.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      auto e = io_error("cannot write", tmp);
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      return e;
+    }
+    off += static_cast<size_t>(n);
   }
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) return -1;
+  if (::fsync(fd) != 0) {
+    auto e = io_error("cannot fsync", tmp);
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    return e;
   }
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  ::close(fd);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    auto e = io_error("cannot replace", path);
+    ::unlink(tmp.c_str());
+    return e;
+  }
+  std::string dir = std::filesystem::path(path).parent_path().string();
+  if (dir.empty()) dir = ".";
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) return io_error("cannot open folder", dir);
+  const int rc = ::fsync(dfd);
+  ::close(dfd);
+  if (rc != 0) return io_error("cannot fsync folder", dir);
+  return storage::Done{};
 }
 }  // namespace
 
+BrokerAccounts::BrokerAccounts(std::string passwd_file, int broker_pid,
+                               std::vector<std::string> reserved)
+    : passwd_file_(std::move(passwd_file)), broker_pid_(broker_pid) {
+  for (auto& r : reserved) {
+    if (!r.empty()) reserved_.insert(std::move(r));
+  }
+}
+
+const std::set<std::string>& BrokerAccounts::reserved_names() {
+  // The server account the shipped ACL names, and names MQTT or Mosquitto give meaning.
+  static const std::set<std::string> kNames{"fleetd", "admin", "root", "mosquitto", "$SYS"};
+  return kNames;
+}
+
+bool BrokerAccounts::reserved(const std::string& username) const {
+  return reserved_names().count(username) > 0 || reserved_.count(username) > 0;
+}
+
 storage::Expected<storage::Done> BrokerAccounts::add(const std::string& username,
                                                      const std::string& password) {
+  return edit(Op::kAdd, username, password);
+}
+
+storage::Expected<storage::Done> BrokerAccounts::replace(const std::string& username,
+                                                         const std::string& password) {
+  return edit(Op::kReplace, username, password);
+}
+
+storage::Expected<storage::Done> BrokerAccounts::remove(const std::string& username) {
+  return edit(Op::kRemove, username, "");
+}
+
+storage::Expected<storage::Done> BrokerAccounts::edit(Op op, const std::string& username,
+                                                      const std::string& password) {
   if (!configured()) {
     return Error{ErrorCode::kFailedPrecondition,
                  "fleetd has no broker password file configured (mqtt.passwd_file)"};
+  }
+  if (username.empty() || username.find_first_of(":\n\r#") != std::string::npos) {
+    return Error{ErrorCode::kInvalidArgument, "'" + username + "' is not a broker account name"};
+  }
+  if (reserved(username)) {
+    return Error{ErrorCode::kFailedPrecondition,
+                 "broker account '" + username + "' is reserved (not a device account)"};
   }
   std::lock_guard<std::mutex> lock(mu_);
   // Other processes (another fleetd replica) may edit the same file: lock across them.
   const int lock_fd = ::open((passwd_file_ + ".lock").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0600);
   if (lock_fd < 0 || flock(lock_fd, LOCK_EX) != 0) {
     if (lock_fd >= 0) ::close(lock_fd);
-    return Error{ErrorCode::kUnavailable,
-                 "cannot lock " + passwd_file_ + ".lock: " + std::strerror(errno)};
+    return io_error("cannot lock", passwd_file_ + ".lock");
   }
   struct Unlock {
     int fd;
     ~Unlock() { ::close(fd); }  // closing releases the flock
   } unlock{lock_fd};
-  namespace fs = std::filesystem;
-  const std::string tmp = passwd_file_ + ".tmp";
-  std::error_code ec;
-  fs::copy_file(passwd_file_, tmp, fs::copy_options::overwrite_existing, ec);
-  if (ec) {
-    return Error{ErrorCode::kUnavailable,
-                 "cannot copy broker password file " + passwd_file_ + ": " + ec.message()};
+  auto lines = read_lines(passwd_file_);
+  if (!lines) return lines.error();
+  auto it = std::find_if(lines->begin(), lines->end(),
+                         [&](const std::string& l) { return entry_user(l) == username; });
+  const bool present = it != lines->end();
+  switch (op) {
+    case Op::kAdd:
+      if (present) {
+        return Error{ErrorCode::kAlreadyExists,
+                     "broker account '" + username +
+                         "' already exists and is not a device; it is not provisioned"};
+      }
+      lines->push_back(username + ":" + mosquitto_password_hash(password));
+      break;
+    case Op::kReplace:
+      if (!present) {
+        return Error{ErrorCode::kNotFound, "broker account '" + username + "' does not exist"};
+      }
+      *it = username + ":" + mosquitto_password_hash(password);
+      break;
+    case Op::kRemove:
+      if (!present) return storage::Done{};
+      lines->erase(it);
+      break;
   }
-  const int rc = run_mosquitto_passwd(tmp, username, password);
-  if (rc != 0) {
-    fs::remove(tmp, ec);
-    return Error{ErrorCode::kUnavailable,
-                 "mosquitto_passwd failed (exit " + std::to_string(rc) + ") for " + username};
-  }
-  fs::permissions(tmp, fs::perms::owner_read | fs::perms::owner_write, ec);
-  fs::rename(tmp, passwd_file_, ec);
-  if (ec) {
-    return Error{ErrorCode::kUnavailable,
-                 "cannot replace broker password file " + passwd_file_ + ": " + ec.message()};
-  }
+  std::string content;
+  for (const auto& l : *lines) content += l + "\n";
+  if (auto w = write_durably(passwd_file_, content); !w) return w.error();
   if (broker_pid_ > 0 && kill(broker_pid_, SIGHUP) != 0) {
     return Error{ErrorCode::kUnavailable, "cannot signal the broker (pid " +
                                               std::to_string(broker_pid_) +

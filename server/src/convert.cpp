@@ -99,6 +99,8 @@ void token(const storage::ApiTokenRecord& r, v1::Token* out) {
   out->set_role(role(r.role));
   out->set_revoked(r.revoked);
   out->set_created_at(r.created_at);
+  out->set_expires_at(r.expires_at.value_or(""));
+  out->set_expired(r.expired);
 }
 
 }  // namespace tinyfleet::server::convert

@@ -90,6 +90,11 @@ grpc::Status DeviceRegistryService::ProvisionDevice(grpc::ServerContext* ctx,
   if (!broker_.configured()) {
     return failed_precondition("fleetd has no broker password file configured (mqtt.passwd_file)");
   }
+  if (broker_.reserved(req->id())) {
+    return failed_precondition("id '" + req->id() +
+                               "' is a reserved broker account (not a device); it is not "
+                               "provisioned");
+  }
   const std::string password = new_device_password();
   // The device row and the broker account appear together: a broker failure rolls
   // the row back.
@@ -107,16 +112,7 @@ grpc::Status DeviceRegistryService::ProvisionDevice(grpc::ServerContext* ctx,
     return rec;
   });
   if (!r) return to_status(r.error());
-  convert::device(*r, out->mutable_device());
-  auto* mqtt = out->mutable_mqtt();
-  mqtt->set_host(settings_.mqtt_host);
-  mqtt->set_port(static_cast<uint32_t>(settings_.mqtt_port));
-  mqtt->set_username(r->id);
-  mqtt->set_password(password);
-  char prefix[update::kMaxTopicBytes];
-  update::device_topic_prefix(r->fleet.c_str(), r->id.c_str(), prefix, sizeof prefix);
-  mqtt->set_topic_prefix(prefix);
-  out->set_root_public_key(settings_.root_public_key);
+  fill_credentials(*r, password, out);
   log::info("device.provisioned",
             {{"device", r->id}, {"class", r->device_class}, {"by", caller.name}});
   return grpc::Status::OK;
@@ -130,11 +126,13 @@ grpc::Status DeviceRegistryService::ListDevices(grpc::ServerContext* ctx,
   if (!req->device_class().empty()) f.device_class = req->device_class();
   if (!req->tag().empty()) f.tag = req->tag();
   if (!req->status().empty()) {
-    static const char* kStatuses[] = {"provisioned", "online", "offline", "updating", "failed"};
+    static const char* kStatuses[] = {"provisioned", "online", "offline",
+                                      "updating",    "failed", "deprovisioned"};
     if (std::find(std::begin(kStatuses), std::end(kStatuses), req->status()) ==
         std::end(kStatuses)) {
       return invalid_argument("status '" + req->status() +
-                              "' is not one of provisioned, online, offline, updating, failed");
+                              "' is not one of provisioned, online, offline, updating, failed, "
+                              "deprovisioned");
     }
     f.status = req->status();
   }
@@ -164,6 +162,74 @@ grpc::Status DeviceRegistryService::GetDevice(grpc::ServerContext* ctx,
   if (!r) return to_status(r.error());
   convert::device(*r, out);
   return grpc::Status::OK;
+}
+
+grpc::Status DeviceRegistryService::DeprovisionDevice(grpc::ServerContext* ctx,
+                                                      const v1::DeprovisionDeviceRequest* req,
+                                                      v1::Device* out) {
+  Caller caller;
+  if (auto s = auth_.authorize(*ctx, Role::kOperator, "DeprovisionDevice", &caller); !s.ok()) {
+    return s;
+  }
+  if (!names::device(req->id()))
+    return invalid_argument("id '" + req->id() + "' is not a device id");
+  // The row is marked first, then the broker account removed, in one transaction: a
+  // broker failure leaves the device as it was.
+  auto r = db_.transact([&](pqxx::work& w) {
+    storage::devices::deprovision(w, req->id());
+    storage::audit_log::append(w, {caller.name, "device.deprovision", "device/" + req->id(), "{}"});
+    auto removed = broker_.remove(req->id());
+    if (!removed) storage::fail(removed.error().code, removed.error().message);
+    return storage::devices::get(w, req->id());
+  });
+  if (!r) return to_status(r.error());
+  convert::device(*r, out);
+  log::info("device.deprovisioned", {{"device", r->id}, {"by", caller.name}});
+  return grpc::Status::OK;
+}
+
+grpc::Status DeviceRegistryService::RotateDeviceCredentials(
+    grpc::ServerContext* ctx, const v1::RotateDeviceCredentialsRequest* req,
+    v1::ProvisionDeviceResponse* out) {
+  Caller caller;
+  if (auto s = auth_.authorize(*ctx, Role::kOperator, "RotateDeviceCredentials", &caller);
+      !s.ok()) {
+    return s;
+  }
+  if (!names::device(req->id()))
+    return invalid_argument("id '" + req->id() + "' is not a device id");
+  if (settings_.root_public_key.size() != crypto_sign_PUBLICKEYBYTES) {
+    return failed_precondition(
+        "fleetd has no root public key to give devices (set keys.root_public_key_file)");
+  }
+  const std::string password = new_device_password();
+  auto r = db_.transact([&](pqxx::work& w) {
+    storage::devices::set_credential_hash(w, req->id(), storage::sha256_hex(password));
+    storage::audit_log::append(
+        w, {caller.name, "device.rotate_credentials", "device/" + req->id(), "{}"});
+    auto replaced = broker_.replace(req->id(), password);
+    if (!replaced) storage::fail(replaced.error().code, replaced.error().message);
+    return storage::devices::get(w, req->id());
+  });
+  if (!r) return to_status(r.error());
+  fill_credentials(*r, password, out);
+  log::info("device.credentials_rotated", {{"device", r->id}, {"by", caller.name}});
+  return grpc::Status::OK;
+}
+
+void DeviceRegistryService::fill_credentials(const storage::DeviceRecord& d,
+                                             const std::string& password,
+                                             v1::ProvisionDeviceResponse* out) const {
+  convert::device(d, out->mutable_device());
+  auto* mqtt = out->mutable_mqtt();
+  mqtt->set_host(settings_.mqtt_host);
+  mqtt->set_port(static_cast<uint32_t>(settings_.mqtt_port));
+  mqtt->set_username(d.id);
+  mqtt->set_password(password);
+  char prefix[update::kMaxTopicBytes];
+  update::device_topic_prefix(d.fleet.c_str(), d.id.c_str(), prefix, sizeof prefix);
+  mqtt->set_topic_prefix(prefix);
+  out->set_root_public_key(settings_.root_public_key);
 }
 
 }  // namespace tinyfleet::server

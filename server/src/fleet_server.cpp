@@ -159,7 +159,8 @@ storage::Expected<std::unique_ptr<FleetServer>> FleetServer::start(const ServerC
     if (!key) return key.error();
     provisioning.root_public_key = *key;
   }
-  parts->broker = std::make_unique<BrokerAccounts>(config.mqtt_passwd_file, config.mqtt_pid);
+  parts->broker = std::make_unique<BrokerAccounts>(config.mqtt_passwd_file, config.mqtt_pid,
+                                                   std::vector<std::string>{config.mqtt_user});
 
   if (config.compile_mode == "remote" && !config.optimizer_address.empty()) {
     parts->compiler = make_remote_compiler(

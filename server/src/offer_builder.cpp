@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "tinyfleet/optimizer_service/device_class.h"
+#include "tinyfleet/server/log.h"
 #include "tinyfleet/storage/repositories.h"
 #include "tinyfleet/update/offer_signer.h"
 
@@ -86,6 +87,16 @@ storage::Expected<std::string> OfferBuilder::artifact(const std::string& sha256)
   }
   auto bytes = blobs_.get(sha256);
   if (!bytes) return bytes.error();
+  // What fleetd signs must be what was stored: a blob whose bytes no longer hash to
+  // its name (corrupted in the database or on the way) is refused, never signed.
+  if (const std::string actual = hex(sha256_raw(*bytes)); actual != sha256) {
+    log::error("offer.blob_corrupt", {{"sha256", sha256},
+                                      {"actual_sha256", actual},
+                                      {"size", static_cast<int64_t>(bytes->size())}});
+    return Error{ErrorCode::kInternal, "blob " + sha256 + " is corrupt: its " +
+                                           std::to_string(bytes->size()) + " bytes hash to " +
+                                           actual + "; not signed"};
+  }
   std::lock_guard<std::mutex> lock(mu_);
   if (bases_.size() > 64) bases_.clear();
   bases_[sha256] = *bytes;
@@ -157,6 +168,9 @@ storage::Expected<BuiltOffer> OfferBuilder::build(const OfferRequest& r, uint64_
   f.model_version = r.model_version;
   f.release_seq = r.release_seq;
   f.target_sha256 = sha256_raw((*t)->bytes);
+  if (hex(f.target_sha256) != r.target_sha256) {  // the cache must hold what was asked for
+    return Error{ErrorCode::kInternal, "artifact " + r.target_sha256 + " does not hash to itself"};
+  }
   f.target_size = (*t)->bytes.size();
   f.base_sha256 = (*delta)->codec == update::DeltaCodec_Full ? "" : unhex(r.base_sha256);
   f.codec = (*delta)->codec;

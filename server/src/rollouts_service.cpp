@@ -154,7 +154,9 @@ std::vector<rollouts::Candidate> selected_devices(pqxx::work& w, const std::stri
   std::vector<rollouts::Candidate> selected;
   std::set<std::string> seen;
   for (const auto& row :
-       w.exec_params("SELECT id, device_class, tags::text FROM devices WHERE fleet = $1", fleet)) {
+       w.exec_params("SELECT id, device_class, tags::text FROM devices WHERE fleet = $1 "
+                     "AND status <> 'deprovisioned'",
+                     fleet)) {
     rollouts::Candidate d{row[0].as<std::string>(), row[1].as<std::string>(), {}};
     seen.insert(d.id);
     for (const auto& t : nlohmann::json::parse(row[2].as<std::string>(), nullptr, false)) {

@@ -6,10 +6,16 @@
 namespace tinyfleet::storage::api_tokens {
 
 namespace {
-#define TF_TOKEN_COLUMNS "id, name, role, " TF_TS("created_at") ", revoked_at IS NOT NULL"
-const sql::Statement kCreate{"api_tokens.create",
-                             "INSERT INTO api_tokens (name, token_hash, role) VALUES ($1, $2, $3) "
-                             "ON CONFLICT DO NOTHING RETURNING " TF_TOKEN_COLUMNS};
+#define TF_TOKEN_COLUMNS \
+  "id, name, role, " TF_TS("created_at") ", revoked_at IS NOT NULL, "                  \
+                                         "CASE WHEN expires_at IS NULL THEN NULL ELSE " \
+      TF_TS("expires_at") " END, expires_at IS NOT NULL AND expires_at <= now()"
+const sql::Statement kCreate{
+    "api_tokens.create",
+    "INSERT INTO api_tokens (name, token_hash, role, expires_at) VALUES ($1, $2, $3, "
+    "CASE WHEN $4::bigint IS NULL THEN NULL "
+    "ELSE now() + make_interval(secs => $4::bigint) END) "
+    "ON CONFLICT DO NOTHING RETURNING " TF_TOKEN_COLUMNS};
 const sql::Statement kAuthenticate{"api_tokens.authenticate",
                                    "SELECT " TF_TOKEN_COLUMNS
                                    " FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL"};
@@ -26,16 +32,26 @@ ApiTokenRecord from_row(const pqxx::row& r) {
   t.role = role_from_string(r[2].as<std::string>()).value_or(Role::kViewer);
   t.created_at = r[3].as<std::string>();
   t.revoked = r[4].as<bool>();
+  t.expires_at = sql::opt_string(r[5]);
+  t.expired = r[6].as<bool>();
   return t;
 }
 }  // namespace
 
-ApiTokenRecord create(pqxx::work& w, const std::string& name, Role role,
-                      const std::string& secret) {
+ApiTokenRecord create(pqxx::work& w, const std::string& name, Role role, const std::string& secret,
+                      std::optional<int64_t> ttl_seconds) {
+  if (ttl_seconds && (*ttl_seconds < 1 || *ttl_seconds > kMaxTtlSeconds)) {
+    fail(ErrorCode::kInvalidArgument, "token lifetime must be 1.." +
+                                          std::to_string(kMaxTtlSeconds) + " seconds, got " +
+                                          std::to_string(*ttl_seconds));
+  }
   if (name.empty()) fail(ErrorCode::kInvalidArgument, "token name is empty");
   if (secret.size() < 16)
     fail(ErrorCode::kInvalidArgument, "token secret is shorter than 16 bytes");
-  auto r = sql::run(w, kCreate, name, sha256_hex(secret), to_string(role));
+  auto r =
+      sql::run(w, kCreate, name, sha256_hex(secret), to_string(role),
+               sql::nullable(ttl_seconds ? std::optional<std::string>(std::to_string(*ttl_seconds))
+                                         : std::nullopt));
   if (r.empty()) fail(ErrorCode::kAlreadyExists, "token '" + name + "' already exists");
   return from_row(r[0]);
 }

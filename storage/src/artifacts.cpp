@@ -19,7 +19,9 @@ const sql::Statement kStore{
     "artifact_sha256 = EXCLUDED.artifact_sha256, report = EXCLUDED.report, "
     "refusal_reason = EXCLUDED.refusal_reason, created_at = now(), modelled_cycles = NULL, "
     "drift_class_histogram = NULL, drift_mean_top1_confidence = NULL, drift_channel_mean = NULL, "
-    "drift_channel_std = NULL, arena_bytes = NULL"};
+    "drift_channel_std = NULL, arena_bytes = NULL WHERE artifacts.status = 'refused' "
+    "OR (artifacts.artifact_sha256 = EXCLUDED.artifact_sha256 "
+    "AND artifacts.modelled_cycles IS NULL) RETURNING id"};
 const sql::Statement kFind{"artifacts.find",
                            "SELECT " TF_ARTIFACT_COLUMNS
                            " FROM artifacts a LEFT JOIN blobs b ON b.sha256 = a.artifact_sha256 "
@@ -63,11 +65,20 @@ const sql::Statement kLatestBySha{
 
 pqxx::binarystring bytes(const std::string& s) { return pqxx::binarystring(s.data(), s.size()); }
 
-void store_outputs(pqxx::work& w, int64_t id, const ArtifactOutputs& o) {
+void check_outputs(const ArtifactOutputs& o) {
   if (o.self_tests.empty() || o.modelled_cycles < 0 || o.arena_bytes < 0) {
     fail(ErrorCode::kInvalidArgument,
          "compile outputs need self-tests and non-negative cycles and arena bytes");
   }
+  for (const auto& b : o.buffers) {
+    if (b.offset + b.size > o.arena_bytes) {
+      fail(ErrorCode::kInvalidArgument, "planned buffer '" + b.tensor + "' ends past the " +
+                                            std::to_string(o.arena_bytes) + " B arena");
+    }
+  }
+}
+
+void store_outputs(pqxx::work& w, int64_t id, const ArtifactOutputs& o) {
   sql::run(w, kStoreOutputs, id, o.modelled_cycles, sql::to_real_array(o.class_histogram),
            o.mean_top1_confidence, sql::to_real_array(o.channel_mean),
            sql::to_real_array(o.channel_std), o.arena_bytes);
@@ -79,10 +90,6 @@ void store_outputs(pqxx::work& w, int64_t id, const ArtifactOutputs& o) {
   }
   for (size_t i = 0; i < o.buffers.size(); ++i) {
     const auto& b = o.buffers[i];
-    if (b.offset + b.size > o.arena_bytes) {
-      fail(ErrorCode::kInvalidArgument, "planned buffer '" + b.tensor + "' ends past the " +
-                                            std::to_string(o.arena_bytes) + " B arena");
-    }
     sql::run(w, kAddBuffer, id, static_cast<int>(i), b.tensor, b.offset, b.size, b.first_step,
              b.last_step);
   }
@@ -121,13 +128,26 @@ ArtifactRecord store(pqxx::work& w, const NewArtifact& a) {
   if (!compiled && a.outputs) {
     fail(ErrorCode::kInvalidArgument, "a refused compile cannot have compile outputs");
   }
-  sql::run(w, kStore, a.version_id, a.device_class, compiled ? "compiled" : "refused",
-           sql::nullable(a.artifact_sha256), a.report_json, a.refusal_reason);
+  if (a.outputs) check_outputs(*a.outputs);
+  auto written =
+      sql::run(w, kStore, a.version_id, a.device_class, compiled ? "compiled" : "refused",
+               sql::nullable(a.artifact_sha256), a.report_json, a.refusal_reason);
   auto stored = *find(w, a.version_id, a.device_class);
+  if (written.empty()) {
+    // A compiled artifact with its outputs is there already: it is immutable (devices
+    // may run it). The same bytes again leave it as it is; anything else is refused.
+    // (The same bytes over a row stored without outputs, compiled before they were
+    // kept, add them: kStore wrote that row.)
+    if (compiled && stored.artifact_sha256 == a.artifact_sha256) return stored;
+    fail(ErrorCode::kAlreadyExists,
+         "model version " + std::to_string(a.version_id) + " already has a compiled artifact for " +
+             a.device_class + " (sha256 " + stored.artifact_sha256.value_or("") +
+             "); artifacts are immutable: register a new version to change it");
+  }
   if (a.outputs) {
     store_outputs(w, stored.id, *a.outputs);
   } else {
-    // A recompile replaces the outcome (kStore cleared the columns): no rows of the
+    // A recompile replaces a refused outcome (kStore cleared the columns): no rows of
     // earlier outputs stay behind.
     sql::run(w, kClearSelfTests, stored.id);
     sql::run(w, kClearBuffers, stored.id);

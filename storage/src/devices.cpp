@@ -23,12 +23,19 @@ const sql::Statement kList{"devices.list",
                            " FROM devices WHERE id > $1 "
                            "AND ($2::text IS NULL OR device_class = $2) "
                            "AND ($3::text IS NULL OR tags @> jsonb_build_array($3::text)) "
-                           "AND ($4::text IS NULL OR status = $4) "
+                           "AND (($4::text IS NULL AND status <> 'deprovisioned') OR status = $4) "
                            "ORDER BY id LIMIT $5"};
 const sql::Statement kSetStatus{"devices.set_status",
                                 "UPDATE devices SET status = $2 WHERE id = $1"};
 const sql::Statement kSeen{"devices.seen",
                            "UPDATE devices SET status = $2, last_seen = now() WHERE id = $1"};
+const sql::Statement kSetCredential{
+    "devices.set_credential",
+    "UPDATE devices SET credential_hash = $2 WHERE id = $1 AND status <> 'deprovisioned'"};
+const sql::Statement kDeprovision{
+    "devices.deprovision",
+    "UPDATE devices SET status = 'deprovisioned', credential_hash = '' WHERE id = $1 "
+    "AND status <> 'deprovisioned'"};
 const sql::Statement kSetArtifact{"devices.set_artifact",
                                   "UPDATE devices SET current_artifact_sha256 = $2 WHERE id = $1"};
 
@@ -89,6 +96,18 @@ void set_status(pqxx::work& w, const std::string& id, const std::string& status)
 
 void record_seen(pqxx::work& w, const std::string& id, const std::string& status) {
   require_updated(sql::run(w, kSeen, id, status), id);
+}
+
+void set_credential_hash(pqxx::work& w, const std::string& id, const std::string& hash) {
+  if (sql::run(w, kSetCredential, id, hash).affected_rows() == 0) {
+    fail(ErrorCode::kNotFound, "device '" + id + "' does not exist or is deprovisioned");
+  }
+}
+
+void deprovision(pqxx::work& w, const std::string& id) {
+  if (sql::run(w, kDeprovision, id).affected_rows() == 0) {
+    fail(ErrorCode::kNotFound, "device '" + id + "' does not exist or is deprovisioned already");
+  }
 }
 
 void set_current_artifact(pqxx::work& w, const std::string& id, const std::string& sha256) {

@@ -263,6 +263,23 @@ TEST_F(FleetctlOnline, EveryCommandPrintsJsonAndVersionsCompileForEveryClass) {
   const auto screen = fleetctl("status").out;
   EXPECT_NE(screen.find("devices: 1   models: 2   active rollouts: 0"), std::string::npos)
       << screen;
+
+  // Tokens expire; devices get new credentials and are deprovisioned.
+  j = json_of("tokens create ci --role operator --ttl-days 7");
+  EXPECT_FALSE(j["expires_at"].get<std::string>().empty()) << j.dump();
+  EXPECT_EQ(fleetctl("tokens create never --ttl-days 0").exit, 2);
+  j = json_of("tokens list");
+  ASSERT_EQ(j.size(), 2u);
+  EXPECT_EQ(j[1]["name"], "ci");
+  EXPECT_EQ(j[1]["expired"], false);
+  EXPECT_NE(fleetctl("tokens list").out.find("EXPIRES"), std::string::npos);
+  const std::string first = json_of("devices rotate d-1")["password"];
+  EXPECT_FALSE(first.empty());
+  EXPECT_NE(json_of("devices rotate d-1")["password"], first);
+  EXPECT_EQ(json_of("devices deprovision d-1")["status"], "deprovisioned");
+  EXPECT_TRUE(json_of("devices list").empty());
+  EXPECT_EQ(json_of("devices list --status deprovisioned").size(), 1u);
+  EXPECT_EQ(fleetctl("devices rotate d-1").exit, 3);  // not found: deprovisioned
 }
 
 // A .tflite through fleetctl and fleetd's gRPC API: detected (no --format) or declared,

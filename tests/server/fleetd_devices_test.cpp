@@ -7,6 +7,9 @@
 #include <fstream>
 
 #include "fleetd_fixture.h"
+#include "tinyfleet/server/broker_accounts.h"
+#include "tinyfleet/server/broker_password.h"
+#include "tinyfleet/storage/blob_store.h"
 #include "tinyfleet/storage/repositories.h"
 #include "tinyfleet/testing/environment.h"
 
@@ -14,6 +17,45 @@ using namespace std::chrono_literals;
 
 namespace tinyfleet::testing {
 namespace {
+
+// One connection attempt to the stack's broker; true when it accepts the account.
+bool broker_accepts(const std::string& user, const std::string& password) {
+  const std::string uri =
+      "tcp://" + require_env("TINYFLEET_MQTT_HOST") + ":" + require_env("TINYFLEET_MQTT_PORT");
+  mqtt::async_client client(uri, user, mqtt::create_options(MQTTVERSION_5));
+  auto opts = mqtt::connect_options_builder()
+                  .mqtt_version(MQTTVERSION_5)
+                  .clean_start(true)
+                  .user_name(user)
+                  .password(password)
+                  .connect_timeout(5s)
+                  .finalize();
+  try {
+    client.connect(opts)->wait();
+    client.disconnect()->wait();
+    return true;
+  } catch (const mqtt::exception&) {
+    return false;
+  }
+}
+
+// Polls until the broker (reloading its password file on SIGHUP) agrees: accepts the
+// account when `accepted`, refuses it otherwise.
+bool broker_eventually(const std::string& user, const std::string& password, bool accepted) {
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    if (broker_accepts(user, password) == accepted) return true;
+    std::this_thread::sleep_for(100ms);
+  }
+  return false;
+}
+
+std::string passwd_entry(const std::string& user) {
+  std::ifstream in(require_env("TINYFLEET_MQTT_PASSWD_FILE"));
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(user + ":", 0) == 0) return line.substr(user.size() + 1);
+  }
+  return "";
+}
 
 const char* kM4 = R"({"ram_bytes":262144,"flash_bytes":1048576,"clock_hz":80000000})";
 const char* kM7 = R"({"ram_bytes":524288,"flash_bytes":2097152,"clock_hz":216000000})";
@@ -208,6 +250,115 @@ TEST_F(Devices, ListingFiltersByClassAndTagAcrossPages) {
   auto all = list_all("", "", 0, &pages);
   EXPECT_EQ(all.size(), 250u);
   EXPECT_EQ(pages, 3);  // default page of 100
+}
+
+TEST_F(Devices, ProvisioningNeverTakesOverTheServersOrAnyNonDeviceBrokerAccount) {
+  ASSERT_TRUE(create_class("cortex-m4-256k", kM4).ok());
+  // A broker account that is not a device (a service of the deployment's own).
+  const std::string svc = "svc-" + std::to_string(getpid());
+  server::BrokerAccounts accounts(require_env("TINYFLEET_MQTT_PASSWD_FILE"),
+                                  std::stoi(require_env("TINYFLEET_MQTT_PID")));
+  ASSERT_TRUE(accounts.add(svc, "svc-password"));
+  struct Cleanup {
+    server::BrokerAccounts& a;
+    std::string name;
+    ~Cleanup() { a.remove(name); }
+  } cleanup{accounts, svc};
+  const std::string server_user = require_env("TINYFLEET_MQTT_SERVER_USER");
+  const std::string server_entry = passwd_entry(server_user);
+  ASSERT_FALSE(server_entry.empty());
+
+  v1::ProvisionDeviceResponse p;
+  auto server = provision(server_user, "cortex-m4-256k", {}, &p);
+  EXPECT_EQ(server.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(server.error_message().find("reserved"), std::string::npos) << server.error_message();
+  EXPECT_TRUE(p.mqtt().password().empty());
+  auto other = provision(svc, "cortex-m4-256k", {}, &p);
+  EXPECT_EQ(other.error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  EXPECT_NE(other.error_message().find("not a device"), std::string::npos) << other.error_message();
+  EXPECT_TRUE(p.mqtt().password().empty());
+  EXPECT_EQ(count_rows("devices"), 0);  // the refusal rolled the device row back
+
+  // fleetd's own entry is untouched and still the server's password; the other account
+  // still logs in to the real broker with its own password.
+  EXPECT_EQ(passwd_entry(server_user), server_entry);
+  const auto salt_end = server_entry.find('$', 7);
+  std::string salt(64, '\0');
+  size_t salt_len = 0;
+  ASSERT_EQ(sodium_base642bin(reinterpret_cast<unsigned char*>(salt.data()), salt.size(),
+                              server_entry.data() + 7, salt_end - 7, nullptr, &salt_len, nullptr,
+                              sodium_base64_VARIANT_ORIGINAL),
+            0);
+  salt.resize(salt_len);
+  EXPECT_EQ(
+      server::mosquitto_password_hash(require_env("TINYFLEET_MQTT_SERVER_PASSWORD"), salt, 101),
+      server_entry);
+  EXPECT_TRUE(broker_eventually(svc, "svc-password", true));
+}
+
+TEST_F(Devices, RotatedCredentialsReplaceTheOldAndDeprovisionedDevicesCannotConnect) {
+  ASSERT_TRUE(create_class("cortex-m4-256k", kM4).ok());
+  const std::string id = "rot-" + std::to_string(getpid());
+  v1::ProvisionDeviceResponse p;
+  ASSERT_TRUE(provision(id, "cortex-m4-256k", {}, &p).ok());
+  ASSERT_TRUE(broker_eventually(id, p.mqtt().password(), true)) << fleetd_->log();
+
+  v1::RotateDeviceCredentialsRequest rot;
+  rot.set_id(id);
+  v1::ProvisionDeviceResponse rotated;
+  auto s = devices_->RotateDeviceCredentials(context_with_token(admin_).get(), rot, &rotated);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(rotated.mqtt().username(), id);
+  EXPECT_NE(rotated.mqtt().password(), p.mqtt().password());
+  EXPECT_TRUE(broker_eventually(id, p.mqtt().password(), false)) << "the old password still works";
+  EXPECT_TRUE(broker_eventually(id, rotated.mqtt().password(), true));
+  auto hash = scratch_.db().transact([&](pqxx::work& w) {
+    return w.exec_params1("SELECT credential_hash FROM devices WHERE id = $1", id)[0]
+        .as<std::string>();
+  });
+  ASSERT_TRUE(hash);
+  EXPECT_EQ(*hash, storage::sha256_hex(rotated.mqtt().password()));
+
+  // A viewer can do neither.
+  const std::string viewer = make_token("viewer-" + id, v1::ROLE_VIEWER);
+  v1::DeprovisionDeviceRequest dep;
+  dep.set_id(id);
+  v1::Device d;
+  EXPECT_EQ(devices_->DeprovisionDevice(context_with_token(viewer).get(), dep, &d).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(devices_->RotateDeviceCredentials(context_with_token(viewer).get(), rot, &rotated)
+                .error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+
+  s = devices_->DeprovisionDevice(context_with_token(admin_).get(), dep, &d);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(d.status(), "deprovisioned");
+  EXPECT_TRUE(broker_eventually(id, rotated.mqtt().password(), false))
+      << "a deprovisioned device still connects";
+  EXPECT_TRUE(passwd_entry(id).empty());
+  int pages = 0;
+  EXPECT_TRUE(list_all("", "", 0, &pages).empty());
+  v1::ListDevicesRequest gone;
+  gone.set_status("deprovisioned");
+  v1::ListDevicesResponse resp;
+  ASSERT_TRUE(devices_->ListDevices(context_with_token(admin_).get(), gone, &resp).ok());
+  ASSERT_EQ(resp.devices_size(), 1);
+  EXPECT_EQ(resp.devices(0).id(), id);
+  // Neither again: a deprovisioned device has no credentials to rotate.
+  EXPECT_EQ(devices_->DeprovisionDevice(context_with_token(admin_).get(), dep, &d).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(devices_->RotateDeviceCredentials(context_with_token(admin_).get(), rot, &rotated)
+                .error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  EXPECT_TRUE(passwd_entry(id).empty());
+
+  auto audit = scratch_.db().transact(
+      [&](pqxx::work& w) { return storage::audit_log::for_object(w, "device/" + id); });
+  ASSERT_TRUE(audit);
+  std::vector<std::string> actions;
+  for (const auto& e : *audit) actions.push_back(e.action);
+  EXPECT_EQ(actions, (std::vector<std::string>{"device.provision", "device.rotate_credentials",
+                                               "device.deprovision"}));
 }
 
 }  // namespace

@@ -179,4 +179,37 @@ TEST_F(OfferBuilderTest, WithoutStoredOutputsOrAValidClassThereIsNoOffer) {
   EXPECT_TRUE(builder.build(q, kNow));
 }
 
+TEST_F(OfferBuilderTest, ABlobWhoseBytesNoLongerMatchItsSha256IsNeverSigned) {
+  server::CompileOutcome compiled;
+  const std::string sha = compile_and_store("digits_cnn", &compiled);
+  // One byte of the stored artifact changes behind fleetd's back.
+  ASSERT_TRUE(db().transact([&](pqxx::work& w) {
+    w.exec_params(
+        "UPDATE blobs SET data = set_byte(data, 99, (get_byte(data, 99) + 1) % 256) "
+        "WHERE sha256 = $1",
+        sha);
+    return storage::Done{};
+  }));
+  storage::PgBlobStore blobs(db());
+  server::OfferBuilder builder(db(), blobs, key_);
+  server::OfferRequest q;
+  q.device_class = "cortex-m4-256k";
+  q.target_sha256 = sha;
+  q.model = "digits_cnn";
+  q.model_version = 1;
+  q.release_seq = 5;
+  auto built = builder.build(q, kNow);
+  ASSERT_FALSE(built) << "fleetd signed an offer for a corrupt blob";
+  EXPECT_NE(built.error().message.find("corrupt"), std::string::npos) << built.error().message;
+  EXPECT_NE(built.error().message.find(sha), std::string::npos);
+
+  // Restored, the same builder signs it (the refusal was not cached).
+  ASSERT_TRUE(db().transact([&](pqxx::work& w) {
+    w.exec_params("UPDATE blobs SET data = $1 WHERE sha256 = $2",
+                  pqxx::binarystring(compiled.artifact.data(), compiled.artifact.size()), sha);
+    return storage::Done{};
+  }));
+  EXPECT_TRUE(builder.build(q, kNow));
+}
+
 }  // namespace

@@ -138,15 +138,95 @@ TEST_F(Repositories, ArtifactsStoreCompiledAndRefusedOutcomes) {
   EXPECT_EQ((*r)[0].size_bytes, 4096);
   EXPECT_EQ((*r)[0].report_json, R"({"arena_bytes": 1024})");
 
-  // A recompile that is refused replaces the earlier outcome.
+  // A refused outcome is stored, and a later compile replaces it.
+  auto v2 = make_version();
   auto refused = db().transact([&](pqxx::work& w) {
-    return artifacts::store(w, {v.id, "cortex-m4-256k", ArtifactStatus::kRefused, std::nullopt,
+    return artifacts::store(w, {v2.id, "cortex-m4-256k", ArtifactStatus::kRefused, std::nullopt,
                                 "{}", "arena 300000 B exceeds RAM 262144 B"});
   });
   ASSERT_TRUE(refused) << refused.error().message;
   EXPECT_EQ(refused->status, ArtifactStatus::kRefused);
   EXPECT_EQ(refused->refusal_reason, "arena 300000 B exceeds RAM 262144 B");
-  EXPECT_EQ(count("artifacts"), 1);
+  auto compiled = db().transact([&](pqxx::work& w) {
+    auto sha = PgBlobStore::put(w, std::string(2048, '\x11'));
+    return artifacts::store(w, {v2.id, "cortex-m4-256k", ArtifactStatus::kCompiled, sha, "{}", ""});
+  });
+  ASSERT_TRUE(compiled) << compiled.error().message;
+  EXPECT_EQ(compiled->status, ArtifactStatus::kCompiled);
+  EXPECT_EQ(count("artifacts"), 2);
+}
+
+TEST_F(Repositories, ACompiledArtifactIsNeverOverwritten) {
+  auto v = make_version();
+  ArtifactOutputs o;
+  o.self_tests = {{"in", "out"}};
+  o.modelled_cycles = 7;
+  o.arena_bytes = 16;
+  auto first = db().transact([&](pqxx::work& w) {
+    auto sha = PgBlobStore::put(w, std::string(4096, '\x7f'));
+    return artifacts::store(w,
+                            {v.id, "cortex-m4-256k", ArtifactStatus::kCompiled, sha, "{}", "", o});
+  });
+  ASSERT_TRUE(first) << first.error().message;
+  // A recompile with other bytes, or a refused one, is refused and changes nothing.
+  auto other = expect_error([&](pqxx::work& w) {
+    auto sha = PgBlobStore::put(w, std::string(4096, '\x01'));
+    artifacts::store(w, {v.id, "cortex-m4-256k", ArtifactStatus::kCompiled, sha, "{}", ""});
+  });
+  EXPECT_EQ(other.code, ErrorCode::kAlreadyExists);
+  EXPECT_NE(other.message.find("immutable"), std::string::npos) << other.message;
+  auto refused = expect_error([&](pqxx::work& w) {
+    artifacts::store(w,
+                     {v.id, "cortex-m4-256k", ArtifactStatus::kRefused, std::nullopt, "{}", "x"});
+  });
+  EXPECT_EQ(refused.code, ErrorCode::kAlreadyExists);
+  // The same bytes again are no change at all.
+  auto same = db().transact([&](pqxx::work& w) {
+    return artifacts::store(w, {v.id, "cortex-m4-256k", ArtifactStatus::kCompiled,
+                                first->artifact_sha256, R"({"other": 1})", ""});
+  });
+  ASSERT_TRUE(same) << same.error().message;
+  EXPECT_EQ(same->id, first->id);
+  EXPECT_EQ(same->report_json, first->report_json);
+  EXPECT_EQ(same->created_at, first->created_at);
+  // A row stored without outputs (compiled before they were kept) gets them from a
+  // recompile of the same bytes; once it has them, they stay.
+  auto old = make_version();
+  auto completed = db().transact([&](pqxx::work& w) {
+    artifacts::store(
+        w, {old.id, "cortex-m4-256k", ArtifactStatus::kCompiled, first->artifact_sha256, "{}", ""});
+    auto a = artifacts::store(w, {old.id, "cortex-m4-256k", ArtifactStatus::kCompiled,
+                                  first->artifact_sha256, "{}", "", o});
+    auto again = o;
+    again.modelled_cycles = 8;
+    artifacts::store(w, {old.id, "cortex-m4-256k", ArtifactStatus::kCompiled,
+                         first->artifact_sha256, "{}", "", again});
+    return artifacts::outputs(w, a.id);
+  });
+  ASSERT_TRUE(completed) << completed.error().message;
+  ASSERT_TRUE(completed->has_value());
+  EXPECT_EQ((*completed)->modelled_cycles, 7);
+  // Nor can any other writer change or delete it: the schema refuses.
+  auto direct = db().transact([&](pqxx::work& w) {
+    auto sha = PgBlobStore::put(w, std::string(4096, '\x02'));
+    w.exec_params("UPDATE artifacts SET artifact_sha256 = $1 WHERE id = $2", sha, first->id);
+    return Done{};
+  });
+  ASSERT_FALSE(direct);
+  EXPECT_NE(direct.error().message.find("immutable"), std::string::npos) << direct.error().message;
+  auto deleted = db().transact([&](pqxx::work& w) {
+    w.exec_params("DELETE FROM artifacts WHERE id = $1", first->id);
+    return Done{};
+  });
+  ASSERT_FALSE(deleted);
+  auto now = db().transact([&](pqxx::work& w) {
+    return std::make_pair(artifacts::list_for_version(w, v.id),
+                          artifacts::outputs(w, first->id)->modelled_cycles);
+  });
+  ASSERT_TRUE(now);
+  ASSERT_EQ(now->first.size(), 1u);
+  EXPECT_EQ(now->first[0].artifact_sha256, first->artifact_sha256);
+  EXPECT_EQ(now->second, 7);
 }
 
 TEST_F(Repositories, ArtifactOutputsRoundTripTyped) {
@@ -198,25 +278,18 @@ TEST_F(Repositories, ArtifactOutputsRoundTripTyped) {
   EXPECT_EQ((*typed)[1].as<int>(), 4);
   EXPECT_EQ((*typed)[2].as<int>(), 303);
 
-  // A buffer past the arena is refused; a refused recompile drops the outputs.
+  // A buffer past the arena is refused.
   auto outside = o;
   outside.buffers[1].size = 1024;
+  auto fresh = make_version();
   auto e = expect_error([&](pqxx::work& w) {
     auto sha = PgBlobStore::put(w, "an artifact");
-    artifacts::store(w,
-                     {v.id, "cortex-m4-256k", ArtifactStatus::kCompiled, sha, "{}", "", outside});
+    artifacts::store(
+        w, {fresh.id, "cortex-m4-256k", ArtifactStatus::kCompiled, sha, "{}", "", outside});
   });
   EXPECT_EQ(e.code, ErrorCode::kInvalidArgument);
   EXPECT_NE(e.message.find("'conv1'"), std::string::npos);
-  auto gone = db().transact([&](pqxx::work& w) {
-    auto a = artifacts::store(
-        w, {v.id, "cortex-m4-256k", ArtifactStatus::kRefused, std::nullopt, "{}", "too big"});
-    return artifacts::outputs(w, a.id).has_value();
-  });
-  ASSERT_TRUE(gone) << gone.error().message;
-  EXPECT_FALSE(*gone);
-  EXPECT_EQ(count("artifact_self_tests"), 0);
-  EXPECT_EQ(count("artifact_buffers"), 0);
+  EXPECT_EQ(count("artifact_buffers"), 3);  // only the first artifact's
 }
 
 TEST_F(Repositories, AnArtifactForAnUnknownDeviceClassIsRefused) {
@@ -309,6 +382,32 @@ TEST_F(Repositories, ApiTokensAreStoredHashedAndCanBeRevoked) {
   EXPECT_EQ((*r)->role, Role::kOperator);
   auto again = expect_error([](pqxx::work& w) { api_tokens::revoke(w, "ci"); });
   EXPECT_EQ(again.code, ErrorCode::kNotFound);
+}
+
+TEST_F(Repositories, ApiTokensExpireAfterTheirLifetime) {
+  const std::string secret = "tf_expiring_0123456789abcdef012345";
+  auto r = db().transact([&](pqxx::work& w) {
+    auto t = api_tokens::create(w, "short", Role::kViewer, secret, 3600);
+    EXPECT_TRUE(t.expires_at.has_value());
+    EXPECT_FALSE(t.expired);
+    EXPECT_FALSE(api_tokens::authenticate(w, secret)->expired);
+    w.exec("UPDATE api_tokens SET expires_at = now() - interval '1 second' WHERE name = 'short'");
+    return api_tokens::authenticate(w, secret);
+  });
+  ASSERT_TRUE(r) << r.error().message;
+  ASSERT_TRUE(r->has_value());
+  EXPECT_TRUE((*r)->expired);
+  for (int64_t ttl : {int64_t{0}, int64_t{-5}, api_tokens::kMaxTtlSeconds + 1}) {
+    auto e = expect_error([&](pqxx::work& w) {
+      api_tokens::create(w, "bad" + std::to_string(ttl), Role::kViewer, secret + "x", ttl);
+    });
+    EXPECT_EQ(e.code, ErrorCode::kInvalidArgument) << ttl;
+  }
+  auto forever = db().transact([&](pqxx::work& w) {
+    return api_tokens::create(w, "boot", Role::kAdmin, secret + "y").expires_at.has_value();
+  });
+  ASSERT_TRUE(forever);
+  EXPECT_FALSE(*forever);
 }
 
 }  // namespace

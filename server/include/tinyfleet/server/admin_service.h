@@ -1,10 +1,15 @@
 #pragma once
 
+#include <cstdint>
+
 #include "tinyfleet/server/authenticator.h"
 #include "tinyfleet/storage/database.h"
 #include "tinyfleet/v1/admin.grpc.pb.h"
 
 namespace tinyfleet::server {
+
+// A token's lifetime when CreateToken names none: 90 days.
+constexpr int64_t kDefaultTokenTtlSeconds = 90LL * 24 * 3600;
 
 // tinyfleet.v1.Admin: API tokens; every call needs the admin role.
 class AdminService final : public v1::Admin::Service {

@@ -1,10 +1,12 @@
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 
 #include <grpcpp/grpcpp.h>
 
+#include "tinyfleet/server/denial_audit.h"
 #include "tinyfleet/storage/database.h"
 #include "tinyfleet/storage/records.h"
 
@@ -17,10 +19,13 @@ struct Caller {
 };
 
 // Bearer tokens ("authorization: Bearer <secret>"), looked up by their sha256 in
-// api_tokens. Roles are ordered: viewer < operator < admin.
+// api_tokens. Roles are ordered: viewer < operator < admin. A token past its expiry is
+// refused (UNAUTHENTICATED, "expired"). Every refusal goes to the audit log through a
+// DenialAudit (aggregated, so a flood of bad tokens writes a bounded number of rows).
 class Authenticator {
  public:
-  explicit Authenticator(storage::Database& db) : db_(db) {}
+  explicit Authenticator(storage::Database& db);
+  ~Authenticator();
 
   // UNAUTHENTICATED without a valid token, PERMISSION_DENIED when its role is below
   // `needed`; on success fills `caller`.
@@ -39,6 +44,7 @@ class Authenticator {
 
  private:
   storage::Database& db_;
+  std::unique_ptr<DenialAudit> audit_;
 };
 
 }  // namespace tinyfleet::server

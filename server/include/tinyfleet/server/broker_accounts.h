@@ -2,18 +2,27 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "tinyfleet/storage/error.h"
 
 namespace tinyfleet::server {
 
-// Device accounts on the Mosquitto broker: entries of its password file, written
-// with mosquitto_passwd into a copy that replaces the file atomically, after which
-// the broker is sent SIGHUP to reload it. (The topic ACL is by pattern and needs no
-// change per device.)
+// Device accounts on the Mosquitto broker: entries of its password file. fleetd writes
+// the entries itself (broker_password.h: no password on any command line) into a
+// temporary file that is fsynced, renamed over the file, and the folder fsynced; then the
+// broker is sent SIGHUP to reload it. (The topic ACL is by pattern and needs no change
+// per device.)
+//
+// Accounts that are not devices are never touched: add() refuses a reserved name (the
+// server's own account, names the protocol reserves) and any name already in the file,
+// so provisioning cannot take over fleetd's account or any other non-device account;
+// replace() and remove() act only on names the caller has checked are devices.
 //
 // Mosquitto 2.0 clears its reload flag only after reloading, so a SIGHUP that lands
 // during a reload is lost (seen: the last of 200 accounts provisioned back to back
@@ -22,18 +31,34 @@ namespace tinyfleet::server {
 class BrokerAccounts {
  public:
   static constexpr std::chrono::milliseconds kSettle{300};
-  BrokerAccounts(std::string passwd_file, int broker_pid)
-      : passwd_file_(std::move(passwd_file)), broker_pid_(broker_pid) {}
+  // `reserved`: account names that are never devices (fleetd's mqtt.user), on top of
+  // the built-in ones (reserved_names()).
+  BrokerAccounts(std::string passwd_file, int broker_pid, std::vector<std::string> reserved = {});
   ~BrokerAccounts();
   BrokerAccounts(const BrokerAccounts&) = delete;
   BrokerAccounts& operator=(const BrokerAccounts&) = delete;
 
   bool configured() const { return !passwd_file_.empty(); }
+  // A new account: kFailedPrecondition for a reserved name, kAlreadyExists when the
+  // file has the name already (a non-device account: devices are new by the caller's
+  // check of the devices table).
   storage::Expected<storage::Done> add(const std::string& username, const std::string& password);
+  // A new password for an existing account (kNotFound when absent).
+  storage::Expected<storage::Done> replace(const std::string& username,
+                                           const std::string& password);
+  // Removes the account if present.
+  storage::Expected<storage::Done> remove(const std::string& username);
+  // Names no device may have, whatever the password file says.
+  static const std::set<std::string>& reserved_names();
+  bool reserved(const std::string& username) const;
 
  private:
+  enum class Op { kAdd, kReplace, kRemove };
+  storage::Expected<storage::Done> edit(Op op, const std::string& username,
+                                        const std::string& password);
   std::string passwd_file_;
   int broker_pid_;
+  std::set<std::string> reserved_;
   std::mutex mu_;
   void schedule_reload();
   void reload_loop();

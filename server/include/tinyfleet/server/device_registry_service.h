@@ -5,6 +5,7 @@
 #include "tinyfleet/server/authenticator.h"
 #include "tinyfleet/server/broker_accounts.h"
 #include "tinyfleet/storage/database.h"
+#include "tinyfleet/storage/records.h"
 #include "tinyfleet/v1/device_registry.grpc.pb.h"
 
 namespace tinyfleet::server {
@@ -32,8 +33,15 @@ class DeviceRegistryService final : public v1::DeviceRegistry::Service {
                            v1::ListDevicesResponse* out) override;
   grpc::Status GetDevice(grpc::ServerContext* ctx, const v1::GetDeviceRequest* req,
                          v1::Device* out) override;
+  grpc::Status DeprovisionDevice(grpc::ServerContext* ctx, const v1::DeprovisionDeviceRequest* req,
+                                 v1::Device* out) override;
+  grpc::Status RotateDeviceCredentials(grpc::ServerContext* ctx,
+                                       const v1::RotateDeviceCredentialsRequest* req,
+                                       v1::ProvisionDeviceResponse* out) override;
 
  private:
+  void fill_credentials(const storage::DeviceRecord& d, const std::string& password,
+                        v1::ProvisionDeviceResponse* out) const;
   storage::Database& db_;
   const Authenticator& auth_;
   BrokerAccounts& broker_;

@@ -9,8 +9,12 @@
 
 namespace tinyfleet::storage::artifacts {
 
-// One row per (version, device class); storing again replaces the earlier
-// outcome (a recompile). kNotFound for an unknown version, class or blob.
+// One row per (version, device class). A compiled artifact is immutable: storing again
+// replaces only a refused outcome; over a compiled one, the same blob is a no-op (the
+// stored row is returned; if that row has no compile outputs yet, as rows compiled before
+// they were stored, it gets these outputs and report) and anything else kAlreadyExists (migration
+// 0008's trigger refuses such an update from any writer). kNotFound for an unknown version, class
+// or blob; kInvalidArgument for malformed outputs.
 ArtifactRecord store(pqxx::work& w, const NewArtifact& a);
 std::optional<ArtifactRecord> find(pqxx::work& w, int64_t version_id,
                                    const std::string& device_class);

@@ -112,7 +112,7 @@ struct DeviceRecord {
   std::string credential_hash;
   std::optional<std::string> current_artifact_sha256;
   std::optional<std::string> last_seen;
-  std::string status;  // provisioned, online, offline, updating, failed
+  std::string status;  // provisioned, online, offline, updating, failed, deprovisioned
   std::string created_at;
 };
 
@@ -183,6 +183,8 @@ struct ApiTokenRecord {
   Role role = Role::kViewer;
   std::string created_at;
   bool revoked = false;
+  std::optional<std::string> expires_at;  // UTC, "YYYY-MM-DDTHH:MM:SSZ"; none: never expires
+  bool expired = false;                   // expires_at has passed (as PostgreSQL's clock says)
 };
 
 }  // namespace tinyfleet::storage
