@@ -95,7 +95,7 @@ json fleet(pqxx::work& w) {
 
 json rollouts(pqxx::work& w) {
   json out = json::array();
-  for (const auto& name : repo::names(w, false)) {
+  for (const auto& name : repo::names(w, false, 0, repo::kMaxPageSize).names) {
     if (auto v = repo::view(w, name)) out.push_back(to_json(*v));
   }
   return out;

@@ -27,6 +27,13 @@ R state_of(const pqxx::field& f) {
   return *st;
 }
 
+// A rollout that reached a final state holds its devices no more (the partial unique
+// index of migration 0010 counts only active rows).
+void release_devices_if_final(pqxx::work& w, int64_t id, R to) {
+  if (!is_final(to)) return;
+  w.exec_params("UPDATE rollout_devices SET active = false WHERE rollout_id = $1 AND active", id);
+}
+
 }  // namespace
 
 std::vector<Driven> driven(pqxx::work& w) {
@@ -143,11 +150,14 @@ bool change_state(pqxx::work& w, int64_t id, RolloutState expected, RolloutEvent
                   const std::string& reason) {
   const auto to = next_state(expected, event);
   if (!to) return false;
-  return w.exec_params(
-              "UPDATE rollouts SET state = $3, reason = $4, updated_at = now() WHERE id = $1 "
-              "AND state = $2",
-              id, s(expected), s(*to), reason)
-             .affected_rows() == 1;
+  const bool won =
+      w.exec_params(
+           "UPDATE rollouts SET state = $3, reason = $4, updated_at = now() WHERE id = $1 "
+           "AND state = $2",
+           id, s(expected), s(*to), reason)
+          .affected_rows() == 1;
+  if (won) release_devices_if_final(w, id, *to);
+  return won;
 }
 
 bool finish_phase(pqxx::work& w, int64_t id, int phase, int phases, bool by_operator,
@@ -166,6 +176,7 @@ bool finish_phase(pqxx::work& w, int64_t id, int phase, int phases, bool by_oper
                         id, s(R::kRunning), phase, s(*to), next, reason)
                        .affected_rows() == 1;
   if (!won) return false;
+  release_devices_if_final(w, id, *to);
   w.exec_params("UPDATE rollout_phases SET state = $3 WHERE rollout_id = $1 AND idx = $2", id,
                 phase, s(PhaseState::kPassed));
   if (!last) {
@@ -235,7 +246,8 @@ std::optional<std::pair<std::string, std::string>> first_taken(
   return std::nullopt;
 }
 
-int64_t insert(pqxx::work& w, const NewRollout& r, const std::vector<Placement>& devices,
+int64_t insert(pqxx::transaction_base& w, const NewRollout& r,
+               const std::vector<Placement>& devices,
                const std::map<std::string, std::string>& artifact_of_class) {
   const int64_t id =
       w.exec_params1(
@@ -328,14 +340,33 @@ std::optional<View> view(pqxx::work& w, const std::string& name) {
   return out;
 }
 
-std::vector<std::string> names(pqxx::work& w, bool active_only) {
-  std::vector<std::string> out;
+NamesPage names(pqxx::work& w, bool active_only, int64_t after, int limit) {
+  NamesPage page;
+  int64_t last = 0;
   for (const auto& row :
-       w.exec(std::string("SELECT name FROM rollouts ") +
-              (active_only ? "WHERE state IN " + sql_list(is_active) + " " : "") + "ORDER BY id")) {
-    out.push_back(row[0].as<std::string>());
+       w.exec_params(std::string("SELECT id, name FROM rollouts WHERE id > $1 ") +
+                         (active_only ? "AND state IN " + sql_list(is_active) + " " : "") +
+                         "ORDER BY id LIMIT $2",
+                     after, limit + 1)) {
+    if (static_cast<int>(page.names.size()) == limit) {
+      page.next_page_token = std::to_string(last);
+      break;
+    }
+    last = row[0].as<int64_t>();
+    page.names.push_back(row[1].as<std::string>());
   }
-  return out;
+  return page;
+}
+
+std::optional<int64_t> parse_page_token(const std::string& token) {
+  if (token.empty()) return 0;
+  if (token.size() > 18) return std::nullopt;
+  int64_t id = 0;
+  for (char ch : token) {
+    if (ch < '0' || ch > '9') return std::nullopt;
+    id = id * 10 + (ch - '0');
+  }
+  return id;
 }
 
 std::vector<OfferTarget> pending(pqxx::work& w, const Driven& r, int n) {

@@ -10,6 +10,8 @@
 
 namespace tinyfleet::server {
 
+class RateLimiter;
+
 // Who is calling: the token's name and role.
 struct Caller {
   std::string name;
@@ -31,6 +33,10 @@ class Authenticator {
   grpc::Status authorize(const std::string* authorization, const std::string& peer,
                          storage::Role needed, const char* method, Caller* caller) const;
 
+  // Calls per bearer token are limited by `limiter` (not owned; null: unlimited): beyond
+  // it, RESOURCE_EXHAUSTED before the token is looked up.
+  void set_rate_limiter(RateLimiter* limiter) { limiter_ = limiter; }
+
   // Creates the token "bootstrap-admin" with this secret unless it exists already.
   storage::Expected<bool> ensure_bootstrap_admin(const std::string& secret) const;
 
@@ -39,6 +45,7 @@ class Authenticator {
 
  private:
   storage::Database& db_;
+  RateLimiter* limiter_ = nullptr;
 };
 
 }  // namespace tinyfleet::server
