@@ -1,5 +1,7 @@
 #include "rollouts/repository.h"
 
+#include <nlohmann/json.hpp>
+
 namespace tinyfleet::server::rollouts::repo {
 
 namespace {
@@ -235,15 +237,14 @@ bool exists(pqxx::work& w, const std::string& name) {
 
 std::optional<std::pair<std::string, std::string>> first_taken(
     pqxx::work& w, const std::set<std::string>& devices) {
-  for (const auto& row :
-       w.exec("SELECT rd.device_id, r.name FROM rollout_devices rd JOIN rollouts r ON r.id = "
-              "rd.rollout_id WHERE r.state IN " +
-              sql_list(is_active) + " ORDER BY rd.device_id")) {
-    if (devices.count(row[0].as<std::string>())) {
-      return std::pair{row[0].as<std::string>(), row[1].as<std::string>()};
-    }
-  }
-  return std::nullopt;
+  // Only the given devices, through the one-active-rollout index (not every active row).
+  const auto rows = w.exec_params(
+      "SELECT rd.device_id, r.name FROM rollout_devices rd JOIN rollouts r ON r.id = "
+      "rd.rollout_id WHERE rd.active AND rd.device_id IN (SELECT jsonb_array_elements_text("
+      "$1::jsonb)) ORDER BY rd.device_id LIMIT 1",
+      nlohmann::json(devices).dump());
+  if (rows.empty()) return std::nullopt;
+  return std::pair{rows[0][0].as<std::string>(), rows[0][1].as<std::string>()};
 }
 
 int64_t insert(pqxx::transaction_base& w, const NewRollout& r,

@@ -92,7 +92,7 @@ struct NewRollout {
   std::vector<std::pair<int, int>> phases;  // (cumulative percent, bake seconds)
 };
 bool exists(pqxx::work& w, const std::string& name);
-// The first of `devices` that is in an active rollout, and that rollout's name.
+// The first of `devices` (by id) that is in an active rollout, and that rollout's name.
 std::optional<std::pair<std::string, std::string>> first_taken(
     pqxx::work& w, const std::set<std::string>& devices);
 // Stores the rollout (running, phase 0 active) and its devices (pending, active) with the
