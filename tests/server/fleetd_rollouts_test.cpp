@@ -19,6 +19,7 @@
 #include "fleetd_fixture.h"
 #include "rollout_seed.h"
 #include "rollouts/repository.h"
+#include "tinyfleet/storage/repositories.h"
 #include "tinyfleet/testing/environment.h"
 #include "tinyfleet/update/update_keys.h"
 #include "tinyfleet/v1/rollouts.grpc.pb.h"
@@ -261,30 +262,54 @@ TEST_F(RolloutCommands, SkipGatesNeedsAnAdminAndAReasonAndIsAudited) {
 
 // Eight CreateRollouts at once over the same four devices: one wins, every other is
 // FAILED_PRECONDITION naming a device and the rollout holding it; no device is in two
-// active rollouts.
+// active rollouts. Four rounds, each over four devices of its own tag, since whether two
+// creations overlap is up to the scheduler.
 TEST_F(RolloutCommands, ConcurrentCreatesEnrolEachDeviceOnce) {
-  constexpr int kCalls = 8;
-  std::vector<grpc::Status> results(kCalls);
-  std::vector<std::thread> threads;
-  for (int i = 0; i < kCalls; ++i) {
-    threads.emplace_back([&, i] {
-      v1::Rollout out;
-      results[i] = create("c" + std::to_string(i), {{100, 3600}}, "", &out);
-    });
-  }
-  for (auto& t : threads) t.join();
-  int ok = 0;
-  for (const auto& s : results) {
-    if (s.ok()) {
-      ++ok;
-      continue;
+  constexpr int kCalls = 8, kRounds = 4;
+  ASSERT_TRUE(scratch_.db().transact([&](pqxx::work& w) {
+    for (int round = 1; round < kRounds; ++round) {
+      for (int i = 0; i < 4; ++i) {
+        const std::string id = "dev-r" + std::to_string(round) + "-" + std::to_string(i);
+        storage::devices::create(w,
+                                 {id, "default", kSeedClass, {"r" + std::to_string(round)}, "h"});
+        w.exec_params("UPDATE devices SET current_artifact_sha256 = $2 WHERE id = $1", id,
+                      fleet_.artifact);
+      }
     }
-    EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << s.error_message();
-    EXPECT_NE(s.error_message().find("device 'dev-100"), std::string::npos) << s.error_message();
-    EXPECT_NE(s.error_message().find("is in active rollout 'c"), std::string::npos)
-        << s.error_message();
+    return 0;
+  }));
+  for (int round = 0; round < kRounds; ++round) {
+    const std::string tag = round == 0 ? "t" : "r" + std::to_string(round);
+    std::vector<grpc::Status> results(kCalls);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < kCalls; ++i) {
+      threads.emplace_back([&, i] {
+        v1::CreateRolloutRequest req;
+        req.set_name("c" + std::to_string(round) + "-" + std::to_string(i));
+        req.set_model("digits");
+        req.set_version(1);
+        req.mutable_selector()->add_tags(tag);
+        req.add_phases()->set_percent(100);
+        req.mutable_phases(0)->set_bake_seconds(3600);
+        v1::Rollout out;
+        results[i] = rollouts_->CreateRollout(context_with_token(admin_).get(), req, &out);
+      });
+    }
+    for (auto& t : threads) t.join();
+    int ok = 0;
+    for (const auto& s : results) {
+      if (s.ok()) {
+        ++ok;
+        continue;
+      }
+      EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << s.error_message();
+      EXPECT_NE(s.error_message().find("device 'dev-"), std::string::npos) << s.error_message();
+      EXPECT_NE(s.error_message().find("is in active rollout 'c" + std::to_string(round) + "-"),
+                std::string::npos)
+          << s.error_message();
+    }
+    EXPECT_EQ(ok, 1) << "round " << round;
   }
-  EXPECT_EQ(ok, 1);
   auto twice = scratch_.db().transact([](pqxx::work& w) {
     return w
         .exec1(
@@ -295,7 +320,7 @@ TEST_F(RolloutCommands, ConcurrentCreatesEnrolEachDeviceOnce) {
   });
   ASSERT_TRUE(twice);
   EXPECT_EQ(*twice, 0);
-  EXPECT_EQ(count_rows("rollouts"), 1);
+  EXPECT_EQ(count_rows("rollouts"), kRounds);
 }
 
 // ListRollouts returns at most 100 a call (50 by default), oldest first, with a page
