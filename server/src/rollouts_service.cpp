@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "names.h"
+#include "rollouts/api_input.h"
 #include "rollouts/gates.h"
 #include "rollouts/operator_actions.h"
 #include "rollouts/repository.h"
@@ -283,14 +284,12 @@ grpc::Status RolloutsService::ListRollouts(grpc::ServerContext* ctx,
                                            const v1::ListRolloutsRequest* req,
                                            v1::ListRolloutsResponse* out) {
   if (auto s = auth_.authorize(*ctx, Role::kViewer, "ListRollouts", nullptr); !s.ok()) return s;
-  auto after = repo::parse_page_token(req->page_token());
+  auto after = rollouts::parse_page_token(req->page_token());
   if (!after) {
     return invalid_argument("page_token '" + req->page_token().substr(0, 40) +
                             "' is not one this API returned");
   }
-  const int size = req->page_size() == 0
-                       ? repo::kDefaultPageSize
-                       : static_cast<int>(std::min<uint32_t>(req->page_size(), repo::kMaxPageSize));
+  const int size = rollouts::page_size(req->page_size());
   auto r = db_.transact([&](pqxx::work& w) {
     v1::ListRolloutsResponse list;
     const auto page = repo::names(w, req->active_only(), *after, size);

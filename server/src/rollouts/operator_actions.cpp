@@ -17,16 +17,6 @@ bool is_operator_action(const std::string& action) {
   return action == "pause" || action == "resume" || action == "promote" || action == "abort";
 }
 
-std::optional<std::string> skip_gates_reason_error(const std::string& reason) {
-  if (reason.empty()) return "skipping the gates needs a reason";
-  if (reason.size() > 500)
-    return "the reason has " + std::to_string(reason.size()) + " bytes; 500 at most";
-  for (unsigned char ch : reason) {
-    if (ch < 0x20 || ch == 0x7f) return "the reason holds a control character";
-  }
-  return std::nullopt;
-}
-
 void apply_operator_action(pqxx::work& w, const std::string& name, const std::string& act,
                            const std::string& actor, const SkipGates& skip_gates) {
   const auto head = repo::lock_by_name(w, name);

@@ -5,7 +5,6 @@
 // table consulted, promote checks the gates on the telemetry so far, and the change is
 // written to the audit log. Throws storage::StorageException: kNotFound for an unknown
 // rollout, kFailedPrecondition (naming the state) for a change the table refuses.
-#include <optional>
 #include <string>
 
 #include <pqxx/pqxx>
@@ -23,9 +22,6 @@ struct SkipGates {
 // `action` is one of "pause", "resume", "promote", "abort"; `actor` the token's name.
 void apply_operator_action(pqxx::work& w, const std::string& name, const std::string& action,
                            const std::string& actor, const SkipGates& skip_gates = {});
-
-// Why a skip-gates reason is refused (empty, over 500 bytes, or not printable), or nothing.
-std::optional<std::string> skip_gates_reason_error(const std::string& reason);
 
 // Whether `action` is one of the four above.
 bool is_operator_action(const std::string& action);

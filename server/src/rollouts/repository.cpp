@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "rollouts/api_input.h"
+
 namespace tinyfleet::server::rollouts::repo {
 
 namespace {
@@ -350,24 +352,13 @@ NamesPage names(pqxx::work& w, bool active_only, int64_t after, int limit) {
                          "ORDER BY id LIMIT $2",
                      after, limit + 1)) {
     if (static_cast<int>(page.names.size()) == limit) {
-      page.next_page_token = std::to_string(last);
+      page.next_page_token = page_token(last);
       break;
     }
     last = row[0].as<int64_t>();
     page.names.push_back(row[1].as<std::string>());
   }
   return page;
-}
-
-std::optional<int64_t> parse_page_token(const std::string& token) {
-  if (token.empty()) return 0;
-  if (token.size() > 18) return std::nullopt;
-  int64_t id = 0;
-  for (char ch : token) {
-    if (ch < '0' || ch > '9') return std::nullopt;
-    id = id * 10 + (ch - '0');
-  }
-  return id;
 }
 
 std::vector<OfferTarget> pending(pqxx::work& w, const Driven& r, int n) {

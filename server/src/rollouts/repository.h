@@ -116,16 +116,12 @@ struct View {
 };
 std::optional<View> view(pqxx::work& w, const std::string& name);
 // One page of rollout names, oldest first: those after the rollout id `after` (0: from
-// the start), at most `limit`; next_page_token is empty on the last page.
-inline constexpr int kDefaultPageSize = 50;
-inline constexpr int kMaxPageSize = 100;
+// the start), at most `limit`; next_page_token is empty on the last page (api_input.h).
 struct NamesPage {
   std::vector<std::string> names;
   std::string next_page_token;
 };
 NamesPage names(pqxx::work& w, bool active_only, int64_t after, int limit);
-// The rollout id a page token stands for (empty: 0); nothing when it is not a token.
-std::optional<int64_t> parse_page_token(const std::string& token);
 
 // ---- devices ----
 
