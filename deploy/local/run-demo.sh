@@ -44,7 +44,7 @@ data=tests/fixtures/data
 models=tests/fixtures/models
 
 step "signing keys: an offline root key certifies fleetd's targets key"
-fleetctl keys init --dir "$work/keys"
+fleetctl keys init --dir "$work/keys" --root-dir "$work/root-key"
 
 step "fleetd: gRPC API, rollout engine, update publisher, telemetry ingestion"
 export FLEETCTL_TOKEN=demo-admin-$(head -c 9 /dev/urandom | base64 | tr '+/' '-_')

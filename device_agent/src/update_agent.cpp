@@ -230,6 +230,16 @@ bool UpdateAgent::boot() {
   return ready;
 }
 
+void UpdateAgent::withdraw() {
+  const bool busy =
+      record_.state >= UpdateState::kOffered && record_.state <= UpdateState::kPatching;
+  if (!busy) return;  // nothing in flight: the cleared retained offer is not news
+  slots_.staging_clear();
+  record_.failed_release = record_.pending_release;  // a stale copy is not taken later
+  request_outstanding_ = false;
+  persist(UpdateState::kIdle, "offer withdrawn by fleetd");
+}
+
 void UpdateAgent::refuse(update::OfferStatus why) {
   report(update::StatusEvent::kOfferRefused, update::to_string(why), why);
 }
@@ -242,6 +252,10 @@ void UpdateAgent::fail_update(const char* reason) {
 }
 
 void UpdateAgent::on_offer(const uint8_t* data, size_t size) {
+  if (size == 0) {
+    withdraw();
+    return;
+  }
   update::DeviceIdentity id{config_.fleet, config_.device_class, record_.installed_release,
                             config_.root_public_key};
   const auto checked = update::check_offer(data, size, id, clock_.now_unix(), verifier_);

@@ -1,13 +1,16 @@
-// On-target twin check: the optimized kernels as built for this core (SMLAD for Conv2D
-// and FullyConnected, SMLAxy for DepthwiseConv2D on a Cortex-M4) against the reference
-// kernels, on seeded random shapes (depthwise: dilation, zero points -128/127, fused
-// clamps, output overlapping the input as the planner may place it) and quantization
-// (shifts -31..4, deep right shifts with large sums).
-// Prints "selftest: N cases, M mismatches" over semihosting; exit code 0 only if M is 0.
+// On-target twin check: the optimized kernels as built for this core (on a Cortex-M4 the
+// DSP paths: conv2d_dsp with im2col of two pixels, its pointwise form reading the input
+// in place, fully_connected_dsp, depthwise_dsp, and requant_dsp's loops) against the
+// reference kernels, on seeded random shapes (odd channel counts, borders, strides,
+// dilation, zero points -128/127, fused clamps, batches; Conv2D and depthwise output
+// overlapping the input as the planner may place it) and quantization (shifts -31..4,
+// deep right shifts with large sums). Prints "selftest: N cases, M mismatches (per kind
+// ...)" over semihosting; exit code 0 only if M is 0.
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
 
+#include "../ops/optimized/requant_dsp.h"  // the DSP requantization loops, checked directly
 #include "tinyfleet/kernels/ops/conv2d.h"
 #include "tinyfleet/kernels/ops/depthwise_conv2d.h"
 #include "tinyfleet/kernels/ops/fully_connected.h"
@@ -38,17 +41,21 @@ alignas(16) int8_t g_in[12 * 12 * kMaxC], g_w[kMaxC * 5 * 5 * kMaxC], g_ref[12 *
 alignas(32) uint8_t g_scratch[5 * 5 * kMaxC * 2 + 64];
 int32_t g_bias[kMaxC * 3], g_mult[kMaxC * 3], g_shift[kMaxC * 3];
 
-// Real multipliers 2^-e * [0.5, 1): kind 0: e in 0..14 (biases +-2^14); kind 1: e in
-// 14..30, biases +-2^28 (deep right shifts, where rounding decides); kind 2: e in -4..31,
-// biases +-8 (shifts -31..4: left shifts and -31 take the DSP requantization's other
-// path; the case keeps its sums small).
+// Real multipliers 2^-e * [0.5, 1): kind 0: e in 0..14 (biases +-2^14: e 0 or 1 takes
+// the DSP requantization's round loop); kind 1: e in 14..30, biases +-2^28 (deep right
+// shifts, where rounding decides); kind 2: e in -4..31, biases +-8 (shifts -31..4: left
+// shifts take the C path; the case keeps its sums small); kind 3: e in 2..16, biases
+// +-2^16 (the short loop).
 void quantization(int32_t channels, int32_t kind = 0) {
   for (int32_t i = 0; i < channels; ++i) {
-    const int32_t bias_bits = kind == 0 ? 14 : kind == 1 ? 28 : 3;
+    const int32_t bias_bits = kind == 0 ? 14 : kind == 1 ? 28 : kind == 2 ? 3 : 16;
     g_bias[i] = range(-(1 << bias_bits), 1 << bias_bits);
     int s = 0;
     const double scale = 0.5 + range(0, 99) / 200.0;
-    const int32_t e = kind == 0 ? range(0, 14) : kind == 1 ? range(14, 30) : range(-4, 31);
+    const int32_t e = kind == 0   ? range(0, 14)
+                      : kind == 1 ? range(14, 30)
+                      : kind == 2 ? range(-4, 31)
+                                  : range(2, 16);
     quantize_multiplier(
         e >= 0 ? scale / static_cast<double>(1u << e) : scale * static_cast<double>(1 << -e),
         &g_mult[i], &s);
@@ -56,24 +63,26 @@ void quantization(int32_t channels, int32_t kind = 0) {
   }
 }
 
-// The in-place contract (in_place.h): the optimized depthwise kernel with its output
-// starting overlap_distance bytes before its input in one buffer gives g_ref's bytes.
+// The in-place contract (in_place.h): the optimized kernel (run(input, output)) with its
+// output starting overlap_distance bytes before its input in one buffer gives g_ref's
+// bytes. The planner places DepthwiseConv2D and Conv2D this way.
 alignas(16) int8_t g_place[12 * 12 * kMaxC * 5];
-bool in_place_same(const DepthwiseParams& d, const PerChannelRequant& rq, const Dims& in,
-                   const Dims& f, const Dims& out) {
+template <typename Run>
+bool in_place_same(const Conv2DParams& p, const Dims& in, const Dims& out, Run run) {
   const int64_t distance =
-      overlap_distance(in, out, {d.stride_h, d.stride_w, d.padding.top, d.padding.left}, 1);
+      overlap_distance(in, out, {p.stride_h, p.stride_w, p.padding.top, p.padding.left}, 1);
   const auto in_bytes = static_cast<size_t>(in.elements());
   const auto out_bytes = static_cast<size_t>(out.elements());
   if (distance < 0 || static_cast<size_t>(distance) + in_bytes > sizeof g_place) return false;
   std::memset(g_place, 3, sizeof g_place);
   std::memcpy(g_place + distance, g_in, in_bytes);
-  const Status s =
-      opt::depthwise_conv2d(d, rq, in, g_place + distance, f, g_w, g_bias, out, g_place);
-  return s == Status::kOk && std::memcmp(g_place, g_ref, out_bytes) == 0;
+  return run(g_place + distance, g_place) == Status::kOk &&
+         std::memcmp(g_place, g_ref, out_bytes) == 0;
 }
 
-bool conv_case(bool depthwise) {
+// A Conv2D (1 or 2 images; pointwise: 1x1, stride 1, no padding: the DSP path that reads
+// the input in place) or a DepthwiseConv2D case.
+bool conv_case(bool depthwise, bool pointwise = false) {
   Conv2DParams p;
   Dims in{1, range(1, 12), range(1, 12), range(1, depthwise ? 24 : kMaxC)};
   Dims f;
@@ -84,12 +93,17 @@ bool conv_case(bool depthwise) {
   p.padding = {range(0, 2), range(0, 2), range(0, 2), range(0, 2)};
   p.input_offset = -range(-128, 127);
   p.output_offset = range(-128, 127);
-  const int32_t kind = depthwise ? range(0, 2) : 0;
-  if (depthwise) {
-    p.dilation_h = range(1, 2);
-    p.dilation_w = range(1, 2);
-    if (range(0, 3) == 0) p.input_offset = range(0, 1) ? 128 : -127;       // zero points -128, 127
-    if (range(0, 3) == 0) p.activation = {range(-128, 0), range(0, 127)};  // fused clamps
+  const int32_t kind = range(0, 3);
+  p.dilation_h = range(1, 2);
+  p.dilation_w = range(1, 2);
+  if (range(0, 3) == 0) p.input_offset = range(0, 1) ? 128 : -127;       // zero points -128, 127
+  if (range(0, 3) == 0) p.activation = {range(-128, 0), range(0, 127)};  // fused clamps
+  if (!depthwise && range(0, 3) == 0) in = {2, range(1, 8), range(1, 8), range(1, kMaxC)};
+  if (pointwise) {
+    in = {range(1, 2), range(1, 8), range(1, 8), range(1, kMaxC)};
+    f.h = f.w = 1;
+    p.stride_h = p.stride_w = 1;
+    p.padding = {};
   }
   const int32_t mult = depthwise ? range(1, 2) : 1;
   if (depthwise) {
@@ -99,7 +113,7 @@ bool conv_case(bool depthwise) {
     f.n = range(1, kMaxC);
     f.c = in.c;
   }
-  Dims out{1,
+  Dims out{in.n,
            conv_output_extent(in.h, f.h, p.stride_h, p.dilation_h, p.padding.top, p.padding.bottom),
            conv_output_extent(in.w, f.w, p.stride_w, p.dilation_w, p.padding.left, p.padding.right),
            depthwise ? f.c : f.n};
@@ -125,42 +139,99 @@ bool conv_case(bool depthwise) {
     d.depth_multiplier = mult;
     a = ref::depthwise_conv2d(d, rq, in, g_in, f, g_w, g_bias, out, g_ref);
     b = opt::depthwise_conv2d(d, rq, in, g_in, f, g_w, g_bias, out, g_opt);
-    if (!in_place_same(d, rq, in, f, out)) return false;
+    if (!in_place_same(p, in, out, [&](const int8_t* x, int8_t* y) {
+          return opt::depthwise_conv2d(d, rq, in, x, f, g_w, g_bias, out, y);
+        })) {
+      return false;
+    }
   } else {
     a = ref::conv2d(p, rq, in, g_in, f, g_w, g_bias, out, g_ref, nullptr, 0);
     b = opt::conv2d(p, rq, in, g_in, f, g_w, g_bias, out, g_opt, g_scratch, sizeof g_scratch);
+    if (in.n == 1 && !in_place_same(p, in, out, [&](const int8_t* x, int8_t* y) {
+          return opt::conv2d(p, rq, in, x, f, g_w, g_bias, out, y, g_scratch, sizeof g_scratch);
+        })) {
+      return false;
+    }
   }
   return a == Status::kOk && b == Status::kOk && std::memcmp(g_ref, g_opt, n) == 0;
 }
 
 bool fc_case() {
   FullyConnectedParams p;
-  const int32_t in = range(1, 300), out = range(1, kMaxC);
+  const int32_t batches = range(1, 3), in = range(1, 300), out = range(1, kMaxC);
   p.input_offset = -range(-128, 127);
   p.output_offset = range(-128, 127);
-  fill(g_in, in);
+  if (range(0, 3) == 0) p.input_offset = range(0, 1) ? 128 : -127;       // zero points -128, 127
+  if (range(0, 3) == 0) p.activation = {range(-128, 0), range(0, 127)};  // fused clamps
+  fill(g_in, batches * in);
   fill(g_w, in * out);
-  quantization(out);
+  quantization(out, range(0, 1) ? 3 : range(0, 1));
   PerChannelRequant rq{g_mult, g_shift};
-  std::memset(g_ref, 1, static_cast<size_t>(out));
-  std::memset(g_opt, 2, static_cast<size_t>(out));
-  const Status a = ref::fully_connected(p, rq, 1, in, g_in, out, g_w, g_bias, g_ref, nullptr, 0);
-  const Status b = opt::fully_connected(p, rq, 1, in, g_in, out, g_w, g_bias, g_opt, g_scratch,
-                                        sizeof g_scratch);
-  return a == Status::kOk && b == Status::kOk &&
-         std::memcmp(g_ref, g_opt, static_cast<size_t>(out)) == 0;
+  const auto n = static_cast<size_t>(batches * out);
+  std::memset(g_ref, 1, n);
+  std::memset(g_opt, 2, n);
+  const Status a =
+      ref::fully_connected(p, rq, batches, in, g_in, out, g_w, g_bias, g_ref, nullptr, 0);
+  const Status b = opt::fully_connected(p, rq, batches, in, g_in, out, g_w, g_bias, g_opt,
+                                        g_scratch, sizeof g_scratch);
+  return a == Status::kOk && b == Status::kOk && std::memcmp(g_ref, g_opt, n) == 0;
+}
+
+// The DSP requantization loops (requant_dsp.h) against TFLite's arithmetic on 64
+// channels: accumulators over the whole int32 range, near 0 and at the extremes,
+// multipliers in [2^30, 2^31) and the edges 0, 2^30, 2^31 - 1; shifts -31..-2 (the short
+// loop) or -30..0 (the round loop); full int8 range or a clamp.
+bool requant_case() {
+  constexpr int32_t kChannels = 64;
+  int32_t acc[kChannels];
+  const int32_t loop = range(0, 3);  // 0, 1: short loop; 2: round loop; 3: any shift
+  for (int32_t c = 0; c < kChannels; ++c) {
+    const int32_t pick = range(0, 5);
+    acc[c] = pick <= 1   ? static_cast<int32_t>(next())
+             : pick == 2 ? range(-70000, 70000)
+             : pick == 3 ? range(-3, 3)
+                         : (range(0, 1) ? INT32_MAX - range(0, 3) : INT32_MIN + range(0, 3));
+    const int32_t m = range(0, 7);
+    g_mult[c] = m == 0   ? 0
+                : m == 1 ? (1 << 30)
+                : m == 2 ? INT32_MAX
+                         : static_cast<int32_t>((next() & 0x3fffffffu) | 0x40000000u);
+    g_shift[c] = loop <= 1 ? range(-31, -2) : loop == 2 ? range(-30, 0) : range(-31, 4);
+  }
+  ActivationRange act;
+  if (range(0, 1)) act = {range(-128, 0), range(0, 127)};
+  const int32_t out_offset = range(-128, 127);
+  opt::dsp::Requant r;
+  if (!opt::dsp::requant_setup({g_mult, g_shift}, kChannels, out_offset, act, &r)) return false;
+  const int32_t first = range(0, kChannels - 1);  // any start channel, any length
+  const int32_t n = range(0, kChannels - first);
+  std::memset(g_opt, 2, kChannels + 1);
+  opt::dsp::requantize_run(r, acc + first, first, n, g_opt);
+  for (int32_t k = 0; k < n; ++k) {
+    const int32_t c = first + k;
+    int32_t v = multiply_by_quantized_multiplier(acc[c], g_mult[c], g_shift[c]) + out_offset;
+    v = v < act.min ? act.min : v > act.max ? act.max : v;
+    if (g_opt[k] != static_cast<int8_t>(v)) return false;
+  }
+  return g_opt[n] == 2;  // nothing written past n
 }
 
 }  // namespace
 
 int main() {
-  int cases = 0, mismatches = 0;
+  int cases = 0, conv = 0, pointwise = 0, depthwise = 0, fc = 0, requant = 0;
   for (int t = 0; t < 200; ++t) {
-    mismatches += !conv_case(false);
-    mismatches += !conv_case(true);
-    mismatches += !fc_case();
-    cases += 3;
+    conv += !conv_case(false);
+    pointwise += !conv_case(false, true);
+    depthwise += !conv_case(true);
+    fc += !fc_case();
+    cases += 4;
   }
-  std::printf("selftest: %d cases, %d mismatches\n", cases, mismatches);
+  for (int t = 0; t < 2000; ++t, ++cases) requant += !requant_case();
+  const int mismatches = conv + pointwise + depthwise + fc + requant;
+  std::printf(
+      "selftest: %d cases, %d mismatches (conv2d %d, pointwise %d, depthwise %d, fully "
+      "connected %d, requantization %d)\n",
+      cases, mismatches, conv, pointwise, depthwise, fc, requant);
   return mismatches == 0 ? 0 : 1;
 }

@@ -16,10 +16,13 @@ set(TINYFLEET_KERNELS_OPS_PORTABLE_SOURCES
 # Built twice on the host: as opt:: (with AVX2 when available) and as opt_scalar::.
 set(TINYFLEET_KERNELS_OPS_OPTIMIZED_SOURCES
   optimized/conv2d.cpp
+  optimized/conv2d_dsp.cpp
   optimized/conv2d_packed.cpp
   optimized/depthwise_conv2d.cpp
   optimized/depthwise_dsp.cpp
   optimized/depthwise_packed.cpp
   optimized/elementwise.cpp
   optimized/fully_connected.cpp
-  optimized/pooling.cpp)
+  optimized/fully_connected_dsp.cpp
+  optimized/pooling.cpp
+  optimized/requant_dsp.cpp)

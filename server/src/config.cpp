@@ -128,6 +128,8 @@ const std::map<std::string, Setting>& settings() {
        text(&C::root_public_key_file, "Ed25519 public key the devices pin (32 bytes or hex)")},
       {"keys.dir",
        text(&C::keys_dir, "targets.key and targets.cert from 'fleetctl keys init' (not root.key)")},
+      {"keys.warn_days",
+       number(&C::keys_warn_days, 0, 3650, "warn this many days before the targets key expires")},
       {"mqtt.user", text(&C::mqtt_user, "fleetd's own broker account")},
       {"mqtt.password", text(&C::mqtt_password, "password of mqtt.user")},
       {"mqtt.share_group",

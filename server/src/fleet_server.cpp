@@ -3,6 +3,8 @@
 #include <sodium.h>
 
 #include <cctype>
+#include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 
@@ -81,6 +83,29 @@ storage::Expected<std::string> read_root_public_key(const std::string& path) {
                  "root public key file " + path + " holds neither 32 bytes nor 64 hex digits"};
   }
   return raw;
+}
+
+// The online keys: no root secret beside them; the targets key's expiry ahead.
+void check_keys(const ServerConfig& config, const update::TargetsKey& key) {
+  if (std::filesystem::exists(std::filesystem::path(config.keys_dir) / "root.key")) {
+    log::warn("keys.root_online",
+              {{"dir", config.keys_dir},
+               {"reason",
+                "root.key is in keys.dir, which fleetd reads: move it offline (fleetctl keys "
+                "init --root-dir keeps it apart)"}});
+  }
+  const auto now = static_cast<uint64_t>(std::time(nullptr));
+  if (now >= key.expires_at) {
+    log::error("keys.expired", {{"expires_at", key.expires_at},
+                                {"reason",
+                                 "no offer can be signed: rotate the targets key "
+                                 "(fleetctl keys rotate) and restart fleetd"}});
+  } else if (key.expires_at - now <
+             uint64_t{static_cast<uint32_t>(config.keys_warn_days)} * 86400) {
+    log::warn("keys.expiring", {{"expires_at", key.expires_at},
+                                {"days_left", (key.expires_at - now + 86399) / 86400},
+                                {"hint", "rotate it: fleetctl keys rotate"}});
+  }
 }
 
 }  // namespace
@@ -174,6 +199,7 @@ storage::Expected<std::unique_ptr<FleetServer>> FleetServer::start(const ServerC
   if (updates_off.empty()) {
     auto key = update::load_targets_key(config.keys_dir);
     if (!key) return key.error();
+    check_keys(config, *key);
     auto engine_db = storage::Database::open(
         {config.database_uri, config.database_engine_pool, 5, acquire_timeout});
     if (!engine_db) return engine_db.error();
@@ -271,8 +297,9 @@ storage::Expected<std::unique_ptr<FleetServer>> FleetServer::start(const ServerC
   grpc::ServerBuilder builder;
   if (!config.metrics_listen.empty()) {
     auto metrics = MetricsServer::start(
-        config.metrics_listen, {parts->db.get(), parts->compiles.get(), parts->ingest.get(),
-                                parts->publisher.get(), parts->engine.get(), parts->rejects.get()});
+        config.metrics_listen,
+        {parts->db.get(), parts->compiles.get(), parts->ingest.get(), parts->publisher.get(),
+         parts->engine.get(), parts->rejects.get(), parts->offers.get()});
     if (!metrics) return metrics.error();
     parts->metrics = std::move(*metrics);
     std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> counters;

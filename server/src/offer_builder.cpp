@@ -2,6 +2,7 @@
 
 #include <sodium.h>
 
+#include <algorithm>
 #include <chrono>
 #include <vector>
 
@@ -117,7 +118,15 @@ storage::Expected<std::shared_ptr<const OfferBuilder::Target>> OfferBuilder::tar
   return std::shared_ptr<const Target>(t);
 }
 
+std::optional<std::string> OfferBuilder::signing_refusal(uint64_t now_unix) const {
+  if (now_unix < key_.expires_at) return std::nullopt;
+  return "fleetd's targets key expired at " + std::to_string(key_.expires_at) +
+         " (unix): devices refuse offers under it; rotate it ('fleetctl keys rotate') and "
+         "restart fleetd";
+}
+
 storage::Expected<BuiltOffer> OfferBuilder::build(const OfferRequest& r, uint64_t now_unix) {
+  if (auto why = signing_refusal(now_unix)) return Error{ErrorCode::kFailedPrecondition, *why};
   auto t = target(r.target_sha256);
   if (!t) return t.error();
   std::string base;
@@ -154,7 +163,7 @@ storage::Expected<BuiltOffer> OfferBuilder::build(const OfferRequest& r, uint64_
   f.payload_sha256 = sha256_raw((*delta)->payload);
   f.payload_size = (*delta)->payload.size();
   f.chunk_size = chunk_size_;
-  f.expires_at = now_unix + uint64_t{expiry_days_} * 86400;
+  f.expires_at = std::min(now_unix + uint64_t{expiry_days_} * 86400, key_.expires_at);
   const auto& o = (*t)->outputs;
   for (const auto& v : o.self_tests) f.self_tests.emplace_back(v.input, v.output);
   f.class_histogram = o.class_histogram;

@@ -117,7 +117,8 @@ void RolloutEngine::run() {
       if (!try_lead()) continue;
       leader_ = true;
       log::info("rollouts.leader", {{"lock", kLeaderLock}});
-      recover();
+      connections_seen_ = publisher_.connections();
+      recover("leadership");
     }
     try {
       // Leadership lasts as long as the lock's connection.
@@ -134,6 +135,7 @@ void RolloutEngine::run() {
       std::lock_guard<std::mutex> lock(mu_);
       return pending_.size();
     }();
+    republish_if_needed();
     apply_statuses();
     const auto t1 = std::chrono::steady_clock::now();
     tick();
@@ -148,10 +150,25 @@ void RolloutEngine::run() {
   }
 }
 
-void RolloutEngine::recover() {
+void RolloutEngine::republish_if_needed() {
+  const uint64_t connections = publisher_.connections();
+  const auto now = std::chrono::steady_clock::now();
+  if (connections != connections_seen_) {
+    connections_seen_ = connections;
+    republished_at_ = now;
+    recover("reconnect");
+  } else if (republish_ && now - republished_at_ >= std::chrono::seconds(2)) {
+    republished_at_ = now;
+    recover("retry");
+  }
+}
+
+void RolloutEngine::recover(const char* why) {
+  republish_ = false;
   auto outstanding = db_.transact([](pqxx::work& w) { return rollouts::repo::outstanding(w); });
   if (!outstanding) {
     log::error("rollouts.recover", {{"error", outstanding.error().message}});
+    republish_ = true;
     return;
   }
   storage::PgBlobStore blobs(db_);
@@ -159,9 +176,15 @@ void RolloutEngine::recover() {
   for (const auto& o : *outstanding) {
     auto payload = blobs.get(o.payload_sha256);
     if (!payload) continue;
-    if (publisher_.offer(o.fleet, o.device, o.release, o.offer, *payload)) ++republished;
+    if (publisher_.offer(o.fleet, o.device, o.release, o.offer, *payload)) {
+      ++republished;
+    } else {
+      republish_ = true;  // the broker is away again: retry
+    }
   }
-  log::info("rollouts.recovered", {{"offers_republished", republished}});
+  log::info("rollouts.recovered", {{"why", why},
+                                   {"offers_outstanding", outstanding->size()},
+                                   {"offers_republished", republished}});
 }
 
 void RolloutEngine::apply_statuses() {

@@ -34,7 +34,41 @@ void lost(const repo::Driven& r, const char* what) {
   log::info("rollout.superseded", {{"rollout", r.name}, {"phase", r.phase}, {"write", what}});
 }
 
+nlohmann::json gate_report(const std::vector<GateResultValue>& results) {
+  nlohmann::json report = nlohmann::json::array();
+  for (const auto& g : results) {
+    report.push_back({{"metric", g.clause.metric},
+                      {"op", g.clause.op},
+                      {"threshold", g.clause.threshold},
+                      {"value", g.value},
+                      {"known", g.known},
+                      {"passed", g.passed}});
+  }
+  return report;
+}
+
 }  // namespace
+
+bool RolloutEngine::gate_history_due(int64_t id) {
+  const auto now = std::chrono::steady_clock::now();
+  auto [it, fresh] = gate_history_at_.try_emplace(id, now);
+  if (!fresh &&
+      std::chrono::duration<double>(now - it->second).count() < repo::kGateHistorySeconds) {
+    return false;
+  }
+  it->second = now;
+  return true;
+}
+
+// The targets key expired: no device is admitted (each would only refuse its offer); the
+// rollout says why, and the log says so once a minute.
+void RolloutEngine::cannot_sign(const Driven& r, const std::string& why) {
+  db_.transact([&](pqxx::work& w) { return repo::note_reason(w, r.id, why); });
+  const auto now = std::chrono::steady_clock::now();
+  if (now - cannot_sign_logged_ < std::chrono::minutes(1)) return;
+  cannot_sign_logged_ = now;
+  log::error("keys.expired", {{"rollout", r.name}, {"reason", why}});
+}
 
 void RolloutEngine::fail(const Driven& r, const std::string& why) {
   const bool pause = r.on_failure == "pause";
@@ -67,6 +101,7 @@ void RolloutEngine::step_running(const Driven& r) {
     return;
   }
   if (p.pending > 0) {
+    if (auto why = builder_.signing_refusal(now_unix())) return cannot_sign(r, *why);
     double& tokens = admit_tokens_[r.id];
     const double per_tick = r.rate / 60.0 * tick_seconds_;
     tokens = std::min(tokens + per_tick, std::max(1.0, r.rate / 60.0));
@@ -83,7 +118,17 @@ void RolloutEngine::step_running(const Driven& r) {
         {{"rollout", r.name}, {"phase", r.phase}, {"updated", p.updated}, {"failed", p.failed}});
     return;
   }
-  if (clock.baking_for < clock.bake_seconds) return;
+  if (clock.baking_for < clock.bake_seconds) {
+    // While baking, the gates' values so far go to the history (not acted on).
+    if (clauses->empty() || !gate_history_due(r.id)) return;
+    db_.transact([&](pqxx::work& w) {
+      const auto t = repo::cohort_telemetry(w, r.id, r.phase);
+      const auto results = evaluate_gates(*clauses, rollouts::gate_metric_values(p, t));
+      repo::record_gates(w, r.id, r.phase, false, gate_report(results).dump());
+      return true;
+    });
+    return;
+  }
 
   // Gates: the new model's cohort against the old one's.
   auto telemetry =
@@ -91,18 +136,14 @@ void RolloutEngine::step_running(const Driven& r) {
   if (!telemetry) return;
   const auto d =
       rollouts::decide(*clauses, p, *telemetry, r.phase, clock.baking_for, clock.bake_seconds);
-  nlohmann::json report = nlohmann::json::array();
-  for (const auto& g : d.results) {
-    report.push_back({{"metric", g.clause.metric},
-                      {"op", g.clause.op},
-                      {"threshold", g.clause.threshold},
-                      {"value", g.value},
-                      {"known", g.known},
-                      {"passed", g.passed}});
-  }
+  const std::string report = gate_report(d.results).dump();
   const std::string why = d.kind == rollouts::GateDecision::kWait ? d.reason : r.reason;
-  auto noted =
-      db_.transact([&](pqxx::work& w) { return repo::note_gates(w, r.id, why, report.dump()); });
+  const bool history = d.kind != rollouts::GateDecision::kWait || gate_history_due(r.id);
+  auto noted = db_.transact([&](pqxx::work& w) {
+    if (!repo::note_gates(w, r.id, why, report)) return false;
+    if (history && !clauses->empty()) repo::record_gates(w, r.id, r.phase, true, report);
+    return true;
+  });
   if (!noted || !*noted) return lost(r, "gate report");
   if (d.kind == rollouts::GateDecision::kFail) {
     fail(r, d.reason);
@@ -209,6 +250,8 @@ int RolloutEngine::send_offers(const Driven& r, const std::vector<OfferTarget>& 
     if (!publish[i]) continue;
     if (publisher_.offer(r.fleet, x.pick->device, x.release, x.offer.offer, x.offer.payload)) {
       ++offers_;
+    } else {
+      republish_ = true;  // stored as offered: re-published once the broker takes it
     }
   }
   return static_cast<int>(prepared.size());
@@ -223,7 +266,11 @@ void RolloutEngine::step_reverting(const Driven& r) {
   std::vector<OfferTarget> revert;
   for (const auto& p : *picks) {
     if (p.target.empty()) {
-      db_.transact([&](pqxx::work& w) { return repo::mark_nothing_to_revert(w, r.id, p.device); });
+      // No model before the rollout: the offer is withdrawn (a device that has not fetched
+      // it yet never will). One that installed it keeps it: there is no "no model" offer yet.
+      auto marked = db_.transact(
+          [&](pqxx::work& w) { return repo::mark_nothing_to_revert(w, r.id, p.device); });
+      if (marked && *marked) publisher_.withdraw(r.fleet, p.device);
     } else {
       revert.push_back(p);
     }

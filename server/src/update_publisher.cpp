@@ -53,8 +53,10 @@ bool UpdatePublisher::start() {
                   .automatic_reconnect(std::chrono::milliseconds(200), std::chrono::seconds(2))
                   .connect_timeout(std::chrono::seconds(5))
                   .finalize();
-  // Subscriptions are restored after a reconnect (clean start drops them).
+  // Subscriptions are restored after a reconnect (clean start drops them); the count of
+  // connections tells the engine to re-publish outstanding offers.
   client_->set_connected_handler([this](const std::string&) {
+    ++connections_;
     try {
       client_->subscribe(request_filter(share_group_), 1);
     } catch (const mqtt::exception&) {
@@ -96,6 +98,26 @@ bool UpdatePublisher::offer(const std::string& fleet, const std::string& device,
     client_->publish(topic, signed_offer, 1, true)->wait();
   } catch (const mqtt::exception& e) {
     log::error("publisher.offer", {{"device", device}, {"error", e.what()}});
+    return false;
+  }
+  return true;
+}
+
+bool UpdatePublisher::withdraw(const std::string& fleet, const std::string& device) {
+  char topic[update::kMaxTopicBytes];
+  if (!update::device_topic(fleet.c_str(), device.c_str(), update::TopicKind::kOffer, topic,
+                            sizeof topic)
+           .ok()) {
+    return false;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (auto it = payloads_.find(fleet + "/" + device); it != payloads_.end()) forget(it);
+  }
+  try {
+    client_->publish(topic, std::string(), 1, true)->wait();
+  } catch (const mqtt::exception& e) {
+    log::error("publisher.withdraw", {{"device", device}, {"error", e.what()}});
     return false;
   }
   return true;

@@ -16,7 +16,8 @@ set(allowed_fleet-sim tinyfleet_device_agent_linux tinyfleet_device_agent ${upda
                       tinyfleet_optimizer_service tinyfleet_optimizer tinyfleet_kernels)
 set(allowed_fleetctl tinyfleet_proto ${update_host})
 set(allowed_tinyfleet_server ${update_host} tinyfleet_proto tinyfleet_optimizer_service
-                             tinyfleet_optimizer tinyfleet_optimizer_grpc tinyfleet_kernels)
+                             tinyfleet_optimizer tinyfleet_optimizer_grpc tinyfleet_kernels
+                             tinyfleet_gate_statistics)
 set(allowed_fleetd tinyfleet_server ${allowed_tinyfleet_server})
 
 # Third-party libraries a root must not reach: the device agent's core is portable.

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "console_stack.h"
@@ -70,6 +71,80 @@ TEST_F(ConsoleApi, ShowsTheFleetTheRolloutsAndTheCompileReport) {
   EXPECT_EQ(v["artifacts"][0]["memory_plan"]["buffers"][1]["tensor"], "conv1");
   EXPECT_EQ(call("GET", "/api/v1/models/digits/versions/2", viewer_)->status, 404);
   EXPECT_EQ(call("GET", "/api/v1/models", viewer_)->status, 200);
+}
+
+// The rollout page's charts: the engine's gate history (the failing decision last, with
+// the value it failed on) and the telemetry of the rollout's devices per artifact.
+TEST_F(ConsoleApi, RolloutSeriesShowEachGateOverTimeAndTelemetryPerArtifact) {
+  auto r = call("GET", "/api/v1/rollouts/canary-bad/series", viewer_);
+  ASSERT_EQ(r->status, 200) << r->body;
+  auto s = body(r);
+  ASSERT_GE(s["gates"].size(), 1u) << s.dump();
+  const auto& last = s["gates"].back();
+  EXPECT_EQ(last["stage"], "decision");
+  EXPECT_EQ(last["phase"], 0);
+  ASSERT_EQ(last["results"].size(), 1u);
+  EXPECT_EQ(last["results"][0]["metric"], "accuracy");
+  EXPECT_EQ(last["results"][0]["bound"], 0.8);
+  EXPECT_TRUE(last["results"][0]["known"]);
+  EXPECT_FALSE(last["results"][0]["passed"]);
+  EXPECT_NEAR(last["results"][0]["value"].get<double>(), 0.55, 1e-9);
+  for (size_t i = 1; i < s["gates"].size(); ++i) {
+    EXPECT_LE(s["gates"][i - 1]["t"].get<double>(), s["gates"][i]["t"].get<double>());
+  }
+  ASSERT_EQ(s["telemetry"].size(), 1u) << s.dump();
+  const auto& a = s["telemetry"][0];
+  EXPECT_EQ(a["artifact"], fleet_.artifact);
+  EXPECT_EQ(a["class"], kSeedClass);
+  EXPECT_TRUE(a["target"]);
+  int64_t windows = 0;
+  for (const auto& p : a["points"]) {
+    windows += p["windows"].get<int64_t>();
+    EXPECT_NEAR(p["accuracy"].get<double>(), 0.55, 1e-9);
+    EXPECT_NEAR(p["latency_p95_us"].get<double>(), 200, 1e-9);
+  }
+  EXPECT_EQ(windows, static_cast<int64_t>(fleet_.devices.size()));
+  EXPECT_GE(s["bucket_seconds"].get<double>(), 1);
+
+  r = call("GET", "/api/v1/rollouts/steady/series", viewer_);  // no gates, no telemetry
+  ASSERT_EQ(r->status, 200) << r->body;
+  EXPECT_TRUE(body(r)["gates"].empty());
+  EXPECT_TRUE(body(r)["telemetry"].empty());
+  EXPECT_EQ(call("GET", "/api/v1/rollouts/nope/series", viewer_)->status, 404);
+  EXPECT_EQ(call("GET", "/api/v1/rollouts/canary-bad/series", "")->status, 401);
+}
+
+// More devices than one page: the pages cover every device once, in order, and the counts
+// are the whole fleet's on every page.
+TEST_F(ConsoleApi, FleetPagesThroughMoreDevicesThanOnePage) {
+  ASSERT_TRUE(scratch_.db().transact([](pqxx::work& w) {
+    w.exec_params(
+        "INSERT INTO devices (id, fleet, device_class, credential_hash) SELECT 'pg-' || "
+        "lpad(i::text, 5, '0'), 'default', $1, 'h' FROM generate_series(1, 1100) i",
+        std::string(kSeedClass));
+    return 0;
+  }));
+  std::vector<std::string> ids;
+  std::string after;
+  for (int page = 0; page < 5; ++page) {
+    auto r = call("GET", "/api/v1/fleet" + (after.empty() ? "" : "?after=" + after), viewer_);
+    ASSERT_EQ(r->status, 200) << r->body;
+    auto f = body(r);
+    EXPECT_EQ(f["total"], 1106);
+    EXPECT_EQ(f["by_class"][kSeedClass], 1106);
+    EXPECT_EQ(f["by_model"]["none"], 1100);
+    EXPECT_EQ(f["by_model"]["digits v1"], 6);
+    EXPECT_LE(f["shown"].get<int>(), 500);
+    for (const auto& d : f["devices"]) ids.push_back(d["id"]);
+    after = f["next"];
+    if (after.empty()) break;
+    EXPECT_EQ(after, ids.back());
+  }
+  ASSERT_EQ(ids.size(), 1106u);
+  EXPECT_TRUE(std::is_sorted(ids.begin(), ids.end()));
+  EXPECT_EQ(std::adjacent_find(ids.begin(), ids.end()), ids.end());
+  auto bad = call("GET", "/api/v1/fleet?after=-x", viewer_);  // not a device id
+  EXPECT_EQ(bad->status, 400) << bad->body.substr(0, 200);
 }
 
 TEST_F(ConsoleApi, OperatorsPauseAndViewersAreRefusedWithTheReason) {

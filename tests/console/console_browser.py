@@ -76,6 +76,17 @@ def main():
         check("0 (canary)" in page and "failed" in page, "the canary phase is shown failed")
         check("accuracy" in text_of("#decision") and "0.55" in text_of("#decision"),
               "the decision names the failing gate and its value 0.55")
+        # The charts: the accuracy gate over time with its bound, the telemetry per artifact.
+        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#gate-chart-0 path.series")))
+        check(len(driver.find_elements(By.CSS_SELECTOR, "#gate-chart-0 line.bound")) == 1,
+              "the gate chart draws its bound")
+        check("accuracy >= 0.8" in text_of("#gate-chart-0"), "the gate chart names the gate")
+        check(len(driver.find_elements(By.CSS_SELECTOR, "#telemetry-accuracy circle")) >= 1,
+              "the telemetry chart plots the canary's accuracy")
+        check("new" in text_of("#telemetry-accuracy"), "the telemetry legend marks the new model")
+        driver.execute_script("document.getElementById('rollout-series').scrollIntoView()")
+        shot("rollout-charts.png")
+        driver.execute_script("window.scrollTo(0, 0)")
         shot("rollout.png")
 
         visit("#/rollouts/steady", "page-rollout", "Rollout steady")

@@ -3,31 +3,13 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <filesystem>
 #include <thread>
 
 #include "tinyfleet/storage/repositories.h"
 #include "tinyfleet/testing/environment.h"
-#include "tinyfleet/update/update_keys.h"
 #include "tinyfleet/v1/rollouts.grpc.pb.h"
 
 namespace tinyfleet::testing {
-
-namespace fs = std::filesystem;
-
-std::map<std::string, std::string> ConsoleStack::fleetd_settings() {
-  keys_ = (fs::temp_directory_path() / ("tf-console-" + std::to_string(getpid()))).string();
-  fs::remove_all(keys_);
-  const auto now = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(
-                                             std::chrono::system_clock::now().time_since_epoch())
-                                             .count());
-  EXPECT_TRUE(update::init_keys(keys_, now, 30));
-  return {{"mqtt.user", require_env("TINYFLEET_MQTT_SERVER_USER")},
-          {"mqtt.password", require_env("TINYFLEET_MQTT_SERVER_PASSWORD")},
-          {"mqtt.share_group", "console" + std::to_string(getpid())},
-          {"keys.dir", keys_},
-          {"rollouts.tick_ms", "50"}};
-}
 
 namespace {
 
@@ -129,7 +111,5 @@ void ConsoleStack::SetUp() {
   s = create(*stub, admin_, "steady", "steady", {{100, 3600}}, "");
   ASSERT_TRUE(s.ok()) << s.error_message();
 }
-
-void ConsoleStack::TearDown() { fs::remove_all(keys_); }
 
 }  // namespace tinyfleet::testing

@@ -11,17 +11,14 @@
 
 namespace tinyfleet::testing {
 
-class ConsoleStack : public FleetdTest {
+class ConsoleStack : public FleetdUpdatesTest {
  protected:
-  std::map<std::string, std::string> fleetd_settings() override;
   void SetUp() override;
-  void TearDown() override;
 
   // Waits (30 s at most) until the rollout is in `state`; false otherwise.
   bool wait_for_state(const std::string& rollout, const std::string& state);
   std::string rollout_state(const std::string& rollout);
 
-  std::string keys_;
   SeededFleet fleet_;
   std::string viewer_, operator_;
 };

@@ -177,6 +177,41 @@ TEST_F(UpdateAgentTest, AnUpdateCommitsAndSurvivesAReboot) {
   EXPECT_TRUE(again->mail.requests.empty());
 }
 
+// fleetd clears the retained offer (an empty message) when the rollout ends without the
+// device: the download in flight is abandoned, the old model keeps running, nothing more
+// is requested, a stale copy of that offer is not taken, and after a reboot too.
+TEST_F(UpdateAgentTest, AWithdrawnOfferIsAbandoned) {
+  {
+    auto d = device();
+    ASSERT_TRUE(
+        d->agent->install_factory(reinterpret_cast<const uint8_t*>(base_.data()), base_.size()));
+    ASSERT_TRUE(d->agent->boot());
+    d->agent->on_offer(nullptr, 0);  // nothing in flight: no news, no status
+    const size_t statuses = d->mail.statuses.size();
+    auto f = manifest();
+    f.chunk_size = 16;
+    offer(*d, f);
+    d->serve(delta_.payload, 1, 2);
+    ASSERT_EQ(d->agent->state(), UpdateState::kDownloading);
+    d->mail.requests.clear();
+    d->agent->on_offer(nullptr, 0);
+    EXPECT_EQ(d->agent->state(), UpdateState::kIdle);
+    EXPECT_STREQ(d->agent->record().reason, "offer withdrawn by fleetd");
+    EXPECT_TRUE(d->active_artifact() == base_);
+    EXPECT_GT(d->mail.statuses.size(), statuses);
+    offer(*d, f);  // a stale retained copy
+    EXPECT_TRUE(d->mail.requests.empty());
+    EXPECT_EQ(d->agent->state(), UpdateState::kIdle);
+  }
+  auto d = device();
+  ASSERT_TRUE(d->agent->boot());
+  EXPECT_EQ(d->agent->state(), UpdateState::kIdle);
+  EXPECT_TRUE(d->active_artifact() == base_);
+  EXPECT_TRUE(d->mail.requests.empty());
+  offer(*d, manifest(2));  // a newer release is taken as usual
+  EXPECT_EQ(d->agent->state(), UpdateState::kDownloading);
+}
+
 TEST_F(UpdateAgentTest, TamperingIsRefusedAndTheOldModelKeepsRunning) {
   auto d = device();
   ASSERT_TRUE(

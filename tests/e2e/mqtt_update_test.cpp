@@ -2,13 +2,8 @@
 // digits_cnn -> digits_cnn_v2 (compiled by the optimizer) to a device account of the
 // stack; the agent (Paho, file slots, the kernels runtime) downloads the delta in chunks,
 // verifies, patches, self-tests on the runtime and commits.
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <signal.h>
 #include <sodium.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -27,6 +22,7 @@
 #include "tinyfleet/optimizer_service/compiler.h"
 #include "tinyfleet/server/update_publisher.h"
 #include "tinyfleet/testing/environment.h"
+#include "tinyfleet/testing/private_broker.h"
 #include "tinyfleet/testing/update_fixtures.h"
 #include "tinyfleet/update/delta_encoder.h"
 #include "tinyfleet/update/offer_signer.h"
@@ -208,76 +204,8 @@ TEST(MqttUpdate, ARateBoundPublisherStillDelivers) {
   publisher->stop();
 }
 
-// A broker of this test's own (same accounts and ACL as the stack's), so restarting it
-// disturbs no other test.
-class PrivateBroker {
- public:
-  PrivateBroker() {
-    dir_ = fs::temp_directory_path() / ("tf-broker-" + std::to_string(getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-    const fs::path passwd = require_env("TINYFLEET_MQTT_PASSWD_FILE");
-    fs::copy_file(passwd, dir_ / "passwd");
-    fs::copy_file(passwd.parent_path() / "acl", dir_ / "acl");
-    port_ = free_port();
-    std::ofstream conf(dir_ / "mosquitto.conf");
-    conf << "per_listener_settings false\nlistener " << port_ << " 127.0.0.1\n"
-         << "allow_anonymous false\npassword_file " << (dir_ / "passwd").string() << "\n"
-         << "acl_file " << (dir_ / "acl").string() << "\npersistence true\n"
-         << "persistence_location " << dir_.string() << "/\n";
-    if (getuid() == 0) conf << "user root\n";
-  }
-  ~PrivateBroker() {
-    stop();
-    fs::remove_all(dir_);
-  }
-  void start() {
-    pid_ = fork();
-    if (pid_ == 0) {
-      std::freopen("/dev/null", "w", stderr);
-      execlp("mosquitto", "mosquitto", "-c", (dir_ / "mosquitto.conf").c_str(), nullptr);
-      _exit(127);
-    }
-    for (int i = 0; i < 100; ++i) {  // until it accepts connections
-      const int s = ::socket(AF_INET, SOCK_STREAM, 0);
-      sockaddr_in a{};
-      a.sin_family = AF_INET;
-      a.sin_port = htons(static_cast<uint16_t>(port_));
-      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      const bool up = ::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-      ::close(s);
-      if (up) return;
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-  }
-  void stop() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGTERM);
-      ::waitpid(pid_, nullptr, 0);
-      pid_ = -1;
-    }
-  }
-  std::string uri() const { return "tcp://127.0.0.1:" + std::to_string(port_); }
-
- private:
-  static int free_port() {
-    const int s = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    socklen_t len = sizeof a;
-    ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
-    ::close(s);
-    return ntohs(a.sin_port);
-  }
-  fs::path dir_;
-  int port_ = 0;
-  pid_t pid_ = -1;
-};
-
 TEST(MqttUpdate, ABrokerRestartMidDownloadResumes) {
-  PrivateBroker broker;
+  tinyfleet::testing::PrivateBroker broker;
   broker.start();
   Rig rig(broker.uri(), 16, 11);  // small chunks: a long download to interrupt
   const uint64_t chunks = (rig.delta.payload.size() + 15) / 16;

@@ -87,6 +87,40 @@ TEST(FleetctlCli, WrongCommandLinesAreRefusedNamingWhatIsWrong) {
   }
 }
 
+// keys init leaves the root secret only in --root-dir, never in the folder fleetd reads:
+// the same folder for both, a missing --root-dir, or a --dir that holds a root.key are
+// refused; rotate signs with the root key from --root-dir.
+TEST(FleetctlCli, KeysKeepTheRootSecretOutOfFleetdsFolder) {
+  const fs::path dir = fs::temp_directory_path() / ("tf-keys-" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  const std::string online = (dir / "online").string(), root = (dir / "root").string();
+  auto r = offline("keys init --dir " + online);
+  EXPECT_EQ(r.exit, 2) << r.out;
+  EXPECT_NE(r.out.find("--root-dir"), std::string::npos) << r.out;
+  r = offline("keys init --dir " + online + " --root-dir " + online + "/.");
+  EXPECT_EQ(r.exit, 4) << r.out;
+  EXPECT_NE(r.out.find("must not be in"), std::string::npos) << r.out;
+  EXPECT_FALSE(fs::exists(fs::path(online) / "root.key"));
+
+  r = offline("keys init --dir " + online + " --root-dir " + root + " --days 30");
+  ASSERT_EQ(r.exit, 0) << r.out;
+  EXPECT_TRUE(fs::exists(fs::path(root) / "root.key"));
+  EXPECT_FALSE(fs::exists(fs::path(online) / "root.key"));
+  for (const char* f : {"targets.key", "targets.cert", "root.pub"}) {
+    EXPECT_TRUE(fs::exists(fs::path(online) / f)) << f;
+  }
+  EXPECT_EQ(read_text(fs::path(online) / "root.pub"), read_text(fs::path(root) / "root.pub"));
+  const auto before = read_text(fs::path(online) / "targets.cert");
+  r = offline("keys rotate --dir " + online + " --root-dir " + root);
+  ASSERT_EQ(r.exit, 0) << r.out;
+  EXPECT_NE(read_text(fs::path(online) / "targets.cert"), before);
+
+  fs::copy_file(fs::path(root) / "root.key", fs::path(online) / "root.key");
+  r = offline("keys rotate --dir " + online + " --root-dir " + root);
+  EXPECT_EQ(r.exit, 4) << "a root.key left in fleetd's folder is refused: " << r.out;
+  fs::remove_all(dir);
+}
+
 TEST(FleetctlCli, ConfigFileKeysAreChecked) {
   const fs::path dir = fs::temp_directory_path() / ("tf-cli-" + std::to_string(getpid()));
   fs::create_directories(dir);

@@ -1,10 +1,11 @@
 // Optimized Conv2D. AVX2 builds take the packed-weight path (conv2d_packed.cpp) when
-// the filter fits its stack budget. Otherwise, per output pixel, the receptive field is
-// widened once to int16 (input + offset, zeros for padding) and shared by four output
-// channels at a time; inner products are AVX2 madd or Arm SMLAD when available. No
-// im2col of the whole image.
+// the filter fits its stack budget, Arm DSP builds conv2d_dsp.cpp. Otherwise, per output pixel, the
+// receptive field is widened once to int16 (input + offset, zeros for padding) and shared by four
+// output channels at a time; inner products are AVX2 madd or Arm SMLAD when available. No im2col of
+// the whole image.
 #include "tinyfleet/kernels/ops/conv2d.h"
 #include "../common/conv_shapes.h"
+#include "conv2d_dsp.h"
 #include "conv2d_packed.h"
 #include "requant_avx2.h"
 
@@ -17,6 +18,9 @@ Status conv2d(const Conv2DParams& p, const PerChannelRequant& rq, const Dims& in
   const int32_t patch_len = f.h * f.w * f.c;
   if (!scratch || scratch_bytes < conv2d_scratch_size(f)) return Status::kScratchTooSmall;
   if (conv2d_packed(p, rq, in, input, f, filter, bias, out, output)) return Status::kOk;
+  if (conv2d_dsp(p, rq, in, input, f, filter, bias, out, output, scratch, scratch_bytes)) {
+    return Status::kOk;
+  }
   // 32-byte aligned start for the vector loads' benefit.
   auto* patch = reinterpret_cast<int16_t*>((reinterpret_cast<uintptr_t>(scratch) + 31) &
                                            ~static_cast<uintptr_t>(31));

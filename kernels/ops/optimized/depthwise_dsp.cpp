@@ -6,10 +6,12 @@
 // taps of a window are a list of (input, weight) byte offsets, both from the filter:
 // per pixel, the corner moved for windows inside the image, and only the taps inside it
 // for border windows (as the reference skips the others). A pixel's accumulators are
-// then requantized by an assembly loop (28 instructions a channel). docs/kernels.md.
+// then requantized by an assembly loop (requant_dsp.h, 28 instructions a channel).
+// docs/kernels.md.
 #include "depthwise_dsp.h"
 
 #include "../common/conv_shapes.h"
+#include "requant_dsp.h"
 #include "simd_dot.h"
 
 namespace tinyfleet::kernels::TINYFLEET_OPT_NS {
@@ -71,32 +73,6 @@ __attribute__((always_inline)) inline void taps4(const int8_t* w, const Tap* t, 
   *acc = {a0, a1, a2, a3};
 }
 
-// detail::requantize for a multiplier >= 0 (every artifact's): TFLite's nudge of the
-// doubling high multiply is 2^30 for both signs once its truncating division is taken
-// into account, so it is one SMLAL onto 2^30. A left shift (a real multiplier above 1)
-// is rare and takes the out-of-line path.
-__attribute__((noinline)) int32_t scale_left(int32_t acc, int32_t multiplier, int32_t shift) {
-  return multiply_by_quantized_multiplier(acc, multiplier, shift);
-}
-__attribute__((always_inline)) inline int8_t requantize(int32_t acc, int32_t multiplier,
-                                                        int32_t shift, int32_t offset, int32_t lo,
-                                                        int32_t hi) {
-  int32_t v;
-  if (shift > 0) {
-    v = scale_left(acc, multiplier, shift);
-  } else {
-    const int64_t ab = int64_t{acc} * multiplier + (int64_t{1} << 30);
-    const auto x = static_cast<int32_t>(static_cast<uint64_t>(ab) >> 31);
-    const int32_t right = -shift;
-    const int32_t mask = static_cast<int32_t>((uint32_t{1} << right) - 1u);
-    const int32_t threshold = (mask >> 1) + static_cast<int32_t>(static_cast<uint32_t>(x) >> 31);
-    v = (x >> right) + ((x & mask) > threshold ? 1 : 0);
-  }
-  v += offset;
-  v = v < lo ? lo : v;
-  return static_cast<int8_t>(v > hi ? hi : v);
-}
-
 // One output pixel, all channels: what the channel loop needs, so that it runs with few
 // live values (out of line).
 struct Pixel {
@@ -104,66 +80,12 @@ struct Pixel {
   const Tap* taps;
   const Tap* end;
   const int32_t* bias;
-  const PerChannelRequant* rq;
   int8_t* o;
-  int32_t c, off2, offset, out_offset, lo, hi;
-  bool right_only;  // every shift in [-30, 0]
+  int32_t c, off2, offset;
+  dsp::Requant rq;
 };
 
 constexpr int32_t kChunk = 128;  // channels accumulated before they are requantized
-
-// Requantizes n accumulators of channels from ch on to the output. With every shift in
-// [-30, 0] (px.right_only) in assembly, 28 instructions a channel: x = the doubling high
-// multiply (SMLAL onto 2^30), q = x >> e, and TFLite's round-half-away-from-zero adds 1
-// when the remainder r = x - (q << e) minus the sign bit s of x is at least 2^(e-1):
-// USAT(2(r - s) >> e, 1) is that bit (2(r - s) < 2^31 for e <= 30).
-__attribute__((noinline)) void requantize_run(const Pixel& px, const int32_t* acc, int32_t ch,
-                                              int32_t n) {
-  const int32_t* m = px.rq->multiplier + ch;
-  const int32_t* s = px.rq->shift + ch;
-  int8_t* o = px.o + ch;
-  const int32_t out_offset = px.out_offset, lo = px.lo, hi = px.hi;
-  if (!px.right_only) {
-    for (int32_t k = 0; k < n; ++k) o[k] = requantize(acc[k], m[k], s[k], out_offset, lo, hi);
-    return;
-  }
-  if (n <= 0) return;
-  const int32_t* end = acc + n;
-  int32_t v, mm, l, h;
-  __asm volatile(
-      "1:\n"
-      "ldr %[v], [%[acc]], #4\n"
-      "ldr %[mm], [%[m]], #4\n"
-      "mov %[l], #0x40000000\n"
-      "mov %[h], #0\n"
-      "smlal %[l], %[h], %[v], %[mm]\n"
-      "ldr %[mm], [%[s]], #4\n"
-      "lsrs %[l], %[l], #31\n"
-      "orr %[l], %[l], %[h], lsl #1\n"
-      "rsb %[mm], %[mm], #0\n"
-      "asr %[h], %[l], %[mm]\n"
-      "lsl %[v], %[h], %[mm]\n"
-      "sub %[v], %[l], %[v]\n"
-      "sub %[v], %[v], %[l], lsr #31\n"
-      "lsl %[v], %[v], #1\n"
-      "asr %[v], %[v], %[mm]\n"
-      "usat %[v], #1, %[v]\n"
-      "add %[h], %[h], %[v]\n"
-      "add %[h], %[h], %[off]\n"
-      "cmp %[h], %[lo]\n"
-      "it lt\n"
-      "movlt %[h], %[lo]\n"
-      "cmp %[h], %[hi]\n"
-      "it gt\n"
-      "movgt %[h], %[hi]\n"
-      "strb %[h], [%[o]], #1\n"
-      "cmp %[acc], %[end]\n"
-      "bne 1b\n"
-      : [acc] "+r"(acc), [m] "+r"(m), [s] "+r"(s), [o] "+r"(o), [v] "=&r"(v), [mm] "=&r"(mm),
-        [l] "=&r"(l), [h] "=&r"(h)
-      : [end] "r"(end), [off] "r"(out_offset), [lo] "r"(lo), [hi] "r"(hi)
-      : "cc", "memory");
-}
 
 // Accumulates all channels of the pixel, kChunk at a time, and requantizes each chunk
 // (writing a pixel's outputs after reading its window keeps the in-place contract).
@@ -190,7 +112,7 @@ __attribute__((noinline)) void pixel(const Pixel& px) {
       }
       acc[k] = sum;
     }
-    requantize_run(px, acc, ch0, n);
+    dsp::requantize_run(px.rq, acc, ch0, n, px.o + ch0);
   }
 }
 
@@ -204,16 +126,12 @@ bool depthwise_dsp(const DepthwiseParams& p, const PerChannelRequant& rq, const 
       f.h * f.w > kMaxTaps) {
     return false;
   }
-  bool right_only = true;
-  for (int32_t ch = 0; ch < out.c; ++ch) {
-    if (rq.multiplier[ch] < 0) return false;
-    right_only = right_only && rq.shift[ch] <= 0 && rq.shift[ch] >= -30;
-  }
+  dsp::Requant requant;
+  if (!dsp::requant_setup(rq, out.c, p.output_offset, p.activation, &requant)) return false;
   const int32_t in_h = in.h, in_w = in.w, c = in.c, f_h = f.h, f_w = f.w;
   const int32_t dil_h = p.dilation_h, dil_w = p.dilation_w, stride_h = p.stride_h,
                 stride_w = p.stride_w, pad_top = p.padding.top, pad_left = p.padding.left;
-  const int32_t offset = p.input_offset, out_offset = p.output_offset;
-  const int32_t lo = p.activation.min, hi = p.activation.max;
+  const int32_t offset = p.input_offset;
   const int32_t off2 = static_cast<int32_t>((static_cast<uint32_t>(offset) & 0xffffu) |
                                             (static_cast<uint32_t>(offset) << 16));
   // Taps of a window inside the image: input offsets relative to its top-left pixel
@@ -228,8 +146,7 @@ bool depthwise_dsp(const DepthwiseParams& p, const PerChannelRequant& rq, const 
     }
   }
   const int32_t span_h = (f_h - 1) * dil_h, span_w = (f_w - 1) * dil_w;
-  Pixel px{filter, nullptr, nullptr,    bias, &rq, output,    c,
-           off2,   offset,  out_offset, lo,   hi,  right_only};
+  Pixel px{filter, nullptr, nullptr, bias, output, c, off2, offset, requant};
   for (int32_t b = 0; b < in.n; ++b) {
     // Byte distance from the filter to image b (the DSP loads address both from the
     // filter: one base register fewer).

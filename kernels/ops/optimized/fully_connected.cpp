@@ -1,7 +1,8 @@
-// Optimized FullyConnected: the input row is widened to int16 once and shared by four
-// output neurons at a time.
+// Optimized FullyConnected: on Arm DSP cores fully_connected_dsp.cpp; otherwise the
+// input row is widened to int16 once and shared by four output neurons at a time.
 #include "tinyfleet/kernels/ops/fully_connected.h"
 #include "../common/conv_shapes.h"
+#include "fully_connected_dsp.h"
 #include "requant_avx2.h"
 
 namespace tinyfleet::kernels::TINYFLEET_OPT_NS {
@@ -16,6 +17,10 @@ Status fully_connected(const FullyConnectedParams& p, const PerChannelRequant& r
   }
   if (!scratch || scratch_bytes < fully_connected_scratch_size(in_features)) {
     return Status::kScratchTooSmall;
+  }
+  if (fully_connected_dsp(p, rq, batches, in_features, input, out_features, weights, bias,
+                          output)) {
+    return Status::kOk;
   }
   auto* x = reinterpret_cast<int16_t*>((reinterpret_cast<uintptr_t>(scratch) + 31) &
                                        ~static_cast<uintptr_t>(31));

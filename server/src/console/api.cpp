@@ -59,39 +59,78 @@ json to_json(const repo::View& v) {
 
 }  // namespace
 
-json fleet(pqxx::work& w) {
-  // A device's model version: the first version whose artifact for its class it runs.
-  const auto rows = w.exec_params(
-      "SELECT d.id, d.device_class, d.status, COALESCE(x.name, ''), COALESCE(x.version, 0), "
-      "COALESCE(d.last_seen::text, ''), COALESCE(d.current_artifact_sha256, ''), "
-      "COALESCE((SELECT max(t.ts)::text FROM telemetry t WHERE t.device_id = d.id), '') "
-      "FROM devices d "
-      "LEFT JOIN LATERAL (SELECT m.name, v.version FROM artifacts a JOIN model_versions v ON "
-      "v.id = a.version_id JOIN models m ON m.id = v.model_id WHERE a.artifact_sha256 = "
-      "d.current_artifact_sha256 AND a.device_class = d.device_class ORDER BY v.version LIMIT 1) "
-      "x ON true ORDER BY d.id LIMIT $1",
-      kMaxDevices);
-  json devices = json::array();
-  std::map<std::string, int> by_class, by_status, by_model;
-  for (const auto& r : rows) {
-    const std::string model = r[3].as<std::string>().empty()
-                                  ? (r[6].as<std::string>().empty() ? "none" : "unknown artifact")
-                                  : r[3].as<std::string>() + " v" + std::to_string(r[4].as<int>());
-    devices.push_back(
-        {{"id", r[0].as<std::string>()},
-         {"class", r[1].as<std::string>()},
-         {"status", r[2].as<std::string>()},
-         {"online", r[2].as<std::string>() == "online" || r[2].as<std::string>() == "updating"},
-         {"model", model},
-         {"last_seen", r[5].as<std::string>()},
-         {"last_telemetry", r[7].as<std::string>()}});
-    ++by_class[r[1].as<std::string>()];
-    ++by_status[r[2].as<std::string>()];
-    ++by_model[model];
+namespace {
+
+// A device's model version: the first version whose artifact for its class it runs.
+const char* kModelOf =
+    "LEFT JOIN LATERAL (SELECT m.name, v.version FROM artifacts a JOIN model_versions v ON "
+    "v.id = a.version_id JOIN models m ON m.id = v.model_id WHERE a.artifact_sha256 = "
+    "d.current_artifact_sha256 AND a.device_class = d.device_class ORDER BY v.version LIMIT 1) "
+    "x ON true ";
+
+std::string model_label(const pqxx::field& name, const pqxx::field& version,
+                        const pqxx::field& sha) {
+  if (!name.as<std::string>().empty()) {
+    return name.as<std::string>() + " v" + std::to_string(version.as<int>());
   }
-  const auto total = w.exec("SELECT count(*) FROM devices")[0][0].as<int64_t>();
-  return {{"total", total},         {"shown", devices.size()}, {"by_class", by_class},
-          {"by_status", by_status}, {"by_model", by_model},    {"devices", devices}};
+  return sha.as<std::string>().empty() ? "none" : "unknown artifact";
+}
+
+// Counts over the whole fleet (not only the page shown).
+void fleet_counts(pqxx::work& w, json* out) {
+  std::map<std::string, int64_t> by_class, by_status, by_model;
+  for (const auto& r : w.exec("SELECT device_class, count(*) FROM devices GROUP BY 1")) {
+    by_class[r[0].as<std::string>()] = r[1].as<int64_t>();
+  }
+  for (const auto& r : w.exec("SELECT status, count(*) FROM devices GROUP BY 1")) {
+    by_status[r[0].as<std::string>()] = r[1].as<int64_t>();
+  }
+  for (const auto& r :
+       w.exec(std::string("SELECT COALESCE(x.name, ''), COALESCE(x.version, 0), "
+                          "COALESCE(d.current_artifact_sha256, ''), sum(d.n) FROM (SELECT "
+                          "device_class, current_artifact_sha256, count(*) AS n FROM devices "
+                          "GROUP BY 1, 2) d ") +
+              kModelOf + "GROUP BY 1, 2, 3")) {
+    by_model[model_label(r[0], r[1], r[2])] += r[3].as<int64_t>();
+  }
+  (*out)["by_class"] = by_class;
+  (*out)["by_status"] = by_status;
+  (*out)["by_model"] = by_model;
+}
+
+}  // namespace
+
+json fleet(pqxx::work& w, const std::string& after) {
+  const auto rows = w.exec_params(
+      std::string("SELECT d.id, d.device_class, d.status, COALESCE(x.name, ''), "
+                  "COALESCE(x.version, 0), COALESCE(d.last_seen::text, ''), "
+                  "COALESCE(d.current_artifact_sha256, ''), COALESCE((SELECT max(t.ts)::text "
+                  "FROM telemetry t WHERE t.device_id = d.id), '') FROM devices d ") +
+          kModelOf + "WHERE d.id > $2 ORDER BY d.id LIMIT $1",
+      kMaxDevices + 1, after);
+  json devices = json::array();
+  std::string next;
+  for (const auto& r : rows) {
+    if (static_cast<int>(devices.size()) == kMaxDevices) {
+      next = devices.back()["id"];
+      break;
+    }
+    const std::string status = r[2].as<std::string>();
+    devices.push_back({{"id", r[0].as<std::string>()},
+                       {"class", r[1].as<std::string>()},
+                       {"status", status},
+                       {"online", status == "online" || status == "updating"},
+                       {"model", model_label(r[3], r[4], r[6])},
+                       {"last_seen", r[5].as<std::string>()},
+                       {"last_telemetry", r[7].as<std::string>()}});
+  }
+  json out = {{"total", w.exec("SELECT count(*) FROM devices")[0][0].as<int64_t>()},
+              {"after", after},
+              {"shown", devices.size()},
+              {"next", next},
+              {"devices", devices}};
+  fleet_counts(w, &out);
+  return out;
 }
 
 json rollouts(pqxx::work& w) {

@@ -10,15 +10,23 @@
 
 namespace tinyfleet::server::console {
 
-// Devices (at most kMaxDevices, by id) with class, status, model version, last contact
-// and last telemetry window, and counts by class, status and model version.
+// One page of devices (at most kMaxDevices, by id, after the id `after`) with class,
+// status, model version, last contact and last telemetry window; "next" is the id to
+// ask after for the next page ("" on the last). Counts by class, status and model version
+// are over the whole fleet.
 constexpr int kMaxDevices = 500;
-nlohmann::json fleet(pqxx::work& w);
+nlohmann::json fleet(pqxx::work& w, const std::string& after);
 
 // Every rollout (newest first), as rollout() shows it.
 nlohmann::json rollouts(pqxx::work& w);
 // Phases with progress, each gate's value, bound and verdict, state and reason.
 std::optional<nlohmann::json> rollout(pqxx::work& w, const std::string& name);
+
+// A rollout's charts: each gate evaluation over time (at most kMaxGatePoints, the newest)
+// and its telemetry per artifact in at most kSeriesBuckets time buckets.
+constexpr int kMaxGatePoints = 2000;
+constexpr int kSeriesBuckets = 60;
+std::optional<nlohmann::json> rollout_series(pqxx::work& w, const std::string& name);
 
 // Models with their versions and each version's artifact classes.
 nlohmann::json models(pqxx::work& w);

@@ -8,6 +8,7 @@
 #include "console/api.h"
 #include "console/assets.h"
 #include "console/listen_address.h"
+#include "names.h"
 #include "rollouts/operator_actions.h"
 #include "tinyfleet/server/authenticator.h"
 #include "tinyfleet/server/console.h"
@@ -126,10 +127,16 @@ struct ConsoleServer::Impl {
       if (!allowed(req, res, Role::kViewer, "console.whoami", &caller)) return;
       send_json(res, 200, {{"name", caller.name}, {"role", storage::to_string(caller.role)}});
     });
-    http->Get("/api/v1/fleet",
-              reader("console.fleet", [](pqxx::work& w, const Matches&, std::string*) -> Doc {
-                return console::fleet(w);
-              }));
+    http->Get("/api/v1/fleet", [this](const httplib::Request& req, httplib::Response& res) {
+      // ?after=ID: the next page (a device id; anything else is refused before the query).
+      const std::string after = req.get_param_value("after");
+      if (!after.empty() && !names::device(after)) {
+        return send_error(res, 400, "after= must be a device id");
+      }
+      reader("console.fleet", [&after](pqxx::work& w, const Matches&, std::string*) -> Doc {
+        return console::fleet(w, after);
+      })(req, res);
+    });
     http->Get("/api/v1/rollouts",
               reader("console.rollouts", [](pqxx::work& w, const Matches&, std::string*) -> Doc {
                 return console::rollouts(w);
@@ -139,6 +146,12 @@ struct ConsoleServer::Impl {
                 *missing = "rollout '" + std::string(m[1]) + "' does not exist";
                 return console::rollout(w, m[1]);
               }));
+    http->Get(
+        "/api/v1/rollouts/" + name + "/series",
+        reader("console.rollout_series", [](pqxx::work& w, const Matches& m, std::string* missing) {
+          *missing = "rollout '" + std::string(m[1]) + "' does not exist";
+          return console::rollout_series(w, m[1]);
+        }));
     http->Get("/api/v1/models",
               reader("console.models", [](pqxx::work& w, const Matches&, std::string*) -> Doc {
                 return console::models(w);

@@ -5,6 +5,7 @@
 #include "rollouts/states.h"
 #include "tinyfleet/server/compile_orchestrator.h"
 #include "tinyfleet/server/device_rejects.h"
+#include "tinyfleet/server/offer_builder.h"
 #include "tinyfleet/server/rollout_engine.h"
 #include "tinyfleet/server/telemetry_ingest.h"
 #include "tinyfleet/server/update_publisher.h"
@@ -191,6 +192,14 @@ std::vector<MetricFamily> FleetCollector::counters() const {
   mqtt_metrics(sources_, out);
   if (sources_.rejects) device_metrics(sources_, out);
   if (sources_.db) pool_metrics(sources_.db->pool_stats(), out);
+  if (sources_.offers) {
+    auto expiry = family("tinyfleet_targets_key_expiry_timestamp_seconds",
+                         "When fleetd's targets (signing) key expires, Unix seconds; fleetd "
+                         "signs no offer after it.",
+                         MetricType::Gauge);
+    add(expiry, static_cast<double>(sources_.offers->key_expires_at()));
+    out.push_back(std::move(expiry));
+  }
   return out;
 }
 

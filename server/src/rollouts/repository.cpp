@@ -233,6 +233,21 @@ bool note_gates(pqxx::work& w, int64_t id, const std::string& reason,
              .affected_rows() == 1;
 }
 
+bool note_reason(pqxx::work& w, int64_t id, const std::string& reason) {
+  return w.exec_params(
+              "UPDATE rollouts SET reason = $3 WHERE id = $1 AND state = $2 AND reason <> $3", id,
+              s(R::kRunning), reason)
+             .affected_rows() == 1;
+}
+
+void record_gates(pqxx::work& w, int64_t id, int phase, bool decision,
+                  const std::string& gate_report_json) {
+  w.exec_params(
+      "INSERT INTO rollout_gate_history (rollout_id, phase, stage, report) VALUES ($1, $2, $3, "
+      "$4::jsonb)",
+      id, phase, decision ? "decision" : "baking", gate_report_json);
+}
+
 bool exists(pqxx::work& w, const std::string& name) {
   return !w.exec_params("SELECT 1 FROM rollouts WHERE name = $1", name).empty();
 }

@@ -62,6 +62,15 @@ PhaseClock phase_clock(pqxx::work& w, int64_t id, int phase);
 // The cohort of phases 0..phase and its telemetry (see gates.h).
 CohortTelemetry cohort_telemetry(pqxx::work& w, int64_t id, int phase);
 
+// Sets a running rollout's reason (what it waits for), leaving everything else.
+bool note_reason(pqxx::work& w, int64_t id, const std::string& reason);
+
+// One evaluation of the phase's gates for the history (rollout_gate_history). The engine
+// records one at most every kGateHistorySeconds per rollout, and every decisive one.
+constexpr double kGateHistorySeconds = 10;
+void record_gates(pqxx::work& w, int64_t id, int phase, bool decision,
+                  const std::string& gate_report_json);
+
 // ---- rollout state changes (compare-and-set) ----
 
 // `event` from `expected` (as the transition table allows), with a reason.

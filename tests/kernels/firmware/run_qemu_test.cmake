@@ -36,14 +36,16 @@ if(NOT rc EQUAL 0 OR NOT self_out MATCHES "selftest: [0-9]+ cases, 0 mismatches"
                       "${self_out} ${self_out_ERR}")
 endif()
 
-# The same check with a deliberately wrong DepthwiseConv2D DSP path (channel 3 times
-# channel 1's weight): it must report mismatches, or the check above proves nothing.
-qemu_m4(${WORK}/build/selftest_mutant.elf mutant_out rc)
-string(STRIP "${mutant_out}" mutant_out)
-message("qemu (wrong variant):  ${mutant_out}")
-if(rc EQUAL 0 OR NOT mutant_out MATCHES "selftest: [0-9]+ cases, [1-9][0-9]* mismatches")
-  message(FATAL_ERROR "the self-test did not catch the wrong DepthwiseConv2D variant (${rc})")
-endif()
+# The same check with each deliberately wrong DSP path (kernels/firmware/CMakeLists.txt):
+# each must report mismatches, or the check above proves nothing for that path.
+foreach(mutant depthwise_dsp conv2d_dsp fully_connected_dsp requant_dsp)
+  qemu_m4(${WORK}/build/selftest_mutant_${mutant}.elf mutant_out rc)
+  string(STRIP "${mutant_out}" mutant_out)
+  message("qemu (wrong ${mutant}):  ${mutant_out}")
+  if(rc EQUAL 0 OR NOT mutant_out MATCHES "selftest: [0-9]+ cases, [1-9][0-9]* mismatches")
+    message(FATAL_ERROR "the self-test did not catch the wrong ${mutant} variant (${rc})")
+  endif()
+endforeach()
 
 # bench_cortex_m4 (built above) on the layer shapes only: it runs, and the optimized
 # kernels give the reference bytes on every MLPerf Tiny layer (column "twins").

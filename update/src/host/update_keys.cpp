@@ -75,44 +75,58 @@ storage::Expected<storage::Done> save_targets(const fs::path& dir, const Targets
 }
 }  // namespace
 
-storage::Expected<TargetsKey> init_keys(const std::string& dir, uint64_t now_unix,
-                                        uint32_t targets_days) {
+storage::Expected<TargetsKey> init_keys(const std::string& root_dir, const std::string& targets_dir,
+                                        uint64_t now_unix, uint32_t targets_days) {
   if (sodium_init() < 0) return Error{ErrorCode::kInternal, "libsodium failed to initialize"};
   std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (fs::exists(fs::path(dir) / "root.key")) {
+  fs::create_directories(root_dir, ec);
+  fs::create_directories(targets_dir, ec);
+  if (fs::exists(fs::path(root_dir) / "root.key")) {
     return Error{ErrorCode::kAlreadyExists,
-                 dir + "/root.key exists; refusing to replace a root key"};
+                 root_dir + "/root.key exists; refusing to replace a root key"};
   }
   std::string pk(crypto_sign_PUBLICKEYBYTES, '\0'), sk(crypto_sign_SECRETKEYBYTES, '\0');
   crypto_sign_keypair(reinterpret_cast<unsigned char*>(pk.data()),
                       reinterpret_cast<unsigned char*>(sk.data()));
-  if (auto w = write_file(fs::path(dir) / "root.key", sk, true); !w) return w.error();
-  if (auto w = write_file(fs::path(dir) / "root.pub", pk, false); !w) return w.error();
+  if (auto w = write_file(fs::path(root_dir) / "root.key", sk, true); !w) return w.error();
+  if (auto w = write_file(fs::path(root_dir) / "root.pub", pk, false); !w) return w.error();
+  if (auto w = write_file(fs::path(targets_dir) / "root.pub", pk, false); !w) return w.error();
   auto targets = make_targets_key(sk, now_unix, targets_days);
   if (!targets) return targets;
+  if (auto w = save_targets(targets_dir, *targets); !w) return w.error();
+  return targets;
+}
+
+storage::Expected<TargetsKey> init_keys(const std::string& dir, uint64_t now_unix,
+                                        uint32_t targets_days) {
+  return init_keys(dir, dir, now_unix, targets_days);
+}
+
+storage::Expected<TargetsKey> rotate_targets_key(const std::string& root_dir,
+                                                 const std::string& targets_dir, uint64_t now_unix,
+                                                 uint32_t targets_days) {
+  if (sodium_init() < 0) return Error{ErrorCode::kInternal, "libsodium failed to initialize"};
+  auto root = read_exact(fs::path(root_dir) / "root.key", crypto_sign_SECRETKEYBYTES);
+  if (!root) return root.error();
+  auto old = load_targets_key(targets_dir);
+  auto targets = make_targets_key(*root, now_unix, targets_days);
+  if (!targets) return targets;
+  const fs::path dir(targets_dir);
+  if (old) {
+    const auto suffix = "." + std::to_string(old->expires_at);
+    std::error_code ec;
+    fs::copy_file(dir / "targets.key", dir / ("targets.key" + suffix),
+                  fs::copy_options::overwrite_existing, ec);
+    fs::copy_file(dir / "targets.cert", dir / ("targets.cert" + suffix),
+                  fs::copy_options::overwrite_existing, ec);
+  }
   if (auto w = save_targets(dir, *targets); !w) return w.error();
   return targets;
 }
 
 storage::Expected<TargetsKey> rotate_targets_key(const std::string& dir, uint64_t now_unix,
                                                  uint32_t targets_days) {
-  if (sodium_init() < 0) return Error{ErrorCode::kInternal, "libsodium failed to initialize"};
-  auto root = read_exact(fs::path(dir) / "root.key", crypto_sign_SECRETKEYBYTES);
-  if (!root) return root.error();
-  auto old = load_targets_key(dir);
-  auto targets = make_targets_key(*root, now_unix, targets_days);
-  if (!targets) return targets;
-  if (old) {
-    const auto suffix = "." + std::to_string(old->expires_at);
-    std::error_code ec;
-    fs::copy_file(fs::path(dir) / "targets.key", fs::path(dir) / ("targets.key" + suffix),
-                  fs::copy_options::overwrite_existing, ec);
-    fs::copy_file(fs::path(dir) / "targets.cert", fs::path(dir) / ("targets.cert" + suffix),
-                  fs::copy_options::overwrite_existing, ec);
-  }
-  if (auto w = save_targets(dir, *targets); !w) return w.error();
-  return targets;
+  return rotate_targets_key(dir, dir, now_unix, targets_days);
 }
 
 storage::Expected<TargetsKey> load_targets_key(const std::string& dir) {

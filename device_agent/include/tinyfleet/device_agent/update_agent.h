@@ -73,6 +73,9 @@ class UpdateAgent {
   // After power-up: restores the record, resumes or rolls back an update in flight,
   // checks the active slot's sha256 and loads its model.
   bool boot();
+  // An offer (the retained message on the device's offer topic). An empty one means fleetd
+  // withdrew the offer (its rollout ended without this device): a download of it in flight
+  // is abandoned (the installed model keeps running) and the release is not taken later.
   void on_offer(const uint8_t* data, size_t size);
   void on_chunk(uint64_t release, uint64_t offset, const uint8_t* data, size_t size);
   void on_reconnect();  // announces itself and re-requests the chunk in flight
@@ -99,6 +102,7 @@ class UpdateAgent {
 
  private:
   bool persist(UpdateState next, const char* reason = "");
+  void withdraw();  // an empty offer: abandon the update in flight
   void refuse(update::OfferStatus why);
   void fail_update(const char* reason);
   void request_next_chunk();

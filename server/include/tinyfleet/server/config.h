@@ -40,6 +40,7 @@ struct ServerConfig {
   // `fleetctl keys init`; never the root key) and fleetd's own broker account. Both
   // set: the update publisher, telemetry ingestion and the rollout engine run.
   std::string keys_dir;
+  int keys_warn_days = 14;  // warn this many days before the targets key expires
   std::string mqtt_user;
   std::string mqtt_password;
   std::string mqtt_share_group = "fleetd";  // one per deployment on a shared broker

@@ -17,6 +17,7 @@ namespace tinyfleet::server {
 
 class CompileOrchestrator;
 class DeviceRejects;
+class OfferBuilder;
 class RolloutEngine;
 class TelemetryIngest;
 class UpdatePublisher;
@@ -29,6 +30,7 @@ struct MetricsSources {
   UpdatePublisher* publisher = nullptr;
   RolloutEngine* engine = nullptr;
   DeviceRejects* rejects = nullptr;
+  OfferBuilder* offers = nullptr;
 };
 
 class MetricsServer {

@@ -3,6 +3,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "tinyfleet/server/delta_cache.h"
@@ -41,7 +42,12 @@ class OfferBuilder {
  public:
   OfferBuilder(storage::Database& db, storage::BlobStore& blobs, update::TargetsKey key,
                uint32_t chunk_size = 1024, uint32_t expiry_days = 30);
+  // Refused (kFailedPrecondition, signing_refusal's reason) once the targets key has
+  // expired; an offer never outlives the key's certificate (its expiry is capped there).
   storage::Expected<BuiltOffer> build(const OfferRequest& request, uint64_t now_unix);
+  // Why fleetd must not sign at `now_unix` (its targets key expired), or nullopt.
+  std::optional<std::string> signing_refusal(uint64_t now_unix) const;
+  uint64_t key_expires_at() const { return key_.expires_at; }
   const DeltaCache& deltas() const { return deltas_; }
   // false: every offer carries the whole artifact (zstd), never a delta.
   void set_use_deltas(bool on) { use_deltas_ = on; }

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -79,9 +80,15 @@ class RolloutEngine {
   // it was read in.
   int send_offers(const Driven& r, const std::vector<OfferTarget>& picks, bool reverting);
   void fail(const Driven& r, const std::string& why);
+  bool gate_history_due(int64_t rollout_id);  // and marks it done now
+  void cannot_sign(const Driven& r, const std::string& why);
   void run();
   bool try_lead();
-  void recover();
+  // Re-publishes every outstanding offer (the database is the record; a broker may have
+  // lost its retained copies). `why`: leadership, reconnect or retry.
+  void recover(const char* why);
+  // After a reconnect of the publisher, or a failed publish (retried every 2 s).
+  void republish_if_needed();
   void apply_statuses();
   void tick();
 
@@ -102,6 +109,12 @@ class RolloutEngine {
   std::atomic<uint64_t> offers_{0};
   std::function<void(int64_t)> after_read_;
   std::map<int64_t, double> admit_tokens_;  // per rollout: devices that may be admitted now
+  // Per rollout: when the gates last went to the history (rollout_gate_history).
+  std::map<int64_t, std::chrono::steady_clock::time_point> gate_history_at_;
+  std::chrono::steady_clock::time_point cannot_sign_logged_{};
+  uint64_t connections_seen_ = 0;  // publisher_.connections() at the last re-publication
+  bool republish_ = false;         // a publish failed: re-publish what is outstanding
+  std::chrono::steady_clock::time_point republished_at_{};
 };
 
 }  // namespace tinyfleet::server

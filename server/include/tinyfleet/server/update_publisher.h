@@ -57,6 +57,13 @@ class UpdatePublisher {
   bool offer(const std::string& fleet, const std::string& device, uint64_t release,
              const std::string& signed_offer, std::string payload);
 
+  // Counts the publisher's connections to the broker (1 after start(), +1 per reconnect):
+  // a broker that restarted without its retained messages lost the offers, so whoever sees
+  // this change re-publishes what is outstanding.
+  uint64_t connections() const { return connections_; }
+  // Clears `device`'s retained offer (an empty retained message: the agent abandons an
+  // update of it in flight) and forgets its payload.
+  bool withdraw(const std::string& fleet, const std::string& device);
   uint64_t chunks_served() const { return chunks_; }
   uint64_t bytes_served() const { return bytes_; }
   uint64_t requests_deferred() const { return deferred_; }  // by either bound
@@ -89,6 +96,7 @@ class UpdatePublisher {
   size_t payload_bytes_ = 0;
   std::map<std::string, uint64_t> evicted_keys_;       // "fleet/device" -> release evicted
   std::map<std::string, TokenBucket> device_buckets_;  // by "fleet/device"; bounded
+  std::atomic<uint64_t> connections_{0};
   std::atomic<uint64_t> chunks_{0}, bytes_{0}, deferred_{0}, deferred_device_{0}, evicted_{0},
       loaded_{0};
   std::unique_ptr<TokenBucket> bucket_;  // guarded by mu_

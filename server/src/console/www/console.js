@@ -71,15 +71,92 @@ function counts(title, map) {
     table(['', 'devices'], Object.entries(map).map(([k, v]) => [k, v])));
 }
 
-async function fleet() {
-  const f = await api('GET', '/fleet');
+async function fleet(after) {
+  const f = await api('GET', '/fleet' + (after ? '?after=' + encodeURIComponent(after) : ''));
+  const range = f.shown === 0 ? 'No devices' : f.shown < f.total
+    ? `Devices ${f.devices[0].id} .. ${f.devices[f.shown - 1].id} (${f.shown} of ${f.total})` : 'Devices';
+  const pages = el('p', { id: 'fleet-pages' });
+  if (after) pages.append(el('a', { href: '#/fleet', id: 'fleet-first' }, 'First page'), ' ');
+  if (f.next) pages.append(el('a', { href: '#/fleet/after/' + encodeURIComponent(f.next), id: 'fleet-next' }, 'Next page'));
   show(el('h2', { id: 'page-fleet' }, `Fleet: ${f.total} devices`),
     el('div', { class: 'cards' }, counts('By class', f.by_class), counts('By status', f.by_status),
       counts('By model version', f.by_model)),
-    el('h3', {}, f.shown < f.total ? `First ${f.shown} devices` : 'Devices'),
+    el('h3', {}, range), pages,
     table(['device', 'class', 'status', 'online', 'model', 'last seen', 'last telemetry'],
       f.devices.map((d) => [d.id, d.class, d.status, d.online ? 'online' : 'offline', d.model,
         d.last_seen || 'never', d.last_telemetry || 'none'])));
+}
+
+// A line chart: series [{label, points: [[t, y]...], dashed}], time across (seconds), with
+// an optional horizontal bound line.
+function chart(id, title, series, bound) {
+  const w = 480, h = 120, left = 56, bottom = 22;
+  const pts = series.flatMap((s) => s.points);
+  const ys = pts.map((p) => p[1]).concat(bound === undefined ? [] : [bound]);
+  const s = svg('svg', { width: w + left + 8, height: h + bottom + 18, class: 'chart', id });
+  s.append(svg('text', { x: left, y: 12, class: 'chart-title' }, title));
+  if (!pts.length) {
+    s.append(svg('text', { x: left, y: 40 }, 'no data yet'));
+    return s;
+  }
+  const t0 = Math.min(...pts.map((p) => p[0])), t1 = Math.max(t0 + 1, ...pts.map((p) => p[0]));
+  let y0 = Math.min(...ys), y1 = Math.max(...ys);
+  if (y1 - y0 < 1e-9) { y0 -= 0.5; y1 += 0.5; }
+  const X = (t) => left + ((t - t0) / (t1 - t0)) * w;
+  const Y = (y) => 18 + h - ((y - y0) / (y1 - y0)) * h;
+  s.append(svg('rect', { x: left, y: 18, width: w, height: h, fill: 'none', stroke: '#bbb' }));
+  s.append(svg('text', { x: 0, y: 24 }, Number(y1).toPrecision(3)));
+  s.append(svg('text', { x: 0, y: 18 + h }, Number(y0).toPrecision(3)));
+  s.append(svg('text', { x: left, y: h + bottom + 14 }, `${new Date(t0 * 1000).toISOString().slice(11, 19)} UTC + ${Math.round(t1 - t0)} s`));
+  if (bound !== undefined) {
+    s.append(svg('line', { x1: left, x2: left + w, y1: Y(bound), y2: Y(bound), class: 'bound' }));
+  }
+  series.forEach((line, i) => {
+    const colour = line.colour || `hsl(${(i * 120 + 210) % 360},70%,40%)`;
+    const d = line.points.map((p, k) => `${k ? 'L' : 'M'}${X(p[0]).toFixed(1)},${Y(p[1]).toFixed(1)}`).join(' ');
+    s.append(svg('path', { d, fill: 'none', stroke: colour, 'stroke-width': 2,
+      'stroke-dasharray': line.dashed ? '5,3' : 'none', class: 'series' }));
+    for (const p of line.points) {
+      const c = svg('circle', { cx: X(p[0]), cy: Y(p[1]), r: 2.5, fill: colour });
+      c.append(svg('title', {}, `${line.label}: ${Number(p[1]).toPrecision(4)}`));
+      s.append(c);
+    }
+    s.append(svg('text', { x: left + 200 + i * 150, y: h + bottom + 14, fill: colour, class: 'legend' }, line.label));
+  });
+  return s;
+}
+
+// Each gate's value over time against its bound (the engine's history), and the
+// rollout's telemetry per artifact (the new model solid, the old dashed).
+function seriesCharts(series) {
+  const parts = [el('h3', {}, 'Gates over time')];
+  const gates = new Map();
+  for (const e of series.gates) {
+    for (const g of e.results) {
+      const key = `${g.metric} ${g.op} ${g.bound}`;
+      if (!gates.has(key)) gates.set(key, { bound: g.bound, points: [] });
+      if (g.known) gates.get(key).points.push([e.t, g.value]);
+    }
+  }
+  if (!gates.size) parts.push(el('p', {}, 'No gate evaluation recorded yet.'));
+  const gateCharts = el('div', { class: 'charts' });
+  let i = 0;
+  for (const [key, g] of gates) {
+    gateCharts.append(chart(`gate-chart-${i++}`, key, [{ label: 'value', points: g.points }], g.bound));
+  }
+  parts.push(gateCharts, el('h3', {}, 'Telemetry per artifact'));
+  const telemetryCharts = el('div', { class: 'charts' });
+  const metrics = [['accuracy', 'probe accuracy'], ['psi', 'output drift (PSI, device windows)'],
+    ['energy_uj', 'energy per inference (uJ)'], ['latency_p95_us', 'latency p95 (us)']];
+  metrics.forEach(([key, title]) => {
+    const lines = series.telemetry.map((a) => ({
+      label: `${a.target ? 'new' : 'old'} ${a.class} ${a.artifact.slice(0, 8)}`, dashed: !a.target,
+      points: a.points.filter((p) => p[key] !== null).map((p) => [p.t, p[key]]),
+    }));
+    telemetryCharts.append(chart(`telemetry-${key}`, title, lines));
+  });
+  parts.push(telemetryCharts);
+  return parts;
 }
 
 function gateCell(g) {
@@ -132,7 +209,10 @@ async function rollout(name) {
       r.phases.map((p) => [p.index === 0 ? '0 (canary)' : p.index, p.percent + '%', p.state,
         el('progress', { max: Math.max(p.devices, 1), value: p.updated }),
         `${p.updated} / ${p.devices}`, p.failed, p.reporting])),
-    el('h3', {}, 'Gates (latest evaluation of the current phase)'), gatesTable(r));
+    el('h3', {}, 'Gates (latest evaluation of the current phase)'), gatesTable(r),
+    el('div', { id: 'rollout-series' }, 'loading charts...'));
+  const series = await api('GET', `/rollouts/${encodeURIComponent(name)}/series`);
+  document.getElementById('rollout-series').replaceChildren(...seriesCharts(series));
 }
 
 async function models() {
@@ -203,6 +283,7 @@ async function route() {
     document.getElementById('who').textContent = `${me.name} (${me.role})`;
     let m;
     if (hash === '#/fleet') await fleet();
+    else if ((m = hash.match(/^#\/fleet\/after\/([^/]+)$/))) await fleet(decodeURIComponent(m[1]));
     else if (hash === '#/rollouts') await rollouts();
     else if ((m = hash.match(/^#\/rollouts\/([^/]+)$/))) await rollout(decodeURIComponent(m[1]));
     else if (hash === '#/models') await models();

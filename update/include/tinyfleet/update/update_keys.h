@@ -7,7 +7,7 @@
 
 namespace tinyfleet::update {
 
-// The fleet's signing keys, as files in one folder:
+// The fleet's signing keys, as files (root.* offline, targets.* where fleetd reads):
 //   root.key      Ed25519 secret key (64 bytes, mode 0600): keep it offline
 //   root.pub      Ed25519 public key (32 bytes): devices pin it at provisioning
 //   targets.key   the online signing key (64 bytes, mode 0600)
@@ -21,11 +21,19 @@ struct TargetsKey {
   std::string root_signature;  // 64 bytes
 };
 
-// Creates root and targets keys in `dir` (refuses to overwrite a root key).
+// Creates the root key in `root_dir` (root.key, root.pub) and a targets key certified by
+// it in `targets_dir` (targets.key, targets.cert and a copy of root.pub, which fleetd
+// gives devices at provisioning). Refuses to overwrite a root key. The two folders may be
+// one (tests); `fleetctl keys` refuses that, so root.key is never where fleetd reads.
+storage::Expected<TargetsKey> init_keys(const std::string& root_dir, const std::string& targets_dir,
+                                        uint64_t now_unix, uint32_t targets_days);
 storage::Expected<TargetsKey> init_keys(const std::string& dir, uint64_t now_unix,
                                         uint32_t targets_days);
-// A new targets key certified by root.key (which must be present for this); the
-// previous one is kept as targets.key.<expiry> for the record.
+// A new targets key in `targets_dir` certified by `root_dir`/root.key (which must be
+// present for this); the previous one is kept as targets.key.<expiry> for the record.
+storage::Expected<TargetsKey> rotate_targets_key(const std::string& root_dir,
+                                                 const std::string& targets_dir, uint64_t now_unix,
+                                                 uint32_t targets_days);
 storage::Expected<TargetsKey> rotate_targets_key(const std::string& dir, uint64_t now_unix,
                                                  uint32_t targets_days);
 // What fleetd needs online: targets.key and targets.cert (never root.key).
