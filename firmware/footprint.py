@@ -3,9 +3,11 @@
 agent update app (what --gc-sections kept of each library: the agent applying a delta,
 its inference loop, the kernels runtime running the model), the whole kernels archive
 for reference, and the RAM the check apps measured on the target (object sizes, the
-largest stack high-water).
+largest stack high-water). The MQTT client's flash and object come from the link map of
+mqtt_uart_app (the client over UART0).
 
-  footprint.py --map agent_update_app.map --kernels libtinyfleet_kernels_m4.a \
+  footprint.py --map agent_update_app.map --map crypto_check_app.map \
+               --map mqtt_uart_app.map --kernels libtinyfleet_kernels_m4.a \
                --app-output qemu_out.txt
 """
 import argparse
@@ -18,6 +20,7 @@ COMPONENTS = [
     ("update: offer + messages", "offer check, chunk framing, status/telemetry codecs"),
     ("update: delta decoder", "TensorRange (zstd, LZMA left out)"),
     ("crypto", "ports + libsodium Ed25519 verify, SHA-256/512"),
+    ("MQTT client", "MQTT 3.1.1 packets and client, CMSDK UART port"),
 ]
 KERNELS = "kernels runtime + runner"
 FLASH_TARGET = 48 * 1024
@@ -37,6 +40,8 @@ def component(origin):
         return "update: offer + messages"
     if lib in ("tinyfleet_crypto_m4", "tinyfleet_sodium_m4"):
         return "crypto"
+    if lib == "tinyfleet_mqtt_m4":
+        return "MQTT client"
     if lib in ("tinyfleet_kernels_m4", "tinyfleet_runner_m4"):
         return KERNELS
     return None
@@ -79,6 +84,16 @@ def parse_map(path):
     return sizes
 
 
+def mqtt_client_bytes(paths):
+    """The size of mqtt_uart_app's client object (g_client, with its buffers) from a map."""
+    for path in paths:
+        text = open(path).read()
+        m = re.search(r"\.bss\.\S*g_client\S*\s+0x[0-9a-f]+\s+0x([0-9a-f]+)", text)
+        if m:
+            return int(m.group(1), 16)
+    return None
+
+
 def archive_total(path):
     out = subprocess.run(["arm-none-eabi-size", "-t", path], check=True, capture_output=True,
                          text=True).stdout.strip().splitlines()[-1].split()
@@ -117,7 +132,6 @@ def main():
         total_flash += flash
         total_ram += ram
         print(f"{name:28} {kb(flash):>10} {kb(ram):>11}  {what}")
-    print(f"{'MQTT client':28} {'-':>10} {'-':>11}  not yet (a later session)")
     print(f"{'= everything but kernels':28} {kb(total_flash):>10} {kb(total_ram):>11}  "
           f"target <= 48 KB flash: {'met' if total_flash <= FLASH_TARGET else 'MISSED'}")
     k = sizes[KERNELS]
@@ -127,11 +141,15 @@ def main():
     print(f"{'kernels archive (all ops)':28} {kb(kt + kd):>10} {kb(kd + kbss):>11}  every object "
           "of libtinyfleet_kernels_m4.a (an image keeps only the operators it dispatches)")
     print("RAM measured on the target:")
-    agent_ram = agent_b + loop_b + stack_b
+    mqtt_b = mqtt_client_bytes(a.map)
+    agent_ram = agent_b + loop_b + stack_b + (mqtt_b or 0)
     print(f"  UpdateAgent object      {agent_b:7d} B  (with its offer buffer, TINYFLEET_MAX_OFFER_BYTES = 8 KB)")
     print(f"  InferenceLoop object    {loop_b:7d} B  (input/output buffers, telemetry ring)")
     print(f"  stack high-water        {stack_b:7d} B  (the larger of the two apps: update, patch, "
           "self-test, inference; offer check, Ed25519)")
+    if mqtt_b is not None:
+        print(f"  MQTT client object      {mqtt_b:7d} B  (mqtt_uart_app's: 1 KB transmit and 1 KB "
+              "receive buffer)")
     print(f"  delta workspace         {workspace_b:7d} B  (TensorRange, outside the target)")
     print(f"  = agent RAM besides arena and workspace {agent_ram} B ({kb(agent_ram).strip()}): "
           f"target <= 32 KB {'met' if agent_ram <= RAM_TARGET else 'MISSED'}")

@@ -90,7 +90,11 @@ const std::vector<GroupSpec>& command_table() {
        {{"create",
          "MODEL",
          "upload a version and compile it for every class (or --classes)",
-         {{"onnx", kText, "the ONNX model file (required)"},
+         {{"model", kText, "the model file: ONNX or TFLite (.tflite) (this or --onnx required)"},
+          {"onnx", kText, "the same as --model (the flag's older name)"},
+          {"format", kText,
+           "auto (default: TFLite if the file has the TFL3 identifier, else ONNX), onnx or "
+           "tflite; fleetd refuses a file not in the declared format"},
           {"calibration", kText, ".npz of inputs for int8 calibration"},
           {"validation", kText, ".npz of inputs and labels for validation"},
           {"classes", kText, "comma-separated classes to compile for (default: every class)"},

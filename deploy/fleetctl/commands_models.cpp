@@ -33,6 +33,7 @@ nlohmann::json version_json(const v1::ModelVersion& v) {
   for (const auto& x : v.artifacts()) arts.push_back(artifact_json(x));
   return {{"model", v.model()},
           {"version", v.version()},
+          {"format", v.format() == v1::MODEL_FORMAT_TFLITE ? "tflite" : "onnx"},
           {"created_at", v.created_at()},
           {"artifacts", arts}};
 }
@@ -166,10 +167,19 @@ int cmd_versions(const Args& a, const Connection& c) {
   if (verb == "create") {
     // Upload the ONNX model with its calibration and validation sets, then compile
     // for the classes (and wait, unless --no-wait).
-    if (!a.has("onnx"))
+    if (!a.has("onnx") && !a.has("model"))
       usage_error(
-          "versions create MODEL --onnx F [--calibration F] "
+          "versions create MODEL --model F [--format auto|onnx|tflite] [--calibration F] "
           "[--validation F] --classes a,b");
+    const std::string format = a.get("format", "auto");
+    v1::ModelFormat declared = v1::MODEL_FORMAT_UNSPECIFIED;
+    if (format == "onnx") {
+      declared = v1::MODEL_FORMAT_ONNX;
+    } else if (format == "tflite") {
+      declared = v1::MODEL_FORMAT_TFLITE;
+    } else if (format != "auto") {
+      usage_error("--format " + format + ": one of auto, onnx, tflite");
+    }
     auto classes = a.list("classes");
     if (!a.has("classes") && !a.has("no-compile")) {
       grpc::Status listed;
@@ -178,7 +188,7 @@ int cmd_versions(const Args& a, const Connection& c) {
       if (classes.empty()) usage_error("fleetd knows no device class: import some first");
     }
     std::vector<std::pair<v1::FileKind, std::string>> files = {
-        {v1::FILE_KIND_ONNX, read_file_or_die(a.get("onnx"))}};
+        {v1::FILE_KIND_ONNX, read_file_or_die(a.has("model") ? a.get("model") : a.get("onnx"))}};
     if (a.has("calibration")) {
       files.emplace_back(v1::FILE_KIND_CALIBRATION, read_file_or_die(a.get("calibration")));
     }
@@ -192,6 +202,7 @@ int cmd_versions(const Args& a, const Connection& c) {
     header.mutable_header()->set_model(model);
     header.mutable_header()->set_version(static_cast<uint32_t>(a.number("version", 0)));
     header.mutable_header()->set_metadata_json(a.get("metadata", "{}"));
+    header.mutable_header()->set_format(declared);
     for (const auto& k : classes) header.mutable_header()->add_target_classes(k);
     for (const auto& [kind, bytes] : files) {
       auto* f = header.mutable_header()->add_files();

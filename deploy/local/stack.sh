@@ -95,8 +95,8 @@ _stack_start_mqtt() {
   : >"$TINYFLEET_MQTT_PASSWD_FILE"
   mosquitto_passwd -b "$TINYFLEET_MQTT_PASSWD_FILE" "$TINYFLEET_MQTT_SERVER_USER" "$TINYFLEET_MQTT_SERVER_PASSWORD"
   local devs="" i id pw
-  # Twenty device accounts for tests (tests/support: test_devices() says which test uses which).
-  for i in $(seq 1 20); do
+  # Twenty-two device accounts for tests (tests/support: test_devices() says which test uses which).
+  for i in $(seq 1 22); do
     id="test-device-$i"
     pw=$(head -c 12 /dev/urandom | base64 | tr '+/' '-_')
     mosquitto_passwd -b "$TINYFLEET_MQTT_PASSWD_FILE" "$id" "$pw"

@@ -382,6 +382,7 @@ RuntimeError Interpreter::load(const uint8_t* data, size_t size) {
         break;
       case artifact::OpKind_Logistic:
       case artifact::OpKind_Tanh:
+      case artifact::OpKind_Lookup:
         if (nin != 1 || !int8_io || len(op->lut_i8()) != 256 || xd.elements() != yd.elements()) {
           return fail(LoadStatus::kBadOperator, k, "lookup table or shapes");
         }
@@ -617,6 +618,7 @@ RuntimeError Interpreter::run(int32_t k, const artifact::Operator* op) {
       break;
     case artifact::OpKind_Logistic:
     case artifact::OpKind_Tanh:
+    case artifact::OpKind_Lookup:
       s = opt::lookup(op->lut_i8()->data(), x.dims.elements(), in8, out8);
       break;
     case artifact::OpKind_Quantize:

@@ -24,14 +24,22 @@ ClassCompileOutcome refused(const std::string& why,
 ClassCompileOutcome compile_for_class(const std::string& onnx, const std::string& calibration_npz,
                                       const std::string& validation_npz,
                                       const std::string& device_class,
-                                      const std::string& device_class_json) {
+                                      const std::string& device_class_json,
+                                      const std::string& model_format) {
   auto cls = parse_device_class(device_class, device_class_json);
   if (!cls) return refused(cls.error().message);
+  const bool tflite = is_tflite(onnx);
+  if (!model_format.empty() && model_format != "onnx" && model_format != "tflite") {
+    return refused("model format '" + model_format + "', supported: onnx, tflite");
+  }
+  if (!model_format.empty() && (model_format == "tflite") != tflite) {
+    return refused("the model was declared " + model_format + " but its bytes are " +
+                   (tflite ? "TFLite (identifier TFL3)" : "not TFLite (no TFL3 identifier)"));
+  }
   CompileOptions options;
   options.device_class = device_class;
   // A .tflite (FlatBuffer identifier "TFL3"): int8 models keep their own quantization,
   // so no calibration data is read; float ones are calibrated as ONNX models are.
-  const bool tflite = is_tflite(onnx);
   Result<TfliteModel> tfl = CompileError{"not a TFLite model"};
   if (tflite) {
     tfl = read_tflite(onnx);

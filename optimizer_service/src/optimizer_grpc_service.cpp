@@ -19,7 +19,7 @@ grpc::Status OptimizerGrpcService::Compile(grpc::ServerContext*, const v1::Compi
   }
   const std::string& name = req->device_class();
   auto r = compile_for_class(req->onnx(), req->calibration_npz(), req->validation_npz(), name,
-                             req->device_class_json());
+                             req->device_class_json(), req->model_format());
   out->set_refused(r.refused);
   out->set_refusal_reason(r.refusal_reason);
   out->set_artifact(std::move(r.artifact));

@@ -14,15 +14,26 @@ namespace tinyfleet::optimizer_service::tflite_common {
 enum : int32_t {
   kAdd = 0,
   kAveragePool2D = 1,
+  kConcatenation = 2,
   kConv2D = 3,
   kDepthwiseConv2D = 4,
   kDequantize = 6,
   kFullyConnected = 9,
+  kLogistic = 14,
   kMaxPool2D = 17,
   kMul = 18,
+  kRelu = 19,
+  kRelu6 = 21,
   kReshape = 22,
   kSoftmax = 25,
+  kTanh = 28,
+  kPad = 34,
+  kTranspose = 39,
+  kMean = 40,
+  kSqueeze = 43,
+  kStridedSlice = 45,
   kQuantize = 114,
+  kHardSwish = 117,
 };
 
 // Rank 4 is NHWC; rank 3 [N, W, C]; rank 2 [N, C]; rank 1 [C]; rank 0 one value.
@@ -38,6 +49,24 @@ inline kernels::Dims dims_of(const std::vector<int32_t>& s) {
       return {1, 1, 1, s[0]};
     default:
       return {1, 1, 1, 1};
+  }
+}
+
+// A TFLite axis (negative counts from the end) of a rank-`rank` tensor as its position
+// in dims_of's NHWC; -1 when out of range.
+inline int32_t axis_nhwc(int32_t axis, size_t rank) {
+  const auto r = static_cast<int32_t>(rank);
+  if (axis < 0) axis += r;
+  if (axis < 0 || axis >= r || rank == 0) return -1;
+  switch (rank) {
+    case 4:
+      return axis;
+    case 3:
+      return axis == 0 ? 0 : axis + 1;
+    case 2:
+      return axis == 0 ? 0 : 3;
+    default:
+      return 3;
   }
 }
 

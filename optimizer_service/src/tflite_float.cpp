@@ -190,7 +190,10 @@ constexpr FloatOp kFloatOperators[] = {
 
 }  // namespace
 
-Result<Graph> tflite_float_graph(const TfliteModel& m) {
+Result<Graph> tflite_float_graph(const TfliteModel& model) {
+  auto folded = fold_tflite_layout(model);  // SQUEEZE, TRANSPOSE, STRIDED_SLICE
+  if (!folded) return folded.error();
+  const TfliteModel& m = *folded;
   FloatBuilder b(m);
   for (const auto& o : m.operators) {
     const FloatOp* e = nullptr;

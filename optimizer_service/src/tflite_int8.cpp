@@ -6,7 +6,7 @@
 #include <cmath>
 #include <cstring>
 
-#include "tflite_common.h"
+#include "tflite_int8_builder.h"
 #include "tinyfleet/kernels/ops/activations.h"
 #include "tinyfleet/kernels/ops/conv2d.h"
 #include "tinyfleet/kernels/ops/elementwise.h"
@@ -20,90 +20,7 @@ namespace tinyfleet::optimizer_service {
 
 namespace {
 
-namespace k = tinyfleet::kernels;
-namespace fa = tinyfleet::artifact;
-
-using namespace tflite_common;
-
-template <class T>
-std::vector<T> values_of(const std::string& bytes) {
-  std::vector<T> v(bytes.size() / sizeof(T));
-  std::memcpy(v.data(), bytes.data(), v.size() * sizeof(T));
-  return v;
-}
-
-using Status = Result<bool>;
-
-struct Builder {
-  const TfliteModel& m;
-  CompileReport& rep;
-  Graph g;  // the topology, for the memory planner
-  k::ModelSpec spec;
-  std::vector<int> graph_index;      // TFLite tensor -> g tensor
-  std::vector<int32_t> spec_index;   // TFLite tensor -> spec tensor (activations)
-  std::vector<uint32_t> elem_bytes;  // per g tensor
-  uint32_t scratch = 0;
-
-  Builder(const TfliteModel& model, CompileReport& r)
-      : m(model),
-        rep(r),
-        graph_index(model.tensors.size(), -1),
-        spec_index(model.tensors.size(), -1) {}
-
-  const TfliteTensor& tensor(int32_t t) const { return m.tensors[static_cast<size_t>(t)]; }
-
-  int graph_tensor(int32_t t) {
-    auto& gi = graph_index[static_cast<size_t>(t)];
-    if (gi < 0) {
-      Tensor x;
-      x.name = tensor(t).name;
-      x.dims = dims_of(tensor(t).shape);
-      x.constant = !tensor(t).data.empty();
-      gi = g.add_tensor(std::move(x));
-      elem_bytes.push_back(tensor(t).type == kTfliteFloat32 ? 4 : 1);
-    }
-    return gi;
-  }
-
-  // The one (scale, zero point) of an int8 (or float, at the edges) activation.
-  Result<k::TensorQuant> quant(int32_t t, const std::string& op) const {
-    const TfliteTensor& x = tensor(t);
-    if (x.scale.size() != 1 || x.zero_point[0] < -128 || x.zero_point[0] > 127) {
-      return CompileError{op + ": tensor '" + x.name +
-                          "' needs one int8 scale and zero point (per-tensor quantization)"};
-    }
-    return k::TensorQuant{x.scale[0], static_cast<int32_t>(x.zero_point[0])};
-  }
-
-  Result<int32_t> activation(int32_t t, const std::string& op) {
-    const TfliteTensor& x = tensor(t);
-    if (!x.data.empty()) return CompileError{op + ": tensor '" + x.name + "' must not be constant"};
-    if (spec_index[static_cast<size_t>(t)] >= 0) return spec_index[static_cast<size_t>(t)];
-    k::TensorSpec s;
-    s.name = x.name;
-    s.dims = dims_of(x.shape);
-    if (x.type == kTfliteFloat32) {
-      s.type = fa::TensorType_Float32;
-    } else if (x.type == kTfliteInt8) {
-      auto q = quant(t, op);
-      if (!q) return q.error();
-      s.scale = {q->scale};
-      s.zero_point = {q->zero_point};
-    } else {
-      return CompileError{op + ": tensor '" + x.name + "' is neither int8 nor float32"};
-    }
-    graph_tensor(t);
-    spec_index[static_cast<size_t>(t)] = static_cast<int32_t>(spec.tensors.size());
-    spec.tensors.push_back(std::move(s));
-    return spec_index[static_cast<size_t>(t)];
-  }
-
-  int32_t constant(k::TensorSpec s) {
-    rep.weight_bytes += s.data.size();
-    spec.tensors.push_back(std::move(s));
-    return static_cast<int32_t>(spec.tensors.size()) - 1;
-  }
-};
+using namespace tflite_int8;
 
 // TFLM's CalculateActivationRangeQuantized for int8 outputs.
 Result<k::ActivationRange> activation_range(int act, const k::TensorQuant& q,
@@ -302,17 +219,6 @@ Status weighted(Builder& b, const TfliteOperator& o, k::OperatorSpec& op, Node& 
   return weighted_kind(b, o, xd, yd, wd, oc, op, n);
 }
 
-// Operators that move or compare bytes: TFLM requires (pooling) or assumes (reshape) one
-// quantization at input and output.
-Status same_quantization(const Builder& b, const TfliteOperator& o) {
-  auto qx = b.quant(o.inputs[0], o.name);
-  if (!qx) return qx.error();
-  auto qy = b.quant(o.outputs[0], o.name);
-  if (!qy) return qy.error();
-  if (*qx != *qy) return CompileError{o.name + ": input and output quantization differ"};
-  return true;
-}
-
 Status pool(Builder& b, const TfliteOperator& o, k::OperatorSpec& op, Node& n) {
   if (auto s = same_quantization(b, o); !s) return s;
   const k::Dims xd = dims_of(b.tensor(o.inputs[0]).shape);
@@ -452,6 +358,11 @@ Status add(Builder& b, const TfliteOperator& o, k::OperatorSpec& op, Node& n) {
   return true;
 }
 
+// Folded by fold_tflite_layout before mapping; here only if folding did not run.
+Status folded(Builder&, const TfliteOperator& o, k::OperatorSpec&, Node&) {
+  return CompileError{o.name + ": should have been folded (fold_tflite_layout)"};
+}
+
 using OpFunction = Status (*)(Builder&, const TfliteOperator&, k::OperatorSpec&, Node&);
 struct OpEntry {
   int32_t code;
@@ -470,6 +381,17 @@ constexpr OpEntry kOperators[] = {
     {kDequantize, 1, edge},
     {kAdd, 2, add},
     {kMul, 2, add},
+    {kLogistic, 1, lookup},
+    {kTanh, 1, lookup},
+    {kRelu, 1, lookup},
+    {kRelu6, 1, lookup},
+    {kHardSwish, 1, lookup},
+    {kMean, 2, mean},
+    {kPad, 2, pad},
+    {kConcatenation, 1, concatenation},
+    {kSqueeze, 1, folded},
+    {kTranspose, 2, folded},
+    {kStridedSlice, 4, folded},
 };
 
 const OpEntry* find_operator(int32_t code) {
@@ -579,8 +501,11 @@ void plan_and_write(Builder& b, CompiledModel& out) {
 
 }  // namespace
 
-Result<CompiledModel> compile_tflite_int8(const TfliteModel& m, const CompileOptions& options) {
+Result<CompiledModel> compile_tflite_int8(const TfliteModel& model, const CompileOptions& options) {
   const auto started = std::chrono::steady_clock::now();
+  auto folded_model = fold_tflite_layout(model);
+  if (!folded_model) return folded_model.error();
+  const TfliteModel& m = *folded_model;
   CompiledModel out;
   CompileReport& rep = out.report;
   Builder b(m, rep);

@@ -165,6 +165,21 @@ void read_options(const tflite::Operator* op, TfliteOperator& o) {
   } else if (const auto* mu = op->builtin_options_as_MulOptions()) {
     o.has_options = o.code == tflite::BuiltinOperator_MUL;
     o.activation = mu->fused_activation_function();
+  } else if (const auto* cat = op->builtin_options_as_ConcatenationOptions()) {
+    o.has_options = o.code == tflite::BuiltinOperator_CONCATENATION;
+    o.axis = cat->axis();
+    o.activation = cat->fused_activation_function();
+  } else if (const auto* r = op->builtin_options_as_ReducerOptions()) {
+    o.has_options = o.code == tflite::BuiltinOperator_MEAN;
+    o.keep_dims = r->keep_dims();
+  } else if (const auto* ss = op->builtin_options_as_StridedSliceOptions()) {
+    o.has_options = o.code == tflite::BuiltinOperator_STRIDED_SLICE;
+    o.begin_mask = ss->begin_mask();
+    o.end_mask = ss->end_mask();
+    o.ellipsis_mask = ss->ellipsis_mask();
+    o.new_axis_mask = ss->new_axis_mask();
+    o.shrink_axis_mask = ss->shrink_axis_mask();
+    o.slice_offset = ss->offset();
   }
 }
 

@@ -187,6 +187,7 @@ void CompileOrchestrator::run(int64_t operation_id) {
       in.device_class = device_class;
       in.device_class_json = storage::device_classes::get(w, device_class).spec_json;
       in.onnx = storage::PgBlobStore::get(w, v.onnx_sha256).value_or("");
+      in.model_format = v.model_format;
       if (v.calib_sha256)
         in.calibration_npz = storage::PgBlobStore::get(w, *v.calib_sha256).value_or("");
       if (v.val_sha256)

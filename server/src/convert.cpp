@@ -26,6 +26,7 @@ void version(const storage::ModelVersionRecord& r, const std::vector<storage::Ar
   out->set_model(r.model_name);
   out->set_version(static_cast<uint32_t>(r.version));
   out->set_onnx_sha256(r.onnx_sha256);
+  out->set_format(r.model_format == "tflite" ? v1::MODEL_FORMAT_TFLITE : v1::MODEL_FORMAT_ONNX);
   out->set_calibration_sha256(r.calib_sha256.value_or(""));
   out->set_validation_sha256(r.val_sha256.value_or(""));
   for (const auto& c : r.target_classes) out->add_target_classes(c);

@@ -11,7 +11,8 @@ class InProcessCompiler : public ModelCompiler {
  public:
   storage::Expected<CompileOutcome> compile(const CompileInput& in) override {
     auto r = optimizer_service::compile_for_class(in.onnx, in.calibration_npz, in.validation_npz,
-                                                  in.device_class, in.device_class_json);
+                                                  in.device_class, in.device_class_json,
+                                                  in.model_format);
     CompileOutcome o;
     o.refused = r.refused;
     o.refusal_reason = std::move(r.refusal_reason);

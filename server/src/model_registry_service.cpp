@@ -30,6 +30,16 @@ const char* file_name(v1::FileKind k) {
   }
 }
 
+// The model file's format as stored: the declared one, or (UNSPECIFIED) the bytes' own:
+// TFLite's FlatBuffer identifier "TFL3" at offset 4, else ONNX. Empty: the bytes are not
+// in the declared format.
+std::string model_format(v1::ModelFormat declared, const std::string& bytes) {
+  const bool tflite = bytes.size() >= 8 && bytes.compare(4, 4, "TFL3") == 0;
+  if (declared == v1::MODEL_FORMAT_UNSPECIFIED) return tflite ? "tflite" : "onnx";
+  if ((declared == v1::MODEL_FORMAT_TFLITE) != tflite) return "";
+  return tflite ? "tflite" : "onnx";
+}
+
 std::string version_name(const std::string& model, uint32_t version) {
   return "model '" + model + "' version " + std::to_string(version);
 }
@@ -125,6 +135,11 @@ grpc::Status ModelRegistryService::CreateVersion(
   if (!files.count(v1::FILE_KIND_ONNX)) {
     return invalid_argument("header.files: the ONNX model file is required");
   }
+  if (header.format() != v1::MODEL_FORMAT_UNSPECIFIED && header.format() != v1::MODEL_FORMAT_ONNX &&
+      header.format() != v1::MODEL_FORMAT_TFLITE) {
+    return invalid_argument("header.format " + std::to_string(header.format()) +
+                            " is not ONNX (1), TFLITE (2) or UNSPECIFIED (0: detected)");
+  }
   if (!header.metadata_json().empty()) {
     auto meta = nlohmann::json::parse(header.metadata_json(), nullptr, false);
     if (meta.is_discarded() || !meta.is_object()) {
@@ -172,8 +187,16 @@ grpc::Status ModelRegistryService::CreateVersion(
     }
   }
 
+  const std::string format = model_format(header.format(), files[v1::FILE_KIND_ONNX].bytes);
+  if (format.empty()) {
+    return invalid_argument(std::string("the model file was declared ") +
+                            v1::ModelFormat_Name(header.format()) +
+                            " but its bytes are not in that format (TFLite: identifier TFL3 at "
+                            "offset 4); nothing was stored");
+  }
   auto stored = db_.transact([&](pqxx::work& w) {
     storage::NewModelVersion v;
+    v.model_format = format;
     v.model_name = header.model();
     v.version = static_cast<int32_t>(header.version());
     v.onnx_sha256 = storage::PgBlobStore::put(w, files[v1::FILE_KIND_ONNX].bytes);
@@ -189,7 +212,8 @@ grpc::Status ModelRegistryService::CreateVersion(
     storage::audit_log::append(
         w, {caller.name, "version.create",
             "model/" + rec.model_name + "/versions/" + std::to_string(rec.version),
-            nlohmann::json{{"onnx_sha256", rec.onnx_sha256}}.dump()});
+            nlohmann::json{{"onnx_sha256", rec.onnx_sha256}, {"model_format", rec.model_format}}
+                .dump()});
     return rec;
   });
   if (!stored) return to_status(stored.error());

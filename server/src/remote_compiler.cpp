@@ -17,6 +17,7 @@ class RemoteCompiler : public ModelCompiler {
   storage::Expected<CompileOutcome> compile(const CompileInput& input) override {
     v1::CompileRequest request;
     request.set_onnx(input.onnx);
+    request.set_model_format(input.model_format);
     request.set_calibration_npz(input.calibration_npz);
     request.set_validation_npz(input.validation_npz);
     request.set_device_class_json(input.device_class_json);

@@ -8,7 +8,7 @@ namespace tinyfleet::storage::models {
 namespace {
 #define TF_VERSION_COLUMNS                                                             \
   "v.id, v.model_id, m.name, v.version, v.onnx_sha256, v.calib_sha256, v.val_sha256, " \
-  "v.target_classes::text, v.metadata::text, " TF_TS("v.created_at")
+  "v.target_classes::text, v.metadata::text, " TF_TS("v.created_at") ", v.model_format"
 
 const sql::Statement kCreate{"models.create",
                              "INSERT INTO models (name, description) VALUES ($1, $2) "
@@ -30,7 +30,8 @@ const sql::Statement kBlobExists{"models.blob_exists", "SELECT 1 FROM blobs WHER
 const sql::Statement kInsertVersion{
     "models.insert_version",
     "INSERT INTO model_versions (model_id, version, onnx_sha256, calib_sha256, val_sha256, "
-    "target_classes, metadata) VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb) RETURNING id"};
+    "target_classes, metadata, model_format) VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8) "
+    "RETURNING id"};
 const sql::Statement kGetVersion{"models.get_version",
                                  "SELECT " TF_VERSION_COLUMNS
                                  " FROM model_versions v JOIN models m ON m.id = v.model_id "
@@ -62,6 +63,7 @@ ModelVersionRecord version_from_row(const pqxx::row& r) {
   v.target_classes = sql::from_json_array(r[7].as<std::string>());
   v.metadata_json = r[8].as<std::string>();
   v.created_at = r[9].as<std::string>();
+  v.model_format = r[10].as<std::string>();
   return v;
 }
 
@@ -110,7 +112,7 @@ ModelVersionRecord create_version(pqxx::work& w, const NewModelVersion& v) {
   for (const auto& c : v.target_classes) device_classes::get(w, c);
   auto id = sql::run(w, kInsertVersion, model_id, number, v.onnx_sha256,
                      sql::nullable(v.calib_sha256), sql::nullable(v.val_sha256),
-                     sql::to_json_array(v.target_classes), v.metadata_json)[0][0]
+                     sql::to_json_array(v.target_classes), v.metadata_json, v.model_format)[0][0]
                 .as<int64_t>();
   return get_version_by_id(w, id);
 }

@@ -15,7 +15,7 @@ firmware_build(SOURCE ${SOURCE} BUILD ${WORK}/build
                TOOLCHAIN ${SOURCE}/../kernels/firmware/arm-none-eabi.cmake
                DEFINES -DFIXTURE=${WORK}/fixture
                TARGETS all crypto_check_app.elf crypto_check_heap_mutant.elf agent_update_app.elf
-                       tinyfleet_kernels_m4)
+                       mqtt_uart_app.elf tinyfleet_kernels_m4)
 string(REGEX MATCH "no heap:[^\n]*" no_heap "${FIRMWARE_BUILD_OUT}")
 message("${no_heap}")
 
@@ -46,7 +46,7 @@ endif()
 message("heap trap: fires on an allocation after start-up (exit 99)")
 execute_process(
   COMMAND ${PYTHON} ${SOURCE}/footprint.py --map ${WORK}/build/agent_update_app.map
-          --map ${WORK}/build/crypto_check_app.map
+          --map ${WORK}/build/crypto_check_app.map --map ${WORK}/build/mqtt_uart_app.map
           --kernels ${WORK}/build/kernels/libtinyfleet_kernels_m4.a --app-output ${WORK}/qemu_out.txt
   RESULT_VARIABLE rc OUTPUT_VARIABLE table ERROR_VARIABLE table_err)
 message("${table}")

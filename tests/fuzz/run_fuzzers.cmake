@@ -17,7 +17,7 @@ file(MAKE_DIRECTORY ${WORK}/corpus/artifact ${WORK}/corpus/offer ${WORK}/corpus/
                     ${WORK}/corpus/chunk_request
                     ${WORK}/corpus/device_class ${WORK}/corpus/onnx_import
                     ${WORK}/corpus/tflite_import ${WORK}/corpus/console_listen
-                    ${WORK}/corpus/rollouts_api_input)
+                    ${WORK}/corpus/mqtt_packet ${WORK}/corpus/rollouts_api_input)
 file(WRITE ${WORK}/corpus/console_listen/seed "127.0.0.1:8443")
 file(WRITE ${WORK}/corpus/rollouts_api_input/seed "1234")
 execute_process(COMMAND ${SEED_MAKER} ${WORK}/seed OUTPUT_QUIET RESULT_VARIABLE rc)
@@ -33,8 +33,10 @@ file(COPY ${onnx_seeds} DESTINATION ${WORK}/corpus/onnx_import)
 # The TFLite fixtures (TFLM examples, MLPerf Tiny KWS) seed the TFLite importer.
 file(GLOB_RECURSE tflite_seeds ${ROOT}/tests/fixtures/models/*.tflite)
 file(COPY ${tflite_seeds} DESTINATION ${WORK}/corpus/tflite_import)
+# The MQTT parser starts from an empty corpus (its packets need NUL bytes, which cmake's
+# file(WRITE) cannot write; the fixed header's grammar is small).
 foreach(target artifact offer delta status telemetry presence chunk_request device_class
-               onnx_import tflite_import console_listen rollouts_api_input)
+               onnx_import tflite_import console_listen mqtt_packet rollouts_api_input)
   execute_process(
     # -timeout: an input that runs 10 s is a hang, reported as a failure (libFuzzer's
     # default is 20 minutes, past -max_total_time).

@@ -104,6 +104,104 @@ inline int32_t one_over_one_plus_x(int32_t a) {  // one_over_one_plus_x_for_x_in
   return sat_shl(x, 1);
 }
 
+// exp_on_negative_values for any integer bits `ib` of the input (4: logistic, 5: tanh and
+// softmax); Q0.31 result.
+inline int32_t exp_on_negative_values_ib(int32_t a, int ib) {
+  const int fb = 31 - ib;
+  const int32_t quarter = 1 << (fb - 2);
+  const int32_t a_mod = (a & (quarter - 1)) - quarter;
+  int32_t result = exp_quarter(sat_shl(a_mod, ib));
+  const int32_t remainder = a_mod - a;
+  const int32_t multipliers[] = {1672461947, 1302514674, 790015084, 290630308,
+                                 39332535,   720401,     242};
+  for (int e = -2; e <= 4; ++e) {
+    if (ib > e && (remainder & (1 << (fb + e)))) result = srdhm(result, multipliers[e + 2]);
+  }
+  return a == 0 ? std::numeric_limits<int32_t>::max() : result;
+}
+
+inline int32_t one_minus_x_over_one_plus_x(int32_t a) {  // x in (0, 1), Q0.31
+  const int64_t sum = int64_t{a} + std::numeric_limits<int32_t>::max();
+  const int32_t half_den = static_cast<int32_t>((sum + (sum >= 0 ? 1 : -1)) / 2);
+  int32_t x = 1515870810 + srdhm(half_den, -1010580540);  // Q2.29
+  for (int i = 0; i < 3; ++i) {
+    const int32_t one_minus = (1 << 29) - srdhm(half_den, x);
+    x = x + sat_shl(srdhm(x, one_minus), 2);
+  }
+  return sat_shl(x - (1 << 29), 2);
+}
+
+// reference_integer_ops::Logistic / Tanh on one value, with LogisticPrepare / TanhPrepare.
+inline int8_t logistic_or_tanh(bool logistic, float input_scale, int32_t input_zp, int8_t v) {
+  int shift = 0;
+  const double q = std::frexp(static_cast<double>(input_scale) * (1 << 27), &shift);
+  const auto multiplier = static_cast<int32_t>(std::round(q * (1LL << 31)));
+  const double radius = 15.0 * (1LL << 27) / static_cast<double>(1LL << shift);
+  const int32_t r = static_cast<int32_t>(std::floor(radius));
+  const int32_t x = v - input_zp;
+  if (x <= -r) return -128;
+  if (x >= r) return 127;
+  const int32_t q4 = mbqm(x, multiplier, shift);
+  int32_t out = 0;
+  if (logistic) {
+    int32_t l = 1 << 30;
+    if (q4 != 0) {
+      const int32_t pos = one_over_one_plus_x(exp_on_negative_values_ib(q4 > 0 ? -q4 : q4, 4));
+      l = q4 > 0 ? pos : std::numeric_limits<int32_t>::max() - pos;
+    }
+    out = rdbpot(l, 23) - 128;
+  } else {
+    int32_t t = 0;
+    if (q4 != 0) {
+      const int32_t neg =
+          one_minus_x_over_one_plus_x(exp_on_negative_values_ib(q4 < 0 ? q4 : -q4, 5));
+      t = q4 < 0 ? -neg : neg;
+    }
+    out = rdbpot(t, 24);
+  }
+  return static_cast<int8_t>(std::clamp(out, -128, 127));
+}
+
+// reference_ops::HardSwish<int8_t> with HardSwishPrepare's parameters.
+inline int8_t hard_swish(float in_scale, int32_t in_zp, float out_scale, int32_t out_zp, int8_t v) {
+  auto srdhm16 = [](int16_t a, int16_t b) -> int16_t {
+    if (a == b && a == -32768) return 32767;
+    const int32_t ab = int32_t{a} * int32_t{b};
+    return static_cast<int16_t>((ab + (ab >= 0 ? (1 << 14) : (1 - (1 << 14)))) / (1 << 15));
+  };
+  auto sdhm16 = [](int16_t a, int16_t b) -> int16_t {
+    if (a == b && a == -32768) return 32767;
+    return static_cast<int16_t>((int32_t{a} * int32_t{b}) / (1 << 15));
+  };
+  auto sat_left = [](int16_t a, int amount) -> int16_t {
+    const int64_t r = static_cast<int64_t>(a) * (1 << amount);
+    return static_cast<int16_t>(std::clamp<int64_t>(r, -32768, 32767));
+  };
+  auto down16 = [](int32_t m) -> int16_t {
+    if (m >= std::numeric_limits<int32_t>::max() - (1 << 15)) return 32767;
+    return static_cast<int16_t>((m + (1 << 15)) >> 16);
+  };
+  const float hires = (1.0f / 128.0f) * in_scale;
+  int32_t om = 0, rm = 0;
+  int oe = 0, re = 0;
+  quantize_multiplier(static_cast<double>(hires / out_scale), &om, &oe);
+  quantize_multiplier(static_cast<double>(hires / (3.0f / 32768.0f)), &rm, &re);
+  const int16_t om16 = down16(om), rm16 = down16(rm);
+  const int16_t input_value = static_cast<int16_t>(v - in_zp);
+  const int16_t hires_in = static_cast<int16_t>(input_value * (1 << 7));
+  const int16_t preshift = srdhm16(hires_in, om16);
+  int16_t reluish = hires_in;
+  if (re > 0) reluish = sat_left(reluish, re - 1);
+  reluish = srdhm16(reluish, rm16);
+  if (re > 0) reluish = sat_left(reluish, 1);
+  if (re < 0) reluish = static_cast<int16_t>(rdbpot(reluish, -re));
+  reluish = static_cast<int16_t>((reluish + (1 << 15)) >> 1);
+  const int16_t pre = sdhm16(reluish, preshift);
+  int16_t out = static_cast<int16_t>(rdbpot(pre, -oe));
+  out = static_cast<int16_t>(out + out_zp);
+  return static_cast<int8_t>(std::clamp<int16_t>(out, -128, 127));
+}
+
 // Softmax int8 -> int8 (scale 1/256, zero point -128), TFLM's reference with its Prepare.
 inline void softmax(float input_scale, float beta, int depth, const int8_t* in, int8_t* out) {
   const int kScaledDiffIntegerBits = 5;
@@ -169,6 +267,11 @@ class Runner {
 
   std::map<int, std::vector<int8_t>> run(const std::vector<int8_t>& input) const {
     std::map<int, std::vector<int8_t>> v;
+    for (size_t i = 0; i < m_.tensors.size(); ++i) {  // int8 constants, by value
+      const TfliteTensor& c = m_.tensors[i];
+      if (!c.data.empty() && c.type == 9)
+        v[static_cast<int>(i)].assign(c.data.begin(), c.data.end());
+    }
     v[m_.inputs[0]] = input;
     for (const auto& o : m_.operators) v[o.outputs[0]] = op(o, v);
     return v;
@@ -187,6 +290,156 @@ class Runner {
     return std::max(0, (out - 1) * stride + eff - in) / 2;
   }
 
+  std::vector<int32_t> ints(int i) const {
+    std::vector<int32_t> r(static_cast<size_t>(t(i).elements()));
+    std::memcpy(r.data(), t(i).data.data(), r.size() * 4);
+    return r;
+  }
+  static std::vector<int64_t> row_strides(const std::vector<int32_t>& s) {
+    std::vector<int64_t> r(s.size(), 1);
+    for (size_t i = s.size(); i-- > 1;) r[i - 1] = r[i] * s[i];
+    return r;
+  }
+  // Visits every index of `shape` in row-major order.
+  template <class F>
+  static void each_index(const std::vector<int32_t>& shape, F f) {
+    int64_t n = 1;
+    for (int32_t d : shape) n *= d;
+    std::vector<int32_t> idx(shape.size(), 0);
+    for (int64_t k = 0; k < n; ++k) {
+      f(idx);
+      for (size_t d = shape.size(); d-- > 0;) {
+        if (++idx[d] < shape[d]) break;
+        idx[d] = 0;
+      }
+    }
+  }
+
+  // reference_ops::QuantizedMeanOrSum (compute_sum false) with PrepareMeanOrSum.
+  std::vector<int8_t> mean(const TfliteOperator& o, const std::vector<int8_t>& x) const {
+    const TfliteTensor& xt = t(o.inputs[0]);
+    const TfliteTensor& yt = t(o.outputs[0]);
+    std::vector<bool> reduced(xt.shape.size(), false);
+    for (int32_t a : ints(o.inputs[1]))
+      reduced[static_cast<size_t>(a < 0 ? a + static_cast<int32_t>(xt.shape.size()) : a)] = true;
+    std::vector<int32_t> out_shape;
+    int64_t count = 1;
+    for (size_t d = 0; d < xt.shape.size(); ++d) {
+      out_shape.push_back(reduced[d] ? 1 : xt.shape[d]);
+      if (reduced[d]) count *= xt.shape[d];
+    }
+    const auto os = row_strides(out_shape);
+    std::vector<int64_t> sum(static_cast<size_t>(yt.elements()), 0);
+    size_t flat = 0;
+    each_index(xt.shape, [&](const std::vector<int32_t>& idx) {
+      int64_t o_at = 0;
+      for (size_t d = 0; d < idx.size(); ++d) o_at += (reduced[d] ? 0 : idx[d]) * os[d];
+      sum[static_cast<size_t>(o_at)] += x[flat++];
+    });
+    int32_t m = 0;
+    int s = 0;
+    quantize_multiplier(static_cast<double>(xt.scale[0]) / static_cast<double>(yt.scale[0]), &m,
+                        &s);
+    int shift = 63;
+    while (!((static_cast<uint64_t>(count) >> shift) & 1)) --shift;  // 63 - clz(count)
+    shift = std::min(shift, 32);
+    shift = std::min(shift, 31 + s);
+    m = static_cast<int32_t>((static_cast<int64_t>(m) << shift) / count);
+    s -= shift;
+    std::vector<int8_t> y(sum.size());
+    const auto izp = static_cast<int32_t>(xt.zero_point[0]);
+    const auto ozp = static_cast<int32_t>(yt.zero_point[0]);
+    for (size_t i = 0; i < y.size(); ++i) {
+      const auto shifted = static_cast<int32_t>(sum[i] - int64_t{izp} * count);
+      y[i] = static_cast<int8_t>(std::clamp(mbqm(shifted, m, s) + ozp, -128, 127));
+    }
+    return y;
+  }
+
+  // reference_ops::Pad with the output's zero point.
+  std::vector<int8_t> pad(const TfliteOperator& o, const std::vector<int8_t>& x) const {
+    const TfliteTensor& xt = t(o.inputs[0]);
+    const TfliteTensor& yt = t(o.outputs[0]);
+    const auto p = ints(o.inputs[1]);
+    const auto xs = row_strides(xt.shape);
+    std::vector<int8_t> y;
+    each_index(yt.shape, [&](const std::vector<int32_t>& idx) {
+      int64_t at = 0;
+      bool inside = true;
+      for (size_t d = 0; d < idx.size(); ++d) {
+        const int32_t i = idx[d] - p[2 * d];
+        inside = inside && i >= 0 && i < xt.shape[d];
+        at += i * xs[d];
+      }
+      y.push_back(inside ? x[static_cast<size_t>(at)] : static_cast<int8_t>(yt.zero_point[0]));
+    });
+    return y;
+  }
+
+  std::vector<int8_t> concatenation(const TfliteOperator& o,
+                                    const std::map<int, std::vector<int8_t>>& v) const {
+    const TfliteTensor& yt = t(o.outputs[0]);
+    const auto rank = static_cast<int32_t>(yt.shape.size());
+    const int32_t axis = o.axis < 0 ? o.axis + rank : o.axis;
+    int64_t outer = 1;
+    for (int32_t d = 0; d < axis; ++d) outer *= yt.shape[static_cast<size_t>(d)];
+    std::vector<int8_t> y;
+    for (int64_t b = 0; b < outer; ++b) {
+      for (int32_t in : o.inputs) {
+        const int64_t chunk = t(in).elements() / outer;
+        const auto& xv = v.at(in);
+        y.insert(y.end(), xv.begin() + b * chunk, xv.begin() + (b + 1) * chunk);
+      }
+    }
+    return y;
+  }
+
+  std::vector<int8_t> transpose(const TfliteOperator& o, const std::vector<int8_t>& x) const {
+    const auto perm = ints(o.inputs[1]);
+    const auto xs = row_strides(t(o.inputs[0]).shape);
+    std::vector<int8_t> y;
+    each_index(t(o.outputs[0]).shape, [&](const std::vector<int32_t>& idx) {
+      int64_t at = 0;
+      for (size_t d = 0; d < idx.size(); ++d) at += idx[d] * xs[static_cast<size_t>(perm[d])];
+      y.push_back(x[static_cast<size_t>(at)]);
+    });
+    return y;
+  }
+
+  // StridedSlice without ellipsis or new axes: begin/end masks, negative indices,
+  // shrink_axis_mask, `offset`.
+  std::vector<int8_t> strided_slice(const TfliteOperator& o, const std::vector<int8_t>& x) const {
+    const auto& shape = t(o.inputs[0]).shape;
+    const auto begin = ints(o.inputs[1]), end = ints(o.inputs[2]), stride = ints(o.inputs[3]);
+    const auto xs = row_strides(shape);
+    std::vector<std::vector<int64_t>> picks(shape.size());
+    for (size_t d = 0; d < shape.size(); ++d) {
+      const int32_t n = shape[d];
+      auto norm = [&](int32_t i) { return i < 0 ? i + n : i; };
+      const int32_t st = stride[d];
+      int32_t b = (o.begin_mask >> d) & 1 ? (st > 0 ? 0 : n - 1) : norm(begin[d]);
+      int32_t e = (o.end_mask >> d) & 1 ? (st > 0 ? n : -1)
+                                        : norm(o.slice_offset ? begin[d] + end[d] : end[d]);
+      if ((o.shrink_axis_mask >> d) & 1) {
+        b = norm(begin[d]);
+        picks[d] = {b * xs[d]};
+        continue;
+      }
+      b = st > 0 ? std::clamp(b, 0, n) : std::clamp(b, -1, n - 1);
+      e = st > 0 ? std::clamp(e, 0, n) : std::clamp(e, -1, n - 1);
+      for (int32_t i = b; st > 0 ? i < e : i > e; i += st) picks[d].push_back(i * xs[d]);
+    }
+    std::vector<int8_t> y;
+    std::vector<int32_t> counts;
+    for (const auto& p : picks) counts.push_back(static_cast<int32_t>(p.size()));
+    each_index(counts, [&](const std::vector<int32_t>& idx) {
+      int64_t at = 0;
+      for (size_t d = 0; d < idx.size(); ++d) at += picks[d][static_cast<size_t>(idx[d])];
+      y.push_back(x[static_cast<size_t>(at)]);
+    });
+    return y;
+  }
+
   std::vector<int8_t> op(const TfliteOperator& o, std::map<int, std::vector<int8_t>>& v) const {
     const auto& x = v.at(o.inputs[0]);
     const TfliteTensor& xt = t(o.inputs[0]);
@@ -203,7 +456,7 @@ class Runner {
       case 4:    // DEPTHWISE_CONV_2D
       case 9: {  // FULLY_CONNECTED
         const TfliteTensor& w = t(o.inputs[1]);
-        const auto* wq = reinterpret_cast<const int8_t*>(w.data.data());
+        const int8_t* wq = v.at(o.inputs[1]).data();
         std::vector<int32_t> bias;
         if (o.inputs.size() > 2 && o.inputs[2] >= 0) {
           bias.resize(static_cast<size_t>(t(o.inputs[2]).elements()));
@@ -289,7 +542,44 @@ class Runner {
         return y;
       }
       case 22:  // RESHAPE
+      case 43:  // SQUEEZE
         return x;
+      case 14:  // LOGISTIC
+      case 28:  // TANH
+        for (size_t i = 0; i < y.size(); ++i)
+          y[i] = logistic_or_tanh(o.code == 14, xt.scale[0], in_zp, x[i]);
+        return y;
+      case 117:  // HARD_SWISH
+        for (size_t i = 0; i < y.size(); ++i)
+          y[i] = hard_swish(xt.scale[0], in_zp, yt.scale[0], out_zp, x[i]);
+        return y;
+      case 19: {  // RELU (ReluQuantized)
+        int32_t m = 0;
+        int sh = 0;
+        quantize_multiplier(static_cast<double>(xt.scale[0]) / yt.scale[0], &m, &sh);
+        for (size_t i = 0; i < y.size(); ++i) {
+          const int32_t r = out_zp + mbqm(x[i] - in_zp, m, sh);
+          y[i] = static_cast<int8_t>(std::clamp(r, std::max(-128, out_zp), 127));
+        }
+        return y;
+      }
+      case 21: {  // RELU6 (Relu6Quantized, in the input's units)
+        const int32_t six =
+            std::clamp(static_cast<int32_t>(std::round(6.0f / xt.scale[0])) + in_zp, -128, 127);
+        for (size_t i = 0; i < y.size(); ++i)
+          y[i] = static_cast<int8_t>(x[i] > six ? six : (x[i] < in_zp ? in_zp : x[i]));
+        return y;
+      }
+      case 40:  // MEAN
+        return mean(o, x);
+      case 34:  // PAD
+        return pad(o, x);
+      case 2:  // CONCATENATION
+        return concatenation(o, v);
+      case 39:  // TRANSPOSE
+        return transpose(o, x);
+      case 45:  // STRIDED_SLICE
+        return strided_slice(o, x);
       case 18: {  // MUL (reference_integer_ops::MulElementwise)
         const TfliteTensor& x2t = t(o.inputs[1]);
         std::vector<int8_t> x2;

@@ -266,6 +266,39 @@ TEST_F(FleetctlOnline, EveryCommandPrintsJsonAndVersionsCompileForEveryClass) {
       << screen;
 }
 
+// A .tflite through fleetctl and fleetd's gRPC API: detected (no --format) or declared,
+// stored with the version, handed to the compiler; an int8 model needs no calibration
+// and compiles for the classes; a declared format the bytes are not in is refused.
+TEST_F(FleetctlOnline, UploadsTfliteDeclaredOrDetectedAndCompilesIt) {
+  json_of(std::string("classes import ") + TINYFLEET_DEVICE_CLASS_CATALOG);
+  json_of("models create hello");
+  const std::string tflite = fixture_path("models/thirdparty/tflite_micro/hello_world_int8.tflite");
+  auto j = json_of("versions create hello --model " + tflite + " --classes cortex-m4-256k");
+  EXPECT_EQ(j["state"], "OPERATION_STATE_SUCCEEDED") << j.dump();
+  j = json_of("versions get hello 1");
+  EXPECT_EQ(j["format"], "tflite") << j.dump();
+  ASSERT_EQ(j["artifacts"].size(), 1u) << j.dump();
+  EXPECT_EQ(j["artifacts"][0]["status"], "ARTIFACT_STATUS_COMPILED") << j.dump();
+  EXPECT_GT(j["artifacts"][0]["size"].get<uint64_t>(), 0u);
+  j = json_of("versions create hello --format tflite --onnx " + tflite +
+              " --classes cortex-m4-256k,cortex-m7-512k");
+  EXPECT_EQ(j["state"], "OPERATION_STATE_SUCCEEDED") << j.dump();
+  j = json_of("versions get hello 2");
+  EXPECT_EQ(j["format"], "tflite");
+  for (const auto& a : j["artifacts"]) EXPECT_EQ(a["status"], "ARTIFACT_STATUS_COMPILED") << a;
+  // The bytes are not in the declared format: refused at upload, nothing stored.
+  const auto wrong = fleetctl("versions create hello --format onnx --model " + tflite);
+  EXPECT_NE(wrong.exit, 0);
+  const auto onnx_as_tflite = fleetctl("versions create hello --format tflite --model " +
+                                       fixture_path("models/digits_cnn.onnx"));
+  EXPECT_NE(onnx_as_tflite.exit, 0);
+  EXPECT_EQ(json_of("versions list hello").size(), 2u);
+  EXPECT_EQ(fleetctl("versions create hello --format caffe --model " + tflite).exit, 2);
+  // An ONNX upload without --format is stored as ONNX.
+  json_of("versions create hello --no-compile --model " + fixture_path("models/digits_cnn.onnx"));
+  EXPECT_EQ(json_of("versions get hello 3")["format"], "onnx");
+}
+
 TEST_F(FleetctlOnline, ListModelsPagesByName) {
   for (const char* m : {"m-c", "m-a", "m-b"}) {
     v1::CreateModelRequest req;

@@ -25,21 +25,25 @@ function(firmware_build)
   set(FIRMWARE_BUILD_OUT "${out}" PARENT_SCOPE)
 endfunction()
 
-# qemu_m4(<elf> <out var> <exit var> [ICOUNT] [TIMEOUT s])
+# qemu_m4(<elf> <out var> <exit var> [ICOUNT] [TIMEOUT s] [SERIAL <chardev>])
 # Runs <elf>; ICOUNT makes QEMU count one instruction per tick (-icount shift=0), so the
-# image's timer reads instruction counts. Sets <out var> (stdout), <out var>_ERR and
-# <exit var>.
+# image's timer reads instruction counts. SERIAL joins UART0 (0x40004000) to a QEMU
+# character device, e.g. tcp:127.0.0.1:1883 (default: none). Sets <out var> (stdout),
+# <out var>_ERR and <exit var>.
 function(qemu_m4 elf out_var rc_var)
-  cmake_parse_arguments(Q "ICOUNT" "TIMEOUT" "" ${ARGN})
+  cmake_parse_arguments(Q "ICOUNT" "TIMEOUT;SERIAL" "" ${ARGN})
   if(NOT Q_TIMEOUT)
     set(Q_TIMEOUT 120)
+  endif()
+  if(NOT Q_SERIAL)
+    set(Q_SERIAL none)
   endif()
   set(icount)
   if(Q_ICOUNT)
     set(icount -icount shift=0)
   endif()
   execute_process(
-    COMMAND qemu-system-arm -M mps2-an386 -cpu cortex-m4 -nographic -monitor none -serial none
+    COMMAND qemu-system-arm -M mps2-an386 -cpu cortex-m4 -nographic -monitor none -serial ${Q_SERIAL}
             ${icount} -semihosting-config enable=on,target=native -kernel ${elf}
     TIMEOUT ${Q_TIMEOUT} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
   set(${out_var} "${out}" PARENT_SCOPE)

@@ -57,6 +57,11 @@ struct TfliteOperator {
   int activation = 0;
   int weights_format = 0;
   float beta = 1.0f;
+  int32_t axis = 0;        // CONCATENATION
+  bool keep_dims = false;  // MEAN
+  // STRIDED_SLICE's masks (bit i: dimension i) and its `offset` (end relative to begin).
+  int32_t begin_mask = 0, end_mask = 0, ellipsis_mask = 0, new_axis_mask = 0, shrink_axis_mask = 0;
+  bool slice_offset = false;
 };
 
 struct TfliteModel {
@@ -69,6 +74,14 @@ struct TfliteModel {
 const char* tflite_operator_name(int32_t code);
 
 Result<TfliteModel> read_tflite(const std::string& bytes);
+
+// Layout operators folded away before either path maps the model: SQUEEZE becomes a
+// RESHAPE; TRANSPOSE (perm constant) and STRIDED_SLICE (begin, end, strides constant;
+// no ellipsis or new-axis masks) of a constant are computed into a constant; of an
+// activation they become a RESHAPE when they keep every element in its order (a
+// transpose that moves only size-1 dimensions, a slice that takes everything), and are
+// refused otherwise, naming the operator and why; a RESHAPE of a constant is folded too.
+Result<TfliteModel> fold_tflite_layout(const TfliteModel& m);
 
 // Each operator of `m` the int8 path maps, or the refusal it would give; for reports.
 std::vector<std::string> tflite_operator_coverage(const TfliteModel& m);

@@ -16,6 +16,7 @@ struct CompileInput {
   std::string onnx;
   std::string calibration_npz;  // may be empty
   std::string validation_npz;   // may be empty
+  std::string model_format;     // "onnx" or "tflite" as stored with the version
 };
 
 // A refusal is an outcome (the model does not fit, an operator is unsupported), stored

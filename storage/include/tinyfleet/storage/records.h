@@ -23,12 +23,13 @@ struct ModelRecord {
 
 struct NewModelVersion {
   std::string model_name;
-  int32_t version = 0;  // 0 = next free number
-  std::string onnx_sha256;
+  int32_t version = 0;      // 0 = next free number
+  std::string onnx_sha256;  // the model file (ONNX or TFLite: model_format)
   std::optional<std::string> calib_sha256;
   std::optional<std::string> val_sha256;
   std::vector<std::string> target_classes;
   std::string metadata_json = "{}";
+  std::string model_format = "onnx";  // "onnx" or "tflite"
 };
 
 struct ModelVersionRecord {
@@ -42,6 +43,7 @@ struct ModelVersionRecord {
   std::vector<std::string> target_classes;
   std::string metadata_json;
   std::string created_at;
+  std::string model_format = "onnx";  // "onnx" or "tflite"
 };
 
 enum class ArtifactStatus { kCompiled, kRefused };

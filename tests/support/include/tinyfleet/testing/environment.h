@@ -10,7 +10,7 @@ namespace tinyfleet::testing {
 std::string require_env(const char* name);
 
 // Device accounts on the stack's broker (TINYFLEET_MQTT_TEST_DEVICES; stack.sh makes
-// 20). ctest runs tests at once and a device's client id is its user name on the
+// 22). ctest runs tests at once and a device's client id is its user name on the
 // devices' listener, so tests that may overlap use distinct accounts:
 //   0-1 BrokerAcl.ADevicePublishesOnItsOwnTopicsOnly   2-3 BrokerAcl.ADeviceSubscribes...
 //   4   BrokerAcl.AWrongPasswordIsRefused              5   BrokerLimits.AnOversizedPacket...
@@ -19,6 +19,8 @@ std::string require_env(const char* name);
 //   12-14 FleetSim                15-16 PublisherBounds.AFlooding...
 //   17  PublisherBounds.Payloads...                    18  HostileDevice
 //   19  Presence (fleetd_hostile_device_test)
+//   20  FirmwareMqtt (the firmware's MQTT client on the host)
+//   21  firmware_mqtt_uart_qemu (the same client on the Cortex-M4 under QEMU)
 struct MqttAccount {
   std::string user;
   std::string password;

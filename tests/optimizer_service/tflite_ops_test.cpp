@@ -1,0 +1,219 @@
+// The TFLite operators beyond the published fixtures (MEAN, PAD, CONCATENATION, LOGISTIC,
+// TANH, RELU, RELU6, HARD_SWISH, SQUEEZE, STRIDED_SLICE, TRANSPOSE): the generated models
+// of tests/fixtures/models/tflite_ops (tests/fixtures/scripts/make_tflite_ops.py)
+// compiled with their own quantization, run on the kernels' runtime and compared bit for
+// bit with the independent reference of TFLM's kernels (tflm_reference.h); the
+// element-wise tables and MEAN again at many other quantizations; refusals by name.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <random>
+
+#include "tflm_reference.h"
+#include "tinyfleet/kernels/runtime/interpreter.h"
+#include "tinyfleet/optimizer_service/npz.h"
+#include "tinyfleet/optimizer_service/tflite_import.h"
+#include "tinyfleet/testing/environment.h"
+
+using namespace tinyfleet::optimizer_service;
+using tinyfleet::testing::fixture_path;
+namespace k = tinyfleet::kernels;
+
+namespace {
+
+TfliteModel read_op_fixture(const std::string& name) {
+  auto bytes = read_file(fixture_path("models/tflite_ops/" + name + ".tflite"));
+  EXPECT_TRUE(bytes) << name;
+  if (!bytes) return {};
+  auto m = read_tflite(*bytes);
+  EXPECT_TRUE(m) << name << ": " << (m ? "" : m.error().message);
+  return m ? *m : TfliteModel{};
+}
+
+struct Loaded {
+  std::vector<uint8_t> bytes, arena;
+  k::Interpreter interp;
+  explicit Loaded(const std::string& artifact) {
+    bytes.resize(artifact.size() + 16);
+    auto* a = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(bytes.data()) + 15) &
+                                         ~uintptr_t{15});
+    std::memcpy(a, artifact.data(), artifact.size());
+    const auto err = interp.load(a, artifact.size());
+    EXPECT_EQ(err.status, k::LoadStatus::kOk) << err.what;
+    arena.resize(interp.arena_bytes());
+    interp.bind_arena(arena.data(), arena.size());
+  }
+  std::vector<int8_t> run(const std::vector<int8_t>& input) {
+    std::memcpy(interp.input(0).data, input.data(), input.size());
+    EXPECT_EQ(interp.invoke().status, k::LoadStatus::kOk);
+    const auto o = interp.output(0);
+    const auto* p = static_cast<const int8_t*>(o.data);
+    return {p, p + o.bytes};
+  }
+};
+
+// Every int8 value in order first (the [1, 256] models see each once), then random ones.
+std::vector<int8_t> input_for(std::mt19937& rng, int64_t n, int sample) {
+  std::vector<int8_t> v(static_cast<size_t>(n));
+  std::uniform_int_distribution<int> d(-128, 127);
+  for (size_t i = 0; i < v.size(); ++i) {
+    v[i] = static_cast<int8_t>(sample == 0 ? static_cast<int>(i % 256) - 128 : d(rng));
+  }
+  return v;
+}
+
+// Compiles `m`, runs `samples` inputs on the runtime and on the reference; the number of
+// samples whose output bytes differ (0 expected).
+int mismatches(const TfliteModel& m, const std::string& what, int samples, std::mt19937& rng) {
+  auto compiled = compile_tflite_int8(m, {});
+  EXPECT_TRUE(compiled) << what << ": " << (compiled ? "" : compiled.error().message);
+  if (!compiled) return samples;
+  Loaded loaded(compiled->artifact);
+  const tflm_reference::Runner ref(m);
+  const int64_t n = m.tensors[static_cast<size_t>(m.inputs[0])].elements();
+  int bad = 0;
+  for (int s = 0; s < samples; ++s) {
+    const auto input = input_for(rng, n, s);
+    const auto want = ref.run(input).at(m.outputs[0]);
+    const auto got = loaded.run(input);
+    if (got != want) {
+      ++bad;
+      for (size_t i = 0; i < got.size() && i < want.size(); ++i) {
+        if (got[i] != want[i]) {
+          ADD_FAILURE() << what << " sample " << s << " element " << i << " input "
+                        << int{input[i % input.size()]} << ": got " << int{got[i]} << ", TFLM "
+                        << int{want[i]};
+          break;
+        }
+      }
+    }
+  }
+  return bad;
+}
+
+const char* const kOpFixtures[] = {"logistic", "tanh", "relu",          "relu6",  "hard_swish",
+                                   "mean",     "pad",  "concatenation", "layout", "fold_constants"};
+
+TEST(TfliteOps, EveryOperatorFixtureMatchesTflmBitForBit) {
+  std::mt19937 rng(17);
+  for (const char* f : kOpFixtures) {
+    const TfliteModel m = read_op_fixture(f);
+    ASSERT_FALSE(m.operators.empty()) << f;
+    for (const auto& line : tflite_operator_coverage(m)) {
+      EXPECT_NE(line.find(": mapped"), std::string::npos) << f << ": " << line;
+    }
+    EXPECT_EQ(mismatches(m, f, 50, rng), 0) << f;
+  }
+}
+
+// The element-wise tables at many input and output quantizations (the output's kept at
+// TFLite's fixed one for LOGISTIC and TANH, at the input's for RELU6), every input value.
+TEST(TfliteOps, ActivationTablesMatchTflmAtManyQuantizations) {
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> log_scale(-7.0f, 1.0f);
+  std::uniform_int_distribution<int> zp(-128, 127);
+  for (const char* f : {"logistic", "tanh", "relu", "relu6", "hard_swish"}) {
+    TfliteModel m = read_op_fixture(f);
+    ASSERT_EQ(m.operators.size(), 1u);
+    auto& x = m.tensors[static_cast<size_t>(m.inputs[0])];
+    auto& y = m.tensors[static_cast<size_t>(m.outputs[0])];
+    const std::string name = f;
+    for (int trial = 0; trial < 40; ++trial) {
+      x.scale = {std::exp2(log_scale(rng))};
+      x.zero_point = {zp(rng)};
+      if (name == "relu6") {
+        y.scale = x.scale;
+        y.zero_point = x.zero_point;
+      } else if (name == "relu" || name == "hard_swish") {
+        y.scale = {x.scale[0] * std::exp2(std::uniform_real_distribution<float>(-2, 2)(rng))};
+        y.zero_point = {zp(rng)};
+      }
+      const std::string what =
+          name + " scale " + std::to_string(x.scale[0]) + " zp " + std::to_string(x.zero_point[0]);
+      auto compiled = compile_tflite_int8(m, {});
+      if (!compiled) {  // only what TFLM's Prepare refuses too
+        EXPECT_EQ(name, "hard_swish") << what << ": " << compiled.error().message;
+        continue;
+      }
+      EXPECT_EQ(mismatches(m, what, 1, rng), 0) << what;
+    }
+  }
+}
+
+// MEAN at other shapes and quantizations (counts that are and are not powers of two).
+TEST(TfliteOps, MeanMatchesTflmAtManyShapesAndScales) {
+  std::mt19937 rng(11);
+  const TfliteModel base = read_op_fixture("mean");
+  std::uniform_real_distribution<float> log_ratio(-3.0f, 3.0f);
+  std::uniform_int_distribution<int> zp(-128, 127);
+  for (auto hw : {std::pair{1, 1}, std::pair{2, 2}, std::pair{3, 7}, std::pair{8, 8},
+                  std::pair{25, 5}, std::pair{49, 10}}) {
+    for (int trial = 0; trial < 6; ++trial) {
+      TfliteModel m = base;
+      auto& x = m.tensors[static_cast<size_t>(m.inputs[0])];
+      auto& y = m.tensors[static_cast<size_t>(m.outputs[0])];
+      x.shape = {1, hw.first, hw.second, 8};
+      x.scale = {0.05f};
+      x.zero_point = {zp(rng)};
+      y.scale = {0.05f * std::exp2(log_ratio(rng))};
+      y.zero_point = {zp(rng)};
+      EXPECT_EQ(mismatches(m, "mean " + std::to_string(hw.first) + "x" + std::to_string(hw.second),
+                           20, rng),
+                0);
+    }
+  }
+}
+
+TEST(TfliteOps, LayoutOperatorsFoldToReshapesAndConstants) {
+  auto layout = fold_tflite_layout(read_op_fixture("layout"));
+  ASSERT_TRUE(layout) << layout.error().message;
+  ASSERT_EQ(layout->operators.size(), 4u);
+  for (size_t i = 0; i < 3; ++i)
+    EXPECT_STREQ(tflite_operator_name(layout->operators[i].code), "RESHAPE");
+  EXPECT_NE(layout->operators[1].name.find("SQUEEZE"), std::string::npos);
+  auto folded = fold_tflite_layout(read_op_fixture("fold_constants"));
+  ASSERT_TRUE(folded) << folded.error().message;
+  ASSERT_EQ(folded->operators.size(), 2u);  // the TRANSPOSE and STRIDED_SLICE are gone
+  const TfliteTensor& w1 = folded->tensors[static_cast<size_t>(folded->operators[0].inputs[1])];
+  const TfliteTensor& wt = folded->tensors[0 + 1];  // w_in_out [8, 6]
+  ASSERT_EQ(w1.shape, (std::vector<int32_t>{6, 8}));
+  ASSERT_EQ(w1.data.size(), 48u);
+  for (int o = 0; o < 6; ++o)
+    for (int i = 0; i < 8; ++i) EXPECT_EQ(w1.data[o * 8 + i], wt.data[i * 6 + o]);
+  EXPECT_EQ(w1.scale, wt.scale);  // per channel, now along dimension 0
+  EXPECT_EQ(w1.quantized_dimension, 0);
+}
+
+TEST(TfliteOps, RefusesByNameWithTheReason) {
+  auto transpose = compile_tflite_int8(read_op_fixture("refused_transpose"), {});
+  ASSERT_FALSE(transpose);
+  EXPECT_NE(transpose.error().message.find("'TRANSPOSE'"), std::string::npos);
+  EXPECT_NE(transpose.error().message.find("reorders the elements"), std::string::npos)
+      << transpose.error().message;
+  auto exp = compile_tflite_int8(read_op_fixture("refused_exp"), {});
+  ASSERT_FALSE(exp);
+  EXPECT_NE(exp.error().message.find("operator 'EXP' (builtin code 47) is not supported"),
+            std::string::npos)
+      << exp.error().message;
+  // A slice that drops elements of an activation, and a MEAN over channels.
+  TfliteModel layout = read_op_fixture("layout");
+  layout.tensors[static_cast<size_t>(layout.operators[2].inputs[2])].data[4] = 2;  // end[1] = 2
+  layout.tensors[static_cast<size_t>(layout.operators[2].outputs[0])].shape = {2, 8};
+  layout.tensors[static_cast<size_t>(layout.operators[3].outputs[0])].shape = {2, 8};
+  auto slice = compile_tflite_int8(layout, {});
+  ASSERT_FALSE(slice);
+  EXPECT_NE(slice.error().message.find("'STRIDED_SLICE': slicing part of an activation"),
+            std::string::npos)
+      << slice.error().message;
+  TfliteModel mean = read_op_fixture("mean");
+  auto& axes = mean.tensors[static_cast<size_t>(mean.operators[0].inputs[1])];
+  const int32_t channels[2] = {1, 3};
+  std::memcpy(axes.data.data(), channels, 8);
+  auto over_c = compile_tflite_int8(mean, {});
+  ASSERT_FALSE(over_c);
+  EXPECT_NE(over_c.error().message.find("'MEAN': supported: the mean over height and width"),
+            std::string::npos)
+      << over_c.error().message;
+}
+
+}  // namespace
