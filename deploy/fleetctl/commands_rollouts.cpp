@@ -138,8 +138,14 @@ int cmd_rollouts(const Args& a, const Connection& c) {
     v1::ListRolloutsRequest req;
     req.set_active_only(a.has("active"));
     v1::ListRolloutsResponse resp;
-    auto s = stub->ListRollouts(c.context().get(), req, &resp);
-    if (!s.ok()) return report(s, "list rollouts");
+    // Every page (fleetd returns at most 100 rollouts a call).
+    do {
+      v1::ListRolloutsResponse page;
+      auto s = stub->ListRollouts(c.context().get(), req, &page);
+      if (!s.ok()) return report(s, "list rollouts");
+      for (auto& r : *page.mutable_rollouts()) *resp.add_rollouts() = std::move(r);
+      req.set_page_token(page.next_page_token());
+    } while (!req.page_token().empty());
     if (c.json) {
       nlohmann::json out = nlohmann::json::array();
       for (const auto& r : resp.rollouts()) out.push_back(to_json(r));
@@ -212,7 +218,13 @@ int cmd_rollouts(const Args& a, const Connection& c) {
     s = stub->PauseRollout(c.context().get(), ref, &r);
   else if (verb == "resume")
     s = stub->ResumeRollout(c.context().get(), ref, &r);
-  else if (verb == "promote")
+  else if (verb == "promote" && a.has("skip-gates")) {
+    v1::SkipGatesRequest skip;
+    skip.set_name(name);
+    skip.set_reason(a.get("reason"));
+    if (skip.reason().empty()) usage_error("rollouts promote NAME --skip-gates --reason TEXT");
+    s = stub->SkipGates(c.context().get(), skip, &r);
+  } else if (verb == "promote")
     s = stub->PromoteRollout(c.context().get(), ref, &r);
   else if (verb == "abort")
     s = stub->AbortRollout(c.context().get(), ref, &r);

@@ -2,6 +2,7 @@
 
 #include <sodium.h>
 
+#include "rate_limiter.h"
 #include "tinyfleet/server/log.h"
 #include "tinyfleet/storage/api_tokens.h"
 
@@ -12,6 +13,13 @@ Authenticator::Authenticator(storage::Database& db)
 Authenticator::~Authenticator() = default;
 
 namespace {
+// The rate limiter's key for a secret: a hash, so the table holds no secrets.
+std::string rate_key(const std::string& secret) {
+  unsigned char h[16];
+  crypto_generichash(h, sizeof h, reinterpret_cast<const unsigned char*>(secret.data()),
+                     secret.size(), nullptr, 0);
+  return std::string(reinterpret_cast<const char*>(h), sizeof h);
+}
 int rank(storage::Role r) {
   switch (r) {
     case storage::Role::kViewer:
@@ -65,6 +73,12 @@ grpc::Status Authenticator::authorize(const std::string* authorization, const st
                   "the authorization header must be 'Bearer <token>'");
   }
   const std::string secret = value.substr(prefix.size());
+  // Before any database work; not logged per call (a flood would flood the log).
+  if (limiter_ && !limiter_->allow(rate_key(secret))) {
+    return {
+        grpc::StatusCode::RESOURCE_EXHAUSTED,
+        std::string(method) + ": too many calls with this token; slow down (api.rate_per_second)"};
+  }
   auto token =
       db_.transact([&](pqxx::work& w) { return storage::api_tokens::authenticate(w, secret); });
   if (!token) return {grpc::StatusCode::UNAVAILABLE, token.error().message};

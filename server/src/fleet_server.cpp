@@ -14,6 +14,7 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 
+#include "rate_limiter.h"
 #include "reflection_v1.h"
 #include "rollouts/repository.h"
 #include "tinyfleet/server/admin_service.h"
@@ -110,7 +111,12 @@ void check_keys(const ServerConfig& config, const update::TargetsKey& key) {
 }  // namespace
 
 struct FleetServer::Parts {
+  // API calls (gRPC, console) take connections from `db`; the rollout engine, telemetry
+  // ingestion, device presence and the publisher from `engine_db`, so no flood of calls
+  // can starve them.
   std::unique_ptr<storage::Database> db;
+  std::unique_ptr<storage::Database> engine_db;
+  std::unique_ptr<RateLimiter> rate_limiter;
   std::unique_ptr<Authenticator> auth;
   std::unique_ptr<BrokerAccounts> broker;
   std::unique_ptr<ModelCompiler> compiler;
@@ -140,7 +146,9 @@ struct FleetServer::Parts {
 storage::Expected<std::unique_ptr<FleetServer>> FleetServer::start(const ServerConfig& config) {
   if (sodium_init() < 0) return Error{ErrorCode::kInternal, "libsodium failed to initialize"};
   auto parts = std::make_unique<Parts>();
-  auto db = storage::Database::open({config.database_uri, config.database_pool, 5});
+  const std::chrono::milliseconds acquire_timeout(config.database_acquire_timeout_ms);
+  auto db =
+      storage::Database::open({config.database_uri, config.database_pool, 5, acquire_timeout});
   if (!db) return db.error();
   parts->db = std::move(*db);
   auto applied = storage::migrate(*parts->db);
@@ -148,6 +156,11 @@ storage::Expected<std::unique_ptr<FleetServer>> FleetServer::start(const ServerC
   log::info("database.ready", {{"migrations_applied", *applied}});
 
   parts->auth = std::make_unique<Authenticator>(*parts->db);
+  if (config.api_rate_per_second > 0) {
+    parts->rate_limiter =
+        std::make_unique<RateLimiter>(config.api_rate_per_second, config.api_rate_burst);
+    parts->auth->set_rate_limiter(parts->rate_limiter.get());
+  }
   if (!config.bootstrap_admin_token.empty()) {
     auto created = parts->auth->ensure_bootstrap_admin(config.bootstrap_admin_token);
     if (!created) return created.error();
@@ -188,12 +201,16 @@ storage::Expected<std::unique_ptr<FleetServer>> FleetServer::start(const ServerC
     auto key = update::load_targets_key(config.keys_dir);
     if (!key) return key.error();
     check_keys(config, *key);
+    auto engine_db = storage::Database::open(
+        {config.database_uri, config.database_engine_pool, 5, acquire_timeout});
+    if (!engine_db) return engine_db.error();
+    parts->engine_db = std::move(*engine_db);
     const std::string broker = "tcp://" + config.mqtt_host + ":" + std::to_string(config.mqtt_port);
     // Not guessable, so no device can take over fleetd's sessions by its client id.
     const std::string id = "fleetd-" + random_suffix();
-    parts->blobs = std::make_unique<storage::PgBlobStore>(*parts->db);
+    parts->blobs = std::make_unique<storage::PgBlobStore>(*parts->engine_db);
     parts->offers = std::make_unique<OfferBuilder>(
-        *parts->db, *parts->blobs, *key, static_cast<uint32_t>(config.update_chunk_bytes));
+        *parts->engine_db, *parts->blobs, *key, static_cast<uint32_t>(config.update_chunk_bytes));
     parts->offers->set_use_deltas(config.update_deltas);
     parts->publisher = std::make_unique<UpdatePublisher>(
         broker, config.mqtt_user, config.mqtt_password, id + "-updates",
@@ -201,7 +218,7 @@ storage::Expected<std::unique_ptr<FleetServer>> FleetServer::start(const ServerC
     parts->rejects = std::make_unique<DeviceRejects>();
     parts->publisher->set_rejects(parts->rejects.get());
     parts->publisher->set_payload_loader(
-        [db = parts->db.get(), blobs = parts->blobs.get()](
+        [db = parts->engine_db.get(), blobs = parts->blobs.get()](
             const std::string&, const std::string& device,
             uint64_t release) -> std::shared_ptr<const std::string> {
           auto sha = db->transact(
@@ -216,7 +233,7 @@ storage::Expected<std::unique_ptr<FleetServer>> FleetServer::start(const ServerC
     if (!parts->publisher->start()) {
       return Error{ErrorCode::kUnavailable, "cannot connect the update publisher to " + broker};
     }
-    parts->ingest = std::make_unique<TelemetryIngest>(*parts->db);
+    parts->ingest = std::make_unique<TelemetryIngest>(*parts->engine_db);
     parts->ingest->set_rejects(parts->rejects.get());
     TelemetryIngest::Limits telemetry_limits;
     telemetry_limits.windows_per_minute = config.telemetry_device_windows_per_minute;
@@ -224,11 +241,11 @@ storage::Expected<std::unique_ptr<FleetServer>> FleetServer::start(const ServerC
     telemetry_limits.retention_days = config.telemetry_retention_days;
     parts->ingest->set_limits(telemetry_limits);
     parts->engine =
-        std::make_unique<RolloutEngine>(*parts->db, config.database_uri, *parts->publisher,
+        std::make_unique<RolloutEngine>(*parts->engine_db, config.database_uri, *parts->publisher,
                                         *parts->offers, config.rollout_tick_ms / 1000.0);
     parts->engine->set_rejects(parts->rejects.get());
     parts->presence = std::make_unique<DevicePresence>(
-        *parts->db, std::chrono::seconds(config.devices_offline_after_seconds),
+        *parts->engine_db, std::chrono::seconds(config.devices_offline_after_seconds),
         parts->rejects.get());
     auto* engine = parts->engine.get();
     auto* ingest = parts->ingest.get();
@@ -312,7 +329,14 @@ storage::Expected<std::unique_ptr<FleetServer>> FleetServer::start(const ServerC
   // No SO_REUSEPORT: a second fleetd on a taken port must fail, not share it.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddListeningPort(config.listen, credentials, &parts->port);
-  builder.SetMaxReceiveMessageSize(8 << 20);
+  // Limits: message size both ways, streams per connection, and the threads serving
+  // calls (a call beyond them is RESOURCE_EXHAUSTED rather than queued without end).
+  builder.SetMaxReceiveMessageSize(config.grpc_max_message_bytes);
+  builder.SetMaxSendMessageSize(config.grpc_max_message_bytes);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, config.grpc_max_concurrent_streams);
+  grpc::ResourceQuota quota("fleetd");
+  quota.SetMaxThreads(config.grpc_max_threads);
+  builder.SetResourceQuota(quota);
   builder.RegisterService(parts->models.get());
   builder.RegisterService(parts->devices.get());
   builder.RegisterService(parts->admin.get());

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "names.h"
+#include "rollouts/api_input.h"
 #include "rollouts/gates.h"
 #include "rollouts/operator_actions.h"
 #include "rollouts/repository.h"
@@ -239,7 +240,26 @@ grpc::Status RolloutsService::CreateRollout(grpc::ServerContext* ctx,
     }
     std::vector<int> percents;
     for (const auto& ph : rollout.phases) percents.push_back(ph.first);
-    repo::insert(w, rollout, rollouts::place(req->name(), selected, percents), artifact_of);
+    // A CreateRollout committed since first_taken() read may hold some of these devices:
+    // the database's one-active-rollout-per-device index refuses the insert, and the
+    // device is named from what that rollout committed.
+    try {
+      pqxx::subtransaction insert(w, "insert_rollout");
+      repo::insert(insert, rollout, rollouts::place(req->name(), selected, percents), artifact_of);
+      insert.commit();
+    } catch (const pqxx::sql_error& e) {
+      // 23505: unique_violation (raised by the COPY's end, whatever class pqxx gives it)
+      if (e.sqlstate() != "23505" ||
+          std::string(e.what()).find(repo::kOneActiveRolloutIndex) == std::string::npos) {
+        throw;
+      }
+      const auto taken = repo::first_taken(w, chosen);
+      throw StorageException(
+          {ErrorCode::kFailedPrecondition,
+           taken ? "device '" + taken->first + "' is in active rollout '" + taken->second +
+                       "' (created at the same time): wait for it to end or abort it"
+                 : "a selected device joined another active rollout at the same time"});
+    }
     storage::audit_log::append(
         w, {caller.name, "rollout.create", "rollout/" + req->name(),
             nlohmann::json{{"devices", selected.size()}, {"gates", req->gates()}}.dump()});
@@ -266,11 +286,17 @@ grpc::Status RolloutsService::ListRollouts(grpc::ServerContext* ctx,
                                            const v1::ListRolloutsRequest* req,
                                            v1::ListRolloutsResponse* out) {
   if (auto s = auth_.authorize(*ctx, Role::kViewer, "ListRollouts", nullptr); !s.ok()) return s;
+  auto after = rollouts::parse_page_token(req->page_token());
+  if (!after) {
+    return invalid_argument("page_token '" + req->page_token().substr(0, 40) +
+                            "' is not one this API returned");
+  }
+  const int size = rollouts::page_size(req->page_size());
   auto r = db_.transact([&](pqxx::work& w) {
     v1::ListRolloutsResponse list;
-    for (const auto& name : repo::names(w, req->active_only())) {
-      load(w, name, list.add_rollouts());
-    }
+    const auto page = repo::names(w, req->active_only(), *after, size);
+    for (const auto& name : page.names) load(w, name, list.add_rollouts());
+    list.set_next_page_token(page.next_page_token);
     return list;
   });
   if (!r) return to_status(r.error());
@@ -279,12 +305,20 @@ grpc::Status RolloutsService::ListRollouts(grpc::ServerContext* ctx,
 }
 
 grpc::Status RolloutsService::change(grpc::ServerContext* ctx, const std::string& name,
-                                     const char* method, const char* action, v1::Rollout* out) {
+                                     const char* method, const char* action, v1::Rollout* out,
+                                     const std::string* skip_reason) {
   Caller caller;
-  if (auto s = auth_.authorize(*ctx, Role::kOperator, method, &caller); !s.ok()) return s;
+  // Skipping the gates is an admin's call; every other command an operator's.
+  const Role needed = skip_reason ? Role::kAdmin : Role::kOperator;
+  if (auto s = auth_.authorize(*ctx, needed, method, &caller); !s.ok()) return s;
+  rollouts::SkipGates skip;
+  if (skip_reason) {
+    if (auto why = rollouts::skip_gates_reason_error(*skip_reason)) return invalid_argument(*why);
+    skip = {true, *skip_reason};
+  }
   const std::string act = action;
   auto r = db_.transact([&](pqxx::work& w) {
-    rollouts::apply_operator_action(w, name, act, caller.name);
+    rollouts::apply_operator_action(w, name, act, caller.name, skip);
     v1::Rollout rollout;
     load(w, name, &rollout);
     return rollout;
@@ -306,6 +340,10 @@ grpc::Status RolloutsService::ResumeRollout(grpc::ServerContext* ctx, const v1::
 grpc::Status RolloutsService::PromoteRollout(grpc::ServerContext* ctx, const v1::RolloutRef* req,
                                              v1::Rollout* out) {
   return change(ctx, req->name(), "PromoteRollout", "promote", out);
+}
+grpc::Status RolloutsService::SkipGates(grpc::ServerContext* ctx, const v1::SkipGatesRequest* req,
+                                        v1::Rollout* out) {
+  return change(ctx, req->name(), "SkipGates", "promote", out, &req->reason());
 }
 grpc::Status RolloutsService::AbortRollout(grpc::ServerContext* ctx, const v1::RolloutRef* req,
                                            v1::Rollout* out) {

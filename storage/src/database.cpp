@@ -7,7 +7,8 @@ namespace tinyfleet::storage {
 // Connections are made up front and handed out one per transaction.
 class Database::Pool {
  public:
-  explicit Pool(const DatabaseOptions& options) : uri_(options.uri) {
+  explicit Pool(const DatabaseOptions& options)
+      : uri_(options.uri), timeout_(options.acquire_timeout) {
     stats_.size = options.pool_size;
     for (int i = 0; i < options.pool_size; ++i) {
       idle_.push_back(std::make_unique<pqxx::connection>(uri_));
@@ -18,21 +19,34 @@ class Database::Pool {
     return std::make_unique<pqxx::connection>(uri_);
   }
 
-  std::unique_ptr<pqxx::connection> acquire() {
+  // False when no connection came free within the timeout (`c` untouched).
+  bool acquire(std::unique_ptr<pqxx::connection>& c) {
     std::unique_lock<std::mutex> lock(mu_);
     ++stats_.acquisitions;
     if (idle_.empty()) {
       ++stats_.waits;
       const auto start = std::chrono::steady_clock::now();
-      cv_.wait(lock, [&] { return !idle_.empty(); });
+      const auto ready = [&] { return !idle_.empty(); };
+      bool got = true;
+      if (timeout_.count() > 0) {
+        got = cv_.wait_for(lock, timeout_, ready);
+      } else {
+        cv_.wait(lock, ready);
+      }
       stats_.wait_seconds +=
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      if (!got) {
+        ++stats_.timeouts;
+        return false;
+      }
     }
-    auto c = std::move(idle_.back());
+    c = std::move(idle_.back());
     idle_.pop_back();
     ++stats_.in_use;
-    return c;
+    return true;
   }
+
+  std::chrono::milliseconds timeout() const { return timeout_; }
 
   PoolStats stats() {
     std::lock_guard<std::mutex> lock(mu_);
@@ -52,6 +66,7 @@ class Database::Pool {
 
  private:
   std::string uri_;
+  std::chrono::milliseconds timeout_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<std::unique_ptr<pqxx::connection>> idle_;
@@ -69,6 +84,9 @@ Expected<std::unique_ptr<Database>> Database::open(const DatabaseOptions& option
   }
   if (options.pool_size < 1) {
     return Error{ErrorCode::kInvalidArgument, "database pool_size must be at least 1"};
+  }
+  if (options.acquire_timeout.count() < 0) {
+    return Error{ErrorCode::kInvalidArgument, "database acquire_timeout must not be negative"};
   }
   std::unique_ptr<Database> db(new Database(options));
   try {
@@ -106,7 +124,13 @@ bool retryable(const pqxx::sql_error& e) {
 
 std::optional<Error> Database::run(const std::function<void(pqxx::work&)>& body) {
   for (int attempt = 0;; ++attempt) {
-    auto conn = pool_->acquire();
+    std::unique_ptr<pqxx::connection> conn;
+    if (!pool_->acquire(conn)) {
+      return Error{ErrorCode::kUnavailable, "no database connection free within " +
+                                                std::to_string(pool_->timeout().count()) +
+                                                " ms (all " + std::to_string(options_.pool_size) +
+                                                " busy)"};
+    }
     std::optional<Error> error;
     bool retry = false;
     try {

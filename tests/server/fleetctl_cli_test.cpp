@@ -78,6 +78,7 @@ TEST(FleetctlCli, WrongCommandLinesAreRefusedNamingWhatIsWrong) {
       {"frobnicate", "frobnicate"},
       {"versions", "subcommand"},
       {"telemetry --since", "--since"},
+      {"rollouts promote r1 --skip-gates", "--skip-gates --reason TEXT"},
   };
   for (const auto& c : cases) {
     const auto r = offline(c.args);

@@ -1,11 +1,13 @@
 // The rollout repository on a real PostgreSQL: every state change is a compare-and-set
 // that a concurrent change beats (and then writes nothing), two writers racing on the
-// same devices each win a device once, and the schema refuses states the module does
-// not name (migration 0005).
+// same devices each win a device once, the schema refuses states the module does
+// not name (migration 0005), and a device is active in one rollout at most, even when
+// two creations check at the same time (migration 0010).
 #include <gtest/gtest.h>
 #include <sodium.h>
 
 #include <atomic>
+#include <set>
 #include <thread>
 
 #include "rollout_seed.h"
@@ -282,6 +284,59 @@ TEST_F(RolloutRepository, BaseRefusalsAreCappedThenTheDeviceFails) {
     return repo::apply_status(w, "default", "dev-1001", refusal, true) == 1;
   }));
   EXPECT_EQ(state("dev-1001"), "failed | refused: signature");
+}
+
+// Two creations both find the devices free (first_taken), then both insert: the second
+// is refused by the one-active-rollout index, naming it. Once the first rollout ends
+// (a final state), its devices may join another rollout.
+TEST_F(RolloutRepository, ADeviceIsActiveInOneRolloutEvenWhenTwoCreationsRace) {
+  const auto fleet = seed(3);
+  const std::set<std::string> devices(fleet.devices.begin(), fleet.devices.end());
+  std::vector<server::rollouts::Candidate> selected;
+  for (const auto& d : fleet.devices) selected.push_back({d, kSeedClass, {}});
+  const auto rollout = [&](const std::string& name) {
+    repo::NewRollout r;
+    r.name = name;
+    r.fleet = "default";
+    r.selector_json = "{}";
+    r.on_failure = "rollback";
+    r.version_id = fleet.version_id;
+    r.rate_per_minute = 600;
+    r.phases = {{100, 0}};
+    return r;
+  };
+  pqxx::connection ca(scratch_.uri()), cb(scratch_.uri());
+  pqxx::work a(ca), b(cb);
+  EXPECT_FALSE(repo::first_taken(a, devices));
+  EXPECT_FALSE(repo::first_taken(b, devices));
+  const int64_t first = repo::insert(a, rollout("a"), server::rollouts::place("a", selected, {100}),
+                                     {{kSeedClass, fleet.artifact}});
+  a.commit();
+  try {
+    repo::insert(b, rollout("b"), server::rollouts::place("b", selected, {100}),
+                 {{kSeedClass, fleet.artifact}});
+    ADD_FAILURE() << "a second active rollout took the same devices";
+  } catch (const pqxx::sql_error& e) {
+    EXPECT_EQ(e.sqlstate(), "23505") << e.what();
+    EXPECT_NE(std::string(e.what()).find(repo::kOneActiveRolloutIndex), std::string::npos)
+        << e.what();
+  }
+  b.abort();
+  // Aborted, then every device back: the rollout ends and frees its devices.
+  EXPECT_TRUE(run([&](pqxx::work& w) {
+    return repo::change_state(w, first, RolloutState::kRunning, RolloutEvent::kAbort, "x") &&
+           repo::change_state(w, first, RolloutState::kAborting, RolloutEvent::kRevertsDone, "x");
+  }));
+  EXPECT_TRUE(run([&](pqxx::work& w) { return !repo::first_taken(w, devices); }));
+  create("c", fleet, {{100, 0}});
+  // A completed rollout frees them too (finish_phase of the last phase).
+  const int64_t c = *db().transact([](pqxx::work& w) {
+    return w.exec1("SELECT id FROM rollouts WHERE name = 'c'")[0].as<int64_t>();
+  });
+  EXPECT_TRUE(run([&](pqxx::work& w) { return repo::finish_phase(w, c, 0, 1, false, "done"); }));
+  EXPECT_EQ(view("c").state, "completed");
+  create("d", fleet, {{100, 0}});
+  EXPECT_EQ(view("d").selected, 3);
 }
 
 TEST_F(RolloutRepository, TheSchemaRefusesStatesTheModuleDoesNotName) {

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <set>
 
+#include "rollouts/api_input.h"
 #include "rollouts/gates.h"
 #include "rollouts/selection.h"
 #include "rollouts/states.h"
@@ -313,6 +314,26 @@ TEST(StatusReports, ParsedWithBounds) {
     ASSERT_FALSE(e) << payload.substr(0, 60);
     EXPECT_NE(e.error().message.find("status report: "), std::string::npos) << e.error().message;
   }
+}
+
+// ListRollouts' page token and size, SkipGates' reason (operator input, checked before
+// any database work).
+TEST(RolloutApiInput, PageTokensSizesAndSkipReasonsAreBounded) {
+  EXPECT_EQ(parse_page_token(""), 0);
+  EXPECT_EQ(parse_page_token("42"), 42);
+  EXPECT_EQ(parse_page_token(page_token(123456789012345678)), 123456789012345678);
+  for (const char* bad : {"-1", "4 2", "1a", "0x10", "1234567890123456789"}) {
+    EXPECT_FALSE(parse_page_token(bad)) << bad;
+  }
+  EXPECT_EQ(page_size(0), kDefaultPageSize);
+  EXPECT_EQ(page_size(7), 7);
+  EXPECT_EQ(page_size(4000000000u), kMaxPageSize);
+  EXPECT_FALSE(skip_gates_reason_error("hotfix for ticket 42"));
+  EXPECT_FALSE(skip_gates_reason_error(std::string(500, 'x')));
+  EXPECT_EQ(skip_gates_reason_error(""), "skipping the gates needs a reason");
+  EXPECT_EQ(skip_gates_reason_error(std::string(501, 'x')),
+            "the reason has 501 bytes; 500 at most");
+  EXPECT_EQ(skip_gates_reason_error("a\tb"), "the reason holds a control character");
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include <map>
 
+#include "rollouts/api_input.h"
 #include "rollouts/repository.h"
 #include "tinyfleet/storage/repositories.h"
 
@@ -134,7 +135,7 @@ json fleet(pqxx::work& w, const std::string& after) {
 
 json rollouts(pqxx::work& w) {
   json out = json::array();
-  for (const auto& name : repo::names(w, false)) {
+  for (const auto& name : repo::names(w, false, 0, rollouts::kMaxPageSize).names) {
     if (auto v = repo::view(w, name)) out.push_back(to_json(*v));
   }
   return out;

@@ -11,9 +11,17 @@
 
 namespace tinyfleet::server::rollouts {
 
+// A promote that does not evaluate the gates: the caller checked the admin role; the
+// reason is required and goes to the rollout's reason and the audit log
+// ("rollout.skip_gates", with the phase).
+struct SkipGates {
+  bool skip = false;
+  std::string reason;
+};
+
 // `action` is one of "pause", "resume", "promote", "abort"; `actor` the token's name.
 void apply_operator_action(pqxx::work& w, const std::string& name, const std::string& action,
-                           const std::string& actor);
+                           const std::string& actor, const SkipGates& skip_gates = {});
 
 // Whether `action` is one of the four above.
 bool is_operator_action(const std::string& action);

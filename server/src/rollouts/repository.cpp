@@ -1,5 +1,9 @@
 #include "rollouts/repository.h"
 
+#include <nlohmann/json.hpp>
+
+#include "rollouts/api_input.h"
+
 namespace tinyfleet::server::rollouts::repo {
 
 namespace {
@@ -25,6 +29,13 @@ R state_of(const pqxx::field& f) {
   const auto st = rollout_state_from(f.as<std::string>());
   if (!st) throw std::runtime_error("unknown rollout state '" + f.as<std::string>() + "'");
   return *st;
+}
+
+// A rollout that reached a final state holds its devices no more (the partial unique
+// index of migration 0010 counts only active rows).
+void release_devices_if_final(pqxx::work& w, int64_t id, R to) {
+  if (!is_final(to)) return;
+  w.exec_params("UPDATE rollout_devices SET active = false WHERE rollout_id = $1 AND active", id);
 }
 
 }  // namespace
@@ -143,11 +154,14 @@ bool change_state(pqxx::work& w, int64_t id, RolloutState expected, RolloutEvent
                   const std::string& reason) {
   const auto to = next_state(expected, event);
   if (!to) return false;
-  return w.exec_params(
-              "UPDATE rollouts SET state = $3, reason = $4, updated_at = now() WHERE id = $1 "
-              "AND state = $2",
-              id, s(expected), s(*to), reason)
-             .affected_rows() == 1;
+  const bool won =
+      w.exec_params(
+           "UPDATE rollouts SET state = $3, reason = $4, updated_at = now() WHERE id = $1 "
+           "AND state = $2",
+           id, s(expected), s(*to), reason)
+          .affected_rows() == 1;
+  if (won) release_devices_if_final(w, id, *to);
+  return won;
 }
 
 bool finish_phase(pqxx::work& w, int64_t id, int phase, int phases, bool by_operator,
@@ -166,6 +180,7 @@ bool finish_phase(pqxx::work& w, int64_t id, int phase, int phases, bool by_oper
                         id, s(R::kRunning), phase, s(*to), next, reason)
                        .affected_rows() == 1;
   if (!won) return false;
+  release_devices_if_final(w, id, *to);
   w.exec_params("UPDATE rollout_phases SET state = $3 WHERE rollout_id = $1 AND idx = $2", id,
                 phase, s(PhaseState::kPassed));
   if (!last) {
@@ -239,18 +254,18 @@ bool exists(pqxx::work& w, const std::string& name) {
 
 std::optional<std::pair<std::string, std::string>> first_taken(
     pqxx::work& w, const std::set<std::string>& devices) {
-  for (const auto& row :
-       w.exec("SELECT rd.device_id, r.name FROM rollout_devices rd JOIN rollouts r ON r.id = "
-              "rd.rollout_id WHERE r.state IN " +
-              sql_list(is_active) + " ORDER BY rd.device_id")) {
-    if (devices.count(row[0].as<std::string>())) {
-      return std::pair{row[0].as<std::string>(), row[1].as<std::string>()};
-    }
-  }
-  return std::nullopt;
+  // Only the given devices, through the one-active-rollout index (not every active row).
+  const auto rows = w.exec_params(
+      "SELECT rd.device_id, r.name FROM rollout_devices rd JOIN rollouts r ON r.id = "
+      "rd.rollout_id WHERE rd.active AND rd.device_id IN (SELECT jsonb_array_elements_text("
+      "$1::jsonb)) ORDER BY rd.device_id LIMIT 1",
+      nlohmann::json(devices).dump());
+  if (rows.empty()) return std::nullopt;
+  return std::pair{rows[0][0].as<std::string>(), rows[0][1].as<std::string>()};
 }
 
-int64_t insert(pqxx::work& w, const NewRollout& r, const std::vector<Placement>& devices,
+int64_t insert(pqxx::transaction_base& w, const NewRollout& r,
+               const std::vector<Placement>& devices,
                const std::map<std::string, std::string>& artifact_of_class) {
   const int64_t id =
       w.exec_params1(
@@ -343,14 +358,22 @@ std::optional<View> view(pqxx::work& w, const std::string& name) {
   return out;
 }
 
-std::vector<std::string> names(pqxx::work& w, bool active_only) {
-  std::vector<std::string> out;
+NamesPage names(pqxx::work& w, bool active_only, int64_t after, int limit) {
+  NamesPage page;
+  int64_t last = 0;
   for (const auto& row :
-       w.exec(std::string("SELECT name FROM rollouts ") +
-              (active_only ? "WHERE state IN " + sql_list(is_active) + " " : "") + "ORDER BY id")) {
-    out.push_back(row[0].as<std::string>());
+       w.exec_params(std::string("SELECT id, name FROM rollouts WHERE id > $1 ") +
+                         (active_only ? "AND state IN " + sql_list(is_active) + " " : "") +
+                         "ORDER BY id LIMIT $2",
+                     after, limit + 1)) {
+    if (static_cast<int>(page.names.size()) == limit) {
+      page.next_page_token = page_token(last);
+      break;
+    }
+    last = row[0].as<int64_t>();
+    page.names.push_back(row[1].as<std::string>());
   }
-  return out;
+  return page;
 }
 
 std::vector<OfferTarget> pending(pqxx::work& w, const Driven& r, int n) {

@@ -101,13 +101,16 @@ struct NewRollout {
   std::vector<std::pair<int, int>> phases;  // (cumulative percent, bake seconds)
 };
 bool exists(pqxx::work& w, const std::string& name);
-// The first of `devices` that is in an active rollout, and that rollout's name.
+// The first of `devices` (by id) that is in an active rollout, and that rollout's name.
 std::optional<std::pair<std::string, std::string>> first_taken(
     pqxx::work& w, const std::set<std::string>& devices);
-// Stores the rollout (running, phase 0 active) and its devices (pending) with the
-// target artifact of each device's class.
-int64_t insert(pqxx::work& w, const NewRollout& r, const std::vector<Placement>& devices,
+// Stores the rollout (running, phase 0 active) and its devices (pending, active) with the
+// target artifact of each device's class. A device that is active in another rollout
+// makes it throw a unique violation naming kOneActiveRolloutIndex (migration 0010).
+int64_t insert(pqxx::transaction_base& w, const NewRollout& r,
+               const std::vector<Placement>& devices,
                const std::map<std::string, std::string>& artifact_of_class);
+inline constexpr const char* kOneActiveRolloutIndex = "rollout_devices_one_active";
 
 struct PhaseView {
   int index = 0, percent = 0, bake_seconds = 0;
@@ -121,7 +124,13 @@ struct View {
   std::vector<PhaseView> phases;
 };
 std::optional<View> view(pqxx::work& w, const std::string& name);
-std::vector<std::string> names(pqxx::work& w, bool active_only);
+// One page of rollout names, oldest first: those after the rollout id `after` (0: from
+// the start), at most `limit`; next_page_token is empty on the last page (api_input.h).
+struct NamesPage {
+  std::vector<std::string> names;
+  std::string next_page_token;
+};
+NamesPage names(pqxx::work& w, bool active_only, int64_t after, int limit);
 
 // ---- devices ----
 

@@ -12,6 +12,8 @@
 
 namespace tinyfleet::server {
 
+class RateLimiter;
+
 // Who is calling: the token's name and role.
 struct Caller {
   std::string name;
@@ -42,9 +44,14 @@ class Authenticator {
   // A fresh random secret ("tf_" + 43 url-safe base64 characters, 256 bits).
   static std::string new_secret();
 
+  // Calls per bearer token are limited by `limiter` (not owned; null: unlimited): beyond
+  // its rate a call gets RESOURCE_EXHAUSTED before any database work.
+  void set_rate_limiter(RateLimiter* limiter) { limiter_ = limiter; }
+
  private:
   storage::Database& db_;
   std::unique_ptr<DenialAudit> audit_;
+  RateLimiter* limiter_ = nullptr;
 };
 
 }  // namespace tinyfleet::server

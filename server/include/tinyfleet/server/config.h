@@ -19,9 +19,16 @@ struct ServerConfig {
   std::string metrics_listen = "127.0.0.1:9464";  // Prometheus /metrics; "" turns it off
   std::string console_listen;                     // web console (docs/console.md); "" off
   int console_threads = 8;
-  std::string database_uri;  // also from TINYFLEET_PG_URI
-  int database_pool = 8;
-  std::string tls_cert_file;  // both set: TLS; neither: plaintext (loopback only)
+  std::string database_uri;                // also from TINYFLEET_PG_URI
+  int database_pool = 8;                   // for API calls (gRPC and console)
+  int database_engine_pool = 4;            // for the rollout engine, ingestion, presence
+  int database_acquire_timeout_ms = 5000;  // no free connection by then: UNAVAILABLE
+  int api_rate_per_second = 50;            // calls per token and second; 0: unlimited
+  int api_rate_burst = 100;                // calls a token may make at once
+  int grpc_max_concurrent_streams = 100;   // per client connection
+  int grpc_max_threads = 64;               // threads serving gRPC calls
+  int grpc_max_message_bytes = 8 << 20;    // largest gRPC message, either way
+  std::string tls_cert_file;               // both set: TLS; neither: plaintext (loopback only)
   std::string tls_key_file;
   std::string bootstrap_admin_token;  // registered as token "bootstrap-admin" if absent
   std::string mqtt_host = "127.0.0.1";

@@ -30,6 +30,8 @@ class RolloutsService final : public v1::Rollouts::Service {
                              v1::Rollout* out) override;
   grpc::Status PromoteRollout(grpc::ServerContext* ctx, const v1::RolloutRef* req,
                               v1::Rollout* out) override;
+  grpc::Status SkipGates(grpc::ServerContext* ctx, const v1::SkipGatesRequest* req,
+                         v1::Rollout* out) override;
   grpc::Status AbortRollout(grpc::ServerContext* ctx, const v1::RolloutRef* req,
                             v1::Rollout* out) override;
   grpc::Status WatchRollout(grpc::ServerContext* ctx, const v1::RolloutRef* req,
@@ -37,7 +39,8 @@ class RolloutsService final : public v1::Rollouts::Service {
 
  private:
   grpc::Status change(grpc::ServerContext* ctx, const std::string& name, const char* method,
-                      const char* action, v1::Rollout* out);
+                      const char* action, v1::Rollout* out,
+                      const std::string* skip_reason = nullptr);
 
   storage::Database& db_;
   const Authenticator& auth_;

@@ -21,6 +21,10 @@ struct DatabaseOptions {
   std::string uri;      // postgresql://user@host:port/db
   int pool_size = 4;    // connections kept open
   int max_retries = 5;  // for serialization failures and deadlocks
+  // How long a transaction waits for a free connection before it fails kUnavailable
+  // ("no database connection free ..."); 0 waits without end. fleetd sets it from
+  // database.acquire_timeout_ms.
+  std::chrono::milliseconds acquire_timeout{0};
 };
 
 // What the connection pool has done since it opened (for metrics).
@@ -30,6 +34,7 @@ struct PoolStats {
   uint64_t acquisitions = 0;  // transactions started
   uint64_t waits = 0;         // of those, how many found no idle connection
   double wait_seconds = 0;    // their total wait
+  uint64_t timeouts = 0;      // of the waits, how many gave up (acquire_timeout)
 };
 
 // A fixed pool of PostgreSQL connections with every prepared statement of the
