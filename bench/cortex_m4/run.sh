@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # bench_cortex_m4: builds the host compiler (debug preset), compiles the digits models of
-# tests/fixtures for cortex-m4-256k, builds the Cortex-M4F firmware bench_cortex_m4.elf
+# tests/fixtures, the MLPerf Tiny KWS reference (int8 .tflite) and a generated VWW-sized
+# MobileNetV1-0.25 (tests/fixtures/scripts/make_vww_mobilenet.py, Debian's python3-onnx)
+# for cortex-m4-256k, builds the Cortex-M4F firmware bench_cortex_m4.elf
 # and runs it on QEMU mps2-an386 with -icount shift=0 (one instruction per ns of
 # virtual time). Prints instructions per MAC per layer and per inference per model.
 #   bench/cortex_m4/run.sh            # about a minute after the builds
@@ -22,6 +24,16 @@ for m in digits_mlp digits_cnn digits_dscnn digits_resnet digits_autoencoder; do
   macs=$(sed -n 's/^MACs per inference *\([0-9]*\).*/\1/p' <<<"$report")
   args+=("$m=${macs:-0}")
 done
+# MLPerf Tiny KWS DS-CNN: fully int8, keeps its own quantization (no --calib).
+report=$("$host/optimizer_service/tinyfleet-compile" \
+  tests/fixtures/models/thirdparty/mlperf_tiny/kws_ref_model.tflite \
+  --class cortex-m4-256k -o "$work/kws_ref.tfa")
+args+=("kws_ref=$(sed -n 's/^MACs per inference *\([0-9]*\).*/\1/p' <<<"$report")")
+# VWW-sized MobileNetV1-0.25: random fixed weights (seed 23), generated here (no network).
+/usr/bin/python3 tests/fixtures/scripts/make_vww_mobilenet.py "$work"
+report=$("$host/optimizer_service/tinyfleet-compile" "$work/vww_mobilenet_v1_025.onnx" \
+  --class cortex-m4-256k --calib "$work/vww_calib.npz" -o "$work/vww_mobilenet_v1_025.tfa")
+args+=("vww_mobilenet_v1_025=$(sed -n 's/^MACs per inference *\([0-9]*\).*/\1/p' <<<"$report")")
 cmake -S kernels/firmware -B "$work/firmware" -G Ninja \
   -DCMAKE_TOOLCHAIN_FILE="$root/kernels/firmware/arm-none-eabi.cmake" >/dev/null
 cmake --build "$work/firmware" --target bench_cortex_m4.elf >/dev/null

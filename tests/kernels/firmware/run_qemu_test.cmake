@@ -1,8 +1,10 @@
 # ctest: make the fixture with the host runtime, build the Cortex-M4F firmware with it
 # embedded, run it under qemu-system-arm (mps2-an386, semihosting), and compare; then
 # run the on-target twin check of optimized against reference kernels (and see it fail
-# on a deliberately wrong variant), and bench_cortex_m4 on the MLPerf Tiny layer shapes.
+# on a deliberately wrong variant), and bench_cortex_m4 on the MLPerf Tiny layer shapes
+# and, with COMPILER and KWS, on the whole MLPerf Tiny KWS reference (and VWW) model.
 #   -DFIXTURE=<make_firmware_fixture> -DSOURCE=<kernels/firmware> -DWORK=<dir>
+#   [-DCOMPILER=<tinyfleet-compile> -DKWS=<kws_ref_model.tflite> -DVWW_SCRIPT=<make_vww_mobilenet.py>]
 include(${CMAKE_CURRENT_LIST_DIR}/../../support/qemu_m4.cmake)
 file(REMOVE_RECURSE ${WORK})
 file(MAKE_DIRECTORY ${WORK})
@@ -53,4 +55,57 @@ qemu_m4(${WORK}/build/bench_cortex_m4.elf bench_out rc ICOUNT)
 message("${bench_out}")
 if(NOT rc EQUAL 0 OR bench_out MATCHES "DIFFER" OR NOT bench_out MATCHES "kws fc 64 ->12")
   message(FATAL_ERROR "bench_cortex_m4 failed (${rc}): ${bench_out_ERR}")
+endif()
+
+# Whole models on the M4 (docs/kernels.md): the MLPerf Tiny KWS reference (int8 .tflite)
+# and, when Debian's python3-onnx is there, the generated VWW-sized MobileNetV1-0.25
+# (VWW_SCRIPT), compiled for cortex-m4-256k. Each must load and run, and one inference
+# must take fewer instructions than TFLite Micro with CMSIS-NN's cycles (issue 23:
+# KWS 21.8 M, VWW 72.1 M).
+# bench_model(<name> <MACs> <limit>): runs NAME.tfa from ${WORK}/models.
+function(bench_model name macs limit)
+  execute_process(
+    COMMAND qemu-system-arm -M mps2-an386 -cpu cortex-m4 -nographic -monitor none -serial none
+            -icount shift=0 -semihosting-config enable=on,target=native
+            -kernel ${WORK}/build/bench_cortex_m4.elf -append "${name}=${macs}"
+    WORKING_DIRECTORY ${WORK}/models TIMEOUT 120
+    RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  string(REGEX MATCH "${name} +${macs} +([0-9]+) [^\n]*" row "${out}")
+  message("qemu:  ${row}")
+  if(NOT rc EQUAL 0 OR NOT row)
+    message(FATAL_ERROR "bench_cortex_m4 did not run ${name} (${rc}): ${out}${err}")
+  endif()
+  if(NOT CMAKE_MATCH_1 LESS ${limit})
+    message(FATAL_ERROR "${name}: ${CMAKE_MATCH_1} instructions, not below ${limit}")
+  endif()
+endfunction()
+
+# compile_model(<out MACs var> <model> <name> [--calib npz]): NAME.tfa in ${WORK}/models.
+function(compile_model macs_var model name)
+  execute_process(COMMAND ${COMPILER} ${model} --class cortex-m4-256k ${ARGN}
+                          -o ${WORK}/models/${name}.tfa
+                  RESULT_VARIABLE rc OUTPUT_VARIABLE report ERROR_VARIABLE err)
+  if(NOT rc EQUAL 0 OR NOT report MATCHES "MACs per inference +([0-9]+)")
+    message(FATAL_ERROR "tinyfleet-compile refused ${model} (${rc}): ${report}${err}")
+  endif()
+  set(${macs_var} ${CMAKE_MATCH_1} PARENT_SCOPE)
+endfunction()
+
+if(COMPILER AND KWS)
+  file(MAKE_DIRECTORY ${WORK}/models)
+  compile_model(kws_macs ${KWS} kws_ref)
+  bench_model(kws_ref ${kws_macs} 21800000)
+  execute_process(COMMAND /usr/bin/python3 -c "import onnx" RESULT_VARIABLE no_onnx
+                  OUTPUT_QUIET ERROR_QUIET)
+  if(VWW_SCRIPT AND no_onnx EQUAL 0)
+    execute_process(COMMAND /usr/bin/python3 ${VWW_SCRIPT} ${WORK}/models RESULT_VARIABLE rc)
+    if(NOT rc EQUAL 0)
+      message(FATAL_ERROR "${VWW_SCRIPT} failed (${rc})")
+    endif()
+    compile_model(vww_macs ${WORK}/models/vww_mobilenet_v1_025.onnx vww_mobilenet_v1_025
+                  --calib ${WORK}/models/vww_calib.npz)
+    bench_model(vww_mobilenet_v1_025 ${vww_macs} 72100000)
+  else()
+    message("VWW-sized MobileNetV1-0.25 skipped: no python3-onnx for /usr/bin/python3")
+  endif()
 endif()
