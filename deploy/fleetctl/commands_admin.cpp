@@ -1,10 +1,12 @@
 // fleetctl keys, tokens, classes, devices.
 #include <sodium.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "cli.h"
 #include "listing.h"
@@ -34,6 +36,18 @@ nlohmann::json device_json(const v1::Device& d) {
           {"artifact", d.current_artifact_sha256()},
           {"last_seen", d.last_seen()}};
 }
+
+// A bulk command paces itself when fleetd says the token's rate is exceeded
+// (RESOURCE_EXHAUSTED, api.rate_per_second): it waits and tries again, up to about a minute.
+template <class Call>
+grpc::Status paced(Call call) {
+  for (int attempt = 0;; ++attempt) {
+    auto s = call();
+    if (s.error_code() != grpc::StatusCode::RESOURCE_EXHAUSTED || attempt >= 120) return s;
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::min(50 * (attempt + 1), 500)));
+  }
+}
+
 }  // namespace
 
 // Offline: the root key never leaves the operator's machine; fleetd gets targets.*.
@@ -241,7 +255,7 @@ int cmd_devices(const Args& a, const Connection& c) {
       req.set_fleet(a.get("fleet", "default"));
       for (const auto& t : a.list("tags")) req.add_tags(t);
       v1::ProvisionDeviceResponse resp;
-      auto s = stub->ProvisionDevice(c.context().get(), req, &resp);
+      auto s = paced([&] { return stub->ProvisionDevice(c.context().get(), req, &resp); });
       if (!s.ok()) return report(s, "provision " + id);
       if (creds.is_open()) {
         creds << resp.mqtt().username() << ' ' << resp.mqtt().password() << '\n';

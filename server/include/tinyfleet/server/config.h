@@ -23,8 +23,8 @@ struct ServerConfig {
   int database_pool = 8;                   // for API calls (gRPC and console)
   int database_engine_pool = 4;            // for the rollout engine, ingestion, presence
   int database_acquire_timeout_ms = 5000;  // no free connection by then: UNAVAILABLE
-  int api_rate_per_second = 50;            // calls per token and second; 0: unlimited
-  int api_rate_burst = 100;                // calls a token may make at once
+  int api_rate_per_second = 200;           // calls per token and second; 0: unlimited
+  int api_rate_burst = 400;                // calls a token may make at once
   int grpc_max_concurrent_streams = 100;   // per client connection
   int grpc_max_threads = 64;               // threads serving gRPC calls
   int grpc_max_message_bytes = 8 << 20;    // largest gRPC message, either way
