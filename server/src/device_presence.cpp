@@ -4,6 +4,7 @@
 
 #include "tinyfleet/server/device_rejects.h"
 #include "tinyfleet/server/log.h"
+#include "tinyfleet/storage/array_literal.h"
 #include "tinyfleet/update/presence_message.h"
 
 namespace tinyfleet::server {
@@ -11,20 +12,6 @@ namespace tinyfleet::server {
 namespace {
 constexpr size_t kMaxPending = 1 << 20;  // far above any fleet; a flood cannot grow it more
 
-// A PostgreSQL text[] literal (libpqxx 6 binds no vectors): every element quoted.
-std::string text_array(const std::vector<std::string>& items) {
-  std::string out = "{";
-  for (const auto& item : items) {
-    if (out.size() > 1) out += ',';
-    out += '"';
-    for (char c : item) {
-      if (c == '"' || c == '\\') out += '\\';
-      out += c;
-    }
-    out += '"';
-  }
-  return out + "}";
-}
 }  // namespace
 
 DevicePresence::DevicePresence(storage::Database& db, std::chrono::seconds offline_after,
@@ -96,12 +83,12 @@ int DevicePresence::apply() {
                 "UPDATE devices SET last_seen = now(), status = CASE WHEN status IN "
                 "('offline', 'provisioned') THEN 'online' ELSE status END WHERE id = "
                 "ANY($1::text[])",
-                text_array(alive))
+                storage::text_array_literal(alive))
                .affected_rows();
     }
     if (!gone.empty()) {
       n += w.exec_params("UPDATE devices SET status = 'offline' WHERE id = ANY($1::text[])",
-                         text_array(gone))
+                         storage::text_array_literal(gone))
                .affected_rows();
     }
     if (offline_after_.count() > 0) {

@@ -6,6 +6,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tinyfleet/storage/array_literal.h"
+
 namespace tinyfleet::storage::sql {
 
 std::string to_json_array(const std::vector<std::string>& values) {
@@ -56,3 +58,21 @@ std::vector<float> from_real_array(const pqxx::field& f) {
 }
 
 }  // namespace tinyfleet::storage::sql
+
+namespace tinyfleet::storage {
+
+std::string text_array_literal(const std::vector<std::string>& items) {
+  std::string out = "{";
+  for (const auto& item : items) {
+    if (out.size() > 1) out += ',';
+    out += '"';
+    for (char c : item) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += '"';
+  }
+  return out + "}";
+}
+
+}  // namespace tinyfleet::storage

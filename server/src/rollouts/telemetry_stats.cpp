@@ -2,6 +2,7 @@
 
 #include <map>
 
+#include "tinyfleet/storage/array_literal.h"
 #include "tinyfleet/update/telemetry_message.h"
 
 namespace tinyfleet::server::rollouts::telemetry_stats {
@@ -15,21 +16,6 @@ namespace {
 constexpr const char* kWindows =
     " WHERE t.device_id = ANY($1::text[]) AND t.artifact_sha256 = $2 "
     "AND t.ts >= to_timestamp($3::double precision / 1000)";
-
-// A PostgreSQL text[] literal (libpqxx 6 binds no vectors): every element quoted.
-std::string text_array(const std::vector<std::string>& items) {
-  std::string out = "{";
-  for (const auto& item : items) {
-    if (out.size() > 1) out += ',';
-    out += '"';
-    for (char c : item) {
-      if (c == '"' || c == '\\') out += '\\';
-      out += c;
-    }
-    out += '"';
-  }
-  return out + "}";
-}
 
 // Sums array column `column` (a name from this file, never from input) element-wise
 // per device: calls add(device, index from 0, the sum as text) for each element.
@@ -55,7 +41,7 @@ void put(std::vector<T>& v, size_t i, T value) {
 std::vector<DeviceStats> for_devices(pqxx::work& w, const std::vector<std::string>& devices,
                                      const std::string& artifact_sha256, int64_t since_unix_ms) {
   if (devices.empty()) return {};
-  const std::string ids = text_array(devices);
+  const std::string ids = storage::text_array_literal(devices);
   std::map<std::string, DeviceStats> by_device;
   const auto rows =
       w.exec_params(std::string("SELECT t.device_id, count(*), sum(t.inferences), sum(t.failures), "
