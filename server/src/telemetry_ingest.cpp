@@ -205,8 +205,9 @@ void TelemetryIngest::refresh_rollouts() {
   auto map = db_.transact([](pqxx::work& w) {
     std::map<std::string, int64_t> m;
     for (const auto& row :
-         w.exec("SELECT rd.device_id, rd.rollout_id FROM rollout_devices rd JOIN rollouts r "
-                "ON r.id = rd.rollout_id WHERE r.state IN ('running','paused','rolling_back')")) {
+         // A device's one active rollout (migration 0010's marker; the rollout module keeps
+         // it), not a list of states of our own.
+         w.exec("SELECT device_id, rollout_id FROM rollout_devices WHERE active")) {
       m[row[0].as<std::string>()] = row[1].as<int64_t>();
     }
     return m;
