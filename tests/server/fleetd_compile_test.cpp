@@ -60,24 +60,6 @@ class Compiling : public FleetdTest {
     writer->WritesDone();
     return writer->Finish();
   }
-
-  v1::Operation compile_and_wait(uint32_t version) {
-    v1::CompileVersionRequest req;
-    req.set_model("digits");
-    req.set_version(version);
-    v1::Operation op;
-    auto s = models_->CompileVersion(context_with_token(admin_).get(), req, &op);
-    EXPECT_TRUE(s.ok()) << s.error_message();
-    v1::WatchOperationRequest watch;
-    watch.set_id(op.id());
-    auto ctx = context_with_token(admin_);
-    auto reader = models_->WatchOperation(ctx.get(), watch);
-    v1::Operation last;
-    while (reader->Read(&last)) {
-    }
-    EXPECT_TRUE(reader->Finish().ok());
-    return last;
-  }
 };
 
 TEST_F(Compiling, RegisterUploadCompileDownload) {

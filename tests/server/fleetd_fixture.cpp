@@ -79,6 +79,25 @@ std::string FleetdTest::read_fixture(const std::string& relative) {
   return s.str();
 }
 
+v1::Operation FleetdTest::compile_and_wait(uint32_t version) {
+  v1::CompileVersionRequest req;
+  req.set_model("digits");
+  req.set_version(version);
+  v1::Operation op;
+  auto s = models_->CompileVersion(context_with_token(admin_).get(), req, &op);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  v1::WatchOperationRequest watch;
+  watch.set_id(op.id());
+  auto ctx = context_with_token(admin_);
+  auto reader = models_->WatchOperation(ctx.get(), watch);
+  v1::Operation last;
+  while (reader->Read(&last)) {
+  }
+  auto status = reader->Finish();
+  EXPECT_TRUE(status.ok()) << status.error_message() << "\n" << fleetd_->log();
+  return last;
+}
+
 std::map<std::string, std::string> FleetdUpdatesTest::update_settings() {
   const auto tag = std::to_string(getpid());
   keys_ = std::filesystem::temp_directory_path() / ("tf-fleetd-keys-" + tag);

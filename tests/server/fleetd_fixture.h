@@ -31,6 +31,9 @@ class FleetdTest : public ::testing::Test {
                       std::vector<std::string> classes, v1::ModelVersion* out, long cut_at = -1,
                       bool cancel = false, uint32_t version = 0);
   int64_t count_rows(const std::string& table);
+  // CompileVersion for model "digits" `version`, then WatchOperation until it ends: the
+  // operation as it ended (the calls are expected to succeed).
+  v1::Operation compile_and_wait(uint32_t version);
 
   static std::string read_fixture(const std::string& relative);
 

@@ -111,25 +111,6 @@ class OperatorInput : public FleetdTest {
     }));
   }
 
-  v1::Operation compile_and_wait(uint32_t version) {
-    v1::CompileVersionRequest req;
-    req.set_model("digits");
-    req.set_version(version);
-    v1::Operation op;
-    auto s = models_->CompileVersion(context_with_token(admin_).get(), req, &op);
-    EXPECT_TRUE(s.ok()) << s.error_message();
-    v1::WatchOperationRequest watch;
-    watch.set_id(op.id());
-    auto ctx = context_with_token(admin_);
-    auto reader = models_->WatchOperation(ctx.get(), watch);
-    v1::Operation last;
-    while (reader->Read(&last)) {
-    }
-    auto status = reader->Finish();
-    EXPECT_TRUE(status.ok()) << status.error_message() << "\n" << fleetd_->log();
-    return last;
-  }
-
   void expect_fleetd_serving() {
     EXPECT_EQ(::kill(fleetd_->pid(), 0), 0) << "fleetd is gone:\n" << fleetd_->log();
     v1::GetModelRequest get;
