@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "fixture_constants.h"
+#include "heap_trap.h"
 #include "rfc8032_vectors.h"
 #include "stack_meter.h"
 #include "tinyfleet/device_agent/inference_loop.h"
@@ -22,28 +23,6 @@ extern const unsigned char tf_offer[];
 extern const unsigned int tf_offer_size;
 extern const unsigned char tf_root_pub[];
 extern const unsigned int tf_root_pub_size;
-
-// --wrap=malloc and friends: allowed while starting up (newlib's stdio buffers), a trap
-// (exit 99) once the checks run.
-static volatile bool g_heap_locked = false;
-void* __real_malloc(size_t);
-void* __real__malloc_r(void*, size_t);
-void* __wrap_malloc(size_t n) {
-  if (g_heap_locked) _exit(99);
-  return __real_malloc(n);
-}
-void* __wrap__malloc_r(void* r, size_t n) {
-  if (g_heap_locked) _exit(99);
-  return __real__malloc_r(r, n);
-}
-void* __wrap_calloc(size_t, size_t) {
-  _exit(99);
-  return nullptr;
-}
-void* __wrap_realloc(void*, size_t) {
-  _exit(99);
-  return nullptr;
-}
 }
 
 namespace {
@@ -342,7 +321,7 @@ int main() {
   std::printf("firmware crypto check (libsodium from Debian's source, Cortex-M4F)\n");
   volatile uint32_t anchor = 0;
   const ft::StackMeter stack(reinterpret_cast<uintptr_t>(&anchor) - 256);
-  g_heap_locked = true;
+  lock_heap();
   static firmware::Sha256Port sha;
   static firmware::Ed25519Verifier verifier;
 #ifdef TINYFLEET_HEAP_MUTANT

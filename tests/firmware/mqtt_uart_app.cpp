@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "heap_trap.h"
 #include "instruction_counter.h"
 #include "stack_meter.h"
 #include "tinyfleet/firmware/cmsdk_uart.h"
@@ -24,30 +25,6 @@
 #define TF_MQTT_PASSWORD "unset"
 #define TF_MQTT_FLEET "unset"
 #endif
-
-extern "C" {
-// --wrap=malloc and friends: allowed while starting up (newlib's stdio buffer), a trap
-// (exit 99) once the client runs: it must not allocate.
-static volatile bool g_heap_locked = false;
-void* __real_malloc(size_t);
-void* __real__malloc_r(void*, size_t);
-void* __wrap_malloc(size_t n) {
-  if (g_heap_locked) _exit(99);
-  return __real_malloc(n);
-}
-void* __wrap__malloc_r(void* r, size_t n) {
-  if (g_heap_locked) _exit(99);
-  return __real__malloc_r(r, n);
-}
-void* __wrap_calloc(size_t, size_t) {
-  _exit(99);
-  return nullptr;
-}
-void* __wrap_realloc(void*, size_t) {
-  _exit(99);
-  return nullptr;
-}
-}
 
 namespace {
 
@@ -189,7 +166,7 @@ int main() {
                                            g_status_topic, sizeof g_status_topic)
                           .ok();
   expect(topics, "device topics");
-  g_heap_locked = true;
+  lock_heap();
   if (topics) session();
   std::printf(
       "ram: MQTT client %u B (1 KB transmit + 1 KB receive buffer), stack high-water %u B\n",
