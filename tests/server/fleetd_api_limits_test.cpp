@@ -12,14 +12,12 @@
 #include <thread>
 
 #include "fleetd_fixture.h"
-#include "rollout_seed.h"
-#include "rollouts/repository.h"
+#include "seeded_rollout.h"
 #include "tinyfleet/v1/rollouts.grpc.pb.h"
 
 namespace tinyfleet::testing {
 namespace {
 
-namespace repo = server::rollouts::repo;
 using Clock = std::chrono::steady_clock;
 
 grpc::Status list(v1::Rollouts::Stub& stub, const std::string& token,
@@ -122,22 +120,7 @@ TEST_F(PoolStarvation, BlockedCallsStarveNeitherTheEngineNorOtherCalls) {
   ASSERT_EQ(waiting_on_locks(watcher), 2) << "the calls never held both API connections";
 
   // A rollout of four devices that run the target already: the engine completes it.
-  auto id = scratch_.db().transact([](pqxx::work& w) {
-    const auto fleet = seed_fleet(w, 4, true);
-    std::vector<server::rollouts::Candidate> selected;
-    for (const auto& d : fleet.devices) selected.push_back({d, kSeedClass, {}});
-    repo::NewRollout r;
-    r.name = "starved";
-    r.fleet = "default";
-    r.selector_json = "{}";
-    r.gates_text = "failure_rate <= 0.05";
-    r.on_failure = "rollback";
-    r.version_id = fleet.version_id;
-    r.rate_per_minute = 6000;
-    r.phases = {{100, 0}};
-    return repo::insert(w, r, server::rollouts::place("starved", selected, {100}),
-                        {{kSeedClass, fleet.artifact}});
-  });
+  auto id = scratch_.db().transact([](pqxx::work& w) { return seed_rollout(w, "starved", 4); });
   ASSERT_TRUE(id) << id.error().message;
   const auto until = Clock::now() + std::chrono::seconds(15);
   while (state_of("starved") != "completed" && Clock::now() < until) {

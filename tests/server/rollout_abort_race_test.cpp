@@ -14,8 +14,8 @@
 #include <thread>
 
 #include "fleetd_fixture.h"
-#include "rollout_seed.h"
 #include "rollouts/repository.h"
+#include "seeded_rollout.h"
 #include "tinyfleet/server/offer_builder.h"
 #include "tinyfleet/server/rollout_engine.h"
 #include "tinyfleet/server/update_publisher.h"
@@ -27,7 +27,6 @@ namespace tinyfleet::testing {
 namespace {
 
 namespace fs = std::filesystem;
-namespace repo = server::rollouts::repo;
 
 // fleetd here serves the API only (no MQTT settings: its own engine does not run).
 class AbortMidTick : public FleetdTest {
@@ -56,22 +55,7 @@ class AbortMidTick : public FleetdTest {
   // A running rollout of four devices that already run the target: one phase, no bake,
   // a gate that passes. Left alone, the engine completes it in three ticks.
   int64_t create_rollout() {
-    auto id = scratch_.db().transact([](pqxx::work& w) {
-      const auto fleet = seed_fleet(w, 4, true);
-      std::vector<server::rollouts::Candidate> selected;
-      for (const auto& d : fleet.devices) selected.push_back({d, kSeedClass, {}});
-      repo::NewRollout r;
-      r.name = "race";
-      r.fleet = "default";
-      r.selector_json = "{}";
-      r.gates_text = "failure_rate <= 0.05";
-      r.on_failure = "rollback";
-      r.version_id = fleet.version_id;
-      r.rate_per_minute = 6000;
-      r.phases = {{100, 0}};
-      return repo::insert(w, r, server::rollouts::place("race", selected, {100}),
-                          {{kSeedClass, fleet.artifact}});
-    });
+    auto id = scratch_.db().transact([](pqxx::work& w) { return seed_rollout(w, "race", 4); });
     EXPECT_TRUE(id) << id.error().message;
     return id ? *id : 0;
   }
