@@ -134,7 +134,21 @@ class FirmwareMqtt : public ::testing::Test {
   }
 
   tinyfleet::testing::MqttAccount account_;
-  std::string fleet_, client_id_;
+  // A retained will "gone <fleet>" at `qos` on this device's presence topic (cleared at the
+  // end); returns the topic.
+  const std::string& retained_will(uint8_t qos) {
+    will_topic_ = topic(tinyfleet::update::TopicKind::kPresence);
+    retained_topics_.push_back(will_topic_);
+    will_ = "gone " + fleet_;
+    options_.connect.will_topic = will_topic_.c_str();
+    options_.connect.will_payload = reinterpret_cast<const uint8_t*>(will_.data());
+    options_.connect.will_payload_size = will_.size();
+    options_.connect.will_qos = qos;
+    options_.connect.will_retain = true;
+    return will_topic_;
+  }
+
+  std::string fleet_, client_id_, will_topic_, will_;
   ClientOptions options_;
   std::vector<std::string> retained_topics_;
 };
@@ -299,14 +313,7 @@ TEST_F(FirmwareMqtt, SkipsAPacketLargerThanItsReceiveBufferAndStaysInStep) {
 }
 
 TEST_F(FirmwareMqtt, TheBrokerPublishesTheWillWhenTheLinkDropsWithoutDisconnect) {
-  const std::string presence = topic(tinyfleet::update::TopicKind::kPresence);
-  retained_topics_.push_back(presence);
-  const std::string will = "gone " + fleet_;
-  options_.connect.will_topic = presence.c_str();
-  options_.connect.will_payload = reinterpret_cast<const uint8_t*>(will.data());
-  options_.connect.will_payload_size = will.size();
-  options_.connect.will_qos = 1;
-  options_.connect.will_retain = true;
+  const std::string presence = retained_will(1);
   auto tcp = transport();
   Recorder r;
   Client client(*tcp, r);
@@ -314,17 +321,11 @@ TEST_F(FirmwareMqtt, TheBrokerPublishesTheWillWhenTheLinkDropsWithoutDisconnect)
   ASSERT_TRUE(poll_until(client, [&] { return r.connected == 1; }));
   EXPECT_EQ(read_retained(presence), "");  // no will while connected
   tcp->close();                            // the link drops: no DISCONNECT reaches the broker
-  EXPECT_EQ(read_retained(presence), will + "\n");
+  EXPECT_EQ(read_retained(presence), will_ + "\n");
 }
 
 TEST_F(FirmwareMqtt, NoWillAfterACleanDisconnect) {
-  const std::string presence = topic(tinyfleet::update::TopicKind::kPresence);
-  retained_topics_.push_back(presence);
-  const std::string will = "gone " + fleet_;
-  options_.connect.will_topic = presence.c_str();
-  options_.connect.will_payload = reinterpret_cast<const uint8_t*>(will.data());
-  options_.connect.will_payload_size = will.size();
-  options_.connect.will_retain = true;
+  const std::string presence = retained_will(0);
   auto tcp = transport();
   Recorder r;
   Client client(*tcp, r);
