@@ -82,7 +82,7 @@ bool in_place_same(const Conv2DParams& p, const Dims& in, const Dims& out, Run r
 
 // A Conv2D (1 or 2 images; pointwise: 1x1, stride 1, no padding: the DSP path that reads
 // the input in place) or a DepthwiseConv2D case.
-bool conv_case(bool depthwise, bool pointwise = false) {
+bool conv_case(bool depthwise, bool pointwise = false, bool dw3x3 = false) {
   Conv2DParams p;
   Dims in{1, range(1, 12), range(1, 12), range(1, depthwise ? 24 : kMaxC)};
   Dims f;
@@ -105,7 +105,13 @@ bool conv_case(bool depthwise, bool pointwise = false) {
     p.stride_h = p.stride_w = 1;
     p.padding = {};
   }
-  const int32_t mult = depthwise ? range(1, 2) : 1;
+  if (dw3x3) {  // depthwise_3x3_dsp's windows: 3x3, dilation 1, channels 4..64 by 4
+    in.c = 4 * range(1, 16);
+    if (in.c > kMaxC) in.h = range(1, 9), in.w = range(1, 9);  // within g_in
+    f.h = f.w = 3;
+    p.dilation_h = p.dilation_w = 1;
+  }
+  const int32_t mult = depthwise && !dw3x3 ? range(1, 2) : 1;
   if (depthwise) {
     f.n = 1;
     f.c = in.c * mult;
@@ -224,8 +230,9 @@ int main() {
     conv += !conv_case(false);
     pointwise += !conv_case(false, true);
     depthwise += !conv_case(true);
+    depthwise += !conv_case(true, false, true);
     fc += !fc_case();
-    cases += 4;
+    cases += 5;
   }
   for (int t = 0; t < 2000; ++t, ++cases) requant += !requant_case();
   const int mismatches = conv + pointwise + depthwise + fc + requant;

@@ -18,6 +18,7 @@ set(TINYFLEET_KERNELS_OPS_OPTIMIZED_SOURCES
   optimized/conv2d.cpp
   optimized/conv2d_dsp.cpp
   optimized/conv2d_packed.cpp
+  optimized/depthwise_3x3_dsp.cpp
   optimized/depthwise_conv2d.cpp
   optimized/depthwise_dsp.cpp
   optimized/depthwise_packed.cpp
