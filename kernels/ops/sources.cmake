@@ -23,6 +23,7 @@ set(TINYFLEET_KERNELS_OPS_OPTIMIZED_SOURCES
   optimized/depthwise_dsp.cpp
   optimized/depthwise_packed.cpp
   optimized/elementwise.cpp
+  optimized/elementwise_dsp.cpp
   optimized/fully_connected.cpp
   optimized/fully_connected_dsp.cpp
   optimized/pooling.cpp
