@@ -59,8 +59,8 @@ bool dw3x3_prepare(const int8_t* filter, const int32_t* bias, int32_t c, int32_t
   "smlabb %[a1], %[xo], %[wo], %[a1]\n" \
   "" TINYFLEET_DW3_LAST " %[a3], %[xo], %[wo], %[a3]\n"
 
-#define TINYFLEET_DW3_ROW(O0, O1, O2)                                                        \
-  TINYFLEET_DW3_TAP("", O0)                                                                  \
+#define TINYFLEET_DW3_ROW(O0, O1, O2) \
+  TINYFLEET_DW3_TAP("", O0)           \
   TINYFLEET_DW3_TAP(", %[c]", O1) TINYFLEET_DW3_TAP(", %[c], lsl #1", O2) "add %[x], %[x], " \
                                                                           "%[rs]\n"
 
