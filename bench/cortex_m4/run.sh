@@ -2,7 +2,8 @@
 # bench_cortex_m4: builds the host compiler (debug preset), compiles the digits models of
 # tests/fixtures, the MLPerf Tiny KWS reference (int8 .tflite) and a generated VWW-sized
 # MobileNetV1-0.25 (tests/fixtures/scripts/make_vww_mobilenet.py, Debian's python3-onnx)
-# for cortex-m4-256k, builds the Cortex-M4F firmware bench_cortex_m4.elf
+# and the MLPerf Tiny-shaped IC and AD models (tests/fixtures/models/mlperf_shaped) for
+# cortex-m4-256k, builds the Cortex-M4F firmware bench_cortex_m4.elf
 # and runs it on QEMU mps2-an386 with -icount shift=0 (one instruction per ns of
 # virtual time). Prints instructions per MAC per layer and per inference per model.
 #   bench/cortex_m4/run.sh            # about a minute after the builds
@@ -34,6 +35,14 @@ args+=("kws_ref=$(sed -n 's/^MACs per inference *\([0-9]*\).*/\1/p' <<<"$report"
 report=$("$host/optimizer_service/tinyfleet-compile" "$work/vww_mobilenet_v1_025.onnx" \
   --class cortex-m4-256k --calib "$work/vww_calib.npz" -o "$work/vww_mobilenet_v1_025.tfa")
 args+=("vww_mobilenet_v1_025=$(sed -n 's/^MACs per inference *\([0-9]*\).*/\1/p' <<<"$report")")
+# MLPerf Tiny-shaped IC (ResNet-8, CIFAR-10) and AD (FC autoencoder): committed, random
+# fixed weights (tests/fixtures/scripts/make_mlperf_ic_ad.py).
+shaped=tests/fixtures/models/mlperf_shaped
+for m in ic_resnet8:ic_calib ad_autoencoder:ad_calib; do
+  report=$("$host/optimizer_service/tinyfleet-compile" "$shaped/${m%%:*}.onnx" \
+    --class cortex-m4-256k --calib "$shaped/${m##*:}.npz" -o "$work/${m%%:*}.tfa")
+  args+=("${m%%:*}=$(sed -n 's/^MACs per inference *\([0-9]*\).*/\1/p' <<<"$report")")
+done
 cmake -S kernels/firmware -B "$work/firmware" -G Ninja \
   -DCMAKE_TOOLCHAIN_FILE="$root/kernels/firmware/arm-none-eabi.cmake" >/dev/null
 cmake --build "$work/firmware" --target bench_cortex_m4.elf >/dev/null

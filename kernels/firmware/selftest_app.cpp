@@ -1,6 +1,7 @@
 // On-target twin check: the optimized kernels as built for this core (on a Cortex-M4 the
 // DSP paths: conv2d_dsp with im2col of two pixels, its pointwise form reading the input
-// in place, fully_connected_dsp, depthwise_dsp, and requant_dsp's loops) against the
+// in place, fully_connected_dsp, depthwise_dsp, depthwise_3x3_dsp, elementwise_dsp's Add
+// and requant_dsp's loops) against the
 // reference kernels, on seeded random shapes (odd channel counts, borders, strides,
 // dilation, zero points -128/127, fused clamps, batches; Conv2D and depthwise output
 // overlapping the input as the planner may place it) and quantization (shifts -31..4,
@@ -13,6 +14,7 @@
 #include "../ops/optimized/requant_dsp.h"  // the DSP requantization loops, checked directly
 #include "tinyfleet/kernels/ops/conv2d.h"
 #include "tinyfleet/kernels/ops/depthwise_conv2d.h"
+#include "tinyfleet/kernels/ops/elementwise.h"
 #include "tinyfleet/kernels/ops/fully_connected.h"
 #include "tinyfleet/kernels/ops/in_place.h"
 #include "tinyfleet/kernels/ops/quantization.h"
@@ -82,7 +84,7 @@ bool in_place_same(const Conv2DParams& p, const Dims& in, const Dims& out, Run r
 
 // A Conv2D (1 or 2 images; pointwise: 1x1, stride 1, no padding: the DSP path that reads
 // the input in place) or a DepthwiseConv2D case.
-bool conv_case(bool depthwise, bool pointwise = false) {
+bool conv_case(bool depthwise, bool pointwise = false, bool dw3x3 = false) {
   Conv2DParams p;
   Dims in{1, range(1, 12), range(1, 12), range(1, depthwise ? 24 : kMaxC)};
   Dims f;
@@ -105,7 +107,13 @@ bool conv_case(bool depthwise, bool pointwise = false) {
     p.stride_h = p.stride_w = 1;
     p.padding = {};
   }
-  const int32_t mult = depthwise ? range(1, 2) : 1;
+  if (dw3x3) {  // depthwise_3x3_dsp's windows: 3x3, dilation 1, channels 4..64 by 4
+    in.c = 4 * range(1, 16);
+    if (in.c > kMaxC) in.h = range(1, 9), in.w = range(1, 9);  // within g_in
+    f.h = f.w = 3;
+    p.dilation_h = p.dilation_w = 1;
+  }
+  const int32_t mult = depthwise && !dw3x3 ? range(1, 2) : 1;
   if (depthwise) {
     f.n = 1;
     f.c = in.c * mult;
@@ -177,6 +185,30 @@ bool fc_case() {
   return a == Status::kOk && b == Status::kOk && std::memcmp(g_ref, g_opt, n) == 0;
 }
 
+// Add (elementwise_dsp.h: tables from 256 elements on): random scales and zero points,
+// clamps, a broadcast second input, and once more with the output on the first input.
+bool add_case() {
+  const int32_t size = range(0, 1) ? range(1, 300) : range(256, 4000);
+  const int32_t size2 = range(0, 4) == 0 ? 1 : size;
+  auto scale = [] { return 0.002f * static_cast<float>(range(1, 100)); };
+  const TensorQuant q1{scale(), range(-128, 127)}, q2{scale(), range(-128, 127)},
+      qo{scale(), range(-128, 127)};
+  ActivationRange act;
+  if (range(0, 3) == 0) act = {range(-128, 0), range(0, 127)};
+  const AddParams p = make_add_params(q1, q2, qo, act);
+  fill(g_in, size);
+  fill(g_w, size2);
+  std::memset(g_ref, 1, size + 1);
+  std::memset(g_opt, 2, size + 1);
+  const Status a = ref::add(p, size, g_in, size2, g_w, g_ref);
+  const Status b = opt::add(p, size, g_in, size2, g_w, g_opt);
+  std::memcpy(g_place, g_in, size);
+  const Status c = opt::add(p, size, g_place, size2, g_w, g_place);
+  return a == Status::kOk && b == Status::kOk && c == Status::kOk &&
+         std::memcmp(g_ref, g_opt, size) == 0 && g_opt[size] == 2 &&
+         std::memcmp(g_ref, g_place, size) == 0;
+}
+
 // The DSP requantization loops (requant_dsp.h) against TFLite's arithmetic on 64
 // channels: accumulators over the whole int32 range, near 0 and at the extremes,
 // multipliers in [2^30, 2^31) and the edges 0, 2^30, 2^31 - 1; shifts -31..-2 (the short
@@ -219,19 +251,21 @@ bool requant_case() {
 }  // namespace
 
 int main() {
-  int cases = 0, conv = 0, pointwise = 0, depthwise = 0, fc = 0, requant = 0;
+  int cases = 0, conv = 0, pointwise = 0, depthwise = 0, fc = 0, add = 0, requant = 0;
   for (int t = 0; t < 200; ++t) {
     conv += !conv_case(false);
     pointwise += !conv_case(false, true);
     depthwise += !conv_case(true);
+    depthwise += !conv_case(true, false, true);
     fc += !fc_case();
-    cases += 4;
+    add += !add_case();
+    cases += 6;
   }
   for (int t = 0; t < 2000; ++t, ++cases) requant += !requant_case();
-  const int mismatches = conv + pointwise + depthwise + fc + requant;
+  const int mismatches = conv + pointwise + depthwise + fc + add + requant;
   std::printf(
       "selftest: %d cases, %d mismatches (conv2d %d, pointwise %d, depthwise %d, fully "
-      "connected %d, requantization %d)\n",
-      cases, mismatches, conv, pointwise, depthwise, fc, requant);
+      "connected %d, add %d, requantization %d)\n",
+      cases, mismatches, conv, pointwise, depthwise, fc, add, requant);
   return mismatches == 0 ? 0 : 1;
 }

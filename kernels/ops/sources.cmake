@@ -18,10 +18,12 @@ set(TINYFLEET_KERNELS_OPS_OPTIMIZED_SOURCES
   optimized/conv2d.cpp
   optimized/conv2d_dsp.cpp
   optimized/conv2d_packed.cpp
+  optimized/depthwise_3x3_dsp.cpp
   optimized/depthwise_conv2d.cpp
   optimized/depthwise_dsp.cpp
   optimized/depthwise_packed.cpp
   optimized/elementwise.cpp
+  optimized/elementwise_dsp.cpp
   optimized/fully_connected.cpp
   optimized/fully_connected_dsp.cpp
   optimized/pooling.cpp

@@ -87,8 +87,12 @@ int64_t in_place_distance(const Graph& g, const Node& node, int input,
 }
 
 // Chains of in-place pairs, as groups with offsets; every other buffer a group alone.
+// With `loose`, pairs whose output overlaps less than half its input are left out: such
+// a pair (a pointwise output wider than its input) gains little and shifts the rest of
+// its chain by its whole distance.
 std::vector<Group> in_place_groups(const Graph& g, const std::vector<uint32_t>& bpe,
-                                   const std::vector<int>& order, const Buffers& b, int* pairs) {
+                                   const std::vector<int>& order, const Buffers& b, bool loose,
+                                   int* pairs) {
   const size_t n = g.tensors.size();
   std::vector<long> next(n, -1);
   std::vector<uint32_t> distance(n, 0);
@@ -107,6 +111,7 @@ std::vector<Group> in_place_groups(const Graph& g, const std::vector<uint32_t>& 
       }
       const int64_t d = in_place_distance(g, node, x, bpe);
       if (d < 0 || d >= b.size[out]) continue;  // not legal, or no overlap to gain
+      if (loose && 2 * (b.size[out] - d) < b.size[in]) continue;
       next[in] = static_cast<long>(out);
       distance[in] = align16(static_cast<uint64_t>(d));
       has_prev[out] = true;
@@ -238,23 +243,26 @@ std::vector<int> given_order(const Graph& g) {
 MemoryPlan plan_in_order(const Graph& g, const std::vector<uint32_t>& bpe,
                          const std::vector<int>& order, bool in_place) {
   const Buffers b = lifetimes(g, bpe, order);
-  int pairs = 0;
-  std::vector<Group> groups;
-  if (in_place) {
-    groups = in_place_groups(g, bpe, order, b, &pairs);
-  } else {
+  if (!in_place) {
+    std::vector<Group> groups;
     for (size_t k = 0; k < g.tensors.size(); ++k) {
       if (b.live(k) && b.of[k] == k) groups.push_back({{k, 0}});
     }
+    return place(g, b, bpe, groups, Priority::kLargestExtent);
   }
-  MemoryPlan plan = place(g, b, bpe, groups, Priority::kLargestExtent);
-  if (in_place) {
-    for (Priority p : {Priority::kEarliestBirth, Priority::kLargestArea}) {
+  MemoryPlan plan;
+  for (bool loose : {false, true}) {
+    int pairs = 0;
+    const std::vector<Group> groups = in_place_groups(g, bpe, order, b, loose, &pairs);
+    for (Priority p :
+         {Priority::kLargestExtent, Priority::kEarliestBirth, Priority::kLargestArea}) {
       MemoryPlan other = place(g, b, bpe, groups, p);
-      if (other.arena_bytes < plan.arena_bytes) plan = std::move(other);
+      if (plan.offset.empty() || other.arena_bytes < plan.arena_bytes) {
+        plan = std::move(other);
+        plan.in_place_pairs = pairs;
+      }
     }
   }
-  plan.in_place_pairs = pairs;
   return plan;
 }
 

@@ -11,6 +11,7 @@
 #include "depthwise_dsp.h"
 
 #include "../common/conv_shapes.h"
+#include "depthwise_3x3_dsp.h"
 #include "requant_dsp.h"
 #include "simd_dot.h"
 
@@ -147,6 +148,11 @@ bool depthwise_dsp(const DepthwiseParams& p, const PerChannelRequant& rq, const 
   }
   const int32_t span_h = (f_h - 1) * dil_h, span_w = (f_w - 1) * dil_w;
   Pixel px{filter, nullptr, nullptr, bias, output, c, off2, offset, requant};
+  // 3x3 windows inside the image on few channels: depthwise_3x3_dsp.h.
+  dsp::Dw3x3 fast;
+  const bool use_fast =
+      f_h == 3 && f_w == 3 && dil_h == 1 && dil_w == 1 &&
+      dsp::dw3x3_prepare(filter, bias, c, offset, in_w, stride_w, &requant, &fast);
   for (int32_t b = 0; b < in.n; ++b) {
     // Byte distance from the filter to image b (the DSP loads address both from the
     // filter: one base register fewer).
@@ -157,7 +163,14 @@ bool depthwise_dsp(const DepthwiseParams& p, const PerChannelRequant& rq, const 
       const int32_t iy0 = oy * stride_h - pad_top;
       for (int32_t ox = 0; ox < out.w; ++ox, px.o += c) {
         const int32_t ix0 = ox * stride_w - pad_left;
-        if (iy0 >= 0 && ix0 >= 0 && iy0 + span_h < in_h && ix0 + span_w < in_w) {
+        if (iy0 >= 0 && ix0 >= 0 && iy0 + span_h < in_h && ix0 + span_w < in_w && use_fast) {
+          int32_t n = 1;  // this and the next pixels of the row whose windows are inside
+          while (ox + n < out.w && (ox + n) * stride_w - pad_left + span_w < in_w) ++n;
+          dsp::dw3x3_span(fast, input + ((b * in_h + iy0) * in_w + ix0) * c, n, px.o);
+          ox += n - 1;
+          px.o += (n - 1) * c;
+          continue;
+        } else if (iy0 >= 0 && ix0 >= 0 && iy0 + span_h < in_h && ix0 + span_w < in_w) {
           const int32_t corner = image + (iy0 * in_w + ix0) * c;
           for (int32_t t = 0; t < taps_n; ++t) inside_taps[t].x = corner + rel_x[t];
           px.taps = inside_taps;

@@ -1,8 +1,10 @@
 // Optimized Add and Mul: TFLite's integer arithmetic on 8 elements at a time (AVX2),
-// bit-exact with the reference; builds without AVX2 run the reference loop. Element i
+// bit-exact with the reference; Add on Arm DSP cores through tables (elementwise_dsp.h);
+// other builds run the reference loop. Element i
 // is read before it is written, so the output may sit on an input (in_place.h).
 #include "tinyfleet/kernels/ops/elementwise.h"
 #include "../common/conv_shapes.h"
+#include "elementwise_dsp.h"
 #include "requant_avx2.h"
 
 namespace tinyfleet::kernels::TINYFLEET_OPT_NS {
@@ -36,6 +38,7 @@ Status add(const AddParams& p, int64_t size, const int8_t* in1, int64_t size2, c
   if (size <= 0 || (size2 != size && size2 != 1) || !detail::activation_ok(p.activation)) {
     return Status::kBadShape;
   }
+  if (add_dsp(p, size, in1, size2, in2, out)) return Status::kOk;  // Arm DSP
   int64_t done = 0;
 #if defined(TINYFLEET_SIMD_AVX2)
   const simd::Requant8 r1 = simd::Requant8::uniform(p.input1_multiplier, p.input1_shift);

@@ -2,9 +2,10 @@
 # embedded, run it under qemu-system-arm (mps2-an386, semihosting), and compare; then
 # run the on-target twin check of optimized against reference kernels (and see it fail
 # on a deliberately wrong variant), and bench_cortex_m4 on the MLPerf Tiny layer shapes
-# and, with COMPILER and KWS, on the whole MLPerf Tiny KWS reference (and VWW) model.
+# and, with COMPILER and KWS, on the whole MLPerf Tiny KWS reference (and VWW, IC, AD) models.
 #   -DFIXTURE=<make_firmware_fixture> -DSOURCE=<kernels/firmware> -DWORK=<dir>
-#   [-DCOMPILER=<tinyfleet-compile> -DKWS=<kws_ref_model.tflite> -DVWW_SCRIPT=<make_vww_mobilenet.py>]
+#   [-DCOMPILER=<tinyfleet-compile> -DKWS=<kws_ref_model.tflite> -DVWW_SCRIPT=<make_vww_mobilenet.py>
+#    -DSHAPED=<tests/fixtures/models/mlperf_shaped>]
 include(${CMAKE_CURRENT_LIST_DIR}/../../support/qemu_m4.cmake)
 file(REMOVE_RECURSE ${WORK})
 file(MAKE_DIRECTORY ${WORK})
@@ -40,7 +41,8 @@ endif()
 
 # The same check with each deliberately wrong DSP path (kernels/firmware/CMakeLists.txt):
 # each must report mismatches, or the check above proves nothing for that path.
-foreach(mutant depthwise_dsp conv2d_dsp fully_connected_dsp requant_dsp)
+foreach(mutant depthwise_dsp depthwise_3x3_dsp conv2d_dsp fully_connected_dsp requant_dsp
+               elementwise_dsp)
   qemu_m4(${WORK}/build/selftest_mutant_${mutant}.elf mutant_out rc)
   string(STRIP "${mutant_out}" mutant_out)
   message("qemu (wrong ${mutant}):  ${mutant_out}")
@@ -107,5 +109,14 @@ if(COMPILER AND KWS)
     bench_model(vww_mobilenet_v1_025 ${vww_macs} 72100000)
   else()
     message("VWW-sized MobileNetV1-0.25 skipped: no python3-onnx for /usr/bin/python3")
+  endif()
+  # MLPerf Tiny-shaped IC (ResNet-8) and AD (FC autoencoder), committed with random
+  # weights: below TFLite Micro with CMSIS-NN (IC 84.5 M, AD 1.21 M cycles).
+  if(SHAPED)
+    compile_model(ic_macs ${SHAPED}/ic_resnet8.onnx ic_resnet8 --calib ${SHAPED}/ic_calib.npz)
+    bench_model(ic_resnet8 ${ic_macs} 84500000)
+    compile_model(ad_macs ${SHAPED}/ad_autoencoder.onnx ad_autoencoder
+                  --calib ${SHAPED}/ad_calib.npz)
+    bench_model(ad_autoencoder ${ad_macs} 1210000)
   endif()
 endif()
