@@ -375,6 +375,29 @@ TEST_F(ConsoleApi, FleetdRefusesPlaintextOffLoopbackAndMalformedAddresses) {
   }
 }
 
+// A fleetd without keys.dir sends no updates: the console refuses a rollout as
+// CreateRollout does, saying what is missing.
+class ConsoleUpdatesOff : public FleetdTest {};
+
+TEST_F(ConsoleUpdatesOff, CreateIsRefusedWithTheReason) {
+  ASSERT_GT(fleetd_->console_port(), 0) << fleetd_->log();
+  v1::CreateRolloutRequest q;
+  q.set_name("r");
+  q.set_model("digits");
+  q.set_version(1);
+  v1::Rollout out;
+  const auto g = v1::Rollouts::NewStub(fleetd_->channel())
+                     ->CreateRollout(context_with_token(admin_).get(), q, &out);
+  ASSERT_EQ(g.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << g.error_message();
+  httplib::Client client("127.0.0.1", fleetd_->console_port());
+  const auto r = client.Post("/api/v1/rollouts", {{"Authorization", "Bearer " + admin_}},
+                             R"({"name":"r","model":"digits","version":1})", "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 409);
+  EXPECT_EQ(json::parse(r->body).value("error", ""), g.error_message());
+  EXPECT_NE(g.error_message().find("fleetd cannot send updates"), std::string::npos);
+}
+
 // With tls.cert_file and tls.key_file the console is HTTPS with the gRPC certificate.
 class ConsoleTls : public FleetdTest {
  protected:
