@@ -315,11 +315,12 @@ storage::Expected<std::unique_ptr<FleetServer>> FleetServer::start(const ServerC
               {{"listen", config.metrics_listen}, {"port", parts->metrics->port()}});
   }
   if (!config.console_listen.empty()) {
-    auto console = ConsoleServer::start(
-        {config.console_listen, config.tls_cert_file, config.tls_key_file, config.console_threads},
-        *parts->db, *parts->auth, [engine] {
-          if (engine) engine->wake();
-        });
+    ConsoleSettings console_settings{config.console_listen, config.tls_cert_file,
+                                     config.tls_key_file, config.console_threads};
+    console_settings.updates_off = updates_off;
+    auto console = ConsoleServer::start(console_settings, *parts->db, *parts->auth, [engine] {
+      if (engine) engine->wake();
+    });
     if (!console) return console.error();
     parts->console = std::move(*console);
     log::info("console.serving", {{"listen", config.console_listen},

@@ -1,7 +1,8 @@
 // The console in headless Chromium (chromium-driver, WebDriver through python3-selenium)
 // against a real fleetd, PostgreSQL and Mosquitto: console_browser.py logs in, finds the
-// failed canary with its gate's value, is refused a pause with a viewer token and
-// pauses with an operator token; screenshots land in the build directory.
+// failed canary with its gate's value and a canary drawn against its control group, is
+// refused a pause and a create with a viewer token, pauses a rollout and creates one
+// through the form with an operator token; screenshots land in the build directory.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -28,7 +29,10 @@ TEST_F(ConsoleBrowser, FindsTheFailedCanaryAndPausesARollout) {
   EXPECT_NE(fleetd_->log().find("\"method\":\"console.pause\""), std::string::npos);
   EXPECT_EQ(rollout_state("steady"), "paused");
   EXPECT_EQ(rollout_state("canary-bad"), "rolled_back");
-  for (const char* shot : {"fleet.png", "rollout.png", "compile-report.png"}) {
+  EXPECT_NE(fleetd_->log().find("\"method\":\"console.create\""), std::string::npos);
+  EXPECT_EQ(rollout_state("from-form"), "running");
+  for (const char* shot : {"fleet.png", "rollout.png", "canary-control.png", "rollout-create.png",
+                           "compile-report.png"}) {
     const auto path = out + "/" + shot;
     ASSERT_TRUE(std::filesystem::exists(path)) << path;
     EXPECT_GT(std::filesystem::file_size(path), 1000u) << path;

@@ -5,6 +5,8 @@
 #include <chrono>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "tinyfleet/storage/repositories.h"
 #include "tinyfleet/testing/environment.h"
 #include "tinyfleet/v1/rollouts.grpc.pb.h"
@@ -60,7 +62,58 @@ grpc::Status create(v1::Rollouts::Stub& stub, const std::string& admin, const st
   return stub.CreateRollout(context_with_token(admin).get(), req, &out);
 }
 
+// One look of the canary-control history (look 0 .. kControlLooks-1): the clauses in the
+// shape the engine's statistical gates store.
+nlohmann::json control_report(int look, int looks) {
+  const double canary = 0.94 - 0.13 * look / (looks - 1), control = 0.95;
+  const double drop = control - canary, half = 0.06 - 0.005 * look;
+  const bool last = look == looks - 1;
+  return nlohmann::json::array(
+      {{{"metric", "accuracy_drop"},
+        {"op", "<="},
+        {"threshold", 0.05},
+        {"value", drop},
+        {"lo", drop - half},
+        {"hi", drop + half},
+        {"known", true},
+        {"passed", false},
+        {"verdict", last ? "fail" : "wait"},
+        {"timed_out", false},
+        {"canary", {{"value", canary}, {"devices", 12}}},
+        {"reference", {{"group", "control"}, {"value", control}, {"devices", 11}}}},
+       {{"metric", "failure_rate"},
+        {"op", "<="},
+        {"threshold", 0.05},
+        {"value", 0.01},
+        {"lo", 0.0},
+        {"hi", 0.02},
+        {"known", true},
+        {"passed", true},
+        {"verdict", "pass"},
+        {"timed_out", false},
+        {"canary", {{"value", 0.01}, {"devices", 12}}}}});
+}
+
 }  // namespace
+
+void ConsoleStack::insert_canary_control_history() {
+  ASSERT_TRUE(scratch_.db().transact([](pqxx::work& w) {
+    const auto id =
+        w.exec1("SELECT id FROM rollouts WHERE name = 'canary-control'")[0].as<int64_t>();
+    // Its devices never update (nothing answers their offers), so the engine records no
+    // history of its own for this rollout: these rows are all there is.
+    std::string report;
+    for (int look = 0; look < kControlLooks; ++look) {
+      report = control_report(look, kControlLooks).dump();
+      w.exec_params(
+          "INSERT INTO rollout_gate_history (rollout_id, phase, stage, at, report) VALUES ($1, "
+          "0, 'decision', now() - make_interval(mins => $2), $3::jsonb)",
+          id, kControlLooks - look, report);
+    }
+    w.exec_params("UPDATE rollouts SET gate_report = $2::jsonb WHERE id = $1", id, report);
+    return 0;
+  }));
+}
 
 std::string ConsoleStack::rollout_state(const std::string& rollout) {
   auto r = scratch_.db().transact([&](pqxx::work& w) {
@@ -85,10 +138,12 @@ void ConsoleStack::SetUp() {
   auto f = scratch_.db().transact([](pqxx::work& w) {
     auto seeded = seed_fleet(w, 4, true, "canary");
     storage::artifacts::store(w, reported(seeded));
-    for (int i = 0; i < 2; ++i) {
-      const std::string id = "dev-steady-" + std::to_string(i);
-      storage::devices::create(w, {id, "default", kSeedClass, {"steady"}, "hash"});
-      storage::devices::set_current_artifact(w, id, seeded.artifact);
+    for (const char* tag : {"steady", "control"}) {
+      for (int i = 0; i < 2; ++i) {
+        const std::string id = "dev-" + std::string(tag) + "-" + std::to_string(i);
+        storage::devices::create(w, {id, "default", kSeedClass, {tag}, "hash"});
+        storage::devices::set_current_artifact(w, id, seeded.artifact);
+      }
     }
     return seeded;
   });
@@ -110,6 +165,15 @@ void ConsoleStack::SetUp() {
                                                            << fleetd_->log().substr(0, 6000);
   s = create(*stub, admin_, "steady", "steady", {{100, 3600}}, "");
   ASSERT_TRUE(s.ok()) << s.error_message();
+  s = create(*stub, admin_, "canary-control", "control", {{50, 3600}, {100, 0}},
+             "accuracy_drop <= 0.05 && failure_rate <= 0.05");
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  v1::RolloutRef ref;
+  ref.set_name("canary-control");
+  v1::Rollout paused;
+  s = stub->PauseRollout(context_with_token(admin_).get(), ref, &paused);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  insert_canary_control_history();
 }
 
 }  // namespace tinyfleet::testing

@@ -18,7 +18,7 @@ file(MAKE_DIRECTORY ${WORK}/corpus/artifact ${WORK}/corpus/offer ${WORK}/corpus/
                     ${WORK}/corpus/device_class ${WORK}/corpus/onnx_import
                     ${WORK}/corpus/tflite_import ${WORK}/corpus/console_listen
                     ${WORK}/corpus/mqtt_packet ${WORK}/corpus/npz
-                    ${WORK}/corpus/rollouts_api_input)
+                    ${WORK}/corpus/rollouts_api_input ${WORK}/corpus/console_create_form)
 file(WRITE ${WORK}/corpus/console_listen/seed "127.0.0.1:8443")
 file(WRITE ${WORK}/corpus/rollouts_api_input/seed "1234")
 execute_process(COMMAND ${SEED_MAKER} ${WORK}/seed OUTPUT_QUIET RESULT_VARIABLE rc)
@@ -45,7 +45,8 @@ foreach(dir ${seed_dirs})
   file(COPY ${seeds} DESTINATION ${WORK}/corpus/${target})
 endforeach()
 foreach(target artifact offer delta status telemetry presence chunk_request device_class
-               onnx_import tflite_import console_listen mqtt_packet npz rollouts_api_input)
+               onnx_import tflite_import console_listen mqtt_packet npz rollouts_api_input
+               console_create_form)
   execute_process(
     # -timeout: an input that runs 10 s is a hang, reported as a failure (libFuzzer's
     # default is 20 minutes, past -max_total_time).

@@ -18,6 +18,20 @@ json parsed(const std::string& text, json fallback) {
   return j.is_discarded() ? fallback : j;
 }
 
+// The key's value if it has the type `is` checks, else `fallback`.
+json typed(const json& o, const char* key, bool (json::*is)() const noexcept, json fallback) {
+  const auto it = o.find(key);
+  return it != o.end() && ((*it).*is)() ? *it : fallback;
+}
+
+// {value, devices} of a compared group, with its group name when `group`.
+json group_of(const json& g, bool group) {
+  json out = {{"value", typed(g, "value", &json::is_number, nullptr)},
+              {"devices", typed(g, "devices", &json::is_number, 0)}};
+  if (group) out["group"] = typed(g, "group", &json::is_string, "");
+  return out;
+}
+
 json to_json(const repo::View& v) {
   json phases = json::array();
   for (const auto& p : v.phases) {
@@ -33,13 +47,7 @@ json to_json(const repo::View& v) {
   }
   json gates = json::array();
   for (const auto& g : parsed(v.gate_report_json, json::array())) {
-    if (!g.is_object()) continue;
-    gates.push_back({{"metric", g.value("metric", "")},
-                     {"op", g.value("op", "")},
-                     {"bound", g.value("threshold", 0.0)},
-                     {"value", g.value("value", 0.0)},
-                     {"known", g.value("known", false)},
-                     {"passed", g.value("passed", false)}});
+    if (g.is_object()) gates.push_back(gate_result(g));
   }
   return {{"name", v.name},
           {"model", v.model},
@@ -58,6 +66,25 @@ json to_json(const repo::View& v) {
 }
 
 }  // namespace
+
+json gate_result(const json& g) {
+  json out = {{"metric", typed(g, "metric", &json::is_string, "")},
+              {"op", typed(g, "op", &json::is_string, "")},
+              {"bound", typed(g, "threshold", &json::is_number, 0.0)},
+              {"value", typed(g, "value", &json::is_number, 0.0)},
+              {"known", typed(g, "known", &json::is_boolean, false)},
+              {"passed", typed(g, "passed", &json::is_boolean, false)}};
+  for (const char* key : {"lo", "hi"}) {
+    if (g.contains(key) && g[key].is_number()) out[key] = g[key];
+  }
+  if (g.contains("verdict") && g["verdict"].is_string()) out["verdict"] = g["verdict"];
+  if (g.contains("timed_out") && g["timed_out"].is_boolean()) out["timed_out"] = g["timed_out"];
+  if (g.contains("canary") && g["canary"].is_object()) out["canary"] = group_of(g["canary"], false);
+  if (g.contains("reference") && g["reference"].is_object()) {
+    out["reference"] = group_of(g["reference"], true);
+  }
+  return out;
+}
 
 namespace {
 

@@ -17,6 +17,14 @@ namespace tinyfleet::server::console {
 constexpr int kMaxDevices = 500;
 nlohmann::json fleet(pqxx::work& w, const std::string& after);
 
+// One clause of a stored gate report (the rollout's current one, or a row of its gate
+// history) as the API shows it: metric, op, bound (the report's threshold), value, known,
+// passed; and those of the statistical gates where the report has them: lo and hi (the
+// interval of the compared value), verdict ("pass", "fail" or "wait"), timed_out, canary
+// {value, devices} and reference {group, value, devices}. A value of the wrong type is
+// left out (or 0 / false for the first six), never an error.
+nlohmann::json gate_result(const nlohmann::json& clause);
+
 // Every rollout (newest first), as rollout() shows it.
 nlohmann::json rollouts(pqxx::work& w);
 // Phases with progress, each gate's value, bound and verdict, state and reason.

@@ -7,8 +7,10 @@
 
 #include "console/api.h"
 #include "console/assets.h"
+#include "console/create_form.h"
 #include "console/listen_address.h"
 #include "names.h"
+#include "rollouts/create.h"
 #include "rollouts/operator_actions.h"
 #include "tinyfleet/server/authenticator.h"
 #include "tinyfleet/server/console.h"
@@ -62,6 +64,27 @@ void send_error(httplib::Response& res, int status, const std::string& message) 
   send_json(res, status, {{"error", message}});
 }
 
+v1::CreateRolloutRequest request_of(const console::CreateForm& f) {
+  v1::CreateRolloutRequest r;
+  r.set_name(f.name);
+  r.set_model(f.model);
+  r.set_version(f.version);
+  auto* selector = r.mutable_selector();
+  selector->set_fleet(f.fleet);
+  for (const auto& c : f.device_classes) selector->add_device_classes(c);
+  for (const auto& t : f.tags) selector->add_tags(t);
+  for (const auto& d : f.device_ids) selector->add_device_ids(d);
+  for (const auto& [percent, bake] : f.phases) {
+    auto* p = r.add_phases();
+    p->set_percent(percent);
+    p->set_bake_seconds(bake);
+  }
+  r.set_gates(f.gates);
+  r.set_on_gate_failure(f.on_gate_failure);
+  r.set_rate_per_minute(f.rate_per_minute);
+  return r;
+}
+
 // No SO_REUSEPORT (cpp-httplib's default): a second fleetd on a taken port must fail.
 void exclusive_socket(socket_t sock) {
   int yes = 1;
@@ -74,6 +97,7 @@ struct ConsoleServer::Impl {
   storage::Database* db = nullptr;
   const Authenticator* auth = nullptr;
   std::function<void()> wake;
+  std::string updates_off;
   std::unique_ptr<httplib::Server> http;
   std::thread thread;
   int port = 0;
@@ -116,6 +140,22 @@ struct ConsoleServer::Impl {
     log::info("console.action", {{"rollout", name}, {"action", act}, {"token", caller.name}});
     if (wake) wake();
     send_json(res, 200, doc->value_or(json::object()));
+  }
+
+  // POST /api/v1/rollouts: the form's rollout, created as gRPC's CreateRollout does.
+  void create(const httplib::Request& req, httplib::Response& res) {
+    Caller caller;
+    if (!allowed(req, res, Role::kOperator, "console.create", &caller)) return;
+    const auto form = console::parse_create_form(req.body);
+    if (!form) return send_error(res, 400, form.error().message);
+    auto doc = db->transact([&](pqxx::work& w) {
+      rollouts::create(w, request_of(*form), caller.name, updates_off);
+      return console::rollout(w, form->name);
+    });
+    if (!doc) return send_error(res, http_status(doc.error().code), doc.error().message);
+    log::info("console.create", {{"rollout", form->name}, {"token", caller.name}});
+    if (wake) wake();
+    send_json(res, 201, doc->value_or(json::object()));
   }
 
   void routes() {
@@ -161,6 +201,8 @@ struct ConsoleServer::Impl {
                 *missing = "model '" + std::string(m[1]) + "' has no version " + std::string(m[2]);
                 return console::version(w, m[1], std::stoi(m[2]));
               }));
+    http->Post("/api/v1/rollouts",
+               [this](const httplib::Request& req, httplib::Response& res) { create(req, res); });
     http->Post("/api/v1/rollouts/" + name + "/(pause|resume|promote|abort)",
                [this](const httplib::Request& req, httplib::Response& res) { action(req, res); });
     http->Get(R"(/[a-z.]*)", [](const httplib::Request& req, httplib::Response& res) {
@@ -195,6 +237,7 @@ storage::Expected<std::unique_ptr<ConsoleServer>> ConsoleServer::start(
   impl->db = &db;
   impl->auth = &auth;
   impl->wake = std::move(wake_engine);
+  impl->updates_off = settings.updates_off;
   if (tls) {
     auto https =
         std::make_unique<httplib::SSLServer>(settings.cert_file.c_str(), settings.key_file.c_str());

@@ -36,13 +36,7 @@ json gate_history(pqxx::work& w, int64_t id) {
            id, kMaxGatePoints)) {
     json results = json::array();
     for (const auto& g : json::parse(r[3].c_str(), nullptr, false)) {
-      if (!g.is_object()) continue;
-      results.push_back({{"metric", g.value("metric", "")},
-                         {"op", g.value("op", "")},
-                         {"bound", g.value("threshold", 0.0)},
-                         {"value", g.value("value", 0.0)},
-                         {"known", g.value("known", false)},
-                         {"passed", g.value("passed", false)}});
+      if (g.is_object()) results.push_back(gate_result(g));
     }
     out.push_back({{"t", r[0].as<double>()},
                    {"phase", r[1].as<int>()},

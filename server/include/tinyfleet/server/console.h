@@ -19,9 +19,10 @@ struct ConsoleSettings {
   std::string listen;     // host:port; port 0 picks one
   std::string cert_file;  // PEM; with key_file, HTTPS
   std::string key_file;
-  int threads = 8;               // connections served at once (a kept-alive one holds its thread)
-  int timeout_seconds = 10;      // read and write, per request
-  size_t max_body_bytes = 4096;  // the API takes no bodies larger than this
+  int threads = 8;                // connections served at once (a kept-alive one holds its thread)
+  int timeout_seconds = 10;       // read and write, per request
+  size_t max_body_bytes = 16384;  // the largest request body (the create-rollout form)
+  std::string updates_off;        // not empty: fleetd cannot send updates, rollouts refused
 };
 
 class ConsoleServer {

@@ -28,9 +28,11 @@ function table(headers, rows) {
   return t;
 }
 
-async function api(method, path) {
+async function api(method, path, send) {
+  const headers = { Authorization: 'Bearer ' + token() };
+  if (send !== undefined) headers['Content-Type'] = 'application/json';
   const res = await fetch('/api/v1' + path, {
-    method, headers: { Authorization: 'Bearer ' + token() },
+    method, headers, body: send === undefined ? undefined : JSON.stringify(send),
   });
   const body = await res.json().catch(() => ({ error: 'HTTP ' + res.status }));
   if (res.status === 401) {
@@ -92,7 +94,9 @@ async function fleet(after) {
 function chart(id, title, series, bound) {
   const w = 480, h = 120, left = 56, bottom = 22;
   const pts = series.flatMap((s) => s.points);
-  const ys = pts.map((p) => p[1]).concat(bound === undefined ? [] : [bound]);
+  const bands = series.flatMap((s) => s.band || []);
+  const ys = pts.map((p) => p[1]).concat(bound === undefined ? [] : [bound],
+    bands.flatMap((b) => [b[1], b[2]]));
   const s = svg('svg', { width: w + left + 8, height: h + bottom + 18, class: 'chart', id });
   s.append(svg('text', { x: left, y: 12, class: 'chart-title' }, title));
   if (!pts.length) {
@@ -113,6 +117,12 @@ function chart(id, title, series, bound) {
   }
   series.forEach((line, i) => {
     const colour = line.colour || `hsl(${(i * 120 + 210) % 360},70%,40%)`;
+    if (line.band && line.band.length) {  // the interval [lo, hi] at each point, shaded
+      const upper = line.band.map((b) => `${X(b[0]).toFixed(1)},${Y(b[2]).toFixed(1)}`);
+      const lower = line.band.slice().reverse().map((b) => `${X(b[0]).toFixed(1)},${Y(b[1]).toFixed(1)}`);
+      s.append(svg('polygon', { points: upper.concat(lower).join(' '), fill: colour,
+        'fill-opacity': 0.15, stroke: 'none', class: 'interval' }));
+    }
     const d = line.points.map((p, k) => `${k ? 'L' : 'M'}${X(p[0]).toFixed(1)},${Y(p[1]).toFixed(1)}`).join(' ');
     s.append(svg('path', { d, fill: 'none', stroke: colour, 'stroke-width': 2,
       'stroke-dasharray': line.dashed ? '5,3' : 'none', class: 'series' }));
@@ -126,6 +136,41 @@ function chart(id, title, series, bound) {
   return s;
 }
 
+// A gate clause's verdict: the engine's ("pass", "fail", "wait", maybe timed out) where
+// the report has it, else what known and passed say (older reports).
+function verdictOf(g) {
+  const v = g.verdict || (!g.known ? 'wait' : g.passed ? 'pass' : 'fail');
+  return { text: v + (g.timed_out ? ' (timed out)' : ''),
+    cls: v === 'pass' ? 'passed' : v === 'fail' ? 'failed' : 'unknown' };
+}
+
+const num = (x) => (x === null || x === undefined ? '-' : Number(x).toPrecision(4));
+const interval = (g) => (g.lo === undefined || g.hi === undefined ? '-' : `[${num(g.lo)}, ${num(g.hi)}]`);
+const groupText = (x) => (x ? `${num(x.value)} (${x.devices} devices)` : '-');
+
+// One gate clause over time: where the reports compare the canary with a reference group
+// (control, baseline or manifest), both groups' values; the compared value with its
+// interval [lo, hi] against the bound; the latest verdict and device counts.
+function gateCard(i, key, g) {
+  const last = g.last;
+  const card = el('div', { class: 'gate-card', id: `gate-${i}` }, el('h4', {}, key));
+  const v = verdictOf(last);
+  card.append(el('p', { class: 'gate-latest' }, 'Latest: ', el('span', { class: v.cls, id: `gate-verdict-${i}` }, v.text),
+    `, value ${last.known ? num(last.value) : '-'} in ${interval(last)}`,
+    last.canary ? `; canary ${groupText(last.canary)}` : '',
+    last.reference ? `; ${last.reference.group} ${groupText(last.reference)}` : ''));
+  if (g.reference.length) {  // comparative: both groups (a metric of the canary alone has none)
+    const group = (last.reference && last.reference.group) || 'reference';
+    card.append(chart(`canary-chart-${i}`, `${last.metric}: canary against ${group}`, [
+      { label: `canary (${last.canary ? last.canary.devices : 0} devices)`, points: g.canary, colour: '#c2185b' },
+      { label: `${group} (${last.reference ? last.reference.devices : 0} devices)`, points: g.reference,
+        colour: '#1565c0', dashed: true }]));
+  }
+  card.append(chart(`gate-chart-${i}`, key, [{ label: g.band.length ? 'value, interval shaded' : 'value',
+    points: g.points, band: g.band }], g.bound));
+  return card;
+}
+
 // Each gate's value over time against its bound (the engine's history), and the
 // rollout's telemetry per artifact (the new model solid, the old dashed).
 function seriesCharts(series) {
@@ -134,16 +179,19 @@ function seriesCharts(series) {
   for (const e of series.gates) {
     for (const g of e.results) {
       const key = `${g.metric} ${g.op} ${g.bound}`;
-      if (!gates.has(key)) gates.set(key, { bound: g.bound, points: [] });
-      if (g.known) gates.get(key).points.push([e.t, g.value]);
+      if (!gates.has(key)) gates.set(key, { bound: g.bound, points: [], band: [], canary: [], reference: [] });
+      const x = gates.get(key);
+      x.last = g;
+      if (g.known) x.points.push([e.t, g.value]);
+      if (g.known && g.lo !== undefined && g.hi !== undefined) x.band.push([e.t, g.lo, g.hi]);
+      if (g.canary && g.canary.value !== null) x.canary.push([e.t, g.canary.value]);
+      if (g.reference && g.reference.value !== null) x.reference.push([e.t, g.reference.value]);
     }
   }
   if (!gates.size) parts.push(el('p', {}, 'No gate evaluation recorded yet.'));
   const gateCharts = el('div', { class: 'charts' });
   let i = 0;
-  for (const [key, g] of gates) {
-    gateCharts.append(chart(`gate-chart-${i++}`, key, [{ label: 'value', points: g.points }], g.bound));
-  }
+  for (const [key, g] of gates) gateCharts.append(gateCard(i++, key, g));
   parts.push(gateCharts, el('h3', {}, 'Telemetry per artifact'));
   const telemetryCharts = el('div', { class: 'charts' });
   const metrics = [['accuracy', 'probe accuracy'], ['psi', 'output drift (PSI, device windows)'],
@@ -160,18 +208,81 @@ function seriesCharts(series) {
 }
 
 function gateCell(g) {
-  const verdict = !g.known ? 'no data' : g.passed ? 'passed' : 'failed';
-  return el('td', { class: !g.known ? 'unknown' : g.passed ? 'passed' : 'failed' }, verdict);
+  const v = verdictOf(g);
+  return el('td', { class: v.cls }, v.text);
 }
 
 function gatesTable(r) {
-  return table(['metric', 'value', 'bound', 'verdict'], r.gate_results.map((g) => [g.metric,
-    g.known ? Number(g.value).toPrecision(4) : '-', `${g.op} ${g.bound}`, gateCell(g)]));
+  return table(['metric', 'value', 'interval', 'bound', 'verdict', 'canary', 'reference'],
+    r.gate_results.map((g) => [g.metric, g.known ? num(g.value) : '-', interval(g), `${g.op} ${g.bound}`,
+      gateCell(g), groupText(g.canary), g.reference ? `${g.reference.group}: ${groupText(g.reference)}` : '-']));
+}
+
+// Splits a comma list as fleetctl does (blanks dropped).
+const list = (text) => text.split(',').map((x) => x.trim()).filter((x) => x);
+
+// "1:60,10:60,100:0" (fleetctl's --phases) as [{percent, bake_seconds}].
+function phasesOf(text) {
+  return list(text).map((p) => {
+    const m = p.match(/^(\d{1,9})(?::(\d{1,9}))?$/);
+    if (!m) throw new Error(`phases take PERCENT:BAKE_SECONDS,... not '${p}'`);
+    return { percent: Number(m[1]), bake_seconds: Number(m[2] || 0) };
+  });
+}
+
+// Creating a rollout: what `fleetctl rollouts create` takes; the server's checks and
+// messages are CreateRollout's.
+async function newRollout() {
+  const me = await api('GET', '/whoami');
+  const models = await api('GET', '/models');
+  const operator = me.role !== 'viewer';
+  const field = (id, label, attrs, hint) => el('tr', {}, el('th', {}, el('label', { for: id }, label)),
+    el('td', {}, el('input', { id, name: id, size: 40, ...attrs }), hint ? ' ' + hint : ''));
+  const onFailure = el('select', { id: 'create-on-failure' }, el('option', { value: 'rollback' }, 'rollback'),
+    el('option', { value: 'pause' }, 'pause'));
+  const message = el('div', { id: 'create-message' });
+  const form = el('form', { id: 'create-form' },
+    el('datalist', { id: 'model-names' }, ...models.map((m) => el('option', { value: m.name }))),
+    el('table', { class: 'form' },
+      field('create-name', 'name', { required: '' }, 'a-z, 0-9, _ or -'),
+      field('create-model', 'model', { required: '', list: 'model-names' }),
+      field('create-version', 'version', { required: '', type: 'number', min: 1 }),
+      field('create-fleet', 'fleet', { value: 'default' }),
+      field('create-classes', 'device classes', {}, 'comma-separated; empty: every class'),
+      field('create-tags', 'tags', {}, 'comma-separated; a device needs all'),
+      field('create-devices', 'device ids', {}, 'comma-separated; empty: no restriction'),
+      field('create-phases', 'phases', { placeholder: '1:60,10:60,100:0' }, 'PERCENT:BAKE_SECONDS,...; empty: 100% at once'),
+      field('create-gates', 'gates', { placeholder: 'failure_rate <= 0.05 && accuracy_drop <= 0.05', size: 60 }),
+      el('tr', {}, el('th', {}, el('label', { for: 'create-on-failure' }, 'on gate failure')), el('td', {}, onFailure)),
+      field('create-rate', 'devices per minute', { type: 'number', min: 1, value: 600 })),
+    el('button', { id: 'create-button', type: 'submit', class: 'action' + (operator ? '' : ' needs-operator'),
+      title: operator ? 'create' : 'create needs role operator' }, 'Create rollout'),
+    operator ? '' : ` (token '${me.name}' is a viewer)`, message);
+  const value = (id) => document.getElementById(id).value.trim();
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    try {
+      const name = value('create-name');
+      const r = await api('POST', '/rollouts', {
+        name, model: value('create-model'), version: Number(value('create-version')),
+        fleet: value('create-fleet'), device_classes: list(value('create-classes')),
+        tags: list(value('create-tags')), device_ids: list(value('create-devices')),
+        phases: phasesOf(value('create-phases')), gates: value('create-gates'),
+        on_gate_failure: onFailure.value, rate_per_minute: Number(value('create-rate') || 0),
+      });
+      location.hash = `#/rollouts/${encodeURIComponent(r.name)}`;
+    } catch (e) {
+      message.className = 'error';
+      message.textContent = e.message;
+    }
+  });
+  show(el('h2', { id: 'page-new-rollout' }, 'New rollout'), form);
 }
 
 async function rollouts() {
   const list = await api('GET', '/rollouts');
   show(el('h2', { id: 'page-rollouts' }, 'Rollouts'),
+    el('p', {}, el('a', { href: '#/new-rollout', id: 'new-rollout-link' }, 'New rollout')),
     table(['rollout', 'model', 'state', 'phase', 'devices', 'reason'], list.map((r) => [
       el('a', { href: `#/rollouts/${r.name}` }, r.name), `${r.model} v${r.version}`, r.state,
       `${r.current_phase + 1} of ${r.phases.length}`, r.selected_devices, r.reason])));
@@ -285,6 +396,7 @@ async function route() {
     if (hash === '#/fleet') await fleet();
     else if ((m = hash.match(/^#\/fleet\/after\/([^/]+)$/))) await fleet(decodeURIComponent(m[1]));
     else if (hash === '#/rollouts') await rollouts();
+    else if (hash === '#/new-rollout') await newRollout();
     else if ((m = hash.match(/^#\/rollouts\/([^/]+)$/))) await rollout(decodeURIComponent(m[1]));
     else if (hash === '#/models') await models();
     else if ((m = hash.match(/^#\/models\/([^/]+)\/versions\/(\d+)$/))) await version(decodeURIComponent(m[1]), m[2]);
