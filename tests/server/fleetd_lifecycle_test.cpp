@@ -307,5 +307,22 @@ TEST_F(InsecureOnEveryAddress, ServesOnlyWithTheInsecureSetting) {
   EXPECT_NE(refused.out.find("insecure=true"), std::string::npos) << refused.out;
 }
 
+// fleetd pins mqtt.ca_file: the fixture's fleetd reached the broker over TLS; one given
+// another CA refuses the broker's certificate and does not start.
+class BrokerCa : public FleetdUpdatesTest {};
+
+TEST_F(BrokerCa, FleetdRefusesABrokerItsCaDidNotCertify) {
+  auto settings = update_settings();
+  settings["mqtt.ca_file"] = require_env("TINYFLEET_TLS_ROGUE_CERT");
+  std::string command = std::string(TINYFLEET_FLEETD_PATH) +
+                        " --listen=127.0.0.1:0 --metrics.listen= --database.uri=" + scratch_.uri();
+  for (const auto& [k, v] : settings) command += " '--" + k + "=" + v + "'";
+  const auto refused = run_command(command + " 2>&1");
+  EXPECT_EQ(refused.exit, 1) << refused.out;
+  EXPECT_NE(refused.out.find("cannot connect the update publisher to ssl://"), std::string::npos)
+      << refused.out;
+  EXPECT_NE(refused.out.find("certificate verify failed"), std::string::npos) << refused.out;
+}
+
 }  // namespace
 }  // namespace tinyfleet::testing
