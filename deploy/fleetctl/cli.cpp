@@ -68,6 +68,7 @@ Connection connection_from(const Args& args) {
   }
   if (const char* e = std::getenv("FLEETCTL_ENDPOINT")) c.endpoint = e;
   if (const char* t = std::getenv("FLEETCTL_TOKEN")) c.token = t;
+  if (const char* f = std::getenv("FLEETCTL_CA_FILE")) c.ca_file = f;
   c.endpoint = args.get("endpoint", c.endpoint);
   c.token = args.get("token", c.token);
   c.ca_file = args.get("ca-file", c.ca_file);
@@ -75,7 +76,29 @@ Connection connection_from(const Args& args) {
   return c;
 }
 
+namespace {
+// Whether the connection was made with TLS (report() explains failures by it).
+bool g_tls = false;
+
+// A failure to reach fleetd that is about TLS, in words an operator can act on ("" if
+// it is not). gRPC says only "Socket closed" when a plaintext client meets a TLS port.
+std::string tls_hint(const std::string& message) {
+  const auto has = [&](const char* word) { return message.find(word) != std::string::npos; };
+  if (g_tls && (has("andshake") || has("CERTIFICATE") || has("certificate") || has("SSL") ||
+                has("ssl") || has("TLS"))) {
+    return "TLS handshake with fleetd failed: its certificate does not chain to the CA in "
+           "--ca-file (ca_file), or does not name the endpoint's host";
+  }
+  if (!g_tls && (has("Socket closed") || has("Connection reset") || has("connection reset"))) {
+    return "fleetd closed the connection at once: it probably serves TLS; give its CA with "
+           "--ca-file (or ca_file in the config file)";
+  }
+  return "";
+}
+}  // namespace
+
 std::shared_ptr<grpc::Channel> Connection::channel() const {
+  g_tls = !ca_file.empty();
   if (!ca_file.empty()) {
     grpc::SslCredentialsOptions o;
     o.pem_root_certs = read_file_or_die(ca_file);
@@ -92,6 +115,11 @@ std::unique_ptr<grpc::ClientContext> Connection::context() const {
 
 int report(const grpc::Status& s, const std::string& doing) {
   std::fprintf(stderr, "fleetctl: %s: %s\n", doing.c_str(), s.error_message().c_str());
+  if (s.error_code() == grpc::StatusCode::UNAVAILABLE) {
+    if (const auto hint = tls_hint(s.error_message()); !hint.empty()) {
+      std::fprintf(stderr, "fleetctl: %s\n", hint.c_str());
+    }
+  }
   switch (s.error_code()) {
     case grpc::StatusCode::NOT_FOUND:
       return kNotFound;

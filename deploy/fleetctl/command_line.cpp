@@ -19,8 +19,8 @@ namespace tinyfleet::fleetctl {
 namespace {
 
 const char* kFooter = R"(
-Connection: --endpoint, --token, --ca-file, or $FLEETCTL_ENDPOINT / $FLEETCTL_TOKEN, or the
-config file ($FLEETCTL_CONFIG, default ~/.config/tinyfleet/fleetctl.json):
+Connection: --endpoint, --token, --ca-file, or $FLEETCTL_ENDPOINT / $FLEETCTL_TOKEN /
+$FLEETCTL_CA_FILE, or the config file ($FLEETCTL_CONFIG, default ~/.config/tinyfleet/fleetctl.json):
   {"endpoint": "127.0.0.1:7443", "token": "...", "ca_file": "ca.pem"}
 
 Exit codes: 0 ok, 1 failed (compile refused, rollout rolled back), 2 usage, 3 not found,

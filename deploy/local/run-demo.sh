@@ -2,7 +2,8 @@
 # The end-to-end demo (the README's first command). Installs what is missing, builds
 # the release preset, starts a private PostgreSQL and Mosquitto on free loopback ports,
 # then fleetd and 50 simulated devices of two classes, and runs three rollouts of a real
-# model through fleetctl:
+# model through fleetctl. Everything runs over TLS with the stack's throwaway CA: gRPC
+# and the console (fleetctl pins the CA), and MQTT (fleetd and every device pin it):
 #   v1 (digits_cnn) to every device;
 #   v2 (digits_cnn fine-tuned five more epochs) through 1, 10, 50 and 100 percent;
 #   v3 (digits_cnn trained on shuffled labels) fails its accuracy gate at the canary
@@ -46,11 +47,14 @@ models=tests/fixtures/models
 step "signing keys: an offline root key certifies fleetd's targets key"
 fleetctl keys init --dir "$work/keys" --root-dir "$work/root-key"
 
-step "fleetd: gRPC API, rollout engine, update publisher, telemetry ingestion"
+step "fleetd: gRPC API, rollout engine, update publisher, telemetry ingestion (TLS)"
 export FLEETCTL_TOKEN=demo-admin-$(head -c 9 /dev/urandom | base64 | tr '+/' '-_')
+export FLEETCTL_CA_FILE=$TINYFLEET_TLS_CA
 "$bin/server/fleetd" --listen=127.0.0.1:0 --port_file="$work/fleetd.port" \
+  --tls.cert_file="$TINYFLEET_TLS_CERT" --tls.key_file="$TINYFLEET_TLS_KEY" \
   --database.uri="$TINYFLEET_PG_URI" --bootstrap_admin_token="$FLEETCTL_TOKEN" \
-  --mqtt.host="$TINYFLEET_MQTT_HOST" --mqtt.port="$TINYFLEET_MQTT_PORT" \
+  --mqtt.host="$TINYFLEET_MQTT_HOST" --mqtt.port="$TINYFLEET_MQTT_TLS_PORT" \
+  --mqtt.ca_file="$TINYFLEET_TLS_CA" \
   --mqtt.passwd_file="$TINYFLEET_MQTT_PASSWD_FILE" --mqtt.pid="$TINYFLEET_MQTT_PID" \
   --mqtt.user="$TINYFLEET_MQTT_SERVER_USER" --mqtt.password="$TINYFLEET_MQTT_SERVER_PASSWORD" \
   --keys.root_public_key_file="$work/keys/root.pub" --keys.dir="$work/keys" \
@@ -59,11 +63,11 @@ export FLEETCTL_TOKEN=demo-admin-$(head -c 9 /dev/urandom | base64 | tr '+/' '-_
 pids+=($!)
 for _ in $(seq 100); do [ -s "$work/fleetd.port" ] && break; sleep 0.1; done
 [ -s "$work/fleetd.port" ] || { cat "$work/fleetd.log"; exit 1; }
-export FLEETCTL_ENDPOINT=127.0.0.1:$(cat "$work/fleetd.port")
+export FLEETCTL_ENDPOINT=localhost:$(cat "$work/fleetd.port")
 metrics_port=$(sed -n 's/.*"event":"metrics.serving".*"port":\([0-9]*\).*/\1/p' "$work/fleetd.log" | tail -1)
-echo "fleetd on $FLEETCTL_ENDPOINT (log: fleetd.log); Prometheus metrics on http://127.0.0.1:$metrics_port/metrics"
+echo "fleetd on $FLEETCTL_ENDPOINT over TLS (CA: $FLEETCTL_CA_FILE; log: fleetd.log); Prometheus metrics on http://127.0.0.1:$metrics_port/metrics"
 console_port=$(sed -n 's/.*"event":"console.serving".*"port":\([0-9]*\).*/\1/p' "$work/fleetd.log" | tail -1)
-echo "web console: http://127.0.0.1:$console_port/ (log in with the token $FLEETCTL_TOKEN)"
+echo "web console: https://localhost:$console_port/ (certificate from the demo's CA $TINYFLEET_TLS_CA; log in with the token $FLEETCTL_TOKEN)"
 
 step "device classes from the catalog"
 fleetctl classes import optimizer_service/device_classes/catalog.json >/dev/null
@@ -83,9 +87,10 @@ for v in digits_cnn digits_cnn_v2 digits_cnn_badlabels; do
     --validation "$data/digits_val.npz" --classes cortex-m4-256k,esp32s3-512k | tail -3
 done
 
-step "the simulated fleet starts (no model yet; each device runs the digits validation stream)"
+step "the simulated fleet starts over MQTT/TLS (no model yet; each device runs the digits validation stream)"
 for cls in m4:cortex-m4-256k s3:esp32s3-512k; do
-  "$bin/device_agent/fleet-sim" --broker "tcp://$TINYFLEET_MQTT_HOST:$TINYFLEET_MQTT_DEVICE_PORT" \
+  "$bin/device_agent/fleet-sim" --broker "ssl://$TINYFLEET_MQTT_HOST:$TINYFLEET_MQTT_DEVICE_TLS_PORT" \
+    --ca "$TINYFLEET_TLS_CA" \
     --class "${cls#*:}" --credentials "$work/${cls%%:*}.creds" --root-key "$work/keys/root.pub" \
     --data "$data/digits_val.npz" --rate 10 --window 2 --probe-every 1 \
     --state "$work/sim-${cls%%:*}" >"$work/sim-${cls%%:*}.log" 2>&1 &
@@ -128,7 +133,7 @@ grep -E '^tinyfleet_(rollouts|devices)\{' <&3 || true
 exec 3<&-
 
 step "demo finished in $(($(date +%s) - t0)) s"
-echo "web console: http://127.0.0.1:$console_port/ (token $FLEETCTL_TOKEN)"
+echo "web console: https://localhost:$console_port/ (token $FLEETCTL_TOKEN)"
 if [ -n "${TINYFLEET_DEMO_HOLD:-}" ]; then
   echo "holding fleetd, the devices and the stack for the console; Ctrl-C stops them"
   wait

@@ -6,13 +6,20 @@
 # Exports for tests and tools:
 #   TINYFLEET_PG_URI            postgresql://... of the private database
 #   TINYFLEET_MQTT_HOST/PORT    the broker (fleetd's listener; the stack's tests use it for
-#                               device accounts too)
-#   TINYFLEET_MQTT_DEVICE_PORT  the devices' listener: client id = user name
+#                               device accounts too), plaintext
+#   TINYFLEET_MQTT_DEVICE_PORT  the devices' listener: client id = user name, plaintext
+#   TINYFLEET_MQTT_TLS_PORT     fleetd's listener over TLS (server certificate for 127.0.0.1
+#                               from TINYFLEET_TLS_CA)
+#   TINYFLEET_MQTT_DEVICE_TLS_PORT  the devices' listener over TLS
 #   TINYFLEET_MQTT_SERVER_USER/PASSWORD   the server's broker account
 #   TINYFLEET_MQTT_PASSWD_FILE  the broker's password file (provisioning adds to it)
 #   TINYFLEET_MQTT_PID          send SIGHUP after changing the password file
 #   TINYFLEET_MQTT_TEST_DEVICES "id:password id:password ..." pre-made device accounts
 #   TINYFLEET_TLS_CA/CERT/KEY   a throwaway CA and a server certificate for 127.0.0.1
+#   TINYFLEET_TLS_CLIENT_CERT/KEY   a client certificate from that CA (CN=fleetd: fleetd's
+#                               side of the mutual TLS link to an Optimizer worker)
+#   TINYFLEET_TLS_ROGUE_CERT/KEY    a self-signed certificate for 127.0.0.1 that no CA vouches
+#                               for (tests: a server or client that must be refused)
 
 PG_BIN=$(ls -d /usr/lib/postgresql/15/bin 2>/dev/null || true)
 
@@ -91,11 +98,14 @@ _stack_add_account() {
 }
 
 _stack_start_mqtt() {
-  local dir="$STACK_DIR/mqtt" port dport
+  local dir="$STACK_DIR/mqtt" port dport tport tdport
   mkdir -p "$dir"
   port=$(free_port)
   dport=$(free_port)
+  tport=$(free_port)
+  tdport=$(free_port)
   export TINYFLEET_MQTT_HOST=127.0.0.1 TINYFLEET_MQTT_PORT=$port TINYFLEET_MQTT_DEVICE_PORT=$dport
+  export TINYFLEET_MQTT_TLS_PORT=$tport TINYFLEET_MQTT_DEVICE_TLS_PORT=$tdport
   export TINYFLEET_MQTT_SERVER_USER=fleetd
   export TINYFLEET_MQTT_SERVER_PASSWORD=$(head -c 18 /dev/urandom | base64 | tr '+/' '-_')
   export TINYFLEET_MQTT_PASSWD_FILE="$dir/passwd"
@@ -116,13 +126,25 @@ _stack_start_mqtt() {
   # chunk answer, 20 bytes of framing and 64 KiB of data, plus topic and MQTT header.
   # The devices' listener replaces each client id with the user name, so no device can
   # take over fleetd's or another device's session; fleetd's own listener must not be
-  # reachable by devices in a deployment (here both are on loopback).
+  # reachable by devices in a deployment (here both are on loopback). Each listener also
+  # has a TLS twin with the stack CA's server certificate (docs/security.md: the
+  # plaintext pair stays for the firmware, whose MQTT client has no TLS yet).
+  local tls="$STACK_DIR/tls"
   cat >"$dir/mosquitto.conf" <<CONF
 per_listener_settings false
 max_packet_size 66560
 listener $port 127.0.0.1
 listener $dport 127.0.0.1
 use_username_as_clientid true
+listener $tport 127.0.0.1
+certfile $tls/server.pem
+keyfile $tls/server.key
+tls_version tlsv1.2
+listener $tdport 127.0.0.1
+use_username_as_clientid true
+certfile $tls/server.pem
+keyfile $tls/server.key
+tls_version tlsv1.2
 max_connections 100000
 allow_anonymous false
 password_file $TINYFLEET_MQTT_PASSWD_FILE
@@ -145,7 +167,8 @@ CONF
   mosquitto -c "$dir/mosquitto.conf" >"$dir/stdout.log" 2>&1 &
   export TINYFLEET_MQTT_PID=$!
   local tries=0
-  until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+  until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null &&
+    (exec 3<>"/dev/tcp/127.0.0.1/$tdport") 2>/dev/null; do
     tries=$((tries + 1))
     if [ $tries -gt 100 ] || ! kill -0 "$TINYFLEET_MQTT_PID" 2>/dev/null; then
       cat "$dir/stdout.log" "$dir/mosquitto.log" 2>/dev/null
@@ -153,10 +176,12 @@ CONF
     fi
     sleep 0.1
   done
-  echo "stack: mosquitto on 127.0.0.1:$port (devices: $dport)"
+  echo "stack: mosquitto on 127.0.0.1:$port (devices: $dport; TLS: $tport, devices: $tdport)"
 }
 
-# A throwaway CA and a server certificate for localhost/127.0.0.1 (gRPC TLS tests).
+# A throwaway CA, a server certificate for localhost/127.0.0.1 (fleetd's gRPC, the
+# broker's TLS listeners, an Optimizer worker), a client certificate (fleetd to the
+# worker) and a self-signed rogue certificate no one trusts.
 _stack_make_tls() {
   local dir="$STACK_DIR/tls"
   mkdir -p "$dir"
@@ -167,8 +192,19 @@ _stack_make_tls() {
   printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >"$dir/san.ext"
   openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" \
     -CAcreateserial -days 2 -extfile "$dir/san.ext" -out "$dir/server.pem" >/dev/null 2>&1
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=fleetd" \
+    -keyout "$dir/client.key" -out "$dir/client.csr" >/dev/null 2>&1
+  printf 'extendedKeyUsage=clientAuth\n' >"$dir/client.ext"
+  openssl x509 -req -in "$dir/client.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" \
+    -CAcreateserial -days 2 -extfile "$dir/client.ext" -out "$dir/client.pem" >/dev/null 2>&1
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=localhost" \
+    -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+    -keyout "$dir/rogue.key" -out "$dir/rogue.pem" >/dev/null 2>&1
+  chmod 0644 "$dir"/*.pem
   export TINYFLEET_TLS_CA="$dir/ca.pem" TINYFLEET_TLS_CERT="$dir/server.pem"
   export TINYFLEET_TLS_KEY="$dir/server.key"
+  export TINYFLEET_TLS_CLIENT_CERT="$dir/client.pem" TINYFLEET_TLS_CLIENT_KEY="$dir/client.key"
+  export TINYFLEET_TLS_ROGUE_CERT="$dir/rogue.pem" TINYFLEET_TLS_ROGUE_KEY="$dir/rogue.key"
 }
 
 stack_start() {
@@ -181,6 +217,6 @@ stack_start() {
   trap 'exit 130' INT
   trap 'exit 143' TERM
   _stack_start_pg
-  _stack_start_mqtt
   _stack_make_tls
+  _stack_start_mqtt
 }

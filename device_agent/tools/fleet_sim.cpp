@@ -3,7 +3,7 @@
 // publishing telemetry (version 2: class counts of its outputs, channel sums of its
 // inputs, probe accuracy, measured active time). For end-to-end tests and load.
 //
-//   fleet-sim --broker tcp://127.0.0.1:1883 --fleet default --class cortex-m4-256k
+//   fleet-sim --broker ssl://127.0.0.1:8883 --ca ca.pem --fleet default --class cortex-m4-256k
 //             --credentials devices.txt --root-key keys/root.pub --data digits_val.npz
 //             [--devices N] [--drift-after SECONDS --drifted digits_drifted_val.npz]
 //             [--rate INFERENCES_PER_SECOND] [--window SECONDS] [--duration SECONDS]
@@ -11,7 +11,9 @@
 //             [--energy-file PATH [--energy-scale N]]
 //
 // devices.txt holds "id password" per line (what provisioning returned); the first N
-// are simulated. SIGINT/SIGTERM stop it cleanly; --report writes one JSON line per device.
+// are simulated. An ssl:// (or mqtts://) broker needs --ca, the CA its certificate must
+// chain to (each device pins it); tcp:// is plaintext. SIGINT/SIGTERM stop it cleanly;
+// --report writes one JSON line per device.
 #include <signal.h>
 #include <sodium.h>
 #include <sys/resource.h>
@@ -48,8 +50,9 @@ volatile sig_atomic_t g_stop = 0;
 void on_signal(int) { g_stop = 1; }
 
 struct Options {
-  std::string broker, fleet = "default", device_class, credentials, root_key, data, drifted,
-                      state = "fleet-sim-state", report, catalog = TINYFLEET_DEVICE_CLASS_CATALOG;
+  std::string broker, ca, fleet = "default", device_class, credentials, root_key, data, drifted,
+                          state = "fleet-sim-state", report,
+                          catalog = TINYFLEET_DEVICE_CLASS_CATALOG;
   int devices = 0;
   double rate = 5, window = 5, duration = 0, drift_after = -1;
   int probe_every = 5;
@@ -66,7 +69,7 @@ struct Options {
 [[noreturn]] void usage(const char* why) {
   std::fprintf(
       stderr,
-      "fleet-sim: %s\nusage: fleet-sim --broker URI --class C --credentials FILE "
+      "fleet-sim: %s\nusage: fleet-sim --broker URI [--ca PEM] --class C --credentials FILE "
       "--root-key FILE --data NPZ [--devices N] [--fleet F] [--drift-after S "
       "--drifted NPZ] [--rate R] [--window S] [--duration S] [--state DIR] "
       "[--probe-every K] [--report FILE] [--durable] [--catalog JSON] [--time-limit-ms MS] "
@@ -92,6 +95,8 @@ Options parse(int argc, char** argv) {
     };
     if (a == "--broker")
       o.broker = value();
+    else if (a == "--ca")
+      o.ca = value();
     else if (a == "--fleet")
       o.fleet = value();
     else if (a == "--class")
@@ -134,6 +139,8 @@ Options parse(int argc, char** argv) {
       usage(("unknown option " + a).c_str());
   }
   if (o.broker.empty()) usage("--broker is required");
+  const bool tls = o.broker.rfind("ssl://", 0) == 0 || o.broker.rfind("mqtts://", 0) == 0;
+  if (tls != !o.ca.empty()) usage("an ssl:// or mqtts:// --broker and --ca go together");
   if (o.device_class.empty()) usage("--class is required");
   if (o.credentials.empty()) usage("--credentials is required");
   if (o.root_key.empty()) usage("--root-key is required");
@@ -268,6 +275,7 @@ int main(int argc, char** argv) {
     d->slots = std::make_unique<device_agent::linux_port::FileSlotStore>(dir.string(), o.durable);
     d->port = std::make_unique<device_agent::linux_port::MqttAgentPort>(o.broker, o.fleet, d->id,
                                                                         d->password);
+    d->port->set_ca_file(o.ca);
     d->agent = std::make_unique<device_agent::UpdateAgent>(
         d->config, *d->records, *d->slots, clock, *d->port, verifier, sha, d->runner_a, d->runner_b,
         workspace.data(), workspace.size());

@@ -7,6 +7,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "console/listen_address.h"
+
 extern char** environ;
 
 namespace tinyfleet::server {
@@ -117,10 +119,19 @@ const std::map<std::string, Setting>& settings() {
       {"tls.cert_file",
        text(&C::tls_cert_file, "PEM certificate: with tls.key_file, gRPC over TLS")},
       {"tls.key_file", text(&C::tls_key_file, "PEM private key of tls.cert_file")},
+      {"insecure",
+       flag(&C::insecure,
+            "true: plaintext off loopback is allowed (gRPC without tls.cert_file, MQTT without "
+            "mqtt.ca_file, the Optimizer link without compile.optimizer_*); false: fleetd "
+            "refuses to start with it")},
       {"bootstrap_admin_token",
        text(&C::bootstrap_admin_token, "registered as admin token 'bootstrap-admin' if absent")},
       {"mqtt.host", text(&C::mqtt_host, "the broker's host")},
       {"mqtt.port", number(&C::mqtt_port, 1, 65535, "the broker's port")},
+      {"mqtt.ca_file",
+       text(&C::mqtt_ca_file,
+            "PEM CA the broker's certificate must chain to (and name mqtt.host): set, MQTT over "
+            "TLS (ssl://); empty, plaintext")},
       {"mqtt.passwd_file",
        text(&C::mqtt_passwd_file, "the broker's password file; provisioning adds devices to it")},
       {"mqtt.pid", number(&C::mqtt_pid, 0, 1 << 30, "the broker's pid, sent SIGHUP to reload")},
@@ -162,6 +173,14 @@ const std::map<std::string, Setting>& settings() {
                               "where models compile: in fleetd, or the Optimizer service")},
       {"compile.optimizer_address",
        text(&C::optimizer_address, "host:port of the Optimizer service (compile.mode remote)")},
+      {"compile.optimizer_ca_file",
+       text(&C::optimizer_ca_file,
+            "PEM CA the Optimizer service's certificate must chain to: set, mutual TLS")},
+      {"compile.optimizer_cert_file",
+       text(&C::optimizer_cert_file,
+            "PEM client certificate fleetd shows the Optimizer service (mutual TLS)")},
+      {"compile.optimizer_key_file",
+       text(&C::optimizer_key_file, "PEM private key of compile.optimizer_cert_file")},
       {"compile.workers", number(&C::compile_workers, 1, 64, "compiles at once")},
       {"max_upload_bytes",
        number<int64_t>(&C::max_upload_bytes, 1, 1ll << 34, "largest uploaded file, bytes")},
@@ -202,6 +221,53 @@ std::string env_name(const std::string& key) {
   std::string name = "TINYFLEET_";
   for (char ch : key) name += ch == '.' ? '_' : static_cast<char>(std::toupper(ch));
   return name;
+}
+
+// "unix:..." and loopback hosts stay on this machine.
+bool local_address(const std::string& listen, const std::string& host) {
+  if (listen.rfind("unix:", 0) == 0) return true;
+  return console::is_loopback_host(host);
+}
+
+// Plaintext leaves this machine only when `insecure` says so; the optimizer link is
+// either mutual TLS (all three files) or plaintext to a loopback worker.
+std::optional<Error> check_transport_security(const ServerConfig& c) {
+  const auto refuse = [](const std::string& why) {
+    return Error{ErrorCode::kInvalidArgument, why};
+  };
+  if (c.listen.rfind("unix:", 0) != 0) {
+    auto address = console::parse_listen_address(c.listen, "listen");
+    if (!address) return address.error();
+    if (c.tls_cert_file.empty() && !address->loopback && !c.insecure) {
+      return refuse("listen " + c.listen +
+                    " is not a loopback address and gRPC would be plaintext: set tls.cert_file "
+                    "and tls.key_file, or insecure=true (--insecure=true) to allow plaintext");
+    }
+  }
+  if (c.mqtt_ca_file.empty() && !local_address("", c.mqtt_host) && !c.insecure) {
+    return refuse("mqtt.host " + c.mqtt_host +
+                  " is not a loopback address and MQTT would be plaintext: set mqtt.ca_file, "
+                  "or insecure=true (--insecure=true) to allow plaintext");
+  }
+  const int optimizer_files =
+      !c.optimizer_ca_file.empty() + !c.optimizer_cert_file.empty() + !c.optimizer_key_file.empty();
+  if (optimizer_files != 0 && optimizer_files != 3) {
+    return refuse(
+        "compile.optimizer_ca_file, compile.optimizer_cert_file and "
+        "compile.optimizer_key_file go together (mutual TLS)");
+  }
+  if (c.compile_mode == "remote" && optimizer_files == 0 && !c.insecure) {
+    const auto colon = c.optimizer_address.rfind(':');
+    std::string host = c.optimizer_address.substr(0, colon == std::string::npos ? 0 : colon);
+    if (host.size() >= 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+    if (!local_address(c.optimizer_address, host)) {
+      return refuse("compile.optimizer_address " + c.optimizer_address +
+                    " is not a loopback address and the link would be plaintext and "
+                    "unauthenticated: set compile.optimizer_ca_file, compile.optimizer_cert_file "
+                    "and compile.optimizer_key_file, or insecure=true");
+    }
+  }
+  return std::nullopt;
 }
 
 }  // namespace
@@ -277,6 +343,7 @@ storage::Expected<ServerConfig> load_config(const std::vector<std::string>& args
   if (config.tls_cert_file.empty() != config.tls_key_file.empty()) {
     return Error{ErrorCode::kInvalidArgument, "tls.cert_file and tls.key_file go together"};
   }
+  if (auto e = check_transport_security(config)) return *e;
   return config;
 }
 

@@ -4,6 +4,7 @@
 
 #include <chrono>
 
+#include "mqtt_options.h"
 #include "tinyfleet/server/log.h"
 #include "tinyfleet/update/topics.h"
 
@@ -54,14 +55,7 @@ bool FleetListener::start() {
     } catch (const mqtt::exception&) {
     }
   });
-  auto opts = mqtt::connect_options_builder()
-                  .mqtt_version(MQTTVERSION_5)
-                  .clean_start(true)
-                  .user_name(user_)
-                  .password(password_)
-                  .automatic_reconnect(std::chrono::milliseconds(200), std::chrono::seconds(2))
-                  .connect_timeout(std::chrono::seconds(5))
-                  .finalize();
+  const auto opts = fleetd_connect_options("listener", user_, password_, ca_file_);
   try {
     client_->connect(opts)->wait();
   } catch (const mqtt::exception& e) {

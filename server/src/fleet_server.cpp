@@ -108,6 +108,25 @@ void check_keys(const ServerConfig& config, const update::TargetsKey& key) {
   }
 }
 
+// The link to the Optimizer service: mutual TLS when its three files are set (load_config
+// checks they go together), else plaintext (load_config allows that to loopback only,
+// unless insecure).
+storage::Expected<std::shared_ptr<grpc::ChannelCredentials>> optimizer_credentials(
+    const ServerConfig& config) {
+  if (config.optimizer_ca_file.empty()) return grpc::InsecureChannelCredentials();
+  auto ca = read_file(config.optimizer_ca_file, "compile.optimizer_ca_file");
+  if (!ca) return ca.error();
+  auto cert = read_file(config.optimizer_cert_file, "compile.optimizer_cert_file");
+  if (!cert) return cert.error();
+  auto key = read_file(config.optimizer_key_file, "compile.optimizer_key_file");
+  if (!key) return key.error();
+  grpc::SslCredentialsOptions options;
+  options.pem_root_certs = *ca;
+  options.pem_private_key = *key;
+  options.pem_cert_chain = *cert;
+  return grpc::SslCredentials(options);
+}
+
 }  // namespace
 
 struct FleetServer::Parts {
@@ -176,8 +195,10 @@ storage::Expected<std::unique_ptr<FleetServer>> FleetServer::start(const ServerC
                                                    std::vector<std::string>{config.mqtt_user});
 
   if (config.compile_mode == "remote" && !config.optimizer_address.empty()) {
-    parts->compiler = make_remote_compiler(
-        grpc::CreateChannel(config.optimizer_address, grpc::InsecureChannelCredentials()));
+    auto credentials = optimizer_credentials(config);
+    if (!credentials) return credentials.error();
+    parts->compiler =
+        make_remote_compiler(grpc::CreateChannel(config.optimizer_address, *credentials));
   } else if (config.compile_mode == "in_process") {
     parts->compiler = make_in_process_compiler();
   }
@@ -205,7 +226,13 @@ storage::Expected<std::unique_ptr<FleetServer>> FleetServer::start(const ServerC
         {config.database_uri, config.database_engine_pool, 5, acquire_timeout});
     if (!engine_db) return engine_db.error();
     parts->engine_db = std::move(*engine_db);
-    const std::string broker = "tcp://" + config.mqtt_host + ":" + std::to_string(config.mqtt_port);
+    const std::string broker = (config.mqtt_ca_file.empty() ? "tcp://" : "ssl://") +
+                               config.mqtt_host + ":" + std::to_string(config.mqtt_port);
+    if (config.mqtt_ca_file.empty()) {
+      log::warn("mqtt.plaintext", {{"hint", "set mqtt.ca_file for MQTT over TLS"}});
+    } else if (auto ca = read_file(config.mqtt_ca_file, "MQTT CA file"); !ca) {
+      return ca.error();
+    }
     // Not guessable, so no device can take over fleetd's sessions by its client id.
     const std::string id = "fleetd-" + random_suffix();
     parts->blobs = std::make_unique<storage::PgBlobStore>(*parts->engine_db);
@@ -215,6 +242,7 @@ storage::Expected<std::unique_ptr<FleetServer>> FleetServer::start(const ServerC
     parts->publisher = std::make_unique<UpdatePublisher>(
         broker, config.mqtt_user, config.mqtt_password, id + "-updates",
         static_cast<double>(config.update_bytes_per_second), config.mqtt_share_group);
+    parts->publisher->set_ca_file(config.mqtt_ca_file);
     parts->rejects = std::make_unique<DeviceRejects>();
     parts->publisher->set_rejects(parts->rejects.get());
     parts->publisher->set_payload_loader(
@@ -262,6 +290,7 @@ storage::Expected<std::unique_ptr<FleetServer>> FleetServer::start(const ServerC
           presence->heard(device);
           ingest->on_message(fleet, device, p);
         });
+    parts->listener->set_ca_file(config.mqtt_ca_file);
     parts->listener->set_presence_handler(
         [presence](const std::string& fleet, const std::string& device, const std::string& p) {
           presence->on_presence(fleet, device, p);

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "mqtt_options.h"
 #include "tinyfleet/server/log.h"
 #include "tinyfleet/update/chunk_framing.h"
 #include "tinyfleet/update/topics.h"
@@ -45,14 +46,7 @@ bool UpdatePublisher::start() {
       log::error("publisher.request", {{"topic", m->get_topic()}, {"error", e.what()}});
     }
   });
-  auto opts = mqtt::connect_options_builder()
-                  .mqtt_version(MQTTVERSION_5)
-                  .clean_start(true)
-                  .user_name(user_)
-                  .password(password_)
-                  .automatic_reconnect(std::chrono::milliseconds(200), std::chrono::seconds(2))
-                  .connect_timeout(std::chrono::seconds(5))
-                  .finalize();
+  const auto opts = fleetd_connect_options("publisher", user_, password_, ca_file_);
   // Subscriptions are restored after a reconnect (clean start drops them); the count of
   // connections tells the engine to re-publish outstanding offers.
   client_->set_connected_handler([this](const std::string&) {

@@ -28,8 +28,7 @@ TEST(MqttPresence, ADeviceThatDiesIsReportedOfflineByItsWill) {
   const std::string device = account.user;
   const std::string password = account.password;
   const std::string fleet = "presence" + std::to_string(getpid());
-  const std::string uri =
-      "tcp://" + require_env("TINYFLEET_MQTT_HOST") + ":" + require_env("TINYFLEET_MQTT_PORT");
+  const std::string uri = tinyfleet::testing::tls_broker_uri();  // the agent pins the CA
   char topic[update::kMaxTopicBytes];
   ASSERT_TRUE(update::device_topic(fleet.c_str(), device.c_str(), update::TopicKind::kPresence,
                                    topic, sizeof topic)
@@ -45,6 +44,7 @@ TEST(MqttPresence, ADeviceThatDiesIsReportedOfflineByItsWill) {
     char c;
     if (read(go[0], &c, 1) != 1) _exit(2);
     device_agent::linux_port::MqttAgentPort port(uri, fleet, device, password);
+    port.set_ca_file(tinyfleet::testing::broker_ca_file());
     if (!port.connect()) _exit(3);
     for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
   }
@@ -63,7 +63,7 @@ TEST(MqttPresence, ADeviceThatDiesIsReportedOfflineByItsWill) {
     seen.push_back(p.presence);
     cv.notify_all();
   });
-  watcher.connect(tinyfleet::testing::server_account_options())->wait();
+  watcher.connect(tinyfleet::testing::server_account_options(true))->wait();
   watcher.subscribe(topic, 1)->wait();
   ASSERT_EQ(write(go[1], "g", 1), 1);
 

@@ -51,8 +51,9 @@ uint64_t now_unix() {
 
 TEST(FleetSim, SimulatedDevicesInstallAModelAndReportTelemetry) {
   ASSERT_GE(sodium_init(), 0);
-  const std::string broker =
-      "tcp://" + require_env("TINYFLEET_MQTT_HOST") + ":" + require_env("TINYFLEET_MQTT_PORT");
+  // Over TLS: the devices, the watcher and the publisher all pin the stack's CA.
+  const std::string broker = tinyfleet::testing::tls_broker_uri();
+  const std::string ca = tinyfleet::testing::broker_ca_file();
   const std::string fleet = "sim" + std::to_string(getpid());
   const fs::path dir = fs::temp_directory_path() / ("tf-fleet-sim-" + fleet);
   fs::remove_all(dir);
@@ -115,7 +116,7 @@ TEST(FleetSim, SimulatedDevicesInstallAModelAndReportTelemetry) {
     std::lock_guard<std::mutex> lock(mu);
     windows[std::string(name.device, name.device_size)].push_back(j);
   });
-  watcher.connect(tinyfleet::testing::server_account_options())->wait();
+  watcher.connect(tinyfleet::testing::server_account_options(true))->wait();
   for (auto kind : {update::TopicKind::kTelemetry, update::TopicKind::kPresence}) {
     char filter[update::kMaxTopicBytes];
     ASSERT_TRUE(update::topic_filter(fleet.c_str(), kind, filter, sizeof filter).ok());
@@ -125,6 +126,7 @@ TEST(FleetSim, SimulatedDevicesInstallAModelAndReportTelemetry) {
   server::UpdatePublisher publisher(broker, require_env("TINYFLEET_MQTT_SERVER_USER"),
                                     require_env("TINYFLEET_MQTT_SERVER_PASSWORD"),
                                     "fleetd-" + fleet, 0, "g-" + fleet);
+  publisher.set_ca_file(ca);
   ASSERT_TRUE(publisher.start());
   auto f = tinyfleet::testing::manifest_for("", model->artifact, *full, 1, 1024, now_unix() + 3600);
   f.fleet = fleet;
@@ -151,12 +153,12 @@ TEST(FleetSim, SimulatedDevicesInstallAModelAndReportTelemetry) {
   if (pid == 0) {
     const std::string data = fixture_path("data/digits_val.npz");
     const std::string drifted = fixture_path("data/digits_drifted_val.npz");
-    execl(TINYFLEET_FLEET_SIM, "fleet-sim", "--broker", broker.c_str(), "--fleet", fleet.c_str(),
-          "--class", "cortex-m4-256k", "--credentials", (dir / "devices.txt").c_str(), "--root-key",
-          (dir / "keys" / "root.pub").c_str(), "--data", data.c_str(), "--drifted", drifted.c_str(),
-          "--drift-after", "7", "--rate", "40", "--window", "2", "--duration", "14", "--state",
-          (dir / "state").c_str(), "--report", (dir / "report.jsonl").c_str(), "--energy-file",
-          energy.c_str(), nullptr);
+    execl(TINYFLEET_FLEET_SIM, "fleet-sim", "--broker", broker.c_str(), "--ca", ca.c_str(),
+          "--fleet", fleet.c_str(), "--class", "cortex-m4-256k", "--credentials",
+          (dir / "devices.txt").c_str(), "--root-key", (dir / "keys" / "root.pub").c_str(),
+          "--data", data.c_str(), "--drifted", drifted.c_str(), "--drift-after", "7", "--rate",
+          "40", "--window", "2", "--duration", "14", "--state", (dir / "state").c_str(), "--report",
+          (dir / "report.jsonl").c_str(), "--energy-file", energy.c_str(), nullptr);
     _exit(127);
   }
   // Started after fork(): the child allocates before exec, so no thread may hold a lock.

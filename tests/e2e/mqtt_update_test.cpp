@@ -108,6 +108,7 @@ struct Rig {
         std::make_unique<device_agent::linux_port::FileRecordStore>((dir / "device").string());
     slots = std::make_unique<device_agent::linux_port::FileSlotStore>((dir / "device").string());
     port = std::make_unique<device_agent::linux_port::MqttAgentPort>(uri, fleet, device, password);
+    if (tls()) port->set_ca_file(tinyfleet::testing::broker_ca_file());
     agent = std::make_unique<device_agent::UpdateAgent>(config, *records, *slots, clock, *port,
                                                         verifier, sha, runner_a, runner_b,
                                                         workspace.data(), workspace.size());
@@ -122,12 +123,14 @@ struct Rig {
     auto publisher = std::make_unique<server::UpdatePublisher>(
         uri, require_env("TINYFLEET_MQTT_SERVER_USER"),
         require_env("TINYFLEET_MQTT_SERVER_PASSWORD"), name + fleet, rate, "g-" + fleet);
+    if (tls()) publisher->set_ca_file(tinyfleet::testing::broker_ca_file());
     if (!publisher->start() || !port->connect()) return nullptr;
     if (!publisher->offer(fleet, device, 1, update::sign_offer(f, key), delta.payload)) {
       return nullptr;
     }
     return publisher;
   }
+  bool tls() const { return uri.rfind("ssl://", 0) == 0; }
   bool finished() const {
     return agent->state() == device_agent::UpdateState::kCommitted ||
            agent->state() == device_agent::UpdateState::kRolledBack;
@@ -150,9 +153,8 @@ struct Rig {
   std::unique_ptr<device_agent::UpdateAgent> agent;
 };
 
-std::string stack_broker() {
-  return "tcp://" + require_env("TINYFLEET_MQTT_HOST") + ":" + require_env("TINYFLEET_MQTT_PORT");
-}
+// The stack's broker over TLS, both the publisher and the device pinning its CA.
+std::string stack_broker() { return tinyfleet::testing::tls_broker_uri(); }
 
 TEST(MqttUpdate, AFineTunedModelArrivesAsASignedDeltaAndCommits) {
   Rig rig(stack_broker(), 256, 9);

@@ -48,6 +48,8 @@ class RolloutE2E : public ::testing::Test {
     fleetd_ = std::make_unique<FleetdProcess>(
         scratch_.uri(), admin_,
         std::map<std::string, std::string>{
+            {"mqtt.port", require_env("TINYFLEET_MQTT_TLS_PORT")},
+            {"mqtt.ca_file", tinyfleet::testing::broker_ca_file()},
             {"mqtt.user", require_env("TINYFLEET_MQTT_SERVER_USER")},
             {"mqtt.password", require_env("TINYFLEET_MQTT_SERVER_PASSWORD")},
             {"mqtt.share_group", group_},
@@ -87,14 +89,16 @@ class RolloutE2E : public ::testing::Test {
   void start_sim(const std::string& cls, const std::string& creds, const std::string& state) {
     const pid_t pid = fork();
     if (pid == 0) {
-      // The devices' listener (client id = user name), as a deployment's devices use.
-      const std::string broker = "tcp://" + require_env("TINYFLEET_MQTT_HOST") + ":" +
-                                 require_env("TINYFLEET_MQTT_DEVICE_PORT");
+      // The devices' listener (client id = user name) over TLS, as a deployment's devices
+      // use; fleetd's own connection is TLS too.
+      const std::string broker = tinyfleet::testing::tls_broker_uri(true);
+      const std::string ca = tinyfleet::testing::broker_ca_file();
       const std::string log = (dir_ / (state + ".log")).string();
       std::freopen(log.c_str(), "w", stdout);
-      execl(TINYFLEET_FLEET_SIM, "fleet-sim", "--broker", broker.c_str(), "--class", cls.c_str(),
-            "--credentials", creds.c_str(), "--root-key", (dir_ / "keys" / "root.pub").c_str(),
-            "--data", fixture_path("data/digits_val.npz").c_str(), "--rate", "2", "--window", "2",
+      execl(TINYFLEET_FLEET_SIM, "fleet-sim", "--broker", broker.c_str(), "--ca", ca.c_str(),
+            "--class", cls.c_str(), "--credentials", creds.c_str(), "--root-key",
+            (dir_ / "keys" / "root.pub").c_str(), "--data",
+            fixture_path("data/digits_val.npz").c_str(), "--rate", "2", "--window", "2",
             "--probe-every", "1", "--state", (dir_ / state).c_str(), "--report",
             (dir_ / (state + ".jsonl")).c_str(), nullptr);
       _exit(127);

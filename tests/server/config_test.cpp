@@ -20,7 +20,7 @@ std::string write_temp(const std::string& text) {
 
 TEST(ServerConfig, FileThenEnvironmentThenFlags) {
   const auto file = write_temp(
-      R"({"database": {"uri": "postgresql://file"}, "mqtt": {"port": 1000, "host": "broker"},
+      R"({"database": {"uri": "postgresql://file"}, "mqtt": {"port": 1000, "host": "broker", "ca_file": "ca.pem"},
           "compile": {"workers": 3}})");
   auto c = load_config(
       {"--config", file, "--mqtt.port=3000"},
@@ -31,6 +31,55 @@ TEST(ServerConfig, FileThenEnvironmentThenFlags) {
   EXPECT_EQ(c->mqtt_host, "broker");               // file over default
   EXPECT_EQ(c->compile_workers, 3);
   std::remove(file.c_str());
+}
+
+// Plaintext leaves the machine only with insecure=true (gRPC, MQTT, the optimizer link).
+TEST(ServerConfig, PlaintextOffLoopbackNeedsTheInsecureSetting) {
+  const std::map<std::string, std::string> env = {{"TINYFLEET_PG_URI", "postgresql://x"}};
+  for (const std::string listen : {"0.0.0.0:7443", "[::]:7443", "192.168.1.20:7443"}) {
+    auto refused = load_config({"--listen=" + listen}, env);
+    ASSERT_FALSE(refused) << listen;
+    EXPECT_NE(refused.error().message.find("listen " + listen + " is not a loopback address"),
+              std::string::npos)
+        << refused.error().message;
+    EXPECT_NE(refused.error().message.find("insecure=true"), std::string::npos);
+    EXPECT_TRUE(load_config({"--listen=" + listen, "--insecure=true"}, env)) << listen;
+    EXPECT_TRUE(
+        load_config({"--listen=" + listen, "--tls.cert_file=c.pem", "--tls.key_file=k.pem"}, env))
+        << listen;
+  }
+  for (const std::string listen : {"127.0.0.1:0", "localhost:7443", "[::1]:7443", "unix:/run/f"}) {
+    auto allowed = load_config({"--listen=" + listen}, env);
+    EXPECT_TRUE(allowed) << listen << ": " << allowed.error().message;
+  }
+  auto malformed = load_config({"--listen=0.0.0.0"}, env);
+  ASSERT_FALSE(malformed);
+  EXPECT_NE(malformed.error().message.find("listen '0.0.0.0': needs host:port"), std::string::npos)
+      << malformed.error().message;
+
+  auto mqtt = load_config({"--mqtt.host=broker.lan"}, env);
+  ASSERT_FALSE(mqtt);
+  EXPECT_NE(mqtt.error().message.find("mqtt.host broker.lan is not a loopback address"),
+            std::string::npos)
+      << mqtt.error().message;
+  EXPECT_TRUE(load_config({"--mqtt.host=broker.lan", "--mqtt.ca_file=ca.pem"}, env));
+  EXPECT_TRUE(load_config({"--mqtt.host=broker.lan", "--insecure=true"}, env));
+
+  const std::vector<std::string> remote = {"--compile.mode=remote",
+                                           "--compile.optimizer_address=10.0.0.5:7450"};
+  auto optimizer = load_config(remote, env);
+  ASSERT_FALSE(optimizer);
+  EXPECT_NE(optimizer.error().message.find("compile.optimizer_address 10.0.0.5:7450"),
+            std::string::npos)
+      << optimizer.error().message;
+  auto with_tls = remote;
+  with_tls.push_back("--compile.optimizer_ca_file=ca.pem");
+  auto half = load_config(with_tls, env);
+  ASSERT_FALSE(half);
+  EXPECT_NE(half.error().message.find("go together (mutual TLS)"), std::string::npos);
+  with_tls.push_back("--compile.optimizer_cert_file=c.pem");
+  with_tls.push_back("--compile.optimizer_key_file=k.pem");
+  EXPECT_TRUE(load_config(with_tls, env));
 }
 
 TEST(ServerConfig, StackVariableNamesTheDatabase) {

@@ -209,6 +209,33 @@ class FleetctlOnline : public FleetdTest {
   fs::path key_file_;
 };
 
+// fleetd serving TLS: fleetctl gets in with its CA, and without it (or with another CA)
+// says the failure is about TLS, not only "Socket closed".
+class FleetctlTls : public FleetdTest {
+ protected:
+  std::map<std::string, std::string> fleetd_settings() override {
+    return {{"tls.cert_file", require_env("TINYFLEET_TLS_CERT")},
+            {"tls.key_file", require_env("TINYFLEET_TLS_KEY")}};
+  }
+  CommandResult fleetctl(const std::string& args) {
+    return run_command("FLEETCTL_ENDPOINT=localhost:" + std::to_string(fleetd_->port()) +
+                       " FLEETCTL_TOKEN=" + admin_ + " FLEETCTL_CONFIG=/nonexistent " +
+                       TINYFLEET_FLEETCTL + " " + args + " 2>&1");
+  }
+};
+
+TEST_F(FleetctlTls, ATlsProblemIsNamedAsOne) {
+  auto r = fleetctl("classes list --ca-file " + require_env("TINYFLEET_TLS_CA"));
+  EXPECT_EQ(r.exit, 0) << r.out;
+  r = fleetctl("classes list");
+  EXPECT_NE(r.exit, 0) << r.out;
+  EXPECT_NE(r.out.find("it probably serves TLS; give its CA with --ca-file"), std::string::npos)
+      << r.out;
+  r = fleetctl("classes list --ca-file " + require_env("TINYFLEET_TLS_ROGUE_CERT"));
+  EXPECT_NE(r.exit, 0) << r.out;
+  EXPECT_NE(r.out.find("TLS handshake with fleetd failed"), std::string::npos) << r.out;
+}
+
 TEST_F(FleetctlOnline, EveryCommandPrintsJsonAndVersionsCompileForEveryClass) {
   auto j = json_of(std::string("classes import ") + TINYFLEET_DEVICE_CLASS_CATALOG);
   const size_t classes = j["imported"].size();

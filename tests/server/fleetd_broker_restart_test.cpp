@@ -25,6 +25,7 @@ class BrokerRestart : public FleetdUpdatesTest {
     auto s = update_settings();
     s["mqtt.host"] = "127.0.0.1";
     s["mqtt.port"] = std::to_string(broker_.port());
+    s.erase("mqtt.ca_file");  // the private broker listens plaintext
     return s;
   }
   // The size of `device`'s retained offer, read as fleetd's account would (0: none within

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 
 #include "fleetd_fixture.h"
@@ -12,6 +13,7 @@
 #include "tinyfleet/storage/blob_store.h"
 #include "tinyfleet/storage/repositories.h"
 #include "tinyfleet/testing/environment.h"
+#include "tinyfleet/v1/optimizer.grpc.pb.h"
 
 namespace tinyfleet::testing {
 namespace {
@@ -145,12 +147,25 @@ TEST_F(Compiling, ABrokenModelIsStoredAsARefusal) {
   EXPECT_EQ(count_rows("model_versions"), 1);  // the version itself stays
 }
 
-// The same with compiles sent to an Optimizer worker over gRPC.
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// The same with compiles sent to an Optimizer worker over gRPC, with mutual TLS as
+// tinyfleet-optimizer serves it: the worker shows the stack's server certificate (or
+// `worker_cert`'s) and serves only clients with a certificate from the stack's CA;
+// fleetd pins that CA and shows its client certificate.
 class RemoteCompiling : public Compiling {
  protected:
   void SetUp() override {
+    grpc::SslServerCredentialsOptions tls(
+        GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+    tls.pem_root_certs = read_text(require_env("TINYFLEET_TLS_CA"));
+    tls.pem_key_cert_pairs.push_back(
+        {read_text(require_env(worker_key())), read_text(require_env(worker_cert()))});
     grpc::ServerBuilder builder;
-    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &worker_port_);
+    builder.AddListeningPort("127.0.0.1:0", grpc::SslServerCredentials(tls), &worker_port_);
     builder.SetMaxReceiveMessageSize(64 << 20);
     builder.RegisterService(&worker_);
     worker_server_ = builder.BuildAndStart();
@@ -158,14 +173,76 @@ class RemoteCompiling : public Compiling {
     Compiling::SetUp();
   }
   void TearDown() override { worker_server_->Shutdown(); }
+  virtual const char* worker_cert() { return "TINYFLEET_TLS_CERT"; }
+  virtual const char* worker_key() { return "TINYFLEET_TLS_KEY"; }
   std::map<std::string, std::string> fleetd_settings() override {
     return {{"compile.mode", "remote"},
-            {"compile.optimizer_address", "127.0.0.1:" + std::to_string(worker_port_)}};
+            {"compile.optimizer_address", "127.0.0.1:" + std::to_string(worker_port_)},
+            {"compile.optimizer_ca_file", require_env("TINYFLEET_TLS_CA")},
+            {"compile.optimizer_cert_file", require_env("TINYFLEET_TLS_CLIENT_CERT")},
+            {"compile.optimizer_key_file", require_env("TINYFLEET_TLS_CLIENT_KEY")}};
+  }
+  // A Compile call to the worker with `credentials`: its status.
+  grpc::Status call_worker(const std::shared_ptr<grpc::ChannelCredentials>& credentials) {
+    auto stub = v1::Optimizer::NewStub(
+        grpc::CreateChannel("127.0.0.1:" + std::to_string(worker_port_), credentials));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    v1::CompileRequest request;
+    v1::CompileResponse response;
+    return stub->Compile(&ctx, request, &response);
   }
   optimizer_service::OptimizerGrpcService worker_;
   std::unique_ptr<grpc::Server> worker_server_;
   int worker_port_ = 0;
 };
+
+// Only a client with a certificate from the stack's CA is served: not plaintext, not TLS
+// without a client certificate, not one with a certificate no CA vouches for.
+TEST_F(RemoteCompiling, TheWorkerRefusesUnauthenticatedClients) {
+  grpc::SslCredentialsOptions anonymous;
+  anonymous.pem_root_certs = read_text(require_env("TINYFLEET_TLS_CA"));
+  grpc::SslCredentialsOptions rogue = anonymous;
+  rogue.pem_cert_chain = read_text(require_env("TINYFLEET_TLS_ROGUE_CERT"));
+  rogue.pem_private_key = read_text(require_env("TINYFLEET_TLS_ROGUE_KEY"));
+  grpc::SslCredentialsOptions fleetd = anonymous;
+  fleetd.pem_cert_chain = read_text(require_env("TINYFLEET_TLS_CLIENT_CERT"));
+  fleetd.pem_private_key = read_text(require_env("TINYFLEET_TLS_CLIENT_KEY"));
+
+  EXPECT_EQ(call_worker(grpc::InsecureChannelCredentials()).error_code(),
+            grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(call_worker(grpc::SslCredentials(anonymous)).error_code(),
+            grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(call_worker(grpc::SslCredentials(rogue)).error_code(), grpc::StatusCode::UNAVAILABLE);
+  // fleetd's certificate gets an answer (an empty request is not a model).
+  const auto served = call_worker(grpc::SslCredentials(fleetd));
+  EXPECT_NE(served.error_code(), grpc::StatusCode::UNAVAILABLE) << served.error_message();
+}
+
+// A worker whose certificate the stack's CA did not issue (someone else on the network
+// answering at the worker's address): fleetd sends it nothing, and the compile fails.
+class RogueWorker : public RemoteCompiling {
+ protected:
+  const char* worker_cert() override { return "TINYFLEET_TLS_ROGUE_CERT"; }
+  const char* worker_key() override { return "TINYFLEET_TLS_ROGUE_KEY"; }
+};
+
+TEST_F(RogueWorker, FleetdRefusesAWorkerItsCaDidNotCertify) {
+  ASSERT_NO_FATAL_FAILURE(create_class(
+      "cortex-m4-256k", R"({"ram_bytes": 262144, "flash_bytes": 1048576, "clock_hz": 80000000})"));
+  ASSERT_NO_FATAL_FAILURE(
+      create_class("tiny-2k", R"({"ram_bytes": 512, "flash_bytes": 65536, "clock_hz": 16000000})"));
+  v1::CreateModelRequest cm;
+  cm.set_name("digits");
+  v1::Model model;
+  ASSERT_TRUE(models_->CreateModel(context_with_token(admin_).get(), cm, &model).ok());
+  v1::ModelVersion version;
+  ASSERT_TRUE(upload_all(read_fixture("models/digits_dscnn.onnx"), &version).ok());
+  const auto op = compile_and_wait(version.version());
+  EXPECT_EQ(op.state(), v1::OPERATION_STATE_FAILED) << op.message();
+  EXPECT_NE(op.message().find("optimizer service failed"), std::string::npos) << op.message();
+  EXPECT_EQ(count_rows("artifacts"), 0);
+}
 
 TEST_F(RemoteCompiling, AWorkerCompilesForFleetd) {
   ASSERT_NO_FATAL_FAILURE(create_class(

@@ -106,7 +106,10 @@ std::map<std::string, std::string> FleetdUpdatesTest::update_settings() {
                                              std::chrono::system_clock::now().time_since_epoch())
                                              .count());
   EXPECT_TRUE(update::init_keys(keys_.string(), now, 30));
-  return {{"mqtt.user", require_env("TINYFLEET_MQTT_SERVER_USER")},
+  // fleetd reaches the broker over TLS, pinning the stack's CA.
+  return {{"mqtt.port", require_env("TINYFLEET_MQTT_TLS_PORT")},
+          {"mqtt.ca_file", require_env("TINYFLEET_TLS_CA")},
+          {"mqtt.user", require_env("TINYFLEET_MQTT_SERVER_USER")},
           {"mqtt.password", require_env("TINYFLEET_MQTT_SERVER_PASSWORD")},
           {"mqtt.share_group", "t" + tag},
           {"keys.dir", keys_.string()},

@@ -282,5 +282,47 @@ TEST_F(Tls, ClientsTrustingTheCaGetIn) {
   EXPECT_FALSE(plain->ListTokens(ctx.get(), req, &resp).ok());
 }
 
+// Plaintext on every address needs insecure=true; with it, fleetd serves (here reached
+// over loopback). Without it fleetd exits naming the setting (config_test has the cases).
+class InsecureOnEveryAddress : public FleetdTest {
+ protected:
+  std::map<std::string, std::string> fleetd_settings() override {
+    return {{"listen", "0.0.0.0:0"}, {"insecure", "true"}};
+  }
+};
+
+TEST_F(InsecureOnEveryAddress, ServesOnlyWithTheInsecureSetting) {
+  v1::ListTokensRequest req;
+  v1::ListTokensResponse resp;
+  auto s = admin_api_->ListTokens(context_with_token(admin_).get(), req, &resp);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_NE(fleetd_->log().find("\"listen\":\"0.0.0.0:0\""), std::string::npos);
+
+  const auto refused = run_command(
+      std::string(TINYFLEET_FLEETD_PATH) +
+      " --listen=0.0.0.0:0 --metrics.listen= --database.uri=" + scratch_.uri() + " 2>&1");
+  EXPECT_EQ(refused.exit, 2) << refused.out;
+  EXPECT_NE(refused.out.find("listen 0.0.0.0:0 is not a loopback address"), std::string::npos)
+      << refused.out;
+  EXPECT_NE(refused.out.find("insecure=true"), std::string::npos) << refused.out;
+}
+
+// fleetd pins mqtt.ca_file: the fixture's fleetd reached the broker over TLS; one given
+// another CA refuses the broker's certificate and does not start.
+class BrokerCa : public FleetdUpdatesTest {};
+
+TEST_F(BrokerCa, FleetdRefusesABrokerItsCaDidNotCertify) {
+  auto settings = update_settings();
+  settings["mqtt.ca_file"] = require_env("TINYFLEET_TLS_ROGUE_CERT");
+  std::string command = std::string(TINYFLEET_FLEETD_PATH) +
+                        " --listen=127.0.0.1:0 --metrics.listen= --database.uri=" + scratch_.uri();
+  for (const auto& [k, v] : settings) command += " '--" + k + "=" + v + "'";
+  const auto refused = run_command(command + " 2>&1");
+  EXPECT_EQ(refused.exit, 1) << refused.out;
+  EXPECT_NE(refused.out.find("cannot connect the update publisher to ssl://"), std::string::npos)
+      << refused.out;
+  EXPECT_NE(refused.out.find("certificate verify failed"), std::string::npos) << refused.out;
+}
+
 }  // namespace
 }  // namespace tinyfleet::testing

@@ -31,6 +31,13 @@ std::vector<MqttAccount> test_devices(int first, int count) {
   return {all.begin() + first, all.begin() + first + count};
 }
 
+std::string tls_broker_uri(bool devices) {
+  return "ssl://" + require_env("TINYFLEET_MQTT_HOST") + ":" +
+         require_env(devices ? "TINYFLEET_MQTT_DEVICE_TLS_PORT" : "TINYFLEET_MQTT_TLS_PORT");
+}
+
+std::string broker_ca_file() { return require_env("TINYFLEET_TLS_CA"); }
+
 std::string fixture_path(const std::string& relative) {
   return std::string(TINYFLEET_FIXTURES_DIR) + "/" + relative;
 }

@@ -77,16 +77,27 @@ bool MqttAgentPort::connect(bool wait) {
   // The broker publishes "offline" (retained) when the session ends uncleanly.
   mqtt::will_options will(topic_[static_cast<size_t>(TopicKind::kPresence)],
                           presence_bytes(update::Presence::kOffline), 1, true);
-  auto opts = mqtt::connect_options_builder()
-                  .mqtt_version(MQTTVERSION_5)
-                  .clean_start(false)
-                  .properties({{mqtt::property::SESSION_EXPIRY_INTERVAL, 3600}})
-                  .user_name(device_)
-                  .password(password_)
-                  .will(std::move(will))
-                  .automatic_reconnect(std::chrono::milliseconds(200), std::chrono::seconds(2))
-                  .connect_timeout(std::chrono::seconds(5))
-                  .finalize();
+  auto builder = mqtt::connect_options_builder()
+                     .mqtt_version(MQTTVERSION_5)
+                     .clean_start(false)
+                     .properties({{mqtt::property::SESSION_EXPIRY_INTERVAL, 3600}})
+                     .user_name(device_)
+                     .password(password_)
+                     .will(std::move(will))
+                     .automatic_reconnect(std::chrono::milliseconds(200), std::chrono::seconds(2))
+                     .connect_timeout(std::chrono::seconds(5));
+  if (!ca_file_.empty()) {
+    builder.ssl(mqtt::ssl_options_builder()
+                    .trust_store(ca_file_)
+                    .enable_server_cert_auth(true)
+                    .verify(true)
+                    .error_handler([this](const std::string& message) {
+                      std::lock_guard<std::mutex> lock(mu_);
+                      tls_error_ = message;
+                    })
+                    .finalize());
+  }
+  const auto opts = builder.finalize();
   try {
     if (!wait) {
       // The connected handler subscribes once the session is up.
@@ -99,6 +110,11 @@ bool MqttAgentPort::connect(bool wait) {
     return false;
   }
   return true;
+}
+
+std::string MqttAgentPort::tls_error() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return tls_error_;
 }
 
 bool MqttAgentPort::connected() const { return client_ && client_->is_connected(); }

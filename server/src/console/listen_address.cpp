@@ -2,10 +2,15 @@
 
 namespace tinyfleet::server::console {
 
-storage::Expected<ListenAddress> parse_listen_address(const std::string& text) {
+bool is_loopback_host(const std::string& host) {
+  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
+storage::Expected<ListenAddress> parse_listen_address(const std::string& text,
+                                                      const std::string& setting) {
   const auto invalid = [&](const std::string& why) {
     return storage::Error{storage::ErrorCode::kInvalidArgument,
-                          "console.listen '" + text.substr(0, 300) + "': " + why};
+                          setting + " '" + text.substr(0, 300) + "': " + why};
   };
   const auto colon = text.rfind(':');
   if (colon == std::string::npos) return invalid("needs host:port");
@@ -25,7 +30,7 @@ storage::Expected<ListenAddress> parse_listen_address(const std::string& text) {
   }
   out.port = std::stoi(port);
   if (out.port > 65535) return invalid("the port must be a number 0..65535");
-  out.loopback = out.host == "localhost" || out.host == "::1" || out.host.rfind("127.", 0) == 0;
+  out.loopback = is_loopback_host(out.host);
   return out;
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 
-// The console's listen setting, "host:port" or "[v6]:port", checked before binding.
+// A listen setting (console.listen, fleetd's gRPC listen), "host:port" or "[v6]:port",
+// checked before binding.
 #include <string>
 
 #include "tinyfleet/storage/error.h"
@@ -15,6 +16,11 @@ struct ListenAddress {
 
 // kInvalidArgument naming what is wrong: no port, a port that is not a number in
 // 0..65535, an empty host, a host over 253 characters.
-storage::Expected<ListenAddress> parse_listen_address(const std::string& text);
+// localhost, ::1 or 127.x.y.z.
+bool is_loopback_host(const std::string& host);
+
+// `setting` names the setting in the error.
+storage::Expected<ListenAddress> parse_listen_address(
+    const std::string& text, const std::string& setting = "console.listen");
 
 }  // namespace tinyfleet::server::console

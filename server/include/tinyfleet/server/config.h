@@ -30,9 +30,11 @@ struct ServerConfig {
   int grpc_max_message_bytes = 8 << 20;    // largest gRPC message, either way
   std::string tls_cert_file;               // both set: TLS; neither: plaintext (loopback only)
   std::string tls_key_file;
+  bool insecure = false;  // allows plaintext gRPC and MQTT off loopback (never the console)
   std::string bootstrap_admin_token;  // registered as token "bootstrap-admin" if absent
   std::string mqtt_host = "127.0.0.1";
   int mqtt_port = 1883;
+  std::string mqtt_ca_file;          // set: MQTT over TLS, the broker's certificate pinned to it
   std::string mqtt_passwd_file;      // the broker's password file; provisioning adds to it
   int mqtt_pid = 0;                  // the broker, sent SIGHUP to reload the password file
   std::string root_public_key_file;  // Ed25519 public key the devices pin (32 bytes or hex)
@@ -56,6 +58,10 @@ struct ServerConfig {
   int telemetry_device_burst = 40;               // windows a device may send at once
   std::string compile_mode = "in_process";       // or "remote" (the Optimizer gRPC service)
   std::string optimizer_address;                 // host:port of the Optimizer service
+  // Mutual TLS to the Optimizer service: its CA, and fleetd's client certificate and key.
+  std::string optimizer_ca_file;
+  std::string optimizer_cert_file;
+  std::string optimizer_key_file;
   int compile_workers = 1;
   int64_t max_upload_bytes = 64ll << 20;
   int shutdown_grace_seconds = 10;

@@ -24,12 +24,15 @@ class FleetListener {
   ~FleetListener();
   // Every device's `presence` (a plain subscription, like status). Set before start().
   void set_presence_handler(Handler on_presence) { on_presence_ = std::move(on_presence); }
+  // With an ssl:// URI: the CA the broker's certificate must chain to (set before start()).
+  void set_ca_file(std::string ca_file) { ca_file_ = std::move(ca_file); }
   bool start();
   void stop();
 
  private:
   void dispatch(const std::string& topic, const std::string& payload);
 
+  std::string ca_file_;
   std::string uri_, user_, password_, client_id_, status_topic_, telemetry_topic_, presence_topic_;
   Handler on_status_, on_telemetry_, on_presence_;
   std::unique_ptr<mqtt::async_client> client_;

@@ -51,6 +51,8 @@ class UpdatePublisher {
   // Where malformed chunk requests are counted (may stay null).
   void set_rejects(DeviceRejects* rejects) { rejects_ = rejects; }
 
+  // With an ssl:// URI: the CA the broker's certificate must chain to (set before start()).
+  void set_ca_file(std::string ca_file) { ca_file_ = std::move(ca_file); }
   bool start();
   void stop();
   // Publishes the offer (retained) and keeps the payload for the chunk requests.
@@ -73,6 +75,7 @@ class UpdatePublisher {
   size_t payload_bytes() const;
 
  private:
+  std::string ca_file_;
   struct Kept {
     uint64_t release = 0;
     std::shared_ptr<const std::string> payload;

@@ -25,6 +25,11 @@ class MqttAgentPort final : public Outbox {
   MqttAgentPort(std::string broker_uri, std::string fleet, std::string device,
                 std::string password);
   ~MqttAgentPort() override;
+  // With an ssl:// (or mqtts://) URI: the CA the broker's certificate must chain to, and
+  // name the URI's host (the device pins it). Set before connect().
+  void set_ca_file(std::string ca_file) { ca_file_ = std::move(ca_file); }
+  // The broker's last TLS error (OpenSSL's words), if any.
+  std::string tls_error() const;
   // Connects (and subscribes); with wait=false it returns at once and the session comes
   // up in the background (many simulated devices connect in parallel).
   bool connect(bool wait = true);
@@ -46,10 +51,10 @@ class MqttAgentPort final : public Outbox {
   void subscribe_inbound();
 
   std::string topic_[6];  // by update::TopicKind
-  std::string device_, password_, uri_;
+  std::string device_, password_, uri_, ca_file_, tls_error_;
   std::unique_ptr<mqtt::async_client> client_;
   UpdateAgent* agent_ = nullptr;
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Message> inbox_;
   uint64_t requests_ = 0;

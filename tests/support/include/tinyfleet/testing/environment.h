@@ -29,6 +29,12 @@ struct MqttAccount {
 // Accounts first .. first + count - 1; fails the test if the stack made fewer.
 std::vector<MqttAccount> test_devices(int first, int count);
 
+// The stack's broker over TLS: "ssl://host:port" of fleetd's TLS listener, or with
+// `devices` the devices' (client id = user name); its certificate chains to
+// broker_ca_file() (TINYFLEET_TLS_CA), which clients pin.
+std::string tls_broker_uri(bool devices = false);
+std::string broker_ca_file();
+
 // The fixtures committed under tests/fixtures/ (models, data).
 std::string fixture_path(const std::string& relative);
 

@@ -1,0 +1,17 @@
+#pragma once
+
+// fleetd's MQTT clients (the update publisher, the fleet listener) connect alike.
+#include <mqtt/connect_options.h>
+
+#include <string>
+
+namespace tinyfleet::server {
+
+// MQTT 5, a clean start, the account, automatic reconnects; with `ca_file` set, TLS
+// with the broker's certificate checked against that CA and its name against the URI's
+// host (use an ssl:// URI). TLS failures are logged under `who`.
+mqtt::connect_options fleetd_connect_options(const std::string& who, const std::string& user,
+                                             const std::string& password,
+                                             const std::string& ca_file);
+
+}  // namespace tinyfleet::server
