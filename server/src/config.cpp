@@ -134,6 +134,10 @@ const std::map<std::string, Setting>& settings() {
       {"mqtt.password", text(&C::mqtt_password, "password of mqtt.user")},
       {"mqtt.share_group",
        text(&C::mqtt_share_group, "shared-subscription group; one per deployment on a broker")},
+      {"mqtt.session",
+       text(&C::mqtt_session,
+            "the listener's persistent session (client id, one per replica): the broker keeps "
+            "statuses and telemetry for it while fleetd is down; empty: a fresh one each start")},
       {"updates.chunk_bytes", number(&C::update_chunk_bytes, 64, 65536, "update chunk size")},
       {"updates.bytes_per_second",
        number<int64_t>(&C::update_bytes_per_second, 0, 1ll << 40,

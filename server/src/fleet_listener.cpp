@@ -54,9 +54,12 @@ bool FleetListener::start() {
     } catch (const mqtt::exception&) {
     }
   });
+  mqtt::properties props;
+  if (persistent_) props.add({mqtt::property::SESSION_EXPIRY_INTERVAL, kSessionExpirySeconds});
   auto opts = mqtt::connect_options_builder()
                   .mqtt_version(MQTTVERSION_5)
-                  .clean_start(true)
+                  .clean_start(!persistent_)
+                  .properties(props)
                   .user_name(user_)
                   .password(password_)
                   .automatic_reconnect(std::chrono::milliseconds(200), std::chrono::seconds(2))

@@ -262,6 +262,7 @@ storage::Expected<std::unique_ptr<FleetServer>> FleetServer::start(const ServerC
           presence->heard(device);
           ingest->on_message(fleet, device, p);
         });
+    if (!config.mqtt_session.empty()) parts->listener->set_persistent_session(config.mqtt_session);
     parts->listener->set_presence_handler(
         [presence](const std::string& fleet, const std::string& device, const std::string& p) {
           presence->on_presence(fleet, device, p);

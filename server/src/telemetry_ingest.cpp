@@ -220,13 +220,14 @@ void TelemetryIngest::refresh_rollouts() {
 void TelemetryIngest::run() {
   auto last_refresh = std::chrono::steady_clock::time_point{};
   auto last_retention = std::chrono::steady_clock::time_point{};
+  bool retrying = false;  // the last write found the database away
   for (;;) {
     std::vector<storage::TelemetryRow> batch;
     bool stopping = false;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait_for(lock, std::chrono::milliseconds(250),
-                   [&] { return stop_ || queue_.size() >= 2000; });
+      cv_.wait_for(lock, std::chrono::milliseconds(retrying ? 1000 : 250),
+                   [&] { return stop_ || (!retrying && queue_.size() >= 2000); });
       batch.swap(queue_);
       stopping = stop_;
     }
@@ -235,8 +236,22 @@ void TelemetryIngest::run() {
         storage::telemetry::insert_batch(w, batch);
         return batch.size();
       });
+      retrying = false;
       if (done) {
         written_ += *done;
+      } else if (done.error().code == storage::ErrorCode::kUnavailable && !stopping) {
+        // The database is away (a restart): the windows wait for it, in the queue's bound
+        // (the batch rolled back whole, so nothing is stored twice).
+        retrying = true;
+        log::warn("telemetry.write", {{"rows", batch.size()}, {"error", done.error().message}});
+        std::lock_guard<std::mutex> lock(mu_);
+        const size_t room = max_queue_ > queue_.size() ? max_queue_ - queue_.size() : 0;
+        if (batch.size() > room) {
+          dropped_ += batch.size() - room;
+          batch.erase(batch.begin(), batch.begin() + static_cast<ptrdiff_t>(batch.size() - room));
+        }
+        queue_.insert(queue_.begin(), std::make_move_iterator(batch.begin()),
+                      std::make_move_iterator(batch.end()));
       } else {
         dropped_ += batch.size();
         log::error("telemetry.write", {{"rows", batch.size()}, {"error", done.error().message}});

@@ -44,6 +44,9 @@ struct ServerConfig {
   std::string mqtt_user;
   std::string mqtt_password;
   std::string mqtt_share_group = "fleetd";  // one per deployment on a shared broker
+  // The listener's persistent broker session (client id), unique per replica; "": a fresh
+  // session of a random id at each start (nothing queued for fleetd while it is down).
+  std::string mqtt_session;
   int update_chunk_bytes = 1024;
   bool update_deltas = true;                         // false: offers carry whole artifacts
   int64_t update_bytes_per_second = 0;               // all chunk answers together; 0: unbounded

@@ -24,6 +24,17 @@ class FleetListener {
   ~FleetListener();
   // Every device's `presence` (a plain subscription, like status). Set before start().
   void set_presence_handler(Handler on_presence) { on_presence_ = std::move(on_presence); }
+  // Resume the broker session `client_id` (clean start off, kept kSessionExpirySeconds
+  // after a disconnect) instead of a fresh one: QoS 1 statuses and telemetry published
+  // while fleetd was down are queued by the broker and delivered on reconnect. Paho
+  // acknowledges (PUBACK) a QoS 1 message as it hands it to the callback, so what the
+  // callback queued in memory is lost with the process; statuses are retained and come
+  // again on every (re)subscription. Set before start().
+  void set_persistent_session(std::string client_id) {
+    client_id_ = std::move(client_id);
+    persistent_ = true;
+  }
+  static constexpr int kSessionExpirySeconds = 3600;
   bool start();
   void stop();
 
@@ -31,6 +42,7 @@ class FleetListener {
   void dispatch(const std::string& topic, const std::string& payload);
 
   std::string uri_, user_, password_, client_id_, status_topic_, telemetry_topic_, presence_topic_;
+  bool persistent_ = false;
   Handler on_status_, on_telemetry_, on_presence_;
   std::unique_ptr<mqtt::async_client> client_;
 };

@@ -25,7 +25,9 @@ namespace tinyfleet::server {
 // last one stored from the device is a replay (or old) and is dropped; windows beyond
 // the device's budget (a token bucket: `windows_per_minute`, up to `burst` at once) are
 // dropped. Both are counted (replayed(), rate_limited(), and in `rejects` per device),
-// never stored, so one flooding device cannot crowd out the others. start() loads each
+// never stored, so one flooding device cannot crowd out the others. While the database is
+// away (a write fails as unavailable) the windows stay queued (up to `max_queue`) and are
+// written once it is back; only what exceeds the bound is dropped (counted). start() loads each
 // device's last stored seq of the last day, so a replay after a restart is dropped too. The writer
 // thread also drops the day partitions older than `retention_days` (at start, then hourly).
 class TelemetryIngest {
