@@ -20,6 +20,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -170,6 +171,7 @@ class Chaos : public ::testing::Test {
                        TINYFLEET_FLEETCTL + " " + args + " 2>&1");
   }
   void note(const std::string& what) {
+    faults_.emplace_back(what, static_cast<long long>(now_unix()));
     std::printf("[%5.1fs] %s\n", elapsed(), what.c_str());
     std::fflush(stdout);
   }
@@ -227,6 +229,7 @@ class Chaos : public ::testing::Test {
   PrivateBroker broker_{/*persistence=*/true};
   std::unique_ptr<FleetdProcess> fleetd_;
   pid_t sim_ = -1;
+  std::vector<std::pair<std::string, long long>> faults_;  // what, unix seconds
 };
 
 TEST_F(Chaos, ARolloutCompletesThroughBrokerDatabaseAndFleetdCrashes) {
@@ -338,7 +341,24 @@ TEST_F(Chaos, ARolloutCompletesThroughBrokerDatabaseAndFleetdCrashes) {
     missing += std::max<int64_t>(0, n - distinct);
     EXPECT_EQ(rows_, distinct) << device << ": a window stored twice";
     EXPECT_EQ(distinct, n) << device << ": sent " << n << " windows, stored " << distinct;
-    if (distinct > 0) EXPECT_EQ(span, distinct) << device << ": a gap in the stored seqs";
+    if (distinct > 0) {
+      EXPECT_EQ(span, distinct) << device << ": a gap in the stored seqs";
+    }
+  }
+  if (missing > 0) {  // when the lost windows would have arrived, against the faults
+    for (const auto& row : query(
+             "SELECT extract(epoch FROM ts)::bigint, count(*) FROM (SELECT ts, seq - lag(seq) "
+             "OVER (PARTITION BY device_id ORDER BY seq) AS step FROM telemetry) t WHERE step > 1 "
+             "GROUP BY 1 ORDER BY 1")) {
+      std::printf("gap after a window stored at %s: %s devices\n", row[0].c_str(), row[1].c_str());
+    }
+    for (const auto& [what, at] : faults_) std::printf("fault at %lld: %s\n", at, what.c_str());
+    const std::string log = fleetd_->log();
+    std::istringstream lines(log);
+    for (std::string line; std::getline(lines, line);) {
+      if (line.find("telemetry") != std::string::npos || line.find("listener") != std::string::npos)
+        std::printf("%s\n", line.substr(0, 300).c_str());
+    }
   }
   std::printf("chaos: %lld windows sent, %lld missing, %lld stored twice; %.1f s\n",
               static_cast<long long>(windows), static_cast<long long>(missing),
