@@ -158,6 +158,10 @@ const std::map<std::string, Setting>& settings() {
       {"telemetry.device_windows_per_minute",
        number(&C::telemetry_device_windows_per_minute, 1, 60000,
               "telemetry windows stored per device and minute; more are counted and dropped")},
+      {"telemetry.spool_dir",
+       text(&C::telemetry_spool_dir,
+            "folder (one per replica) where windows taken from the broker wait until stored; "
+            "a killed fleetd replays them at start; empty: none")},
       {"telemetry.device_burst",
        number(&C::telemetry_device_burst, 1, 100000,
               "telemetry windows a device may send at once (its offline ring is 32)")},

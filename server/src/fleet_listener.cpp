@@ -34,8 +34,10 @@ FleetListener::FleetListener(std::string broker_uri, std::string user, std::stri
 FleetListener::~FleetListener() { stop(); }
 
 bool FleetListener::start() {
-  client_ =
-      std::make_unique<mqtt::async_client>(uri_, client_id_, mqtt::create_options(MQTTVERSION_5));
+  // A persistent session is MQTT 3.1.1 with clean session off (the broker keeps it until
+  // its persistent_client_expiration); a fresh one is MQTT 5 with clean start.
+  const int version = persistent_ ? MQTTVERSION_3_1_1 : MQTTVERSION_5;
+  client_ = std::make_unique<mqtt::async_client>(uri_, client_id_, mqtt::create_options(version));
   client_->set_message_callback([this](mqtt::const_message_ptr m) {
     // Nothing a device sends may leave Paho's thread as an exception (std::terminate):
     // the handlers parse into typed values and count what does not parse; this catch is
@@ -54,13 +56,13 @@ bool FleetListener::start() {
     } catch (const mqtt::exception&) {
     }
   });
-  mqtt::properties props;
-  if (persistent_) props.add({mqtt::property::SESSION_EXPIRY_INTERVAL, kSessionExpirySeconds});
-  auto opts = mqtt::connect_options_builder()
-                  .mqtt_version(MQTTVERSION_5)
-                  .clean_start(!persistent_)
-                  .properties(props)
-                  .user_name(user_)
+  mqtt::connect_options_builder builder;
+  if (persistent_) {
+    builder.mqtt_version(MQTTVERSION_3_1_1).clean_session(false);
+  } else {
+    builder.mqtt_version(MQTTVERSION_5).clean_start(true);
+  }
+  auto opts = builder.user_name(user_)
                   .password(password_)
                   .automatic_reconnect(std::chrono::milliseconds(200), std::chrono::seconds(2))
                   .connect_timeout(std::chrono::seconds(5))

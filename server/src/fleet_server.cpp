@@ -240,6 +240,8 @@ storage::Expected<std::unique_ptr<FleetServer>> FleetServer::start(const ServerC
     telemetry_limits.burst = config.telemetry_device_burst;
     telemetry_limits.retention_days = config.telemetry_retention_days;
     parts->ingest->set_limits(telemetry_limits);
+    if (!config.telemetry_spool_dir.empty())
+      parts->ingest->set_spool_dir(config.telemetry_spool_dir);
     parts->engine =
         std::make_unique<RolloutEngine>(*parts->engine_db, config.database_uri, *parts->publisher,
                                         *parts->offers, config.rollout_tick_ms / 1000.0);

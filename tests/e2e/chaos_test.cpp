@@ -147,6 +147,8 @@ class Chaos : public ::testing::Test {
             // One persistent listener session across fleetd's restarts: what devices send
             // while fleetd is down waits at the broker.
             {"mqtt.session", group + "-listener"},
+            // Windows taken from the broker wait here until stored (a SIGKILL loses none).
+            {"telemetry.spool_dir", (dir_ / "spool").string()},
             {"keys.dir", (dir_ / "keys").string()},
             {"keys.root_public_key_file", (dir_ / "keys" / "root.pub").string()},
             {"rollouts.tick_ms", "200"}});
@@ -352,7 +354,19 @@ TEST_F(Chaos, ARolloutCompletesThroughBrokerDatabaseAndFleetdCrashes) {
              "GROUP BY 1 ORDER BY 1")) {
       std::printf("gap after a window stored at %s: %s devices\n", row[0].c_str(), row[1].c_str());
     }
+    for (const auto& row :
+         query("SELECT extract(epoch FROM prev)::bigint, count(*), sum(step - 1) FROM (SELECT "
+               "lag(ts) OVER w AS prev, seq - lag(seq) OVER w AS step FROM telemetry WINDOW w AS "
+               "(PARTITION BY device_id ORDER BY seq)) t WHERE step > 1 GROUP BY 1 ORDER BY 1")) {
+      std::printf("gap before: last window stored at %s: %s devices, %s windows\n", row[0].c_str(),
+                  row[1].c_str(), row[2].c_str());
+    }
     for (const auto& [what, at] : faults_) std::printf("fault at %lld: %s\n", at, what.c_str());
+    std::istringstream metrics(fleetd_->scrape_metrics());
+    for (std::string line; std::getline(metrics, line);) {
+      if (line.rfind("tinyfleet_telemetry_messages_total{", 0) == 0)
+        std::printf("%s\n", line.c_str());
+    }
     const std::string log = fleetd_->log();
     std::istringstream lines(log);
     for (std::string line; std::getline(lines, line);) {

@@ -57,6 +57,7 @@ struct ServerConfig {
   int telemetry_retention_days = 30;             // day partitions older are dropped; 0: never
   int telemetry_device_windows_per_minute = 60;  // per device; more are counted, not stored
   int telemetry_device_burst = 40;               // windows a device may send at once
+  std::string telemetry_spool_dir;               // windows taken but not stored wait here; "": none
   std::string compile_mode = "in_process";       // or "remote" (the Optimizer gRPC service)
   std::string optimizer_address;                 // host:port of the Optimizer service
   int compile_workers = 1;

@@ -24,8 +24,8 @@ class FleetListener {
   ~FleetListener();
   // Every device's `presence` (a plain subscription, like status). Set before start().
   void set_presence_handler(Handler on_presence) { on_presence_ = std::move(on_presence); }
-  // Resume the broker session `client_id` (clean start off, kept kSessionExpirySeconds
-  // after a disconnect) instead of a fresh one: QoS 1 statuses and telemetry published
+  // Resume the broker session `client_id` (MQTT 3.1.1, clean session off: the broker keeps
+  // it while fleetd is away) instead of a fresh one: QoS 1 statuses and telemetry published
   // while fleetd was down are queued by the broker and delivered on reconnect. Paho
   // acknowledges (PUBACK) a QoS 1 message as it hands it to the callback, so what the
   // callback queued in memory is lost with the process; statuses are retained and come
@@ -34,7 +34,6 @@ class FleetListener {
     client_id_ = std::move(client_id);
     persistent_ = true;
   }
-  static constexpr int kSessionExpirySeconds = 3600;
   bool start();
   void stop();
 
