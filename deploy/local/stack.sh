@@ -122,6 +122,9 @@ _stack_start_mqtt() {
   done
   export TINYFLEET_MQTT_TEST_DEVICES="${devs# }"
   cp "$STACK_SOURCE_DIR/mosquitto.acl" "$dir/acl"
+  # Persistence (docs/local-stack.md, "Broker persistence"): retained offers, statuses and
+  # persistent sessions are saved every second, so a crash (SIGKILL) loses at most that
+  # second (and fleetd re-publishes what is outstanding after it reconnects).
   # Limits (docs/local-stack.md, "Broker limits"): the largest legitimate packet is a
   # chunk answer, 20 bytes of framing and 64 KiB of data, plus topic and MQTT header.
   # The devices' listener replaces each client id with the user name, so no device can
@@ -151,6 +154,8 @@ password_file $TINYFLEET_MQTT_PASSWD_FILE
 acl_file $dir/acl
 persistence true
 persistence_location $dir/
+autosave_interval 1
+autosave_on_changes false
 max_inflight_messages 100
 max_queued_messages 10000
 sys_interval 1

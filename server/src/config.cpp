@@ -145,6 +145,10 @@ const std::map<std::string, Setting>& settings() {
       {"mqtt.password", text(&C::mqtt_password, "password of mqtt.user")},
       {"mqtt.share_group",
        text(&C::mqtt_share_group, "shared-subscription group; one per deployment on a broker")},
+      {"mqtt.session",
+       text(&C::mqtt_session,
+            "the listener's persistent session (client id, one per replica): the broker keeps "
+            "statuses and telemetry for it while fleetd is down; empty: a fresh one each start")},
       {"updates.chunk_bytes", number(&C::update_chunk_bytes, 64, 65536, "update chunk size")},
       {"updates.bytes_per_second",
        number<int64_t>(&C::update_bytes_per_second, 0, 1ll << 40,
@@ -165,6 +169,10 @@ const std::map<std::string, Setting>& settings() {
       {"telemetry.device_windows_per_minute",
        number(&C::telemetry_device_windows_per_minute, 1, 60000,
               "telemetry windows stored per device and minute; more are counted and dropped")},
+      {"telemetry.spool_dir",
+       text(&C::telemetry_spool_dir,
+            "folder (one per replica) where windows taken from the broker wait until stored; "
+            "a killed fleetd replays them at start; empty: none")},
       {"telemetry.device_burst",
        number(&C::telemetry_device_burst, 1, 100000,
               "telemetry windows a device may send at once (its offline ring is 32)")},

@@ -35,8 +35,10 @@ FleetListener::FleetListener(std::string broker_uri, std::string user, std::stri
 FleetListener::~FleetListener() { stop(); }
 
 bool FleetListener::start() {
-  client_ =
-      std::make_unique<mqtt::async_client>(uri_, client_id_, mqtt::create_options(MQTTVERSION_5));
+  // A persistent session is MQTT 3.1.1 with clean session off (the broker keeps it until
+  // its persistent_client_expiration); a fresh one is MQTT 5 with clean start.
+  const int version = persistent_ ? MQTTVERSION_3_1_1 : MQTTVERSION_5;
+  client_ = std::make_unique<mqtt::async_client>(uri_, client_id_, mqtt::create_options(version));
   client_->set_message_callback([this](mqtt::const_message_ptr m) {
     // Nothing a device sends may leave Paho's thread as an exception (std::terminate):
     // the handlers parse into typed values and count what does not parse; this catch is
@@ -55,7 +57,7 @@ bool FleetListener::start() {
     } catch (const mqtt::exception&) {
     }
   });
-  const auto opts = fleetd_connect_options("listener", user_, password_, ca_file_);
+  const auto opts = fleetd_connect_options("listener", user_, password_, ca_file_, persistent_);
   try {
     client_->connect(opts)->wait();
   } catch (const mqtt::exception& e) {

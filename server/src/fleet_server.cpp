@@ -268,6 +268,8 @@ storage::Expected<std::unique_ptr<FleetServer>> FleetServer::start(const ServerC
     telemetry_limits.burst = config.telemetry_device_burst;
     telemetry_limits.retention_days = config.telemetry_retention_days;
     parts->ingest->set_limits(telemetry_limits);
+    if (!config.telemetry_spool_dir.empty())
+      parts->ingest->set_spool_dir(config.telemetry_spool_dir);
     parts->engine =
         std::make_unique<RolloutEngine>(*parts->engine_db, config.database_uri, *parts->publisher,
                                         *parts->offers, config.rollout_tick_ms / 1000.0);
@@ -291,6 +293,7 @@ storage::Expected<std::unique_ptr<FleetServer>> FleetServer::start(const ServerC
           ingest->on_message(fleet, device, p);
         });
     parts->listener->set_ca_file(config.mqtt_ca_file);
+    if (!config.mqtt_session.empty()) parts->listener->set_persistent_session(config.mqtt_session);
     parts->listener->set_presence_handler(
         [presence](const std::string& fleet, const std::string& device, const std::string& p) {
           presence->on_presence(fleet, device, p);

@@ -9,9 +9,12 @@ namespace tinyfleet::server {
 
 // MQTT 5, a clean start, the account, automatic reconnects; with `ca_file` set, TLS
 // with the broker's certificate checked against that CA and its name against the URI's
-// host (use an ssl:// URI). TLS failures are logged under `who`.
+// host (use an ssl:// URI). TLS failures are logged under `who`. `persistent_session`:
+// MQTT 3.1.1 with clean session off instead, so the broker keeps the session (and queues
+// QoS 1 messages) while the client is away.
 mqtt::connect_options fleetd_connect_options(const std::string& who, const std::string& user,
                                              const std::string& password,
-                                             const std::string& ca_file);
+                                             const std::string& ca_file,
+                                             bool persistent_session = false);
 
 }  // namespace tinyfleet::server

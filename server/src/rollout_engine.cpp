@@ -157,34 +157,53 @@ void RolloutEngine::republish_if_needed() {
     connections_seen_ = connections;
     republished_at_ = now;
     recover("reconnect");
-  } else if (republish_ && now - republished_at_ >= std::chrono::seconds(2)) {
+  } else if (now - republished_at_ >= std::chrono::seconds(republish_ ? 2 : 5)) {
+    // The outbox: offers stored but not acknowledged by the broker (a failed publish,
+    // or a crash between the commit and the PUBACK).
     republished_at_ = now;
-    recover("retry");
+    recover("retry", /*unpublished_only=*/true);
   }
 }
 
-void RolloutEngine::recover(const char* why) {
+void RolloutEngine::recover(const char* why, bool unpublished_only) {
   republish_ = false;
-  auto outstanding = db_.transact([](pqxx::work& w) { return rollouts::repo::outstanding(w); });
+  auto outstanding =
+      db_.transact([&](pqxx::work& w) { return rollouts::repo::outstanding(w, unpublished_only); });
   if (!outstanding) {
     log::error("rollouts.recover", {{"error", outstanding.error().message}});
     republish_ = true;
     return;
   }
+  if (unpublished_only && outstanding->empty()) return;
   storage::PgBlobStore blobs(db_);
-  size_t republished = 0;
+  std::vector<std::pair<std::string, uint64_t>> acked;
   for (const auto& o : *outstanding) {
     auto payload = blobs.get(o.payload_sha256);
-    if (!payload) continue;
+    if (!payload) {
+      republish_ = true;  // the database went away while reading
+      continue;
+    }
     if (publisher_.offer(o.fleet, o.device, o.release, o.offer, *payload)) {
-      ++republished;
+      acked.emplace_back(o.device, o.release);
     } else {
       republish_ = true;  // the broker is away again: retry
     }
   }
+  mark_published(acked);
   log::info("rollouts.recovered", {{"why", why},
                                    {"offers_outstanding", outstanding->size()},
-                                   {"offers_republished", republished}});
+                                   {"offers_republished", acked.size()}});
+}
+
+void RolloutEngine::mark_published(const std::vector<std::pair<std::string, uint64_t>>& acked) {
+  if (acked.empty()) return;
+  auto marked =
+      db_.transact([&](pqxx::work& w) { return rollouts::repo::mark_published(w, acked); });
+  if (!marked) {
+    // They stay in the outbox and go out once more: the same retained message.
+    log::warn("rollouts.outbox", {{"acked", acked.size()}, {"error", marked.error().message}});
+    republish_ = true;
+  }
 }
 
 void RolloutEngine::apply_statuses() {

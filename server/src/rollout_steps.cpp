@@ -245,15 +245,20 @@ int RolloutEngine::send_offers(const Driven& r, const std::vector<OfferTarget>& 
     lost(r, reverting ? "revert offers" : "offers");
     return 0;
   }
+  // The outbox: an offer leaves it once the broker acknowledged it (QoS 1); one it did
+  // not take stays and is published again (republish_if_needed).
+  std::vector<std::pair<std::string, uint64_t>> acked;
   for (size_t i = 0; i < prepared.size(); ++i) {
     const auto& x = prepared[i];
     if (!publish[i]) continue;
     if (publisher_.offer(r.fleet, x.pick->device, x.release, x.offer.offer, x.offer.payload)) {
       ++offers_;
+      acked.emplace_back(x.pick->device, x.release);
     } else {
-      republish_ = true;  // stored as offered: re-published once the broker takes it
+      republish_ = true;
     }
   }
+  mark_published(acked);
   return static_cast<int>(prepared.size());
 }
 

@@ -98,9 +98,26 @@ void TelemetryIngest::load_last_seqs() {
   for (const auto& [device, seq] : *seqs) devices_[device].last_seq = static_cast<uint64_t>(seq);
 }
 
+void TelemetryIngest::set_spool_dir(const std::string& dir) {
+  auto spool = std::make_unique<TelemetrySpool>(dir);
+  if (!spool->open()) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  spool_ = std::move(spool);
+}
+
 void TelemetryIngest::start() {
   if (thread_.joinable()) return;
   load_last_seqs();
+  if (spool_) {
+    // What a killed fleetd had taken but not stored. Neither the writer nor the listener
+    // runs yet; on_message spools each again (into this process's segments) and drops
+    // what was stored (its seq is not above the device's last), then the old segments go.
+    const size_t n =
+        spool_->replay([this](const std::string& fleet, const std::string& device,
+                              const std::string& payload) { on_message(fleet, device, payload); });
+    spool_replayed_ += n;
+    if (n > 0) log::info("telemetry.spool_replayed", {{"windows", n}});
+  }
   stop_ = false;
   thread_ = std::thread([this] { run(); });
 }
@@ -179,6 +196,7 @@ void TelemetryIngest::on_message(const std::string& fleet, const std::string& de
   }
   if (auto it = rollout_of_.find(device); it != rollout_of_.end()) r.rollout_id = it->second;
   queue_.push_back(std::move(r));
+  if (spool_) spool_->append(fleet, device, payload);
   if (queue_.size() >= 2000) cv_.notify_one();
 }
 
@@ -220,14 +238,18 @@ void TelemetryIngest::refresh_rollouts() {
 void TelemetryIngest::run() {
   auto last_refresh = std::chrono::steady_clock::time_point{};
   auto last_retention = std::chrono::steady_clock::time_point{};
+  bool retrying = false;  // the last write found the database away
   for (;;) {
     std::vector<storage::TelemetryRow> batch;
+    std::vector<uint64_t> segments;  // the spool's records of `batch`
     bool stopping = false;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait_for(lock, std::chrono::milliseconds(250),
-                   [&] { return stop_ || queue_.size() >= 2000; });
+      cv_.wait_for(lock, std::chrono::milliseconds(retrying ? 1000 : 250),
+                   [&] { return stop_ || (!retrying && queue_.size() >= 2000); });
       batch.swap(queue_);
+      segments.swap(queued_segments_);
+      if (spool_) segments.push_back(spool_->seal());
       stopping = stop_;
     }
     if (!batch.empty()) {
@@ -235,11 +257,30 @@ void TelemetryIngest::run() {
         storage::telemetry::insert_batch(w, batch);
         return batch.size();
       });
+      retrying = false;
       if (done) {
         written_ += *done;
+        std::lock_guard<std::mutex> lock(mu_);
+        if (spool_) spool_->remove(segments);
+      } else if (done.error().code == storage::ErrorCode::kUnavailable && !stopping) {
+        // The database is away (a restart): the windows wait for it, in the queue's bound
+        // (the batch rolled back whole, so nothing is stored twice).
+        retrying = true;
+        log::warn("telemetry.write", {{"rows", batch.size()}, {"error", done.error().message}});
+        std::lock_guard<std::mutex> lock(mu_);
+        const size_t room = max_queue_ > queue_.size() ? max_queue_ - queue_.size() : 0;
+        if (batch.size() > room) {
+          dropped_ += batch.size() - room;
+          batch.erase(batch.begin(), batch.begin() + static_cast<ptrdiff_t>(batch.size() - room));
+        }
+        queue_.insert(queue_.begin(), std::make_move_iterator(batch.begin()),
+                      std::make_move_iterator(batch.end()));
+        queued_segments_.insert(queued_segments_.begin(), segments.begin(), segments.end());
       } else {
         dropped_ += batch.size();
         log::error("telemetry.write", {{"rows", batch.size()}, {"error", done.error().message}});
+        std::lock_guard<std::mutex> lock(mu_);
+        if (spool_) spool_->remove(segments);
       }
     }
     if (stopping) return;

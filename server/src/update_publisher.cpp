@@ -88,8 +88,14 @@ bool UpdatePublisher::offer(const std::string& fleet, const std::string& device,
     std::lock_guard<std::mutex> lock(mu_);
     keep(fleet + "/" + device, release, std::make_shared<const std::string>(std::move(payload)));
   }
+  // QoS 1: the token completes on the broker's PUBACK; only then is the offer published
+  // (the engine takes it out of its outbox). A broker that does not answer in time is
+  // taken as away (the engine publishes the same offer again later).
   try {
-    client_->publish(topic, signed_offer, 1, true)->wait();
+    if (!client_->publish(topic, signed_offer, 1, true)->wait_for(kAckTimeout)) {
+      log::error("publisher.offer", {{"device", device}, {"error", "no PUBACK in time"}});
+      return false;
+    }
   } catch (const mqtt::exception& e) {
     log::error("publisher.offer", {{"device", device}, {"error", e.what()}});
     return false;
@@ -109,7 +115,7 @@ bool UpdatePublisher::withdraw(const std::string& fleet, const std::string& devi
     if (auto it = payloads_.find(fleet + "/" + device); it != payloads_.end()) forget(it);
   }
   try {
-    client_->publish(topic, std::string(), 1, true)->wait();
+    if (!client_->publish(topic, std::string(), 1, true)->wait_for(kAckTimeout)) return false;
   } catch (const mqtt::exception& e) {
     log::error("publisher.withdraw", {{"device", device}, {"error", e.what()}});
     return false;

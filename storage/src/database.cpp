@@ -120,6 +120,14 @@ bool retryable(const pqxx::sql_error& e) {
   return e.sqlstate() == "40001" || e.sqlstate() == "40P01";
 }
 
+// A server shutting down or restarting (57P01 admin_shutdown, 57P02 crash_shutdown,
+// 57P03 cannot_connect_now) or a connection exception (class 08): the database is away,
+// not refusing the transaction.
+bool server_going_away(const pqxx::sql_error& e) {
+  const std::string& s = e.sqlstate();
+  return s.rfind("57P", 0) == 0 || s.rfind("08", 0) == 0;
+}
+
 }  // namespace
 
 std::optional<Error> Database::run(const std::function<void(pqxx::work&)>& body) {
@@ -152,6 +160,11 @@ std::optional<Error> Database::run(const std::function<void(pqxx::work&)>& body)
     } catch (const pqxx::sql_error& e) {
       error = classify(e);
       retry = retryable(e);
+      if (server_going_away(e)) {
+        conn.reset();  // the pool replaces it
+        error = Error{ErrorCode::kUnavailable, std::string("database going away: ") + e.what()};
+        retry = true;
+      }
     } catch (const pqxx::in_doubt_error& e) {
       error = Error{ErrorCode::kUnavailable, std::string("commit outcome unknown: ") + e.what()};
     } catch (const std::exception& e) {

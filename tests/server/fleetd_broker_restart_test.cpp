@@ -1,7 +1,10 @@
 // Retained offers on a Mosquitto of the test's own (real fleetd and PostgreSQL): the broker
 // crashes (SIGKILL) and comes back empty (no persistence), and fleetd re-publishes every
 // outstanding offer from the database once its publisher reconnects; a rollout aborted
-// before its devices fetched their offers withdraws them.
+// before its devices fetched their offers withdraws them. Offers leave through the outbox
+// (device_offers.published_at): unpublished while the broker is away, published once it
+// acknowledged them. A broker configured as the stack's (persistence, saved every second)
+// keeps its retained offers through a SIGKILL with no fleetd to re-publish them.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -20,6 +23,7 @@ namespace {
 
 class BrokerRestart : public FleetdUpdatesTest {
  protected:
+  explicit BrokerRestart(bool persistence = false) : broker_(persistence) {}
   std::map<std::string, std::string> fleetd_settings() override {
     broker_.start();
     auto s = update_settings();
@@ -74,7 +78,22 @@ class BrokerRestart : public FleetdUpdatesTest {
     v1::Rollout out;
     return stub->CreateRollout(context_with_token(admin_).get(), req, &out);
   }
-  PrivateBroker broker_{/*persistence=*/false};
+  // device_offers rows the broker has not acknowledged yet.
+  int64_t unpublished() {
+    auto n = scratch_.db().transact([](pqxx::work& w) {
+      return w.exec1("SELECT count(*) FROM device_offers WHERE published_at IS NULL")[0]
+          .as<int64_t>();
+    });
+    return n ? *n : -1;
+  }
+  int64_t offers() { return count_rows("device_offers"); }
+  PrivateBroker broker_;
+};
+
+// The stack's broker: persistence, saved every second (deploy/local/stack.sh).
+class PersistentBroker : public BrokerRestart {
+ protected:
+  PersistentBroker() : BrokerRestart(/*persistence=*/true) {}
 };
 
 TEST_F(BrokerRestart, OutstandingOffersAreRepublishedAfterTheBrokerLostThem) {
@@ -123,6 +142,43 @@ TEST_F(BrokerRestart, AbortWithdrawsTheOffersOfDevicesWithoutAModel) {
   ASSERT_EQ(r.state(), "aborted") << r.reason();
   for (const auto& d : f->devices) {
     EXPECT_EQ(retained_offer(d, 2), 0) << d << ": the aborted release is still offered";
+  }
+}
+
+// The broker is down when the rollout starts: the offers are stored (the outbox) but not
+// published; once the broker is back they are published, acknowledged and leave it.
+TEST_F(BrokerRestart, OffersStayInTheOutboxUntilTheBrokerAcknowledgesThem) {
+  auto f = seed();
+  ASSERT_TRUE(f) << f.error().message;
+  broker_.stop();
+  ASSERT_TRUE(create("broker-away").ok());
+  for (int i = 0; i < 100 && offers() < 2; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_EQ(offers(), 2) << fleetd_->log().substr(0, 8000);
+  std::this_thread::sleep_for(std::chrono::seconds(1));  // retries that cannot succeed
+  EXPECT_EQ(unpublished(), 2) << "an offer the broker never acknowledged counts as published";
+  broker_.start();
+  for (int i = 0; i < 150 && unpublished() != 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(unpublished(), 0) << fleetd_->log().substr(0, 8000);
+  for (const auto& d : f->devices) EXPECT_GT(retained_offer(d), 100) << d;
+}
+
+// Persistence as the stack configures it: fleetd is stopped (nobody re-publishes), the
+// broker is killed (SIGKILL) after its next save and restarted: the offers are retained.
+TEST_F(PersistentBroker, RetainedOffersSurviveASigkillWithoutFleetd) {
+  auto f = seed();
+  ASSERT_TRUE(f) << f.error().message;
+  ASSERT_TRUE(create("persisted").ok());
+  for (const auto& d : f->devices) ASSERT_GT(retained_offer(d), 100) << d;
+  EXPECT_EQ(fleetd_->terminate(), 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // autosave_interval 1
+  broker_.kill();
+  broker_.start();
+  for (const auto& d : f->devices) {
+    EXPECT_GT(retained_offer(d), 100) << d << ": the broker lost a retained offer in a crash";
   }
 }
 

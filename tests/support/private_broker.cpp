@@ -13,24 +13,13 @@
 #include <thread>
 
 #include "tinyfleet/testing/environment.h"
+#include "tinyfleet/testing/free_port.h"
 
 namespace tinyfleet::testing {
 
 namespace fs = std::filesystem;
 
 namespace {
-
-int free_port() {
-  const int s = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(s);
-  return ntohs(a.sin_port);
-}
 
 bool accepts(int port) {
   const int s = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -54,13 +43,15 @@ PrivateBroker::PrivateBroker(bool persistence) {
   const fs::path passwd = require_env("TINYFLEET_MQTT_PASSWD_FILE");
   fs::copy_file(passwd, dir_ / "passwd");
   fs::copy_file(passwd.parent_path() / "acl", dir_ / "acl");
-  port_ = free_port();
+  port_ = free_loopback_port();
   std::ofstream conf(dir_ / "mosquitto.conf");
   conf << "per_listener_settings false\nlistener " << port_ << " 127.0.0.1\n"
        << "allow_anonymous false\npassword_file " << (dir_ / "passwd").string() << "\n"
-       << "acl_file " << (dir_ / "acl").string() << "\n";
+       << "acl_file " << (dir_ / "acl").string() << "\n"
+       << "max_inflight_messages 100\nmax_queued_messages 10000\n";
   if (persistence) {
-    conf << "persistence true\npersistence_location " << dir_.string() << "/\n";
+    conf << "persistence true\npersistence_location " << dir_.string() << "/\n"
+         << "autosave_interval 1\nautosave_on_changes false\n";
   } else {
     conf << "persistence false\n";
   }

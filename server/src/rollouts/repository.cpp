@@ -489,7 +489,7 @@ bool record_offer(pqxx::work& w, int64_t id, const std::string& device, bool rev
       "INSERT INTO device_offers (device_id, release_seq, rollout_id, target_artifact, "
       "payload_sha256, offer) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (device_id) DO "
       "UPDATE SET release_seq = $2, rollout_id = $3, target_artifact = $4, "
-      "payload_sha256 = $5, offer = $6, created_at = now()",
+      "payload_sha256 = $5, offer = $6, created_at = now(), published_at = NULL",
       device, o.release, id, o.target, o.payload_sha256,
       pqxx::binarystring(o.offer.data(), o.offer.size()));
   return true;
@@ -570,14 +570,15 @@ std::optional<std::string> offered_payload(pqxx::work& w, const std::string& dev
   return r[0][0].as<std::string>();
 }
 
-std::vector<Outstanding> outstanding(pqxx::work& w) {
+std::vector<Outstanding> outstanding(pqxx::work& w, bool unpublished_only) {
   std::vector<Outstanding> out;
   for (const auto& row :
        w.exec("SELECT o.device_id, d.fleet, o.release_seq, o.offer, o.payload_sha256 "
               "FROM device_offers o JOIN devices d ON d.id = o.device_id "
               "JOIN rollout_devices rd ON rd.device_id = o.device_id AND rd.rollout_id = "
               "o.rollout_id JOIN rollouts r ON r.id = o.rollout_id WHERE r.state IN " +
-              sql_list(is_active) + " AND rd.state IN ('offered', 'reverting')")) {
+              sql_list(is_active) + " AND rd.state IN ('offered', 'reverting')" +
+              (unpublished_only ? " AND o.published_at IS NULL" : ""))) {
     Outstanding o;
     o.device = row[0].as<std::string>();
     o.fleet = row[1].as<std::string>();
@@ -587,6 +588,18 @@ std::vector<Outstanding> outstanding(pqxx::work& w) {
     out.push_back(std::move(o));
   }
   return out;
+}
+
+int mark_published(pqxx::work& w, const std::vector<std::pair<std::string, uint64_t>>& acked) {
+  int marked = 0;
+  for (const auto& [device, release] : acked) {
+    marked += static_cast<int>(
+        w.exec_params("UPDATE device_offers SET published_at = now() WHERE device_id = $1 AND "
+                      "release_seq = $2 AND published_at IS NULL",
+                      device, static_cast<int64_t>(release))
+            .affected_rows());
+  }
+  return marked;
 }
 
 }  // namespace tinyfleet::server::rollouts::repo

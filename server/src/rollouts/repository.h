@@ -178,12 +178,16 @@ inline constexpr int kMaxBaseRefusals = 3;
 int apply_status(pqxx::work& w, const std::string& fleet, const std::string& device,
                  const StatusReport& s, bool latest);
 
-// Offers of active rollouts that devices have not answered yet.
+// Offers of active rollouts that devices have not answered yet; `unpublished_only`: of
+// those, the ones the broker has not acknowledged yet (the outbox, migration 0019).
 struct Outstanding {
   std::string device, fleet, offer, payload_sha256;
   uint64_t release = 0;
 };
-std::vector<Outstanding> outstanding(pqxx::work& w);
+std::vector<Outstanding> outstanding(pqxx::work& w, bool unpublished_only = false);
+// The broker acknowledged (PUBACK) the retained offers (device, release): they leave the
+// outbox. An offer replaced in the meantime by a newer release stays. Returns how many.
+int mark_published(pqxx::work& w, const std::vector<std::pair<std::string, uint64_t>>& acked);
 // The payload (blob sha256) of `device`'s outstanding offer of `release` in an active
 // rollout; nullopt when there is none.
 std::optional<std::string> offered_payload(pqxx::work& w, const std::string& device,

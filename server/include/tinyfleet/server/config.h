@@ -46,6 +46,9 @@ struct ServerConfig {
   std::string mqtt_user;
   std::string mqtt_password;
   std::string mqtt_share_group = "fleetd";  // one per deployment on a shared broker
+  // The listener's persistent broker session (client id), unique per replica; "": a fresh
+  // session of a random id at each start (nothing queued for fleetd while it is down).
+  std::string mqtt_session;
   int update_chunk_bytes = 1024;
   bool update_deltas = true;                         // false: offers carry whole artifacts
   int64_t update_bytes_per_second = 0;               // all chunk answers together; 0: unbounded
@@ -56,6 +59,7 @@ struct ServerConfig {
   int telemetry_retention_days = 30;             // day partitions older are dropped; 0: never
   int telemetry_device_windows_per_minute = 60;  // per device; more are counted, not stored
   int telemetry_device_burst = 40;               // windows a device may send at once
+  std::string telemetry_spool_dir;               // windows taken but not stored wait here; "": none
   std::string compile_mode = "in_process";       // or "remote" (the Optimizer gRPC service)
   std::string optimizer_address;                 // host:port of the Optimizer service
   // Mutual TLS to the Optimizer service: its CA, and fleetd's client certificate and key.

@@ -26,6 +26,16 @@ class FleetListener {
   void set_presence_handler(Handler on_presence) { on_presence_ = std::move(on_presence); }
   // With an ssl:// URI: the CA the broker's certificate must chain to (set before start()).
   void set_ca_file(std::string ca_file) { ca_file_ = std::move(ca_file); }
+  // Resume the broker session `client_id` (MQTT 3.1.1, clean session off: the broker keeps
+  // it while fleetd is away) instead of a fresh one: QoS 1 statuses and telemetry published
+  // while fleetd was down are queued by the broker and delivered on reconnect. Paho
+  // acknowledges (PUBACK) a QoS 1 message as it hands it to the callback, so what the
+  // callback queued in memory is lost with the process; statuses are retained and come
+  // again on every (re)subscription. Set before start().
+  void set_persistent_session(std::string client_id) {
+    client_id_ = std::move(client_id);
+    persistent_ = true;
+  }
   bool start();
   void stop();
 
@@ -34,6 +44,7 @@ class FleetListener {
 
   std::string ca_file_;
   std::string uri_, user_, password_, client_id_, status_topic_, telemetry_topic_, presence_topic_;
+  bool persistent_ = false;
   Handler on_status_, on_telemetry_, on_presence_;
   std::unique_ptr<mqtt::async_client> client_;
 };

@@ -33,7 +33,10 @@ struct OfferTarget;
 // published retained), moves a settled phase to baking, evaluates the gates on the
 // telemetry of the new against the old model, and advances, pauses or rolls back.
 // A new leader first re-publishes the offers still outstanding, so nothing promised
-// before a crash is lost and no device gets a second, different offer. Every state it
+// before a crash is lost and no device gets a second, different offer. Offers leave
+// through an outbox (device_offers.published_at, migration 0019): stored first, counted
+// as published only once the broker acknowledged the retained publish (QoS 1), and
+// published again until it does. Every state it
 // writes is a compare-and-set on the state it read (server/src/rollouts/repository.h):
 // an operator's Pause or Abort committed during a tick wins over the tick.
 class RolloutEngine {
@@ -85,10 +88,14 @@ class RolloutEngine {
   void run();
   bool try_lead();
   // Re-publishes every outstanding offer (the database is the record; a broker may have
-  // lost its retained copies). `why`: leadership, reconnect or retry.
-  void recover(const char* why);
-  // After a reconnect of the publisher, or a failed publish (retried every 2 s).
+  // lost its retained copies), or only those still in the outbox (not acknowledged by
+  // the broker). `why`: leadership, reconnect or retry.
+  void recover(const char* why, bool unpublished_only = false);
+  // After a reconnect of the publisher: every outstanding offer; otherwise the outbox,
+  // every 2 s after a failed publish and every 5 s in any case.
   void republish_if_needed();
+  // Takes offers the broker acknowledged (device, release) out of the outbox.
+  void mark_published(const std::vector<std::pair<std::string, uint64_t>>& acked);
   void apply_statuses();
   void tick();
 
@@ -113,7 +120,7 @@ class RolloutEngine {
   std::map<int64_t, std::chrono::steady_clock::time_point> gate_history_at_;
   std::chrono::steady_clock::time_point cannot_sign_logged_{};
   uint64_t connections_seen_ = 0;  // publisher_.connections() at the last re-publication
-  bool republish_ = false;         // a publish failed: re-publish what is outstanding
+  bool republish_ = false;         // a publish failed: re-publish the outbox soon
   std::chrono::steady_clock::time_point republished_at_{};
 };
 

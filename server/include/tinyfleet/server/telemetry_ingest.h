@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "tinyfleet/server/device_rejects.h"
+#include "tinyfleet/server/telemetry_spool.h"
 #include "tinyfleet/storage/database.h"
 #include "tinyfleet/storage/records.h"
 #include "tinyfleet/update/telemetry_message.h"
@@ -25,7 +26,9 @@ namespace tinyfleet::server {
 // last one stored from the device is a replay (or old) and is dropped; windows beyond
 // the device's budget (a token bucket: `windows_per_minute`, up to `burst` at once) are
 // dropped. Both are counted (replayed(), rate_limited(), and in `rejects` per device),
-// never stored, so one flooding device cannot crowd out the others. start() loads each
+// never stored, so one flooding device cannot crowd out the others. While the database is
+// away (a write fails as unavailable) the windows stay queued (up to `max_queue`) and are
+// written once it is back; only what exceeds the bound is dropped (counted). start() loads each
 // device's last stored seq of the last day, so a replay after a restart is dropped too. The writer
 // thread also drops the day partitions older than `retention_days` (at start, then hourly).
 class TelemetryIngest {
@@ -48,6 +51,10 @@ class TelemetryIngest {
   void on_message(const std::string& fleet, const std::string& device, const std::string& payload);
   // Where malformed windows are counted (set before start(); may stay null).
   void set_rejects(DeviceRejects* rejects) { rejects_ = rejects; }
+  // Windows queued but not yet committed are spooled to files in `dir` (this replica's
+  // own): start() replays what a killed process left (telemetry_spool.h). Before start().
+  void set_spool_dir(const std::string& dir);
+  uint64_t replayed_from_spool() const { return spool_replayed_; }
   // What is wrong with a decoded window (a non-finite or negative latency, energy, PSI
   // or drift other than -1, more correct probes or shadow agreements than runs,
   // inferences or failures above INT32_MAX, an active time or energy no window can
@@ -90,6 +97,9 @@ class TelemetryIngest {
   std::mutex devices_mu_;
   std::unordered_map<std::string, PerDevice> devices_;  // under devices_mu_
   std::thread thread_;
+  std::unique_ptr<TelemetrySpool> spool_;  // under mu_; may be null
+  std::vector<uint64_t> queued_segments_;  // under mu_: spool segments of queue_'s rows
+  std::atomic<uint64_t> spool_replayed_{0};
   DeviceRejects* rejects_ = nullptr;
   bool stop_ = false;
   std::atomic<uint64_t> received_{0}, written_{0}, rejected_{0}, replayed_{0}, rate_limited_{0},

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <list>
 #include <map>
@@ -55,7 +56,10 @@ class UpdatePublisher {
   void set_ca_file(std::string ca_file) { ca_file_ = std::move(ca_file); }
   bool start();
   void stop();
-  // Publishes the offer (retained) and keeps the payload for the chunk requests.
+  // Publishes the offer (retained, QoS 1) and keeps the payload for the chunk requests.
+  // True once the broker acknowledged it (PUBACK, within kAckTimeout); false when it did
+  // not (not connected, refused, or no answer).
+  static constexpr std::chrono::seconds kAckTimeout{5};
   bool offer(const std::string& fleet, const std::string& device, uint64_t release,
              const std::string& signed_offer, std::string payload);
 

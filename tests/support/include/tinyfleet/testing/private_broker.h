@@ -2,8 +2,9 @@
 
 // A Mosquitto of the test's own on a free loopback port, with the stack's accounts and
 // ACL, so a test can kill and restart it without disturbing other tests. With
-// `persistence` off, a restart loses every retained message (as a crash of a broker that
-// saved nothing would).
+// `persistence` on it saves as the stack's broker does (deploy/local/stack.sh: every
+// second), so a SIGKILL loses at most the last second; off, a restart loses every
+// retained message (as a crash of a broker that saved nothing would).
 #include <sys/types.h>
 
 #include <filesystem>
@@ -22,6 +23,10 @@ class PrivateBroker {
   void stop();   // SIGTERM (Mosquitto saves its persistence file)
   void kill();   // SIGKILL: a crash
   int port() const { return port_; }
+  pid_t pid() const { return pid_; }  // -1 while stopped
+  // Its own copy of the stack's password file (fleetd's mqtt.passwd_file, so devices
+  // provisioned through fleetd can connect; send SIGHUP to pid() after a change).
+  std::string passwd_file() const { return (dir_ / "passwd").string(); }
   std::string uri() const { return "tcp://127.0.0.1:" + std::to_string(port_); }
 
  private:
