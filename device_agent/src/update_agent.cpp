@@ -24,6 +24,63 @@ uint32_t record_crc(const AgentRecord& r) {
   return crc32(reinterpret_cast<const uint8_t*>(&r), offsetof(AgentRecord, crc));
 }
 
+// Version 1 of the record (before highest_release), as devices wrote it: read once at
+// boot and written as version 2 by the next transition.
+struct AgentRecordV1 {
+  uint32_t magic;
+  uint16_t version;
+  UpdateState state;
+  uint8_t active_slot;
+  uint64_t installed_release;
+  uint8_t installed_sha256[32];
+  uint64_t installed_size;
+  uint8_t previous_slot;
+  uint64_t previous_release;
+  uint8_t previous_sha256[32];
+  uint64_t previous_size;
+  uint64_t pending_release;
+  uint8_t pending_sha256[32];
+  uint64_t pending_size;
+  uint64_t failed_release;
+  uint32_t probation_left;
+  char reason[96];
+  uint32_t crc;
+};
+
+bool from_v1(const uint8_t* bytes, long size, AgentRecord* out) {
+  AgentRecordV1 v;
+  if (size != static_cast<long>(sizeof v)) return false;
+  std::memcpy(&v, bytes, sizeof v);
+  if (v.magic != AgentRecord{}.magic || v.version != 1 ||
+      v.crc != crc32(reinterpret_cast<const uint8_t*>(&v), offsetof(AgentRecordV1, crc))) {
+    return false;
+  }
+  AgentRecord r;
+  r.state = v.state;
+  r.active_slot = v.active_slot;
+  r.installed_release = v.installed_release;
+  std::memcpy(r.installed_sha256, v.installed_sha256, 32);
+  r.installed_size = v.installed_size;
+  r.previous_slot = v.previous_slot;
+  r.previous_release = v.previous_release;
+  std::memcpy(r.previous_sha256, v.previous_sha256, 32);
+  r.previous_size = v.previous_size;
+  r.pending_release = v.pending_release;
+  std::memcpy(r.pending_sha256, v.pending_sha256, 32);
+  r.pending_size = v.pending_size;
+  r.failed_release = v.failed_release;
+  r.probation_left = v.probation_left;
+  std::memcpy(r.reason, v.reason, sizeof r.reason);
+  r.reason[sizeof r.reason - 1] = '\0';
+  // The highest release it can have accepted: what it ran, tried or failed.
+  r.highest_release = v.installed_release;
+  if (v.pending_release > r.highest_release) r.highest_release = v.pending_release;
+  if (v.failed_release > r.highest_release) r.highest_release = v.failed_release;
+  r.crc = record_crc(r);
+  *out = r;
+  return true;
+}
+
 void copy_reason(char (&out)[96], const char* reason) {
   std::snprintf(out, sizeof out, "%s", reason ? reason : "");
 }
@@ -186,8 +243,9 @@ bool UpdateAgent::load_active() {
 bool UpdateAgent::boot() {
   AgentRecord r;
   const long n = records_.load(kRecordName, reinterpret_cast<uint8_t*>(&r), sizeof r);
-  if (n != static_cast<long>(sizeof r) || r.magic != AgentRecord{}.magic ||
-      r.crc != record_crc(r)) {
+  const bool valid = n == static_cast<long>(sizeof r) && r.magic == AgentRecord{}.magic &&
+                     r.version == AgentRecord{}.version && r.crc == record_crc(r);
+  if (!valid && !from_v1(reinterpret_cast<const uint8_t*>(&r), n, &r)) {
     report(update::StatusEvent::kError, "no valid agent record; waiting for provisioning");
     return false;
   }

@@ -704,3 +704,39 @@ TEST_F(SafetyTest, ANoModelOfferStopsInference) {
   offer(*d, first_install(1));  // the rejected model's retained offer: not taken again
   EXPECT_TRUE(d->mail.requests.empty());
 }
+
+// A record written by the previous agent (version 1, without highest_release) is read:
+// the device keeps its model and takes the highest release it can have accepted.
+TEST_F(SafetyTest, AVersionOneRecordIsReadAndUpgraded) {
+  {
+    auto d = updated_device();
+    d->pass_probation();
+  }
+  using device_agent::AgentRecord;
+  std::string v2(sizeof(AgentRecord), '\0');
+  auto* rec = reinterpret_cast<AgentRecord*>(v2.data());
+  device_agent::linux_port::FileRecordStore store((dir_ / "device").string());
+  ASSERT_EQ(store.load("agent-state", reinterpret_cast<uint8_t*>(v2.data()), v2.size()),
+            static_cast<long>(v2.size()));
+  rec->version = 1;
+  // Version 1: the same fields without the 8 bytes of highest_release.
+  std::string v1 = v2.substr(0, offsetof(AgentRecord, highest_release)) +
+                   v2.substr(offsetof(AgentRecord, probation_left),
+                             offsetof(AgentRecord, crc) - offsetof(AgentRecord, probation_left));
+  uint32_t crc = 0xffffffffu;
+  for (unsigned char c : v1) {
+    crc ^= c;
+    for (int k = 0; k < 8; ++k) crc = (crc >> 1) ^ (0xedb88320u & (0u - (crc & 1u)));
+  }
+  crc = ~crc;
+  v1.append(reinterpret_cast<const char*>(&crc), 4);
+  v1.resize(sizeof(AgentRecord) - 8, '\0');
+  ASSERT_TRUE(store.save("agent-state", reinterpret_cast<const uint8_t*>(v1.data()), v1.size()));
+  auto d = device();
+  ASSERT_TRUE(d->agent->boot());
+  EXPECT_EQ(d->agent->record().installed_release, 1u);
+  EXPECT_EQ(d->agent->record().highest_release, 1u);
+  EXPECT_TRUE(d->active_artifact() == target_);
+  offer(*d, manifest2(2));
+  EXPECT_FALSE(d->mail.requests.empty());
+}
