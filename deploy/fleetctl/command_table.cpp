@@ -76,7 +76,8 @@ const std::vector<GroupSpec>& command_table() {
          {{"class", kText, "only this class"},
           {"tag", kText, "only devices with this tag"},
           {"status", kText,
-           "only this status: online, updating, offline, provisioned, failed, deprovisioned"}}},
+           "only this status: online, updating, offline, provisioned, failed, deprovisioned, "
+           "no_model"}}},
         {"get", "ID", "one device", {}},
         {"rotate",
          "ID",

@@ -35,6 +35,7 @@ int InferenceLoop::infer(const float* sample, size_t len, int label) {
   }
   const uint64_t t0 = clock_.monotonic_us();
   const uint64_t a0 = clock_.active_ns();
+  agent_.inference_starting();  // arms the watchdog: a hang resets the device
   const bool ok = model.run(input_, output_);
   const uint64_t active_us = (clock_.active_ns() - a0) / 1000;
   const uint64_t elapsed_us = clock_.monotonic_us() - t0;

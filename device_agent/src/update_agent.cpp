@@ -9,6 +9,7 @@ namespace {
 
 constexpr const char* kRecordName = "agent-state";
 constexpr const char* kOfferName = "offer";
+constexpr const char* kDeferredName = "deferred-offer";  // empty: none
 
 uint32_t crc32(const uint8_t* data, size_t size) {
   uint32_t crc = 0xffffffffu;
@@ -21,6 +22,63 @@ uint32_t crc32(const uint8_t* data, size_t size) {
 
 uint32_t record_crc(const AgentRecord& r) {
   return crc32(reinterpret_cast<const uint8_t*>(&r), offsetof(AgentRecord, crc));
+}
+
+// Version 1 of the record (before highest_release), as devices wrote it: read once at
+// boot and written as version 2 by the next transition.
+struct AgentRecordV1 {
+  uint32_t magic;
+  uint16_t version;
+  UpdateState state;
+  uint8_t active_slot;
+  uint64_t installed_release;
+  uint8_t installed_sha256[32];
+  uint64_t installed_size;
+  uint8_t previous_slot;
+  uint64_t previous_release;
+  uint8_t previous_sha256[32];
+  uint64_t previous_size;
+  uint64_t pending_release;
+  uint8_t pending_sha256[32];
+  uint64_t pending_size;
+  uint64_t failed_release;
+  uint32_t probation_left;
+  char reason[96];
+  uint32_t crc;
+};
+
+bool from_v1(const uint8_t* bytes, long size, AgentRecord* out) {
+  AgentRecordV1 v;
+  if (size != static_cast<long>(sizeof v)) return false;
+  std::memcpy(&v, bytes, sizeof v);
+  if (v.magic != AgentRecord{}.magic || v.version != 1 ||
+      v.crc != crc32(reinterpret_cast<const uint8_t*>(&v), offsetof(AgentRecordV1, crc))) {
+    return false;
+  }
+  AgentRecord r;
+  r.state = v.state;
+  r.active_slot = v.active_slot;
+  r.installed_release = v.installed_release;
+  std::memcpy(r.installed_sha256, v.installed_sha256, 32);
+  r.installed_size = v.installed_size;
+  r.previous_slot = v.previous_slot;
+  r.previous_release = v.previous_release;
+  std::memcpy(r.previous_sha256, v.previous_sha256, 32);
+  r.previous_size = v.previous_size;
+  r.pending_release = v.pending_release;
+  std::memcpy(r.pending_sha256, v.pending_sha256, 32);
+  r.pending_size = v.pending_size;
+  r.failed_release = v.failed_release;
+  r.probation_left = v.probation_left;
+  std::memcpy(r.reason, v.reason, sizeof r.reason);
+  r.reason[sizeof r.reason - 1] = '\0';
+  // The highest release it can have accepted: what it ran, tried or failed.
+  r.highest_release = v.installed_release;
+  if (v.pending_release > r.highest_release) r.highest_release = v.pending_release;
+  if (v.failed_release > r.highest_release) r.highest_release = v.failed_release;
+  r.crc = record_crc(r);
+  *out = r;
+  return true;
 }
 
 void copy_reason(char (&out)[96], const char* reason) {
@@ -185,12 +243,14 @@ bool UpdateAgent::load_active() {
 bool UpdateAgent::boot() {
   AgentRecord r;
   const long n = records_.load(kRecordName, reinterpret_cast<uint8_t*>(&r), sizeof r);
-  if (n != static_cast<long>(sizeof r) || r.magic != AgentRecord{}.magic ||
-      r.crc != record_crc(r)) {
+  const bool valid = n == static_cast<long>(sizeof r) && r.magic == AgentRecord{}.magic &&
+                     r.version == AgentRecord{}.version && r.crc == record_crc(r);
+  if (!valid && !from_v1(reinterpret_cast<const uint8_t*>(&r), n, &r)) {
     report(update::StatusEvent::kError, "no valid agent record; waiting for provisioning");
     return false;
   }
   record_ = r;
+  const bool hung = watchdog_ && watchdog_->caused_reset();
   const long offer = records_.load(kOfferName, offer_, sizeof offer_);
   offer_size_ = offer > 0 ? static_cast<size_t>(offer) : 0;
   // An offer on disk was checked when it arrived; check its structure again anyway.
@@ -211,16 +271,19 @@ bool UpdateAgent::boot() {
       break;
     case UpdateState::kSelfTest:
       // Power was lost (or the new model crashed or hung) during the self-test.
-      fail_update("new model crashed or hung during self-test");
+      fail_update(hung ? "new model hung in its self-test (watchdog reset)"
+                       : "new model crashed or hung during self-test");
       break;
     case UpdateState::kCommitted:
       // The device restarted before the new model proved itself: treat it as a crash.
-      if (record_.probation_left > 0 &&
-          roll_back("restarted while the new model was on probation")) {
+      if (record_.probation_left > 0) {
+        roll_back(hung ? "new model hung on probation (watchdog reset)"
+                       : "restarted while the new model was on probation");
         return model_ready_;
       }
       break;
     default:
+      if (hung) report(update::StatusEvent::kError, "the model hung (watchdog reset)");
       break;
   }
   const bool ready = load_active();
@@ -231,6 +294,7 @@ bool UpdateAgent::boot() {
 }
 
 void UpdateAgent::withdraw() {
+  records_.save(kDeferredName, offer_, 0);  // an offer waiting for probation is withdrawn too
   const bool busy =
       record_.state >= UpdateState::kOffered && record_.state <= UpdateState::kPatching;
   if (!busy) return;  // nothing in flight: the cleared retained offer is not news
@@ -248,7 +312,43 @@ void UpdateAgent::fail_update(const char* reason) {
   slots_.staging_clear();
   record_.failed_release = record_.pending_release;
   request_outstanding_ = false;
-  persist(UpdateState::kRolledBack, reason);
+  // A first install that failed leaves the device running nothing: say so.
+  persist(record_.active_slot == kNoSlot ? UpdateState::kNoModel : UpdateState::kRolledBack,
+          reason);
+}
+
+void UpdateAgent::drop_model(uint64_t release, const char* reason) {
+  slots_.staging_clear();
+  request_outstanding_ = false;
+  record_.active_slot = kNoSlot;
+  record_.installed_release = release;
+  std::memset(record_.installed_sha256, 0, 32);
+  record_.installed_size = 0;
+  record_.previous_slot = kNoSlot;
+  record_.probation_left = 0;
+  if (release > record_.highest_release) record_.highest_release = release;
+  model_ready_ = false;
+  shadow_ready_ = false;
+  persist(UpdateState::kNoModel, reason);
+}
+
+bool UpdateAgent::defer(const uint8_t* data, size_t size) {
+  if (!records_.save(kDeferredName, data, size)) return false;
+  report(update::StatusEvent::kOfferDeferred, update::to_string(update::OfferStatus::kOnProbation),
+         update::OfferStatus::kOnProbation);
+  return true;
+}
+
+void UpdateAgent::take_deferred() {
+  const long n = records_.load(kDeferredName, offer_, sizeof offer_);
+  if (n <= 0) return;
+  records_.save(kDeferredName, offer_, 0);
+  // offer_ holds it now; on_offer copies it onto itself (memmove) if it is taken.
+  on_offer(offer_, static_cast<size_t>(n));
+  if (record_.state < UpdateState::kOffered || record_.state > UpdateState::kPatching) {
+    const long offer = records_.load(kOfferName, offer_, sizeof offer_);  // not taken
+    offer_size_ = offer > 0 ? static_cast<size_t>(offer) : 0;
+  }
 }
 
 void UpdateAgent::on_offer(const uint8_t* data, size_t size) {
@@ -256,8 +356,11 @@ void UpdateAgent::on_offer(const uint8_t* data, size_t size) {
     withdraw();
     return;
   }
-  update::DeviceIdentity id{config_.fleet, config_.device_class, record_.installed_release,
-                            config_.root_public_key};
+  const uint64_t floor = record_.highest_release > record_.installed_release
+                             ? record_.highest_release
+                             : record_.installed_release;
+  update::DeviceIdentity id{config_.fleet, config_.device_class, floor, config_.root_public_key,
+                            config_.device_id};
   const auto checked = update::check_offer(data, size, id, clock_.now_unix(), verifier_);
   if (checked.status != update::OfferStatus::kOk) {
     // A retained offer we already installed comes back on every reconnect: not news.
@@ -269,6 +372,18 @@ void UpdateAgent::on_offer(const uint8_t* data, size_t size) {
       record_.state >= UpdateState::kOffered && record_.state <= UpdateState::kPatching;
   if (busy && m->release_seq() == record_.pending_release) return;  // the one in progress
   if (m->release_seq() == record_.failed_release) return;           // failed here before; reported
+  if (m->kind() == update::OfferKind_NoModel) {
+    // Urgent (a rollout's revert): taken even on probation or over a download in flight.
+    if (busy) record_.failed_release = record_.pending_release;
+    drop_model(m->release_seq(), "no model offered by fleetd: running none");
+    return;
+  }
+  // On probation the other slot holds the fallback: an update would overwrite it. The
+  // offer waits (stored) until probation ends, then is taken or refused as usual.
+  if (record_.state == UpdateState::kCommitted && record_.probation_left > 0) {
+    if (!defer(data, size)) refuse(update::OfferStatus::kNotStored);
+    return;
+  }
   if (m->codec() != update::DeltaCodec_Full &&
       std::memcmp(m->base_sha256()->data(), record_.installed_sha256, 32) != 0) {
     refuse(update::OfferStatus::kBaseMismatch);
@@ -278,10 +393,15 @@ void UpdateAgent::on_offer(const uint8_t* data, size_t size) {
     refuse(update::OfferStatus::kNotStored);
     return;
   }
-  std::memcpy(offer_, data, size);
+  const uint64_t release = m->release_seq();
+  std::memmove(offer_, data, size);  // take_deferred() passes offer_ itself
   offer_size_ = size;
+  m = manifest();
+  // The shadow is the previous model in the slot this update is about to rewrite.
+  shadow_ready_ = false;
   slots_.staging_clear();
-  record_.pending_release = m->release_seq();
+  record_.pending_release = release;
+  if (release > record_.highest_release) record_.highest_release = release;
   std::memcpy(record_.pending_sha256, m->target_sha256()->data(), 32);
   record_.pending_size = m->target_size();
   if (!persist(UpdateState::kOffered)) return;
@@ -408,7 +528,12 @@ bool UpdateAgent::save_model_info(int slot, const update::Manifest& m) {
   return records_.save(name, reinterpret_cast<const uint8_t*>(&info), sizeof info);
 }
 
+void UpdateAgent::inference_starting() {
+  if (watchdog_) watchdog_->arm(config_.watchdog_timeout_ms);
+}
+
 void UpdateAgent::inference_done(bool ok, uint64_t elapsed_ms) {
+  if (watchdog_) watchdog_->disarm();
   if (record_.state != UpdateState::kCommitted || record_.probation_left == 0) return;
   if (!ok) {
     roll_back("new model failed to run");
@@ -418,13 +543,19 @@ void UpdateAgent::inference_done(bool ok, uint64_t elapsed_ms) {
     roll_back("new model exceeded the inference time limit");
     return;
   }
-  if (--record_.probation_left == 0) persist(UpdateState::kCommitted, "probation passed");
+  if (--record_.probation_left == 0 && persist(UpdateState::kCommitted, "probation passed")) {
+    take_deferred();
+  }
 }
 
 bool UpdateAgent::roll_back(const char* reason) {
   if (record_.previous_slot == kNoSlot ||
       !slot_matches(record_.previous_slot, record_.previous_sha256, record_.previous_size)) {
-    report(update::StatusEvent::kError, "cannot roll back: no previous model");
+    // A first install (or a fallback that no longer verifies): run nothing rather than
+    // a model that failed, and never boot-loop on it.
+    record_.failed_release = record_.installed_release;
+    drop_model(0, reason);
+    take_deferred();
     return false;
   }
   AgentRecord next = record_;
@@ -442,7 +573,9 @@ bool UpdateAgent::roll_back(const char* reason) {
     return false;
   }
   shadow_ready_ = false;
-  return load_active();
+  const bool ready = load_active();
+  take_deferred();  // a delta against the rejected model is refused (base), fleetd re-offers
+  return ready;
 }
 
 void UpdateAgent::self_test() {
@@ -464,7 +597,10 @@ void UpdateAgent::self_test() {
     }
     int8_t out[4096];
     const uint64_t t0 = clock_.monotonic_ms();
-    if (!candidate_->run(t->input()->data(), out)) return fail_update("new model failed to run");
+    if (watchdog_) watchdog_->arm(config_.watchdog_timeout_ms);  // a hang resets: boot fails it
+    const bool ran = candidate_->run(t->input()->data(), out);
+    if (watchdog_) watchdog_->disarm();
+    if (!ran) return fail_update("new model failed to run");
     if (clock_.monotonic_ms() - t0 > config_.self_test_timeout_ms) {
       return fail_update("new model exceeded the self-test time limit");
     }

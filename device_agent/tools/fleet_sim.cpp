@@ -8,7 +8,12 @@
 //             [--devices N] [--drift-after SECONDS --drifted digits_drifted_val.npz]
 //             [--rate INFERENCES_PER_SECOND] [--window SECONDS] [--duration SECONDS]
 //             [--state DIR] [--probe-every K] [--report FILE] [--durable]
-//             [--energy-file PATH [--energy-scale N]]
+//             [--energy-file PATH [--energy-scale N]] [--hang-model SHA256_PREFIX]
+//
+// --hang-model makes every device's model whose artifact sha256 (hex) starts with the
+// prefix hang in each run (self-test and inference) until the device's watchdog
+// (linux_port::ProcessWatchdog, --watchdog-ms) resets it: fleet-sim then restarts that
+// one device from its folder, as a real device restarts, and its agent rolls back.
 //
 // devices.txt holds "id password" per line (what provisioning returned); the first N
 // are simulated. An ssl:// (or mqtts://) broker needs --ca, the CA its certificate must
@@ -18,6 +23,7 @@
 #include <sodium.h>
 #include <sys/resource.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -35,6 +41,7 @@
 #include "tinyfleet/device_agent/linux/file_stores.h"
 #include "tinyfleet/device_agent/linux/kernels_runner.h"
 #include "tinyfleet/device_agent/linux/mqtt_port.h"
+#include "tinyfleet/device_agent/linux/process_watchdog.h"
 #include "tinyfleet/device_agent/linux/system_clock.h"
 #include "tinyfleet/device_agent/update_agent.h"
 #include "tinyfleet/optimizer_service/device_class.h"
@@ -64,6 +71,8 @@ struct Options {
   // energyN_input, in uJ x energy_scale); none: windows carry modelled energy only.
   std::string energy_file;
   double energy_scale = 1;
+  std::string hang_model;  // sha256 hex prefix of an artifact that hangs
+  int watchdog_ms = 3000;
 };
 
 [[noreturn]] void usage(const char* why) {
@@ -73,7 +82,7 @@ struct Options {
       "--root-key FILE --data NPZ [--devices N] [--fleet F] [--drift-after S "
       "--drifted NPZ] [--rate R] [--window S] [--duration S] [--state DIR] "
       "[--probe-every K] [--report FILE] [--durable] [--catalog JSON] [--time-limit-ms MS] "
-      "[--energy-file PATH [--energy-scale N]]\n",
+      "[--energy-file PATH [--energy-scale N]] [--hang-model SHA256_PREFIX [--watchdog-ms MS]]\n",
       why);
   std::exit(2);
 }
@@ -135,6 +144,10 @@ Options parse(int argc, char** argv) {
       o.energy_file = value();
     else if (a == "--energy-scale")
       o.energy_scale = number();
+    else if (a == "--hang-model")
+      o.hang_model = value();
+    else if (a == "--watchdog-ms")
+      o.watchdog_ms = static_cast<int>(number());
     else
       usage(("unknown option " + a).c_str());
   }
@@ -174,15 +187,59 @@ Samples load_samples(const std::string& path) {
   return s;
 }
 
+// Thrown out of a hung run() once the device's watchdog fired: the simulated device
+// resets (fleet-sim restarts it from its folder) while the others go on.
+struct WatchdogReset {};
+
+// The kernels runner; with --hang-model it never returns from a run of that artifact
+// until the watchdog fires (a hung model).
+class SimRunner final : public device_agent::ModelRunner {
+ public:
+  SimRunner(const std::string& hang_prefix, const std::atomic<bool>& reset)
+      : hang_prefix_(hang_prefix), reset_(reset) {}
+  bool load(const uint8_t* artifact, size_t size, const char** reason) override {
+    hangs_ = false;
+    if (!hang_prefix_.empty()) {
+      unsigned char digest[crypto_hash_sha256_BYTES];
+      crypto_hash_sha256(digest, artifact, size);
+      char hex[2 * crypto_hash_sha256_BYTES + 1];
+      sodium_bin2hex(hex, sizeof hex, digest, sizeof digest);
+      hangs_ = std::string(hex).rfind(hang_prefix_, 0) == 0;
+    }
+    return inner_.load(artifact, size, reason);
+  }
+  size_t input_bytes() const override { return inner_.input_bytes(); }
+  size_t output_bytes() const override { return inner_.output_bytes(); }
+  float input_scale() const override { return inner_.input_scale(); }
+  int32_t input_zero_point() const override { return inner_.input_zero_point(); }
+  bool run(const int8_t* input, int8_t* output) override {
+    if (hangs_) {
+      while (!reset_.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      throw WatchdogReset{};
+    }
+    return inner_.run(input, output);
+  }
+
+ private:
+  const std::string& hang_prefix_;
+  const std::atomic<bool>& reset_;
+  device_agent::linux_port::KernelsRunner inner_;
+  bool hangs_ = false;
+};
+
 // One simulated device: the same agent a real Linux device runs.
 struct Device {
+  explicit Device(const std::string& hang_prefix)
+      : runner_a(hang_prefix, reset), runner_b(hang_prefix, reset) {}
   std::string id, password;
   device_agent::AgentConfig config;
   device_agent::InferenceConfig inference;
   std::unique_ptr<device_agent::linux_port::FileRecordStore> records;
   std::unique_ptr<device_agent::linux_port::FileSlotStore> slots;
   std::unique_ptr<device_agent::linux_port::MqttAgentPort> port;
-  device_agent::linux_port::KernelsRunner runner_a, runner_b;
+  std::atomic<bool> reset{false};  // set by the watchdog's reset hook
+  std::unique_ptr<device_agent::linux_port::ProcessWatchdog> watchdog;
+  SimRunner runner_a, runner_b;
   std::unique_ptr<device_agent::UpdateAgent> agent;
   std::unique_ptr<device_agent::InferenceLoop> loop;
   size_t next_sample = 0;
@@ -251,16 +308,32 @@ int main(int argc, char** argv) {
   constexpr uint32_t kWindowLog = 17;
   std::vector<uint8_t> workspace(update::DeltaDecoder::workspace_size(kWindowLog));
   std::vector<std::unique_ptr<Device>> devices;
+  // (Re)starts a device's agent from its folder: at start, and after a watchdog reset.
+  auto start_agent = [&](Device& d, bool fresh) {
+    d.loop.reset();
+    d.agent = std::make_unique<device_agent::UpdateAgent>(
+        d.config, *d.records, *d.slots, clock, *d.port, verifier, sha, d.runner_a, d.runner_b,
+        workspace.data(), workspace.size());
+    d.agent->set_watchdog(d.watchdog.get());
+    if (fresh) d.agent->provision_empty();  // a new device without a model: first offer full
+    d.reset = false;
+    d.agent->boot();
+    d.loop = std::make_unique<device_agent::InferenceLoop>(d.inference, *d.agent, clock, *d.port,
+                                                           meter.get());
+    d.port->attach(d.agent.get());
+  };
+  int resets = 0;
   std::mt19937 rng(42);
   const uint64_t period_us = static_cast<uint64_t>(1e6 / o.rate);
   int connected = 0;
   for (int i = 0; i < n && !g_stop; ++i) {
-    auto d = std::make_unique<Device>();
+    auto d = std::make_unique<Device>(o.hang_model);
     d->id = accounts[static_cast<size_t>(i)].first;
     d->password = accounts[static_cast<size_t>(i)].second;
     const fs::path dir = fs::path(o.state) / d->id;
     fs::create_directories(dir);
     d->config.fleet = o.fleet.c_str();
+    d->config.device_id = d->id.c_str();
     d->config.device_class = cls->name.c_str();
     d->config.root_public_key = reinterpret_cast<const uint8_t*>(root.data());
     d->config.window_log = kWindowLog;
@@ -276,16 +349,14 @@ int main(int argc, char** argv) {
     d->port = std::make_unique<device_agent::linux_port::MqttAgentPort>(o.broker, o.fleet, d->id,
                                                                         d->password);
     d->port->set_ca_file(o.ca);
-    d->agent = std::make_unique<device_agent::UpdateAgent>(
-        d->config, *d->records, *d->slots, clock, *d->port, verifier, sha, d->runner_a, d->runner_b,
-        workspace.data(), workspace.size());
-    if (!fs::exists(dir / "agent-state")) {
-      d->agent->provision_empty();  // a new device without a model: its first offer is full
+    if (!o.hang_model.empty()) {
+      d->config.watchdog_timeout_ms = static_cast<uint32_t>(o.watchdog_ms);
+      Device* raw = d.get();
+      d->watchdog = std::make_unique<device_agent::linux_port::ProcessWatchdog>(
+          dir.string(), [raw] { raw->reset = true; });
     }
-    d->agent->boot();
-    d->loop = std::make_unique<device_agent::InferenceLoop>(d->inference, *d->agent, clock,
-                                                            *d->port, meter.get());
-    d->port->attach(d->agent.get());
+    const bool fresh = !fs::exists(dir / "agent-state");
+    start_agent(*d, fresh);
     d->port->connect(/*wait=*/false);  // sessions come up in parallel
     d->next_sample = rng() % clean.x.size();
     d->next_inference_us = clock.monotonic_us() + rng() % period_us;
@@ -314,17 +385,25 @@ int main(int argc, char** argv) {
     const Samples& data = drift ? drifted : clean;
     bool busy = false;
     for (auto& d : devices) {
-      busy |= d->port->pump(0) > 0;
-      if (now >= d->next_inference_us) {
-        const size_t i = d->next_sample++ % data.x.size();
-        const bool probe =
-            o.probe_every > 0 && i % static_cast<size_t>(o.probe_every) == 0 && i < data.y.size();
-        d->loop->infer(data.x[i].data(), data.x[i].size(), probe ? data.y[i] : -1);
-        d->next_inference_us += period_us;
-        if (d->next_inference_us < now) d->next_inference_us = now + period_us;  // fell behind
-        busy = true;
+      try {
+        busy |= d->port->pump(0) > 0;  // a self-test runs in here
+        if (now >= d->next_inference_us) {
+          const size_t i = d->next_sample++ % data.x.size();
+          const bool probe =
+              o.probe_every > 0 && i % static_cast<size_t>(o.probe_every) == 0 && i < data.y.size();
+          d->loop->infer(data.x[i].data(), data.x[i].size(), probe ? data.y[i] : -1);
+          d->next_inference_us += period_us;
+          if (d->next_inference_us < now) d->next_inference_us = now + period_us;  // fell behind
+          busy = true;
+        }
+        d->loop->poll();
+      } catch (const WatchdogReset&) {
+        // The device reset: its agent starts again from its folder and announces itself.
+        ++resets;
+        std::printf("fleet-sim: %s reset by its watchdog (a hung model)\n", d->id.c_str());
+        start_agent(*d, false);
+        d->agent->on_reconnect();
       }
-      d->loop->poll();
     }
     if (now >= next_summary_us) {
       next_summary_us = now + 5000000;
@@ -343,8 +422,10 @@ int main(int argc, char** argv) {
             s >= device_agent::UpdateState::kOffered && s <= device_agent::UpdateState::kSelfTest;
         online += d->port->connected() ? 1 : 0;
       }
-      std::printf("fleet-sim: t=%.0fs%s online %d, updating %d; devices by model:", elapsed,
-                  drift ? " (drifted inputs)" : "", online, updating);
+      std::printf(
+          "fleet-sim: t=%.0fs%s online %d, updating %d, watchdog resets %d; devices by "
+          "model:",
+          elapsed, drift ? " (drifted inputs)" : "", online, updating, resets);
       for (const auto& [m, count] : by_model) std::printf(" %s=%d", m.c_str(), count);
       std::printf("\n");
       std::fflush(stdout);

@@ -93,7 +93,8 @@ int DevicePresence::apply() {
     }
     if (offline_after_.count() > 0) {
       n += w.exec_params(
-                "UPDATE devices SET status = 'offline' WHERE status IN ('online', 'updating') "
+                "UPDATE devices SET status = 'offline' WHERE status IN ('online', 'updating', "
+                "'no_model') "
                 "AND (last_seen IS NULL OR last_seen < now() - make_interval(secs => $1))",
                 static_cast<double>(offline_after_.count()))
                .affected_rows();

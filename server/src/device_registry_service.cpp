@@ -126,13 +126,13 @@ grpc::Status DeviceRegistryService::ListDevices(grpc::ServerContext* ctx,
   if (!req->device_class().empty()) f.device_class = req->device_class();
   if (!req->tag().empty()) f.tag = req->tag();
   if (!req->status().empty()) {
-    static const char* kStatuses[] = {"provisioned", "online", "offline",
-                                      "updating",    "failed", "deprovisioned"};
+    static const char* kStatuses[] = {"provisioned", "online",        "offline", "updating",
+                                      "failed",      "deprovisioned", "no_model"};
     if (std::find(std::begin(kStatuses), std::end(kStatuses), req->status()) ==
         std::end(kStatuses)) {
       return invalid_argument("status '" + req->status() +
                               "' is not one of provisioned, online, offline, updating, failed, "
-                              "deprovisioned");
+                              "deprovisioned, no_model");
     }
     f.status = req->status();
   }

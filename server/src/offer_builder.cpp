@@ -136,6 +136,22 @@ std::optional<std::string> OfferBuilder::signing_refusal(uint64_t now_unix) cons
          "restart fleetd";
 }
 
+storage::Expected<BuiltOffer> OfferBuilder::build_no_model(const OfferRequest& r,
+                                                           uint64_t now_unix) {
+  if (auto why = signing_refusal(now_unix)) return Error{ErrorCode::kFailedPrecondition, *why};
+  update::ManifestFields f;
+  f.fleet = r.fleet;
+  f.device_class = r.device_class;
+  f.device_id = r.device_id;
+  f.release_seq = r.release_seq;
+  f.expires_at = std::min(now_unix + uint64_t{expiry_days_} * 86400, key_.expires_at);
+  f.kind = update::OfferKind_NoModel;
+  BuiltOffer out;
+  out.offer = update::sign_offer(f, key_);
+  out.payload_sha256 = hex(sha256_raw(""));  // nothing to download
+  return out;
+}
+
 storage::Expected<BuiltOffer> OfferBuilder::build(const OfferRequest& r, uint64_t now_unix) {
   if (auto why = signing_refusal(now_unix)) return Error{ErrorCode::kFailedPrecondition, *why};
   auto t = target(r.target_sha256);
@@ -167,6 +183,7 @@ storage::Expected<BuiltOffer> OfferBuilder::build(const OfferRequest& r, uint64_
   f.model = r.model;
   f.model_version = r.model_version;
   f.release_seq = r.release_seq;
+  f.device_id = r.device_id;
   f.target_sha256 = sha256_raw((*t)->bytes);
   if (hex(f.target_sha256) != r.target_sha256) {  // the cache must hold what was asked for
     return Error{ErrorCode::kInternal, "artifact " + r.target_sha256 + " does not hash to itself"};

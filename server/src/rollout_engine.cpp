@@ -19,7 +19,7 @@ constexpr int64_t kLeaderLock = 0x74666c72;  // "tflr"
 // A report whose effect a later report does not carry.
 bool is_event(const rollouts::StatusReport& r) {
   return r.event == update::StatusEvent::kOfferRefused ||
-         r.state == update::UpdateState::kRolledBack;
+         r.state == update::UpdateState::kRolledBack || r.state == update::UpdateState::kNoModel;
 }
 
 }  // namespace

@@ -202,7 +202,10 @@ int RolloutEngine::send_offers(const Driven& r, const std::vector<OfferTarget>& 
     q.model = p.model;
     q.model_version = p.version;
     q.release_seq = x.release;
-    auto built = builder_.build(q, now_unix());
+    q.device_id = p.device;
+    // Reverting a device that ran no model before the rollout: a signed "no model" offer.
+    auto built = reverting && p.target.empty() ? builder_.build_no_model(q, now_unix())
+                                               : builder_.build(q, now_unix());
     if (built) {
       x.offer = std::move(*built);
     } else {
@@ -270,9 +273,10 @@ void RolloutEngine::step_reverting(const Driven& r) {
   if (!picks) return;
   std::vector<OfferTarget> revert;
   for (const auto& p : *picks) {
-    if (p.target.empty()) {
-      // No model before the rollout: the offer is withdrawn (a device that has not fetched
-      // it yet never will). One that installed it keeps it: there is no "no model" offer yet.
+    if (p.target.empty() && p.current.empty()) {
+      // No model before the rollout and none installed: the offer is withdrawn (a device
+      // that has not fetched it yet never will). One that installed the new model gets a
+      // signed "no model" offer below (send_offers) and stops running it.
       auto marked = db_.transact(
           [&](pqxx::work& w) { return repo::mark_nothing_to_revert(w, r.id, p.device); });
       if (marked && *marked) publisher_.withdraw(r.fleet, p.device);

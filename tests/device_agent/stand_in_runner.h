@@ -3,6 +3,8 @@
 // Stands in for the kernels runtime in the update state-machine tests until the
 // runtime (issue 4) lands: its output is a fixed function of the artifact bytes and
 // the input, so a self-test passes only for the artifact the vectors were made from.
+#include <unistd.h>
+
 #include <cstring>
 #include <string>
 
@@ -27,6 +29,7 @@ class StandInRunner final : public device_agent::ModelRunner {
   size_t output_bytes() const override { return kOut; }
   bool run(const int8_t* input, int8_t* output) override {
     ++runs;
+    while (!hangs_on.empty() && artifact_ == hangs_on) pause();  // a model that never returns
     for (size_t i = 0; i < kOut; ++i) output[i] = expected(artifact_, input, i);
     return true;
   }
@@ -47,6 +50,7 @@ class StandInRunner final : public device_agent::ModelRunner {
   }
 
   std::string artifact_;
+  std::string hangs_on;  // run() on this artifact hangs (until the watchdog resets)
   int runs = 0;
 };
 

@@ -140,6 +140,7 @@ class TelemetryTest : public ::testing::Test {
     config_.device_class = "cortex-m4-256k";
     config_.root_public_key = reinterpret_cast<const uint8_t*>(root_.data());
     config_.probation_inferences = 5;
+    config_.device_id = tinyfleet::testing::kTestDeviceId;
     workspace_.resize(update::DeltaDecoder::workspace_size(17));
     make_agent();
   }

@@ -14,6 +14,7 @@
 
 #include "stand_in_runner.h"
 #include "tinyfleet/device_agent/linux/file_stores.h"
+#include "tinyfleet/device_agent/linux/process_watchdog.h"
 #include "tinyfleet/device_agent/update_agent.h"
 #include "tinyfleet/testing/update_fixtures.h"
 #include "tinyfleet/update/delta_encoder.h"
@@ -75,6 +76,8 @@ struct Device {
     config.device_class = "cortex-m4-256k";
     config.root_public_key = reinterpret_cast<const uint8_t*>(root.data());
     config.window_log = 17;
+    config.device_id = tinyfleet::testing::kTestDeviceId;
+    config.watchdog_timeout_ms = 200;  // used where a test sets a watchdog
     workspace.resize(update::DeltaDecoder::workspace_size(config.window_log));
     agent = std::make_unique<device_agent::UpdateAgent>(config, records, slots, clock, mail,
                                                         verifier, sha, runner_a, runner_b,
@@ -93,6 +96,10 @@ struct Device {
       ++served;
     }
     return served;
+  }
+  // Runs the new model's probation to its end (each inference fine and fast).
+  void pass_probation() {
+    for (uint32_t i = 0; i < config.probation_inferences; ++i) agent->inference_done(true, 1);
   }
   std::string active_artifact() {
     const auto& rec = agent->record();
@@ -167,6 +174,7 @@ TEST_F(UpdateAgentTest, AnUpdateCommitsAndSurvivesAReboot) {
     EXPECT_TRUE(d->active_artifact() == target_);
     ASSERT_NE(d->agent->shadow(), nullptr);  // the old model, for shadow comparison
     EXPECT_TRUE(d->runner_b.artifact_ == target_);
+    d->pass_probation();  // trusted now: a restart keeps it
   }
   auto again = device();
   ASSERT_TRUE(again->agent->boot());
@@ -362,6 +370,8 @@ TEST_F(UpdateAgentTest, PowerCutsAtEveryStepLeaveAValidModel) {
         agent.on_chunk(1, r.offset,
                        reinterpret_cast<const uint8_t*>(delta_.payload.data()) + r.offset, len);
       }
+      // Probation, with power cuts in it too (a cut before it ends returns to the old model).
+      for (uint32_t i = 0; i < d->config.probation_inferences; ++i) agent.inference_done(true, 1);
       _exit(0);  // finished without being killed
     }
     int status = 0;
@@ -390,3 +400,343 @@ TEST_F(UpdateAgentTest, PowerCutsAtEveryStepLeaveAValidModel) {
 }
 
 }  // namespace
+
+// ---- Device safety (issue 19 point 6): watchdog, power cuts on probation, "no model",
+// offers during probation, the shadow, device binding, anti-rollback.
+
+// A second update: target_ -> target2_.
+class SafetyTest : public UpdateAgentTest {
+ protected:
+  void SetUp() override {
+    UpdateAgentTest::SetUp();
+    target2_ = target_;
+    for (int i = 0; i < 30; ++i) target2_[2000 + i * 53] ^= 0x22;
+    auto d = update::encode_tensor_delta(target_, target2_, {}, {}, {});
+    ASSERT_TRUE(d);
+    delta2_ = *d;
+    auto full = update::encode_full(target_, {});
+    ASSERT_TRUE(full);
+    full_ = *full;
+  }
+  update::ManifestFields manifest2(uint64_t release) const {
+    auto f =
+        tinyfleet::testing::manifest_for(target_, target2_, delta2_, release, 256, kNow + 3600);
+    f.self_tests = {tinyfleet::testing::StandInRunner::vector_for(target2_)};
+    return f;
+  }
+  // The whole target_ as a first install (a device provisioned without a model).
+  update::ManifestFields first_install(uint64_t release = 1) const {
+    auto f = tinyfleet::testing::manifest_for("", target_, full_, release, 256, kNow + 3600);
+    f.self_tests = {tinyfleet::testing::StandInRunner::vector_for(target_)};
+    return f;
+  }
+  update::ManifestFields no_model(uint64_t release) const {
+    update::ManifestFields f;
+    f.device_class = "cortex-m4-256k";
+    f.device_id = tinyfleet::testing::kTestDeviceId;
+    f.release_seq = release;
+    f.expires_at = kNow + 3600;
+    f.kind = update::OfferKind_NoModel;
+    return f;
+  }
+  // Factory base_, then release 1 (target_) committed.
+  std::unique_ptr<Device> updated_device() {
+    auto d = device();
+    EXPECT_TRUE(
+        d->agent->install_factory(reinterpret_cast<const uint8_t*>(base_.data()), base_.size()));
+    EXPECT_TRUE(d->agent->boot());
+    offer(*d, manifest());
+    d->serve(delta_.payload, 1);
+    EXPECT_EQ(d->agent->state(), UpdateState::kCommitted) << d->agent->record().reason;
+    return d;
+  }
+  // Runs `body` in a child process that ends by a watchdog reset, a SIGKILL or _exit;
+  // returns its wait status.
+  template <class F>
+  int in_child(F body) {
+    const pid_t child = fork();
+    if (child == 0) {
+      body();
+      _exit(0);
+    }
+    int status = 0;
+    waitpid(child, &status, 0);
+    return status;
+  }
+
+  std::string target2_;
+  update::Delta delta2_, full_;
+};
+
+TEST_F(SafetyTest, ProbationIsOnByDefault) {
+  EXPECT_GT(device_agent::AgentConfig{}.probation_inferences, 0u);
+  auto d = updated_device();
+  EXPECT_EQ(d->agent->record().probation_left, d->config.probation_inferences);
+}
+
+// A model that hangs in inference on probation: the watchdog resets the device (ends the
+// process); after the restart the previous model runs and the status says why.
+TEST_F(SafetyTest, AModelThatHangsOnProbationResetsTheDeviceAndRollsBack) {
+  const int status = in_child([&] {
+    auto d = updated_device();
+    device_agent::linux_port::ProcessWatchdog watchdog((dir_ / "device").string());
+    d->agent->set_watchdog(&watchdog);
+    d->runner_a.hangs_on = d->runner_b.hangs_on = target_;
+    d->agent->inference_starting();  // what the inference loop does around each run
+    int8_t in[8] = {}, out[8];
+    const bool ok = d->agent->model().run(in, out);  // never returns
+    d->agent->inference_done(ok, 1);
+  });
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), device_agent::linux_port::ProcessWatchdog::kResetExitCode);
+  auto d = device();
+  device_agent::linux_port::ProcessWatchdog watchdog((dir_ / "device").string());
+  d->agent->set_watchdog(&watchdog);
+  EXPECT_TRUE(d->agent->boot());
+  EXPECT_EQ(d->agent->state(), UpdateState::kRolledBack);
+  EXPECT_STREQ(d->agent->record().reason, "new model hung on probation (watchdog reset)");
+  EXPECT_EQ(d->agent->record().installed_release, 0u);
+  EXPECT_EQ(d->agent->record().failed_release, 1u);
+  EXPECT_TRUE(d->active_artifact() == base_);
+  ASSERT_FALSE(d->mail.statuses.empty());
+  EXPECT_EQ(d->mail.statuses.back().state, UpdateState::kRolledBack);
+  EXPECT_STREQ(d->mail.statuses.back().detail, "new model hung on probation (watchdog reset)");
+  EXPECT_FALSE(watchdog.caused_reset());  // the marker is consumed once
+}
+
+TEST_F(SafetyTest, AModelThatHangsInItsSelfTestIsNotTaken) {
+  const int status = in_child([&] {
+    auto d = device();
+    device_agent::linux_port::ProcessWatchdog watchdog((dir_ / "device").string());
+    d->agent->set_watchdog(&watchdog);
+    d->runner_a.hangs_on = d->runner_b.hangs_on = target_;
+    d->agent->install_factory(reinterpret_cast<const uint8_t*>(base_.data()), base_.size());
+    d->agent->boot();
+    offer(*d, manifest());
+    d->serve(delta_.payload, 1);  // the self-test hangs
+  });
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), device_agent::linux_port::ProcessWatchdog::kResetExitCode);
+  auto d = device();
+  device_agent::linux_port::ProcessWatchdog watchdog((dir_ / "device").string());
+  d->agent->set_watchdog(&watchdog);
+  EXPECT_TRUE(d->agent->boot());
+  EXPECT_EQ(d->agent->state(), UpdateState::kRolledBack);
+  EXPECT_STREQ(d->agent->record().reason, "new model hung in its self-test (watchdog reset)");
+  EXPECT_EQ(d->agent->record().failed_release, 1u);
+  EXPECT_TRUE(d->active_artifact() == base_);
+}
+
+// The power goes (SIGKILL) while the new model is on probation: the restart returns to
+// the previous model.
+TEST_F(SafetyTest, APowerCutOnProbationRollsBackOnRestart) {
+  const int status = in_child([&] {
+    auto d = updated_device();
+    d->agent->inference_done(true, 1);
+    d->agent->inference_done(true, 1);
+    raise(SIGKILL);
+  });
+  ASSERT_TRUE(WIFSIGNALED(status));
+  auto d = device();
+  EXPECT_TRUE(d->agent->boot());
+  EXPECT_EQ(d->agent->state(), UpdateState::kRolledBack);
+  EXPECT_STREQ(d->agent->record().reason, "restarted while the new model was on probation");
+  EXPECT_EQ(d->agent->record().installed_release, 0u);
+  EXPECT_TRUE(d->active_artifact() == base_);
+  EXPECT_TRUE(d->runner_a.artifact_ == base_);
+}
+
+// A device provisioned without a model whose first model fails: "no model" (reported),
+// not a boot loop; a later release is still taken.
+TEST_F(SafetyTest, AFirstInstallThatFailsGoesToNoModel) {
+  {
+    auto d = device();
+    ASSERT_TRUE(d->agent->provision_empty());
+    auto f = first_install();
+    f.self_tests = {tinyfleet::testing::StandInRunner::vector_for(base_)};  // fails
+    offer(*d, f);
+    d->serve(full_.payload, 1);
+    EXPECT_EQ(d->agent->state(), UpdateState::kNoModel);
+    EXPECT_FALSE(d->agent->model_ready());
+    ASSERT_FALSE(d->mail.statuses.empty());
+    EXPECT_EQ(d->mail.statuses.back().state, UpdateState::kNoModel);
+    EXPECT_FALSE(d->mail.statuses.back().has_artifact);
+    EXPECT_EQ(d->mail.statuses.back().failed_release, 1u);
+  }
+  {
+    // A first model that passes its self-test, then crashes on probation (twice: no loop).
+    auto d = device();
+    EXPECT_FALSE(d->agent->boot());
+    offer(*d, first_install(2));
+    d->serve(full_.payload, 2);
+    ASSERT_EQ(d->agent->state(), UpdateState::kCommitted) << d->agent->record().reason;
+    d->agent->inference_done(true, 1);
+  }
+  for (int boot = 0; boot < 2; ++boot) {
+    auto d = device();
+    EXPECT_FALSE(d->agent->boot());  // runs nothing, and says so
+    EXPECT_EQ(d->agent->state(), UpdateState::kNoModel);
+    EXPECT_FALSE(d->agent->model_ready());
+    EXPECT_EQ(d->agent->record().failed_release, 2u);
+    EXPECT_EQ(d->agent->record().active_slot, device_agent::kNoSlot);
+    EXPECT_EQ(d->runner_a.runs + d->runner_b.runs, 0);
+    if (boot == 0) {
+      EXPECT_STREQ(d->agent->record().reason, "restarted while the new model was on probation");
+      EXPECT_EQ(d->mail.statuses.back().state, UpdateState::kNoModel);
+    }
+  }
+  auto d = device();
+  d->agent->boot();
+  offer(*d, first_install(3));
+  d->serve(full_.payload, 3);
+  EXPECT_EQ(d->agent->state(), UpdateState::kCommitted);
+  EXPECT_TRUE(d->agent->model_ready());
+}
+
+// An update arriving on probation would overwrite the fallback slot: it waits (reported
+// as deferred, not refused) and is taken when probation passes.
+TEST_F(SafetyTest, AnOfferOnProbationWaitsUntilProbationEnds) {
+  auto d = updated_device();
+  d->mail.statuses.clear();
+  offer(*d, manifest2(2));
+  EXPECT_TRUE(d->mail.requests.empty());
+  EXPECT_EQ(d->agent->state(), UpdateState::kCommitted);
+  ASSERT_FALSE(d->mail.statuses.empty());
+  EXPECT_EQ(d->mail.statuses.back().event, update::StatusEvent::kOfferDeferred);
+  EXPECT_EQ(d->mail.statuses.back().refusal, update::OfferStatus::kOnProbation);
+  EXPECT_EQ(d->agent->record().previous_slot, 0);
+  EXPECT_EQ(d->slots.slot_size(0), static_cast<long>(base_.size()));  // the fallback is whole
+  d->pass_probation();
+  EXPECT_FALSE(d->mail.requests.empty());  // taken now
+  d->serve(delta2_.payload, 2);
+  EXPECT_EQ(d->agent->state(), UpdateState::kCommitted) << d->agent->record().reason;
+  EXPECT_EQ(d->agent->record().installed_release, 2u);
+  EXPECT_TRUE(d->active_artifact() == target2_);
+}
+
+// The shadow (the previous model, in the other slot) stops when another update is
+// accepted, before its patch rewrites that slot, and a rejected model never becomes it.
+TEST_F(SafetyTest, TheShadowNeverRunsAReplacedOrRejectedModel) {
+  auto d = updated_device();
+  d->pass_probation();
+  ASSERT_NE(d->agent->shadow(), nullptr);
+  auto f = manifest2(2);
+  f.self_tests = {tinyfleet::testing::StandInRunner::vector_for(base_)};  // will fail
+  f.chunk_size = 16;
+  offer(*d, f);
+  EXPECT_EQ(d->agent->shadow(), nullptr);  // from the moment the offer is taken
+  d->serve(delta2_.payload, 2);
+  EXPECT_EQ(d->agent->state(), UpdateState::kRolledBack);
+  EXPECT_EQ(d->agent->shadow(), nullptr);
+  EXPECT_TRUE(d->agent->model().input_bytes() > 0);
+  EXPECT_TRUE(d->active_artifact() == target_);
+}
+
+// An offer captured from another device (or one naming no device) is refused here.
+TEST_F(SafetyTest, AnOfferForAnotherDeviceIsRefused) {
+  auto d = device();
+  ASSERT_TRUE(
+      d->agent->install_factory(reinterpret_cast<const uint8_t*>(base_.data()), base_.size()));
+  ASSERT_TRUE(d->agent->boot());
+  for (const char* other : {"device-1", ""}) {
+    auto f = manifest();
+    f.device_id = other;
+    d->mail.statuses.clear();
+    offer(*d, f);
+    EXPECT_TRUE(d->mail.requests.empty());
+    ASSERT_FALSE(d->mail.statuses.empty());
+    EXPECT_EQ(d->mail.statuses.back().refusal, update::OfferStatus::kWrongDevice);
+    EXPECT_STREQ(d->mail.statuses.back().detail, "manifest for another device");
+  }
+  offer(*d, manifest());
+  EXPECT_FALSE(d->mail.requests.empty());
+}
+
+// After a rollback the installed release is lower than the highest accepted one: the
+// releases between them stay refused (persisted); a newer one (fleetd's revert or a
+// new rollout: always a new, higher release) is taken.
+TEST_F(SafetyTest, ARollbackDoesNotReopenReleasesBelowTheHighestSeen) {
+  {
+    auto d = updated_device();
+    d->pass_probation();
+    offer(*d, manifest2(5));
+    d->serve(delta2_.payload, 5);
+    ASSERT_EQ(d->agent->state(), UpdateState::kCommitted);
+    d->agent->inference_done(false, 1);  // fails on probation
+    ASSERT_EQ(d->agent->state(), UpdateState::kRolledBack);
+    EXPECT_EQ(d->agent->record().installed_release, 1u);
+    EXPECT_EQ(d->agent->record().highest_release, 5u);
+  }
+  auto d = device();
+  ASSERT_TRUE(d->agent->boot());
+  for (uint64_t between : {2u, 4u}) {
+    offer(*d, manifest2(between));
+    EXPECT_TRUE(d->mail.requests.empty()) << between;
+  }
+  offer(*d, manifest2(6));
+  EXPECT_FALSE(d->mail.requests.empty());
+}
+
+// A signed "no model" offer (a rollout's revert of a device that had none before it):
+// the device stops running the model and says so, across restarts.
+TEST_F(SafetyTest, ANoModelOfferStopsInference) {
+  {
+    auto d = device();
+    ASSERT_TRUE(d->agent->provision_empty());
+    offer(*d, first_install(1));
+    d->serve(full_.payload, 1);
+    d->pass_probation();
+    ASSERT_TRUE(d->agent->model_ready());
+    auto other = no_model(2);
+    other.device_id = "device-1";
+    offer(*d, other);
+    EXPECT_TRUE(d->agent->model_ready());  // not for this device
+    offer(*d, no_model(2));
+    EXPECT_EQ(d->agent->state(), UpdateState::kNoModel);
+    EXPECT_FALSE(d->agent->model_ready());
+    EXPECT_EQ(d->mail.statuses.back().state, UpdateState::kNoModel);
+    EXPECT_FALSE(d->mail.statuses.back().has_artifact);
+    EXPECT_EQ(d->mail.statuses.back().release, 2u);
+  }
+  auto d = device();
+  EXPECT_FALSE(d->agent->boot());
+  EXPECT_EQ(d->agent->state(), UpdateState::kNoModel);
+  offer(*d, first_install(1));  // the rejected model's retained offer: not taken again
+  EXPECT_TRUE(d->mail.requests.empty());
+}
+
+// A record written by the previous agent (version 1, without highest_release) is read:
+// the device keeps its model and takes the highest release it can have accepted.
+TEST_F(SafetyTest, AVersionOneRecordIsReadAndUpgraded) {
+  {
+    auto d = updated_device();
+    d->pass_probation();
+  }
+  using device_agent::AgentRecord;
+  std::string v2(sizeof(AgentRecord), '\0');
+  auto* rec = reinterpret_cast<AgentRecord*>(v2.data());
+  device_agent::linux_port::FileRecordStore store((dir_ / "device").string());
+  ASSERT_EQ(store.load("agent-state", reinterpret_cast<uint8_t*>(v2.data()), v2.size()),
+            static_cast<long>(v2.size()));
+  rec->version = 1;
+  // Version 1: the same fields without the 8 bytes of highest_release.
+  std::string v1 = v2.substr(0, offsetof(AgentRecord, highest_release)) +
+                   v2.substr(offsetof(AgentRecord, probation_left),
+                             offsetof(AgentRecord, crc) - offsetof(AgentRecord, probation_left));
+  uint32_t crc = 0xffffffffu;
+  for (unsigned char c : v1) {
+    crc ^= c;
+    for (int k = 0; k < 8; ++k) crc = (crc >> 1) ^ (0xedb88320u & (0u - (crc & 1u)));
+  }
+  crc = ~crc;
+  v1.append(reinterpret_cast<const char*>(&crc), 4);
+  v1.resize(sizeof(AgentRecord) - 8, '\0');
+  ASSERT_TRUE(store.save("agent-state", reinterpret_cast<const uint8_t*>(v1.data()), v1.size()));
+  auto d = device();
+  ASSERT_TRUE(d->agent->boot());
+  EXPECT_EQ(d->agent->record().installed_release, 1u);
+  EXPECT_EQ(d->agent->record().highest_release, 1u);
+  EXPECT_TRUE(d->active_artifact() == target_);
+  offer(*d, manifest2(2));
+  EXPECT_FALSE(d->mail.requests.empty());
+}

@@ -135,8 +135,10 @@ TEST(FleetSim, SimulatedDevicesInstallAModelAndReportTelemetry) {
   f.channel_mean = model->report.drift_baseline.channel_mean;
   f.channel_std = model->report.drift_baseline.channel_std;
   f.modelled_cycles = 200000;
-  const std::string offer = update::sign_offer(f, *key);
-  for (const auto& id : ids) ASSERT_TRUE(publisher.offer(fleet, id, 1, offer, full->payload));
+  for (const auto& id : ids) {
+    f.device_id = id;  // each offer is bound to its device
+    ASSERT_TRUE(publisher.offer(fleet, id, 1, update::sign_offer(f, *key), full->payload));
+  }
 
   // A host energy counter (uJ) the devices read as their meter, growing 1,000 uJ every
   // 50 ms; replaced whole (rename), as a driver's file reads whole.

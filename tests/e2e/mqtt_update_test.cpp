@@ -97,8 +97,10 @@ struct Rig {
     f = tinyfleet::testing::manifest_for(base, target, delta, 1, chunk_size,
                                          clock.now_unix() + 3600);
     f.fleet = fleet;
+    f.device_id = device;
     f.self_tests = {{input, expected}};
     config.fleet = fleet.c_str();
+    config.device_id = device.c_str();
     config.device_class = "cortex-m4-256k";
     config.root_public_key = reinterpret_cast<const uint8_t*>(root.data());
     config.window_log = 17;

@@ -283,6 +283,62 @@ TEST_F(RolloutE2E, StagedRolloutsSurviveAFleetdCrashAndABadVersionRollsBack) {
   ASSERT_NO_FATAL_FAILURE(check_metrics());
 }
 
+// A rollout that gives devices their first model and is rolled back after its canary
+// installed it: those devices get a signed "no model" offer (bound to each) and stop
+// running the rejected model (status no_model, no artifact); the devices never offered
+// it keep running nothing and never fetch it (issue 20 point 4, issue 19 point 6).
+TEST_F(RolloutE2E, ARolledBackFirstModelLeavesItsDevicesOnNoModel) {
+  const std::string cm4 = "cortex-m4-256k";
+  auto r = fleetctl(std::string("classes import ") + TINYFLEET_DEVICE_CLASS_CATALOG);
+  ASSERT_EQ(r.exit, 0) << r.out;
+  r = fleetctl("devices provision --count 10 --prefix nm- --class " + cm4 +
+               " --tags nomodel --credentials-out " + (dir_ / "nm-creds").string());
+  ASSERT_EQ(r.exit, 0) << r.out;
+  ASSERT_EQ(fleetctl("models create digits").exit, 0);
+  r = fleetctl("versions create digits --onnx " + fixture_path("models/digits_cnn.onnx") +
+               " --calibration " + fixture_path("data/digits_calib.npz") + " --validation " +
+               fixture_path("data/digits_val.npz") + " --classes " + cm4);
+  ASSERT_EQ(r.exit, 0) << r.out;
+  start_sim(cm4, (dir_ / "nm-creds").string(), "sim-m4");
+  // Phase 0 (20%: two devices) bakes for ten minutes: the operator aborts in it.
+  r = fleetctl(
+      "rollouts create first --model digits --version 1 --tags nomodel --phases "
+      "20:600,100:1 --rate 6000");
+  ASSERT_EQ(r.exit, 0) << r.out;
+  auto canary_updated = [&] {
+    int n = 0;
+    for (const auto& [id, d] : devices_of("first")) n += std::get<1>(d) == "updated";
+    return n;
+  };
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (canary_updated() < 2 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  ASSERT_EQ(canary_updated(), 2) << fleetd_->log().substr(0, 20000);
+  r = fleetctl("rollouts abort first");
+  ASSERT_EQ(r.exit, 0) << r.out;
+  r = fleetctl("rollouts watch first");
+  std::printf("%s\n", r.out.c_str());
+  int reverted = 0;
+  for (const auto& [id, d] : devices_of("first")) {
+    if (std::get<0>(d) == 0) {
+      EXPECT_EQ(std::get<1>(d), "rolled_back") << id;
+      ++reverted;
+    } else {
+      EXPECT_EQ(std::get<1>(d), "pending") << id;
+    }
+  }
+  EXPECT_EQ(reverted, 2);
+  for (const auto& [id, sha] : artifacts_of_devices()) EXPECT_EQ(sha, "") << id << " runs a model";
+  auto statuses = scratch_.db().transact([](pqxx::work& w) {
+    return w.exec("SELECT count(*) FROM devices WHERE status = 'no_model'")[0][0].as<int>();
+  });
+  ASSERT_TRUE(statuses);
+  EXPECT_EQ(*statuses, 2);
+  r = fleetctl("devices list --status no_model");
+  EXPECT_EQ(r.exit, 0) << r.out;
+}
+
 // Prometheus metrics after the three rollouts: promtool accepts the exposition, and
 // the values say what happened (since fleetd's restart for the counters).
 void RolloutE2E::check_metrics() {

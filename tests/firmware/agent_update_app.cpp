@@ -94,6 +94,8 @@ device_agent::AgentConfig config() {
   c.fleet = ft::kFleet;
   c.device_class = ft::kClass;
   c.root_public_key = tf_root_pub;
+  c.device_id = ft::kDevice;
+  c.probation_inferences = 1;  // the one inference below passes it, so a restart keeps v2
   return c;
 }
 
@@ -119,7 +121,7 @@ void update_device_a() {
   expect(output_is(agent, tf_v1_output, tf_v1_output_size), "A",
          "v1 on the target gives the host runtime's output bytes");
 
-  update::DeviceIdentity id{ft::kFleet, ft::kClass, 0, tf_root_pub};
+  update::DeviceIdentity id{ft::kFleet, ft::kClass, 0, tf_root_pub, ft::kDevice};
   update::CheckedOffer checked;
   const uint64_t check_n = firmware::count_instructions([&] {
     checked = update::check_offer(tf_delta_offer, tf_delta_offer_size, id, ft::kNow, g_verifier);

@@ -115,7 +115,7 @@ bool tamper_payload_hash() {
 
 update::OfferStatus check(const uint8_t* root, const char* cls, uint64_t now,
                           const firmware::Ed25519Verifier& verifier) {
-  update::DeviceIdentity id{ft::kFleet, cls, 0, root};
+  update::DeviceIdentity id{ft::kFleet, cls, 0, root, ft::kDevice};
   return update::check_offer(g_offer, tf_offer_size, id, now, verifier).status;
 }
 
@@ -273,6 +273,7 @@ void check_agent(firmware::Sha256Port& sha, const firmware::Ed25519Verifier& ver
   config.fleet = ft::kFleet;
   config.device_class = ft::kClass;
   config.root_public_key = tf_root_pub;
+  config.device_id = ft::kDevice;
   static device_agent::UpdateAgent agent(config, g_records, g_slots, g_clock, g_outbox, verifier,
                                          sha, g_active, g_candidate, g_workspace,
                                          sizeof g_workspace);

@@ -13,5 +13,6 @@ inline constexpr uint64_t kDeltaRelease = 8;     // the v1 -> v2 update applied 
 inline constexpr uint32_t kDeltaChunkSize = 32;  // several chunks for a small delta
 inline constexpr const char* kFleet = "default";
 inline constexpr const char* kClass = "cortex-m4-256k";
+inline constexpr const char* kDevice = "m4-0001";  // the offers are bound to it
 
 }  // namespace tinyfleet::firmware_test

@@ -76,6 +76,7 @@ int main(int argc, char** argv) {
   update::ManifestFields f;
   f.fleet = ft::kFleet;
   f.device_class = ft::kClass;
+  f.device_id = ft::kDevice;
   f.model = "digits";
   f.model_version = 2;
   f.release_seq = ft::kRelease;

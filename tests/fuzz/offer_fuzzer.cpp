@@ -11,7 +11,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   (void)ready;
   static const uint8_t root[32] = {1, 2, 3};
   tinyfleet::update::SodiumVerifier verifier;
-  tinyfleet::update::DeviceIdentity id{"default", "cortex-m4-256k", 3, root};
+  tinyfleet::update::DeviceIdentity id{"default", "cortex-m4-256k", 3, root, "dev-a"};
   tinyfleet::update::check_offer(data, size, id, 1795305600, verifier);
   return 0;
 }

@@ -116,10 +116,22 @@ TEST_F(OfferBuilderTest, SelfTestsAndBaselineComeFromTheStoredOutputs) {
   q.model = "digits_cnn";
   q.model_version = 1;
   q.release_seq = 5;
+  q.device_id = "dev-7";
   auto built = builder.build(q, kNow);
   ASSERT_TRUE(built) << built.error().message;
   const auto* m = manifest_of(built->offer);
   ASSERT_NE(m, nullptr);
+  ASSERT_NE(m->device_id(), nullptr);
+  EXPECT_EQ(m->device_id()->str(), "dev-7");  // bound to its device
+  EXPECT_EQ(m->kind(), update::OfferKind_Model);
+  // The "no model" revert of the same device: signed, bound, nothing to download.
+  auto none = builder.build_no_model(q, kNow);
+  ASSERT_TRUE(none) << none.error().message;
+  const auto* n = manifest_of(none->offer);
+  EXPECT_EQ(n->kind(), update::OfferKind_NoModel);
+  EXPECT_EQ(n->device_id()->str(), "dev-7");
+  EXPECT_EQ(n->release_seq(), 5u);
+  EXPECT_TRUE(none->payload.empty());
   ASSERT_NE(m->self_tests(), nullptr);
   ASSERT_EQ(m->self_tests()->size(), 2u);
   for (const auto* t : *m->self_tests()) {

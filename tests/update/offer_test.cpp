@@ -49,13 +49,15 @@ class Offers : public ::testing::Test {
     f.self_tests = {{std::string(64, '\x01'), std::string(10, '\x02')}};
     f.class_histogram = std::vector<float>(10, 0.1f);
     f.mean_top1_confidence = 0.93f;
+    f.device_id = "dev-a";
     return f;
   }
 
   OfferStatus check(const std::string& offer, uint64_t current_release = 3,
-                    const char* cls = "cortex-m4-256k", uint64_t now = kNow) const {
+                    const char* cls = "cortex-m4-256k", uint64_t now = kNow,
+                    const char* device = "dev-a") const {
     update::DeviceIdentity id{"default", cls, current_release,
-                              reinterpret_cast<const uint8_t*>(root_pk_.data())};
+                              reinterpret_cast<const uint8_t*>(root_pk_.data()), device};
     return update::check_offer(reinterpret_cast<const uint8_t*>(offer.data()), offer.size(), id,
                                now, verifier_)
         .status;
@@ -70,7 +72,7 @@ class Offers : public ::testing::Test {
 TEST_F(Offers, AValidOfferIsAcceptedAndReadInPlace) {
   const auto offer = update::sign_offer(fields(), key_);
   update::DeviceIdentity id{"default", "cortex-m4-256k", 3,
-                            reinterpret_cast<const uint8_t*>(root_pk_.data())};
+                            reinterpret_cast<const uint8_t*>(root_pk_.data()), "dev-a"};
   auto checked = update::check_offer(reinterpret_cast<const uint8_t*>(offer.data()), offer.size(),
                                      id, kNow, verifier_);
   ASSERT_EQ(checked.status, OfferStatus::kOk);
@@ -123,6 +125,15 @@ TEST_F(Offers, EachRuleNamesItsReason) {
   f = fields();
   f.fleet = "other";
   EXPECT_EQ(check(update::sign_offer(f, key_)), OfferStatus::kWrongFleet);
+  // Bound to one device: an offer captured from device A is refused by device B, and one
+  // naming no device (from before the field) by every device.
+  EXPECT_EQ(check(update::sign_offer(fields(), key_), 3, "cortex-m4-256k", kNow, "dev-b"),
+            OfferStatus::kWrongDevice);
+  f = fields();
+  f.device_id = "";
+  EXPECT_EQ(check(update::sign_offer(f, key_)), OfferStatus::kWrongDevice);
+  EXPECT_EQ(check(update::sign_offer(fields(), key_), 3, "cortex-m4-256k", kNow, ""),
+            OfferStatus::kWrongDevice);
   // The targets key's certificate runs out after 30 days.
   EXPECT_EQ(check(update::sign_offer(fields(), key_), 3, "cortex-m4-256k", kNow + 31 * 86400),
             OfferStatus::kCertificateExpired);
@@ -161,6 +172,24 @@ TEST_F(Offers, RotationStrandsNoDevice) {
   ASSERT_TRUE(loaded);
   EXPECT_EQ(loaded->public_key, rotated->public_key);
   EXPECT_FALSE(update::init_keys(dir_.string(), kNow, 30)) << "init must not replace a root key";
+}
+
+// A "no model" offer (a rollout's revert of a device that had none) carries no target or
+// payload; everything else (signature, fleet, class, device, release, expiry) applies.
+TEST_F(Offers, ANoModelOfferNeedsNoPayloadButIsCheckedOtherwise) {
+  update::ManifestFields f;
+  f.fleet = "default";
+  f.device_class = "cortex-m4-256k";
+  f.device_id = "dev-a";
+  f.release_seq = 8;
+  f.expires_at = kNow + 3600;
+  f.kind = update::OfferKind_NoModel;
+  EXPECT_EQ(check(update::sign_offer(f, key_)), OfferStatus::kOk);
+  EXPECT_EQ(check(update::sign_offer(f, key_), 8), OfferStatus::kNotNewer);
+  EXPECT_EQ(check(update::sign_offer(f, key_), 3, "cortex-m4-256k", kNow, "dev-b"),
+            OfferStatus::kWrongDevice);
+  f.kind = update::OfferKind_Model;  // the same fields as a model offer: malformed
+  EXPECT_EQ(check(update::sign_offer(f, key_)), OfferStatus::kMalformed);
 }
 
 }  // namespace

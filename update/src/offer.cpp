@@ -66,9 +66,11 @@ CheckedOffer check_offer(const uint8_t* data, size_t size, const DeviceIdentity&
     return out;
   }
   const bool full = m->codec() == update::DeltaCodec_Full;
-  if (!has_size(m->target_sha256(), 32) || !has_size(m->payload_sha256(), 32) ||
-      (!full && !has_size(m->base_sha256(), 32)) || m->chunk_size() == 0 || m->target_size() == 0 ||
-      m->payload_size() == 0 || m->codec() > update::DeltaCodec_MAX) {
+  if (m->kind() > update::OfferKind_MAX) return out;
+  if (m->kind() == update::OfferKind_Model &&
+      (!has_size(m->target_sha256(), 32) || !has_size(m->payload_sha256(), 32) ||
+       (!full && !has_size(m->base_sha256(), 32)) || m->chunk_size() == 0 ||
+       m->target_size() == 0 || m->payload_size() == 0 || m->codec() > update::DeltaCodec_MAX)) {
     return out;
   }
   if (!equals(m->fleet(), device.fleet)) {
@@ -77,6 +79,12 @@ CheckedOffer check_offer(const uint8_t* data, size_t size, const DeviceIdentity&
   }
   if (!equals(m->device_class(), device.device_class)) {
     out.status = OfferStatus::kWrongClass;
+    return out;
+  }
+  // Bound to one device: a manifest naming another device, or none (an offer from before
+  // the field, or one built for a whole class) is refused, never taken as "any device".
+  if (!device.device_id || !*device.device_id || !equals(m->device_id(), device.device_id)) {
+    out.status = OfferStatus::kWrongDevice;
     return out;
   }
   if (m->release_seq() <= device.current_release) {

@@ -17,7 +17,9 @@ const char* to_string(OfferStatus status) {
                                        "release not newer than the installed one",
                                        "manifest expired",
                                        "delta base is not the installed model",
-                                       "cannot store the offer"};
+                                       "cannot store the offer",
+                                       "manifest for another device",
+                                       "deferred: the installed model is on probation"};
   return wire::name_of(kNames, static_cast<size_t>(status));
 }
 

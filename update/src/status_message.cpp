@@ -5,13 +5,15 @@
 namespace tinyfleet::update {
 
 const char* to_string(UpdateState state) {
-  static const char* const kNames[] = {"Idle",     "Offered",  "Downloading", "Verifying",
-                                       "Patching", "SelfTest", "Committed",   "RolledBack"};
+  static const char* const kNames[] = {"Idle",      "Offered",    "Downloading",
+                                       "Verifying", "Patching",   "SelfTest",
+                                       "Committed", "RolledBack", "NoModel"};
   return wire::name_of(kNames, static_cast<size_t>(state));
 }
 
 const char* to_string(StatusEvent event) {
-  static const char* const kNames[] = {"unknown", "hello", "state", "offer_refused", "error"};
+  static const char* const kNames[] = {"unknown",       "hello", "state",
+                                       "offer_refused", "error", "offer_deferred"};
   return wire::name_of(kNames, static_cast<size_t>(event));
 }
 

@@ -143,13 +143,14 @@ json fleet(pqxx::work& w, const std::string& after) {
       break;
     }
     const std::string status = r[2].as<std::string>();
-    devices.push_back({{"id", r[0].as<std::string>()},
-                       {"class", r[1].as<std::string>()},
-                       {"status", status},
-                       {"online", status == "online" || status == "updating"},
-                       {"model", model_label(r[3], r[4], r[6])},
-                       {"last_seen", r[5].as<std::string>()},
-                       {"last_telemetry", r[7].as<std::string>()}});
+    devices.push_back(
+        {{"id", r[0].as<std::string>()},
+         {"class", r[1].as<std::string>()},
+         {"status", status},
+         {"online", status == "online" || status == "updating" || status == "no_model"},
+         {"model", model_label(r[3], r[4], r[6])},
+         {"last_seen", r[5].as<std::string>()},
+         {"last_telemetry", r[7].as<std::string>()}});
   }
   json out = {{"total", w.exec("SELECT count(*) FROM devices")[0][0].as<int64_t>()},
               {"after", after},

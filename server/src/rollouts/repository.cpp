@@ -497,13 +497,19 @@ bool record_offer(pqxx::work& w, int64_t id, const std::string& device, bool rev
 
 int apply_status(pqxx::work& w, const std::string& fleet, const std::string& device,
                  const StatusReport& s, bool latest) {
-  const bool rolled_back = s.state == update::UpdateState::kRolledBack;
+  // A first install that failed leaves the device on no model (kNoModel): a failure too.
+  const bool rolled_back =
+      s.state == update::UpdateState::kRolledBack || s.state == update::UpdateState::kNoModel;
   const bool refused = s.event == update::StatusEvent::kOfferRefused;
   if (!latest && !refused && !rolled_back) return 0;
   w.exec_params(
       "UPDATE devices SET current_artifact_sha256 = NULLIF($2, ''), last_seen = now(), "
       "status = $3 WHERE id = $1 AND fleet = $4",
-      device, s.artifact, s.updating() ? "updating" : "online", fleet);
+      device, s.artifact,
+      s.updating()                               ? "updating"
+      : s.state == update::UpdateState::kNoModel ? "no_model"
+                                                 : "online",
+      fleet);
   static const std::string active = in_active();
   int changed = 0;
   // The target is installed (reported by any event naming it).
@@ -550,8 +556,8 @@ int apply_status(pqxx::work& w, const std::string& fleet, const std::string& dev
   }
   changed += w.exec_params(
                   "UPDATE rollout_devices SET state = 'rolled_back', updated_at = now() "
-                  "WHERE device_id = $1 AND state = 'reverting' AND base_artifact = $2 "
-                  "AND revert_release <= $3 AND " +
+                  "WHERE device_id = $1 AND state = 'reverting' AND (base_artifact = $2 OR "
+                  "(base_artifact IS NULL AND $2 = '')) AND revert_release <= $3 AND " +
                       active,
                   device, s.artifact, s.release)
                  .affected_rows();

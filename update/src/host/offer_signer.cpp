@@ -28,7 +28,8 @@ std::string sign_offer(const ManifestFields& f, const TargetsKey& key) {
       mb, 1, mb.CreateString(f.fleet), mb.CreateString(f.device_class), mb.CreateString(f.model),
       f.model_version, f.release_seq, bytes(mb, f.target_sha256), f.target_size,
       bytes(mb, f.base_sha256), f.codec, bytes(mb, f.payload_sha256), f.payload_size, f.chunk_size,
-      f.expires_at, mb.CreateVector(tests), f.self_test_tolerance, baseline, f.modelled_cycles);
+      f.expires_at, mb.CreateVector(tests), f.self_test_tolerance, baseline, f.modelled_cycles,
+      mb.CreateString(f.device_id), f.kind);
   mb.Finish(manifest);
 
   std::string signature(crypto_sign_BYTES, '\0');

@@ -52,6 +52,23 @@ class Clock {
   virtual uint64_t active_ns() { return monotonic_us() * 1000; }
 };
 
+// A watchdog: armed around work that may hang (each self-test run of a new model, each
+// inference), disarmed when it returns. If it is not disarmed in time the device resets
+// (an MCU's hardware watchdog; the Linux port ends the process, whose supervisor starts
+// it again). The agent's record says what was running, so boot() rolls back a model on
+// probation or in its self-test; caused_reset() lets it say that a hang was the reason.
+// Contract for a port: arm() (re)starts the countdown, disarm() stops it, and a reset it
+// causes must be recognisable once after the next boot (a reset-reason register, a
+// marker kept in RAM that survives reset, or a file).
+class Watchdog {
+ public:
+  virtual ~Watchdog() = default;
+  virtual void arm(uint32_t timeout_ms) = 0;
+  virtual void disarm() = 0;
+  // True (once) when the last reset was this watchdog's.
+  virtual bool caused_reset() = 0;
+};
+
 // An energy meter (current sensor, fuel gauge, a hwmon or power_supply energy counter):
 // optional; where present, each telemetry window carries what it counted over the window
 // besides the compiler's modelled figure.

@@ -22,7 +22,7 @@ inline constexpr uint8_t kNoSlot = 0xff;
 // The persisted record ("agent-state"), fixed size, checksummed.
 struct AgentRecord {
   uint32_t magic = 0x41534654;  // "TFSA"
-  uint16_t version = 1;
+  uint16_t version = 2;
   UpdateState state = UpdateState::kIdle;
   uint8_t active_slot = kNoSlot;
   uint64_t installed_release = 0;
@@ -36,6 +36,10 @@ struct AgentRecord {
   uint8_t pending_sha256[32] = {};
   uint64_t pending_size = 0;
   uint64_t failed_release = 0;  // a release that failed here is not tried again
+  // The highest release ever accepted here, kept apart from installed_release (which a
+  // rollback lowers): an offer must be above it, so a rollback does not reopen the
+  // releases between the installed and the highest one (anti-rollback).
+  uint64_t highest_release = 0;
   uint32_t probation_left = 0;  // inferences the new model must run before it is trusted
   char reason[96] = {};
   uint32_t crc = 0;
@@ -44,15 +48,21 @@ struct AgentRecord {
 struct AgentConfig {
   const char* fleet = "default";
   const char* device_class = "";
+  const char* device_id = "";                // offers must name it (update.fbs Manifest.device_id)
   const uint8_t* root_public_key = nullptr;  // 32 bytes
   uint32_t window_log = 17;                  // decoder window this device affords
   uint32_t chunk_timeout_ms = 2000;          // re-request a chunk after this
   uint32_t self_test_timeout_ms = 1000;      // per self-test inference
-  // After a switch, the new model is on probation for this many inferences: a crash
-  // (the device restarts while on probation) or an inference over the time limit
-  // rolls back to the previous model. 0 trusts the model once its self-test passes.
-  uint32_t probation_inferences = 0;
+  // After a switch, the new model is on probation for this many inferences: a crash or
+  // a hang (the device restarts while on probation), a failed inference or one over the
+  // time limit rolls back to the previous model (or, on a first install, to "no model").
+  // 0 trusts the model once its self-test passes. An offer arriving on probation waits
+  // until it ends (the fallback slot is not overwritten).
+  uint32_t probation_inferences = 20;
   uint32_t inference_timeout_ms = 1000;
+  // The watchdog's time (set_watchdog) for one self-test run or inference: a run that
+  // has not returned by then resets the device.
+  uint32_t watchdog_timeout_ms = 5000;
 };
 
 // The update state machine of one device. Single-threaded: the port calls it from
@@ -64,6 +74,8 @@ class UpdateAgent {
               ModelRunner& active, ModelRunner& candidate, uint8_t* workspace,
               size_t workspace_bytes);
 
+  // The watchdog armed around each self-test run and inference (optional; see ports.h).
+  void set_watchdog(Watchdog* watchdog) { watchdog_ = watchdog; }
   // Puts a first artifact into slot 0 as release 0 (provisioning, before any update).
   bool install_factory(const uint8_t* artifact, size_t size);
   // Provisions a device that ships without a model: its first offer must be a full one.
@@ -80,17 +92,21 @@ class UpdateAgent {
   void on_chunk(uint64_t release, uint64_t offset, const uint8_t* data, size_t size);
   void on_reconnect();  // announces itself and re-requests the chunk in flight
   void poll();          // chunk timeouts
-  // The inference loop reports each inference of the active model: a failure or one
-  // over the time limit while on probation rolls back; success counts down probation.
+  // The inference loop calls this just before each inference of the active model (it
+  // arms the watchdog) and inference_done() after it: a failure or one over the time
+  // limit while on probation rolls back; success counts down probation.
+  void inference_starting();
   void inference_done(bool ok, uint64_t elapsed_ms);
-  // Returns to the previous model (kept in the other slot) and reports why.
+  // Returns to the previous model (kept in the other slot) and reports why; with no
+  // previous model (a first install) the device goes to kNoModel and runs nothing.
   bool roll_back(const char* reason);
 
   UpdateState state() const { return record_.state; }
   const AgentRecord& record() const { return record_; }
   bool model_ready() const { return model_ready_; }
   ModelRunner& model() { return *active_; }
-  // After a switch, the previous model (still loaded) for shadow comparison, or null.
+  // After a switch, the previous model (still loaded) for shadow comparison, or null;
+  // null from the moment another update is accepted (its patch rewrites that slot).
   ModelRunner* shadow() { return shadow_ready_ ? candidate_ : nullptr; }
   void end_shadow() { shadow_ready_ = false; }
   const update::Manifest* manifest() const;  // of the offer in progress or last installed
@@ -103,6 +119,9 @@ class UpdateAgent {
  private:
   bool persist(UpdateState next, const char* reason = "");
   void withdraw();  // an empty offer: abandon the update in flight
+  void drop_model(uint64_t release, const char* reason);  // to kNoModel
+  bool defer(const uint8_t* data, size_t size);           // an offer during probation
+  void take_deferred();                                   // ... once probation ended
   void refuse(update::OfferStatus why);
   void fail_update(const char* reason);
   void request_next_chunk();
@@ -132,6 +151,7 @@ class UpdateAgent {
   bool model_ready_ = false;
   ModelInfo info_;
   bool shadow_ready_ = false;
+  Watchdog* watchdog_ = nullptr;
   uint64_t requested_at_ms_ = 0;
   bool request_outstanding_ = false;
 };

@@ -30,6 +30,7 @@ struct OfferRequest {
   std::string model;
   uint32_t model_version = 0;
   uint64_t release_seq = 0;
+  std::string device_id;  // the one device the offer is for (devices refuse any other)
 };
 
 // Builds signed offers: the delta from the artifact the device runs to the target (each
@@ -45,6 +46,9 @@ class OfferBuilder {
   // Refused (kFailedPrecondition, signing_refusal's reason) once the targets key has
   // expired; an offer never outlives the key's certificate (its expiry is capped there).
   storage::Expected<BuiltOffer> build(const OfferRequest& request, uint64_t now_unix);
+  // A signed "no model" offer (Manifest.kind NoModel) for request.device_id: the revert
+  // of a device that ran no model before the rollout. No target, payload or self-tests.
+  storage::Expected<BuiltOffer> build_no_model(const OfferRequest& request, uint64_t now_unix);
   // Why fleetd must not sign at `now_unix` (its targets key expired), or nullopt.
   std::optional<std::string> signing_refusal(uint64_t now_unix) const;
   uint64_t key_expires_at() const { return key_.expires_at; }

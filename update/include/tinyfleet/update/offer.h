@@ -13,8 +13,11 @@ namespace tinyfleet::update {
 struct DeviceIdentity {
   const char* fleet;
   const char* device_class;
-  uint64_t current_release;        // 0 before the first update
+  // The highest release this device ever accepted (not lowered by a rollback): an offer
+  // must be above it (anti-rollback). 0 before the first update.
+  uint64_t current_release;
   const uint8_t* root_public_key;  // 32 bytes, pinned at provisioning
+  const char* device_id = "";      // the manifest must name exactly this device
 };
 
 // The largest offer a device accepts (and the agent's offer buffer): 64 KB unless the
@@ -31,8 +34,9 @@ struct CheckedOffer {
 };
 
 // Verifies, in order: size, structure, the certificate chain (root -> targets key,
-// unexpired), the manifest signature, format version, fleet, class, release sequence
-// and expiry. Reads in place; allocates nothing.
+// unexpired), the manifest signature, format version, fleet, class, device, release
+// sequence and expiry. A "no model" offer (kind NoModel) carries no target or payload. Reads in
+// place; allocates nothing.
 CheckedOffer check_offer(const uint8_t* data, size_t size, const DeviceIdentity& device,
                          uint64_t now_unix, const SignatureVerifier& verifier);
 

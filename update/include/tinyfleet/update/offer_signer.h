@@ -32,6 +32,8 @@ struct ManifestFields {
   std::vector<float> channel_mean;
   std::vector<float> channel_std;
   uint64_t modelled_cycles = 0;  // per inference on the class (energy telemetry)
+  std::string device_id;         // the one device the offer is for (required by devices)
+  update::OfferKind kind = update::OfferKind_Model;
 };
 
 // The manifest FlatBuffer, signed with the targets key, with its certificate.

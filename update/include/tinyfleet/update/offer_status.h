@@ -22,8 +22,10 @@ enum class OfferStatus : uint8_t {
   // Refusals of a valid offer, decided by the agent after the check:
   kBaseMismatch = 11,  // a delta against a base the device does not run: offer again
   kNotStored = 12,     // the device could not store the offer
+  kWrongDevice = 13,   // the manifest names another device (or none: a captured offer)
+  kOnProbation = 14,   // deferred, not refused: taken once the installed model's probation ends
 };
-inline constexpr uint8_t kLastOfferStatus = 12;
+inline constexpr uint8_t kLastOfferStatus = 14;
 
 const char* to_string(OfferStatus status);
 

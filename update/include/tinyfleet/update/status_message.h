@@ -19,18 +19,20 @@ enum class UpdateState : uint8_t {
   kSelfTest = 5,
   kCommitted = 6,
   kRolledBack = 7,
+  kNoModel = 8,  // runs no model: a first install that failed, or a "no model" offer
 };
-inline constexpr uint8_t kLastUpdateState = 7;
+inline constexpr uint8_t kLastUpdateState = 8;
 const char* to_string(UpdateState state);
 
 // Why the device sent the status.
 enum class StatusEvent : uint8_t {
-  kHello = 1,         // on every (re)connect: what the device runs
-  kState = 2,         // a state transition was persisted
-  kOfferRefused = 3,  // an offer was refused; `refusal` says why
-  kError = 4,         // the agent cannot run a model (no valid record, corrupt slots)
+  kHello = 1,          // on every (re)connect: what the device runs
+  kState = 2,          // a state transition was persisted
+  kOfferRefused = 3,   // an offer was refused; `refusal` says why
+  kError = 4,          // the agent cannot run a model (no valid record, corrupt slots)
+  kOfferDeferred = 5,  // a valid offer waits (`refusal` says why: kOnProbation); not a failure
 };
-inline constexpr uint8_t kLastStatusEvent = 4;
+inline constexpr uint8_t kLastStatusEvent = 5;
 const char* to_string(StatusEvent event);
 
 inline constexpr size_t kMaxDetailBytes = 95;  // a human-readable reason, not parsed

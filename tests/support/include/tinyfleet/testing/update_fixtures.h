@@ -24,11 +24,15 @@ inline std::string sha256(const std::string& s) {
 // Release `release` of model "digits" for class cortex-m4-256k: `payload` turns `base`
 // (empty for a first install) into `target`. Self-tests and drift baselines are the
 // caller's to add.
+// The device the fixtures' offers are bound to (AgentConfig::device_id of the test agents).
+inline constexpr const char* kTestDeviceId = "device-0";
+
 inline update::ManifestFields manifest_for(const std::string& base, const std::string& target,
                                            const update::Delta& payload, uint64_t release,
                                            uint32_t chunk_size, uint64_t expires_at) {
   update::ManifestFields f;
   f.device_class = "cortex-m4-256k";
+  f.device_id = kTestDeviceId;
   f.model = "digits";
   f.model_version = static_cast<uint32_t>(release + 1);
   f.release_seq = release;
