@@ -18,6 +18,7 @@
 #include "tinyfleet/testing/update_fixtures.h"
 #include "tinyfleet/update/delta_encoder.h"
 #include "tinyfleet/update/offer_signer.h"
+#include "tinyfleet/update/root_keys.h"
 #include "tinyfleet/update/sodium_crypto.h"
 #include "tinyfleet/update/update_keys.h"
 
@@ -143,6 +144,13 @@ class UpdateAgentTest : public ::testing::Test {
   }
   void offer(Device& d, const update::ManifestFields& f) {
     const auto bytes = update::sign_offer(f, key_);
+    d.agent->on_offer(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+  }
+  // As fleetd sends it: signed with `key`, carrying the keys folder's root chain.
+  void offer_with_chain(Device& d, const update::ManifestFields& f, const update::TargetsKey& key) {
+    update::SodiumSigner signer(key.secret_key);
+    const auto chain = update::load_root_chain((dir_ / "keys").string()).value();
+    const auto bytes = update::sign_offer(f, key, signer, chain).value();
     d.agent->on_offer(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
   }
 
@@ -390,3 +398,77 @@ TEST_F(UpdateAgentTest, PowerCutsAtEveryStepLeaveAValidModel) {
 }
 
 }  // namespace
+
+// The root rotates and the targets key is stolen: the Linux agent walks the root chain
+// from its pinned key, keeps the newest root across a reboot, refuses the old root's
+// certificates and the revoked targets key (saying why), and takes the new key's offer.
+TEST_F(UpdateAgentTest, RootRotationAndRevocationReachTheAgent) {
+  const std::string keys = (dir_ / "keys").string();
+  const auto old_root_cert = key_;                     // certified by the root the device pinned
+  ASSERT_TRUE(update::rotate_root(keys, keys, 1, 1));  // v2: a new root key
+  key_ = update::load_targets_key(keys).value();       // the same key, certified by the new root
+  {
+    auto d = device();
+    ASSERT_TRUE(
+        d->agent->install_factory(reinterpret_cast<const uint8_t*>(base_.data()), base_.size()));
+    ASSERT_TRUE(d->agent->boot());
+    offer_with_chain(*d, manifest(), key_);
+    EXPECT_EQ(d->agent->trusted_root().version, 2u);
+    EXPECT_EQ(d->agent->state(), UpdateState::kDownloading);
+    // Certified by the retired root: refused now.
+    const auto old = update::sign_offer(manifest(), old_root_cert);
+    d->agent->on_offer(reinterpret_cast<const uint8_t*>(old.data()), old.size());
+    EXPECT_EQ(d->mail.statuses.back().refusal, update::OfferStatus::kBadCertificate);
+  }
+  auto d = device();
+  ASSERT_TRUE(d->agent->boot());
+  EXPECT_EQ(d->agent->trusted_root().version, 2u);  // persisted
+  EXPECT_EQ(d->agent->state(), UpdateState::kDownloading);
+  const auto stolen = key_;
+  ASSERT_TRUE(update::rotate_targets_key(keys, keys, kNow, 30));           // v3
+  ASSERT_TRUE(update::revoke_targets_key(keys, keys, stolen.public_key));  // v4
+  const auto fresh = update::load_targets_key(keys).value();
+  offer_with_chain(*d, manifest(), fresh);  // carries v3, v4: the download restarts under it
+  EXPECT_EQ(d->agent->trusted_root().version, 4u);
+  EXPECT_EQ(d->agent->state(), UpdateState::kDownloading);
+  offer_with_chain(*d, manifest(2), stolen);
+  EXPECT_EQ(d->mail.statuses.back().refusal, update::OfferStatus::kTargetsKeyRevoked);
+  EXPECT_STREQ(d->mail.statuses.back().detail, "targets key revoked by the root metadata");
+  EXPECT_EQ(d->agent->record().pending_release, 1u);  // still the legitimate download
+  // A release far ahead (a freeze attempt) is refused too, whoever signed it.
+  offer_with_chain(*d, manifest(1 + update::kDefaultMaxReleaseStep), fresh);
+  EXPECT_EQ(d->mail.statuses.back().refusal, update::OfferStatus::kReleaseStepTooLarge);
+  d->serve(delta_.payload, 1);
+  EXPECT_EQ(d->agent->state(), UpdateState::kCommitted) << d->agent->record().reason;
+}
+
+// A revocation applies at once: a download under the revoked key is abandoned when the
+// root metadata arrives (not marked failed: the same release comes again, re-signed).
+TEST_F(UpdateAgentTest, ARevocationAbandonsTheDownloadInFlight) {
+  const std::string keys = (dir_ / "keys").string();
+  auto d = device();
+  ASSERT_TRUE(
+      d->agent->install_factory(reinterpret_cast<const uint8_t*>(base_.data()), base_.size()));
+  ASSERT_TRUE(d->agent->boot());
+  auto f = manifest();
+  f.chunk_size = 16;
+  offer_with_chain(*d, f, key_);
+  d->serve(delta_.payload, 1, 2);
+  ASSERT_EQ(d->agent->state(), UpdateState::kDownloading);
+  const auto stolen = key_;
+  ASSERT_TRUE(update::rotate_targets_key(keys, keys, kNow, 30));
+  ASSERT_TRUE(update::revoke_targets_key(keys, keys, stolen.public_key));
+  const size_t before = d->mail.statuses.size();
+  offer_with_chain(*d, f, update::load_targets_key(keys).value());
+  bool abandoned = false;
+  for (size_t i = before; i < d->mail.statuses.size(); ++i) {
+    abandoned |= std::string(d->mail.statuses[i].detail) ==
+                 "the update's targets key was revoked by the root metadata";
+  }
+  EXPECT_TRUE(abandoned);
+  EXPECT_EQ(d->agent->record().failed_release, 0u);
+  EXPECT_EQ(d->agent->state(), UpdateState::kDownloading);  // again, under the new key
+  EXPECT_EQ(d->mail.requests.back().offset, 0u);
+  d->serve(delta_.payload, 1);
+  EXPECT_EQ(d->agent->state(), UpdateState::kCommitted) << d->agent->record().reason;
+}

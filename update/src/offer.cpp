@@ -43,8 +43,14 @@ CheckedOffer check_offer(const uint8_t* data, size_t size, const DeviceIdentity&
   }
   uint8_t message[kCertificateMessageSize];
   certificate_message(cert->public_key()->data(), cert->expires_at(), message);
-  if (!verifier.verify(cert->root_signature()->data(), message, sizeof message,
-                       device.root_public_key)) {
+  if (device.trusted_root) {
+    out.status =
+        check_targets_key(*device.trusted_root, message, sizeof message,
+                          cert->root_signature()->data(), cert->public_key()->data(), verifier);
+    if (out.status != OfferStatus::kOk) return out;
+    out.status = OfferStatus::kMalformed;
+  } else if (!verifier.verify(cert->root_signature()->data(), message, sizeof message,
+                              device.root_public_key)) {
     out.status = OfferStatus::kBadCertificate;
     return out;
   }
@@ -83,6 +89,12 @@ CheckedOffer check_offer(const uint8_t* data, size_t size, const DeviceIdentity&
     out.status = OfferStatus::kNotNewer;
     return out;
   }
+  const uint64_t max_step =
+      device.trusted_root ? device.trusted_root->max_release_step : kDefaultMaxReleaseStep;
+  if (m->release_seq() - device.current_release > max_step) {
+    out.status = OfferStatus::kReleaseStepTooLarge;
+    return out;
+  }
   if (m->expires_at() <= now_unix) {
     out.status = OfferStatus::kExpired;
     return out;
@@ -90,6 +102,20 @@ CheckedOffer check_offer(const uint8_t* data, size_t size, const DeviceIdentity&
   out.status = OfferStatus::kOk;
   out.manifest = m;
   return out;
+}
+
+OfferStatus apply_offer_root_chain(const uint8_t* data, size_t size, TrustedRoot& trusted,
+                                   const SignatureVerifier& verifier, bool* advanced,
+                                   RootStatus* why) {
+  *advanced = false;
+  *why = RootStatus::kOk;
+  if (size > kMaxOfferBytes) return OfferStatus::kTooLarge;
+  flatbuffers::Verifier v(data, size, /*max_depth=*/16, /*max_tables=*/4096);
+  if (!update::VerifySignedOfferBuffer(v)) return OfferStatus::kMalformed;
+  const auto* chain = update::GetSignedOffer(data)->root_chain();
+  if (!chain || chain->size() == 0) return OfferStatus::kOk;
+  *why = apply_root_chain(trusted, chain->data(), chain->size(), verifier, advanced);
+  return *why == RootStatus::kOk ? OfferStatus::kOk : OfferStatus::kRootRejected;
 }
 
 }  // namespace tinyfleet::update

@@ -17,7 +17,10 @@ const char* to_string(OfferStatus status) {
                                        "release not newer than the installed one",
                                        "manifest expired",
                                        "delta base is not the installed model",
-                                       "cannot store the offer"};
+                                       "cannot store the offer",
+                                       "targets key revoked by the root metadata",
+                                       "release moves the counter too far",
+                                       "root metadata rejected"};
   return wire::name_of(kNames, static_cast<size_t>(status));
 }
 

@@ -22,8 +22,12 @@ enum class OfferStatus : uint8_t {
   // Refusals of a valid offer, decided by the agent after the check:
   kBaseMismatch = 11,  // a delta against a base the device does not run: offer again
   kNotStored = 12,     // the device could not store the offer
+  // Trust metadata (root_metadata.h):
+  kTargetsKeyRevoked = 13,    // the trusted root no longer lists the offer's targets key
+  kReleaseStepTooLarge = 14,  // the release moves the counter further than the root allows
+  kRootRejected = 15,         // the root metadata the offer carries does not verify
 };
-inline constexpr uint8_t kLastOfferStatus = 12;
+inline constexpr uint8_t kLastOfferStatus = 15;
 
 const char* to_string(OfferStatus status);
 
