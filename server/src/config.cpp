@@ -126,8 +126,9 @@ const std::map<std::string, Setting>& settings() {
       {"mqtt.pid", number(&C::mqtt_pid, 0, 1 << 30, "the broker's pid, sent SIGHUP to reload")},
       {"keys.root_public_key_file",
        text(&C::root_public_key_file, "Ed25519 public key the devices pin (32 bytes or hex)")},
-      {"keys.dir",
-       text(&C::keys_dir, "targets.key and targets.cert from 'fleetctl keys init' (not root.key)")},
+      {"keys.dir", text(&C::keys_dir,
+                        "targets.key, targets.cert and root-vN.meta from 'fleetctl keys init' "
+                        "(not root.key)")},
       {"keys.pkcs11_module",
        text(&C::keys_pkcs11_module,
             "PKCS#11 module holding the targets key (then keys.dir needs only targets.cert)")},

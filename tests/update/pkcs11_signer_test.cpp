@@ -5,10 +5,10 @@
 #include <gtest/gtest.h>
 #include <sodium.h>
 
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
+#include "tinyfleet/testing/softhsm_token.h"
 #include "tinyfleet/update/offer.h"
 #include "tinyfleet/update/offer_signer.h"
 #include "tinyfleet/update/pkcs11_signer.h"
@@ -22,7 +22,6 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr uint64_t kNow = 1795305600;
-constexpr char kModule[] = "/usr/lib/softhsm/libsofthsm2.so";
 
 const uint8_t* u8(const std::string& s) { return reinterpret_cast<const uint8_t*>(s.data()); }
 
@@ -32,23 +31,17 @@ class Pkcs11Signing : public ::testing::Test {
   static void SetUpTestSuite() {
     dir_ = fs::temp_directory_path() / ("tf-pkcs11-" + std::to_string(getpid()));
     fs::remove_all(dir_);
-    fs::create_directories(dir_ / "tokens");
-    std::ofstream(dir_ / "softhsm2.conf") << "directories.tokendir = " << (dir_ / "tokens").string()
-                                          << "\nobjectstore.backend = file\nlog.level = ERROR\n";
-    setenv("SOFTHSM2_CONF", (dir_ / "softhsm2.conf").c_str(), 1);
-    const std::string init =
-        "softhsm2-util --init-token --free --label tinyfleet-test --pin 1234 --so-pin 5678 "
-        ">/dev/null";
-    ASSERT_EQ(std::system(init.c_str()), 0);
+    ready_ = tinyfleet::testing::make_softhsm_token(dir_);
   }
   static void TearDownTestSuite() { fs::remove_all(dir_); }
   void SetUp() override {
     ASSERT_GE(sodium_init(), 0);
-    if (!fs::exists(kModule)) GTEST_SKIP() << kModule << " missing: apt-get install softhsm2";
+    ASSERT_TRUE(ready_) << "no SoftHSM2 token: apt-get install softhsm2 (install-deps.sh)";
   }
 
   static update::Pkcs11Config config(const std::string& label) {
-    return {kModule, "tinyfleet-test", "1234", label};
+    return {tinyfleet::testing::kSoftHsmModule, tinyfleet::testing::kSoftHsmToken,
+            tinyfleet::testing::kSoftHsmPin, label};
   }
   static update::ManifestFields fields() {
     update::ManifestFields f;
@@ -63,8 +56,10 @@ class Pkcs11Signing : public ::testing::Test {
   }
 
   static fs::path dir_;
+  static bool ready_;
 };
 fs::path Pkcs11Signing::dir_;
+bool Pkcs11Signing::ready_ = false;
 
 TEST_F(Pkcs11Signing, OffersSignedOnTheTokenAreAcceptedByTheDevice) {
   auto pk = update::pkcs11_generate_ed25519(config("targets"));
