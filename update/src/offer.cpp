@@ -12,6 +12,14 @@ bool has_size(const V* v, size_t n) {
   return v && v->size() == n;
 }
 
+// The offer's structure check, in one place: check_offer and apply_offer_root_chain share
+// this one instantiation of the FlatBuffers verifier (it is most of their flash).
+const update::SignedOffer* verified_offer(const uint8_t* data, size_t size) {
+  // Bounded: the verifier refuses deeper nesting or more tables than this.
+  flatbuffers::Verifier v(data, size, /*max_depth=*/16, /*max_tables=*/4096);
+  return update::VerifySignedOfferBuffer(v) ? update::GetSignedOffer(data) : nullptr;
+}
+
 bool equals(const flatbuffers::String* s, const char* expected) {
   return s && std::strlen(expected) == s->size() &&
          std::memcmp(s->data(), expected, s->size()) == 0;
@@ -32,10 +40,8 @@ CheckedOffer check_offer(const uint8_t* data, size_t size, const DeviceIdentity&
     out.status = OfferStatus::kTooLarge;
     return out;
   }
-  // Bounded: the verifier refuses deeper nesting or more tables than this.
-  flatbuffers::Verifier v(data, size, /*max_depth=*/16, /*max_tables=*/4096);
-  if (!update::VerifySignedOfferBuffer(v)) return out;
-  const auto* offer = update::GetSignedOffer(data);
+  const auto* offer = verified_offer(data, size);
+  if (!offer) return out;
   const auto* cert = offer->certificate();
   if (!cert || !has_size(cert->public_key(), 32) || !has_size(cert->root_signature(), 64) ||
       !has_size(offer->signature(), 64) || !offer->manifest() || offer->manifest()->size() == 0) {
@@ -110,9 +116,9 @@ OfferStatus apply_offer_root_chain(const uint8_t* data, size_t size, TrustedRoot
   *advanced = false;
   *why = RootStatus::kOk;
   if (size > kMaxOfferBytes) return OfferStatus::kTooLarge;
-  flatbuffers::Verifier v(data, size, /*max_depth=*/16, /*max_tables=*/4096);
-  if (!update::VerifySignedOfferBuffer(v)) return OfferStatus::kMalformed;
-  const auto* chain = update::GetSignedOffer(data)->root_chain();
+  const auto* offer = verified_offer(data, size);
+  if (!offer) return OfferStatus::kMalformed;
+  const auto* chain = offer->root_chain();
   if (!chain || chain->size() == 0) return OfferStatus::kOk;
   *why = apply_root_chain(trusted, chain->data(), chain->size(), verifier, advanced);
   return *why == RootStatus::kOk ? OfferStatus::kOk : OfferStatus::kRootRejected;
