@@ -6,6 +6,8 @@ find_package(Threads REQUIRED)
 pkg_check_modules(PQXX REQUIRED IMPORTED_TARGET libpqxx)
 pkg_check_modules(SODIUM REQUIRED IMPORTED_TARGET libsodium)
 pkg_check_modules(LZMA REQUIRED IMPORTED_TARGET liblzma)
+# pkcs11.h only (the PKCS#11 signer loads the token's module with dlopen).
+pkg_check_modules(P11KIT REQUIRED p11-kit-1)
 find_package(zstd CONFIG REQUIRED)
 find_package(FlatBuffers CONFIG REQUIRED)
 find_package(Protobuf REQUIRED)

@@ -1,6 +1,7 @@
 # The portable half of the update room (paths relative to update/).
 set(TINYFLEET_UPDATE_SOURCES
   src/offer.cpp
+  src/root_metadata.cpp
   src/offer_status.cpp
   src/delta_decoder.cpp
   src/range_delta_decoder.cpp

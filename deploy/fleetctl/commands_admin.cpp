@@ -1,6 +1,4 @@
-// fleetctl keys, tokens, classes, devices.
-#include <sodium.h>
-
+// fleetctl tokens, classes, devices (keys: commands_keys.cpp).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -10,25 +8,12 @@
 
 #include "cli.h"
 #include "listing.h"
-#include "tinyfleet/update/update_keys.h"
 #include "tinyfleet/v1/admin.grpc.pb.h"
 #include "tinyfleet/v1/device_registry.grpc.pb.h"
 
 namespace tinyfleet::fleetctl {
 
 namespace {
-uint64_t now_unix() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(
-                                   std::chrono::system_clock::now().time_since_epoch())
-                                   .count());
-}
-std::string hex(const std::string& raw) {
-  std::string out(raw.size() * 2 + 1, '\0');
-  sodium_bin2hex(out.data(), out.size(), reinterpret_cast<const unsigned char*>(raw.data()),
-                 raw.size());
-  out.pop_back();
-  return out;
-}
 nlohmann::json device_json(const v1::Device& d) {
   return {{"id", d.id()},
           {"class", d.device_class()},
@@ -49,60 +34,6 @@ grpc::Status paced(Call call) {
 }
 
 }  // namespace
-
-// Offline: the root key never leaves the operator's machine; fleetd gets targets.*.
-int cmd_keys(const Args& a) {
-  const std::string verb = a.positional.size() > 1 ? a.positional[1] : "";
-  const std::string dir = a.get("dir"), root_dir = a.get("root-dir");
-  if (dir.empty()) usage_error("keys " + verb + " needs --dir DIR");
-  if (root_dir.empty())
-    usage_error("keys " + verb + " needs --root-dir DIR (the offline root key)");
-  // One folder however it is spelled ("keys", "./keys/", "keys/."), existing yet or not.
-  const auto folder = [](const std::string& d) {
-    std::error_code ec;
-    auto p = std::filesystem::weakly_canonical(std::filesystem::absolute(d), ec).lexically_normal();
-    return p.has_filename() ? p : p.parent_path();
-  };
-  const bool same = folder(dir) == folder(root_dir);
-  if (same || std::filesystem::exists(std::filesystem::path(dir) / "root.key")) {
-    std::fprintf(stderr,
-                 "fleetctl: keys %s: the root key must not be in %s, the folder fleetd reads: give "
-                 "--root-dir another folder (and keep it offline)\n",
-                 verb.c_str(), dir.c_str());
-    return kRejected;
-  }
-  const auto days = static_cast<uint32_t>(a.number("days", 90));
-  if (sodium_init() < 0) return kFailed;
-  storage::Expected<update::TargetsKey> key = storage::Error{storage::ErrorCode::kInternal, ""};
-  if (verb == "init") {
-    key = update::init_keys(root_dir, dir, now_unix(), days);
-  } else if (verb == "rotate") {
-    key = update::rotate_targets_key(root_dir, dir, now_unix(), days);
-  } else {
-    usage_error("keys takes init or rotate");
-  }
-  if (!key) {
-    std::fprintf(stderr, "fleetctl: keys %s: %s\n", verb.c_str(), key.error().message.c_str());
-    return kRejected;
-  }
-  auto root = update::load_root_public_key(root_dir);
-  if (a.has("json")) {
-    print_json({{"dir", dir},
-                {"root_dir", root_dir},
-                {"targets_public_key", hex(key->public_key)},
-                {"targets_expires_at", key->expires_at},
-                {"root_public_key", root ? hex(*root) : ""}});
-  } else {
-    std::printf("%s targets key %s in %s, certified by the root key until %llu (unix)\n",
-                verb == "init" ? "created" : "rotated", hex(key->public_key).substr(0, 16).c_str(),
-                dir.c_str(), static_cast<unsigned long long>(key->expires_at));
-    if (verb == "init") {
-      std::printf("devices pin %s/root.pub; give fleetd keys.dir=%s; keep %s/root.key offline\n",
-                  dir.c_str(), dir.c_str(), root_dir.c_str());
-    }
-  }
-  return kOk;
-}
 
 int cmd_tokens(const Args& a, const Connection& c) {
   auto stub = v1::Admin::NewStub(c.channel());

@@ -10,6 +10,7 @@ namespace {
 constexpr const char* kRecordName = "agent-state";
 constexpr const char* kOfferName = "offer";
 constexpr const char* kDeferredName = "deferred-offer";  // empty: none
+constexpr const char* kRootName = "trusted-root";
 
 uint32_t crc32(const uint8_t* data, size_t size) {
   uint32_t crc = 0xffffffffu;
@@ -81,6 +82,17 @@ bool from_v1(const uint8_t* bytes, long size, AgentRecord* out) {
   return true;
 }
 
+// The persisted trusted root (root_metadata.h), checksummed like the agent record.
+struct RootRecord {
+  uint64_t magic = 0x52544654;  // "TFTR" (8 bytes: no padding before the root)
+  update::TrustedRoot root;
+  uint32_t crc = 0;
+};
+
+uint32_t root_crc(const RootRecord& r) {
+  return crc32(reinterpret_cast<const uint8_t*>(&r), offsetof(RootRecord, crc));
+}
+
 void copy_reason(char (&out)[96], const char* reason) {
   std::snprintf(out, sizeof out, "%s", reason ? reason : "");
 }
@@ -130,7 +142,50 @@ UpdateAgent::UpdateAgent(const AgentConfig& config, RecordStore& records, SlotSt
       active_(&active),
       candidate_(&candidate),
       workspace_(workspace),
-      workspace_bytes_(workspace_bytes) {}
+      workspace_bytes_(workspace_bytes) {
+  if (config_.root_public_key) update::pin_root(config_.root_public_key, &root_);
+}
+
+void UpdateAgent::load_trusted_root() {
+  RootRecord r;
+  const long n = records_.load(kRootName, reinterpret_cast<uint8_t*>(&r), sizeof r);
+  // A record the device wrote after walking from its pinned key; anything else is ignored.
+  if (n == static_cast<long>(sizeof r) && r.magic == RootRecord{}.magic && r.crc == root_crc(r) &&
+      r.root.version > root_.version) {
+    root_ = r.root;
+  }
+}
+
+bool UpdateAgent::take_root_chain(const uint8_t* data, size_t size) {
+  bool advanced = false;
+  update::RootStatus why = update::RootStatus::kOk;
+  const auto status = update::apply_offer_root_chain(data, size, root_, verifier_, &advanced, &why);
+  if (advanced) {
+    RootRecord r;
+    r.root = root_;
+    r.crc = root_crc(r);
+    if (!records_.save(kRootName, reinterpret_cast<const uint8_t*>(&r), sizeof r)) {
+      report(update::StatusEvent::kError, "cannot store the trusted root metadata");
+    }
+    // A revocation applies at once: an update in flight under a key the root no longer
+    // lists is abandoned (not marked failed: the release may come again under a listed key).
+    const bool busy =
+        record_.state >= UpdateState::kOffered && record_.state <= UpdateState::kPatching;
+    const auto* held = offer_size_ > 0 ? update::GetSignedOffer(offer_)->certificate() : nullptr;
+    if (busy && held && held->public_key() &&
+        !update::allows_targets_key(root_, held->public_key()->data())) {
+      slots_.staging_clear();
+      request_outstanding_ = false;
+      persist(UpdateState::kIdle, "the update's targets key was revoked by the root metadata");
+    }
+  }
+  if (status == update::OfferStatus::kOk) return true;
+  report(update::StatusEvent::kOfferRefused,
+         status == update::OfferStatus::kRootRejected ? update::to_string(why)
+                                                      : update::to_string(status),
+         status);
+  return false;
+}
 
 bool UpdateAgent::persist(UpdateState next, const char* reason) {
   if (before_persist) before_persist(next);
@@ -251,6 +306,7 @@ bool UpdateAgent::boot() {
   }
   record_ = r;
   const bool hung = watchdog_ && watchdog_->caused_reset();
+  load_trusted_root();
   const long offer = records_.load(kOfferName, offer_, sizeof offer_);
   offer_size_ = offer > 0 ? static_cast<size_t>(offer) : 0;
   // An offer on disk was checked when it arrived; check its structure again anyway.
@@ -356,11 +412,12 @@ void UpdateAgent::on_offer(const uint8_t* data, size_t size) {
     withdraw();
     return;
   }
+  if (!take_root_chain(data, size)) return;
   const uint64_t floor = record_.highest_release > record_.installed_release
                              ? record_.highest_release
                              : record_.installed_release;
-  update::DeviceIdentity id{config_.fleet, config_.device_class, floor, config_.root_public_key,
-                            config_.device_id};
+  update::DeviceIdentity id{config_.fleet,           config_.device_class, floor,
+                            config_.root_public_key, config_.device_id,    &root_};
   const auto checked = update::check_offer(data, size, id, clock_.now_unix(), verifier_);
   if (checked.status != update::OfferStatus::kOk) {
     // A retained offer we already installed comes back on every reconnect: not news.

@@ -38,6 +38,8 @@
 #include "tinyfleet/server/update_publisher.h"
 #include "tinyfleet/storage/blob_store.h"
 #include "tinyfleet/storage/migrations.h"
+#include "tinyfleet/update/pkcs11_signer.h"
+#include "tinyfleet/update/root_keys.h"
 #include "tinyfleet/update/update_keys.h"
 
 namespace tinyfleet::server {
@@ -125,6 +127,48 @@ storage::Expected<std::shared_ptr<grpc::ChannelCredentials>> optimizer_credentia
   options.pem_private_key = *key;
   options.pem_cert_chain = *cert;
   return grpc::SslCredentials(options);
+}
+
+// The targets key's certificate, who signs with it (a PKCS#11 token, or null: its secret
+// half from targets.key) and the root metadata chain offers carry.
+struct Signing {
+  update::TargetsKey certificate;
+  std::unique_ptr<update::Signer> signer;
+  std::string root_chain;
+};
+
+storage::Expected<Signing> load_signing(const ServerConfig& config) {
+  Signing s;
+  if (config.keys_pkcs11_module.empty()) {
+    auto key = update::load_targets_key(config.keys_dir);
+    if (!key) return key.error();
+    s.certificate = std::move(*key);
+  } else {
+    auto cert = update::load_targets_certificate(config.keys_dir);
+    if (!cert) return cert.error();
+    s.certificate = std::move(*cert);
+    std::string pin;
+    if (!config.keys_pkcs11_pin_file.empty()) {
+      std::ifstream in(config.keys_pkcs11_pin_file);
+      if (!in) return Error{ErrorCode::kNotFound, "cannot read " + config.keys_pkcs11_pin_file};
+      std::getline(in, pin);
+    }
+    auto token = update::Pkcs11Signer::open(
+        {config.keys_pkcs11_module, config.keys_pkcs11_token, pin, config.keys_pkcs11_key_label});
+    if (!token) return token.error();
+    if ((*token)->public_key() != s.certificate.public_key) {
+      return Error{ErrorCode::kFailedPrecondition,
+                   "the token's key '" + config.keys_pkcs11_key_label + "' is not the one " +
+                       config.keys_dir + "/targets.cert certifies"};
+    }
+    s.signer = std::move(*token);
+  }
+  auto chain = update::load_root_chain(config.keys_dir);
+  if (!chain) return chain.error();
+  s.root_chain = std::move(*chain);
+  log::info("keys.loaded", {{"signer", s.signer ? "pkcs11" : "file"},
+                            {"root_chain_bytes", static_cast<int64_t>(s.root_chain.size())}});
+  return s;
 }
 
 }  // namespace
@@ -219,9 +263,10 @@ storage::Expected<std::unique_ptr<FleetServer>> FleetServer::start(const ServerC
     updates_off = "fleetd cannot send updates: mqtt.user and mqtt.password are not set";
   }
   if (updates_off.empty()) {
-    auto key = update::load_targets_key(config.keys_dir);
-    if (!key) return key.error();
-    check_keys(config, *key);
+    auto signing = load_signing(config);
+    if (!signing) return signing.error();
+    auto& key = signing->certificate;
+    check_keys(config, key);
     auto engine_db = storage::Database::open(
         {config.database_uri, config.database_engine_pool, 5, acquire_timeout});
     if (!engine_db) return engine_db.error();
@@ -237,8 +282,10 @@ storage::Expected<std::unique_ptr<FleetServer>> FleetServer::start(const ServerC
     const std::string id = "fleetd-" + random_suffix();
     parts->blobs = std::make_unique<storage::PgBlobStore>(*parts->engine_db);
     parts->offers = std::make_unique<OfferBuilder>(
-        *parts->engine_db, *parts->blobs, *key, static_cast<uint32_t>(config.update_chunk_bytes));
+        *parts->engine_db, *parts->blobs, key, static_cast<uint32_t>(config.update_chunk_bytes));
     parts->offers->set_use_deltas(config.update_deltas);
+    if (signing->signer) parts->offers->set_signer(std::move(signing->signer));
+    parts->offers->set_root_chain(std::move(signing->root_chain));
     parts->publisher = std::make_unique<UpdatePublisher>(
         broker, config.mqtt_user, config.mqtt_password, id + "-updates",
         static_cast<double>(config.update_bytes_per_second), config.mqtt_share_group);

@@ -51,6 +51,7 @@ OfferBuilder::OfferBuilder(storage::Database& db, storage::BlobStore& blobs, upd
     : db_(db),
       blobs_(blobs),
       key_(std::move(key)),
+      signer_(std::make_unique<update::SodiumSigner>(key_.secret_key)),
       chunk_size_(chunk_size),
       expiry_days_(expiry_days) {}
 
@@ -203,7 +204,9 @@ storage::Expected<BuiltOffer> OfferBuilder::build(const OfferRequest& r, uint64_
   f.channel_std = o.channel_std;
   f.modelled_cycles = static_cast<uint64_t>(o.modelled_cycles);
   BuiltOffer out;
-  out.offer = update::sign_offer(f, key_);
+  auto signed_offer = update::sign_offer(f, key_, *signer_, root_chain_);
+  if (!signed_offer) return signed_offer.error();
+  out.offer = std::move(*signed_offer);
   out.payload = (*delta)->payload;
   out.payload_sha256 = hex(f.payload_sha256);
   out.codec = static_cast<int>((*delta)->codec);

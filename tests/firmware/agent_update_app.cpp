@@ -21,9 +21,9 @@
 
 extern "C" {
 extern const unsigned char tf_root_pub[], tf_v1[], tf_input[], tf_v1_output[], tf_delta[],
-    tf_delta_offer[];
+    tf_delta_offer[], tf_revoked_offer[];
 extern const unsigned int tf_v1_size, tf_input_size, tf_v1_output_size, tf_delta_size,
-    tf_delta_offer_size;
+    tf_delta_offer_size, tf_revoked_offer_size;
 }
 
 namespace {
@@ -43,8 +43,10 @@ void expect(bool ok, const char* device, const char* what) {
 class ChunkOutbox final : public device_agent::Outbox {
  public:
   explicit ChunkOutbox(const uint8_t* payload) : payload_(payload) {}
-  bool publish_status(const uint8_t*, size_t) override {
+  bool publish_status(const uint8_t* data, size_t size) override {
     ++statuses;
+    update::StatusMessage m;
+    if (update::decode_status(data, size, &m).ok()) last_refusal = m.refusal;
     return true;
   }
   bool request_chunk(uint64_t release, uint64_t offset, uint32_t length) override {
@@ -65,6 +67,7 @@ class ChunkOutbox final : public device_agent::Outbox {
   }
   bool pending = false;
   int statuses = 0, requests = 0;
+  update::OfferStatus last_refusal = update::OfferStatus::kOk;
 
  private:
   const uint8_t* payload_;
@@ -121,12 +124,28 @@ void update_device_a() {
   expect(output_is(agent, tf_v1_output, tf_v1_output_size), "A",
          "v1 on the target gives the host runtime's output bytes");
 
-  update::DeviceIdentity id{ft::kFleet, ft::kClass, 0, tf_root_pub, ft::kDevice};
+  // The offer carries the root chain v1 -> v2 (the root rotated): walked from the pinned key.
+  static update::TrustedRoot trusted;
+  update::pin_root(tf_root_pub, &trusted);
+  bool advanced = false;
+  update::RootStatus why;
+  update::OfferStatus walked = update::OfferStatus::kMalformed;
+  const uint64_t chain_n = firmware::count_instructions([&] {
+    walked = update::apply_offer_root_chain(tf_delta_offer, tf_delta_offer_size, trusted,
+                                            g_verifier, &advanced, &why);
+  });
+  expect(walked == update::OfferStatus::kOk && trusted.version == 2, "A",
+         "walks the offer's root chain from the pinned key to the rotated root (v2)");
+  update::DeviceIdentity id{ft::kFleet, ft::kClass, 0, tf_root_pub, ft::kDevice, &trusted};
   update::CheckedOffer checked;
   const uint64_t check_n = firmware::count_instructions([&] {
     checked = update::check_offer(tf_delta_offer, tf_delta_offer_size, id, ft::kNow, g_verifier);
   });
   expect(checked.status == update::OfferStatus::kOk, "A", "delta offer verifies");
+  update::DeviceIdentity pinned_only{ft::kFleet, ft::kClass, 0, tf_root_pub, ft::kDevice};
+  expect(update::check_offer(tf_delta_offer, tf_delta_offer_size, pinned_only, ft::kNow, g_verifier)
+                 .status == update::OfferStatus::kBadCertificate,
+         "A", "without the chain the new root's certificate is refused");
 
   const uint64_t apply_n = firmware::count_instructions([&] {
     agent.on_offer(tf_delta_offer, tf_delta_offer_size);
@@ -173,11 +192,21 @@ void update_device_a() {
       rebooted.boot() && rebooted.record().installed_release == ft::kDeltaRelease &&
           output_is(rebooted, reinterpret_cast<const uint8_t*>(expected->data()), expected->size()),
       "A", "after a restart it boots v2 from slot 1");
+  expect(rebooted.trusted_root().version == 2, "A", "the walked root survived the restart");
+  // The targets key was replaced and revoked (root v3, v4): its offer is refused, saying so.
+  const int requests = g_a.outbox.requests;
+  rebooted.on_offer(tf_revoked_offer, tf_revoked_offer_size);
+  expect(rebooted.trusted_root().version == 4 &&
+             g_a.outbox.last_refusal == update::OfferStatus::kTargetsKeyRevoked &&
+             g_a.outbox.requests == requests &&
+             rebooted.record().installed_release == ft::kDeltaRelease,
+         "A", "an offer under a revoked targets key is refused (root v4 applied)");
   std::printf(
-      "instructions: offer check %llu, download + verify + patch + self-test + switch "
-      "%llu (%u B delta, %u B artifact), one inference %llu\n",
-      static_cast<unsigned long long>(check_n), static_cast<unsigned long long>(apply_n),
-      tf_delta_size, tf_v1_size, static_cast<unsigned long long>(infer_n));
+      "instructions: root chain walk %llu (2 versions), offer check %llu, download + verify + "
+      "patch + self-test + switch %llu (%u B delta, %u B artifact), one inference %llu\n",
+      static_cast<unsigned long long>(chain_n), static_cast<unsigned long long>(check_n),
+      static_cast<unsigned long long>(apply_n), tf_delta_size, tf_v1_size,
+      static_cast<unsigned long long>(infer_n));
 }
 
 void update_device_b() {

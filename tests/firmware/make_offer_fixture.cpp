@@ -18,6 +18,7 @@
 #include "rfc8032_vectors.h"
 #include "tinyfleet/update/delta_encoder.h"
 #include "tinyfleet/update/offer_signer.h"
+#include "tinyfleet/update/root_keys.h"
 #include "tinyfleet/update/update_keys.h"
 
 using namespace tinyfleet;
@@ -118,9 +119,30 @@ int main(int argc, char** argv) {
   d.payload_size = delta->payload.size();
   d.chunk_size = ft::kDeltaChunkSize;
   d.self_tests = {{input, out2}};
+  // The root rotates before the update (v2: a new root key; the targets key re-certified):
+  // the device walks the chain the delta offer carries from the key it pinned (root.pub,
+  // written above). Then the targets key is replaced and revoked (v3, v4): an offer under
+  // it, carrying that chain, must be refused.
+  const std::string keys = (dir / "keys").string();
+  const auto signed_with_chain = [&](const update::ManifestFields& m, const update::TargetsKey& k) {
+    update::SodiumSigner signer(k.secret_key);
+    auto o = update::sign_offer(m, k, signer, update::load_root_chain(keys).value());
+    return o ? *o : std::string();
+  };
+  if (!update::rotate_root(keys, keys, 1, 1)) return 1;
+  const auto recertified = update::load_targets_key(keys);
+  if (!recertified) return 1;
+  const std::string delta_offer = signed_with_chain(d, *recertified);
+  if (!update::rotate_targets_key(keys, keys, ft::kNow, 30) ||
+      !update::revoke_targets_key(keys, keys, recertified->public_key)) {
+    return 1;
+  }
+  update::ManifestFields r = d;
+  r.release_seq = ft::kDeltaRelease + 1;
   if (!write(dir / "v1.tfa", v1) || !write(dir / "input.bin", input) ||
       !write(dir / "v1_output.bin", out1) || !write(dir / "delta.bin", delta->payload) ||
-      !write(dir / "delta_offer.bin", update::sign_offer(d, *key))) {
+      !write(dir / "delta_offer.bin", delta_offer) ||
+      !write(dir / "revoked_offer.bin", signed_with_chain(r, *recertified))) {
     return 1;
   }
   std::printf(

@@ -18,7 +18,8 @@ file(MAKE_DIRECTORY ${WORK}/corpus/artifact ${WORK}/corpus/offer ${WORK}/corpus/
                     ${WORK}/corpus/device_class ${WORK}/corpus/onnx_import
                     ${WORK}/corpus/tflite_import ${WORK}/corpus/console_listen
                     ${WORK}/corpus/mqtt_packet ${WORK}/corpus/npz
-                    ${WORK}/corpus/rollouts_api_input ${WORK}/corpus/console_create_form)
+                    ${WORK}/corpus/rollouts_api_input ${WORK}/corpus/console_create_form
+                    ${WORK}/corpus/root_metadata)
 file(WRITE ${WORK}/corpus/console_listen/seed "127.0.0.1:8443")
 file(WRITE ${WORK}/corpus/rollouts_api_input/seed "1234")
 execute_process(COMMAND ${SEED_MAKER} ${WORK}/seed OUTPUT_QUIET RESULT_VARIABLE rc)
@@ -37,7 +38,8 @@ file(COPY ${tflite_seeds} DESTINATION ${WORK}/corpus/tflite_import)
 # The MQTT parser starts from an empty corpus (its packets need NUL bytes, which cmake's
 # file(WRITE) cannot write; the fixed header's grammar is small). Checked-in seeds:
 # tests/fuzz/seeds/<target>/ (telemetry: a version-1 and a version-2 window, so the fuzzer
-# starts inside both layouts; npz: small archives, stored, deflated, and a bare .npy).
+# starts inside both layouts; npz: small archives, stored, deflated, and a bare .npy;
+# root_metadata: a pinned key and a two-version chain, signatures zero).
 file(GLOB seed_dirs LIST_DIRECTORIES true ${ROOT}/tests/fuzz/seeds/*)
 foreach(dir ${seed_dirs})
   get_filename_component(target ${dir} NAME)
@@ -46,7 +48,7 @@ foreach(dir ${seed_dirs})
 endforeach()
 foreach(target artifact offer delta status telemetry presence chunk_request device_class
                onnx_import tflite_import console_listen mqtt_packet npz rollouts_api_input
-               console_create_form)
+               console_create_form root_metadata)
   execute_process(
     # -timeout: an input that runs 10 s is a hang, reported as a failure (libFuzzer's
     # default is 20 minutes, past -max_total_time).

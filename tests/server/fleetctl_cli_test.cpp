@@ -121,6 +121,53 @@ TEST(FleetctlCli, KeysKeepTheRootSecretOutOfFleetdsFolder) {
   fs::remove_all(dir);
 }
 
+// The root side of root metadata, offline: rotate the targets key and revoke the old one,
+// bound the release step, rotate the root to 3 keys needing 2; each writes root-vN.meta to
+// both folders and keeps every root secret out of fleetd's.
+TEST(FleetctlCli, KeysRotateTheRootAndRevokeATargetsKey) {
+  const fs::path dir = fs::temp_directory_path() / ("tf-root-" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  const std::string online = (dir / "online").string(), root = (dir / "root").string();
+  const std::string folders = " --dir " + online + " --root-dir " + root;
+  ASSERT_EQ(offline("keys init" + folders).exit, 0);
+  auto r = offline("--json keys rotate" + folders);
+  ASSERT_EQ(r.exit, 0) << r.out;
+  r = offline("--json keys revoke --targets-key " + std::string(64, '0') + folders);
+  EXPECT_EQ(r.exit, 4) << "a key the root does not list: " << r.out;
+  EXPECT_NE(r.out.find("does not list"), std::string::npos) << r.out;
+  r = offline("keys revoke --targets-key xyz" + folders);
+  EXPECT_EQ(r.exit, 2) << r.out;
+  r = offline("keys release-step --step 0" + folders);
+  EXPECT_EQ(r.exit, 2) << r.out;
+  r = offline("--json keys release-step --step 1000" + folders);
+  ASSERT_EQ(r.exit, 0) << r.out;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["root_version"], 3);  // v1 init, v2 rotate, v3 the step
+  EXPECT_EQ(j["max_release_step"], 1000);
+  ASSERT_EQ(j["targets_keys"].size(), 2u);  // the new key and the previous one
+  const std::string previous = j["targets_keys"][0];
+  r = offline("--json keys revoke --targets-key " + previous + folders);
+  ASSERT_EQ(r.exit, 0) << r.out;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["targets_keys"].size(), 1u);
+  r = offline("--json keys rotate-root --root-keys 3 --threshold 2" + folders);
+  ASSERT_EQ(r.exit, 0) << r.out;
+  j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["root_version"], 5);
+  EXPECT_EQ(j["threshold"], 2);
+  EXPECT_EQ(j["root_keys"].size(), 3u);
+  for (int v = 1; v <= 5; ++v) {
+    const std::string name = "root-v" + std::to_string(v) + ".meta";
+    EXPECT_EQ(read_text(fs::path(online) / name), read_text(fs::path(root) / name)) << name;
+  }
+  for (const char* f : {"root.key", "root-2.key", "root-3.key"}) {
+    EXPECT_TRUE(fs::exists(fs::path(root) / f)) << f;
+    EXPECT_FALSE(fs::exists(fs::path(online) / f)) << f;
+  }
+  EXPECT_TRUE(fs::exists(fs::path(root) / "retired" / "v4-root.key"));
+  EXPECT_EQ(offline("keys rotate-root --root-keys 2 --threshold 3" + folders).exit, 2);
+  fs::remove_all(dir);
+}
+
 TEST(FleetctlCli, ConfigFileKeysAreChecked) {
   const fs::path dir = fs::temp_directory_path() / ("tf-cli-" + std::to_string(getpid()));
   fs::create_directories(dir);

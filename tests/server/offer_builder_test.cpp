@@ -17,6 +17,11 @@
 #include "tinyfleet/storage/repositories.h"
 #include "tinyfleet/testing/environment.h"
 #include "tinyfleet/testing/scratch_database.h"
+#include "tinyfleet/testing/softhsm_token.h"
+#include "tinyfleet/update/offer.h"
+#include "tinyfleet/update/pkcs11_signer.h"
+#include "tinyfleet/update/root_keys.h"
+#include "tinyfleet/update/sodium_crypto.h"
 #include "tinyfleet/update/update_generated.h"
 
 using namespace tinyfleet;
@@ -95,6 +100,18 @@ class OfferBuilderTest : public ::testing::Test {
 
   storage::Database& db() { return scratch_.db(); }
 
+  // Release 5 of digits_cnn version 1 for the class, whole (no base).
+  static server::OfferRequest release_of(const std::string& sha) {
+    server::OfferRequest q;
+    q.device_class = "cortex-m4-256k";
+    q.target_sha256 = sha;
+    q.model = "digits_cnn";
+    q.model_version = 1;
+    q.release_seq = 5;
+    q.device_id = "dev-7";
+    return q;
+  }
+
   tinyfleet::testing::ScratchDatabase scratch_;
   std::filesystem::path keys_;
   update::TargetsKey key_;
@@ -110,14 +127,7 @@ TEST_F(OfferBuilderTest, SelfTestsAndBaselineComeFromTheStoredOutputs) {
   const std::string sha = compile_and_store("digits_cnn", &compiled);
   storage::PgBlobStore blobs(db());
   server::OfferBuilder builder(db(), blobs, key_);
-  server::OfferRequest q;
-  q.device_class = "cortex-m4-256k";
-  q.target_sha256 = sha;
-  q.model = "digits_cnn";
-  q.model_version = 1;
-  q.release_seq = 5;
-  q.device_id = "dev-7";
-  auto built = builder.build(q, kNow);
+  auto built = builder.build(release_of(sha), kNow);
   ASSERT_TRUE(built) << built.error().message;
   const auto* m = manifest_of(built->offer);
   ASSERT_NE(m, nullptr);
@@ -154,6 +164,48 @@ TEST_F(OfferBuilderTest, SelfTestsAndBaselineComeFromTheStoredOutputs) {
   EXPECT_EQ(d->channel_std()->Get(0), compiled.outputs.channel_std[0]);
   EXPECT_GT(m->modelled_cycles(), 0u);
   EXPECT_EQ(m->modelled_cycles(), static_cast<uint64_t>(compiled.outputs.modelled_cycles));
+}
+
+// fleetd's offer builder signs through a PKCS#11 token (SoftHSM2) holding the targets key,
+// carries the root chain listing it, and the device's check accepts the offer.
+TEST_F(OfferBuilderTest, SignsOnAPkcs11TokenAndTheDeviceAcceptsIt) {
+  const auto hsm = keys_.string() + "-hsm";
+  std::filesystem::remove_all(hsm);
+  ASSERT_TRUE(tinyfleet::testing::make_softhsm_token(hsm)) << "apt-get install softhsm2";
+  const update::Pkcs11Config token{tinyfleet::testing::kSoftHsmModule,
+                                   tinyfleet::testing::kSoftHsmToken,
+                                   tinyfleet::testing::kSoftHsmPin, "fleetd-targets"};
+  auto pk = update::pkcs11_generate_ed25519(token);
+  ASSERT_TRUE(pk) << pk.error().message;
+  ASSERT_TRUE(update::certify_targets_key(keys_.string(), keys_.string(), *pk, kNow, 30));
+  auto signer = update::Pkcs11Signer::open(token);
+  ASSERT_TRUE(signer) << signer.error().message;
+  server::CompileOutcome compiled;
+  const std::string sha = compile_and_store("digits_cnn", &compiled);
+  storage::PgBlobStore blobs(db());
+  server::OfferBuilder builder(db(), blobs,
+                               update::load_targets_certificate(keys_.string()).value());
+  builder.set_signer(std::move(*signer));
+  builder.set_root_chain(update::load_root_chain(keys_.string()).value());
+  auto built = builder.build(release_of(sha), kNow);
+  ASSERT_TRUE(built) << built.error().message;
+
+  const auto root_pk = update::load_root_public_key(keys_.string()).value();
+  const auto* data = reinterpret_cast<const uint8_t*>(built->offer.data());
+  update::SodiumVerifier verifier;
+  update::TrustedRoot trusted;
+  update::pin_root(reinterpret_cast<const uint8_t*>(root_pk.data()), &trusted);
+  bool advanced = false;
+  update::RootStatus why;
+  ASSERT_EQ(
+      update::apply_offer_root_chain(data, built->offer.size(), trusted, verifier, &advanced, &why),
+      update::OfferStatus::kOk);
+  EXPECT_EQ(trusted.version, 2u);  // init's v1, certify's v2 listing the token's key
+  update::DeviceIdentity id{"default", "cortex-m4-256k", 0,
+                            reinterpret_cast<const uint8_t*>(root_pk.data()), &trusted};
+  EXPECT_EQ(update::check_offer(data, built->offer.size(), id, kNow, verifier).status,
+            update::OfferStatus::kOk);
+  std::filesystem::remove_all(hsm);
 }
 
 TEST_F(OfferBuilderTest, WithoutStoredOutputsOrAValidClassThereIsNoOffer) {
@@ -204,13 +256,7 @@ TEST_F(OfferBuilderTest, ABlobWhoseBytesNoLongerMatchItsSha256IsNeverSigned) {
   }));
   storage::PgBlobStore blobs(db());
   server::OfferBuilder builder(db(), blobs, key_);
-  server::OfferRequest q;
-  q.device_class = "cortex-m4-256k";
-  q.target_sha256 = sha;
-  q.model = "digits_cnn";
-  q.model_version = 1;
-  q.release_seq = 5;
-  auto built = builder.build(q, kNow);
+  auto built = builder.build(release_of(sha), kNow);
   ASSERT_FALSE(built) << "fleetd signed an offer for a corrupt blob";
   EXPECT_NE(built.error().message.find("corrupt"), std::string::npos) << built.error().message;
   EXPECT_NE(built.error().message.find(sha), std::string::npos);

@@ -12,6 +12,14 @@ bool has_size(const V* v, size_t n) {
   return v && v->size() == n;
 }
 
+// The offer's structure check, in one place: check_offer and apply_offer_root_chain share
+// this one instantiation of the FlatBuffers verifier (it is most of their flash).
+const update::SignedOffer* verified_offer(const uint8_t* data, size_t size) {
+  // Bounded: the verifier refuses deeper nesting or more tables than this.
+  flatbuffers::Verifier v(data, size, /*max_depth=*/16, /*max_tables=*/4096);
+  return update::VerifySignedOfferBuffer(v) ? update::GetSignedOffer(data) : nullptr;
+}
+
 bool equals(const flatbuffers::String* s, const char* expected) {
   return s && std::strlen(expected) == s->size() &&
          std::memcmp(s->data(), expected, s->size()) == 0;
@@ -32,10 +40,8 @@ CheckedOffer check_offer(const uint8_t* data, size_t size, const DeviceIdentity&
     out.status = OfferStatus::kTooLarge;
     return out;
   }
-  // Bounded: the verifier refuses deeper nesting or more tables than this.
-  flatbuffers::Verifier v(data, size, /*max_depth=*/16, /*max_tables=*/4096);
-  if (!update::VerifySignedOfferBuffer(v)) return out;
-  const auto* offer = update::GetSignedOffer(data);
+  const auto* offer = verified_offer(data, size);
+  if (!offer) return out;
   const auto* cert = offer->certificate();
   if (!cert || !has_size(cert->public_key(), 32) || !has_size(cert->root_signature(), 64) ||
       !has_size(offer->signature(), 64) || !offer->manifest() || offer->manifest()->size() == 0) {
@@ -43,8 +49,14 @@ CheckedOffer check_offer(const uint8_t* data, size_t size, const DeviceIdentity&
   }
   uint8_t message[kCertificateMessageSize];
   certificate_message(cert->public_key()->data(), cert->expires_at(), message);
-  if (!verifier.verify(cert->root_signature()->data(), message, sizeof message,
-                       device.root_public_key)) {
+  if (device.trusted_root) {
+    out.status =
+        check_targets_key(*device.trusted_root, message, sizeof message,
+                          cert->root_signature()->data(), cert->public_key()->data(), verifier);
+    if (out.status != OfferStatus::kOk) return out;
+    out.status = OfferStatus::kMalformed;
+  } else if (!verifier.verify(cert->root_signature()->data(), message, sizeof message,
+                              device.root_public_key)) {
     out.status = OfferStatus::kBadCertificate;
     return out;
   }
@@ -91,6 +103,12 @@ CheckedOffer check_offer(const uint8_t* data, size_t size, const DeviceIdentity&
     out.status = OfferStatus::kNotNewer;
     return out;
   }
+  const uint64_t max_step =
+      device.trusted_root ? device.trusted_root->max_release_step : kDefaultMaxReleaseStep;
+  if (m->release_seq() - device.current_release > max_step) {
+    out.status = OfferStatus::kReleaseStepTooLarge;
+    return out;
+  }
   if (m->expires_at() <= now_unix) {
     out.status = OfferStatus::kExpired;
     return out;
@@ -98,6 +116,20 @@ CheckedOffer check_offer(const uint8_t* data, size_t size, const DeviceIdentity&
   out.status = OfferStatus::kOk;
   out.manifest = m;
   return out;
+}
+
+OfferStatus apply_offer_root_chain(const uint8_t* data, size_t size, TrustedRoot& trusted,
+                                   const SignatureVerifier& verifier, bool* advanced,
+                                   RootStatus* why) {
+  *advanced = false;
+  *why = RootStatus::kOk;
+  if (size > kMaxOfferBytes) return OfferStatus::kTooLarge;
+  const auto* offer = verified_offer(data, size);
+  if (!offer) return OfferStatus::kMalformed;
+  const auto* chain = offer->root_chain();
+  if (!chain || chain->size() == 0) return OfferStatus::kOk;
+  *why = apply_root_chain(trusted, chain->data(), chain->size(), verifier, advanced);
+  return *why == RootStatus::kOk ? OfferStatus::kOk : OfferStatus::kRootRejected;
 }
 
 }  // namespace tinyfleet::update

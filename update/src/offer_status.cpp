@@ -19,7 +19,10 @@ const char* to_string(OfferStatus status) {
                                        "delta base is not the installed model",
                                        "cannot store the offer",
                                        "manifest for another device",
-                                       "deferred: the installed model is on probation"};
+                                       "deferred: the installed model is on probation",
+                                       "targets key revoked by the root metadata",
+                                       "release moves the counter too far",
+                                       "root metadata rejected"};
   return wire::name_of(kNames, static_cast<size_t>(status));
 }
 

@@ -1,7 +1,5 @@
 #include "tinyfleet/update/offer_signer.h"
 
-#include <sodium.h>
-
 namespace tinyfleet::update {
 
 namespace {
@@ -13,9 +11,11 @@ flatbuffers::Offset<flatbuffers::Vector<int8_t>> sbytes(flatbuffers::FlatBufferB
                                                         const std::string& s) {
   return b.CreateVector(reinterpret_cast<const int8_t*>(s.data()), s.size());
 }
-}  // namespace
 
-std::string sign_offer(const ManifestFields& f, const TargetsKey& key) {
+// The offer as `signer` signs it, whatever key `key` certifies (the tests make mismatched
+// ones on purpose; sign_offer with a Signer refuses them).
+storage::Expected<std::string> assemble(const ManifestFields& f, const TargetsKey& key,
+                                        Signer& signer, const std::string& root_chain) {
   flatbuffers::FlatBufferBuilder mb(1024);
   std::vector<flatbuffers::Offset<update::SelfTest>> tests;
   for (const auto& [input, expected] : f.self_tests) {
@@ -32,18 +32,35 @@ std::string sign_offer(const ManifestFields& f, const TargetsKey& key) {
       mb.CreateString(f.device_id), f.kind);
   mb.Finish(manifest);
 
-  std::string signature(crypto_sign_BYTES, '\0');
-  crypto_sign_detached(reinterpret_cast<unsigned char*>(signature.data()), nullptr,
-                       mb.GetBufferPointer(), mb.GetSize(),
-                       reinterpret_cast<const unsigned char*>(key.secret_key.data()));
+  auto signature =
+      signer.sign(std::string(reinterpret_cast<const char*>(mb.GetBufferPointer()), mb.GetSize()));
+  if (!signature) return signature.error();
 
-  flatbuffers::FlatBufferBuilder ob(mb.GetSize() + 512);
+  flatbuffers::FlatBufferBuilder ob(mb.GetSize() + root_chain.size() + 512);
   auto manifest_bytes = ob.CreateVector(mb.GetBufferPointer(), mb.GetSize());
   auto cert = update::CreateTargetsCertificate(ob, bytes(ob, key.public_key), key.expires_at,
                                                bytes(ob, key.root_signature));
-  auto offer = update::CreateSignedOffer(ob, manifest_bytes, cert, bytes(ob, signature));
+  auto chain = root_chain.empty() ? 0 : bytes(ob, root_chain);
+  auto offer = update::CreateSignedOffer(ob, manifest_bytes, cert, bytes(ob, *signature), chain);
   update::FinishSignedOfferBuffer(ob, offer);
   return std::string(reinterpret_cast<const char*>(ob.GetBufferPointer()), ob.GetSize());
+}
+
+}  // namespace
+
+storage::Expected<std::string> sign_offer(const ManifestFields& f, const TargetsKey& key,
+                                          Signer& signer, const std::string& root_chain) {
+  if (signer.public_key() != key.public_key) {
+    return storage::Error{storage::ErrorCode::kFailedPrecondition,
+                          "the signing key is not the one targets.cert certifies"};
+  }
+  return assemble(f, key, signer, root_chain);
+}
+
+std::string sign_offer(const ManifestFields& f, const TargetsKey& key) {
+  SodiumSigner signer(key.secret_key);
+  auto offer = assemble(f, key, signer, "");
+  return offer ? *offer : std::string();
 }
 
 }  // namespace tinyfleet::update

@@ -110,6 +110,9 @@ class UpdateAgent {
   ModelRunner* shadow() { return shadow_ready_ ? candidate_ : nullptr; }
   void end_shadow() { shadow_ready_ = false; }
   const update::Manifest* manifest() const;  // of the offer in progress or last installed
+  // The root metadata the device trusts: its pinned key (version 0) until an offer carries
+  // a chain it can walk; persisted ("trusted-root") as soon as it advances.
+  const update::TrustedRoot& trusted_root() const { return root_; }
   const ModelInfo& model_info() const { return info_; }  // of the active model
 
   // Test hook: called just before each transition is persisted (a test may kill the
@@ -122,6 +125,9 @@ class UpdateAgent {
   void drop_model(uint64_t release, const char* reason);  // to kNoModel
   bool defer(const uint8_t* data, size_t size);           // an offer during probation
   void take_deferred();                                   // ... once probation ended
+  // Walks the root chain an offer carries; false when the offer is refused for it.
+  bool take_root_chain(const uint8_t* data, size_t size);
+  void load_trusted_root();
   void refuse(update::OfferStatus why);
   void fail_update(const char* reason);
   void request_next_chunk();
@@ -146,6 +152,7 @@ class UpdateAgent {
   uint8_t* workspace_;
   size_t workspace_bytes_;
   AgentRecord record_;
+  update::TrustedRoot root_;
   uint8_t offer_[update::kMaxOfferBytes];
   size_t offer_size_ = 0;
   bool model_ready_ = false;

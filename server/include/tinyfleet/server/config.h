@@ -43,6 +43,11 @@ struct ServerConfig {
   // set: the update publisher, telemetry ingestion and the rollout engine run.
   std::string keys_dir;
   int keys_warn_days = 14;  // warn this many days before the targets key expires
+  // The targets key on a PKCS#11 token instead of targets.key (keys.dir keeps targets.cert).
+  std::string keys_pkcs11_module;
+  std::string keys_pkcs11_token;
+  std::string keys_pkcs11_pin_file;
+  std::string keys_pkcs11_key_label = "targets";
   std::string mqtt_user;
   std::string mqtt_password;
   std::string mqtt_share_group = "fleetd";  // one per deployment on a shared broker

@@ -10,6 +10,7 @@
 #include "tinyfleet/storage/blob_store.h"
 #include "tinyfleet/storage/database.h"
 #include "tinyfleet/storage/records.h"
+#include "tinyfleet/update/signer.h"
 #include "tinyfleet/update/update_keys.h"
 
 namespace tinyfleet::server {
@@ -55,6 +56,11 @@ class OfferBuilder {
   const DeltaCache& deltas() const { return deltas_; }
   // false: every offer carries the whole artifact (zstd), never a delta.
   void set_use_deltas(bool on) { use_deltas_ = on; }
+  // Signs through `signer` (a PKCS#11 token) instead of the key's secret half; it must
+  // hold the key the certificate names. Call before the first build.
+  void set_signer(std::unique_ptr<update::Signer> signer) { signer_ = std::move(signer); }
+  // The root metadata chain every offer carries (update::load_root_chain of keys.dir).
+  void set_root_chain(std::string chain) { root_chain_ = std::move(chain); }
 
  private:
   struct Target {
@@ -68,6 +74,8 @@ class OfferBuilder {
   storage::Database& db_;
   storage::BlobStore& blobs_;
   update::TargetsKey key_;
+  std::unique_ptr<update::Signer> signer_;
+  std::string root_chain_;
   uint32_t chunk_size_, expiry_days_;
   bool use_deltas_ = true;
   DeltaCache deltas_{64};

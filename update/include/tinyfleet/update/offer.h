@@ -5,6 +5,7 @@
 
 #include "tinyfleet/update/crypto.h"
 #include "tinyfleet/update/offer_status.h"
+#include "tinyfleet/update/root_metadata.h"
 #include "tinyfleet/update/update_generated.h"
 
 namespace tinyfleet::update {
@@ -18,6 +19,9 @@ struct DeviceIdentity {
   uint64_t current_release;
   const uint8_t* root_public_key;  // 32 bytes, pinned at provisioning
   const char* device_id = "";      // the manifest must name exactly this device
+  // The root the device walked to from its pinned key (root_metadata.h); null: the pinned
+  // key alone (version 0).
+  const TrustedRoot* trusted_root = nullptr;
 };
 
 // The largest offer a device accepts (and the agent's offer buffer): 64 KB unless the
@@ -34,11 +38,19 @@ struct CheckedOffer {
 };
 
 // Verifies, in order: size, structure, the certificate chain (root -> targets key,
-// unexpired), the manifest signature, format version, fleet, class, device, release
-// sequence and expiry. A "no model" offer (kind NoModel) carries no target or payload. Reads in
-// place; allocates nothing.
+// unexpired, listed by the trusted root), the manifest signature, format version, fleet,
+// class, device, release sequence (newer, by at most the root's step) and expiry. A "no model"
+// offer (kind NoModel) carries no target or payload. Reads in place; allocates nothing. The
+// offer's root chain is not applied here (apply_offer_root_chain).
 CheckedOffer check_offer(const uint8_t* data, size_t size, const DeviceIdentity& device,
                          uint64_t now_unix, const SignatureVerifier& verifier);
+
+// Walks the root chain an offer carries (structure checked first) from `trusted`.
+// kOk with `*advanced` false when it carries none or nothing new; kRootRejected when a
+// document does not verify (`*why` says how) or kMalformed.
+OfferStatus apply_offer_root_chain(const uint8_t* data, size_t size, TrustedRoot& trusted,
+                                   const SignatureVerifier& verifier, bool* advanced,
+                                   RootStatus* why);
 
 // The bytes the root key signs to certify a targets key (76 bytes).
 inline constexpr size_t kCertificateMessageSize = 20 + 32 + 8;

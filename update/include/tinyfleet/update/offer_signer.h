@@ -5,6 +5,8 @@
 #include <utility>
 #include <vector>
 
+#include "tinyfleet/storage/error.h"
+#include "tinyfleet/update/signer.h"
 #include "tinyfleet/update/update_generated.h"
 #include "tinyfleet/update/update_keys.h"
 
@@ -38,5 +40,10 @@ struct ManifestFields {
 
 // The manifest FlatBuffer, signed with the targets key, with its certificate.
 std::string sign_offer(const ManifestFields& fields, const TargetsKey& key);
+// The same through a Signer (a file key or a PKCS#11 token) holding the key `certificate`
+// certifies, carrying the root metadata chain (root_keys.h; "" for none).
+storage::Expected<std::string> sign_offer(const ManifestFields& fields,
+                                          const TargetsKey& certificate, Signer& signer,
+                                          const std::string& root_chain);
 
 }  // namespace tinyfleet::update

@@ -24,8 +24,12 @@ enum class OfferStatus : uint8_t {
   kNotStored = 12,     // the device could not store the offer
   kWrongDevice = 13,   // the manifest names another device (or none: a captured offer)
   kOnProbation = 14,   // deferred, not refused: taken once the installed model's probation ends
+  // Trust metadata (root_metadata.h):
+  kTargetsKeyRevoked = 15,    // the trusted root no longer lists the offer's targets key
+  kReleaseStepTooLarge = 16,  // the release moves the counter further than the root allows
+  kRootRejected = 17,         // the root metadata the offer carries does not verify
 };
-inline constexpr uint8_t kLastOfferStatus = 14;
+inline constexpr uint8_t kLastOfferStatus = 17;
 
 const char* to_string(OfferStatus status);
 
