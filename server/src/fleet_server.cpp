@@ -240,9 +240,9 @@ storage::Expected<std::unique_ptr<FleetServer>> FleetServer::start(const ServerC
     telemetry_limits.burst = config.telemetry_device_burst;
     telemetry_limits.retention_days = config.telemetry_retention_days;
     parts->ingest->set_limits(telemetry_limits);
-    parts->engine =
-        std::make_unique<RolloutEngine>(*parts->engine_db, config.database_uri, *parts->publisher,
-                                        *parts->offers, config.rollout_tick_ms / 1000.0);
+    parts->engine = std::make_unique<RolloutEngine>(
+        *parts->engine_db, config.database_uri, *parts->publisher, *parts->offers,
+        config.rollout_tick_ms / 1000.0, gate_policy(config));
     parts->engine->set_rejects(parts->rejects.get());
     parts->presence = std::make_unique<DevicePresence>(
         *parts->engine_db, std::chrono::seconds(config.devices_offline_after_seconds),
@@ -281,7 +281,7 @@ storage::Expected<std::unique_ptr<FleetServer>> FleetServer::start(const ServerC
       [engine] {
         if (engine) engine->wake();
       },
-      updates_off);
+      updates_off, gate_policy(config));
   parts->telemetry = std::make_unique<TelemetryService>(*parts->db, *parts->auth);
 
   std::shared_ptr<grpc::ServerCredentials> credentials;
@@ -315,11 +315,12 @@ storage::Expected<std::unique_ptr<FleetServer>> FleetServer::start(const ServerC
               {{"listen", config.metrics_listen}, {"port", parts->metrics->port()}});
   }
   if (!config.console_listen.empty()) {
-    auto console = ConsoleServer::start(
-        {config.console_listen, config.tls_cert_file, config.tls_key_file, config.console_threads},
-        *parts->db, *parts->auth, [engine] {
-          if (engine) engine->wake();
-        });
+    ConsoleSettings settings{config.console_listen, config.tls_cert_file, config.tls_key_file,
+                             config.console_threads};
+    settings.gates = gate_policy(config);
+    auto console = ConsoleServer::start(settings, *parts->db, *parts->auth, [engine] {
+      if (engine) engine->wake();
+    });
     if (!console) return console.error();
     parts->console = std::move(*console);
     log::info("console.serving", {{"listen", config.console_listen},

@@ -74,6 +74,7 @@ struct ConsoleServer::Impl {
   storage::Database* db = nullptr;
   const Authenticator* auth = nullptr;
   std::function<void()> wake;
+  GatePolicy gates;
   std::unique_ptr<httplib::Server> http;
   std::thread thread;
   int port = 0;
@@ -109,7 +110,7 @@ struct ConsoleServer::Impl {
     const std::string method = "console." + act;
     if (!allowed(req, res, Role::kOperator, method.c_str(), &caller)) return;
     auto doc = db->transact([&](pqxx::work& w) {
-      rollouts::apply_operator_action(w, name, act, caller.name);
+      rollouts::apply_operator_action(w, name, act, caller.name, gates);
       return console::rollout(w, name);
     });
     if (!doc) return send_error(res, http_status(doc.error().code), doc.error().message);
@@ -193,6 +194,7 @@ storage::Expected<std::unique_ptr<ConsoleServer>> ConsoleServer::start(
   }
   auto impl = std::make_unique<Impl>();
   impl->db = &db;
+  impl->gates = settings.gates;
   impl->auth = &auth;
   impl->wake = std::move(wake_engine);
   if (tls) {

@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "tinyfleet/server/gate_policy.h"
 #include "tinyfleet/storage/database.h"
 #include "tinyfleet/storage/error.h"
 
@@ -22,6 +23,7 @@ struct ConsoleSettings {
   int threads = 8;               // connections served at once (a kept-alive one holds its thread)
   int timeout_seconds = 10;      // read and write, per request
   size_t max_body_bytes = 4096;  // the API takes no bodies larger than this
+  GatePolicy gates;              // how Promote decides the gates (as the engine does)
 };
 
 class ConsoleServer {
