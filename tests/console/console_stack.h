@@ -4,6 +4,7 @@
 // the console shows: 6 devices of one class running digits v1 (whose artifact has a
 // compile report and a memory plan), a rollout whose canary failed its accuracy gate
 // and was rolled back ("canary-bad"), and a running rollout ("steady").
+#include <map>
 #include <string>
 
 #include "fleetd_fixture.h"
@@ -14,6 +15,15 @@ namespace tinyfleet::testing {
 class ConsoleStack : public FleetdUpdatesTest {
  protected:
   void SetUp() override;
+  // Two canary devices: the gates decide on the point value (alpha 0.5 over one look
+  // puts the interval at the estimate) once two devices report.
+  std::map<std::string, std::string> fleetd_settings() override {
+    auto s = update_settings();
+    s["gates.min_devices"] = "2";
+    s["gates.alpha"] = "0.5";
+    s["gates.max_looks"] = "1";
+    return s;
+  }
 
   // Waits (30 s at most) until the rollout is in `state`; false otherwise.
   bool wait_for_state(const std::string& rollout, const std::string& state);
