@@ -30,7 +30,12 @@ nlohmann::json to_json(const v1::Rollout& r) {
                      {"threshold", g.threshold()},
                      {"value", g.value()},
                      {"known", g.known()},
-                     {"passed", g.passed()}});
+                     {"passed", g.passed()},
+                     {"verdict", g.verdict()},
+                     {"lo", g.has_interval() ? nlohmann::json(g.lo()) : nlohmann::json()},
+                     {"hi", g.has_interval() ? nlohmann::json(g.hi()) : nlohmann::json()},
+                     {"timed_out", g.timed_out()},
+                     {"reference", g.reference()}});
   }
   return {{"name", r.name()},
           {"model", r.model()},
@@ -70,10 +75,15 @@ std::vector<std::string> render(const v1::Rollout& r) {
   }
   std::string gates;
   for (const auto& g : r.gate_results()) {
-    char v[160];
+    char v[200], interval[80] = "", against[40] = "";
+    if (g.has_interval()) std::snprintf(interval, sizeof interval, " [%.3g, %.3g]", g.lo(), g.hi());
+    if (!g.reference().empty())
+      std::snprintf(against, sizeof against, " vs %s", g.reference().c_str());
+    const char* verdict = g.verdict() == "wait" ? "wait" : g.passed() ? "ok" : "FAIL";
     if (g.known()) {
-      std::snprintf(v, sizeof v, "%s=%.3g %s %s %.3g", g.metric().c_str(), g.value(),
-                    g.passed() ? "ok" : "FAIL", g.op().c_str(), g.threshold());
+      std::snprintf(v, sizeof v, "%s=%.3g%s %s%s %s %.3g%s", g.metric().c_str(), g.value(),
+                    interval, verdict, g.timed_out() ? " (timed out)" : "", g.op().c_str(),
+                    g.threshold(), against);
     } else {
       std::snprintf(v, sizeof v, "%s=? (%s %.3g)", g.metric().c_str(), g.op().c_str(),
                     g.threshold());

@@ -5,7 +5,7 @@
 # model through fleetctl. Everything runs over TLS with the stack's throwaway CA: gRPC
 # and the console (fleetctl pins the CA), and MQTT (fleetd and every device pin it):
 #   v1 (digits_cnn) to every device;
-#   v2 (digits_cnn fine-tuned five more epochs) through 1, 10, 50 and 100 percent;
+#   v2 (digits_cnn fine-tuned five more epochs) through 20, 60 and 100 percent;
 #   v3 (digits_cnn trained on shuffled labels) fails its accuracy gate at the canary
 #      and is rolled back automatically.
 # fleetd's web console is on a free loopback port; its URL and the demo's admin token are
@@ -59,6 +59,7 @@ export FLEETCTL_CA_FILE=$TINYFLEET_TLS_CA
   --mqtt.user="$TINYFLEET_MQTT_SERVER_USER" --mqtt.password="$TINYFLEET_MQTT_SERVER_PASSWORD" \
   --keys.root_public_key_file="$work/keys/root.pub" --keys.dir="$work/keys" \
   --rollouts.tick_ms=200 --metrics.listen=127.0.0.1:0 --console.listen=127.0.0.1:0 \
+  --gates.max_looks=6 --gates.max_wait_seconds=30 \
   >"$work/fleetd.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do [ -s "$work/fleetd.port" ] && break; sleep 0.1; done
@@ -103,13 +104,16 @@ step "rollout 1: v1 to every device (its first model: a full artifact)"
 fleetctl rollouts create digits-v1 --model digits --version 1 --tags demo --phases 100:2 \
   --gates "failure_rate <= 0.05 && min_reporting >= 0.9 && accuracy >= 0.8" --watch
 
-step "rollout 2: v2 (fine-tuned) through 1, 10, 50, 100 percent as signed deltas"
+# A canary of 20% (10 devices): the gates decide with confidence only on at least
+# gates.min_devices (5) devices against the control group still on the old model; they
+# look every 6 s after the bake and decide within 30 s (gates.max_looks, max_wait_seconds).
+step "rollout 2: v2 (fine-tuned) through 20, 60, 100 percent as signed deltas"
 fleetctl rollouts create digits-v2 --model digits --version 2 --tags demo \
-  --phases 1:4,10:4,50:4,100:2 --gates "$gates" --watch
+  --phases 20:4,60:4,100:2 --gates "$gates" --watch
 
 step "rollout 3: v3 (trained on shuffled labels) must fail at the canary and roll back"
 if fleetctl rollouts create digits-v3 --model digits --version 3 --tags demo \
-  --phases 1:4,10:4,50:4,100:2 --gates "$gates" --watch; then
+  --phases 20:4,60:4,100:2 --gates "$gates" --watch; then
   echo "demo: the bad version was not stopped" >&2
   exit 1
 fi

@@ -66,6 +66,33 @@ Setting choice(std::string ServerConfig::*field, std::vector<std::string> values
           [field](const ServerConfig& c) { return c.*field; }, help + " (" + names + ")"};
 }
 
+// A real number in [min, max].
+Setting real(double ServerConfig::*field, double min, double max, std::string help) {
+  return {[=](ServerConfig& c, const std::string& v) {
+            try {
+              size_t used = 0;
+              const double x = std::stod(v, &used);
+              if (used != v.size() || !(x >= min && x <= max)) return false;
+              c.*field = x;
+              return true;
+            } catch (const std::exception&) {
+              return false;
+            }
+          },
+          [field](const ServerConfig& c) {
+            std::ostringstream out;
+            out << c.*field;
+            return out.str();
+          },
+          help + " (" +
+              [&] {
+                std::ostringstream out;
+                out << min << ".." << max;
+                return out.str();
+              }() +
+              ")"};
+}
+
 Setting flag(bool ServerConfig::*field, std::string help) {
   return {[field](ServerConfig& c, const std::string& v) {
             if (v != "true" && v != "false") return false;
@@ -186,6 +213,23 @@ const std::map<std::string, Setting>& settings() {
        number(&C::telemetry_device_burst, 1, 100000,
               "telemetry windows a device may send at once (its offline ring is 32)")},
       {"rollouts.tick_ms", number(&C::rollout_tick_ms, 10, 60000, "rollout engine period, ms")},
+      {"gates.alpha",
+       real(&C::gates_alpha, 1e-6, 0.5, "a gate's false-decision probability, over all its looks")},
+      {"gates.max_looks", number(&C::gates_max_looks, 1, 1000,
+                                 "looks after the bake, spread over gates.max_wait_seconds")},
+      {"gates.max_wait_seconds",
+       number(&C::gates_max_wait_seconds, 0, 30 * 86400,
+              "a gate still undecided this long after the bake takes the timeout action")},
+      {"gates.min_devices",
+       number(&C::gates_min_devices, 2, 100000, "reporting devices a group needs to decide")},
+      {"gates.fail_on_timeout",
+       flag(&C::gates_fail_on_timeout, "the timeout action: fail the phase (false: pass it)")},
+      {"gates.device_cap",
+       number<int64_t>(&C::gates_device_cap, 0, 1ll << 40,
+                       "trials (probes, inferences) one device counts at most; 0: the median")},
+      {"gates.winsorize",
+       real(&C::gates_winsorize, 0, 0.25,
+            "per-device rates are clipped to this quantile at each end before pooling")},
       {"compile.mode", choice(&C::compile_mode, {"in_process", "remote"},
                               "where models compile: in fleetd, or the Optimizer service")},
       {"compile.optimizer_address",
@@ -288,6 +332,18 @@ std::optional<Error> check_transport_security(const ServerConfig& c) {
 }
 
 }  // namespace
+
+GatePolicy gate_policy(const ServerConfig& c) {
+  GatePolicy g;
+  g.alpha = c.gates_alpha;
+  g.max_looks = c.gates_max_looks;
+  g.max_wait_seconds = c.gates_max_wait_seconds;
+  g.min_devices = c.gates_min_devices;
+  g.fail_on_timeout = c.gates_fail_on_timeout;
+  g.device_cap = static_cast<uint64_t>(c.gates_device_cap);
+  g.winsorize = c.gates_winsorize;
+  return g;
+}
 
 storage::Expected<ServerConfig> load_config(const std::vector<std::string>& args,
                                             const std::map<std::string, std::string>& env) {

@@ -317,9 +317,9 @@ storage::Expected<std::unique_ptr<FleetServer>> FleetServer::start(const ServerC
     parts->ingest->set_limits(telemetry_limits);
     if (!config.telemetry_spool_dir.empty())
       parts->ingest->set_spool_dir(config.telemetry_spool_dir);
-    parts->engine =
-        std::make_unique<RolloutEngine>(*parts->engine_db, config.database_uri, *parts->publisher,
-                                        *parts->offers, config.rollout_tick_ms / 1000.0);
+    parts->engine = std::make_unique<RolloutEngine>(
+        *parts->engine_db, config.database_uri, *parts->publisher, *parts->offers,
+        config.rollout_tick_ms / 1000.0, gate_policy(config));
     parts->engine->set_rejects(parts->rejects.get());
     parts->presence = std::make_unique<DevicePresence>(
         *parts->engine_db, std::chrono::seconds(config.devices_offline_after_seconds),
@@ -360,7 +360,7 @@ storage::Expected<std::unique_ptr<FleetServer>> FleetServer::start(const ServerC
       [engine] {
         if (engine) engine->wake();
       },
-      updates_off);
+      updates_off, gate_policy(config));
   parts->telemetry = std::make_unique<TelemetryService>(*parts->db, *parts->auth);
 
   std::shared_ptr<grpc::ServerCredentials> credentials;
@@ -397,6 +397,7 @@ storage::Expected<std::unique_ptr<FleetServer>> FleetServer::start(const ServerC
     ConsoleSettings console_settings{config.console_listen, config.tls_cert_file,
                                      config.tls_key_file, config.console_threads};
     console_settings.updates_off = updates_off;
+    console_settings.gates = gate_policy(config);
     auto console = ConsoleServer::start(console_settings, *parts->db, *parts->auth, [engine] {
       if (engine) engine->wake();
     });

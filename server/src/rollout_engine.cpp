@@ -25,12 +25,14 @@ bool is_event(const rollouts::StatusReport& r) {
 }  // namespace
 
 RolloutEngine::RolloutEngine(storage::Database& db, std::string database_uri,
-                             UpdatePublisher& publisher, OfferBuilder& builder, double tick_seconds)
+                             UpdatePublisher& publisher, OfferBuilder& builder, double tick_seconds,
+                             GatePolicy gates)
     : db_(db),
       uri_(std::move(database_uri)),
       publisher_(publisher),
       builder_(builder),
-      tick_seconds_(tick_seconds) {}
+      tick_seconds_(tick_seconds),
+      gates_(gates) {}
 
 RolloutEngine::~RolloutEngine() { stop(); }
 

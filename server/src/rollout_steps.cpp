@@ -1,7 +1,7 @@
 // The rollout engine's steps: admitting devices, settling and baking a phase, gates,
-// and returning devices to their previous model. The SQL is in rollouts/repository.cpp,
-// the decisions in rollouts/gates.cpp; every write here is a compare-and-set on the state
-// the tick read, and a lost one is logged and left to the next tick.
+// and returning devices to their previous model. The SQL is in rollouts/repository.cpp and
+// telemetry_stats.cpp, the decisions in rollouts/gates.cpp and phase_gates.cpp; every write here is
+// a compare-and-set on the state the tick read, and a lost one is logged and left to the next tick.
 #include <chrono>
 #include <cmath>
 
@@ -9,7 +9,9 @@
 #include <pqxx/pqxx>
 
 #include "rollouts/gates.h"
+#include "rollouts/phase_gates.h"
 #include "rollouts/repository.h"
+#include "rollouts/telemetry_stats.h"
 #include "tinyfleet/server/gate_expression.h"
 #include "tinyfleet/server/log.h"
 #include "tinyfleet/server/rollout_engine.h"
@@ -18,6 +20,7 @@
 namespace tinyfleet::server {
 
 namespace repo = rollouts::repo;
+namespace telemetry_stats = rollouts::telemetry_stats;
 using rollouts::RolloutEvent;
 using rollouts::RolloutState;
 
@@ -32,19 +35,6 @@ uint64_t now_unix() {
 // A write the tick lost to a concurrent change (an operator's Pause, Abort, Promote).
 void lost(const repo::Driven& r, const char* what) {
   log::info("rollout.superseded", {{"rollout", r.name}, {"phase", r.phase}, {"write", what}});
-}
-
-nlohmann::json gate_report(const std::vector<GateResultValue>& results) {
-  nlohmann::json report = nlohmann::json::array();
-  for (const auto& g : results) {
-    report.push_back({{"metric", g.clause.metric},
-                      {"op", g.clause.op},
-                      {"threshold", g.clause.threshold},
-                      {"value", g.value},
-                      {"known", g.known},
-                      {"passed", g.passed}});
-  }
-  return report;
 }
 
 }  // namespace
@@ -119,37 +109,45 @@ void RolloutEngine::step_running(const Driven& r) {
     return;
   }
   if (clock.baking_for < clock.bake_seconds) {
-    // While baking, the gates' values so far go to the history (not acted on).
+    // While baking, what the gates say so far goes to the history (not acted on).
     if (clauses->empty() || !gate_history_due(r.id)) return;
     db_.transact([&](pqxx::work& w) {
-      const auto t = repo::cohort_telemetry(w, r.id, r.phase);
-      const auto results = evaluate_gates(*clauses, rollouts::gate_metric_values(p, t));
-      repo::record_gates(w, r.id, r.phase, false, gate_report(results).dump());
+      const auto g = rollouts::decide_phase(*clauses, p, telemetry_stats::cohort(w, r.id, r.phase),
+                                            r.phase, /*look=*/0, 0, gates_);
+      repo::record_gates(w, r.id, r.phase, false, g.report.dump());
       return true;
     });
     return;
   }
 
-  // Gates: the new model's cohort against the old one's.
-  auto telemetry =
-      db_.transact([&](pqxx::work& w) { return repo::cohort_telemetry(w, r.id, r.phase); });
-  if (!telemetry) return;
-  const auto d =
-      rollouts::decide(*clauses, p, *telemetry, r.phase, clock.baking_for, clock.bake_seconds);
-  const std::string report = gate_report(d.results).dump();
-  const std::string why = d.kind == rollouts::GateDecision::kWait ? d.reason : r.reason;
-  const bool history = d.kind != rollouts::GateDecision::kWait || gate_history_due(r.id);
+  // Gates, at the looks after the bake (each look once): the canary devices against the
+  // control or baseline devices, with the statistics' confidence.
+  const double waited = clock.baking_for - clock.bake_seconds;
+  const int look = rollouts::look_due(waited, gates_);
+  const auto seen = looked_.find(r.id);
+  if (seen != looked_.end() && seen->second == std::pair{r.phase, look}) return;
+  auto cohort =
+      db_.transact([&](pqxx::work& w) { return telemetry_stats::cohort(w, r.id, r.phase); });
+  if (!cohort) return;
+  const auto g = rollouts::decide_phase(*clauses, p, *cohort, r.phase, look, waited, gates_);
+  const std::string report = g.report.dump();
+  const std::string why = g.verdict == rollouts::Verdict::kWait
+                              ? g.reason + " (look " + std::to_string(look) + " of " +
+                                    std::to_string(std::max(1, gates_.max_looks)) + ")"
+                              : r.reason;
   auto noted = db_.transact([&](pqxx::work& w) {
     if (!repo::note_gates(w, r.id, why, report)) return false;
-    if (history && !clauses->empty()) repo::record_gates(w, r.id, r.phase, true, report);
+    if (!clauses->empty()) repo::record_gates(w, r.id, r.phase, true, report);
     return true;
   });
   if (!noted || !*noted) return lost(r, "gate report");
-  if (d.kind == rollouts::GateDecision::kFail) {
-    fail(r, d.reason);
+  looked_[r.id] = {r.phase, look};
+  if (g.verdict == rollouts::Verdict::kFail) {
+    looked_.erase(r.id);  // a resumed phase bakes and looks again from 1
+    fail(r, g.reason);
     return;
   }
-  if (d.kind == rollouts::GateDecision::kWait) return;
+  if (g.verdict == rollouts::Verdict::kWait) return;
   const bool last = r.phase + 1 >= r.phases;
   auto won = db_.transact([&](pqxx::work& w) {
     return repo::finish_phase(w, r.id, r.phase, r.phases, /*by_operator=*/false,

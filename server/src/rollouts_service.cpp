@@ -48,6 +48,16 @@ bool load(pqxx::work& w, const std::string& name, v1::Rollout* out) {
     x->set_value(g.value("value", 0.0));
     x->set_known(g.value("known", false));
     x->set_passed(g.value("passed", false));
+    x->set_verdict(g.value("verdict", ""));
+    const auto lo = g.find("lo"), hi = g.find("hi");
+    if (lo != g.end() && hi != g.end() && lo->is_number() && hi->is_number()) {
+      x->set_has_interval(true);
+      x->set_lo(lo->get<double>());
+      x->set_hi(hi->get<double>());
+    }
+    x->set_timed_out(g.value("timed_out", false));
+    const auto ref = g.find("reference");
+    if (ref != g.end() && ref->is_object()) x->set_reference(ref->value("group", ""));
   }
   for (const auto& p : v->phases) {
     auto* x = out->add_phases();
@@ -129,7 +139,7 @@ grpc::Status RolloutsService::change(grpc::ServerContext* ctx, const std::string
   }
   const std::string act = action;
   auto r = db_.transact([&](pqxx::work& w) {
-    rollouts::apply_operator_action(w, name, act, caller.name, skip);
+    rollouts::apply_operator_action(w, name, act, caller.name, gates_, skip);
     v1::Rollout rollout;
     load(w, name, &rollout);
     return rollout;

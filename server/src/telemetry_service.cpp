@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <map>
+#include <vector>
 
 #include "tinyfleet/server/grpc_status.h"
 
@@ -10,6 +13,58 @@ namespace tinyfleet::server {
 using storage::ErrorCode;
 using storage::Role;
 using storage::StorageException;
+
+namespace {
+
+// PSI of one bucket's class shares against the reference's, 0.5 added per class, less its
+// expected value without drift ((k - 1) / n for n inferences in the bucket), clamped at 0.
+double pooled_psi(const std::vector<double>& bucket, const std::vector<double>& reference) {
+  const size_t k = reference.size();
+  double nb = 0, nr = 0, n = 0;
+  for (size_t j = 0; j < k; ++j) {
+    const double b = j < bucket.size() ? bucket[j] : 0.0;
+    n += b, nb += b + 0.5, nr += reference[j] + 0.5;
+  }
+  if (k < 2 || n <= 0) return -1;
+  double psi = 0;
+  for (size_t j = 0; j < k; ++j) {
+    const double p = ((j < bucket.size() ? bucket[j] : 0.0) + 0.5) / nb;
+    const double q = (reference[j] + 0.5) / nr;
+    psi += (p - q) * std::log(p / q);
+  }
+  return std::max(0.0, psi - static_cast<double>(k - 1) / n);
+}
+
+// Output drift per bucket from the pooled class counts of its windows (version 2), against
+// those of every window the query covers: a bucket's outputs unlike the period's show up;
+// windows without class counts (version 1) keep their devices' own PSI average.
+void bucket_output_drift(pqxx::work& w, const std::string& where, int64_t since,
+                         const v1::TelemetryQuery& req, v1::TelemetryQueryResponse& resp) {
+  std::map<int64_t, std::vector<double>> by_bucket;
+  std::vector<double> reference;
+  for (const auto& row : w.exec_params(
+           "SELECT (floor(EXTRACT(EPOCH FROM t.ts) / $4) * $4 * 1000)::bigint AS b, u.i - 1, "
+           "sum(u.v)::double precision FROM telemetry t CROSS JOIN LATERAL "
+           "unnest(t.class_counts) WITH ORDINALITY AS u(v, i)" +
+               where + " AND u.i <= 1024 GROUP BY 1, 2",
+           since, req.device_id(), req.rollout(), static_cast<int>(req.bucket_seconds()))) {
+    const auto cls = row[1].as<size_t>();
+    const double count = row[2].as<double>();
+    auto& bucket = by_bucket[row[0].as<int64_t>()];
+    if (bucket.size() <= cls) bucket.resize(cls + 1, 0.0);
+    if (reference.size() <= cls) reference.resize(cls + 1, 0.0);
+    bucket[cls] += count;
+    reference[cls] += count;
+  }
+  for (auto& b : *resp.mutable_buckets()) {
+    const auto it = by_bucket.find(b.start_unix_ms());
+    if (it == by_bucket.end()) continue;
+    const double psi = pooled_psi(it->second, reference);
+    if (psi >= 0) b.set_output_psi(psi);
+  }
+}
+
+}  // namespace
 
 grpc::Status TelemetryService::Query(grpc::ServerContext* ctx, const v1::TelemetryQuery* req,
                                      v1::TelemetryQueryResponse* out) {
@@ -75,6 +130,7 @@ grpc::Status TelemetryService::Query(grpc::ServerContext* ctx, const v1::Telemet
         b->set_latency_p95_us(row[5].as<double>());
         b->set_probe_accuracy(row[6].as<double>());
       }
+      bucket_output_drift(w, where, since, *req, resp);
     }
     return resp;
   });

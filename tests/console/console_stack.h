@@ -7,6 +7,7 @@
 // ("canary-control", 2 devices) whose gate history and current gate report have the
 // statistical gates' shape: per clause the canary against a concurrent control group,
 // the compared value's interval [lo, hi] and a pass/fail/wait verdict.
+#include <map>
 #include <string>
 
 #include "fleetd_fixture.h"
@@ -17,6 +18,15 @@ namespace tinyfleet::testing {
 class ConsoleStack : public FleetdUpdatesTest {
  protected:
   void SetUp() override;
+  // Two canary devices: the gates decide on the point value (alpha 0.5 over one look
+  // puts the interval at the estimate) once two devices report.
+  std::map<std::string, std::string> fleetd_settings() override {
+    auto s = update_settings();
+    s["gates.min_devices"] = "2";
+    s["gates.alpha"] = "0.5";
+    s["gates.max_looks"] = "1";
+    return s;
+  }
 
   // Waits (30 s at most) until the rollout is in `state`; false otherwise.
   bool wait_for_state(const std::string& rollout, const std::string& state);

@@ -32,6 +32,15 @@ namespace fs = std::filesystem;
 
 class RolloutCommands : public FleetdUpdatesTest {
  protected:
+  // Two devices a phase: gates decide on the point value (alpha 0.5 over one look puts
+  // the interval at the estimate) once two devices report.
+  std::map<std::string, std::string> fleetd_settings() override {
+    auto s = update_settings();
+    s["gates.min_devices"] = "2";
+    s["gates.alpha"] = "0.5";
+    s["gates.max_looks"] = "1";
+    return s;
+  }
   void SetUp() override {
     FleetdTest::SetUp();
     rollouts_ = v1::Rollouts::NewStub(fleetd_->channel());

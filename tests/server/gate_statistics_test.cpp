@@ -411,7 +411,7 @@ TEST(GateStatistics, HostileStatisticsNeverDecideOnNaN) {
     for (int i = 0; i < small(rng); ++i) cohort.baseline.push_back(device());
     for (const char* m : {"accuracy", "accuracy_drop", "psi", "input_drift", "shadow_agreement",
                           "energy_regression", "latency_regression"}) {
-      for (const auto& e : metric_estimates(m, cohort, {}, seq.min_devices)) {
+      for (const auto& e : metric_estimates(m, cohort, {}, seq.min_devices).estimates) {
         if (e.known()) {
           EXPECT_TRUE(std::isfinite(e.value)) << m;
         }

@@ -8,6 +8,7 @@
 
 #include "rollouts/api_input.h"
 #include "rollouts/gates.h"
+#include "rollouts/phase_gates.h"
 #include "rollouts/selection.h"
 #include "rollouts/states.h"
 #include "rollouts/status_report.h"
@@ -171,44 +172,111 @@ std::vector<GateClause> gates(const std::string& text) {
   return g ? *g : std::vector<GateClause>{};
 }
 
-TEST(RolloutGates, PassFailAndNoData) {
+// `n` devices each with `correct` of `total` probes right, 20 inferences spread over
+// classes 0..3 (class 0 twice as often when `skewed`).
+std::vector<DeviceStats> probed(int n, uint64_t correct, uint64_t total, bool skewed = false) {
+  std::vector<DeviceStats> v;
+  for (int i = 0; i < n; ++i) {
+    DeviceStats d;
+    d.device_id = "d" + std::to_string(i);
+    d.probe_correct = correct + (i % 3);  // devices differ a little
+    d.probe_total = total;
+    d.inferences = 400;
+    d.class_counts = skewed ? std::vector<uint64_t>{160, 80, 80, 80}
+                            : std::vector<uint64_t>{100 + i % 2, 100, 100, 100 - i % 2};
+    v.push_back(d);
+  }
+  return v;
+}
+
+TEST(RolloutGates, PassFailAndWaitWithTheStatistics) {
   const auto clauses = gates("accuracy_drop <= 0.1 && psi < 0.5 && min_reporting >= 0.5");
-  PhaseCounts p{0, 0, 4, 0, 4};
-  CohortTelemetry t;
-  t.cohort = 4;
-  t.reporting = 4;
-  t.accuracy_new = 0.9;
-  t.accuracy_old = 0.95;
-  t.psi = 0.1;
-  auto d = decide(clauses, p, t, 0, 10, 5);
-  EXPECT_EQ(d.kind, GateDecision::kPass) << d.reason;
-  ASSERT_EQ(d.results.size(), 3u);
-  EXPECT_NEAR(d.results[0].value, 0.05, 1e-12);
+  PhaseCounts p{0, 0, 20, 0, 20};
+  CohortStats c;
+  c.canary = probed(20, 900, 1000);
+  c.control = probed(20, 930, 1000);
+  GatePolicy policy;
+  auto d = decide_phase(clauses, p, c, 0, 1, 0, policy);
+  EXPECT_EQ(d.verdict, Verdict::kPass) << d.reason;
+  ASSERT_EQ(d.report.size(), 3u);
+  const auto& drop = d.report[0];
+  EXPECT_NEAR(drop["value"].get<double>(), 0.03, 1e-9);
+  EXPECT_EQ(drop["verdict"], "pass");
+  EXPECT_TRUE(drop["passed"].get<bool>());
+  EXPECT_LT(drop["lo"].get<double>(), 0.03);
+  EXPECT_GT(drop["hi"].get<double>(), 0.03);
+  EXPECT_EQ(drop["canary"]["devices"], 20);
+  EXPECT_EQ(drop["reference"]["group"], "control");
+  EXPECT_NEAR(drop["reference"]["value"].get<double>(), 0.931, 1e-3);
+  EXPECT_EQ(d.report[2].count("reference"), 0u);  // min_reporting: the canary alone
+  EXPECT_EQ(d.report[2]["verdict"], "pass");
 
-  t.accuracy_new = 0.7;  // a 25-point drop
-  d = decide(clauses, p, t, 2, 10, 5);
-  EXPECT_EQ(d.kind, GateDecision::kFail);
-  EXPECT_EQ(d.reason, "gate 'accuracy_drop <= 0.1' failed in phase 2: 0.25");
+  c.canary = probed(20, 700, 1000);  // a 23-point drop
+  d = decide_phase(clauses, p, c, 2, 1, 0, policy);
+  EXPECT_EQ(d.verdict, Verdict::kFail);
+  EXPECT_EQ(d.reason.rfind("gate 'accuracy_drop <= 0.1' failed in phase 2: 0.23", 0), 0u)
+      << d.reason;
+  EXPECT_EQ(d.report[0]["verdict"], "fail");
+  EXPECT_FALSE(d.report[0]["timed_out"].get<bool>());
 
-  t.accuracy_new = 0.9;
-  t.psi.reset();  // nobody reported drift yet: wait, do not fail
-  d = decide(clauses, p, t, 0, 10, 5);
-  EXPECT_EQ(d.kind, GateDecision::kWait);
-  EXPECT_EQ(d.reason, "phase 0 waits for telemetry: psi");
-  EXPECT_FALSE(d.results[1].known);
-  EXPECT_FALSE(d.results[1].passed);
+  c.canary = probed(3, 900, 1000);  // too few devices: wait, do not fail
+  d = decide_phase(clauses, {0, 0, 3, 0, 3}, c, 0, 1, 0, policy);
+  EXPECT_EQ(d.verdict, Verdict::kWait);
+  EXPECT_EQ(d.reason, "phase 0 waits for telemetry: accuracy_drop, psi");
+  EXPECT_TRUE(d.report[0]["known"].get<bool>());
+  EXPECT_TRUE(d.report[0]["lo"].is_null());
+  // ... until the last look, then the timeout action (fail by default, or pass).
+  d = decide_phase(clauses, {0, 0, 3, 0, 3}, c, 0, policy.max_looks, policy.max_wait_seconds,
+                   policy);
+  EXPECT_EQ(d.verdict, Verdict::kFail);
+  EXPECT_TRUE(d.timed_out);
+  EXPECT_TRUE(d.report[0]["timed_out"].get<bool>());
+  policy.fail_on_timeout = false;
+  EXPECT_EQ(decide_phase(clauses, {0, 0, 3, 0, 3}, c, 0, 12, 4 * 3600, policy).verdict,
+            Verdict::kPass);
+  // While baking (look 0) nothing times out.
+  EXPECT_EQ(decide_phase(clauses, {0, 0, 3, 0, 3}, c, 0, 0, 1e9, policy).verdict, Verdict::kWait);
+}
+
+TEST(RolloutGates, ReferenceIsControlThenBaselineThenTheManifest) {
+  const auto clauses = gates("accuracy_drop <= 0.1");
+  PhaseCounts p{0, 0, 20, 0, 20};
+  CohortStats c;
+  c.canary = probed(20, 900, 1000);
+  c.baseline = probed(20, 920, 1000);
+  auto d = decide_phase(clauses, p, c, 0, 1, 0, {});
+  EXPECT_EQ(d.report[0]["reference"]["group"], "baseline");
+  c.baseline.clear();
+  c.baseline_accuracy = 0.95;
+  d = decide_phase(clauses, p, c, 0, 1, 0, {});
+  EXPECT_EQ(d.report[0]["reference"]["group"], "manifest");
+  EXPECT_EQ(d.report[0]["reference"]["value"], 0.95);
+  EXPECT_NEAR(d.report[0]["value"].get<double>(), 0.049, 1e-3);
 }
 
 TEST(RolloutGates, QuorumWaitsThenFails) {
   const auto clauses = gates("min_reporting >= 0.75");
   PhaseCounts p{0, 0, 4, 0, 4};
-  CohortTelemetry t;
-  t.cohort = 4;
-  t.reporting = 2;
-  EXPECT_EQ(decide(clauses, p, t, 1, 60, 30, 120).kind, GateDecision::kWait);
-  const auto d = decide(clauses, p, t, 1, 151, 30, 120);
-  EXPECT_EQ(d.kind, GateDecision::kFail);
-  EXPECT_EQ(d.reason, "gate 'min_reporting >= 0.75' failed in phase 1: 0.5");
+  CohortStats c;
+  c.canary = probed(2, 900, 1000);
+  EXPECT_EQ(decide_phase(clauses, p, c, 1, 1, 60, {}).verdict, Verdict::kWait);
+  const auto d = decide_phase(clauses, p, c, 1, 2, kQuorumGraceSeconds, {});
+  EXPECT_EQ(d.verdict, Verdict::kFail);
+  EXPECT_EQ(d.reason, "gate 'min_reporting >= 0.75' failed in phase 1: 0.5 (2 of 4 devices)");
+}
+
+TEST(RolloutGates, LooksAreSpreadOverTheWait) {
+  GatePolicy g;
+  g.max_looks = 5;
+  g.max_wait_seconds = 400;
+  EXPECT_EQ(look_due(0, g), 1);
+  EXPECT_EQ(look_due(99, g), 1);
+  EXPECT_EQ(look_due(100, g), 2);
+  EXPECT_EQ(look_due(399, g), 4);
+  EXPECT_EQ(look_due(400, g), 5);
+  EXPECT_EQ(look_due(1e9, g), 5);
+  g.max_looks = 1;
+  EXPECT_EQ(look_due(0, g), 1);
 }
 
 TEST(RolloutGates, FailureRateDecidesEarlyAndSettling) {
@@ -228,31 +296,20 @@ TEST(RolloutGates, FailureRateDecidesEarlyAndSettling) {
   EXPECT_FALSE(settled(gates(""), {0, 0, 0, 0, 0}));
 }
 
-TEST(RolloutGates, RegressionsAgainstTheOldModel) {
-  CohortTelemetry t;
-  t.energy_new = 120;
-  t.energy_old = 100;
-  t.latency_p95_new = 50;
-  t.latency_p95_old = 0;  // no baseline: unknown, not infinite
-  const auto m = gate_metric_values({}, t);
-  EXPECT_NEAR(*m.at("energy_regression"), 0.2, 1e-12);
-  EXPECT_EQ(m.count("latency_regression"), 0u);
-  EXPECT_EQ(*m.at("failure_rate"), 0.0);
-  EXPECT_FALSE(m.at("min_reporting"));
-}
-
-TEST(RolloutGates, PromoteNeedsEveryGateToPassOnDataSoFar) {
+TEST(RolloutGates, PromoteNeedsEveryGateToPassWithConfidence) {
   const auto clauses = gates("failure_rate <= 0.05 && accuracy >= 0.8");
-  PhaseCounts p{0, 0, 2, 0, 2};
-  CohortTelemetry t;
-  EXPECT_EQ(promote_refusal(clauses, p, t), "gate 'accuracy >= 0.8' has no data yet");
-  t.accuracy_new = 0.5;
-  EXPECT_EQ(promote_refusal(clauses, p, t), "gate 'accuracy >= 0.8' does not pass: 0.5");
-  t.accuracy_new = 0.85;
-  EXPECT_FALSE(promote_refusal(clauses, p, t));
-  EXPECT_EQ(promote_refusal(clauses, {0, 0, 1, 1, 2}, t),
-            "gate 'failure_rate <= 0.05' does not pass: 0.5");
-  EXPECT_FALSE(promote_refusal({}, p, {}));  // no gates: nothing to wait for
+  PhaseCounts p{0, 0, 20, 0, 20};
+  CohortStats c;
+  EXPECT_EQ(promote_refusal(clauses, p, c, {}), "gate 'accuracy >= 0.8' has no data yet");
+  c.canary = probed(20, 500, 1000);
+  const auto why = promote_refusal(clauses, p, c, {});
+  ASSERT_TRUE(why);
+  EXPECT_EQ(why->rfind("gate 'accuracy >= 0.8' does not pass: 0.50", 0), 0u) << *why;
+  c.canary = probed(20, 850, 1000);
+  EXPECT_FALSE(promote_refusal(clauses, p, c, {}));
+  EXPECT_EQ(promote_refusal(clauses, {0, 0, 18, 2, 20}, c, {}),
+            "gate 'failure_rate <= 0.05' does not pass: 0.1 (2 of 20 devices)");
+  EXPECT_FALSE(promote_refusal({}, p, {}, {}));  // no gates: nothing to wait for
 }
 
 std::string encoded(const update::StatusMessage& m) {

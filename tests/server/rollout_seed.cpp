@@ -36,8 +36,9 @@ void add_telemetry(pqxx::work& w, const std::string& device, const std::string& 
   w.exec("SELECT tinyfleet_ensure_telemetry_partition((now() AT TIME ZONE 'UTC')::date)");
   w.exec_params(
       "INSERT INTO telemetry (device_id, ts, artifact_sha256, inferences, latency_p50_us, "
-      "latency_p95_us, energy_uj, output_psi, input_drift, probe_accuracy) VALUES "
-      "($1, now(), $2, 20, 100, 200, 5, 0.1, 0.1, $3)",
+      "latency_p95_us, energy_uj, output_psi, input_drift, probe_accuracy, probe_correct, "
+      "probe_total) VALUES ($1, now(), $2, 20, 100, 200, 5, 0.1, 0.1, $3, round($3::double "
+      "precision * 100)::bigint, 100)",
       device, artifact, probe_accuracy);
 }
 

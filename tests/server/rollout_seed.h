@@ -20,7 +20,8 @@ constexpr const char* kSeedClass = "cortex-m4-256k";
 
 SeededFleet seed_fleet(pqxx::work& w, int devices, bool on_target, const std::string& tag = "t");
 
-// One telemetry window of `device` on `artifact`, stamped now.
+// One telemetry window of `device` on `artifact`, stamped now: 100 probes, a share
+// `probe_accuracy` of them right.
 void add_telemetry(pqxx::work& w, const std::string& device, const std::string& artifact,
                    double probe_accuracy);
 

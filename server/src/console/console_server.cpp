@@ -98,6 +98,7 @@ struct ConsoleServer::Impl {
   const Authenticator* auth = nullptr;
   std::function<void()> wake;
   std::string updates_off;
+  GatePolicy gates;
   std::unique_ptr<httplib::Server> http;
   std::thread thread;
   int port = 0;
@@ -133,7 +134,7 @@ struct ConsoleServer::Impl {
     const std::string method = "console." + act;
     if (!allowed(req, res, Role::kOperator, method.c_str(), &caller)) return;
     auto doc = db->transact([&](pqxx::work& w) {
-      rollouts::apply_operator_action(w, name, act, caller.name);
+      rollouts::apply_operator_action(w, name, act, caller.name, gates);
       return console::rollout(w, name);
     });
     if (!doc) return send_error(res, http_status(doc.error().code), doc.error().message);
@@ -235,6 +236,7 @@ storage::Expected<std::unique_ptr<ConsoleServer>> ConsoleServer::start(
   }
   auto impl = std::make_unique<Impl>();
   impl->db = &db;
+  impl->gates = settings.gates;
   impl->auth = &auth;
   impl->wake = std::move(wake_engine);
   impl->updates_off = settings.updates_off;

@@ -336,6 +336,19 @@ Estimate latency_regression(const std::vector<DeviceStats>& reference,
       false);
 }
 
+Estimate measured_energy_per_inference(const std::vector<DeviceStats>& devices,
+                                       const PoolingPolicy& policy) {
+  const Group g = energy_group(devices, policy);
+  return jackknife(
+      nullptr, g, [](const Sums&, const Sums& c) { return rate(c); }, false);
+}
+
+Estimate latency_p95_us(const std::vector<DeviceStats>& devices, const PoolingPolicy& policy) {
+  const Group g = latency_group(devices, policy);
+  return jackknife(
+      nullptr, g, [](const Sums&, const Sums& c) { return latency_p95(c); }, false);
+}
+
 Estimate output_psi(const std::vector<DeviceStats>& reference,
                     const std::vector<DeviceStats>& canary, const PoolingPolicy& policy) {
   size_t k = 0;

@@ -81,6 +81,11 @@ Estimate energy_regression(const std::vector<DeviceStats>& reference,
                            const std::vector<DeviceStats>& canary, const PoolingPolicy& policy);
 Estimate latency_regression(const std::vector<DeviceStats>& reference,
                             const std::vector<DeviceStats>& canary, const PoolingPolicy& policy);
+// One group's level of those two (what the gate report shows beside the comparison):
+// measured energy per inference (uJ) and the p95 latency (us), pooled the same way.
+Estimate measured_energy_per_inference(const std::vector<DeviceStats>& devices,
+                                       const PoolingPolicy& policy);
+Estimate latency_p95_us(const std::vector<DeviceStats>& devices, const PoolingPolicy& policy);
 
 // Output drift: PSI between the capped-pooled class shares of the canary and of the
 // reference (additive smoothing of 0.5 per class), jackknife bias-corrected (clean data

@@ -2,9 +2,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include "rollouts/gates.h"
+#include "rollouts/phase_gates.h"
 #include "rollouts/repository.h"
 #include "rollouts/states.h"
+#include "rollouts/telemetry_stats.h"
 #include "tinyfleet/server/gate_expression.h"
 #include "tinyfleet/storage/repositories.h"
 
@@ -18,7 +19,8 @@ bool is_operator_action(const std::string& action) {
 }
 
 void apply_operator_action(pqxx::work& w, const std::string& name, const std::string& act,
-                           const std::string& actor, const SkipGates& skip_gates) {
+                           const std::string& actor, const GatePolicy& gates,
+                           const SkipGates& skip_gates) {
   const auto head = repo::lock_by_name(w, name);
   if (!head) {
     throw StorageException({ErrorCode::kNotFound, "rollout '" + name + "' does not exist"});
@@ -47,8 +49,8 @@ void apply_operator_action(pqxx::work& w, const std::string& name, const std::st
       auto clauses = parse_gates(head->gates);
       if (!clauses) refuse("the rollout's gates do not parse: " + clauses.error().message);
       const auto counts = repo::phase_counts(w, head->id, head->phase);
-      const auto telemetry = repo::cohort_telemetry(w, head->id, head->phase);
-      if (auto why = promote_refusal(*clauses, counts, telemetry)) {
+      const auto cohort = telemetry_stats::cohort(w, head->id, head->phase);
+      if (auto why = promote_refusal(*clauses, counts, cohort, gates)) {
         refuse("rollout '" + name + "' phase " + std::to_string(head->phase) +
                " cannot be promoted: " + *why);
       }

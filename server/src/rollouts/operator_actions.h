@@ -9,6 +9,8 @@
 
 #include <pqxx/pqxx>
 
+#include "tinyfleet/server/gate_policy.h"
+
 namespace tinyfleet::server::rollouts {
 
 // A promote that does not evaluate the gates: the caller checked the admin role; the
@@ -20,8 +22,10 @@ struct SkipGates {
 };
 
 // `action` is one of "pause", "resume", "promote", "abort"; `actor` the token's name.
+// Promote decides the gates with `gates`, as the engine does.
 void apply_operator_action(pqxx::work& w, const std::string& name, const std::string& action,
-                           const std::string& actor, const SkipGates& skip_gates = {});
+                           const std::string& actor, const GatePolicy& gates,
+                           const SkipGates& skip_gates = {});
 
 // Whether `action` is one of the four above.
 bool is_operator_action(const std::string& action);

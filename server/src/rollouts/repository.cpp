@@ -11,11 +11,6 @@ namespace {
 using R = RolloutState;
 using D = DeviceState;
 
-std::optional<double> opt(const pqxx::field& f) {
-  if (f.is_null()) return std::nullopt;
-  return f.as<double>();
-}
-
 const char* s(R x) { return to_string(x); }
 const char* s(D x) { return to_string(x); }
 const char* s(PhaseState x) { return to_string(x); }
@@ -116,38 +111,6 @@ PhaseClock phase_clock(pqxx::work& w, int64_t id, int phase) {
   c.state = phase_state_from(row[1].as<std::string>()).value_or(PhaseState::kPending);
   if (c.state == PhaseState::kBaking && !row[2].is_null()) c.baking_for = row[2].as<double>();
   return c;
-}
-
-CohortTelemetry cohort_telemetry(pqxx::work& w, int64_t id, int phase) {
-  const auto row = w.exec_params1(
-      "WITH cohort AS (SELECT device_id, target_artifact, updated_at_device FROM "
-      "rollout_devices WHERE rollout_id = $1 AND phase <= $2 AND state = 'updated'), "
-      "fresh AS (SELECT t.* FROM telemetry t JOIN cohort c ON c.device_id = t.device_id "
-      "WHERE t.artifact_sha256 = c.target_artifact AND t.ts >= c.updated_at_device), "
-      "stale AS (SELECT t.* FROM telemetry t JOIN rollout_devices rd ON rd.device_id = "
-      "t.device_id AND rd.rollout_id = $1 WHERE t.artifact_sha256 <> rd.target_artifact AND "
-      "t.ts >= (SELECT created_at FROM rollouts WHERE id = $1) - interval '15 minutes') "
-      "SELECT (SELECT count(*) FROM cohort), (SELECT count(DISTINCT device_id) FROM fresh), "
-      "(SELECT avg(output_psi) FROM fresh WHERE output_psi >= 0), "
-      "(SELECT avg(input_drift) FROM fresh WHERE input_drift >= 0), "
-      "(SELECT avg(probe_accuracy) FROM fresh), (SELECT avg(probe_accuracy) FROM stale), "
-      "(SELECT avg(energy_uj) FROM fresh), (SELECT avg(energy_uj) FROM stale), "
-      "(SELECT avg(latency_p95_us) FROM fresh), (SELECT avg(latency_p95_us) FROM stale), "
-      "(SELECT avg(shadow_agreement) FROM fresh)",
-      id, phase);
-  CohortTelemetry t;
-  t.cohort = row[0].as<int>();
-  t.reporting = row[1].as<int>();
-  t.psi = opt(row[2]);
-  t.input_drift = opt(row[3]);
-  t.accuracy_new = opt(row[4]);
-  t.accuracy_old = opt(row[5]);
-  t.energy_new = opt(row[6]);
-  t.energy_old = opt(row[7]);
-  t.latency_p95_new = opt(row[8]);
-  t.latency_p95_old = opt(row[9]);
-  t.shadow_agreement = opt(row[10]);
-  return t;
 }
 
 bool change_state(pqxx::work& w, int64_t id, RolloutState expected, RolloutEvent event,

@@ -59,9 +59,6 @@ struct PhaseClock {
 };
 PhaseClock phase_clock(pqxx::work& w, int64_t id, int phase);
 
-// The cohort of phases 0..phase and its telemetry (see gates.h).
-CohortTelemetry cohort_telemetry(pqxx::work& w, int64_t id, int phase);
-
 // Sets a running rollout's reason (what it waits for), leaving everything else.
 bool note_reason(pqxx::work& w, int64_t id, const std::string& reason);
 

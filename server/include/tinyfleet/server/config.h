@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "tinyfleet/server/gate_policy.h"
 #include "tinyfleet/storage/error.h"
 
 namespace tinyfleet::server {
@@ -60,6 +61,14 @@ struct ServerConfig {
   int64_t update_device_bytes_per_second = 1 << 20;  // chunk answers to one device; 0: unbounded
   int64_t update_payload_cache_bytes = 256ll << 20;  // payloads kept for chunk answers
   int rollout_tick_ms = 250;
+  // The gates' statistics (GatePolicy; docs/rollouts.md "Gate statistics").
+  double gates_alpha = 0.01;
+  int gates_max_looks = 12;
+  int gates_max_wait_seconds = 4 * 3600;
+  int gates_min_devices = 5;
+  bool gates_fail_on_timeout = true;
+  int64_t gates_device_cap = 0;
+  double gates_winsorize = 0.05;
   int devices_offline_after_seconds = 600;       // not heard for this long: offline; 0: never
   int telemetry_retention_days = 30;             // day partitions older are dropped; 0: never
   int telemetry_device_windows_per_minute = 60;  // per device; more are counted, not stored
@@ -75,6 +84,9 @@ struct ServerConfig {
   int64_t max_upload_bytes = 64ll << 20;
   int shutdown_grace_seconds = 10;
 };
+
+// The gates.* settings as the rollout engine, Promote and the console use them.
+GatePolicy gate_policy(const ServerConfig& c);
 
 // Reads the config file named by --config (if any), then `env`, then the flags in
 // `args`. An unknown key, a malformed number or an unreadable file is an error

@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "tinyfleet/server/gate_policy.h"
 #include "tinyfleet/storage/database.h"
 #include "tinyfleet/storage/error.h"
 
@@ -23,6 +24,7 @@ struct ConsoleSettings {
   int timeout_seconds = 10;       // read and write, per request
   size_t max_body_bytes = 16384;  // the largest request body (the create-rollout form)
   std::string updates_off;        // not empty: fleetd cannot send updates, rollouts refused
+  GatePolicy gates;               // how Promote decides the gates (as the engine does)
 };
 
 class ConsoleServer {

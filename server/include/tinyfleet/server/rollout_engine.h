@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "tinyfleet/server/device_rejects.h"
+#include "tinyfleet/server/gate_policy.h"
 #include "tinyfleet/server/offer_builder.h"
 #include "tinyfleet/server/update_publisher.h"
 #include "tinyfleet/storage/database.h"
@@ -30,8 +31,9 @@ struct OfferTarget;
 // one leader at a time (a PostgreSQL advisory lock held on a connection of its own).
 // Each tick the leader applies device status reports, admits devices of the current
 // phase at the rollout's rate (offer built, stored with its release number, then
-// published retained), moves a settled phase to baking, evaluates the gates on the
-// telemetry of the new against the old model, and advances, pauses or rolls back.
+// published retained), moves a settled phase to baking, decides the gates with the gate
+// statistics (`gates`: canary devices against control or baseline devices, at looks
+// spread over gates.max_wait after the bake), and advances, pauses or rolls back.
 // A new leader first re-publishes the offers still outstanding, so nothing promised
 // before a crash is lost and no device gets a second, different offer. Offers leave
 // through an outbox (device_offers.published_at, migration 0019): stored first, counted
@@ -42,7 +44,7 @@ struct OfferTarget;
 class RolloutEngine {
  public:
   RolloutEngine(storage::Database& db, std::string database_uri, UpdatePublisher& publisher,
-                OfferBuilder& builder, double tick_seconds = 0.25);
+                OfferBuilder& builder, double tick_seconds = 0.25, GatePolicy gates = {});
   ~RolloutEngine();
   void start();
   void stop();
@@ -104,6 +106,7 @@ class RolloutEngine {
   UpdatePublisher& publisher_;
   OfferBuilder& builder_;
   double tick_seconds_;
+  GatePolicy gates_;
   std::unique_ptr<pqxx::connection> lock_conn_;
   std::thread thread_;
   std::mutex mu_;
@@ -118,6 +121,8 @@ class RolloutEngine {
   std::map<int64_t, double> admit_tokens_;  // per rollout: devices that may be admitted now
   // Per rollout: when the gates last went to the history (rollout_gate_history).
   std::map<int64_t, std::chrono::steady_clock::time_point> gate_history_at_;
+  // Per rollout: the phase and the last look (after its bake) the gates decided at.
+  std::map<int64_t, std::pair<int, int>> looked_;
   std::chrono::steady_clock::time_point cannot_sign_logged_{};
   uint64_t connections_seen_ = 0;  // publisher_.connections() at the last re-publication
   bool republish_ = false;         // a publish failed: re-publish the outbox soon

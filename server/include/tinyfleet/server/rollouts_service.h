@@ -3,6 +3,7 @@
 #include <functional>
 
 #include "tinyfleet/server/authenticator.h"
+#include "tinyfleet/server/gate_policy.h"
 #include "tinyfleet/storage/database.h"
 #include "tinyfleet/v1/rollouts.grpc.pb.h"
 
@@ -14,9 +15,14 @@ namespace tinyfleet::server {
 class RolloutsService final : public v1::Rollouts::Service {
  public:
   // `updates_off` names what is missing when fleetd cannot send updates (empty: it can).
+  // `gates`: how Promote decides the gates (as the engine does).
   RolloutsService(storage::Database& db, const Authenticator& auth, std::function<void()> wake,
-                  std::string updates_off)
-      : db_(db), auth_(auth), wake_(std::move(wake)), updates_off_(std::move(updates_off)) {}
+                  std::string updates_off, GatePolicy gates = {})
+      : db_(db),
+        auth_(auth),
+        wake_(std::move(wake)),
+        updates_off_(std::move(updates_off)),
+        gates_(gates) {}
 
   grpc::Status CreateRollout(grpc::ServerContext* ctx, const v1::CreateRolloutRequest* req,
                              v1::Rollout* out) override;
@@ -46,6 +52,7 @@ class RolloutsService final : public v1::Rollouts::Service {
   const Authenticator& auth_;
   std::function<void()> wake_;
   std::string updates_off_;
+  GatePolicy gates_;
 };
 
 }  // namespace tinyfleet::server
