@@ -110,7 +110,7 @@ _stack_watch_broker() {
 # as soon as the broker dies instead of letting it hang. Returns the command's status
 # (1 when the broker died).
 stack_run() {
-  setsid "$@" &
+  setsid -w "$@" &
   local cmd=$! rc=0
   trap 'kill -TERM -- -'"$cmd"' 2>/dev/null; exit 130' INT
   trap 'kill -TERM -- -'"$cmd"' 2>/dev/null; exit 143' TERM
