@@ -15,10 +15,13 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -50,6 +53,20 @@ std::string run(const std::string& cmd, int* exit_code = nullptr) {
   auto r = tinyfleet::testing::run_command(cmd);
   if (exit_code) *exit_code = r.exit;
   return r.out;
+}
+
+// Throws, with the stack's reason (mqtt/died: exit status, log tail) or the broker log's
+// tail, when the stack's Mosquitto is gone: a dead broker ends the run instead of
+// leaving it to wait for devices that can never connect.
+void check_broker() {
+  const char* pid = std::getenv("TINYFLEET_MQTT_PID");
+  if (pid == nullptr || kill(std::atoi(pid), 0) == 0) return;
+  const fs::path dir = fs::path(require_env("TINYFLEET_MQTT_PASSWD_FILE")).parent_path();
+  std::ifstream died(dir / "died"), log(dir / "mosquitto.log");
+  std::string why((std::istreambuf_iterator<char>(died ? died : log)),
+                  std::istreambuf_iterator<char>());
+  if (why.size() > 2000) why = why.substr(why.size() - 2000);
+  throw std::runtime_error("the broker (pid " + std::string(pid) + ") is gone:\n" + why);
 }
 
 // A counter of the broker's $SYS tree (retained, refreshed every sys_interval).
@@ -190,6 +207,7 @@ class Fleet {
         const std::string text((std::istreambuf_iterator<char>(l)),
                                std::istreambuf_iterator<char>());
         if (text.find(" connected") != std::string::npos) break;
+        check_broker();
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
       }
     }
@@ -210,6 +228,7 @@ class Fleet {
     const double until = now_s() + timeout_s;
     std::string state;
     while (now_s() < until) {
+      check_broker();
       const auto r = json::parse(fleetctl("rollouts get " + name + " --json"), nullptr, false);
       state = r.is_object() ? r.value("state", "") : "";
       if (state == "completed") return state;

@@ -24,5 +24,5 @@ fi
 for n in "${names[@]}"; do
   exe=$(find build/release/bench -type f -name "$n" | head -1)
   echo "=== $n"
-  "$exe"
+  stack_run "$exe"
 done

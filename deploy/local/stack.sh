@@ -14,6 +14,7 @@
 #   TINYFLEET_MQTT_SERVER_USER/PASSWORD   the server's broker account
 #   TINYFLEET_MQTT_PASSWD_FILE  the broker's password file (provisioning adds to it)
 #   TINYFLEET_MQTT_PID          send SIGHUP after changing the password file
+# Run commands with `stack_run CMD...`: it stops CMD with the reason if the broker dies.
 #   TINYFLEET_MQTT_TEST_DEVICES "id:password id:password ..." pre-made device accounts
 #   TINYFLEET_TLS_CA/CERT/KEY   a throwaway CA and a server certificate for 127.0.0.1
 #   TINYFLEET_TLS_CLIENT_CERT/KEY   a client certificate from that CA (CN=fleetd: fleetd's
@@ -46,9 +47,10 @@ stack_stop() {
   local rc=$?
   if [ -n "${STACK_DIR:-}" ]; then
     if [ -n "${TINYFLEET_MQTT_PID:-}" ] && kill -0 "$TINYFLEET_MQTT_PID" 2>/dev/null; then
+      touch "$STACK_DIR/mqtt/stopping"
       kill "$TINYFLEET_MQTT_PID" 2>/dev/null || true
-      wait "$TINYFLEET_MQTT_PID" 2>/dev/null || true
     fi
+    wait "${STACK_BROKER_WATCH:-}" 2>/dev/null || true
     if [ -f "$STACK_DIR/pg/data/postmaster.pid" ]; then
       _pg_run "$PG_BIN/pg_ctl" -D "$STACK_DIR/pg/data" -m fast -w stop >/dev/null 2>&1 || true
     fi
@@ -95,6 +97,40 @@ CONF
 # where any local user could read it in /proc.
 _stack_add_account() {
   printf '%s\n%s\n' "$2" "$2" | mosquitto_passwd "$TINYFLEET_MQTT_PASSWD_FILE" "$1" >/dev/null
+}
+
+# Runs the broker and waits for it: if it exits while the stack is up, writes why (exit
+# status, log tail) to mqtt/died and stderr, and stack_run stops its command at once.
+_stack_watch_broker() {
+  local dir=$1 rc=0
+  mosquitto -c "$dir/mosquitto.conf" >"$dir/stdout.log" 2>&1 &
+  echo $! >"$dir/pid"
+  wait $! || rc=$?
+  [ -e "$dir/stopping" ] && return 0
+  {
+    echo "stack: mosquitto (pid $(cat "$dir/pid")) died: exit status $rc$([ $rc -gt 128 ] && echo " (signal $((rc - 128)))")"
+    tail -n 5 "$dir/mosquitto.log" "$dir/stdout.log" 2>/dev/null
+  } | tee "$dir/died" >&2
+}
+
+# Runs a command with the stack up (its own process group), and stops it with the reason
+# as soon as the broker dies instead of letting it hang. Returns the command's status
+# (1 when the broker died).
+stack_run() {
+  setsid -w "$@" &
+  local cmd=$! rc=0
+  trap 'kill -TERM -- -'"$cmd"' 2>/dev/null; exit 130' INT
+  trap 'kill -TERM -- -'"$cmd"' 2>/dev/null; exit 143' TERM
+  wait -n "$cmd" "$STACK_BROKER_WATCH" || rc=$?
+  if kill -0 "$cmd" 2>/dev/null; then  # the broker went first
+    kill -TERM -- -"$cmd" 2>/dev/null || true
+    wait "$cmd" 2>/dev/null || true
+    echo "stack: stopped '$*': the broker died (mqtt/died)" >&2
+    rc=1
+  fi
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  return $rc
 }
 
 _stack_start_mqtt() {
@@ -169,8 +205,10 @@ CONF
   chmod 0700 "$dir"
   chmod 0600 "$TINYFLEET_MQTT_PASSWD_FILE"
   ulimit -n "$(ulimit -Hn)" 2>/dev/null || true  # one descriptor per device session
-  mosquitto -c "$dir/mosquitto.conf" >"$dir/stdout.log" 2>&1 &
-  export TINYFLEET_MQTT_PID=$!
+  _stack_watch_broker "$dir" &
+  STACK_BROKER_WATCH=$!
+  until [ -s "$dir/pid" ]; do sleep 0.05; done
+  export TINYFLEET_MQTT_PID=$(cat "$dir/pid")
   local tries=0
   until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null &&
     (exec 3<>"/dev/tcp/127.0.0.1/$tdport") 2>/dev/null; do

@@ -7,4 +7,4 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=stack.sh
 source "$here/stack.sh"
 stack_start "${TINYFLEET_STACK_DIR:-$(mktemp -d /tmp/tinyfleet-stack.XXXXXX)}"
-"$@"
+stack_run "$@"

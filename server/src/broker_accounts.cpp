@@ -127,6 +127,7 @@ storage::Expected<storage::Done> BrokerAccounts::edit(Op op, const std::string& 
     return Error{ErrorCode::kFailedPrecondition,
                  "broker account '" + username + "' is reserved (not a device account)"};
   }
+  if (auto alive = check_broker(); !alive) return alive.error();
   std::lock_guard<std::mutex> lock(mu_);
   // Other processes (another fleetd replica) may edit the same file: lock across them.
   const int lock_fd = ::open((passwd_file_ + ".lock").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0600);
@@ -166,12 +167,16 @@ storage::Expected<storage::Done> BrokerAccounts::edit(Op op, const std::string& 
   std::string content;
   for (const auto& l : *lines) content += l + "\n";
   if (auto w = write_durably(passwd_file_, content); !w) return w.error();
-  if (broker_pid_ > 0 && kill(broker_pid_, SIGHUP) != 0) {
-    return Error{ErrorCode::kUnavailable, "cannot signal the broker (pid " +
-                                              std::to_string(broker_pid_) +
-                                              ") to reload: " + std::strerror(errno)};
-  }
   schedule_reload();
+  return storage::Done{};
+}
+
+storage::Expected<storage::Done> BrokerAccounts::check_broker() const {
+  if (broker_pid_ > 0 && kill(broker_pid_, 0) != 0 && errno == ESRCH) {
+    return Error{ErrorCode::kUnavailable, "the broker (pid " + std::to_string(broker_pid_) +
+                                              ", mqtt.pid) is not running: it cannot reload "
+                                              "its password file"};
+  }
   return storage::Done{};
 }
 
@@ -187,28 +192,39 @@ BrokerAccounts::~BrokerAccounts() {
 void BrokerAccounts::schedule_reload() {
   if (broker_pid_ <= 0) return;
   std::lock_guard<std::mutex> lock(reload_mu_);
-  reload_pending_ = true;
-  reload_at_ = std::chrono::steady_clock::now() + kSettle;
+  const auto now = std::chrono::steady_clock::now();
+  last_change_ = now;
+  if (owed_ == 0 && now - last_sent_ >= kMinGap) {
+    kill(broker_pid_, SIGHUP);  // idle: this change reloads at once
+    last_sent_ = now;
+    owed_ = 1;  // the trailing one
+  } else {
+    owed_ = 2;
+  }
   if (!reloader_.joinable()) reloader_ = std::thread([this] { reload_loop(); });
   reload_cv_.notify_all();
 }
 
 void BrokerAccounts::reload_loop() {
   std::unique_lock<std::mutex> lock(reload_mu_);
-  // On stop, a reload still pending is sent at once rather than dropped.
-  while (!stopping_ || reload_pending_) {
+  // On stop, a reload still owed is sent at once rather than dropped.
+  while (!stopping_ || owed_ > 0) {
     if (stopping_) {
-      reload_pending_ = false;
+      owed_ = 0;
       kill(broker_pid_, SIGHUP);
       break;
     }
-    if (!reload_pending_) {
+    if (owed_ == 0) {
       reload_cv_.wait(lock);
       continue;
     }
-    if (reload_cv_.wait_until(lock, reload_at_) == std::cv_status::timeout &&
-        std::chrono::steady_clock::now() >= reload_at_) {
-      reload_pending_ = false;
+    // The prompt SIGHUP waits only for the gap; the trailing one also for quiet.
+    auto due = last_sent_ + kMinGap;
+    if (owed_ == 1) due = std::max(due, last_change_ + kSettle);
+    if (reload_cv_.wait_until(lock, due) == std::cv_status::timeout &&
+        std::chrono::steady_clock::now() >= due) {
+      --owed_;
+      last_sent_ = std::chrono::steady_clock::now();
       kill(broker_pid_, SIGHUP);
     }
   }
