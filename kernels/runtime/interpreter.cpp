@@ -72,6 +72,34 @@ bool same_dims(const Dims& a, const Dims& b) {
   return a.n == b.n && a.h == b.h && a.w == b.w && a.c == b.c;
 }
 
+// Transpose and StridedSlice: their StridedCopyOptions as kernel parameters; false when
+// absent or malformed, or when the counts do not multiply to `out_elements` or the
+// elements reached leave [0, in_elements).
+bool strided_copy_params(const artifact::Operator* op, int64_t in_elements, int64_t out_elements,
+                         StridedCopyParams* p) {
+  const auto* o = op->options_as_StridedCopyOptions();
+  if (!o || len(o->count()) != 4 || len(o->step()) != 4) return false;
+  int64_t product = 1;
+  p->offset = o->offset();
+  for (uint32_t d = 0; d < 4; ++d) {
+    p->count[d] = o->count()->Get(d);
+    p->step[d] = o->step()->Get(d);
+    if (!in_range(p->count[d], 1, out_elements) || !in_range(p->step[d], -(1 << 28), 1 << 28)) {
+      return false;
+    }
+    product *= p->count[d];
+    if (product > out_elements) return false;
+  }
+  int64_t lo = 0, hi = 0;
+  return product == out_elements && strided_copy_span(*p, &lo, &hi) && lo >= 0 && hi < in_elements;
+}
+
+// The int8 value Pad writes: PadOptions' (PADV2), else the output's zero point.
+int8_t pad_value(const artifact::Operator* op, int32_t zero_point) {
+  const auto* o = op->options_as_PadOptions();
+  return o ? o->int8_value() : static_cast<int8_t>(zero_point);
+}
+
 }  // namespace
 
 const char* to_string(LoadStatus s) {
@@ -352,7 +380,9 @@ RuntimeError Interpreter::load(const uint8_t* data, size_t size) {
         break;
       case artifact::OpKind_Pad:
         if (nin != 1 || x->type() != y->type() || len(op->pad_before()) != 4 ||
-            len(op->pad_after()) != 4) {
+            len(op->pad_after()) != 4 ||
+            (op->options_type() != artifact::OperatorOptions_NONE &&
+             (!op->options_as_PadOptions() || y->type() != artifact::TensorType_Int8))) {
           return fail(LoadStatus::kBadOperator, k, "pad arity or parameters");
         }
         for (uint32_t j = 0; j < 4; ++j) {
@@ -368,6 +398,17 @@ RuntimeError Interpreter::load(const uint8_t* data, size_t size) {
           return fail(LoadStatus::kBadOperator, k, "pad shapes");
         }
         break;
+      case artifact::OpKind_Transpose:
+      case artifact::OpKind_StridedSlice: {
+        StridedCopyParams p;
+        if (nin != 1 || x->type() != y->type() ||
+            !strided_copy_params(op, xd.elements(), yd.elements(), &p) ||
+            (int8_io && (x->scale()->Get(0) != y->scale()->Get(0) ||
+                         x->zero_point()->Get(0) != y->zero_point()->Get(0)))) {
+          return fail(LoadStatus::kBadOperator, k, "strided copy options, shapes or quantization");
+        }
+        break;
+      }
       case artifact::OpKind_Softmax:
         if (nin != 1 || !int8_io || len(op->lut_u32()) != 256 || !same_dims(xd, yd) ||
             op->lut_u32()->Get(0) == 0) {
@@ -600,11 +641,19 @@ RuntimeError Interpreter::run(int32_t k, const artifact::Operator* op) {
         p.before[i] = op->pad_before()->Get(i);
         p.after[i] = op->pad_after()->Get(i);
       }
-      const int8_t zp8 = static_cast<int8_t>(y.zero_point);
+      const int8_t zp8 = pad_value(op, y.zero_point);
       const float zero = 0.0f;
       const bool is8 = y.type == artifact::TensorType_Int8;
       s = pad(p, x.dims, x.data, is8 ? 1 : 4, is8 ? static_cast<const void*>(&zp8) : &zero, y.dims,
               y.data);
+      break;
+    }
+    case artifact::OpKind_Transpose:
+    case artifact::OpKind_StridedSlice: {
+      StridedCopyParams p;
+      strided_copy_params(op, x.dims.elements(), y.dims.elements(), &p);  // checked at load
+      s = strided_copy(p, x.dims.elements(), x.data, y.type == artifact::TensorType_Int8 ? 1 : 4,
+                       y.data);
       break;
     }
     case artifact::OpKind_Softmax:

@@ -50,7 +50,8 @@ std::string bytes_of(const std::vector<T>& v) {
 // share one quantization.
 bool copies_quantization(OpType t) {
   return t == OpType::kMaxPool2D || t == OpType::kAveragePool2D || t == OpType::kReshape ||
-         t == OpType::kPad || t == OpType::kConcatenation;
+         t == OpType::kPad || t == OpType::kConcatenation || t == OpType::kTranspose ||
+         t == OpType::kStridedSlice;
 }
 
 // A channel's weight scale: max |w| / 127, but never so small that its requantization
@@ -141,9 +142,6 @@ Result<CompiledModel> compile_graph(Graph g, const std::map<std::string, NpyArra
   }
   if (g.inputs.size() != 1 || g.outputs.size() != 1) {
     return CompileError{"supported: one input and one output"};
-  }
-  for (const auto& n : g.nodes) {
-    if (n.type == OpType::kClamp) return CompileError{n.name + ": a clamp that cannot be fused"};
   }
 
   // Calibration: ranges of every activation over the calibration set (a second pass
@@ -374,7 +372,30 @@ Result<CompiledModel> compile_graph(Graph g, const std::map<std::string, NpyArra
         op.kind = fa::OpKind_Pad;
         op.pad_before.assign(n.pad_before, n.pad_before + 4);
         op.pad_after.assign(n.pad_after, n.pad_after + 4);
+        op.pad_value = static_cast<int8_t>(clamp_q(n.pad_value, qy));
+        op.has_pad_value = op.pad_value != qy.zero_point;
         break;
+      case OpType::kTranspose:
+      case OpType::kStridedSlice:
+        op.kind = n.type == OpType::kTranspose ? fa::OpKind_Transpose : fa::OpKind_StridedSlice;
+        op.copy_offset = n.copy.offset;
+        op.copy_count.assign(n.copy.count, n.copy.count + 4);
+        op.copy_step.assign(n.copy.step, n.copy.step + 4);
+        break;
+      case OpType::kHardSwish:
+      case OpType::kClamp: {  // a clamp no pass could fuse into its producer
+        op.kind = fa::OpKind_Lookup;
+        op.activation_min = -128;
+        op.activation_max = 127;
+        int8_t table[256];
+        if (n.type == OpType::kHardSwish) {
+          k::build_hard_swish_table(qx, qy, table);
+        } else {
+          k::build_clamp_table(qx, qy, n.activation, table);
+        }
+        op.lut_i8.assign(table, table + 256);
+        break;
+      }
       case OpType::kSoftmax: {
         op.kind = fa::OpKind_Softmax;
         uint32_t table[256];

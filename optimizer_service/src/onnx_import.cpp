@@ -918,6 +918,12 @@ const char* to_string(OpType t) {
       return "Tanh";
     case OpType::kClamp:
       return "Clamp";
+    case OpType::kHardSwish:
+      return "HardSwish";
+    case OpType::kTranspose:
+      return "Transpose";
+    case OpType::kStridedSlice:
+      return "StridedSlice";
   }
   return "?";
 }
