@@ -65,6 +65,18 @@ float weight_scale(float amax, float bias, float input_scale, float output_scale
   return static_cast<float>(std::max({double{amax} / 127.0, min_multiplier, max_bias}));
 }
 
+// The 256-entry table (index: input + 128) of any float function at the given input and
+// output quantization, for the runtime's Lookup (HardSwish, a clamp no pass could fuse).
+template <class F>
+std::vector<int8_t> lookup_table(const k::TensorQuant& in, const k::TensorQuant& out, F f) {
+  std::vector<int8_t> table(256);
+  for (int i = -128; i <= 127; ++i) {
+    table[static_cast<size_t>(i + 128)] =
+        k::quantize_value(f(k::dequantize_value(static_cast<int8_t>(i), in)), out);
+  }
+  return table;
+}
+
 int argmax(const float* v, size_t n) { return static_cast<int>(std::max_element(v, v + n) - v); }
 
 // The drift baseline, one float sample at a time: the input (NHWC) and the float output.
@@ -387,13 +399,14 @@ Result<CompiledModel> compile_graph(Graph g, const std::map<std::string, NpyArra
         op.kind = fa::OpKind_Lookup;
         op.activation_min = -128;
         op.activation_max = 127;
-        int8_t table[256];
-        if (n.type == OpType::kHardSwish) {
-          k::build_hard_swish_table(qx, qy, table);
-        } else {
-          k::build_clamp_table(qx, qy, n.activation, table);
-        }
-        op.lut_i8.assign(table, table + 256);
+        const k::FloatRange r = n.activation;
+        op.lut_i8 = n.type == OpType::kHardSwish
+                        ? lookup_table(qx, qy,
+                                       [](float v) {
+                                         return v * std::min(6.0f, std::max(0.0f, v + 3.0f)) / 6.0f;
+                                       })
+                        : lookup_table(
+                              qx, qy, [r](float v) { return std::min(r.max, std::max(r.min, v)); });
         break;
       }
       case OpType::kSoftmax: {

@@ -84,19 +84,4 @@ void build_tanh_table(const TensorQuant& input, const TensorQuant& output, int8_
   build_table(input, output, table, [](float x) { return std::tanh(x); });
 }
 
-void build_hard_swish_table(const TensorQuant& input, const TensorQuant& output,
-                            int8_t table[256]) {
-  build_table(input, output, table, [](float x) {
-    const float r = x + 3.0f < 0.0f ? 0.0f : (x + 3.0f > 6.0f ? 6.0f : x + 3.0f);
-    return x * r / 6.0f;
-  });
-}
-
-void build_clamp_table(const TensorQuant& input, const TensorQuant& output, FloatRange range,
-                       int8_t table[256]) {
-  build_table(input, output, table, [range](float x) {
-    return x < range.min ? range.min : (x > range.max ? range.max : x);
-  });
-}
-
 }  // namespace tinyfleet::kernels

@@ -52,12 +52,9 @@ inline float dequantize_value(int8_t v, const TensorQuant& q) {
   return q.scale * static_cast<float>(static_cast<int32_t>(v) - q.zero_point);
 }
 
-// 256-entry lookup tables for Logistic, Tanh, HardSwish and a standalone clamp (index: input +
-// 128), built from the input and output quantization; the kernels only look up.
+// 256-entry lookup tables for Logistic and Tanh (index: input + 128), built from the
+// input and output quantization; the kernels only look up.
 void build_logistic_table(const TensorQuant& input, const TensorQuant& output, int8_t table[256]);
 void build_tanh_table(const TensorQuant& input, const TensorQuant& output, int8_t table[256]);
-void build_hard_swish_table(const TensorQuant& input, const TensorQuant& output, int8_t table[256]);
-void build_clamp_table(const TensorQuant& input, const TensorQuant& output, FloatRange range,
-                       int8_t table[256]);
 
 }  // namespace tinyfleet::kernels
