@@ -41,7 +41,11 @@ void tflite_rows(const std::string& fixtures, const nlohmann::json& catalog) {
                 {"tflite_ops/concatenation", 0, 0},
                 {"tflite_ops/layout", 0, 0},
                 {"tflite_ops/fold_constants", 0, 0},
-                {"tflite_ops/refused_transpose", 0, 0},
+                {"tflite_ops/transpose", 0, 0},
+                {"tflite_ops/strided_slice", 0, 0},
+                {"tflite_ops/padv2", 0, 0},
+                {"tflite_ops/float_ops", -4.0f, 4.0f},
+                {"tflite_ops/hybrid_fc", -3.0f, 3.0f},
                 {"tflite_ops/refused_exp", 0, 0}};
   std::printf("\n%-46s %-18s %6s %15s %6s %9s %8s %8s\n", "TFLite model", "class", "path",
               "arena greedy/ours", "ours/g", "flash B", "MACs", "compile");
@@ -110,7 +114,8 @@ void tflite_rows(const std::string& fixtures, const nlohmann::json& catalog) {
   std::printf(
       "TFLite int8: the model's own quantization, bit-exact with TFLM's reference kernels\n"
       "(tflite_import_test, tflite_ops_test); float: our quantizer, calibrated on 100 seeded\n"
-      "uniform inputs (hello_world x in [0, 2 pi], KWS in [-11.7, 11.7]); flash B here is\n"
+      "uniform inputs (hello_world x in [0, 2 pi], KWS in [-11.7, 11.7], float_ops in [-4, 4],\n"
+      "hybrid_fc in [-3, 3]); flash B here is\n"
       "the artifact alone for float rows (no class), artifact + runtime for int8 rows\n");
 }
 

@@ -28,6 +28,17 @@ std::string write_artifact(const ModelSpec& spec) {
   std::vector<flatbuffers::Offset<artifact::Operator>> ops;
   for (const auto& o : spec.operators) {
     auto opt_vec = [&](const std::vector<int32_t>& v) { return v.empty() ? 0 : b.CreateVector(v); };
+    auto options_type = artifact::OperatorOptions_NONE;
+    flatbuffers::Offset<void> options = 0;
+    if (o.kind == artifact::OpKind_Transpose || o.kind == artifact::OpKind_StridedSlice) {
+      options_type = artifact::OperatorOptions_StridedCopyOptions;
+      options = artifact::CreateStridedCopyOptions(b, o.copy_offset, opt_vec(o.copy_count),
+                                                   opt_vec(o.copy_step))
+                    .Union();
+    } else if (o.kind == artifact::OpKind_Pad && o.has_pad_value) {
+      options_type = artifact::OperatorOptions_PadOptions;
+      options = artifact::CreatePadOptions(b, o.pad_value).Union();
+    }
     ops.push_back(artifact::CreateOperator(
         b, o.kind, b.CreateVector(o.inputs), b.CreateVector(o.outputs), o.stride_h, o.stride_w,
         o.dilation_h, o.dilation_w, o.padding.top, o.padding.left, o.padding.bottom,
@@ -35,7 +46,7 @@ std::string write_artifact(const ModelSpec& spec) {
         o.activation_max, opt_vec(o.requant_multiplier), opt_vec(o.requant_shift),
         opt_vec(o.int_params), opt_vec(o.pad_before), opt_vec(o.pad_after),
         o.lut_i8.empty() ? 0 : b.CreateVector(o.lut_i8),
-        o.lut_u32.empty() ? 0 : b.CreateVector(o.lut_u32)));
+        o.lut_u32.empty() ? 0 : b.CreateVector(o.lut_u32), options_type, options));
   }
   // The constant data before the tensor tables, so every scale precedes every bias in
   // the file too.
@@ -57,7 +68,7 @@ std::string write_artifact(const ModelSpec& spec) {
                                              b.CreateVector(t.scale), b.CreateVector(t.zero_point),
                                              buffer_of[i], t.arena_offset));
   }
-  auto model = artifact::CreateModel(b, spec.format_major, 0, b.CreateString(spec.device_class),
+  auto model = artifact::CreateModel(b, spec.format_major, 1, b.CreateString(spec.device_class),
                                      b.CreateString(spec.model_name), b.CreateVector(tensors),
                                      b.CreateVector(ops), b.CreateVector(spec.inputs),
                                      b.CreateVector(spec.outputs), b.CreateVector(buffers),

@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "operator_registry.h"
+
 #include "tinyfleet/kernels/ops/activations.h"
 #include "tinyfleet/kernels/ops/conv2d.h"
 #include "tinyfleet/kernels/ops/data_movement.h"
@@ -14,6 +16,7 @@ namespace tinyfleet::kernels {
 
 namespace {
 
+using namespace runtime_detail;
 using artifact::OpKind;
 using artifact::TensorType;
 
@@ -21,21 +24,9 @@ RuntimeError fail(LoadStatus s, int32_t index, const char* what) { return {s, in
 
 size_t type_size(TensorType t) { return t == artifact::TensorType_Int8 ? 1 : 4; }
 
-Dims dims_of(const artifact::Tensor* t) {
-  const auto* s = t->shape();
-  return s ? Dims{s->n(), s->h(), s->w(), s->c()} : Dims{0, 0, 0, 0};
-}
-
 size_t bytes_of(const artifact::Tensor* t) {
   return static_cast<size_t>(dims_of(t).elements()) * type_size(t->type());
 }
-
-template <class V>
-size_t len(const V* v) {
-  return v ? v->size() : 0;
-}
-
-bool in_range(int64_t v, int64_t lo, int64_t hi) { return v >= lo && v <= hi; }
 
 // Requantization parameters a kernel can apply without overflow: multipliers from
 // quantize_multiplier are >= 0 and shifts lie in [-31, 30].
@@ -220,6 +211,11 @@ RuntimeError Interpreter::load(const uint8_t* data, size_t size) {
     if (!geometry_ok(op)) {
       return fail(LoadStatus::kBadOperator, k, "stride, dilation, padding or clamp out of range");
     }
+    if (const auto* r = find_registration(op->kind())) {  // the registered Prepare
+      const char* refused = r->prepare({m, op, x, y, xd, yd, nin, int8_io});
+      if (refused) return fail(LoadStatus::kBadOperator, k, refused);
+      continue;
+    }
     switch (op->kind()) {
       case artifact::OpKind_Conv2D:
       case artifact::OpKind_DepthwiseConv2D: {
@@ -322,52 +318,6 @@ RuntimeError Interpreter::load(const uint8_t* data, size_t size) {
           return fail(LoadStatus::kBadOperator, k, "pool shapes or quantization");
         }
         break;
-      case artifact::OpKind_Mean:
-        if (nin != 1 || !int8_io || len(op->int_params()) != 4 || yd.n != xd.n || yd.h != 1 ||
-            yd.w != 1 || yd.c != xd.c || int64_t{xd.h} * xd.w > 65536 ||
-            !in_range(op->int_params()->Get(0), -255, 255) ||
-            !in_range(op->int_params()->Get(1), -128, 127) || op->int_params()->Get(2) < 0 ||
-            !in_range(op->int_params()->Get(3), -31, 30)) {
-          return fail(LoadStatus::kBadOperator, k, "mean shapes or parameters");
-        }
-        break;
-      case artifact::OpKind_Concatenation: {
-        if (op->axis() < 0 || op->axis() > 3 || nin > 16) {
-          return fail(LoadStatus::kBadOperator, k, "concatenation axis or arity");
-        }
-        int64_t total = 0;
-        for (int32_t idx : *op->inputs()) {
-          if (tensor(idx)->type() != y->type()) {
-            return fail(LoadStatus::kBadOperator, k, "concatenation types differ");
-          }
-          total += dims_of(tensor(idx)).elements();
-        }
-        if (total != yd.elements()) return fail(LoadStatus::kBadOperator, k, "concatenation size");
-        break;
-      }
-      case artifact::OpKind_Reshape:
-        if (xd.elements() != yd.elements() || x->type() != y->type()) {
-          return fail(LoadStatus::kBadOperator, k, "reshape changes size or type");
-        }
-        break;
-      case artifact::OpKind_Pad:
-        if (nin != 1 || x->type() != y->type() || len(op->pad_before()) != 4 ||
-            len(op->pad_after()) != 4) {
-          return fail(LoadStatus::kBadOperator, k, "pad arity or parameters");
-        }
-        for (uint32_t j = 0; j < 4; ++j) {
-          if (!in_range(op->pad_before()->Get(j), 0, 4096) ||
-              !in_range(op->pad_after()->Get(j), 0, 4096)) {
-            return fail(LoadStatus::kBadOperator, k, "pad amounts out of range");
-          }
-        }
-        if (xd.n + op->pad_before()->Get(0) + op->pad_after()->Get(0) != yd.n ||
-            xd.h + op->pad_before()->Get(1) + op->pad_after()->Get(1) != yd.h ||
-            xd.w + op->pad_before()->Get(2) + op->pad_after()->Get(2) != yd.w ||
-            xd.c + op->pad_before()->Get(3) + op->pad_after()->Get(3) != yd.c) {
-          return fail(LoadStatus::kBadOperator, k, "pad shapes");
-        }
-        break;
       case artifact::OpKind_Softmax:
         if (nin != 1 || !int8_io || len(op->lut_u32()) != 256 || !same_dims(xd, yd) ||
             op->lut_u32()->Get(0) == 0) {
@@ -378,25 +328,6 @@ RuntimeError Interpreter::load(const uint8_t* data, size_t size) {
             (len(op->int_params()) != 1 || op->int_params()->Get(0) != 1 ||
              op->lut_u32()->Get(0) != 0x7fffffffu || yd.c > 256)) {
           return fail(LoadStatus::kBadOperator, k, "softmax mode, table or depth");
-        }
-        break;
-      case artifact::OpKind_Logistic:
-      case artifact::OpKind_Tanh:
-      case artifact::OpKind_Lookup:
-        if (nin != 1 || !int8_io || len(op->lut_i8()) != 256 || xd.elements() != yd.elements()) {
-          return fail(LoadStatus::kBadOperator, k, "lookup table or shapes");
-        }
-        break;
-      case artifact::OpKind_Quantize:
-        if (nin != 1 || x->type() != artifact::TensorType_Float32 ||
-            y->type() != artifact::TensorType_Int8 || xd.elements() != yd.elements()) {
-          return fail(LoadStatus::kBadOperator, k, "quantize types or shapes");
-        }
-        break;
-      case artifact::OpKind_Dequantize:
-        if (nin != 1 || x->type() != artifact::TensorType_Int8 ||
-            y->type() != artifact::TensorType_Float32 || xd.elements() != yd.elements()) {
-          return fail(LoadStatus::kBadOperator, k, "dequantize types or shapes");
         }
         break;
       default:
@@ -478,6 +409,11 @@ RuntimeError Interpreter::run(int32_t k, const artifact::Operator* op) {
   const size_t scratch_bytes = model_->scratch_bytes();
   const ActivationRange act{op->activation_min(), op->activation_max()};
   Status s = Status::kOk;
+  if (const auto* r = find_registration(op->kind())) {  // the registered Eval
+    s = r->eval({op, x, y, *this});
+    if (s != Status::kOk) return fail(LoadStatus::kKernelFailed, k, to_string(s));
+    return {};
+  }
   switch (op->kind()) {
     case artifact::OpKind_Conv2D:
     case artifact::OpKind_DepthwiseConv2D: {
@@ -567,46 +503,6 @@ RuntimeError Interpreter::run(int32_t k, const artifact::Operator* op) {
               : opt::average_pool2d(p, x.dims, in8, y.dims, out8);
       break;
     }
-    case artifact::OpKind_Mean: {
-      const auto* q = op->int_params()->data();
-      MeanParams p;
-      p.input_offset = q[0];
-      p.output_offset = q[1];
-      p.multiplier = q[2];
-      p.shift = q[3];
-      s = opt::mean_hw(p, x.dims, in8, out8);
-      break;
-    }
-    case artifact::OpKind_Concatenation: {
-      Dims dims[16];
-      const void* inputs[16];
-      const uint32_t n = op->inputs()->size();
-      for (uint32_t i = 0; i < n; ++i) {
-        const TensorView v = view(op->inputs()->Get(i));
-        dims[i] = v.dims;
-        inputs[i] = v.data;
-      }
-      s = concatenation(op->axis(), static_cast<int32_t>(n), dims, inputs,
-                        y.type == artifact::TensorType_Int8 ? 1 : 4, y.dims, y.data);
-      break;
-    }
-    case artifact::OpKind_Reshape:
-      // Planned in place (same arena offset) costs nothing; otherwise one copy.
-      if (x.data != y.data) std::memmove(y.data, x.data, y.bytes);
-      break;
-    case artifact::OpKind_Pad: {
-      PadParams p;
-      for (uint32_t i = 0; i < 4; ++i) {
-        p.before[i] = op->pad_before()->Get(i);
-        p.after[i] = op->pad_after()->Get(i);
-      }
-      const int8_t zp8 = static_cast<int8_t>(y.zero_point);
-      const float zero = 0.0f;
-      const bool is8 = y.type == artifact::TensorType_Int8;
-      s = pad(p, x.dims, x.data, is8 ? 1 : 4, is8 ? static_cast<const void*>(&zp8) : &zero, y.dims,
-              y.data);
-      break;
-    }
     case artifact::OpKind_Softmax:
       s = len(op->int_params()) == 1
               ? ref::softmax_tflm(op->lut_u32()->data(),
@@ -615,18 +511,6 @@ RuntimeError Interpreter::run(int32_t k, const artifact::Operator* op) {
               : opt::softmax(op->lut_u32()->data(),
                              static_cast<int32_t>(x.dims.elements() / x.dims.c), x.dims.c, in8,
                              out8);
-      break;
-    case artifact::OpKind_Logistic:
-    case artifact::OpKind_Tanh:
-    case artifact::OpKind_Lookup:
-      s = opt::lookup(op->lut_i8()->data(), x.dims.elements(), in8, out8);
-      break;
-    case artifact::OpKind_Quantize:
-      s = quantize({y.scale, y.zero_point}, x.dims.elements(), static_cast<const float*>(x.data),
-                   out8);
-      break;
-    case artifact::OpKind_Dequantize:
-      s = dequantize({x.scale, x.zero_point}, x.dims.elements(), in8, static_cast<float*>(y.data));
       break;
     default:
       return fail(LoadStatus::kBadOperator, k, "unknown operator kind");

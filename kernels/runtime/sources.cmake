@@ -1,2 +1,3 @@
 # The runtime's device-side sources (shared with the Cortex-M firmware build).
-set(TINYFLEET_KERNELS_RUNTIME_SOURCES interpreter.cpp)
+set(TINYFLEET_KERNELS_RUNTIME_SOURCES interpreter.cpp operator_registry.cpp data_operators.cpp
+                                      element_operators.cpp)

@@ -50,7 +50,8 @@ std::string bytes_of(const std::vector<T>& v) {
 // share one quantization.
 bool copies_quantization(OpType t) {
   return t == OpType::kMaxPool2D || t == OpType::kAveragePool2D || t == OpType::kReshape ||
-         t == OpType::kPad || t == OpType::kConcatenation;
+         t == OpType::kPad || t == OpType::kConcatenation || t == OpType::kTranspose ||
+         t == OpType::kStridedSlice;
 }
 
 // A channel's weight scale: max |w| / 127, but never so small that its requantization
@@ -62,6 +63,18 @@ float weight_scale(float amax, float bias, float input_scale, float output_scale
   const double min_multiplier = std::ldexp(double{output_scale}, -30) / input_scale;
   const double max_bias = std::fabs(double{bias}) / (std::ldexp(1.0, 29) * input_scale);
   return static_cast<float>(std::max({double{amax} / 127.0, min_multiplier, max_bias}));
+}
+
+// The 256-entry table (index: input + 128) of any float function at the given input and
+// output quantization, for the runtime's Lookup (HardSwish, a clamp no pass could fuse).
+template <class F>
+std::vector<int8_t> lookup_table(const k::TensorQuant& in, const k::TensorQuant& out, F f) {
+  std::vector<int8_t> table(256);
+  for (int i = -128; i <= 127; ++i) {
+    table[static_cast<size_t>(i + 128)] =
+        k::quantize_value(f(k::dequantize_value(static_cast<int8_t>(i), in)), out);
+  }
+  return table;
 }
 
 int argmax(const float* v, size_t n) { return static_cast<int>(std::max_element(v, v + n) - v); }
@@ -141,9 +154,6 @@ Result<CompiledModel> compile_graph(Graph g, const std::map<std::string, NpyArra
   }
   if (g.inputs.size() != 1 || g.outputs.size() != 1) {
     return CompileError{"supported: one input and one output"};
-  }
-  for (const auto& n : g.nodes) {
-    if (n.type == OpType::kClamp) return CompileError{n.name + ": a clamp that cannot be fused"};
   }
 
   // Calibration: ranges of every activation over the calibration set (a second pass
@@ -374,7 +384,31 @@ Result<CompiledModel> compile_graph(Graph g, const std::map<std::string, NpyArra
         op.kind = fa::OpKind_Pad;
         op.pad_before.assign(n.pad_before, n.pad_before + 4);
         op.pad_after.assign(n.pad_after, n.pad_after + 4);
+        op.pad_value = static_cast<int8_t>(clamp_q(n.pad_value, qy));
+        op.has_pad_value = op.pad_value != qy.zero_point;
         break;
+      case OpType::kTranspose:
+      case OpType::kStridedSlice:
+        op.kind = n.type == OpType::kTranspose ? fa::OpKind_Transpose : fa::OpKind_StridedSlice;
+        op.copy_offset = n.copy.offset;
+        op.copy_count.assign(n.copy.count, n.copy.count + 4);
+        op.copy_step.assign(n.copy.step, n.copy.step + 4);
+        break;
+      case OpType::kHardSwish:
+      case OpType::kClamp: {  // a clamp no pass could fuse into its producer
+        op.kind = fa::OpKind_Lookup;
+        op.activation_min = -128;
+        op.activation_max = 127;
+        const k::FloatRange r = n.activation;
+        op.lut_i8 = n.type == OpType::kHardSwish
+                        ? lookup_table(qx, qy,
+                                       [](float v) {
+                                         return v * std::min(6.0f, std::max(0.0f, v + 3.0f)) / 6.0f;
+                                       })
+                        : lookup_table(
+                              qx, qy, [r](float v) { return std::min(r.max, std::max(r.min, v)); });
+        break;
+      }
       case OpType::kSoftmax: {
         op.kind = fa::OpKind_Softmax;
         uint32_t table[256];

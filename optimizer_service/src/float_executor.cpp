@@ -1,5 +1,7 @@
 #include "tinyfleet/optimizer_service/float_executor.h"
 
+#include <algorithm>
+
 #include "tinyfleet/kernels/ops/activations.h"
 #include "tinyfleet/kernels/ops/conv2d.h"
 #include "tinyfleet/kernels/ops/data_movement.h"
@@ -119,10 +121,18 @@ Result<bool> FloatExecutor::run(const std::vector<float>& input) {
           p.before[i] = n.pad_before[i];
           p.after[i] = n.pad_after[i];
         }
-        const float zero = 0.0f;
-        s = k::pad(p, t(0).dims, x, sizeof(float), &zero, yt.dims, y);
+        s = k::pad(p, t(0).dims, x, sizeof(float), &n.pad_value, yt.dims, y);
         break;
       }
+      case OpType::kHardSwish:
+        for (int64_t i = 0; i < yt.dims.elements(); ++i) {
+          y[i] = x[i] * std::min(6.0f, std::max(0.0f, x[i] + 3.0f)) / 6.0f;
+        }
+        break;
+      case OpType::kTranspose:
+      case OpType::kStridedSlice:
+        s = k::strided_copy(n.copy, t(0).dims.elements(), x, sizeof(float), y);
+        break;
     }
     if (s != k::Status::kOk) return CompileError{n.name + ": " + k::to_string(s)};
   }

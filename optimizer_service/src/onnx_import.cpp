@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <optional>
 #include <tuple>
@@ -146,10 +147,46 @@ class Importer {
   }
 
  private:
+  // What an operator's function gets: the node's op_type, attributes, label and a
+  // refusal maker; for functions that read an activation input (OnnxOperator::reads_x),
+  // that input (tensor, NHWC dims, ONNX shape) and the Node to fill.
+  struct NodeContext {
+    const std::string& op;
+    const Attrs& a;
+    const std::string& label;
+    std::function<CompileError(const std::string&)> fail;
+    int x = -1;
+    Dims xd;
+    std::vector<int64_t> xs;
+    Node node;
+  };
+  using OperatorFunction = std::optional<CompileError> (Importer::*)(const onnx::NodeProto&,
+                                                                     NodeContext&);
+  struct OnnxOperator {
+    const char* name;
+    OperatorFunction fn;
+    bool reads_x;
+  };
+  static const OnnxOperator kOperators[];
+  static const OnnxOperator* find_operator(const std::string& op);
+
   std::optional<CompileError> import_node(const onnx::NodeProto& n, const std::string& label);
-  std::optional<CompileError> import_qdq(const onnx::NodeProto& n, const std::string& label);
-  std::optional<CompileError> import_binary(const onnx::NodeProto& n, const std::string& label);
-  std::optional<CompileError> import_batch_norm(const onnx::NodeProto& n, const std::string& label);
+  std::optional<CompileError> import_constant(const onnx::NodeProto& n, NodeContext& ctx);
+  std::optional<CompileError> import_shape(const onnx::NodeProto& n, NodeContext& ctx);
+  std::optional<CompileError> import_identity(const onnx::NodeProto& n, NodeContext& ctx);
+  std::optional<CompileError> import_qdq(const onnx::NodeProto& n, NodeContext& ctx);
+  std::optional<CompileError> import_binary(const onnx::NodeProto& n, NodeContext& ctx);
+  std::optional<CompileError> import_batch_norm(const onnx::NodeProto& n, NodeContext& ctx);
+  std::optional<CompileError> import_conv(const onnx::NodeProto& n, NodeContext& ctx);
+  std::optional<CompileError> import_gemm(const onnx::NodeProto& n, NodeContext& ctx);
+  std::optional<CompileError> import_clip(const onnx::NodeProto& n, NodeContext& ctx);
+  std::optional<CompileError> import_pool(const onnx::NodeProto& n, NodeContext& ctx);
+  std::optional<CompileError> import_mean(const onnx::NodeProto& n, NodeContext& ctx);
+  std::optional<CompileError> import_layout(const onnx::NodeProto& n, NodeContext& ctx);
+  std::optional<CompileError> import_concat(const onnx::NodeProto& n, NodeContext& ctx);
+  std::optional<CompileError> import_pad(const onnx::NodeProto& n, NodeContext& ctx);
+  std::optional<CompileError> import_softmax(const onnx::NodeProto& n, NodeContext& ctx);
+  std::optional<CompileError> import_sigmoid_tanh(const onnx::NodeProto& n, NodeContext& ctx);
   // The ONNX shape a Squeeze or Unsqueeze of an activation of shape xs gives.
   Result<std::vector<int64_t>> squeezed(const onnx::NodeProto& n,
                                         const std::vector<int64_t>& xs) const;
@@ -202,8 +239,8 @@ class Importer {
   std::map<std::string, Quantized> quantized_;  // QuantizeLinear outputs of activations
 };
 
-std::optional<CompileError> Importer::import_qdq(const onnx::NodeProto& n,
-                                                 const std::string& label) {
+std::optional<CompileError> Importer::import_qdq(const onnx::NodeProto& n, NodeContext& ctx) {
+  const std::string& label = ctx.label;
   auto fail = [&](const std::string& why) { return CompileError{label + ": " + why}; };
   const Raw* scale = n.input_size() > 1 ? constant(n.input(1)) : nullptr;
   const Raw* zp = n.input_size() > 2 && !n.input(2).empty() ? constant(n.input(2)) : nullptr;
@@ -306,8 +343,8 @@ std::optional<CompileError> Importer::channel_affine(const onnx::NodeProto& n, i
   return std::nullopt;
 }
 
-std::optional<CompileError> Importer::import_binary(const onnx::NodeProto& n,
-                                                    const std::string& label) {
+std::optional<CompileError> Importer::import_binary(const onnx::NodeProto& n, NodeContext& ctx) {
+  const std::string& label = ctx.label;
   const std::string& op = n.op_type();
   auto fail = [&](const std::string& why) { return CompileError{label + ": " + why}; };
   if (n.input_size() != 2) return fail("needs two inputs");
@@ -374,7 +411,8 @@ std::optional<CompileError> Importer::import_binary(const onnx::NodeProto& n,
 }
 
 std::optional<CompileError> Importer::import_batch_norm(const onnx::NodeProto& n,
-                                                        const std::string& label) {
+                                                        NodeContext& ctx) {
+  const std::string& label = ctx.label;
   auto fail = [&](const std::string& why) { return CompileError{label + ": " + why}; };
   Attrs a(n);
   if (a.i("training_mode", 0) != 0) return fail("training_mode=1 is not supported");
@@ -441,446 +479,540 @@ Result<std::vector<int64_t>> Importer::squeezed(const onnx::NodeProto& n,
   return out;
 }
 
+// The operators on activations that need no function of their own.
+std::optional<CompileError> Importer::import_constant(const onnx::NodeProto& n, NodeContext& ctx) {
+  auto it = ctx.a.by_name.find("value");
+  if (it == ctx.a.by_name.end()) return ctx.fail("supported only with a 'value' tensor");
+  auto raw = to_raw(it->second->t());
+  if (!raw) return ctx.fail(raw.error().message);
+  constants_[n.output(0)] = std::move(*raw);
+  return std::nullopt;
+}
+
+// Shape of an activation: its static shape, a constant.
+std::optional<CompileError> Importer::import_shape(const onnx::NodeProto& n, NodeContext& ctx) {
+  auto x = activation(n.input(0), ctx.label);
+  if (!x) return x.error();
+  Raw r;
+  for (int64_t d : nchw_[*x]) r.values.push_back(static_cast<float>(d));
+  r.shape = {static_cast<int64_t>(r.values.size())};
+  r.type = onnx::TensorProto::INT64;
+  constants_[n.output(0)] = std::move(r);
+  return std::nullopt;
+}
+
+// Identity and Dropout of an activation (of constants: folded): an alias.
+std::optional<CompileError> Importer::import_identity(const onnx::NodeProto& n, NodeContext& ctx) {
+  auto x = activation(n.input(0), ctx.label);
+  if (!x) return x.error();
+  bind(n.output(0), *x);
+  return std::nullopt;
+}
+
+// Conv: reads its activation input x (c), fills ctx.node.
+std::optional<CompileError> Importer::import_conv(const onnx::NodeProto& n, NodeContext& ctx) {
+  auto& [op, a, label, fail, x, xd, xs, node] = ctx;
+  const std::string auto_pad = a.s("auto_pad");
+  if (!auto_pad.empty() && auto_pad != "NOTSET" && auto_pad != "VALID" &&
+      auto_pad != "SAME_UPPER" && auto_pad != "SAME_LOWER") {
+    return fail("auto_pad=" + auto_pad + ", supported: NOTSET, VALID, SAME_UPPER, SAME_LOWER");
+  }
+  const Raw* w = constant(n.input(1));
+  // Conv1D ([N, C, L], weights [O, I, K]) runs as a Conv2D of height 1.
+  const bool conv1d = w && w->shape.size() == 3 && xs.size() == 3;
+  if (!w || (w->shape.size() != 4 && !conv1d)) {
+    return fail("weights must be a constant 4-D tensor (or 3-D for a 1-D convolution)");
+  }
+  const int64_t group = a.i("group", 1);
+  const int64_t oc = w->shape[0], icg = w->shape[1], kh = conv1d ? 1 : w->shape[2],
+                kw = conv1d ? w->shape[2] : w->shape[3];
+  auto strides = a.ints("strides", conv1d ? std::vector<int64_t>{1} : std::vector<int64_t>{1, 1});
+  auto dil = a.ints("dilations", conv1d ? std::vector<int64_t>{1} : std::vector<int64_t>{1, 1});
+  auto pads = a.ints("pads", conv1d ? std::vector<int64_t>{0, 0}
+                                    : std::vector<int64_t>{0, 0, 0, 0});  // t, l, b, r
+  if (conv1d && strides.size() == 1 && dil.size() == 1 && pads.size() == 2) {
+    strides = {1, strides[0]};
+    dil = {1, dil[0]};
+    pads = {0, pads[0], 0, pads[1]};
+  }
+  if (strides.size() != 2 || dil.size() != 2 || pads.size() != 4) {
+    return fail("only 1-D and 2-D convolutions are supported");
+  }
+  if (!attributes_small(strides, 1) || !attributes_small(dil, 1) || !attributes_small(pads, 0)) {
+    return fail("strides and dilations must be in 1.." + std::to_string(kMaxAttribute) +
+                ", pads in 0.." + std::to_string(kMaxAttribute));
+  }
+  node.stride_h = static_cast<int32_t>(strides[0]);
+  node.stride_w = static_cast<int32_t>(strides[1]);
+  node.dilation_h = static_cast<int32_t>(dil[0]);
+  node.dilation_w = static_cast<int32_t>(dil[1]);
+  node.padding = {static_cast<int32_t>(pads[0]), static_cast<int32_t>(pads[1]),
+                  static_cast<int32_t>(pads[2]), static_cast<int32_t>(pads[3])};
+  if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
+    const bool upper = auto_pad == "SAME_UPPER";
+    std::tie(node.padding.top, node.padding.bottom) =
+        same_padding(xd.h, static_cast<int32_t>(kh), node.stride_h, node.dilation_h, upper);
+    std::tie(node.padding.left, node.padding.right) =
+        same_padding(xd.w, static_cast<int32_t>(kw), node.stride_w, node.dilation_w, upper);
+  } else if (auto_pad == "VALID") {
+    node.padding = {0, 0, 0, 0};
+  }
+  std::vector<float> wt(w->values.size());
+  Dims wd;
+  if (group == 1 && icg == xd.c) {
+    node.type = OpType::kConv2D;
+    wd = {static_cast<int32_t>(oc), static_cast<int32_t>(kh), static_cast<int32_t>(kw),
+          static_cast<int32_t>(icg)};
+    for (int64_t o = 0; o < oc; ++o)
+      for (int64_t i = 0; i < icg; ++i)
+        for (int64_t y = 0; y < kh; ++y)
+          for (int64_t z = 0; z < kw; ++z)
+            wt[static_cast<size_t>(((o * kh + y) * kw + z) * icg + i)] =
+                w->values[static_cast<size_t>(((o * icg + i) * kh + y) * kw + z)];
+  } else if (group == xd.c && icg == 1 && oc % group == 0) {
+    node.type = OpType::kDepthwiseConv2D;
+    node.depth_multiplier = static_cast<int32_t>(oc / group);
+    wd = {1, static_cast<int32_t>(kh), static_cast<int32_t>(kw), static_cast<int32_t>(oc)};
+    for (int64_t o = 0; o < oc; ++o)
+      for (int64_t y = 0; y < kh; ++y)
+        for (int64_t z = 0; z < kw; ++z)
+          wt[static_cast<size_t>((y * kw + z) * oc + o)] =
+              w->values[static_cast<size_t>((o * kh + y) * kw + z)];
+  } else {
+    return fail("group=" + std::to_string(group) + ", supported: 1 or the input channels (" +
+                std::to_string(xd.c) + ")");
+  }
+  node.inputs.push_back(add_constant(n.input(1), wd, std::move(wt)));
+  std::vector<float> bias(static_cast<size_t>(oc), 0.0f);
+  if (n.input_size() > 2 && !n.input(2).empty()) {
+    const Raw* b = constant(n.input(2));
+    if (!b || b->values.size() != static_cast<size_t>(oc))
+      return fail("bias must be constant [out]");
+    bias = b->values;
+  }
+  node.inputs.push_back(
+      add_constant(n.input(0) + ".bias", {1, 1, 1, static_cast<int32_t>(oc)}, bias));
+  const int32_t oh =
+      kernels::conv_output_extent(xd.h, static_cast<int32_t>(kh), node.stride_h, node.dilation_h,
+                                  node.padding.top, node.padding.bottom);
+  const int32_t ow =
+      kernels::conv_output_extent(xd.w, static_cast<int32_t>(kw), node.stride_w, node.dilation_w,
+                                  node.padding.left, node.padding.right);
+  node.outputs = {
+      output(n, {xd.n, oh, ow, static_cast<int32_t>(oc)},
+             conv1d ? std::vector<int64_t>{xd.n, oc, ow} : std::vector<int64_t>{xd.n, oc, oh, ow})};
+  return std::nullopt;
+}
+
+// Gemm, MatMul: reads its activation input x (c), fills ctx.node.
+std::optional<CompileError> Importer::import_gemm(const onnx::NodeProto& n, NodeContext& ctx) {
+  auto& [op, a, label, fail, x, xd, xs, node] = ctx;
+  const Raw* w = constant(n.input(1));
+  if (!w || w->shape.size() != 2) return fail("weights must be a constant 2-D tensor");
+  const bool trans_b = op == "Gemm" && a.i("transB", 0) == 1;
+  if (op == "Gemm" &&
+      (a.i("transA", 0) != 0 || a.f("alpha", 1.0f) != 1.0f || a.f("beta", 1.0f) != 1.0f)) {
+    return fail("supported: transA=0, alpha=1, beta=1");
+  }
+  const int64_t out = trans_b ? w->shape[0] : w->shape[1];
+  const int64_t in = trans_b ? w->shape[1] : w->shape[0];
+  const int64_t features = int64_t{xd.h} * xd.w * xd.c;
+  if (in != features)
+    return fail("weights expect " + std::to_string(in) + " inputs, got " +
+                std::to_string(features));
+  // The input was flattened from NCHW: permute the weight columns to NHWC order.
+  std::vector<int64_t> src_shape = xs;
+  auto flat = flattened_from_.find(x);
+  if (flat != flattened_from_.end()) src_shape = flat->second;
+  std::vector<float> wt(static_cast<size_t>(out * in));
+  const bool permute = src_shape.size() == 4 && src_shape[1] > 1 && src_shape[2] * src_shape[3] > 1;
+  for (int64_t o = 0; o < out; ++o) {
+    for (int64_t i = 0; i < in; ++i) {
+      int64_t col = i;  // NHWC column
+      if (permute) {    // ONNX column i is (c, h, w); NHWC column is (h, w, c)
+        const int64_t C = src_shape[1], H = src_shape[2], W = src_shape[3];
+        const int64_t c = i / (H * W), h = (i / W) % H, ww = i % W;
+        col = (h * W + ww) * C + c;
+      }
+      wt[static_cast<size_t>(o * in + col)] = trans_b ? w->values[static_cast<size_t>(o * in + i)]
+                                                      : w->values[static_cast<size_t>(i * out + o)];
+    }
+  }
+  node.type = OpType::kFullyConnected;
+  node.inputs.push_back(add_constant(
+      n.input(1), {static_cast<int32_t>(out), 1, 1, static_cast<int32_t>(in)}, std::move(wt)));
+  std::vector<float> bias(static_cast<size_t>(out), 0.0f);
+  if (op == "Gemm" && n.input_size() > 2 && !n.input(2).empty()) {
+    const Raw* b = constant(n.input(2));
+    if (!b || b->values.size() != static_cast<size_t>(out))
+      return fail("bias must be constant [out]");
+    bias = b->values;
+  }
+  node.inputs.push_back(
+      add_constant(n.input(1) + ".bias", {1, 1, 1, static_cast<int32_t>(out)}, bias));
+  node.outputs = {output(n, {xd.n, 1, 1, static_cast<int32_t>(out)}, {xd.n, out})};
+  return std::nullopt;
+}
+
+// Relu, Clip: reads its activation input x (c), fills ctx.node.
+std::optional<CompileError> Importer::import_clip(const onnx::NodeProto& n, NodeContext& ctx) {
+  auto& [op, a, label, fail, x, xd, xs, node] = ctx;
+  node.type = OpType::kClamp;
+  node.activation.min = 0.0f;
+  if (op == "Clip") {
+    const Raw* lo = n.input_size() > 1 && !n.input(1).empty() ? constant(n.input(1)) : nullptr;
+    const Raw* hi = n.input_size() > 2 && !n.input(2).empty() ? constant(n.input(2)) : nullptr;
+    if ((lo && lo->values.size() != 1) || (hi && hi->values.size() != 1)) {
+      return fail("min and max must be constant scalars");
+    }
+    node.activation.min = lo ? lo->values[0] : a.f("min", -3.4e38f);
+    node.activation.max = hi ? hi->values[0] : a.f("max", 3.4e38f);
+  }
+  node.outputs = {output(n, xd, xs)};
+  return std::nullopt;
+}
+
+// MaxPool, AveragePool: reads its activation input x (c), fills ctx.node.
+std::optional<CompileError> Importer::import_pool(const onnx::NodeProto& n, NodeContext& ctx) {
+  auto& [op, a, label, fail, x, xd, xs, node] = ctx;
+  node.type = op == "MaxPool" ? OpType::kMaxPool2D : OpType::kAveragePool2D;
+  const auto k = a.ints("kernel_shape", {});
+  const auto strides = a.ints("strides", {1, 1});
+  const auto pads = a.ints("pads", {0, 0, 0, 0});
+  const bool same = a.s("auto_pad") == "SAME_UPPER" || a.s("auto_pad") == "SAME_LOWER";
+  if (k.size() != 2 || strides.size() != 2 || pads.size() != 4 || a.i("ceil_mode", 0) != 0 ||
+      (op == "AveragePool" && a.i("count_include_pad", 0) != 0 &&
+       (same || pads[0] || pads[1] || pads[2] || pads[3]))) {
+    return fail("supported: 2-D kernel, ceil_mode=0, count_include_pad=0");
+  }
+  if (!attributes_small(k, 1) || !attributes_small(strides, 1) || !attributes_small(pads, 0)) {
+    return fail("kernel and strides must be in 1.." + std::to_string(kMaxAttribute) +
+                ", pads in 0.." + std::to_string(kMaxAttribute));
+  }
+  node.filter_h = static_cast<int32_t>(k[0]);
+  node.filter_w = static_cast<int32_t>(k[1]);
+  node.stride_h = static_cast<int32_t>(strides[0]);
+  node.stride_w = static_cast<int32_t>(strides[1]);
+  node.padding = {static_cast<int32_t>(pads[0]), static_cast<int32_t>(pads[1]),
+                  static_cast<int32_t>(pads[2]), static_cast<int32_t>(pads[3])};
+  const std::string auto_pad = a.s("auto_pad");
+  if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
+    const bool upper = auto_pad == "SAME_UPPER";
+    std::tie(node.padding.top, node.padding.bottom) =
+        same_padding(xd.h, node.filter_h, node.stride_h, 1, upper);
+    std::tie(node.padding.left, node.padding.right) =
+        same_padding(xd.w, node.filter_w, node.stride_w, 1, upper);
+  } else if (auto_pad == "VALID") {
+    node.padding = {0, 0, 0, 0};
+  } else if (!auto_pad.empty() && auto_pad != "NOTSET") {
+    return fail("auto_pad=" + auto_pad + ", supported: NOTSET, VALID, SAME_UPPER, SAME_LOWER");
+  }
+  const int32_t oh = kernels::conv_output_extent(xd.h, node.filter_h, node.stride_h, 1,
+                                                 node.padding.top, node.padding.bottom);
+  const int32_t ow = kernels::conv_output_extent(xd.w, node.filter_w, node.stride_w, 1,
+                                                 node.padding.left, node.padding.right);
+  node.outputs = {output(n, {xd.n, oh, ow, xd.c}, {xd.n, xd.c, oh, ow})};
+  return std::nullopt;
+}
+
+// GlobalAveragePool, ReduceMean: reads its activation input x (c), fills ctx.node.
+std::optional<CompileError> Importer::import_mean(const onnx::NodeProto& n, NodeContext& ctx) {
+  auto& [op, a, label, fail, x, xd, xs, node] = ctx;
+  if (op == "ReduceMean") {
+    auto axes = a.ints("axes", {});
+    std::sort(axes.begin(), axes.end());
+    const bool spatial =
+        xs.size() == 4
+            ? (axes == std::vector<int64_t>{2, 3} || axes == std::vector<int64_t>{-2, -1})
+            : xs.size() == 3 &&
+                  (axes == std::vector<int64_t>{2} || axes == std::vector<int64_t>{-1});
+    if (!spatial) return fail("axes must be the spatial ones (2, 3; or 2 of a 1-D signal)");
+  }
+  node.type = OpType::kMean;
+  const bool keep = op == "GlobalAveragePool" || a.i("keepdims", 1) != 0;
+  node.outputs = {
+      output(n, {xd.n, 1, 1, xd.c},
+             keep ? std::vector<int64_t>{xd.n, xd.c, 1, 1} : std::vector<int64_t>{xd.n, xd.c})};
+  return std::nullopt;
+}
+
+// Flatten, Reshape, Transpose, Squeeze, Unsqueeze: reads its activation input x (c), fills
+// ctx.node.
+std::optional<CompileError> Importer::import_layout(const onnx::NodeProto& n, NodeContext& ctx) {
+  auto& [op, a, label, fail, x, xd, xs, node] = ctx;
+  std::vector<int64_t> target;
+  if (op == "Squeeze" || op == "Unsqueeze") {
+    auto t = squeezed(n, xs);
+    if (!t) return fail(t.error().message);
+    target = std::move(*t);
+  } else if (op == "Transpose") {
+    // Of an activation: only a transpose that moves nothing but axes of extent 1 (the
+    // elements keep their order), which is a reshape.
+    std::vector<int64_t> perm = a.ints("perm", {});
+    if (perm.empty()) {
+      for (size_t d = xs.size(); d-- > 0;) perm.push_back(static_cast<int64_t>(d));
+    }
+    std::vector<int64_t> moved;
+    for (int64_t p : perm) {
+      if (p < 0 || p >= static_cast<int64_t>(xs.size())) return fail("perm out of range");
+      target.push_back(xs[static_cast<size_t>(p)]);
+      if (xs[static_cast<size_t>(p)] != 1) moved.push_back(p);
+    }
+    if (perm.size() != xs.size() || !std::is_sorted(moved.begin(), moved.end())) {
+      return fail(
+          "this perm reorders the elements of an activation; supported: a Transpose "
+          "of constants, or one that moves only axes of extent 1");
+    }
+  } else if (op == "Flatten") {
+    if (a.i("axis", 1) != 1) return fail("axis must be 1");
+    target = {xs.empty() ? 1 : xs[0], xd.elements() / xd.n};
+  } else {
+    const Raw* s = constant(n.input(1));
+    if (!s) return fail("the shape must be a constant");
+    int64_t known = 1, infer = -1;
+    for (size_t i = 0; i < s->values.size(); ++i) {
+      const float f = s->values[i];
+      if (!(f >= -1.0f && f <= static_cast<float>(kMaxExtent)) || (f == 0.0f && i >= xs.size()) ||
+          (f == -1.0f && infer >= 0)) {
+        return fail("shape entry " + std::to_string(f) + " is not -1 (once), 0 or 1.." +
+                    std::to_string(kMaxExtent));
+      }
+      int64_t v = static_cast<int64_t>(f);
+      if (v == 0) v = xs[i];
+      if (v == -1) {
+        infer = static_cast<int64_t>(i);
+      } else {
+        known *= v;
+        if (known > onnx_import_detail::kMaxConstantElements) return fail("shape too large");
+      }
+      target.push_back(v);
+    }
+    if (infer >= 0) target[static_cast<size_t>(infer)] = known > 0 ? xd.elements() / known : 0;
+  }
+  // A reshape keeps NCHW element order; NHWC storage agrees when channels or the
+  // spatial extent is 1 on both sides.
+  // So does any reshape that keeps the batch and the channels (it only regroups space:
+  // Squeeze/Unsqueeze of spatial axes, a Conv1D's [N, C, L] as [N, C, 1, L]).
+  auto order_free = [](const std::vector<int64_t>& s) {
+    return s.size() < 3 || s[1] == 1 || s[2] * (s.size() == 4 ? s[3] : 1) == 1;
+  };
+  const bool keeps_channels =
+      xs.size() >= 3 && target.size() >= 3 && xs[0] == target[0] && xs[1] == target[1];
+  const bool feeds_fc_only = target.size() == 2;
+  if (!keeps_channels && !order_free(xs) && !feeds_fc_only) {
+    return fail("reshapes a tensor with channels and space; supported only before Gemm/MatMul");
+  }
+  if (!keeps_channels && !order_free(target))
+    return fail("reshapes into a tensor with channels and space; unsupported");
+  auto dims = nhwc(target, label);
+  if (!dims) return dims.error();
+  if (dims->elements() != xd.elements()) return fail("changes the number of elements");
+  node.type = OpType::kReshape;
+  node.outputs = {output(n, *dims, target)};
+  if (!keeps_channels && !order_free(xs)) flattened_from_[node.outputs[0]] = xs;
+  return std::nullopt;
+}
+
+// Concat: reads its activation input x (c), fills ctx.node.
+std::optional<CompileError> Importer::import_concat(const onnx::NodeProto& n, NodeContext& ctx) {
+  auto& [op, a, label, fail, x, xd, xs, node] = ctx;
+  const auto rank = static_cast<int64_t>(xs.size());
+  int64_t axis = a.i("axis", 1);
+  if (axis < 0) axis += rank;
+  // The NCHW axis as an NHWC one (rank 2 is [N, C]; rank 3 is [N, C, W]).
+  int32_t nhwc_axis = -1;
+  if (rank == 4) nhwc_axis = axis == 1 ? 3 : axis == 2 ? 1 : axis == 3 ? 2 : -1;
+  if (rank == 3) nhwc_axis = axis == 1 ? 3 : axis == 2 ? 2 : -1;
+  if (rank == 2) nhwc_axis = axis == 1 ? 3 : -1;
+  if (nhwc_axis < 0) {
+    return fail("axis " + std::to_string(axis) + ", supported: channels or space (not batch)");
+  }
+  std::vector<int64_t> shape = xs;
+  for (int i = 1; i < n.input_size(); ++i) {
+    if (constant(n.input(i))) return fail("a constant input is not supported");
+    auto y = activation(n.input(i), label);
+    if (!y) return y.error();
+    const auto& ys = nchw_[*y];
+    for (int64_t d = 0; d < rank; ++d) {
+      if (ys.size() != xs.size() ||
+          (d != axis && ys[static_cast<size_t>(d)] != xs[static_cast<size_t>(d)])) {
+        return fail("inputs differ in shape outside the axis");
+      }
+    }
+    shape[static_cast<size_t>(axis)] += ys[static_cast<size_t>(axis)];
+    node.inputs.push_back(*y);
+  }
+  auto dims = nhwc(shape, label);
+  if (!dims) return dims.error();
+  node.type = OpType::kConcatenation;
+  node.axis = nhwc_axis;
+  node.outputs = {output(n, *dims, shape)};
+  return std::nullopt;
+}
+
+// Pad: reads its activation input x (c), fills ctx.node.
+std::optional<CompileError> Importer::import_pad(const onnx::NodeProto& n, NodeContext& ctx) {
+  auto& [op, a, label, fail, x, xd, xs, node] = ctx;
+  if (!a.s("mode").empty() && a.s("mode") != "constant") {
+    return fail("mode=" + a.s("mode") + ", supported: constant");
+  }
+  std::vector<int64_t> pads = a.ints("pads", {});
+  if (n.input_size() > 1 && !n.input(1).empty()) {
+    const Raw* p = constant(n.input(1));
+    if (!p) return fail("pads must be a constant");
+    pads.clear();
+    for (float v : p->values) pads.push_back(onnx_import_detail::as_int(v));
+  }
+  if (n.input_size() > 3 && !n.input(3).empty()) return fail("the axes input is not supported");
+  float value = a.f("value", 0.0f);
+  if (n.input_size() > 2 && !n.input(2).empty()) {
+    const Raw* v = constant(n.input(2));
+    if (!v || v->values.size() != 1) return fail("the constant value must be a constant scalar");
+    value = v->values[0];
+  }
+  if (value != 0.0f) {
+    return fail("constant value " + std::to_string(value) + ", supported: 0");
+  }
+  const size_t rank = xs.size();
+  if (pads.size() != 2 * rank) {
+    return fail(std::to_string(pads.size()) + " pads for rank " + std::to_string(rank));
+  }
+  for (int64_t v : pads) {
+    if (v < 0) return fail("negative pads (cropping) are not supported");
+    if (v > kMaxAttribute) return fail("pads above " + std::to_string(kMaxAttribute));
+  }
+  if (pads[0] != 0 || pads[rank] != 0) return fail("padding the batch is not supported");
+  std::vector<int64_t> shape = xs;
+  for (size_t d = 0; d < rank; ++d) shape[d] += pads[d] + pads[rank + d];
+  // NCHW amounts to NHWC ones: [n, h, w, c].
+  auto at = [&](size_t d) { return static_cast<int32_t>(pads[d]); };
+  if (rank == 4) {
+    const int32_t before[4] = {at(0), at(2), at(3), at(1)};
+    const int32_t after[4] = {at(4), at(6), at(7), at(5)};
+    std::copy(before, before + 4, node.pad_before);
+    std::copy(after, after + 4, node.pad_after);
+  } else if (rank == 2) {
+    node.pad_before[3] = at(1);
+    node.pad_after[3] = at(3);
+  } else {
+    return fail("rank " + std::to_string(rank) + ", supported: 2 or 4");
+  }
+  auto dims = nhwc(shape, label);
+  if (!dims) return dims.error();
+  node.type = OpType::kPad;
+  node.outputs = {output(n, *dims, shape)};
+  return std::nullopt;
+}
+
+// Softmax: reads its activation input x (c), fills ctx.node.
+std::optional<CompileError> Importer::import_softmax(const onnx::NodeProto& n, NodeContext& ctx) {
+  auto& [op, a, label, fail, x, xd, xs, node] = ctx;
+  const int64_t axis = a.i("axis", -1);
+  if (!(axis == -1 || axis == static_cast<int64_t>(xs.size()) - 1 ||
+        (xs.size() == 2 && axis == 1))) {
+    return fail("axis must be the last one");
+  }
+  node.type = OpType::kSoftmax;
+  node.outputs = {output(n, xd, xs)};
+  return std::nullopt;
+}
+
+// Sigmoid, Tanh: reads its activation input x (c), fills ctx.node.
+std::optional<CompileError> Importer::import_sigmoid_tanh(const onnx::NodeProto& n,
+                                                          NodeContext& ctx) {
+  auto& [op, a, label, fail, x, xd, xs, node] = ctx;
+  node.type = op == "Sigmoid" ? OpType::kLogistic : OpType::kTanh;
+  node.outputs = {output(n, xd, xs)};
+  return std::nullopt;
+}
+
+// One function per ONNX operator (names may share one). reads_x: the function gets its
+// first input as an activation (ctx.x, ctx.xd, ctx.xs) and a Node to fill, which import_node
+// then adds; otherwise it reads its inputs itself. Adding an operator: a function here,
+// a line in this table, its tests (docs/optimizer.md, "Adding an operator").
+const Importer::OnnxOperator Importer::kOperators[] = {
+    {"Constant", &Importer::import_constant, false},
+    {"Shape", &Importer::import_shape, false},
+    {"QuantizeLinear", &Importer::import_qdq, false},
+    {"DequantizeLinear", &Importer::import_qdq, false},
+    {"Add", &Importer::import_binary, false},
+    {"Sub", &Importer::import_binary, false},
+    {"Mul", &Importer::import_binary, false},
+    {"Div", &Importer::import_binary, false},
+    {"BatchNormalization", &Importer::import_batch_norm, false},
+    {"Identity", &Importer::import_identity, false},
+    {"Dropout", &Importer::import_identity, false},
+    {"Conv", &Importer::import_conv, true},
+    {"Gemm", &Importer::import_gemm, true},
+    {"MatMul", &Importer::import_gemm, true},
+    {"Relu", &Importer::import_clip, true},
+    {"Clip", &Importer::import_clip, true},
+    {"MaxPool", &Importer::import_pool, true},
+    {"AveragePool", &Importer::import_pool, true},
+    {"GlobalAveragePool", &Importer::import_mean, true},
+    {"ReduceMean", &Importer::import_mean, true},
+    {"Flatten", &Importer::import_layout, true},
+    {"Reshape", &Importer::import_layout, true},
+    {"Transpose", &Importer::import_layout, true},
+    {"Squeeze", &Importer::import_layout, true},
+    {"Unsqueeze", &Importer::import_layout, true},
+    {"Concat", &Importer::import_concat, true},
+    {"Pad", &Importer::import_pad, true},
+    {"Softmax", &Importer::import_softmax, true},
+    {"Sigmoid", &Importer::import_sigmoid_tanh, true},
+    {"Tanh", &Importer::import_sigmoid_tanh, true},
+};
+
+const Importer::OnnxOperator* Importer::find_operator(const std::string& op) {
+  for (const auto& e : kOperators)
+    if (op == e.name) return &e;
+  return nullptr;
+}
+
 std::optional<CompileError> Importer::import_node(const onnx::NodeProto& n,
                                                   const std::string& label) {
   const std::string& op = n.op_type();
   Attrs a(n);
-  auto fail = [&](const std::string& why) { return CompileError{label + ": " + why}; };
-  if (n.output_size() < 1) return fail("has no output");
-
-  if (op == "Constant") {
-    auto it = a.by_name.find("value");
-    if (it == a.by_name.end()) return fail("supported only with a 'value' tensor");
-    auto raw = to_raw(it->second->t());
-    if (!raw) return fail(raw.error().message);
-    constants_[n.output(0)] = std::move(*raw);
-    return std::nullopt;
-  }
+  NodeContext ctx{op, a, label,
+                  [&label](const std::string& why) { return CompileError{label + ": " + why}; }};
+  if (n.output_size() < 1) return ctx.fail("has no output");
+  const OnnxOperator* e = find_operator(op);
+  if (op == "Constant") return (this->*e->fn)(n, ctx);
   // Anything computed from constants alone is a constant.
   {
     std::vector<const Raw*> inputs;
     bool all_constant = n.input_size() > 0;
     for (const auto& name : n.input()) {
-      const Raw* c = name.empty() ? nullptr : constant(name);
-      if (!name.empty() && !c) all_constant = false;
-      inputs.push_back(c);
+      const Raw* k = name.empty() ? nullptr : constant(name);
+      if (!name.empty() && !k) all_constant = false;
+      inputs.push_back(k);
     }
     if (all_constant) {
       if (auto folded = fold_constant(n, inputs)) {
-        if (!*folded) return fail("folding constants: " + folded->error().message);
+        if (!*folded) return ctx.fail("folding constants: " + folded->error().message);
         constants_[n.output(0)] = std::move(**folded);
         return std::nullopt;
       }
     }
   }
-  if (op == "Shape") {  // of an activation: its static shape
-    auto x = activation(n.input(0), label);
-    if (!x) return x.error();
-    Raw r;
-    for (int64_t d : nchw_[*x]) r.values.push_back(static_cast<float>(d));
-    r.shape = {static_cast<int64_t>(r.values.size())};
-    r.type = onnx::TensorProto::INT64;
-    constants_[n.output(0)] = std::move(r);
-    return std::nullopt;
+  if (!e) {
+    std::string names;
+    for (const auto& k : kOperators) names += std::string(names.empty() ? "" : ", ") + k.name;
+    return ctx.fail("operator '" + op + "' is not supported; supported: " + names +
+                    " (Transpose: of constants, or moving only axes of extent 1), and operators "
+                    "on constants alone (folded)");
   }
-  if (op == "QuantizeLinear" || op == "DequantizeLinear") return import_qdq(n, label);
-  if (op == "Add" || op == "Sub" || op == "Mul" || op == "Div") return import_binary(n, label);
-  if (op == "BatchNormalization") return import_batch_norm(n, label);
-  if (op == "Identity" || op == "Dropout") {  // of an activation (of constants: folded)
-    auto x = activation(n.input(0), label);
-    if (!x) return x.error();
-    bind(n.output(0), *x);
-    return std::nullopt;
+  if (e->reads_x) {
+    auto xr = activation(n.input(0), label);
+    if (!xr) return xr.error();
+    ctx.x = *xr;
+    ctx.xd = graph_.tensors[static_cast<size_t>(ctx.x)].dims;
+    ctx.xs = nchw_[ctx.x];
+    ctx.node.name = label;
+    ctx.node.inputs = {ctx.x};
   }
-
-  auto xr = activation(n.input(0), label);
-  if (!xr) return xr.error();
-  const int x = *xr;
-  const Dims xd = graph_.tensors[static_cast<size_t>(x)].dims;
-  const std::vector<int64_t> xs = nchw_[x];
-  Node node;
-  node.name = label;
-  node.inputs = {x};
-
-  if (op == "Conv") {
-    const std::string auto_pad = a.s("auto_pad");
-    if (!auto_pad.empty() && auto_pad != "NOTSET" && auto_pad != "VALID" &&
-        auto_pad != "SAME_UPPER" && auto_pad != "SAME_LOWER") {
-      return fail("auto_pad=" + auto_pad + ", supported: NOTSET, VALID, SAME_UPPER, SAME_LOWER");
-    }
-    const Raw* w = constant(n.input(1));
-    // Conv1D ([N, C, L], weights [O, I, K]) runs as a Conv2D of height 1.
-    const bool conv1d = w && w->shape.size() == 3 && xs.size() == 3;
-    if (!w || (w->shape.size() != 4 && !conv1d)) {
-      return fail("weights must be a constant 4-D tensor (or 3-D for a 1-D convolution)");
-    }
-    const int64_t group = a.i("group", 1);
-    const int64_t oc = w->shape[0], icg = w->shape[1], kh = conv1d ? 1 : w->shape[2],
-                  kw = conv1d ? w->shape[2] : w->shape[3];
-    auto strides = a.ints("strides", conv1d ? std::vector<int64_t>{1} : std::vector<int64_t>{1, 1});
-    auto dil = a.ints("dilations", conv1d ? std::vector<int64_t>{1} : std::vector<int64_t>{1, 1});
-    auto pads = a.ints("pads", conv1d ? std::vector<int64_t>{0, 0}
-                                      : std::vector<int64_t>{0, 0, 0, 0});  // t, l, b, r
-    if (conv1d && strides.size() == 1 && dil.size() == 1 && pads.size() == 2) {
-      strides = {1, strides[0]};
-      dil = {1, dil[0]};
-      pads = {0, pads[0], 0, pads[1]};
-    }
-    if (strides.size() != 2 || dil.size() != 2 || pads.size() != 4) {
-      return fail("only 1-D and 2-D convolutions are supported");
-    }
-    if (!attributes_small(strides, 1) || !attributes_small(dil, 1) || !attributes_small(pads, 0)) {
-      return fail("strides and dilations must be in 1.." + std::to_string(kMaxAttribute) +
-                  ", pads in 0.." + std::to_string(kMaxAttribute));
-    }
-    node.stride_h = static_cast<int32_t>(strides[0]);
-    node.stride_w = static_cast<int32_t>(strides[1]);
-    node.dilation_h = static_cast<int32_t>(dil[0]);
-    node.dilation_w = static_cast<int32_t>(dil[1]);
-    node.padding = {static_cast<int32_t>(pads[0]), static_cast<int32_t>(pads[1]),
-                    static_cast<int32_t>(pads[2]), static_cast<int32_t>(pads[3])};
-    if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
-      const bool upper = auto_pad == "SAME_UPPER";
-      std::tie(node.padding.top, node.padding.bottom) =
-          same_padding(xd.h, static_cast<int32_t>(kh), node.stride_h, node.dilation_h, upper);
-      std::tie(node.padding.left, node.padding.right) =
-          same_padding(xd.w, static_cast<int32_t>(kw), node.stride_w, node.dilation_w, upper);
-    } else if (auto_pad == "VALID") {
-      node.padding = {0, 0, 0, 0};
-    }
-    std::vector<float> wt(w->values.size());
-    Dims wd;
-    if (group == 1 && icg == xd.c) {
-      node.type = OpType::kConv2D;
-      wd = {static_cast<int32_t>(oc), static_cast<int32_t>(kh), static_cast<int32_t>(kw),
-            static_cast<int32_t>(icg)};
-      for (int64_t o = 0; o < oc; ++o)
-        for (int64_t i = 0; i < icg; ++i)
-          for (int64_t y = 0; y < kh; ++y)
-            for (int64_t z = 0; z < kw; ++z)
-              wt[static_cast<size_t>(((o * kh + y) * kw + z) * icg + i)] =
-                  w->values[static_cast<size_t>(((o * icg + i) * kh + y) * kw + z)];
-    } else if (group == xd.c && icg == 1 && oc % group == 0) {
-      node.type = OpType::kDepthwiseConv2D;
-      node.depth_multiplier = static_cast<int32_t>(oc / group);
-      wd = {1, static_cast<int32_t>(kh), static_cast<int32_t>(kw), static_cast<int32_t>(oc)};
-      for (int64_t o = 0; o < oc; ++o)
-        for (int64_t y = 0; y < kh; ++y)
-          for (int64_t z = 0; z < kw; ++z)
-            wt[static_cast<size_t>((y * kw + z) * oc + o)] =
-                w->values[static_cast<size_t>((o * kh + y) * kw + z)];
-    } else {
-      return fail("group=" + std::to_string(group) + ", supported: 1 or the input channels (" +
-                  std::to_string(xd.c) + ")");
-    }
-    node.inputs.push_back(add_constant(n.input(1), wd, std::move(wt)));
-    std::vector<float> bias(static_cast<size_t>(oc), 0.0f);
-    if (n.input_size() > 2 && !n.input(2).empty()) {
-      const Raw* b = constant(n.input(2));
-      if (!b || b->values.size() != static_cast<size_t>(oc))
-        return fail("bias must be constant [out]");
-      bias = b->values;
-    }
-    node.inputs.push_back(
-        add_constant(n.input(0) + ".bias", {1, 1, 1, static_cast<int32_t>(oc)}, bias));
-    const int32_t oh =
-        kernels::conv_output_extent(xd.h, static_cast<int32_t>(kh), node.stride_h, node.dilation_h,
-                                    node.padding.top, node.padding.bottom);
-    const int32_t ow =
-        kernels::conv_output_extent(xd.w, static_cast<int32_t>(kw), node.stride_w, node.dilation_w,
-                                    node.padding.left, node.padding.right);
-    node.outputs = {output(
-        n, {xd.n, oh, ow, static_cast<int32_t>(oc)},
-        conv1d ? std::vector<int64_t>{xd.n, oc, ow} : std::vector<int64_t>{xd.n, oc, oh, ow})};
-  } else if (op == "Gemm" || op == "MatMul") {
-    const Raw* w = constant(n.input(1));
-    if (!w || w->shape.size() != 2) return fail("weights must be a constant 2-D tensor");
-    const bool trans_b = op == "Gemm" && a.i("transB", 0) == 1;
-    if (op == "Gemm" &&
-        (a.i("transA", 0) != 0 || a.f("alpha", 1.0f) != 1.0f || a.f("beta", 1.0f) != 1.0f)) {
-      return fail("supported: transA=0, alpha=1, beta=1");
-    }
-    const int64_t out = trans_b ? w->shape[0] : w->shape[1];
-    const int64_t in = trans_b ? w->shape[1] : w->shape[0];
-    const int64_t features = int64_t{xd.h} * xd.w * xd.c;
-    if (in != features)
-      return fail("weights expect " + std::to_string(in) + " inputs, got " +
-                  std::to_string(features));
-    // The input was flattened from NCHW: permute the weight columns to NHWC order.
-    std::vector<int64_t> src_shape = xs;
-    auto flat = flattened_from_.find(x);
-    if (flat != flattened_from_.end()) src_shape = flat->second;
-    std::vector<float> wt(static_cast<size_t>(out * in));
-    const bool permute =
-        src_shape.size() == 4 && src_shape[1] > 1 && src_shape[2] * src_shape[3] > 1;
-    for (int64_t o = 0; o < out; ++o) {
-      for (int64_t i = 0; i < in; ++i) {
-        int64_t col = i;  // NHWC column
-        if (permute) {    // ONNX column i is (c, h, w); NHWC column is (h, w, c)
-          const int64_t C = src_shape[1], H = src_shape[2], W = src_shape[3];
-          const int64_t c = i / (H * W), h = (i / W) % H, ww = i % W;
-          col = (h * W + ww) * C + c;
-        }
-        wt[static_cast<size_t>(o * in + col)] = trans_b
-                                                    ? w->values[static_cast<size_t>(o * in + i)]
-                                                    : w->values[static_cast<size_t>(i * out + o)];
-      }
-    }
-    node.type = OpType::kFullyConnected;
-    node.inputs.push_back(add_constant(
-        n.input(1), {static_cast<int32_t>(out), 1, 1, static_cast<int32_t>(in)}, std::move(wt)));
-    std::vector<float> bias(static_cast<size_t>(out), 0.0f);
-    if (op == "Gemm" && n.input_size() > 2 && !n.input(2).empty()) {
-      const Raw* b = constant(n.input(2));
-      if (!b || b->values.size() != static_cast<size_t>(out))
-        return fail("bias must be constant [out]");
-      bias = b->values;
-    }
-    node.inputs.push_back(
-        add_constant(n.input(1) + ".bias", {1, 1, 1, static_cast<int32_t>(out)}, bias));
-    node.outputs = {output(n, {xd.n, 1, 1, static_cast<int32_t>(out)}, {xd.n, out})};
-  } else if (op == "Relu" || op == "Clip") {
-    node.type = OpType::kClamp;
-    node.activation.min = 0.0f;
-    if (op == "Clip") {
-      const Raw* lo = n.input_size() > 1 && !n.input(1).empty() ? constant(n.input(1)) : nullptr;
-      const Raw* hi = n.input_size() > 2 && !n.input(2).empty() ? constant(n.input(2)) : nullptr;
-      if ((lo && lo->values.size() != 1) || (hi && hi->values.size() != 1)) {
-        return fail("min and max must be constant scalars");
-      }
-      node.activation.min = lo ? lo->values[0] : a.f("min", -3.4e38f);
-      node.activation.max = hi ? hi->values[0] : a.f("max", 3.4e38f);
-    }
-    node.outputs = {output(n, xd, xs)};
-  } else if (op == "MaxPool" || op == "AveragePool") {
-    node.type = op == "MaxPool" ? OpType::kMaxPool2D : OpType::kAveragePool2D;
-    const auto k = a.ints("kernel_shape", {});
-    const auto strides = a.ints("strides", {1, 1});
-    const auto pads = a.ints("pads", {0, 0, 0, 0});
-    const bool same = a.s("auto_pad") == "SAME_UPPER" || a.s("auto_pad") == "SAME_LOWER";
-    if (k.size() != 2 || strides.size() != 2 || pads.size() != 4 || a.i("ceil_mode", 0) != 0 ||
-        (op == "AveragePool" && a.i("count_include_pad", 0) != 0 &&
-         (same || pads[0] || pads[1] || pads[2] || pads[3]))) {
-      return fail("supported: 2-D kernel, ceil_mode=0, count_include_pad=0");
-    }
-    if (!attributes_small(k, 1) || !attributes_small(strides, 1) || !attributes_small(pads, 0)) {
-      return fail("kernel and strides must be in 1.." + std::to_string(kMaxAttribute) +
-                  ", pads in 0.." + std::to_string(kMaxAttribute));
-    }
-    node.filter_h = static_cast<int32_t>(k[0]);
-    node.filter_w = static_cast<int32_t>(k[1]);
-    node.stride_h = static_cast<int32_t>(strides[0]);
-    node.stride_w = static_cast<int32_t>(strides[1]);
-    node.padding = {static_cast<int32_t>(pads[0]), static_cast<int32_t>(pads[1]),
-                    static_cast<int32_t>(pads[2]), static_cast<int32_t>(pads[3])};
-    const std::string auto_pad = a.s("auto_pad");
-    if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
-      const bool upper = auto_pad == "SAME_UPPER";
-      std::tie(node.padding.top, node.padding.bottom) =
-          same_padding(xd.h, node.filter_h, node.stride_h, 1, upper);
-      std::tie(node.padding.left, node.padding.right) =
-          same_padding(xd.w, node.filter_w, node.stride_w, 1, upper);
-    } else if (auto_pad == "VALID") {
-      node.padding = {0, 0, 0, 0};
-    } else if (!auto_pad.empty() && auto_pad != "NOTSET") {
-      return fail("auto_pad=" + auto_pad + ", supported: NOTSET, VALID, SAME_UPPER, SAME_LOWER");
-    }
-    const int32_t oh = kernels::conv_output_extent(xd.h, node.filter_h, node.stride_h, 1,
-                                                   node.padding.top, node.padding.bottom);
-    const int32_t ow = kernels::conv_output_extent(xd.w, node.filter_w, node.stride_w, 1,
-                                                   node.padding.left, node.padding.right);
-    node.outputs = {output(n, {xd.n, oh, ow, xd.c}, {xd.n, xd.c, oh, ow})};
-  } else if (op == "GlobalAveragePool" || op == "ReduceMean") {
-    if (op == "ReduceMean") {
-      auto axes = a.ints("axes", {});
-      std::sort(axes.begin(), axes.end());
-      const bool spatial =
-          xs.size() == 4
-              ? (axes == std::vector<int64_t>{2, 3} || axes == std::vector<int64_t>{-2, -1})
-              : xs.size() == 3 &&
-                    (axes == std::vector<int64_t>{2} || axes == std::vector<int64_t>{-1});
-      if (!spatial) return fail("axes must be the spatial ones (2, 3; or 2 of a 1-D signal)");
-    }
-    node.type = OpType::kMean;
-    const bool keep = op == "GlobalAveragePool" || a.i("keepdims", 1) != 0;
-    node.outputs = {
-        output(n, {xd.n, 1, 1, xd.c},
-               keep ? std::vector<int64_t>{xd.n, xd.c, 1, 1} : std::vector<int64_t>{xd.n, xd.c})};
-  } else if (op == "Flatten" || op == "Reshape" || op == "Transpose" || op == "Squeeze" ||
-             op == "Unsqueeze") {
-    std::vector<int64_t> target;
-    if (op == "Squeeze" || op == "Unsqueeze") {
-      auto t = squeezed(n, xs);
-      if (!t) return fail(t.error().message);
-      target = std::move(*t);
-    } else if (op == "Transpose") {
-      // Of an activation: only a transpose that moves nothing but axes of extent 1 (the
-      // elements keep their order), which is a reshape.
-      std::vector<int64_t> perm = a.ints("perm", {});
-      if (perm.empty()) {
-        for (size_t d = xs.size(); d-- > 0;) perm.push_back(static_cast<int64_t>(d));
-      }
-      std::vector<int64_t> moved;
-      for (int64_t p : perm) {
-        if (p < 0 || p >= static_cast<int64_t>(xs.size())) return fail("perm out of range");
-        target.push_back(xs[static_cast<size_t>(p)]);
-        if (xs[static_cast<size_t>(p)] != 1) moved.push_back(p);
-      }
-      if (perm.size() != xs.size() || !std::is_sorted(moved.begin(), moved.end())) {
-        return fail(
-            "this perm reorders the elements of an activation; supported: a Transpose "
-            "of constants, or one that moves only axes of extent 1");
-      }
-    } else if (op == "Flatten") {
-      if (a.i("axis", 1) != 1) return fail("axis must be 1");
-      target = {xs.empty() ? 1 : xs[0], xd.elements() / xd.n};
-    } else {
-      const Raw* s = constant(n.input(1));
-      if (!s) return fail("the shape must be a constant");
-      int64_t known = 1, infer = -1;
-      for (size_t i = 0; i < s->values.size(); ++i) {
-        const float f = s->values[i];
-        if (!(f >= -1.0f && f <= static_cast<float>(kMaxExtent)) || (f == 0.0f && i >= xs.size()) ||
-            (f == -1.0f && infer >= 0)) {
-          return fail("shape entry " + std::to_string(f) + " is not -1 (once), 0 or 1.." +
-                      std::to_string(kMaxExtent));
-        }
-        int64_t v = static_cast<int64_t>(f);
-        if (v == 0) v = xs[i];
-        if (v == -1) {
-          infer = static_cast<int64_t>(i);
-        } else {
-          known *= v;
-          if (known > onnx_import_detail::kMaxConstantElements) return fail("shape too large");
-        }
-        target.push_back(v);
-      }
-      if (infer >= 0) target[static_cast<size_t>(infer)] = known > 0 ? xd.elements() / known : 0;
-    }
-    // A reshape keeps NCHW element order; NHWC storage agrees when channels or the
-    // spatial extent is 1 on both sides.
-    // So does any reshape that keeps the batch and the channels (it only regroups space:
-    // Squeeze/Unsqueeze of spatial axes, a Conv1D's [N, C, L] as [N, C, 1, L]).
-    auto order_free = [](const std::vector<int64_t>& s) {
-      return s.size() < 3 || s[1] == 1 || s[2] * (s.size() == 4 ? s[3] : 1) == 1;
-    };
-    const bool keeps_channels =
-        xs.size() >= 3 && target.size() >= 3 && xs[0] == target[0] && xs[1] == target[1];
-    const bool feeds_fc_only = target.size() == 2;
-    if (!keeps_channels && !order_free(xs) && !feeds_fc_only) {
-      return fail("reshapes a tensor with channels and space; supported only before Gemm/MatMul");
-    }
-    if (!keeps_channels && !order_free(target))
-      return fail("reshapes into a tensor with channels and space; unsupported");
-    auto dims = nhwc(target, label);
-    if (!dims) return dims.error();
-    if (dims->elements() != xd.elements()) return fail("changes the number of elements");
-    node.type = OpType::kReshape;
-    node.outputs = {output(n, *dims, target)};
-    if (!keeps_channels && !order_free(xs)) flattened_from_[node.outputs[0]] = xs;
-  } else if (op == "Concat") {
-    const auto rank = static_cast<int64_t>(xs.size());
-    int64_t axis = a.i("axis", 1);
-    if (axis < 0) axis += rank;
-    // The NCHW axis as an NHWC one (rank 2 is [N, C]; rank 3 is [N, C, W]).
-    int32_t nhwc_axis = -1;
-    if (rank == 4) nhwc_axis = axis == 1 ? 3 : axis == 2 ? 1 : axis == 3 ? 2 : -1;
-    if (rank == 3) nhwc_axis = axis == 1 ? 3 : axis == 2 ? 2 : -1;
-    if (rank == 2) nhwc_axis = axis == 1 ? 3 : -1;
-    if (nhwc_axis < 0) {
-      return fail("axis " + std::to_string(axis) + ", supported: channels or space (not batch)");
-    }
-    std::vector<int64_t> shape = xs;
-    for (int i = 1; i < n.input_size(); ++i) {
-      if (constant(n.input(i))) return fail("a constant input is not supported");
-      auto y = activation(n.input(i), label);
-      if (!y) return y.error();
-      const auto& ys = nchw_[*y];
-      for (int64_t d = 0; d < rank; ++d) {
-        if (ys.size() != xs.size() ||
-            (d != axis && ys[static_cast<size_t>(d)] != xs[static_cast<size_t>(d)])) {
-          return fail("inputs differ in shape outside the axis");
-        }
-      }
-      shape[static_cast<size_t>(axis)] += ys[static_cast<size_t>(axis)];
-      node.inputs.push_back(*y);
-    }
-    auto dims = nhwc(shape, label);
-    if (!dims) return dims.error();
-    node.type = OpType::kConcatenation;
-    node.axis = nhwc_axis;
-    node.outputs = {output(n, *dims, shape)};
-  } else if (op == "Pad") {
-    if (!a.s("mode").empty() && a.s("mode") != "constant") {
-      return fail("mode=" + a.s("mode") + ", supported: constant");
-    }
-    std::vector<int64_t> pads = a.ints("pads", {});
-    if (n.input_size() > 1 && !n.input(1).empty()) {
-      const Raw* p = constant(n.input(1));
-      if (!p) return fail("pads must be a constant");
-      pads.clear();
-      for (float v : p->values) pads.push_back(onnx_import_detail::as_int(v));
-    }
-    if (n.input_size() > 3 && !n.input(3).empty()) return fail("the axes input is not supported");
-    float value = a.f("value", 0.0f);
-    if (n.input_size() > 2 && !n.input(2).empty()) {
-      const Raw* v = constant(n.input(2));
-      if (!v || v->values.size() != 1) return fail("the constant value must be a constant scalar");
-      value = v->values[0];
-    }
-    if (value != 0.0f) {
-      return fail("constant value " + std::to_string(value) + ", supported: 0");
-    }
-    const size_t rank = xs.size();
-    if (pads.size() != 2 * rank) {
-      return fail(std::to_string(pads.size()) + " pads for rank " + std::to_string(rank));
-    }
-    for (int64_t v : pads) {
-      if (v < 0) return fail("negative pads (cropping) are not supported");
-      if (v > kMaxAttribute) return fail("pads above " + std::to_string(kMaxAttribute));
-    }
-    if (pads[0] != 0 || pads[rank] != 0) return fail("padding the batch is not supported");
-    std::vector<int64_t> shape = xs;
-    for (size_t d = 0; d < rank; ++d) shape[d] += pads[d] + pads[rank + d];
-    // NCHW amounts to NHWC ones: [n, h, w, c].
-    auto at = [&](size_t d) { return static_cast<int32_t>(pads[d]); };
-    if (rank == 4) {
-      const int32_t before[4] = {at(0), at(2), at(3), at(1)};
-      const int32_t after[4] = {at(4), at(6), at(7), at(5)};
-      std::copy(before, before + 4, node.pad_before);
-      std::copy(after, after + 4, node.pad_after);
-    } else if (rank == 2) {
-      node.pad_before[3] = at(1);
-      node.pad_after[3] = at(3);
-    } else {
-      return fail("rank " + std::to_string(rank) + ", supported: 2 or 4");
-    }
-    auto dims = nhwc(shape, label);
-    if (!dims) return dims.error();
-    node.type = OpType::kPad;
-    node.outputs = {output(n, *dims, shape)};
-  } else if (op == "Softmax") {
-    const int64_t axis = a.i("axis", -1);
-    if (!(axis == -1 || axis == static_cast<int64_t>(xs.size()) - 1 ||
-          (xs.size() == 2 && axis == 1))) {
-      return fail("axis must be the last one");
-    }
-    node.type = OpType::kSoftmax;
-    node.outputs = {output(n, xd, xs)};
-  } else if (op == "Sigmoid" || op == "Tanh") {
-    node.type = op == "Sigmoid" ? OpType::kLogistic : OpType::kTanh;
-    node.outputs = {output(n, xd, xs)};
-  } else {
-    return fail(
-        "operator '" + op +
-        "' is not supported; supported: Conv (2-D, 1-D), Gemm, MatMul, Relu, Clip, "
-        "BatchNormalization, Add, Sub, Mul, Div (per-channel constants or two activations), "
-        "AveragePool, MaxPool, GlobalAveragePool, ReduceMean, Flatten, Reshape, Squeeze, "
-        "Unsqueeze, Concat, Pad, Softmax, Sigmoid, Tanh, Identity, Dropout, Constant, "
-        "foldable Transpose, QuantizeLinear/DequantizeLinear (QDQ), and operators on "
-        "constants alone (folded)");
-  }
-  graph_.nodes.push_back(std::move(node));
+  if (auto err = (this->*e->fn)(n, ctx)) return err;
+  if (e->reads_x) graph_.nodes.push_back(std::move(ctx.node));
   return std::nullopt;
 }
 
@@ -918,6 +1050,12 @@ const char* to_string(OpType t) {
       return "Tanh";
     case OpType::kClamp:
       return "Clamp";
+    case OpType::kHardSwish:
+      return "HardSwish";
+    case OpType::kTranspose:
+      return "Transpose";
+    case OpType::kStridedSlice:
+      return "StridedSlice";
   }
   return "?";
 }

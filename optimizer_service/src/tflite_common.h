@@ -32,6 +32,7 @@ enum : int32_t {
   kMean = 40,
   kSqueeze = 43,
   kStridedSlice = 45,
+  kPadV2 = 60,
   kQuantize = 114,
   kHardSwish = 117,
 };

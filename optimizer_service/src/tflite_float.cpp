@@ -1,10 +1,12 @@
 // A float TFLite model to the compiler's float graph IR (tflite_import.h): TFLite is
 // already NHWC with the kernels' weight layouts, so tensors and weights pass through;
-// int8 weights of dynamic-range ("hybrid") models are dequantized first.
+// int8 weights of dynamic-range ("hybrid") models are dequantized first. One function per
+// operator, dispatched through kFloatOperators.
 #include <cmath>
 #include <cstring>
 
 #include "tflite_common.h"
+#include "tflite_operands.h"
 #include "tinyfleet/optimizer_service/tflite_import.h"
 
 namespace tinyfleet::optimizer_service {
@@ -178,14 +180,126 @@ Status softmax(FloatBuilder&, const TfliteOperator& o, Node& n) {
   return true;
 }
 
+Status same_elements(FloatBuilder& b, const TfliteOperator& o, Node& n) {
+  if (b.g.tensors[static_cast<size_t>(n.inputs[0])].dims.elements() !=
+      b.g.tensors[static_cast<size_t>(n.outputs[0])].dims.elements()) {
+    return CompileError{o.name + ": input and output shapes differ"};
+  }
+  return true;
+}
+
+// LOGISTIC, TANH, HARD_SWISH, and RELU / RELU6 as a clamp (fused into its producer by a
+// pass where it can be, else a table of its own).
+Status elementwise(FloatBuilder& b, const TfliteOperator& o, Node& n) {
+  switch (o.code) {
+    case kLogistic:
+      n.type = OpType::kLogistic;
+      break;
+    case kTanh:
+      n.type = OpType::kTanh;
+      break;
+    case kHardSwish:
+      n.type = OpType::kHardSwish;
+      break;
+    default:
+      n.type = OpType::kClamp;
+      n.activation = *float_activation(o.code == kRelu ? 1 : 3, o.name);
+  }
+  return same_elements(b, o, n);
+}
+
+// ADD and MUL: a second activation of the output's shape, or a constant of one value.
+Status binary(FloatBuilder& b, const TfliteOperator& o, Node& n) {
+  if (!o.has_options) return CompileError{o.name + ": missing its options"};
+  auto x2 = b.tensor(o.inputs[1], o.name);
+  if (!x2) return x2.error();
+  const Tensor& t2 = b.g.tensors[static_cast<size_t>(*x2)];
+  const int64_t ny = b.g.tensors[static_cast<size_t>(n.outputs[0])].dims.elements();
+  if (b.g.tensors[static_cast<size_t>(n.inputs[0])].dims.elements() != ny ||
+      (t2.constant ? t2.dims.elements() != 1 : t2.dims.elements() != ny)) {
+    return CompileError{o.name +
+                        ": supported: operands of the output's shape, or a constant second "
+                        "operand of one value"};
+  }
+  n.inputs.push_back(*x2);
+  auto act = float_activation(o.activation, o.name);
+  if (!act) return act.error();
+  n.activation = *act;
+  n.type = o.code == kAdd ? OpType::kAdd : OpType::kMul;
+  return true;
+}
+
+Status mean(FloatBuilder& b, const TfliteOperator& o, Node& n) {
+  if (auto r = tflite_operands::check_mean_over_hw(b.m, o); !r) return r;
+  n.type = OpType::kMean;
+  return true;
+}
+
+// PAD with 0, PADV2 with its constant_values (one float value).
+Status pad(FloatBuilder& b, const TfliteOperator& o, Node& n) {
+  if (auto r = tflite_operands::paddings_nhwc(b.m, o, n.pad_before, n.pad_after); !r) return r;
+  if (o.code == kPadV2 && o.inputs.size() > 2 && o.inputs[2] >= 0) {
+    const TfliteTensor& v = b.m.tensors[static_cast<size_t>(o.inputs[2])];
+    auto value = constant_values(v, o.name);
+    if (v.data.empty() || !value || value->size() != 1) {
+      return CompileError{o.name + ": constant_values must be one constant value"};
+    }
+    n.pad_value = (*value)[0];
+  }
+  n.type = OpType::kPad;
+  return true;
+}
+
+Status concatenation(FloatBuilder& b, const TfliteOperator& o, Node& n) {
+  auto axis = tflite_operands::concatenation_axis(b.m, o);
+  if (!axis) return axis.error();
+  for (size_t i = 1; i < o.inputs.size(); ++i) {
+    auto t = b.tensor(o.inputs[i], o.name);
+    if (!t) return t.error();
+    if (b.g.tensors[static_cast<size_t>(*t)].constant) {
+      return CompileError{o.name + ": a constant input is not supported"};
+    }
+    n.inputs.push_back(*t);
+  }
+  n.axis = *axis;
+  n.type = OpType::kConcatenation;
+  return true;
+}
+
+// TRANSPOSE and STRIDED_SLICE left by fold_tflite_layout: element moves as o.copy.
+Status strided_copy(FloatBuilder&, const TfliteOperator& o, Node& n) {
+  n.type = o.code == kTranspose ? OpType::kTranspose : OpType::kStridedSlice;
+  n.copy = o.copy;
+  return true;
+}
+
+// One function per TFLite operator (inputs: at least that many).
 struct FloatOp {
   int32_t code;
+  size_t inputs;
   Status (*fn)(FloatBuilder&, const TfliteOperator&, Node&);
 };
 constexpr FloatOp kFloatOperators[] = {
-    {kConv2D, weighted},    {kDepthwiseConv2D, weighted}, {kFullyConnected, weighted},
-    {kAveragePool2D, pool}, {kMaxPool2D, pool},           {kReshape, reshape},
-    {kSoftmax, softmax},
+    {kConv2D, 2, weighted},
+    {kDepthwiseConv2D, 2, weighted},
+    {kFullyConnected, 2, weighted},
+    {kAveragePool2D, 1, pool},
+    {kMaxPool2D, 1, pool},
+    {kReshape, 1, reshape},
+    {kSoftmax, 1, softmax},
+    {kAdd, 2, binary},
+    {kMul, 2, binary},
+    {kLogistic, 1, elementwise},
+    {kTanh, 1, elementwise},
+    {kRelu, 1, elementwise},
+    {kRelu6, 1, elementwise},
+    {kHardSwish, 1, elementwise},
+    {kMean, 2, mean},
+    {kPad, 2, pad},
+    {kPadV2, 2, pad},
+    {kConcatenation, 1, concatenation},
+    {kTranspose, 1, strided_copy},
+    {kStridedSlice, 1, strided_copy},
 };
 
 }  // namespace
@@ -203,7 +317,7 @@ Result<Graph> tflite_float_graph(const TfliteModel& model) {
       return CompileError{o.name + ": operator '" + tflite_operator_name(o.code) +
                           "' (builtin code " + std::to_string(o.code) + ") is not supported"};
     }
-    if (o.inputs.empty() || o.outputs.size() != 1) {
+    if (o.inputs.size() < e->inputs || o.outputs.size() != 1) {
       return CompileError{o.name + ": input or output count"};
     }
     Node n;

@@ -1,5 +1,6 @@
 // Layout operators folded before the int8 and float paths map a TFLite model
-// (tflite_import.h): SQUEEZE, TRANSPOSE, STRIDED_SLICE and RESHAPE of constants.
+// (tflite_import.h): SQUEEZE, TRANSPOSE, STRIDED_SLICE and RESHAPE of constants; TRANSPOSE
+// and STRIDED_SLICE that move an activation's elements left as gathers.
 #include <cstring>
 
 #include "tflite_common.h"
@@ -75,6 +76,22 @@ std::vector<int64_t> offsets(const std::vector<int32_t>& shape, int64_t base,
   return out;
 }
 
+// The gather over `counts` (row-major) with input steps `step` from `base`, as the
+// kernels' 4-d strided copy: extents of 1 dropped, the rest right-aligned (rank <= 4).
+kernels::StridedCopyParams copy_params(const std::vector<int32_t>& counts, int64_t base,
+                                       const std::vector<int64_t>& step) {
+  kernels::StridedCopyParams p;
+  p.offset = static_cast<int32_t>(base);
+  int d = 4;
+  for (size_t i = counts.size(); i-- > 0;) {
+    if (counts[i] == 1 || d == 0) continue;
+    --d;
+    p.count[d] = counts[i];
+    p.step[d] = static_cast<int32_t>(step[i]);
+  }
+  return p;
+}
+
 // The quantization of a folded constant: the input's, per-channel dimension moved.
 Result<bool> carry_quantization(const TfliteOperator& o, const TfliteTensor& in, int32_t new_qdim,
                                 TfliteTensor& out) {
@@ -93,7 +110,9 @@ Result<bool> carry_quantization(const TfliteOperator& o, const TfliteTensor& in,
 }
 
 // TRANSPOSE: out dimension i is input dimension perm[i].
-Result<bool> transpose(TfliteModel& m, const TfliteOperator& o, bool* dropped) {
+// Of a constant: folded (*dropped); of an activation: true when elements move (o.copy
+// set, the operator kept), false when it is a RESHAPE. Likewise strided_slice.
+Result<bool> transpose(TfliteModel& m, TfliteOperator& o, bool* dropped) {
   const TfliteTensor& in = m.tensors[static_cast<size_t>(o.inputs[0])];
   TfliteTensor& out = m.tensors[static_cast<size_t>(o.outputs[0])];
   const size_t rank = in.shape.size();
@@ -109,25 +128,23 @@ Result<bool> transpose(TfliteModel& m, const TfliteOperator& o, bool* dropped) {
     shape.push_back(in.shape[static_cast<size_t>(p)]);
   }
   if (shape != out.shape) return CompileError{o.name + ": output shape differs from the perm's"};
-  if (in.data.empty()) {
-    int32_t last = -1;
-    for (int32_t p : *perm) {
-      if (in.shape[static_cast<size_t>(p)] == 1) continue;
-      if (p < last) {
-        return CompileError{o.name +
-                            ": this perm reorders the elements of an activation (folded: "
-                            "constant inputs, or moves of size-1 dimensions)"};
-      }
-      last = p;
-    }
-    return false;  // a RESHAPE
-  }
   const auto in_strides = strides_of(in.shape);
   std::vector<int64_t> step;
   int32_t qdim = -1;
   for (size_t i = 0; i < rank; ++i) {
     step.push_back(in_strides[static_cast<size_t>((*perm)[i])]);
     if ((*perm)[i] == in.quantized_dimension) qdim = static_cast<int32_t>(i);
+  }
+  if (in.data.empty()) {
+    int32_t last = -1;
+    bool in_order = true;
+    for (int32_t p : *perm) {
+      if (in.shape[static_cast<size_t>(p)] == 1) continue;
+      in_order = in_order && p > last;
+      last = p;
+    }
+    if (!in_order) o.copy = copy_params(out.shape, 0, step);
+    return !in_order;  // kept as a gather, or a RESHAPE
   }
   if (auto r = carry_quantization(o, in, qdim, out); !r) return r;
   gather(in, offsets(out.shape, 0, step), out);
@@ -160,7 +177,7 @@ Span slice_span(const TfliteOperator& o, int d, int64_t dim, int64_t begin, int6
   return {s, span <= 0 ? 0 : (span + step - 1) / step, stride};
 }
 
-Result<bool> strided_slice(TfliteModel& m, const TfliteOperator& o, bool* dropped) {
+Result<bool> strided_slice(TfliteModel& m, TfliteOperator& o, bool* dropped) {
   const TfliteTensor& in = m.tensors[static_cast<size_t>(o.inputs[0])];
   TfliteTensor& out = m.tensors[static_cast<size_t>(o.outputs[0])];
   if (o.ellipsis_mask != 0 || o.new_axis_mask != 0) {
@@ -196,12 +213,8 @@ Result<bool> strided_slice(TfliteModel& m, const TfliteOperator& o, bool* droppe
   for (int32_t c : kept) n *= c;
   if (n != out.elements()) return CompileError{o.name + ": output shape differs from the slice's"};
   if (in.data.empty()) {
-    if (!everything) {
-      return CompileError{o.name +
-                          ": slicing part of an activation is not supported (folded: constant "
-                          "inputs, or slices that keep every element)"};
-    }
-    return false;  // a RESHAPE
+    if (!everything) o.copy = copy_params(full, base, step);
+    return !everything;  // kept as a gather, or a RESHAPE
   }
   if (auto r = carry_quantization(o, in, qdim, out); !r) return r;
   gather(in, offsets(full, base, step), out);
@@ -234,7 +247,7 @@ Result<TfliteModel> fold_tflite_layout(const TfliteModel& model) {
       return CompileError{o.name + ": changes the element count"};
     }
     bool dropped = false;
-    Result<bool> r = true;
+    Result<bool> r = false;
     if (o.code == kTranspose) {
       r = transpose(m, o, &dropped);
     } else if (o.code == kStridedSlice) {
@@ -246,6 +259,11 @@ Result<TfliteModel> fold_tflite_layout(const TfliteModel& model) {
       dropped = true;
     }
     if (!r) return r.error();
+    if (*r && !dropped) {  // elements move: the runtime's Transpose or StridedSlice
+      o.inputs.resize(1);
+      kept.push_back(std::move(o));
+      continue;
+    }
     if (dropped) {
       for (int32_t t : m.outputs) {
         if (t == o.outputs[0]) return CompileError{o.name + ": the graph output is a constant"};

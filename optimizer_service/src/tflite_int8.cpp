@@ -388,10 +388,11 @@ constexpr OpEntry kOperators[] = {
     {kHardSwish, 1, lookup},
     {kMean, 2, mean},
     {kPad, 2, pad},
+    {kPadV2, 2, pad},
     {kConcatenation, 1, concatenation},
     {kSqueeze, 1, folded},
-    {kTranspose, 2, folded},
-    {kStridedSlice, 4, folded},
+    {kTranspose, 1, strided_copy},  // what fold_tflite_layout left: element moves
+    {kStridedSlice, 1, strided_copy},
 };
 
 const OpEntry* find_operator(int32_t code) {

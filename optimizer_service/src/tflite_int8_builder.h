@@ -114,5 +114,6 @@ Status lookup(Builder& b, const TfliteOperator& o, k::OperatorSpec& op, Node& n)
 Status mean(Builder& b, const TfliteOperator& o, k::OperatorSpec& op, Node& n);
 Status pad(Builder& b, const TfliteOperator& o, k::OperatorSpec& op, Node& n);
 Status concatenation(Builder& b, const TfliteOperator& o, k::OperatorSpec& op, Node& n);
+Status strided_copy(Builder& b, const TfliteOperator& o, k::OperatorSpec& op, Node& n);
 
 }  // namespace tinyfleet::optimizer_service::tflite_int8

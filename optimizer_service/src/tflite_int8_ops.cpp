@@ -1,31 +1,15 @@
 // The int8 path's table, reduction and data-movement operators (tflite_int8_builder.h):
-// LOGISTIC, TANH, RELU, RELU6, HARD_SWISH, MEAN, PAD, CONCATENATION, each checking what
+// LOGISTIC, TANH, RELU, RELU6, HARD_SWISH, MEAN, PAD, PADV2, CONCATENATION, and TRANSPOSE
+// and STRIDED_SLICE that move elements (tflite_fold.cpp computed the moves), each checking what
 // TFLM's Prepare checks and deriving its integer parameters as TFLM does.
 #include <algorithm>
 
 #include "tflite_int8_builder.h"
+#include "tflite_operands.h"
 #include "tflite_tables.h"
 #include "tinyfleet/kernels/ops/quantization.h"
 
 namespace tinyfleet::optimizer_service::tflite_int8 {
-
-namespace {
-
-// A constant int32 operand (MEAN's axes, PAD's paddings) as values.
-Result<std::vector<int32_t>> int32_operand(Builder& b, const TfliteOperator& o, size_t k,
-                                           const char* what) {
-  if (o.inputs.size() <= k || o.inputs[k] < 0) return CompileError{o.name + ": needs " + what};
-  const TfliteTensor& t = b.tensor(o.inputs[k]);
-  if (t.type != kTfliteInt32 || t.data.empty()) {
-    return CompileError{o.name + ": " + what + " must be a constant int32 tensor"};
-  }
-  return values_of<int32_t>(t.data);
-}
-
-// MEAN over H and W (the axes, mapped to NHWC, may also name dimensions of extent 1), as
-// TFLM's QuantizedMeanOrSum: QuantizeMultiplier(input / output scale), then the 1/count
-
-}  // namespace
 
 // LOGISTIC, TANH, RELU, RELU6 and HARD_SWISH: element-wise on int8, one 256-entry table
 // of TFLM's results (tflite_tables.h); LOGISTIC and TANH keep their own kinds.
@@ -47,36 +31,16 @@ Status lookup(Builder& b, const TfliteOperator& o, k::OperatorSpec& op, Node& n)
   return true;
 }
 
+// MEAN over H and W (the axes, mapped to NHWC, may also name dimensions of extent 1), as
+// TFLM's QuantizedMeanOrSum: QuantizeMultiplier(input / output scale), then the 1/count
 // folded into it with a shift of floor(log2(count)) (at most 32 and 31 + shift).
 Status mean(Builder& b, const TfliteOperator& o, k::OperatorSpec& op, Node& n) {
   auto qx = b.quant(o.inputs[0], o.name);
   if (!qx) return qx.error();
   auto qy = b.quant(o.outputs[0], o.name);
   if (!qy) return qy.error();
-  auto axes = int32_operand(b, o, 1, "axes");
-  if (!axes) return axes.error();
-  const TfliteTensor& x = b.tensor(o.inputs[0]);
-  const k::Dims xd = dims_of(x.shape), yd = dims_of(b.tensor(o.outputs[0]).shape);
-  bool reduced[4] = {false, false, false, false};
-  for (int32_t a : *axes) {
-    const int32_t p = axis_nhwc(a, x.shape.size());
-    if (p < 0) return CompileError{o.name + ": axis " + std::to_string(a) + " out of range"};
-    reduced[p] = true;
-  }
-  const int32_t ext[4] = {xd.n, xd.h, xd.w, xd.c};
-  for (int p : {0, 3}) {
-    if (reduced[p] && ext[p] != 1) {
-      return CompileError{o.name + ": supported: the mean over height and width"};
-    }
-  }
-  for (int p : {1, 2}) {
-    if (!reduced[p] && ext[p] != 1) {
-      return CompileError{o.name + ": supported: the mean over height and width"};
-    }
-  }
-  if (yd.n != xd.n || yd.c != xd.c || yd.h != 1 || yd.w != 1) {
-    return CompileError{o.name + ": output shape"};
-  }
+  if (auto r = tflite_operands::check_mean_over_hw(b.m, o); !r) return r;
+  const k::Dims xd = dims_of(b.tensor(o.inputs[0]).shape);
   int32_t m = 0;
   int s = 0;
   k::quantize_multiplier(static_cast<double>(qx->scale) / static_cast<double>(qy->scale), &m, &s);
@@ -93,66 +57,64 @@ Status mean(Builder& b, const TfliteOperator& o, k::OperatorSpec& op, Node& n) {
   return true;
 }
 
-// PAD with the output's zero point (TFLM's value without constant_values); paddings
-// [rank, 2] constant, input and output of one quantization.
+// PAD with the output's zero point (TFLM's value without constant_values), PADV2 with its
+// int8 constant_values (one value of the output's quantization, as TFLM's Prepare checks);
+// paddings [rank, 2] constant, input and output of one quantization.
 Status pad(Builder& b, const TfliteOperator& o, k::OperatorSpec& op, Node& n) {
   if (auto s = same_quantization(b, o); !s) return s;
-  auto pads = int32_operand(b, o, 1, "paddings");
-  if (!pads) return pads.error();
-  const TfliteTensor& x = b.tensor(o.inputs[0]);
-  const size_t rank = x.shape.size();
-  if (pads->size() != rank * 2) return CompileError{o.name + ": paddings must be [rank, 2]"};
-  op.pad_before.assign(4, 0);
-  op.pad_after.assign(4, 0);
-  for (size_t d = 0; d < rank; ++d) {
-    const int32_t p = axis_nhwc(static_cast<int32_t>(d), rank);
-    const int32_t before = (*pads)[2 * d], after = (*pads)[2 * d + 1];
-    if (before < 0 || after < 0 || before > 4096 || after > 4096) {
-      return CompileError{o.name + ": paddings must be in 0..4096"};
+  if (auto r = tflite_operands::paddings_nhwc(b.m, o, n.pad_before, n.pad_after); !r) return r;
+  op.pad_before.assign(n.pad_before, n.pad_before + 4);
+  op.pad_after.assign(n.pad_after, n.pad_after + 4);
+  if (o.code == kPadV2 && o.inputs.size() > 2 && o.inputs[2] >= 0) {
+    const TfliteTensor& v = b.tensor(o.inputs[2]);
+    if (v.type != kTfliteInt8 || v.data.size() != 1 || v.scale.size() != 1 ||
+        v.scale != b.tensor(o.outputs[0]).scale ||
+        v.zero_point != b.tensor(o.outputs[0]).zero_point) {
+      return CompileError{o.name +
+                          ": constant_values must be one constant int8 value of the output's "
+                          "quantization"};
     }
-    op.pad_before[static_cast<size_t>(p)] = n.pad_before[p] = before;
-    op.pad_after[static_cast<size_t>(p)] = n.pad_after[p] = after;
-  }
-  const k::Dims xd = dims_of(x.shape), yd = dims_of(b.tensor(o.outputs[0]).shape);
-  const int32_t in[4] = {xd.n, xd.h, xd.w, xd.c}, out[4] = {yd.n, yd.h, yd.w, yd.c};
-  for (size_t p = 0; p < 4; ++p) {
-    if (in[p] + op.pad_before[p] + op.pad_after[p] != out[p]) {
-      return CompileError{o.name + ": output shape differs from the paddings'"};
-    }
+    op.has_pad_value = true;
+    op.pad_value = static_cast<int8_t>(v.data[0]);
   }
   op.kind = fa::OpKind_Pad;
   n.type = OpType::kPad;
   return true;
 }
 
+// TRANSPOSE and STRIDED_SLICE on an activation: a byte gather (fold_tflite_layout gave the
+// moves as o.copy), input and output of one quantization as TFLM requires.
+Status strided_copy(Builder& b, const TfliteOperator& o, k::OperatorSpec& op, Node& n) {
+  if (auto s = same_quantization(b, o); !s) return s;
+  op.copy_offset = o.copy.offset;
+  op.copy_count.assign(o.copy.count, o.copy.count + 4);
+  op.copy_step.assign(o.copy.step, o.copy.step + 4);
+  const bool transpose = o.code == kTranspose;
+  op.kind = transpose ? fa::OpKind_Transpose : fa::OpKind_StridedSlice;
+  n.type = transpose ? OpType::kTranspose : OpType::kStridedSlice;
+  n.copy = o.copy;
+  return true;
+}
+
 // CONCATENATION of int8 activations of one quantization (TFLM copies the bytes), no
 // fused activation, at most 16 inputs.
 Status concatenation(Builder& b, const TfliteOperator& o, k::OperatorSpec& op, Node& n) {
-  if (!o.has_options) return CompileError{o.name + ": missing its options"};
-  if (o.activation != 0) return CompileError{o.name + ": a fused activation is not supported"};
-  if (o.inputs.size() > 16) return CompileError{o.name + ": more than 16 inputs"};
-  const TfliteTensor& y = b.tensor(o.outputs[0]);
-  const int32_t axis = axis_nhwc(o.axis, y.shape.size());
-  if (axis < 0) return CompileError{o.name + ": axis " + std::to_string(o.axis) + " out of range"};
+  auto axis = tflite_operands::concatenation_axis(b.m, o);
+  if (!axis) return axis.error();
   auto qy = b.quant(o.outputs[0], o.name);
   if (!qy) return qy.error();
-  int64_t total = 0;
   for (size_t i = 0; i < o.inputs.size(); ++i) {
     const int32_t t = o.inputs[i];
-    if (t < 0) return CompileError{o.name + ": an omitted input"};
     auto q = b.quant(t, o.name);
     if (!q) return q.error();
     if (*q != *qy) return CompileError{o.name + ": inputs and output quantization differ"};
-    if (b.tensor(t).shape.size() != y.shape.size()) return CompileError{o.name + ": input ranks"};
-    total += b.tensor(t).elements();
     if (i == 0) continue;
     auto a = b.activation(t, o.name);
     if (!a) return a.error();
     op.inputs.push_back(*a);
     n.inputs.push_back(b.graph_tensor(t));
   }
-  if (total != y.elements()) return CompileError{o.name + ": output size differs from the inputs'"};
-  op.axis = n.axis = axis;
+  op.axis = n.axis = *axis;
   op.kind = fa::OpKind_Concatenation;
   n.type = OpType::kConcatenation;
   return true;

@@ -3,11 +3,13 @@
 // without bound; an accepted model is well formed (every index in range, constants as
 // large as their shapes say, one scale per zero point). The int8 path then compiles it or
 // refuses it, and a compiled artifact has been loaded and run by the kernels' runtime;
-// the float path's graph is well formed or refused.
+// the float path's graph is well formed or refused, and (when small) runs on a zero input
+// without reading or writing outside its tensors (ASan) or failing silently.
 #include <cstdint>
 #include <cstdlib>
 #include <string>
 
+#include "tinyfleet/optimizer_service/float_executor.h"
 #include "tinyfleet/optimizer_service/tflite_import.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -55,5 +57,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (t < 0 || t >= nt) std::abort();
     if (node.outputs[0] < 0 || node.outputs[0] >= nt) std::abort();
   }
+  int64_t total = 0;
+  for (const auto& t : g->tensors) total += t.dims.elements();
+  if (g->inputs.size() != 1 || total > (int64_t{1} << 20)) return 0;
+  FloatExecutor exec(*g);
+  const auto& in = g->tensors[static_cast<size_t>(g->inputs[0])];
+  auto r = exec.run(std::vector<float>(static_cast<size_t>(in.dims.elements()), 0.0f));
+  if (!r && r.error().message.empty()) std::abort();
   return 0;
 }

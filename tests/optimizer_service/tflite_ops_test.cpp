@@ -1,16 +1,20 @@
-// The TFLite operators beyond the published fixtures (MEAN, PAD, CONCATENATION, LOGISTIC,
-// TANH, RELU, RELU6, HARD_SWISH, SQUEEZE, STRIDED_SLICE, TRANSPOSE): the generated models
+// The TFLite operators beyond the published fixtures (MEAN, PAD, PADV2, CONCATENATION,
+// LOGISTIC, TANH, RELU, RELU6, HARD_SWISH, SQUEEZE, STRIDED_SLICE, TRANSPOSE): the generated models
 // of tests/fixtures/models/tflite_ops (tests/fixtures/scripts/make_tflite_ops.py)
 // compiled with their own quantization, run on the kernels' runtime and compared bit for
 // bit with the independent reference of TFLM's kernels (tflm_reference.h); the
-// element-wise tables and MEAN again at many other quantizations; refusals by name.
+// element-wise tables and MEAN again at many other quantizations; refusals by name; the
+// float path (every operator in one float model, a dynamic-range model) against float
+// goldens computed by the generator script, then through calibration to int8.
 #include <gtest/gtest.h>
 
 #include <cstring>
 #include <random>
 
 #include "tflm_reference.h"
+#include "tinyfleet/kernels/ops/quantization.h"
 #include "tinyfleet/kernels/runtime/interpreter.h"
+#include "tinyfleet/optimizer_service/float_executor.h"
 #include "tinyfleet/optimizer_service/npz.h"
 #include "tinyfleet/optimizer_service/tflite_import.h"
 #include "tinyfleet/testing/environment.h"
@@ -91,8 +95,9 @@ int mismatches(const TfliteModel& m, const std::string& what, int samples, std::
   return bad;
 }
 
-const char* const kOpFixtures[] = {"logistic", "tanh", "relu",          "relu6",  "hard_swish",
-                                   "mean",     "pad",  "concatenation", "layout", "fold_constants"};
+const char* const kOpFixtures[] = {
+    "logistic",      "tanh",   "relu",           "relu6",     "hard_swish",    "mean", "pad",
+    "concatenation", "layout", "fold_constants", "transpose", "strided_slice", "padv2"};
 
 TEST(TfliteOps, EveryOperatorFixtureMatchesTflmBitForBit) {
   std::mt19937 rng(17);
@@ -184,27 +189,48 @@ TEST(TfliteOps, LayoutOperatorsFoldToReshapesAndConstants) {
   EXPECT_EQ(w1.quantized_dimension, 0);
 }
 
+// TRANSPOSE and STRIDED_SLICE that move an activation's elements stay as gathers over
+// the input: counts and element steps, size-1 extents dropped, right-aligned.
+TEST(TfliteOps, ElementMovesStayAsGathers) {
+  auto t = fold_tflite_layout(read_op_fixture("transpose"));
+  ASSERT_TRUE(t) << t.error().message;
+  ASSERT_EQ(t->operators.size(), 3u);
+  EXPECT_STREQ(tflite_operator_name(t->operators[0].code), "TRANSPOSE");
+  EXPECT_EQ(t->operators[0].inputs.size(), 1u);  // perm folded into the gather
+  const auto& c = t->operators[0].copy;          // [1, 2, 4, 8] perm [0, 3, 1, 2]
+  EXPECT_EQ((std::vector<int32_t>(c.count, c.count + 4)), (std::vector<int32_t>{1, 8, 2, 4}));
+  EXPECT_EQ((std::vector<int32_t>(c.step, c.step + 4)), (std::vector<int32_t>{0, 1, 32, 8}));
+  EXPECT_EQ(c.offset, 0);
+  auto s = fold_tflite_layout(read_op_fixture("strided_slice"));
+  ASSERT_TRUE(s) << s.error().message;
+  const auto& r = s->operators[1].copy;  // [1, 3, 3, 3], W reversed, batch shrunk
+  EXPECT_EQ((std::vector<int32_t>(r.count, r.count + 4)), (std::vector<int32_t>{1, 3, 3, 3}));
+  EXPECT_EQ((std::vector<int32_t>(r.step, r.step + 4)), (std::vector<int32_t>{0, 9, -3, 1}));
+  EXPECT_EQ(r.offset, 6);
+}
+
 TEST(TfliteOps, RefusesByNameWithTheReason) {
-  auto transpose = compile_tflite_int8(read_op_fixture("refused_transpose"), {});
-  ASSERT_FALSE(transpose);
-  EXPECT_NE(transpose.error().message.find("'TRANSPOSE'"), std::string::npos);
-  EXPECT_NE(transpose.error().message.find("reorders the elements"), std::string::npos)
-      << transpose.error().message;
   auto exp = compile_tflite_int8(read_op_fixture("refused_exp"), {});
   ASSERT_FALSE(exp);
   EXPECT_NE(exp.error().message.find("operator 'EXP' (builtin code 47) is not supported"),
             std::string::npos)
       << exp.error().message;
-  // A slice that drops elements of an activation, and a MEAN over channels.
+  // A slice with an ellipsis, a PADV2 whose constant has another quantization, and a
+  // MEAN over channels.
   TfliteModel layout = read_op_fixture("layout");
-  layout.tensors[static_cast<size_t>(layout.operators[2].inputs[2])].data[4] = 2;  // end[1] = 2
-  layout.tensors[static_cast<size_t>(layout.operators[2].outputs[0])].shape = {2, 8};
-  layout.tensors[static_cast<size_t>(layout.operators[3].outputs[0])].shape = {2, 8};
+  layout.operators[2].ellipsis_mask = 1;
   auto slice = compile_tflite_int8(layout, {});
   ASSERT_FALSE(slice);
-  EXPECT_NE(slice.error().message.find("'STRIDED_SLICE': slicing part of an activation"),
+  EXPECT_NE(slice.error().message.find("'STRIDED_SLICE': ellipsis and new-axis masks"),
             std::string::npos)
       << slice.error().message;
+  TfliteModel padv2 = read_op_fixture("padv2");
+  padv2.tensors[static_cast<size_t>(padv2.operators[0].inputs[2])].zero_point = {0};
+  auto pad_value = compile_tflite_int8(padv2, {});
+  ASSERT_FALSE(pad_value);
+  EXPECT_NE(pad_value.error().message.find("'PADV2': constant_values must be one constant int8"),
+            std::string::npos)
+      << pad_value.error().message;
   TfliteModel mean = read_op_fixture("mean");
   auto& axes = mean.tensors[static_cast<size_t>(mean.operators[0].inputs[1])];
   const int32_t channels[2] = {1, 3};
@@ -214,6 +240,94 @@ TEST(TfliteOps, RefusesByNameWithTheReason) {
   EXPECT_NE(over_c.error().message.find("'MEAN': supported: the mean over height and width"),
             std::string::npos)
       << over_c.error().message;
+}
+
+// The float path: the float graph against the generator's float goldens (computed in
+// double by tests/fixtures/scripts/make_tflite_ops.py), then compiled through calibration
+// (on the first half of the samples) and run as int8 on the rest.
+struct FloatRun {
+  double max_rel_error = 0;  // float graph vs golden, relative to the golden's max |y|
+  double int8_max_error = 0, output_range = 0;
+  int agree = 0, samples = 0;
+};
+
+FloatRun run_float_fixture(const std::string& name) {
+  FloatRun out;
+  const TfliteModel m = read_op_fixture(name);
+  EXPECT_FALSE(tflite_is_int8(m)) << name;
+  auto graph = tflite_float_graph(m);
+  EXPECT_TRUE(graph) << name << ": " << (graph ? "" : graph.error().message);
+  auto data = read_npz(fixture_path("models/tflite_ops/" + name + ".npz"));
+  EXPECT_TRUE(data) << name;
+  if (!graph || !data) return out;
+  const NpyArray& x = data->at("x");
+  const NpyArray& y = data->at("y");
+  const int64_t n = x.shape[0], classes = y.shape[1];
+  double ymax = 0;
+  for (double v : y.values) ymax = std::max(ymax, std::fabs(v));
+  FloatExecutor exec(*graph);
+  auto compiled = compile_graph(*graph, {{"x", x}}, nullptr, {});
+  EXPECT_TRUE(compiled) << name << ": " << (compiled ? "" : compiled.error().message);
+  if (!compiled) return out;
+  Loaded loaded(compiled->artifact);
+  const k::TensorQuant qin{compiled->report.input_scale, compiled->report.input_zero_point};
+  const k::TensorQuant qout{compiled->report.output_scale, compiled->report.output_zero_point};
+  for (int64_t i = 0; i < n; ++i) {
+    const auto sample = nhwc_sample(x, i);
+    EXPECT_TRUE(exec.run(sample));
+    const auto& got = exec.output();
+    EXPECT_EQ(static_cast<int64_t>(got.size()), classes);
+    for (int64_t j = 0; j < classes; ++j) {
+      const double want = y.values[static_cast<size_t>(i * classes + j)];
+      out.max_rel_error =
+          std::max(out.max_rel_error, std::fabs(got[static_cast<size_t>(j)] - want) / ymax);
+    }
+    std::vector<int8_t> in8(sample.size());
+    for (size_t j = 0; j < sample.size(); ++j) in8[j] = k::quantize_value(sample[j], qin);
+    const auto out8 = loaded.run(in8);
+    std::vector<float> deq(out8.size());
+    for (size_t j = 0; j < out8.size(); ++j) {
+      deq[j] = k::dequantize_value(out8[j], qout);
+      out.int8_max_error = std::max(out.int8_max_error, std::fabs(double{deq[j]} - got[j]));
+    }
+    out.agree += std::max_element(deq.begin(), deq.end()) - deq.begin() ==
+                 std::max_element(got.begin(), got.end()) - got.begin();
+    ++out.samples;
+  }
+  out.output_range = ymax;
+  return out;
+}
+
+TEST(TfliteFloatOps, EveryFloatOperatorMatchesTheGoldensAndQuantizes) {
+  std::printf("%-10s %22s %9s %14s %16s\n", "model", "float max rel. error", "samples",
+              "int8 top1 agr", "int8 max |err|");
+  for (const char* name : {"float_ops", "hybrid_fc"}) {
+    const FloatRun r = run_float_fixture(name);
+    std::printf("%-10s %22.2e %9d %13.1f%% %9.4f of %.2f\n", name, r.max_rel_error, r.samples,
+                r.samples ? 100.0 * r.agree / r.samples : 0.0, r.int8_max_error, r.output_range);
+    EXPECT_LT(r.max_rel_error, 1e-5) << name;
+    EXPECT_GE(r.agree, r.samples * 8 / 10) << name;
+    EXPECT_LT(r.int8_max_error, 0.1 * r.output_range) << name;
+  }
+}
+
+// Dynamic-range ("hybrid") weights are dequantized (scale x (q - zero point), per channel
+// of the quantized dimension) before anything else sees them.
+TEST(TfliteFloatOps, HybridWeightsAreDequantizedFirst) {
+  const TfliteModel m = read_op_fixture("hybrid_fc");
+  const TfliteTensor& w = m.tensors[static_cast<size_t>(m.operators[0].inputs[1])];
+  ASSERT_EQ(w.type, kTfliteInt8);
+  ASSERT_EQ(w.scale.size(), 4u);
+  auto graph = tflite_float_graph(m);
+  ASSERT_TRUE(graph) << graph.error().message;
+  const Tensor& gw = graph->tensors[static_cast<size_t>(graph->nodes[0].inputs[1])];
+  ASSERT_TRUE(gw.constant);
+  ASSERT_EQ(gw.data.size(), 64u);
+  for (size_t i = 0; i < 64; ++i) {
+    EXPECT_EQ(gw.data[i], w.scale[i / 16] * static_cast<float>(static_cast<int8_t>(w.data[i])))
+        << i;
+  }
+  EXPECT_FALSE(compile_tflite_int8(m, {}));  // not an int8 model
 }
 
 }  // namespace

@@ -356,10 +356,12 @@ class Runner {
     return y;
   }
 
-  // reference_ops::Pad with the output's zero point.
+  // reference_ops::Pad with the output's zero point, or PADV2's constant_values.
   std::vector<int8_t> pad(const TfliteOperator& o, const std::vector<int8_t>& x) const {
     const TfliteTensor& xt = t(o.inputs[0]);
     const TfliteTensor& yt = t(o.outputs[0]);
+    const bool v2 = o.code == 60 && o.inputs.size() > 2 && o.inputs[2] >= 0;
+    const auto value = static_cast<int8_t>(v2 ? t(o.inputs[2]).data[0] : yt.zero_point[0]);
     const auto p = ints(o.inputs[1]);
     const auto xs = row_strides(xt.shape);
     std::vector<int8_t> y;
@@ -371,7 +373,7 @@ class Runner {
         inside = inside && i >= 0 && i < xt.shape[d];
         at += i * xs[d];
       }
-      y.push_back(inside ? x[static_cast<size_t>(at)] : static_cast<int8_t>(yt.zero_point[0]));
+      y.push_back(inside ? x[static_cast<size_t>(at)] : value);
     });
     return y;
   }
@@ -573,6 +575,7 @@ class Runner {
       case 40:  // MEAN
         return mean(o, x);
       case 34:  // PAD
+      case 60:  // PADV2
         return pad(o, x);
       case 2:  // CONCATENATION
         return concatenation(o, v);

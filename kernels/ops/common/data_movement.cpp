@@ -1,4 +1,4 @@
-// Concatenation and Pad: bytes moved, identical for every build (no opt:: twin).
+// Concatenation, Pad and the strided copy: bytes moved, identical for every build (no opt:: twin).
 #include "tinyfleet/kernels/ops/data_movement.h"
 
 #include <cstring>
@@ -61,6 +61,41 @@ Status pad(const PadParams& p, const Dims& in, const void* input, size_t element
                                  element_size
                      : value;
           std::memcpy(dst, from, element_size);
+          dst += element_size;
+        }
+      }
+    }
+  }
+  return Status::kOk;
+}
+
+bool strided_copy_span(const StridedCopyParams& p, int64_t* lowest, int64_t* highest) {
+  int64_t lo = p.offset, hi = p.offset;
+  for (int d = 0; d < 4; ++d) {
+    if (p.count[d] < 1) return false;
+    const int64_t reach = int64_t{p.count[d] - 1} * p.step[d];
+    (reach < 0 ? lo : hi) += reach;
+  }
+  *lowest = lo;
+  *highest = hi;
+  return true;
+}
+
+Status strided_copy(const StridedCopyParams& p, int64_t input_elements, const void* input,
+                    size_t element_size, void* output) {
+  int64_t lo = 0, hi = 0;
+  if (!strided_copy_span(p, &lo, &hi) || lo < 0 || hi >= input_elements || element_size == 0) {
+    return Status::kBadParams;
+  }
+  const auto* src = static_cast<const uint8_t*>(input);
+  auto* dst = static_cast<uint8_t*>(output);
+  for (int32_t a = 0; a < p.count[0]; ++a) {
+    for (int32_t b = 0; b < p.count[1]; ++b) {
+      for (int32_t c = 0; c < p.count[2]; ++c) {
+        int64_t at =
+            p.offset + int64_t{a} * p.step[0] + int64_t{b} * p.step[1] + int64_t{c} * p.step[2];
+        for (int32_t d = 0; d < p.count[3]; ++d, at += p.step[3]) {
+          std::memcpy(dst, src + at * static_cast<int64_t>(element_size), element_size);
           dst += element_size;
         }
       }

@@ -330,4 +330,82 @@ TEST(Interpreter, RandomCorruptionNeverCrashes) {
   EXPECT_GT(refused, 100);
 }
 
+// Format 1.1's typed options: Transpose gathers with StridedCopyOptions (checked against
+// the input's extent at load), Pad writes PadOptions' value; a kind that needs options
+// refuses an artifact without them.
+TEST(Interpreter, TypedOptionsDriveTransposeAndPadAndAreChecked) {
+  auto act = [](const char* name, Dims d, uint32_t off) {
+    TensorSpec t;
+    t.name = name;
+    t.dims = d;
+    t.scale = {0.1f};
+    t.zero_point = {4};
+    t.arena_offset = off;
+    return t;
+  };
+  ModelSpec m;
+  m.tensors = {act("x", {1, 2, 3, 4}, 0), act("t", {1, 4, 2, 3}, 32), act("p", {1, 4, 2, 5}, 64)};
+  OperatorSpec tr;
+  tr.kind = artifact::OpKind_Transpose;  // NHWC [1, 2, 3, 4] to [1, 4, 2, 3] (perm 0 3 1 2)
+  tr.inputs = {0};
+  tr.outputs = {1};
+  tr.copy_count = {1, 4, 2, 3};
+  tr.copy_step = {0, 1, 12, 4};
+  OperatorSpec pd;
+  pd.kind = artifact::OpKind_Pad;
+  pd.inputs = {1};
+  pd.outputs = {2};
+  pd.pad_before = {0, 0, 0, 1};
+  pd.pad_after = {0, 0, 0, 1};
+  pd.has_pad_value = true;
+  pd.pad_value = -77;
+  m.operators = {tr, pd};
+  m.inputs = {0};
+  m.outputs = {2};
+  m.tensor_arena_bytes = 128;
+  const auto bytes = write_artifact(m);
+  Aligned a(bytes);
+  Interpreter interp;
+  ASSERT_EQ(interp.load(a.ptr, a.size).status, LoadStatus::kOk);
+  std::vector<uint8_t> arena(interp.arena_bytes());
+  ASSERT_EQ(interp.bind_arena(arena.data(), arena.size()).status, LoadStatus::kOk);
+  auto* in = static_cast<int8_t*>(interp.input(0).data);
+  for (int i = 0; i < 24; ++i) in[i] = static_cast<int8_t>(i);
+  ASSERT_EQ(interp.invoke().status, LoadStatus::kOk);
+  const auto* out = static_cast<const int8_t*>(interp.output(0).data);
+  for (int c = 0; c < 4; ++c) {
+    for (int h = 0; h < 2; ++h) {
+      const int8_t* row = out + (c * 2 + h) * 5;
+      EXPECT_EQ(row[0], -77);
+      EXPECT_EQ(row[4], -77);
+      for (int w = 0; w < 3; ++w) EXPECT_EQ(row[1 + w], (h * 3 + w) * 4 + c) << c << h << w;
+    }
+  }
+  auto refused = [](ModelSpec spec) {
+    const auto b = write_artifact(spec);
+    Aligned al(b);
+    Interpreter i;
+    const auto err = i.load(al.ptr, al.size);
+    EXPECT_EQ(err.status, LoadStatus::kBadOperator);
+    return std::string(err.what);
+  };
+  const std::string copy_error = "strided copy options, shapes or quantization";
+  ModelSpec bad = m;
+  bad.operators[0].copy_step = {0, 1, 12, 5};  // reaches element 24 of 24
+  EXPECT_EQ(refused(bad), copy_error);
+  bad = m;
+  bad.operators[0].copy_offset = -1;
+  EXPECT_EQ(refused(bad), copy_error);
+  bad = m;
+  bad.operators[0].copy_count = {1, 4, 2, 2};  // 16 elements for an output of 24
+  EXPECT_EQ(refused(bad), copy_error);
+  bad = m;
+  bad.operators[0].copy_count.clear();  // options without their vectors
+  bad.operators[0].copy_step.clear();
+  EXPECT_EQ(refused(bad), copy_error);
+  bad = m;
+  bad.tensors[1].zero_point = {5};  // a gather cannot requantize
+  EXPECT_EQ(refused(bad), copy_error);
+}
+
 }  // namespace

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "tinyfleet/kernels/ops/data_movement.h"
 #include "tinyfleet/kernels/ops/types.h"
 
 namespace tinyfleet::optimizer_service {
@@ -26,7 +27,10 @@ enum class OpType {
   kSoftmax,
   kLogistic,
   kTanh,
-  kClamp,  // a standalone ReLU / ReLU6 / Clip; fused into its producer by a pass
+  kClamp,         // a standalone ReLU / ReLU6 / Clip; fused into its producer by a pass
+  kHardSwish,     // x * relu6(x + 3) / 6; int8: a 256-entry table (Lookup)
+  kTranspose,     // element moves as Node::copy (kernels' strided_copy)
+  kStridedSlice,  // likewise
 };
 const char* to_string(OpType t);
 
@@ -52,6 +56,8 @@ struct Node {
   kernels::FloatRange activation;  // fused clamp (or the clamp itself for kClamp)
   float beta = 1.0f;
   int32_t pad_before[4] = {0, 0, 0, 0}, pad_after[4] = {0, 0, 0, 0};
+  float pad_value = 0.0f;           // kPad: the new elements' value (TFLite's PADV2)
+  kernels::StridedCopyParams copy;  // kTranspose, kStridedSlice
 };
 
 struct Graph {

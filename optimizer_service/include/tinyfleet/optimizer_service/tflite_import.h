@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "tinyfleet/kernels/ops/data_movement.h"
 #include "tinyfleet/optimizer_service/compiler.h"
 #include "tinyfleet/optimizer_service/result.h"
 
@@ -62,6 +63,9 @@ struct TfliteOperator {
   // STRIDED_SLICE's masks (bit i: dimension i) and its `offset` (end relative to begin).
   int32_t begin_mask = 0, end_mask = 0, ellipsis_mask = 0, new_axis_mask = 0, shrink_axis_mask = 0;
   bool slice_offset = false;
+  // TRANSPOSE and STRIDED_SLICE of an activation that move elements: the gather
+  // fold_tflite_layout computed (operands then dropped: only the input remains).
+  kernels::StridedCopyParams copy;
 };
 
 struct TfliteModel {
@@ -79,8 +83,9 @@ Result<TfliteModel> read_tflite(const std::string& bytes);
 // RESHAPE; TRANSPOSE (perm constant) and STRIDED_SLICE (begin, end, strides constant;
 // no ellipsis or new-axis masks) of a constant are computed into a constant; of an
 // activation they become a RESHAPE when they keep every element in its order (a
-// transpose that moves only size-1 dimensions, a slice that takes everything), and are
-// refused otherwise, naming the operator and why; a RESHAPE of a constant is folded too.
+// transpose that moves only size-1 dimensions, a slice that takes everything), and
+// otherwise stay, with only their input and the gather in `copy` (the runtime's
+// Transpose and StridedSlice operators); a RESHAPE of a constant is folded too.
 Result<TfliteModel> fold_tflite_layout(const TfliteModel& m);
 
 // Each operator of `m` the int8 path maps, or the refusal it would give; for reports.
@@ -94,7 +99,9 @@ Result<CompiledModel> compile_tflite_int8(const TfliteModel& m, const CompileOpt
 // A float model (float32 activations; float32 weights, or int8 weights of a dynamic-range
 // model, dequantized per channel) as the compiler's float graph, for compile_graph's
 // calibration and quantization. Operators: CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED,
-// AVERAGE_POOL_2D, MAX_POOL_2D, RESHAPE, SOFTMAX; others refused by name.
+// AVERAGE_POOL_2D, MAX_POOL_2D, ADD, MUL, RESHAPE, SOFTMAX, MEAN, PAD, PADV2,
+// CONCATENATION, LOGISTIC, TANH, RELU, RELU6, HARD_SWISH, TRANSPOSE, STRIDED_SLICE;
+// others refused by name.
 Result<Graph> tflite_float_graph(const TfliteModel& m);
 
 // True when every activation the operators read is int8 (the model keeps its own

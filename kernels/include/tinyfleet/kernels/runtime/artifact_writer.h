@@ -31,6 +31,12 @@ struct OperatorSpec {
   std::vector<int32_t> requant_multiplier, requant_shift, int_params, pad_before, pad_after;
   std::vector<int8_t> lut_i8;
   std::vector<uint32_t> lut_u32;
+  // Typed options (format 1.1). Transpose, StridedSlice: StridedCopyOptions, 4 counts
+  // and steps. Pad with has_pad_value: PadOptions (PADV2's int8 constant).
+  int32_t copy_offset = 0;
+  std::vector<int32_t> copy_count, copy_step;
+  bool has_pad_value = false;
+  int8_t pad_value = 0;
 };
 
 struct ModelSpec {

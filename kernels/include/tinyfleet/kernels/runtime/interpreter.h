@@ -70,6 +70,9 @@ class Interpreter {
   TensorView input(int32_t i) const;
   TensorView output(int32_t i) const;
   const artifact::Model* model() const { return model_; }
+  // A view of any tensor of the loaded artifact (registered operators read their other
+  // inputs through it); the index must be valid (load() checked the operators' ones).
+  TensorView tensor(int32_t index) const { return view(index); }
   void set_profiler(const Profiler& p) { profiler_ = p; }
 
  private:
