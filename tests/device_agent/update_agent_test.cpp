@@ -407,6 +407,79 @@ TEST_F(UpdateAgentTest, PowerCutsAtEveryStepLeaveAValidModel) {
   EXPECT_GT(new_model, 0);
 }
 
+// The root rotates and the targets key is stolen: the Linux agent walks the root chain
+// from its pinned key, keeps the newest root across a reboot, refuses the old root's
+// certificates and the revoked targets key (saying why), and takes the new key's offer.
+TEST_F(UpdateAgentTest, RootRotationAndRevocationReachTheAgent) {
+  const std::string keys = (dir_ / "keys").string();
+  const auto old_root_cert = key_;                     // certified by the root the device pinned
+  ASSERT_TRUE(update::rotate_root(keys, keys, 1, 1));  // v2: a new root key
+  key_ = update::load_targets_key(keys).value();       // the same key, certified by the new root
+  {
+    auto d = device();
+    ASSERT_TRUE(
+        d->agent->install_factory(reinterpret_cast<const uint8_t*>(base_.data()), base_.size()));
+    ASSERT_TRUE(d->agent->boot());
+    offer_with_chain(*d, manifest(), key_);
+    EXPECT_EQ(d->agent->trusted_root().version, 2u);
+    EXPECT_EQ(d->agent->state(), UpdateState::kDownloading);
+    // Certified by the retired root: refused now.
+    const auto old = update::sign_offer(manifest(), old_root_cert);
+    d->agent->on_offer(reinterpret_cast<const uint8_t*>(old.data()), old.size());
+    EXPECT_EQ(d->mail.statuses.back().refusal, update::OfferStatus::kBadCertificate);
+  }
+  auto d = device();
+  ASSERT_TRUE(d->agent->boot());
+  EXPECT_EQ(d->agent->trusted_root().version, 2u);  // persisted
+  EXPECT_EQ(d->agent->state(), UpdateState::kDownloading);
+  const auto stolen = key_;
+  ASSERT_TRUE(update::rotate_targets_key(keys, keys, kNow, 30));           // v3
+  ASSERT_TRUE(update::revoke_targets_key(keys, keys, stolen.public_key));  // v4
+  const auto fresh = update::load_targets_key(keys).value();
+  offer_with_chain(*d, manifest(), fresh);  // carries v3, v4: the download restarts under it
+  EXPECT_EQ(d->agent->trusted_root().version, 4u);
+  EXPECT_EQ(d->agent->state(), UpdateState::kDownloading);
+  offer_with_chain(*d, manifest(2), stolen);
+  EXPECT_EQ(d->mail.statuses.back().refusal, update::OfferStatus::kTargetsKeyRevoked);
+  EXPECT_STREQ(d->mail.statuses.back().detail, "targets key revoked by the root metadata");
+  EXPECT_EQ(d->agent->record().pending_release, 1u);  // still the legitimate download
+  // A release far ahead (a freeze attempt) is refused too, whoever signed it.
+  offer_with_chain(*d, manifest(1 + update::kDefaultMaxReleaseStep), fresh);
+  EXPECT_EQ(d->mail.statuses.back().refusal, update::OfferStatus::kReleaseStepTooLarge);
+  d->serve(delta_.payload, 1);
+  EXPECT_EQ(d->agent->state(), UpdateState::kCommitted) << d->agent->record().reason;
+}
+
+// A revocation applies at once: a download under the revoked key is abandoned when the
+// root metadata arrives (not marked failed: the same release comes again, re-signed).
+TEST_F(UpdateAgentTest, ARevocationAbandonsTheDownloadInFlight) {
+  const std::string keys = (dir_ / "keys").string();
+  auto d = device();
+  ASSERT_TRUE(
+      d->agent->install_factory(reinterpret_cast<const uint8_t*>(base_.data()), base_.size()));
+  ASSERT_TRUE(d->agent->boot());
+  auto f = manifest();
+  f.chunk_size = 16;
+  offer_with_chain(*d, f, key_);
+  d->serve(delta_.payload, 1, 2);
+  ASSERT_EQ(d->agent->state(), UpdateState::kDownloading);
+  const auto stolen = key_;
+  ASSERT_TRUE(update::rotate_targets_key(keys, keys, kNow, 30));
+  ASSERT_TRUE(update::revoke_targets_key(keys, keys, stolen.public_key));
+  const size_t before = d->mail.statuses.size();
+  offer_with_chain(*d, f, update::load_targets_key(keys).value());
+  bool abandoned = false;
+  for (size_t i = before; i < d->mail.statuses.size(); ++i) {
+    abandoned |= std::string(d->mail.statuses[i].detail) ==
+                 "the update's targets key was revoked by the root metadata";
+  }
+  EXPECT_TRUE(abandoned);
+  EXPECT_EQ(d->agent->record().failed_release, 0u);
+  EXPECT_EQ(d->agent->state(), UpdateState::kDownloading);  // again, under the new key
+  EXPECT_EQ(d->mail.requests.back().offset, 0u);
+  d->serve(delta_.payload, 1);
+  EXPECT_EQ(d->agent->state(), UpdateState::kCommitted) << d->agent->record().reason;
+}
 }  // namespace
 
 // ---- Device safety (issue 19 point 6): watchdog, power cuts on probation, "no model",
@@ -642,178 +715,109 @@ TEST_F(SafetyTest, TheShadowNeverRunsAReplacedOrRejectedModel) {
 
 // An offer captured from another device (or one naming no device) is refused here.
 TEST_F(SafetyTest, AnOfferForAnotherDeviceIsRefused) {
-  // The root rotates and the targets key is stolen: the Linux agent walks the root chain
-  // from its pinned key, keeps the newest root across a reboot, refuses the old root's
-  // certificates and the revoked targets key (saying why), and takes the new key's offer.
-  TEST_F(UpdateAgentTest, RootRotationAndRevocationReachTheAgent) {
-    const std::string keys = (dir_ / "keys").string();
-    const auto old_root_cert = key_;                     // certified by the root the device pinned
-    ASSERT_TRUE(update::rotate_root(keys, keys, 1, 1));  // v2: a new root key
-    key_ = update::load_targets_key(keys).value();       // the same key, certified by the new root
-    {
-      auto d = device();
-      ASSERT_TRUE(
-          d->agent->install_factory(reinterpret_cast<const uint8_t*>(base_.data()), base_.size()));
-      ASSERT_TRUE(d->agent->boot());
-      offer_with_chain(*d, manifest(), key_);
-      EXPECT_EQ(d->agent->trusted_root().version, 2u);
-      EXPECT_EQ(d->agent->state(), UpdateState::kDownloading);
-      // Certified by the retired root: refused now.
-      const auto old = update::sign_offer(manifest(), old_root_cert);
-      d->agent->on_offer(reinterpret_cast<const uint8_t*>(old.data()), old.size());
-      EXPECT_EQ(d->mail.statuses.back().refusal, update::OfferStatus::kBadCertificate);
-    }
-    auto d = device();
-    ASSERT_TRUE(d->agent->boot());
-    EXPECT_EQ(d->agent->trusted_root().version, 2u);  // persisted
-    EXPECT_EQ(d->agent->state(), UpdateState::kDownloading);
-    const auto stolen = key_;
-    ASSERT_TRUE(update::rotate_targets_key(keys, keys, kNow, 30));           // v3
-    ASSERT_TRUE(update::revoke_targets_key(keys, keys, stolen.public_key));  // v4
-    const auto fresh = update::load_targets_key(keys).value();
-    offer_with_chain(*d, manifest(), fresh);  // carries v3, v4: the download restarts under it
-    EXPECT_EQ(d->agent->trusted_root().version, 4u);
-    EXPECT_EQ(d->agent->state(), UpdateState::kDownloading);
-    offer_with_chain(*d, manifest(2), stolen);
-    EXPECT_EQ(d->mail.statuses.back().refusal, update::OfferStatus::kTargetsKeyRevoked);
-    EXPECT_STREQ(d->mail.statuses.back().detail, "targets key revoked by the root metadata");
-    EXPECT_EQ(d->agent->record().pending_release, 1u);  // still the legitimate download
-    // A release far ahead (a freeze attempt) is refused too, whoever signed it.
-    offer_with_chain(*d, manifest(1 + update::kDefaultMaxReleaseStep), fresh);
-    EXPECT_EQ(d->mail.statuses.back().refusal, update::OfferStatus::kReleaseStepTooLarge);
-    d->serve(delta_.payload, 1);
-    EXPECT_EQ(d->agent->state(), UpdateState::kCommitted) << d->agent->record().reason;
-  }
-
-  // A revocation applies at once: a download under the revoked key is abandoned when the
-  // root metadata arrives (not marked failed: the same release comes again, re-signed).
-  TEST_F(UpdateAgentTest, ARevocationAbandonsTheDownloadInFlight) {
-    const std::string keys = (dir_ / "keys").string();
-    auto d = device();
-    ASSERT_TRUE(
-        d->agent->install_factory(reinterpret_cast<const uint8_t*>(base_.data()), base_.size()));
-    ASSERT_TRUE(d->agent->boot());
-    for (const char* other : {"device-1", ""}) {
-      auto f = manifest();
-      f.device_id = other;
-      d->mail.statuses.clear();
-      offer(*d, f);
-      EXPECT_TRUE(d->mail.requests.empty());
-      ASSERT_FALSE(d->mail.statuses.empty());
-      EXPECT_EQ(d->mail.statuses.back().refusal, update::OfferStatus::kWrongDevice);
-      EXPECT_STREQ(d->mail.statuses.back().detail, "manifest for another device");
-    }
-    offer(*d, manifest());
-    EXPECT_FALSE(d->mail.requests.empty());
-  }
-
-  // After a rollback the installed release is lower than the highest accepted one: the
-  // releases between them stay refused (persisted); a newer one (fleetd's revert or a
-  // new rollout: always a new, higher release) is taken.
-  TEST_F(SafetyTest, ARollbackDoesNotReopenReleasesBelowTheHighestSeen) {
-    {
-      auto d = updated_device();
-      d->pass_probation();
-      offer(*d, manifest2(5));
-      d->serve(delta2_.payload, 5);
-      ASSERT_EQ(d->agent->state(), UpdateState::kCommitted);
-      d->agent->inference_done(false, 1);  // fails on probation
-      ASSERT_EQ(d->agent->state(), UpdateState::kRolledBack);
-      EXPECT_EQ(d->agent->record().installed_release, 1u);
-      EXPECT_EQ(d->agent->record().highest_release, 5u);
-    }
-    auto d = device();
-    ASSERT_TRUE(d->agent->boot());
-    for (uint64_t between : {2u, 4u}) {
-      offer(*d, manifest2(between));
-      EXPECT_TRUE(d->mail.requests.empty()) << between;
-    }
-    offer(*d, manifest2(6));
-    EXPECT_FALSE(d->mail.requests.empty());
-  }
-
-  // A signed "no model" offer (a rollout's revert of a device that had none before it):
-  // the device stops running the model and says so, across restarts.
-  TEST_F(SafetyTest, ANoModelOfferStopsInference) {
-    {
-      auto d = device();
-      ASSERT_TRUE(d->agent->provision_empty());
-      offer(*d, first_install(1));
-      d->serve(full_.payload, 1);
-      d->pass_probation();
-      ASSERT_TRUE(d->agent->model_ready());
-      auto other = no_model(2);
-      other.device_id = "device-1";
-      offer(*d, other);
-      EXPECT_TRUE(d->agent->model_ready());  // not for this device
-      offer(*d, no_model(2));
-      EXPECT_EQ(d->agent->state(), UpdateState::kNoModel);
-      EXPECT_FALSE(d->agent->model_ready());
-      EXPECT_EQ(d->mail.statuses.back().state, UpdateState::kNoModel);
-      EXPECT_FALSE(d->mail.statuses.back().has_artifact);
-      EXPECT_EQ(d->mail.statuses.back().release, 2u);
-    }
-    auto d = device();
-    EXPECT_FALSE(d->agent->boot());
-    EXPECT_EQ(d->agent->state(), UpdateState::kNoModel);
-    offer(*d, first_install(1));  // the rejected model's retained offer: not taken again
-    EXPECT_TRUE(d->mail.requests.empty());
-  }
-
-  // A record written by the previous agent (version 1, without highest_release) is read:
-  // the device keeps its model and takes the highest release it can have accepted.
-  TEST_F(SafetyTest, AVersionOneRecordIsReadAndUpgraded) {
-    {
-      auto d = updated_device();
-      d->pass_probation();
-    }
-    using device_agent::AgentRecord;
-    std::string v2(sizeof(AgentRecord), '\0');
-    auto* rec = reinterpret_cast<AgentRecord*>(v2.data());
-    device_agent::linux_port::FileRecordStore store((dir_ / "device").string());
-    ASSERT_EQ(store.load("agent-state", reinterpret_cast<uint8_t*>(v2.data()), v2.size()),
-              static_cast<long>(v2.size()));
-    rec->version = 1;
-    // Version 1: the same fields without the 8 bytes of highest_release.
-    std::string v1 = v2.substr(0, offsetof(AgentRecord, highest_release)) +
-                     v2.substr(offsetof(AgentRecord, probation_left),
-                               offsetof(AgentRecord, crc) - offsetof(AgentRecord, probation_left));
-    uint32_t crc = 0xffffffffu;
-    for (unsigned char c : v1) {
-      crc ^= c;
-      for (int k = 0; k < 8; ++k) crc = (crc >> 1) ^ (0xedb88320u & (0u - (crc & 1u)));
-    }
-    crc = ~crc;
-    v1.append(reinterpret_cast<const char*>(&crc), 4);
-    v1.resize(sizeof(AgentRecord) - 8, '\0');
-    ASSERT_TRUE(store.save("agent-state", reinterpret_cast<const uint8_t*>(v1.data()), v1.size()));
-    auto d = device();
-    ASSERT_TRUE(d->agent->boot());
-    EXPECT_EQ(d->agent->record().installed_release, 1u);
-    EXPECT_EQ(d->agent->record().highest_release, 1u);
-    EXPECT_TRUE(d->active_artifact() == target_);
-    offer(*d, manifest2(2));
-    EXPECT_FALSE(d->mail.requests.empty());
-
+  auto d = device();
+  ASSERT_TRUE(
+      d->agent->install_factory(reinterpret_cast<const uint8_t*>(base_.data()), base_.size()));
+  ASSERT_TRUE(d->agent->boot());
+  for (const char* other : {"device-1", ""}) {
     auto f = manifest();
-    f.chunk_size = 16;
-    offer_with_chain(*d, f, key_);
-    d->serve(delta_.payload, 1, 2);
-    ASSERT_EQ(d->agent->state(), UpdateState::kDownloading);
-    const auto stolen = key_;
-    ASSERT_TRUE(update::rotate_targets_key(keys, keys, kNow, 30));
-    ASSERT_TRUE(update::revoke_targets_key(keys, keys, stolen.public_key));
-    const size_t before = d->mail.statuses.size();
-    offer_with_chain(*d, f, update::load_targets_key(keys).value());
-    bool abandoned = false;
-    for (size_t i = before; i < d->mail.statuses.size(); ++i) {
-      abandoned |= std::string(d->mail.statuses[i].detail) ==
-                   "the update's targets key was revoked by the root metadata";
-    }
-    EXPECT_TRUE(abandoned);
-    EXPECT_EQ(d->agent->record().failed_release, 0u);
-    EXPECT_EQ(d->agent->state(), UpdateState::kDownloading);  // again, under the new key
-    EXPECT_EQ(d->mail.requests.back().offset, 0u);
-    d->serve(delta_.payload, 1);
-    EXPECT_EQ(d->agent->state(), UpdateState::kCommitted) << d->agent->record().reason;
+    f.device_id = other;
+    d->mail.statuses.clear();
+    offer(*d, f);
+    EXPECT_TRUE(d->mail.requests.empty());
+    ASSERT_FALSE(d->mail.statuses.empty());
+    EXPECT_EQ(d->mail.statuses.back().refusal, update::OfferStatus::kWrongDevice);
+    EXPECT_STREQ(d->mail.statuses.back().detail, "manifest for another device");
   }
+  offer(*d, manifest());
+  EXPECT_FALSE(d->mail.requests.empty());
+}
+
+// After a rollback the installed release is lower than the highest accepted one: the
+// releases between them stay refused (persisted); a newer one (fleetd's revert or a
+// new rollout: always a new, higher release) is taken.
+TEST_F(SafetyTest, ARollbackDoesNotReopenReleasesBelowTheHighestSeen) {
+  {
+    auto d = updated_device();
+    d->pass_probation();
+    offer(*d, manifest2(5));
+    d->serve(delta2_.payload, 5);
+    ASSERT_EQ(d->agent->state(), UpdateState::kCommitted);
+    d->agent->inference_done(false, 1);  // fails on probation
+    ASSERT_EQ(d->agent->state(), UpdateState::kRolledBack);
+    EXPECT_EQ(d->agent->record().installed_release, 1u);
+    EXPECT_EQ(d->agent->record().highest_release, 5u);
+  }
+  auto d = device();
+  ASSERT_TRUE(d->agent->boot());
+  for (uint64_t between : {2u, 4u}) {
+    offer(*d, manifest2(between));
+    EXPECT_TRUE(d->mail.requests.empty()) << between;
+  }
+  offer(*d, manifest2(6));
+  EXPECT_FALSE(d->mail.requests.empty());
+}
+
+// A signed "no model" offer (a rollout's revert of a device that had none before it):
+// the device stops running the model and says so, across restarts.
+TEST_F(SafetyTest, ANoModelOfferStopsInference) {
+  {
+    auto d = device();
+    ASSERT_TRUE(d->agent->provision_empty());
+    offer(*d, first_install(1));
+    d->serve(full_.payload, 1);
+    d->pass_probation();
+    ASSERT_TRUE(d->agent->model_ready());
+    auto other = no_model(2);
+    other.device_id = "device-1";
+    offer(*d, other);
+    EXPECT_TRUE(d->agent->model_ready());  // not for this device
+    offer(*d, no_model(2));
+    EXPECT_EQ(d->agent->state(), UpdateState::kNoModel);
+    EXPECT_FALSE(d->agent->model_ready());
+    EXPECT_EQ(d->mail.statuses.back().state, UpdateState::kNoModel);
+    EXPECT_FALSE(d->mail.statuses.back().has_artifact);
+    EXPECT_EQ(d->mail.statuses.back().release, 2u);
+  }
+  auto d = device();
+  EXPECT_FALSE(d->agent->boot());
+  EXPECT_EQ(d->agent->state(), UpdateState::kNoModel);
+  offer(*d, first_install(1));  // the rejected model's retained offer: not taken again
+  EXPECT_TRUE(d->mail.requests.empty());
+}
+
+// A record written by the previous agent (version 1, without highest_release) is read:
+// the device keeps its model and takes the highest release it can have accepted.
+TEST_F(SafetyTest, AVersionOneRecordIsReadAndUpgraded) {
+  {
+    auto d = updated_device();
+    d->pass_probation();
+  }
+  using device_agent::AgentRecord;
+  std::string v2(sizeof(AgentRecord), '\0');
+  auto* rec = reinterpret_cast<AgentRecord*>(v2.data());
+  device_agent::linux_port::FileRecordStore store((dir_ / "device").string());
+  ASSERT_EQ(store.load("agent-state", reinterpret_cast<uint8_t*>(v2.data()), v2.size()),
+            static_cast<long>(v2.size()));
+  rec->version = 1;
+  // Version 1: the same fields without the 8 bytes of highest_release.
+  std::string v1 = v2.substr(0, offsetof(AgentRecord, highest_release)) +
+                   v2.substr(offsetof(AgentRecord, probation_left),
+                             offsetof(AgentRecord, crc) - offsetof(AgentRecord, probation_left));
+  uint32_t crc = 0xffffffffu;
+  for (unsigned char c : v1) {
+    crc ^= c;
+    for (int k = 0; k < 8; ++k) crc = (crc >> 1) ^ (0xedb88320u & (0u - (crc & 1u)));
+  }
+  crc = ~crc;
+  v1.append(reinterpret_cast<const char*>(&crc), 4);
+  v1.resize(sizeof(AgentRecord) - 8, '\0');
+  ASSERT_TRUE(store.save("agent-state", reinterpret_cast<const uint8_t*>(v1.data()), v1.size()));
+  auto d = device();
+  ASSERT_TRUE(d->agent->boot());
+  EXPECT_EQ(d->agent->record().installed_release, 1u);
+  EXPECT_EQ(d->agent->record().highest_release, 1u);
+  EXPECT_TRUE(d->active_artifact() == target_);
+  offer(*d, manifest2(2));
+  EXPECT_FALSE(d->mail.requests.empty());
+}

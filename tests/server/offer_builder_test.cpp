@@ -127,7 +127,8 @@ TEST_F(OfferBuilderTest, SelfTestsAndBaselineComeFromTheStoredOutputs) {
   const std::string sha = compile_and_store("digits_cnn", &compiled);
   storage::PgBlobStore blobs(db());
   server::OfferBuilder builder(db(), blobs, key_);
-  auto built = builder.build(release_of(sha), kNow);
+  const auto q = release_of(sha);
+  auto built = builder.build(q, kNow);
   ASSERT_TRUE(built) << built.error().message;
   const auto* m = manifest_of(built->offer);
   ASSERT_NE(m, nullptr);
@@ -201,8 +202,9 @@ TEST_F(OfferBuilderTest, SignsOnAPkcs11TokenAndTheDeviceAcceptsIt) {
       update::apply_offer_root_chain(data, built->offer.size(), trusted, verifier, &advanced, &why),
       update::OfferStatus::kOk);
   EXPECT_EQ(trusted.version, 2u);  // init's v1, certify's v2 listing the token's key
-  update::DeviceIdentity id{"default", "cortex-m4-256k", 0,
-                            reinterpret_cast<const uint8_t*>(root_pk.data()), &trusted};
+  update::DeviceIdentity id{"default", "cortex-m4-256k",
+                            0,         reinterpret_cast<const uint8_t*>(root_pk.data()),
+                            "dev-7",   &trusted};
   EXPECT_EQ(update::check_offer(data, built->offer.size(), id, kNow, verifier).status,
             update::OfferStatus::kOk);
   std::filesystem::remove_all(hsm);
@@ -240,7 +242,7 @@ TEST_F(OfferBuilderTest, WithoutStoredOutputsOrAValidClassThereIsNoOffer) {
   ASSERT_FALSE(bad_class);
   EXPECT_NE(bad_class.error().message.find("flash_bytes"), std::string::npos);
   q.device_class = "cortex-m4-256k";
-  EXPECT_TRUE(builder.build(q, kNow));
+  EXPECT_TRUE(builder.build(release_of(sha), kNow));
 }
 
 TEST_F(OfferBuilderTest, ABlobWhoseBytesNoLongerMatchItsSha256IsNeverSigned) {
@@ -267,7 +269,7 @@ TEST_F(OfferBuilderTest, ABlobWhoseBytesNoLongerMatchItsSha256IsNeverSigned) {
                   pqxx::binarystring(compiled.artifact.data(), compiled.artifact.size()), sha);
     return storage::Done{};
   }));
-  EXPECT_TRUE(builder.build(q, kNow));
+  EXPECT_TRUE(builder.build(release_of(sha), kNow));
 }
 
 }  // namespace
