@@ -176,6 +176,14 @@ bool UpdateAgent::take_root_chain(const uint8_t* data, size_t size) {
         !update::allows_targets_key(root_, held->public_key()->data())) {
       slots_.staging_clear();
       request_outstanding_ = false;
+      // Its acceptance does not count for anti-rollback: the same release may come again,
+      // re-signed. Every release accepted before it was lower, so the highest left is the
+      // installed or failed one.
+      if (record_.highest_release == record_.pending_release) {
+        uint64_t highest = record_.installed_release;
+        if (record_.failed_release > highest) highest = record_.failed_release;
+        record_.highest_release = highest;
+      }
       persist(UpdateState::kIdle, "the update's targets key was revoked by the root metadata");
     }
   }

@@ -317,7 +317,8 @@ std::optional<Error> check_transport_security(const ServerConfig& c) {
         "compile.optimizer_ca_file, compile.optimizer_cert_file and "
         "compile.optimizer_key_file go together (mutual TLS)");
   }
-  if (c.compile_mode == "remote" && optimizer_files == 0 && !c.insecure) {
+  if (c.compile_mode == "remote" && !c.optimizer_address.empty() && optimizer_files == 0 &&
+      !c.insecure) {
     const auto colon = c.optimizer_address.rfind(':');
     std::string host = c.optimizer_address.substr(0, colon == std::string::npos ? 0 : colon);
     if (host.size() >= 2 && host.front() == '[') host = host.substr(1, host.size() - 2);

@@ -443,8 +443,9 @@ TEST_F(UpdateAgentTest, RootRotationAndRevocationReachTheAgent) {
   EXPECT_EQ(d->mail.statuses.back().refusal, update::OfferStatus::kTargetsKeyRevoked);
   EXPECT_STREQ(d->mail.statuses.back().detail, "targets key revoked by the root metadata");
   EXPECT_EQ(d->agent->record().pending_release, 1u);  // still the legitimate download
-  // A release far ahead (a freeze attempt) is refused too, whoever signed it.
-  offer_with_chain(*d, manifest(1 + update::kDefaultMaxReleaseStep), fresh);
+  // A release far ahead (a freeze attempt) is refused too, whoever signed it: the step is
+  // counted from the highest release the device accepted (1, downloading).
+  offer_with_chain(*d, manifest(2 + update::kDefaultMaxReleaseStep), fresh);
   EXPECT_EQ(d->mail.statuses.back().refusal, update::OfferStatus::kReleaseStepTooLarge);
   d->serve(delta_.payload, 1);
   EXPECT_EQ(d->agent->state(), UpdateState::kCommitted) << d->agent->record().reason;

@@ -102,9 +102,10 @@ class OfferWatch {
     update::TopicName name;
     if (!update::parse_topic(topic.data(), topic.size(), &name).ok()) return;
     const std::string payload = m.get_payload_str();
-    if (payload.empty()) return;  // a withdrawal
+    if (payload.empty()) return;                              // a withdrawal
+    const std::string device(name.device, name.device_size);  // each offer names its device
     const update::DeviceIdentity id{"default", kClass, 0,
-                                    reinterpret_cast<const uint8_t*>(root_.data())};
+                                    reinterpret_cast<const uint8_t*>(root_.data()), device.c_str()};
     const auto checked = update::check_offer(reinterpret_cast<const uint8_t*>(payload.data()),
                                              payload.size(), id, now_unix(), verifier_);
     std::lock_guard<std::mutex> lock(mu_);
@@ -113,8 +114,7 @@ class OfferWatch {
       return;
     }
     const auto* target = checked.manifest->target_sha256();
-    offers_[std::string(name.device, name.device_size)].insert(
-        {checked.manifest->release_seq(), hex(target->data(), target->size())});
+    offers_[device].insert({checked.manifest->release_seq(), hex(target->data(), target->size())});
   }
   std::string root_;
   update::SodiumVerifier verifier_;
