@@ -212,9 +212,9 @@ class Chaos : public ::testing::Test {
       return -1;  // the database is away
     }
   }
-  // Waits (up to 60 s) until at least `n` devices were offered.
+  // Waits (up to 180 s: ASan builds are slow) until at least `n` devices were offered.
   bool wait_offered(int n) {
-    for (int i = 0; i < 600; ++i) {
+    for (int i = 0; i < 1800; ++i) {
       if (offered() >= n) return true;
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
@@ -322,7 +322,7 @@ TEST_F(Chaos, ARolloutCompletesThroughBrokerDatabaseAndFleetdCrashes) {
   }
   ASSERT_EQ(sent.size(), static_cast<size_t>(kDevices));
   std::map<std::string, std::tuple<int64_t, int64_t, int64_t>> stored;  // rows, distinct, span
-  for (int i = 0; i < 50; ++i) {
+  for (int i = 0; i < 150; ++i) {
     stored.clear();
     for (const auto& row : query("SELECT device_id, count(*), count(DISTINCT seq), "
                                  "max(seq) - min(seq) + 1 FROM telemetry GROUP BY device_id")) {
