@@ -28,6 +28,27 @@ class Compiling : public FleetdTest {
     ASSERT_TRUE(s.ok()) << s.error_message();
   }
 
+  // The classes `cortex-m4-256k` (`m4_spec`) and `tiny-2k` (512 B of RAM: nothing fits)
+  // and the model "digits" made; `onnx` uploaded and compiled: the finished operation.
+  void compile_for_two_classes(const std::string& onnx, v1::Operation* op,
+                               const std::string& m4_spec = kM4Spec,
+                               v1::ModelVersion* uploaded = nullptr) {
+    ASSERT_NO_FATAL_FAILURE(create_class("cortex-m4-256k", m4_spec));
+    ASSERT_NO_FATAL_FAILURE(create_class(
+        "tiny-2k", R"({"ram_bytes": 512, "flash_bytes": 65536, "clock_hz": 16000000})"));
+    v1::CreateModelRequest cm;
+    cm.set_name("digits");
+    v1::Model model;
+    ASSERT_TRUE(models_->CreateModel(context_with_token(admin_).get(), cm, &model).ok());
+    v1::ModelVersion version;
+    const auto up = upload_all(onnx, &version);
+    ASSERT_TRUE(up.ok()) << up.error_message();
+    *op = compile_and_wait(version.version());
+    if (uploaded) *uploaded = version;
+  }
+  static constexpr const char* kM4Spec =
+      R"({"ram_bytes": 262144, "flash_bytes": 1048576, "clock_hz": 80000000})";
+
   // Uploads ONNX + calibration + validation files.
   grpc::Status upload_all(const std::string& onnx, v1::ModelVersion* out) {
     const std::string calib = read_fixture("data/digits_calib.npz");
@@ -67,18 +88,10 @@ class Compiling : public FleetdTest {
 TEST_F(Compiling, RegisterUploadCompileDownload) {
   std::ifstream catalog(TINYFLEET_DEVICE_CLASS_CATALOG);
   const auto classes = nlohmann::json::parse(catalog);
-  ASSERT_NO_FATAL_FAILURE(create_class("cortex-m4-256k", classes.at("cortex-m4-256k").dump()));
-  ASSERT_NO_FATAL_FAILURE(
-      create_class("tiny-2k", R"({"ram_bytes": 512, "flash_bytes": 65536, "clock_hz": 16000000})"));
-  v1::CreateModelRequest cm;
-  cm.set_name("digits");
-  v1::Model model;
-  ASSERT_TRUE(models_->CreateModel(context_with_token(admin_).get(), cm, &model).ok());
+  v1::Operation op;
   v1::ModelVersion version;
-  auto up = upload_all(read_fixture("models/digits_cnn.onnx"), &version);
-  ASSERT_TRUE(up.ok()) << up.error_message();
-
-  const auto op = compile_and_wait(version.version());
+  ASSERT_NO_FATAL_FAILURE(compile_for_two_classes(read_fixture("models/digits_cnn.onnx"), &op,
+                                                  classes.at("cortex-m4-256k").dump(), &version));
   ASSERT_EQ(op.state(), v1::OPERATION_STATE_SUCCEEDED) << op.message() << "\n" << fleetd_->log();
   EXPECT_EQ(op.done(), 2u);
   EXPECT_EQ(op.message(), "1 compiled, 1 refused");
@@ -228,34 +241,16 @@ class RogueWorker : public RemoteCompiling {
 };
 
 TEST_F(RogueWorker, FleetdRefusesAWorkerItsCaDidNotCertify) {
-  ASSERT_NO_FATAL_FAILURE(create_class(
-      "cortex-m4-256k", R"({"ram_bytes": 262144, "flash_bytes": 1048576, "clock_hz": 80000000})"));
-  ASSERT_NO_FATAL_FAILURE(
-      create_class("tiny-2k", R"({"ram_bytes": 512, "flash_bytes": 65536, "clock_hz": 16000000})"));
-  v1::CreateModelRequest cm;
-  cm.set_name("digits");
-  v1::Model model;
-  ASSERT_TRUE(models_->CreateModel(context_with_token(admin_).get(), cm, &model).ok());
-  v1::ModelVersion version;
-  ASSERT_TRUE(upload_all(read_fixture("models/digits_dscnn.onnx"), &version).ok());
-  const auto op = compile_and_wait(version.version());
+  v1::Operation op;
+  ASSERT_NO_FATAL_FAILURE(compile_for_two_classes(read_fixture("models/digits_dscnn.onnx"), &op));
   EXPECT_EQ(op.state(), v1::OPERATION_STATE_FAILED) << op.message();
   EXPECT_NE(op.message().find("optimizer service failed"), std::string::npos) << op.message();
   EXPECT_EQ(count_rows("artifacts"), 0);
 }
 
 TEST_F(RemoteCompiling, AWorkerCompilesForFleetd) {
-  ASSERT_NO_FATAL_FAILURE(create_class(
-      "cortex-m4-256k", R"({"ram_bytes": 262144, "flash_bytes": 1048576, "clock_hz": 80000000})"));
-  ASSERT_NO_FATAL_FAILURE(
-      create_class("tiny-2k", R"({"ram_bytes": 512, "flash_bytes": 65536, "clock_hz": 16000000})"));
-  v1::CreateModelRequest cm;
-  cm.set_name("digits");
-  v1::Model model;
-  ASSERT_TRUE(models_->CreateModel(context_with_token(admin_).get(), cm, &model).ok());
-  v1::ModelVersion version;
-  ASSERT_TRUE(upload_all(read_fixture("models/digits_dscnn.onnx"), &version).ok());
-  const auto op = compile_and_wait(version.version());
+  v1::Operation op;
+  ASSERT_NO_FATAL_FAILURE(compile_for_two_classes(read_fixture("models/digits_dscnn.onnx"), &op));
   ASSERT_EQ(op.state(), v1::OPERATION_STATE_SUCCEEDED) << op.message() << "\n" << fleetd_->log();
   EXPECT_EQ(op.message(), "1 compiled, 1 refused");
   bool saw_refusal = false;
