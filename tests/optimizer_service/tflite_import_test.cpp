@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "loaded_artifact.h"
 #include "tflm_reference.h"
 #include "tinyfleet/kernels/ops/activations.h"
 #include "tinyfleet/kernels/ops/quantization.h"
@@ -49,28 +50,7 @@ TfliteModel read_fixture(const std::string& path) {
   return m ? *m : TfliteModel{};
 }
 
-// An artifact loaded on the kernels' runtime.
-struct Loaded {
-  std::vector<uint8_t> bytes, arena;
-  k::Interpreter interp;
-  explicit Loaded(const std::string& artifact) {
-    bytes.resize(artifact.size() + 16);
-    auto* a = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(bytes.data()) + 15) &
-                                         ~uintptr_t{15});
-    std::memcpy(a, artifact.data(), artifact.size());
-    const auto err = interp.load(a, artifact.size());
-    EXPECT_EQ(err.status, k::LoadStatus::kOk) << err.what;
-    arena.resize(interp.arena_bytes());
-    interp.bind_arena(arena.data(), arena.size());
-  }
-  std::vector<int8_t> run(const std::vector<int8_t>& input) {
-    std::memcpy(interp.input(0).data, input.data(), input.size());
-    EXPECT_EQ(interp.invoke().status, k::LoadStatus::kOk);
-    const auto o = interp.output(0);
-    const auto* p = static_cast<const int8_t*>(o.data);
-    return {p, p + o.bytes};
-  }
-};
+using Loaded = tinyfleet::testing::LoadedArtifact;
 
 std::vector<int8_t> random_input(std::mt19937& rng, int64_t n) {
   std::uniform_int_distribution<int> d(-128, 127);
