@@ -37,7 +37,7 @@ uint32_t NorRecords::bank_addr(uint32_t pair, int bank) const {
          (2 * pair + static_cast<uint32_t>(bank)) * bank_bytes();
 }
 
-bool NorRecords::read_bank(uint32_t pair, int bank, Bank* out) {
+bool NorRecords::read_bank(uint32_t pair, int bank, const char* name, Bank* out) {
   out->valid = false;
   const uint32_t addr = bank_addr(pair, bank);
   BankHeader& h = out->header;
@@ -46,6 +46,7 @@ bool NorRecords::read_bank(uint32_t pair, int bank, Bank* out) {
       h.name[sizeof h.name - 1] != '\0') {
     return true;  // blank, or a header torn or erased by a cut
   }
+  if (name && std::strcmp(h.name, name) != 0) return true;  // another record's bank
 #ifdef TINYFLEET_NOR_MUTANT_NO_CRC
   // The deliberately wrong variant the power-cut test must catch: the header alone
   // makes a record valid, so a save torn after its header returns a mix.
@@ -69,8 +70,8 @@ int NorRecords::find(const char* name, int* newest, uint32_t* seq) {
     uint32_t best_seq = 0;
     for (int bank = 0; bank < 2; ++bank) {
       Bank b;
-      if (!read_bank(pair, bank, &b)) return -1;
-      if (!b.valid || std::strcmp(b.header.name, name) != 0) continue;
+      if (!read_bank(pair, bank, name, &b)) return -1;
+      if (!b.valid) continue;
       if (best < 0 || b.header.seq > best_seq) {
         best = bank;
         best_seq = b.header.seq;
@@ -108,7 +109,7 @@ bool NorRecords::save(const char* name, const uint8_t* data, size_t size) {
   if (pair < 0) {  // a new name: the first pair without a valid bank
     for (uint32_t p = 0; p < layout_.record_pairs && pair < 0; ++p) {
       Bank b0, b1;
-      if (!read_bank(p, 0, &b0) || !read_bank(p, 1, &b1)) return false;
+      if (!read_bank(p, 0, nullptr, &b0) || !read_bank(p, 1, nullptr, &b1)) return false;
       if (!b0.valid && !b1.valid) pair = static_cast<int>(p);
     }
     if (pair < 0) return false;

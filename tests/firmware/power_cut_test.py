@@ -206,7 +206,7 @@ def main():
     cut_time = time.time()
     print(f"{stats['cuts']} power cuts in {len(trials)} trials (seed {a.seed}), "
           f"{stats['boots']} boots checked, {stats['completed']} updates completed to v3, "
-          f"{len(failures)} failed (bricked or mixed: {len(failures)})")
+          f"{len(failures)} trials failed (a brick, a mixed model, or no v3 in the end)")
     for key in sorted(stats):
         if key.startswith(("kind ", "during ", "boot v", "reason: ", "torn", "cuts inside")):
             print(f"  {key}: {stats[key]}")

@@ -44,7 +44,8 @@ class NorRecords final : public device_agent::RecordStore {
  private:
   uint32_t bank_addr(uint32_t pair, int bank) const;
   uint32_t bank_bytes() const;
-  bool read_bank(uint32_t pair, int bank, Bank* out);
+  // Reads a bank's header and checks its CRC (only if it holds `name`, when given).
+  bool read_bank(uint32_t pair, int bank, const char* name, Bank* out);
   // The pair holding `name` (newest valid bank in *newest, -1 if none), or -1.
   int find(const char* name, int* newest, uint32_t* seq);
 
