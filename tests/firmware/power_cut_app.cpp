@@ -10,7 +10,8 @@
 // Boot line: "BOOT ok=1 release=R slot=S model=vK sha=<hex> record=match output=ok state=..."
 // where sha is the SHA-256 of the active slot read back from flash, model the fixture
 // version it is (v0: none of them), record whether it is the agent record's hash, output
-// whether the model gives that version's host output. Exit: 0 at v3, 3 no boot, 4 stuck.
+// whether the model gives that version's host output. "STATUS ..." lines: each failure or
+// rollback the agent reports. Exit: 0 at v3, 3 no boot, 4 stuck.
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -61,7 +62,21 @@ uint8_t g_version_sha[4][32];
 // Serves the chunks the agent asks for from the delta of the release (as the broker would).
 class ChunkOutbox final : public device_agent::Outbox {
  public:
-  bool publish_status(const uint8_t*, size_t) override { return true; }
+  // Prints every failure the agent reports: the test accepts only those a cut explains.
+  bool publish_status(const uint8_t* data, size_t size) override {
+    update::StatusMessage m;
+    if (!update::decode_status(data, size, &m).ok()) {
+      std::printf("STATUS undecodable\n");
+    } else if (m.event == update::StatusEvent::kError ||
+               m.event == update::StatusEvent::kOfferRefused ||
+               (m.event == update::StatusEvent::kState &&
+                (m.state == UpdateState::kRolledBack || m.state == UpdateState::kNoModel))) {
+      std::printf("STATUS event=%s state=%s failed=%llu detail=\"%s\"\n",
+                  update::to_string(m.event), update::to_string(m.state),
+                  static_cast<unsigned long long>(m.failed_release), m.detail);
+    }
+    return true;
+  }
   bool request_chunk(uint64_t release, uint64_t offset, uint32_t length) override {
     pending_ = true;
     release_ = release;
