@@ -40,8 +40,9 @@ class Failure(Exception):
     pass
 
 
-def run_qemu(elf, rundir, control, timeout=60):
-    """Runs the app in rundir; kills QEMU (SIGKILL) as soon as it prints a CUT line.
+def run_qemu(elf, rundir, control, timeout=60, wild=None):
+    """Runs the app in rundir; kills QEMU (SIGKILL) as soon as it prints a CUT line, or
+    `wild` seconds after its BOOT line (a kill the image does not know of).
     Returns (lines, exit code or None when killed)."""
     with open(os.path.join(rundir, "control.txt"), "w") as f:
         f.write(control)
@@ -49,18 +50,29 @@ def run_qemu(elf, rundir, control, timeout=60):
                          stderr=subprocess.STDOUT, text=True)
     timer = threading.Timer(timeout, p.kill)
     timer.start()
-    lines, killed = [], False
+    lines, killed = [], []
+    wild_timer = None
+
+    def kill():
+        if p.poll() is None:
+            killed.append(True)
+            os.kill(p.pid, signal.SIGKILL)  # the power cut
+
     try:
         for line in p.stdout:
             lines.append(line.rstrip("\n"))
             if line.startswith("CUT "):
-                os.kill(p.pid, signal.SIGKILL)  # the power cut
-                killed = True
+                kill()
                 break
+            if wild is not None and line.startswith("BOOT ") and not wild_timer:
+                wild_timer = threading.Timer(wild, kill)
+                wild_timer.start()
         p.stdout.close()
         rc = p.wait()
     finally:
         timer.cancel()
+        if wild_timer:
+            wild_timer.cancel()
     return lines, (None if killed else rc)
 
 
@@ -99,14 +111,21 @@ def check_boot(lines, shas, where):
     return b
 
 
-def trial(elf, factory, rundir, cuts, shas, stats):
-    """One device from the factory image: the given cuts, then restarts to the end."""
+def trial(elf, factory, rundir, cuts, shas, stats, wild=None):
+    """One device from the factory image: the given cuts (or one wild kill `wild` seconds
+    after its first boot line), then restarts to the end."""
     shutil.rmtree(rundir, ignore_errors=True)
     os.makedirs(rundir)
     shutil.copy(factory, os.path.join(rundir, "flash.bin"))
     for restart in range(12):
         cut = cuts[restart] if restart < len(cuts) else None
-        lines, rc = run_qemu(elf, rundir, f"run {cut}" if cut else "run")
+        lines, rc = run_qemu(elf, rundir, f"run {cut}" if cut else "run",
+                             wild=wild if restart == 0 else None)
+        if wild is not None and restart == 0:
+            stats["wild kills landed before the run ended" if rc is None else
+                  "wild kills after the run ended"] += 1
+            if rc is None:
+                continue
         if rc is None and not any(l.startswith("BOOT ") for l in lines):
             check_statuses(lines, f"restart {restart}")
             # Cut inside boot(), which resumes the update in flight (a patch, a rollback)
@@ -177,6 +196,8 @@ def main():
     ap.add_argument("--cuts", type=int, default=110, help="trials (first cuts)")
     ap.add_argument("--mutant-trials", type=int, default=60)
     ap.add_argument("--jobs", type=int, default=3, help="trials at once")
+    ap.add_argument("--wild", type=int, default=10, help="kills at a random instant")
+    ap.add_argument("--wild-window", type=float, default=0.15, help="seconds after BOOT")
     ap.add_argument("--no-build", action="store_true")
     a = ap.parse_args()
     work = os.path.abspath(a.work)
@@ -221,6 +242,18 @@ def main():
             stats.update(c)
             if failure:
                 failures.append(failure)
+    # Wild kills: SIGKILL at a random instant after the first boot line, the image not
+    # told (where it lands is not known; the restarts are checked the same way).
+    wild_stats = collections.Counter()
+    for t in range(a.wild):
+        try:
+            rundir = os.path.join(work, "wild")
+            trial(elf, factory, rundir, [], shas, wild_stats, wild=rng.uniform(0, a.wild_window))
+        except Failure as e:
+            failures.append(f"wild kill {t}: {e}")
+    print(f"wild kills: {a.wild} at 0-{a.wild_window * 1000:.0f} ms after the boot line: "
+          f"{wild_stats['wild kills landed before the run ended']} landed before the run ended, "
+          f"{wild_stats['boots']} boots checked")
     cut_time = time.time()
     print(f"{stats['cuts']} power cuts in {len(trials)} trials (seed {a.seed}), "
           f"{stats['boots']} boots checked, {stats['completed']} updates completed to v3, "
