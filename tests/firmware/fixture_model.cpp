@@ -45,6 +45,12 @@ std::string fixture_artifact(int version) {
       weights[3 * kIn + k] = static_cast<char>(weights[3 * kIn + k] + (in[k] >= 0 ? 12 : -12));
     }
   }
+  if (version >= 3) {  // a second fine-tune (the power-cut test's v2 -> v3): class 7 leans in
+    const std::string in = fixture_input();
+    for (int k = 0; k < kIn; ++k) {
+      weights[7 * kIn + k] = static_cast<char>(weights[7 * kIn + k] + (in[k] >= 0 ? 20 : -20));
+    }
+  }
   ModelSpec m;
   m.device_class = "cortex-m4-256k";
   m.model_name = "firmware-update-fixture";
