@@ -26,5 +26,6 @@ set(TINYFLEET_KERNELS_OPS_OPTIMIZED_SOURCES
   optimized/elementwise_dsp.cpp
   optimized/fully_connected.cpp
   optimized/fully_connected_dsp.cpp
+  optimized/packed_weights.cpp
   optimized/pooling.cpp
   optimized/requant_dsp.cpp)

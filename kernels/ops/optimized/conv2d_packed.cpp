@@ -175,25 +175,36 @@ void run_pixels(const Packed& k, const int16_t* patches, int32_t stride, int8_t*
   }
 }
 
-}  // namespace
+// The packed layout, from a 32-byte aligned start: this header, the biases of each
+// block of 8 channels, their requantization constants, then the weights.
+struct Header {
+  uint32_t magic;
+  int32_t k_len, out_c, pairs, blocks;
+  int32_t unused[3];
+};
+constexpr uint32_t kMagic = 0x32766e63;  // "cnv2"
 
-bool conv2d_packed(const Conv2DParams& p, const PerChannelRequant& rq, const Dims& in,
-                   const int8_t* input, const Dims& f, const int8_t* filter, const int32_t* bias,
-                   const Dims& out, int8_t* output) {
-  const int32_t k_len = f.h * f.w * f.c;
-  const int32_t pairs = (k_len + 1) / 2;
-  const int32_t blocks = (out.c + 7) / 8, full = out.c / 8;
-  if (pairs > kMaxPairs || blocks > kMaxBlocks || blocks * pairs * 16 > kMaxPackedValues) {
-    return false;
-  }
-  alignas(32) int16_t packed[kMaxPackedValues];
-  // The receptive fields of up to kPixels pixels of a row (+ 16: a wide row's overhang).
-  alignas(32) int16_t patches[kPixels * (2 * kMaxPairs + 16)];
-  const int32_t stride = (2 * pairs + 16 + 15) / 16 * 16;
-  simd::Requant8 requant[kMaxBlocks];
-  __m256i bias8[kMaxBlocks];
+size_t layout_bytes(int32_t blocks, int32_t pairs) {
+  return sizeof(Header) + static_cast<size_t>(blocks) * (sizeof(__m256i) + sizeof(simd::Requant8)) +
+         static_cast<size_t>(blocks) * static_cast<size_t>(pairs) * sizeof(__m256i);
+}
+
+void* align32(void* p) {
+  return reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(p) + 31) & ~uintptr_t{31});
+}
+
+// Writes the layout at `at` (32-byte aligned).
+void pack_layer(const PerChannelRequant& rq, const Dims& f, const int8_t* filter,
+                const int32_t* bias, void* at) {
+  const int32_t k_len = f.h * f.w * f.c, pairs = (k_len + 1) / 2, out_c = f.n;
+  const int32_t blocks = (out_c + 7) / 8;
+  auto* h = static_cast<Header*>(at);
+  *h = Header{kMagic, k_len, out_c, pairs, blocks, {}};
+  auto* bias8 = reinterpret_cast<__m256i*>(h + 1);
+  auto* requant = reinterpret_cast<simd::Requant8*>(bias8 + blocks);
+  auto* packed = reinterpret_cast<int16_t*>(requant + blocks);
   for (int32_t blk = 0; blk < blocks; ++blk) {
-    const int32_t c0 = blk * 8, n = out.c - c0 < 8 ? out.c - c0 : 8;
+    const int32_t c0 = blk * 8, n = out_c - c0 < 8 ? out_c - c0 : 8;
     pack_block(filter, k_len, pairs, c0, n, packed + blk * pairs * 16);
     alignas(32) int32_t b[8] = {}, m[8] = {}, s[8] = {};
     for (int32_t c = 0; c < n; ++c) {
@@ -204,10 +215,26 @@ bool conv2d_packed(const Conv2DParams& p, const PerChannelRequant& rq, const Dim
     bias8[blk] = _mm256_load_si256(reinterpret_cast<const __m256i*>(b));
     requant[blk] = simd::Requant8(m, s);
   }
-  const Packed k{reinterpret_cast<const __m256i*>(packed),
+}
+
+// Runs the layer packed at `at` (32-byte aligned); false if it holds another layer.
+bool run_layer(const Conv2DParams& p, const Dims& in, const int8_t* input, const Dims& f,
+               const Dims& out, int8_t* output, const void* at) {
+  const auto* h = static_cast<const Header*>(at);
+  if (h->magic != kMagic || h->k_len != f.h * f.w * f.c || h->out_c != out.c ||
+      h->pairs > kMaxPairs) {
+    return false;
+  }
+  const int32_t pairs = h->pairs, blocks = h->blocks;
+  const auto* bias8 = reinterpret_cast<const __m256i*>(h + 1);
+  const auto* requant = reinterpret_cast<const simd::Requant8*>(bias8 + blocks);
+  // The receptive fields of up to kPixels pixels of a row (+ 16: a wide row's overhang).
+  alignas(32) int16_t patches[kPixels * (2 * kMaxPairs + 16)];
+  const int32_t stride = (2 * pairs + 16 + 15) / 16 * 16;
+  const Packed k{reinterpret_cast<const __m256i*>(requant + blocks),
                  pairs,
                  blocks,
-                 full,
+                 out.c / 8,
                  out.c,
                  bias8,
                  requant,
@@ -255,8 +282,54 @@ bool conv2d_packed(const Conv2DParams& p, const PerChannelRequant& rq, const Dim
   return true;
 }
 
+}  // namespace
+
+size_t conv2d_packed_bytes(const Dims& f) {
+  const int32_t pairs = (f.h * f.w * f.c + 1) / 2;
+  if (f.n <= 0 || pairs <= 0 || pairs > kMaxPairs) return 0;
+  return layout_bytes((f.n + 7) / 8, pairs) + 31;
+}
+
+bool conv2d_pack_into(const PerChannelRequant& rq, const Dims& f, const int8_t* filter,
+                      const int32_t* bias, void* packed, size_t bytes) {
+  const size_t need = conv2d_packed_bytes(f);
+  if (need == 0 || !packed || bytes < need) return false;
+  pack_layer(rq, f, filter, bias, align32(packed));
+  return true;
+}
+
+bool conv2d_run_packed(const Conv2DParams& p, const Dims& in, const int8_t* input, const Dims& f,
+                       const Dims& out, int8_t* output, const void* packed) {
+  return run_layer(p, in, input, f, out, output, align32(const_cast<void*>(packed)));
+}
+
+bool conv2d_packed(const Conv2DParams& p, const PerChannelRequant& rq, const Dims& in,
+                   const int8_t* input, const Dims& f, const int8_t* filter, const int32_t* bias,
+                   const Dims& out, int8_t* output) {
+  const int32_t k_len = f.h * f.w * f.c;
+  const int32_t pairs = (k_len + 1) / 2;
+  const int32_t blocks = (out.c + 7) / 8;
+  if (pairs > kMaxPairs || blocks > kMaxBlocks || blocks * pairs * 16 > kMaxPackedValues) {
+    return false;
+  }
+  alignas(32) unsigned char layer[sizeof(Header) +
+                                  kMaxBlocks * (sizeof(__m256i) + sizeof(simd::Requant8)) +
+                                  kMaxPackedValues * sizeof(int16_t)];
+  pack_layer(rq, f, filter, bias, layer);
+  return run_layer(p, in, input, f, out, output, layer);
+}
+
 #else
 
+size_t conv2d_packed_bytes(const Dims&) { return 0; }
+bool conv2d_pack_into(const PerChannelRequant&, const Dims&, const int8_t*, const int32_t*, void*,
+                      size_t) {
+  return false;
+}
+bool conv2d_run_packed(const Conv2DParams&, const Dims&, const int8_t*, const Dims&, const Dims&,
+                       int8_t*, const void*) {
+  return false;
+}
 bool conv2d_packed(const Conv2DParams&, const PerChannelRequant&, const Dims&, const int8_t*,
                    const Dims&, const int8_t*, const int32_t*, const Dims&, int8_t*) {
   return false;

@@ -58,7 +58,7 @@ template <bool kPair>
 inline void run_unit(const Layer& k, int32_t u, const int8_t* const* a, const int8_t* const* b,
                      int8_t* out) {
   const int32_t c0 = u * 16;
-  const __m256i* w = k.w + u * kMaxTapPairs * 2;
+  const __m256i* w = k.w + u * k.tap_pairs * 2;
   __m256i lo = k.unit[u].bias_lo, hi = k.unit[u].bias_hi;
   for (int32_t q = 0; q < k.tap_pairs; ++q) {
     const int32_t t0 = 2 * q,
@@ -71,19 +71,40 @@ inline void run_unit(const Layer& k, int32_t u, const int8_t* const* a, const in
   k.narrow.store16_lanes(k.unit[u].lo.apply(lo), k.unit[u].hi.apply(hi), out);
 }
 
-}  // namespace
+// The packed layout, from a 32-byte aligned start: this header, the constants of each
+// unit, then the weights [unit][tap pair][lo, hi].
+struct Header {
+  uint32_t magic;
+  int32_t channels, taps, offset;
+  int32_t unused[4];
+};
+constexpr uint32_t kMagic = 0x32766e64;  // "dnv2"
 
-bool depthwise_packed(const DepthwiseParams& p, const PerChannelRequant& rq, const Dims& in,
-                      const int8_t* input, const Dims& f, const int8_t* filter, const int32_t* bias,
-                      const Dims& out, int8_t* output) {
-  const int32_t channels = in.c, taps = f.h * f.w, offset = p.input_offset;
-  if (p.depth_multiplier != 1 || channels % 8 != 0 || channels > kMaxChannels ||
-      taps > 2 * kMaxTapPairs || offset < -127 || offset > 128) {
-    return false;
-  }
+bool handled(const DepthwiseParams& p, const Dims& f) {
+  const int32_t channels = f.c, taps = f.h * f.w, offset = p.input_offset;
+  return p.depth_multiplier == 1 && channels > 0 && channels % 8 == 0 && channels <= kMaxChannels &&
+         taps > 0 && taps <= 2 * kMaxTapPairs && offset >= -127 && offset <= 128;
+}
+
+size_t layout_bytes(int32_t channels, int32_t taps) {
+  const auto units = static_cast<size_t>((channels + 15) / 16);
+  return sizeof(Header) + units * sizeof(Unit) +
+         units * static_cast<size_t>((taps + 1) / 2) * 2 * sizeof(__m256i);
+}
+
+void* align32(void* p) {
+  return reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(p) + 31) & ~uintptr_t{31});
+}
+
+// Writes the layout at `at` (32-byte aligned); handled(p, f) must hold.
+void pack_layer(const DepthwiseParams& p, const PerChannelRequant& rq, const Dims& f,
+                const int8_t* filter, const int32_t* bias, void* at) {
+  const int32_t channels = f.c, taps = f.h * f.w, offset = p.input_offset;
   const int32_t units = (channels + 15) / 16, tap_pairs = (taps + 1) / 2;
-  __m256i w[kMaxUnits * kMaxTapPairs * 2];
-  Unit unit[kMaxUnits];
+  auto* h = static_cast<Header*>(at);
+  *h = Header{kMagic, channels, taps, offset, {}};
+  auto* unit = reinterpret_cast<Unit*>(h + 1);
+  auto* w = reinterpret_cast<__m256i*>(unit + units);
   for (int32_t u = 0; u < units; ++u) {
     const int32_t c0 = u * 16, n = channels - c0 < 16 ? channels - c0 : 16;
     auto channel = [&](int32_t lane) { return c0 + lane % n; };  // 8 channels: twice
@@ -96,8 +117,8 @@ bool depthwise_packed(const DepthwiseParams& p, const PerChannelRequant& rq, con
       }
       const __m256i v0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(w0));
       const __m256i v1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(w1));
-      w[(u * kMaxTapPairs + q) * 2] = _mm256_unpacklo_epi16(v0, v1);
-      w[(u * kMaxTapPairs + q) * 2 + 1] = _mm256_unpackhi_epi16(v0, v1);
+      w[(u * tap_pairs + q) * 2] = _mm256_unpacklo_epi16(v0, v1);
+      w[(u * tap_pairs + q) * 2 + 1] = _mm256_unpackhi_epi16(v0, v1);
     }
     for (int32_t half = 0; half < 2; ++half) {
       alignas(32) int32_t b[8], m[8], s[8];
@@ -116,6 +137,20 @@ bool depthwise_packed(const DepthwiseParams& p, const PerChannelRequant& rq, con
       (half ? unit[u].hi : unit[u].lo) = simd::Requant8(m, s);
     }
   }
+}
+
+// Runs the layer packed at `at` (32-byte aligned); false if it holds another layer.
+bool run_layer(const DepthwiseParams& p, const Dims& in, const int8_t* input, const Dims& f,
+               const Dims& out, int8_t* output, const void* at) {
+  const auto* h = static_cast<const Header*>(at);
+  if (h->magic != kMagic || h->channels != in.c || h->taps != f.h * f.w ||
+      h->offset != p.input_offset || !handled(p, f)) {
+    return false;
+  }
+  const int32_t channels = in.c, taps = f.h * f.w, offset = p.input_offset;
+  const int32_t units = (channels + 15) / 16, tap_pairs = (taps + 1) / 2;
+  const auto* unit = reinterpret_cast<const Unit*>(h + 1);
+  const auto* w = reinterpret_cast<const __m256i*>(unit + units);
   int8_t zero_points[kMaxChannels];
   std::memset(zero_points, static_cast<int8_t>(-offset), static_cast<size_t>(channels));
   const Layer k{channels, taps, tap_pairs,
@@ -184,7 +219,46 @@ bool depthwise_packed(const DepthwiseParams& p, const PerChannelRequant& rq, con
   return true;
 }
 
+}  // namespace
+
+size_t depthwise_packed_bytes(const DepthwiseParams& p, const Dims& f) {
+  return handled(p, f) ? layout_bytes(f.c, f.h * f.w) + 31 : 0;
+}
+
+bool depthwise_pack_into(const DepthwiseParams& p, const PerChannelRequant& rq, const Dims& f,
+                         const int8_t* filter, const int32_t* bias, void* packed, size_t bytes) {
+  const size_t need = depthwise_packed_bytes(p, f);
+  if (need == 0 || !packed || bytes < need) return false;
+  pack_layer(p, rq, f, filter, bias, align32(packed));
+  return true;
+}
+
+bool depthwise_run_packed(const DepthwiseParams& p, const Dims& in, const int8_t* input,
+                          const Dims& f, const Dims& out, int8_t* output, const void* packed) {
+  return run_layer(p, in, input, f, out, output, align32(const_cast<void*>(packed)));
+}
+
+bool depthwise_packed(const DepthwiseParams& p, const PerChannelRequant& rq, const Dims& in,
+                      const int8_t* input, const Dims& f, const int8_t* filter, const int32_t* bias,
+                      const Dims& out, int8_t* output) {
+  if (!handled(p, f)) return false;
+  alignas(32) unsigned char layer[sizeof(Header) + kMaxUnits * sizeof(Unit) +
+                                  kMaxUnits * kMaxTapPairs * 2 * sizeof(__m256i)];
+  pack_layer(p, rq, f, filter, bias, layer);
+  return run_layer(p, in, input, f, out, output, layer);
+}
+
 #else
+
+size_t depthwise_packed_bytes(const DepthwiseParams&, const Dims&) { return 0; }
+bool depthwise_pack_into(const DepthwiseParams&, const PerChannelRequant&, const Dims&,
+                         const int8_t*, const int32_t*, void*, size_t) {
+  return false;
+}
+bool depthwise_run_packed(const DepthwiseParams&, const Dims&, const int8_t*, const Dims&,
+                          const Dims&, int8_t*, const void*) {
+  return false;
+}
 
 bool depthwise_packed(const DepthwiseParams&, const PerChannelRequant&, const Dims&, const int8_t*,
                       const Dims&, const int8_t*, const int32_t*, const Dims&, int8_t*) {
