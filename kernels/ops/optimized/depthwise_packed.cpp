@@ -14,6 +14,7 @@
 #include "depthwise_packed.h"
 
 #include <cstring>
+#include <type_traits>
 
 #include "requant_avx2.h"
 
@@ -53,16 +54,18 @@ inline __m256i widen8x2(const int8_t* a, const int8_t* b) {
 }
 
 // One unit: `a` and `b` give each tap's input pixel (the same pixel twice for a unit
-// of 16 channels); the 16 results go to out[0..15].
-template <bool kPair>
+// of 16 channels); the 16 results go to out[0..15]. kTaps: the window's taps when known
+// at compile time (3x3: the loop unrolls), else 0.
+template <bool kPair, int32_t kTaps>
 inline void run_unit(const Layer& k, int32_t u, const int8_t* const* a, const int8_t* const* b,
                      int8_t* out) {
   const int32_t c0 = u * 16;
-  const __m256i* w = k.w + u * k.tap_pairs * 2;
+  const int32_t taps = kTaps > 0 ? kTaps : k.taps, tap_pairs = (taps + 1) / 2;
+  const __m256i* w = k.w + u * tap_pairs * 2;
   __m256i lo = k.unit[u].bias_lo, hi = k.unit[u].bias_hi;
-  for (int32_t q = 0; q < k.tap_pairs; ++q) {
+  for (int32_t q = 0; q < tap_pairs; ++q) {
     const int32_t t0 = 2 * q,
-                  t1 = 2 * q + 1 < k.taps ? 2 * q + 1 : 2 * q;  // weights 0 past the end
+                  t1 = 2 * q + 1 < taps ? 2 * q + 1 : 2 * q;  // weights 0 past the end
     const __m256i x0 = kPair ? widen8x2(a[t0] + c0, b[t0] + c0) : widen16(a[t0] + c0);
     const __m256i x1 = kPair ? widen8x2(a[t1] + c0, b[t1] + c0) : widen16(a[t1] + c0);
     lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(x0, x1), w[2 * q]));
@@ -175,46 +178,67 @@ bool run_layer(const DepthwiseParams& p, const Dims& in, const int8_t* input, co
                        in_begin < out_begin + static_cast<uintptr_t>(out.elements());
   const int8_t* tap[kPixels][2 * kMaxTapPairs];
   alignas(16) int8_t result[kPixels][kMaxChannels];
-  for (int32_t b = 0; b < in.n; ++b) {
-    const int8_t* image = input + static_cast<int64_t>(b) * in_h * in_w * channels;
-    for (int32_t oy = 0; oy < out_h; ++oy) {
-      const int32_t iy0 = oy * stride_h - pad_top;
-      const bool rows_inside = iy0 >= 0 && iy0 + (f_h - 1) * dilation_h < in_h;
-      for (int32_t ox = 0; ox < out_w; ox += kPixels) {
-        const int32_t n = out_w - ox < kPixels ? out_w - ox : kPixels;
-        for (int32_t m = 0; m < kPixels; ++m) {
-          const int32_t ix0 = (ox + (m < n ? m : 0)) * stride_w - pad_left;
-          if (rows_inside && ix0 >= 0 && ix0 + (f_w - 1) * dilation_w < in_w) {
-            const int8_t* corner = image + (iy0 * in_w + ix0) * channels;
-            for (int32_t t = 0; t < taps; ++t) tap[m][t] = corner + tap_offset[t];
+  // The rows, with the window's tap count fixed at compile time for 3x3 (kTaps 9) or not (0).
+  const bool adjacent_pair = channels == 8 && stride_w == 1 && !overlap;
+  auto rows = [&](auto taps_known) {
+    constexpr int32_t kTaps = decltype(taps_known)::value;
+    for (int32_t b = 0; b < in.n; ++b) {
+      const int8_t* image = input + static_cast<int64_t>(b) * in_h * in_w * channels;
+      for (int32_t oy = 0; oy < out_h; ++oy) {
+        const int32_t iy0 = oy * stride_h - pad_top;
+        const bool rows_inside = iy0 >= 0 && iy0 + (f_h - 1) * dilation_h < in_h;
+        for (int32_t ox = 0; ox < out_w; ox += kPixels) {
+          const int32_t n = out_w - ox < kPixels ? out_w - ox : kPixels;
+          // 8 channels, stride 1, both windows inside: the two pixels' taps are 8 bytes
+          // apart, so one 16-byte load per tap serves both and the unit runs unpaired.
+          if (adjacent_pair && n == 2 && rows_inside && ox - pad_left >= 0 &&
+              ox + 1 - pad_left + (f_w - 1) * dilation_w < in_w) {
+            const int8_t* corner = image + (iy0 * in_w + ox - pad_left) * channels;
+            for (int32_t t = 0; t < taps; ++t) tap[0][t] = corner + tap_offset[t];
+            run_unit<false, kTaps>(
+                k, 0, tap[0], tap[0],
+                output + ((static_cast<int64_t>(b) * out_h + oy) * out_w + ox) * channels);
             continue;
           }
-          for (int32_t ky = 0; ky < f_h; ++ky) {
-            const int32_t iy = iy0 + ky * dilation_h;
-            for (int32_t kx = 0; kx < f_w; ++kx) {
-              const int32_t ix = ix0 + kx * dilation_w;
-              const bool inside = iy >= 0 && iy < in_h && ix >= 0 && ix < in_w;
-              tap[m][ky * f_w + kx] = inside ? image + (iy * in_w + ix) * channels : zero_points;
+          for (int32_t m = 0; m < kPixels; ++m) {
+            const int32_t ix0 = (ox + (m < n ? m : 0)) * stride_w - pad_left;
+            if (rows_inside && ix0 >= 0 && ix0 + (f_w - 1) * dilation_w < in_w) {
+              const int8_t* corner = image + (iy0 * in_w + ix0) * channels;
+              for (int32_t t = 0; t < taps; ++t) tap[m][t] = corner + tap_offset[t];
+              continue;
+            }
+            for (int32_t ky = 0; ky < f_h; ++ky) {
+              const int32_t iy = iy0 + ky * dilation_h;
+              for (int32_t kx = 0; kx < f_w; ++kx) {
+                const int32_t ix = ix0 + kx * dilation_w;
+                const bool inside = iy >= 0 && iy < in_h && ix >= 0 && ix < in_w;
+                tap[m][ky * f_w + kx] = inside ? image + (iy * in_w + ix) * channels : zero_points;
+              }
             }
           }
-        }
-        int8_t* o = output + ((static_cast<int64_t>(b) * out_h + oy) * out_w + ox) * channels;
-        int8_t* dst[kPixels] = {overlap ? result[0] : o, overlap ? result[1] : o + channels};
-        for (int32_t m = 0; m < n; ++m) {
-          for (int32_t u = 0; u < full; ++u) {
-            run_unit<false>(k, u, tap[m], tap[m], dst[m] + u * 16);
+          int8_t* o = output + ((static_cast<int64_t>(b) * out_h + oy) * out_w + ox) * channels;
+          int8_t* dst[kPixels] = {overlap ? result[0] : o, overlap ? result[1] : o + channels};
+          for (int32_t m = 0; m < n; ++m) {
+            for (int32_t u = 0; u < full; ++u) {
+              run_unit<false, kTaps>(k, u, tap[m], tap[m], dst[m] + u * 16);
+            }
           }
+          if (paired_tail) {
+            alignas(16) int8_t pair[16];
+            run_unit<true, kTaps>(k, full, tap[0], tap[1], pair);
+            std::memcpy(dst[0] + full * 16, pair, 8);
+            if (n > 1) std::memcpy(dst[1] + full * 16, pair + 8, 8);
+          }
+          if (overlap) std::memcpy(o, result[0], static_cast<size_t>(channels));
+          if (overlap && n > 1) std::memcpy(o + channels, result[1], static_cast<size_t>(channels));
         }
-        if (paired_tail) {
-          alignas(16) int8_t pair[16];
-          run_unit<true>(k, full, tap[0], tap[1], pair);
-          std::memcpy(dst[0] + full * 16, pair, 8);
-          if (n > 1) std::memcpy(dst[1] + full * 16, pair + 8, 8);
-        }
-        if (overlap) std::memcpy(o, result[0], static_cast<size_t>(channels));
-        if (overlap && n > 1) std::memcpy(o + channels, result[1], static_cast<size_t>(channels));
       }
     }
+  };
+  if (taps == 9) {
+    rows(std::integral_constant<int32_t, 9>());
+  } else {
+    rows(std::integral_constant<int32_t, 0>());
   }
   return true;
 }
