@@ -251,15 +251,56 @@ bool run_layer(const Conv2DParams& p, const Dims& in, const int8_t* input, const
   const int32_t out_h = out.h, out_w = out.w, batches = in.n;
   const int32_t stride_h = p.stride_h, stride_w = p.stride_w;
   const int32_t pad_top = p.padding.top, pad_left = p.padding.left;
+  const bool pointwise8 = f.h == 1 && f.w == 1 && in.c <= 8 && pad_top == 0 && pad_left == 0;
+  const __m128i offset8 = _mm_set1_epi16(static_cast<int16_t>(p.input_offset));
+  const int32_t row_len = f.w * in.c, row_step = p.dilation_h * in.w * in.c;
+  const int32_t last_row = (f.h - 1) * row_step;
+  const int32_t chunks = p.dilation_w == 1 && row_len <= 64 ? (row_len + 15) / 16 : 0;
+  const __m256i offset16 = _mm256_set1_epi16(static_cast<int16_t>(p.input_offset));
   for (int32_t b = 0; b < batches; ++b) {
     const int8_t* image = input + b * g.in_h * g.in_w * g.in_c;
     for (int32_t oy = 0; oy < out_h; ++oy) {
       for (int32_t ox = 0; ox < out_w; ox += kPixels) {
         // Every read of the block's pixels before any of their writes (in_place.h).
         const int32_t n = out_w - ox < kPixels ? out_w - ox : kPixels;
-        for (int32_t m = 0; m < n; ++m) {
-          gather(g, image, oy * stride_h - pad_top, (ox + m) * stride_w - pad_left,
-                 patches + m * stride);
+        if (pointwise8 && oy * stride_h < g.in_h) {
+          // 1x1 without padding, up to 8 channels: one 8-byte load per pixel when it stays
+          // inside the input (the values past the field meet zero weights).
+          const int8_t* src = image + (oy * stride_h * g.in_w + ox * stride_w) * g.in_c;
+          const int32_t step = stride_w * g.in_c;
+          for (int32_t m = 0; m < n; ++m, src += step) {
+            if (src + 8 <= g.end) {
+              const __m128i v =
+                  _mm_cvtepi8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(src)));
+              _mm_storeu_si128(reinterpret_cast<__m128i*>(patches + m * stride),
+                               _mm_add_epi16(v, offset8));
+            } else {
+              simd::widen_with_offset(src, g.in_c, g.offset, patches + m * stride);
+            }
+          }
+        } else {
+          const int32_t iy0 = oy * stride_h - pad_top;
+          for (int32_t m = 0; m < n; ++m) {
+            const int32_t ix0 = (ox + m) * stride_w - pad_left;
+            const int8_t* src = image + (iy0 * g.in_w + ix0) * g.in_c;
+            // Window inside the image, rows of up to 64 values: 16-byte loads (each row's
+            // overhang is overwritten by the next row, the last one's lands in the
+            // patch's slack of 16 values).
+            if (chunks > 0 && iy0 >= 0 && iy0 + (g.f_h - 1) * g.dilation_h < g.in_h && ix0 >= 0 &&
+                ix0 + g.f_w <= g.in_w && src + last_row + 16 * chunks <= g.end) {
+              int16_t* dst = patches + m * stride;
+              for (int32_t ky = 0; ky < g.f_h; ++ky, src += row_step, dst += row_len) {
+                for (int32_t q = 0; q < chunks; ++q) {
+                  const __m256i v = _mm256_cvtepi8_epi16(
+                      _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 16 * q)));
+                  _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 16 * q),
+                                      _mm256_add_epi16(v, offset16));
+                }
+              }
+            } else {
+              gather(g, image, iy0, ix0, patches + m * stride);
+            }
+          }
         }
         int8_t* o = output + ((b * out_h + oy) * out_w + ox) * out.c;
         switch (n) {
