@@ -362,15 +362,6 @@ bool conv2d_packed(const Conv2DParams& p, const PerChannelRequant& rq, const Dim
 
 #else
 
-size_t conv2d_packed_bytes(const Dims&) { return 0; }
-bool conv2d_pack_into(const PerChannelRequant&, const Dims&, const int8_t*, const int32_t*, void*,
-                      size_t) {
-  return false;
-}
-bool conv2d_run_packed(const Conv2DParams&, const Dims&, const int8_t*, const Dims&, const Dims&,
-                       int8_t*, const void*) {
-  return false;
-}
 bool conv2d_packed(const Conv2DParams&, const PerChannelRequant&, const Dims&, const int8_t*,
                    const Dims&, const int8_t*, const int32_t*, const Dims&, int8_t*) {
   return false;

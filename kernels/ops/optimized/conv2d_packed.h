@@ -19,8 +19,8 @@ bool conv2d_packed(const Conv2DParams& p, const PerChannelRequant& rq, const Dim
                    const int8_t* input, const Dims& f, const int8_t* filter, const int32_t* bias,
                    const Dims& out, int8_t* output);
 
-// The same with the weights packed once (packed_weights.h): the bytes a layer with this
-// filter needs (0: no packed path), packing into them, and running from them (false when
+// AVX2 builds only (packed_weights.cpp): the same with the weights packed once: the bytes a layer
+// with this filter needs (0: no packed path), packing into them, and running from them (false when
 // `packed` does not hold a layer of this filter's shape). Shapes must already be checked.
 size_t conv2d_packed_bytes(const Dims& f);
 bool conv2d_pack_into(const PerChannelRequant& rq, const Dims& f, const int8_t* filter,

@@ -274,16 +274,6 @@ bool depthwise_packed(const DepthwiseParams& p, const PerChannelRequant& rq, con
 
 #else
 
-size_t depthwise_packed_bytes(const DepthwiseParams&, const Dims&) { return 0; }
-bool depthwise_pack_into(const DepthwiseParams&, const PerChannelRequant&, const Dims&,
-                         const int8_t*, const int32_t*, void*, size_t) {
-  return false;
-}
-bool depthwise_run_packed(const DepthwiseParams&, const Dims&, const int8_t*, const Dims&,
-                          const Dims&, int8_t*, const void*) {
-  return false;
-}
-
 bool depthwise_packed(const DepthwiseParams&, const PerChannelRequant&, const Dims&, const int8_t*,
                       const Dims&, const int8_t*, const int32_t*, const Dims&, int8_t*) {
   return false;

@@ -19,8 +19,8 @@ bool depthwise_packed(const DepthwiseParams& p, const PerChannelRequant& rq, con
                       const int8_t* input, const Dims& f, const int8_t* filter, const int32_t* bias,
                       const Dims& out, int8_t* output);
 
-// The same with the weights packed once (packed_weights.h): the bytes this layer needs
-// (0: no packed path), packing into them, and running from them (false when `packed`
+// AVX2 builds only (packed_weights.cpp): the same with the weights packed once: the bytes this
+// layer needs (0: no packed path), packing into them, and running from them (false when `packed`
 // does not hold this layer). Shapes must already be checked.
 size_t depthwise_packed_bytes(const DepthwiseParams& p, const Dims& f);
 bool depthwise_pack_into(const DepthwiseParams& p, const PerChannelRequant& rq, const Dims& f,

@@ -1,13 +1,37 @@
 // Weights packed once (packed_weights.h): the public face of the packed layouts of
 // conv2d_packed.cpp and depthwise_packed.cpp, with the plain opt:: kernels as the
-// fallback when a build or layer has no packed path.
+// fallback when a build or layer has no packed path. Host builds only: the Cortex-M
+// firmware compiles neither this file nor the packed layouts.
 #include "tinyfleet/kernels/ops/packed_weights.h"
 
 #include "../common/conv_shapes.h"
 #include "conv2d_packed.h"
 #include "depthwise_packed.h"
+#include "simd_dot.h"
 
 namespace tinyfleet::kernels::TINYFLEET_OPT_NS {
+
+#if !defined(TINYFLEET_SIMD_AVX2)
+// Nothing is packed without AVX2: sizes 0, and a packed block is never valid.
+size_t conv2d_packed_bytes(const Dims&) { return 0; }
+bool conv2d_pack_into(const PerChannelRequant&, const Dims&, const int8_t*, const int32_t*, void*,
+                      size_t) {
+  return false;
+}
+bool conv2d_run_packed(const Conv2DParams&, const Dims&, const int8_t*, const Dims&, const Dims&,
+                       int8_t*, const void*) {
+  return false;
+}
+size_t depthwise_packed_bytes(const DepthwiseParams&, const Dims&) { return 0; }
+bool depthwise_pack_into(const DepthwiseParams&, const PerChannelRequant&, const Dims&,
+                         const int8_t*, const int32_t*, void*, size_t) {
+  return false;
+}
+bool depthwise_run_packed(const DepthwiseParams&, const Dims&, const int8_t*, const Dims&,
+                          const Dims&, int8_t*, const void*) {
+  return false;
+}
+#endif
 
 size_t conv2d_packed_size(const Dims& f) { return conv2d_packed_bytes(f); }
 
