@@ -11,6 +11,15 @@
 
 namespace tinyfleet::kernels::TINYFLEET_OPT_NS {
 
+// This build's plain kernels (the public headers name opt:: and opt_scalar::; the AVX2
+// build of these sources is opt_avx2::, see avx2_dispatch.cpp).
+Status conv2d(const Conv2DParams& p, const PerChannelRequant& rq, const Dims& in,
+              const int8_t* input, const Dims& f, const int8_t* filter, const int32_t* bias,
+              const Dims& out, int8_t* output, void* scratch, size_t scratch_bytes);
+Status depthwise_conv2d(const DepthwiseParams& p, const PerChannelRequant& rq, const Dims& in,
+                        const int8_t* input, const Dims& f, const int8_t* filter,
+                        const int32_t* bias, const Dims& out, int8_t* output);
+
 #if !defined(TINYFLEET_SIMD_AVX2)
 // Nothing is packed without AVX2: sizes 0, and a packed block is never valid.
 size_t conv2d_packed_bytes(const Dims&) { return 0; }
