@@ -74,6 +74,33 @@ inline void run_unit(const Layer& k, int32_t u, const int8_t* const* a, const in
   k.narrow.store16_lanes(k.unit[u].lo.apply(lo), k.unit[u].hi.apply(hi), out);
 }
 
+// Two pixels (16 channels each) of one unit: every weight and constant loaded once for
+// both.
+template <int32_t kTaps>
+inline void run_unit_x2(const Layer& k, int32_t u, const int8_t* const* a, const int8_t* const* b,
+                        int8_t* out_a, int8_t* out_b) {
+  const int32_t c0 = u * 16;
+  const int32_t taps = kTaps > 0 ? kTaps : k.taps, tap_pairs = (taps + 1) / 2;
+  const __m256i* w = k.w + u * tap_pairs * 2;
+  __m256i lo_a = k.unit[u].bias_lo, hi_a = k.unit[u].bias_hi;
+  __m256i lo_b = lo_a, hi_b = hi_a;
+  for (int32_t q = 0; q < tap_pairs; ++q) {
+    const int32_t t0 = 2 * q,
+                  t1 = 2 * q + 1 < taps ? 2 * q + 1 : 2 * q;  // weights 0 past the end
+    const __m256i w0 = w[2 * q], w1 = w[2 * q + 1];
+    const __m256i xa0 = widen16(a[t0] + c0), xa1 = widen16(a[t1] + c0);
+    const __m256i xb0 = widen16(b[t0] + c0), xb1 = widen16(b[t1] + c0);
+    lo_a = _mm256_add_epi32(lo_a, _mm256_madd_epi16(_mm256_unpacklo_epi16(xa0, xa1), w0));
+    hi_a = _mm256_add_epi32(hi_a, _mm256_madd_epi16(_mm256_unpackhi_epi16(xa0, xa1), w1));
+    lo_b = _mm256_add_epi32(lo_b, _mm256_madd_epi16(_mm256_unpacklo_epi16(xb0, xb1), w0));
+    hi_b = _mm256_add_epi32(hi_b, _mm256_madd_epi16(_mm256_unpackhi_epi16(xb0, xb1), w1));
+  }
+  const simd::Requant8& rlo = k.unit[u].lo;
+  const simd::Requant8& rhi = k.unit[u].hi;
+  k.narrow.store16_lanes(rlo.apply(lo_a), rhi.apply(hi_a), out_a);
+  k.narrow.store16_lanes(rlo.apply(lo_b), rhi.apply(hi_b), out_b);
+}
+
 // The packed layout, from a 32-byte aligned start: this header, the constants of each
 // unit, then the weights [unit][tap pair][lo, hi].
 struct Header {
@@ -218,9 +245,13 @@ bool run_layer(const DepthwiseParams& p, const Dims& in, const int8_t* input, co
           }
           int8_t* o = output + ((static_cast<int64_t>(b) * out_h + oy) * out_w + ox) * channels;
           int8_t* dst[kPixels] = {overlap ? result[0] : o, overlap ? result[1] : o + channels};
-          for (int32_t m = 0; m < n; ++m) {
+          if (n == 2) {
             for (int32_t u = 0; u < full; ++u) {
-              run_unit<false, kTaps>(k, u, tap[m], tap[m], dst[m] + u * 16);
+              run_unit_x2<kTaps>(k, u, tap[0], tap[1], dst[0] + u * 16, dst[1] + u * 16);
+            }
+          } else {
+            for (int32_t u = 0; u < full; ++u) {
+              run_unit<false, kTaps>(k, u, tap[0], tap[0], dst[0] + u * 16);
             }
           }
           if (paired_tail) {
