@@ -222,9 +222,15 @@ bool run_layer(const DepthwiseParams& p, const Dims& in, const int8_t* input, co
               ox + 1 - pad_left + (f_w - 1) * dilation_w < in_w) {
             const int8_t* corner = image + (iy0 * in_w + ox - pad_left) * channels;
             for (int32_t t = 0; t < taps; ++t) tap[0][t] = corner + tap_offset[t];
-            run_unit<false, kTaps>(
-                k, 0, tap[0], tap[0],
-                output + ((static_cast<int64_t>(b) * out_h + oy) * out_w + ox) * channels);
+            int8_t* o = output + ((static_cast<int64_t>(b) * out_h + oy) * out_w + ox) * channels;
+            // Four pixels inside: the second pair's taps 16 bytes on, the weights shared.
+            if (ox + 3 < out_w && ox + 3 - pad_left + (f_w - 1) * dilation_w < in_w) {
+              for (int32_t t = 0; t < taps; ++t) tap[1][t] = tap[0][t] + 16;
+              run_unit_x2<kTaps>(k, 0, tap[0], tap[1], o, o + 16);
+              ox += kPixels;
+              continue;
+            }
+            run_unit<false, kTaps>(k, 0, tap[0], tap[0], o);
             continue;
           }
           for (int32_t m = 0; m < kPixels; ++m) {
