@@ -28,3 +28,5 @@ set(TINYFLEET_KERNELS_OPS_OPTIMIZED_SOURCES
   optimized/fully_connected_dsp.cpp
   optimized/pooling.cpp
   optimized/requant_dsp.cpp)
+# Host builds only (opt:: and opt_scalar::), not the Cortex-M firmware: weights packed once.
+set(TINYFLEET_KERNELS_OPS_HOST_OPTIMIZED_SOURCES optimized/packed_weights.cpp)

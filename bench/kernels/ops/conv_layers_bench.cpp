@@ -1,5 +1,6 @@
 // MLPerf Tiny layer shapes: tinyfleet's optimized int8 kernels against their
-// reference twins and XNNPACK's QC8 (per-channel int8) operators, single-threaded.
+// reference twins and XNNPACK's QC8 (per-channel int8) operators, single-threaded; both
+// pack their weights once, outside the timing (packed_weights.h, XNNPACK's create).
 // After the Google Benchmark output, one table: shape, optimized, reference,
 // XNNPACK, reference/optimized and optimized/XNNPACK.
 //   deploy/local/run-bench.sh bench_conv_layers
@@ -14,6 +15,7 @@
 #include "time_collector.h"
 #include "tinyfleet/kernels/ops/conv2d.h"
 #include "tinyfleet/kernels/ops/depthwise_conv2d.h"
+#include "tinyfleet/kernels/ops/packed_weights.h"
 #include "tinyfleet/kernels/ops/quantization.h"
 
 using namespace tinyfleet::kernels;
@@ -50,6 +52,7 @@ struct Prepared {
   std::vector<int32_t> bias, mult, shift;
   std::vector<float> kernel_scale;
   std::vector<uint8_t> scratch;
+  std::vector<unsigned char> packed;  // ours, packed once like XNNPACK's (outside the timing)
   xnn_operator_t xnn = nullptr;
 };
 
@@ -83,6 +86,17 @@ Prepared prepare(const Layer& l) {
     s.shift.push_back(sh);
   }
   s.scratch.resize(conv2d_scratch_size(s.f));
+  const PerChannelRequant rq{s.mult.data(), s.shift.data()};
+  DepthwiseParams dp;
+  static_cast<Conv2DParams&>(dp) = s.p;
+  s.packed.resize(l.depthwise ? opt::depthwise_packed_size(dp, s.f) : opt::conv2d_packed_size(s.f));
+  if (!s.packed.empty()) {
+    const Status st = l.depthwise ? opt::depthwise_pack(dp, rq, s.f, s.filter.data(), s.bias.data(),
+                                                        s.packed.data(), s.packed.size())
+                                  : opt::conv2d_pack(rq, s.f, s.filter.data(), s.bias.data(),
+                                                     s.packed.data(), s.packed.size());
+    if (st != Status::kOk) s.packed.clear();
+  }
   const auto status = xnn_create_convolution2d_nhwc_qc8(
       static_cast<uint32_t>(l.pad.top), static_cast<uint32_t>(l.pad.right),
       static_cast<uint32_t>(l.pad.bottom), static_cast<uint32_t>(l.pad.left),
@@ -106,6 +120,7 @@ void run(benchmark::State& state, const Layer& l, int which) {
   const PerChannelRequant rq{s.mult.data(), s.shift.data()};
   DepthwiseParams dp;
   static_cast<Conv2DParams&>(dp) = s.p;
+  const void* packed = s.packed.empty() ? nullptr : s.packed.data();
   for (auto _ : state) {
     Status st = Status::kOk;
     if (which == 2) {
@@ -114,16 +129,16 @@ void run(benchmark::State& state, const Layer& l, int which) {
         break;
       }
     } else if (l.depthwise) {
-      st = which == 0 ? opt::depthwise_conv2d(dp, rq, s.in, s.input.data(), s.f, s.filter.data(),
-                                              s.bias.data(), s.out, s.output.data())
+      st = which == 0 ? opt::depthwise_prepacked(dp, rq, s.in, s.input.data(), s.f, s.filter.data(),
+                                                 s.bias.data(), s.out, s.output.data(), packed)
                       : ref::depthwise_conv2d(dp, rq, s.in, s.input.data(), s.f, s.filter.data(),
                                               s.bias.data(), s.out, s.output.data());
     } else {
-      st = which == 0
-               ? opt::conv2d(s.p, rq, s.in, s.input.data(), s.f, s.filter.data(), s.bias.data(),
-                             s.out, s.output.data(), s.scratch.data(), s.scratch.size())
-               : ref::conv2d(s.p, rq, s.in, s.input.data(), s.f, s.filter.data(), s.bias.data(),
-                             s.out, s.output.data(), nullptr, 0);
+      st = which == 0 ? opt::conv2d_prepacked(s.p, rq, s.in, s.input.data(), s.f, s.filter.data(),
+                                              s.bias.data(), s.out, s.output.data(),
+                                              s.scratch.data(), s.scratch.size(), packed)
+                      : ref::conv2d(s.p, rq, s.in, s.input.data(), s.f, s.filter.data(),
+                                    s.bias.data(), s.out, s.output.data(), nullptr, 0);
     }
     if (st != Status::kOk) state.SkipWithError(to_string(st));
     benchmark::DoNotOptimize(s.output.data());

@@ -175,25 +175,36 @@ void run_pixels(const Packed& k, const int16_t* patches, int32_t stride, int8_t*
   }
 }
 
-}  // namespace
+// The packed layout, from a 32-byte aligned start: this header, the biases of each
+// block of 8 channels, their requantization constants, then the weights.
+struct Header {
+  uint32_t magic;
+  int32_t k_len, out_c, pairs, blocks;
+  int32_t unused[3];
+};
+constexpr uint32_t kMagic = 0x32766e63;  // "cnv2"
 
-bool conv2d_packed(const Conv2DParams& p, const PerChannelRequant& rq, const Dims& in,
-                   const int8_t* input, const Dims& f, const int8_t* filter, const int32_t* bias,
-                   const Dims& out, int8_t* output) {
-  const int32_t k_len = f.h * f.w * f.c;
-  const int32_t pairs = (k_len + 1) / 2;
-  const int32_t blocks = (out.c + 7) / 8, full = out.c / 8;
-  if (pairs > kMaxPairs || blocks > kMaxBlocks || blocks * pairs * 16 > kMaxPackedValues) {
-    return false;
-  }
-  alignas(32) int16_t packed[kMaxPackedValues];
-  // The receptive fields of up to kPixels pixels of a row (+ 16: a wide row's overhang).
-  alignas(32) int16_t patches[kPixels * (2 * kMaxPairs + 16)];
-  const int32_t stride = (2 * pairs + 16 + 15) / 16 * 16;
-  simd::Requant8 requant[kMaxBlocks];
-  __m256i bias8[kMaxBlocks];
+size_t layout_bytes(int32_t blocks, int32_t pairs) {
+  return sizeof(Header) + static_cast<size_t>(blocks) * (sizeof(__m256i) + sizeof(simd::Requant8)) +
+         static_cast<size_t>(blocks) * static_cast<size_t>(pairs) * sizeof(__m256i);
+}
+
+void* align32(void* p) {
+  return reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(p) + 31) & ~uintptr_t{31});
+}
+
+// Writes the layout at `at` (32-byte aligned).
+void pack_layer(const PerChannelRequant& rq, const Dims& f, const int8_t* filter,
+                const int32_t* bias, void* at) {
+  const int32_t k_len = f.h * f.w * f.c, pairs = (k_len + 1) / 2, out_c = f.n;
+  const int32_t blocks = (out_c + 7) / 8;
+  auto* h = static_cast<Header*>(at);
+  *h = Header{kMagic, k_len, out_c, pairs, blocks, {}};
+  auto* bias8 = reinterpret_cast<__m256i*>(h + 1);
+  auto* requant = reinterpret_cast<simd::Requant8*>(bias8 + blocks);
+  auto* packed = reinterpret_cast<int16_t*>(requant + blocks);
   for (int32_t blk = 0; blk < blocks; ++blk) {
-    const int32_t c0 = blk * 8, n = out.c - c0 < 8 ? out.c - c0 : 8;
+    const int32_t c0 = blk * 8, n = out_c - c0 < 8 ? out_c - c0 : 8;
     pack_block(filter, k_len, pairs, c0, n, packed + blk * pairs * 16);
     alignas(32) int32_t b[8] = {}, m[8] = {}, s[8] = {};
     for (int32_t c = 0; c < n; ++c) {
@@ -204,10 +215,26 @@ bool conv2d_packed(const Conv2DParams& p, const PerChannelRequant& rq, const Dim
     bias8[blk] = _mm256_load_si256(reinterpret_cast<const __m256i*>(b));
     requant[blk] = simd::Requant8(m, s);
   }
-  const Packed k{reinterpret_cast<const __m256i*>(packed),
+}
+
+// Runs the layer packed at `at` (32-byte aligned); false if it holds another layer.
+bool run_layer(const Conv2DParams& p, const Dims& in, const int8_t* input, const Dims& f,
+               const Dims& out, int8_t* output, const void* at) {
+  const auto* h = static_cast<const Header*>(at);
+  if (h->magic != kMagic || h->k_len != f.h * f.w * f.c || h->out_c != out.c ||
+      h->pairs > kMaxPairs) {
+    return false;
+  }
+  const int32_t pairs = h->pairs, blocks = h->blocks;
+  const auto* bias8 = reinterpret_cast<const __m256i*>(h + 1);
+  const auto* requant = reinterpret_cast<const simd::Requant8*>(bias8 + blocks);
+  // The receptive fields of up to kPixels pixels of a row (+ 16: a wide row's overhang).
+  alignas(32) int16_t patches[kPixels * (2 * kMaxPairs + 16)];
+  const int32_t stride = (2 * pairs + 16 + 15) / 16 * 16;
+  const Packed k{reinterpret_cast<const __m256i*>(requant + blocks),
                  pairs,
                  blocks,
-                 full,
+                 out.c / 8,
                  out.c,
                  bias8,
                  requant,
@@ -224,15 +251,56 @@ bool conv2d_packed(const Conv2DParams& p, const PerChannelRequant& rq, const Dim
   const int32_t out_h = out.h, out_w = out.w, batches = in.n;
   const int32_t stride_h = p.stride_h, stride_w = p.stride_w;
   const int32_t pad_top = p.padding.top, pad_left = p.padding.left;
+  const bool pointwise8 = f.h == 1 && f.w == 1 && in.c <= 8 && pad_top == 0 && pad_left == 0;
+  const __m128i offset8 = _mm_set1_epi16(static_cast<int16_t>(p.input_offset));
+  const int32_t row_len = f.w * in.c, row_step = p.dilation_h * in.w * in.c;
+  const int32_t last_row = (f.h - 1) * row_step;
+  const int32_t chunks = p.dilation_w == 1 && row_len <= 64 ? (row_len + 15) / 16 : 0;
+  const __m256i offset16 = _mm256_set1_epi16(static_cast<int16_t>(p.input_offset));
   for (int32_t b = 0; b < batches; ++b) {
     const int8_t* image = input + b * g.in_h * g.in_w * g.in_c;
     for (int32_t oy = 0; oy < out_h; ++oy) {
       for (int32_t ox = 0; ox < out_w; ox += kPixels) {
         // Every read of the block's pixels before any of their writes (in_place.h).
         const int32_t n = out_w - ox < kPixels ? out_w - ox : kPixels;
-        for (int32_t m = 0; m < n; ++m) {
-          gather(g, image, oy * stride_h - pad_top, (ox + m) * stride_w - pad_left,
-                 patches + m * stride);
+        if (pointwise8 && oy * stride_h < g.in_h) {
+          // 1x1 without padding, up to 8 channels: one 8-byte load per pixel when it stays
+          // inside the input (the values past the field meet zero weights).
+          const int8_t* src = image + (oy * stride_h * g.in_w + ox * stride_w) * g.in_c;
+          const int32_t step = stride_w * g.in_c;
+          for (int32_t m = 0; m < n; ++m, src += step) {
+            if (src + 8 <= g.end) {
+              const __m128i v =
+                  _mm_cvtepi8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(src)));
+              _mm_storeu_si128(reinterpret_cast<__m128i*>(patches + m * stride),
+                               _mm_add_epi16(v, offset8));
+            } else {
+              simd::widen_with_offset(src, g.in_c, g.offset, patches + m * stride);
+            }
+          }
+        } else {
+          const int32_t iy0 = oy * stride_h - pad_top;
+          for (int32_t m = 0; m < n; ++m) {
+            const int32_t ix0 = (ox + m) * stride_w - pad_left;
+            const int8_t* src = image + (iy0 * g.in_w + ix0) * g.in_c;
+            // Window inside the image, rows of up to 64 values: 16-byte loads (each row's
+            // overhang is overwritten by the next row, the last one's lands in the
+            // patch's slack of 16 values).
+            if (chunks > 0 && iy0 >= 0 && iy0 + (g.f_h - 1) * g.dilation_h < g.in_h && ix0 >= 0 &&
+                ix0 + g.f_w <= g.in_w && src + last_row + 16 * chunks <= g.end) {
+              int16_t* dst = patches + m * stride;
+              for (int32_t ky = 0; ky < g.f_h; ++ky, src += row_step, dst += row_len) {
+                for (int32_t q = 0; q < chunks; ++q) {
+                  const __m256i v = _mm256_cvtepi8_epi16(
+                      _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 16 * q)));
+                  _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 16 * q),
+                                      _mm256_add_epi16(v, offset16));
+                }
+              }
+            } else {
+              gather(g, image, iy0, ix0, patches + m * stride);
+            }
+          }
         }
         int8_t* o = output + ((b * out_h + oy) * out_w + ox) * out.c;
         switch (n) {
@@ -253,6 +321,43 @@ bool conv2d_packed(const Conv2DParams& p, const PerChannelRequant& rq, const Dim
     }
   }
   return true;
+}
+
+}  // namespace
+
+size_t conv2d_packed_bytes(const Dims& f) {
+  const int32_t pairs = (f.h * f.w * f.c + 1) / 2;
+  if (f.n <= 0 || pairs <= 0 || pairs > kMaxPairs) return 0;
+  return layout_bytes((f.n + 7) / 8, pairs) + 31;
+}
+
+bool conv2d_pack_into(const PerChannelRequant& rq, const Dims& f, const int8_t* filter,
+                      const int32_t* bias, void* packed, size_t bytes) {
+  const size_t need = conv2d_packed_bytes(f);
+  if (need == 0 || !packed || bytes < need) return false;
+  pack_layer(rq, f, filter, bias, align32(packed));
+  return true;
+}
+
+bool conv2d_run_packed(const Conv2DParams& p, const Dims& in, const int8_t* input, const Dims& f,
+                       const Dims& out, int8_t* output, const void* packed) {
+  return run_layer(p, in, input, f, out, output, align32(const_cast<void*>(packed)));
+}
+
+bool conv2d_packed(const Conv2DParams& p, const PerChannelRequant& rq, const Dims& in,
+                   const int8_t* input, const Dims& f, const int8_t* filter, const int32_t* bias,
+                   const Dims& out, int8_t* output) {
+  const int32_t k_len = f.h * f.w * f.c;
+  const int32_t pairs = (k_len + 1) / 2;
+  const int32_t blocks = (out.c + 7) / 8;
+  if (pairs > kMaxPairs || blocks > kMaxBlocks || blocks * pairs * 16 > kMaxPackedValues) {
+    return false;
+  }
+  alignas(32) unsigned char layer[sizeof(Header) +
+                                  kMaxBlocks * (sizeof(__m256i) + sizeof(simd::Requant8)) +
+                                  kMaxPackedValues * sizeof(int16_t)];
+  pack_layer(rq, f, filter, bias, layer);
+  return run_layer(p, in, input, f, out, output, layer);
 }
 
 #else

@@ -19,4 +19,13 @@ bool conv2d_packed(const Conv2DParams& p, const PerChannelRequant& rq, const Dim
                    const int8_t* input, const Dims& f, const int8_t* filter, const int32_t* bias,
                    const Dims& out, int8_t* output);
 
+// AVX2 builds only (packed_weights.cpp): the same with the weights packed once: the bytes a layer
+// with this filter needs (0: no packed path), packing into them, and running from them (false when
+// `packed` does not hold a layer of this filter's shape). Shapes must already be checked.
+size_t conv2d_packed_bytes(const Dims& f);
+bool conv2d_pack_into(const PerChannelRequant& rq, const Dims& f, const int8_t* filter,
+                      const int32_t* bias, void* packed, size_t bytes);
+bool conv2d_run_packed(const Conv2DParams& p, const Dims& in, const int8_t* input, const Dims& f,
+                       const Dims& out, int8_t* output, const void* packed);
+
 }  // namespace tinyfleet::kernels::TINYFLEET_OPT_NS

@@ -19,4 +19,13 @@ bool depthwise_packed(const DepthwiseParams& p, const PerChannelRequant& rq, con
                       const int8_t* input, const Dims& f, const int8_t* filter, const int32_t* bias,
                       const Dims& out, int8_t* output);
 
+// AVX2 builds only (packed_weights.cpp): the same with the weights packed once: the bytes this
+// layer needs (0: no packed path), packing into them, and running from them (false when `packed`
+// does not hold this layer). Shapes must already be checked.
+size_t depthwise_packed_bytes(const DepthwiseParams& p, const Dims& f);
+bool depthwise_pack_into(const DepthwiseParams& p, const PerChannelRequant& rq, const Dims& f,
+                         const int8_t* filter, const int32_t* bias, void* packed, size_t bytes);
+bool depthwise_run_packed(const DepthwiseParams& p, const Dims& in, const int8_t* input,
+                          const Dims& f, const Dims& out, int8_t* output, const void* packed);
+
 }  // namespace tinyfleet::kernels::TINYFLEET_OPT_NS

@@ -9,7 +9,7 @@
 
 #if defined(TINYFLEET_SIMD_AVX2)
 
-namespace tinyfleet::kernels::simd {
+namespace tinyfleet::kernels::TINYFLEET_OPT_NS::simd {
 
 struct Requant8 {
   __m256i m_even, m_odd;  // the multipliers of the even lanes, and of the odd lanes moved down
@@ -102,6 +102,6 @@ inline void requantize8(__m256i acc, const int32_t* multiplier, const int32_t* s
   Narrow(offset, act_min, act_max).store8(Requant8(multiplier, shift).apply(acc), out);
 }
 
-}  // namespace tinyfleet::kernels::simd
+}  // namespace tinyfleet::kernels::TINYFLEET_OPT_NS::simd
 
 #endif

@@ -22,7 +22,7 @@
 #define TINYFLEET_OPT_NS opt
 #endif
 
-namespace tinyfleet::kernels::simd {
+namespace tinyfleet::kernels::TINYFLEET_OPT_NS::simd {
 
 #if defined(TINYFLEET_SIMD_AVX2)
 inline int32_t hsum(__m256i v) {
@@ -157,4 +157,4 @@ inline void widen_with_offset(const int8_t* src, int32_t n, int32_t offset, int1
   for (; i < n; ++i) dst[i] = static_cast<int16_t>(src[i] + offset);
 }
 
-}  // namespace tinyfleet::kernels::simd
+}  // namespace tinyfleet::kernels::TINYFLEET_OPT_NS::simd
