@@ -5,7 +5,8 @@
 // Then a v1 -> v2 update of a small artifact (fixture_model.h): the TensorRange delta made
 // by update_host's encoder and its signed offer, with v2's host output as self-test.
 //   make_offer_fixture DIR  ->  DIR/offer.bin, root.pub (check_offer cases),
-//                               v1.tfa, input.bin, v1_output.bin, delta.bin, delta_offer.bin
+//                               v1.tfa, input.bin, v1_output.bin, delta.bin, delta_offer.bin,
+//                               revoked_offer.bin, old_offer.bin, stranger_offer.bin (tamper)
 #include <sodium.h>
 
 #include <cstdio>
@@ -66,6 +67,7 @@ int main(int argc, char** argv) {
   }
   const std::filesystem::path dir = argv[1];
   std::filesystem::remove_all(dir / "keys");
+  std::filesystem::remove_all(dir / "stranger-keys");
   std::filesystem::create_directories(dir);
   auto key = update::init_keys((dir / "keys").string(), ft::kNow, 30);
   if (!key) {
@@ -133,6 +135,13 @@ int main(int argc, char** argv) {
   const auto recertified = update::load_targets_key(keys);
   if (!recertified) return 1;
   const std::string delta_offer = signed_with_chain(d, *recertified);
+  // Tamper cases on the target: the same update at an older release (anti-rollback once
+  // release 8 runs), and signed by a targets key another fleet's root certifies.
+  update::ManifestFields older = d;
+  older.release_seq = ft::kDeltaRelease - 1;
+  const std::string old_offer = signed_with_chain(older, *recertified);
+  const auto stranger = update::init_keys((dir / "stranger-keys").string(), ft::kNow, 30);
+  if (!stranger) return 1;
   if (!update::rotate_targets_key(keys, keys, ft::kNow, 30) ||
       !update::revoke_targets_key(keys, keys, recertified->public_key)) {
     return 1;
@@ -142,7 +151,9 @@ int main(int argc, char** argv) {
   if (!write(dir / "v1.tfa", v1) || !write(dir / "input.bin", input) ||
       !write(dir / "v1_output.bin", out1) || !write(dir / "delta.bin", delta->payload) ||
       !write(dir / "delta_offer.bin", delta_offer) ||
-      !write(dir / "revoked_offer.bin", signed_with_chain(r, *recertified))) {
+      !write(dir / "revoked_offer.bin", signed_with_chain(r, *recertified)) ||
+      !write(dir / "old_offer.bin", old_offer) ||
+      !write(dir / "stranger_offer.bin", update::sign_offer(d, *stranger))) {
     return 1;
   }
   std::printf(
