@@ -21,9 +21,11 @@
 
 extern "C" {
 extern const unsigned char tf_root_pub[], tf_v1[], tf_input[], tf_v1_output[], tf_delta[],
-    tf_delta_offer[], tf_revoked_offer[], tf_old_offer[], tf_stranger_offer[];
+    tf_delta_offer[], tf_revoked_offer[], tf_old_offer[], tf_stranger_offer[], tf_digits_v1[],
+    tf_digits_v1_output[], tf_digits_delta[], tf_digits_offer[];
 extern const unsigned int tf_v1_size, tf_input_size, tf_v1_output_size, tf_delta_size,
-    tf_delta_offer_size, tf_revoked_offer_size, tf_old_offer_size, tf_stranger_offer_size;
+    tf_delta_offer_size, tf_revoked_offer_size, tf_old_offer_size, tf_stranger_offer_size,
+    tf_digits_v1_size, tf_digits_v1_output_size, tf_digits_delta_size, tf_digits_offer_size;
 }
 
 namespace {
@@ -68,7 +70,7 @@ StatusPeek peek_status(const uint8_t* data, size_t size) {
 // Serves the chunks the agent asks for from the payload (as the broker would).
 class ChunkOutbox final : public device_agent::Outbox {
  public:
-  explicit ChunkOutbox(const uint8_t* payload) : payload_(payload) {}
+  ChunkOutbox(const uint8_t* payload, size_t size) : payload_(payload), size_(size) {}
   bool publish_status(const uint8_t* data, size_t size) override {
     ++statuses;
     last = peek_status(data, size);
@@ -87,7 +89,7 @@ class ChunkOutbox final : public device_agent::Outbox {
   void serve(device_agent::UpdateAgent& agent) {
     while (pending) {
       pending = false;
-      if (offset_ + length_ > tf_delta_size) return;
+      if (offset_ + length_ > size_) return;
       agent.on_chunk(release_, offset_, payload_ + offset_, length_);
     }
   }
@@ -98,6 +100,7 @@ class ChunkOutbox final : public device_agent::Outbox {
 
  private:
   const uint8_t* payload_;
+  size_t size_;
   uint64_t release_ = 0, offset_ = 0;
   uint32_t length_ = 0;
 };
@@ -111,7 +114,7 @@ class MovableClock final : public device_agent::Clock {
 };
 
 struct Device {
-  explicit Device(const uint8_t* payload) : outbox(payload) {}
+  Device(const uint8_t* payload, size_t size) : outbox(payload, size) {}
   ft::RamRecords records;
   ft::RamSlots slots;
   MovableClock clock;
@@ -147,9 +150,12 @@ bool output_is(device_agent::UpdateAgent& agent, const uint8_t* expected, size_t
   return std::memcmp(out, expected, size) == 0;
 }
 
-Device g_a(tf_delta);
-Device g_b(g_tampered);
-Device g_c(tf_delta);
+Device g_a(tf_delta, tf_delta_size);
+Device g_b(g_tampered, tf_delta_size);
+Device g_c(tf_delta, tf_delta_size);
+Device g_d(tf_digits_delta, tf_digits_delta_size);
+// The fixture model's counts, the bench's comparison.
+uint64_t g_chain_n = 0, g_check_n = 0, g_apply_n = 0, g_infer_n = 0;
 
 // A tampered offer: refused with its code (and the code's name as the status detail),
 // nothing requested, the installed release and its sha256 unchanged, and inference still
@@ -266,6 +272,10 @@ void update_device_a() {
              g_a.outbox.requests == requests &&
              rebooted.record().installed_release == ft::kDeltaRelease,
          "A", "an offer under a revoked targets key is refused (root v4 applied)");
+  g_chain_n = chain_n;
+  g_check_n = check_n;
+  g_apply_n = apply_n;
+  g_infer_n = infer_n;
   std::printf(
       "instructions: root chain walk %llu (2 versions), offer check %llu, download + verify + "
       "patch + self-test + switch %llu (%u B delta, %u B artifact), one inference %llu\n",
@@ -353,6 +363,67 @@ void tamper_device_c() {
                  v2_bytes, v2_size, "an older release (7 after 8)");
 }
 
+// The instruction bench (docs/firmware.md): digits_cnn v1 -> v2 as tinyfleet-compile made
+// them for cortex-m4-256k on the host; instructions (QEMU -icount shift=0) to check the
+// offer, to apply the delta (download, payload SHA-256, patch, SHA-256 of the slot,
+// self-test, switch) and to run one inference, beside the fixture model's.
+void bench_digits() {
+  if (tf_digits_offer_size == 0) return;  // a fixture made without the digits models
+  static device_agent::UpdateAgent agent(config(), g_d.records, g_d.slots, g_d.clock, g_d.outbox,
+                                         g_verifier, g_sha, g_d.runner_a, g_d.runner_b, g_workspace,
+                                         sizeof g_workspace);
+  expect(agent.install_factory(tf_digits_v1, tf_digits_v1_size) && agent.boot() &&
+             output_is(agent, tf_digits_v1_output, tf_digits_v1_output_size),
+         "D", "digits_cnn v1 booted, gives the host runtime's output bytes");
+  static update::TrustedRoot trusted;
+  update::pin_root(tf_root_pub, &trusted);
+  bool advanced = false;
+  update::RootStatus why;
+  const uint64_t chain_n = firmware::count_instructions([&] {
+    update::apply_offer_root_chain(tf_digits_offer, tf_digits_offer_size, trusted, g_verifier,
+                                   &advanced, &why);
+  });
+  update::DeviceIdentity id{ft::kFleet, ft::kClass, 0, tf_root_pub, ft::kDevice, &trusted};
+  update::CheckedOffer checked;
+  const uint64_t check_n = firmware::count_instructions([&] {
+    checked = update::check_offer(tf_digits_offer, tf_digits_offer_size, id, ft::kNow, g_verifier);
+  });
+  const uint64_t apply_n = firmware::count_instructions([&] {
+    agent.on_offer(tf_digits_offer, tf_digits_offer_size);
+    g_d.outbox.serve(agent);
+  });
+  expect(checked.status == update::OfferStatus::kOk &&
+             agent.state() == update::UpdateState::kCommitted &&
+             agent.record().installed_release == ft::kDeltaRelease,
+         "D", "digits_cnn v1 -> v2 delta verified, patched, self-tested, switched");
+  const auto* expected = agent.manifest()->self_tests()->Get(0)->expected_output();
+  bool v2_ok = false;
+  const uint64_t infer_n = firmware::count_instructions([&] {
+    v2_ok = output_is(agent, reinterpret_cast<const uint8_t*>(expected->data()), expected->size());
+  });
+  expect(v2_ok, "D", "digits_cnn v2 gives the output its offer's self-test expects");
+  std::printf(
+      "bench firmware_agent_qemu: digits_cnn v1 -> v2 (cortex-m4-256k, %u B artifact, "
+      "%u B TensorRange delta) vs the fixture model (%u B, %u B delta), "
+      "instructions under QEMU -icount shift=0\n",
+      tf_digits_v1_size, tf_digits_delta_size, tf_v1_size, tf_delta_size);
+  std::printf("bench | %-58s | %12s | %13s |\n", "step", "digits_cnn", "fixture model");
+  std::printf("bench | %-58s | %12llu | %13llu |\n",
+              "verify: root chain walk (2 versions, 4 Ed25519)",
+              static_cast<unsigned long long>(chain_n), static_cast<unsigned long long>(g_chain_n));
+  std::printf("bench | %-58s | %12llu | %13llu |\n", "verify: offer check (certificate + manifest)",
+              static_cast<unsigned long long>(check_n), static_cast<unsigned long long>(g_check_n));
+  std::printf("bench | %-58s | %12llu | %13llu |\n",
+              "on_offer to switched (walk, check, chunks, hashes, patch)",
+              static_cast<unsigned long long>(apply_n), static_cast<unsigned long long>(g_apply_n));
+  std::printf("bench | %-58s | %12llu | %13llu |\n",
+              "apply: that less walk and check (patch, hashes, self-test)",
+              static_cast<unsigned long long>(apply_n - chain_n - check_n),
+              static_cast<unsigned long long>(g_apply_n - g_chain_n - g_check_n));
+  std::printf("bench | %-58s | %12llu | %13llu |\n", "one inference",
+              static_cast<unsigned long long>(infer_n), static_cast<unsigned long long>(g_infer_n));
+}
+
 }  // namespace
 
 int main() {
@@ -364,6 +435,9 @@ int main() {
   update_device_b();
   tamper_device_c();
   std::printf("ram: stack high-water %u B below main (update, patch, self-test, inference)\n",
+              static_cast<unsigned>(stack.used()));
+  bench_digits();
+  std::printf("bench | stack below main with digits_cnn's self-test and inference: %u B\n",
               static_cast<unsigned>(stack.used()));
   std::printf("ram: UpdateAgent %u B, InferenceLoop %u B, TensorRange workspace %u B\n",
               static_cast<unsigned>(sizeof(device_agent::UpdateAgent)),
