@@ -65,7 +65,7 @@ void WindowStats::add_shadow(bool agree) {
 
 namespace {
 // Insertion sort of a window's latency samples (at most kLatencySamples = 256, once per
-// window): std::nth_element's introselect costs 0.5 KB of an MCU's flash for nothing at
+// window): std::nth_element's introselect costs 0.4 KB of an MCU's flash for nothing at
 // this size (docs/firmware.md, Footprint).
 void sort_samples(uint32_t* v, uint32_t n) {
   for (uint32_t i = 1; i < n; ++i) {
