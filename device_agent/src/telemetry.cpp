@@ -64,17 +64,27 @@ void WindowStats::add_shadow(bool agree) {
 }
 
 namespace {
-float percentile(uint32_t* v, uint32_t n, double q) {
+// Insertion sort of a window's latency samples (at most kLatencySamples = 256, once per
+// window): std::nth_element's introselect costs 0.4 KB of an MCU's flash for nothing at
+// this size (docs/firmware.md, Footprint).
+void sort_samples(uint32_t* v, uint32_t n) {
+  for (uint32_t i = 1; i < n; ++i) {
+    const uint32_t x = v[i];
+    uint32_t j = i;
+    for (; j > 0 && v[j - 1] > x; --j) v[j] = v[j - 1];
+    v[j] = x;
+  }
+}
+float percentile(const uint32_t* sorted, uint32_t n, double q) {
   if (n == 0) return 0;
-  const uint32_t k = static_cast<uint32_t>(q * (n - 1) + 0.5);
-  std::nth_element(v, v + k, v + n);
-  return static_cast<float>(v[k]);
+  return static_cast<float>(sorted[static_cast<uint32_t>(q * (n - 1) + 0.5)]);
 }
 }  // namespace
 
 void WindowStats::close(const ModelInfo& info, uint64_t clock_hz, float active_mw,
                         TelemetryWindow* out) {
   out->inferences = inferences_;
+  sort_samples(latency_, latency_n_);
   out->latency_p50_us = percentile(latency_, latency_n_, 0.50);
   out->latency_p95_us = percentile(latency_, latency_n_, 0.95);
   // cycles / Hz = seconds; s x mW = mJ; x 1000 = uJ.

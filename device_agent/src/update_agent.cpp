@@ -56,7 +56,10 @@ bool from_v1(const uint8_t* bytes, long size, AgentRecord* out) {
       v.crc != crc32(reinterpret_cast<const uint8_t*>(&v), offsetof(AgentRecordV1, crc))) {
     return false;
   }
-  AgentRecord r;
+  // Assigned in place rather than built in a local: GCC clears an assigned record but
+  // copies a local's defaults from a 280 B image in flash (docs/firmware.md, Footprint).
+  AgentRecord& r = *out;  // `bytes` may be *out: v holds the copy read above
+  r = AgentRecord{};
   r.state = v.state;
   r.active_slot = v.active_slot;
   r.installed_release = v.installed_release;
@@ -78,7 +81,6 @@ bool from_v1(const uint8_t* bytes, long size, AgentRecord* out) {
   if (v.pending_release > r.highest_release) r.highest_release = v.pending_release;
   if (v.failed_release > r.highest_release) r.highest_release = v.failed_release;
   r.crc = record_crc(r);
-  *out = r;
   return true;
 }
 
@@ -257,14 +259,13 @@ bool UpdateAgent::install_factory(const uint8_t* artifact, size_t size) {
   if (!slots_.begin_slot(0) || !slots_.append_slot(0, artifact, size) || !slots_.commit_slot(0)) {
     return false;
   }
-  AgentRecord r;
-  r.active_slot = 0;
-  r.installed_release = 0;
-  r.installed_size = size;
+  record_ = AgentRecord{};  // (in place: see from_v1)
+  record_.active_slot = 0;
+  record_.installed_release = 0;
+  record_.installed_size = size;
   sha_.reset();
   sha_.update(artifact, size);
-  sha_.finish(r.installed_sha256);
-  record_ = r;
+  sha_.finish(record_.installed_sha256);
   return persist(UpdateState::kIdle, "factory image");
 }
 
@@ -304,7 +305,7 @@ bool UpdateAgent::load_active() {
 }
 
 bool UpdateAgent::boot() {
-  AgentRecord r;
+  AgentRecord r = record_;  // overwritten by the load (a copy, not a default: see from_v1)
   const long n = records_.load(kRecordName, reinterpret_cast<uint8_t*>(&r), sizeof r);
   const bool valid = n == static_cast<long>(sizeof r) && r.magic == AgentRecord{}.magic &&
                      r.version == AgentRecord{}.version && r.crc == record_crc(r);

@@ -5,12 +5,14 @@
 // Then a v1 -> v2 update of a small artifact (fixture_model.h): the TensorRange delta made
 // by update_host's encoder and its signed offer, with v2's host output as self-test.
 //   make_offer_fixture DIR  ->  DIR/offer.bin, root.pub (check_offer cases),
-//                               v1.tfa, input.bin, v1_output.bin, delta.bin, delta_offer.bin
+//                               v1.tfa, input.bin, v1_output.bin, delta.bin, delta_offer.bin,
+//                               revoked_offer.bin, old_offer.bin, stranger_offer.bin (tamper)
 #include <sodium.h>
 
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
 
 #include "fixture_constants.h"
@@ -45,11 +47,15 @@ bool write(const std::filesystem::path& p, const std::string& bytes) {
   f << bytes;
   return static_cast<bool>(f);
 }
+std::string read(const char* path) {
+  std::ifstream f(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(f), {});
+}
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 2) {
-    std::fprintf(stderr, "usage: make_offer_fixture DIR\n");
+  if (argc != 2 && argc != 4) {
+    std::fprintf(stderr, "usage: make_offer_fixture DIR [DIGITS_V1.tfa DIGITS_V2.tfa]\n");
     return 2;
   }
   if (sodium_init() < 0) return 1;
@@ -66,6 +72,7 @@ int main(int argc, char** argv) {
   }
   const std::filesystem::path dir = argv[1];
   std::filesystem::remove_all(dir / "keys");
+  std::filesystem::remove_all(dir / "stranger-keys");
   std::filesystem::create_directories(dir);
   auto key = update::init_keys((dir / "keys").string(), ft::kNow, 30);
   if (!key) {
@@ -133,6 +140,41 @@ int main(int argc, char** argv) {
   const auto recertified = update::load_targets_key(keys);
   if (!recertified) return 1;
   const std::string delta_offer = signed_with_chain(d, *recertified);
+  // Tamper cases on the target: the same update at an older release (anti-rollback once
+  // release 8 runs), and signed by a targets key another fleet's root certifies.
+  update::ManifestFields older = d;
+  older.release_seq = ft::kDeltaRelease - 1;
+  const std::string old_offer = signed_with_chain(older, *recertified);
+  const auto stranger = update::init_keys((dir / "stranger-keys").string(), ft::kNow, 30);
+  if (!stranger) return 1;
+  // The instruction bench: digits_cnn v1 -> v2 as tinyfleet-compile made them for
+  // cortex-m4-256k, its TensorRange delta and signed offer (release 8, v2's host output
+  // as self-test); without them, empty files (the bench prints nothing).
+  std::string digits_v1, digits_v2, digits_out1, digits_delta, digits_offer;
+  if (argc == 4) {
+    digits_v1 = read(argv[2]);
+    digits_v2 = read(argv[3]);
+    digits_out1 = ft::run_on_host(digits_v1, input);
+    const std::string out2 = ft::run_on_host(digits_v2, input);
+    auto dd =
+        update::encode_tensor_range(digits_v1, digits_v2, update::artifact_segments(digits_v1),
+                                    update::artifact_segments(digits_v2), options);
+    if (digits_out1.empty() || out2.empty() || !dd) {
+      std::fprintf(stderr, "digits_cnn: does not run on the host, or no delta\n");
+      return 1;
+    }
+    update::ManifestFields m = d;
+    m.model = "digits_cnn";
+    m.target_sha256 = sha256(digits_v2);
+    m.target_size = digits_v2.size();
+    m.base_sha256 = sha256(digits_v1);
+    m.payload_sha256 = sha256(dd->payload);
+    m.payload_size = dd->payload.size();
+    m.chunk_size = 256;
+    m.self_tests = {{input, out2}};
+    digits_delta = dd->payload;
+    digits_offer = signed_with_chain(m, *recertified);
+  }
   if (!update::rotate_targets_key(keys, keys, ft::kNow, 30) ||
       !update::revoke_targets_key(keys, keys, recertified->public_key)) {
     return 1;
@@ -142,7 +184,13 @@ int main(int argc, char** argv) {
   if (!write(dir / "v1.tfa", v1) || !write(dir / "input.bin", input) ||
       !write(dir / "v1_output.bin", out1) || !write(dir / "delta.bin", delta->payload) ||
       !write(dir / "delta_offer.bin", delta_offer) ||
-      !write(dir / "revoked_offer.bin", signed_with_chain(r, *recertified))) {
+      !write(dir / "revoked_offer.bin", signed_with_chain(r, *recertified)) ||
+      !write(dir / "old_offer.bin", old_offer) ||
+      !write(dir / "stranger_offer.bin", update::sign_offer(d, *stranger)) ||
+      !write(dir / "digits_v1.tfa", digits_v1) ||
+      !write(dir / "digits_v1_output.bin", digits_out1) ||
+      !write(dir / "digits_delta.bin", digits_delta) ||
+      !write(dir / "digits_offer.bin", digits_offer)) {
     return 1;
   }
   std::printf(

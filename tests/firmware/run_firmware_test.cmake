@@ -4,10 +4,25 @@
 # (mps2-an386, semihosting; the update app with -icount shift=0 for instruction counts),
 # and print the footprint table from the update app's link map.
 #   -DFIXTURE=<make_offer_fixture> -DSOURCE=<firmware> -DPYTHON=<python3> -DWORK=<dir>
+#   [-DCOMPILER=<tinyfleet-compile> -DMODELS=<tests/fixtures/models> -DDATA=<tests/fixtures/data>]
+#   (the instruction bench: digits_cnn v1 -> v2 on the target, printed as "bench |" rows)
 include(${CMAKE_CURRENT_LIST_DIR}/../support/qemu_m4.cmake)
 file(REMOVE_RECURSE ${WORK})
 file(MAKE_DIRECTORY ${WORK})
-execute_process(COMMAND ${FIXTURE} ${WORK}/fixture RESULT_VARIABLE rc)
+# The instruction bench's models: digits_cnn v1 and v2 compiled for cortex-m4-256k.
+set(digits)
+if(COMPILER AND MODELS AND DATA)
+  foreach(v digits_cnn digits_cnn_v2)
+    execute_process(COMMAND ${COMPILER} ${MODELS}/${v}.onnx --class cortex-m4-256k
+                            --calib ${DATA}/digits_calib.npz -o ${WORK}/${v}.tfa
+                    RESULT_VARIABLE rc OUTPUT_QUIET ERROR_VARIABLE err)
+    if(NOT rc EQUAL 0)
+      message(FATAL_ERROR "tinyfleet-compile refused ${v} (${rc}): ${err}")
+    endif()
+    list(APPEND digits ${WORK}/${v}.tfa)
+  endforeach()
+endif()
+execute_process(COMMAND ${FIXTURE} ${WORK}/fixture ${digits} RESULT_VARIABLE rc)
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "make_offer_fixture failed (RFC 8032 vectors or signing)")
 endif()
@@ -30,6 +45,9 @@ if(NOT update_rc EQUAL 0 OR NOT update_out MATCHES "agent update: ok \\([0-9]+ c
    OR update_out MATCHES "FAIL")
   message(FATAL_ERROR "the agent did not apply the delta on the Cortex-M4 (qemu ${update_rc}): "
                       "${update_out_ERR}")
+endif()
+if(digits AND NOT update_out MATCHES "bench \\| one inference")
+  message(FATAL_ERROR "the digits_cnn bench printed no table")
 endif()
 if(rc EQUAL 99)
   message(FATAL_ERROR "the agent allocated from the heap after start-up")

@@ -19,17 +19,17 @@ const char* to_string(StatusEvent event) {
 
 WireStatus encode_status(const StatusMessage& m, uint8_t* out, size_t capacity, size_t* written) {
   wire::Writer w(out, capacity);
-  wire::begin(w, MessageKind::kStatus, kStatusVersion, "status.header");
-  w.text(m.device_class, kMaxNameBytes, "status.device_class");
-  w.uint(static_cast<uint8_t>(m.event), 1, "status.event");
-  w.uint(static_cast<uint8_t>(m.state), 1, "status.state");
-  w.uint(static_cast<uint8_t>(m.refusal), 1, "status.refusal");
-  w.uint(m.has_artifact ? 1 : 0, 1, "status.flags");
-  w.uint(m.release, 8, "status.release");
-  w.raw(m.artifact_sha256, 32, "status.artifact_sha256");
-  w.uint(m.pending_release, 8, "status.pending_release");
-  w.uint(m.failed_release, 8, "status.failed_release");
-  w.text(m.detail, kMaxDetailBytes, "status.detail");
+  wire::begin(w, MessageKind::kStatus, kStatusVersion, TF_WIRE_NAME("status.header"));
+  w.text(m.device_class, kMaxNameBytes, TF_WIRE_NAME("status.device_class"));
+  w.uint(static_cast<uint8_t>(m.event), 1, TF_WIRE_NAME("status.event"));
+  w.uint(static_cast<uint8_t>(m.state), 1, TF_WIRE_NAME("status.state"));
+  w.uint(static_cast<uint8_t>(m.refusal), 1, TF_WIRE_NAME("status.refusal"));
+  w.uint(m.has_artifact ? 1 : 0, 1, TF_WIRE_NAME("status.flags"));
+  w.uint(m.release, 8, TF_WIRE_NAME("status.release"));
+  w.raw(m.artifact_sha256, 32, TF_WIRE_NAME("status.artifact_sha256"));
+  w.uint(m.pending_release, 8, TF_WIRE_NAME("status.pending_release"));
+  w.uint(m.failed_release, 8, TF_WIRE_NAME("status.failed_release"));
+  w.text(m.detail, kMaxDetailBytes, TF_WIRE_NAME("status.detail"));
   return wire::finish(w, written);
 }
 

@@ -10,6 +10,16 @@
 
 #include "tinyfleet/update/wire_format.h"
 
+// The field names an encoder gives its Writer: they name only a caller's mistake (a
+// buffer too small, a text too long), so a device build may leave them out of its flash
+// (TINYFLEET_WIRE_ENCODER_NAMES=0, firmware/CMakeLists.txt: -0.9 KB): such a failure then
+// names its error but no field. Decoders always name the field.
+#if defined(TINYFLEET_WIRE_ENCODER_NAMES) && !TINYFLEET_WIRE_ENCODER_NAMES
+#define TF_WIRE_NAME(name) ""
+#else
+#define TF_WIRE_NAME(name) name
+#endif
+
 namespace tinyfleet::update::wire {
 
 // What Writer and Reader share: a position in a buffer of known size, and the first
