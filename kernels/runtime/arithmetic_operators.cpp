@@ -63,22 +63,22 @@ const char* prepare_add_mul(const PrepareContext& c) {
   return nullptr;
 }
 
-Status eval_add(const EvalContext& c) {
+Status eval_add_mul(const EvalContext& c) {
   const TensorView x2 = c.interpreter.tensor(c.op->inputs()->Get(1));
-  AddParams p;
-  add_params(c.op, &p);  // checked at load
-  p.activation = c.g.activation;
-  return opt::add(p, count(c.y.dims), static_cast<const int8_t*>(c.x.data), count(x2.dims),
-                  static_cast<const int8_t*>(x2.data), static_cast<int8_t*>(c.y.data));
-}
-
-Status eval_mul(const EvalContext& c) {
-  const TensorView x2 = c.interpreter.tensor(c.op->inputs()->Get(1));
+  const int64_t n = count(c.y.dims), n2 = count(x2.dims);
+  const auto* in1 = static_cast<const int8_t*>(c.x.data);
+  const auto* in2 = static_cast<const int8_t*>(x2.data);
+  auto* out = static_cast<int8_t*>(c.y.data);
+  if (is_add(c.op)) {
+    AddParams p;
+    add_params(c.op, &p);  // checked at load
+    p.activation = c.g.activation;
+    return opt::add(p, n, in1, n2, in2, out);
+  }
   MulParams p;
   mul_params(c.op, &p);  // checked at load
   p.activation = c.g.activation;
-  return opt::mul(p, count(c.y.dims), static_cast<const int8_t*>(c.x.data), count(x2.dims),
-                  static_cast<const int8_t*>(x2.data), static_cast<int8_t*>(c.y.data));
+  return opt::mul(p, n, in1, n2, in2, out);
 }
 
 // TFLM's mode: its exp(0) is the Q0.31 one and a row has at most 256 values.

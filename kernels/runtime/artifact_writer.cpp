@@ -16,6 +16,15 @@ std::string sha256_with_field_zeroed(const std::string& bytes, size_t field_offs
   return digest;
 }
 
+// int_params as written: the spec's (format 1.1's form), and [1] beside a Tflm Softmax's
+// options, so that a runtime before format 1.2 (which ignores the options) still runs
+// TFLM's softmax instead of its table softmax over TFLM's table.
+std::vector<int32_t> legacy_int_params(const OperatorSpec& o) {
+  const bool tflm = o.kind == artifact::OpKind_Softmax && o.int_params.empty() &&
+                    o.softmax_mode == artifact::SoftmaxMode_Tflm;
+  return tflm ? std::vector<int32_t>{1} : o.int_params;
+}
+
 // Add's, Mul's, Mean's and Softmax's typed options (format 1.2): each a table of one struct.
 artifact::OperatorOptions int_options(flatbuffers::FlatBufferBuilder& b, const OperatorSpec& o,
                                       flatbuffers::Offset<void>* options) {
@@ -78,7 +87,7 @@ std::string write_artifact(const ModelSpec& spec) {
         o.dilation_h, o.dilation_w, o.padding.top, o.padding.left, o.padding.bottom,
         o.padding.right, o.filter_h, o.filter_w, o.depth_multiplier, o.axis, o.activation_min,
         o.activation_max, opt_vec(o.requant_multiplier), opt_vec(o.requant_shift),
-        opt_vec(o.int_params), opt_vec(o.pad_before), opt_vec(o.pad_after),
+        opt_vec(legacy_int_params(o)), opt_vec(o.pad_before), opt_vec(o.pad_after),
         o.lut_i8.empty() ? 0 : b.CreateVector(o.lut_i8),
         o.lut_u32.empty() ? 0 : b.CreateVector(o.lut_u32), options_type, options));
   }

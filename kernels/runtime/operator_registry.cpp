@@ -11,8 +11,8 @@ constexpr OperatorRegistration kRegistrations[] = {
     {prepare_conv, eval_conv},                        // Conv2D
     {prepare_conv, eval_conv},                        // DepthwiseConv2D
     {prepare_fully_connected, eval_fully_connected},  // FullyConnected
-    {prepare_add_mul, eval_add},                      // Add
-    {prepare_add_mul, eval_mul},                      // Mul
+    {prepare_add_mul, eval_add_mul},                  // Add
+    {prepare_add_mul, eval_add_mul},                  // Mul
     {prepare_pool, eval_pool},                        // AveragePool2D
     {prepare_pool, eval_pool},                        // MaxPool2D
     {prepare_mean, eval_mean},                        // Mean

@@ -87,8 +87,7 @@ Status eval_fully_connected(const EvalContext& c);
 const char* prepare_pool(const PrepareContext& c);  // AveragePool2D, MaxPool2D
 Status eval_pool(const EvalContext& c);
 const char* prepare_add_mul(const PrepareContext& c);
-Status eval_add(const EvalContext& c);
-Status eval_mul(const EvalContext& c);
+Status eval_add_mul(const EvalContext& c);
 const char* prepare_softmax(const PrepareContext& c);
 Status eval_softmax(const EvalContext& c);
 const char* prepare_concatenation(const PrepareContext& c);

@@ -563,4 +563,37 @@ TEST(Interpreter, MalformedTypedOrPositionalParametersAreRefused) {
   EXPECT_EQ(load_error(bad), "unknown operator kind");
 }
 
+// A union type without its table (the verifier lets a union's value be absent) and a
+// table without its struct are refused, not read (the corruption test above found the
+// first as a null dereference).
+TEST(Interpreter, OptionsTypeWithoutItsTableIsRefused) {
+  ParameterisedChain chain;
+  for (const bool with_table : {false, true}) {
+    flatbuffers::FlatBufferBuilder b;
+    const artifact::Dims4 shape(1, 1, 1, 4);
+    auto tensor = [&](const char* name, uint32_t offset) {
+      return artifact::CreateTensor(b, b.CreateString(name), artifact::TensorType_Int8, &shape,
+                                    b.CreateVector(std::vector<float>{0.05f}),
+                                    b.CreateVector(std::vector<int32_t>{0}), -1, offset);
+    };
+    const auto tensors = b.CreateVector(std::vector{tensor("x", 0), tensor("y", 16)});
+    const auto options = with_table ? artifact::CreateSoftmaxOptions(b).Union() : 0;
+    const auto op = artifact::CreateOperator(
+        b, artifact::OpKind_Softmax, b.CreateVector(std::vector<int32_t>{0}),
+        b.CreateVector(std::vector<int32_t>{1}), 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 0, -128, 127, 0,
+        0, 0, 0, 0, 0, b.CreateVector(chain.table, 256), artifact::OperatorOptions_SoftmaxOptions,
+        options);
+    const auto io0 = b.CreateVector(std::vector<int32_t>{0});
+    const auto io1 = b.CreateVector(std::vector<int32_t>{1});
+    artifact::FinishModelBuffer(
+        b, artifact::CreateModel(b, 1, 2, 0, 0, tensors, b.CreateVector(std::vector{op}), io0, io1,
+                                 0, 32, 0));
+    Aligned a(std::string(reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize()));
+    Interpreter interp;
+    const auto err = interp.load(a.ptr, a.size);
+    EXPECT_EQ(err.status, LoadStatus::kBadOperator) << with_table;
+    EXPECT_STREQ(err.what, "softmax mode, table or depth") << with_table;
+  }
+}
+
 }  // namespace

@@ -44,7 +44,8 @@ struct OperatorSpec {
   int8_t pad_value = 0;
   // Format 1.2 (without int_params): Add: AddOptions from `add`, Mul: MulOptions from
   // `mul`, Mean: MeanOptions from `mean` (their activation fields are not written: the
-  // operator's activation_min/max are), Softmax: SoftmaxOptions.
+  // operator's activation_min/max are), Softmax: SoftmaxOptions (mode Tflm also writes
+  // int_params [1], which runtimes before 1.2 read; this one reads the options).
   AddParams add;
   MulParams mul;
   MeanParams mean;
