@@ -15,6 +15,47 @@ std::string sha256_with_field_zeroed(const std::string& bytes, size_t field_offs
                      reinterpret_cast<const unsigned char*>(copy.data()), copy.size());
   return digest;
 }
+
+// int_params as written: the spec's (format 1.1's form), and [1] beside a Tflm Softmax's
+// options, so that a runtime before format 1.2 (which ignores the options) still runs
+// TFLM's softmax instead of its table softmax over TFLM's table.
+std::vector<int32_t> legacy_int_params(const OperatorSpec& o) {
+  const bool tflm = o.kind == artifact::OpKind_Softmax && o.int_params.empty() &&
+                    o.softmax_mode == artifact::SoftmaxMode_Tflm;
+  return tflm ? std::vector<int32_t>{1} : o.int_params;
+}
+
+// Add's, Mul's, Mean's and Softmax's typed options (format 1.2): each a table of one struct.
+artifact::OperatorOptions int_options(flatbuffers::FlatBufferBuilder& b, const OperatorSpec& o,
+                                      flatbuffers::Offset<void>* options) {
+  if (o.kind == artifact::OpKind_Add) {
+    const auto& p = o.add;
+    const artifact::AddParameters s(p.input1_offset, p.input2_offset, p.output_offset, p.left_shift,
+                                    p.input1_multiplier, p.input1_shift, p.input2_multiplier,
+                                    p.input2_shift, p.output_multiplier, p.output_shift);
+    *options = artifact::CreateAddOptions(b, &s).Union();
+    return artifact::OperatorOptions_AddOptions;
+  }
+  if (o.kind == artifact::OpKind_Mul) {
+    const auto& p = o.mul;
+    const artifact::MulParameters s(p.input1_offset, p.input2_offset, p.output_offset,
+                                    p.output_multiplier, p.output_shift);
+    *options = artifact::CreateMulOptions(b, &s).Union();
+    return artifact::OperatorOptions_MulOptions;
+  }
+  if (o.kind == artifact::OpKind_Mean) {
+    const auto& p = o.mean;
+    const artifact::MeanParameters s(p.input_offset, p.output_offset, p.multiplier, p.shift);
+    *options = artifact::CreateMeanOptions(b, &s).Union();
+    return artifact::OperatorOptions_MeanOptions;
+  }
+  if (o.kind == artifact::OpKind_Softmax) {
+    const artifact::SoftmaxParameters s(o.softmax_mode);
+    *options = artifact::CreateSoftmaxOptions(b, &s).Union();
+    return artifact::OperatorOptions_SoftmaxOptions;
+  }
+  return artifact::OperatorOptions_NONE;
+}
 }  // namespace
 
 std::string write_artifact(const ModelSpec& spec) {
@@ -38,13 +79,15 @@ std::string write_artifact(const ModelSpec& spec) {
     } else if (o.kind == artifact::OpKind_Pad && o.has_pad_value) {
       options_type = artifact::OperatorOptions_PadOptions;
       options = artifact::CreatePadOptions(b, o.pad_value).Union();
+    } else if (o.int_params.empty()) {
+      options_type = int_options(b, o, &options);
     }
     ops.push_back(artifact::CreateOperator(
         b, o.kind, b.CreateVector(o.inputs), b.CreateVector(o.outputs), o.stride_h, o.stride_w,
         o.dilation_h, o.dilation_w, o.padding.top, o.padding.left, o.padding.bottom,
         o.padding.right, o.filter_h, o.filter_w, o.depth_multiplier, o.axis, o.activation_min,
         o.activation_max, opt_vec(o.requant_multiplier), opt_vec(o.requant_shift),
-        opt_vec(o.int_params), opt_vec(o.pad_before), opt_vec(o.pad_after),
+        opt_vec(legacy_int_params(o)), opt_vec(o.pad_before), opt_vec(o.pad_after),
         o.lut_i8.empty() ? 0 : b.CreateVector(o.lut_i8),
         o.lut_u32.empty() ? 0 : b.CreateVector(o.lut_u32), options_type, options));
   }
@@ -68,7 +111,7 @@ std::string write_artifact(const ModelSpec& spec) {
                                              b.CreateVector(t.scale), b.CreateVector(t.zero_point),
                                              buffer_of[i], t.arena_offset));
   }
-  auto model = artifact::CreateModel(b, spec.format_major, 1, b.CreateString(spec.device_class),
+  auto model = artifact::CreateModel(b, spec.format_major, 2, b.CreateString(spec.device_class),
                                      b.CreateString(spec.model_name), b.CreateVector(tensors),
                                      b.CreateVector(ops), b.CreateVector(spec.inputs),
                                      b.CreateVector(spec.outputs), b.CreateVector(buffers),
@@ -99,6 +142,24 @@ void add_segment(std::vector<TensorSegment>& out, const std::string& bytes, std:
   out.push_back({std::move(name),
                  static_cast<uint64_t>(data - reinterpret_cast<const uint8_t*>(bytes.data())),
                  static_cast<uint64_t>(v->size()) * sizeof(*v->data()), kind});
+}
+
+// The struct of a typed options table (Add, Mul, Mean, Softmax: its one field) as one
+// int32 segment.
+void add_options_segment(std::vector<TensorSegment>& out, const std::string& bytes,
+                         std::string name, const artifact::Operator* o) {
+  const auto type = o->options_type();
+  const uint64_t size = type == artifact::OperatorOptions_AddOptions       ? 40
+                        : type == artifact::OperatorOptions_MulOptions     ? 20
+                        : type == artifact::OperatorOptions_MeanOptions    ? 16
+                        : type == artifact::OperatorOptions_SoftmaxOptions ? 4
+                                                                           : 0;
+  const auto* t = static_cast<const flatbuffers::Table*>(o->options());
+  const uint8_t* s = size && t ? t->GetAddressOf(4) : nullptr;
+  if (!s) return;
+  out.push_back({std::move(name),
+                 static_cast<uint64_t>(s - reinterpret_cast<const uint8_t*>(bytes.data())), size,
+                 SegmentKind::kInt32});
 }
 
 const char* tensor_name(const artifact::Model* m, int32_t index) {
@@ -134,6 +195,7 @@ std::vector<TensorSegment> tensor_segments(const std::string& bytes) {
     const bool has_multiplier = out.size() > multiplier;
     add_segment(out, bytes, name + "/requant_shift", o->requant_shift(), SegmentKind::kInt32);
     add_segment(out, bytes, name + "/int_params", o->int_params(), SegmentKind::kInt32);
+    add_options_segment(out, bytes, name + "/options", o);
     // Weighted layers: multipliers scale with the weight scales, biases inversely.
     const char* w =
         o->inputs() && o->inputs()->size() >= 2 ? tensor_name(m, o->inputs()->Get(1)) : nullptr;

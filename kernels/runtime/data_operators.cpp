@@ -42,9 +42,9 @@ const char* prepare_concatenation(const PrepareContext& c) {
   int64_t total = 0;
   for (int32_t idx : *c.op->inputs()) {
     if (c.tensor(idx)->type() != c.y->type()) return "concatenation types differ";
-    total += dims_of(c.tensor(idx)).elements();
+    total += count(dims_of(c.tensor(idx)));
   }
-  return total == c.yd.elements() ? nullptr : "concatenation size";
+  return total == count(c.yd) ? nullptr : "concatenation size";
 }
 
 Status eval_concatenation(const EvalContext& c) {
@@ -61,9 +61,8 @@ Status eval_concatenation(const EvalContext& c) {
 }
 
 const char* prepare_reshape(const PrepareContext& c) {
-  return c.xd.elements() != c.yd.elements() || c.x->type() != c.y->type()
-             ? "reshape changes size or type"
-             : nullptr;
+  return count(c.xd) != count(c.yd) || c.x->type() != c.y->type() ? "reshape changes size or type"
+                                                                  : nullptr;
 }
 
 Status eval_reshape(const EvalContext& c) {
@@ -111,7 +110,7 @@ Status eval_pad(const EvalContext& c) {
 const char* prepare_strided_copy(const PrepareContext& c) {
   StridedCopyParams p;
   if (c.inputs != 1 || c.x->type() != c.y->type() ||
-      !strided_copy_params(c.op, c.xd.elements(), c.yd.elements(), &p) ||
+      !strided_copy_params(c.op, count(c.xd), count(c.yd), &p) ||
       (c.int8_io && !same_quantization(c.x, c.y))) {
     return "strided copy options, shapes or quantization";
   }
@@ -120,8 +119,8 @@ const char* prepare_strided_copy(const PrepareContext& c) {
 
 Status eval_strided_copy(const EvalContext& c) {
   StridedCopyParams p;
-  strided_copy_params(c.op, c.x.dims.elements(), c.y.dims.elements(), &p);  // checked at load
-  return strided_copy(p, c.x.dims.elements(), c.x.data, element_size(c.y), c.y.data);
+  strided_copy_params(c.op, count(c.x.dims), count(c.y.dims), &p);  // checked at load
+  return strided_copy(p, count(c.x.dims), c.x.data, element_size(c.y), c.y.data);
 }
 
 }  // namespace tinyfleet::kernels::runtime_detail

@@ -346,16 +346,10 @@ Result<CompiledModel> compile_graph(Graph g, const std::map<std::string, NpyArra
         const k::ActivationRange act{op.activation_min, op.activation_max};
         if (n.type == OpType::kAdd) {
           op.kind = fa::OpKind_Add;
-          const auto p = k::make_add_params(qx, q2, qy, act);
-          op.int_params = {p.input1_offset,     p.input2_offset,     p.output_offset,
-                           p.left_shift,        p.input1_multiplier, p.input1_shift,
-                           p.input2_multiplier, p.input2_shift,      p.output_multiplier,
-                           p.output_shift};
+          op.add = k::make_add_params(qx, q2, qy, act);
         } else {
           op.kind = fa::OpKind_Mul;
-          const auto p = k::make_mul_params(qx, q2, qy, act);
-          op.int_params = {p.input1_offset, p.input2_offset, p.output_offset, p.output_multiplier,
-                           p.output_shift};
+          op.mul = k::make_mul_params(qx, q2, qy, act);
         }
         break;
       }
@@ -367,8 +361,7 @@ Result<CompiledModel> compile_graph(Graph g, const std::map<std::string, NpyArra
         break;
       case OpType::kMean: {
         op.kind = fa::OpKind_Mean;
-        const auto p = k::make_mean_params(qx, qy, xd.h * xd.w);
-        op.int_params = {p.input_offset, p.output_offset, p.multiplier, p.shift};
+        op.mean = k::make_mean_params(qx, qy, xd.h * xd.w);
         break;
       }
       case OpType::kReshape:

@@ -1,5 +1,6 @@
 #include "onnx_constants.h"
 
+#include <algorithm>
 #include <cstring>
 #include <functional>
 #include <numeric>
@@ -235,70 +236,122 @@ Result<Raw> to_raw(const onnx::TensorProto& t) {
   return r;
 }
 
+namespace {
+
+// One function per operator that folds on constants: the result, or nullopt when an input
+// it needs is not a constant (the node then stays in the graph). `in` has at least one
+// constant input, in[0].
+using Folded = std::optional<Result<Raw>>;
+using Inputs = std::vector<const Raw*>;
+
+const Raw* arg(const Inputs& in, size_t i) { return i < in.size() ? in[i] : nullptr; }
+
+Folded fold_identity(const onnx::NodeProto&, const Inputs& in) { return Result<Raw>(*in[0]); }
+
+Folded fold_cast(const onnx::NodeProto& n, const Inputs& in) {
+  Raw r = *in[0];
+  r.type = static_cast<int32_t>(attr_i(n, "to", onnx::TensorProto::FLOAT));
+  return Result<Raw>(r);
+}
+
+template <class F>
+Folded fold_binary(const onnx::NodeProto&, const Inputs& in) {
+  if (!arg(in, 1)) return std::nullopt;
+  return broadcast(*in[0], *in[1], F());
+}
+
+Folded fold_transpose(const onnx::NodeProto& n, const Inputs& in) {
+  return transpose(*in[0], attr_ints(n, "perm"));
+}
+
+Folded fold_concat(const onnx::NodeProto& n, const Inputs& in) {
+  for (const Raw* r : in)
+    if (!r) return std::nullopt;
+  return concat(in, attr_i(n, "axis", 0));
+}
+
+Folded fold_reshape(const onnx::NodeProto&, const Inputs& in) {
+  if (!arg(in, 1)) return std::nullopt;
+  return reshape(*in[0], as_ints(*in[1]));
+}
+
+Folded fold_flatten(const onnx::NodeProto& n, const Inputs& in) {
+  const Raw& x = *in[0];
+  const int64_t axis = norm_axis(attr_i(n, "axis", 1), x.shape.size());
+  int64_t outer = 1;
+  for (int64_t d = 0; d < axis; ++d) outer *= x.shape[static_cast<size_t>(d)];
+  return reshape(x, {outer, -1});
+}
+
+// Squeeze and Unsqueeze: axes from input 1 (opset 13) or the attribute (before).
+std::vector<int64_t> squeeze_axes(const onnx::NodeProto& n, const Inputs& in) {
+  return arg(in, 1) ? as_ints(*in[1]) : attr_ints(n, "axes");
+}
+
+Folded fold_unsqueeze(const onnx::NodeProto& n, const Inputs& in) {
+  std::vector<int64_t> axes = squeeze_axes(n, in);
+  Raw r = *in[0];
+  const size_t rank = r.shape.size() + axes.size();
+  for (auto& a : axes) a = norm_axis(a, rank);
+  std::sort(axes.begin(), axes.end());
+  for (int64_t a : axes) {
+    if (a < 0 || a > static_cast<int64_t>(r.shape.size())) {
+      return Result<Raw>(CompileError{"unsqueeze axis out of range"});
+    }
+    r.shape.insert(r.shape.begin() + a, 1);
+  }
+  return Result<Raw>(r);
+}
+
+Folded fold_squeeze(const onnx::NodeProto& n, const Inputs& in) {
+  const std::vector<int64_t> axes = squeeze_axes(n, in);
+  const Raw& x = *in[0];
+  Raw r = x;
+  r.shape.clear();
+  for (size_t d = 0; d < x.shape.size(); ++d) {
+    const bool listed =
+        std::find(axes.begin(), axes.end(), static_cast<int64_t>(d)) != axes.end() ||
+        std::find(axes.begin(), axes.end(),
+                  static_cast<int64_t>(d) - static_cast<int64_t>(x.shape.size())) != axes.end();
+    if (!(x.shape[d] == 1 && (axes.empty() || listed))) r.shape.push_back(x.shape[d]);
+  }
+  return Result<Raw>(r);
+}
+
+Folded fold_dequantize(const onnx::NodeProto& n, const Inputs& in) {
+  if (!arg(in, 1)) return std::nullopt;
+  return dequantize(n, *in[0], *in[1], arg(in, 2));
+}
+
+// Adding a foldable operator: its function above and a line here.
+struct ConstantFold {
+  const char* op;
+  Folded (*fn)(const onnx::NodeProto&, const Inputs&);
+};
+const ConstantFold kFolds[] = {
+    {"Identity", fold_identity},
+    {"Dropout", fold_identity},
+    {"Cast", fold_cast},
+    {"Add", fold_binary<std::plus<float>>},
+    {"Sub", fold_binary<std::minus<float>>},
+    {"Mul", fold_binary<std::multiplies<float>>},
+    {"Div", fold_binary<std::divides<float>>},
+    {"Transpose", fold_transpose},
+    {"Concat", fold_concat},
+    {"Reshape", fold_reshape},
+    {"Flatten", fold_flatten},
+    {"Squeeze", fold_squeeze},
+    {"Unsqueeze", fold_unsqueeze},
+    {"DequantizeLinear", fold_dequantize},
+};
+
+}  // namespace
+
 std::optional<Result<Raw>> fold_constant(const onnx::NodeProto& n,
                                          const std::vector<const Raw*>& in) {
-  const std::string& op = n.op_type();
-  auto arg = [&](size_t i) { return i < in.size() ? in[i] : nullptr; };
-  if (!arg(0)) return std::nullopt;
-  const Raw& x = *in[0];
-  auto binary = [&](std::function<float(float, float)> f) -> std::optional<Result<Raw>> {
-    if (!arg(1)) return std::nullopt;
-    return broadcast(x, *in[1], std::move(f));
-  };
-  if (op == "Identity" || op == "Dropout") return Result<Raw>(x);
-  if (op == "Cast") {
-    Raw r = x;
-    r.type = static_cast<int32_t>(attr_i(n, "to", onnx::TensorProto::FLOAT));
-    return Result<Raw>(r);
-  }
-  if (op == "Add") return binary(std::plus<float>());
-  if (op == "Sub") return binary(std::minus<float>());
-  if (op == "Mul") return binary(std::multiplies<float>());
-  if (op == "Div") return binary(std::divides<float>());
-  if (op == "Transpose") return transpose(x, attr_ints(n, "perm"));
-  if (op == "Concat") {
-    for (const Raw* r : in)
-      if (!r) return std::nullopt;
-    return concat(in, attr_i(n, "axis", 0));
-  }
-  if (op == "Reshape") {
-    if (!arg(1)) return std::nullopt;
-    return reshape(x, as_ints(*in[1]));
-  }
-  if (op == "Flatten") {
-    const int64_t axis = norm_axis(attr_i(n, "axis", 1), x.shape.size());
-    int64_t outer = 1;
-    for (int64_t d = 0; d < axis; ++d) outer *= x.shape[static_cast<size_t>(d)];
-    return reshape(x, {outer, -1});
-  }
-  if (op == "Unsqueeze" || op == "Squeeze") {
-    std::vector<int64_t> axes = arg(1) ? as_ints(*in[1]) : attr_ints(n, "axes");
-    Raw r = x;
-    if (op == "Unsqueeze") {
-      const size_t rank = x.shape.size() + axes.size();
-      for (auto& a : axes) a = norm_axis(a, rank);
-      std::sort(axes.begin(), axes.end());
-      for (int64_t a : axes) {
-        if (a < 0 || a > static_cast<int64_t>(r.shape.size())) {
-          return Result<Raw>(CompileError{"unsqueeze axis out of range"});
-        }
-        r.shape.insert(r.shape.begin() + a, 1);
-      }
-    } else {
-      r.shape.clear();
-      for (size_t d = 0; d < x.shape.size(); ++d) {
-        const bool listed =
-            std::find(axes.begin(), axes.end(), static_cast<int64_t>(d)) != axes.end() ||
-            std::find(axes.begin(), axes.end(),
-                      static_cast<int64_t>(d) - static_cast<int64_t>(x.shape.size())) != axes.end();
-        if (!(x.shape[d] == 1 && (axes.empty() || listed))) r.shape.push_back(x.shape[d]);
-      }
-    }
-    return Result<Raw>(r);
-  }
-  if (op == "DequantizeLinear") {
-    if (!arg(1)) return std::nullopt;
-    return dequantize(n, x, *in[1], arg(2));
+  if (!arg(in, 0)) return std::nullopt;
+  for (const auto& f : kFolds) {
+    if (n.op_type() == f.op) return f.fn(n, in);
   }
   return std::nullopt;
 }

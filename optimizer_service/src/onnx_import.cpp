@@ -182,7 +182,13 @@ class Importer {
   std::optional<CompileError> import_clip(const onnx::NodeProto& n, NodeContext& ctx);
   std::optional<CompileError> import_pool(const onnx::NodeProto& n, NodeContext& ctx);
   std::optional<CompileError> import_mean(const onnx::NodeProto& n, NodeContext& ctx);
-  std::optional<CompileError> import_layout(const onnx::NodeProto& n, NodeContext& ctx);
+  std::optional<CompileError> import_squeeze(const onnx::NodeProto& n, NodeContext& ctx);
+  std::optional<CompileError> import_transpose(const onnx::NodeProto& n, NodeContext& ctx);
+  std::optional<CompileError> import_flatten(const onnx::NodeProto& n, NodeContext& ctx);
+  std::optional<CompileError> import_reshape(const onnx::NodeProto& n, NodeContext& ctx);
+  // The layout operators' shared end: x as the ONNX shape `target`, elements in order.
+  std::optional<CompileError> reshape_to(const onnx::NodeProto& n, NodeContext& ctx,
+                                         const std::vector<int64_t>& target);
   std::optional<CompileError> import_concat(const onnx::NodeProto& n, NodeContext& ctx);
   std::optional<CompileError> import_pad(const onnx::NodeProto& n, NodeContext& ctx);
   std::optional<CompileError> import_softmax(const onnx::NodeProto& n, NodeContext& ctx);
@@ -736,59 +742,71 @@ std::optional<CompileError> Importer::import_mean(const onnx::NodeProto& n, Node
   return std::nullopt;
 }
 
-// Flatten, Reshape, Transpose, Squeeze, Unsqueeze: reads its activation input x (c), fills
-// ctx.node.
-std::optional<CompileError> Importer::import_layout(const onnx::NodeProto& n, NodeContext& ctx) {
-  auto& [op, a, label, fail, x, xd, xs, node] = ctx;
-  std::vector<int64_t> target;
-  if (op == "Squeeze" || op == "Unsqueeze") {
-    auto t = squeezed(n, xs);
-    if (!t) return fail(t.error().message);
-    target = std::move(*t);
-  } else if (op == "Transpose") {
-    // Of an activation: only a transpose that moves nothing but axes of extent 1 (the
-    // elements keep their order), which is a reshape.
-    std::vector<int64_t> perm = a.ints("perm", {});
-    if (perm.empty()) {
-      for (size_t d = xs.size(); d-- > 0;) perm.push_back(static_cast<int64_t>(d));
-    }
-    std::vector<int64_t> moved;
-    for (int64_t p : perm) {
-      if (p < 0 || p >= static_cast<int64_t>(xs.size())) return fail("perm out of range");
-      target.push_back(xs[static_cast<size_t>(p)]);
-      if (xs[static_cast<size_t>(p)] != 1) moved.push_back(p);
-    }
-    if (perm.size() != xs.size() || !std::is_sorted(moved.begin(), moved.end())) {
-      return fail(
-          "this perm reorders the elements of an activation; supported: a Transpose "
-          "of constants, or one that moves only axes of extent 1");
-    }
-  } else if (op == "Flatten") {
-    if (a.i("axis", 1) != 1) return fail("axis must be 1");
-    target = {xs.empty() ? 1 : xs[0], xd.elements() / xd.n};
-  } else {
-    const Raw* s = constant(n.input(1));
-    if (!s) return fail("the shape must be a constant");
-    int64_t known = 1, infer = -1;
-    for (size_t i = 0; i < s->values.size(); ++i) {
-      const float f = s->values[i];
-      if (!(f >= -1.0f && f <= static_cast<float>(kMaxExtent)) || (f == 0.0f && i >= xs.size()) ||
-          (f == -1.0f && infer >= 0)) {
-        return fail("shape entry " + std::to_string(f) + " is not -1 (once), 0 or 1.." +
-                    std::to_string(kMaxExtent));
-      }
-      int64_t v = static_cast<int64_t>(f);
-      if (v == 0) v = xs[i];
-      if (v == -1) {
-        infer = static_cast<int64_t>(i);
-      } else {
-        known *= v;
-        if (known > onnx_import_detail::kMaxConstantElements) return fail("shape too large");
-      }
-      target.push_back(v);
-    }
-    if (infer >= 0) target[static_cast<size_t>(infer)] = known > 0 ? xd.elements() / known : 0;
+// Squeeze, Unsqueeze: of axes of extent 1.
+std::optional<CompileError> Importer::import_squeeze(const onnx::NodeProto& n, NodeContext& ctx) {
+  auto t = squeezed(n, ctx.xs);
+  if (!t) return ctx.fail(t.error().message);
+  return reshape_to(n, ctx, *t);
+}
+
+// Transpose of an activation: only one that moves nothing but axes of extent 1 (the
+// elements keep their order), which is a reshape.
+std::optional<CompileError> Importer::import_transpose(const onnx::NodeProto& n, NodeContext& ctx) {
+  const auto& xs = ctx.xs;
+  std::vector<int64_t> perm = ctx.a.ints("perm", {});
+  if (perm.empty()) {
+    for (size_t d = xs.size(); d-- > 0;) perm.push_back(static_cast<int64_t>(d));
   }
+  std::vector<int64_t> target, moved;
+  for (int64_t p : perm) {
+    if (p < 0 || p >= static_cast<int64_t>(xs.size())) return ctx.fail("perm out of range");
+    target.push_back(xs[static_cast<size_t>(p)]);
+    if (xs[static_cast<size_t>(p)] != 1) moved.push_back(p);
+  }
+  if (perm.size() != xs.size() || !std::is_sorted(moved.begin(), moved.end())) {
+    return ctx.fail(
+        "this perm reorders the elements of an activation; supported: a Transpose "
+        "of constants, or one that moves only axes of extent 1");
+  }
+  return reshape_to(n, ctx, target);
+}
+
+std::optional<CompileError> Importer::import_flatten(const onnx::NodeProto& n, NodeContext& ctx) {
+  if (ctx.a.i("axis", 1) != 1) return ctx.fail("axis must be 1");
+  return reshape_to(n, ctx, {ctx.xs.empty() ? 1 : ctx.xs[0], ctx.xd.elements() / ctx.xd.n});
+}
+
+// Reshape to a constant shape: -1 (once) inferred, 0 copies x's extent.
+std::optional<CompileError> Importer::import_reshape(const onnx::NodeProto& n, NodeContext& ctx) {
+  const auto& xs = ctx.xs;
+  const Raw* s = constant(n.input(1));
+  if (!s) return ctx.fail("the shape must be a constant");
+  std::vector<int64_t> target;
+  int64_t known = 1, infer = -1;
+  for (size_t i = 0; i < s->values.size(); ++i) {
+    const float f = s->values[i];
+    if (!(f >= -1.0f && f <= static_cast<float>(kMaxExtent)) || (f == 0.0f && i >= xs.size()) ||
+        (f == -1.0f && infer >= 0)) {
+      return ctx.fail("shape entry " + std::to_string(f) + " is not -1 (once), 0 or 1.." +
+                      std::to_string(kMaxExtent));
+    }
+    int64_t v = static_cast<int64_t>(f);
+    if (v == 0) v = xs[i];
+    if (v == -1) {
+      infer = static_cast<int64_t>(i);
+    } else {
+      known *= v;
+      if (known > onnx_import_detail::kMaxConstantElements) return ctx.fail("shape too large");
+    }
+    target.push_back(v);
+  }
+  if (infer >= 0) target[static_cast<size_t>(infer)] = known > 0 ? ctx.xd.elements() / known : 0;
+  return reshape_to(n, ctx, target);
+}
+
+std::optional<CompileError> Importer::reshape_to(const onnx::NodeProto& n, NodeContext& ctx,
+                                                 const std::vector<int64_t>& target) {
+  auto& [op, a, label, fail, x, xd, xs, node] = ctx;
   // A reshape keeps NCHW element order; NHWC storage agrees when channels or the
   // spatial extent is 1 on both sides.
   // So does any reshape that keeps the batch and the channels (it only regroups space:
@@ -951,11 +969,11 @@ const Importer::OnnxOperator Importer::kOperators[] = {
     {"AveragePool", &Importer::import_pool, true},
     {"GlobalAveragePool", &Importer::import_mean, true},
     {"ReduceMean", &Importer::import_mean, true},
-    {"Flatten", &Importer::import_layout, true},
-    {"Reshape", &Importer::import_layout, true},
-    {"Transpose", &Importer::import_layout, true},
-    {"Squeeze", &Importer::import_layout, true},
-    {"Unsqueeze", &Importer::import_layout, true},
+    {"Flatten", &Importer::import_flatten, true},
+    {"Reshape", &Importer::import_reshape, true},
+    {"Transpose", &Importer::import_transpose, true},
+    {"Squeeze", &Importer::import_squeeze, true},
+    {"Unsqueeze", &Importer::import_squeeze, true},
     {"Concat", &Importer::import_concat, true},
     {"Pad", &Importer::import_pad, true},
     {"Softmax", &Importer::import_softmax, true},

@@ -188,23 +188,19 @@ Status same_elements(FloatBuilder& b, const TfliteOperator& o, Node& n) {
   return true;
 }
 
-// LOGISTIC, TANH, HARD_SWISH, and RELU / RELU6 as a clamp (fused into its producer by a
-// pass where it can be, else a table of its own).
+// LOGISTIC, TANH, HARD_SWISH: element-wise functions of their own.
+template <OpType kType>
 Status elementwise(FloatBuilder& b, const TfliteOperator& o, Node& n) {
-  switch (o.code) {
-    case kLogistic:
-      n.type = OpType::kLogistic;
-      break;
-    case kTanh:
-      n.type = OpType::kTanh;
-      break;
-    case kHardSwish:
-      n.type = OpType::kHardSwish;
-      break;
-    default:
-      n.type = OpType::kClamp;
-      n.activation = *float_activation(o.code == kRelu ? 1 : 3, o.name);
-  }
+  n.type = kType;
+  return same_elements(b, o, n);
+}
+
+// RELU and RELU6 (TFLite's fused activation codes 1 and 3) as a clamp, fused into its
+// producer by a pass where it can be, else a table of its own.
+template <int32_t kFusedActivation>
+Status clamp(FloatBuilder& b, const TfliteOperator& o, Node& n) {
+  n.type = OpType::kClamp;
+  n.activation = *float_activation(kFusedActivation, o.name);
   return same_elements(b, o, n);
 }
 
@@ -289,11 +285,11 @@ constexpr FloatOp kFloatOperators[] = {
     {kSoftmax, 1, softmax},
     {kAdd, 2, binary},
     {kMul, 2, binary},
-    {kLogistic, 1, elementwise},
-    {kTanh, 1, elementwise},
-    {kRelu, 1, elementwise},
-    {kRelu6, 1, elementwise},
-    {kHardSwish, 1, elementwise},
+    {kLogistic, 1, elementwise<OpType::kLogistic>},
+    {kTanh, 1, elementwise<OpType::kTanh>},
+    {kRelu, 1, clamp<1>},
+    {kRelu6, 1, clamp<3>},
+    {kHardSwish, 1, elementwise<OpType::kHardSwish>},
     {kMean, 2, mean},
     {kPad, 2, pad},
     {kPadV2, 2, pad},

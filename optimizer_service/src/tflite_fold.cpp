@@ -222,15 +222,41 @@ Result<bool> strided_slice(TfliteModel& m, TfliteOperator& o, bool* dropped) {
   return true;
 }
 
+// RESHAPE or SQUEEZE: of a constant, folded (the data is the same); of an activation,
+// a RESHAPE (false: nothing moves).
+Result<bool> reshape(TfliteModel& m, TfliteOperator& o, bool* dropped) {
+  const TfliteTensor& in = m.tensors[static_cast<size_t>(o.inputs[0])];
+  if (in.data.empty()) return false;
+  TfliteTensor& out = m.tensors[static_cast<size_t>(o.outputs[0])];
+  if (auto q = carry_quantization(o, in, in.scale.size() > 1 ? -1 : 0, out); !q) return q;
+  out.data = in.data;
+  *dropped = true;
+  return false;
+}
+
+// One function per layout operator: true when elements move (kept as the runtime's
+// gather), *dropped when folded into a constant, else the operator becomes a RESHAPE.
+struct LayoutFold {
+  int32_t code;
+  Result<bool> (*fn)(TfliteModel&, TfliteOperator&, bool* dropped);
+};
+constexpr LayoutFold kLayoutFolds[] = {
+    {kSqueeze, reshape},
+    {kReshape, reshape},
+    {kTranspose, transpose},
+    {kStridedSlice, strided_slice},
+};
+
 }  // namespace
 
 Result<TfliteModel> fold_tflite_layout(const TfliteModel& model) {
   TfliteModel m = model;
   std::vector<TfliteOperator> kept;
   for (TfliteOperator o : m.operators) {
-    const bool layout =
-        o.code == kSqueeze || o.code == kTranspose || o.code == kStridedSlice || o.code == kReshape;
-    if (!layout) {
+    const LayoutFold* fold = nullptr;
+    for (const auto& f : kLayoutFolds)
+      if (f.code == o.code) fold = &f;
+    if (!fold) {
       kept.push_back(std::move(o));
       continue;
     }
@@ -247,17 +273,7 @@ Result<TfliteModel> fold_tflite_layout(const TfliteModel& model) {
       return CompileError{o.name + ": changes the element count"};
     }
     bool dropped = false;
-    Result<bool> r = false;
-    if (o.code == kTranspose) {
-      r = transpose(m, o, &dropped);
-    } else if (o.code == kStridedSlice) {
-      r = strided_slice(m, o, &dropped);
-    } else if (!in.data.empty()) {  // RESHAPE or SQUEEZE of a constant
-      if (auto q = carry_quantization(o, in, in.scale.size() > 1 ? -1 : 0, out); !q)
-        return q.error();
-      out.data = in.data;
-      dropped = true;
-    }
+    Result<bool> r = fold->fn(m, o, &dropped);
     if (!r) return r.error();
     if (*r && !dropped) {  // elements move: the runtime's Transpose or StridedSlice
       o.inputs.resize(1);

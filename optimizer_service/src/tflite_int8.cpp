@@ -269,7 +269,7 @@ Status softmax(Builder& b, const TfliteOperator& o, k::OperatorSpec& op, Node& n
   uint32_t table[256];
   k::build_softmax_tflm_table(qx->scale, o.beta, table);
   op.lut_u32.assign(table, table + 256);
-  op.int_params = {1};
+  op.softmax_mode = fa::SoftmaxMode_Tflm;
   op.kind = fa::OpKind_Softmax;
   n.type = OpType::kSoftmax;
   n.beta = o.beta;
@@ -342,17 +342,12 @@ Status add(Builder& b, const TfliteOperator& o, k::OperatorSpec& op, Node& n) {
       return CompileError{o.name + ": requantization scale " + std::to_string(effective) +
                           " (input1 x input2 / output scale) is not below 2^14"};
     }
-    const auto p = k::make_mul_params(*q1, *q2, *qy, *act);
-    op.int_params = {p.input1_offset, p.input2_offset, p.output_offset, p.output_multiplier,
-                     p.output_shift};
+    op.mul = k::make_mul_params(*q1, *q2, *qy, *act);
     op.kind = fa::OpKind_Mul;
     n.type = OpType::kMul;
     return true;
   }
-  const auto p = k::make_add_params(*q1, *q2, *qy, *act);
-  op.int_params = {p.input1_offset,     p.input2_offset, p.output_offset,     p.left_shift,
-                   p.input1_multiplier, p.input1_shift,  p.input2_multiplier, p.input2_shift,
-                   p.output_multiplier, p.output_shift};
+  op.add = k::make_add_params(*q1, *q2, *qy, *act);
   op.kind = fa::OpKind_Add;
   n.type = OpType::kAdd;
   return true;

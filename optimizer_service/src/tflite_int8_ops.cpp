@@ -51,7 +51,10 @@ Status mean(Builder& b, const TfliteOperator& o, k::OperatorSpec& op, Node& n) {
   m = static_cast<int32_t>((static_cast<int64_t>(m) << shift) / count);
   s -= shift;
   if (s > 30 || s < -31) return CompileError{o.name + ": input / output scale out of range"};
-  op.int_params = {-qx->zero_point, qy->zero_point, m, s};
+  op.mean.input_offset = -qx->zero_point;
+  op.mean.output_offset = qy->zero_point;
+  op.mean.multiplier = m;
+  op.mean.shift = s;
   op.kind = fa::OpKind_Mean;
   n.type = OpType::kMean;
   return true;

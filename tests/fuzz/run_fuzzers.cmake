@@ -26,6 +26,9 @@ execute_process(COMMAND ${SEED_MAKER} ${WORK}/seed OUTPUT_QUIET RESULT_VARIABLE 
 file(MAKE_DIRECTORY ${WORK}/seed)
 execute_process(COMMAND ${SEED_MAKER} ${WORK}/seed OUTPUT_QUIET)
 file(COPY ${WORK}/seed/artifact.tfa DESTINATION ${WORK}/corpus/artifact)
+# Format 1.1 artifacts (positional int_params) seed the loader's older form too.
+file(GLOB old_artifacts ${ROOT}/tests/fixtures/models/artifacts_1_1/*.tfa)
+file(COPY ${old_artifacts} DESTINATION ${WORK}/corpus/artifact)
 # The class catalog's entries seed the class-spec parser.
 file(COPY ${ROOT}/optimizer_service/device_classes/catalog.json
      DESTINATION ${WORK}/corpus/device_class)

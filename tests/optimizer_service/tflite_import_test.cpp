@@ -455,6 +455,62 @@ TEST(TfliteCompileTool, CompilesTheKwsModelForAClassWithoutCalibration) {
   EXPECT_EQ(WEXITSTATUS(std::system(without_calib.c_str())), 2);  // ONNX still needs --calib
 }
 
+// Format 1.1 artifacts (positional int_params for Add, Mul, Mean and Softmax's TFLM mode,
+// written by the compiler before typed options; tests/fixtures/models/artifacts_1_1) still
+// load, and run exactly like the same models compiled now, whose parameters are typed
+// options (format 1.2) instead.
+TEST(TfliteCompileTool, Format11ArtifactsRunLikeTheirTypedRecompiles) {
+  struct Case {
+    const char *stored, *model, *calib;
+  };
+  const Case cases[] = {
+      {"float_ops", "models/tflite_ops/float_ops.tflite", "models/tflite_ops/float_ops.npz"},
+      {"micro_speech", kInt8Fixtures[1], nullptr}};
+  std::mt19937 rng(11);
+  for (const auto& c : cases) {
+    auto stored = read_file(fixture_path(std::string("models/artifacts_1_1/") + c.stored + ".tfa"));
+    ASSERT_TRUE(stored) << c.stored;
+    const std::string out = ::testing::TempDir() + "/" + c.stored + "_1_2.tfa";
+    std::string cmd = std::string(TINYFLEET_COMPILE_TOOL) + " " + fixture_path(c.model) +
+                      " --class cortex-m4-256k -o " + out + " > /dev/null";
+    if (c.calib) cmd += std::string(" --calib ") + fixture_path(c.calib);
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+    auto typed = read_file(out);
+    ASSERT_TRUE(typed);
+    // The stored form has int_params and no options on those kinds; the new one the reverse.
+    const auto* old_model = tinyfleet::artifact::GetModel(stored->data());
+    const auto* new_model = tinyfleet::artifact::GetModel(typed->data());
+    EXPECT_EQ(old_model->format_minor(), 1);
+    EXPECT_EQ(new_model->format_minor(), 2);
+    ASSERT_EQ(old_model->operators()->size(), new_model->operators()->size());
+    int parameterised = 0;
+    for (uint32_t i = 0; i < old_model->operators()->size(); ++i) {
+      const auto* o = old_model->operators()->Get(i);
+      const auto* n = new_model->operators()->Get(i);
+      ASSERT_EQ(o->kind(), n->kind());
+      const bool has = o->kind() == tinyfleet::artifact::OpKind_Add ||
+                       o->kind() == tinyfleet::artifact::OpKind_Mul ||
+                       o->kind() == tinyfleet::artifact::OpKind_Mean ||
+                       o->kind() == tinyfleet::artifact::OpKind_Softmax;
+      if (!has) continue;
+      ++parameterised;
+      EXPECT_TRUE(o->int_params() && o->int_params()->size() > 0) << c.stored << " op " << i;
+      EXPECT_EQ(o->options_type(), tinyfleet::artifact::OperatorOptions_NONE);
+      // A Tflm Softmax keeps int_params [1] beside its options, for runtimes before 1.2.
+      const bool tflm = n->kind() == tinyfleet::artifact::OpKind_Softmax;
+      EXPECT_EQ(n->int_params() != nullptr, tflm) << c.stored << " op " << i;
+      EXPECT_NE(n->options_type(), tinyfleet::artifact::OperatorOptions_NONE);
+    }
+    EXPECT_GT(parameterised, 0) << c.stored;
+    Loaded old_run(*stored), new_run(*typed);
+    ASSERT_EQ(old_run.interp.input(0).type, tinyfleet::artifact::TensorType_Int8);
+    for (int sample = 0; sample < 20; ++sample) {
+      const auto input = random_input(rng, old_run.interp.input(0).dims.elements());
+      EXPECT_EQ(old_run.run(input), new_run.run(input)) << c.stored << " sample " << sample;
+    }
+  }
+}
+
 }  // namespace
 
 namespace {

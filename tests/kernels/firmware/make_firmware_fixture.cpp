@@ -103,10 +103,7 @@ int main(int argc, char** argv) {
   add.kind = artifact::OpKind_Add;
   add.inputs = {1, 2};
   add.outputs = {3};
-  const auto ap = make_add_params({0.05f, -128}, {0.05f, -10}, {0.08f, -60}, {});
-  add.int_params = {ap.input1_offset,     ap.input2_offset, ap.output_offset,     ap.left_shift,
-                    ap.input1_multiplier, ap.input1_shift,  ap.input2_multiplier, ap.input2_shift,
-                    ap.output_multiplier, ap.output_shift};
+  add.add = make_add_params({0.05f, -128}, {0.05f, -10}, {0.08f, -60}, {});  // AddOptions
   OperatorSpec pool;
   pool.kind = artifact::OpKind_MaxPool2D;
   pool.inputs = {3};

@@ -3,6 +3,7 @@
 // while running, and refuses every kind of malformed artifact with its reason.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <new>
@@ -10,6 +11,7 @@
 
 #include "tinyfleet/kernels/ops/activations.h"
 #include "tinyfleet/kernels/ops/conv2d.h"
+#include "tinyfleet/kernels/ops/elementwise.h"
 #include "tinyfleet/kernels/ops/fully_connected.h"
 #include "tinyfleet/kernels/ops/pooling.h"
 #include "tinyfleet/kernels/ops/quantization.h"
@@ -406,6 +408,192 @@ TEST(Interpreter, TypedOptionsDriveTransposeAndPadAndAreChecked) {
   bad = m;
   bad.tensors[1].zero_point = {5};  // a gather cannot requantize
   EXPECT_EQ(refused(bad), copy_error);
+}
+
+// Format 1.2's typed options: Add, Mul, Mean and Softmax take their integers from
+// AddOptions, MulOptions, MeanOptions and SoftmaxOptions, and still from positional
+// int_params (format 1.1); both run like a direct chain of the reference kernels, the
+// options are one int32 segment for deltas, and malformed ones are refused by name.
+struct ParameterisedChain {
+  TensorQuant qx{0.05f, -10}, qc{0.02f, 3}, qa{0.07f, -20}, qm{0.06f, 5}, qmean{0.05f, 0};
+  int8_t constant = 77;
+  uint32_t table[256];
+  ParameterisedChain() { build_softmax_table(qmean.scale, 1.0f, table); }
+
+  ModelSpec spec(bool positional) const {
+    auto t = [](const char* name, Dims d, TensorQuant q, uint32_t off) {
+      TensorSpec s;
+      s.name = name;
+      s.dims = d;
+      s.scale = {q.scale};
+      s.zero_point = {q.zero_point};
+      s.arena_offset = off;
+      return s;
+    };
+    ModelSpec m;
+    m.tensors = {t("x", {1, 2, 2, 4}, qx, 0),
+                 t("a", {1, 2, 2, 4}, qa, 16),
+                 t("m", {1, 2, 2, 4}, qm, 32),
+                 t("mean", {1, 1, 1, 4}, qmean, 48),
+                 t("s", {1, 1, 1, 4}, {1 / 256.f, -128}, 64),
+                 t("c", {1, 1, 1, 1}, qc, 0)};
+    m.tensors[5].data = std::string(1, static_cast<char>(constant));
+    OperatorSpec add, mul, mean, sm;
+    add.kind = artifact::OpKind_Add;
+    add.inputs = {0, 5};
+    add.outputs = {1};
+    add.add = make_add_params(qx, qc, qa, {});
+    mul.kind = artifact::OpKind_Mul;
+    mul.inputs = {1, 5};
+    mul.outputs = {2};
+    mul.mul = make_mul_params(qa, qc, qm, {});
+    mean.kind = artifact::OpKind_Mean;
+    mean.inputs = {2};
+    mean.outputs = {3};
+    mean.mean = make_mean_params(qm, qmean, 4);
+    sm.kind = artifact::OpKind_Softmax;
+    sm.inputs = {3};
+    sm.outputs = {4};
+    sm.lut_u32.assign(table, table + 256);
+    if (positional) {
+      const auto& p = add.add;
+      add.int_params = {p.input1_offset,     p.input2_offset, p.output_offset,     p.left_shift,
+                        p.input1_multiplier, p.input1_shift,  p.input2_multiplier, p.input2_shift,
+                        p.output_multiplier, p.output_shift};
+      mul.int_params = {mul.mul.input1_offset, mul.mul.input2_offset, mul.mul.output_offset,
+                        mul.mul.output_multiplier, mul.mul.output_shift};
+      mean.int_params = {mean.mean.input_offset, mean.mean.output_offset, mean.mean.multiplier,
+                         mean.mean.shift};
+    }
+    m.operators = {add, mul, mean, sm};
+    m.inputs = {0};
+    m.outputs = {4};
+    m.tensor_arena_bytes = 80;
+    return m;
+  }
+
+  std::vector<int8_t> direct(const std::vector<int8_t>& x) const {
+    std::vector<int8_t> a(16), m(16), mean(4), s(4);
+    ref::add(make_add_params(qx, qc, qa, {}), 16, x.data(), 1, &constant, a.data());
+    ref::mul(make_mul_params(qa, qc, qm, {}), 16, a.data(), 1, &constant, m.data());
+    ref::mean_hw(make_mean_params(qm, qmean, 4), {1, 2, 2, 4}, m.data(), mean.data());
+    ref::softmax(table, 1, 4, mean.data(), s.data());
+    return s;
+  }
+};
+
+std::string load_error(const ModelSpec& spec) {
+  const auto b = write_artifact(spec);
+  Aligned al(b);
+  Interpreter i;
+  return i.load(al.ptr, al.size).what;
+}
+
+TEST(Interpreter, TypedAndPositionalParametersRunAlike) {
+  ParameterisedChain chain;
+  std::mt19937 rng(3);
+  for (const bool positional : {false, true}) {
+    const auto bytes = write_artifact(chain.spec(positional));
+    Aligned a(bytes);
+    Interpreter interp;
+    const auto err = interp.load(a.ptr, a.size);
+    ASSERT_EQ(err.status, LoadStatus::kOk) << err.what << " at " << err.index;
+    std::vector<uint8_t> arena(interp.arena_bytes());
+    ASSERT_EQ(interp.bind_arena(arena.data(), arena.size()).status, LoadStatus::kOk);
+    for (int sample = 0; sample < 50; ++sample) {
+      std::vector<int8_t> x(16);
+      for (auto& v : x) v = static_cast<int8_t>(static_cast<int>(rng() % 256) - 128);
+      std::memcpy(interp.input(0).data, x.data(), 16);
+      ASSERT_EQ(interp.invoke().status, LoadStatus::kOk);
+      const auto* out = static_cast<const int8_t*>(interp.output(0).data);
+      EXPECT_EQ(std::vector<int8_t>(out, out + 4), chain.direct(x)) << positional << sample;
+    }
+    // The integers as one segment: "<output>/options" (typed) or ".../int_params".
+    const auto segs = tensor_segments(bytes);
+    const auto add = std::find_if(segs.begin(), segs.end(), [&](const TensorSegment& s) {
+      return s.name == (positional ? "a/int_params" : "a/options");
+    });
+    ASSERT_NE(add, segs.end()) << positional;
+    EXPECT_EQ(add->kind, SegmentKind::kInt32);
+    ASSERT_EQ(add->size, 40u);
+    std::vector<int32_t> got(10);
+    std::memcpy(got.data(), bytes.data() + add->offset, 40);
+    const auto& p = chain.spec(false).operators[0].add;
+    std::vector<int32_t> want = {p.input1_offset,     p.input2_offset,     p.output_offset,
+                                 p.left_shift,        p.input1_multiplier, p.input1_shift,
+                                 p.input2_multiplier, p.input2_shift,      p.output_multiplier,
+                                 p.output_shift};
+    std::sort(got.begin(), got.end());  // the table's fields, in the builder's order
+    std::sort(want.begin(), want.end());
+    EXPECT_EQ(got, want);
+    for (const char* name : {"m", "mean", "s"}) {
+      const std::string segment = std::string(name) + (positional ? "/int_params" : "/options");
+      const bool found = std::any_of(segs.begin(), segs.end(),
+                                     [&](const TensorSegment& s) { return s.name == segment; });
+      EXPECT_EQ(found, !(positional && std::string(name) == "s")) << segment;
+    }
+  }
+}
+
+TEST(Interpreter, MalformedTypedOrPositionalParametersAreRefused) {
+  ParameterisedChain chain;
+  ModelSpec bad = chain.spec(false);
+  bad.operators[2].mean.shift = 40;
+  EXPECT_EQ(load_error(bad), "mean shapes or parameters");
+  bad = chain.spec(false);
+  bad.operators[0].add.input1_multiplier = -1;
+  EXPECT_EQ(load_error(bad), "add/mul parameters out of range");
+  bad = chain.spec(false);
+  bad.operators[1].mul.output_shift = -32;
+  EXPECT_EQ(load_error(bad), "add/mul parameters out of range");
+  bad = chain.spec(true);
+  bad.operators[0].int_params.pop_back();  // nine positional values for Add
+  EXPECT_EQ(load_error(bad), "add/mul arity, types or parameters");
+  bad = chain.spec(false);
+  bad.operators[3].softmax_mode = artifact::SoftmaxMode_Tflm;  // not TFLM's exp table
+  EXPECT_EQ(load_error(bad), "softmax mode, table or depth");
+  bad = chain.spec(false);
+  bad.operators[3].softmax_mode = static_cast<artifact::SoftmaxMode>(7);
+  EXPECT_EQ(load_error(bad), "softmax mode, table or depth");
+  bad = chain.spec(true);
+  bad.operators[3].int_params = {2};
+  EXPECT_EQ(load_error(bad), "softmax mode, table or depth");
+  bad = chain.spec(false);
+  bad.operators[1].kind = static_cast<artifact::OpKind>(artifact::OpKind_MAX + 1);
+  EXPECT_EQ(load_error(bad), "unknown operator kind");
+}
+
+// A union type without its table (the verifier lets a union's value be absent) and a
+// table without its struct are refused, not read (the corruption test above found the
+// first as a null dereference).
+TEST(Interpreter, OptionsTypeWithoutItsTableIsRefused) {
+  ParameterisedChain chain;
+  for (const bool with_table : {false, true}) {
+    flatbuffers::FlatBufferBuilder b;
+    const artifact::Dims4 shape(1, 1, 1, 4);
+    auto tensor = [&](const char* name, uint32_t offset) {
+      return artifact::CreateTensor(b, b.CreateString(name), artifact::TensorType_Int8, &shape,
+                                    b.CreateVector(std::vector<float>{0.05f}),
+                                    b.CreateVector(std::vector<int32_t>{0}), -1, offset);
+    };
+    const auto tensors = b.CreateVector(std::vector{tensor("x", 0), tensor("y", 16)});
+    const auto options = with_table ? artifact::CreateSoftmaxOptions(b).Union() : 0;
+    const auto op = artifact::CreateOperator(
+        b, artifact::OpKind_Softmax, b.CreateVector(std::vector<int32_t>{0}),
+        b.CreateVector(std::vector<int32_t>{1}), 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 0, -128, 127, 0,
+        0, 0, 0, 0, 0, b.CreateVector(chain.table, 256), artifact::OperatorOptions_SoftmaxOptions,
+        options);
+    const auto io0 = b.CreateVector(std::vector<int32_t>{0});
+    const auto io1 = b.CreateVector(std::vector<int32_t>{1});
+    artifact::FinishModelBuffer(
+        b, artifact::CreateModel(b, 1, 2, 0, 0, tensors, b.CreateVector(std::vector{op}), io0, io1,
+                                 0, 32, 0));
+    Aligned a(std::string(reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize()));
+    Interpreter interp;
+    const auto err = interp.load(a.ptr, a.size);
+    EXPECT_EQ(err.status, LoadStatus::kBadOperator) << with_table;
+    EXPECT_STREQ(err.what, "softmax mode, table or depth") << with_table;
+  }
 }
 
 }  // namespace

@@ -7,6 +7,8 @@
 #include <vector>
 
 #include "tinyfleet/kernels/artifact_generated.h"
+#include "tinyfleet/kernels/ops/elementwise.h"
+#include "tinyfleet/kernels/ops/pooling.h"
 #include "tinyfleet/kernels/ops/types.h"
 
 namespace tinyfleet::kernels {
@@ -28,7 +30,10 @@ struct OperatorSpec {
   Padding padding;
   int32_t filter_h = 1, filter_w = 1, depth_multiplier = 1, axis = 0;
   int32_t activation_min = -128, activation_max = 127;
-  std::vector<int32_t> requant_multiplier, requant_shift, int_params, pad_before, pad_after;
+  std::vector<int32_t> requant_multiplier, requant_shift, pad_before, pad_after;
+  // Format 1.1's positional parameters of Add, Mul, Mean and Softmax; when set, written
+  // instead of their typed options (tests write old artifacts with it).
+  std::vector<int32_t> int_params;
   std::vector<int8_t> lut_i8;
   std::vector<uint32_t> lut_u32;
   // Typed options (format 1.1). Transpose, StridedSlice: StridedCopyOptions, 4 counts
@@ -37,6 +42,14 @@ struct OperatorSpec {
   std::vector<int32_t> copy_count, copy_step;
   bool has_pad_value = false;
   int8_t pad_value = 0;
+  // Format 1.2 (without int_params): Add: AddOptions from `add`, Mul: MulOptions from
+  // `mul`, Mean: MeanOptions from `mean` (their activation fields are not written: the
+  // operator's activation_min/max are), Softmax: SoftmaxOptions (mode Tflm also writes
+  // int_params [1], which runtimes before 1.2 read; this one reads the options).
+  AddParams add;
+  MulParams mul;
+  MeanParams mean;
+  artifact::SoftmaxMode softmax_mode = artifact::SoftmaxMode_Table;
 };
 
 struct ModelSpec {
@@ -75,8 +88,9 @@ struct TensorSegment {
 };
 // The named data ranges of an artifact, for deltas that match them by name: constant
 // tensors' data ("<tensor>"), their scales ("<tensor>/scale") and the operators'
-// requantization vectors ("<output tensor>/requant_multiplier", ".../requant_shift",
-// ".../int_params"). Empty when the bytes are not a valid artifact.
+// requantization vectors ("<output tensor>/requant_multiplier", ".../requant_shift"),
+// their integer parameters (".../options": the ints of Add/Mul/Mean/SoftmaxOptions;
+// ".../int_params" in older artifacts). Empty when the bytes are not a valid artifact.
 std::vector<TensorSegment> tensor_segments(const std::string& artifact);
 
 // Checks content_sha256 against the bytes.
