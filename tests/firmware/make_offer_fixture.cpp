@@ -6,11 +6,14 @@
 // by update_host's encoder and its signed offer, with v2's host output as self-test.
 //   make_offer_fixture DIR  ->  DIR/offer.bin, root.pub (check_offer cases),
 //                               v1.tfa, input.bin, v1_output.bin, delta.bin, delta_offer.bin
+//   make_offer_fixture DIR V1.tfa V2.tfa: the same with two compiled artifacts (the
+//                               reference firmware's digits_cnn v1 -> v2) as v1 and v2.
 #include <sodium.h>
 
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
 
 #include "fixture_constants.h"
@@ -40,6 +43,11 @@ std::string sha256(const std::string& bytes) {
   crypto_hash_sha256(d, u(bytes), bytes.size());
   return std::string(reinterpret_cast<char*>(d), 32);
 }
+std::string read(const char* path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
 bool write(const std::filesystem::path& p, const std::string& bytes) {
   std::ofstream f(p, std::ios::binary);
   f << bytes;
@@ -48,8 +56,8 @@ bool write(const std::filesystem::path& p, const std::string& bytes) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 2) {
-    std::fprintf(stderr, "usage: make_offer_fixture DIR\n");
+  if (argc != 2 && argc != 4) {
+    std::fprintf(stderr, "usage: make_offer_fixture DIR [V1.tfa V2.tfa]\n");
     return 2;
   }
   if (sodium_init() < 0) return 1;
@@ -95,7 +103,8 @@ int main(int argc, char** argv) {
   }
 
   // The v1 -> v2 update the agent applies on the target.
-  const std::string v1 = ft::fixture_artifact(1), v2 = ft::fixture_artifact(2);
+  const std::string v1 = argc == 4 ? read(argv[2]) : ft::fixture_artifact(1);
+  const std::string v2 = argc == 4 ? read(argv[3]) : ft::fixture_artifact(2);
   const std::string input = ft::fixture_input();
   const std::string out1 = ft::run_on_host(v1, input), out2 = ft::run_on_host(v2, input);
   if (out1.empty() || out2.empty() || out1 == out2) {

@@ -1,11 +1,13 @@
 # ctest firmware_reference_qemu (labels firmware;stack): the reference firmware on the
 # Cortex-M4 under QEMU takes a signed offer and its TensorRange delta over MQTT. The host
-# signs the fixture's offers (make_offer_fixture), the firmware is built with test device
+# compiles digits_cnn and digits_cnn_v2 for cortex-m4-256k (tinyfleet-compile, as fleetd
+# does), signs the v1 -> v2 offer (make_offer_fixture), the firmware is built with test device
 # 27's account and a fresh fleet, then serve_offer (fleetd's part: the offer retained,
 # chunk requests answered) and QEMU (UART0 joined to the devices' listener) run together;
 # both must end well: the firmware switched to release 8 and published telemetry, and
 # serve_offer saw the status `Committed` and a telemetry window.
-#   -DFIXTURE=<make_offer_fixture> -DSERVE=<serve_offer> -DSOURCE=<firmware> -DWORK=<dir>
+#   -DFIXTURE=<make_offer_fixture> -DCOMPILE=<tinyfleet-compile> -DMODELS=<tests/fixtures>
+#   -DSERVE=<serve_offer> -DSOURCE=<firmware> -DWORK=<dir>
 include(${CMAKE_CURRENT_LIST_DIR}/../support/qemu_m4.cmake)
 foreach(v TINYFLEET_MQTT_HOST TINYFLEET_MQTT_PORT TINYFLEET_MQTT_DEVICE_PORT
           TINYFLEET_MQTT_SERVER_USER TINYFLEET_MQTT_SERVER_PASSWORD TINYFLEET_MQTT_TEST_DEVICES)
@@ -27,11 +29,20 @@ set(fleet "fwref${nonce}")
 
 file(REMOVE_RECURSE ${WORK})
 file(MAKE_DIRECTORY ${WORK}/fixture)
-execute_process(COMMAND ${FIXTURE} ${WORK}/fixture RESULT_VARIABLE rc OUTPUT_VARIABLE out
-                ERROR_VARIABLE err)
+foreach(m digits_cnn digits_cnn_v2)
+  execute_process(COMMAND ${COMPILE} ${MODELS}/models/${m}.onnx --class cortex-m4-256k
+                          --calib ${MODELS}/data/digits_calib.npz -o ${WORK}/${m}.tfa
+                  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "tinyfleet-compile ${m} failed (${rc}): ${out}${err}")
+  endif()
+endforeach()
+execute_process(COMMAND ${FIXTURE} ${WORK}/fixture ${WORK}/digits_cnn.tfa ${WORK}/digits_cnn_v2.tfa
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "make_offer_fixture failed (${rc}): ${out}${err}")
 endif()
+message("${out}")
 firmware_build(SOURCE ${SOURCE} BUILD ${WORK}/build
                TOOLCHAIN ${SOURCE}/../kernels/firmware/arm-none-eabi.cmake
                DEFINES -DFIXTURE=${WORK}/fixture -DMQTT_USER=${user} -DMQTT_PASSWORD=${password}
