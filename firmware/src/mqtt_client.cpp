@@ -96,7 +96,7 @@ MqttError MqttClient::publish(const char* topic, const uint8_t* payload, size_t 
 
 void MqttClient::begin_connect(uint32_t now) {
   ++counters_.attempts;
-  tx_size_ = rx_size_ = skip_ = 0;
+  tx_size_ = rx_size_ = skip_ = stream_ = 0;
   ping_outstanding_ = false;
   if (!transport_.open()) {
     lose(LinkEvent::kTransportLost, now);
@@ -114,7 +114,7 @@ void MqttClient::begin_connect(uint32_t now) {
 
 void MqttClient::lose(LinkEvent why, uint32_t now) {
   transport_.close();
-  tx_size_ = rx_size_ = skip_ = 0;
+  tx_size_ = rx_size_ = skip_ = stream_ = 0;
   ping_outstanding_ = false;
   if (why == LinkEvent::kClosedByClient) {
     state_ = ClientState::kStopped;
@@ -153,6 +153,17 @@ void MqttClient::receive(uint32_t now) {
   // A bounded number of reads per poll, so a busy link cannot starve the main loop.
   for (int reads = 0; reads < 8; ++reads) {
     const ClientState before = state_;
+    if (stream_ > 0) {  // the rest of a large payload: to the sink, piece by piece
+      const size_t want = stream_ < rx_capacity_ ? stream_ : rx_capacity_;
+      const int n = transport_.read(rx_, want);
+      if (n < 0) return lose(LinkEvent::kTransportLost, now);
+      if (n == 0) return;
+      stream_ -= static_cast<size_t>(n);
+      options_->large_payloads->piece(rx_, static_cast<size_t>(n));
+      if (stream_ == 0) end_stream(now);
+      if (state_ != before) return;
+      continue;
+    }
     if (skip_ > 0) {  // the rest of an oversized packet: read and drop
       const size_t want = skip_ < rx_capacity_ ? skip_ : rx_capacity_;
       const int n = transport_.read(rx_, want);
@@ -171,6 +182,10 @@ void MqttClient::receive(uint32_t now) {
         break;
       }
       if (framed == MqttError::kPacketTooLarge) {
+        if (stream_large(length, now)) {  // its head still coming, or taken by the sink
+          if (state_ != ClientState::kConnected) return;
+          break;
+        }
         skip_ = length - rx_size_;
         rx_size_ = 0;
         ++counters_.dropped;
@@ -214,18 +229,7 @@ void MqttClient::handle(const Packet& p, uint32_t now) {
     case PacketType::kPublish: {
       ++counters_.received;
       handler_.on_message({p.topic, p.topic_size, p.payload, p.payload_size, p.qos, p.retain});
-      size_t size = 0;
-      if (p.qos == 1 &&
-          !queue(encode_puback(p.packet_id, tx_ + tx_size_, tx_capacity_ - tx_size_, &size),
-                 size)) {
-        flush(now);  // make room, then try once more
-        if (state_ == ClientState::kConnected &&
-            !queue(encode_puback(p.packet_id, tx_ + tx_size_, tx_capacity_ - tx_size_, &size),
-                   size)) {
-          last_error_ = MqttError::kBufferTooSmall;
-          lose(LinkEvent::kTransportLost, now);
-        }
-      }
+      if (p.qos == 1) acknowledge(p.packet_id, now);
       return;
     }
     case PacketType::kPuback:
@@ -244,6 +248,50 @@ void MqttClient::handle(const Packet& p, uint32_t now) {
     default:
       return;  // UNSUBACK: this client never unsubscribes
   }
+}
+
+void MqttClient::acknowledge(uint16_t packet_id, uint32_t now) {
+  size_t size = 0;
+  if (queue(encode_puback(packet_id, tx_ + tx_size_, tx_capacity_ - tx_size_, &size), size)) {
+    return;
+  }
+  flush(now);  // make room, then try once more
+  if (state_ == ClientState::kConnected &&
+      !queue(encode_puback(packet_id, tx_ + tx_size_, tx_capacity_ - tx_size_, &size), size)) {
+    last_error_ = MqttError::kBufferTooSmall;
+    lose(LinkEvent::kTransportLost, now);
+  }
+}
+
+bool MqttClient::stream_large(size_t length, uint32_t now) {
+  PayloadSink* sink = options_->large_payloads;
+  if (!sink || state_ != ClientState::kConnected) return false;
+  Packet head;
+  size_t head_bytes = 0;
+  const MqttError e = parse_publish_head(rx_, rx_size_, length, &head, &head_bytes);
+  // Its head still coming: wait for it (a head over the whole buffer is skipped).
+  if (e == MqttError::kIncomplete) return rx_size_ < rx_capacity_;
+  if (e == MqttError::kUnexpectedPacket) return false;  // not a PUBLISH: skipped
+  if (e != MqttError::kOk) {
+    last_error_ = e;
+    lose(LinkEvent::kProtocolError, now);
+    return true;
+  }
+  if (!sink->begin(
+          {head.topic, head.topic_size, nullptr, head.payload_size, head.qos, head.retain})) {
+    return false;
+  }
+  if (rx_size_ > head_bytes) sink->piece(rx_ + head_bytes, rx_size_ - head_bytes);
+  stream_ = length - rx_size_;  // > 0: the packet is larger than the buffer
+  stream_id_ = head.qos == 1 ? head.packet_id : 0;
+  rx_size_ = 0;
+  return true;
+}
+
+void MqttClient::end_stream(uint32_t now) {
+  ++counters_.received;
+  options_->large_payloads->end();
+  if (stream_id_ != 0 && state_ == ClientState::kConnected) acknowledge(stream_id_, now);
 }
 
 void MqttClient::keep_alive(uint32_t now) {

@@ -214,6 +214,39 @@ MqttError parse_packet(const uint8_t* data, size_t size, Packet* out) {
   }
 }
 
+MqttError parse_publish_head(const uint8_t* data, size_t size, size_t packet_bytes, Packet* out,
+                             size_t* head_bytes) {
+  *out = Packet{};
+  *head_bytes = 0;
+  size_t framed = 0;
+  const MqttError e = frame_length(data, size, packet_bytes, &framed);
+  if (e != MqttError::kOk) return e;
+  if (framed != packet_bytes) return MqttError::kBadLength;
+  if ((data[0] >> 4) != static_cast<uint8_t>(PacketType::kPublish)) {
+    return MqttError::kUnexpectedPacket;
+  }
+  out->type = PacketType::kPublish;
+  size_t body_at = 1;
+  while (data[body_at] & 0x80u) ++body_at;
+  ++body_at;
+  const size_t body_size = packet_bytes - body_at;
+  if (size < body_at + 2) return MqttError::kIncomplete;
+  if (body_size < 2) return MqttError::kMalformedTopicLength;
+  const size_t topic_size = read_u16(data + body_at);
+  if (topic_size > body_size - 2) return MqttError::kMalformedTopicLength;
+  const uint8_t qos = (data[0] >> 1) & 0x03;
+  const size_t head = 2 + topic_size + (qos == 1 ? 2 : 0);
+  if (head > body_size) return MqttError::kBadLength;
+  if (size < body_at + head) return MqttError::kIncomplete;
+  // The head alone is a PUBLISH with an empty payload: the same checks as a whole one.
+  const MqttError parsed = parse_publish(data[0] & 0x0f, data + body_at, head, out);
+  if (parsed != MqttError::kOk) return parsed;
+  out->payload = nullptr;
+  out->payload_size = body_size - head;
+  *head_bytes = body_at + head;
+  return MqttError::kOk;
+}
+
 MqttError encode_connect(const ConnectOptions& o, uint8_t* out, size_t capacity, size_t* written) {
   *written = 0;
   const size_t id = length_of(o.client_id), user = length_of(o.username),

@@ -23,8 +23,15 @@ bool non_negative(const nlohmann::json& v) {
 
 }  // namespace
 
+const std::vector<std::string>& delta_codec_names() {
+  static const std::vector<std::string> names = {"Full", "ZstdPrefix", "TensorZstd", "TensorLzma",
+                                                 "TensorRange"};
+  return names;
+}
+
 DeltaBudget DeviceClass::delta_budget() const {
   DeltaBudget b;
+  b.codecs = delta_codecs;
   if (ram_bytes <= 512 * 1024) {
     b.max_window_log = 14;
     b.max_decoder_bytes = 64 * 1024;
@@ -42,6 +49,9 @@ const std::vector<DeviceClassField>& device_class_schema() {
       {"runtime_ram_bytes", K::kInteger, false, 0, kMaxInteger, "RAM the runtime takes"},
       {"simd", K::kNameList, false, 0, kMaxDeviceClassListEntries,
        "SIMD extensions: names of 1 to 32 characters"},
+      {"delta_codecs", K::kNameList, false, 0, 5,
+       "update codecs its devices decode (Full, ZstdPrefix, TensorZstd, TensorLzma, "
+       "TensorRange); default all"},
       {"cycles_per_mac", K::kCyclesPerMac, false, 0, 1e6,
        "cycles per MAC for conv, depthwise, fully_connected, other (default 1)"},
       {"active_mw", K::kNumber, false, 0, 1e7, "power while running, mW"},
@@ -97,7 +107,13 @@ std::string apply(const DeviceClassField& f, const nlohmann::json& v, DeviceClas
         if (!s.is_string() || s.get<std::string>().empty() || s.get<std::string>().size() > 32) {
           return "has a '" + key + "' entry that is not a name of 1 to 32 characters";
         }
-        c.simd.push_back(s.get<std::string>());
+        const auto& names = delta_codec_names();
+        if (key == "delta_codecs" &&
+            std::find(names.begin(), names.end(), s.get<std::string>()) == names.end()) {
+          return "has an unknown '" + key + "' entry '" + s.get<std::string>() +
+                 "' (known: Full, ZstdPrefix, TensorZstd, TensorLzma, TensorRange)";
+        }
+        (key == "delta_codecs" ? c.delta_codecs : c.simd).push_back(s.get<std::string>());
       }
       return "";
     case K::kCyclesPerMac:

@@ -76,6 +76,13 @@ storage::Expected<update::DeltaOptions> OfferBuilder::delta_options(
   update::DeltaOptions o;
   o.max_window_log = budget.max_window_log;
   o.max_decoder_bytes = static_cast<size_t>(budget.max_decoder_bytes);
+  for (const auto& codec : budget.codecs) {  // names checked when the class was parsed
+    for (int c = update::DeltaCodec_MIN; c <= update::DeltaCodec_MAX; ++c) {
+      if (codec == update::EnumNameDeltaCodec(static_cast<update::DeltaCodec>(c))) {
+        o.allowed_codecs |= 1u << c;
+      }
+    }
+  }
   std::lock_guard<std::mutex> lock(mu_);
   classes_[device_class] = {now, o};
   return o;
@@ -167,9 +174,15 @@ storage::Expected<BuiltOffer> OfferBuilder::build(const OfferRequest& r, uint64_
   if (!options) return options.error();
   storage::Expected<std::shared_ptr<const update::Delta>> delta =
       std::shared_ptr<const update::Delta>();
+  const bool decodes_full = options->allowed_codecs == 0 ||
+                            (options->allowed_codecs & (1u << update::DeltaCodec_Full)) != 0;
   if (base.empty()) {
-    // Nothing to patch: the whole artifact (a device's first model).
-    auto full = update::encode_full((*t)->bytes, {});
+    // Nothing to patch: the whole artifact (a device's first model), or where the class
+    // does not decode Full (the Cortex-M4 firmware), a delta from nothing in one it does.
+    auto full = decodes_full
+                    ? update::encode_full((*t)->bytes, {})
+                    : update::encode_best("", (*t)->bytes, {},
+                                          update::artifact_segments((*t)->bytes), *options);
     if (!full) return full.error();
     delta = std::make_shared<const update::Delta>(std::move(*full));
   } else {
@@ -190,7 +203,10 @@ storage::Expected<BuiltOffer> OfferBuilder::build(const OfferRequest& r, uint64_
     return Error{ErrorCode::kInternal, "artifact " + r.target_sha256 + " does not hash to itself"};
   }
   f.target_size = (*t)->bytes.size();
-  f.base_sha256 = (*delta)->codec == update::DeltaCodec_Full ? "" : unhex(r.base_sha256);
+  // A delta from nothing names the base the device has (zeros: none).
+  f.base_sha256 = (*delta)->codec == update::DeltaCodec_Full ? ""
+                  : r.base_sha256.empty()                    ? std::string(32, '\0')
+                                                             : unhex(r.base_sha256);
   f.codec = (*delta)->codec;
   f.payload_sha256 = sha256_raw((*delta)->payload);
   f.payload_size = (*delta)->payload.size();

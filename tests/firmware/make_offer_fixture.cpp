@@ -7,6 +7,9 @@
 //   make_offer_fixture DIR  ->  DIR/offer.bin, root.pub (check_offer cases),
 //                               v1.tfa, input.bin, v1_output.bin, delta.bin, delta_offer.bin,
 //                               revoked_offer.bin, old_offer.bin, stranger_offer.bin (tamper)
+//   make_offer_fixture DIR DIGITS_V1.tfa DIGITS_V2.tfa: also digits_v1.tfa, digits_v1_output.bin,
+//                               digits_delta.bin, digits_offer.bin (digits_cnn v1 -> v2, release 8:
+//                               the instruction bench and the reference firmware)
 #include <sodium.h>
 
 #include <cstdio>

@@ -312,6 +312,69 @@ TEST_F(FirmwareMqtt, SkipsAPacketLargerThanItsReceiveBufferAndStaysInStep) {
   client.disconnect();
 }
 
+// Collects a large payload as the client hands it over.
+struct Collector : PayloadSink {
+  bool begin(const Message& head) override {
+    heads.emplace_back(head.topic, head.topic_size);
+    sizes.push_back(head.payload_size);
+    qos.push_back(head.qos);
+    data.clear();
+    return take;
+  }
+  void piece(const uint8_t* d, size_t n) override {
+    data.append(reinterpret_cast<const char*>(d), n);
+    ++pieces;
+  }
+  void end() override { done.push_back(data); }
+
+  bool take = true;
+  std::vector<std::string> heads, done;
+  std::vector<size_t> sizes;
+  std::vector<uint8_t> qos;
+  std::string data;
+  int pieces = 0;
+};
+
+TEST_F(FirmwareMqtt, StreamsAPacketLargerThanItsReceiveBufferToASinkInPieces) {
+  const std::string offer = topic(tinyfleet::update::TopicKind::kOffer);
+  std::string big;
+  for (int i = 0; i < 600; ++i) big += std::to_string(i % 10);  // 600 B in a 128-byte buffer
+  big += big + big;
+  publish_retained(offer, big);
+  retained_topics_.push_back(offer);
+  auto tcp = transport();
+  Recorder r;
+  Collector sink;
+  options_.large_payloads = &sink;
+  StaticMqttClient<512, 128> client(*tcp, r);
+  r.on_connect = [&] { client.subscribe(offer.c_str(), 1, nullptr); };
+  client.start(options_);
+  ASSERT_TRUE(poll_until(client, [&] { return !sink.done.empty(); }));
+  EXPECT_EQ(sink.heads[0], offer);
+  EXPECT_EQ(sink.sizes[0], big.size());
+  EXPECT_EQ(sink.qos[0], 1);
+  EXPECT_EQ(sink.done[0], big);  // every byte, in order
+  EXPECT_GE(sink.pieces, static_cast<int>(big.size() / 128));
+  EXPECT_TRUE(r.dropped.empty());
+  EXPECT_TRUE(r.payloads.empty());  // a streamed message is not also given to on_message
+  // The stream stays in step: a small message next is read whole; a large one the sink
+  // declines is skipped whole, and the one after it is read again.
+  publish_retained(offer, "small");
+  ASSERT_TRUE(poll_until(client, [&] { return !r.payloads.empty(); }));
+  EXPECT_EQ(r.payloads[0], "small");
+  sink.take = false;
+  publish_retained(offer, big);
+  ASSERT_TRUE(poll_until(client, [&] { return !r.dropped.empty(); }));
+  EXPECT_EQ(sink.done.size(), 1u);
+  publish_retained(offer, "after");
+  ASSERT_TRUE(poll_until(client, [&] { return r.payloads.size() == 2; }));
+  EXPECT_EQ(r.payloads[1], "after");
+  // The QoS 1 message was acknowledged: the broker sent no duplicate, the link is up.
+  EXPECT_EQ(client.state(), ClientState::kConnected);
+  EXPECT_EQ(client.counters().received, 3u);  // the skipped one is not counted
+  client.disconnect();
+}
+
 TEST_F(FirmwareMqtt, TheBrokerPublishesTheWillWhenTheLinkDropsWithoutDisconnect) {
   const std::string presence = retained_will(1);
   auto tcp = transport();

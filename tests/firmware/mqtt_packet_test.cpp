@@ -188,4 +188,47 @@ TEST(MqttPacket, APublishRoundTripsThroughEncoderAndParser) {
   EXPECT_EQ(std::string(reinterpret_cast<const char*>(p.payload), p.payload_size), payload);
 }
 
+TEST(MqttPacket, APublishHeadParsesBeforeItsPayloadHasCome) {
+  // QoS 1, topic "a/b", id 0x0102, a 300-byte payload of which 4 bytes have come.
+  const std::string payload(300, 'y');
+  uint8_t out[400];
+  size_t n = 0;
+  ASSERT_EQ(encode_publish("a/b", reinterpret_cast<const uint8_t*>(payload.data()), payload.size(),
+                           1, true, false, 0x0102, out, sizeof out, &n),
+            MqttError::kOk);
+  const size_t head = 3 + 2 + 3 + 2;  // fixed header (2-byte length), topic, packet id
+  Packet p;
+  size_t at = 0;
+  ASSERT_EQ(parse_publish_head(out, head + 4, n, &p, &at), MqttError::kOk);
+  EXPECT_EQ(at, head);
+  EXPECT_EQ(std::string(p.topic, p.topic_size), "a/b");
+  EXPECT_EQ(p.packet_id, 0x0102);
+  EXPECT_EQ(p.qos, 1);
+  EXPECT_TRUE(p.retain);
+  EXPECT_EQ(p.payload, nullptr);
+  EXPECT_EQ(p.payload_size, payload.size());
+  // Until the head is complete: incomplete, at every cut.
+  for (size_t cut = 0; cut < head; ++cut) {
+    EXPECT_EQ(parse_publish_head(out, cut, n, &p, &at), MqttError::kIncomplete) << cut;
+  }
+  // The same faults as a whole PUBLISH, named; another packet type is not a PUBLISH.
+  const struct {
+    Bytes bytes;
+    size_t packet_bytes;
+    MqttError error;
+  } cases[] = {
+      {{0x30, 0x80, 0x02, 0, 0}, 259, MqttError::kBadTopic},
+      {{0x30, 0x80, 0x02, 1, 0}, 259, MqttError::kMalformedTopicLength},
+      {{0x34, 0x80, 0x02, 0, 1, 't', 0, 1}, 259, MqttError::kBadQos},
+      {{0x32, 0x80, 0x02, 0, 1, 't', 0, 0}, 259, MqttError::kZeroPacketId},
+      {{0x30, 0x80, 0x02, 0, 2, 'a', '#'}, 259, MqttError::kBadTopic},
+      {{0x30, 0x80, 0x02, 0, 1, 't'}, 300, MqttError::kBadLength},  // not what it frames
+      {{0x90, 0x80, 0x02, 0, 1}, 259, MqttError::kUnexpectedPacket},
+  };
+  for (const auto& c : cases) {
+    EXPECT_EQ(parse_publish_head(c.bytes.data(), c.bytes.size(), c.packet_bytes, &p, &at), c.error)
+        << "expected " << to_string(c.error);
+  }
+}
+
 }  // namespace

@@ -87,7 +87,7 @@ struct Events : Handler {
 firmware::CmsdkUartTransport g_uart(firmware::CmsdkUartTransport::kMps2Uart0, 217, board_ms);
 Events g_events;
 // 1 KB each way: a status (<= 160 B) or a chunk request out, an offer's notice or a
-// small chunk in; the agent's 8 KB offers need kRxBytes >= 8.3 KB (docs/firmware.md).
+// small chunk in; the agent's 8 KB offers stream through it (MqttOutbox, docs/firmware.md).
 StaticMqttClient<1024, 1024> g_client(g_uart, g_events);
 
 // Polls until `done()` or `limit_ms`; true if done.

@@ -1,7 +1,8 @@
 // Arbitrary bytes from a broker: the firmware MQTT client's packet parser
 // (frame_length, parse_packet; a parsed PUBLISH must re-encode to a packet that parses
 // to the same fields), and the client itself reading them after its CONNACK, in pieces
-// of arbitrary size, through a 64-byte receive buffer (oversized packets are skipped).
+// of arbitrary size, through a 64-byte receive buffer (oversized packets are skipped, or
+// streamed to a PayloadSink in pieces).
 #include <cstring>
 
 #include "tinyfleet/firmware/mqtt_client.h"
@@ -79,6 +80,25 @@ struct Sink : Handler {
   void on_message(const Message& m) override { check(m.topic_size > 0 && m.qos <= 1); }
 };
 
+// Takes every other large PUBLISH (the rest are skipped): the pieces must add up to the
+// size its head announced, never more.
+struct Streamed : PayloadSink {
+  bool begin(const Message& head) override {
+    check(head.topic_size > 0 && head.qos <= 1 && head.payload == nullptr);
+    expected = head.payload_size;
+    got = 0;
+    return (++heads & 1) != 0;
+  }
+  void piece(const uint8_t* data, size_t size) override {
+    check(data != nullptr && size > 0);
+    got += size;
+    check(got <= expected);
+  }
+  void end() override { check(got == expected); }
+  size_t expected = 0, got = 0;
+  unsigned heads = 0;
+};
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -89,6 +109,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   StaticMqttClient<64, 64> client(transport, sink);
   ClientOptions options;
   options.connect.client_id = "fuzz";
+  Streamed streamed;
+  if (data[0] & 0x40) options.large_payloads = &streamed;
   client.start(options);
   for (int i = 0; i < 4096 && !transport.done() && client.state() != ClientState::kBackoff; ++i) {
     client.poll();

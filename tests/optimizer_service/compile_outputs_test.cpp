@@ -192,6 +192,11 @@ TEST(DeviceClassSpec, RefusesBadFieldsByName) {
       {R"({"ram_bytes":1,"flash_bytes":1,"clock_hz":1,"active_mw":"lots"})", "active_mw"},
       {R"({"ram_bytes":1,"flash_bytes":1,"clock_hz":1,"runtime_ram_bytes":[]})",
        "runtime_ram_bytes"},
+      {R"({"ram_bytes":1,"flash_bytes":1,"clock_hz":1,"delta_codecs":["Bsdiff"]})",
+       "delta_codecs' entry 'Bsdiff'"},
+      {R"({"ram_bytes":1,"flash_bytes":1,"clock_hz":1,"delta_codecs":["Full","Full","Full",)"
+       R"("Full","Full","Full"]})",
+       "delta_codecs"},
   };
   for (const auto& [json, field] : cases) {
     auto c = parse_device_class("x", json);
@@ -217,6 +222,12 @@ TEST(DeviceClassSpec, DeltaBudgetComesFromRam) {
   linux_board.ram_bytes = 512 * 1024 + 1;
   EXPECT_EQ(linux_board.delta_budget().max_window_log, 17u);
   EXPECT_EQ(linux_board.delta_budget().max_decoder_bytes, 0u);
+  EXPECT_TRUE(linux_board.delta_budget().codecs.empty());  // every codec
+  // The Cortex-M4 firmware decodes TensorRange only, and its class says so.
+  auto m4 = parse_device_class(
+      "m4", R"({"ram_bytes":262144,"flash_bytes":1,"clock_hz":1,"delta_codecs":["TensorRange"]})");
+  ASSERT_TRUE(m4) << m4.error().message;
+  EXPECT_EQ(m4->delta_budget().codecs, std::vector<std::string>{"TensorRange"});
 }
 
 }  // namespace

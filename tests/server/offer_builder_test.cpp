@@ -167,6 +167,39 @@ TEST_F(OfferBuilderTest, SelfTestsAndBaselineComeFromTheStoredOutputs) {
   EXPECT_EQ(m->modelled_cycles(), static_cast<uint64_t>(compiled.outputs.modelled_cycles));
 }
 
+// A class names the codecs its devices decode (the Cortex-M4 firmware: TensorRange only):
+// the offer's payload is in one of them, also for a first model (no base: a delta from
+// nothing instead of the zstd-compressed whole).
+TEST_F(OfferBuilderTest, OffersOnlyACodecTheClassDecodes) {
+  server::CompileOutcome compiled;
+  const std::string sha = compile_and_store("digits_cnn", &compiled);
+  storage::PgBlobStore blobs(db());
+  const std::string m4(kM4);
+  for (const std::string codec : {"TensorRange", "TensorLzma"}) {
+    const std::string spec = m4.substr(0, m4.size() - 1) + R"(,"delta_codecs":[")" + codec + "\"]}";
+    ASSERT_TRUE(db().transact([&](pqxx::work& w) {
+      storage::device_classes::upsert(w, {"cortex-m4-256k", spec});
+      return true;
+    }));
+    server::OfferBuilder builder(db(), blobs, key_);
+    auto built = builder.build(release_of(sha), kNow);
+    ASSERT_TRUE(built) << built.error().message;
+    const auto* m = manifest_of(built->offer);
+    EXPECT_EQ(update::EnumNameDeltaCodec(m->codec()), codec);
+    ASSERT_NE(m->base_sha256(), nullptr);
+    EXPECT_EQ(m->base_sha256()->size(), 32u);  // zeros: from nothing
+  }
+  // A class that decodes every codec gets the whole artifact, zstd-compressed.
+  ASSERT_TRUE(db().transact([&](pqxx::work& w) {
+    storage::device_classes::upsert(w, {"cortex-m4-256k", kM4});
+    return true;
+  }));
+  server::OfferBuilder builder(db(), blobs, key_);
+  auto built = builder.build(release_of(sha), kNow);
+  ASSERT_TRUE(built) << built.error().message;
+  EXPECT_EQ(manifest_of(built->offer)->codec(), update::DeltaCodec_Full);
+}
+
 // fleetd's offer builder signs through a PKCS#11 token (SoftHSM2) holding the targets key,
 // carries the root chain listing it, and the device's check accepts the offer.
 TEST_F(OfferBuilderTest, SignsOnAPkcs11TokenAndTheDeviceAcceptsIt) {

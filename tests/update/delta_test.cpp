@@ -169,6 +169,30 @@ TEST(DeltaCodec, BestCodecRespectsTheDeviceMemory) {
   EXPECT_NE(none.error().message.find("device allows"), std::string::npos) << none.error().message;
 }
 
+TEST(DeltaCodec, BestCodecIsOneTheDeviceDecodes) {
+  // The case above picks TensorLzma within 64 KB; a device that decodes TensorRange only
+  // (the Cortex-M4 firmware) gets TensorRange, also for a first model (from nothing).
+  const auto base = make_artifact(13, {20000, 20000}, 300);
+  auto target = base;
+  for (int i = 0; i < 100; ++i) target.bytes[target.segments[0].offset + i * 150] += 1;
+  update::DeltaOptions opts;
+  opts.max_decoder_bytes = 64 * 1024;
+  opts.max_window_log = 16;
+  opts.allowed_codecs = 1u << update::DeltaCodec_TensorRange;
+  auto best = update::encode_best(base.bytes, target.bytes, base.segments, target.segments, opts);
+  ASSERT_TRUE(best) << best.error().message;
+  EXPECT_EQ(best->codec, update::DeltaCodec_TensorRange);
+  auto first = update::encode_best("", target.bytes, {}, target.segments, opts);
+  ASSERT_TRUE(first) << first.error().message;
+  EXPECT_EQ(first->codec, update::DeltaCodec_TensorRange);
+  // Only Full allowed where Full does not fit: refused, naming why.
+  opts.allowed_codecs = 1u << update::DeltaCodec_Full;
+  auto none = update::encode_best(base.bytes, target.bytes, base.segments, target.segments, opts);
+  ASSERT_FALSE(none);
+  EXPECT_NE(none.error().message.find("does not decode"), std::string::npos)
+      << none.error().message;
+}
+
 TEST(DeltaCodec, TensorDeltaIsSmallForFineTunedWeights) {
   const auto base = make_artifact(2, {8192, 32768, 4096}, 512);
   auto target = base;

@@ -189,6 +189,10 @@ storage::Expected<Delta> encode_best(const std::string& base, const std::string&
       why = d.error().message;
       return;
     }
+    if (options.allowed_codecs != 0 && (options.allowed_codecs & (1u << d->codec)) == 0) {
+      why = std::string("the device does not decode ") + update::EnumNameDeltaCodec(d->codec);
+      return;
+    }
     const size_t need = DeltaDecoder::workspace_size_for(d->codec, d->window_log);
     if (options.max_decoder_bytes != 0 && need > options.max_decoder_bytes) {
       why = "applying the delta needs " + std::to_string(need) + " bytes; the device allows " +

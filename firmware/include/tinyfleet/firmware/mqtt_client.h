@@ -62,8 +62,24 @@ class Handler {
   virtual void on_dropped(size_t /*packet_bytes*/) {}
 };
 
+// Where a PUBLISH larger than the receive buffer may go instead of being skipped: the
+// client parses its head (topic, packet id) in the receive buffer, asks begin(), then
+// hands the payload over in pieces as they arrive, so a device takes a large message
+// (an 8 KB offer) into a buffer it has anyway, with a receive buffer of ~1 KB.
+class PayloadSink {
+ public:
+  virtual ~PayloadSink() = default;
+  // A large PUBLISH arrives: true to take it (then piece() gets every payload byte in
+  // order and end() follows, before the PUBACK of a QoS 1 message); false skips it
+  // (on_dropped). A link lost in between ends the stream without end().
+  virtual bool begin(const Message& head) = 0;  // head.payload null, payload_size the whole
+  virtual void piece(const uint8_t* data, size_t size) = 0;
+  virtual void end() = 0;
+};
+
 struct ClientOptions {
   ConnectOptions connect;
+  PayloadSink* large_payloads = nullptr;  // null: a packet over the receive buffer is skipped
   uint32_t connect_timeout_ms = 10000;
   uint32_t backoff_initial_ms = 1000;  // first retry after a lost or refused connection
   uint32_t backoff_max_ms = 60000;     // doubled after each failure up to this
@@ -114,6 +130,11 @@ class MqttClient {
   void flush(uint32_t now);
   void receive(uint32_t now);
   void handle(const Packet& packet, uint32_t now);
+  // A PUBLISH over the receive buffer, its fixed header in rx_: true while its head is
+  // still coming or once the sink took it; false to skip it.
+  bool stream_large(size_t length, uint32_t now);
+  void end_stream(uint32_t now);
+  void acknowledge(uint16_t packet_id, uint32_t now);  // PUBACK of a QoS 1 PUBLISH
   void keep_alive(uint32_t now);
   uint16_t next_id();
 
@@ -125,7 +146,9 @@ class MqttClient {
   uint8_t* rx_;
   size_t rx_capacity_;
   size_t rx_size_ = 0;
-  size_t skip_ = 0;  // bytes of an oversized packet still to discard
+  size_t skip_ = 0;         // bytes of an oversized packet still to discard
+  size_t stream_ = 0;       // bytes of a large payload still to hand to the sink
+  uint16_t stream_id_ = 0;  // its packet id (0: QoS 0)
   const ClientOptions* options_ = nullptr;
   ClientState state_ = ClientState::kStopped;
   uint32_t state_since_ = 0;

@@ -90,6 +90,14 @@ struct Packet {
 // Parses exactly one complete packet data[size] (as frame_length measured it).
 MqttError parse_packet(const uint8_t* data, size_t size, Packet* out);
 
+// The head of a PUBLISH of `packet_bytes` (frame_length) of which data[size] has come:
+// its fixed header, topic and packet id, checked as parse_packet checks them. *head_bytes
+// is where the payload starts; out->payload is null and out->payload_size the whole
+// payload's size. kIncomplete until the head is in data[size]; kUnexpectedPacket for
+// another packet type. Lets a client stream a payload larger than its receive buffer.
+MqttError parse_publish_head(const uint8_t* data, size_t size, size_t packet_bytes, Packet* out,
+                             size_t* head_bytes);
+
 struct ConnectOptions {
   const char* client_id = "";  // may be empty with clean_session (3.1.3.1)
   const char* username = nullptr;

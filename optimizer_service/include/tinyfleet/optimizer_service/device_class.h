@@ -18,7 +18,11 @@ namespace tinyfleet::optimizer_service {
 struct DeltaBudget {
   uint32_t max_window_log = 17;
   uint64_t max_decoder_bytes = 0;
+  std::vector<std::string> codecs;  // the codecs its devices decode (DeviceClass::delta_codecs)
 };
+
+// The delta codecs a class may name (update/schema/update.fbs, DeltaCodec).
+const std::vector<std::string>& delta_codec_names();
 
 struct DeviceClass {
   std::string name;
@@ -27,6 +31,9 @@ struct DeviceClass {
   std::vector<std::string> simd;
   std::map<std::string, double> cycles_per_mac;  // conv, depthwise, fully_connected, other
   double active_mw = 0, idle_mw = 0;
+  // The codecs its devices' firmware decodes (e.g. the Cortex-M4 build: TensorRange only);
+  // empty: every codec.
+  std::vector<std::string> delta_codecs;
 
   // The delta-workspace budget, derived from RAM: a class with at most 512 KB of RAM
   // (a microcontroller) gets a 16 KB window and 64 KB of decoder memory, so only the

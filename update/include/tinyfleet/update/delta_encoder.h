@@ -31,6 +31,8 @@ struct DeltaOptions {
   // The device memory applying a delta may take besides the output slot (0: no bound);
   // encode_best only picks codecs whose decoder fits (DeltaDecoder::workspace_size_for).
   size_t max_decoder_bytes = 0;
+  // The codecs the device decodes, one bit each (1u << DeltaCodec); 0: any.
+  uint32_t allowed_codecs = 0;
 };
 
 // The full artifact, zstd-compressed (any device can apply it).
