@@ -235,16 +235,32 @@ TEST_F(ReplicasE2E, ARolloutCompletesThroughALeaderKilledAtHalfway) {
   EXPECT_EQ(reports, kDevices);
   std::printf("[%5.1fs] chunk retries: %llu in all, at most %llu in a row\n", elapsed(),
               static_cast<unsigned long long>(retries), static_cast<unsigned long long>(worst));
-  // The followers served chunks too (each answers what a device asks it).
+  // The surviving replicas both served chunks (each answers what a device asks it), one
+  // of them leads under epoch 2, and promtool takes their metrics.
+  int leading = 0;
   for (size_t i = 0; i < replicas_.size(); ++i) {
     if (!replicas_[i]) continue;
     const std::string m = replicas_[i]->scrape_metrics();
-    const auto at = m.find("tinyfleet_mqtt_messages_out_total{kind=\"chunk\"} ");
-    ASSERT_NE(at, std::string::npos) << m;
-    const double chunks = std::stod(m.substr(at + m.substr(at).find(' ') + 1));
-    std::printf("replica %zu served %.0f chunks\n", i, chunks);
+    const auto value = [&](const std::string& sample) {
+      const auto at = m.find("\n" + sample + " ");  // a sample line, not its # HELP
+      EXPECT_NE(at, std::string::npos) << sample << " in\n" << m;
+      return at == std::string::npos ? -1.0 : std::stod(m.substr(at + sample.size() + 2));
+    };
+    const double chunks = value("tinyfleet_mqtt_messages_out_total{kind=\"chunk\"}");
+    std::printf("replica %zu served %.0f chunks, looked up %.0f payloads\n", i, chunks,
+                value("tinyfleet_update_payload_lookups_total{outcome=\"looked_up\"}"));
     EXPECT_GT(chunks, 0) << "replica " << i;
+    if (value("tinyfleet_rollouts_leader") == 1) {
+      ++leading;
+      EXPECT_EQ(value("tinyfleet_rollouts_leader_epoch"), 2);
+    }
+    EXPECT_EQ(value("tinyfleet_rollouts_writes_fenced_total"), 0);
+    const fs::path file = dir_ / ("metrics" + std::to_string(i) + ".txt");
+    std::ofstream(file) << m;
+    const auto promtool = run_command("promtool check metrics < " + file.string() + " 2>&1");
+    EXPECT_EQ(promtool.exit, 0) << promtool.out;
   }
+  EXPECT_EQ(leading, 1);
 }
 
 }  // namespace
