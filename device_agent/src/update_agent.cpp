@@ -498,6 +498,8 @@ void UpdateAgent::on_reconnect() {
 void UpdateAgent::poll() {
   if (record_.state == UpdateState::kDownloading &&
       clock_.monotonic_ms() - requested_at_ms_ > config_.chunk_timeout_ms) {
+    ++chunk_retries_;
+    if (++retries_in_row_ > retries_in_row_max_) retries_in_row_max_ = retries_in_row_;
     request_next_chunk();
   }
 }
@@ -516,6 +518,7 @@ void UpdateAgent::on_chunk(uint64_t release, uint64_t offset, const uint8_t* dat
     return;
   }
   request_outstanding_ = false;
+  retries_in_row_ = 0;
   request_next_chunk();
 }
 

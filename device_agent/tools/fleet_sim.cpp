@@ -443,6 +443,8 @@ int main(int argc, char** argv) {
           << "\",\"release\":" << r.installed_release << ",\"artifact\":\""
           << (r.active_slot == device_agent::kNoSlot ? "" : sha_hex)
           << "\",\"failed_release\":" << r.failed_release
+          << ",\"chunk_retries\":" << d->agent->chunk_retries()
+          << ",\"chunk_retries_in_row_max\":" << d->agent->chunk_retries_in_row_max()
           << ",\"windows_sent\":" << d->loop->windows_sent()
           << ",\"windows_pending\":" << d->loop->pending().size() << "}\n";
     }

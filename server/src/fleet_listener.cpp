@@ -67,6 +67,15 @@ bool FleetListener::start() {
   return true;
 }
 
+void FleetListener::resubscribe_statuses() {
+  if (!client_ || !client_->is_connected()) return;
+  try {
+    client_->subscribe(status_topic_, 1);
+  } catch (const mqtt::exception& e) {
+    log::warn("listener.resubscribe", {{"error", e.what()}});
+  }
+}
+
 void FleetListener::dispatch(const std::string& topic, const std::string& payload) {
   update::TopicName name;
   if (!update::parse_topic(topic.data(), topic.size(), &name).ok() || payload.empty()) return;

@@ -7,6 +7,9 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <map>
+#include <memory>
+#include <optional>
 
 #include <unistd.h>
 
@@ -292,16 +295,30 @@ storage::Expected<std::unique_ptr<FleetServer>> FleetServer::start(const ServerC
     parts->publisher->set_ca_file(config.mqtt_ca_file);
     parts->rejects = std::make_unique<DeviceRejects>();
     parts->publisher->set_rejects(parts->rejects.get());
+    // Any replica answers any chunk request: the device's outstanding offer (one indexed
+    // lookup) and its blob, shared between the devices of one payload while any holds it
+    // (the publisher calls this on one thread only).
+    using Shared = std::map<std::string, std::weak_ptr<const std::string>>;
     parts->publisher->set_payload_loader(
-        [db = parts->engine_db.get(), blobs = parts->blobs.get()](
+        [db = parts->engine_db.get(), blobs = parts->blobs.get(),
+         shared = std::make_shared<Shared>()](
             const std::string&, const std::string& device,
-            uint64_t release) -> std::shared_ptr<const std::string> {
+            uint64_t release) -> std::optional<std::shared_ptr<const std::string>> {
           auto sha = db->transact(
               [&](pqxx::work& w) { return rollouts::repo::offered_payload(w, device, release); });
-          if (!sha || !*sha) return nullptr;
+          if (!sha) return std::nullopt;
+          if (!*sha) return nullptr;
+          if (auto held = (*shared)[**sha].lock()) return held;
           auto payload = blobs->get(**sha);
-          if (!payload) return nullptr;
-          return std::make_shared<const std::string>(std::move(*payload));
+          if (!payload) return std::nullopt;
+          auto loaded = std::make_shared<const std::string>(std::move(*payload));
+          if (shared->size() > 1024) {  // forget the payloads no device holds any more
+            for (auto it = shared->begin(); it != shared->end();) {
+              it = it->second.expired() ? shared->erase(it) : std::next(it);
+            }
+          }
+          (*shared)[**sha] = loaded;
+          return loaded;
         });
     parts->publisher->set_limits({static_cast<double>(config.update_device_bytes_per_second),
                                   static_cast<size_t>(config.update_payload_cache_bytes)});
@@ -321,6 +338,10 @@ storage::Expected<std::unique_ptr<FleetServer>> FleetServer::start(const ServerC
         *parts->engine_db, config.database_uri, *parts->publisher, *parts->offers,
         config.rollout_tick_ms / 1000.0, gate_policy(config));
     parts->engine->set_rejects(parts->rejects.get());
+    // A new leader hears every device's retained status report again (a follower keeps none).
+    parts->engine->set_on_leadership([p = parts.get()] {
+      if (p->listener) p->listener->resubscribe_statuses();
+    });
     parts->presence = std::make_unique<DevicePresence>(
         *parts->engine_db, std::chrono::seconds(config.devices_offline_after_seconds),
         parts->rejects.get());
@@ -347,10 +368,10 @@ storage::Expected<std::unique_ptr<FleetServer>> FleetServer::start(const ServerC
         });
     parts->presence->start();
     parts->ingest->start();
-    parts->engine->start();
     if (!parts->listener->start()) {
       return Error{ErrorCode::kUnavailable, "cannot connect the fleet listener to " + broker};
     }
+    parts->engine->start();  // after the listener: its leadership hook re-subscribes there
   } else {
     log::warn("updates.disabled", {{"reason", updates_off}});
   }

@@ -69,6 +69,10 @@ bool RolloutEngine::on_status(const std::string& fleet, const std::string& devic
   }
   Report report = std::make_shared<const rollouts::StatusReport>(std::move(*parsed));
   std::lock_guard<std::mutex> lock(mu_);
+  if (!leader_) {
+    ++statuses_ignored_;  // the leader has it too; a new leader hears it again (retained)
+    return true;
+  }
   auto it = pending_.find({fleet, device});
   if (it == pending_.end()) {
     if (pending_.size() >= kMaxDevicesPending) {
@@ -102,6 +106,22 @@ bool RolloutEngine::try_lead() {
   }
 }
 
+void RolloutEngine::lose_leadership() {
+  lock_conn_.reset();  // gives the lock up, if this session still held it
+  std::lock_guard<std::mutex> lock(mu_);
+  leader_ = false;
+  pending_.clear();  // the new leader hears these reports again (retained)
+}
+
+void RolloutEngine::hold_lease(pqxx::work& w) { rollouts::repo::hold_lease(w, epoch_); }
+
+void RolloutEngine::check_fenced(const storage::Error& error) {
+  if (error.message.rfind(rollouts::repo::kFenced, 0) != 0) return;
+  ++fenced_;
+  log::warn("rollouts.fenced", {{"epoch", epoch_.load()}, {"error", error.message}});
+  if (leader_) lose_leadership();
+}
+
 void RolloutEngine::run() {
   auto last_try = std::chrono::steady_clock::time_point{};
   for (;;) {
@@ -117,8 +137,19 @@ void RolloutEngine::run() {
       if (now - last_try < std::chrono::seconds(1)) continue;
       last_try = now;
       if (!try_lead()) continue;
-      leader_ = true;
-      log::info("rollouts.leader", {{"lock", kLeaderLock}});
+      auto epoch = db_.transact([](pqxx::work& w) { return rollouts::repo::take_lease(w); });
+      if (!epoch) {
+        log::warn("rollouts.lease", {{"error", epoch.error().message}});
+        lock_conn_.reset();  // gives the lock up: another replica may take it
+        continue;
+      }
+      epoch_ = *epoch;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        leader_ = true;  // reports are kept from here on
+      }
+      log::info("rollouts.leader", {{"lock", kLeaderLock}, {"epoch", *epoch}});
+      if (on_leadership_) on_leadership_();
       connections_seen_ = publisher_.connections();
       recover("leadership");
     }
@@ -128,8 +159,7 @@ void RolloutEngine::run() {
       n.exec("SELECT 1");
     } catch (const std::exception& e) {
       log::warn("rollouts.leadership_lost", {{"error", e.what()}});
-      leader_ = false;
-      lock_conn_.reset();
+      lose_leadership();
       continue;
     }
     const auto t0 = std::chrono::steady_clock::now();
@@ -199,8 +229,7 @@ void RolloutEngine::recover(const char* why, bool unpublished_only) {
 
 void RolloutEngine::mark_published(const std::vector<std::pair<std::string, uint64_t>>& acked) {
   if (acked.empty()) return;
-  auto marked =
-      db_.transact([&](pqxx::work& w) { return rollouts::repo::mark_published(w, acked); });
+  auto marked = lead([&](pqxx::work& w) { return rollouts::repo::mark_published(w, acked); });
   if (!marked) {
     // They stay in the outbox and go out once more: the same retained message.
     log::warn("rollouts.outbox", {{"acked", acked.size()}, {"error", marked.error().message}});
@@ -262,6 +291,7 @@ void RolloutEngine::tick() {
   auto active = db_.transact([](pqxx::work& w) { return rollouts::repo::driven(w); });
   if (!active) return;
   for (const auto& r : *active) {
+    if (!leader_) return;  // fenced: a newer leader drives them
     try {
       if (after_read_) after_read_(r.id);
       if (r.state == rollouts::RolloutState::kRunning) {

@@ -1,7 +1,8 @@
 // The rollout engine's steps: admitting devices, settling and baking a phase, gates,
 // and returning devices to their previous model. The SQL is in rollouts/repository.cpp and
 // telemetry_stats.cpp, the decisions in rollouts/gates.cpp and phase_gates.cpp; every write here is
-// a compare-and-set on the state the tick read, and a lost one is logged and left to the next tick.
+// a compare-and-set on the state the tick read, and a lost one is logged and left to the next tick;
+// every write checks the leader's lease epoch in its transaction (lead()).
 #include <chrono>
 #include <cmath>
 
@@ -53,7 +54,7 @@ bool RolloutEngine::gate_history_due(int64_t id) {
 // The targets key expired: no device is admitted (each would only refuse its offer); the
 // rollout says why, and the log says so once a minute.
 void RolloutEngine::cannot_sign(const Driven& r, const std::string& why) {
-  db_.transact([&](pqxx::work& w) { return repo::note_reason(w, r.id, why); });
+  lead([&](pqxx::work& w) { return repo::note_reason(w, r.id, why); });
   const auto now = std::chrono::steady_clock::now();
   if (now - cannot_sign_logged_ < std::chrono::minutes(1)) return;
   cannot_sign_logged_ = now;
@@ -62,7 +63,7 @@ void RolloutEngine::cannot_sign(const Driven& r, const std::string& why) {
 
 void RolloutEngine::fail(const Driven& r, const std::string& why) {
   const bool pause = r.on_failure == "pause";
-  auto won = db_.transact([&](pqxx::work& w) {
+  auto won = lead([&](pqxx::work& w) {
     return repo::fail_phase(
         w, r.id, r.phase,
         pause ? RolloutEvent::kGateFailedPause : RolloutEvent::kGateFailedRollback, why);
@@ -101,7 +102,7 @@ void RolloutEngine::step_running(const Driven& r) {
   }
   if (!rollouts::settled(*clauses, p)) return;
   if (clock.state != rollouts::PhaseState::kBaking) {
-    auto won = db_.transact([&](pqxx::work& w) { return repo::start_baking(w, r.id, r.phase); });
+    auto won = lead([&](pqxx::work& w) { return repo::start_baking(w, r.id, r.phase); });
     if (!won || !*won) return lost(r, "baking");
     log::info(
         "rollout.phase_baking",
@@ -111,7 +112,7 @@ void RolloutEngine::step_running(const Driven& r) {
   if (clock.baking_for < clock.bake_seconds) {
     // While baking, what the gates say so far goes to the history (not acted on).
     if (clauses->empty() || !gate_history_due(r.id)) return;
-    db_.transact([&](pqxx::work& w) {
+    lead([&](pqxx::work& w) {
       const auto g = rollouts::decide_phase(*clauses, p, telemetry_stats::cohort(w, r.id, r.phase),
                                             r.phase, /*look=*/0, 0, gates_);
       repo::record_gates(w, r.id, r.phase, false, g.report.dump());
@@ -135,7 +136,7 @@ void RolloutEngine::step_running(const Driven& r) {
                               ? g.reason + " (look " + std::to_string(look) + " of " +
                                     std::to_string(std::max(1, gates_.max_looks)) + ")"
                               : r.reason;
-  auto noted = db_.transact([&](pqxx::work& w) {
+  auto noted = lead([&](pqxx::work& w) {
     if (!repo::note_gates(w, r.id, why, report)) return false;
     if (!clauses->empty()) repo::record_gates(w, r.id, r.phase, true, report);
     return true;
@@ -149,7 +150,7 @@ void RolloutEngine::step_running(const Driven& r) {
   }
   if (g.verdict == rollouts::Verdict::kWait) return;
   const bool last = r.phase + 1 >= r.phases;
-  auto won = db_.transact([&](pqxx::work& w) {
+  auto won = lead([&](pqxx::work& w) {
     return repo::finish_phase(w, r.id, r.phase, r.phases, /*by_operator=*/false,
                               last ? "every phase passed its gates" : "");
   });
@@ -216,7 +217,7 @@ int RolloutEngine::send_offers(const Driven& r, const std::vector<OfferTarget>& 
   // (share lock) in the state the tick read, so an Abort or Pause either commits
   // before this (and nothing is stored) or after it (and sees these offers).
   std::vector<bool> publish(prepared.size(), false);
-  auto stored = db_.transact([&](pqxx::work& w) {
+  auto stored = lead([&](pqxx::work& w) {
     std::fill(publish.begin(), publish.end(), false);
     if (!repo::hold_if(w, r.id, r.state)) return false;
     std::map<std::string, std::string> stored_payloads;  // one blob per (base, target)
@@ -266,7 +267,7 @@ int RolloutEngine::send_offers(const Driven& r, const std::vector<OfferTarget>& 
 void RolloutEngine::step_reverting(const Driven& r) {
   // Every device that got the new model (or its offer) goes back to what it ran before,
   // as a new release; no rate limit: a rollback is urgent.
-  if (!db_.transact([&](pqxx::work& w) { return repo::settle_unchanged(w, r.id); })) return;
+  if (!lead([&](pqxx::work& w) { return repo::settle_unchanged(w, r.id); })) return;
   auto picks = db_.transact([&](pqxx::work& w) { return repo::to_revert(w, r.id); });
   if (!picks) return;
   std::vector<OfferTarget> revert;
@@ -275,8 +276,8 @@ void RolloutEngine::step_reverting(const Driven& r) {
       // No model before the rollout and none installed: the offer is withdrawn (a device
       // that has not fetched it yet never will). One that installed the new model gets a
       // signed "no model" offer below (send_offers) and stops running it.
-      auto marked = db_.transact(
-          [&](pqxx::work& w) { return repo::mark_nothing_to_revert(w, r.id, p.device); });
+      auto marked =
+          lead([&](pqxx::work& w) { return repo::mark_nothing_to_revert(w, r.id, p.device); });
       if (marked && *marked) publisher_.withdraw(r.fleet, p.device);
     } else {
       revert.push_back(p);
@@ -288,7 +289,7 @@ void RolloutEngine::step_reverting(const Driven& r) {
   }
   auto left = db_.transact([&](pqxx::work& w) { return repo::unreverted(w, r.id); });
   if (!left || *left > 0) return;
-  auto won = db_.transact([&](pqxx::work& w) {
+  auto won = lead([&](pqxx::work& w) {
     return repo::change_state(w, r.id, r.state, RolloutEvent::kRevertsDone, r.reason);
   });
   if (!won || !*won) return lost(r, "reverts done");

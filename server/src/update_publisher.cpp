@@ -140,10 +140,9 @@ void UpdatePublisher::keep(const std::string& key, uint64_t release,
   payload_bytes_ += payload->size();
   lru_.push_front(key);
   payloads_[key] = {release, std::move(payload), lru_.begin()};
-  evicted_keys_.erase(key);
+  unknown_.erase(key);
   while (payload_bytes_ > limits_.payload_cache_bytes && lru_.size() > 1) {
     auto it = payloads_.find(lru_.back());
-    if (evicted_keys_.size() < 1000000) evicted_keys_[it->first] = it->second.release;
     forget(it);
     ++evicted_;
   }
@@ -162,6 +161,58 @@ bool UpdatePublisher::allowed(const std::string& key, double bytes, double now) 
              .first;
   }
   return it->second.take(bytes, now);
+}
+
+bool UpdatePublisher::may_look_up(const std::string& key, uint64_t release, double now) {
+  if (!loader_) return false;
+  if (auto u = unknown_.find(key); u != unknown_.end()) {
+    if (u->second.first == release && now - u->second.second < kUnknownSeconds) return false;
+    unknown_.erase(u);
+  }
+  if (limits_.device_lookups_per_second <= 0) return true;
+  if (lookup_buckets_.size() >= 100000 && lookup_buckets_.find(key) == lookup_buckets_.end()) {
+    lookup_buckets_.clear();  // bounded; a device starts again from a full bucket
+  }
+  auto it = lookup_buckets_.find(key);
+  if (it == lookup_buckets_.end()) {
+    it = lookup_buckets_.emplace(key, TokenBucket(limits_.device_lookups_per_second, kLookupBurst))
+             .first;
+  }
+  return it->second.take(1, now);
+}
+
+std::shared_ptr<const std::string> UpdatePublisher::payload_for(const std::string& fleet,
+                                                                const std::string& device,
+                                                                uint64_t release, double now) {
+  const std::string key = fleet + "/" + device;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (auto it = payloads_.find(key); it != payloads_.end() && it->second.release == release) {
+      lru_.splice(lru_.begin(), lru_, it->second.use);
+      return it->second.payload;
+    }
+    // Not held (another replica offered it, the LRU evicted it, or a newer release
+    // replaced what is held): one lookup, unless the pair is known to be unknown or the
+    // device looked up too much.
+    if (!may_look_up(key, release, now)) {
+      ++lookups_refused_;
+      return nullptr;
+    }
+  }
+  ++lookups_;
+  auto loaded = loader_(fleet, device, release);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!loaded) return nullptr;  // could not look: the device asks again
+  if (!*loaded) {
+    if (unknown_.size() >= kMaxUnknown) unknown_.clear();
+    unknown_[key] = {release, now};
+    return nullptr;
+  }
+  ++loaded_;
+  auto it = payloads_.find(key);
+  // Kept unless the publisher offered this device a newer release meanwhile.
+  if (it == payloads_.end() || it->second.release <= release) keep(key, release, *loaded);
+  return *loaded;
 }
 
 void UpdatePublisher::on_request(const std::string& topic, const std::string& req) {
@@ -186,7 +237,6 @@ void UpdatePublisher::on_request(const std::string& topic, const std::string& re
   const auto length = static_cast<uint32_t>(std::min<uint64_t>(r.length, update::kMaxChunkBytes));
   const double now =
       std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-  std::shared_ptr<const std::string> payload;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!allowed(key, length + 20.0, now)) {
@@ -194,25 +244,9 @@ void UpdatePublisher::on_request(const std::string& topic, const std::string& re
       ++deferred_;  // the device asks again after its chunk timeout
       return;
     }
-    if (auto it = payloads_.find(key); it != payloads_.end()) {
-      if (it->second.release != release) return;  // stale
-      lru_.splice(lru_.begin(), lru_, it->second.use);
-      payload = it->second.payload;
-    } else {
-      // Only a payload this publisher evicted is loaded again (once), so requests for
-      // unknown releases never reach the database.
-      auto e = evicted_keys_.find(key);
-      if (e == evicted_keys_.end() || e->second != release || !loader_) return;
-      evicted_keys_.erase(e);
-    }
   }
-  if (!payload) {
-    payload = loader_(fleet, device, release);
-    if (!payload) return;  // the offer is no longer outstanding
-    ++loaded_;
-    std::lock_guard<std::mutex> lock(mu_);
-    if (payloads_.find(key) == payloads_.end()) keep(key, release, payload);
-  }
+  const auto payload = payload_for(fleet, device, release, now);
+  if (!payload) return;  // no such offer outstanding (or not now)
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (bucket_ && !bucket_->take(length + 20.0, now)) {

@@ -2,7 +2,9 @@
 // chunks (issue 19, point 7): a device asking as fast as it can
 // is held to its own bucket and another device is still answered; the payloads kept are
 // bounded in bytes (least recently used evicted), and an evicted payload is loaded again
-// when its device asks for it, once; nothing else reaches the loader.
+// when its device asks for it, once; an unknown release costs one lookup (then the
+// negative cache and the device's lookup bucket hold it back), and a replica that never
+// offered answers from the loader (issue 21).
 #include <unistd.h>
 
 #include <atomic>
@@ -169,12 +171,40 @@ TEST(PublisherBounds, PayloadsAreBoundedInBytesAndAnEvictedOneIsLoadedAgain) {
   device.ask(1, 1024, 1024);
   ASSERT_TRUE(eventually([&] { return device.answers.load() == 2; }));
   EXPECT_EQ(loads.load(), 1);
-  // A release that was never evicted gets no answer and no database lookup: requests
-  // naming anything else never reach the loader.
+  // A release the database does not hold costs one lookup and gets no answer; asked
+  // again, no lookup (the negative cache).
+  device.ask(2, 0, 1024);
+  ASSERT_TRUE(eventually([&] { return loads.load() == 2; }));
   device.ask(2, 0, 1024);
   std::this_thread::sleep_for(500ms);
   EXPECT_EQ(device.answers.load(), 2);
+  EXPECT_EQ(loads.load(), 2);
+  // A device naming release after release: lookups stop at its bucket (a burst of
+  // kLookupBurst, two of it spent above, then 0.5 a second).
+  for (uint64_t release = 3; release < 23; ++release) device.ask(release, 0, 1024);
+  std::this_thread::sleep_for(500ms);
+  EXPECT_LE(loads.load(), 2 + 1 + 1);
+  EXPECT_GE(pub->lookups_refused(), 17u);
+  EXPECT_EQ(device.answers.load(), 2);
+
+  // Another replica of the same share group, which never offered anything, answers the
+  // device from the loader (the offer in the database), then from what it loaded.
+  pub.reset();
+  loads = 0;
+  auto follower = publisher("pb-lru-", limits,
+                            [&](const std::string&, const std::string& id,
+                                uint64_t release) -> std::shared_ptr<const std::string> {
+                              ++loads;
+                              if (id != accounts[0].user || release != 1) return nullptr;
+                              return std::make_shared<const std::string>(payload);
+                            });
+  ASSERT_TRUE(follower);
+  device.ask(1, 2048, 1024);
+  ASSERT_TRUE(eventually([&] { return device.answers.load() == 3; }));
+  device.ask(1, 3072, 1024);
+  ASSERT_TRUE(eventually([&] { return device.answers.load() == 4; }));
   EXPECT_EQ(loads.load(), 1);
+  EXPECT_EQ(follower->payloads_loaded(), 1u);
 }
 
 }  // namespace

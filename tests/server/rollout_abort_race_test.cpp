@@ -3,7 +3,8 @@
 // it writes); at the tick that would pass the last phase's gates and complete the
 // rollout, the hook calls fleetd's gRPC AbortRollout (or PauseRollout) and lets the tick
 // go on. The tick's writes are compare-and-sets on "running", so they lose: the rollout
-// ends aborted (or stays paused), never completed. Without the command it completes.
+// ends aborted (or stays paused), never completed. Without the command it completes. A
+// leader deposed mid-tick (its lease epoch taken) has its write refused.
 #include <gtest/gtest.h>
 #include <sodium.h>
 #include <unistd.h>
@@ -151,6 +152,29 @@ TEST_F(AbortMidTick, APauseDuringTheTickIsNotOverwritten) {
   ASSERT_TRUE(rollouts_->ResumeRollout(context_with_token(admin_).get(), ref, &r).ok());
   r = wait_final({"completed", "aborted", "rolled_back"});
   EXPECT_EQ(r.state(), "completed");
+}
+
+// A leader deposed in the middle of a tick (another replica took the lease after the tick
+// read the rollout): the tick's write is refused (rollouts.fenced, counted), the replica
+// stops leading, takes the lock again under a newer epoch and completes the rollout.
+TEST_F(AbortMidTick, ALeaderDeposedMidTickHasItsWriteRefused) {
+  const int64_t id = create_rollout();
+  std::atomic<int64_t> taken{0};
+  engine_->set_after_read_hook([&](int64_t rollout) {
+    if (rollout != id || fired_ || phase_state(id) != "baking") return;
+    fired_ = true;
+    auto e =
+        scratch_.db().transact([](pqxx::work& w) { return server::rollouts::repo::take_lease(w); });
+    if (e) taken = *e;
+  });
+  engine_->start();
+  const auto r = wait_final({"completed", "aborted", "rolled_back"});
+  engine_->stop();
+  ASSERT_TRUE(fired_.load());
+  ASSERT_GT(taken.load(), 0);
+  EXPECT_EQ(r.state(), "completed");
+  EXPECT_EQ(engine_->writes_fenced(), 1u);
+  EXPECT_EQ(engine_->epoch(), taken.load() + 1);  // led again, under the next epoch
 }
 
 }  // namespace

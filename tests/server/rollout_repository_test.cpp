@@ -2,11 +2,13 @@
 // that a concurrent change beats (and then writes nothing), two writers racing on the
 // same devices each win a device once, the schema refuses states the module does
 // not name (migration 0005), and a device is active in one rollout at most, even when
-// two creations check at the same time (migration 0010).
+// two creations check at the same time (migration 0010), and a deposed leader's write is
+// refused by the lease epoch (migration 0014).
 #include <gtest/gtest.h>
 #include <sodium.h>
 
 #include <atomic>
+#include <chrono>
 #include <set>
 #include <thread>
 
@@ -233,6 +235,80 @@ TEST_F(RolloutRepository, AnOfferIsStoredOnlyForADeviceInTheExpectedState) {
   ASSERT_EQ(out->size(), 1u);
   EXPECT_EQ((*out)[0].offer, "offer-bytes");
   EXPECT_EQ((*out)[0].release, 8u);
+}
+
+// A deposed leader's late write is refused (issue 21): leader A takes the lease (epoch
+// e), leader B takes it after (e + 1); A's offer under epoch e is refused in its own
+// transaction and nothing of it is stored, B's goes through, and a write in flight under
+// A's epoch holds B's takeover back until it commits (the lease row is taken FOR SHARE).
+TEST_F(RolloutRepository, ADeposedLeadersLateWriteIsRefused) {
+  const auto fleet = seed(2);
+  const int64_t id = create("r", fleet, {{100, 0}});
+  const auto payload =
+      *db().transact([](pqxx::work& w) { return storage::PgBlobStore::put(w, "payload"); });
+  auto a = db().transact([](pqxx::work& w) { return repo::take_lease(w); });
+  ASSERT_TRUE(a) << a.error().message;
+  auto b = db().transact([](pqxx::work& w) { return repo::take_lease(w); });
+  ASSERT_TRUE(b) << b.error().message;
+  EXPECT_EQ(*b, *a + 1);
+  const auto offer_under = [&](int64_t epoch, const std::string& device, uint64_t release) {
+    return db().transact([&](pqxx::work& w) {
+      repo::hold_lease(w, epoch);
+      return repo::record_offer(w, id, device, false,
+                                {release, fleet.artifact, "", payload, "offer-bytes"});
+    });
+  };
+  const auto late = offer_under(*a, "dev-1000", 7);
+  ASSERT_FALSE(late);
+  EXPECT_EQ(late.error().code, storage::ErrorCode::kFailedPrecondition);
+  EXPECT_EQ(late.error().message.rfind(repo::kFenced, 0), 0u) << late.error().message;
+  EXPECT_NE(late.error().message.find("epoch is " + std::to_string(*a)), std::string::npos)
+      << late.error().message;
+  auto state = [&](const std::string& device) {
+    return *db().transact([&](pqxx::work& w) {
+      return w.exec_params1("SELECT state FROM rollout_devices WHERE device_id = $1", device)[0]
+          .as<std::string>();
+    });
+  };
+  EXPECT_EQ(state("dev-1000"), "pending");
+  auto offers = db().transact(
+      [](pqxx::work& w) { return w.exec1("SELECT count(*) FROM device_offers")[0].as<int>(); });
+  EXPECT_EQ(*offers, 0);
+  const auto current = offer_under(*b, "dev-1000", 8);
+  ASSERT_TRUE(current) << current.error().message;
+  EXPECT_TRUE(*current);
+  EXPECT_EQ(state("dev-1000"), "offered");
+
+  // B's write in flight (its transaction holds the lease row FOR SHARE) while C takes over:
+  // C's increment waits for it, so B's write commits under B's epoch, then B is fenced.
+  std::atomic<bool> held{false}, release{false};
+  std::thread in_flight([&] {
+    auto r = db().transact([&](pqxx::work& w) {
+      repo::hold_lease(w, *b);
+      held = true;
+      while (!release) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      return repo::record_offer(w, id, "dev-1001", false,
+                                {9, fleet.artifact, "", payload, "offer-bytes"});
+    });
+    EXPECT_TRUE(r && *r);
+  });
+  while (!held) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  std::atomic<int64_t> c{0};
+  std::thread takeover([&] {
+    auto r = db().transact([](pqxx::work& w) { return repo::take_lease(w); });
+    if (r) c = *r;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(c.load(), 0) << "the new leader's increment did not wait for the write in flight";
+  release = true;
+  in_flight.join();
+  takeover.join();
+  EXPECT_EQ(c.load(), *b + 1);
+  EXPECT_EQ(state("dev-1001"), "offered");
+  EXPECT_FALSE(db().transact([&](pqxx::work& w) {
+    repo::hold_lease(w, *b);
+    return true;
+  }));
 }
 
 // A device refusing its offer because of the offer's base is offered again, at most

@@ -91,8 +91,17 @@ void mqtt_metrics(const MetricsSources& s, std::vector<MetricFamily>& out) {
     auto deferred = family("tinyfleet_update_chunk_requests_deferred_total",
                            "Chunk requests deferred by the rate limit.", MetricType::Counter);
     add(deferred, static_cast<double>(s.publisher->requests_deferred()));
+    auto lookups = family("tinyfleet_update_payload_lookups_total",
+                          "Chunk requests for a payload this replica did not hold: looked up "
+                          "in device_offers (outcome looked_up), or refused without a lookup "
+                          "(outcome refused: a known-unknown release or the device's lookup "
+                          "rate).",
+                          MetricType::Counter);
+    add(lookups, static_cast<double>(s.publisher->payload_lookups()), {{"outcome", "looked_up"}});
+    add(lookups, static_cast<double>(s.publisher->lookups_refused()), {{"outcome", "refused"}});
     out.push_back(std::move(bytes));
     out.push_back(std::move(deferred));
+    out.push_back(std::move(lookups));
   }
   out.push_back(std::move(in));
   out.push_back(std::move(sent));
@@ -116,6 +125,23 @@ void device_metrics(const MetricsSources& s, std::vector<MetricFamily>& out) {
                           MetricType::Counter);
     add(dropped, static_cast<double>(s.engine->statuses_dropped()));
     out.push_back(std::move(dropped));
+    auto leader =
+        family("tinyfleet_rollouts_leader",
+               "1 while this replica is the rollout engine's leader, else 0.", MetricType::Gauge);
+    add(leader, s.engine->leader() ? 1 : 0);
+    auto epoch =
+        family("tinyfleet_rollouts_leader_epoch",
+               "The lease epoch this replica last led under (0: never led).", MetricType::Gauge);
+    add(epoch, static_cast<double>(s.engine->epoch()));
+    auto fenced = family("tinyfleet_rollouts_writes_fenced_total",
+                         "Leader writes refused because a newer leader holds the lease.",
+                         MetricType::Counter);
+    add(fenced, static_cast<double>(s.engine->writes_fenced()));
+    auto ignored =
+        family("tinyfleet_status_reports_ignored_total",
+               "Status reports a follower heard and left to the leader.", MetricType::Counter);
+    add(ignored, static_cast<double>(s.engine->statuses_ignored()));
+    for (auto* f : {&leader, &epoch, &fenced, &ignored}) out.push_back(std::move(*f));
   }
 }
 

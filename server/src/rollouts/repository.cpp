@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "rollouts/api_input.h"
+#include "tinyfleet/storage/error.h"
 
 namespace tinyfleet::server::rollouts::repo {
 
@@ -34,6 +35,24 @@ void release_devices_if_final(pqxx::work& w, int64_t id, R to) {
 }
 
 }  // namespace
+
+int64_t take_lease(pqxx::work& w) {
+  return w
+      .exec1(
+          "UPDATE rollout_lease SET epoch = epoch + 1, taken_at = now() WHERE id = 1 "
+          "RETURNING epoch")[0]
+      .as<int64_t>();
+}
+
+void hold_lease(pqxx::work& w, int64_t epoch) {
+  const int64_t now =
+      w.exec1("SELECT epoch FROM rollout_lease WHERE id = 1 FOR SHARE")[0].as<int64_t>();
+  if (now == epoch) return;
+  throw storage::StorageException({storage::ErrorCode::kFailedPrecondition,
+                                   std::string(kFenced) + "this replica's leader epoch is " +
+                                       std::to_string(epoch) + ", the lease's is " +
+                                       std::to_string(now)});
+}
 
 std::vector<Driven> driven(pqxx::work& w) {
   std::vector<Driven> out;
@@ -346,7 +365,7 @@ std::vector<OfferTarget> pending(pqxx::work& w, const Driven& r, int n) {
                      "COALESCE(d.current_artifact_sha256, ''), rd.target_artifact "
                      "FROM rollout_devices rd JOIN devices d ON d.id = rd.device_id "
                      "WHERE rd.rollout_id = $1 AND rd.state = 'pending' AND rd.phase <= $2 "
-                     "ORDER BY rd.rank LIMIT $3",
+                     "ORDER BY rd.rank LIMIT $3 FOR UPDATE OF rd SKIP LOCKED",
                      r.id, r.phase, n)) {
     OfferTarget p;
     p.device = row[0].as<std::string>();
@@ -541,13 +560,13 @@ std::optional<std::string> offered_payload(pqxx::work& w, const std::string& dev
 
 std::vector<Outstanding> outstanding(pqxx::work& w, bool unpublished_only) {
   std::vector<Outstanding> out;
-  for (const auto& row :
-       w.exec("SELECT o.device_id, d.fleet, o.release_seq, o.offer, o.payload_sha256 "
-              "FROM device_offers o JOIN devices d ON d.id = o.device_id "
-              "JOIN rollout_devices rd ON rd.device_id = o.device_id AND rd.rollout_id = "
-              "o.rollout_id JOIN rollouts r ON r.id = o.rollout_id WHERE r.state IN " +
-              sql_list(is_active) + " AND rd.state IN ('offered', 'reverting')" +
-              (unpublished_only ? " AND o.published_at IS NULL" : ""))) {
+  for (const auto& row : w.exec(
+           "SELECT o.device_id, d.fleet, o.release_seq, o.offer, o.payload_sha256 "
+           "FROM device_offers o JOIN devices d ON d.id = o.device_id "
+           "JOIN rollout_devices rd ON rd.device_id = o.device_id AND rd.rollout_id = "
+           "o.rollout_id JOIN rollouts r ON r.id = o.rollout_id WHERE r.state IN " +
+           sql_list(is_active) + " AND rd.state IN ('offered', 'reverting')" +
+           (unpublished_only ? " AND o.published_at IS NULL FOR UPDATE OF o SKIP LOCKED" : ""))) {
     Outstanding o;
     o.device = row[0].as<std::string>();
     o.fleet = row[1].as<std::string>();

@@ -22,6 +22,18 @@
 
 namespace tinyfleet::server::rollouts::repo {
 
+// ---- the leader lease (migration 0014) ----
+
+// Leadership's epoch: increments rollout_lease.epoch and returns the new value (called by
+// a replica that just took the advisory lock, in a transaction of its own).
+int64_t take_lease(pqxx::work& w);
+// Takes the lease row FOR SHARE and checks that its epoch is still `epoch`; if not (a newer
+// leader took over) throws storage::StorageException (kFailedPrecondition, a message
+// starting with kFenced), so nothing of the caller's transaction commits. Every leader
+// write calls it first in its transaction.
+void hold_lease(pqxx::work& w, int64_t epoch);
+inline constexpr const char* kFenced = "fenced: ";
+
 // ---- reading a rollout ----
 
 // A rollout as the engine steps it.
@@ -137,7 +149,8 @@ struct OfferTarget {
   std::string device, device_class, current, target, model;
   uint32_t version = 0;
 };
-// Up to `n` pending devices of phases 0..phase, in rank order.
+// Up to `n` pending devices of phases 0..phase, in rank order; rows another transaction
+// holds (a replica storing their offers) are skipped (FOR UPDATE SKIP LOCKED).
 std::vector<OfferTarget> pending(pqxx::work& w, const Driven& r, int n);
 // Up to 200 devices that got the new model or its offer, with their previous artifact
 // (`target`, empty when they had none) as what to return to.
@@ -176,7 +189,8 @@ int apply_status(pqxx::work& w, const std::string& fleet, const std::string& dev
                  const StatusReport& s, bool latest);
 
 // Offers of active rollouts that devices have not answered yet; `unpublished_only`: of
-// those, the ones the broker has not acknowledged yet (the outbox, migration 0019).
+// those, the ones the broker has not acknowledged yet (the outbox, migration 0019), skipping
+// rows another transaction holds (FOR UPDATE SKIP LOCKED).
 struct Outstanding {
   std::string device, fleet, offer, payload_sha256;
   uint64_t release = 0;

@@ -102,6 +102,10 @@ class UpdateAgent {
   bool roll_back(const char* reason);
 
   UpdateState state() const { return record_.state; }
+  // Chunk requests sent again after chunk_timeout_ms without an answer: in all, and the
+  // most in a row for one chunk (at most 1: every chunk came by its first retry).
+  uint32_t chunk_retries() const { return chunk_retries_; }
+  uint32_t chunk_retries_in_row_max() const { return retries_in_row_max_; }
   const AgentRecord& record() const { return record_; }
   bool model_ready() const { return model_ready_; }
   ModelRunner& model() { return *active_; }
@@ -161,6 +165,7 @@ class UpdateAgent {
   Watchdog* watchdog_ = nullptr;
   uint64_t requested_at_ms_ = 0;
   bool request_outstanding_ = false;
+  uint32_t chunk_retries_ = 0, retries_in_row_ = 0, retries_in_row_max_ = 0;
 };
 
 }  // namespace tinyfleet::device_agent

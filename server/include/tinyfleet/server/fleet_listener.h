@@ -38,6 +38,10 @@ class FleetListener {
   }
   bool start();
   void stop();
+  // Subscribes to the status reports again, so the broker sends every device's retained
+  // report once more (a replica that just became the rollout leader). Any thread; does
+  // nothing before start() or while disconnected (the reconnect subscribes anyway).
+  void resubscribe_statuses();
 
  private:
   void dispatch(const std::string& topic, const std::string& payload);

@@ -28,7 +28,9 @@ struct OfferTarget;
 }  // namespace rollouts::repo
 
 // Drives every active rollout from the database, so any fleetd replica can take over:
-// one leader at a time (a PostgreSQL advisory lock held on a connection of its own).
+// one leader at a time (a PostgreSQL advisory lock held on a connection of its own), each
+// leadership under a new lease epoch (rollout_lease, migration 0014) that every leader
+// write checks in its own transaction, so a deposed leader's late write is refused.
 // Each tick the leader applies device status reports, admits devices of the current
 // phase at the rollout's rate (offer built, stored with its release number, then
 // published retained), moves a settled phase to baking, decides the gates with the gate
@@ -50,7 +52,8 @@ class RolloutEngine {
   void stop();
   void wake();
   // A device's status report (from the listener's thread): parsed here into a typed
-  // report and kept until the leader applies it. One that does not parse is counted in
+  // report and, on the leader, kept until it applies it (a follower counts it in
+  // statuses_ignored and keeps nothing). One that does not parse is counted in
   // `rejects` and dropped (false). Per device only the latest report waits, besides up
   // to kMaxEventsPerDevice earlier refusals and rollbacks (events a later report need
   // not repeat), so a flooding device loses only its own events; reports of at most
@@ -62,6 +65,18 @@ class RolloutEngine {
   uint64_t statuses_rejected() const { return statuses_rejected_; }
   uint64_t statuses_dropped() const { return statuses_dropped_; }
   bool leader() const { return leader_; }
+  // The lease epoch this replica leads under (0 while it never led; migration 0014).
+  int64_t epoch() const { return epoch_; }
+  // Leader writes refused because a newer leader took the lease (each logged as
+  // rollouts.fenced; the replica then stops leading and tries for the lock again).
+  uint64_t writes_fenced() const { return fenced_; }
+  // Reports a follower heard and did not keep: the leader hears every report too (each
+  // replica subscribes to all of them), and a replica that becomes leader asks the broker
+  // for every device's retained report again (set_on_leadership), so a follower holds none.
+  uint64_t statuses_ignored() const { return statuses_ignored_; }
+  // Called on the engine's thread each time this replica becomes leader (after the lease
+  // was taken): fleetd re-subscribes to the devices' retained status reports there.
+  void set_on_leadership(std::function<void()> hook) { on_leadership_ = std::move(hook); }
   uint64_t offers_published() const { return offers_; }
   // For tests: called with the rollout's id after a tick has read the rollout and
   // before it writes anything for it (set before start()).
@@ -100,6 +115,21 @@ class RolloutEngine {
   void mark_published(const std::vector<std::pair<std::string, uint64_t>>& acked);
   void apply_statuses();
   void tick();
+  // A leader write: `body` runs in one transaction after the lease row was checked to
+  // still carry this replica's epoch (repo::hold_lease); a refused one is logged and counted
+  // and this replica stops leading.
+  template <class Body>
+  auto lead(Body&& body) {
+    auto result = db_.transact([&](pqxx::work& w) {
+      hold_lease(w);
+      return body(w);
+    });
+    if (!result) check_fenced(result.error());
+    return result;
+  }
+  void hold_lease(pqxx::work& w);
+  void check_fenced(const storage::Error& error);
+  void lose_leadership();
 
   storage::Database& db_;
   std::string uri_;
@@ -116,6 +146,9 @@ class RolloutEngine {
   std::atomic<uint64_t> statuses_rejected_{0}, statuses_dropped_{0};
   bool stop_ = false, woken_ = false;
   std::atomic<bool> leader_{false};
+  std::atomic<int64_t> epoch_{0};
+  std::atomic<uint64_t> fenced_{0}, statuses_ignored_{0};
+  std::function<void()> on_leadership_;
   std::atomic<uint64_t> offers_{0};
   std::function<void(int64_t)> after_read_;
   std::map<int64_t, double> admit_tokens_;  // per rollout: devices that may be admitted now

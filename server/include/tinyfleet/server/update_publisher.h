@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "tinyfleet/server/delta_cache.h"
@@ -20,9 +21,11 @@ namespace tinyfleet::server {
 
 // The server's MQTT side of updates: publishes each device's signed offer retained on
 // tinyfleet/v1/{fleet}/{device}/offer, and answers chunk requests from any offset (so a
-// download resumes) out of the payloads it holds, through a shared subscription so
-// fleetd replicas split the load. Topics and the TFCR/TFCK framing are update/'s
-// (topics.h, chunk_framing.h).
+// download resumes) through a shared subscription so fleetd replicas split the load. Any
+// replica answers any request: out of the payloads it holds (the ones it offered, and
+// ones it loaded), or, on a miss, through the payload loader (the device's outstanding
+// offer in device_offers and its blob), so a follower serves what the leader offered.
+// Topics and the TFCR/TFCK framing are update/'s (topics.h, chunk_framing.h).
 class UpdatePublisher {
  public:
   // `bytes_per_second` bounds what all chunk answers together send (0: no bound).
@@ -41,12 +44,25 @@ class UpdatePublisher {
     // Payloads kept for chunk answers, bytes; the least recently used go first (a later
     // request for one is served through the payload loader, if any).
     size_t payload_cache_bytes = size_t(256) << 20;
+    // Loader calls one device may cause: a request for a (device, release) this publisher
+    // does not hold costs one lookup, at most this many a second per device (burst
+    // kLookupBurst); over it the request is deferred (the device asks again).
+    double device_lookups_per_second = 0.5;
   };
+  static constexpr double kLookupBurst = 3;
+  // A (device, release) the loader did not find is not looked up again for this long
+  // (a negative cache of at most kMaxUnknown entries), so a hostile device repeating one
+  // unknown release costs nothing.
+  static constexpr double kUnknownSeconds = 10;
+  static constexpr size_t kMaxUnknown = 100000;
   void set_limits(const Limits& limits) { limits_ = limits; }
-  // Finds the payload of `device`'s outstanding offer of `release` after the LRU evicted
-  // it (nullptr: there is none). Called on Paho's thread, once per eviction, for a
-  // request naming the evicted release, after the device's bucket allowed it.
-  using PayloadLoader = std::function<std::shared_ptr<const std::string>(
+  // Finds the payload of `device`'s outstanding offer of `release` when this publisher
+  // does not hold it (another replica offered it, or the LRU evicted it): a payload;
+  // nullptr when there is no such offer (remembered for kUnknownSeconds); nullopt when
+  // it could not look (the database is away: not remembered). Called on Paho's one
+  // callback thread, so at most one load runs at a time, after the device's chunk and
+  // lookup buckets allowed it and the negative cache did not know the pair.
+  using PayloadLoader = std::function<std::optional<std::shared_ptr<const std::string>>(
       const std::string& fleet, const std::string& device, uint64_t release)>;
   void set_payload_loader(PayloadLoader loader) { loader_ = std::move(loader); }
   // Where malformed chunk requests are counted (may stay null).
@@ -76,6 +92,10 @@ class UpdatePublisher {
   uint64_t requests_deferred_device() const { return deferred_device_; }
   uint64_t payloads_evicted() const { return evicted_; }
   uint64_t payloads_loaded() const { return loaded_; }
+  // Loader calls (found or not), and requests refused without one: the pair was in the
+  // negative cache or the device's lookup bucket was empty.
+  uint64_t payload_lookups() const { return lookups_; }
+  uint64_t lookups_refused() const { return lookups_refused_; }
   size_t payload_bytes() const;
 
  private:
@@ -91,6 +111,12 @@ class UpdatePublisher {
   void keep(const std::string& key, uint64_t release, std::shared_ptr<const std::string> payload);
   void forget(std::map<std::string, Kept>::iterator it);
   bool allowed(const std::string& key, double bytes, double now);
+  // Under mu_: whether a miss for (key, release) may call the loader now.
+  bool may_look_up(const std::string& key, uint64_t release, double now);
+  // A payload for the request, held or loaded (nullptr: none to answer with).
+  std::shared_ptr<const std::string> payload_for(const std::string& fleet,
+                                                 const std::string& device, uint64_t release,
+                                                 double now);
 
   std::string uri_, user_, password_, client_id_, share_group_;
   std::unique_ptr<mqtt::async_client> client_;
@@ -101,11 +127,13 @@ class UpdatePublisher {
   std::map<std::string, Kept> payloads_;  // by "fleet/device"
   std::list<std::string> lru_;            // keys of payloads_, most recently used first
   size_t payload_bytes_ = 0;
-  std::map<std::string, uint64_t> evicted_keys_;       // "fleet/device" -> release evicted
   std::map<std::string, TokenBucket> device_buckets_;  // by "fleet/device"; bounded
+  std::map<std::string, TokenBucket> lookup_buckets_;  // by "fleet/device"; bounded
+  // "fleet/device" -> (release the loader did not find, when); bounded by kMaxUnknown.
+  std::map<std::string, std::pair<uint64_t, double>> unknown_;
   std::atomic<uint64_t> connections_{0};
   std::atomic<uint64_t> chunks_{0}, bytes_{0}, deferred_{0}, deferred_device_{0}, evicted_{0},
-      loaded_{0};
+      loaded_{0}, lookups_{0}, lookups_refused_{0};
   std::unique_ptr<TokenBucket> bucket_;  // guarded by mu_
 };
 
