@@ -6,7 +6,6 @@
 #include <pqxx/pqxx>
 
 #include "rollouts/repository.h"
-#include "rollouts/status_batch.h"
 #include "rollouts/status_report.h"
 #include "tinyfleet/server/log.h"
 #include "tinyfleet/storage/blob_store.h"
@@ -231,19 +230,10 @@ void RolloutEngine::apply_statuses() {
     std::lock_guard<std::mutex> lock(mu_);
     pending_.emplace(std::move(key), std::move(p));
   };
-  // Most devices have one plain report (no refusal, no rollback): those go in three
-  // statements for the whole batch (rollouts/status_batch.h), the rest one by one.
   auto done = db_.transact([&](pqxx::work& w) {
-    std::vector<rollouts::repo::PlainStatus> plain;
     int changed = 0;
-    for (const auto& [key, p] : batch) {
-      if (p.events.empty() && rollouts::repo::plain(*p.latest)) {
-        plain.push_back({key.first, key.second, p.latest.get()});
-      } else {
-        changed += apply(w, key, p);
-      }
-    }
-    return changed + rollouts::repo::apply_plain_statuses(w, plain);
+    for (const auto& [key, p] : batch) changed += apply(w, key, p);
+    return changed;
   });
   if (done) return;
   log::error("rollouts.status", {{"error", done.error().message}});

@@ -64,7 +64,9 @@ class UpdatePublisher {
   bool offer(const std::string& fleet, const std::string& device, uint64_t release,
              const std::string& signed_offer, std::string payload);
   // offer() for many devices, pipelined: every offer is published before the first PUBACK
-  // is waited for (one broker round trip per batch, not per device). acked[i] as offer()'s.
+  // is waited for, kOfferWindow at a time (one broker round trip per window, not per
+  // device). acked[i] as offer()'s.
+  static constexpr size_t kOfferWindow = 64;
   struct Offer {
     std::string fleet, device;
     uint64_t release = 0;
