@@ -6,8 +6,11 @@
 // time to 100%, bytes through the broker (Mosquitto's own $SYS counters) and fleetd CPU.
 // Then telemetry ingestion at the largest size: every device publishes a window a
 // second; the rows fleetd COPYs into PostgreSQL per second.
+// Also: offers stored per second over the v2 rollout (its pace), the database's
+// size, and the ingest's lag and drops (fleetd's own metrics).
 //   deploy/local/run-bench.sh bench_rollout_scale            # 1000 and 5000
 //   deploy/local/run-bench.sh bench_rollout_scale 200 1000   # other sizes
+//   deploy/local/run-bench.sh bench_rollout_scale --deltas 10000   # deltas only
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -21,6 +24,7 @@
 #include <iterator>
 #include <map>
 #include <memory>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -112,7 +116,25 @@ struct Result {
   long long payload_bytes = 0;
   double fleetd_cpu = 0;
   int updated = 0;
+  // Offers of v2 stored / (last offered_at - first): the rollout's pace, phases' settling
+  // and gate looks included (a phase's devices are admitted in one tick), not the engine's rate.
+  double admitted_per_s = 0;
+  long long db_bytes = 0;  // pg_database_size after v2
 };
+
+// What the ingest said after the telemetry phase (fleetd's /metrics).
+struct Ingest {
+  double rows_per_s = 0, offered = 0, lag_s = -1, lag_messages = -1, dropped = -1,
+         rate_limited = -1;
+};
+
+double metric(const std::string& text, const std::string& series) {
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
+  }
+  return -1;
+}
 
 class Fleet {
  public:
@@ -244,6 +266,10 @@ class Fleet {
     auto r = db_.db().transact([&](pqxx::work& w) { return w.exec1(sql)[0].as<int>(); });
     return r ? *r : -1;
   }
+  double number(const std::string& sql) {
+    auto r = db_.db().transact([&](pqxx::work& w) { return w.exec1(sql)[0].as<double>(0); });
+    return r ? *r : -1;
+  }
   long long payload_bytes(const std::string& rollout) {
     auto r = db_.db().transact([&](pqxx::work& w) {
       return w
@@ -269,8 +295,7 @@ class Fleet {
   std::vector<std::pair<pid_t, fs::path>> sims_;
 };
 
-Result rollout_run(int devices, bool deltas, bool measure_ingest, double* ingest_rate,
-                   double* ingest_offered) {
+Result rollout_run(int devices, bool deltas, bool measure_ingest, Ingest* ingest) {
   Result res;
   res.devices = devices;
   res.mode = deltas ? "delta" : "full artifact";
@@ -290,10 +315,18 @@ Result rollout_run(int devices, bool deltas, bool measure_ingest, double* ingest
   res.fleetd_cpu = cpu_seconds(fleet.fleetd().pid()) - c0;
   res.broker_bytes = broker_bytes() - b0;
   res.payload_bytes = fleet.payload_bytes("v2");
-  res.updated = fleet.count(
-      "SELECT count(*) FROM rollout_devices rd JOIN rollouts r ON r.id = rd.rollout_id WHERE "
-      "r.name = 'v2' AND rd.state = 'updated'");
-  std::printf("  v2: %s in %.1f s, %d updated\n", state.c_str(), res.seconds, res.updated);
+  const std::string v2 =
+      "FROM rollout_devices rd JOIN rollouts r ON r.id = rd.rollout_id WHERE "
+      "r.name = 'v2'";
+  res.updated = fleet.count("SELECT count(*) " + v2 + " AND rd.state = 'updated'");
+  res.admitted_per_s = fleet.number(
+      "SELECT count(rd.offered_at) / GREATEST(0.001, EXTRACT(EPOCH FROM max(rd.offered_at) - "
+      "min(rd.offered_at)))::float8 " +
+      v2);
+  res.db_bytes =
+      static_cast<long long>(fleet.number("SELECT pg_database_size(current_database())"));
+  std::printf("  v2: %s in %.1f s, %d updated, %.0f offered/s over the rollout\n", state.c_str(),
+              res.seconds, res.updated, res.admitted_per_s);
   if (measure_ingest) {
     // Every device publishes a telemetry window each second.
     fleet.stop_sims();
@@ -301,10 +334,21 @@ Result rollout_run(int devices, bool deltas, bool measure_ingest, double* ingest
     std::this_thread::sleep_for(std::chrono::seconds(5));  // warm up
     const int rows0 = fleet.count("SELECT count(*)::int FROM telemetry");
     const double t = now_s();
-    std::this_thread::sleep_for(std::chrono::seconds(30));
+    double lag_max = 0;
+    for (int i = 0; i < 30; ++i) {  // the lag sampled each second; its largest
+      std::this_thread::sleep_for(std::chrono::seconds(1));
+      lag_max = std::max(lag_max, metric(fleet.fleetd().scrape_metrics(),
+                                         "tinyfleet_telemetry_ingest_lag_seconds"));
+    }
     const int rows1 = fleet.count("SELECT count(*)::int FROM telemetry");
-    *ingest_rate = (rows1 - rows0) / (now_s() - t);
-    *ingest_offered = devices;
+    const std::string m = fleet.fleetd().scrape_metrics();
+    ingest->rows_per_s = (rows1 - rows0) / (now_s() - t);
+    ingest->offered = devices;
+    ingest->lag_s = lag_max;
+    ingest->lag_messages = metric(m, "tinyfleet_telemetry_ingest_lag_messages");
+    ingest->dropped = metric(m, R"(tinyfleet_telemetry_messages_total{outcome="dropped"})");
+    ingest->rate_limited =
+        metric(m, R"(tinyfleet_telemetry_messages_total{outcome="rate_limited"})");
   }
   std::fflush(stdout);
   return res;
@@ -314,15 +358,22 @@ Result rollout_run(int devices, bool deltas, bool measure_ingest, double* ingest
 
 int main(int argc, char** argv) {
   std::vector<int> sizes;
-  for (int i = 1; i < argc; ++i) sizes.push_back(std::atoi(argv[i]));
+  bool deltas_only = false;
+  for (int i = 1; i < argc; ++i) {
+    if (std::string(argv[i]) == "--deltas") {
+      deltas_only = true;
+    } else {
+      sizes.push_back(std::atoi(argv[i]));
+    }
+  }
   if (sizes.empty()) sizes = {1000, 5000};
   std::vector<Result> results;
-  double ingest = 0, offered = 0;
+  Ingest ingest;
   for (size_t s = 0; s < sizes.size(); ++s) {
     for (bool deltas : {false, true}) {
+      if (deltas_only && !deltas) continue;
       try {
-        results.push_back(
-            rollout_run(sizes[s], deltas, deltas && s + 1 == sizes.size(), &ingest, &offered));
+        results.push_back(rollout_run(sizes[s], deltas, deltas && s + 1 == sizes.size(), &ingest));
       } catch (const std::exception& e) {
         std::fprintf(stderr, "bench_rollout_scale: %s\n", e.what());
         return 1;
@@ -333,13 +384,14 @@ int main(int argc, char** argv) {
       "\nRollout of digits_cnn -> digits_cnn_v2 (%s) to 100%%: whole artifacts against "
       "deltas\n",
       kClass);
-  std::printf("%8s  %-14s %10s %9s %14s %14s %12s\n", "devices", "payload", "updated", "to 100%",
-              "broker bytes", "payload bytes", "fleetd CPU");
+  std::printf("%8s  %-14s %10s %9s %11s %14s %14s %12s %10s\n", "devices", "payload", "updated",
+              "to 100%", "offered/s", "broker bytes", "payload bytes", "fleetd CPU", "DB MB");
   for (const auto& r : results) {
-    std::printf("%8d  %-14s %10d %8.1fs %14lld %14lld %11.1fs\n", r.devices, r.mode.c_str(),
-                r.updated, r.seconds, r.broker_bytes, r.payload_bytes, r.fleetd_cpu);
+    std::printf("%8d  %-14s %10d %8.1fs %11.0f %14lld %14lld %11.1fs %10.1f\n", r.devices,
+                r.mode.c_str(), r.updated, r.seconds, r.admitted_per_s, r.broker_bytes,
+                r.payload_bytes, r.fleetd_cpu, r.db_bytes / 1e6);
   }
-  for (size_t i = 0; i + 1 < results.size(); i += 2) {
+  for (size_t i = 0; !deltas_only && i + 1 < results.size(); i += 2) {
     std::printf("%8d  delta / full: time %.2fx, broker bytes %.2fx, fleetd CPU %.2fx\n",
                 results[i].devices, results[i + 1].seconds / results[i].seconds,
                 static_cast<double>(results[i + 1].broker_bytes) / results[i].broker_bytes,
@@ -347,7 +399,9 @@ int main(int argc, char** argv) {
   }
   std::printf(
       "\nTelemetry ingestion at %.0f devices, one window per device per second: "
-      "%.0f rows/s into PostgreSQL (offered %.0f msgs/s)\n",
-      offered, ingest, offered);
+      "%.0f rows/s into PostgreSQL (offered %.0f msgs/s); ingest lag at most %.1f s "
+      "(sampled each second), %.0f messages waiting at the end, %.0f dropped, %.0f rate-limited\n",
+      ingest.offered, ingest.rows_per_s, ingest.offered, ingest.lag_s, ingest.lag_messages,
+      ingest.dropped, ingest.rate_limited);
   return 0;
 }

@@ -1,10 +1,13 @@
 // fleetctl tokens, classes, devices (keys: commands_keys.cpp).
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "cli.h"
 #include "listing.h"
@@ -31,6 +34,37 @@ grpc::Status paced(Call call) {
     if (s.error_code() != grpc::StatusCode::RESOURCE_EXHAUSTED || attempt >= 120) return s;
     std::this_thread::sleep_for(std::chrono::milliseconds(std::min(50 * (attempt + 1), 500)));
   }
+}
+
+// Provisions `ids` with kProvisionsInFlight requests at once (fleetd writes the broker
+// accounts of concurrent provisionings in one go); stops starting new ones after a failure.
+// The answers are in the order of `ids`; one never sent has status CANCELLED.
+constexpr size_t kProvisionsInFlight = 8;
+std::vector<std::pair<grpc::Status, v1::ProvisionDeviceResponse>> provision_all(
+    v1::DeviceRegistry::Stub& stub, const Connection& c, const std::vector<std::string>& ids,
+    const std::string& cls, const Args& a) {
+  std::vector<std::pair<grpc::Status, v1::ProvisionDeviceResponse>> out(
+      ids.size(), {grpc::Status(grpc::StatusCode::CANCELLED, "not sent"), {}});
+  std::atomic<size_t> next{0};
+  std::atomic<bool> failed{false};
+  const auto worker = [&] {
+    for (size_t i = next++; i < ids.size() && !failed; i = next++) {
+      v1::ProvisionDeviceRequest req;
+      req.set_id(ids[i]);
+      req.set_device_class(cls);
+      req.set_fleet(a.get("fleet", "default"));
+      for (const auto& t : a.list("tags")) req.add_tags(t);
+      auto& [s, resp] = out[i];
+      s = paced([&] { return stub.ProvisionDevice(c.context().get(), req, &resp); });
+      if (!s.ok()) failed = true;
+    }
+  };
+  std::vector<std::thread> workers;
+  for (size_t k = 1; k < std::min(kProvisionsInFlight, ids.size()); ++k)
+    workers.emplace_back(worker);
+  worker();
+  for (auto& w : workers) w.join();
+  return out;
 }
 
 }  // namespace
@@ -179,14 +213,10 @@ int cmd_devices(const Args& a, const Connection& c) {
       creds.open(a.get("credentials-out"), std::ios::app);
       if (!creds) usage_error("cannot write " + a.get("credentials-out"));
     }
-    for (const auto& id : ids) {
-      v1::ProvisionDeviceRequest req;
-      req.set_id(id);
-      req.set_device_class(cls);
-      req.set_fleet(a.get("fleet", "default"));
-      for (const auto& t : a.list("tags")) req.add_tags(t);
-      v1::ProvisionDeviceResponse resp;
-      auto s = paced([&] { return stub->ProvisionDevice(c.context().get(), req, &resp); });
+    const auto responses = provision_all(*stub, c, ids, cls, a);
+    for (size_t i = 0; i < ids.size(); ++i) {
+      const auto& [s, resp] = responses[i];
+      const std::string& id = ids[i];
       if (!s.ok()) return report(s, "provision " + id);
       if (creds.is_open()) {
         creds << resp.mqtt().username() << ' ' << resp.mqtt().password() << '\n';

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -10,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include "tinyfleet/server/broker_password.h"
 
@@ -128,47 +130,141 @@ storage::Expected<storage::Done> BrokerAccounts::edit(Op op, const std::string& 
                  "broker account '" + username + "' is reserved (not a device account)"};
   }
   if (auto alive = check_broker(); !alive) return alive.error();
+  // The hash (PBKDF2) is computed by each caller, outside any lock.
+  const Edit e{op, username,
+               op == Op::kRemove ? "" : username + ":" + mosquitto_password_hash(password)};
+  std::unique_lock<std::mutex> lock(mu_);
+  queue_.push_back(&e);
+  for (;;) {
+    if (auto it = results_.find(&e); it != results_.end()) {
+      Result r = std::move(it->second);
+      results_.erase(it);
+      return r;
+    }
+    if (writing_) {
+      written_.wait(lock);
+      continue;
+    }
+    // No write in progress: this caller writes for everyone queued.
+    writing_ = true;
+    std::vector<const Edit*> batch;
+    batch.swap(queue_);
+    lock.unlock();
+    std::vector<Result> out = commit(batch);
+    lock.lock();
+    for (size_t i = 0; i < batch.size(); ++i) results_.emplace(batch[i], std::move(out[i]));
+    writing_ = false;
+    written_.notify_all();
+  }
+}
+
+std::optional<BrokerAccounts::FileId> BrokerAccounts::file_id(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+  return FileId{static_cast<uint64_t>(st.st_ino), static_cast<uint64_t>(st.st_size),
+                static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec};
+}
+
+size_t BrokerAccounts::queued() const {
   std::lock_guard<std::mutex> lock(mu_);
+  return queue_.size();
+}
+
+BrokerAccounts::Result BrokerAccounts::load_if_changed() {
+  const auto now = file_id(passwd_file_);
+  if (!now) {
+    loaded_ = false;
+    return io_error("cannot read broker password file", passwd_file_);
+  }
+  if (loaded_ && *now == file_id_) return storage::Done{};
+  auto lines = read_lines(passwd_file_);
+  if (!lines) {
+    loaded_ = false;
+    return lines.error();
+  }
+  lines_ = std::move(*lines);
+  index_.clear();
+  for (size_t i = 0; i < lines_.size(); ++i) {
+    if (auto u = entry_user(lines_[i]); !u.empty()) index_.emplace(std::move(u), i);
+  }
+  file_id_ = *now;
+  loaded_ = true;
+  return storage::Done{};
+}
+
+BrokerAccounts::Result BrokerAccounts::apply(const Edit& e) {
+  const auto it = index_.find(e.user);
+  const bool present = it != index_.end();
+  switch (e.op) {
+    case Op::kAdd:
+      if (present) {
+        return Error{ErrorCode::kAlreadyExists,
+                     "broker account '" + e.user +
+                         "' already exists and is not a device; it is not provisioned"};
+      }
+      index_.emplace(e.user, lines_.size());
+      lines_.push_back(e.line);
+      break;
+    case Op::kReplace:
+      if (!present) {
+        return Error{ErrorCode::kNotFound, "broker account '" + e.user + "' does not exist"};
+      }
+      lines_[it->second] = e.line;
+      break;
+    case Op::kRemove:
+      if (!present) break;
+      lines_.erase(lines_.begin() + static_cast<std::ptrdiff_t>(it->second));
+      index_.clear();  // removals are rare: re-index
+      for (size_t i = 0; i < lines_.size(); ++i) {
+        if (auto u = entry_user(lines_[i]); !u.empty()) index_.emplace(std::move(u), i);
+      }
+      break;
+  }
+  return storage::Done{};
+}
+
+std::vector<BrokerAccounts::Result> BrokerAccounts::commit(const std::vector<const Edit*>& batch) {
+  const auto all = [&](const Result& r) { return std::vector<Result>(batch.size(), r); };
   // Other processes (another fleetd replica) may edit the same file: lock across them.
   const int lock_fd = ::open((passwd_file_ + ".lock").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0600);
   if (lock_fd < 0 || flock(lock_fd, LOCK_EX) != 0) {
+    auto e = io_error("cannot lock", passwd_file_ + ".lock");
     if (lock_fd >= 0) ::close(lock_fd);
-    return io_error("cannot lock", passwd_file_ + ".lock");
+    return all(e);
   }
   struct Unlock {
     int fd;
     ~Unlock() { ::close(fd); }  // closing releases the flock
   } unlock{lock_fd};
-  auto lines = read_lines(passwd_file_);
-  if (!lines) return lines.error();
-  auto it = std::find_if(lines->begin(), lines->end(),
-                         [&](const std::string& l) { return entry_user(l) == username; });
-  const bool present = it != lines->end();
-  switch (op) {
-    case Op::kAdd:
-      if (present) {
-        return Error{ErrorCode::kAlreadyExists,
-                     "broker account '" + username +
-                         "' already exists and is not a device; it is not provisioned"};
-      }
-      lines->push_back(username + ":" + mosquitto_password_hash(password));
-      break;
-    case Op::kReplace:
-      if (!present) {
-        return Error{ErrorCode::kNotFound, "broker account '" + username + "' does not exist"};
-      }
-      *it = username + ":" + mosquitto_password_hash(password);
-      break;
-    case Op::kRemove:
-      if (!present) return storage::Done{};
-      lines->erase(it);
-      break;
+  if (auto loaded = load_if_changed(); !loaded) return all(loaded);
+  std::vector<Result> out;
+  out.reserve(batch.size());
+  bool changed = false;
+  for (const Edit* e : batch) {
+    const size_t before = lines_.size();
+    out.push_back(apply(*e));
+    changed = changed || (out.back() && (e->op == Op::kReplace || lines_.size() != before));
   }
+  if (!changed) return out;
   std::string content;
-  for (const auto& l : *lines) content += l + "\n";
-  if (auto w = write_durably(passwd_file_, content); !w) return w.error();
+  size_t bytes = 0;
+  for (const auto& l : lines_) bytes += l.size() + 1;
+  content.reserve(bytes);
+  for (const auto& l : lines_) content.append(l).push_back('\n');
+  if (auto w = write_durably(passwd_file_, content); !w) {
+    loaded_ = false;  // the lines hold edits the file does not: read it again next time
+    for (auto& r : out) {
+      if (r) r = w.error();
+    }
+    return out;
+  }
+  ++writes_;
+  // The file is now what is in memory: remember which one it is.
+  const auto id = file_id(passwd_file_);
+  loaded_ = id.has_value();
+  if (id) file_id_ = *id;
   schedule_reload();
-  return storage::Done{};
+  return out;
 }
 
 storage::Expected<storage::Done> BrokerAccounts::check_broker() const {

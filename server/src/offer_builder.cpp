@@ -220,7 +220,10 @@ storage::Expected<BuiltOffer> OfferBuilder::build(const OfferRequest& r, uint64_
   f.channel_std = o.channel_std;
   f.modelled_cycles = static_cast<uint64_t>(o.modelled_cycles);
   BuiltOffer out;
+  // A PKCS#11 session signs one message at a time: builds on several threads take turns.
+  std::unique_lock<std::mutex> signing(sign_mu_);
   auto signed_offer = update::sign_offer(f, key_, *signer_, root_chain_);
+  signing.unlock();
   if (!signed_offer) return signed_offer.error();
   out.offer = std::move(*signed_offer);
   out.payload = (*delta)->payload;

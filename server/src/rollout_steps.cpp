@@ -3,12 +3,15 @@
 // telemetry_stats.cpp, the decisions in rollouts/gates.cpp and phase_gates.cpp; every write here is
 // a compare-and-set on the state the tick read, and a lost one is logged and left to the next tick;
 // every write checks the leader's lease epoch in its transaction (lead()).
+#include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 #include <pqxx/pqxx>
 
+#include "parallel_for.h"
 #include "rollouts/gates.h"
 #include "rollouts/phase_gates.h"
 #include "rollouts/repository.h"
@@ -26,6 +29,9 @@ using rollouts::RolloutEvent;
 using rollouts::RolloutState;
 
 namespace {
+
+// Threads that build one batch's offers (the engine's own among them).
+const size_t kOfferBuilders = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 4);
 
 uint64_t now_unix() {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(
@@ -188,11 +194,16 @@ int RolloutEngine::send_offers(const Driven& r, const std::vector<OfferTarget>& 
   size_t next_release = 0;
   for (const auto& p : picks) {
     Prepared x{&p};
-    if (!reverting && p.current == p.target) {
-      prepared.push_back(x);  // runs the target already
-      continue;
-    }
-    x.release = (*releases)[next_release++];
+    // A device that runs the target already needs no offer (release 0).
+    if (reverting || p.current != p.target) x.release = (*releases)[next_release++];
+    prepared.push_back(std::move(x));
+  }
+  // Built (delta, signature) on kOfferBuilders threads: the deltas are cached per
+  // (base, target), so what is left per device is hashing, signing and copying.
+  parallel_for(prepared.size(), kOfferBuilders, [&](size_t i) {
+    Prepared& x = prepared[i];
+    if (x.release == 0) return;
+    const OfferTarget& p = *x.pick;
     OfferRequest q;
     q.fleet = r.fleet;
     q.device_class = p.device_class;
@@ -210,8 +221,7 @@ int RolloutEngine::send_offers(const Driven& r, const std::vector<OfferTarget>& 
     } else {
       x.error = built.error().message;
     }
-    prepared.push_back(std::move(x));
-  }
+  });
   // Durable first: a crash after this commit re-publishes (recover); before it, the
   // devices are still where they were and nothing was sent. The rollout row is held
   // (share lock) in the state the tick read, so an Abort or Pause either commits
@@ -249,11 +259,20 @@ int RolloutEngine::send_offers(const Driven& r, const std::vector<OfferTarget>& 
   }
   // The outbox: an offer leaves it once the broker acknowledged it (QoS 1); one it did
   // not take stays and is published again (republish_if_needed).
-  std::vector<std::pair<std::string, uint64_t>> acked;
+  // Published together (pipelined: one wait for all the PUBACKs).
+  std::vector<UpdatePublisher::Offer> out;
+  std::vector<size_t> which;
   for (size_t i = 0; i < prepared.size(); ++i) {
-    const auto& x = prepared[i];
+    auto& x = prepared[i];
     if (!publish[i]) continue;
-    if (publisher_.offer(r.fleet, x.pick->device, x.release, x.offer.offer, x.offer.payload)) {
+    out.push_back({r.fleet, x.pick->device, x.release, &x.offer.offer, std::move(x.offer.payload)});
+    which.push_back(i);
+  }
+  const std::vector<bool> ok = publisher_.offer_all(std::move(out));
+  std::vector<std::pair<std::string, uint64_t>> acked;
+  for (size_t k = 0; k < which.size(); ++k) {
+    const auto& x = prepared[which[k]];
+    if (ok[k]) {
       ++offers_;
       acked.emplace_back(x.pick->device, x.release);
     } else {

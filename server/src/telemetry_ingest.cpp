@@ -235,6 +235,23 @@ void TelemetryIngest::refresh_rollouts() {
   rollout_of_ = std::move(*map);
 }
 
+double TelemetryIngest::lag_seconds() {
+  int64_t oldest = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    // Rows keep their order: a batch being written is older than the queue, and a
+    // batch put back for a retry goes to the queue's head.
+    oldest = writing_oldest_ms_ != 0 ? writing_oldest_ms_
+             : queue_.empty()        ? 0
+                                     : queue_.front().ts_unix_ms;
+  }
+  if (oldest == 0) return 0;
+  const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
+  return std::max<int64_t>(0, now_ms - oldest) / 1000.0;
+}
+
 void TelemetryIngest::run() {
   auto last_refresh = std::chrono::steady_clock::time_point{};
   auto last_retention = std::chrono::steady_clock::time_point{};
@@ -248,6 +265,7 @@ void TelemetryIngest::run() {
       cv_.wait_for(lock, std::chrono::milliseconds(retrying ? 1000 : 250),
                    [&] { return stop_ || (!retrying && queue_.size() >= 2000); });
       batch.swap(queue_);
+      writing_oldest_ms_ = batch.empty() ? 0 : batch.front().ts_unix_ms;
       segments.swap(queued_segments_);
       if (spool_) segments.push_back(spool_->seal());
       stopping = stop_;
@@ -282,6 +300,10 @@ void TelemetryIngest::run() {
         std::lock_guard<std::mutex> lock(mu_);
         if (spool_) spool_->remove(segments);
       }
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      writing_oldest_ms_ = 0;  // written, dropped, or back at the queue's head
     }
     if (stopping) return;
     const auto now = std::chrono::steady_clock::now();

@@ -103,6 +103,51 @@ bool UpdatePublisher::offer(const std::string& fleet, const std::string& device,
   return true;
 }
 
+std::vector<bool> UpdatePublisher::offer_all(std::vector<Offer> offers) {
+  std::vector<bool> acked(offers.size(), false);
+  std::vector<mqtt::delivery_token_ptr> tokens(offers.size());
+  // At most kOfferWindow unacknowledged at a time: Paho refuses publishes beyond its
+  // buffer ("No more messages can be buffered", seen with 4,000 offers in one batch).
+  const auto wait = [&](size_t i) {
+    if (!tokens[i]) return;
+    try {
+      acked[i] = tokens[i]->wait_for(kAckTimeout);
+    } catch (const mqtt::exception& e) {
+      log::error("publisher.offer", {{"device", offers[i].device}, {"error", e.what()}});
+    }
+    if (!acked[i]) {
+      log::error("publisher.offer", {{"device", offers[i].device}, {"error", "no PUBACK in time"}});
+    }
+  };
+  for (size_t i = 0; i < offers.size(); ++i) {
+    if (i >= kOfferWindow) wait(i - kOfferWindow);
+    auto& o = offers[i];
+    char topic[update::kMaxTopicBytes];
+    if (const auto s = update::device_topic(o.fleet.c_str(), o.device.c_str(),
+                                            update::TopicKind::kOffer, topic, sizeof topic);
+        !s.ok()) {
+      log::error("publisher.offer", {{"device", o.device}, {"error", update::to_string(s.error)}});
+      continue;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      keep(o.fleet + "/" + o.device, o.release,
+           std::make_shared<const std::string>(std::move(o.payload)));
+    }
+    try {
+      tokens[i] = client_->publish(topic, *o.signed_offer, 1, true);
+    } catch (const mqtt::exception& e) {
+      log::error("publisher.offer", {{"device", o.device}, {"error", e.what()}});
+    }
+  }
+  // The PUBACKs (see offer()) of the last window.
+  for (size_t i = offers.size() > kOfferWindow ? offers.size() - kOfferWindow : 0;
+       i < offers.size(); ++i) {
+    wait(i);
+  }
+  return acked;
+}
+
 bool UpdatePublisher::withdraw(const std::string& fleet, const std::string& device) {
   char topic[update::kMaxTopicBytes];
   if (!update::device_topic(fleet.c_str(), device.c_str(), update::TopicKind::kOffer, topic,

@@ -2,8 +2,10 @@
 // with (PBKDF2-SHA512, mosquitto_passwd's format), no subprocess (so no password on a
 // command line), reserved and non-device accounts never taken over, durable replace.
 // The real broker accepting these entries is tested in fleetd_devices_test.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sodium.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,6 +13,8 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
+#include <vector>
 
 #include "tinyfleet/server/broker_accounts.h"
 #include "tinyfleet/server/broker_password.h"
@@ -153,6 +157,71 @@ TEST_F(BrokerAccountsTest, NeverTakesOverAReservedOrExistingAccount) {
   EXPECT_FALSE(accounts.add("a:b", "x"));
   EXPECT_FALSE(accounts.add("a\nfleetd", "x"));
   EXPECT_EQ(read_text(file_), before);
+}
+
+TEST_F(BrokerAccountsTest, ConcurrentAddsShareOneWrite) {
+  server::BrokerAccounts accounts(file_.string(), 0);
+  // Another process (a replica) holds the file lock: the first add's writer waits for it
+  // with its own edit; the adds that come meanwhile queue up for the next write.
+  const int lock_fd = ::open((file_.string() + ".lock").c_str(), O_CREAT | O_RDWR, 0600);
+  ASSERT_GE(lock_fd, 0);
+  ASSERT_EQ(flock(lock_fd, LOCK_EX), 0);
+  constexpr int kAdds = 8;
+  std::vector<std::thread> callers;
+  std::vector<int> ok(kAdds, 0);  // not vector<bool>: each thread writes its own element
+  for (int i = 0; i < kAdds; ++i) {
+    callers.emplace_back([&, i] {
+      ok[i] = bool(accounts.add("dev-" + std::to_string(i), "p" + std::to_string(i)));
+    });
+  }
+  // The first add to come writes its own edit (and waits for the lock); the other seven
+  // queue behind it.
+  while (accounts.queued() < kAdds - 1) std::this_thread::yield();
+  ::close(lock_fd);  // releases the lock
+  for (auto& c : callers) c.join();
+  const std::string text = read_text(file_);
+  for (int i = 0; i < kAdds; ++i) {
+    EXPECT_TRUE(ok[i]) << i;
+    EXPECT_NE(entry_of(text, "dev-" + std::to_string(i)), "") << i;
+  }
+  EXPECT_NE(text.find("# accounts\n"), std::string::npos);
+  EXPECT_EQ(accounts.writes(), 2u);  // the first add's, then the other seven's together
+  // The same name from two callers at once (one batch or two): one wins, one is refused.
+  std::vector<std::thread> twins;
+  std::vector<storage::ErrorCode> codes(2, storage::ErrorCode::kInternal);
+  std::vector<int> won(2, 0);
+  for (int i = 0; i < 2; ++i) {
+    twins.emplace_back([&, i] {
+      auto r = accounts.add("twin", "x");
+      won[i] = bool(r);
+      if (!r) codes[i] = r.error().code;
+    });
+  }
+  for (auto& t : twins) t.join();
+  EXPECT_EQ(won[0] + won[1], 1);
+  EXPECT_EQ(codes[won[0] ? 1 : 0], storage::ErrorCode::kAlreadyExists);
+  const std::string after = read_text(file_);
+  EXPECT_EQ(after.find("twin:"), after.rfind("twin:"));
+}
+
+TEST_F(BrokerAccountsTest, SeesWhatAnotherProcessWrote) {
+  // Two writers of one file (two fleetd replicas): each keeps the lines in memory, and
+  // re-reads them when the file changed under it, so neither loses the other's accounts.
+  server::BrokerAccounts a(file_.string(), 0), b(file_.string(), 0);
+  ASSERT_TRUE(a.add("dev-a", "x"));
+  ASSERT_TRUE(b.add("dev-b", "x"));
+  ASSERT_TRUE(a.add("dev-c", "x"));
+  auto again = a.add("dev-b", "y");
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.error().code, storage::ErrorCode::kAlreadyExists);
+  ASSERT_TRUE(b.remove("dev-a"));
+  ASSERT_TRUE(a.replace("dev-c", "z"));
+  const std::string text = read_text(file_);
+  EXPECT_EQ(entry_of(text, "dev-a"), "");
+  EXPECT_NE(entry_of(text, "dev-b"), "");
+  EXPECT_NE(entry_of(text, "dev-c"), "");
+  EXPECT_NE(entry_of(text, "svc"), "");
+  EXPECT_EQ(a.replace("dev-a", "x").error().code, storage::ErrorCode::kNotFound);
 }
 
 }  // namespace

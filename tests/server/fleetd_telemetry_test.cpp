@@ -212,6 +212,13 @@ TEST_F(FleetdTelemetry, Version2IsStoredWithItsStatisticsAndAReplayIsDropped) {
   ASSERT_TRUE(wait_rows(dev, 4));
   EXPECT_EQ(rows_of(dev, "version = 1 AND probe_total = 10 AND class_counts = '{}'"), 2);
   EXPECT_EQ(metric(fleetd_->scrape_metrics(), kReplayed), 2);
+  // Every window stored: none waits, so the lag gauge is back at 0 (-1: no such series).
+  double lag = -1;
+  for (int i = 0; i < 200 && lag != 0; ++i) {
+    if (i > 0) std::this_thread::sleep_for(50ms);
+    lag = metric(fleetd_->scrape_metrics(), "tinyfleet_telemetry_ingest_lag_seconds");
+  }
+  EXPECT_EQ(lag, 0);
 
   // fleetd restarted: the last seq is read back, a replay is still dropped.
   ASSERT_EQ(fleetd_->terminate(), 0);

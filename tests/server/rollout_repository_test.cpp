@@ -14,6 +14,7 @@
 
 #include "rollout_seed.h"
 #include "rollouts/repository.h"
+#include "rollouts/status_batch.h"
 #include "tinyfleet/storage/blob_store.h"
 #include "tinyfleet/testing/scratch_database.h"
 
@@ -314,6 +315,70 @@ TEST_F(RolloutRepository, ADeposedLeadersLateWriteIsRefused) {
 // A device refusing its offer because of the offer's base is offered again, at most
 // kMaxBaseRefusals times; then it fails with its reason (issue 19, point 7). Another
 // refusal fails it at once. The offered payload is found for its release only.
+TEST_F(RolloutRepository, PlainReportsInOneBatchDoWhatEachWouldAlone) {
+  // Six devices in three pairs: each pair gets the same report, one device through
+  // apply_status, the other in one apply_plain_statuses batch; their rows must agree.
+  const auto fleet = seed(6);
+  const int64_t id = create("r", fleet, {{100, 0}});
+  const auto payload =
+      *db().transact([](pqxx::work& w) { return storage::PgBlobStore::put(w, "payload"); });
+  for (int i = 0; i < 6; ++i) {
+    repo::StoredOffer o{static_cast<uint64_t>(10 + i), fleet.artifact, "", payload, "offer"};
+    ASSERT_TRUE(
+        run([&](pqxx::work& w) { return repo::record_offer(w, id, fleet.devices[i], false, o); }));
+  }
+  server::rollouts::StatusReport installed;
+  installed.state = update::UpdateState::kCommitted;
+  installed.artifact = fleet.artifact;
+  // The third of each group installed the target and is being returned to no model.
+  for (int i : {2, 5}) {
+    installed.release = 10 + i;
+    ASSERT_TRUE(run([&](pqxx::work& w) {
+      return repo::apply_status(w, "default", fleet.devices[i], installed, true) == 1;
+    }));
+    repo::StoredOffer back{static_cast<uint64_t>(50 + i), "", fleet.artifact, payload, "no model"};
+    ASSERT_TRUE(run(
+        [&](pqxx::work& w) { return repo::record_offer(w, id, fleet.devices[i], true, back); }));
+  }
+  std::vector<server::rollouts::StatusReport> reports(3);
+  reports[0] = installed;                                // the target runs: updated
+  reports[1].state = update::UpdateState::kDownloading;  // still offered, "updating"
+  reports[1].artifact = "";
+  reports[2].state = update::UpdateState::kIdle;  // back on no model: rolled back
+  std::vector<repo::PlainStatus> batch;
+  for (int k = 0; k < 3; ++k) {
+    reports[k].release = k == 2 ? 50 : 10;
+    ASSERT_TRUE(repo::plain(reports[k]));
+    server::rollouts::StatusReport alone = reports[k];
+    alone.release += k;
+    reports[k].release += 3 + k;
+    ASSERT_TRUE(run([&](pqxx::work& w) {
+      repo::apply_status(w, "default", fleet.devices[k], alone, true);
+      return true;
+    }));
+    batch.push_back({"default", fleet.devices[3 + k], &reports[k]});
+  }
+  ASSERT_TRUE(run([&](pqxx::work& w) { return repo::apply_plain_statuses(w, batch) == 2; }));
+  auto row = [&](const std::string& device) {
+    return *db().transact([&](pqxx::work& w) {
+      auto r = w.exec_params1(
+          "SELECT rd.state || ' | ' || d.status || ' | ' || COALESCE(d.current_artifact_sha256, "
+          "'none') FROM rollout_devices rd JOIN devices d ON d.id = rd.device_id WHERE "
+          "rd.rollout_id = $1 AND rd.device_id = $2",
+          id, device);
+      return r[0].as<std::string>();
+    });
+  };
+  const char* expected[] = {"updated | online | ", "offered | updating | none",
+                            "rolled_back | online | none"};
+  for (int k = 0; k < 3; ++k) {
+    EXPECT_EQ(row(fleet.devices[k]), row(fleet.devices[3 + k])) << k;
+    EXPECT_EQ(row(fleet.devices[3 + k]).rfind(expected[k], 0), 0u) << row(fleet.devices[3 + k]);
+  }
+  EXPECT_FALSE(repo::plain(server::rollouts::StatusReport{
+      update::StatusEvent::kOfferRefused, update::UpdateState::kIdle, "", "", 0, 0, {}}));
+}
+
 TEST_F(RolloutRepository, BaseRefusalsAreCappedThenTheDeviceFails) {
   const auto fleet = seed(2);
   const int64_t id = create("r", fleet, {{100, 0}});

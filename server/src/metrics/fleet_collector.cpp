@@ -67,12 +67,17 @@ void ingest_metrics(TelemetryIngest& t, std::vector<MetricFamily>& out) {
       family("tinyfleet_telemetry_ingest_lag_messages",
              "Telemetry messages received and not yet written or discarded.", MetricType::Gauge);
   add(lag, std::max(0.0, received - written - rejected - replayed - rate_limited - dropped));
+  auto lag_s = family("tinyfleet_telemetry_ingest_lag_seconds",
+                      "Age of the oldest telemetry window received and not yet stored (0: none).",
+                      MetricType::Gauge);
+  add(lag_s, t.lag_seconds());
   auto parts = family("tinyfleet_telemetry_partitions_dropped_total",
                       "Telemetry day partitions dropped by retention (telemetry.retention_days).",
                       MetricType::Counter);
   add(parts, static_cast<double>(t.partitions_dropped()));
   out.push_back(std::move(msgs));
   out.push_back(std::move(lag));
+  out.push_back(std::move(lag_s));
   out.push_back(std::move(parts));
 }
 

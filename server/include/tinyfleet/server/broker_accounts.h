@@ -1,12 +1,16 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <functional>
+#include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "tinyfleet/storage/error.h"
@@ -18,6 +22,12 @@ namespace tinyfleet::server {
 // temporary file that is fsynced, renamed over the file, and the folder fsynced; then the
 // broker is sent SIGHUP to reload it. (The topic ACL is by pattern and needs no change
 // per device.)
+//
+// Writes are batched (group commit): the file's lines stay in memory between writes
+// (re-read when its inode, size or mtime show another process wrote it), and the edits
+// of concurrent callers are applied together and written once; the first caller to find
+// no write in progress writes for everyone queued, the others wait for its result. So N
+// concurrent provisionings cost one rewrite of the file, not N (docs/scale.md).
 //
 // Accounts that are not devices are never touched: add() refuses a reserved name (the
 // server's own account, names the protocol reserves) and any name already in the file,
@@ -60,15 +70,44 @@ class BrokerAccounts {
   // Names no device may have, whatever the password file says.
   static const std::set<std::string>& reserved_names();
   bool reserved(const std::string& username) const;
+  // Times the file was written, and edits waiting for a write (the batching's figures).
+  uint64_t writes() const { return writes_; }
+  size_t queued() const;
 
  private:
   enum class Op { kAdd, kReplace, kRemove };
+  struct Edit {
+    Op op;
+    std::string user, line;  // line: "user:hash" (empty for kRemove)
+  };
+  using Result = storage::Expected<storage::Done>;
   storage::Expected<storage::Done> edit(Op op, const std::string& username,
                                         const std::string& password);
+  // The writer's part: applies `batch` to the lines and writes the file once.
+  std::vector<Result> commit(const std::vector<const Edit*>& batch);
+  Result apply(const Edit& e);  // on lines_/index_ only
+  Result load_if_changed();     // under the file lock
   std::string passwd_file_;
   int broker_pid_;
   std::set<std::string> reserved_;
-  std::mutex mu_;
+  mutable std::mutex mu_;  // guards queue_, results_, writing_
+  std::condition_variable written_;
+  std::vector<const Edit*> queue_;
+  std::map<const Edit*, Result> results_;
+  bool writing_ = false;
+  std::atomic<uint64_t> writes_{0};
+  // The file as last read or written (only the writer touches these).
+  std::vector<std::string> lines_;
+  std::unordered_map<std::string, size_t> index_;  // user -> line
+  bool loaded_ = false;
+  struct FileId {
+    uint64_t ino = 0, size = 0;
+    int64_t mtime_ns = 0;
+    bool operator==(const FileId& o) const {
+      return ino == o.ino && size == o.size && mtime_ns == o.mtime_ns;
+    }
+  } file_id_;
+  static std::optional<FileId> file_id(const std::string& path);
   // kUnavailable naming the pid when the broker process is gone.
   storage::Expected<storage::Done> check_broker() const;
   // Signals the broker now, or leaves it to the reloader (see above).

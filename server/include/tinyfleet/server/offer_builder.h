@@ -39,7 +39,7 @@ struct OfferRequest {
 // (optimizer_service::DeviceClass::delta_budget), and the self-test vectors, drift
 // baseline and modelled cycles the compiler stored with the target
 // (storage::artifacts::outputs_by_sha256). Nothing is loaded, run or parsed from JSON
-// but the class spec.
+// but the class spec. build() and build_no_model() may be called from several threads.
 class OfferBuilder {
  public:
   OfferBuilder(storage::Database& db, storage::BlobStore& blobs, update::TargetsKey key,
@@ -80,6 +80,7 @@ class OfferBuilder {
   bool use_deltas_ = true;
   DeltaCache deltas_{64};
   std::mutex mu_;
+  std::mutex sign_mu_;  // build() may run on several threads; the signer on one
   std::map<std::string, std::shared_ptr<const Target>> targets_;
   std::map<std::string, std::string> bases_;
   // Delta options per class name, re-read from the class spec after kClassSpecSeconds.

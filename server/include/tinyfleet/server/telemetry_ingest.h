@@ -71,6 +71,9 @@ class TelemetryIngest {
   uint64_t rate_limited() const { return rate_limited_; }
   uint64_t dropped() const { return dropped_; }
   uint64_t partitions_dropped() const { return partitions_dropped_; }
+  // How long the oldest window received and not yet stored has waited (0: none waits):
+  // whether ingestion keeps up, in seconds rather than messages.
+  double lag_seconds();
 
  private:
   struct PerDevice {
@@ -99,6 +102,7 @@ class TelemetryIngest {
   std::thread thread_;
   std::unique_ptr<TelemetrySpool> spool_;  // under mu_; may be null
   std::vector<uint64_t> queued_segments_;  // under mu_: spool segments of queue_'s rows
+  int64_t writing_oldest_ms_ = 0;          // under mu_: receipt time of the batch being written
   std::atomic<uint64_t> spool_replayed_{0};
   DeviceRejects* rejects_ = nullptr;
   bool stop_ = false;

@@ -9,6 +9,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "tinyfleet/server/delta_cache.h"
 #include "tinyfleet/server/device_rejects.h"
@@ -78,6 +79,17 @@ class UpdatePublisher {
   static constexpr std::chrono::seconds kAckTimeout{5};
   bool offer(const std::string& fleet, const std::string& device, uint64_t release,
              const std::string& signed_offer, std::string payload);
+  // offer() for many devices, pipelined: every offer is published before the first PUBACK
+  // is waited for, kOfferWindow at a time (one broker round trip per window, not per
+  // device). acked[i] as offer()'s.
+  static constexpr size_t kOfferWindow = 64;
+  struct Offer {
+    std::string fleet, device;
+    uint64_t release = 0;
+    const std::string* signed_offer = nullptr;
+    std::string payload;
+  };
+  std::vector<bool> offer_all(std::vector<Offer> offers);
 
   // Counts the publisher's connections to the broker (1 after start(), +1 per reconnect):
   // a broker that restarted without its retained messages lost the offers, so whoever sees

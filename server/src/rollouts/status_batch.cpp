@@ -1,0 +1,67 @@
+#include "rollouts/status_batch.h"
+
+#include "rollouts/states.h"
+
+namespace tinyfleet::server::rollouts::repo {
+
+namespace {
+
+// A PostgreSQL array literal of `items` ({"a","b"}), each quoted and escaped.
+std::string array_literal(const std::vector<std::string>& items) {
+  std::string out = "{";
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i > 0) out += ',';
+    out += '"';
+    for (char c : items[i]) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += '"';
+  }
+  return out + "}";
+}
+
+}  // namespace
+
+bool plain(const StatusReport& s) {
+  return s.event != update::StatusEvent::kOfferRefused &&
+         s.state != update::UpdateState::kRolledBack && s.state != update::UpdateState::kNoModel;
+}
+
+int apply_plain_statuses(pqxx::work& w, const std::vector<PlainStatus>& reports) {
+  if (reports.empty()) return 0;
+  std::vector<std::string> fleets, devices, artifacts, statuses, releases;
+  for (const auto& r : reports) {
+    fleets.push_back(r.fleet);
+    devices.push_back(r.device);
+    artifacts.push_back(r.report->artifact);
+    statuses.push_back(r.report->updating() ? "updating" : "online");
+    releases.push_back(std::to_string(r.report->release));
+  }
+  const std::string batch =
+      "WITH r AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], "
+      "$5::bigint[]) AS r(fleet, device, artifact, status, release)) ";
+  const std::string active =
+      "rd.rollout_id IN (SELECT id FROM rollouts WHERE state IN " + sql_list(is_active) + ")";
+  const auto run = [&](const std::string& sql) {
+    return static_cast<int>(w.exec_params(batch + sql, array_literal(fleets),
+                                          array_literal(devices), array_literal(artifacts),
+                                          array_literal(statuses), array_literal(releases))
+                                .affected_rows());
+  };
+  run("UPDATE devices d SET current_artifact_sha256 = NULLIF(r.artifact, ''), last_seen = now(), "
+      "status = r.status FROM r WHERE d.id = r.device AND d.fleet = r.fleet");
+  int changed = run(
+      "UPDATE rollout_devices rd SET state = 'updated', updated_at_device = now(), updated_at = "
+      "now() FROM r WHERE rd.device_id = r.device AND rd.state = 'offered' AND "
+      "rd.target_artifact = r.artifact AND rd.release_seq <= r.release AND " +
+      active);
+  changed += run(
+      "UPDATE rollout_devices rd SET state = 'rolled_back', updated_at = now() FROM r WHERE "
+      "rd.device_id = r.device AND rd.state = 'reverting' AND (rd.base_artifact = r.artifact OR "
+      "(rd.base_artifact IS NULL AND r.artifact = '')) AND rd.revert_release <= r.release AND " +
+      active);
+  return changed;
+}
+
+}  // namespace tinyfleet::server::rollouts::repo
