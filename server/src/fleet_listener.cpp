@@ -37,7 +37,7 @@ FleetListener::~FleetListener() { stop(); }
 bool FleetListener::start() {
   // A persistent session is MQTT 3.1.1 with clean session off (the broker keeps it until
   // its persistent_client_expiration); a fresh one is MQTT 5 with clean start.
-  const int version = persistent_ ? MQTTVERSION_3_1_1 : MQTTVERSION_5;
+  const int version = persistent_ ? MQTTVERSION_3_1_1 : fleetd_mqtt_version();
   client_ = std::make_unique<mqtt::async_client>(uri_, client_id_, mqtt::create_options(version));
   client_->set_message_callback([this](mqtt::const_message_ptr m) {
     // Nothing a device sends may leave Paho's thread as an exception (std::terminate):
@@ -52,7 +52,7 @@ bool FleetListener::start() {
   client_->set_connected_handler([this](const std::string&) {
     try {
       client_->subscribe(status_topic_, 1);
-      client_->subscribe(telemetry_topic_, 1);
+      if (subscribe_telemetry_) client_->subscribe(telemetry_topic_, 1);
       if (on_presence_) client_->subscribe(presence_topic_, 1);
     } catch (const mqtt::exception&) {
     }
