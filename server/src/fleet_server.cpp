@@ -350,6 +350,7 @@ storage::Expected<std::unique_ptr<FleetServer>> FleetServer::start(const ServerC
         });
     parts->publisher->set_limits({static_cast<double>(config.update_device_bytes_per_second),
                                   static_cast<size_t>(config.update_payload_cache_bytes)});
+    if (nats) parts->publisher->set_requests_from_caller();
     if (!parts->publisher->start()) {
       return Error{ErrorCode::kUnavailable, "cannot connect the update publisher to " + broker};
     }
@@ -362,7 +363,6 @@ storage::Expected<std::unique_ptr<FleetServer>> FleetServer::start(const ServerC
     parts->ingest->set_limits(telemetry_limits);
     if (!config.telemetry_spool_dir.empty())
       parts->ingest->set_spool_dir(config.telemetry_spool_dir);
-    if (nats) parts->publisher->set_requests_from_caller();
     parts->engine = std::make_unique<RolloutEngine>(
         *parts->engine_db, config.database_uri, *parts->publisher, *parts->offers,
         config.rollout_tick_ms / 1000.0, gate_policy(config));

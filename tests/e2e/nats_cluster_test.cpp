@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "fleetd_process.h"
+#include "tinyfleet/storage/database.h"
 #include "tinyfleet/testing/environment.h"
 #include "tinyfleet/testing/nats_cluster.h"
 #include "tinyfleet/testing/private_postgres.h"
@@ -83,15 +84,18 @@ class NatsCluster : public ::testing::Test {
       }
     }
     cluster_.stop();
+    if (HasFailure()) {
+      for (int i = 0; i < Cluster::kNodes; ++i) {
+        const std::string log = cluster_.log(i);
+        std::printf("node %d log (end):\n%s\n", i,
+                    log.substr(log.size() > 40000 ? log.size() - 40000 : 0).c_str());
+      }
+    }
     fs::remove_all(dir_);
   }
 
   CommandResult fleetctl(const std::string& args) {
-    std::printf("[%5.1fs] fleetctl %s\n", elapsed(), args.substr(0, 70).c_str());
-    std::fflush(stdout);
-    return run_command("FLEETCTL_ENDPOINT=127.0.0.1:" + std::to_string(fleetd_->port()) +
-                       " FLEETCTL_TOKEN=" + admin_ + " FLEETCTL_CONFIG=/nonexistent " +
-                       TINYFLEET_FLEETCTL + " " + args + " 2>&1");
+    return run_fleetctl(fleetd_->port(), admin_, args, elapsed());
   }
 
   // fleet-sim for the devices of `node`: that node first, the other two to fall back on.
@@ -107,8 +111,8 @@ class NatsCluster : public ::testing::Test {
           (dir_ / ("creds" + n)).string(), std::string("--root-key"),
           (dir_ / "keys" / "root.pub").string(), std::string("--data"),
           fixture_path("data/digits_val.npz"), std::string("--rate"), std::string("2"),
-          std::string("--window"), std::string("2"), std::string("--state"),
-          (dir_ / ("state" + n)).string(), std::string("--report"),
+          std::string("--window"), std::string("2"), std::string("--probe-every"), std::string("1"),
+          std::string("--state"), (dir_ / ("state" + n)).string(), std::string("--report"),
           (dir_ / ("report" + n + ".jsonl")).string()}) {
       args.push_back(a);
     }

@@ -71,6 +71,7 @@ void NatsCluster::write_config(int node) const {
   const fs::path d = dir_ / ("n" + std::to_string(node));
   std::ofstream c(d / "nats.conf.tmp");
   c << "server_name: n" << node << "\nlisten: 127.0.0.1:" << nodes_[node].client << "\n"
+    << "log_file: " << quoted((d / "log").string()) << "\n"
     << "jetstream { store_dir: " << quoted((d / "js").string())
     << ", max_memory_store: 64MB, max_file_store: 1GB }\n"
     << "cluster { name: tinyfleet, listen: 127.0.0.1:" << nodes_[node].route << ", routes: [";
@@ -81,8 +82,11 @@ void NatsCluster::write_config(int node) const {
     sep = ", ";
   }
   c << " ] }\n"
-    << "mqtt { listen: 127.0.0.1:" << nodes_[node].mqtt << ", stream_replicas: 3 }\n"
-    << "authorization { users: [\n"
+    << "mqtt { listen: 127.0.0.1:" << nodes_[node].mqtt
+    << ", stream_replicas: 3 }\n"
+    // A CONNECT waits behind another client's JetStream session lookup (about 2 s here):
+    // the default 2 s would drop it as "Authentication Timeout".
+    << "authorization { timeout: 10, users: [\n"
     << "  { user: " << quoted(user_) << ", password: " << quoted(password_) << " }\n";
   const std::string base = "tinyfleet.v1." + fleet_ + ".";
   for (const auto& [id, pw] : devices_) {
@@ -104,8 +108,8 @@ bool NatsCluster::launch(int node) {
   const pid_t pid = fork();
   if (pid == 0) {
     std::freopen("/dev/null", "w", stdout);
-    execlp("nats-server", "nats-server", "-c", (d / "nats.conf").c_str(), "-l", (d / "log").c_str(),
-           nullptr);
+    std::freopen("/dev/null", "w", stderr);
+    execlp("nats-server", "nats-server", "-c", (d / "nats.conf").c_str(), nullptr);
     _exit(127);
   }
   nodes_[node].pid = pid;
