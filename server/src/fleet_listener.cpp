@@ -3,6 +3,8 @@
 #include <mqtt/async_client.h>
 
 #include <chrono>
+#include <thread>
+#include <vector>
 
 #include "mqtt_options.h"
 #include "tinyfleet/server/log.h"
@@ -50,6 +52,7 @@ bool FleetListener::start() {
     }
   });
   client_->set_connected_handler([this](const std::string&) {
+    if (!subscribed_) return;  // the first connection: start() subscribes and checks
     try {
       client_->subscribe(status_topic_, 1);
       if (subscribe_telemetry_) client_->subscribe(telemetry_topic_, 1);
@@ -63,6 +66,32 @@ bool FleetListener::start() {
   } catch (const mqtt::exception& e) {
     log::error("listener.connect", {{"error", e.what()}});
     return false;
+  }
+  subscribed_ = subscribed();
+  return subscribed_;
+}
+
+bool FleetListener::subscribed() {
+  // The connected handler's subscriptions are not checked; a nats-server cluster refuses
+  // them (SUBACK 0x80) while its JetStream is not ready, so subscribe again and wait for
+  // each to be granted, for up to a minute.
+  std::vector<std::string> topics = {status_topic_};
+  if (subscribe_telemetry_) topics.push_back(telemetry_topic_);
+  if (on_presence_) topics.push_back(presence_topic_);
+  for (const auto& topic : topics) {
+    for (int attempt = 1;; ++attempt) {
+      try {
+        client_->subscribe(topic, 1)->wait();
+        break;
+      } catch (const mqtt::exception& e) {
+        if (attempt >= 60) {
+          log::error("listener.subscribe", {{"topic", topic}, {"error", e.what()}});
+          return false;
+        }
+        log::warn("listener.subscribe_retry", {{"topic", topic}, {"error", e.what()}});
+        std::this_thread::sleep_for(std::chrono::seconds(1));
+      }
+    }
   }
   return true;
 }

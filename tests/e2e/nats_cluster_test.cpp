@@ -59,6 +59,7 @@ class NatsCluster : public ::testing::Test {
             {"mqtt.host", "127.0.0.1"},
             {"mqtt.port", std::to_string(cluster_.mqtt_port(0))},
             {"mqtt.passwd_file", (dir_ / "passwd").string()},
+            {"mqtt.pid", "0"},  // not the stack's Mosquitto (TINYFLEET_MQTT_PID)
             {"mqtt.user", "fleetd"},
             {"mqtt.password", kServerPassword},
             {"mqtt.share_group", "nats" + std::to_string(getpid())},

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
@@ -45,10 +46,12 @@ class FleetListener {
   void dispatch(const std::string& topic, const std::string& payload);
 
  private:
+  bool subscribed();  // subscribes and waits until the broker granted each subscription
   std::string ca_file_;
   std::string uri_, user_, password_, client_id_, status_topic_, telemetry_topic_, presence_topic_;
   bool persistent_ = false;
   bool subscribe_telemetry_ = true;
+  std::atomic<bool> subscribed_{false};  // by start(); then the connected handler resubscribes
   Handler on_status_, on_telemetry_, on_presence_;
   std::unique_ptr<mqtt::async_client> client_;
 };
