@@ -8,7 +8,7 @@ PACKAGES=(
   cmake ninja-build g++ pkg-config git openssl
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libboost-dev libpqxx-dev postgresql-15 postgresql-client-15
-  libpaho-mqttpp-dev libpaho-mqtt-dev mosquitto mosquitto-clients
+  libpaho-mqttpp-dev libpaho-mqtt-dev mosquitto mosquitto-clients libnats-dev nats-server
   libgtest-dev libgmock-dev libbenchmark-dev
   libsodium-dev libp11-kit-dev softhsm2 libzstd-dev zstd liblzma-dev libflatbuffers-dev flatbuffers-compiler libonnx-dev zlib1g-dev
   gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib libstdc++-arm-none-eabi-dev qemu-system-arm qemu-user
@@ -38,5 +38,6 @@ $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 if command -v service >/dev/null 2>&1; then
   $SUDO service postgresql stop >/dev/null 2>&1 || true
   $SUDO service mosquitto stop >/dev/null 2>&1 || true
+  $SUDO service nats-server stop >/dev/null 2>&1 || true
   $SUDO service prometheus stop >/dev/null 2>&1 || true
 fi

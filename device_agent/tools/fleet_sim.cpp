@@ -15,6 +15,10 @@
 // (linux_port::ProcessWatchdog, --watchdog-ms) resets it: fleet-sim then restarts that
 // one device from its folder, as a real device restarts, and its agent rolls back.
 //
+// --broker may be given several times (the nodes of a broker cluster): every device
+// connects to the first and, when a (re)connect fails, tries the others in turn.
+// --mqtt-v311 speaks MQTT 3.1.1 instead of 5 (a nats-server MQTT listener needs it).
+//
 // devices.txt holds "id password" per line (what provisioning returned); the first N
 // are simulated. An ssl:// (or mqtts://) broker needs --ca, the CA its certificate must
 // chain to (each device pins it); tcp:// is plaintext. SIGINT/SIGTERM stop it cleanly;
@@ -71,14 +75,17 @@ struct Options {
   // energyN_input, in uJ x energy_scale); none: windows carry modelled energy only.
   std::string energy_file;
   double energy_scale = 1;
-  std::string hang_model;  // sha256 hex prefix of an artifact that hangs
+  std::string hang_model;             // sha256 hex prefix of an artifact that hangs
+  std::vector<std::string> fallback;  // further --broker URIs, tried in turn
+  bool mqtt_v311 = false;
   int watchdog_ms = 3000;
 };
 
 [[noreturn]] void usage(const char* why) {
   std::fprintf(
       stderr,
-      "fleet-sim: %s\nusage: fleet-sim --broker URI [--ca PEM] --class C --credentials FILE "
+      "fleet-sim: %s\nusage: fleet-sim --broker URI [--broker URI...] [--mqtt-v311] [--ca PEM] "
+      "--class C --credentials FILE "
       "--root-key FILE --data NPZ [--devices N] [--fleet F] [--drift-after S "
       "--drifted NPZ] [--rate R] [--window S] [--duration S] [--state DIR] "
       "[--probe-every K] [--report FILE] [--durable] [--catalog JSON] [--time-limit-ms MS] "
@@ -102,8 +109,12 @@ Options parse(int argc, char** argv) {
       if (!end || *end != '\0') usage((a + " takes a number, not '" + v + "'").c_str());
       return d;
     };
-    if (a == "--broker")
+    if (a == "--broker" && o.broker.empty())
       o.broker = value();
+    else if (a == "--broker")
+      o.fallback.push_back(value());
+    else if (a == "--mqtt-v311")
+      o.mqtt_v311 = true;
     else if (a == "--ca")
       o.ca = value();
     else if (a == "--fleet")
@@ -349,6 +360,8 @@ int main(int argc, char** argv) {
     d->port = std::make_unique<device_agent::linux_port::MqttAgentPort>(o.broker, o.fleet, d->id,
                                                                         d->password);
     d->port->set_ca_file(o.ca);
+    d->port->set_fallback_uris(o.fallback);
+    d->port->set_mqtt_v311(o.mqtt_v311);
     if (!o.hang_model.empty()) {
       d->config.watchdog_timeout_ms = static_cast<uint32_t>(o.watchdog_ms);
       Device* raw = d.get();

@@ -185,6 +185,22 @@ const std::map<std::string, Setting>& settings() {
        text(&C::mqtt_session,
             "the listener's persistent session (client id, one per replica): the broker keeps "
             "statuses and telemetry for it while fleetd is down; empty: a fresh one each start")},
+      {"broker.kind",
+       choice(&C::broker_kind, {"mosquitto", "nats"},
+              "mosquitto: device messages split over replicas by MQTT shared subscriptions; "
+              "nats: a nats-server cluster (mqtt.host/port its MQTT listener, spoken as MQTT "
+              "3.1.1), device messages taken through NATS queue groups (nats.*)")},
+      {"nats.servers",
+       text(&C::nats_servers,
+            "broker.kind nats: comma-separated nats:// URLs of the cluster's nodes (fleetd "
+            "reconnects to another when one dies)")},
+      {"nats.user", text(&C::nats_user, "fleetd's NATS account; empty: mqtt.user")},
+      {"nats.password", text(&C::nats_password, "password of nats.user; empty: mqtt.password")},
+      {"nats.ca_file",
+       text(&C::nats_ca_file, "PEM CA the NATS servers' certificates must chain to: set, TLS")},
+      {"nats.queue_group",
+       text(&C::nats_queue_group,
+            "queue group the replicas of one deployment join; empty: mqtt.share_group")},
       {"updates.chunk_bytes", number(&C::update_chunk_bytes, 64, 65536, "update chunk size")},
       {"updates.bytes_per_second",
        number<int64_t>(&C::update_bytes_per_second, 0, 1ll << 40,

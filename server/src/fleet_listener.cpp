@@ -3,6 +3,8 @@
 #include <mqtt/async_client.h>
 
 #include <chrono>
+#include <thread>
+#include <vector>
 
 #include "mqtt_options.h"
 #include "tinyfleet/server/log.h"
@@ -37,7 +39,7 @@ FleetListener::~FleetListener() { stop(); }
 bool FleetListener::start() {
   // A persistent session is MQTT 3.1.1 with clean session off (the broker keeps it until
   // its persistent_client_expiration); a fresh one is MQTT 5 with clean start.
-  const int version = persistent_ ? MQTTVERSION_3_1_1 : MQTTVERSION_5;
+  const int version = persistent_ ? MQTTVERSION_3_1_1 : fleetd_mqtt_version();
   client_ = std::make_unique<mqtt::async_client>(uri_, client_id_, mqtt::create_options(version));
   client_->set_message_callback([this](mqtt::const_message_ptr m) {
     // Nothing a device sends may leave Paho's thread as an exception (std::terminate):
@@ -50,9 +52,10 @@ bool FleetListener::start() {
     }
   });
   client_->set_connected_handler([this](const std::string&) {
+    if (!subscribed_) return;  // the first connection: start() subscribes and checks
     try {
       client_->subscribe(status_topic_, 1);
-      client_->subscribe(telemetry_topic_, 1);
+      if (subscribe_telemetry_) client_->subscribe(telemetry_topic_, 1);
       if (on_presence_) client_->subscribe(presence_topic_, 1);
     } catch (const mqtt::exception&) {
     }
@@ -63,6 +66,32 @@ bool FleetListener::start() {
   } catch (const mqtt::exception& e) {
     log::error("listener.connect", {{"error", e.what()}});
     return false;
+  }
+  subscribed_ = subscribed();
+  return subscribed_;
+}
+
+bool FleetListener::subscribed() {
+  // The connected handler's subscriptions are not checked; a nats-server cluster refuses
+  // them (SUBACK 0x80) while its JetStream is not ready, so subscribe again and wait for
+  // each to be granted, for up to a minute.
+  std::vector<std::string> topics = {status_topic_};
+  if (subscribe_telemetry_) topics.push_back(telemetry_topic_);
+  if (on_presence_) topics.push_back(presence_topic_);
+  for (const auto& topic : topics) {
+    for (int attempt = 1;; ++attempt) {
+      try {
+        client_->subscribe(topic, 1)->wait();
+        break;
+      } catch (const mqtt::exception& e) {
+        if (attempt >= 60) {
+          log::error("listener.subscribe", {{"topic", topic}, {"error", e.what()}});
+          return false;
+        }
+        log::warn("listener.subscribe_retry", {{"topic", topic}, {"error", e.what()}});
+        std::this_thread::sleep_for(std::chrono::seconds(1));
+      }
+    }
   }
   return true;
 }

@@ -17,6 +17,7 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 
+#include "mqtt_options.h"
 #include "rate_limiter.h"
 #include "reflection_v1.h"
 #include "rollouts/repository.h"
@@ -33,6 +34,7 @@
 #include "tinyfleet/server/metrics.h"
 #include "tinyfleet/server/model_compiler.h"
 #include "tinyfleet/server/model_registry_service.h"
+#include "tinyfleet/server/nats_queue.h"
 #include "tinyfleet/server/offer_builder.h"
 #include "tinyfleet/server/rollout_engine.h"
 #include "tinyfleet/server/rollouts_service.h"
@@ -43,6 +45,7 @@
 #include "tinyfleet/storage/migrations.h"
 #include "tinyfleet/update/pkcs11_signer.h"
 #include "tinyfleet/update/root_keys.h"
+#include "tinyfleet/update/topics.h"
 #include "tinyfleet/update/update_keys.h"
 
 namespace tinyfleet::server {
@@ -199,6 +202,7 @@ struct FleetServer::Parts {
   std::unique_ptr<RolloutEngine> engine;
   std::unique_ptr<TelemetryIngest> ingest;
   std::unique_ptr<FleetListener> listener;
+  std::unique_ptr<NatsQueue> nats;  // broker.kind nats: device messages to both of the above
   std::unique_ptr<RolloutsService> rollouts;
   std::unique_ptr<TelemetryService> telemetry;
   std::unique_ptr<ReflectionV1> reflection_v1;
@@ -208,6 +212,40 @@ struct FleetServer::Parts {
   int port = 0;
   bool stopped = false;
 };
+
+// Telemetry and chunk requests from the devices, taken in the deployment's queue group
+// (one replica gets each) and handed to the listener or the publisher by topic.
+static std::unique_ptr<NatsQueue> start_nats_queue(const ServerConfig& config,
+                                                   const std::string& id,
+                                                   UpdatePublisher& publisher,
+                                                   FleetListener& listener) {
+  NatsQueueOptions o;
+  o.servers = config.nats_servers;
+  o.user = config.nats_user.empty() ? config.mqtt_user : config.nats_user;
+  o.password = config.nats_user.empty() ? config.mqtt_password : config.nats_password;
+  o.ca_file = config.nats_ca_file;
+  o.queue_group =
+      config.nats_queue_group.empty() ? config.mqtt_share_group : config.nats_queue_group;
+  o.name = id + "-nats";
+  auto queue = std::make_unique<NatsQueue>(
+      std::move(o), [&publisher, &listener](const std::string& topic, const std::string& p) {
+        update::TopicName name;
+        if (!update::parse_topic(topic.data(), topic.size(), &name).ok()) return;
+        if (name.kind == update::TopicKind::kChunkRequest) {
+          publisher.handle_request(topic, p);
+        } else {
+          listener.dispatch(topic, p);
+        }
+      });
+  std::vector<std::string> filters;
+  for (auto kind : {update::TopicKind::kTelemetry, update::TopicKind::kChunkRequest}) {
+    char filter[update::kMaxTopicBytes];
+    update::topic_filter(nullptr, kind, filter, sizeof filter);
+    filters.emplace_back(filter);
+  }
+  if (!queue->start(filters)) return nullptr;
+  return queue;
+}
 
 storage::Expected<std::unique_ptr<FleetServer>> FleetServer::start(const ServerConfig& config) {
   if (sodium_init() < 0) return Error{ErrorCode::kInternal, "libsodium failed to initialize"};
@@ -274,6 +312,13 @@ storage::Expected<std::unique_ptr<FleetServer>> FleetServer::start(const ServerC
         {config.database_uri, config.database_engine_pool, 5, acquire_timeout});
     if (!engine_db) return engine_db.error();
     parts->engine_db = std::move(*engine_db);
+    // On a nats-server cluster: MQTT 3.1.1 (its listener speaks no other), and chunk
+    // requests and telemetry through a NATS queue group instead of shared subscriptions.
+    const bool nats = config.broker_kind == "nats";
+    if (nats && config.nats_servers.empty()) {
+      return Error{ErrorCode::kInvalidArgument, "broker.kind nats needs nats.servers"};
+    }
+    set_fleetd_mqtt_v311(nats);
     const std::string broker = (config.mqtt_ca_file.empty() ? "tcp://" : "ssl://") +
                                config.mqtt_host + ":" + std::to_string(config.mqtt_port);
     if (config.mqtt_ca_file.empty()) {
@@ -322,6 +367,7 @@ storage::Expected<std::unique_ptr<FleetServer>> FleetServer::start(const ServerC
         });
     parts->publisher->set_limits({static_cast<double>(config.update_device_bytes_per_second),
                                   static_cast<size_t>(config.update_payload_cache_bytes)});
+    if (nats) parts->publisher->set_requests_from_caller();
     if (!parts->publisher->start()) {
       return Error{ErrorCode::kUnavailable, "cannot connect the update publisher to " + broker};
     }
@@ -368,8 +414,16 @@ storage::Expected<std::unique_ptr<FleetServer>> FleetServer::start(const ServerC
         });
     parts->presence->start();
     parts->ingest->start();
+    if (nats) parts->listener->set_telemetry_from_caller();
     if (!parts->listener->start()) {
       return Error{ErrorCode::kUnavailable, "cannot connect the fleet listener to " + broker};
+    }
+    if (nats) {
+      parts->nats = start_nats_queue(config, id, *parts->publisher, *parts->listener);
+      if (!parts->nats) {
+        return Error{ErrorCode::kUnavailable,
+                     "cannot subscribe through NATS at " + config.nats_servers};
+      }
     }
     parts->engine->start();  // after the listener: its leadership hook re-subscribes there
   } else {
@@ -484,6 +538,7 @@ void FleetServer::shutdown(std::chrono::seconds grace) {
   parts_->server->Shutdown(std::chrono::system_clock::now() + grace);
   parts_->server->Wait();
   parts_->console.reset();
+  if (parts_->nats) parts_->nats->stop();
   if (parts_->listener) parts_->listener->stop();
   if (parts_->presence) parts_->presence->stop();
   if (parts_->engine) parts_->engine->stop();

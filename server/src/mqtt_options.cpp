@@ -1,10 +1,19 @@
 #include "mqtt_options.h"
 
+#include <atomic>
 #include <chrono>
 
 #include "tinyfleet/server/log.h"
 
 namespace tinyfleet::server {
+
+namespace {
+std::atomic<bool> v311{false};
+}  // namespace
+
+void set_fleetd_mqtt_v311(bool on) { v311 = on; }
+
+int fleetd_mqtt_version() { return v311 ? MQTTVERSION_3_1_1 : MQTTVERSION_5; }
 
 mqtt::connect_options fleetd_connect_options(const std::string& who, const std::string& user,
                                              const std::string& password,
@@ -12,6 +21,8 @@ mqtt::connect_options fleetd_connect_options(const std::string& who, const std::
   mqtt::connect_options_builder builder;
   if (persistent_session) {
     builder.mqtt_version(MQTTVERSION_3_1_1).clean_session(false);
+  } else if (v311) {
+    builder.mqtt_version(MQTTVERSION_3_1_1).clean_session(true);
   } else {
     builder.mqtt_version(MQTTVERSION_5).clean_start(true);
   }

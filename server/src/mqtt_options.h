@@ -12,6 +12,12 @@ namespace tinyfleet::server {
 // host (use an ssl:// URI). TLS failures are logged under `who`. `persistent_session`:
 // MQTT 3.1.1 with clean session off instead, so the broker keeps the session (and queues
 // QoS 1 messages) while the client is away.
+// The MQTT version of fleetd's fresh (not persistent) sessions: MQTT 5 unless
+// set_fleetd_mqtt_v311(true) was called at startup (a nats-server MQTT listener speaks
+// only 3.1.1; then a clean session).
+void set_fleetd_mqtt_v311(bool v311);
+int fleetd_mqtt_version();
+
 mqtt::connect_options fleetd_connect_options(const std::string& who, const std::string& user,
                                              const std::string& password,
                                              const std::string& ca_file,

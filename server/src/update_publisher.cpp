@@ -37,8 +37,8 @@ UpdatePublisher::UpdatePublisher(std::string broker_uri, std::string user, std::
 UpdatePublisher::~UpdatePublisher() { stop(); }
 
 bool UpdatePublisher::start() {
-  client_ =
-      std::make_unique<mqtt::async_client>(uri_, client_id_, mqtt::create_options(MQTTVERSION_5));
+  client_ = std::make_unique<mqtt::async_client>(uri_, client_id_,
+                                                 mqtt::create_options(fleetd_mqtt_version()));
   client_->set_message_callback([this](mqtt::const_message_ptr m) {
     try {  // nothing may leave Paho's thread as an exception
       on_request(m->get_topic(), m->get_payload_str());
@@ -52,13 +52,13 @@ bool UpdatePublisher::start() {
   client_->set_connected_handler([this](const std::string&) {
     ++connections_;
     try {
-      client_->subscribe(request_filter(share_group_), 1);
+      if (subscribe_requests_) client_->subscribe(request_filter(share_group_), 1);
     } catch (const mqtt::exception&) {
     }
   });
   try {
     client_->connect(opts)->wait();
-    client_->subscribe(request_filter(share_group_), 1)->wait();
+    if (subscribe_requests_) client_->subscribe(request_filter(share_group_), 1)->wait();
   } catch (const mqtt::exception& e) {
     log::error("publisher.connect", {{"error", e.what()}});
     return false;

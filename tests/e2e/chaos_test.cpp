@@ -166,11 +166,7 @@ class Chaos : public ::testing::Test {
   }
 
   CommandResult fleetctl(const std::string& args) {
-    std::printf("[%5.1fs] fleetctl %s\n", elapsed(), args.substr(0, 70).c_str());
-    std::fflush(stdout);
-    return run_command("FLEETCTL_ENDPOINT=127.0.0.1:" + std::to_string(fleetd_->port()) +
-                       " FLEETCTL_TOKEN=" + admin_ + " FLEETCTL_CONFIG=/nonexistent " +
-                       TINYFLEET_FLEETCTL + " " + args + " 2>&1");
+    return run_fleetctl(fleetd_->port(), admin_, args, elapsed());
   }
   void note(const std::string& what) {
     faults_.emplace_back(what, static_cast<long long>(now_unix()));

@@ -19,9 +19,10 @@ file(MAKE_DIRECTORY ${WORK}/corpus/artifact ${WORK}/corpus/offer ${WORK}/corpus/
                     ${WORK}/corpus/tflite_import ${WORK}/corpus/console_listen
                     ${WORK}/corpus/mqtt_packet ${WORK}/corpus/npz
                     ${WORK}/corpus/rollouts_api_input ${WORK}/corpus/console_create_form
-                    ${WORK}/corpus/root_metadata)
+                    ${WORK}/corpus/root_metadata ${WORK}/corpus/nats_subject)
 file(WRITE ${WORK}/corpus/console_listen/seed "127.0.0.1:8443")
 file(WRITE ${WORK}/corpus/rollouts_api_input/seed "1234")
+file(WRITE ${WORK}/corpus/nats_subject/seed "tinyfleet.v1.default.dev//1.chunk.req")
 execute_process(COMMAND ${SEED_MAKER} ${WORK}/seed OUTPUT_QUIET RESULT_VARIABLE rc)
 file(MAKE_DIRECTORY ${WORK}/seed)
 execute_process(COMMAND ${SEED_MAKER} ${WORK}/seed OUTPUT_QUIET)
@@ -51,7 +52,7 @@ foreach(dir ${seed_dirs})
 endforeach()
 foreach(target artifact offer delta status telemetry presence chunk_request device_class
                onnx_import tflite_import console_listen mqtt_packet npz rollouts_api_input
-               console_create_form root_metadata)
+               console_create_form root_metadata nats_subject)
   execute_process(
     # -timeout: an input that runs 10 s is a hang, reported as a failure (libFuzzer's
     # default is 20 minutes, past -max_total_time).

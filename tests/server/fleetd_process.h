@@ -2,6 +2,7 @@
 
 #include <sys/types.h>
 
+#include <cstdio>
 #include <map>
 #include <memory>
 #include <string>
@@ -47,6 +48,19 @@ struct CommandResult {
   std::string out;
 };
 CommandResult run_command(const std::string& command);
+
+#ifdef TINYFLEET_FLEETCTL
+// fleetctl `args` against the fleetd on 127.0.0.1:`port` as `token` (no config file;
+// its stderr in `out` too), the command logged with the test's `elapsed` seconds.
+inline CommandResult run_fleetctl(int port, const std::string& token, const std::string& args,
+                                  double elapsed) {
+  std::printf("[%5.1fs] fleetctl %s\n", elapsed, args.substr(0, 70).c_str());
+  std::fflush(stdout);
+  return run_command("FLEETCTL_ENDPOINT=127.0.0.1:" + std::to_string(port) +
+                     " FLEETCTL_TOKEN=" + token + " FLEETCTL_CONFIG=/nonexistent " +
+                     TINYFLEET_FLEETCTL + " " + args + " 2>&1");
+}
+#endif
 
 // The body of an HTTP/1.0 GET of `path` on 127.0.0.1:`port` ("" on any failure).
 std::string http_get(int port, const std::string& path);

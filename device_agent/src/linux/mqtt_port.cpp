@@ -12,6 +12,19 @@ namespace tinyfleet::device_agent::linux_port {
 namespace {
 using update::TopicKind;
 
+// Raises `refused` when a SUBSCRIBE fails or its SUBACK refuses the filter (0x80).
+class RefusalFlag final : public mqtt::iaction_listener {
+ public:
+  explicit RefusalFlag(std::atomic<bool>* refused) : refused_(refused) {}
+  void on_failure(const mqtt::token&) override { *refused_ = true; }
+  void on_success(const mqtt::token& tok) override {
+    if (tok.get_reason_code() > mqtt::ReasonCode::GRANTED_QOS_2) *refused_ = true;
+  }
+
+ private:
+  std::atomic<bool>* refused_;
+};
+
 std::string presence_bytes(update::Presence p) {
   uint8_t out[update::kPresenceBytes];
   size_t size = 0;
@@ -52,8 +65,8 @@ void MqttAgentPort::subscribe_inbound() {
 }
 
 bool MqttAgentPort::connect(bool wait) {
-  client_ =
-      std::make_unique<mqtt::async_client>(uri_, device_, mqtt::create_options(MQTTVERSION_5));
+  const int version = v311_ ? MQTTVERSION_3_1_1 : MQTTVERSION_5;
+  client_ = std::make_unique<mqtt::async_client>(uri_, device_, mqtt::create_options(version));
   client_->set_message_callback([this](mqtt::const_message_ptr m) {
     std::lock_guard<std::mutex> lock(mu_);
     inbox_.push_back({m->get_topic(), m->get_payload_str()});
@@ -62,10 +75,13 @@ bool MqttAgentPort::connect(bool wait) {
   // After any (re)connect: subscribe again (a broker that lost the session has no
   // subscriptions for us), say we are online, and let the agent ask again for the chunk
   // in flight.
+  if (!on_subscribe_) on_subscribe_ = std::make_unique<RefusalFlag>(&refused_);
   client_->set_connected_handler([this](const std::string&) {
     try {
-      client_->subscribe(topic_[static_cast<size_t>(TopicKind::kOffer)], 1);
-      client_->subscribe(topic_[static_cast<size_t>(TopicKind::kChunk)], 1);
+      client_->subscribe(topic_[static_cast<size_t>(TopicKind::kOffer)], 1, nullptr,
+                         *on_subscribe_);
+      client_->subscribe(topic_[static_cast<size_t>(TopicKind::kChunk)], 1, nullptr,
+                         *on_subscribe_);
       const std::string online = presence_bytes(update::Presence::kOnline);
       client_->publish(topic_[static_cast<size_t>(TopicKind::kPresence)], online, 1, true);
     } catch (const mqtt::exception&) {
@@ -77,15 +93,24 @@ bool MqttAgentPort::connect(bool wait) {
   // The broker publishes "offline" (retained) when the session ends uncleanly.
   mqtt::will_options will(topic_[static_cast<size_t>(TopicKind::kPresence)],
                           presence_bytes(update::Presence::kOffline), 1, true);
-  auto builder = mqtt::connect_options_builder()
-                     .mqtt_version(MQTTVERSION_5)
-                     .clean_start(false)
-                     .properties({{mqtt::property::SESSION_EXPIRY_INTERVAL, 3600}})
-                     .user_name(device_)
-                     .password(password_)
-                     .will(std::move(will))
-                     .automatic_reconnect(std::chrono::milliseconds(200), std::chrono::seconds(2))
-                     .connect_timeout(std::chrono::seconds(5));
+  auto builder = mqtt::connect_options_builder();
+  if (v311_) {
+    builder.mqtt_version(MQTTVERSION_3_1_1).clean_session(false);
+  } else {
+    builder.mqtt_version(MQTTVERSION_5)
+        .clean_start(false)
+        .properties({{mqtt::property::SESSION_EXPIRY_INTERVAL, 3600}});
+  }
+  if (!fallback_.empty()) {
+    auto servers = std::make_shared<mqtt::string_collection>(uri_);
+    for (const auto& uri : fallback_) servers->push_back(uri);
+    builder.servers(servers);
+  }
+  builder.user_name(device_)
+      .password(password_)
+      .will(std::move(will))
+      .automatic_reconnect(std::chrono::milliseconds(200), std::chrono::seconds(2))
+      .connect_timeout(std::chrono::seconds(5));
   if (!ca_file_.empty()) {
     builder.ssl(mqtt::ssl_options_builder()
                     .trust_store(ca_file_)
@@ -119,7 +144,21 @@ std::string MqttAgentPort::tls_error() const {
 
 bool MqttAgentPort::connected() const { return client_ && client_->is_connected(); }
 
+void MqttAgentPort::resubscribe_if_refused() {
+  const auto now = std::chrono::steady_clock::now();
+  if (!refused_ || now < next_subscribe_ || !connected()) return;
+  refused_ = false;
+  next_subscribe_ = now + std::chrono::seconds(1);
+  try {
+    client_->subscribe(topic_[static_cast<size_t>(TopicKind::kOffer)], 1, nullptr, *on_subscribe_);
+    client_->subscribe(topic_[static_cast<size_t>(TopicKind::kChunk)], 1, nullptr, *on_subscribe_);
+  } catch (const mqtt::exception&) {
+    refused_ = true;
+  }
+}
+
 int MqttAgentPort::pump(int wait_ms) {
+  resubscribe_if_refused();
   int delivered = 0;
   const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
   for (;;) {

@@ -55,6 +55,15 @@ struct ServerConfig {
   // The listener's persistent broker session (client id), unique per replica; "": a fresh
   // session of a random id at each start (nothing queued for fleetd while it is down).
   std::string mqtt_session;
+  // The broker the devices reach: "mosquitto" (shared subscriptions split device messages
+  // over replicas) or "nats" (a nats-server cluster's MQTT listener; device messages come
+  // through NATS queue groups, fleetd speaks MQTT 3.1.1 to the listener).
+  std::string broker_kind = "mosquitto";
+  std::string nats_servers;  // comma-separated nats:// URLs of the cluster's nodes
+  std::string nats_user;     // "": mqtt.user
+  std::string nats_password;
+  std::string nats_ca_file;      // set: NATS over TLS, the servers' certificates checked against it
+  std::string nats_queue_group;  // "": mqtt.share_group
   int update_chunk_bytes = 1024;
   bool update_deltas = true;                         // false: offers carry whole artifacts
   int64_t update_bytes_per_second = 0;               // all chunk answers together; 0: unbounded

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
@@ -36,19 +37,25 @@ class FleetListener {
     client_id_ = std::move(client_id);
     persistent_ = true;
   }
+  // Telemetry comes from elsewhere (a NATS queue group, broker.kind = nats) through
+  // dispatch(), not from the shared subscription (set before start()).
+  void set_telemetry_from_caller() { subscribe_telemetry_ = false; }
   bool start();
   void stop();
   // Subscribes to the status reports again, so the broker sends every device's retained
   // report once more (a replica that just became the rollout leader). Any thread; does
   // nothing before start() or while disconnected (the reconnect subscribes anyway).
   void resubscribe_statuses();
-
- private:
+  // A device message on `topic` to its handler (status, telemetry or presence).
   void dispatch(const std::string& topic, const std::string& payload);
 
+ private:
+  bool subscribed();  // subscribes and waits until the broker granted each subscription
   std::string ca_file_;
   std::string uri_, user_, password_, client_id_, status_topic_, telemetry_topic_, presence_topic_;
   bool persistent_ = false;
+  bool subscribe_telemetry_ = true;
+  std::atomic<bool> subscribed_{false};  // by start(); then the connected handler resubscribes
   Handler on_status_, on_telemetry_, on_presence_;
   std::unique_ptr<mqtt::async_client> client_;
 };

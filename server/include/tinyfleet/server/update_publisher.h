@@ -71,6 +71,13 @@ class UpdatePublisher {
 
   // With an ssl:// URI: the CA the broker's certificate must chain to (set before start()).
   void set_ca_file(std::string ca_file) { ca_file_ = std::move(ca_file); }
+  // Chunk requests come from elsewhere (a NATS queue group, broker.kind = nats) through
+  // handle_request(), not from the shared subscription (set before start()).
+  void set_requests_from_caller() { subscribe_requests_ = false; }
+  // A chunk request on `topic` (tinyfleet/v1/{fleet}/{device}/chunk/req); one thread.
+  void handle_request(const std::string& topic, const std::string& payload) {
+    on_request(topic, payload);
+  }
   bool start();
   void stop();
   // Publishes the offer (retained, QoS 1) and keeps the payload for the chunk requests.
@@ -144,6 +151,7 @@ class UpdatePublisher {
   // "fleet/device" -> (release the loader did not find, when); bounded by kMaxUnknown.
   std::map<std::string, std::pair<uint64_t, double>> unknown_;
   std::atomic<uint64_t> connections_{0};
+  bool subscribe_requests_ = true;
   std::atomic<uint64_t> chunks_{0}, bytes_{0}, deferred_{0}, deferred_device_{0}, evicted_{0},
       loaded_{0}, lookups_{0}, lookups_refused_{0};
   std::unique_ptr<TokenBucket> bucket_;  // guarded by mu_

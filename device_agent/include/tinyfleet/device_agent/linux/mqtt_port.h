@@ -1,10 +1,13 @@
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "tinyfleet/device_agent/ports.h"
 #include "tinyfleet/device_agent/update_agent.h"
@@ -12,7 +15,8 @@
 
 namespace mqtt {
 class async_client;
-}
+class iaction_listener;
+}  // namespace mqtt
 
 namespace tinyfleet::device_agent::linux_port {
 
@@ -28,6 +32,12 @@ class MqttAgentPort final : public Outbox {
   // With an ssl:// (or mqtts://) URI: the CA the broker's certificate must chain to, and
   // name the URI's host (the device pins it). Set before connect().
   void set_ca_file(std::string ca_file) { ca_file_ = std::move(ca_file); }
+  // Other broker nodes (URIs) of a cluster, tried in turn after broker_uri when a
+  // (re)connect fails, so a device whose node died comes back on another. Set before connect().
+  void set_fallback_uris(std::vector<std::string> uris) { fallback_ = std::move(uris); }
+  // MQTT 3.1.1 (clean session off) instead of MQTT 5: a nats-server MQTT listener speaks
+  // only 3.1.1. Set before connect().
+  void set_mqtt_v311(bool v311) { v311_ = v311; }
   // The broker's last TLS error (OpenSSL's words), if any.
   std::string tls_error() const;
   // Connects (and subscribes); with wait=false it returns at once and the session comes
@@ -52,6 +62,8 @@ class MqttAgentPort final : public Outbox {
 
   std::string topic_[6];  // by update::TopicKind
   std::string device_, password_, uri_, ca_file_, tls_error_;
+  std::vector<std::string> fallback_;
+  bool v311_ = false;
   std::unique_ptr<mqtt::async_client> client_;
   UpdateAgent* agent_ = nullptr;
   mutable std::mutex mu_;
@@ -59,6 +71,12 @@ class MqttAgentPort final : public Outbox {
   std::deque<Message> inbox_;
   uint64_t requests_ = 0;
   bool reconnected_ = false;
+  // A subscription the broker refused (a nats-server cluster refuses them while it elects
+  // new JetStream leaders after a node died): pump() subscribes again, once a second.
+  void resubscribe_if_refused();
+  std::atomic<bool> refused_{false};
+  std::chrono::steady_clock::time_point next_subscribe_{};
+  std::unique_ptr<mqtt::iaction_listener> on_subscribe_;
 };
 
 }  // namespace tinyfleet::device_agent::linux_port
