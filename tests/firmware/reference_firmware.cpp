@@ -1,8 +1,8 @@
 // The reference firmware on the Cortex-M4 (QEMU mps2-an386): the agent core over the MQTT
 // outbox (firmware/src/mqtt_outbox.cpp) on UART0, which QEMU joins to the broker
 // (`-serial tcp:...`). It installs the factory model it carries (digits_cnn v1 compiled for
-// cortex-m4-256k, embedded by the build from FIXTURE), boots it, connects with the device account given at
-// build time (TF_MQTT_USER, TF_MQTT_PASSWORD, TF_MQTT_FLEET), takes the signed offer
+// cortex-m4-256k, embedded by the build from FIXTURE), boots it, connects with the device account
+// given at build time (TF_MQTT_USER, TF_MQTT_PASSWORD, TF_MQTT_FLEET), takes the signed offer
 // retained on its offer topic, asks for the payload chunk by chunk, verifies, patches the
 // TensorRange delta into the other slot (RAM slot stores), self-tests, switches, runs the
 // sample it carries through the inference loop and publishes a telemetry window whose

@@ -518,7 +518,8 @@ TEST(Interpreter, TypedAndPositionalParametersRunAlike) {
     ASSERT_EQ(add->size, 40u);
     std::vector<int32_t> got(10);
     std::memcpy(got.data(), bytes.data() + add->offset, 40);
-    const auto& p = chain.spec(false).operators[0].add;
+    const ModelSpec typed = chain.spec(false);  // kept: p refers into it
+    const auto& p = typed.operators[0].add;
     std::vector<int32_t> want = {p.input1_offset,     p.input2_offset,     p.output_offset,
                                  p.left_shift,        p.input1_multiplier, p.input1_shift,
                                  p.input2_multiplier, p.input2_shift,      p.output_multiplier,
