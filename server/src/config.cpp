@@ -180,7 +180,10 @@ const std::map<std::string, Setting>& settings() {
       {"mqtt.user", text(&C::mqtt_user, "fleetd's own broker account")},
       {"mqtt.password", text(&C::mqtt_password, "password of mqtt.user")},
       {"mqtt.share_group",
-       text(&C::mqtt_share_group, "shared-subscription group; one per deployment on a broker")},
+       text(&C::mqtt_share_group,
+            "shared-subscription group; one per deployment on a broker; empty: plain "
+            "subscriptions, for one fleetd (Mosquitto keeps those across its restarts, not "
+            "shared ones)")},
       {"mqtt.session",
        text(&C::mqtt_session,
             "the listener's persistent session (client id, one per replica): the broker keeps "

@@ -28,8 +28,11 @@ FleetListener::FleetListener(std::string broker_uri, std::string user, std::stri
       password_(std::move(password)),
       client_id_(std::move(client_id)),
       status_topic_(filter(update::TopicKind::kStatus)),
-      telemetry_topic_("$share/" + share_group + "-telemetry/" +
-                       filter(update::TopicKind::kTelemetry)),
+      // No share group: a plain subscription (one fleetd), which Mosquitto keeps in a
+      // persistent session across its own restarts; it persists no shared subscription.
+      telemetry_topic_(share_group.empty() ? filter(update::TopicKind::kTelemetry)
+                                           : "$share/" + share_group + "-telemetry/" +
+                                                 filter(update::TopicKind::kTelemetry)),
       presence_topic_(filter(update::TopicKind::kPresence)),
       on_status_(std::move(on_status)),
       on_telemetry_(std::move(on_telemetry)) {}

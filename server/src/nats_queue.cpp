@@ -94,16 +94,19 @@ bool NatsQueue::start(const std::vector<std::string>& mqtt_filters) {
   for (const auto& filter : mqtt_filters) {
     natsSubscription* sub = nullptr;
     const std::string subject = mqtt_filter_to_subject(filter);
-    const natsStatus st = natsConnection_QueueSubscribe(
-        &sub, impl_->conn, subject.c_str(), options_.queue_group.c_str(),
-        [](natsConnection*, natsSubscription*, natsMsg* m, void* self) {
-          const char* qos = nullptr;
-          const bool from_mqtt = natsMsgHeader_Get(m, "Nmqtt-Pub", &qos) == NATS_OK;
-          static_cast<NatsQueue*>(self)->on_message(natsMsg_GetSubject(m), natsMsg_GetData(m),
-                                                    natsMsg_GetDataLength(m), from_mqtt);
-          natsMsg_Destroy(m);
-        },
-        this);
+    const natsMsgHandler handler = [](natsConnection*, natsSubscription*, natsMsg* m, void* self) {
+      const char* qos = nullptr;
+      const bool from_mqtt = natsMsgHeader_Get(m, "Nmqtt-Pub", &qos) == NATS_OK;
+      static_cast<NatsQueue*>(self)->on_message(natsMsg_GetSubject(m), natsMsg_GetData(m),
+                                                natsMsg_GetDataLength(m), from_mqtt);
+      natsMsg_Destroy(m);
+    };
+    // No group (one fleetd, mqtt.share_group and nats.queue_group empty): a plain one.
+    const natsStatus st =
+        options_.queue_group.empty()
+            ? natsConnection_Subscribe(&sub, impl_->conn, subject.c_str(), handler, this)
+            : natsConnection_QueueSubscribe(&sub, impl_->conn, subject.c_str(),
+                                            options_.queue_group.c_str(), handler, this);
     if (failed(st, "subscribe")) return false;
     // The default pending limits (65,536 messages, 64 MB) bound what waits for the handler;
     // past them the server drops messages for this subscription (a slow consumer).

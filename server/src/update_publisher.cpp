@@ -13,11 +13,12 @@
 namespace tinyfleet::server {
 
 namespace {
-// Chunk requests of every device, split between the replicas of one share group.
+// Chunk requests of every device, split between the replicas of one share group (none:
+// a plain subscription, one fleetd).
 std::string request_filter(const std::string& share_group) {
   char filter[update::kMaxTopicBytes];
   update::topic_filter(nullptr, update::TopicKind::kChunkRequest, filter, sizeof filter);
-  return "$share/" + share_group + "/" + filter;
+  return share_group.empty() ? std::string(filter) : "$share/" + share_group + "/" + filter;
 }
 }  // namespace
 

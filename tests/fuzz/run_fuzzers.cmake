@@ -12,7 +12,7 @@ if(NOT rc EQUAL 0)
   message(FATAL_ERROR "fuzz build failed:\n${out}\n${err}")
 endif()
 # Seeds: a valid artifact (from the firmware fixture), and the checked-in seeds.
-file(MAKE_DIRECTORY ${WORK}/corpus/artifact ${WORK}/corpus/offer ${WORK}/corpus/delta
+file(MAKE_DIRECTORY ${WORK}/findings ${WORK}/corpus/artifact ${WORK}/corpus/offer ${WORK}/corpus/delta
                     ${WORK}/corpus/status ${WORK}/corpus/telemetry ${WORK}/corpus/presence
                     ${WORK}/corpus/chunk_request
                     ${WORK}/corpus/device_class ${WORK}/corpus/onnx_import
@@ -54,14 +54,36 @@ foreach(target artifact offer delta status telemetry presence chunk_request devi
                onnx_import tflite_import console_listen mqtt_packet npz rollouts_api_input
                console_create_form root_metadata nats_subject)
   execute_process(
-    # -timeout: an input that runs 10 s is a hang, reported as a failure (libFuzzer's
-    # default is 20 minutes, past -max_total_time).
+    # -timeout: an input that runs 25 s is a hang, reported as a failure (libFuzzer's
+    # default is 20 minutes, past -max_total_time). It is wall time: on the 2-core CI box
+    # running the rest of the suite beside it, inputs that take 0.2 s of CPU (a 43 KB
+    # TFLite model compiled and self-tested) were seen taking over 3 s.
+    # -artifact_prefix: the input that crashed or hung is kept under ${WORK}/findings/.
     COMMAND ${WORK}/build/${target}_fuzzer -max_total_time=${SECONDS} -rss_limit_mb=2048
-            -timeout=10 -print_final_stats=1 ${WORK}/corpus/${target}
+            -timeout=25 -print_final_stats=1 -artifact_prefix=${WORK}/findings/${target}-
+            ${WORK}/corpus/${target}
     RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
   string(REGEX MATCH "stat::number_of_executed_units: *[0-9]+" runs "${err}")
   message("${target}_fuzzer: ${runs}")
   if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "${target}_fuzzer found a crash or a hang:\n${err}")
+    # The report starts at the first line of libFuzzer's or the sanitizer's report ("==pid=="
+    # ERROR, deadly signal, out-of-memory; "ALARM:" for a hang); progress lines before it are
+    # left out, so a CI log that keeps only the start of the output shows what was found.
+    string(FIND "${err}" "\n==" at)
+    string(FIND "${err}" "\nALARM:" alarm)
+    if(alarm GREATER -1 AND (at EQUAL -1 OR alarm LESS at))
+      set(at ${alarm})
+    endif()
+    if(at GREATER -1)
+      string(SUBSTRING "${err}" ${at} -1 report)
+    else()
+      set(report "${err}")
+    endif()
+    string(LENGTH "${report}" n)
+    if(n GREATER 6000)
+      string(SUBSTRING "${report}" 0 6000 report)
+    endif()
+    file(GLOB found ${WORK}/findings/${target}-*)
+    message(FATAL_ERROR "${target}_fuzzer found a crash or a hang (input: ${found}):\n${report}")
   endif()
 endforeach()

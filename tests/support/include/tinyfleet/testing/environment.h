@@ -10,7 +10,7 @@ namespace tinyfleet::testing {
 std::string require_env(const char* name);
 
 // Device accounts on the stack's broker (TINYFLEET_MQTT_TEST_DEVICES; stack.sh makes
-// 28). ctest runs tests at once and a device's client id is its user name on the
+// 29). ctest runs tests at once and a device's client id is its user name on the
 // devices' listener, so tests that may overlap use distinct accounts:
 //   0-1 BrokerAcl.ADevicePublishesOnItsOwnTopicsOnly   2-3 BrokerAcl.ADeviceSubscribes...
 //   4   BrokerAcl.AWrongPasswordIsRefused              5   BrokerLimits.AnOversizedPacket...
@@ -24,6 +24,7 @@ std::string require_env(const char* name);
 //   25  firmware_mqtt_uart_qemu (the same client on the Cortex-M4 under QEMU)
 //   26  FirmwareOutbox (the agent core over that client on the host)
 //   27  (reserved: the reference firmware under QEMU)
+//   28  ListenerBrokerRestart (on a private broker with the stack's accounts)
 struct MqttAccount {
   std::string user;
   std::string password;
