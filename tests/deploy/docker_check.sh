@@ -14,12 +14,17 @@ bad() { echo "docker_check: $*" >&2; fail=1; }
 # The libraries a binary really loads: its direct dependencies that it uses (a build
 # without --as-needed, e.g. the sanitizer one, lists unused ones: `ldd -u` names them)
 # and everything those load in turn.
+# (readelf and the unused list are read once a binary: per library they took most of this
+# test's 90 s on the CI box.)
 needed_libraries() {
-  local bin=$1 unused lib
-  unused=$(ldd -u -r "$bin" 2>/dev/null | awk '$1 ~ /^\// {print $1}' || true)
+  local bin=$1 unused lib direct u
+  unused=$(for u in $(ldd -u -r "$bin" 2>/dev/null | awk '$1 ~ /^\// {print $1}' || true); do
+             realpath "$u"
+           done)
+  direct=$(readelf -d "$bin" | sed -n 's/.*NEEDED.*\[\(.*\)\]/\1/p')
   for lib in $(ldd "$bin" | awk '$3 ~ /^\// {print $3}'); do
-    grep -qxF "$(realpath "$lib")" <<<"$(for u in $unused; do realpath "$u"; done)" && continue
-    readelf -d "$bin" | grep -q "NEEDED.*\[$(basename "$lib")\]" || continue  # not direct
+    grep -qxF "$(realpath "$lib")" <<<"$unused" && continue
+    grep -qxF "$(basename "$lib")" <<<"$direct" || continue  # not direct
     echo "$lib"
     ldd "$lib" | awk '$3 ~ /^\// {print $3}'
   done | sort -u
@@ -40,9 +45,14 @@ for stage in fleetd optimizer fleet-sim; do
   for copied in $(echo "$body" | sed -n 's|^COPY --from=build /src/build/release/\([^ ]*\) .*|\1|p'); do
     bin=$build/$copied
     [ -x "$bin" ] || { bad "stage $stage copies $copied, which the build does not make"; continue; }
-    for lib in $(needed_libraries "$bin"); do
-      pkg=$(dpkg -S "$(realpath "$lib")" 2>/dev/null | head -1 | cut -d: -f1) || true
-      [ -n "$pkg" ] || pkg=$(dpkg -S "$lib" 2>/dev/null | head -1 | cut -d: -f1) || true
+    libs=$(needed_libraries "$bin")
+    # Each library's package, from one dpkg -S for all (by real path, or by the path ldd
+    # names): "package[:arch]: path" lines.
+    owners=$(dpkg -S $(for lib in $libs; do realpath "$lib"; echo "$lib"; done | sort -u) \
+               2>/dev/null || true)
+    for lib in $libs; do
+      pkg=$(grep -m1 ": $(realpath "$lib")$" <<<"$owners" | cut -d: -f1) || true
+      [ -n "$pkg" ] || pkg=$(grep -m1 ": $lib$" <<<"$owners" | cut -d: -f1) || true
       case "$pkg" in
         libc6 | libgcc-s1 | libstdc++6 | zlib1g | "") continue ;;  # in debian:12-slim
         libasan* | libubsan* | liblsan* | libtsan*) continue ;;    # sanitizer builds only
