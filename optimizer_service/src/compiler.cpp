@@ -14,6 +14,7 @@
 #include "tinyfleet/kernels/runtime/artifact_writer.h"
 #include "tinyfleet/kernels/runtime/interpreter.h"
 #include "tinyfleet/optimizer_service/float_executor.h"
+#include "tinyfleet/optimizer_service/graph_cost.h"
 #include "tinyfleet/optimizer_service/memory_planner.h"
 #include "tinyfleet/optimizer_service/onnx_import.h"
 #include "tinyfleet/optimizer_service/passes.h"
@@ -155,6 +156,7 @@ Result<CompiledModel> compile_graph(Graph g, const std::map<std::string, NpyArra
   if (g.inputs.size() != 1 || g.outputs.size() != 1) {
     return CompileError{"supported: one input and one output"};
   }
+  if (auto too_big = check_cost(g, options)) return *too_big;
 
   // Calibration: ranges of every activation over the calibration set (a second pass
   // fills histograms for the percentile and MSE methods).

@@ -13,6 +13,7 @@
 #include "tinyfleet/kernels/ops/fully_connected.h"
 #include "tinyfleet/kernels/ops/quantization.h"
 #include "tinyfleet/kernels/runtime/artifact_writer.h"
+#include "tinyfleet/optimizer_service/graph_cost.h"
 #include "tinyfleet/optimizer_service/memory_planner.h"
 #include "tinyfleet/optimizer_service/tflite_import.h"
 
@@ -511,6 +512,7 @@ Result<CompiledModel> compile_tflite_int8(const TfliteModel& model, const Compil
     return CompileError{"supported: one input and one output"};
   }
   if (auto r = map_operators(b); !r) return r.error();
+  if (auto too_big = check_cost(b.g, options)) return *too_big;
   const int32_t in = m.inputs[0], outp = m.outputs[0];
   if (b.spec_index[static_cast<size_t>(in)] < 0 || b.spec_index[static_cast<size_t>(outp)] < 0) {
     return CompileError{"the graph input or output is not used by any operator"};

@@ -23,6 +23,11 @@ struct CompileOptions {
   std::string model_name = "model";
   CalibrationMethod calibration = CalibrationMethod::kMinMax;
   double percentile = 99.99;  // for kPercentile
+  // Bounds on what the compiler runs (graph_cost.h): a model past them is refused before
+  // calibration. 2^30 multiply-accumulates is seconds an inference on a 100 MHz MCU;
+  // 2^24 activation elements (64 MB as floats) is far past any class's RAM.
+  int64_t max_work = int64_t{1} << 30;
+  int64_t max_activation_elements = int64_t{1} << 24;
 };
 
 struct LayerSqnr {
