@@ -153,8 +153,10 @@ void ConsoleStack::SetUp() {
   operator_ = make_token("console-operator", v1::ROLE_OPERATOR);
 
   auto stub = v1::Rollouts::NewStub(fleetd_->channel());
-  // The canary (phase 0, half the devices) bakes 2 s; its devices report a poor accuracy.
-  auto s = create(*stub, admin_, "canary-bad", "canary", {{50, 2}, {100, 0}}, "accuracy >= 0.8");
+  // The canary (phase 0, half the devices) bakes 6 s; its devices report a poor accuracy.
+  // (With 2 s, a loaded machine once stored the windows after the bake: the gate then
+  // failed for want of devices, not on the value the browser test looks for.)
+  auto s = create(*stub, admin_, "canary-bad", "canary", {{50, 6}, {100, 0}}, "accuracy >= 0.8");
   ASSERT_TRUE(s.ok()) << s.error_message();
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   ASSERT_TRUE(scratch_.db().transact([&](pqxx::work& w) {
