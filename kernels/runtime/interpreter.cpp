@@ -130,7 +130,7 @@ RuntimeError Interpreter::load(const uint8_t* data, size_t size) {
       if ((b->data()->data() - data) % 16 != 0) {
         return fail(LoadStatus::kMisaligned, i, "weights not 16-byte aligned");
       }
-    } else {
+    } else if (band_producer(m, i) < 0) {  // a band buffer: check_patches checks it
       if (uint64_t{t->arena_offset()} + bytes_of(t) > m->tensor_arena_bytes()) {
         return fail(LoadStatus::kBadTensor, i, "tensor outside the planned arena");
       }
@@ -144,7 +144,7 @@ RuntimeError Interpreter::load(const uint8_t* data, size_t size) {
   for (const auto* list : {m->inputs(), m->outputs()}) {
     if (!list || list->size() == 0) return fail(LoadStatus::kBadGraph, -1, "no inputs or outputs");
     for (int32_t idx : *list) {
-      if (!valid(idx) || tensor(idx)->buffer() >= 0) {
+      if (!valid(idx) || tensor(idx)->buffer() >= 0 || band_producer(m, idx) >= 0) {
         return fail(LoadStatus::kBadGraph, idx, "graph input/output is not an arena tensor");
       }
     }
@@ -161,6 +161,10 @@ RuntimeError Interpreter::load(const uint8_t* data, size_t size) {
       const int32_t idx = op->inputs()->Get(i);
       if (!valid(idx) && !(has_bias && i == 2 && idx == -1)) {  // -1: no bias
         return fail(LoadStatus::kBadOperator, k, "input tensor index");
+      }
+      const int32_t band = band_producer(m, idx);  // only the next operator reads a band
+      if (band >= 0 && (i != 0 || band != k - 1)) {
+        return fail(LoadStatus::kBadOperator, k, "patch intermediate read outside its chain");
       }
     }
     const int32_t out_idx = op->outputs()->Get(0);
@@ -181,6 +185,7 @@ RuntimeError Interpreter::load(const uint8_t* data, size_t size) {
     const char* refused = r->prepare({m, op, x, y, nin, int8_io, xd, yd, g});
     if (refused) return fail(LoadStatus::kBadOperator, k, refused);
   }
+  if (const char* refused = check_patches(m)) return fail(LoadStatus::kBadGraph, -1, refused);
   base_ = data;
   model_ = m;
   return {};
@@ -235,14 +240,20 @@ TensorView Interpreter::output(int32_t i) const {
 RuntimeError Interpreter::invoke() {
   if (!model_ || !arena_) return fail(LoadStatus::kNotLoaded, -1, "load() and bind_arena() first");
   const auto* ops = model_->operators();
+  // A banded chain (format 1.3) runs at its first operator; the profiler gets it as one.
+  const auto* plan = model_->patches() && model_->patches()->size() > 0
+                         ? model_->patches()->Get(0)->chain()
+                         : nullptr;
   for (int32_t k = 0; k < static_cast<int32_t>(ops->size()); ++k) {
     const auto* op = ops->Get(static_cast<uint32_t>(k));
     const uint32_t t0 = profiler_.now ? profiler_.now(profiler_.ctx) : 0;
-    const auto err = run(k, op);
+    const bool banded = plan && plan->first_operator() == k;
+    const auto err = banded ? run_bands(plan) : run(k, op);
     if (err.status != LoadStatus::kOk) return err;
     if (profiler_.now && profiler_.record) {
       profiler_.record(profiler_.ctx, k, op->kind(), profiler_.now(profiler_.ctx) - t0);
     }
+    if (banded) k += plan->operators() - 1;
   }
   return {};
 }

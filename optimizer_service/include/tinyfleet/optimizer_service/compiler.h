@@ -23,6 +23,9 @@ struct CompileOptions {
   std::string model_name = "model";
   CalibrationMethod calibration = CalibrationMethod::kMinMax;
   double percentile = 99.99;  // for kPercentile
+  // Patch-based execution (memory_planner.h): a chain of window operators run in bands
+  // of rows when that lowers the arena (artifact format 1.3).
+  bool patches = true;
 };
 
 struct LayerSqnr {
