@@ -124,17 +124,13 @@ std::string write_artifact(const ModelSpec& spec) {
                                              buffer_of[i],
                                              banded[i] ? spec.tensor_arena_bytes : t.arena_offset));
   }
-  flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<artifact::PatchPlan>>> patches = 0;
-  if (ps.operators > 0) {
-    const artifact::PatchChain chain(ps.first_operator, ps.operators, ps.bands);
-    patches =
-        b.CreateVector({artifact::CreatePatchPlan(b, &chain, b.CreateVector(ps.buffer_offsets))});
-  }
+  const artifact::PatchChain chain(ps.first_operator, ps.operators, ps.bands);
   auto model = artifact::CreateModel(
       b, spec.format_major, ps.operators > 0 ? 3 : 2, b.CreateString(spec.device_class),
       b.CreateString(spec.model_name), b.CreateVector(tensors), b.CreateVector(ops),
       b.CreateVector(spec.inputs), b.CreateVector(spec.outputs), b.CreateVector(buffers),
-      spec.tensor_arena_bytes, spec.scratch_bytes, hash, patches);
+      spec.tensor_arena_bytes, spec.scratch_bytes, hash, ps.operators > 0 ? &chain : nullptr,
+      ps.operators > 0 ? b.CreateVector(ps.buffer_offsets) : 0);
   artifact::FinishModelBuffer(b, model);
   std::string bytes(reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize());
   // Fill in the hash of the bytes as they are with the hash field zeroed.
@@ -203,23 +199,19 @@ std::vector<TensorSegment> tensor_segments(const std::string& bytes) {
                                                           : SegmentKind::kFloat32);
   }
   if (!m->operators()) return out;
-  for (uint32_t i = 0; m->patches() && i < m->patches()->size(); ++i) {
-    const auto* p = m->patches()->Get(i);
-    const auto* chain = p->chain();
-    if (!chain || chain->first_operator() < 0 ||
-        static_cast<uint32_t>(chain->first_operator()) >= m->operators()->size())
-      continue;
-    const auto* first = m->operators()->Get(static_cast<uint32_t>(chain->first_operator()));
-    const char* y = first->outputs() && first->outputs()->size() > 0
-                        ? tensor_name(m, first->outputs()->Get(0))
-                        : nullptr;
-    if (!y) continue;
-    const auto* at = reinterpret_cast<const uint8_t*>(chain);
-    out.push_back({std::string(y) + "/patch",
-                   static_cast<uint64_t>(at - reinterpret_cast<const uint8_t*>(bytes.data())),
-                   sizeof(artifact::PatchChain), SegmentKind::kInt32});
-    add_segment(out, bytes, std::string(y) + "/patch_offsets", p->buffer_offsets(),
-                SegmentKind::kInt32);
+  if (const auto* chain = m->patch()) {
+    const auto first = static_cast<uint32_t>(chain->first_operator());
+    const auto* outs =
+        first < m->operators()->size() ? m->operators()->Get(first)->outputs() : nullptr;
+    const char* y = outs && outs->size() > 0 ? tensor_name(m, outs->Get(0)) : nullptr;
+    if (y) {
+      const auto* at = reinterpret_cast<const uint8_t*>(chain);
+      out.push_back({std::string(y) + "/patch",
+                     static_cast<uint64_t>(at - reinterpret_cast<const uint8_t*>(bytes.data())),
+                     sizeof(artifact::PatchChain), SegmentKind::kInt32});
+      add_segment(out, bytes, std::string(y) + "/patch_offsets", m->patch_buffer_offsets(),
+                  SegmentKind::kInt32);
+    }
   }
   for (const auto* o : *m->operators()) {
     if (!o->outputs() || o->outputs()->size() == 0) continue;

@@ -444,6 +444,9 @@ Result<CompiledModel> compile_graph(Graph g, const std::map<std::string, NpyArra
   rep.arena_bytes = plan.arena_bytes;
   rep.naive_arena_bytes = plan.naive_bytes;
   rep.in_place_operators = plan.in_place_pairs;
+  rep.banded_first = plan.patches.first_node;
+  rep.banded_operators = plan.patches.nodes;
+  rep.bands = plan.patches.bands;
   rep.scratch_bytes = scratch;
   out.artifact = k::write_artifact(spec);
   rep.artifact_bytes = out.artifact.size();

@@ -420,6 +420,7 @@ void try_patches(const Graph& g, const std::vector<uint32_t>& bpe, MemoryPlan* b
           plan.size[t] = banded_b.size[t];
         }
         plan.patches = {first, count, bands};
+        plan.naive_bytes = best->naive_bytes;  // every activation whole, as without bands
         best_extra = extra;
         *best = std::move(plan);
       }

@@ -322,8 +322,9 @@ TEST(BandExecutor, TheArtifactRecordsThePlanAndOlderRuntimesRefuseIt) {
   const auto* m = artifact::GetModel(bytes.data());
   EXPECT_EQ(m->format_minor(), 3);
   EXPECT_EQ(artifact::GetModel(write_artifact(c.spec).data())->format_minor(), 2);
-  ASSERT_TRUE(m->patches() && m->patches()->size() == 1);
-  EXPECT_EQ(m->patches()->Get(0)->chain()->bands(), 4);
+  ASSERT_TRUE(m->patch() && m->patch_buffer_offsets());
+  EXPECT_EQ(m->patch()->bands(), 4);
+  EXPECT_EQ(m->patch_buffer_offsets()->size(), 2u);
   // The intermediates point past the arena: a 1.2 runtime's tensor check refuses them.
   for (int32_t i = 0; i < 2; ++i) {
     const auto* t = m->tensors()->Get(static_cast<uint32_t>(c.outputs[static_cast<size_t>(i)]));

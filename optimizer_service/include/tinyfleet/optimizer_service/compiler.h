@@ -48,6 +48,9 @@ struct CompileReport {
   uint32_t greedy_arena_bytes = 0;  // greedy by size in the ONNX order (TFLite Micro)
   uint32_t naive_arena_bytes = 0;   // every activation its own buffer
   int in_place_operators = 0;       // operators writing over their own input
+  // Patch-based execution: operators banded_first .. banded_first + banded_operators - 1
+  // run in `bands` bands of rows (0 operators: none).
+  int banded_first = -1, banded_operators = 0, bands = 0;
   uint32_t scratch_bytes = 0;
   uint64_t artifact_bytes = 0;
   int validation_samples = 0;
