@@ -5,6 +5,9 @@
 // float TFLite graphs go through the compiler's graph passes and planner as
 // compile_graph runs them; int8 TFLite models through compile_tflite_int8's report. No
 // calibration is needed: the plan depends on shapes only. Deterministic (no timing).
+// "ours" is the compiler's plan, with patch-based execution where it lowers the peak
+// (the column "no bands" is the plan without it; "bands": operators first..last of the
+// execution order in N bands). int8 TFLite models are planned without bands.
 //   deploy/local/run-bench.sh bench_arena_plans
 //   build/debug/bench/optimizer_service/bench_arena_plans [DIR...]
 #include <algorithm>
@@ -26,7 +29,8 @@ namespace fs = std::filesystem;
 namespace {
 
 struct Figures {
-  uint32_t ours = 0, greedy = 0, naive = 0;
+  uint32_t ours = 0, greedy = 0, naive = 0, unbanded = 0;
+  MemoryPlan::Patches bands;
 };
 
 // The planner's figures for a float graph, after compile_graph's passes.
@@ -40,9 +44,11 @@ Figures plan_graph(Graph g) {
   Figures f;
   f.greedy = plan_greedy_by_size(g, bytes).arena_bytes;
   reorder_nodes(g, best_execution_order(g, bytes));
-  const MemoryPlan plan = plan_memory(g, bytes);
+  const MemoryPlan plan = plan_memory(g, bytes, true);
   f.ours = plan.arena_bytes;
   f.naive = plan.naive_bytes;
+  f.bands = plan.patches;
+  f.unbanded = plan_memory(g, bytes).arena_bytes;
   return f;
 }
 
@@ -56,8 +62,11 @@ Result<Figures> figures(const std::string& path) {
     if (tflite_is_int8(*m)) {
       auto c = compile_tflite_int8(*m, CompileOptions{});
       if (!c) return c.error();
-      return Figures{c->report.arena_bytes, c->report.greedy_arena_bytes,
-                     c->report.naive_arena_bytes};
+      return Figures{c->report.arena_bytes,
+                     c->report.greedy_arena_bytes,
+                     c->report.naive_arena_bytes,
+                     c->report.arena_bytes,
+                     {}};
     }
     auto g = tflite_float_graph(*m);
     if (!g) return g.error();
@@ -81,8 +90,8 @@ int main(int argc, char** argv) {
     }
   }
   std::sort(files.begin(), files.end());
-  std::printf("%-58s %9s %9s %9s %8s %8s\n", "model (int8 activations)", "naive B", "greedy B",
-              "ours B", "ours/g", "ours/n");
+  std::printf("%-58s %9s %9s %9s %8s %8s %10s  %s\n", "model (int8 activations)", "naive B",
+              "greedy B", "ours B", "ours/g", "ours/n", "no bands B", "bands");
   int above = 0;
   for (const auto& path : files) {
     std::string name = path;
@@ -95,9 +104,14 @@ int main(int argc, char** argv) {
       continue;
     }
     above += f->ours > f->greedy;
-    std::printf("%-58s %9u %9u %9u %7.2fx %7.2fx%s\n", name.c_str(), f->naive, f->greedy, f->ours,
-                f->greedy ? static_cast<double>(f->ours) / f->greedy : 0.0,
-                f->naive ? static_cast<double>(f->ours) / f->naive : 0.0,
+    char bands[48] = "-";
+    if (f->bands.nodes > 0) {
+      std::snprintf(bands, sizeof bands, "ops %d-%d x%d", f->bands.first_node,
+                    f->bands.first_node + f->bands.nodes - 1, f->bands.bands);
+    }
+    std::printf("%-58s %9u %9u %9u %7.2fx %7.2fx %10u  %s%s\n", name.c_str(), f->naive, f->greedy,
+                f->ours, f->greedy ? static_cast<double>(f->ours) / f->greedy : 0.0,
+                f->naive ? static_cast<double>(f->ours) / f->naive : 0.0, f->unbanded, bands,
                 f->ours > f->greedy ? "  ABOVE GREEDY" : "");
   }
   std::printf("\n%d model(s) above greedy by size\n", above);

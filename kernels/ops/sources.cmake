@@ -2,7 +2,6 @@
 # firmware build. Paths relative to this folder.
 set(TINYFLEET_KERNELS_OPS_PORTABLE_SOURCES
   common/data_movement.cpp
-  common/in_place.cpp
   common/quantization.cpp
   float_ref/conv.cpp
   float_ref/elementwise_pool_activations.cpp
@@ -30,3 +29,8 @@ set(TINYFLEET_KERNELS_OPS_OPTIMIZED_SOURCES
   optimized/requant_dsp.cpp)
 # Host builds only (opt:: and opt_scalar::), not the Cortex-M firmware: weights packed once.
 set(TINYFLEET_KERNELS_OPS_HOST_OPTIMIZED_SOURCES optimized/packed_weights.cpp)
+# The compiler's side: the in-place contract (overlap_distance, for the memory planner)
+# and what the compiler precomputes (multipliers, parameters, tables). In the host
+# library and the firmware's self-test and bench apps, not in the device runtime, which
+# never calls them.
+set(TINYFLEET_KERNELS_OPS_COMPILER_SOURCES common/in_place.cpp common/precomputed.cpp)

@@ -103,19 +103,34 @@ std::string write_artifact(const ModelSpec& spec) {
     buffer_of.back() = static_cast<int32_t>(buffers.size());
     buffers.push_back(artifact::CreateBuffer(b, data));
   }
+  // A banded chain: its intermediates' tensors point past the arena (older runtimes
+  // refuse them), their buffers are in the plan. (Tests write malformed plans: indices
+  // outside the operators or tensors mark nothing.)
+  const PatchSpec& ps = spec.patches;
+  std::vector<bool> banded(spec.tensors.size(), false);
+  for (int32_t k = ps.first_operator; ps.operators > 0 && k < ps.first_operator + ps.operators - 1;
+       ++k) {
+    if (k < 0 || static_cast<size_t>(k) >= spec.operators.size()) continue;
+    const auto& outs = spec.operators[static_cast<size_t>(k)].outputs;
+    if (!outs.empty() && outs[0] >= 0 && static_cast<size_t>(outs[0]) < banded.size())
+      banded[static_cast<size_t>(outs[0])] = true;
+  }
   std::vector<flatbuffers::Offset<artifact::Tensor>> tensors;
   for (size_t i = 0; i < spec.tensors.size(); ++i) {
     const auto& t = spec.tensors[i];
     const artifact::Dims4 shape(t.dims.n, t.dims.h, t.dims.w, t.dims.c);
     tensors.push_back(artifact::CreateTensor(b, b.CreateString(t.name), t.type, &shape,
                                              b.CreateVector(t.scale), b.CreateVector(t.zero_point),
-                                             buffer_of[i], t.arena_offset));
+                                             buffer_of[i],
+                                             banded[i] ? spec.tensor_arena_bytes : t.arena_offset));
   }
-  auto model = artifact::CreateModel(b, spec.format_major, 2, b.CreateString(spec.device_class),
-                                     b.CreateString(spec.model_name), b.CreateVector(tensors),
-                                     b.CreateVector(ops), b.CreateVector(spec.inputs),
-                                     b.CreateVector(spec.outputs), b.CreateVector(buffers),
-                                     spec.tensor_arena_bytes, spec.scratch_bytes, hash);
+  const artifact::PatchChain chain(ps.first_operator, ps.operators, ps.bands);
+  auto model = artifact::CreateModel(
+      b, spec.format_major, ps.operators > 0 ? 3 : 2, b.CreateString(spec.device_class),
+      b.CreateString(spec.model_name), b.CreateVector(tensors), b.CreateVector(ops),
+      b.CreateVector(spec.inputs), b.CreateVector(spec.outputs), b.CreateVector(buffers),
+      spec.tensor_arena_bytes, spec.scratch_bytes, hash, ps.operators > 0 ? &chain : nullptr,
+      ps.operators > 0 ? b.CreateVector(ps.buffer_offsets) : 0);
   artifact::FinishModelBuffer(b, model);
   std::string bytes(reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize());
   // Fill in the hash of the bytes as they are with the hash field zeroed.
@@ -184,6 +199,20 @@ std::vector<TensorSegment> tensor_segments(const std::string& bytes) {
                                                           : SegmentKind::kFloat32);
   }
   if (!m->operators()) return out;
+  if (const auto* chain = m->patch()) {
+    const auto first = static_cast<uint32_t>(chain->first_operator());
+    const auto* outs =
+        first < m->operators()->size() ? m->operators()->Get(first)->outputs() : nullptr;
+    const char* y = outs && outs->size() > 0 ? tensor_name(m, outs->Get(0)) : nullptr;
+    if (y) {
+      const auto* at = reinterpret_cast<const uint8_t*>(chain);
+      out.push_back({std::string(y) + "/patch",
+                     static_cast<uint64_t>(at - reinterpret_cast<const uint8_t*>(bytes.data())),
+                     sizeof(artifact::PatchChain), SegmentKind::kInt32});
+      add_segment(out, bytes, std::string(y) + "/patch_offsets", m->patch_buffer_offsets(),
+                  SegmentKind::kInt32);
+    }
+  }
   for (const auto* o : *m->operators()) {
     if (!o->outputs() || o->outputs()->size() == 0) continue;
     const char* y = tensor_name(m, o->outputs()->Get(0));

@@ -1,6 +1,7 @@
 #include "tinyfleet/kernels/runtime/interpreter.h"
 
 #include "operator_registry.h"
+#include "tinyfleet/kernels/ops/patch_rows.h"
 
 namespace tinyfleet::kernels {
 
@@ -130,7 +131,7 @@ RuntimeError Interpreter::load(const uint8_t* data, size_t size) {
       if ((b->data()->data() - data) % 16 != 0) {
         return fail(LoadStatus::kMisaligned, i, "weights not 16-byte aligned");
       }
-    } else {
+    } else if (band_producer(m, i) < 0) {  // a band buffer: check_patches checks it
       if (uint64_t{t->arena_offset()} + bytes_of(t) > m->tensor_arena_bytes()) {
         return fail(LoadStatus::kBadTensor, i, "tensor outside the planned arena");
       }
@@ -144,7 +145,7 @@ RuntimeError Interpreter::load(const uint8_t* data, size_t size) {
   for (const auto* list : {m->inputs(), m->outputs()}) {
     if (!list || list->size() == 0) return fail(LoadStatus::kBadGraph, -1, "no inputs or outputs");
     for (int32_t idx : *list) {
-      if (!valid(idx) || tensor(idx)->buffer() >= 0) {
+      if (!valid(idx) || tensor(idx)->buffer() >= 0 || band_producer(m, idx) >= 0) {
         return fail(LoadStatus::kBadGraph, idx, "graph input/output is not an arena tensor");
       }
     }
@@ -161,6 +162,10 @@ RuntimeError Interpreter::load(const uint8_t* data, size_t size) {
       const int32_t idx = op->inputs()->Get(i);
       if (!valid(idx) && !(has_bias && i == 2 && idx == -1)) {  // -1: no bias
         return fail(LoadStatus::kBadOperator, k, "input tensor index");
+      }
+      const int32_t band = band_producer(m, idx);  // only the next operator reads a band
+      if (band >= 0 && (i != 0 || band != k - 1)) {
+        return fail(LoadStatus::kBadOperator, k, "patch intermediate read outside its chain");
       }
     }
     const int32_t out_idx = op->outputs()->Get(0);
@@ -181,6 +186,7 @@ RuntimeError Interpreter::load(const uint8_t* data, size_t size) {
     const char* refused = r->prepare({m, op, x, y, nin, int8_io, xd, yd, g});
     if (refused) return fail(LoadStatus::kBadOperator, k, refused);
   }
+  if (const char* refused = check_patches(m)) return fail(LoadStatus::kBadGraph, -1, refused);
   base_ = data;
   model_ = m;
   return {};
@@ -235,14 +241,18 @@ TensorView Interpreter::output(int32_t i) const {
 RuntimeError Interpreter::invoke() {
   if (!model_ || !arena_) return fail(LoadStatus::kNotLoaded, -1, "load() and bind_arena() first");
   const auto* ops = model_->operators();
+  // A banded chain (format 1.3) runs at its first operator; the profiler gets it as one.
+  const auto* plan = model_->patch();
   for (int32_t k = 0; k < static_cast<int32_t>(ops->size()); ++k) {
     const auto* op = ops->Get(static_cast<uint32_t>(k));
     const uint32_t t0 = profiler_.now ? profiler_.now(profiler_.ctx) : 0;
-    const auto err = run(k, op);
+    const bool banded = plan && plan->first_operator() == k;
+    const auto err = banded ? run_bands(plan) : run(k, op);
     if (err.status != LoadStatus::kOk) return err;
     if (profiler_.now && profiler_.record) {
       profiler_.record(profiler_.ctx, k, op->kind(), profiler_.now(profiler_.ctx) - t0);
     }
+    if (banded) k += plan->operators() - 1;
   }
   return {};
 }
@@ -254,6 +264,125 @@ RuntimeError Interpreter::run(int32_t k, const artifact::Operator* op) {
                        ->eval({op, view(op->inputs()->Get(0)), view(op->outputs()->Get(0)), *this,
                                arena_ + tensors, model_->scratch_bytes(), geometry_of(op)});
   if (s != Status::kOk) return fail(LoadStatus::kKernelFailed, k, to_string(s));
+  return {};
+}
+
+// Patch-based execution (format 1.3, artifact.fbs PatchChain): a chain of window
+// operators run in horizontal bands of rows (ops/patch_rows.h). load() checks the plan
+// (check_patches; band_producer keeps the chain's intermediates out of every other use);
+// invoke() runs the chain band by band (run_bands), each operator through its registered
+// eval on views of the band's rows with the band's padding, so every output value is the
+// one the whole-tensor run gives.
+namespace {
+
+constexpr int32_t kMaxChain = 8;
+
+// The chain's operators, vertical geometry (a weighted kind's filter height is its
+// filter tensor's) and tensors' dims: dims[0] the input, dims[i] operator i - 1's output.
+// False when an operator is not a window kind or does not read the previous output, or a
+// tensor holds more than one image.
+bool chain_geometry(const artifact::Model* m, const artifact::PatchChain* c,
+                    const artifact::Operator** ops, WindowRows* rows, Dims* dims) {
+  int32_t prev = -1;
+  for (int32_t i = 0; i < c->operators(); ++i) {
+    const auto* op = ops[i] = m->operators()->Get(static_cast<uint32_t>(c->first_operator() + i));
+    const auto kind = op->kind();
+    const int32_t x = op->inputs()->Get(0);
+    if ((kind > artifact::OpKind_DepthwiseConv2D && kind != artifact::OpKind_AveragePool2D &&
+         kind != artifact::OpKind_MaxPool2D) ||
+        (i > 0 && x != prev)) {
+      return false;
+    }
+    prev = op->outputs()->Get(0);
+    const Geometry g = geometry_of(op);
+    dims[i] = dims_of(m->tensors()->Get(static_cast<uint32_t>(x)));
+    dims[i + 1] = dims_of(m->tensors()->Get(static_cast<uint32_t>(prev)));
+    if (dims[i].n != 1 || dims[i + 1].n != 1) return false;
+    const int32_t filter =
+        kind <= artifact::OpKind_DepthwiseConv2D
+            ? dims_of(m->tensors()->Get(static_cast<uint32_t>(op->inputs()->Get(1)))).h
+            : g.filter_h;
+    rows[i] = {dims[i].h, g.stride_h, g.dilation_h, filter, g.padding.top};
+  }
+  return true;
+}
+
+}  // namespace
+
+int32_t Interpreter::band_producer(const artifact::Model* m, int32_t t) {
+  const auto* c = m->patch();
+  const int32_t ops = static_cast<int32_t>(len(m->operators()));
+  if (!c) return -1;
+  // Runs before the operators are checked: every index and vector is checked here.
+  const int64_t end = int64_t{c->first_operator()} + c->operators() - 1;
+  for (int32_t k = c->first_operator(); k >= 0 && k < ops && k < end; ++k) {
+    const auto* outs = m->operators()->Get(static_cast<uint32_t>(k))->outputs();
+    if (len(outs) > 0 && outs->Get(0) == t) return k;
+  }
+  return -1;
+}
+
+const char* Interpreter::check_patches(const artifact::Model* m) {
+  const auto* c = m->patch();
+  if (!c) return nullptr;
+  const int32_t ops = static_cast<int32_t>(m->operators()->size());
+  if (!in_range(c->operators(), 2, kMaxChain) ||
+      !in_range(c->first_operator(), 0, ops - c->operators()) ||
+      len(m->patch_buffer_offsets()) != static_cast<size_t>(c->operators() - 1)) {
+    return "patch plan operators or buffers out of range";
+  }
+  const artifact::Operator* op[kMaxChain];
+  WindowRows rows[kMaxChain];
+  Dims dims[kMaxChain + 1];
+  if (!chain_geometry(m, c, op, rows, dims)) return "patch chain is not one image's window chain";
+  const int32_t n = c->operators(), out_h = dims[n].h;
+  if (!in_range(c->bands(), 1, out_h < 1024 ? out_h : 1024)) return "patch bands out of range";
+  for (int32_t b = 0; b < c->bands(); ++b) {
+    RowRange r[kMaxChain + 1];
+    band_rows(rows, n, out_h, c->bands(), b, r);
+    for (int32_t i = 1; i < n; ++i) {
+      if (m->patch_buffer_offsets()->Get(static_cast<uint32_t>(i - 1)) +
+              uint64_t(r[i].end - r[i].begin) * uint64_t(dims[i].w) * dims[i].c >
+          m->tensor_arena_bytes()) {
+        return "patch buffer outside the planned arena";
+      }
+    }
+  }
+  return nullptr;
+}
+
+RuntimeError Interpreter::run_bands(const artifact::PatchChain* c) {
+  const artifact::Operator* op[kMaxChain];
+  WindowRows rows[kMaxChain];
+  Dims dims[kMaxChain + 1];
+  chain_geometry(model_, c, op, rows, dims);
+  const int32_t n = c->operators();
+  const size_t tensors = (size_t{model_->tensor_arena_bytes()} + 15) & ~size_t{15};
+  for (int32_t b = 0; b < c->bands(); ++b) {
+    RowRange r[kMaxChain + 1];
+    band_rows(rows, n, dims[n].h, c->bands(), b, r);
+    TensorView v[2];
+    for (int32_t i = 0; i < n; ++i) {
+      // The band's views: the whole input's and output's rows, or a band buffer.
+      for (int32_t j = 0; j < 2; ++j) {
+        const int32_t t = i + j;
+        v[j] = view(j ? op[i]->outputs()->Get(0) : op[i]->inputs()->Get(0));
+        v[j].dims.h = r[t].end - r[t].begin;
+        const size_t row = size_t(dims[t].w) * dims[t].c;  // (bytes: the eval reads dims)
+        v[j].data =
+            t == 0 || t == n
+                ? static_cast<uint8_t*>(v[j].data) + row * r[t].begin
+                : arena_ + model_->patch_buffer_offsets()->Get(static_cast<uint32_t>(t - 1));
+      }
+      Geometry g = geometry_of(op[i]);
+      band_padding(rows[i], r[i], r[i + 1], &g.padding.top, &g.padding.bottom);
+      const Status s =
+          find_registration(op[i]->kind())
+              ->eval({op[i], v[0], v[1], *this, arena_ + tensors, model_->scratch_bytes(), g});
+      if (s != Status::kOk)
+        return {LoadStatus::kKernelFailed, c->first_operator() + i, to_string(s)};
+    }
+  }
   return {};
 }
 

@@ -436,15 +436,19 @@ Result<CompiledModel> compile_graph(Graph g, const std::map<std::string, NpyArra
   spec.outputs = {index[static_cast<size_t>(g.outputs[0])]};
 
   // Memory plan over the IR's activations, copied to the artifact's tensors.
-  const MemoryPlan plan = plan_memory(g, elem_bytes);
+  const MemoryPlan plan = plan_memory(g, elem_bytes, options.patches);
   for (size_t t = 0; t < n_tensors; ++t) {
     if (index[t] >= 0) spec.tensors[static_cast<size_t>(index[t])].arena_offset = plan.offset[t];
   }
+  spec.patches = patch_spec(g, plan);  // nodes are the operators, one for one
   spec.tensor_arena_bytes = plan.arena_bytes;
   spec.scratch_bytes = scratch;
   rep.arena_bytes = plan.arena_bytes;
   rep.naive_arena_bytes = plan.naive_bytes;
   rep.in_place_operators = plan.in_place_pairs;
+  rep.banded_first = plan.patches.first_node;
+  rep.banded_operators = plan.patches.nodes;
+  rep.bands = plan.patches.bands;
   rep.scratch_bytes = scratch;
   out.artifact = k::write_artifact(spec);
   rep.artifact_bytes = out.artifact.size();
@@ -484,6 +488,7 @@ Result<CompiledModel> compile_graph(Graph g, const std::map<std::string, NpyArra
       return CompileError{"validation data has fewer labels in 'y' than samples in 'x'"};
     }
     k::ModelSpec naive = spec;
+    naive.patches = {};  // the chain run whole: the banded run must give its bytes
     uint32_t at = 0;
     for (auto& t : naive.tensors) {
       if (!t.data.empty()) continue;
@@ -530,8 +535,9 @@ Result<CompiledModel> compile_graph(Graph g, const std::map<std::string, NpyArra
         }
       }
       const auto o = shipped.interp.output(0);
-      // The shipped plan overlaps tensors (in place); the wide copy gives each its own
-      // buffer. Any difference means a kernel broke the in-place contract.
+      // The shipped plan overlaps tensors (in place) and may run a chain in bands; the
+      // wide copy gives each tensor its own buffer and runs every operator whole. Any
+      // difference means a kernel broke the in-place contract or a band its halo.
       const auto ow = wide.interp.output(0);
       if (o.bytes != ow.bytes || std::memcmp(o.data, ow.data, o.bytes) != 0) {
         return CompileError{"memory plan: validation sample " + std::to_string(i) +

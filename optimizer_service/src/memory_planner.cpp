@@ -5,6 +5,7 @@
 #include <numeric>
 
 #include "tinyfleet/kernels/ops/in_place.h"
+#include "tinyfleet/kernels/ops/patch_rows.h"
 
 namespace tinyfleet::optimizer_service {
 
@@ -240,9 +241,8 @@ std::vector<int> given_order(const Graph& g) {
   return order;
 }
 
-MemoryPlan plan_in_order(const Graph& g, const std::vector<uint32_t>& bpe,
-                         const std::vector<int>& order, bool in_place) {
-  const Buffers b = lifetimes(g, bpe, order);
+MemoryPlan plan_buffers(const Graph& g, const std::vector<uint32_t>& bpe,
+                        const std::vector<int>& order, const Buffers& b, bool in_place) {
   if (!in_place) {
     std::vector<Group> groups;
     for (size_t k = 0; k < g.tensors.size(); ++k) {
@@ -266,17 +266,183 @@ MemoryPlan plan_in_order(const Graph& g, const std::vector<uint32_t>& bpe,
   return plan;
 }
 
+MemoryPlan plan_in_order(const Graph& g, const std::vector<uint32_t>& bpe,
+                         const std::vector<int>& order, bool in_place) {
+  return plan_buffers(g, bpe, order, lifetimes(g, bpe, order), in_place);
+}
+
+bool window_op(const Node& n) {
+  return n.type == OpType::kConv2D || n.type == OpType::kDepthwiseConv2D ||
+         n.type == OpType::kAveragePool2D || n.type == OpType::kMaxPool2D;
+}
+
+kernels::WindowRows window_rows(const Graph& g, const Node& n) {
+  const bool weighted = n.type == OpType::kConv2D || n.type == OpType::kDepthwiseConv2D;
+  const int32_t filter = weighted && n.inputs.size() > 1
+                             ? g.tensors[static_cast<size_t>(n.inputs[1])].dims.h
+                             : n.filter_h;
+  return {g.tensors[static_cast<size_t>(n.inputs[0])].dims.h, n.stride_h, n.dilation_h, filter,
+          n.padding.top};
+}
+
+// Multiply-accumulates (or window taps) per output element, what recomputing one costs.
+uint64_t taps(const Graph& g, const Node& n) {
+  const kernels::Dims& x = g.tensors[static_cast<size_t>(n.inputs[0])].dims;
+  const kernels::Dims* w =
+      n.inputs.size() > 1 ? &g.tensors[static_cast<size_t>(n.inputs[1])].dims : nullptr;
+  switch (n.type) {
+    case OpType::kConv2D:
+      return w ? uint64_t(w->h) * w->w * w->c : uint64_t(n.filter_h) * n.filter_w * x.c;
+    case OpType::kDepthwiseConv2D:
+      return w ? uint64_t(w->h) * w->w : uint64_t(n.filter_h) * n.filter_w;
+    case OpType::kAveragePool2D:
+    case OpType::kMaxPool2D:
+      return uint64_t(n.filter_h) * n.filter_w;
+    case OpType::kFullyConnected:
+      return w ? uint64_t(w->c) : 1;
+    default:
+      return 1;
+  }
+}
+
+// The whole graph's work: output elements times taps.
+uint64_t graph_work(const Graph& g) {
+  uint64_t work = 0;
+  for (const Node& n : g.nodes) {
+    work += static_cast<uint64_t>(g.tensors[static_cast<size_t>(n.outputs[0])].dims.elements()) *
+            taps(g, n);
+  }
+  return work;
+}
+
+// Whether nodes [first, first + count) (execution order = given order) can run in bands:
+// window operators on int8 images of one batch, each output read only by the next
+// operator, neither a graph output nor shared with a Reshape.
+bool patchable(const Graph& g, const std::vector<uint32_t>& bpe, const Buffers& b, int first,
+               int count, const std::vector<int>& readers) {
+  for (int k = first; k < first + count; ++k) {
+    const Node& n = g.nodes[static_cast<size_t>(k)];
+    if (!window_op(n) || n.outputs.size() != 1) return false;
+    const auto x = static_cast<size_t>(n.inputs[0]);
+    const auto y = static_cast<size_t>(n.outputs[0]);
+    if (bpe[x] != 1 || bpe[y] != 1 || g.tensors[x].dims.n != 1 || g.tensors[y].dims.n != 1)
+      return false;
+    if (k == first) continue;
+    // x is the previous node's output: read here only, its own buffer.
+    if (g.nodes[static_cast<size_t>(k - 1)].outputs[0] != n.inputs[0] || readers[x] != 1 ||
+        b.of[x] != x)
+      return false;
+    if (std::find(g.outputs.begin(), g.outputs.end(), n.inputs[0]) != g.outputs.end()) return false;
+    for (size_t t = 0; t < b.of.size(); ++t) {
+      if (t != x && b.of[t] == x) return false;
+    }
+  }
+  return true;
+}
+
+// The lifetimes with nodes [first, first + count) run in `bands` bands; `*extra` gets the
+// work (graph_work's measure) the bands' halos compute twice.
+Buffers banded(const Graph& g, Buffers b, int first, int count, int bands, uint64_t* extra) {
+  std::vector<kernels::WindowRows> ops;
+  for (int k = first; k < first + count; ++k)
+    ops.push_back(window_rows(g, g.nodes[static_cast<size_t>(k)]));
+  const auto& out =
+      g.tensors[static_cast<size_t>(g.nodes[static_cast<size_t>(first + count - 1)].outputs[0])];
+  std::vector<uint32_t> band_bytes(static_cast<size_t>(count), 0);
+  std::vector<kernels::RowRange> r(static_cast<size_t>(count) + 1);
+  uint64_t computed = 0, whole = 0;
+  for (int i = 1; i <= count; ++i) {
+    const Node& node = g.nodes[static_cast<size_t>(first + i - 1)];
+    whole +=
+        static_cast<uint64_t>(g.tensors[static_cast<size_t>(node.outputs[0])].dims.elements()) *
+        taps(g, node);
+  }
+  for (int p = 0; p < bands; ++p) {
+    kernels::band_rows(ops.data(), count, out.dims.h, bands, p, r.data());
+    for (int i = 1; i <= count; ++i) {
+      const auto& t =
+          g.tensors[static_cast<size_t>(g.nodes[static_cast<size_t>(first + i - 1)].outputs[0])];
+      const auto bytes =
+          static_cast<uint32_t>(r[static_cast<size_t>(i)].end - r[static_cast<size_t>(i)].begin) *
+          static_cast<uint32_t>(t.dims.w * t.dims.c);
+      computed += uint64_t{bytes} * taps(g, g.nodes[static_cast<size_t>(first + i - 1)]);
+      if (i < count)
+        band_bytes[static_cast<size_t>(i)] = std::max(band_bytes[static_cast<size_t>(i)], bytes);
+    }
+  }
+  *extra = computed - whole;
+  const int last = first + count - 1;
+  const size_t x = b.of[static_cast<size_t>(g.nodes[static_cast<size_t>(first)].inputs[0])];
+  b.last[x] = std::max(b.last[x], last);
+  const size_t y = b.of[static_cast<size_t>(g.nodes[static_cast<size_t>(last)].outputs[0])];
+  b.first[y] = first;
+  for (int i = 1; i < count; ++i) {
+    const auto t = static_cast<size_t>(g.nodes[static_cast<size_t>(first + i - 1)].outputs[0]);
+    b.first[t] = first;
+    b.last[t] = last;
+    b.size[t] = band_bytes[static_cast<size_t>(i)];
+  }
+  return b;
+}
+
+// The smallest plan running one chain in bands, if it is smaller than `best`, among those
+// whose halos recompute at most 1/20 of the graph's work (ties: the least recomputed).
+void try_patches(const Graph& g, const std::vector<uint32_t>& bpe, MemoryPlan* best) {
+  const uint64_t budget = graph_work(g) / 20;
+  const std::vector<int> order = given_order(g);
+  const Buffers b = lifetimes(g, bpe, order);
+  std::vector<int> readers(g.tensors.size(), 0);
+  for (const Node& n : g.nodes) {
+    for (int t : n.inputs) ++readers[static_cast<size_t>(t)];
+  }
+  constexpr int kMaxChain = 6;
+  uint64_t best_extra = ~uint64_t{0};
+  const int n = static_cast<int>(g.nodes.size());
+  for (int first = 0; first < n; ++first) {
+    for (int count = 2; count <= kMaxChain && first + count <= n; ++count) {
+      if (!patchable(g, bpe, b, first, count, readers)) break;
+      const int32_t out_h =
+          g.tensors[static_cast<size_t>(g.nodes[static_cast<size_t>(first + count - 1)].outputs[0])]
+              .dims.h;
+      for (int bands : {2, 3, 4, 6, 8, 12, 16, 24}) {
+        if (bands > out_h) break;
+        uint64_t extra = 0;
+        const Buffers banded_b = banded(g, b, first, count, bands, &extra);
+        if (extra > budget) continue;
+        MemoryPlan plan = plan_buffers(g, bpe, order, banded_b, true);
+        if (plan.arena_bytes > best->arena_bytes ||
+            (plan.arena_bytes == best->arena_bytes &&
+             (best->patches.nodes == 0 || extra >= best_extra)))
+          continue;
+        for (int i = 1; i < count; ++i) {
+          const auto t =
+              static_cast<size_t>(g.nodes[static_cast<size_t>(first + i - 1)].outputs[0]);
+          plan.size[t] = banded_b.size[t];
+        }
+        plan.patches = {first, count, bands};
+        plan.naive_bytes = best->naive_bytes;  // every activation whole, as without bands
+        best_extra = extra;
+        *best = std::move(plan);
+      }
+    }
+  }
+}
+
 }  // namespace
 
 MemoryPlan plan_greedy_by_size(const Graph& g, const std::vector<uint32_t>& bytes_per_element) {
   return plan_in_order(g, bytes_per_element, given_order(g), false);
 }
 
-MemoryPlan plan_memory(const Graph& g, const std::vector<uint32_t>& bytes_per_element) {
+MemoryPlan plan_memory(const Graph& g, const std::vector<uint32_t>& bytes_per_element,
+                       bool patches) {
   MemoryPlan in_place = plan_in_order(g, bytes_per_element, given_order(g), true);
   MemoryPlan greedy = plan_greedy_by_size(g, bytes_per_element);
   // Rigid groups can, rarely, place worse than plain greedy: keep the smaller.
-  return in_place.arena_bytes <= greedy.arena_bytes ? in_place : greedy;
+  MemoryPlan plan = in_place.arena_bytes <= greedy.arena_bytes ? in_place : greedy;
+  // A banded chain replaces it only when strictly smaller.
+  if (patches) try_patches(g, bytes_per_element, &plan);
+  return plan;
 }
 
 std::vector<int> best_execution_order(const Graph& g,
@@ -328,6 +494,20 @@ std::vector<int> best_execution_order(const Graph& g,
   };
   visit();
   return best;
+}
+
+kernels::PatchSpec patch_spec(const Graph& g, const MemoryPlan& plan) {
+  kernels::PatchSpec spec;
+  const auto& p = plan.patches;
+  if (p.nodes == 0) return spec;
+  spec.first_operator = p.first_node;
+  spec.operators = p.nodes;
+  spec.bands = p.bands;
+  for (int i = 0; i + 1 < p.nodes; ++i) {
+    const auto t = static_cast<size_t>(g.nodes[static_cast<size_t>(p.first_node + i)].outputs[0]);
+    spec.buffer_offsets.push_back(plan.offset[t]);
+  }
+  return spec;
 }
 
 void reorder_nodes(Graph& g, const std::vector<int>& order) {

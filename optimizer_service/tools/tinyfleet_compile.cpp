@@ -38,6 +38,11 @@ void print_report(const CompileArgs& a, const nlohmann::json& report) {
   std::printf("%-28s %.0f B (greedy by size %.0f B, naive %.0f B; %.0f operators in place)\n",
               "arena", num("arena_bytes"), num("greedy_arena_bytes"), num("naive_arena_bytes"),
               num("in_place_operators"));
+  if (num("banded_operators") > 0) {
+    std::printf("%-28s operators %.0f-%.0f in %.0f bands of rows\n", "patch-based execution",
+                num("banded_first"), num("banded_first") + num("banded_operators") - 1,
+                num("bands"));
+  }
   std::printf("%-28s %.0f B\n", "scratch", num("scratch_bytes"));
   std::printf("%-28s %.3f ms\n", "latency (estimate)", num("latency_ms"));
   std::printf("%-28s %.4f mJ\n", "energy (estimate)", num("energy_mj"));

@@ -26,7 +26,7 @@ file(WRITE ${WORK}/corpus/nats_subject/seed "tinyfleet.v1.default.dev//1.chunk.r
 execute_process(COMMAND ${SEED_MAKER} ${WORK}/seed OUTPUT_QUIET RESULT_VARIABLE rc)
 file(MAKE_DIRECTORY ${WORK}/seed)
 execute_process(COMMAND ${SEED_MAKER} ${WORK}/seed OUTPUT_QUIET)
-file(COPY ${WORK}/seed/artifact.tfa DESTINATION ${WORK}/corpus/artifact)
+file(COPY ${WORK}/seed/artifact.tfa ${WORK}/seed/banded.tfa DESTINATION ${WORK}/corpus/artifact)
 # Format 1.1 artifacts (positional int_params) seed the loader's older form too.
 file(GLOB old_artifacts ${ROOT}/tests/fixtures/models/artifacts_1_1/*.tfa)
 file(COPY ${old_artifacts} DESTINATION ${WORK}/corpus/artifact)

@@ -9,50 +9,7 @@
 
 namespace tinyfleet::kernels {
 
-void build_softmax_table(float input_scale, float beta, uint32_t table[256]) {
-  for (int d = 0; d < 256; ++d) {
-    table[d] = static_cast<uint32_t>(
-        std::lround(std::exp(-static_cast<double>(beta) * input_scale * d) * 65536.0));
-  }
-}
-
 namespace {
-
-// gemmlowp's fixed point on raw int32 values (fixedpoint.h), as TFLM uses it.
-int32_t saturating_shift_left(int32_t x, int exponent) {
-  const int64_t r = static_cast<int64_t>(x) * (int64_t{1} << exponent);
-  if (r > INT32_MAX) return INT32_MAX;
-  if (r < INT32_MIN) return INT32_MIN;
-  return static_cast<int32_t>(r);
-}
-
-// exp on [-1/4, 0), Q0.31 in and out.
-int32_t exp_on_quarter(int32_t a) {
-  const int32_t constant_term = 1895147668, one_third = 715827883;
-  const int32_t x = a + (1 << 28);
-  const int32_t x2 = saturating_rounding_doubling_high_mul(x, x);
-  const int32_t x3 = saturating_rounding_doubling_high_mul(x2, x);
-  const int32_t x4 = saturating_rounding_doubling_high_mul(x2, x2);
-  const int32_t poly = rounding_divide_by_pot(
-      saturating_rounding_doubling_high_mul(rounding_divide_by_pot(x4, 2) + x3, one_third) + x2, 1);
-  return constant_term + saturating_rounding_doubling_high_mul(constant_term, x + poly);
-}
-
-// exp_on_negative_values: Q5.26 in, Q0.31 out.
-int32_t exp_on_negative_values(int32_t a) {
-  const int32_t quarter = 1 << 24, mask = quarter - 1;
-  const int32_t a_mod = (a & mask) - quarter;
-  int32_t result = exp_on_quarter(saturating_shift_left(a_mod, 5));
-  const int32_t remainder = a_mod - a;
-  static const int32_t kMultipliers[7] = {1672461947, 1302514674, 790015084, 290630308,
-                                          39332535,   720401,     242};
-  for (int e = -2; e <= 4; ++e) {
-    if (remainder & (1 << (26 + e))) {
-      result = saturating_rounding_doubling_high_mul(result, kMultipliers[e + 2]);
-    }
-  }
-  return a == 0 ? INT32_MAX : result;
-}
 
 // one_over_one_plus_x_for_x_in_0_1, Q0.31 in and out (Newton-Raphson in Q2.29).
 int32_t one_over_one_plus_x(int32_t a) {
@@ -67,28 +24,6 @@ int32_t one_over_one_plus_x(int32_t a) {
 }
 
 }  // namespace
-
-void build_softmax_tflm_table(float input_scale, float beta, uint32_t table[256]) {
-  // TFLM's Prepare: PreprocessSoftmaxScaling with 5 integer bits, CalculateInputRadius.
-  const double real = std::fmin(static_cast<double>(beta) * input_scale * (1 << 26),
-                                static_cast<double>((int64_t{1} << 31) - 1));
-  int32_t multiplier = 0;
-  int left_shift = 0;
-  quantize_multiplier(real, &multiplier, &left_shift);
-  if (left_shift < 0) left_shift = 0;  // TFLM asserts a multiplier above one
-  const double radius =
-      31.0 * static_cast<double>(int64_t{1} << 26) / static_cast<double>(int64_t{1} << left_shift);
-  const int32_t diff_min = -static_cast<int32_t>(std::floor(radius));
-  for (int d = 0; d < 256; ++d) {
-    if (-d < diff_min) {
-      table[d] = 0;
-      continue;
-    }
-    const int32_t rescaled = saturating_rounding_doubling_high_mul(
-        static_cast<int32_t>(-d * (int64_t{1} << left_shift)), multiplier);
-    table[d] = static_cast<uint32_t>(exp_on_negative_values(rescaled));
-  }
-}
 
 Status quantize(const TensorQuant& q, int64_t size, const float* input, int8_t* output) {
   if (size < 0 || q.scale <= 0) return Status::kBadParams;

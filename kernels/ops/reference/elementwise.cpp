@@ -13,39 +13,6 @@ namespace {
 int32_t clamp(int32_t v, const ActivationRange& r) { return std::min(std::max(v, r.min), r.max); }
 }  // namespace
 
-AddParams make_add_params(const TensorQuant& in1, const TensorQuant& in2, const TensorQuant& out,
-                          ActivationRange activation) {
-  AddParams p;
-  p.input1_offset = -in1.zero_point;
-  p.input2_offset = -in2.zero_point;
-  p.output_offset = out.zero_point;
-  const double twice_max = 2.0 * std::max(in1.scale, in2.scale);
-  int s = 0;
-  quantize_multiplier(in1.scale / twice_max, &p.input1_multiplier, &s);
-  p.input1_shift = s;
-  quantize_multiplier(in2.scale / twice_max, &p.input2_multiplier, &s);
-  p.input2_shift = s;
-  quantize_multiplier(twice_max / ((1 << p.left_shift) * static_cast<double>(out.scale)),
-                      &p.output_multiplier, &s);
-  p.output_shift = s;
-  p.activation = activation;
-  return p;
-}
-
-MulParams make_mul_params(const TensorQuant& in1, const TensorQuant& in2, const TensorQuant& out,
-                          ActivationRange activation) {
-  MulParams p;
-  p.input1_offset = -in1.zero_point;
-  p.input2_offset = -in2.zero_point;
-  p.output_offset = out.zero_point;
-  int s = 0;
-  quantize_multiplier(static_cast<double>(in1.scale) * in2.scale / out.scale, &p.output_multiplier,
-                      &s);
-  p.output_shift = s;
-  p.activation = activation;
-  return p;
-}
-
 namespace ref {
 
 Status add(const AddParams& p, int64_t size, const int8_t* in1, int64_t size2, const int8_t* in2,

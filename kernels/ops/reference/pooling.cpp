@@ -9,17 +9,6 @@
 
 namespace tinyfleet::kernels {
 
-MeanParams make_mean_params(const TensorQuant& in, const TensorQuant& out, int32_t count) {
-  MeanParams p;
-  p.input_offset = -in.zero_point;
-  p.output_offset = out.zero_point;
-  int s = 0;
-  quantize_multiplier(static_cast<double>(in.scale) / (static_cast<double>(out.scale) * count),
-                      &p.multiplier, &s);
-  p.shift = s;
-  return p;
-}
-
 namespace detail {
 bool pool_shapes_ok(const PoolParams& p, const Dims& in, const Dims& out) {
   return p.filter_h > 0 && p.filter_w > 0 && p.stride_h > 0 && p.stride_w > 0 && in.n == out.n &&

@@ -1,8 +1,12 @@
 // Writes a small artifact (Conv2D -> DepthwiseConv2D -> Add -> MaxPool2D ->
 // FullyConnected -> Softmax), an input, and the host runtime's output as hex, for the
 // QEMU test to compare against:  make_firmware_fixture DIR
+// With an artifact (make_firmware_fixture DIR ARTIFACT) it writes that one instead, a
+// seeded input of its input's size and its host output, and prints its patch plan's band
+// count ("bands: N", 0 without one). Without, it also writes banded.tfa (a fuzz seed).
 #include <cstdio>
 #include <fstream>
+#include <iterator>
 #include <random>
 #include <string>
 #include <vector>
@@ -60,12 +64,8 @@ void requant(OperatorSpec& op, int channels, double real) {
 }
 }  // namespace
 
-int main(int argc, char** argv) {
-  if (argc != 2) {
-    std::fprintf(stderr, "usage: make_firmware_fixture DIR\n");
-    return 2;
-  }
-  const std::string dir = argv[1];
+namespace {
+std::string six_operator_artifact() {
   ModelSpec m;
   m.device_class = "cortex-m4-256k";
   m.model_name = "firmware-fixture";
@@ -127,8 +127,52 @@ int main(int argc, char** argv) {
   m.tensor_arena_bytes = 1600;
   m.scratch_bytes = static_cast<uint32_t>(
       std::max(conv2d_scratch_size({8, 3, 3, 1}), fully_connected_scratch_size(128)));
-  const std::string bytes = write_artifact(m);
-  const std::string input = random_bytes(64);
+  return write_artifact(m);
+}
+// A chain run in bands (format 1.3, a fuzz seed): Conv2D 3x3 8x8x1 -> 8x8x8 and a 2x2
+// MaxPool2D -> 4x4x8 in 2 bands; the convolution's output lives in a band buffer of
+// 5 rows at 320.
+std::string banded_artifact() {
+  ModelSpec m;
+  m.model_name = "banded-fixture";
+  m.tensors = {activation("input", {1, 8, 8, 1}, 0.02f, -3, 0),
+               activation("conv", {1, 8, 8, 8}, 0.05f, -128, 0),
+               activation("pool", {1, 4, 4, 8}, 0.05f, -128, 64),
+               constant("conv.w", artifact::TensorType_Int8, {8, 3, 3, 1}, random_bytes(72)),
+               constant("conv.b", artifact::TensorType_Int32, {1, 1, 1, 8},
+                        int32_bytes({10, -20, 30, 0, 5, 6, -7, 8}))};
+  OperatorSpec conv;
+  conv.kind = artifact::OpKind_Conv2D;
+  conv.inputs = {0, 3, 4};
+  conv.outputs = {1};
+  conv.padding = {1, 1, 1, 1};
+  requant(conv, 8, 0.004);
+  OperatorSpec pool;
+  pool.kind = artifact::OpKind_MaxPool2D;
+  pool.inputs = {1};
+  pool.outputs = {2};
+  pool.filter_h = pool.filter_w = pool.stride_h = pool.stride_w = 2;
+  m.operators = {conv, pool};
+  m.inputs = {0};
+  m.outputs = {2};
+  m.tensor_arena_bytes = 640;
+  m.scratch_bytes = static_cast<uint32_t>(conv2d_scratch_size({8, 3, 3, 1}));
+  m.patches = {0, 2, 2, {320}};
+  return write_artifact(m);
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 2 && argc != 3) {
+    std::fprintf(stderr, "usage: make_firmware_fixture DIR [ARTIFACT]\n");
+    return 2;
+  }
+  const std::string dir = argv[1];
+  std::string bytes = six_operator_artifact();
+  if (argc == 3) {
+    std::ifstream f(argv[2], std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+  }
 
   // The host runtime's answer.
   std::vector<uint8_t> aligned(bytes.size() + 16);
@@ -143,7 +187,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "host load failed: %s\n", err.what);
     return 1;
   }
+  const std::string input = random_bytes(interp.input(0).bytes);
   std::copy(input.begin(), input.end(), static_cast<char*>(interp.input(0).data));
+  const auto* chain = interp.model()->patch();
+  std::printf("bands: %d\n", chain ? chain->bands() : 0);
   if (interp.invoke().status != LoadStatus::kOk) return 1;
   std::string expected = "output:";
   const auto out = interp.output(0);
@@ -153,6 +200,7 @@ int main(int argc, char** argv) {
     expected += hex;
   }
   std::ofstream(dir + "/artifact.tfa", std::ios::binary) << bytes;
+  if (argc == 2) std::ofstream(dir + "/banded.tfa", std::ios::binary) << banded_artifact();
   std::ofstream(dir + "/input.bin", std::ios::binary) << input;
   std::ofstream(dir + "/expected.txt") << expected << "\n";
   std::printf("%s\n", expected.c_str());

@@ -28,6 +28,9 @@ struct CompileOptions {
   // 2^24 activation elements (64 MB as floats) is far past any class's RAM.
   int64_t max_work = int64_t{1} << 30;
   int64_t max_activation_elements = int64_t{1} << 24;
+  // Patch-based execution (memory_planner.h): a chain of window operators run in bands
+  // of rows when that lowers the arena (artifact format 1.3).
+  bool patches = true;
 };
 
 struct LayerSqnr {
@@ -50,6 +53,9 @@ struct CompileReport {
   uint32_t greedy_arena_bytes = 0;  // greedy by size in the ONNX order (TFLite Micro)
   uint32_t naive_arena_bytes = 0;   // every activation its own buffer
   int in_place_operators = 0;       // operators writing over their own input
+  // Patch-based execution: operators banded_first .. banded_first + banded_operators - 1
+  // run in `bands` bands of rows (0 operators: none).
+  int banded_first = -1, banded_operators = 0, bands = 0;
   uint32_t scratch_bytes = 0;
   uint64_t artifact_bytes = 0;
   int validation_samples = 0;

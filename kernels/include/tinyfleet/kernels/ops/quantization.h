@@ -10,6 +10,14 @@
 
 namespace tinyfleet::kernels {
 
+// gemmlowp's SaturatingShiftLeft on a raw int32 (fixedpoint.h), as TFLM uses it.
+inline int32_t saturating_shift_left(int32_t x, int exponent) {
+  const int64_t r = static_cast<int64_t>(x) * (int64_t{1} << exponent);
+  if (r > INT32_MAX) return INT32_MAX;
+  if (r < INT32_MIN) return INT32_MIN;
+  return static_cast<int32_t>(r);
+}
+
 // (a * b * 2) >> 31 with rounding to nearest and saturation of INT32_MIN * INT32_MIN.
 inline int32_t saturating_rounding_doubling_high_mul(int32_t a, int32_t b) {
   if (a == b && a == std::numeric_limits<int32_t>::min()) {

@@ -52,6 +52,15 @@ struct OperatorSpec {
   artifact::SoftmaxMode softmax_mode = artifact::SoftmaxMode_Table;
 };
 
+// Format 1.3: a chain run in bands (artifact.fbs, PatchPlan); operators == 0: none.
+// The writer sets the chain's intermediate tensors' arena_offset to tensor_arena_bytes
+// (their buffers are at buffer_offsets) and writes format_minor 3; without a chain it
+// writes 2, so such artifacts are byte for byte what the 1.2 writer gave.
+struct PatchSpec {
+  int32_t first_operator = -1, operators = 0, bands = 0;
+  std::vector<uint32_t> buffer_offsets;  // one per intermediate (operators - 1)
+};
+
 struct ModelSpec {
   std::string device_class;
   std::string model_name;
@@ -61,6 +70,7 @@ struct ModelSpec {
   uint32_t tensor_arena_bytes = 0;
   uint32_t scratch_bytes = 0;
   uint16_t format_major = 1;  // tests write other values to check refusal
+  PatchSpec patches;
 };
 
 // The artifact bytes, content_sha256 filled in (sha256 of the bytes with that field
@@ -90,7 +100,9 @@ struct TensorSegment {
 // tensors' data ("<tensor>"), their scales ("<tensor>/scale") and the operators'
 // requantization vectors ("<output tensor>/requant_multiplier", ".../requant_shift"),
 // their integer parameters (".../options": the ints of Add/Mul/Mean/SoftmaxOptions;
-// ".../int_params" in older artifacts). Empty when the bytes are not a valid artifact.
+// ".../int_params" in older artifacts) and a patch plan's chain and buffer offsets
+// ("<first operator's output>/patch", ".../patch_offsets"). Empty when the bytes are not a valid
+// artifact.
 std::vector<TensorSegment> tensor_segments(const std::string& artifact);
 
 // Checks content_sha256 against the bytes.

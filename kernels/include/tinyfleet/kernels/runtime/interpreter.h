@@ -78,6 +78,12 @@ class Interpreter {
  private:
   TensorView view(int32_t tensor) const;
   RuntimeError run(int32_t op_index, const artifact::Operator* op);
+  // Patch-based execution (the end of interpreter.cpp): the load-time checks of a format 1.3
+  // patch plan, the chain operator whose output `tensor` is when it lives in a band
+  // buffer (else -1), and the banded run of the chain.
+  static const char* check_patches(const artifact::Model* m);
+  static int32_t band_producer(const artifact::Model* m, int32_t tensor);
+  RuntimeError run_bands(const artifact::PatchChain* chain);
 
   const uint8_t* base_ = nullptr;
   const artifact::Model* model_ = nullptr;
