@@ -264,6 +264,15 @@ TEST_F(FirmwareRollout, TwoFirmwareDevicesTakeV1ThenTheV2DeltaAndReturnToV2After
   EXPECT_NE(r.out.find("gate 'accuracy_drop <= 0.15' failed"), std::string::npos) << r.out;
   for (const auto& [id, d] : devices_of("v3")) EXPECT_EQ(d.first, "rolled_back") << id;
   EXPECT_TRUE(firmware_runs(v2.first, 60)) << "the firmware devices did not return to v2";
+  // What each firmware device went through (its console's update lines).
+  for (const char* id : kFirmware) {
+    std::istringstream log(firmware_log(id));
+    for (std::string l; std::getline(log, l);) {
+      if (l.rfind("update: ", 0) == 0 || l.rfind("run: ", 0) == 0) {
+        std::printf("%s %s\n", id, l.c_str());
+      }
+    }
+  }
   std::printf("[%5.1fs] done\n", elapsed());
 }
 
