@@ -1,16 +1,20 @@
 // The reference firmware on the Cortex-M4 (QEMU mps2-an386): the agent core over the MQTT
 // outbox (firmware/src/mqtt_outbox.cpp) on UART0, which QEMU joins to the broker
-// (`-serial tcp:...`). It installs the factory model it carries (digits_cnn v1 compiled for
-// cortex-m4-256k, embedded by the build from FIXTURE), boots it, connects with the device account
-// given at build time (TF_MQTT_USER, TF_MQTT_PASSWORD, TF_MQTT_FLEET), takes the signed offer
-// retained on its offer topic, asks for the payload chunk by chunk, verifies, patches the
-// TensorRange delta into the other slot (RAM slot stores), self-tests, switches, runs the
-// sample it carries through the inference loop and publishes a telemetry window whose
-// active time the board timer measured. Output (semihosting): each step, then
-// "reference firmware: ok (N cases)" or a non-zero exit; any heap allocation after
-// start-up exits 99.
+// (`-serial tcp:...`). One binary serves any device: at power-up it reads its provisioning
+// record (`provision.txt` in QEMU's working directory, through semihosting; see
+// tinyfleet/firmware/provisioning.h): the device account, fleet, root key and clock.
+//   mode=once (ctest firmware_reference_qemu): installs the factory model it carries,
+//     takes the one offer retained on its topic, patches, self-tests, switches, runs the
+//     sample it carries and publishes a telemetry window, then exits.
+//   mode=run (deploy/local/run-firmware-devices.sh, the FirmwareRollout e2e test): serves
+//     fleetd's rollouts until QEMU is stopped, running the labelled digits it carries
+//     (accuracy probes) every rate_ms and publishing a telemetry window every window_s.
+// Output (semihosting): each step; once: "reference firmware: ok (N cases)" or a non-zero
+// exit. Any heap allocation after start-up exits 99.
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <new>
 
 #include "fixture_constants.h"
 #include "heap_trap.h"
@@ -22,17 +26,13 @@
 #include "tinyfleet/device_agent/update_agent.h"
 #include "tinyfleet/firmware/cmsdk_uart.h"
 #include "tinyfleet/firmware/mqtt_outbox.h"
+#include "tinyfleet/firmware/nor_semihost.h"
+#include "tinyfleet/firmware/provisioning.h"
 #include "tinyfleet/firmware/sodium_ports.h"
 
-#ifndef TF_MQTT_USER
-#define TF_MQTT_USER "unset"
-#define TF_MQTT_PASSWORD "unset"
-#define TF_MQTT_FLEET "unset"
-#endif
-
 extern "C" {
-extern const unsigned char tf_root_pub[], tf_v1[], tf_input[];
-extern const unsigned int tf_v1_size, tf_input_size;
+extern const unsigned char tf_root_pub[], tf_v1[], tf_input[], tf_samples[];
+extern const unsigned int tf_v1_size, tf_input_size, tf_samples_size;
 }
 
 namespace {
@@ -48,6 +48,8 @@ void expect(bool ok, const char* what) {
   std::printf("%s %s\n", ok ? "ok  " : "FAIL", what);
 }
 
+firmware::Provisioning g_prov;
+
 // Timer 0 (25 MHz in QEMU's virtual time), extended past its wrap.
 uint64_t board_ticks() {
   static uint32_t last = 0;
@@ -59,10 +61,13 @@ uint64_t board_ticks() {
 }
 uint32_t board_ms() { return static_cast<uint32_t>(board_ticks() / 25000u); }
 
-// The wall clock of the fixture's offers (no RTC on the board); time from timer 0.
+// No RTC on the board: the wall clock is the provisioning record's `now` (the host's
+// time at power-up) plus timer 0; without one, the fixture's offers' clock.
 class BoardClock final : public device_agent::Clock {
  public:
-  uint64_t now_unix() override { return ft::kNow; }
+  uint64_t now_unix() override {
+    return g_prov.now != 0 ? g_prov.now + board_ticks() / 25000000u : ft::kNow;
+  }
   uint64_t monotonic_ms() override { return board_ticks() / 25000u; }
   uint64_t monotonic_us() override { return board_ticks() / 25u; }
   uint64_t active_ns() override { return board_ticks() * 40u; }
@@ -72,6 +77,27 @@ firmware::CmsdkUartTransport g_uart(firmware::CmsdkUartTransport::kMps2Uart0, 21
 // The TensorRange workspace, lent to the outbox for offers over its receive buffer.
 alignas(16) uint8_t g_workspace[21 * 1024];
 firmware::StaticMqttOutbox<1024, 1024> g_outbox(g_uart, g_workspace, sizeof g_workspace);
+
+// The outbox as the agent sees it, noting how much of each release's payload it asked
+// for: a delta's payload is a fraction of the artifact it makes.
+class CountingOutbox final : public device_agent::Outbox {
+ public:
+  bool publish_status(const uint8_t* m, size_t n) override { return g_outbox.publish_status(m, n); }
+  bool publish_telemetry(const uint8_t* m, size_t n) override {
+    return g_outbox.publish_telemetry(m, n);
+  }
+  bool request_chunk(uint64_t release, uint64_t offset, uint32_t length) override {
+    if (release != release_) {
+      release_ = release;
+      payload_end_ = 0;
+    }
+    if (offset + length > payload_end_) payload_end_ = offset + length;
+    return g_outbox.request_chunk(release, offset, length);
+  }
+  uint64_t release_ = 0, payload_end_ = 0;
+};
+
+CountingOutbox g_counting;
 ft::RamRecords g_records;
 ft::RamSlots g_slots;
 BoardClock g_clock;
@@ -80,18 +106,47 @@ firmware::Ed25519Verifier g_verifier;
 alignas(16) uint8_t g_arena_a[2048], g_arena_b[2048];
 device_agent::KernelsRunner g_runner_a{g_arena_a, sizeof g_arena_a};
 device_agent::KernelsRunner g_runner_b{g_arena_b, sizeof g_arena_b};
+// Built once the provisioning record is read (its names and key live in g_prov).
+alignas(device_agent::UpdateAgent) unsigned char g_agent_bytes[sizeof(device_agent::UpdateAgent)];
+device_agent::UpdateAgent* g_agent = nullptr;
 
-device_agent::AgentConfig agent_config() {
-  device_agent::AgentConfig c;
-  c.fleet = ft::kFleet;  // the fleet and device the offer names (its topics are the account's)
-  c.device_class = ft::kClass;
-  c.device_id = ft::kDevice;
-  c.root_public_key = tf_root_pub;
-  c.probation_inferences = 1;
-  return c;
+bool read_provisioning() {
+  static char text[1024];
+  const long n = firmware::semihost_read_file("provision.txt", text, sizeof text);
+  char error[96];
+  if (n <= 0) {
+    std::printf("provisioning: cannot read provision.txt (at most %u bytes)\n",
+                static_cast<unsigned>(sizeof text - 1));
+    return false;
+  }
+  if (!firmware::parse_provisioning(text, static_cast<size_t>(n), &g_prov, error, sizeof error)) {
+    std::printf("provisioning: provision.txt %s\n", error);
+    return false;
+  }
+  if (!g_prov.has_root_key) std::memcpy(g_prov.root_key, tf_root_pub, sizeof g_prov.root_key);
+  return true;
 }
-device_agent::UpdateAgent g_agent(agent_config(), g_records, g_slots, g_clock, g_outbox, g_verifier,
-                                  g_sha, g_runner_a, g_runner_b, g_workspace, sizeof g_workspace);
+
+void make_agent() {
+  device_agent::AgentConfig c;
+  c.fleet = g_prov.offer_fleet;
+  c.device_class = ft::kClass;
+  c.device_id = g_prov.device;
+  c.root_public_key = g_prov.root_key;
+  c.probation_inferences = g_prov.run ? 5 : 1;
+  g_agent = new (g_agent_bytes)
+      device_agent::UpdateAgent(c, g_records, g_slots, g_clock, g_counting, g_verifier, g_sha,
+                                g_runner_a, g_runner_b, g_workspace, sizeof g_workspace);
+}
+
+device_agent::InferenceLoop& inference_loop() {
+  device_agent::InferenceConfig ic;
+  ic.clock_hz = 80000000;  // cortex-m4-256k (catalog.json): 80 MHz, 12 mW active
+  ic.active_mw = 12.0f;
+  ic.window_ms = g_prov.run ? g_prov.window_s * 1000u : 1;
+  static device_agent::InferenceLoop loop(ic, *g_agent, g_clock, g_counting);
+  return loop;
+}
 
 template <typename F>
 bool run_until(F done, uint32_t limit_ms) {
@@ -103,38 +158,47 @@ bool run_until(F done, uint32_t limit_ms) {
   return false;
 }
 
-void session() {
+void start_mqtt() {
   static firmware::mqtt::ClientOptions options;
-  options.connect.client_id = TF_MQTT_USER;
-  options.connect.username = TF_MQTT_USER;
-  options.connect.password = TF_MQTT_PASSWORD;
+  options.connect.client_id = g_prov.user;
+  options.connect.username = g_prov.user;
+  options.connect.password = g_prov.password;
   options.connect.keep_alive_s = 30;
-  g_outbox.attach(&g_agent);
+  g_outbox.attach(g_agent);
   g_outbox.start(options);
-  expect(run_until([] { return g_outbox.client().counters().connects == 1; }, 15000),
-         "connected over UART0 with the device account");
-  expect(run_until([] { return g_agent.state() == update::UpdateState::kCommitted; }, 60000),
-         "took the offer, downloaded, verified, patched, self-tested and switched");
+}
+
+void print_update() {
+  const auto& r = g_agent->record();
   std::printf(
-      "update: release %llu, state %s, reason \"%s\"; offers %u (streamed %u), "
-      "chunk requests %u, chunks %u\n",
-      static_cast<unsigned long long>(g_agent.record().installed_release),
-      update::to_string(g_agent.state()), g_agent.record().reason,
+      "update: release %llu, state %s, reason \"%s\"; payload %llu B asked for release %llu "
+      "(artifact %llu B); offers %u (streamed %u), chunk requests %u, chunks %u\n",
+      static_cast<unsigned long long>(r.installed_release), update::to_string(g_agent->state()),
+      r.reason, static_cast<unsigned long long>(g_counting.payload_end_),
+      static_cast<unsigned long long>(g_counting.release_),
+      static_cast<unsigned long long>(r.installed_size),
       static_cast<unsigned>(g_outbox.counters().offers),
       static_cast<unsigned>(g_outbox.counters().streamed_offers),
       static_cast<unsigned>(g_outbox.counters().chunk_requests),
       static_cast<unsigned>(g_outbox.counters().chunks));
-  expect(g_agent.record().installed_release == ft::kDeltaRelease && g_agent.model_ready(),
+  std::fflush(stdout);  // the host reads the console while the device runs
+}
+
+// mode=once: the fixture's offer (release 8) from serve_offer.
+void session_once() {
+  start_mqtt();
+  expect(run_until([] { return g_outbox.client().counters().connects == 1; }, 15000),
+         "connected over UART0 with the device account");
+  expect(run_until([] { return g_agent->state() == update::UpdateState::kCommitted; }, 60000),
+         "took the offer, downloaded, verified, patched, self-tested and switched");
+  print_update();
+  expect(g_agent->record().installed_release == ft::kDeltaRelease && g_agent->model_ready(),
          "release 8 installed and loaded");
 
   // The sample it carries through the inference loop; the window goes out at once.
-  device_agent::InferenceConfig ic;
-  ic.clock_hz = 80000000;  // cortex-m4-256k (catalog.json): 80 MHz, 12 mW active
-  ic.active_mw = 12.0f;
-  ic.window_ms = 1;
-  static device_agent::InferenceLoop loop(ic, g_agent, g_clock, g_outbox);
+  auto& loop = inference_loop();
   static float sample[64];
-  auto& model = g_agent.model();
+  auto& model = g_agent->model();
   for (size_t i = 0; i < tf_input_size && i < 64; ++i) {
     sample[i] = model.input_scale() *
                 static_cast<float>(static_cast<int8_t>(tf_input[i]) - model.input_zero_point());
@@ -147,12 +211,80 @@ void session() {
               static_cast<unsigned long long>(ticks), static_cast<unsigned long long>(ticks * 40));
   expect(run_until(
              [] {
-               loop.poll();  // closes the window once it is due, publishes it at QoS 0
-               return loop.windows_sent() >= 1;
+               inference_loop().poll();  // closes the window once due, publishes it at QoS 0
+               return inference_loop().windows_sent() >= 1;
              },
              5000),
          "telemetry window published");
   g_outbox.disconnect();
+}
+
+// The labelled digits it carries (make_probe_samples): u32 count, u32 floats per
+// sample, then per sample an i32 label and the floats.
+struct Samples {
+  uint32_t count = 0, floats = 0;
+  const unsigned char* first = nullptr;
+  bool load() {
+    if (tf_samples_size < 8) return false;
+    std::memcpy(&count, tf_samples, 4);
+    std::memcpy(&floats, tf_samples + 4, 4);
+    first = tf_samples + 8;
+    return count > 0 && floats > 0 && floats <= 1024 &&
+           (tf_samples_size - 8) / (4u + 4u * floats) >= count;
+  }
+  int get(uint32_t i, float* out) const {
+    const unsigned char* p = first + static_cast<size_t>(i) * (4u + 4u * floats);
+    int32_t label = 0;
+    std::memcpy(&label, p, 4);
+    std::memcpy(out, p + 4, 4u * floats);
+    return label;
+  }
+};
+
+// mode=run: fleetd's rollouts until QEMU is stopped.
+[[noreturn]] void serve() {
+  static Samples samples;
+  static float sample[1024];
+  if (!samples.load()) {
+    std::printf("run: the probe samples are malformed\n");
+    std::exit(1);
+  }
+  auto& loop = inference_loop();
+  start_mqtt();
+  std::fflush(stdout);
+  uint32_t next = board_ms(), report = board_ms(), i = 0, infers = 0, correct = 0;
+  uint64_t busy_ticks = 0, last_release = g_agent->record().installed_release;
+  update::UpdateState last_state = g_agent->state();
+  for (;;) {
+    g_outbox.poll();
+    loop.poll();
+    if (g_agent->state() != last_state || g_agent->record().installed_release != last_release) {
+      last_state = g_agent->state();
+      last_release = g_agent->record().installed_release;
+      print_update();
+    }
+    const uint32_t now = board_ms();
+    if (static_cast<int32_t>(now - next) >= 0) {
+      next = now + g_prov.rate_ms;
+      if (g_agent->model_ready()) {
+        const int label = samples.get(i, sample);
+        i = (i + 1) % samples.count;
+        const uint64_t before = board_ticks();
+        const int top = loop.infer(sample, samples.floats, label);  // every one a probe
+        busy_ticks += board_ticks() - before;
+        ++infers;
+        correct += top == label;
+      }
+    }
+    if (now - report >= 30000) {
+      report = now;
+      std::printf("run: %u inferences (%u correct), mean %llu timer ticks, %llu windows sent\n",
+                  infers, correct,
+                  static_cast<unsigned long long>(infers ? busy_ticks / infers : 0),
+                  static_cast<unsigned long long>(loop.windows_sent()));
+      std::fflush(stdout);
+    }
+  }
 }
 
 }  // namespace
@@ -161,12 +293,18 @@ int main() {
   InstructionCounter::start();
   volatile uint32_t anchor = 0;
   const ft::StackMeter stack(reinterpret_cast<uintptr_t>(&anchor) - 256);
-  std::printf("reference firmware (mps2-an386) as %s in fleet %s\n", TF_MQTT_USER, TF_MQTT_FLEET);
-  expect(g_outbox.configure(TF_MQTT_FLEET, TF_MQTT_USER), "device topics");
-  expect(g_agent.install_factory(tf_v1, tf_v1_size) && g_agent.boot(),
-         "factory model installed and booted");
+  if (!read_provisioning()) return 2;
+  std::printf("reference firmware (mps2-an386) as %s in fleet %s (%s mode)\n", g_prov.user,
+              g_prov.fleet, g_prov.run ? "run" : "once");
+  make_agent();
+  expect(g_outbox.configure(g_prov.fleet, g_prov.user), "device topics");
+  if (g_prov.factory) {
+    expect(g_agent->install_factory(tf_v1, tf_v1_size), "factory model installed");
+  }
+  expect(g_agent->boot() || !g_prov.factory, "booted");
   lock_heap();
-  session();
+  if (g_prov.run) serve();
+  session_once();
   std::printf("ram: outbox %u B, UpdateAgent %u B, stack high-water %u B\n",
               static_cast<unsigned>(sizeof g_outbox),
               static_cast<unsigned>(sizeof(device_agent::UpdateAgent)),
