@@ -9,21 +9,7 @@
 #   -DFIXTURE=<make_offer_fixture> -DCOMPILE=<tinyfleet-compile> -DMODELS=<tests/fixtures>
 #   -DSERVE=<serve_offer> -DSOURCE=<firmware> -DWORK=<dir>
 include(${CMAKE_CURRENT_LIST_DIR}/../support/qemu_m4.cmake)
-foreach(v TINYFLEET_MQTT_HOST TINYFLEET_MQTT_PORT TINYFLEET_MQTT_DEVICE_PORT
-          TINYFLEET_MQTT_SERVER_USER TINYFLEET_MQTT_SERVER_PASSWORD TINYFLEET_MQTT_TEST_DEVICES)
-  if(NOT DEFINED ENV{${v}})
-    message(FATAL_ERROR "${v} is not set: run under deploy/local/with-stack.sh")
-  endif()
-endforeach()
-string(REPLACE " " ";" accounts "$ENV{TINYFLEET_MQTT_TEST_DEVICES}")
-list(LENGTH accounts n)
-if(n LESS 28)
-  message(FATAL_ERROR "the stack made ${n} test device accounts, this test uses the 28th")
-endif()
-list(GET accounts 27 account)
-string(REPLACE ":" ";" account "${account}")
-list(GET account 0 user)
-list(GET account 1 password)
+stack_device_account(27 user password)
 string(RANDOM LENGTH 8 ALPHABET abcdefghijklmnopqrstuvwxyz0123456789 nonce)
 set(fleet "fwref${nonce}")
 
