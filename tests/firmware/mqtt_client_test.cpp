@@ -17,6 +17,7 @@
 
 #include <gtest/gtest.h>
 
+#include "poll_until.h"
 #include "tcp_transport.h"
 #include "tinyfleet/firmware/mqtt_client.h"
 #include "tinyfleet/testing/environment.h"
@@ -64,13 +65,7 @@ using Client = StaticMqttClient<512, 512>;
 // Polls until `done` or `limit` passes; true if done.
 bool poll_until(MqttClient& c, const std::function<bool()>& done,
                 std::chrono::milliseconds limit = 5s) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < end) {
-    c.poll();
-    if (done()) return true;
-    std::this_thread::sleep_for(1ms);
-  }
-  return false;
+  return tinyfleet::firmware_test::poll_until([&] { c.poll(); }, done, limit);
 }
 
 std::string shell(const std::string& command) {

@@ -21,6 +21,7 @@
 #include <gtest/gtest.h>
 
 #include "fixture_model.h"
+#include "poll_until.h"
 #include "tcp_transport.h"
 #include "tinyfleet/device_agent/kernels_runner.h"
 #include "tinyfleet/device_agent/update_agent.h"
@@ -210,14 +211,12 @@ class FirmwareOutbox : public ::testing::Test {
   }
   // Polls the server, the outbox (and with it the agent) until `done`.
   bool run(const std::function<bool()>& done, std::chrono::milliseconds limit = 10s) {
-    const auto end = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < end) {
-      server_client_->poll();
-      if (outbox_) outbox_->poll();
-      if (done()) return true;
-      std::this_thread::sleep_for(1ms);
-    }
-    return false;
+    return tinyfleet::firmware_test::poll_until(
+        [&] {
+          server_client_->poll();
+          if (outbox_) outbox_->poll();
+        },
+        done, limit);
   }
   // The device: v1 installed at the factory, booted, its outbox connected.
   template <size_t kRx>
