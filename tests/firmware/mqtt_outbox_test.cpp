@@ -21,7 +21,7 @@
 #include <gtest/gtest.h>
 
 #include "fixture_model.h"
-#include "poll_until.h"
+#include "mqtt_test_support.h"
 #include "tcp_transport.h"
 #include "tinyfleet/device_agent/kernels_runner.h"
 #include "tinyfleet/device_agent/update_agent.h"
@@ -168,12 +168,7 @@ class FirmwareOutbox : public ::testing::Test {
     const std::string test = ::testing::UnitTest::GetInstance()->current_test_info()->name();
     fleet_ = ("fwob" + std::to_string(getpid()) + test).substr(0, update::kMaxNameBytes);
     client_id_ = account_.user + "-" + fleet_;
-    device_options_.connect.client_id = client_id_.c_str();
-    device_options_.connect.username = account_.user.c_str();
-    device_options_.connect.password = account_.password.c_str();
-    device_options_.connect.keep_alive_s = 30;
-    device_options_.backoff_initial_ms = 200;
-    device_options_.backoff_max_ms = 1000;
+    device_options_ = tinyfleet::firmware_test::device_client_options(client_id_, account_);
     server_user_ = require_env("TINYFLEET_MQTT_SERVER_USER");
     server_password_ = require_env("TINYFLEET_MQTT_SERVER_PASSWORD");
     server_id_ = "srv-" + fleet_;
