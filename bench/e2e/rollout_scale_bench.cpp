@@ -200,6 +200,8 @@ class Fleet {
     for (std::string l; std::getline(in, l);) {
       if (!l.empty()) lines.push_back(l);
     }
+    const std::string broker =
+        "tcp://" + require_env("TINYFLEET_MQTT_HOST") + ":" + require_env("TINYFLEET_MQTT_PORT");
     for (size_t first = 0, k = 0; first < lines.size(); first += kPerSim, ++k) {
       const fs::path creds = dir_ / ("creds-" + std::to_string(k));
       std::ofstream out(creds);
@@ -209,18 +211,14 @@ class Fleet {
       out.close();
       const fs::path log = dir_ / ("sim-" + std::to_string(k) + ".log");
       const std::string window = std::to_string(window_s), r = std::to_string(rate);
-      const pid_t pid = fork();
-      if (pid == 0) {
-        const std::string broker = "tcp://" + require_env("TINYFLEET_MQTT_HOST") + ":" +
-                                   require_env("TINYFLEET_MQTT_PORT");
-        std::freopen(log.c_str(), "w", stdout);
-        execl(TINYFLEET_FLEET_SIM, "fleet-sim", "--broker", broker.c_str(), "--class", kClass,
-              "--credentials", creds.c_str(), "--root-key", (dir_ / "keys" / "root.pub").c_str(),
-              "--data", fixture_path("data/digits_val.npz").c_str(), "--rate", r.c_str(),
-              "--window", window.c_str(), "--probe-every", "4", "--state",
-              (dir_ / ("state-" + std::to_string(k))).c_str(), nullptr);
-        _exit(127);
-      }
+      // Flushes this process's stdout first (what it printed would come out twice).
+      const pid_t pid = tinyfleet::testing::spawn_with_stdout(
+          {TINYFLEET_FLEET_SIM, "--broker", broker, "--class", kClass, "--credentials",
+           creds.string(), "--root-key", (dir_ / "keys" / "root.pub").string(), "--data",
+           fixture_path("data/digits_val.npz"), "--rate", r, "--window", window, "--probe-every",
+           "4", "--state", (dir_ / ("state-" + std::to_string(k))).string()},
+          log.string());
+      if (pid < 0) throw std::runtime_error("fork failed for fleet-sim");
       sims_.push_back({pid, log});
     }
     for (const auto& [pid, log] : sims_) {

@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "tinyfleet/update/pkcs11_signer.h"
 #include "tinyfleet/update/root_keys.h"
+#include "tinyfleet/update/sodium_crypto.h"
 #include "tinyfleet/update/update_keys.h"
 
 namespace tinyfleet::fleetctl {
@@ -20,13 +21,7 @@ uint64_t now_unix() {
                                    std::chrono::system_clock::now().time_since_epoch())
                                    .count());
 }
-std::string hex(const std::string& raw) {
-  std::string out(raw.size() * 2 + 1, '\0');
-  sodium_bin2hex(out.data(), out.size(), reinterpret_cast<const unsigned char*>(raw.data()),
-                 raw.size());
-  out.pop_back();
-  return out;
-}
+std::string hex(const std::string& raw) { return update::to_hex_string(raw); }
 // A 32-byte key given as 64 hex digits, or exits naming the option.
 std::string key_option(const Args& a, const std::string& name) {
   const std::string text = a.get(name);

@@ -209,8 +209,8 @@ bool UpdateAgent::persist(UpdateState next, const char* reason) {
   return true;
 }
 
-void UpdateAgent::report(update::StatusEvent event, const char* detail,
-                         update::OfferStatus refusal) {
+void UpdateAgent::report(update::StatusEvent event, const char* detail, update::OfferStatus refusal,
+                         uint64_t refused_release) {
   update::StatusMessage m;
   update::set_text(m.device_class, config_.device_class);
   m.event = event;
@@ -219,7 +219,10 @@ void UpdateAgent::report(update::StatusEvent event, const char* detail,
   m.has_artifact = record_.active_slot != kNoSlot;
   m.release = record_.installed_release;
   if (m.has_artifact) std::memcpy(m.artifact_sha256, record_.installed_sha256, 32);
-  m.pending_release = record_.pending_release;
+  // A refusal names the offer it refuses (docs/update-protocol.md: status), not the update
+  // in progress: fleetd applies it to that release only.
+  m.pending_release =
+      event == update::StatusEvent::kOfferRefused ? refused_release : record_.pending_release;
   m.failed_release = record_.failed_release;
   update::set_text(m.detail, detail);
   uint8_t bytes[update::kMaxStatusBytes];
@@ -369,8 +372,8 @@ void UpdateAgent::withdraw() {
   persist(UpdateState::kIdle, "offer withdrawn by fleetd");
 }
 
-void UpdateAgent::refuse(update::OfferStatus why) {
-  report(update::StatusEvent::kOfferRefused, update::to_string(why), why);
+void UpdateAgent::refuse(update::OfferStatus why, uint64_t release) {
+  report(update::StatusEvent::kOfferRefused, update::to_string(why), why, release);
 }
 
 void UpdateAgent::fail_update(const char* reason) {
@@ -430,7 +433,7 @@ void UpdateAgent::on_offer(const uint8_t* data, size_t size) {
   const auto checked = update::check_offer(data, size, id, clock_.now_unix(), verifier_);
   if (checked.status != update::OfferStatus::kOk) {
     // A retained offer we already installed comes back on every reconnect: not news.
-    if (checked.status != update::OfferStatus::kNotNewer) refuse(checked.status);
+    if (checked.status != update::OfferStatus::kNotNewer) refuse(checked.status, checked.release);
     return;
   }
   const auto* m = checked.manifest;
@@ -447,16 +450,16 @@ void UpdateAgent::on_offer(const uint8_t* data, size_t size) {
   // On probation the other slot holds the fallback: an update would overwrite it. The
   // offer waits (stored) until probation ends, then is taken or refused as usual.
   if (record_.state == UpdateState::kCommitted && record_.probation_left > 0) {
-    if (!defer(data, size)) refuse(update::OfferStatus::kNotStored);
+    if (!defer(data, size)) refuse(update::OfferStatus::kNotStored, m->release_seq());
     return;
   }
   if (m->codec() != update::DeltaCodec_Full &&
       std::memcmp(m->base_sha256()->data(), record_.installed_sha256, 32) != 0) {
-    refuse(update::OfferStatus::kBaseMismatch);
+    refuse(update::OfferStatus::kBaseMismatch, m->release_seq());
     return;
   }
   if (!records_.save(kOfferName, data, size)) {
-    refuse(update::OfferStatus::kNotStored);
+    refuse(update::OfferStatus::kNotStored, m->release_seq());
     return;
   }
   const uint64_t release = m->release_seq();

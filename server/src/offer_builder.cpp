@@ -10,6 +10,7 @@
 #include "tinyfleet/server/log.h"
 #include "tinyfleet/storage/repositories.h"
 #include "tinyfleet/update/offer_signer.h"
+#include "tinyfleet/update/sodium_crypto.h"
 
 namespace tinyfleet::server {
 
@@ -36,13 +37,7 @@ std::string sha256_raw(const std::string& s) {
   return d;
 }
 
-std::string hex(const std::string& raw) {
-  std::string out(raw.size() * 2 + 1, '\0');
-  sodium_bin2hex(out.data(), out.size(), reinterpret_cast<const unsigned char*>(raw.data()),
-                 raw.size());
-  out.pop_back();
-  return out;
-}
+std::string hex(const std::string& raw) { return update::to_hex_string(raw); }
 
 }  // namespace
 

@@ -243,6 +243,8 @@ TEST_F(UpdateAgentTest, TamperingIsRefusedAndTheOldModelKeepsRunning) {
     EXPECT_EQ(s.event, update::StatusEvent::kOfferRefused);
     EXPECT_EQ(s.refusal, why) << s.detail;
     EXPECT_STREQ(s.detail, update::to_string(why));
+    // It names the refused offer's release (fleetd applies it to that offer only).
+    EXPECT_EQ(s.pending_release, f.release_seq) << update::to_string(why);
     EXPECT_TRUE(s.has_artifact);
     EXPECT_EQ(std::string(reinterpret_cast<const char*>(s.artifact_sha256), 32), sha256(base_));
     EXPECT_TRUE(d->active_artifact() == base_);

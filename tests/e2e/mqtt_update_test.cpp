@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <functional>
 #include <thread>
 
 #include <chrono>
@@ -133,6 +134,15 @@ struct Rig {
     return publisher;
   }
   bool tls() const { return uri.rfind("ssl://", 0) == 0; }
+  // Pumps the port (`wait_ms` a time) until `done` or `seconds` have passed.
+  void pump_until(const std::function<bool()>& done, int seconds, int wait_ms = 100) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+    while (!done() && std::chrono::steady_clock::now() < deadline) port->pump(wait_ms);
+  }
+  // Pumps until `bytes` of the payload are staged (or the update ended).
+  void download(long bytes) {
+    pump_until([&] { return slots->staging_size() >= bytes || finished(); }, 30, 20);
+  }
   bool finished() const {
     return agent->state() == device_agent::UpdateState::kCommitted ||
            agent->state() == device_agent::UpdateState::kRolledBack;
@@ -165,8 +175,7 @@ TEST(MqttUpdate, AFineTunedModelArrivesAsASignedDeltaAndCommits) {
   EXPECT_LT(rig.delta.payload.size(), rig.target.size());
   auto publisher = rig.start_update("fleetd-test-", 0);
   ASSERT_TRUE(publisher);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (!rig.finished() && std::chrono::steady_clock::now() < deadline) rig.port->pump(100);
+  rig.pump_until([&] { return rig.finished(); }, 30);
   ASSERT_EQ(rig.agent->state(), device_agent::UpdateState::kCommitted)
       << rig.agent->record().reason;
   EXPECT_EQ(rig.agent->record().installed_release, 1u);
@@ -191,8 +200,7 @@ TEST(MqttUpdate, ARateBoundPublisherStillDelivers) {
   auto publisher = rig.start_update("fleetd-rate-", 300);
   ASSERT_TRUE(publisher);
   const auto t0 = std::chrono::steady_clock::now();
-  const auto deadline = t0 + std::chrono::seconds(60);
-  while (!rig.finished() && std::chrono::steady_clock::now() < deadline) rig.port->pump(100);
+  rig.pump_until([&] { return rig.finished(); }, 60);
   ASSERT_EQ(rig.agent->state(), device_agent::UpdateState::kCommitted)
       << rig.agent->record().reason;
   const double seconds =
@@ -216,18 +224,13 @@ TEST(MqttUpdate, ABrokerRestartMidDownloadResumes) {
   ASSERT_GT(chunks, 40u);
   auto publisher = rig.start_update("fleetd-restart-", 0);
   ASSERT_TRUE(publisher);
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (rig.slots->staging_size() < 20 * 16 && !rig.finished() &&
-         std::chrono::steady_clock::now() < deadline) {
-    rig.port->pump(20);
-  }
+  rig.download(20 * 16);
   ASSERT_EQ(rig.agent->state(), device_agent::UpdateState::kDownloading);
   const long before = rig.slots->staging_size();
   broker.stop();  // mid-download
   rig.port->pump(300);
   broker.start();
-  deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (!rig.finished() && std::chrono::steady_clock::now() < deadline) rig.port->pump(100);
+  rig.pump_until([&] { return rig.finished(); }, 60);
   ASSERT_EQ(rig.agent->state(), device_agent::UpdateState::kCommitted)
       << rig.agent->record().reason;
   EXPECT_GE(rig.slots->staging_size(), 0);
@@ -237,6 +240,28 @@ TEST(MqttUpdate, ABrokerRestartMidDownloadResumes) {
               static_cast<unsigned long long>(publisher->chunks_served()),
               static_cast<unsigned long long>(chunks), static_cast<unsigned long long>(twice));
   EXPECT_LT(twice, 2u) << "the download restarted instead of resuming";
+  publisher->stop();
+}
+
+// fleetd withdraws the offer mid-download (an empty retained message on the offer topic,
+// UpdatePublisher::withdraw): the Linux port hands the empty offer to the agent, which
+// abandons the download and never takes that release. A private broker (the account of
+// ABrokerRestartMidDownloadResumes, on a broker of its own).
+TEST(MqttUpdate, AWithdrawnOfferAbandonsTheDownload) {
+  tinyfleet::testing::PrivateBroker broker;
+  broker.start();
+  Rig rig(broker.uri(), 16, 11);  // small chunks: the withdrawal lands mid-download
+  auto publisher = rig.start_update("fleetd-withdraw-", 0);
+  ASSERT_TRUE(publisher);
+  rig.download(10 * 16);
+  ASSERT_EQ(rig.agent->state(), device_agent::UpdateState::kDownloading);
+  ASSERT_TRUE(publisher->withdraw(rig.fleet, rig.device));
+  rig.pump_until([&] { return rig.agent->state() != device_agent::UpdateState::kDownloading; }, 30,
+                 20);
+  EXPECT_EQ(rig.agent->state(), device_agent::UpdateState::kIdle) << rig.agent->record().reason;
+  EXPECT_STREQ(rig.agent->record().reason, "offer withdrawn by fleetd");
+  EXPECT_EQ(rig.agent->record().failed_release, 1u);
+  EXPECT_EQ(rig.agent->record().installed_release, 0u);
   publisher->stop();
 }
 

@@ -25,7 +25,7 @@
 #include "fleetd_process.h"
 #include "tinyfleet/testing/environment.h"
 #include "tinyfleet/testing/scratch_database.h"
-#include "tinyfleet/update/update_keys.h"
+#include "tinyfleet/testing/stack_fleetd.h"
 
 namespace tinyfleet::testing {
 namespace {
@@ -39,22 +39,9 @@ class ReplicasE2E : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = fs::temp_directory_path() / ("tf-replicas-" + std::to_string(getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-    const auto now = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(
-                                               std::chrono::system_clock::now().time_since_epoch())
-                                               .count());
-    ASSERT_TRUE(update::init_keys((dir_ / "keys").string(), now, 30));
-    const std::map<std::string, std::string> settings{
-        {"mqtt.port", require_env("TINYFLEET_MQTT_TLS_PORT")},
-        {"mqtt.ca_file", broker_ca_file()},
-        {"mqtt.user", require_env("TINYFLEET_MQTT_SERVER_USER")},
-        {"mqtt.password", require_env("TINYFLEET_MQTT_SERVER_PASSWORD")},
-        // One deployment: the replicas split chunk requests and telemetry in one group.
-        {"mqtt.share_group", "replicas" + std::to_string(getpid())},
-        {"keys.dir", (dir_ / "keys").string()},
-        {"keys.root_public_key_file", (dir_ / "keys" / "root.pub").string()},
-        {"rollouts.tick_ms", "200"}};
+    ASSERT_TRUE(fresh_keys_dir(dir_));
+    // One deployment: the replicas split chunk requests and telemetry in one group.
+    const auto settings = stack_fleetd_settings(dir_, "replicas" + std::to_string(getpid()));
     for (int i = 0; i < kReplicas; ++i) {
       replicas_.push_back(std::make_unique<FleetdProcess>(scratch_.uri(), admin_, settings));
       ASSERT_NO_FATAL_FAILURE(replicas_.back()->start());

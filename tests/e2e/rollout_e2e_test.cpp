@@ -22,7 +22,7 @@
 #include "fleetd_process.h"
 #include "tinyfleet/testing/environment.h"
 #include "tinyfleet/testing/scratch_database.h"
-#include "tinyfleet/update/update_keys.h"
+#include "tinyfleet/testing/stack_fleetd.h"
 
 namespace tinyfleet::testing {
 namespace {
@@ -38,28 +38,14 @@ class RolloutE2E : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = fs::temp_directory_path() / ("tf-e2e-" + std::to_string(getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-    const auto now = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(
-                                               std::chrono::system_clock::now().time_since_epoch())
-                                               .count());
-    ASSERT_TRUE(update::init_keys((dir_ / "keys").string(), now, 30));
+    ASSERT_TRUE(fresh_keys_dir(dir_));
     group_ = "e2e" + std::to_string(getpid());
-    fleetd_ = std::make_unique<FleetdProcess>(
-        scratch_.uri(), admin_,
-        std::map<std::string, std::string>{
-            {"mqtt.port", require_env("TINYFLEET_MQTT_TLS_PORT")},
-            {"mqtt.ca_file", tinyfleet::testing::broker_ca_file()},
-            {"mqtt.user", require_env("TINYFLEET_MQTT_SERVER_USER")},
-            {"mqtt.password", require_env("TINYFLEET_MQTT_SERVER_PASSWORD")},
-            {"mqtt.share_group", group_},
-            {"keys.dir", (dir_ / "keys").string()},
-            {"keys.root_public_key_file", (dir_ / "keys" / "root.pub").string()},
-            {"rollouts.tick_ms", "200"},
-            // Gates look every 6 s after the bake and decide within 30 s (the default
-            // spreads 12 looks over 4 hours).
-            {"gates.max_looks", "6"},
-            {"gates.max_wait_seconds", "30"}});
+    auto settings = stack_fleetd_settings(dir_, group_);
+    // Gates look every 6 s after the bake and decide within 30 s (the default spreads 12
+    // looks over 4 hours).
+    settings["gates.max_looks"] = "6";
+    settings["gates.max_wait_seconds"] = "30";
+    fleetd_ = std::make_unique<FleetdProcess>(scratch_.uri(), admin_, settings);
     ASSERT_NO_FATAL_FAILURE(fleetd_->start());
   }
   void TearDown() override {

@@ -1,10 +1,13 @@
 #include "fixture_model.h"
 
+#include <sodium.h>
+
 #include <algorithm>
 #include <cstdint>
 #include <random>
 #include <vector>
 
+#include "fixture_constants.h"
 #include "tinyfleet/kernels/ops/activations.h"
 #include "tinyfleet/kernels/ops/fully_connected.h"
 #include "tinyfleet/kernels/ops/quantization.h"
@@ -117,6 +120,33 @@ std::string run_on_host(const std::string& bytes, const std::string& input) {
   if (interp.invoke().status != LoadStatus::kOk) return "";
   const auto out = interp.output(0);
   return std::string(static_cast<const char*>(out.data), out.bytes);
+}
+
+std::string fixture_sha256(const std::string& bytes) {
+  unsigned char d[32];
+  crypto_hash_sha256(d, reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size());
+  return std::string(reinterpret_cast<char*>(d), 32);
+}
+
+update::ManifestFields fixture_manifest(const std::string& from, const std::string& to,
+                                        const update::Delta& delta, uint32_t version,
+                                        uint32_t chunk_size) {
+  update::ManifestFields f;
+  f.fleet = kFleet;
+  f.device_class = kClass;
+  f.device_id = kDevice;
+  f.model = "digits";
+  f.model_version = version;
+  f.target_sha256 = fixture_sha256(to);
+  f.target_size = to.size();
+  f.base_sha256 = fixture_sha256(from);
+  f.codec = delta.codec;
+  f.payload_sha256 = fixture_sha256(delta.payload);
+  f.payload_size = delta.payload.size();
+  f.chunk_size = chunk_size;
+  f.expires_at = kNow + 3600;
+  f.class_histogram = std::vector<float>(10, 0.1f);
+  return f;
 }
 
 }  // namespace tinyfleet::firmware_test

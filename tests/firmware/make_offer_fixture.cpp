@@ -40,11 +40,6 @@ std::string unhex(const char* h) {
 const unsigned char* u(const std::string& s) {
   return reinterpret_cast<const unsigned char*>(s.data());
 }
-std::string sha256(const std::string& bytes) {
-  unsigned char d[32];
-  crypto_hash_sha256(d, u(bytes), bytes.size());
-  return std::string(reinterpret_cast<char*>(d), 32);
-}
 bool write(const std::filesystem::path& p, const std::string& bytes) {
   std::ofstream f(p, std::ios::binary);
   f << bytes;
@@ -119,15 +114,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "delta: %s\n", delta.error().message.c_str());
     return 1;
   }
-  update::ManifestFields d = f;
+  update::ManifestFields d = ft::fixture_manifest(v1, v2, *delta, 2, ft::kDeltaChunkSize);
   d.release_seq = ft::kDeltaRelease;
-  d.target_sha256 = sha256(v2);
-  d.target_size = v2.size();
-  d.base_sha256 = sha256(v1);
-  d.codec = delta->codec;
-  d.payload_sha256 = sha256(delta->payload);
-  d.payload_size = delta->payload.size();
-  d.chunk_size = ft::kDeltaChunkSize;
   d.self_tests = {{input, out2}};
   // The root rotates before the update (v2: a new root key; the targets key re-certified):
   // the device walks the chain the delta offer carries from the key it pinned (root.pub,
@@ -166,14 +154,9 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "digits_cnn: does not run on the host, or no delta\n");
       return 1;
     }
-    update::ManifestFields m = d;
+    update::ManifestFields m = ft::fixture_manifest(digits_v1, digits_v2, *dd, 2, 256);
     m.model = "digits_cnn";
-    m.target_sha256 = sha256(digits_v2);
-    m.target_size = digits_v2.size();
-    m.base_sha256 = sha256(digits_v1);
-    m.payload_sha256 = sha256(dd->payload);
-    m.payload_size = dd->payload.size();
-    m.chunk_size = 256;
+    m.release_seq = d.release_seq;
     m.self_tests = {{input, out2}};
     digits_delta = dd->payload;
     digits_offer = signed_with_chain(m, *recertified);

@@ -17,6 +17,7 @@
 
 #include <gtest/gtest.h>
 
+#include "mqtt_test_support.h"
 #include "tcp_transport.h"
 #include "tinyfleet/firmware/mqtt_client.h"
 #include "tinyfleet/testing/environment.h"
@@ -64,13 +65,7 @@ using Client = StaticMqttClient<512, 512>;
 // Polls until `done` or `limit` passes; true if done.
 bool poll_until(MqttClient& c, const std::function<bool()>& done,
                 std::chrono::milliseconds limit = 5s) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < end) {
-    c.poll();
-    if (done()) return true;
-    std::this_thread::sleep_for(1ms);
-  }
-  return false;
+  return tinyfleet::firmware_test::poll_until([&] { c.poll(); }, done, limit);
 }
 
 std::string shell(const std::string& command) {
@@ -110,13 +105,8 @@ class FirmwareMqtt : public ::testing::Test {
     // fleetd's listener: the client id is ours, so the tests of this binary that ctest
     // runs at once do not take over each other's session (the ACL is the same).
     client_id_ = account_.user + "-" + fleet_;
-    options_.connect.client_id = client_id_.c_str();
-    options_.connect.username = account_.user.c_str();
-    options_.connect.password = account_.password.c_str();
-    options_.connect.keep_alive_s = 30;
+    options_ = tinyfleet::firmware_test::device_client_options(client_id_, account_);
     options_.connect_timeout_ms = 5000;
-    options_.backoff_initial_ms = 200;
-    options_.backoff_max_ms = 1000;
   }
   void TearDown() override {
     for (const auto& t : retained_topics_) publish_retained(t, "");

@@ -21,6 +21,7 @@
 #include <gtest/gtest.h>
 
 #include "fixture_model.h"
+#include "mqtt_test_support.h"
 #include "tcp_transport.h"
 #include "tinyfleet/device_agent/kernels_runner.h"
 #include "tinyfleet/device_agent/update_agent.h"
@@ -167,12 +168,7 @@ class FirmwareOutbox : public ::testing::Test {
     const std::string test = ::testing::UnitTest::GetInstance()->current_test_info()->name();
     fleet_ = ("fwob" + std::to_string(getpid()) + test).substr(0, update::kMaxNameBytes);
     client_id_ = account_.user + "-" + fleet_;
-    device_options_.connect.client_id = client_id_.c_str();
-    device_options_.connect.username = account_.user.c_str();
-    device_options_.connect.password = account_.password.c_str();
-    device_options_.connect.keep_alive_s = 30;
-    device_options_.backoff_initial_ms = 200;
-    device_options_.backoff_max_ms = 1000;
+    device_options_ = tinyfleet::firmware_test::device_client_options(client_id_, account_);
     server_user_ = require_env("TINYFLEET_MQTT_SERVER_USER");
     server_password_ = require_env("TINYFLEET_MQTT_SERVER_PASSWORD");
     server_id_ = "srv-" + fleet_;
@@ -210,14 +206,12 @@ class FirmwareOutbox : public ::testing::Test {
   }
   // Polls the server, the outbox (and with it the agent) until `done`.
   bool run(const std::function<bool()>& done, std::chrono::milliseconds limit = 10s) {
-    const auto end = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < end) {
-      server_client_->poll();
-      if (outbox_) outbox_->poll();
-      if (done()) return true;
-      std::this_thread::sleep_for(1ms);
-    }
-    return false;
+    return tinyfleet::firmware_test::poll_until(
+        [&] {
+          server_client_->poll();
+          if (outbox_) outbox_->poll();
+        },
+        done, limit);
   }
   // The device: v1 installed at the factory, booted, its outbox connected.
   template <size_t kRx>

@@ -14,6 +14,7 @@
 
 #include "heap_trap.h"
 #include "instruction_counter.h"
+#include "mps2_board.h"
 #include "stack_meter.h"
 #include "tinyfleet/firmware/cmsdk_uart.h"
 #include "tinyfleet/firmware/mqtt_client.h"
@@ -39,15 +40,7 @@ void expect(bool ok, const char* what) {
   std::printf("%s %s\n", ok ? "ok  " : "FAIL", what);
 }
 
-// Milliseconds from timer 0 (25 MHz in QEMU's virtual time), extended past its wrap.
-uint32_t board_ms() {
-  static uint32_t last = 0;
-  static uint64_t ticks = 0;
-  const uint32_t now = InstructionCounter::ticks();
-  ticks += now - last;
-  last = now;
-  return static_cast<uint32_t>(ticks / 25000u);
-}
+using firmware_test::board_ms;
 
 char g_offer_topic[update::kMaxTopicBytes];
 char g_status_topic[update::kMaxTopicBytes];
@@ -84,7 +77,7 @@ struct Events : Handler {
   uint8_t suback_code = 0xff;
 };
 
-firmware::CmsdkUartTransport g_uart(firmware::CmsdkUartTransport::kMps2Uart0, 217, board_ms);
+firmware::CmsdkUartTransport g_uart = firmware_test::board_uart0();
 Events g_events;
 // 1 KB each way: a status (<= 160 B) or a chunk request out, an offer's notice or a
 // small chunk in; the agent's 8 KB offers stream through it (MqttOutbox, docs/firmware.md).

@@ -22,11 +22,6 @@ using namespace tinyfleet;
 namespace ft = tinyfleet::firmware_test;
 
 namespace {
-std::string sha256(const std::string& bytes) {
-  unsigned char d[32];
-  crypto_hash_sha256(d, reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size());
-  return std::string(reinterpret_cast<char*>(d), 32);
-}
 bool write(const std::filesystem::path& p, const std::string& bytes) {
   std::ofstream f(p, std::ios::binary);
   f << bytes;
@@ -73,21 +68,8 @@ int main(int argc, char** argv) {
     }
     const std::string name = "d" + std::to_string(step) + std::to_string(step + 1) + ".bin";
     if (!write(dir / name, delta->payload)) return 1;
-    update::ManifestFields f;
-    f.fleet = ft::kFleet;
-    f.device_class = ft::kClass;
-    f.device_id = ft::kDevice;
-    f.model = "digits";
-    f.model_version = static_cast<uint32_t>(step + 1);
-    f.target_sha256 = sha256(to);
-    f.target_size = to.size();
-    f.base_sha256 = sha256(from);
-    f.codec = delta->codec;
-    f.payload_sha256 = sha256(delta->payload);
-    f.payload_size = delta->payload.size();
-    f.chunk_size = ft::kDeltaChunkSize;
-    f.expires_at = ft::kNow + 3600;
-    f.class_histogram = std::vector<float>(10, 0.1f);
+    update::ManifestFields f = ft::fixture_manifest(
+        from, to, *delta, static_cast<uint32_t>(step + 1), ft::kDeltaChunkSize);
     f.self_tests = {{input, out[step + 1]}};
     for (int attempt = 0; attempt < 3; ++attempt, ++release) {
       f.release_seq = release;

@@ -19,6 +19,7 @@
 #include "fixture_constants.h"
 #include "heap_trap.h"
 #include "instruction_counter.h"
+#include "mps2_board.h"
 #include "ram_ports.h"
 #include "stack_meter.h"
 #include "tinyfleet/device_agent/inference_loop.h"
@@ -50,16 +51,8 @@ void expect(bool ok, const char* what) {
 
 firmware::Provisioning g_prov;
 
-// Timer 0 (25 MHz in QEMU's virtual time), extended past its wrap.
-uint64_t board_ticks() {
-  static uint32_t last = 0;
-  static uint64_t ticks = 0;
-  const uint32_t now = InstructionCounter::ticks();
-  ticks += now - last;
-  last = now;
-  return ticks;
-}
-uint32_t board_ms() { return static_cast<uint32_t>(board_ticks() / 25000u); }
+using ft::board_ms;
+using ft::board_ticks;
 
 // No RTC on the board: the wall clock is the provisioning record's `now` (the host's
 // time at power-up) plus timer 0; without one, the fixture's offers' clock.
@@ -73,7 +66,7 @@ class BoardClock final : public device_agent::Clock {
   uint64_t active_ns() override { return board_ticks() * 40u; }
 };
 
-firmware::CmsdkUartTransport g_uart(firmware::CmsdkUartTransport::kMps2Uart0, 217, board_ms);
+firmware::CmsdkUartTransport g_uart = ft::board_uart0();
 // The TensorRange workspace, lent to the outbox for offers over its receive buffer.
 alignas(16) uint8_t g_workspace[21 * 1024];
 firmware::StaticMqttOutbox<1024, 1024> g_outbox(g_uart, g_workspace, sizeof g_workspace);

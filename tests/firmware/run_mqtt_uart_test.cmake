@@ -6,22 +6,7 @@
 # app sent, then clears both retained messages.
 #   -DSOURCE=<firmware> -DWORK=<dir>; the stack's TINYFLEET_MQTT_* in the environment.
 include(${CMAKE_CURRENT_LIST_DIR}/../support/qemu_m4.cmake)
-foreach(v TINYFLEET_MQTT_HOST TINYFLEET_MQTT_PORT TINYFLEET_MQTT_DEVICE_PORT
-          TINYFLEET_MQTT_SERVER_USER TINYFLEET_MQTT_SERVER_PASSWORD TINYFLEET_MQTT_TEST_DEVICES)
-  if(NOT DEFINED ENV{${v}})
-    message(FATAL_ERROR "${v} is not set: run under deploy/local/with-stack.sh")
-  endif()
-endforeach()
-# Test device 25 (tests/support: test_devices()): the 26th "id:password".
-string(REPLACE " " ";" accounts "$ENV{TINYFLEET_MQTT_TEST_DEVICES}")
-list(LENGTH accounts n)
-if(n LESS 26)
-  message(FATAL_ERROR "the stack made ${n} test device accounts, this test uses the 26th")
-endif()
-list(GET accounts 25 account)
-string(REPLACE ":" ";" account "${account}")
-list(GET account 0 user)
-list(GET account 1 password)
+stack_device_account(25 user password)  # test device 25 (environment.h)
 string(RANDOM LENGTH 8 ALPHABET abcdefghijklmnopqrstuvwxyz0123456789 nonce)
 set(fleet "fwuart${nonce}")
 set(offer_topic "tinyfleet/v1/${fleet}/${user}/offer")

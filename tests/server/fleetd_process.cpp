@@ -153,4 +153,19 @@ CommandResult run_command(const std::string& command) {
   return r;
 }
 
+pid_t spawn_with_stdout(const std::vector<std::string>& argv, const std::string& stdout_path) {
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  std::fflush(stdout);
+  std::fflush(stderr);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    std::freopen(stdout_path.c_str(), "w", stdout);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  return pid;
+}
+
 }  // namespace tinyfleet::testing

@@ -49,6 +49,12 @@ struct CommandResult {
 };
 CommandResult run_command(const std::string& command);
 
+// Starts `argv` (argv[0] a path) as a child process with its standard output in
+// `stdout_path` (truncated); the child's pid, -1 if fork failed. The caller's buffered
+// stdout and stderr are flushed first: a child that reopens stdout flushes the copy of
+// the buffer it inherited, so what the caller had not written yet would appear twice.
+pid_t spawn_with_stdout(const std::vector<std::string>& argv, const std::string& stdout_path);
+
 #ifdef TINYFLEET_FLEETCTL
 // fleetctl `args` against the fleetd on 127.0.0.1:`port` as `token` (no config file;
 // its stderr in `out` too), the command logged with the test's `elapsed` seconds.

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "fleetd_fixture.h"
+#include "offline_engine_parts.h"
 #include "rollouts/repository.h"
 #include "seeded_rollout.h"
 #include "tinyfleet/server/offer_builder.h"
@@ -27,8 +28,6 @@
 namespace tinyfleet::testing {
 namespace {
 
-namespace fs = std::filesystem;
-
 // fleetd here serves the API only (no MQTT settings: its own engine does not run).
 class AbortMidTick : public FleetdTest {
  protected:
@@ -36,21 +35,14 @@ class AbortMidTick : public FleetdTest {
     ASSERT_GE(sodium_init(), 0);
     FleetdTest::SetUp();
     rollouts_ = v1::Rollouts::NewStub(fleetd_->channel());
-    keys_ = fs::temp_directory_path() / ("tf-race-" + std::to_string(getpid()));
-    fs::remove_all(keys_);
-    auto key = update::init_keys(keys_.string(), 1700000000, 36500);
-    ASSERT_TRUE(key) << key.error().message;
-    blobs_ = std::make_unique<storage::PgBlobStore>(scratch_.db());
-    builder_ = std::make_unique<server::OfferBuilder>(scratch_.db(), *blobs_, *key);
-    // Never started: the devices already run the target, so nothing is published.
-    publisher_ = std::make_unique<server::UpdatePublisher>("tcp://127.0.0.1:1", "", "",
-                                                           "race-updates", 0.0, "race");
-    engine_ = std::make_unique<server::RolloutEngine>(scratch_.db(), scratch_.uri(), *publisher_,
-                                                      *builder_, 0.05);
+    // The publisher is never started: the devices already run the target, so nothing is
+    // published.
+    ASSERT_NO_FATAL_FAILURE(parts_.set_up(scratch_.db(), "race"));
+    engine_ = std::make_unique<server::RolloutEngine>(scratch_.db(), scratch_.uri(),
+                                                      parts_.publisher(), parts_.builder(), 0.05);
   }
   void TearDown() override {
     if (engine_) engine_->stop();
-    fs::remove_all(keys_);
   }
 
   // A running rollout of four devices that already run the target: one phase, no bake,
@@ -97,11 +89,8 @@ class AbortMidTick : public FleetdTest {
     });
   }
 
-  fs::path keys_;
   std::unique_ptr<v1::Rollouts::Stub> rollouts_;
-  std::unique_ptr<storage::PgBlobStore> blobs_;
-  std::unique_ptr<server::OfferBuilder> builder_;
-  std::unique_ptr<server::UpdatePublisher> publisher_;
+  OfflineEngineParts parts_;
   std::unique_ptr<server::RolloutEngine> engine_;
   std::atomic<bool> fired_{false};
   grpc::Status command_status_;

@@ -21,6 +21,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "offline_engine_parts.h"
 #include "rollout_seed.h"
 #include "rollouts/repository.h"
 #include "tinyfleet/server/offer_builder.h"
@@ -36,7 +37,6 @@
 namespace tinyfleet::testing {
 namespace {
 
-namespace fs = std::filesystem;
 namespace repo = server::rollouts::repo;
 
 constexpr int kDevices = 40;
@@ -53,15 +53,9 @@ class GatesInTheEngine : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_GE(sodium_init(), 0);
-    keys_ = fs::temp_directory_path() / ("tf-gates-" + std::to_string(getpid()));
-    fs::remove_all(keys_);
-    auto key = update::init_keys(keys_.string(), 1700000000, 36500);
-    ASSERT_TRUE(key) << key.error().message;
-    blobs_ = std::make_unique<storage::PgBlobStore>(scratch_.db());
-    builder_ = std::make_unique<server::OfferBuilder>(scratch_.db(), *blobs_, *key);
-    // Never started: phase 0 runs the target already; phase 1 is never admitted.
-    publisher_ = std::make_unique<server::UpdatePublisher>("tcp://127.0.0.1:1", "", "",
-                                                           "gates-updates", 0.0, "gates");
+    // The publisher is never started: phase 0 runs the target already; phase 1 is never
+    // admitted.
+    ASSERT_NO_FATAL_FAILURE(parts_.set_up(scratch_.db(), "gates"));
     ingest_ = std::make_unique<server::TelemetryIngest>(scratch_.db());
     server::TelemetryIngest::Limits open;
     open.windows_per_minute = 1e6;  // every flooded window is stored
@@ -72,7 +66,6 @@ class GatesInTheEngine : public ::testing::Test {
   void TearDown() override {
     if (engine_) engine_->stop();
     if (ingest_) ingest_->stop();
-    fs::remove_all(keys_);
   }
 
   // v1 on every device, v2 on phase 0's; a rollout of v2 in two phases of 20 devices
@@ -129,8 +122,8 @@ class GatesInTheEngine : public ::testing::Test {
     server::GatePolicy policy;  // alpha 0.01, at least 5 devices a group
     policy.max_looks = 6;
     policy.max_wait_seconds = 10;
-    engine_ = std::make_unique<server::RolloutEngine>(scratch_.db(), scratch_.uri(), *publisher_,
-                                                      *builder_, 0.05, policy);
+    engine_ = std::make_unique<server::RolloutEngine>(
+        scratch_.db(), scratch_.uri(), parts_.publisher(), parts_.builder(), 0.05, policy);
     engine_->start();
     wait_until([&] { return phase_state(0) == "baking"; }, "phase 0 bakes");
   }
@@ -229,10 +222,7 @@ class GatesInTheEngine : public ::testing::Test {
   }
 
   ScratchDatabase scratch_{/*pool_size=*/4};
-  fs::path keys_;
-  std::unique_ptr<storage::PgBlobStore> blobs_;
-  std::unique_ptr<server::OfferBuilder> builder_;
-  std::unique_ptr<server::UpdatePublisher> publisher_;
+  OfflineEngineParts parts_;
   std::unique_ptr<server::TelemetryIngest> ingest_;
   std::unique_ptr<server::RolloutEngine> engine_;
   std::map<std::string, uint64_t> seq_;

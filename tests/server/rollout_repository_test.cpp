@@ -399,6 +399,7 @@ TEST_F(RolloutRepository, BaseRefusalsAreCappedThenTheDeviceFails) {
   };
   for (int i = 1; i <= repo::kMaxBaseRefusals; ++i) {
     repo::StoredOffer o{static_cast<uint64_t>(10 + i), fleet.artifact, "", payload, "offer"};
+    refusal.refused_release = static_cast<int64_t>(o.release);
     ASSERT_TRUE(
         run([&](pqxx::work& w) { return repo::record_offer(w, id, "dev-1000", false, o); }));
     auto sha = db().transact(
@@ -417,14 +418,56 @@ TEST_F(RolloutRepository, BaseRefusalsAreCappedThenTheDeviceFails) {
   }
   EXPECT_EQ(state("dev-1000"), "failed | refused 3 times: base mismatch");
 
+  // A refusal naming no release (the offer did not verify far enough) applies to the offer.
   refusal.refusal = update::OfferStatus::kBadSignature;
   refusal.detail = "signature";
+  refusal.refused_release = 0;
   repo::StoredOffer o{20, fleet.artifact, "", payload, "offer"};
   ASSERT_TRUE(run([&](pqxx::work& w) { return repo::record_offer(w, id, "dev-1001", false, o); }));
   EXPECT_TRUE(run([&](pqxx::work& w) {
     return repo::apply_status(w, "default", "dev-1001", refusal, true) == 1;
   }));
   EXPECT_EQ(state("dev-1001"), "failed | refused: signature");
+}
+
+// A device refuses release 11 (base mismatch) and is offered 12 from the base it reported.
+// Its retained refusal of 11, replayed when a new leader subscribes, leaves the offer of 12
+// alone; a refusal of 12 applies.
+TEST_F(RolloutRepository, AReplayedRefusalOfAnEarlierReleaseLeavesANewerOfferAlone) {
+  const auto fleet = seed(1);
+  const int64_t id = create("r", fleet, {{100, 0}});
+  const auto payload =
+      *db().transact([](pqxx::work& w) { return storage::PgBlobStore::put(w, "payload"); });
+  const std::string device = fleet.devices[0];
+  auto state = [&] {
+    return *db().transact([&](pqxx::work& w) {
+      return w
+          .exec_params1(
+              "SELECT state || ' ' || release_seq || ' ' || base_refusals FROM rollout_devices "
+              "WHERE rollout_id = $1 AND device_id = $2",
+              id, device)[0]
+          .as<std::string>();
+    });
+  };
+  server::rollouts::StatusReport refusal;
+  refusal.event = update::StatusEvent::kOfferRefused;
+  refusal.refusal = update::OfferStatus::kBaseMismatch;
+  refusal.detail = "base mismatch";
+  refusal.refused_release = 11;
+  repo::StoredOffer o{11, fleet.artifact, "", payload, "offer"};
+  ASSERT_TRUE(run([&](pqxx::work& w) { return repo::record_offer(w, id, device, false, o); }));
+  EXPECT_TRUE(run(
+      [&](pqxx::work& w) { return repo::apply_status(w, "default", device, refusal, true) == 1; }));
+  EXPECT_EQ(state(), "pending 11 1");
+  o.release = 12;
+  ASSERT_TRUE(run([&](pqxx::work& w) { return repo::record_offer(w, id, device, false, o); }));
+  EXPECT_TRUE(run(
+      [&](pqxx::work& w) { return repo::apply_status(w, "default", device, refusal, true) == 0; }));
+  EXPECT_EQ(state(), "offered 12 1");
+  refusal.refused_release = 12;
+  EXPECT_TRUE(run(
+      [&](pqxx::work& w) { return repo::apply_status(w, "default", device, refusal, true) == 1; }));
+  EXPECT_EQ(state(), "pending 12 2");
 }
 
 // Two creations both find the devices free (first_taken), then both insert: the second

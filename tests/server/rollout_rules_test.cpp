@@ -339,13 +339,20 @@ TEST(StatusReports, ParsedWithBounds) {
   EXPECT_EQ(r->artifact.size(), 64u);
   EXPECT_EQ(r->detail, "self-test failed");
   EXPECT_EQ(r->refusal, update::OfferStatus::kOk);
+  EXPECT_EQ(r->refused_release, 0);
 
+  // A refusal's pending release is the release it refuses.
   m.event = update::StatusEvent::kOfferRefused;
   m.refusal = update::OfferStatus::kBaseMismatch;
+  m.pending_release = 9;
   r = parse_status_report(encoded(m));
   ASSERT_TRUE(r) << r.error().message;
   EXPECT_EQ(r->event, update::StatusEvent::kOfferRefused);
   EXPECT_EQ(r->refusal, update::OfferStatus::kBaseMismatch);
+  EXPECT_EQ(r->refused_release, 9);
+  m.pending_release = uint64_t(INT64_MAX) + 1;
+  EXPECT_FALSE(parse_status_report(encoded(m)));
+  m.pending_release = 0;
 
   m.event = update::StatusEvent::kState;
   m.state = update::UpdateState::kDownloading;

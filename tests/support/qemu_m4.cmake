@@ -1,6 +1,33 @@
 # Shared by the Cortex-M4 ctest scripts (cmake -P): configure and build a firmware tree
-# with the arm-none-eabi toolchain, and run an image under qemu-system-arm (mps2-an386,
-# Cortex-M4, semihosting: the image's output is QEMU's stdout, its exit code QEMU's).
+# with the arm-none-eabi toolchain, run an image under qemu-system-arm (mps2-an386,
+# Cortex-M4, semihosting: the image's output is QEMU's stdout, its exit code QEMU's), and
+# pick the stack's device account a script uses.
+
+# stack_device_account(<index> <user var> <password var>)
+# Test device <index> of the stack (tests/support: test_devices(), the table in
+# environment.h): its "id:password" from TINYFLEET_MQTT_TEST_DEVICES. Fatal when the
+# stack's TINYFLEET_MQTT_* variables are not set (not under deploy/local/with-stack.sh) or
+# the stack made fewer accounts.
+function(stack_device_account index user_var password_var)
+  foreach(v TINYFLEET_MQTT_HOST TINYFLEET_MQTT_PORT TINYFLEET_MQTT_DEVICE_PORT
+            TINYFLEET_MQTT_SERVER_USER TINYFLEET_MQTT_SERVER_PASSWORD TINYFLEET_MQTT_TEST_DEVICES)
+    if(NOT DEFINED ENV{${v}})
+      message(FATAL_ERROR "${v} is not set: run under deploy/local/with-stack.sh")
+    endif()
+  endforeach()
+  string(REPLACE " " ";" accounts "$ENV{TINYFLEET_MQTT_TEST_DEVICES}")
+  list(LENGTH accounts n)
+  math(EXPR needed "${index} + 1")
+  if(n LESS needed)
+    message(FATAL_ERROR "the stack made ${n} test device accounts, this test uses number ${index}")
+  endif()
+  list(GET accounts ${index} account)
+  string(REPLACE ":" ";" account "${account}")
+  list(GET account 0 user)
+  list(GET account 1 password)
+  set(${user_var} "${user}" PARENT_SCOPE)
+  set(${password_var} "${password}" PARENT_SCOPE)
+endfunction()
 
 # firmware_build(SOURCE <dir> BUILD <dir> TOOLCHAIN <file> [DEFINES -D...] [TARGETS ...])
 # Fatal when configure or build fails; the build's output is left in FIRMWARE_BUILD_OUT.

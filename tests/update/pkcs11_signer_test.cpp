@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "tinyfleet/testing/softhsm_token.h"
+#include "tinyfleet/testing/update_fixtures.h"
 #include "tinyfleet/update/offer.h"
 #include "tinyfleet/update/offer_signer.h"
 #include "tinyfleet/update/pkcs11_signer.h"
@@ -44,16 +45,7 @@ class Pkcs11Signing : public ::testing::Test {
             tinyfleet::testing::kSoftHsmPin, label};
   }
   static update::ManifestFields fields() {
-    update::ManifestFields f;
-    f.device_class = "cortex-m4-256k";
-    f.device_id = "dev-1";
-    f.release_seq = 4;
-    f.target_sha256 = std::string(32, 'T');
-    f.target_size = 9000;
-    f.payload_sha256 = std::string(32, 'P');
-    f.payload_size = 1200;
-    f.expires_at = kNow + 3600;
-    return f;
+    return tinyfleet::testing::placeholder_manifest(4, kNow);
   }
 
   static fs::path dir_;

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <iterator>
 
+#include "tinyfleet/testing/update_fixtures.h"
 #include "tinyfleet/update/offer.h"
 #include "tinyfleet/update/offer_signer.h"
 #include "tinyfleet/update/root_keys.h"
@@ -43,17 +44,7 @@ class RootMetadata : public ::testing::Test {
   void TearDown() override { fs::remove_all(base_); }
 
   update::ManifestFields fields(uint64_t release) const {
-    update::ManifestFields f;
-    f.device_class = "cortex-m4-256k";
-    f.model = "digits";
-    f.device_id = "dev-1";
-    f.release_seq = release;
-    f.target_sha256 = std::string(32, 'T');
-    f.target_size = 9000;
-    f.payload_sha256 = std::string(32, 'P');
-    f.payload_size = 1200;
-    f.expires_at = kNow + 3600;
-    return f;
+    return tinyfleet::testing::placeholder_manifest(release, kNow);
   }
   // fleetd's offer: its targets key (from the folder) and the chain it finds there.
   std::string offer(uint64_t release, bool with_chain = true) const {

@@ -73,6 +73,7 @@ CheckedOffer check_offer(const uint8_t* data, size_t size, const DeviceIdentity&
   flatbuffers::Verifier mv(offer->manifest()->data(), offer->manifest()->size(), 16, 4096);
   if (!mv.VerifyBuffer<update::Manifest>(nullptr)) return out;
   const auto* m = offer->manifest_nested_root();
+  out.release = m->release_seq();
   if (m->format_version() != kManifestFormatVersion) {
     out.status = OfferStatus::kUnknownFormat;
     return out;

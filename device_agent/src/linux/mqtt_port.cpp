@@ -163,7 +163,7 @@ int MqttAgentPort::pump(int wait_ms) {
   const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
   for (;;) {
     Message m;
-    bool reconnect = false;
+    bool reconnect = false, got = false;
     {
       std::unique_lock<std::mutex> lock(mu_);
       if (!cv_.wait_until(lock, until, [&] { return !inbox_.empty() || reconnected_; })) break;
@@ -172,16 +172,19 @@ int MqttAgentPort::pump(int wait_ms) {
       if (!inbox_.empty()) {
         m = std::move(inbox_.front());
         inbox_.pop_front();
+        got = true;
       }
     }
     if (!agent_) continue;
     if (reconnect) agent_->on_reconnect();
     const auto* bytes = reinterpret_cast<const uint8_t*>(m.payload.data());
     update::Chunk chunk;
-    if (m.topic == topic_[static_cast<size_t>(TopicKind::kOffer)] && !m.payload.empty()) {
+    if (got && m.topic == topic_[static_cast<size_t>(TopicKind::kOffer)]) {
+      // Empty: fleetd withdrew the offer (a cleared retained message); the agent abandons
+      // an update of it in flight (UpdateAgent::on_offer), as over the firmware's outbox.
       agent_->on_offer(bytes, m.payload.size());
       ++delivered;
-    } else if (m.topic == topic_[static_cast<size_t>(TopicKind::kChunk)] &&
+    } else if (got && m.topic == topic_[static_cast<size_t>(TopicKind::kChunk)] &&
                update::decode_chunk(bytes, m.payload.size(), &chunk).ok()) {
       agent_->on_chunk(chunk.release, chunk.offset, chunk.data, chunk.size);
       ++delivered;

@@ -522,7 +522,10 @@ int apply_status(pqxx::work& w, const std::string& fleet, const std::string& dev
   }
   if (refused) {
     // A base that is not what the device runs: offer again from what it reported.
-    // At most kMaxBaseRefusals times; then the device fails with the reason.
+    // At most kMaxBaseRefusals times; then the device fails with the reason. Only the
+    // offer the refusal names: a stale retained refusal (replayed to a new leader's
+    // subscription) of an earlier release leaves a newer offer alone. A refusal naming
+    // no release (the offer did not verify far enough to read it) applies to the offer.
     const bool base = s.refusal == update::OfferStatus::kBaseMismatch;
     changed += w.exec_params(
                     "UPDATE rollout_devices SET base_refusals = base_refusals + $2::integer, "
@@ -531,9 +534,10 @@ int apply_status(pqxx::work& w, const std::string& fleet, const std::string& dev
                     "error = CASE WHEN $2::integer = 1 AND base_refusals + 1 >= $4::integer "
                     "THEN 'refused ' || $4::integer::text || ' times: ' || $3::text "
                     "ELSE 'refused: ' || $3::text END, "
-                    "updated_at = now() WHERE device_id = $1 AND state = 'offered' AND " +
+                    "updated_at = now() WHERE device_id = $1 AND state = 'offered' AND "
+                    "($5::bigint = 0 OR release_seq = $5::bigint) AND " +
                         active,
-                    device, base ? 1 : 0, s.detail, kMaxBaseRefusals)
+                    device, base ? 1 : 0, s.detail, kMaxBaseRefusals, s.refused_release)
                    .affected_rows();
   }
   changed += w.exec_params(

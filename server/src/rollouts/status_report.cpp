@@ -32,7 +32,9 @@ storage::Expected<StatusReport> parse_status_report(const std::string& payload) 
         storage::ErrorCode::kInvalidArgument,
         std::string("status report: ") + st.field + ": " + update::to_string(st.error)};
   }
-  if (m.release > uint64_t(INT64_MAX) || m.failed_release > uint64_t(INT64_MAX)) {
+  const bool refused = m.event == update::StatusEvent::kOfferRefused;
+  if (m.release > uint64_t(INT64_MAX) || m.failed_release > uint64_t(INT64_MAX) ||
+      (refused && m.pending_release > uint64_t(INT64_MAX))) {
     return storage::Error{storage::ErrorCode::kInvalidArgument,
                           "status report: release out of range"};
   }
@@ -48,6 +50,7 @@ storage::Expected<StatusReport> parse_status_report(const std::string& payload) 
   r.release = static_cast<int64_t>(m.release);
   r.failed_release = static_cast<int64_t>(m.failed_release);
   r.refusal = m.refusal;
+  if (refused) r.refused_release = static_cast<int64_t>(m.pending_release);
   return r;
 }
 

@@ -20,6 +20,9 @@ struct StatusReport {
   int64_t release = 0;   // the release the device runs
   int64_t failed_release = 0;
   update::OfferStatus refusal = update::OfferStatus::kOk;  // why an offer was refused
+  // With kOfferRefused, the release of the refused offer (the message's pending release);
+  // 0: the device could not read it (the offer did not verify that far).
+  int64_t refused_release = 0;
 
   // The device is between an offer and its commit (or rollback).
   bool updating() const;

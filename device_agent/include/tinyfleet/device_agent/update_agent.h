@@ -132,7 +132,9 @@ class UpdateAgent {
   // Walks the root chain an offer carries; false when the offer is refused for it.
   bool take_root_chain(const uint8_t* data, size_t size);
   void load_trusted_root();
-  void refuse(update::OfferStatus why);
+  // Reports the refusal naming the refused offer's release (0: not known, the offer did not
+  // verify far enough to read it), so fleetd applies it to that offer only.
+  void refuse(update::OfferStatus why, uint64_t release);
   void fail_update(const char* reason);
   void request_next_chunk();
   void verify_payload();
@@ -141,8 +143,9 @@ class UpdateAgent {
   bool slot_matches(uint8_t slot, const uint8_t sha[32], uint64_t size);
   bool load_active();
   bool save_model_info(int slot, const update::Manifest& m);
+  // A refusal's status carries `refused_release` as its pending release.
   void report(update::StatusEvent event, const char* detail = "",
-              update::OfferStatus refusal = update::OfferStatus::kOk);
+              update::OfferStatus refusal = update::OfferStatus::kOk, uint64_t refused_release = 0);
 
   AgentConfig config_;
   RecordStore& records_;

@@ -35,6 +35,9 @@ inline constexpr uint16_t kManifestFormatVersion = 1;
 struct CheckedOffer {
   OfferStatus status = OfferStatus::kMalformed;
   const update::Manifest* manifest = nullptr;  // points into the caller's buffer; valid when kOk
+  // The signed manifest's release once its signature verified and its structure was read
+  // (0 before): what a refusal names (the status message's pending release).
+  uint64_t release = 0;
 };
 
 // Verifies, in order: size, structure, the certificate chain (root -> targets key,

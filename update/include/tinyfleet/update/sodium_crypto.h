@@ -2,6 +2,8 @@
 
 #include <sodium.h>
 
+#include <string>
+
 #include "tinyfleet/update/crypto.h"
 
 namespace tinyfleet::update {
@@ -27,5 +29,14 @@ class SodiumVerifier final : public SignatureVerifier {
     return crypto_sign_verify_detached(signature, message, size, public_key) == 0;
   }
 };
+
+// Lower-case hex of raw bytes (keys, digests), as fleetctl prints and fleetd stores them.
+inline std::string to_hex_string(const std::string& raw) {
+  std::string out(raw.size() * 2 + 1, '\0');
+  sodium_bin2hex(out.data(), out.size(), reinterpret_cast<const unsigned char*>(raw.data()),
+                 raw.size());
+  out.pop_back();
+  return out;
+}
 
 }  // namespace tinyfleet::update

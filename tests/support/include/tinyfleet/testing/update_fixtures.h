@@ -47,4 +47,22 @@ inline update::ManifestFields manifest_for(const std::string& base, const std::s
   return f;
 }
 
+// Release `release` of model "digits" for device "dev-1" of class cortex-m4-256k whose
+// target and payload are placeholders (hashes of 32 'T' and 32 'P' bytes), a full
+// artifact, expiring an hour after `now`: for tests of signing and checking offers, not
+// of installing them.
+inline update::ManifestFields placeholder_manifest(uint64_t release, uint64_t now) {
+  update::ManifestFields f;
+  f.device_class = "cortex-m4-256k";
+  f.model = "digits";
+  f.device_id = "dev-1";
+  f.release_seq = release;
+  f.target_sha256 = std::string(32, 'T');
+  f.target_size = 9000;
+  f.payload_sha256 = std::string(32, 'P');
+  f.payload_size = 1200;
+  f.expires_at = now + 3600;
+  return f;
+}
+
 }  // namespace tinyfleet::testing
