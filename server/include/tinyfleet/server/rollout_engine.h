@@ -112,11 +112,13 @@ class RolloutEngine {
   bool try_lead();
   // Re-publishes every outstanding offer (the database is the record; a broker may have
   // lost its retained copies), or only those still in the outbox (not acknowledged by
-  // the broker). `why`: leadership, reconnect or retry.
+  // the broker), or (`published_before` > 0) those acknowledged at least that long ago.
+  // `why`: leadership, reconnect, retry or resend.
   void recover(const char* why, bool unpublished_only = false,
                std::chrono::seconds published_before = std::chrono::seconds(0));
   // After a reconnect of the publisher: every outstanding offer; otherwise the outbox,
-  // every 2 s after a failed publish and every 5 s in any case.
+  // every 2 s after a failed publish and every 5 s in any case; and, with set_offer_resend,
+  // the unanswered offers acknowledged at least that long ago.
   void republish_if_needed();
   // Takes offers the broker acknowledged (device, release) out of the outbox.
   void mark_published(const std::vector<std::pair<std::string, uint64_t>>& acked);
