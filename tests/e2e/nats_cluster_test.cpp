@@ -77,7 +77,7 @@ class NatsCluster : public ::testing::Test {
         sim = -1;
       }
     }
-    if (HasFailure()) dump();
+    if (HasFailure() && fleetd_) dump();  // not when SetUp failed before fleetd started
     fleetd_.reset();
     if (HasFailure()) {
       for (int i = 0; i < 3; ++i) {
