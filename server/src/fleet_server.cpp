@@ -384,6 +384,9 @@ storage::Expected<std::unique_ptr<FleetServer>> FleetServer::start(const ServerC
         *parts->engine_db, config.database_uri, *parts->publisher, *parts->offers,
         config.rollout_tick_ms / 1000.0, gate_policy(config));
     parts->engine->set_rejects(parts->rejects.get());
+    // On a NATS cluster a retained offer can miss a device subscribing on another node just
+    // after the publish (docs/scale.md): unanswered offers go out again.
+    if (nats) parts->engine->set_offer_resend(std::chrono::seconds(10));
     // A new leader hears every device's retained status report again (a follower keeps none).
     parts->engine->set_on_leadership([p = parts.get()] {
       if (p->listener) p->listener->resubscribe_statuses();

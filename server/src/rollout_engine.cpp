@@ -195,18 +195,24 @@ void RolloutEngine::republish_if_needed() {
     republished_at_ = now;
     recover("retry", /*unpublished_only=*/true);
   }
+  if (resend_every_.count() > 0 && now - resent_at_ >= resend_every_) {
+    resent_at_ = now;
+    recover("resend", /*unpublished_only=*/false, resend_every_);
+  }
 }
 
-void RolloutEngine::recover(const char* why, bool unpublished_only) {
+void RolloutEngine::recover(const char* why, bool unpublished_only,
+                            std::chrono::seconds published_before) {
   republish_ = false;
-  auto outstanding =
-      db_.transact([&](pqxx::work& w) { return rollouts::repo::outstanding(w, unpublished_only); });
+  auto outstanding = db_.transact([&](pqxx::work& w) {
+    return rollouts::repo::outstanding(w, unpublished_only, published_before.count());
+  });
   if (!outstanding) {
     log::error("rollouts.recover", {{"error", outstanding.error().message}});
     republish_ = true;
     return;
   }
-  if (unpublished_only && outstanding->empty()) return;
+  if ((unpublished_only || published_before.count() > 0) && outstanding->empty()) return;
   storage::PgBlobStore blobs(db_);
   std::vector<std::pair<std::string, uint64_t>> acked;
   for (const auto& o : *outstanding) {

@@ -562,7 +562,8 @@ std::optional<std::string> offered_payload(pqxx::work& w, const std::string& dev
   return r[0][0].as<std::string>();
 }
 
-std::vector<Outstanding> outstanding(pqxx::work& w, bool unpublished_only) {
+std::vector<Outstanding> outstanding(pqxx::work& w, bool unpublished_only,
+                                     int64_t published_before_s) {
   std::vector<Outstanding> out;
   for (const auto& row : w.exec(
            "SELECT o.device_id, d.fleet, o.release_seq, o.offer, o.payload_sha256 "
@@ -570,6 +571,9 @@ std::vector<Outstanding> outstanding(pqxx::work& w, bool unpublished_only) {
            "JOIN rollout_devices rd ON rd.device_id = o.device_id AND rd.rollout_id = "
            "o.rollout_id JOIN rollouts r ON r.id = o.rollout_id WHERE r.state IN " +
            sql_list(is_active) + " AND rd.state IN ('offered', 'reverting')" +
+           (published_before_s > 0 ? " AND o.published_at < now() - interval '1 second' * " +
+                                         std::to_string(published_before_s)
+                                   : std::string()) +
            (unpublished_only ? " AND o.published_at IS NULL FOR UPDATE OF o SKIP LOCKED" : ""))) {
     Outstanding o;
     o.device = row[0].as<std::string>();

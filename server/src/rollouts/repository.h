@@ -190,12 +190,14 @@ int apply_status(pqxx::work& w, const std::string& fleet, const std::string& dev
 
 // Offers of active rollouts that devices have not answered yet; `unpublished_only`: of
 // those, the ones the broker has not acknowledged yet (the outbox, migration 0019), skipping
-// rows another transaction holds (FOR UPDATE SKIP LOCKED).
+// rows another transaction holds (FOR UPDATE SKIP LOCKED); `published_before_s` > 0: of
+// those, the ones the broker acknowledged at least that many seconds ago.
 struct Outstanding {
   std::string device, fleet, offer, payload_sha256;
   uint64_t release = 0;
 };
-std::vector<Outstanding> outstanding(pqxx::work& w, bool unpublished_only = false);
+std::vector<Outstanding> outstanding(pqxx::work& w, bool unpublished_only = false,
+                                     int64_t published_before_s = 0);
 // The broker acknowledged (PUBACK) the retained offers (device, release): they leave the
 // outbox. An offer replaced in the meantime by a newer release stays. Returns how many.
 int mark_published(pqxx::work& w, const std::vector<std::pair<std::string, uint64_t>>& acked);

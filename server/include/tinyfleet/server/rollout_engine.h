@@ -77,6 +77,12 @@ class RolloutEngine {
   // Called on the engine's thread each time this replica becomes leader (after the lease
   // was taken): fleetd re-subscribes to the devices' retained status reports there.
   void set_on_leadership(std::function<void()> hook) { on_leadership_ = std::move(hook); }
+  // Publish again, every `every`, each offer the broker acknowledged at least `every` ago
+  // that its device has not answered (still offered). For a clustered broker (NATS), where
+  // a device that subscribes on another node just after the publish can miss both the live
+  // message and the retained copy (that node learns of it later); a device ignores an offer
+  // it is already taking. 0 (the default, Mosquitto): never.
+  void set_offer_resend(std::chrono::seconds every) { resend_every_ = every; }
   uint64_t offers_published() const { return offers_; }
   // For tests: called with the rollout's id after a tick has read the rollout and
   // before it writes anything for it (set before start()).
@@ -106,10 +112,13 @@ class RolloutEngine {
   bool try_lead();
   // Re-publishes every outstanding offer (the database is the record; a broker may have
   // lost its retained copies), or only those still in the outbox (not acknowledged by
-  // the broker). `why`: leadership, reconnect or retry.
-  void recover(const char* why, bool unpublished_only = false);
+  // the broker), or (`published_before` > 0) those acknowledged at least that long ago.
+  // `why`: leadership, reconnect, retry or resend.
+  void recover(const char* why, bool unpublished_only = false,
+               std::chrono::seconds published_before = std::chrono::seconds(0));
   // After a reconnect of the publisher: every outstanding offer; otherwise the outbox,
-  // every 2 s after a failed publish and every 5 s in any case.
+  // every 2 s after a failed publish and every 5 s in any case; and, with set_offer_resend,
+  // the unanswered offers acknowledged at least that long ago.
   void republish_if_needed();
   // Takes offers the broker acknowledged (device, release) out of the outbox.
   void mark_published(const std::vector<std::pair<std::string, uint64_t>>& acked);
@@ -160,6 +169,8 @@ class RolloutEngine {
   uint64_t connections_seen_ = 0;  // publisher_.connections() at the last re-publication
   bool republish_ = false;         // a publish failed: re-publish the outbox soon
   std::chrono::steady_clock::time_point republished_at_{};
+  std::chrono::seconds resend_every_{0};  // set_offer_resend
+  std::chrono::steady_clock::time_point resent_at_{};
 };
 
 }  // namespace tinyfleet::server
