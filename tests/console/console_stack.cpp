@@ -123,6 +123,24 @@ std::string ConsoleStack::rollout_state(const std::string& rollout) {
   return r ? *r : "";
 }
 
+bool ConsoleStack::wait_for_canary_updated(const std::string& rollout, int devices) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto n = scratch_.db().transact([&](pqxx::work& w) {
+      return w
+          .exec_params1(
+              "SELECT count(*) FROM rollout_devices rd JOIN rollouts r ON r.id = "
+              "rd.rollout_id WHERE r.name = $1 AND rd.phase = 0 AND rd.state = "
+              "'updated' AND rd.updated_at_device < now()",
+              rollout)[0]
+          .as<int>();
+    });
+    if (n && *n >= devices) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
 bool ConsoleStack::wait_for_state(const std::string& rollout, const std::string& state) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   while (std::chrono::steady_clock::now() < deadline) {
@@ -153,12 +171,13 @@ void ConsoleStack::SetUp() {
   operator_ = make_token("console-operator", v1::ROLE_OPERATOR);
 
   auto stub = v1::Rollouts::NewStub(fleetd_->channel());
-  // The canary (phase 0, half the devices) bakes 6 s; its devices report a poor accuracy.
-  // (With 2 s, a loaded machine once stored the windows after the bake: the gate then
-  // failed for want of devices, not on the value the browser test looks for.)
-  auto s = create(*stub, admin_, "canary-bad", "canary", {{50, 6}, {100, 0}}, "accuracy >= 0.8");
+  // The canary (phase 0, half the devices) bakes 3 s; its devices report a poor accuracy.
+  auto s = create(*stub, admin_, "canary-bad", "canary", {{50, 3}, {100, 0}}, "accuracy >= 0.8");
   ASSERT_TRUE(s.ok()) << s.error_message();
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  // The gate counts a device's windows from when the engine marked it updated (these
+  // already run the target: at admission); windows stored before that would not count,
+  // and a loaded machine once admitted them after the test had stored its windows.
+  ASSERT_TRUE(wait_for_canary_updated("canary-bad", 2));
   ASSERT_TRUE(scratch_.db().transact([&](pqxx::work& w) {
     for (const auto& d : fleet_.devices) add_telemetry(w, d, fleet_.artifact, 0.55);
     return 0;

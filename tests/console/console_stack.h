@@ -29,6 +29,7 @@ class ConsoleStack : public FleetdUpdatesTest {
   }
 
   // Waits (30 s at most) until the rollout is in `state`; false otherwise.
+  bool wait_for_canary_updated(const std::string& rollout, int devices);
   bool wait_for_state(const std::string& rollout, const std::string& state);
   std::string rollout_state(const std::string& rollout);
 
