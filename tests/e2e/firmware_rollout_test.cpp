@@ -24,6 +24,7 @@
 #include "fleetd_process.h"
 #include "tinyfleet/testing/environment.h"
 #include "tinyfleet/testing/scratch_database.h"
+#include "tinyfleet/testing/stack_fleetd.h"
 #include "tinyfleet/update/update_keys.h"
 
 namespace tinyfleet::testing {
@@ -110,19 +111,10 @@ class FirmwareRollout : public ::testing::Test {
   }
 
   // device -> (state, release) in a rollout.
-  std::map<std::string, std::pair<std::string, int64_t>> devices_of(const std::string& r) {
-    std::map<std::string, std::pair<std::string, int64_t>> out;
-    auto rows = scratch_.db().transact([&](pqxx::work& w) {
-      return w.exec_params(
-          "SELECT rd.device_id, rd.state, COALESCE(rd.release_seq, 0) FROM rollout_devices rd "
-          "JOIN rollouts r ON r.id = rd.rollout_id WHERE r.name = $1",
-          r);
-    });
-    EXPECT_TRUE(rows);
-    for (const auto& row : *rows) {
-      out[row[0].as<std::string>()] = {row[1].as<std::string>(), row[2].as<int64_t>()};
-    }
-    return out;
+  std::map<std::string, std::pair<std::string, int64_t>> devices_of(const std::string& name) {
+    auto out = rollout_device_states(scratch_.db(), name);
+    EXPECT_TRUE(out);
+    return out ? *out : std::map<std::string, std::pair<std::string, int64_t>>{};
   }
 
   std::string running(const std::string& device) {

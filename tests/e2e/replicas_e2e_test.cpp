@@ -90,21 +90,11 @@ class ReplicasE2E : public ::testing::Test {
     sim_ = -1;
   }
 
-  // device -> (state, release) of the rollout's devices.
+  // device -> (state, release) in a rollout.
   std::map<std::string, std::pair<std::string, int64_t>> devices_of(const std::string& name) {
-    std::map<std::string, std::pair<std::string, int64_t>> out;
-    auto rows = scratch_.db().transact([&](pqxx::work& w) {
-      return w.exec_params(
-          "SELECT rd.device_id, rd.state, COALESCE(rd.release_seq, 0) FROM rollout_devices rd "
-          "JOIN rollouts r ON r.id = rd.rollout_id WHERE r.name = $1",
-          name);
-    });
-    EXPECT_TRUE(rows);
-    if (!rows) return out;
-    for (const auto& row : *rows) {
-      out[row[0].as<std::string>()] = {row[1].as<std::string>(), row[2].as<int64_t>()};
-    }
-    return out;
+    auto out = rollout_device_states(scratch_.db(), name);
+    EXPECT_TRUE(out);
+    return out ? *out : std::map<std::string, std::pair<std::string, int64_t>>{};
   }
 
   // The replicas that have logged taking leadership (by index).

@@ -1,14 +1,18 @@
 // fleetd on the local stack for end-to-end tests: a scratch folder with fresh signing
 // keys, and the settings that join fleetd to the stack's broker over TLS with them.
-// Header-only: tests that include it link tinyfleet::testing and tinyfleet::update_host.
+// Header-only: tests that include it link tinyfleet::testing, tinyfleet::storage and
+// tinyfleet::update_host.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
+#include <utility>
 
+#include "tinyfleet/storage/database.h"
 #include "tinyfleet/testing/environment.h"
 #include "tinyfleet/update/update_keys.h"
 
@@ -38,6 +42,24 @@ inline std::map<std::string, std::string> stack_fleetd_settings(const std::files
           {"keys.dir", (dir / "keys").string()},
           {"keys.root_public_key_file", (dir / "keys" / "root.pub").string()},
           {"rollouts.tick_ms", "200"}};
+}
+
+// device -> (state, release offered; 0: none) of rollout `name`'s devices; nullopt when
+// the database cannot be read.
+inline std::optional<std::map<std::string, std::pair<std::string, int64_t>>> rollout_device_states(
+    storage::Database& db, const std::string& name) {
+  auto rows = db.transact([&](pqxx::work& w) {
+    return w.exec_params(
+        "SELECT rd.device_id, rd.state, COALESCE(rd.release_seq, 0) FROM rollout_devices rd "
+        "JOIN rollouts r ON r.id = rd.rollout_id WHERE r.name = $1",
+        name);
+  });
+  if (!rows) return std::nullopt;
+  std::map<std::string, std::pair<std::string, int64_t>> out;
+  for (const auto& row : *rows) {
+    out[row[0].as<std::string>()] = {row[1].as<std::string>(), row[2].as<int64_t>()};
+  }
+  return out;
 }
 
 }  // namespace tinyfleet::testing
