@@ -2,9 +2,9 @@
 // publishes offers and chunks through node 0's MQTT listener and takes chunk requests and
 // telemetry through a NATS queue group; 30 fleet-sim devices speak MQTT 3.1.1, ten on each
 // node, each given the other nodes to fall back on. Mid-rollout node 2 is SIGKILLed: its
-// devices reconnect to another node (their sessions and the retained offers are in
-// JetStream, replicated on all three), fleetd's NATS connection moves if it was there, and
-// the rollout completes with every device on the target.
+// devices reconnect to another node (clean sessions; the retained offers are in JetStream,
+// replicated on all three), fleetd's NATS connection moves if it was there, and the rollout
+// completes with every device on the target.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -238,6 +238,24 @@ TEST_F(NatsCluster, ARolloutCompletesWhenOneBrokerNodeDies) {
   std::fflush(stdout);
   cluster_.kill(kKilled);
 
+  // Until the rollout ends (what `rollouts watch` waits for), failing at once if a simulator
+  // died (a crashed device would leave the rollout waiting for it until the test's timeout).
+  std::string state;
+  for (int i = 0; i < 2400; ++i) {
+    for (int node = 0; node < Cluster::kNodes; ++node) {
+      int status = 0;
+      if (sims_[node] > 0 && waitpid(sims_[node], &status, WNOHANG) == sims_[node]) {
+        sims_[node] = -1;
+        FAIL() << "the fleet-sim of node " << node << " ended (wait status " << status
+               << ") with the rollout under way";
+      }
+    }
+    const auto rows = query("SELECT state FROM rollouts WHERE name = 'nats'");
+    state = rows.empty() ? "" : rows[0][0].as<std::string>();
+    if (state != "created" && state != "running" && state != "paused") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  ASSERT_EQ(state, "completed");
   r = fleetctl("rollouts watch nats");
   ASSERT_EQ(r.exit, 0) << r.out << fleetd_->log().substr(0, 20000);
   std::printf("[%5.1fs] completed\n", elapsed());

@@ -3,6 +3,8 @@
 #include <mqtt/async_client.h>
 
 #include <chrono>
+#include <functional>
+#include <thread>
 
 #include "tinyfleet/update/chunk_framing.h"
 #include "tinyfleet/update/presence_message.h"
@@ -23,6 +25,18 @@ class RefusalFlag final : public mqtt::iaction_listener {
 
  private:
   std::atomic<bool>* refused_;
+};
+
+// Wakes pump() when the broker acknowledges (or Paho fails) a telemetry window, so the next
+// one goes at once.
+class WindowDone final : public mqtt::iaction_listener {
+ public:
+  explicit WindowDone(std::function<void()> wake) : wake_(std::move(wake)) {}
+  void on_failure(const mqtt::token&) override { wake_(); }
+  void on_success(const mqtt::token&) override { wake_(); }
+
+ private:
+  std::function<void()> wake_;
 };
 
 std::string presence_bytes(update::Presence p) {
@@ -48,6 +62,11 @@ MqttAgentPort::MqttAgentPort(std::string broker_uri, std::string fleet, std::str
 
 MqttAgentPort::~MqttAgentPort() {
   if (client_ && client_->is_connected()) {
+    // Windows on their way get two seconds to be acknowledged.
+    for (int i = 0; i < 200 && telemetry_unacked() > 0; ++i) {
+      flush_windows();
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
     try {
       // A clean disconnect sends no will: say "offline" ourselves.
       const std::string offline = presence_bytes(update::Presence::kOffline);
@@ -76,6 +95,13 @@ bool MqttAgentPort::connect(bool wait) {
   // subscriptions for us), say we are online, and let the agent ask again for the chunk
   // in flight.
   if (!on_subscribe_) on_subscribe_ = std::make_unique<RefusalFlag>(&refused_);
+  if (!on_window_) {
+    on_window_ = std::make_unique<WindowDone>([this] {
+      std::lock_guard<std::mutex> lock(mu_);
+      window_done_ = true;
+      cv_.notify_one();
+    });
+  }
   client_->set_connected_handler([this](const std::string&) {
     try {
       client_->subscribe(topic_[static_cast<size_t>(TopicKind::kOffer)], 1, nullptr,
@@ -86,6 +112,10 @@ bool MqttAgentPort::connect(bool wait) {
       client_->publish(topic_[static_cast<size_t>(TopicKind::kPresence)], online, 1, true);
     } catch (const mqtt::exception&) {
     }
+    // A clean session: what the last connection left unacknowledged goes again, before
+    // any new window, on the caller's thread (pump(), publish_telemetry()). Not here: this
+    // runs under Paho's lock, which a publish on the caller's thread takes.
+    ++epoch_;
     std::lock_guard<std::mutex> lock(mu_);
     reconnected_ = true;
     cv_.notify_one();
@@ -94,12 +124,11 @@ bool MqttAgentPort::connect(bool wait) {
   mqtt::will_options will(topic_[static_cast<size_t>(TopicKind::kPresence)],
                           presence_bytes(update::Presence::kOffline), 1, true);
   auto builder = mqtt::connect_options_builder();
+  // A clean session each time (the class comment says why).
   if (v311_) {
-    builder.mqtt_version(MQTTVERSION_3_1_1).clean_session(false);
+    builder.mqtt_version(MQTTVERSION_3_1_1).clean_session(true);
   } else {
-    builder.mqtt_version(MQTTVERSION_5)
-        .clean_start(false)
-        .properties({{mqtt::property::SESSION_EXPIRY_INTERVAL, 3600}});
+    builder.mqtt_version(MQTTVERSION_5).clean_start(true);
   }
   if (!fallback_.empty()) {
     auto servers = std::make_shared<mqtt::string_collection>(uri_);
@@ -159,6 +188,7 @@ void MqttAgentPort::resubscribe_if_refused() {
 
 int MqttAgentPort::pump(int wait_ms) {
   resubscribe_if_refused();
+  flush_windows();
   int delivered = 0;
   const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
   for (;;) {
@@ -166,15 +196,20 @@ int MqttAgentPort::pump(int wait_ms) {
     bool reconnect = false, got = false;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      if (!cv_.wait_until(lock, until, [&] { return !inbox_.empty() || reconnected_; })) break;
+      if (!cv_.wait_until(lock, until,
+                          [&] { return !inbox_.empty() || reconnected_ || window_done_; })) {
+        break;
+      }
       reconnect = reconnected_;
       reconnected_ = false;
+      window_done_ = false;
       if (!inbox_.empty()) {
         m = std::move(inbox_.front());
         inbox_.pop_front();
         got = true;
       }
     }
+    flush_windows();
     if (!agent_) continue;
     if (reconnect) agent_->on_reconnect();
     const auto* bytes = reinterpret_cast<const uint8_t*>(m.payload.data());
@@ -212,7 +247,64 @@ bool MqttAgentPort::publish_status(const uint8_t* message, size_t size) {
 }
 
 bool MqttAgentPort::publish_telemetry(const uint8_t* message, size_t size) {
-  return publish(TopicKind::kTelemetry, message, size, false);
+  if (topic_[static_cast<size_t>(TopicKind::kTelemetry)].empty() || !connected()) return false;
+  std::lock_guard<std::mutex> lock(window_mu_);
+  reap_acknowledged();
+  if (windows_.size() >= kMaxUnackedWindows) return false;
+  windows_.emplace_back();
+  windows_.back().bytes.assign(reinterpret_cast<const char*>(message), size);
+  send_windows();
+  return true;
+}
+
+void MqttAgentPort::reap_acknowledged() {
+  while (!windows_.empty() && windows_.front().token && windows_.front().token->is_complete() &&
+         windows_.front().token->get_return_code() == MQTTASYNC_SUCCESS) {
+    windows_.pop_front();
+  }
+}
+
+void MqttAgentPort::flush_windows() {
+  std::lock_guard<std::mutex> lock(window_mu_);
+  reap_acknowledged();
+  send_windows();
+}
+
+void MqttAgentPort::send_windows() {
+  const uint64_t epoch = epoch_;
+  if (windows_.empty() || epoch == 0 || !client_ || !client_->is_connected()) return;
+  // One window in flight: the next goes once this one is acknowledged, so a window sent
+  // again never arrives after a later one (Paho may still send a publish it queued before
+  // the connection dropped).
+  Window& w = windows_.front();
+  const auto now = std::chrono::steady_clock::now();
+  if (w.sent_on == epoch) {
+    const bool failed = w.token && w.token->is_complete();  // acknowledged ones are reaped
+    if (!failed || now - w.sent_at < std::chrono::seconds(1)) return;
+  }
+  try {
+    w.token = client_->publish(topic_[static_cast<size_t>(TopicKind::kTelemetry)], w.bytes.data(),
+                               w.bytes.size(), 1, false, nullptr, *on_window_);
+  } catch (const mqtt::exception&) {
+    return;  // disconnected: the next connection sends it
+  }
+  if (w.sent_on != 0) ++resent_;
+  w.sent_on = epoch;
+  w.sent_at = now;
+}
+
+uint64_t MqttAgentPort::telemetry_resent() const {
+  std::lock_guard<std::mutex> lock(window_mu_);
+  return resent_;
+}
+
+size_t MqttAgentPort::telemetry_unacked() const {
+  std::lock_guard<std::mutex> lock(window_mu_);
+  size_t n = 0;
+  for (const Window& w : windows_) {
+    if (!w.token || !w.token->is_complete() || w.token->get_return_code() != MQTTASYNC_SUCCESS) ++n;
+  }
+  return n;
 }
 
 bool MqttAgentPort::request_chunk(uint64_t release, uint64_t offset, uint32_t length) {

@@ -25,6 +25,7 @@ std::string require_env(const char* name);
 //   26  FirmwareOutbox (the agent core over that client on the host)
 //   27  (reserved: the reference firmware under QEMU)
 //   28  ListenerBrokerRestart (on a private broker with the stack's accounts)
+//   29  MqttPortBrokerKill (on a private broker with the stack's accounts)
 struct MqttAccount {
   std::string user;
   std::string password;
