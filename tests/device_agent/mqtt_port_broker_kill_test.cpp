@@ -175,10 +175,11 @@ class MqttPortBrokerKill : public ::testing::Test {
     o.resent = port.telemetry_resent();
     o.unacked = port.telemetry_unacked();
     const auto lost = missing(o.arrived, o.sent);
-    std::printf("%llu windows sent, %zu messages arrived, %zu stored, %zu never arrived, %llu "
-                "sent again by the port\n",
-                static_cast<unsigned long long>(o.sent), o.arrived.size(),
-                stored(o.arrived).size(), lost.size(), static_cast<unsigned long long>(o.resent));
+    std::printf(
+        "%llu windows sent, %zu messages arrived, %zu stored, %zu never arrived, %llu "
+        "sent again by the port\n",
+        static_cast<unsigned long long>(o.sent), o.arrived.size(), stored(o.arrived).size(),
+        lost.size(), static_cast<unsigned long long>(o.resent));
     for (size_t i = 0; i < lost.size() && i < 20; ++i) {
       std::printf("never arrived: %llu\n", static_cast<unsigned long long>(lost[i]));
     }

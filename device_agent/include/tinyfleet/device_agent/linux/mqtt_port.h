@@ -28,10 +28,11 @@ namespace tinyfleet::device_agent::linux_port {
 //
 // Each connection is a clean session, and the port itself keeps every telemetry window
 // until the broker acknowledges it: one window in flight at a time, sent again on the next
-// connection if its acknowledgement did not come, so none is lost or reordered. Paho 1.3's own retry of a persistent session's in-flight messages
-// reads a topic it has freed when a publish met a dead socket (an ASan report on a broker
-// node's SIGKILL), and nothing else needs the session: offers are retained, the agent asks
-// again for the chunk in flight, and says hello (its state) after each reconnect.
+// connection if its acknowledgement did not come, so none is lost or reordered. Paho 1.3's own
+// retry of a persistent session's in-flight messages reads a topic it has freed when a publish met
+// a dead socket (an ASan report on a broker node's SIGKILL), and nothing else needs the session:
+// offers are retained, the agent asks again for the chunk in flight, and says hello (its state)
+// after each reconnect.
 class MqttAgentPort final : public Outbox {
  public:
   MqttAgentPort(std::string broker_uri, std::string fleet, std::string device,
@@ -106,7 +107,7 @@ class MqttAgentPort final : public Outbox {
   std::chrono::steady_clock::time_point next_subscribe_{};
   std::unique_ptr<mqtt::iaction_listener> on_subscribe_;
   mutable std::mutex window_mu_;
-  std::deque<Window> windows_;  // oldest first
+  std::deque<Window> windows_;      // oldest first
   std::atomic<uint64_t> epoch_{0};  // connections made so far (the connected handler counts)
   std::unique_ptr<mqtt::iaction_listener> on_window_;  // sets window_done_ (under mu_)
   bool window_done_ = false;
