@@ -183,7 +183,8 @@ std::vector<DeviceStats> probed(int n, uint64_t correct, uint64_t total, bool sk
     d.probe_total = total;
     d.inferences = 400;
     d.class_counts = skewed ? std::vector<uint64_t>{160, 80, 80, 80}
-                            : std::vector<uint64_t>{100 + i % 2, 100, 100, 100 - i % 2};
+                            : std::vector<uint64_t>{100 + static_cast<uint64_t>(i % 2), 100, 100,
+                                                    100 - static_cast<uint64_t>(i % 2)};
     v.push_back(d);
   }
   return v;
