@@ -10,4 +10,5 @@ set(TINYFLEET_UPDATE_SOURCES
   src/wire_format.cpp
   src/status_message.cpp
   src/telemetry_message.cpp
-  src/presence_message.cpp)
+  src/presence_message.cpp
+  src/agent_reasons.cpp)

@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include "tinyfleet/update/agent_reasons.h"
+
 namespace tinyfleet::device_agent {
 
 namespace {
@@ -11,6 +13,23 @@ constexpr const char* kRecordName = "agent-state";
 constexpr const char* kOfferName = "offer";
 constexpr const char* kDeferredName = "deferred-offer";  // empty: none
 constexpr const char* kRootName = "trusted-root";
+
+// The detail of a refusal, a delta's or a root's failure: its name, or in a build that
+// sends codes (update/agent_reasons.h) none (the refusal code names it) or "#dNN"/"#rNN".
+#if TINYFLEET_AGENT_REASON_CODES
+const char* refusal_detail(update::OfferStatus) { return ""; }
+template <typename Status>
+const char* status_detail(Status status, char kind, char (&buf)[5]) {
+  update::format_detail_code(buf, kind, static_cast<uint8_t>(status));
+  return buf;
+}
+#else
+const char* refusal_detail(update::OfferStatus status) { return update::to_string(status); }
+template <typename Status>
+const char* status_detail(Status status, char, char (&)[5]) {
+  return update::to_string(status);
+}
+#endif
 
 uint32_t crc32(const uint8_t* data, size_t size) {
   uint32_t crc = 0xffffffffu;
@@ -167,7 +186,7 @@ bool UpdateAgent::take_root_chain(const uint8_t* data, size_t size) {
     r.root = root_;
     r.crc = root_crc(r);
     if (!records_.save(kRootName, reinterpret_cast<const uint8_t*>(&r), sizeof r)) {
-      report(update::StatusEvent::kError, "cannot store the trusted root metadata");
+      report(update::StatusEvent::kError, TF_AGENT_REASON(RootNotStored));
     }
     // A revocation applies at once: an update in flight under a key the root no longer
     // lists is abandoned (not marked failed: the release may come again under a listed key).
@@ -186,13 +205,14 @@ bool UpdateAgent::take_root_chain(const uint8_t* data, size_t size) {
         if (record_.failed_release > highest) highest = record_.failed_release;
         record_.highest_release = highest;
       }
-      persist(UpdateState::kIdle, "the update's targets key was revoked by the root metadata");
+      persist(UpdateState::kIdle, TF_AGENT_REASON(TargetsKeyRevoked));
     }
   }
   if (status == update::OfferStatus::kOk) return true;
+  char code[5];
   report(update::StatusEvent::kOfferRefused,
-         status == update::OfferStatus::kRootRejected ? update::to_string(why)
-                                                      : update::to_string(status),
+         status == update::OfferStatus::kRootRejected ? status_detail(why, 'r', code)
+                                                      : refusal_detail(status),
          status);
   return false;
 }
@@ -236,7 +256,7 @@ void UpdateAgent::announce() { report(update::StatusEvent::kHello); }
 
 bool UpdateAgent::provision_empty() {
   record_ = AgentRecord{};
-  return persist(UpdateState::kIdle, "provisioned without a model");
+  return persist(UpdateState::kIdle, TF_AGENT_REASON(Provisioned));
 }
 
 const update::Manifest* UpdateAgent::manifest() const {
@@ -269,7 +289,7 @@ bool UpdateAgent::install_factory(const uint8_t* artifact, size_t size) {
   sha_.reset();
   sha_.update(artifact, size);
   sha_.finish(record_.installed_sha256);
-  return persist(UpdateState::kIdle, "factory image");
+  return persist(UpdateState::kIdle, TF_AGENT_REASON(FactoryImage));
 }
 
 bool UpdateAgent::load_active() {
@@ -284,9 +304,9 @@ bool UpdateAgent::load_active() {
       std::memcpy(record_.installed_sha256, record_.previous_sha256, 32);
       record_.installed_size = record_.previous_size;
       record_.previous_slot = kNoSlot;
-      persist(UpdateState::kRolledBack, "active slot did not match its sha256");
+      persist(UpdateState::kRolledBack, TF_AGENT_REASON(ActiveSlotMismatch));
     } else {
-      report(update::StatusEvent::kError, "no slot holds a model matching its recorded sha256");
+      report(update::StatusEvent::kError, TF_AGENT_REASON(NoSlotMatches));
       return false;
     }
   }
@@ -313,7 +333,7 @@ bool UpdateAgent::boot() {
   const bool valid = n == static_cast<long>(sizeof r) && r.magic == AgentRecord{}.magic &&
                      r.version == AgentRecord{}.version && r.crc == record_crc(r);
   if (!valid && !from_v1(reinterpret_cast<const uint8_t*>(&r), n, &r)) {
-    report(update::StatusEvent::kError, "no valid agent record; waiting for provisioning");
+    report(update::StatusEvent::kError, TF_AGENT_REASON(NoRecord));
     return false;
   }
   record_ = r;
@@ -332,32 +352,31 @@ bool UpdateAgent::boot() {
     case UpdateState::kVerifying:
     case UpdateState::kPatching:
       if (offer_size_ == 0) {
-        fail_update("offer lost across restart");
+        fail_update(TF_AGENT_REASON(OfferLostAcrossRestart));
         break;
       }
       if (record_.state == UpdateState::kOffered) persist(UpdateState::kDownloading);
       break;
     case UpdateState::kSelfTest:
       // Power was lost (or the new model crashed or hung) during the self-test.
-      fail_update(hung ? "new model hung in its self-test (watchdog reset)"
-                       : "new model crashed or hung during self-test");
+      fail_update(hung ? TF_AGENT_REASON(SelfTestHung) : TF_AGENT_REASON(SelfTestCrashed));
       break;
     case UpdateState::kCommitted:
       // The device restarted before the new model proved itself: treat it as a crash.
       if (record_.probation_left > 0) {
-        roll_back(hung ? "new model hung on probation (watchdog reset)"
-                       : "restarted while the new model was on probation");
+        roll_back(hung ? TF_AGENT_REASON(ProbationHung) : TF_AGENT_REASON(ProbationRestarted));
         return model_ready_;
       }
       break;
     default:
-      if (hung) report(update::StatusEvent::kError, "the model hung (watchdog reset)");
+      if (hung) report(update::StatusEvent::kError, TF_AGENT_REASON(ModelHung));
       break;
   }
   const bool ready = load_active();
   if (record_.state == UpdateState::kDownloading) request_next_chunk();
-  if (record_.state == UpdateState::kVerifying) verify_payload();
-  if (record_.state == UpdateState::kPatching) patch();
+  if (record_.state == UpdateState::kVerifying || record_.state == UpdateState::kPatching) {
+    install();
+  }
   return ready;
 }
 
@@ -369,11 +388,11 @@ void UpdateAgent::withdraw() {
   slots_.staging_clear();
   record_.failed_release = record_.pending_release;  // a stale copy is not taken later
   request_outstanding_ = false;
-  persist(UpdateState::kIdle, "offer withdrawn by fleetd");
+  persist(UpdateState::kIdle, TF_AGENT_REASON(OfferWithdrawn));
 }
 
 void UpdateAgent::refuse(update::OfferStatus why, uint64_t release) {
-  report(update::StatusEvent::kOfferRefused, update::to_string(why), why, release);
+  report(update::StatusEvent::kOfferRefused, refusal_detail(why), why, release);
 }
 
 void UpdateAgent::fail_update(const char* reason) {
@@ -402,7 +421,7 @@ void UpdateAgent::drop_model(uint64_t release, const char* reason) {
 
 bool UpdateAgent::defer(const uint8_t* data, size_t size) {
   if (!records_.save(kDeferredName, data, size)) return false;
-  report(update::StatusEvent::kOfferDeferred, update::to_string(update::OfferStatus::kOnProbation),
+  report(update::StatusEvent::kOfferDeferred, refusal_detail(update::OfferStatus::kOnProbation),
          update::OfferStatus::kOnProbation);
   return true;
 }
@@ -444,7 +463,7 @@ void UpdateAgent::on_offer(const uint8_t* data, size_t size) {
   if (m->kind() == update::OfferKind_NoModel) {
     // Urgent (a rollout's revert): taken even on probation or over a download in flight.
     if (busy) record_.failed_release = record_.pending_release;
-    drop_model(m->release_seq(), "no model offered by fleetd: running none");
+    drop_model(m->release_seq(), TF_AGENT_REASON(NoModelOffered));
     return;
   }
   // On probation the other slot holds the fallback: an update would overwrite it. The
@@ -484,7 +503,7 @@ void UpdateAgent::request_next_chunk() {
   const long have = slots_.staging_size();
   const uint64_t offset = have > 0 ? static_cast<uint64_t>(have) : 0;
   if (offset >= m->payload_size()) {
-    verify_payload();
+    install();
     return;
   }
   const uint64_t left = m->payload_size() - offset;
@@ -513,11 +532,11 @@ void UpdateAgent::on_chunk(uint64_t release, uint64_t offset, const uint8_t* dat
   const long have = slots_.staging_size();
   if (!m || have < 0 || offset != static_cast<uint64_t>(have)) return;  // duplicate or stale
   if (offset + size > m->payload_size()) {
-    fail_update("server sent more than the payload size");
+    fail_update(TF_AGENT_REASON(PayloadTooLong));
     return;
   }
   if (!slots_.staging_append(offset, data, size)) {
-    fail_update("cannot write the staging area");
+    fail_update(TF_AGENT_REASON(StagingNotWritten));
     return;
   }
   request_outstanding_ = false;
@@ -525,33 +544,47 @@ void UpdateAgent::on_chunk(uint64_t release, uint64_t offset, const uint8_t* dat
   request_next_chunk();
 }
 
-void UpdateAgent::verify_payload() {
+// Verify, patch and self-test, each called from here: no step's buffers (the 1 KB reads,
+// the delta decoder) are on the stack under the next, and the self-test, which runs the
+// new model (the deepest stack), starts from this frame.
+void UpdateAgent::install() {
+  if (record_.state != UpdateState::kPatching && !verify_payload()) return;
+  if (patch()) self_test();
+}
+
+bool UpdateAgent::failed(const char* reason) {
+  fail_update(reason);
+  return false;
+}
+
+bool UpdateAgent::verify_payload() {
   const auto* m = manifest();
-  if (!m) return fail_update("offer lost");
-  if (record_.state != UpdateState::kVerifying && !persist(UpdateState::kVerifying)) return;
+  if (!m) return failed(TF_AGENT_REASON(OfferLost));
+  if (record_.state != UpdateState::kVerifying && !persist(UpdateState::kVerifying)) return false;
   sha_.reset();
   uint8_t buf[1024];
   const uint64_t size = m->payload_size();
-  if (slots_.staging_size() != static_cast<long>(size)) return fail_update("payload incomplete");
+  if (slots_.staging_size() != static_cast<long>(size))
+    return failed(TF_AGENT_REASON(PayloadIncomplete));
   for (uint64_t off = 0; off < size; off += sizeof buf) {
     const size_t n = static_cast<size_t>(size - off < sizeof buf ? size - off : sizeof buf);
-    if (!slots_.staging_read(off, buf, n)) return fail_update("cannot read the staging area");
+    if (!slots_.staging_read(off, buf, n)) return failed(TF_AGENT_REASON(StagingNotRead));
     sha_.update(buf, n);
   }
   uint8_t digest[32];
   sha_.finish(digest);
   if (std::memcmp(digest, m->payload_sha256()->data(), 32) != 0) {
-    return fail_update("payload sha256 mismatch");
+    return failed(TF_AGENT_REASON(PayloadMismatch));
   }
-  patch();
+  return true;
 }
 
-void UpdateAgent::patch() {
+bool UpdateAgent::patch() {
   const auto* m = manifest();
-  if (!m) return fail_update("offer lost");
-  if (record_.state != UpdateState::kPatching && !persist(UpdateState::kPatching)) return;
+  if (!m) return failed(TF_AGENT_REASON(OfferLost));
+  if (record_.state != UpdateState::kPatching && !persist(UpdateState::kPatching)) return false;
   const int target = record_.active_slot == 0 ? 1 : 0;
-  if (!slots_.begin_slot(target)) return fail_update("cannot open the inactive slot");
+  if (!slots_.begin_slot(target)) return failed(TF_AGENT_REASON(SlotNotOpened));
   SlotSink sink(slots_, target);
   SlotBase base(slots_, record_.active_slot, record_.installed_size);
   update::DeltaDecoder decoder(m->codec(), m->target_size(), config_.window_log, workspace_,
@@ -563,17 +596,18 @@ void UpdateAgent::patch() {
   const uint64_t size = m->payload_size();
   for (uint64_t off = 0; status == update::DeltaStatus::kOk && off < size; off += sizeof buf) {
     const size_t n = static_cast<size_t>(size - off < sizeof buf ? size - off : sizeof buf);
-    if (!slots_.staging_read(off, buf, n)) return fail_update("cannot read the staging area");
+    if (!slots_.staging_read(off, buf, n)) return failed(TF_AGENT_REASON(StagingNotRead));
     status = decoder.feed(buf, n);
   }
   if (status == update::DeltaStatus::kOk) status = decoder.finish();
-  if (status != update::DeltaStatus::kOk) return fail_update(to_string(status));
-  if (!slots_.commit_slot(target)) return fail_update("cannot commit the inactive slot");
-  if (!save_model_info(target, *m)) return fail_update("cannot store the model's baseline");
+  char code[5];
+  if (status != update::DeltaStatus::kOk) return failed(status_detail(status, 'd', code));
+  if (!slots_.commit_slot(target)) return failed(TF_AGENT_REASON(SlotNotCommitted));
+  if (!save_model_info(target, *m)) return failed(TF_AGENT_REASON(BaselineNotStored));
   if (!slot_matches(static_cast<uint8_t>(target), m->target_sha256()->data(), m->target_size())) {
-    return fail_update("patched artifact sha256 mismatch");
+    return failed(TF_AGENT_REASON(PatchedMismatch));
   }
-  self_test();
+  return true;
 }
 
 bool UpdateAgent::save_model_info(int slot, const update::Manifest& m) {
@@ -608,14 +642,15 @@ void UpdateAgent::inference_done(bool ok, uint64_t elapsed_ms) {
   if (watchdog_) watchdog_->disarm();
   if (record_.state != UpdateState::kCommitted || record_.probation_left == 0) return;
   if (!ok) {
-    roll_back("new model failed to run");
+    roll_back(TF_AGENT_REASON(ModelFailed));
     return;
   }
   if (elapsed_ms > config_.inference_timeout_ms) {
-    roll_back("new model exceeded the inference time limit");
+    roll_back(TF_AGENT_REASON(InferenceTooSlow));
     return;
   }
-  if (--record_.probation_left == 0 && persist(UpdateState::kCommitted, "probation passed")) {
+  if (--record_.probation_left == 0 &&
+      persist(UpdateState::kCommitted, TF_AGENT_REASON(ProbationPassed))) {
     take_deferred();
   }
 }
@@ -657,29 +692,30 @@ void UpdateAgent::self_test() {
   const char* why = "";
   const uint8_t* mapped = slots_.map_slot(target);
   if (!mapped || !candidate_->load(mapped, m->target_size(), &why)) {
-    return fail_update(why && *why ? why : "new model does not load");
+    return fail_update(why && *why ? why : TF_AGENT_REASON(ModelNotLoaded));
   }
   const auto* tests = m->self_tests();
   for (uint32_t i = 0; tests && i < tests->size(); ++i) {
     const auto* t = tests->Get(i);
     if (!t->input() || !t->expected_output() || t->input()->size() != candidate_->input_bytes() ||
-        t->expected_output()->size() != candidate_->output_bytes() ||
-        candidate_->output_bytes() > 4096) {
-      return fail_update("self-test vector does not fit the new model");
+        t->expected_output()->size() != candidate_->output_bytes() || !workspace_ ||
+        candidate_->output_bytes() > workspace_bytes_) {
+      return fail_update(TF_AGENT_REASON(SelfTestMisfit));
     }
-    int8_t out[4096];
+    // The output goes to the delta workspace, idle once the patch is done (not the stack).
+    auto* out = reinterpret_cast<int8_t*>(workspace_);
     const uint64_t t0 = clock_.monotonic_ms();
     if (watchdog_) watchdog_->arm(config_.watchdog_timeout_ms);  // a hang resets: boot fails it
     const bool ran = candidate_->run(t->input()->data(), out);
     if (watchdog_) watchdog_->disarm();
-    if (!ran) return fail_update("new model failed to run");
+    if (!ran) return fail_update(TF_AGENT_REASON(ModelFailed));
     if (clock_.monotonic_ms() - t0 > config_.self_test_timeout_ms) {
-      return fail_update("new model exceeded the self-test time limit");
+      return fail_update(TF_AGENT_REASON(SelfTestTooSlow));
     }
     for (size_t k = 0; k < candidate_->output_bytes(); ++k) {
       const int diff = out[k] - t->expected_output()->Get(static_cast<uint32_t>(k));
       if (diff > m->self_test_tolerance() || -diff > m->self_test_tolerance()) {
-        return fail_update("self-test output differs from the expected output");
+        return fail_update(TF_AGENT_REASON(SelfTestDiffers));
       }
     }
   }
@@ -698,7 +734,7 @@ void UpdateAgent::self_test() {
   record_ = next;
   if (!persist(UpdateState::kCommitted)) {
     record_ = before;
-    return fail_update("cannot persist the switch");
+    return fail_update(TF_AGENT_REASON(SwitchNotStored));
   }
   slots_.staging_clear();
   ModelRunner* old = active_;

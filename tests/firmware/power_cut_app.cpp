@@ -23,6 +23,7 @@
 #include "tinyfleet/firmware/nor_semihost.h"
 #include "tinyfleet/firmware/nor_stores.h"
 #include "tinyfleet/firmware/sodium_ports.h"
+#include "tinyfleet/update/agent_reasons.h"
 #include "tinyfleet/update/status_message.h"
 
 extern "C" {
@@ -73,7 +74,8 @@ class ChunkOutbox final : public device_agent::Outbox {
                 (m.state == UpdateState::kRolledBack || m.state == UpdateState::kNoModel))) {
       std::printf("STATUS event=%s state=%s failed=%llu detail=\"%s\"\n",
                   update::to_string(m.event), update::to_string(m.state),
-                  static_cast<unsigned long long>(m.failed_release), m.detail);
+                  static_cast<unsigned long long>(m.failed_release),
+                  update::name_detail(m.detail, m.event, m.refusal));
     }
     return true;
   }
@@ -189,7 +191,8 @@ int report_boot(UpdateAgent& agent, firmware::NorSlots& slots, bool booted) {
       booted ? 1 : 0, static_cast<unsigned>(torn_staging),
       static_cast<unsigned long long>(r.installed_release), static_cast<unsigned>(r.active_slot),
       model, hex, read && std::memcmp(sha, r.installed_sha256, 32) == 0 ? "match" : "MISMATCH",
-      output, update::to_string(r.state), r.reason);
+      output, update::to_string(r.state),
+      update::name_detail(r.reason, update::StatusEvent::kState, update::OfferStatus::kOk));
   return model;
 }
 
@@ -297,7 +300,8 @@ int main() {
   std::printf("DONE release=%llu v3=%d state=%s failed=%llu reason=\"%s\" pieces=%llu\n",
               static_cast<unsigned long long>(r.installed_release), installed(agent, 3) ? 1 : 0,
               update::to_string(r.state), static_cast<unsigned long long>(r.failed_release),
-              r.reason, static_cast<unsigned long long>(flash.ops()));
+              update::name_detail(r.reason, update::StatusEvent::kState, update::OfferStatus::kOk),
+              static_cast<unsigned long long>(flash.ops()));
   if (g_trace) {
     for (size_t i = 0; i < g_trace_len; i += 100) {
       std::printf("TRACE %.*s\n", static_cast<int>(g_trace_len - i < 100 ? g_trace_len - i : 100),

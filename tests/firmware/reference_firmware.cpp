@@ -30,6 +30,7 @@
 #include "tinyfleet/firmware/nor_semihost.h"
 #include "tinyfleet/firmware/provisioning.h"
 #include "tinyfleet/firmware/sodium_ports.h"
+#include "tinyfleet/update/agent_reasons.h"
 
 extern "C" {
 extern const unsigned char tf_root_pub[], tf_v1[], tf_input[], tf_samples[];
@@ -167,7 +168,8 @@ void print_update() {
       "update: release %llu, state %s, reason \"%s\"; payload %llu B asked for release %llu "
       "(artifact %llu B); offers %u (streamed %u), chunk requests %u, chunks %u\n",
       static_cast<unsigned long long>(r.installed_release), update::to_string(g_agent->state()),
-      r.reason, static_cast<unsigned long long>(g_counting.payload_end_),
+      update::name_detail(r.reason, update::StatusEvent::kState, update::OfferStatus::kOk),
+      static_cast<unsigned long long>(g_counting.payload_end_),
       static_cast<unsigned long long>(g_counting.release_),
       static_cast<unsigned long long>(r.installed_size),
       static_cast<unsigned>(g_outbox.counters().offers),

@@ -14,6 +14,7 @@
 
 #include "tcp_transport.h"
 #include "tinyfleet/firmware/mqtt_client.h"
+#include "tinyfleet/update/agent_reasons.h"
 #include "tinyfleet/update/chunk_framing.h"
 #include "tinyfleet/update/status_message.h"
 #include "tinyfleet/update/topics.h"
@@ -48,7 +49,8 @@ struct Server : mqtt::Handler {
     } else if (topic == topics[3] && update::decode_status(m.payload, m.payload_size, &s).ok()) {
       std::fprintf(stderr, "serve_offer: status %s, state %s, release %llu %s\n",
                    update::to_string(s.event), update::to_string(s.state),
-                   static_cast<unsigned long long>(s.release), s.detail);
+                   static_cast<unsigned long long>(s.release),
+                   update::name_detail(s.detail, s.event, s.refusal));  // as fleetd names it
       if (s.state == update::UpdateState::kCommitted && s.release == release) committed = true;
     } else if (topic == topics[4]) {
       ++telemetry;

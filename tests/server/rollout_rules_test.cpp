@@ -12,6 +12,7 @@
 #include "rollouts/selection.h"
 #include "rollouts/states.h"
 #include "rollouts/status_report.h"
+#include "tinyfleet/update/delta_decoder.h"
 #include "tinyfleet/update/status_message.h"
 
 namespace tinyfleet::server::rollouts {
@@ -318,6 +319,29 @@ std::string encoded(const update::StatusMessage& m) {
   size_t n = 0;
   EXPECT_TRUE(update::encode_status(m, buf, sizeof buf, &n).ok());
   return std::string(reinterpret_cast<const char*>(buf), n);
+}
+
+// A firmware device's codes (update/agent_reasons.h) are stored named, as a Linux agent's
+// text is; an older device's text is stored as it came (ParsedWithBounds).
+TEST(StatusReports, FirmwareCodesStoredNamed) {
+  update::StatusMessage m;
+  m.event = update::StatusEvent::kState;
+  m.state = update::UpdateState::kRolledBack;
+  update::set_text(m.detail, "#21");
+  auto r = parse_status_report(encoded(m));
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->detail, "payload sha256 mismatch");
+  update::set_text(m.detail, "#d04");
+  r = parse_status_report(encoded(m));
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->detail, update::to_string(update::DeltaStatus::kCorrupt));
+  m.event = update::StatusEvent::kOfferRefused;
+  m.refusal = update::OfferStatus::kWrongClass;
+  update::set_text(m.detail, "");
+  r = parse_status_report(encoded(m));
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_EQ(r->detail, update::to_string(update::OfferStatus::kWrongClass));
+  EXPECT_EQ(r->refusal, update::OfferStatus::kWrongClass);
 }
 
 TEST(StatusReports, ParsedWithBounds) {

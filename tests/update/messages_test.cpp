@@ -7,7 +7,10 @@
 #include <string>
 #include <vector>
 
+#include "tinyfleet/update/agent_reasons.h"
+#include "tinyfleet/update/delta_decoder.h"
 #include "tinyfleet/update/presence_message.h"
+#include "tinyfleet/update/root_metadata.h"
 #include "tinyfleet/update/status_message.h"
 #include "tinyfleet/update/telemetry_message.h"
 
@@ -231,6 +234,44 @@ WireStatus decoded(const TelemetryMessage& m) {
   const auto bytes = encoded_telemetry(m);
   TelemetryMessage back;
   return decode_telemetry(bytes.data(), bytes.size(), &back);
+}
+
+// A firmware device sends its reasons as codes (agent_reasons.h); the host names each
+// one as the Linux agent's text, and a detail that is text (an older or a Linux device)
+// or an unknown code stays as it came.
+TEST(AgentReasons, CodesNamedAsTheText) {
+  const auto state = StatusEvent::kState;
+  EXPECT_STREQ(
+      name_detail(AgentReasonCode<AgentReason::kPayloadMismatch>::text, state, OfferStatus::kOk),
+      "payload sha256 mismatch");
+  EXPECT_STREQ(AgentReasonCode<AgentReason::kRootNotStored>::text, "#01");
+  for (int n = 1; n < static_cast<int>(AgentReason::kEnd); ++n) {
+    const std::string code = "#" + std::to_string(n / 10) + std::to_string(n % 10);
+    EXPECT_STREQ(name_detail(code.c_str(), state, OfferStatus::kOk), kAgentReasonText[n]) << n;
+    EXPECT_STRNE(kAgentReasonText[n], "") << n;
+    EXPECT_STREQ(name_detail(("#" + std::to_string(n)).c_str(), state, OfferStatus::kOk),
+                 kAgentReasonText[n]);
+  }
+  char code[5];
+  format_detail_code(code, 'd', static_cast<uint8_t>(DeltaStatus::kCorrupt));
+  EXPECT_STREQ(code, "#d04");
+  EXPECT_STREQ(name_detail(code, state, OfferStatus::kOk), to_string(DeltaStatus::kCorrupt));
+  format_detail_code(code, 'r', static_cast<uint8_t>(RootStatus::kNotSignedByOld));
+  EXPECT_STREQ(name_detail(code, StatusEvent::kOfferRefused, OfferStatus::kRootRejected),
+               to_string(RootStatus::kNotSignedByOld));
+  // A refusal or deferral without detail: its code names it; any other event keeps none.
+  EXPECT_STREQ(name_detail("", StatusEvent::kOfferRefused, OfferStatus::kBadSignature),
+               to_string(OfferStatus::kBadSignature));
+  EXPECT_STREQ(name_detail("", StatusEvent::kOfferDeferred, OfferStatus::kOnProbation),
+               to_string(OfferStatus::kOnProbation));
+  EXPECT_STREQ(name_detail("", StatusEvent::kState, OfferStatus::kOk), "");
+  // Text, and codes this side does not know, pass through.
+  EXPECT_STREQ(name_detail("payload sha256 mismatch", state, OfferStatus::kOk),
+               "payload sha256 mismatch");
+  for (const char* kept : {"#", "#00", "#99", "#123", "#x1", "#1x", "#d", "#d00", "#d99", "#d123",
+                           "#r", "#r05", "#r1x", "# 1", "#-1"}) {
+    EXPECT_STREQ(name_detail(kept, state, OfferStatus::kOk), kept) << kept;
+  }
 }
 
 TEST(TelemetryMessage, Version1StillDecodes) {

@@ -2,6 +2,8 @@
 
 #include <cstdint>
 
+#include "tinyfleet/update/agent_reasons.h"
+
 namespace tinyfleet::server::rollouts {
 
 namespace {
@@ -46,7 +48,8 @@ storage::Expected<StatusReport> parse_status_report(const std::string& payload) 
     update::to_hex(m.artifact_sha256, 32, hex);
     r.artifact = hex;
   }
-  r.detail = printable(m.detail);
+  // A firmware device sends codes, a Linux agent text: both are stored named.
+  r.detail = printable(update::name_detail(m.detail, m.event, m.refusal));
   r.release = static_cast<int64_t>(m.release);
   r.failed_release = static_cast<int64_t>(m.failed_release);
   r.refusal = m.refusal;

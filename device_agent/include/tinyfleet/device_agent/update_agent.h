@@ -137,9 +137,11 @@ class UpdateAgent {
   void refuse(update::OfferStatus why, uint64_t release);
   void fail_update(const char* reason);
   void request_next_chunk();
-  void verify_payload();
-  void patch();
+  void install();  // verify_payload, patch and self_test in turn
+  bool verify_payload();
+  bool patch();
   void self_test();
+  bool failed(const char* reason);  // fail_update, then false
   bool slot_matches(uint8_t slot, const uint8_t sha[32], uint64_t size);
   bool load_active();
   bool save_model_info(int slot, const update::Manifest& m);
