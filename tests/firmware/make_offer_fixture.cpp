@@ -146,18 +146,18 @@ int main(int argc, char** argv) {
     digits_v1 = read(argv[2]);
     digits_v2 = read(argv[3]);
     digits_out1 = ft::run_on_host(digits_v1, input);
-    const std::string out2 = ft::run_on_host(digits_v2, input);
+    const std::string digits_out2 = ft::run_on_host(digits_v2, input);
     auto dd =
         update::encode_tensor_range(digits_v1, digits_v2, update::artifact_segments(digits_v1),
                                     update::artifact_segments(digits_v2), options);
-    if (digits_out1.empty() || out2.empty() || !dd) {
+    if (digits_out1.empty() || digits_out2.empty() || !dd) {
       std::fprintf(stderr, "digits_cnn: does not run on the host, or no delta\n");
       return 1;
     }
     update::ManifestFields m = ft::fixture_manifest(digits_v1, digits_v2, *dd, 2, 256);
     m.model = "digits_cnn";
     m.release_seq = d.release_seq;
-    m.self_tests = {{input, out2}};
+    m.self_tests = {{input, digits_out2}};
     digits_delta = dd->payload;
     digits_offer = signed_with_chain(m, *recertified);
   }
