@@ -13,6 +13,7 @@ using update::TopicKind;
 MqttOutbox::MqttOutbox(mqtt::Transport& transport, uint8_t* tx, size_t tx_capacity, uint8_t* rx,
                        size_t rx_capacity, uint8_t* offer_buffer, size_t offer_capacity)
     : client_(transport, *this, tx, tx_capacity, rx, rx_capacity),
+      transport_(transport),
       offer_(offer_buffer),
       offer_capacity_(offer_buffer ? offer_capacity : 0),
       rx_capacity_(rx_capacity) {}
@@ -51,8 +52,28 @@ void MqttOutbox::poll() {
 void MqttOutbox::disconnect() {
   uint8_t offline[update::kPresenceBytes];
   presence_bytes(update::Presence::kOffline, offline);
-  publish(TopicKind::kPresence, offline, sizeof offline, 1, true);
+  // The broker handles a connection's packets in order, so its acknowledgement of
+  // "offline" says everything published before has arrived (QoS 0 telemetry too); closing
+  // at once could lose the last packets with the link (a modem, or QEMU's socket, closing
+  // with bytes in flight). Messages arriving meanwhile are not given to the agent.
+  char t[update::kMaxTopicBytes];
+  closing_ = true;
+  closing_id_ = 0;
+  closing_acked_ = false;
+  if (topic(TopicKind::kPresence, t, sizeof t) &&
+      client_.publish(t, offline, sizeof offline, 1, true, &closing_id_) == mqtt::MqttError::kOk) {
+    const uint32_t since = transport_.now_ms();
+    while (!closing_acked_ && client_.state() == mqtt::ClientState::kConnected &&
+           transport_.now_ms() - since < kCloseWaitMs) {
+      client_.poll();
+    }
+  }
   client_.disconnect();
+  closing_ = false;
+}
+
+void MqttOutbox::on_puback(uint16_t packet_id) {
+  if (closing_ && packet_id == closing_id_) closing_acked_ = true;
 }
 
 bool MqttOutbox::publish_status(const uint8_t* message, size_t size) {
@@ -89,6 +110,10 @@ void MqttOutbox::on_connected(bool /*session_present*/) {
 }
 
 void MqttOutbox::on_message(const mqtt::Message& m) {
+  if (closing_) {
+    ++counters_.ignored;
+    return;
+  }
   if (agent_ && is_topic(m.topic, m.topic_size, TopicKind::kOffer)) {
     ++counters_.offers;
     agent_->on_offer(m.payload, m.payload_size);  // empty: fleetd withdrew the offer
@@ -106,7 +131,7 @@ void MqttOutbox::on_message(const mqtt::Message& m) {
 
 bool MqttOutbox::begin(const mqtt::Message& head) {
   // Only an offer may be larger than the receive buffer (chunks are asked to fit it).
-  if (!agent_ || !is_topic(head.topic, head.topic_size, TopicKind::kOffer) ||
+  if (closing_ || !agent_ || !is_topic(head.topic, head.topic_size, TopicKind::kOffer) ||
       head.payload_size > offer_capacity_) {
     ++counters_.ignored;
     return false;

@@ -411,6 +411,22 @@ TEST_F(FirmwareOutbox, AsksForChunksThatFitItsReceiveBufferAndSendsTelemetryAtQo
   EXPECT_EQ(status().event, update::StatusEvent::kHello);
 }
 
+// The reference firmware publishes its last window at QoS 0 and exits, and QEMU closes its
+// socket at once: disconnect() waits for the broker to acknowledge "offline" (sent after
+// the window, on the same connection), so the window has arrived when the link goes.
+TEST_F(FirmwareOutbox, ADisconnectLetsTheLastWindowArriveBeforeTheLinkCloses) {
+  auto& box = start_device<512>(std::string(32, '\0'));
+  ASSERT_TRUE(run([&] { return presence() == kOnline; }));
+  const std::string window = "the last window";
+  ASSERT_TRUE(box.publish_telemetry(u8(window), window.size()));
+  box.disconnect();
+  device_tcp_->close();
+  EXPECT_TRUE(box.close_acknowledged());
+  EXPECT_EQ(box.client().state(), mqtt::ClientState::kStopped);
+  ASSERT_TRUE(run([&] { return server_.last(topic(TopicKind::kTelemetry)) == window; }));
+  ASSERT_TRUE(run([&] { return presence() == kOffline; }));
+}
+
 TEST_F(FirmwareOutbox, SaysOnlineWhenConnectedAndLeavesAWillThatSaysOffline) {
   auto& box = start_device<512>(std::string(32, '\0'));
   ASSERT_TRUE(run([&] { return presence() == kOnline; }));

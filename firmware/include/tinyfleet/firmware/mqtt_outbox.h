@@ -46,8 +46,13 @@ class MqttOutbox : public device_agent::Outbox, public mqtt::Handler, public mqt
   void start(mqtt::ClientOptions& options);
   // The client's poll, then the agent's (chunk timeouts), except while an offer streams in.
   void poll();
-  // Says "offline" on the presence topic (a clean disconnect leaves no will), disconnects.
+  // Says "offline" on the presence topic (a clean disconnect leaves no will), waits up to
+  // kCloseWaitMs for the broker's acknowledgement (so what was published before has
+  // arrived), and disconnects.
   void disconnect();
+  static constexpr uint32_t kCloseWaitMs = 2000;
+  // Whether the last disconnect() had the broker's acknowledgement before it closed.
+  bool close_acknowledged() const { return closing_acked_; }
 
   mqtt::MqttClient& client() { return client_; }
   const OutboxCounters& counters() const { return counters_; }
@@ -62,6 +67,7 @@ class MqttOutbox : public device_agent::Outbox, public mqtt::Handler, public mqt
   // mqtt::Handler
   void on_connected(bool session_present) override;
   void on_message(const mqtt::Message& message) override;
+  void on_puback(uint16_t packet_id) override;
 
   // mqtt::PayloadSink (offers only)
   bool begin(const mqtt::Message& head) override;
@@ -75,7 +81,11 @@ class MqttOutbox : public device_agent::Outbox, public mqtt::Handler, public mqt
   void presence_bytes(update::Presence p, uint8_t* out) const;
 
   mqtt::MqttClient client_;
+  mqtt::Transport& transport_;
   device_agent::UpdateAgent* agent_ = nullptr;
+  bool closing_ = false;  // disconnect() waits for closing_id_'s acknowledgement
+  bool closing_acked_ = false;
+  uint16_t closing_id_ = 0;
   uint8_t* offer_;
   size_t offer_capacity_;
   size_t offer_size_ = 0;
