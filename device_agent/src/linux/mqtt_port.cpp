@@ -257,11 +257,12 @@ bool MqttAgentPort::publish_telemetry(const uint8_t* message, size_t size) {
   return true;
 }
 
+bool MqttAgentPort::acknowledged(const Window& w) {
+  return w.token && w.token->is_complete() && w.token->get_return_code() == MQTTASYNC_SUCCESS;
+}
+
 void MqttAgentPort::reap_acknowledged() {
-  while (!windows_.empty() && windows_.front().token && windows_.front().token->is_complete() &&
-         windows_.front().token->get_return_code() == MQTTASYNC_SUCCESS) {
-    windows_.pop_front();
-  }
+  while (!windows_.empty() && acknowledged(windows_.front())) windows_.pop_front();
 }
 
 void MqttAgentPort::flush_windows() {
@@ -301,9 +302,7 @@ uint64_t MqttAgentPort::telemetry_resent() const {
 size_t MqttAgentPort::telemetry_unacked() const {
   std::lock_guard<std::mutex> lock(window_mu_);
   size_t n = 0;
-  for (const Window& w : windows_) {
-    if (!w.token || !w.token->is_complete() || w.token->get_return_code() != MQTTASYNC_SUCCESS) ++n;
-  }
+  for (const Window& w : windows_) n += acknowledged(w) ? 0 : 1;
   return n;
 }
 

@@ -86,6 +86,7 @@ class MqttAgentPort final : public Outbox {
   // in flight on the current connection (or failed there a second ago). The two below it do
   // the same under window_mu_, held.
   void flush_windows();
+  static bool acknowledged(const Window& w);  // its PUBACK came
   void reap_acknowledged();
   void send_windows();
 
