@@ -11,6 +11,10 @@
 //   deploy/local/run-bench.sh bench_rollout_scale            # 1000 and 5000
 //   deploy/local/run-bench.sh bench_rollout_scale 200 1000   # other sizes
 //   deploy/local/run-bench.sh bench_rollout_scale --deltas 10000   # deltas only
+//   deploy/local/run-bench.sh bench_rollout_scale --deltas --replicas 3 10000
+// With --replicas N, N fleetd processes share the database and the broker (one share
+// group); one leads the engine. Per phase of the v2 rollout it prints the engine's own
+// admission rate: the phase's devices over the span of their offers' storing times.
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -114,12 +118,14 @@ struct Result {
   double seconds = 0;
   long long broker_bytes = 0;
   long long payload_bytes = 0;
-  double fleetd_cpu = 0;
+  double fleetd_cpu = 0;                // all replicas together
+  std::vector<double> fleetd_cpu_each;  // per replica
   int updated = 0;
   // Offers of v2 stored / (last offered_at - first): the rollout's pace, phases' settling
   // and gate looks included (a phase's devices are admitted in one tick), not the engine's rate.
   double admitted_per_s = 0;
-  long long db_bytes = 0;  // pg_database_size after v2
+  double engine_admitted_per_s = 0;  // the phases' devices over their offers' spans
+  long long db_bytes = 0;            // pg_database_size after v2
 };
 
 // What the ingest said after the telemetry phase (fleetd's /metrics).
@@ -138,7 +144,7 @@ double metric(const std::string& text, const std::string& series) {
 
 class Fleet {
  public:
-  Fleet(int devices, bool deltas) : n_(devices) {
+  Fleet(int devices, bool deltas, int replicas) : n_(devices) {
     dir_ = fs::temp_directory_path() / ("tf-bench-" + std::to_string(getpid()) + "-" +
                                         std::to_string(devices) + (deltas ? "d" : "f"));
     fs::remove_all(dir_);
@@ -147,26 +153,27 @@ class Fleet {
     if (!tinyfleet::update::init_keys((dir_ / "keys").string(), unix_now, 30)) {
       throw std::runtime_error("cannot make keys");
     }
-    fleetd_ = std::make_unique<FleetdProcess>(
-        db_.uri(), admin_,
-        std::map<std::string, std::string>{
-            {"mqtt.user", require_env("TINYFLEET_MQTT_SERVER_USER")},
-            {"mqtt.password", require_env("TINYFLEET_MQTT_SERVER_PASSWORD")},
-            {"mqtt.share_group", "bench" + std::to_string(getpid()) + (deltas ? "d" : "f")},
-            {"keys.dir", (dir_ / "keys").string()},
-            {"keys.root_public_key_file", (dir_ / "keys" / "root.pub").string()},
-            {"updates.deltas", deltas ? "true" : "false"},
-            {"rollouts.tick_ms", "200"}});
-    fleetd_->start();
+    const std::map<std::string, std::string> settings{
+        {"mqtt.user", require_env("TINYFLEET_MQTT_SERVER_USER")},
+        {"mqtt.password", require_env("TINYFLEET_MQTT_SERVER_PASSWORD")},
+        {"mqtt.share_group", "bench" + std::to_string(getpid()) + (deltas ? "d" : "f")},
+        {"keys.dir", (dir_ / "keys").string()},
+        {"keys.root_public_key_file", (dir_ / "keys" / "root.pub").string()},
+        {"updates.deltas", deltas ? "true" : "false"},
+        {"rollouts.tick_ms", "200"}};
+    for (int i = 0; i < replicas; ++i) {
+      fleetd_.push_back(std::make_unique<FleetdProcess>(db_.uri(), admin_, settings));
+      fleetd_.back()->start();
+    }
   }
   ~Fleet() {
     stop_sims();
-    fleetd_.reset();
+    fleetd_.clear();
     fs::remove_all(dir_);
   }
 
   std::string fleetctl(const std::string& args, int* exit_code = nullptr) {
-    return run("FLEETCTL_ENDPOINT=127.0.0.1:" + std::to_string(fleetd_->port()) +
+    return run("FLEETCTL_ENDPOINT=127.0.0.1:" + std::to_string(fleetd_.front()->port()) +
                    " FLEETCTL_TOKEN=" + admin_ + " FLEETCTL_CONFIG=/nonexistent " +
                    TINYFLEET_FLEETCTL + " " + args + " 2>&1",
                exit_code);
@@ -281,7 +288,20 @@ class Fleet {
     return r ? *r : -1;
   }
 
-  FleetdProcess& fleetd() { return *fleetd_; }
+  std::vector<double> cpu() const {
+    std::vector<double> out;
+    for (const auto& f : fleetd_) out.push_back(cpu_seconds(f->pid()));
+    return out;
+  }
+  // A metric summed over the replicas (max for a gauge of the oldest, `max` true).
+  double metric_all(const std::string& series, bool max = false) const {
+    double total = 0;
+    for (const auto& f : fleetd_) {
+      const double v = metric(f->scrape_metrics(), series);
+      if (v >= 0) total = max ? std::max(total, v) : total + v;
+    }
+    return total;
+  }
   ScratchDatabase& db() { return db_; }
 
  private:
@@ -289,28 +309,66 @@ class Fleet {
   fs::path dir_;
   const std::string admin_ = "tf_bench_admin_secret_0123456789";
   ScratchDatabase db_;
-  std::unique_ptr<FleetdProcess> fleetd_;
+  std::vector<std::unique_ptr<FleetdProcess>> fleetd_;
   std::vector<std::pair<pid_t, fs::path>> sims_;
 };
 
-Result rollout_run(int devices, bool deltas, bool measure_ingest, Ingest* ingest) {
+// Per phase of rollout `name`: its devices, when its first and last offers were stored
+// and when its last device reported the target (seconds from the rollout's start), and
+// the engine's admission rate (devices over the span of their offers). Printed; returns
+// the rate over all phases (devices over the sum of the spans).
+double print_phases(Fleet& fleet, const std::string& name) {
+  auto rows = fleet.db().db().transact([&](pqxx::work& w) {
+    return w.exec_params(
+        "SELECT rd.phase, count(*), EXTRACT(EPOCH FROM min(rd.offered_at) - r.created_at), "
+        "EXTRACT(EPOCH FROM max(rd.offered_at) - r.created_at), EXTRACT(EPOCH FROM "
+        "max(rd.updated_at_device) - r.created_at) FROM rollout_devices rd JOIN rollouts r ON "
+        "r.id = rd.rollout_id WHERE r.name = $1 GROUP BY rd.phase, r.created_at ORDER BY 1",
+        name);
+  });
+  if (!rows) {
+    std::printf("  (phases not read: %s)\n", rows.error().message.c_str());
+    return -1;
+  }
+  double devices = 0, spans = 0;
+  std::printf("  %5s %8s %12s %12s %13s %12s\n", "phase", "devices", "first offer", "last offer",
+              "last updated", "admitted/s");
+  for (const auto& row : *rows) {
+    const int n = row[1].as<int>();
+    const double first = row[2].as<double>(0), last = row[3].as<double>(0),
+                 updated = row[4].as<double>(0);
+    // A phase stored within one tick spans about 0: count at least 1 ms.
+    const double span = std::max(0.001, last - first);
+    devices += n;
+    spans += span;
+    std::printf("  %5d %8d %11.2fs %11.2fs %12.2fs %12.0f\n", row[0].as<int>(), n, first, last,
+                updated, n / span);
+  }
+  return spans > 0 ? devices / spans : -1;
+}
+
+Result rollout_run(int devices, bool deltas, int replicas, bool measure_ingest, Ingest* ingest) {
   Result res;
   res.devices = devices;
   res.mode = deltas ? "delta" : "full artifact";
-  std::printf("-- %d devices, %s\n", devices, res.mode.c_str());
+  std::printf("-- %d devices, %s, %d fleetd\n", devices, res.mode.c_str(), replicas);
   std::fflush(stdout);
-  Fleet fleet(devices, deltas);
+  Fleet fleet(devices, deltas, replicas);
   fleet.prepare(deltas ? "d-" : "f-");
   fleet.start_sims(/*window_s=*/30, /*rate=*/0.2);
   // Every device gets version 1 first (its first model: a whole artifact either way).
   const std::string first = fleet.roll_out("v1", 1, 1800);
   std::printf("  v1 to all: %s\n", first.c_str());
   const long long b0 = broker_bytes();
-  const double c0 = cpu_seconds(fleet.fleetd().pid());
+  const std::vector<double> c0 = fleet.cpu();
   const double t0 = now_s();
   const std::string state = fleet.roll_out("v2", 2, 1800);
   res.seconds = now_s() - t0;
-  res.fleetd_cpu = cpu_seconds(fleet.fleetd().pid()) - c0;
+  const std::vector<double> c1 = fleet.cpu();
+  for (size_t i = 0; i < c1.size(); ++i) {
+    res.fleetd_cpu_each.push_back(c1[i] - c0[i]);
+    res.fleetd_cpu += c1[i] - c0[i];
+  }
   res.broker_bytes = broker_bytes() - b0;
   res.payload_bytes = fleet.payload_bytes("v2");
   const std::string v2 =
@@ -325,6 +383,10 @@ Result rollout_run(int devices, bool deltas, bool measure_ingest, Ingest* ingest
       static_cast<long long>(fleet.number("SELECT pg_database_size(current_database())"));
   std::printf("  v2: %s in %.1f s, %d updated, %.0f offered/s over the rollout\n", state.c_str(),
               res.seconds, res.updated, res.admitted_per_s);
+  res.engine_admitted_per_s = print_phases(fleet, "v2");
+  std::string each;
+  for (double c : res.fleetd_cpu_each) each += " " + std::to_string(c).substr(0, 5) + "s";
+  std::printf("  fleetd CPU per replica over v2:%s\n", each.c_str());
   if (measure_ingest) {
     // Every device publishes a telemetry window each second.
     fleet.stop_sims();
@@ -335,18 +397,16 @@ Result rollout_run(int devices, bool deltas, bool measure_ingest, Ingest* ingest
     double lag_max = 0;
     for (int i = 0; i < 30; ++i) {  // the lag sampled each second; its largest
       std::this_thread::sleep_for(std::chrono::seconds(1));
-      lag_max = std::max(lag_max, metric(fleet.fleetd().scrape_metrics(),
-                                         "tinyfleet_telemetry_ingest_lag_seconds"));
+      lag_max = std::max(lag_max, fleet.metric_all("tinyfleet_telemetry_ingest_lag_seconds", true));
     }
     const int rows1 = fleet.count("SELECT count(*)::int FROM telemetry");
-    const std::string m = fleet.fleetd().scrape_metrics();
     ingest->rows_per_s = (rows1 - rows0) / (now_s() - t);
     ingest->offered = devices;
     ingest->lag_s = lag_max;
-    ingest->lag_messages = metric(m, "tinyfleet_telemetry_ingest_lag_messages");
-    ingest->dropped = metric(m, R"(tinyfleet_telemetry_messages_total{outcome="dropped"})");
+    ingest->lag_messages = fleet.metric_all("tinyfleet_telemetry_ingest_lag_messages");
+    ingest->dropped = fleet.metric_all(R"(tinyfleet_telemetry_messages_total{outcome="dropped"})");
     ingest->rate_limited =
-        metric(m, R"(tinyfleet_telemetry_messages_total{outcome="rate_limited"})");
+        fleet.metric_all(R"(tinyfleet_telemetry_messages_total{outcome="rate_limited"})");
   }
   std::fflush(stdout);
   return res;
@@ -357,9 +417,12 @@ Result rollout_run(int devices, bool deltas, bool measure_ingest, Ingest* ingest
 int main(int argc, char** argv) {
   std::vector<int> sizes;
   bool deltas_only = false;
+  int replicas = 1;
   for (int i = 1; i < argc; ++i) {
     if (std::string(argv[i]) == "--deltas") {
       deltas_only = true;
+    } else if (std::string(argv[i]) == "--replicas" && i + 1 < argc) {
+      replicas = std::max(1, std::atoi(argv[++i]));
     } else {
       sizes.push_back(std::atoi(argv[i]));
     }
@@ -371,7 +434,8 @@ int main(int argc, char** argv) {
     for (bool deltas : {false, true}) {
       if (deltas_only && !deltas) continue;
       try {
-        results.push_back(rollout_run(sizes[s], deltas, deltas && s + 1 == sizes.size(), &ingest));
+        results.push_back(
+            rollout_run(sizes[s], deltas, replicas, deltas && s + 1 == sizes.size(), &ingest));
       } catch (const std::exception& e) {
         std::fprintf(stderr, "bench_rollout_scale: %s\n", e.what());
         return 1;
@@ -382,12 +446,14 @@ int main(int argc, char** argv) {
       "\nRollout of digits_cnn -> digits_cnn_v2 (%s) to 100%%: whole artifacts against "
       "deltas\n",
       kClass);
-  std::printf("%8s  %-14s %10s %9s %11s %14s %14s %12s %10s\n", "devices", "payload", "updated",
-              "to 100%", "offered/s", "broker bytes", "payload bytes", "fleetd CPU", "DB MB");
+  std::printf("%8s  %-14s %8s %10s %9s %11s %11s %14s %14s %12s %10s\n", "devices", "payload",
+              "fleetd", "updated", "to 100%", "offered/s", "admitted/s", "broker bytes",
+              "payload bytes", "fleetd CPU", "DB MB");
   for (const auto& r : results) {
-    std::printf("%8d  %-14s %10d %8.1fs %11.0f %14lld %14lld %11.1fs %10.1f\n", r.devices,
-                r.mode.c_str(), r.updated, r.seconds, r.admitted_per_s, r.broker_bytes,
-                r.payload_bytes, r.fleetd_cpu, r.db_bytes / 1e6);
+    std::printf("%8d  %-14s %8zu %10d %8.1fs %11.0f %11.0f %14lld %14lld %11.1fs %10.1f\n",
+                r.devices, r.mode.c_str(), r.fleetd_cpu_each.size(), r.updated, r.seconds,
+                r.admitted_per_s, r.engine_admitted_per_s, r.broker_bytes, r.payload_bytes,
+                r.fleetd_cpu, r.db_bytes / 1e6);
   }
   for (size_t i = 0; !deltas_only && i + 1 < results.size(); i += 2) {
     std::printf("%8d  delta / full: time %.2fx, broker bytes %.2fx, fleetd CPU %.2fx\n",

@@ -155,6 +155,10 @@ const std::map<std::string, Setting>& settings() {
        text(&C::bootstrap_admin_token, "registered as admin token 'bootstrap-admin' if absent")},
       {"mqtt.host", text(&C::mqtt_host, "the broker's host")},
       {"mqtt.port", number(&C::mqtt_port, 1, 65535, "the broker's port")},
+      {"mqtt.fallback",
+       text(&C::mqtt_fallback,
+            "other nodes of the broker's cluster, comma-separated host:port (at most 8): "
+            "fleetd's MQTT sessions go to the next one when theirs dies; empty: mqtt.host only")},
       {"mqtt.ca_file",
        text(&C::mqtt_ca_file,
             "PEM CA the broker's certificate must chain to (and name mqtt.host): set, MQTT over "
@@ -328,6 +332,15 @@ std::optional<Error> check_transport_security(const ServerConfig& c) {
     return refuse("mqtt.host " + c.mqtt_host +
                   " is not a loopback address and MQTT would be plaintext: set mqtt.ca_file, "
                   "or insecure=true (--insecure=true) to allow plaintext");
+  }
+  auto fallback = console::parse_address_list(c.mqtt_fallback, "mqtt.fallback", 8);
+  if (!fallback) return fallback.error();
+  for (const auto& node : *fallback) {
+    if (c.mqtt_ca_file.empty() && !node.loopback && !c.insecure) {
+      return refuse("mqtt.fallback " + node.host +
+                    " is not a loopback address and MQTT would be plaintext: set mqtt.ca_file, "
+                    "or insecure=true (--insecure=true) to allow plaintext");
+    }
   }
   const int optimizer_files =
       !c.optimizer_ca_file.empty() + !c.optimizer_cert_file.empty() + !c.optimizer_key_file.empty();

@@ -17,6 +17,7 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 
+#include "console/listen_address.h"
 #include "mqtt_options.h"
 #include "rate_limiter.h"
 #include "reflection_v1.h"
@@ -321,6 +322,16 @@ storage::Expected<std::unique_ptr<FleetServer>> FleetServer::start(const ServerC
     set_fleetd_mqtt_v311(nats);
     const std::string broker = (config.mqtt_ca_file.empty() ? "tcp://" : "ssl://") +
                                config.mqtt_host + ":" + std::to_string(config.mqtt_port);
+    std::vector<std::string> brokers{broker};
+    if (auto fallback = console::parse_address_list(config.mqtt_fallback, "mqtt.fallback", 8)) {
+      for (const auto& node : *fallback) {
+        const bool v6 = node.host.find(':') != std::string::npos;
+        brokers.push_back((config.mqtt_ca_file.empty() ? "tcp://" : "ssl://") +
+                          (v6 ? "[" + node.host + "]" : node.host) + ":" +
+                          std::to_string(node.port));
+      }
+    }  // (checked when the configuration was read)
+    set_fleetd_mqtt_servers(brokers);
     if (config.mqtt_ca_file.empty()) {
       log::warn("mqtt.plaintext", {{"hint", "set mqtt.ca_file for MQTT over TLS"}});
     } else if (auto ca = read_file(config.mqtt_ca_file, "MQTT CA file"); !ca) {

@@ -9,7 +9,13 @@ namespace tinyfleet::server {
 
 namespace {
 std::atomic<bool> v311{false};
+// Written once before any client connects (fleet_server.cpp), read by each connect.
+mqtt::const_string_collection_ptr servers;
 }  // namespace
+
+void set_fleetd_mqtt_servers(std::vector<std::string> uris) {
+  servers = uris.size() > 1 ? std::make_shared<mqtt::string_collection>(uris) : nullptr;
+}
 
 void set_fleetd_mqtt_v311(bool on) { v311 = on; }
 
@@ -30,6 +36,7 @@ mqtt::connect_options fleetd_connect_options(const std::string& who, const std::
       .password(password)
       .automatic_reconnect(std::chrono::milliseconds(200), std::chrono::seconds(2))
       .connect_timeout(std::chrono::seconds(5));
+  if (servers) builder.servers(servers);
   if (!ca_file.empty()) {
     builder.ssl(mqtt::ssl_options_builder()
                     .trust_store(ca_file)

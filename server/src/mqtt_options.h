@@ -4,6 +4,7 @@
 #include <mqtt/connect_options.h>
 
 #include <string>
+#include <vector>
 
 namespace tinyfleet::server {
 
@@ -17,6 +18,10 @@ namespace tinyfleet::server {
 // only 3.1.1; then a clean session).
 void set_fleetd_mqtt_v311(bool v311);
 int fleetd_mqtt_version();
+
+// The broker's URIs, the client's own first: with more than one, each connection (and
+// each automatic reconnect) tries them in turn (mqtt.fallback). Set once at startup.
+void set_fleetd_mqtt_servers(std::vector<std::string> uris);
 
 mqtt::connect_options fleetd_connect_options(const std::string& who, const std::string& user,
                                              const std::string& password,

@@ -51,7 +51,8 @@ bool UpdatePublisher::start() {
   // Subscriptions are restored after a reconnect (clean start drops them); the count of
   // connections tells the engine to re-publish outstanding offers.
   client_->set_connected_handler([this](const std::string&) {
-    ++connections_;
+    const uint64_t n = ++connections_;
+    if (n > 1) log::info("publisher.reconnected", {{"connections", n}});
     try {
       if (subscribe_requests_) client_->subscribe(request_filter(share_group_), 1);
     } catch (const mqtt::exception&) {

@@ -82,6 +82,30 @@ TEST(ServerConfig, PlaintextOffLoopbackNeedsTheInsecureSetting) {
   EXPECT_TRUE(load_config(with_tls, env));
 }
 
+// The other nodes of a broker cluster (mqtt.fallback): host:port each, at most 8, the
+// plaintext rule for each; a mistake names the setting and the entry.
+TEST(ServerConfig, BrokerFallbackIsAListOfNodes) {
+  const std::map<std::string, std::string> env = {{"TINYFLEET_PG_URI", "postgresql://x"}};
+  auto ok = load_config({"--mqtt.fallback=127.0.0.1:1884,localhost:1885,[::1]:1886"}, env);
+  ASSERT_TRUE(ok) << ok.error().message;
+  EXPECT_EQ(ok->mqtt_fallback, "127.0.0.1:1884,localhost:1885,[::1]:1886");
+  EXPECT_TRUE(load_config({}, env));  // empty: mqtt.host only
+  const std::vector<std::pair<std::string, std::string>> wrong = {
+      {"127.0.0.1", "mqtt.fallback '127.0.0.1': needs host:port"},
+      {"127.0.0.1:1884,", "mqtt.fallback '': needs host:port"},
+      {"127.0.0.1:0", "port 0 in '127.0.0.1:0'"},
+      {"127.0.0.1:99999", "the port must be a number 0..65535"},
+      {"1.2.3.4:1883", "mqtt.fallback 1.2.3.4 is not a loopback address"},
+      {"a:1,a:2,a:3,a:4,a:5,a:6,a:7,a:8,a:9", "more than 8 addresses"},
+      {std::string(5000, 'x'), "longer than 4096 characters"}};
+  for (const auto& [list, why] : wrong) {
+    auto refused = load_config({"--mqtt.fallback=" + list, "--mqtt.ca_file="}, env);
+    ASSERT_FALSE(refused) << list;
+    EXPECT_NE(refused.error().message.find(why), std::string::npos) << refused.error().message;
+  }
+  EXPECT_TRUE(load_config({"--mqtt.fallback=1.2.3.4:8883", "--mqtt.ca_file=ca.pem"}, env));
+}
+
 TEST(ServerConfig, StackVariableNamesTheDatabase) {
   auto c = load_config({}, {{"TINYFLEET_PG_URI", "postgresql://stack"}});
   ASSERT_TRUE(c) << c.error().message;

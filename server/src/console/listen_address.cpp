@@ -1,5 +1,7 @@
 #include "console/listen_address.h"
 
+#include <algorithm>
+
 namespace tinyfleet::server::console {
 
 bool is_loopback_host(const std::string& host) {
@@ -31,6 +33,30 @@ storage::Expected<ListenAddress> parse_listen_address(const std::string& text,
   out.port = std::stoi(port);
   if (out.port > 65535) return invalid("the port must be a number 0..65535");
   out.loopback = is_loopback_host(out.host);
+  return out;
+}
+
+storage::Expected<std::vector<ListenAddress>> parse_address_list(const std::string& text,
+                                                                 const std::string& setting,
+                                                                 size_t max_entries) {
+  const auto invalid = [&](const std::string& why) {
+    return storage::Error{storage::ErrorCode::kInvalidArgument, setting + ": " + why};
+  };
+  std::vector<ListenAddress> out;
+  if (text.empty()) return out;
+  if (text.size() > 4096) return invalid("longer than 4096 characters");
+  size_t start = 0;
+  while (start <= text.size()) {
+    const size_t comma = std::min(text.find(',', start), text.size());
+    if (out.size() == max_entries) {
+      return invalid("more than " + std::to_string(max_entries) + " addresses");
+    }
+    auto one = parse_listen_address(text.substr(start, comma - start), setting);
+    if (!one) return one.error();
+    if (one->port == 0) return invalid("port 0 in '" + one->host + ":0' (needs 1..65535)");
+    out.push_back(std::move(*one));
+    start = comma + 1;
+  }
   return out;
 }
 

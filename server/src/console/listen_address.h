@@ -3,6 +3,7 @@
 // A listen setting (console.listen, fleetd's gRPC listen), "host:port" or "[v6]:port",
 // checked before binding.
 #include <string>
+#include <vector>
 
 #include "tinyfleet/storage/error.h"
 
@@ -22,5 +23,12 @@ bool is_loopback_host(const std::string& host);
 // `setting` names the setting in the error.
 storage::Expected<ListenAddress> parse_listen_address(
     const std::string& text, const std::string& setting = "console.listen");
+
+// A comma-separated list of addresses to connect to (mqtt.fallback): each as above but
+// with a port in 1..65535; empty text is an empty list; at most `max_entries` and 4,096
+// characters. kInvalidArgument names the setting and the entry.
+storage::Expected<std::vector<ListenAddress>> parse_address_list(const std::string& text,
+                                                                 const std::string& setting,
+                                                                 size_t max_entries);
 
 }  // namespace tinyfleet::server::console

@@ -35,6 +35,7 @@ struct ServerConfig {
   std::string bootstrap_admin_token;  // registered as token "bootstrap-admin" if absent
   std::string mqtt_host = "127.0.0.1";
   int mqtt_port = 1883;
+  std::string mqtt_fallback;         // other nodes of the broker's cluster: "host:port,host:port"
   std::string mqtt_ca_file;          // set: MQTT over TLS, the broker's certificate pinned to it
   std::string mqtt_passwd_file;      // the broker's password file; provisioning adds to it
   int mqtt_pid = 0;                  // the broker, sent SIGHUP to reload the password file
