@@ -42,6 +42,14 @@ bool requant_setup(const PerChannelRequant& rq, int32_t channels, int32_t out_of
   return true;
 }
 
+__attribute__((optimize("Os"))) bool uniform_requant_setup(int32_t multiplier, int32_t shift,
+                                                           int32_t out_offset,
+                                                           const ActivationRange& activation,
+                                                           UniformRequant* u) {
+  for (int32_t k = 0; k < kUniformBlock; ++k) u->multiplier[k] = multiplier, u->shift[k] = shift;
+  return requant_setup({u->multiplier, u->shift}, kUniformBlock, out_offset, activation, &u->r);
+}
+
 #if defined(TINYFLEET_SIMD_ARM_DSP)
 
 namespace {
