@@ -8,6 +8,7 @@
 // on their first input) and quantization (shifts -31..4, deep right shifts with large
 // sums). Prints "selftest: N cases, M mismatches (per kind
 // ...)" over semihosting; exit code 0 only if M is 0.
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -284,10 +285,10 @@ bool mean_case() {
   return a == Status::kOk && b == Status::kOk && std::memcmp(g_ref, g_opt, n) == 0 && g_opt[n] == 2;
 }
 
-// The DSP requantization loops (requant_dsp.h) against TFLite's arithmetic on 64
-// channels: accumulators over the whole int32 range, near 0 and at the extremes,
-// multipliers in [2^30, 2^31) and the edges 0, 2^30, 2^31 - 1; shifts -31..-2 (the short
-// loop) or -30..0 (the round loop); full int8 range or a clamp.
+// The DSP requantization loops (requant_dsp.h; a quarter of the runs the uniform one of
+// Add, Mul and Mean) against TFLite's arithmetic on 64 channels: accumulators over the whole int32
+// range, near 0 and at the extremes, multipliers in [2^30, 2^31) and the edges 0, 2^30, 2^31 - 1;
+// shifts -31..-2 (the short loop) or -30..0 (the round loop); full int8 range or a clamp.
 bool requant_case() {
   constexpr int32_t kChannels = 64;
   int32_t acc[kChannels];
@@ -308,12 +309,23 @@ bool requant_case() {
   ActivationRange act;
   if (range(0, 1)) act = {range(-128, 0), range(0, 127)};
   const int32_t out_offset = range(-128, 127);
+  const bool uniform = range(0, 3) == 0;  // requantize_uniform: channel 0's pair for all
+  for (int32_t c = 0; uniform && c < kChannels; ++c) g_mult[c] = g_mult[0], g_shift[c] = g_shift[0];
   opt::dsp::Requant r;
-  if (!opt::dsp::requant_setup({g_mult, g_shift}, kChannels, out_offset, act, &r)) return false;
+  opt::dsp::UniformRequant u;
+  if (!opt::dsp::requant_setup({g_mult, g_shift}, kChannels, out_offset, act, &r) ||
+      !opt::dsp::uniform_requant_setup(g_mult[0], g_shift[0], out_offset, act, &u)) {
+    return false;
+  }
   const int32_t first = range(0, kChannels - 1);  // any start channel, any length
-  const int32_t n = range(0, kChannels - first);
+  const int32_t n = uniform ? range(0, std::min(kChannels - first, opt::dsp::kUniformBlock))
+                            : range(0, kChannels - first);
   std::memset(g_opt, 2, kChannels + 1);
-  opt::dsp::requantize_run(r, acc + first, first, n, g_opt);
+  if (uniform) {
+    opt::dsp::requantize_uniform(u, acc + first, n, g_opt);
+  } else {
+    opt::dsp::requantize_run(r, acc + first, first, n, g_opt);
+  }
   for (int32_t k = 0; k < n; ++k) {
     const int32_t c = first + k;
     int32_t v = multiply_by_quantized_multiplier(acc[c], g_mult[c], g_shift[c]) + out_offset;

@@ -62,7 +62,7 @@ bool add_dsp(const AddParams& p, int64_t size, const int8_t* in1, int64_t size2,
     } else {
       for (int32_t k = 0; k < n; ++k) acc[k] = c1[in1[i + k]] + c2[in2[i + k]];
     }
-    dsp::requantize_run(u.r, acc, 0, n, out + i);
+    dsp::requantize_uniform(u, acc, n, out + i);
   }
   return true;
 }
@@ -112,7 +112,7 @@ bool mul_dsp(const MulParams& p, int64_t size, const int8_t* in1, int64_t size2,
           [be] "=&r"(be), [p2] "=&r"(p2), [p3] "=&r"(p3)
         : [o1] "r"(off1), [o2] "r"(off2), [end] "r"(acc + n)
         : "cc", "memory");
-    dsp::requantize_run(u.r, acc, 0, n, out + i);
+    dsp::requantize_uniform(u, acc, n, out + i);
   }
   if (words < size) {  // the last 1-3 elements
     ref::mul(p, size - words, in1 + words, size2 == 1 ? 1 : size - words,

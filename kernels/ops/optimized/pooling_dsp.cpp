@@ -179,7 +179,7 @@ bool mean_dsp(const MeanParams& p, const Dims& in, const int8_t* input, int8_t* 
           add_sums4(w, c0 + k, s);
         }
       }
-      dsp::requantize_run(u.r, acc, 0, n, output + c0);
+      dsp::requantize_uniform(u, acc, n, output + c0);
     }
   }
   return true;

@@ -32,7 +32,7 @@ bool requant_setup(const PerChannelRequant& rq, int32_t channels, int32_t out_of
 void requantize_run(const Requant& r, const int32_t* acc, int32_t ch, int32_t n, int8_t* o);
 
 // One multiplier and shift for every value (the outputs of Add, Mul and Mean):
-// requantize_run(u.r, acc, 0, n, o) for blocks of n <= kUniformBlock values.
+// requantize_uniform(u, acc, n, o) for blocks of n <= kUniformBlock values.
 constexpr int32_t kUniformBlock = 32;
 struct UniformRequant {
   int32_t multiplier[kUniformBlock], shift[kUniformBlock];
@@ -40,5 +40,7 @@ struct UniformRequant {
 };
 bool uniform_requant_setup(int32_t multiplier, int32_t shift, int32_t out_offset,
                            const ActivationRange& activation, UniformRequant* u);
+// requantize_run(u.r, acc, 0, n, o), the short loop with its constants in registers.
+void requantize_uniform(const UniformRequant& u, const int32_t* acc, int32_t n, int8_t* o);
 
 }  // namespace tinyfleet::kernels::TINYFLEET_OPT_NS::dsp
