@@ -1,14 +1,15 @@
 // MaxPool2D, AveragePool2D and Mean on Arm DSP cores (pooling_dsp.h), four channels of a
 // pixel as one word (NHWC: a tap's four channels are contiguous; unaligned LDR).
 // Max: SSUB8 sets a GE bit per byte where x >= m, SEL takes those bytes of x: four
-// signed maxima in two instructions a tap (six with the load and the loop); the clamp is
-// one more pair each side.
+// signed maxima in two instructions a tap (six with the load and the loop); the clamp
+// is one more pair each side.
 // Sums (AveragePool2D, Mean): SXTAB16 adds bytes 0 and 2 (and, rotated by 8, 1 and 3)
-// to int16 lanes: two instructions a tap for four channels (six in all); up to 256 int8 values fit
-// an int16 lane ([-32768, 32512]), so longer sums go to int32 in chunks. AveragePool2D then divides
-// each channel's sum as the reference does (rounded_average: one SDIV); Mean adds offset * pixels
-// and requantizes 32 channels at a time with requant_dsp's loop. Windows are clipped to the image
-// as in the reference. docs/kernels.md.
+// to int16 lanes: two instructions a tap for four channels (six in all); 256 int8
+// values fit an int16 lane ([-32768, 32512]), so longer sums go to int32 in chunks.
+// AveragePool2D then divides each channel's sum as the reference does (rounded_average:
+// one SDIV); Mean adds offset * pixels and requantizes 32 channels at a time
+// (requantize_uniform). Windows are clipped to the image as in the reference.
+// docs/kernels.md.
 #include "pooling_dsp.h"
 
 #include <algorithm>
