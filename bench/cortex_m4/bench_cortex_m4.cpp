@@ -4,6 +4,8 @@
 // `-icount shift=0` (instruction_counter.h). Prints two tables over semihosting, beside
 // the CMSIS-NN figures and the MLPerf Tiny Cortex-M4 results as targets.
 //   bench/cortex_m4/run.sh   (builds, compiles the digits models, runs QEMU)
+// A third table: the element-wise and pooling operators of bench_pool_elementwise, in
+// instructions per input element.
 // Arguments (semihosting command line): NAME=MACS ...; the artifact NAME.tfa is read
 // from QEMU's working directory.
 #include <cstdint>
@@ -14,7 +16,9 @@
 #include "instruction_counter.h"
 #include "tinyfleet/kernels/ops/conv2d.h"
 #include "tinyfleet/kernels/ops/depthwise_conv2d.h"
+#include "tinyfleet/kernels/ops/elementwise.h"
 #include "tinyfleet/kernels/ops/fully_connected.h"
+#include "tinyfleet/kernels/ops/pooling.h"
 #include "tinyfleet/kernels/ops/quantization.h"
 #include "tinyfleet/kernels/runtime/interpreter.h"
 
@@ -154,6 +158,97 @@ bool layer_table() {
   return all;
 }
 
+// Element-wise and pooling operators on the shapes of bench_pool_elementwise (host; the
+// KWS average pool here is its real 25x5 window, the host bench's is 5x5): instructions
+// per input element, optimized and reference, and whether they agree.
+enum class Op { kAdd, kMul, kAverage, kMax, kMean };
+struct ElementCase {
+  const char* name;
+  Op op;
+  int32_t h, w, c, kh, kw, stride;  // pools: a kh x kw window; Add/Mul: h * w * c elements
+};
+const ElementCase kElementCases[] = {
+    {"add 32x32x16 (resnet)", Op::kAdd, 32, 32, 16, 0, 0, 0},
+    {"add 8x8x64 (resnet)", Op::kAdd, 8, 8, 64, 0, 0, 0},
+    {"mul 25x5x64", Op::kMul, 25, 5, 64, 0, 0, 0},
+    {"avgpool 25x5x64 global (kws)", Op::kAverage, 25, 5, 64, 25, 5, 1},
+    {"avgpool 8x8x64 global (resnet)", Op::kAverage, 8, 8, 64, 8, 8, 1},
+    {"avgpool 3x3x256 global (mbv1)", Op::kAverage, 3, 3, 256, 3, 3, 1},
+    {"maxpool 32x32x16 2x2 s2", Op::kMax, 32, 32, 16, 2, 2, 2},
+    {"maxpool 24x24x32 3x3 s2", Op::kMax, 24, 24, 32, 3, 3, 2},
+    {"mean 8x8x64 (resnet)", Op::kMean, 8, 8, 64, 0, 0, 0},
+};
+
+// Runs one case with both kernels (the host bench's quantizations) and counts each.
+Result measure(const ElementCase& e) {
+  Result r;
+  const Dims in{1, e.h, e.w, e.c};
+  const int64_t n = in.elements();
+  if (static_cast<size_t>(n) > kMaxBytes) return r;
+  for (int64_t i = 0; i < n; ++i) g_input[i] = random_int8(), g_filter[i] = random_int8();
+  const TensorQuant qa{0.05f, -3}, qb{0.04f, 7}, qo{0.08f, -1};
+  PoolParams pp;
+  pp.filter_h = e.kh;
+  pp.filter_w = e.kw;
+  pp.stride_h = pp.stride_w = e.stride;
+  const Dims out = e.op == Op::kMean ? Dims{1, 1, 1, e.c}
+                   : e.kh > 0
+                       ? Dims{1, (e.h - e.kh) / e.stride + 1, (e.w - e.kw) / e.stride + 1, e.c}
+                       : in;
+  auto run = [&](bool opt, int8_t* o) -> Status {
+    switch (e.op) {
+      case Op::kAdd: {
+        const AddParams p = make_add_params(qa, qb, qo, {});
+        return opt ? opt::add(p, n, g_input, n, g_filter, o)
+                   : ref::add(p, n, g_input, n, g_filter, o);
+      }
+      case Op::kMul: {
+        const MulParams p = make_mul_params(qa, qb, qo, {});
+        return opt ? opt::mul(p, n, g_input, n, g_filter, o)
+                   : ref::mul(p, n, g_input, n, g_filter, o);
+      }
+      case Op::kAverage:
+        return opt ? opt::average_pool2d(pp, in, g_input, out, o)
+                   : ref::average_pool2d(pp, in, g_input, out, o);
+      case Op::kMax:
+        return opt ? opt::max_pool2d(pp, in, g_input, out, o)
+                   : ref::max_pool2d(pp, in, g_input, out, o);
+      case Op::kMean: {
+        const MeanParams p = make_mean_params({0.05f, -3}, {0.01f, 2}, e.h * e.w);
+        return opt ? opt::mean_hw(p, in, g_input, o) : ref::mean_hw(p, in, g_input, o);
+      }
+    }
+    return Status::kBadShape;
+  };
+  Status a = Status::kOk, b = Status::kOk;
+  r.ref = count_instructions([&] { a = run(false, g_ref); });
+  r.opt = count_instructions([&] { b = run(true, g_opt); });
+  r.macs = static_cast<double>(n);  // here: input elements
+  r.ok = a == Status::kOk && b == Status::kOk;
+  r.same = std::memcmp(g_ref, g_opt, static_cast<size_t>(out.elements())) == 0;
+  return r;
+}
+
+bool element_table() {
+  std::printf("\n%-32s %10s %12s %9s %9s %9s %6s\n", "operator (int8)", "elements", "opt instr",
+              "opt i/el", "ref i/el", "ref/opt", "twins");
+  bool all = true;
+  for (const auto& e : kElementCases) {
+    const Result r = measure(e);
+    all = all && r.ok && r.same;
+    if (!r.ok) {
+      std::printf("%-32s failed\n", e.name);
+      continue;
+    }
+    std::printf("%-32s %10.0f %12llu %9.2f %9.2f %8.1fx %6s\n", e.name, r.macs,
+                static_cast<unsigned long long>(r.opt), static_cast<double>(r.opt) / r.macs,
+                static_cast<double>(r.ref) / r.macs,
+                static_cast<double>(r.ref) / static_cast<double>(r.opt),
+                r.same ? "same" : "DIFFER");
+  }
+  return all;
+}
+
 alignas(16) uint8_t g_artifact[512 * 1024];
 alignas(16) uint8_t g_arena[512 * 1024];
 
@@ -273,7 +368,7 @@ bool model_table(int argc, char** argv) {
 int main(int argc, char** argv) {
   tinyfleet::firmware::InstructionCounter::start();
   std::printf("bench_cortex_m4: instructions counted by QEMU mps2-an386 -icount shift=0\n\n");
-  const bool layers = layer_table();
+  const bool layers = layer_table() && element_table();
   const bool models = model_table(argc, argv);
   return layers && models ? 0 : 1;
 }

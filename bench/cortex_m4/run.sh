@@ -47,6 +47,8 @@ cmake -S kernels/firmware -B "$work/firmware" -G Ninja \
   -DCMAKE_TOOLCHAIN_FILE="$root/kernels/firmware/arm-none-eabi.cmake" >/dev/null
 cmake --build "$work/firmware" --target bench_cortex_m4.elf >/dev/null
 cd "$work"
+# A relative kernel path: semihosting hands newlib the kernel path and the arguments as
+# one command line of at most 255 characters (longer ones arrive as no arguments at all).
 exec qemu-system-arm -M mps2-an386 -cpu cortex-m4 -nographic -monitor none -serial none \
   -icount shift=0 -semihosting-config enable=on,target=native \
-  -kernel "$work/firmware/bench_cortex_m4.elf" -append "${args[*]}"
+  -kernel firmware/bench_cortex_m4.elf -append "${args[*]}"

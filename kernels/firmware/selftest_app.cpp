@@ -1,12 +1,14 @@
 // On-target twin check: the optimized kernels as built for this core (on a Cortex-M4 the
 // DSP paths: conv2d_dsp with im2col of two pixels, its pointwise form reading the input
 // in place, fully_connected_dsp, depthwise_dsp, depthwise_3x3_dsp, elementwise_dsp's Add
-// and requant_dsp's loops) against the
-// reference kernels, on seeded random shapes (odd channel counts, borders, strides,
-// dilation, zero points -128/127, fused clamps, batches; Conv2D and depthwise output
-// overlapping the input as the planner may place it) and quantization (shifts -31..4,
-// deep right shifts with large sums). Prints "selftest: N cases, M mismatches (per kind
+// and Mul, pooling_dsp's MaxPool2D, AveragePool2D and Mean, and requant_dsp's loops)
+// against the reference kernels, on seeded random shapes (odd channel counts, borders,
+// strides, dilation, zero points -128/127, fused clamps, batches; Conv2D, depthwise and
+// pool outputs overlapping the input as the planner may place them, element-wise outputs
+// on their first input) and quantization (shifts -31..4, deep right shifts with large
+// sums). Prints "selftest: N cases, M mismatches (per kind
 // ...)" over semihosting; exit code 0 only if M is 0.
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -17,6 +19,7 @@
 #include "tinyfleet/kernels/ops/elementwise.h"
 #include "tinyfleet/kernels/ops/fully_connected.h"
 #include "tinyfleet/kernels/ops/in_place.h"
+#include "tinyfleet/kernels/ops/pooling.h"
 #include "tinyfleet/kernels/ops/quantization.h"
 
 using namespace tinyfleet::kernels;
@@ -67,12 +70,11 @@ void quantization(int32_t channels, int32_t kind = 0) {
 
 // The in-place contract (in_place.h): the optimized kernel (run(input, output)) with its
 // output starting overlap_distance bytes before its input in one buffer gives g_ref's
-// bytes. The planner places DepthwiseConv2D and Conv2D this way.
+// bytes. The planner places DepthwiseConv2D, Conv2D and the pools this way.
 alignas(16) int8_t g_place[12 * 12 * kMaxC * 5];
 template <typename Run>
-bool in_place_same(const Conv2DParams& p, const Dims& in, const Dims& out, Run run) {
-  const int64_t distance =
-      overlap_distance(in, out, {p.stride_h, p.stride_w, p.padding.top, p.padding.left}, 1);
+bool in_place_same(const WindowGeometry& g, const Dims& in, const Dims& out, Run run) {
+  const int64_t distance = overlap_distance(in, out, g, 1);
   const auto in_bytes = static_cast<size_t>(in.elements());
   const auto out_bytes = static_cast<size_t>(out.elements());
   if (distance < 0 || static_cast<size_t>(distance) + in_bytes > sizeof g_place) return false;
@@ -80,6 +82,10 @@ bool in_place_same(const Conv2DParams& p, const Dims& in, const Dims& out, Run r
   std::memcpy(g_place + distance, g_in, in_bytes);
   return run(g_place + distance, g_place) == Status::kOk &&
          std::memcmp(g_place, g_ref, out_bytes) == 0;
+}
+
+WindowGeometry window(const Conv2DParams& p) {
+  return {p.stride_h, p.stride_w, p.padding.top, p.padding.left};
 }
 
 // A Conv2D (1 or 2 images; pointwise: 1x1, stride 1, no padding: the DSP path that reads
@@ -147,7 +153,7 @@ bool conv_case(bool depthwise, bool pointwise = false, bool dw3x3 = false) {
     d.depth_multiplier = mult;
     a = ref::depthwise_conv2d(d, rq, in, g_in, f, g_w, g_bias, out, g_ref);
     b = opt::depthwise_conv2d(d, rq, in, g_in, f, g_w, g_bias, out, g_opt);
-    if (!in_place_same(p, in, out, [&](const int8_t* x, int8_t* y) {
+    if (!in_place_same(window(p), in, out, [&](const int8_t* x, int8_t* y) {
           return opt::depthwise_conv2d(d, rq, in, x, f, g_w, g_bias, out, y);
         })) {
       return false;
@@ -155,7 +161,7 @@ bool conv_case(bool depthwise, bool pointwise = false, bool dw3x3 = false) {
   } else {
     a = ref::conv2d(p, rq, in, g_in, f, g_w, g_bias, out, g_ref, nullptr, 0);
     b = opt::conv2d(p, rq, in, g_in, f, g_w, g_bias, out, g_opt, g_scratch, sizeof g_scratch);
-    if (in.n == 1 && !in_place_same(p, in, out, [&](const int8_t* x, int8_t* y) {
+    if (in.n == 1 && !in_place_same(window(p), in, out, [&](const int8_t* x, int8_t* y) {
           return opt::conv2d(p, rq, in, x, f, g_w, g_bias, out, y, g_scratch, sizeof g_scratch);
         })) {
       return false;
@@ -185,34 +191,104 @@ bool fc_case() {
   return a == Status::kOk && b == Status::kOk && std::memcmp(g_ref, g_opt, n) == 0;
 }
 
-// Add (elementwise_dsp.h: tables from 256 elements on): random scales and zero points,
-// clamps, a broadcast second input, and once more with the output on the first input.
-bool add_case() {
+// Add (elementwise_dsp.h: tables from 256 elements on) or Mul (four elements a word, the
+// last size % 4 by the reference): random scales and zero points (-128 and 127 among
+// them), clamps, a broadcast second input, and once more with the output on the first
+// input.
+bool elementwise_case(bool mul) {
   const int32_t size = range(0, 1) ? range(1, 300) : range(256, 4000);
   const int32_t size2 = range(0, 4) == 0 ? 1 : size;
   auto scale = [] { return 0.002f * static_cast<float>(range(1, 100)); };
-  const TensorQuant q1{scale(), range(-128, 127)}, q2{scale(), range(-128, 127)},
-      qo{scale(), range(-128, 127)};
+  auto zero_point = [] { return range(0, 3) == 0 ? (range(0, 1) ? -128 : 127) : range(-128, 127); };
+  const TensorQuant q1{scale(), zero_point()}, q2{scale(), zero_point()}, qo{scale(), zero_point()};
   ActivationRange act;
   if (range(0, 3) == 0) act = {range(-128, 0), range(0, 127)};
-  const AddParams p = make_add_params(q1, q2, qo, act);
+  const AddParams pa = make_add_params(q1, q2, qo, act);
+  const MulParams pm = make_mul_params(q1, q2, qo, act);
+  auto run = [&](bool optimized, const int8_t* x, int8_t* y) {
+    if (mul) {
+      return optimized ? opt::mul(pm, size, x, size2, g_w, y)
+                       : ref::mul(pm, size, x, size2, g_w, y);
+    }
+    return optimized ? opt::add(pa, size, x, size2, g_w, y) : ref::add(pa, size, x, size2, g_w, y);
+  };
   fill(g_in, size);
   fill(g_w, size2);
   std::memset(g_ref, 1, size + 1);
   std::memset(g_opt, 2, size + 1);
-  const Status a = ref::add(p, size, g_in, size2, g_w, g_ref);
-  const Status b = opt::add(p, size, g_in, size2, g_w, g_opt);
+  const Status a = run(false, g_in, g_ref);
+  const Status b = run(true, g_in, g_opt);
   std::memcpy(g_place, g_in, size);
-  const Status c = opt::add(p, size, g_place, size2, g_w, g_place);
+  const Status c = run(true, g_place, g_place);
   return a == Status::kOk && b == Status::kOk && c == Status::kOk &&
          std::memcmp(g_ref, g_opt, size) == 0 && g_opt[size] == 2 &&
          std::memcmp(g_ref, g_place, size) == 0;
 }
 
-// The DSP requantization loops (requant_dsp.h) against TFLite's arithmetic on 64
-// channels: accumulators over the whole int32 range, near 0 and at the extremes,
-// multipliers in [2^30, 2^31) and the edges 0, 2^30, 2^31 - 1; shifts -31..-2 (the short
-// loop) or -30..0 (the round loop); full int8 range or a clamp.
+// MaxPool2D or AveragePool2D (pooling_dsp.h: channels a multiple of 4; others, and
+// average windows over 256 taps, take the reference): 1-2 images, windows up to 5x5 or
+// the whole image (up to 24x24, one image), strides 1-3, padding, clamps; batch-1 cases also with
+// the output overlapping the input at overlap_distance.
+bool pool_case(bool average) {
+  const bool global = range(0, 3) == 0;
+  Dims in{range(1, 2), range(1, 12), range(1, 12), range(0, 3) ? 4 * range(1, 10) : range(1, 40)};
+  if (global) in = {1, range(1, 24), range(1, 24), 4 * range(1, 2)};  // up to 576 taps
+  if (in.elements() > static_cast<int64_t>(sizeof g_in)) in.n = 1;    // within g_in
+  PoolParams p;
+  p.filter_h = global ? in.h : range(1, 5);
+  p.filter_w = global ? in.w : range(1, 5);
+  p.stride_h = range(1, 3);
+  p.stride_w = range(1, 3);
+  if (!global) p.padding = {range(0, 2), range(0, 2), range(0, 2), range(0, 2)};
+  if (range(0, 3) == 0) p.activation = {range(-128, 0), range(0, 127)};
+  const Dims out{
+      in.n, conv_output_extent(in.h, p.filter_h, p.stride_h, 1, p.padding.top, p.padding.bottom),
+      conv_output_extent(in.w, p.filter_w, p.stride_w, 1, p.padding.left, p.padding.right), in.c};
+  if (out.h <= 0 || out.w <= 0) return true;
+  fill(g_in, static_cast<int32_t>(in.elements()));
+  if (range(0, 7) == 0) std::memset(g_in, range(0, 1) ? -128 : 127, in.elements());  // saturated
+  auto run = [&](bool optimized, const int8_t* x, int8_t* y) {
+    if (average) {
+      return optimized ? opt::average_pool2d(p, in, x, out, y)
+                       : ref::average_pool2d(p, in, x, out, y);
+    }
+    return optimized ? opt::max_pool2d(p, in, x, out, y) : ref::max_pool2d(p, in, x, out, y);
+  };
+  const auto n = static_cast<size_t>(out.elements());
+  std::memset(g_ref, 1, n + 1);
+  std::memset(g_opt, 2, n + 1);
+  const Status a = run(false, g_in, g_ref);
+  const Status b = run(true, g_in, g_opt);
+  if (in.n == 1 && !in_place_same({p.stride_h, p.stride_w, p.padding.top, p.padding.left}, in, out,
+                                  [&](const int8_t* x, int8_t* y) { return run(true, x, y); })) {
+    return false;
+  }
+  return a == Status::kOk && b == Status::kOk && std::memcmp(g_ref, g_opt, n) == 0 && g_opt[n] == 2;
+}
+
+// Mean over H and W (pooling_dsp.h: int16 sums of 256 pixels at a time): images up to
+// 24x24 (over 256 pixels), 1-2 of them, channels (multiples of 4 and not), random scales
+// (multipliers above 1 among them) and zero points.
+bool mean_case() {
+  const int32_t c = range(0, 3) ? 4 * range(1, 16) : range(1, 40);
+  Dims in{range(1, 2), range(1, 24), range(1, 24), c};
+  while (in.elements() > static_cast<int64_t>(sizeof g_in)) in.h = (in.h + 1) / 2, in.n = 1;
+  auto scale = [] { return 0.002f * static_cast<float>(range(1, 100)); };
+  const TensorQuant qi{scale(), range(-128, 127)}, qo{scale() / 8, range(-128, 127)};
+  const MeanParams p = make_mean_params(qi, qo, in.h * in.w);
+  fill(g_in, static_cast<int32_t>(in.elements()));
+  const auto n = static_cast<size_t>(in.n * in.c);
+  std::memset(g_ref, 1, n + 1);
+  std::memset(g_opt, 2, n + 1);
+  const Status a = ref::mean_hw(p, in, g_in, g_ref);
+  const Status b = opt::mean_hw(p, in, g_in, g_opt);
+  return a == Status::kOk && b == Status::kOk && std::memcmp(g_ref, g_opt, n) == 0 && g_opt[n] == 2;
+}
+
+// The DSP requantization loops (requant_dsp.h; a quarter of the runs the uniform one of
+// Add, Mul and Mean) against TFLite's arithmetic on 64 channels: accumulators over the whole int32
+// range, near 0 and at the extremes, multipliers in [2^30, 2^31) and the edges 0, 2^30, 2^31 - 1;
+// shifts -31..-2 (the short loop) or -30..0 (the round loop); full int8 range or a clamp.
 bool requant_case() {
   constexpr int32_t kChannels = 64;
   int32_t acc[kChannels];
@@ -233,12 +309,23 @@ bool requant_case() {
   ActivationRange act;
   if (range(0, 1)) act = {range(-128, 0), range(0, 127)};
   const int32_t out_offset = range(-128, 127);
+  const bool uniform = range(0, 3) == 0;  // requantize_uniform: channel 0's pair for all
+  for (int32_t c = 0; uniform && c < kChannels; ++c) g_mult[c] = g_mult[0], g_shift[c] = g_shift[0];
   opt::dsp::Requant r;
-  if (!opt::dsp::requant_setup({g_mult, g_shift}, kChannels, out_offset, act, &r)) return false;
+  opt::dsp::UniformRequant u;
+  if (!opt::dsp::requant_setup({g_mult, g_shift}, kChannels, out_offset, act, &r) ||
+      !opt::dsp::uniform_requant_setup(g_mult[0], g_shift[0], out_offset, act, &u)) {
+    return false;
+  }
   const int32_t first = range(0, kChannels - 1);  // any start channel, any length
-  const int32_t n = range(0, kChannels - first);
+  const int32_t n = uniform ? range(0, std::min(kChannels - first, opt::dsp::kUniformBlock))
+                            : range(0, kChannels - first);
   std::memset(g_opt, 2, kChannels + 1);
-  opt::dsp::requantize_run(r, acc + first, first, n, g_opt);
+  if (uniform) {
+    opt::dsp::requantize_uniform(u, acc + first, n, g_opt);
+  } else {
+    opt::dsp::requantize_run(r, acc + first, first, n, g_opt);
+  }
   for (int32_t k = 0; k < n; ++k) {
     const int32_t c = first + k;
     int32_t v = multiply_by_quantized_multiplier(acc[c], g_mult[c], g_shift[c]) + out_offset;
@@ -251,21 +338,29 @@ bool requant_case() {
 }  // namespace
 
 int main() {
-  int cases = 0, conv = 0, pointwise = 0, depthwise = 0, fc = 0, add = 0, requant = 0;
+  int cases = 0, conv = 0, pointwise = 0, depthwise = 0, fc = 0, add = 0, mul = 0, max_pool = 0,
+      average_pool = 0, mean = 0, requant = 0;
   for (int t = 0; t < 200; ++t) {
     conv += !conv_case(false);
     pointwise += !conv_case(false, true);
     depthwise += !conv_case(true);
     depthwise += !conv_case(true, false, true);
     fc += !fc_case();
-    add += !add_case();
-    cases += 6;
+    add += !elementwise_case(false);
+    mul += !elementwise_case(true);
+    max_pool += !pool_case(false);
+    average_pool += !pool_case(true);
+    mean += !mean_case();
+    cases += 10;
   }
   for (int t = 0; t < 2000; ++t, ++cases) requant += !requant_case();
-  const int mismatches = conv + pointwise + depthwise + fc + add + requant;
+  const int mismatches =
+      conv + pointwise + depthwise + fc + add + mul + max_pool + average_pool + mean + requant;
   std::printf(
       "selftest: %d cases, %d mismatches (conv2d %d, pointwise %d, depthwise %d, fully "
-      "connected %d, add %d, requantization %d)\n",
-      cases, mismatches, conv, pointwise, depthwise, fc, add, requant);
+      "connected %d, add %d, mul %d, max pool %d, average pool %d, mean %d, requantization "
+      "%d)\n",
+      cases, mismatches, conv, pointwise, depthwise, fc, add, mul, max_pool, average_pool, mean,
+      requant);
   return mismatches == 0 ? 0 : 1;
 }

@@ -1,5 +1,5 @@
 // Optimized Add and Mul: TFLite's integer arithmetic on 8 elements at a time (AVX2),
-// bit-exact with the reference; Add on Arm DSP cores through tables (elementwise_dsp.h);
+// bit-exact with the reference; Add and Mul on Arm DSP cores (elementwise_dsp.h);
 // other builds run the reference loop. Element i
 // is read before it is written, so the output may sit on an input (in_place.h).
 #include "tinyfleet/kernels/ops/elementwise.h"
@@ -65,6 +65,7 @@ Status mul(const MulParams& p, int64_t size, const int8_t* in1, int64_t size2, c
   if (size <= 0 || (size2 != size && size2 != 1) || !detail::activation_ok(p.activation)) {
     return Status::kBadShape;
   }
+  if (mul_dsp(p, size, in1, size2, in2, out)) return Status::kOk;  // Arm DSP
   int64_t done = 0;
 #if defined(TINYFLEET_SIMD_AVX2)
   const simd::Requant8 ro = simd::Requant8::uniform(p.output_multiplier, p.output_shift);

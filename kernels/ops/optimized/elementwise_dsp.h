@@ -1,7 +1,8 @@
 #pragma once
 
-// Add on Arm cores with the DSP extension (elementwise_dsp.cpp): TFLite's integer
-// arithmetic, bit for bit, through two 256-entry tables and the shared requantization.
+// Add and Mul on Arm cores with the DSP extension (elementwise_dsp.cpp): TFLite's
+// integer arithmetic, bit for bit; Add through two 256-entry tables, Mul four elements a
+// word (SXTAB16, SMULBB/SMULTT); both through the shared requantization.
 #include <cstdint>
 
 #include "tinyfleet/kernels/ops/elementwise.h"
@@ -17,6 +18,9 @@ namespace tinyfleet::kernels::TINYFLEET_OPT_NS {
 // elements). Arguments as opt::add's, already checked. Element i is read before it is
 // written (the output may sit on an input).
 bool add_dsp(const AddParams& p, int64_t size, const int8_t* in1, int64_t size2, const int8_t* in2,
+             int8_t* out);
+// The same for Mul (any size; false only without Arm DSP or with a negative multiplier).
+bool mul_dsp(const MulParams& p, int64_t size, const int8_t* in1, int64_t size2, const int8_t* in2,
              int8_t* out);
 
 }  // namespace tinyfleet::kernels::TINYFLEET_OPT_NS

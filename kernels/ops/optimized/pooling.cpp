@@ -1,10 +1,12 @@
-// Optimized pooling (AVX2; builds without it run the reference loops): NHWC keeps a
+// Optimized pooling (AVX2; Arm DSP cores: pooling_dsp.h; other builds run the reference
+// loops): NHWC keeps a
 // pixel's channels contiguous, so each window tap is one vector per 32 or 16 (max) or
 // 16 (average) channels. Windows are clipped to the image as in the reference, and a
 // pixel's channels are all read and written before the next pixel (in_place.h).
 #include <algorithm>
 
 #include "../common/pool_shapes.h"
+#include "pooling_dsp.h"
 #include "requant_avx2.h"
 
 namespace tinyfleet::kernels::TINYFLEET_OPT_NS {
@@ -46,6 +48,7 @@ constexpr int32_t kMaxAverageTaps = 256;
 Status max_pool2d(const PoolParams& p, const Dims& in, const int8_t* input, const Dims& out,
                   int8_t* output) {
   if (!detail::pool_shapes_ok(p, in, out)) return Status::kBadShape;
+  if (max_pool_dsp(p, in, input, out, output)) return Status::kOk;  // Arm DSP
 #if defined(TINYFLEET_SIMD_AVX2)
   const __m256i lo = _mm256_set1_epi8(static_cast<int8_t>(p.activation.min));
   const __m256i hi = _mm256_set1_epi8(static_cast<int8_t>(p.activation.max));
@@ -93,6 +96,7 @@ Status max_pool2d(const PoolParams& p, const Dims& in, const int8_t* input, cons
 Status average_pool2d(const PoolParams& p, const Dims& in, const int8_t* input, const Dims& out,
                       int8_t* output) {
   if (!detail::pool_shapes_ok(p, in, out)) return Status::kBadShape;
+  if (average_pool_dsp(p, in, input, out, output)) return Status::kOk;  // Arm DSP
 #if defined(TINYFLEET_SIMD_AVX2)
   if (p.filter_h * p.filter_w > kMaxAverageTaps) {
     return ref::average_pool2d(p, in, input, out, output);
@@ -142,6 +146,7 @@ Status average_pool2d(const PoolParams& p, const Dims& in, const int8_t* input, 
 
 Status mean_hw(const MeanParams& p, const Dims& in, const int8_t* input, int8_t* output) {
   if (in.n <= 0 || in.h <= 0 || in.w <= 0 || in.c <= 0) return Status::kBadShape;
+  if (mean_dsp(p, in, input, output)) return Status::kOk;  // Arm DSP
 #if defined(TINYFLEET_SIMD_AVX2)
   const auto requant = simd::Requant8::uniform(p.multiplier, p.shift);
   const simd::Narrow narrow(p.output_offset, -128, 127);

@@ -42,7 +42,7 @@ endif()
 # The same check with each deliberately wrong DSP path (kernels/firmware/CMakeLists.txt):
 # each must report mismatches, or the check above proves nothing for that path.
 foreach(mutant depthwise_dsp depthwise_3x3_dsp conv2d_dsp fully_connected_dsp requant_dsp
-               elementwise_dsp)
+               elementwise_dsp mul_dsp max_pool_dsp average_pool_dsp mean_dsp)
   qemu_m4(${WORK}/build/selftest_mutant_${mutant}.elf mutant_out rc)
   string(STRIP "${mutant_out}" mutant_out)
   message("qemu (wrong ${mutant}):  ${mutant_out}")
