@@ -7,6 +7,9 @@
 #include "tinyfleet/kernels/ops/conv2d.h"
 #include "tinyfleet/kernels/ops/depthwise_conv2d.h"
 #include "tinyfleet/kernels/ops/fully_connected.h"
+#if defined(TINYFLEET_RUNTIME_PACKS_WEIGHTS)
+#include "tinyfleet/kernels/ops/packed_weights.h"
+#endif
 
 namespace tinyfleet::kernels::runtime_detail {
 
@@ -100,6 +103,16 @@ Status eval_conv(const EvalContext& c) {
   p.dilation_w = g.dilation_w;
   p.padding = g.padding;
   p.activation = g.activation;
+#if defined(TINYFLEET_RUNTIME_PACKS_WEIGHTS)
+  // Host builds: from the weights load() packed (nullptr: as the kernels below).
+  if (op->kind() == artifact::OpKind_Conv2D) {
+    return opt::conv2d_prepacked(p, requant_of(op), c.x.dims, in8, w.dims, w8, bias_of(c), c.y.dims,
+                                 out8, c.scratch, c.scratch_bytes, c.packed);
+  }
+  p.depth_multiplier = g.depth_multiplier;
+  return opt::depthwise_prepacked(p, requant_of(op), c.x.dims, in8, w.dims, w8, bias_of(c),
+                                  c.y.dims, out8, c.packed);
+#else
   if (op->kind() == artifact::OpKind_Conv2D) {
     return opt::conv2d(p, requant_of(op), c.x.dims, in8, w.dims, w8, bias_of(c), c.y.dims, out8,
                        c.scratch, c.scratch_bytes);
@@ -107,6 +120,7 @@ Status eval_conv(const EvalContext& c) {
   p.depth_multiplier = g.depth_multiplier;
   return opt::depthwise_conv2d(p, requant_of(op), c.x.dims, in8, w.dims, w8, bias_of(c), c.y.dims,
                                out8);
+#endif
 }
 
 const char* prepare_fully_connected(const PrepareContext& c) {

@@ -3,6 +3,14 @@
 #include "operator_registry.h"
 #include "tinyfleet/kernels/ops/patch_rows.h"
 
+// Host builds: the last field of an operator's EvalContext, the weights load() packed
+// for it (packed_operators.cpp); the Cortex-M build reads them as stored.
+#if defined(TINYFLEET_RUNTIME_PACKS_WEIGHTS)
+#define TINYFLEET_PACKED_WEIGHTS_OF(op) , packed_weights(op)
+#else
+#define TINYFLEET_PACKED_WEIGHTS_OF(op)
+#endif
+
 namespace tinyfleet::kernels {
 
 namespace {
@@ -62,6 +70,10 @@ const char* to_string(LoadStatus s) {
 RuntimeError Interpreter::load(const uint8_t* data, size_t size) {
   model_ = nullptr;
   arena_ = nullptr;
+#if defined(TINYFLEET_RUNTIME_PACKS_WEIGHTS)
+  packed_.reset();  // the previous model's packed weights
+  packed_bytes_ = 0;
+#endif
   if (!data || size < 8) return fail(LoadStatus::kNotVerified, -1, "artifact too short");
   if (reinterpret_cast<uintptr_t>(data) % 16 != 0) {
     return fail(LoadStatus::kMisaligned, -1, "artifact start is not 16-byte aligned");
@@ -189,6 +201,9 @@ RuntimeError Interpreter::load(const uint8_t* data, size_t size) {
   if (const char* refused = check_patches(m)) return fail(LoadStatus::kBadGraph, -1, refused);
   base_ = data;
   model_ = m;
+#if defined(TINYFLEET_RUNTIME_PACKS_WEIGHTS)
+  pack_weights();
+#endif
   return {};
 }
 
@@ -262,7 +277,8 @@ RuntimeError Interpreter::run(int32_t k, const artifact::Operator* op) {
   // Every kind was found at load().
   const Status s = find_registration(op->kind())
                        ->eval({op, view(op->inputs()->Get(0)), view(op->outputs()->Get(0)), *this,
-                               arena_ + tensors, model_->scratch_bytes(), geometry_of(op)});
+                               arena_ + tensors, model_->scratch_bytes(),
+                               geometry_of(op) TINYFLEET_PACKED_WEIGHTS_OF(k)});
   if (s != Status::kOk) return fail(LoadStatus::kKernelFailed, k, to_string(s));
   return {};
 }
@@ -378,7 +394,8 @@ RuntimeError Interpreter::run_bands(const artifact::PatchChain* c) {
       band_padding(rows[i], r[i], r[i + 1], &g.padding.top, &g.padding.bottom);
       const Status s =
           find_registration(op[i]->kind())
-              ->eval({op[i], v[0], v[1], *this, arena_ + tensors, model_->scratch_bytes(), g});
+              ->eval({op[i], v[0], v[1], *this, arena_ + tensors, model_->scratch_bytes(),
+                      g TINYFLEET_PACKED_WEIGHTS_OF(c->first_operator() + i)});
       if (s != Status::kOk)
         return {LoadStatus::kKernelFailed, c->first_operator() + i, to_string(s)};
     }

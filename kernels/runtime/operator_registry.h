@@ -69,6 +69,9 @@ struct EvalContext {
   uint8_t* scratch;
   size_t scratch_bytes;
   Geometry g;
+#if defined(TINYFLEET_RUNTIME_PACKS_WEIGHTS)
+  const void* packed = nullptr;  // host builds: the weights load() packed, or nullptr
+#endif
 };
 
 struct OperatorRegistration {
@@ -82,6 +85,13 @@ const OperatorRegistration* find_registration(artifact::OpKind kind);
 // The pairs, by file.
 const char* prepare_conv(const PrepareContext& c);  // Conv2D, DepthwiseConv2D
 Status eval_conv(const EvalContext& c);
+#if defined(TINYFLEET_RUNTIME_PACKS_WEIGHTS)
+// Host builds (packed_operators.cpp): the bytes a Conv2D's or DepthwiseConv2D's packed
+// weights need on this core (0: none, or another kind), and packing them there.
+size_t packed_conv_bytes(const Interpreter& interpreter, const artifact::Operator* op);
+bool pack_conv(const Interpreter& interpreter, const artifact::Operator* op, void* at,
+               size_t bytes);
+#endif
 const char* prepare_fully_connected(const PrepareContext& c);
 Status eval_fully_connected(const EvalContext& c);
 const char* prepare_pool(const PrepareContext& c);  // AveragePool2D, MaxPool2D

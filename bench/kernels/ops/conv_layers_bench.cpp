@@ -1,8 +1,10 @@
 // MLPerf Tiny layer shapes: tinyfleet's optimized int8 kernels against their
 // reference twins and XNNPACK's QC8 (per-channel int8) operators, single-threaded; both
 // pack their weights once, outside the timing (packed_weights.h, XNNPACK's create).
-// After the Google Benchmark output, one table: shape, optimized, reference,
-// XNNPACK, reference/optimized and optimized/XNNPACK.
+// Each benchmark runs 5 times, the repetitions of all of them in random order (so a
+// burst of load on this shared machine falls on any of the three alike); after Google
+// Benchmark's output, one table of the medians: shape, optimized, reference, XNNPACK,
+// reference/optimized and optimized/XNNPACK. (Flags given on the command line win.)
 //   deploy/local/run-bench.sh bench_conv_layers
 #include <benchmark/benchmark.h>
 #include <xnnpack.h>
@@ -162,14 +164,20 @@ int main(int argc, char** argv) {
       benchmark::RegisterBenchmark((std::string(l.name) + "/" + kinds[k]).c_str(),
                                    [&l, k](benchmark::State& s) { run(s, l, k); })
           ->Unit(benchmark::kMicrosecond)
-          ->MinTime(0.2);
+          ->MinTime(0.2)
+          ->Repetitions(5)
+          ->ReportAggregatesOnly(true);
     }
   }
-  benchmark::Initialize(&argc, argv);
+  std::vector<char*> args(argv, argv + argc);
+  char interleave[] = "--benchmark_enable_random_interleaving=true";
+  args.insert(args.begin() + 1, interleave);
+  int args_count = static_cast<int>(args.size());
+  benchmark::Initialize(&args_count, args.data());
   tinyfleet::bench::TimeCollector collector;
   benchmark::RunSpecifiedBenchmarks(&collector);
-  std::printf("\n%-34s %12s %12s %12s %10s %10s\n", "layer (int8, 1 thread)", "optimized us",
-              "reference us", "xnnpack us", "ref/opt", "opt/xnn");
+  std::printf("\nmedians of 5\n%-34s %12s %12s %12s %10s %10s\n", "layer (int8, 1 thread)",
+              "optimized us", "reference us", "xnnpack us", "ref/opt", "opt/xnn");
   for (const auto& l : kLayers) {
     const std::string n = l.name;
     auto t = [&](const char* k) { return collector.time(n + "/" + k); };

@@ -28,11 +28,33 @@ constexpr int32_t kMaxChannels = 512;
 constexpr int32_t kMaxUnits = kMaxChannels / 16;
 constexpr int32_t kPixels = 2;  // pixels of a row computed together
 
+// The requantization of a layer whose accumulators provably stay within +-2^30 and
+// whose shifts all divide (by 2 to 2^30, no left shift), folded into the doubling high
+// multiply: per 64-bit lane nudge = 2^30 + 2^(r-1) * 2^31 gives hm + 2^(r-1) with no
+// int32 overflow, and TFLite's rounding divide (half away from zero) is then
+// floor((hm + 2^(r-1) - [hm < 0]) / 2^r). [hm < 0] may be read as [acc < 0]: a negative
+// accumulator gives hm <= 0, and where hm = 0 both round to 0.
+struct Fast8 {
+  __m256i nudge_even, nudge_odd;  // the nudges of the even lanes, and of the odd lanes
+};
+
 // The constants of one unit, in accumulator lane order.
 struct Unit {
   __m256i bias_lo, bias_hi;
   simd::Requant8 lo, hi;
+  Fast8 fast_lo, fast_hi;  // with Header::fast only
 };
+
+template <bool kFast>
+inline __m256i requant(const simd::Requant8& r, const Fast8& f, __m256i acc) {
+  if (!kFast) return r.apply(acc);
+  const __m256i even = _mm256_add_epi64(_mm256_mul_epi32(acc, r.m_even), f.nudge_even);
+  const __m256i odd =
+      _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64(acc, 32), r.m_odd), f.nudge_odd);
+  const __m256i rounded =
+      _mm256_blend_epi32(_mm256_srli_epi64(even, 31), _mm256_slli_epi64(odd, 1), 0xaa);
+  return _mm256_srav_epi32(_mm256_add_epi32(rounded, _mm256_srai_epi32(acc, 31)), r.right);
+}
 
 // Which unit lane L (0..15) an accumulator lane j (0..7) of lo/hi holds.
 inline int32_t lane_of(int32_t j, bool hi) { return (j < 4 ? j : j + 4) + (hi ? 4 : 0); }
@@ -56,13 +78,14 @@ inline __m256i widen8x2(const int8_t* a, const int8_t* b) {
 // One unit: `a` and `b` give each tap's input pixel (the same pixel twice for a unit
 // of 16 channels); the 16 results go to out[0..15]. kTaps: the window's taps when known
 // at compile time (3x3: the loop unrolls), else 0.
-template <bool kPair, int32_t kTaps>
+template <bool kPair, int32_t kTaps, bool kFast>
 inline void run_unit(const Layer& k, int32_t u, const int8_t* const* a, const int8_t* const* b,
                      int8_t* out) {
   const int32_t c0 = u * 16;
   const int32_t taps = kTaps > 0 ? kTaps : k.taps, tap_pairs = (taps + 1) / 2;
   const __m256i* w = k.w + u * tap_pairs * 2;
-  __m256i lo = k.unit[u].bias_lo, hi = k.unit[u].bias_hi;
+  const Unit& unit = k.unit[u];
+  __m256i lo = unit.bias_lo, hi = unit.bias_hi;
   for (int32_t q = 0; q < tap_pairs; ++q) {
     const int32_t t0 = 2 * q,
                   t1 = 2 * q + 1 < taps ? 2 * q + 1 : 2 * q;  // weights 0 past the end
@@ -71,18 +94,20 @@ inline void run_unit(const Layer& k, int32_t u, const int8_t* const* a, const in
     lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(x0, x1), w[2 * q]));
     hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(x0, x1), w[2 * q + 1]));
   }
-  k.narrow.store16_lanes(k.unit[u].lo.apply(lo), k.unit[u].hi.apply(hi), out);
+  k.narrow.store16_lanes(requant<kFast>(unit.lo, unit.fast_lo, lo),
+                         requant<kFast>(unit.hi, unit.fast_hi, hi), out);
 }
 
 // Two pixels (16 channels each) of one unit: every weight and constant loaded once for
 // both.
-template <int32_t kTaps>
+template <int32_t kTaps, bool kFast>
 inline void run_unit_x2(const Layer& k, int32_t u, const int8_t* const* a, const int8_t* const* b,
                         int8_t* out_a, int8_t* out_b) {
   const int32_t c0 = u * 16;
   const int32_t taps = kTaps > 0 ? kTaps : k.taps, tap_pairs = (taps + 1) / 2;
   const __m256i* w = k.w + u * tap_pairs * 2;
-  __m256i lo_a = k.unit[u].bias_lo, hi_a = k.unit[u].bias_hi;
+  const Unit& unit = k.unit[u];
+  __m256i lo_a = unit.bias_lo, hi_a = unit.bias_hi;
   __m256i lo_b = lo_a, hi_b = hi_a;
   for (int32_t q = 0; q < tap_pairs; ++q) {
     const int32_t t0 = 2 * q,
@@ -95,10 +120,10 @@ inline void run_unit_x2(const Layer& k, int32_t u, const int8_t* const* a, const
     lo_b = _mm256_add_epi32(lo_b, _mm256_madd_epi16(_mm256_unpacklo_epi16(xb0, xb1), w0));
     hi_b = _mm256_add_epi32(hi_b, _mm256_madd_epi16(_mm256_unpackhi_epi16(xb0, xb1), w1));
   }
-  const simd::Requant8& rlo = k.unit[u].lo;
-  const simd::Requant8& rhi = k.unit[u].hi;
-  k.narrow.store16_lanes(rlo.apply(lo_a), rhi.apply(hi_a), out_a);
-  k.narrow.store16_lanes(rlo.apply(lo_b), rhi.apply(hi_b), out_b);
+  k.narrow.store16_lanes(requant<kFast>(unit.lo, unit.fast_lo, lo_a),
+                         requant<kFast>(unit.hi, unit.fast_hi, hi_a), out_a);
+  k.narrow.store16_lanes(requant<kFast>(unit.lo, unit.fast_lo, lo_b),
+                         requant<kFast>(unit.hi, unit.fast_hi, hi_b), out_b);
 }
 
 // The packed layout, from a 32-byte aligned start: this header, the constants of each
@@ -106,9 +131,10 @@ inline void run_unit_x2(const Layer& k, int32_t u, const int8_t* const* a, const
 struct Header {
   uint32_t magic;
   int32_t channels, taps, offset;
-  int32_t unused[4];
+  int32_t fast;  // 1: the units' Fast8 constants hold and requant<true> is exact
+  int32_t unused[3];
 };
-constexpr uint32_t kMagic = 0x32766e64;  // "dnv2"
+constexpr uint32_t kMagic = 0x33766e64;  // "dnv3"
 
 bool handled(const DepthwiseParams& p, const Dims& f) {
   const int32_t channels = f.c, taps = f.h * f.w, offset = p.input_offset;
@@ -126,13 +152,33 @@ void* align32(void* p) {
   return reinterpret_cast<void*>((reinterpret_cast<uintptr_t>(p) + 31) & ~uintptr_t{31});
 }
 
+// Whether channel c's accumulators stay within +-2^30 (bias plus every tap at |x| <= 128,
+// x being an input or a zero point) and its shift divides by 2 to 2^30: then
+// requant<true> equals Requant8::apply.
+bool fast_channel(const DepthwiseParams& p, const PerChannelRequant& rq, const int8_t* filter,
+                  const int32_t* bias, int32_t channels, int32_t taps, int32_t c) {
+  int64_t folded = bias ? bias[c] : 0, reach = 0;
+  for (int32_t t = 0; t < taps; ++t) {
+    const int32_t w = filter[t * channels + c];
+    folded += int64_t{p.input_offset} * w;
+    reach += 128 * int64_t{w < 0 ? -w : w};
+  }
+  const int64_t limit = int64_t{1} << 30;
+  return (folded < 0 ? -folded : folded) + reach <= limit && rq.shift[c] <= -1 &&
+         rq.shift[c] >= -30;
+}
+
 // Writes the layout at `at` (32-byte aligned); handled(p, f) must hold.
 void pack_layer(const DepthwiseParams& p, const PerChannelRequant& rq, const Dims& f,
                 const int8_t* filter, const int32_t* bias, void* at) {
   const int32_t channels = f.c, taps = f.h * f.w, offset = p.input_offset;
   const int32_t units = (channels + 15) / 16, tap_pairs = (taps + 1) / 2;
+  bool fast = true;
+  for (int32_t c = 0; c < channels; ++c) {
+    fast = fast && fast_channel(p, rq, filter, bias, channels, taps, c);
+  }
   auto* h = static_cast<Header*>(at);
-  *h = Header{kMagic, channels, taps, offset, {}};
+  *h = Header{kMagic, channels, taps, offset, fast ? 1 : 0, {}};
   auto* unit = reinterpret_cast<Unit*>(h + 1);
   auto* w = reinterpret_cast<__m256i*>(unit + units);
   for (int32_t u = 0; u < units; ++u) {
@@ -152,6 +198,7 @@ void pack_layer(const DepthwiseParams& p, const PerChannelRequant& rq, const Dim
     }
     for (int32_t half = 0; half < 2; ++half) {
       alignas(32) int32_t b[8], m[8], s[8];
+      alignas(32) int64_t nudge[8];
       for (int32_t j = 0; j < 8; ++j) {
         const int32_t c = channel(lane_of(j, half == 1));
         uint32_t sum = bias ? static_cast<uint32_t>(bias[c]) : 0u;
@@ -161,10 +208,119 @@ void pack_layer(const DepthwiseParams& p, const PerChannelRequant& rq, const Dim
         b[j] = static_cast<int32_t>(sum);
         m[j] = rq.multiplier[c];
         s[j] = rq.shift[c];
+        nudge[j] = (int64_t{1} << 30) + (fast ? int64_t{1} << (-s[j] - 1 + 31) : 0);
       }
       const __m256i bv = _mm256_load_si256(reinterpret_cast<const __m256i*>(b));
       (half ? unit[u].bias_hi : unit[u].bias_lo) = bv;
       (half ? unit[u].hi : unit[u].lo) = simd::Requant8(m, s);
+      Fast8& fast8 = half ? unit[u].fast_hi : unit[u].fast_lo;
+      fast8.nudge_even = _mm256_setr_epi64x(nudge[0], nudge[2], nudge[4], nudge[6]);
+      fast8.nudge_odd = _mm256_setr_epi64x(nudge[1], nudge[3], nudge[5], nudge[7]);
+    }
+  }
+}
+
+// One call's geometry, read into locals by run_rows: the output is stored through
+// int8_t*, which may alias anything, so fields read through a reference or a lambda's
+// captures would be reloaded after every store.
+struct Frame {
+  const int8_t* input;
+  int8_t* output;
+  const int8_t* zero_points;  // a pixel of input zero points (x = -offset) for taps outside
+  const int32_t* tap_offset;  // from the window's top-left pixel, in bytes
+  Dims in, out;
+  int32_t f_h, f_w, dilation_h, dilation_w, stride_h, stride_w, pad_top, pad_left;
+  bool overlap;  // output and input share bytes: results go through a pixel buffer
+};
+
+// The rows, with the window fixed at compile time as 3x3 (kTaps 9) or not (0).
+template <int32_t kTaps, bool kFast>
+void run_rows(const Layer& layer, const Frame& frame) {
+  const Layer k = layer;
+  const int8_t* const input = frame.input;
+  int8_t* const output = frame.output;
+  const int8_t* const zero_points = frame.zero_points;
+  const int32_t* const tap_offset = frame.tap_offset;
+  const int32_t channels = k.channels, taps = kTaps > 0 ? kTaps : k.taps;
+  const int32_t batches = frame.in.n, in_h = frame.in.h, in_w = frame.in.w;
+  const int32_t out_h = frame.out.h, out_w = frame.out.w;
+  const int32_t f_h = kTaps == 9 ? 3 : frame.f_h, f_w = kTaps == 9 ? 3 : frame.f_w;
+  const int32_t dilation_h = frame.dilation_h, dilation_w = frame.dilation_w;
+  const int32_t stride_h = frame.stride_h, stride_w = frame.stride_w;
+  const int32_t pad_top = frame.pad_top, pad_left = frame.pad_left;
+  const bool overlap = frame.overlap;
+  const bool paired_tail = channels % 16 == 8;
+  const int32_t full = channels / 16;
+  const bool adjacent_pair = channels == 8 && stride_w == 1 && !overlap;
+  const int8_t* tap[kPixels][2 * kMaxTapPairs];
+  alignas(16) int8_t result[kPixels][kMaxChannels];
+  for (int32_t b = 0; b < batches; ++b) {
+    const int8_t* image = input + static_cast<int64_t>(b) * in_h * in_w * channels;
+    for (int32_t oy = 0; oy < out_h; ++oy) {
+      const int32_t iy0 = oy * stride_h - pad_top;
+      const bool rows_inside = iy0 >= 0 && iy0 + (f_h - 1) * dilation_h < in_h;
+      int8_t* out_row = output + (static_cast<int64_t>(b) * out_h + oy) * out_w * channels;
+      for (int32_t ox = 0; ox < out_w; ox += kPixels) {
+        const int32_t n = out_w - ox < kPixels ? out_w - ox : kPixels;
+        int8_t* o = out_row + static_cast<int64_t>(ox) * channels;
+        // 8 channels, stride 1, both windows inside: the two pixels' taps are 8 bytes
+        // apart, so one 16-byte load per tap serves both and the unit runs unpaired.
+        if (adjacent_pair && n == 2 && rows_inside && ox - pad_left >= 0 &&
+            ox + 1 - pad_left + (f_w - 1) * dilation_w < in_w) {
+          const int8_t* corner = image + (iy0 * in_w + ox - pad_left) * channels;
+          for (int32_t t = 0; t < taps; ++t) tap[0][t] = corner + tap_offset[t];
+          // Four pixels inside: the second pair's taps 16 bytes on, the weights shared.
+          if (ox + 3 < out_w && ox + 3 - pad_left + (f_w - 1) * dilation_w < in_w) {
+            for (int32_t t = 0; t < taps; ++t) tap[1][t] = tap[0][t] + 16;
+            run_unit_x2<kTaps, kFast>(k, 0, tap[0], tap[1], o, o + 16);
+            ox += kPixels;
+            continue;
+          }
+          run_unit<false, kTaps, kFast>(k, 0, tap[0], tap[0], o);
+          continue;
+        }
+        for (int32_t m = 0; m < n; ++m) {
+          const int32_t ix0 = (ox + m) * stride_w - pad_left;
+          const int64_t corner = (int64_t{iy0} * in_w + ix0) * channels;
+          if (rows_inside && ix0 >= 0 && ix0 + (f_w - 1) * dilation_w < in_w) {
+            for (int32_t t = 0; t < taps; ++t) tap[m][t] = image + (corner + tap_offset[t]);
+            continue;
+          }
+          // A window across the border: its taps outside the image read the zero points.
+          bool column_inside[2 * kMaxTapPairs];
+          for (int32_t kx = 0; kx < f_w; ++kx) {
+            column_inside[kx] =
+                static_cast<uint32_t>(ix0 + kx * dilation_w) < static_cast<uint32_t>(in_w);
+          }
+          for (int32_t ky = 0; ky < f_h; ++ky) {
+            const bool row_inside =
+                static_cast<uint32_t>(iy0 + ky * dilation_h) < static_cast<uint32_t>(in_h);
+            for (int32_t kx = 0; kx < f_w; ++kx) {
+              const int32_t t = ky * f_w + kx;
+              tap[m][t] =
+                  row_inside && column_inside[kx] ? image + (corner + tap_offset[t]) : zero_points;
+            }
+          }
+        }
+        int8_t* dst[kPixels] = {overlap ? result[0] : o, overlap ? result[1] : o + channels};
+        if (n == 2) {
+          for (int32_t u = 0; u < full; ++u) {
+            run_unit_x2<kTaps, kFast>(k, u, tap[0], tap[1], dst[0] + u * 16, dst[1] + u * 16);
+          }
+        } else {
+          for (int32_t u = 0; u < full; ++u) {
+            run_unit<false, kTaps, kFast>(k, u, tap[0], tap[0], dst[0] + u * 16);
+          }
+        }
+        if (paired_tail) {
+          alignas(16) int8_t pair[16];
+          run_unit<true, kTaps, kFast>(k, full, tap[0], tap[n > 1 ? 1 : 0], pair);
+          std::memcpy(dst[0] + full * 16, pair, 8);
+          if (n > 1) std::memcpy(dst[1] + full * 16, pair + 8, 8);
+        }
+        if (overlap) std::memcpy(o, result[0], static_cast<size_t>(channels));
+        if (overlap && n > 1) std::memcpy(o + channels, result[1], static_cast<size_t>(channels));
+      }
     }
   }
 }
@@ -181,101 +337,28 @@ bool run_layer(const DepthwiseParams& p, const Dims& in, const int8_t* input, co
   const int32_t units = (channels + 15) / 16, tap_pairs = (taps + 1) / 2;
   const auto* unit = reinterpret_cast<const Unit*>(h + 1);
   const auto* w = reinterpret_cast<const __m256i*>(unit + units);
-  int8_t zero_points[kMaxChannels];
+  alignas(16) int8_t zero_points[kMaxChannels];
   std::memset(zero_points, static_cast<int8_t>(-offset), static_cast<size_t>(channels));
   const Layer k{channels, taps, tap_pairs,
                 w,        unit, simd::Narrow(p.output_offset, p.activation.min, p.activation.max)};
-  const bool paired_tail = channels % 16 == 8;
-  const int32_t full = channels / 16;
-  const int32_t in_h = in.h, in_w = in.w, out_h = out.h, out_w = out.w;
-  const int32_t f_h = f.h, f_w = f.w, dilation_h = p.dilation_h, dilation_w = p.dilation_w;
-  const int32_t stride_h = p.stride_h, stride_w = p.stride_w;
-  const int32_t pad_top = p.padding.top, pad_left = p.padding.left;
-  int32_t tap_offset[2 * kMaxTapPairs];  // from the window's top-left pixel, in bytes
-  for (int32_t ky = 0; ky < f_h; ++ky) {
-    for (int32_t kx = 0; kx < f_w; ++kx) {
-      tap_offset[ky * f_w + kx] = (ky * dilation_h * in_w + kx * dilation_w) * channels;
+  int32_t tap_offset[2 * kMaxTapPairs];
+  for (int32_t ky = 0; ky < f.h; ++ky) {
+    for (int32_t kx = 0; kx < f.w; ++kx) {
+      tap_offset[ky * f.w + kx] = (ky * p.dilation_h * in.w + kx * p.dilation_w) * channels;
     }
   }
-  // Results go straight to the output unless it overlaps the input: then through
-  // `result`, so that every read of a block's pixels precedes its writes (in_place.h).
   const auto in_begin = reinterpret_cast<uintptr_t>(input);
   const auto out_begin = reinterpret_cast<uintptr_t>(output);
   const bool overlap = out_begin < in_begin + static_cast<uintptr_t>(in.elements()) &&
                        in_begin < out_begin + static_cast<uintptr_t>(out.elements());
-  const int8_t* tap[kPixels][2 * kMaxTapPairs];
-  alignas(16) int8_t result[kPixels][kMaxChannels];
-  // The rows, with the window's tap count fixed at compile time for 3x3 (kTaps 9) or not (0).
-  const bool adjacent_pair = channels == 8 && stride_w == 1 && !overlap;
-  auto rows = [&](auto taps_known) {
-    constexpr int32_t kTaps = decltype(taps_known)::value;
-    for (int32_t b = 0; b < in.n; ++b) {
-      const int8_t* image = input + static_cast<int64_t>(b) * in_h * in_w * channels;
-      for (int32_t oy = 0; oy < out_h; ++oy) {
-        const int32_t iy0 = oy * stride_h - pad_top;
-        const bool rows_inside = iy0 >= 0 && iy0 + (f_h - 1) * dilation_h < in_h;
-        for (int32_t ox = 0; ox < out_w; ox += kPixels) {
-          const int32_t n = out_w - ox < kPixels ? out_w - ox : kPixels;
-          // 8 channels, stride 1, both windows inside: the two pixels' taps are 8 bytes
-          // apart, so one 16-byte load per tap serves both and the unit runs unpaired.
-          if (adjacent_pair && n == 2 && rows_inside && ox - pad_left >= 0 &&
-              ox + 1 - pad_left + (f_w - 1) * dilation_w < in_w) {
-            const int8_t* corner = image + (iy0 * in_w + ox - pad_left) * channels;
-            for (int32_t t = 0; t < taps; ++t) tap[0][t] = corner + tap_offset[t];
-            int8_t* o = output + ((static_cast<int64_t>(b) * out_h + oy) * out_w + ox) * channels;
-            // Four pixels inside: the second pair's taps 16 bytes on, the weights shared.
-            if (ox + 3 < out_w && ox + 3 - pad_left + (f_w - 1) * dilation_w < in_w) {
-              for (int32_t t = 0; t < taps; ++t) tap[1][t] = tap[0][t] + 16;
-              run_unit_x2<kTaps>(k, 0, tap[0], tap[1], o, o + 16);
-              ox += kPixels;
-              continue;
-            }
-            run_unit<false, kTaps>(k, 0, tap[0], tap[0], o);
-            continue;
-          }
-          for (int32_t m = 0; m < kPixels; ++m) {
-            const int32_t ix0 = (ox + (m < n ? m : 0)) * stride_w - pad_left;
-            if (rows_inside && ix0 >= 0 && ix0 + (f_w - 1) * dilation_w < in_w) {
-              const int8_t* corner = image + (iy0 * in_w + ix0) * channels;
-              for (int32_t t = 0; t < taps; ++t) tap[m][t] = corner + tap_offset[t];
-              continue;
-            }
-            for (int32_t ky = 0; ky < f_h; ++ky) {
-              const int32_t iy = iy0 + ky * dilation_h;
-              for (int32_t kx = 0; kx < f_w; ++kx) {
-                const int32_t ix = ix0 + kx * dilation_w;
-                const bool inside = iy >= 0 && iy < in_h && ix >= 0 && ix < in_w;
-                tap[m][ky * f_w + kx] = inside ? image + (iy * in_w + ix) * channels : zero_points;
-              }
-            }
-          }
-          int8_t* o = output + ((static_cast<int64_t>(b) * out_h + oy) * out_w + ox) * channels;
-          int8_t* dst[kPixels] = {overlap ? result[0] : o, overlap ? result[1] : o + channels};
-          if (n == 2) {
-            for (int32_t u = 0; u < full; ++u) {
-              run_unit_x2<kTaps>(k, u, tap[0], tap[1], dst[0] + u * 16, dst[1] + u * 16);
-            }
-          } else {
-            for (int32_t u = 0; u < full; ++u) {
-              run_unit<false, kTaps>(k, u, tap[0], tap[0], dst[0] + u * 16);
-            }
-          }
-          if (paired_tail) {
-            alignas(16) int8_t pair[16];
-            run_unit<true, kTaps>(k, full, tap[0], tap[1], pair);
-            std::memcpy(dst[0] + full * 16, pair, 8);
-            if (n > 1) std::memcpy(dst[1] + full * 16, pair + 8, 8);
-          }
-          if (overlap) std::memcpy(o, result[0], static_cast<size_t>(channels));
-          if (overlap && n > 1) std::memcpy(o + channels, result[1], static_cast<size_t>(channels));
-        }
-      }
-    }
-  };
-  if (taps == 9) {
-    rows(std::integral_constant<int32_t, 9>());
+  const Frame frame{input,      output,     zero_points,   tap_offset,     in,
+                    out,        f.h,        f.w,           p.dilation_h,   p.dilation_w,
+                    p.stride_h, p.stride_w, p.padding.top, p.padding.left, overlap};
+  const bool fast = h->fast != 0;
+  if (f.h == 3 && f.w == 3) {
+    fast ? run_rows<9, true>(k, frame) : run_rows<9, false>(k, frame);
   } else {
-    rows(std::integral_constant<int32_t, 0>());
+    fast ? run_rows<0, true>(k, frame) : run_rows<0, false>(k, frame);
   }
   return true;
 }

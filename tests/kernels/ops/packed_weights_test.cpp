@@ -136,6 +136,31 @@ TEST(PackedWeights, DepthwisePackedOnceIsBitExactWithReference) {
   }
 }
 
+// Layers whose every shift divides (-1 to -30) and whose accumulators stay within +-2^30
+// take the packed depthwise path's shorter requantization (depthwise_packed.cpp,
+// fast_channel); biases near that bound, multipliers anywhere in [2^30, 2^31) and
+// exact halves (shift -1 rounds half of all values) must still give the reference's bytes,
+// and so must the layers just past the bound (the general requantization).
+TEST(PackedWeights, DepthwiseDividingRequantizationIsBitExact) {
+  Rng rng(34);
+  for (int t = 0; t < 400; ++t) {
+    const int32_t channels[] = {8, 16, 24, 64};
+    auto c = nonempty_conv(rng, true, 1, channels[t % 4]);
+    const int32_t taps = c.f.h * c.f.w;
+    // Bias magnitudes: small, up to the bound's edge, or beyond it.
+    const int32_t reach = 128 * 128 * taps;
+    const int32_t magnitude = t % 3 == 0 ? 1 << 12 : (1 << 30) - reach + (t % 3 == 2 ? 4096 : 0);
+    c.bias = rng.biases(c.mult.size(), magnitude);
+    for (size_t i = 0; i < c.mult.size(); ++i) {
+      c.mult[i] = rng.range(1 << 30, 0x7fffffff);
+      c.shift[i] = t % 5 == 0 ? -1 : rng.range(-30, -1);
+    }
+    const auto want = reference(c, true, 1);
+    EXPECT_EQ(twin_depthwise<false>(c, 1), want) << "case " << t;
+    EXPECT_EQ(twin_depthwise<true>(c, 1), want) << "case " << t;
+  }
+}
+
 TEST(PackedWeights, AnotherLayersPackingIsRefused) {
   Rng rng(33);
   const auto a = nonempty_conv(rng, false, 1, 8, 16);

@@ -5,6 +5,9 @@
 // load() checks everything once; invoke() only loops.
 #include <cstddef>
 #include <cstdint>
+#if defined(TINYFLEET_RUNTIME_PACKS_WEIGHTS)
+#include <memory>
+#endif
 
 #include "tinyfleet/kernels/artifact_generated.h"
 #include "tinyfleet/kernels/ops/types.h"
@@ -75,6 +78,20 @@ class Interpreter {
   TensorView tensor(int32_t index) const { return view(index); }
   void set_profiler(const Profiler& p) { profiler_ = p; }
 
+#if defined(TINYFLEET_RUNTIME_PACKS_WEIGHTS)
+  // Host builds (not the Cortex-M library): load() packs the weights of every Conv2D and
+  // DepthwiseConv2D that has a packed path on this core (ops/packed_weights.h) once, into
+  // one block the interpreter owns (sized before it is filled, freed by the next load()
+  // or with the interpreter), and invoke() runs those operators from it
+  // (packed_operators.cpp). set_pack_weights(false) before load() runs them as stored.
+  void set_pack_weights(bool on) { pack_weights_ = on; }
+  int32_t packed_operators() const;
+  size_t packed_bytes() const { return packed_bytes_; }
+  // Operator `op`'s packed weights and their size, or nullptr and 0.
+  const void* packed_weights(int32_t op) const;
+  size_t packed_weights_bytes(int32_t op) const;
+#endif
+
  private:
   TensorView view(int32_t tensor) const;
   RuntimeError run(int32_t op_index, const artifact::Operator* op);
@@ -90,6 +107,14 @@ class Interpreter {
   uint8_t* arena_ = nullptr;
   size_t arena_size_ = 0;
   Profiler profiler_;
+#if defined(TINYFLEET_RUNTIME_PACKS_WEIGHTS)
+  void pack_weights();  // after load()'s checks passed
+  bool pack_weights_ = true;
+  std::unique_ptr<unsigned char[]> packed_;
+  size_t packed_bytes_ = 0;
+  uint32_t packed_at_[kMaxOperators] = {};    // operator k's block in packed_,
+  uint32_t packed_size_[kMaxOperators] = {};  // and its bytes (0: runs as stored)
+#endif
 };
 
 }  // namespace tinyfleet::kernels
