@@ -14,7 +14,7 @@
 //   deploy/local/run-bench.sh bench_rollout_scale --deltas --replicas 3 10000
 // With --replicas N, N fleetd processes share the database and the broker (one share
 // group); one leads the engine. Per phase of the v2 rollout it prints the engine's own
-// admission rate: the phase's devices over the span of their offers' storing times.
+// admission rate (print_phases says how it is counted).
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -239,6 +239,23 @@ class Fleet {
       }
     }
   }
+  // Until each simulator's latest summary (every 5 s) has no device on probation: an
+  // offer reaching a device whose new model is on probation waits for it (10 inferences
+  // in fleet-sim), which would time the previous model's probation, not the rollout.
+  void wait_probation_over(double timeout_s) {
+    const double until = now_s() + timeout_s;
+    for (const auto& [pid, log] : sims_) {
+      while (now_s() < until) {
+        std::ifstream l(log);
+        const std::string text((std::istreambuf_iterator<char>(l)),
+                               std::istreambuf_iterator<char>());
+        const auto at = text.rfind("on probation ");
+        if (at != std::string::npos && text.compare(at, 15, "on probation 0,") == 0) break;
+        check_broker();
+        std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      }
+    }
+  }
   void stop_sims() {
     for (const auto& s : sims_) kill(s.first, SIGTERM);
     for (const auto& s : sims_) {
@@ -288,6 +305,19 @@ class Fleet {
     return r ? *r : -1;
   }
 
+  // The first error lines of each replica's log (what a drop or a stall was).
+  void print_errors(size_t max_lines) const {
+    for (size_t i = 0; i < fleetd_.size(); ++i) {
+      std::istringstream in(fleetd_[i]->log());
+      size_t shown = 0, total = 0;
+      for (std::string line; std::getline(in, line);) {
+        if (line.find("\"level\":\"error\"") == std::string::npos) continue;
+        if (++total <= max_lines) std::printf("  fleetd %zu: %s\n", i, line.substr(0, 400).c_str());
+        shown = std::min(total, max_lines);
+      }
+      if (total > shown) std::printf("  fleetd %zu: %zu error lines in all\n", i, total);
+    }
+  }
   std::vector<double> cpu() const {
     std::vector<double> out;
     for (const auto& f : fleetd_) out.push_back(cpu_seconds(f->pid()));
@@ -314,9 +344,11 @@ class Fleet {
 };
 
 // Per phase of rollout `name`: its devices, when its first and last offers were stored
-// and when its last device reported the target (seconds from the rollout's start), and
-// the engine's admission rate (devices over the span of their offers). Printed; returns
-// the rate over all phases (devices over the sum of the spans).
+// and when its last device reported the target (seconds from the rollout's creation),
+// and the engine's admission rate: the phase's devices over the time from the previous
+// phase's last update (the rollout's creation for the first) to the phase's last offer,
+// so the settling, gate look and phase change before it count against the engine.
+// Printed; returns the rate over all phases (devices over the sum of those times).
 double print_phases(Fleet& fleet, const std::string& name) {
   auto rows = fleet.db().db().transact([&](pqxx::work& w) {
     return w.exec_params(
@@ -330,21 +362,21 @@ double print_phases(Fleet& fleet, const std::string& name) {
     std::printf("  (phases not read: %s)\n", rows.error().message.c_str());
     return -1;
   }
-  double devices = 0, spans = 0;
-  std::printf("  %5s %8s %12s %12s %13s %12s\n", "phase", "devices", "first offer", "last offer",
-              "last updated", "admitted/s");
+  double devices = 0, spent = 0, previous = 0;
+  std::printf("  %5s %8s %12s %12s %13s %11s %12s\n", "phase", "devices", "first offer",
+              "last offer", "last updated", "admit time", "admitted/s");
   for (const auto& row : *rows) {
     const int n = row[1].as<int>();
     const double first = row[2].as<double>(0), last = row[3].as<double>(0),
                  updated = row[4].as<double>(0);
-    // A phase stored within one tick spans about 0: count at least 1 ms.
-    const double span = std::max(0.001, last - first);
+    const double admit = std::max(0.001, last - previous);
     devices += n;
-    spans += span;
-    std::printf("  %5d %8d %11.2fs %11.2fs %12.2fs %12.0f\n", row[0].as<int>(), n, first, last,
-                updated, n / span);
+    spent += admit;
+    previous = updated;
+    std::printf("  %5d %8d %11.2fs %11.2fs %12.2fs %10.2fs %12.0f\n", row[0].as<int>(), n, first,
+                last, updated, admit, n / admit);
   }
-  return spans > 0 ? devices / spans : -1;
+  return spent > 0 ? devices / spent : -1;
 }
 
 Result rollout_run(int devices, bool deltas, int replicas, bool measure_ingest, Ingest* ingest) {
@@ -359,6 +391,9 @@ Result rollout_run(int devices, bool deltas, int replicas, bool measure_ingest, 
   // Every device gets version 1 first (its first model: a whole artifact either way).
   const std::string first = fleet.roll_out("v1", 1, 1800);
   std::printf("  v1 to all: %s\n", first.c_str());
+  const double p0 = now_s();
+  fleet.wait_probation_over(300);
+  std::printf("  v1's probation over on every device %.1f s later\n", now_s() - p0);
   const long long b0 = broker_bytes();
   const std::vector<double> c0 = fleet.cpu();
   const double t0 = now_s();
@@ -408,6 +443,7 @@ Result rollout_run(int devices, bool deltas, int replicas, bool measure_ingest, 
     ingest->rate_limited =
         fleet.metric_all(R"(tinyfleet_telemetry_messages_total{outcome="rate_limited"})");
   }
+  fleet.print_errors(5);
   std::fflush(stdout);
   return res;
 }

@@ -421,7 +421,7 @@ int main(int argc, char** argv) {
     if (now >= next_summary_us) {
       next_summary_us = now + 5000000;
       std::map<std::string, int> by_model;  // first 8 hex digits of the installed sha256
-      int updating = 0, online = 0;
+      int updating = 0, online = 0, probation = 0;
       for (auto& d : devices) {
         const auto& rec = d->agent->record();
         char model[9] = "none";
@@ -434,11 +434,12 @@ int main(int argc, char** argv) {
         updating +=
             s >= device_agent::UpdateState::kOffered && s <= device_agent::UpdateState::kSelfTest;
         online += d->port->connected() ? 1 : 0;
+        probation += rec.probation_left > 0 ? 1 : 0;
       }
       std::printf(
-          "fleet-sim: t=%.0fs%s online %d, updating %d, watchdog resets %d; devices by "
-          "model:",
-          elapsed, drift ? " (drifted inputs)" : "", online, updating, resets);
+          "fleet-sim: t=%.0fs%s online %d, updating %d, on probation %d, watchdog resets %d; "
+          "devices by model:",
+          elapsed, drift ? " (drifted inputs)" : "", online, updating, probation, resets);
       for (const auto& [m, count] : by_model) std::printf(" %s=%d", m.c_str(), count);
       std::printf("\n");
       std::fflush(stdout);

@@ -75,27 +75,34 @@ int DevicePresence::apply() {
   }
   std::vector<std::string> alive, gone;
   for (const auto& [device, e] : batch) (e == Event::kOffline ? gone : alive).push_back(device);
+  // Rows are locked in (fleet, id) order, the order the rollout leader applies status
+  // reports in (another replica's): two batches over the same devices then wait for each
+  // other instead of deadlocking (an UPDATE alone locks in whatever order it scans).
+  const auto in_order = [](const std::string& where) {
+    return "id IN (SELECT id FROM devices WHERE " + where + " ORDER BY fleet, id FOR UPDATE)";
+  };
   auto changed = db_.transact([&](pqxx::work& w) {
     int n = 0;
     if (!alive.empty()) {
       // Heard from: seen now; back online unless an update is in progress.
       n += w.exec_params(
                 "UPDATE devices SET last_seen = now(), status = CASE WHEN status IN "
-                "('offline', 'provisioned') THEN 'online' ELSE status END WHERE id = "
-                "ANY($1::text[])",
+                "('offline', 'provisioned') THEN 'online' ELSE status END WHERE " +
+                    in_order("id = ANY($1::text[])"),
                 storage::text_array_literal(alive))
                .affected_rows();
     }
     if (!gone.empty()) {
-      n += w.exec_params("UPDATE devices SET status = 'offline' WHERE id = ANY($1::text[])",
-                         storage::text_array_literal(gone))
+      n += w.exec_params(
+                "UPDATE devices SET status = 'offline' WHERE " + in_order("id = ANY($1::text[])"),
+                storage::text_array_literal(gone))
                .affected_rows();
     }
     if (offline_after_.count() > 0) {
       n += w.exec_params(
-                "UPDATE devices SET status = 'offline' WHERE status IN ('online', 'updating', "
-                "'no_model') "
-                "AND (last_seen IS NULL OR last_seen < now() - make_interval(secs => $1))",
+                "UPDATE devices SET status = 'offline' WHERE " +
+                    in_order("status IN ('online', 'updating', 'no_model') AND (last_seen IS "
+                             "NULL OR last_seen < now() - make_interval(secs => $1))"),
                 static_cast<double>(offline_after_.count()))
                .affected_rows();
     }
