@@ -6,7 +6,9 @@
 // asked for is a fraction of the artifact), the firmware's telemetry windows are stored
 // in PostgreSQL, and v3 (trained on shuffled labels) fails its accuracy gate (the
 // firmware's probes are labelled digits it carries) and is rolled back: both firmware
-// devices run v2 again. The image is firmware_reference_build's (ctest fixture).
+// devices run v2 again. Then one firmware device is stopped and started again on the same
+// flash file: it boots the v2 it had committed (its SHA-256 checked) and reports it to
+// fleetd without asking for a byte. The image is firmware_reference_build's (ctest fixture).
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -103,6 +105,16 @@ class FirmwareRollout : public ::testing::Test {
     }
   }
 
+  // run-firmware-devices.sh start for the lines of fw-creds after `skip` (count 0: all).
+  CommandResult start_firmware(int skip, int count) {
+    return run_command(
+        std::string(TINYFLEET_SOURCE_DIR) + "/deploy/local/run-firmware-devices.sh start --elf " +
+        elf_ + " --credentials " + (dir_ / "fw-creds").string() + " --root-key " +
+        (dir_ / "keys" / "root.pub").string() + " --dir " + (dir_ / "fw").string() + " --port " +
+        require_env("TINYFLEET_MQTT_DEVICE_PORT") + " --rate-ms 200 --window-s 2 --skip " +
+        std::to_string(skip) + " --count " + std::to_string(count) + " 2>&1");
+  }
+
   std::string firmware_log(const std::string& id) {
     std::ifstream in(dir_ / "fw" / id / "firmware.log");
     std::stringstream s;
@@ -181,11 +193,7 @@ TEST_F(FirmwareRollout, TwoFirmwareDevicesTakeV1ThenTheV2DeltaAndReturnToV2After
     ASSERT_EQ(r.exit, 0) << r.out;
   }
   start_sim((dir_ / "sim-creds").string());
-  r = run_command(
-      std::string(TINYFLEET_SOURCE_DIR) + "/deploy/local/run-firmware-devices.sh start --elf " +
-      elf_ + " --credentials " + (dir_ / "fw-creds").string() + " --root-key " +
-      (dir_ / "keys" / "root.pub").string() + " --dir " + (dir_ / "fw").string() + " --port " +
-      require_env("TINYFLEET_MQTT_DEVICE_PORT") + " --rate-ms 200 --window-s 2 2>&1");
+  r = start_firmware(0, 0);
   ASSERT_EQ(r.exit, 0) << r.out;
   std::printf("[%5.1fs] %s", elapsed(), r.out.c_str());
 
@@ -265,6 +273,45 @@ TEST_F(FirmwareRollout, TwoFirmwareDevicesTakeV1ThenTheV2DeltaAndReturnToV2After
       }
     }
   }
+
+  // fw-0001 stopped and started again on its flash: it boots v2 from its slot and tells
+  // fleetd, which is made to forget what it ran, so only the new report brings v2 back.
+  const std::string first = kFirmware[0];
+  r = run_command(std::string(TINYFLEET_SOURCE_DIR) + "/deploy/local/run-firmware-devices.sh " +
+                  "stop --dir " + (dir_ / "fw").string() + " --device " + first + " 2>&1");
+  ASSERT_EQ(r.exit, 0) << r.out;
+  ASSERT_TRUE(scratch_.db().transact([&](pqxx::work& w) {
+    w.exec_params0("UPDATE devices SET current_artifact_sha256 = NULL WHERE id = $1", first);
+    return true;
+  }));
+  ASSERT_EQ(running(first), "");
+  r = start_firmware(0, 1);
+  ASSERT_EQ(r.exit, 0) << r.out;
+  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (running(first) != v2.first && std::chrono::steady_clock::now() < end) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+  ASSERT_EQ(running(first), v2.first) << first << " did not report v2 after its restart";
+  // "boot: release R, state S, model <sha256>": the model the agent checked and loaded.
+  const std::string log = firmware_log(first);
+  std::smatch boot;
+  ASSERT_TRUE(std::regex_search(log, boot,
+                                std::regex("boot: release ([0-9]+), state ([A-Za-z]+), model "
+                                           "([0-9a-f]{64})")))
+      << log;
+  EXPECT_EQ(boot[3].str(), v2.first) << first << " booted another model";
+  EXPECT_GT(std::stoll(boot[1]), 0) << first << " booted its factory state";
+  // Its update lines (one a connect and an offer): it asked for no chunk.
+  std::istringstream lines(log);
+  int updates = 0;
+  for (std::string l; std::getline(lines, l);) {
+    if (l.rfind("update: ", 0) != 0) continue;
+    ++updates;
+    std::printf("%s after its restart: %s\n", first.c_str(), l.c_str());
+    EXPECT_NE(l.find("chunk requests 0, chunks 0"), std::string::npos) << l;
+  }
+  EXPECT_GT(updates, 0) << first << " printed no update line (never connected)";
+  std::printf("%s started again: %s\n", first.c_str(), boot[0].str().c_str());
   std::printf("[%5.1fs] done\n", elapsed());
 }
 
