@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -254,6 +255,27 @@ TEST_F(FirmwareRollout, TwoFirmwareDevicesTakeV1ThenTheV2DeltaAndReturnToV2After
     EXPECT_GT(t[0].as<long long>(), 0) << id << " has no telemetry";
     EXPECT_GT(t[3].as<long long>(), 0) << id << " measured no active time";
   }
+
+  // Measured cycles (QEMU -icount shift=0): the same model gives the same figure on both
+  // devices, to the timer's resolution (40 instructions, 0.5 us at the class's 80 MHz):
+  // every v2 window's p50 latency, and the active time per inference.
+  double lo = 1e18, hi = -1;
+  for (const char* id : kFirmware) {
+    auto rows = scratch_.db().transact([&](pqxx::work& w) {
+      return w.exec_params1(
+          "SELECT min(latency_p50_us), max(latency_p50_us), sum(active_us)::float8 / "
+          "sum(inferences) FROM telemetry WHERE device_id = $1 AND artifact_sha256 = $2 AND "
+          "inferences > 0",
+          std::string(id), v2.first);
+    });
+    ASSERT_TRUE(rows && !(*rows)[0].is_null()) << id << " has no v2 telemetry";
+    const double min = (*rows)[0].as<double>(), max = (*rows)[1].as<double>();
+    std::printf("%s v2 windows: p50 latency %.0f..%.0f us, active %.1f us per inference\n", id, min,
+                max, (*rows)[2].as<double>());
+    lo = std::min(lo, min);
+    hi = std::max(hi, max);
+  }
+  EXPECT_LE(hi - lo, 1.0) << "v2's p50 latency is not the same instruction count everywhere";
 
   // v3 (shuffled labels) fails its accuracy gate and is rolled back to v2.
   r = fleetctl(
