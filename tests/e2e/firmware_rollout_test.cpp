@@ -242,18 +242,21 @@ TEST_F(FirmwareRollout, TwoFirmwareDevicesTakeV1ThenTheV2DeltaAndReturnToV2After
       return w.exec_params1(
           "SELECT count(*), COALESCE(sum(inferences), 0), COALESCE(avg(latency_p50_us), 0), "
           "COALESCE(sum(active_us), 0), COALESCE(avg(energy_uj), 0), "
-          "COALESCE(avg(probe_accuracy), -1) FROM telemetry WHERE device_id = $1",
+          "COALESCE(avg(probe_accuracy), -1), COALESCE(sum(energy_measured_uj), 0) FROM telemetry "
+          "WHERE device_id = $1",
           std::string(id));
     });
     ASSERT_TRUE(rows);
     const auto& t = *rows;
     std::printf(
-        "%s telemetry: %lld windows, %lld inferences, p50 %.0f us, active %lld us, energy "
-        "%.2f uJ/window, probe accuracy %.2f\n",
+        "%s telemetry: %lld windows, %lld inferences, p50 %.0f us, active %lld us, modelled "
+        "energy %.2f uJ/inference, measured %.0f uJ (active time x 12 mW), probe accuracy "
+        "%.2f\n",
         id, t[0].as<long long>(), t[1].as<long long>(), t[2].as<double>(), t[3].as<long long>(),
-        t[4].as<double>(), t[5].as<double>());
+        t[4].as<double>(), t[6].as<double>(), t[5].as<double>());
     EXPECT_GT(t[0].as<long long>(), 0) << id << " has no telemetry";
     EXPECT_GT(t[3].as<long long>(), 0) << id << " measured no active time";
+    EXPECT_GT(t[6].as<double>(), 0) << id << " measured no energy";
   }
 
   // Measured cycles (QEMU -icount shift=0): the same model gives the same figure on both
@@ -261,6 +264,22 @@ TEST_F(FirmwareRollout, TwoFirmwareDevicesTakeV1ThenTheV2DeltaAndReturnToV2After
   // every v2 window's p50 latency, and the active time per inference.
   double lo = 1e18, hi = -1;
   for (const char* id : kFirmware) {
+    // The gate may pass before a device's first v2 window (2 s) is stored.
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    const auto v2_windows = [&] {
+      auto n = scratch_.db().transact([&](pqxx::work& w) {
+        return w
+            .exec_params1(
+                "SELECT count(*) FROM telemetry WHERE device_id = $1 AND artifact_sha256 = $2 "
+                "AND inferences > 0",
+                std::string(id), v2.first)[0]
+            .as<long long>();
+      });
+      return n ? *n : 0;
+    };
+    while (v2_windows() == 0 && std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    }
     auto rows = scratch_.db().transact([&](pqxx::work& w) {
       return w.exec_params1(
           "SELECT min(latency_p50_us), max(latency_p50_us), sum(active_us)::float8 / "
