@@ -317,7 +317,22 @@ TEST_F(FirmwareRollout, TwoFirmwareDevicesTakeV1ThenTheV2DeltaAndReturnToV2After
 
   // fw-0001 stopped and started again on its flash: it boots v2 from its slot and tells
   // fleetd, which is made to forget what it ran, so only the new report brings v2 back.
+  // Stopped once v2 has passed probation (its last update line says so): a restart on
+  // probation rolls back to the slot before, by design.
   const std::string first = kFirmware[0];
+  const auto trusted = [&] {
+    std::istringstream in(firmware_log(first));
+    std::string last;
+    for (std::string l; std::getline(in, l);) {
+      if (l.rfind("update: ", 0) == 0) last = l;
+    }
+    return last.find("state Committed, reason \"probation passed\"") != std::string::npos;
+  };
+  const auto probation_end = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!trusted() && std::chrono::steady_clock::now() < probation_end) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+  ASSERT_TRUE(trusted()) << first << " did not pass probation on v2";
   r = run_command(std::string(TINYFLEET_SOURCE_DIR) + "/deploy/local/run-firmware-devices.sh " +
                   "stop --dir " + (dir_ / "fw").string() + " --device " + first + " 2>&1");
   ASSERT_EQ(r.exit, 0) << r.out;

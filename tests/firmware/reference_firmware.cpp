@@ -58,6 +58,7 @@ using ft::board_ticks;
 
 // The class (catalog.json, cortex-m4-256k): 80 MHz, 12 mW active.
 constexpr uint64_t kClassHz = 80000000;
+constexpr uint64_t kClassMhz = kClassHz / 1000000;  // cycles a microsecond
 constexpr float kClassActiveMw = 12.0f;
 
 // No RTC on the board: the wall clock is the provisioning record's `now` (the host's
@@ -72,8 +73,9 @@ class BoardClock final : public device_agent::Clock {
     return g_prov.now != 0 ? g_prov.now + board_ticks() / 25000000u : ft::kNow;
   }
   uint64_t monotonic_ms() override { return board_ticks() / 25000u; }
-  uint64_t monotonic_us() override { return cycles() * 1000000u / kClassHz; }
-  uint64_t active_ns() override { return cycles() * 1000000000u / kClassHz; }
+  // (Scaled by the MHz, not the Hz: cycles x 1e9 would wrap 64 bits after 18 s.)
+  uint64_t monotonic_us() override { return cycles() / kClassMhz; }
+  uint64_t active_ns() override { return cycles() * 1000u / kClassMhz; }
   static uint64_t cycles() { return board_ticks() * InstructionCounter::kInstructionsPerTick; }
 };
 
@@ -84,7 +86,7 @@ class ActiveEnergyMeter final : public device_agent::EnergyMeter {
  public:
   bool read_uj(uint64_t* out) override {
     const uint64_t ns =
-        g_active_ticks * InstructionCounter::kInstructionsPerTick * 1000000000u / kClassHz;
+        g_active_ticks * InstructionCounter::kInstructionsPerTick * 1000u / kClassMhz;
     *out = static_cast<uint64_t>(static_cast<double>(ns) * kClassActiveMw / 1e6);
     return true;
   }
@@ -313,14 +315,18 @@ struct Samples {
   uint64_t busy_ticks = 0, last_release = g_agent->record().installed_release;
   update::UpdateState last_state = g_agent->state();
   uint32_t last_connects = 0, last_offers = 0;
+  bool last_trusted = g_agent->record().probation_left == 0;
   for (;;) {
     g_outbox.poll();
     loop.poll();
-    // Each connect and offer too: a device started again shows what it asked for then.
+    // Each connect and offer too (a device started again shows what it asked for then),
+    // and the end of probation.
     const uint32_t connects = g_outbox.client().counters().connects;
     const uint32_t offers = g_outbox.counters().offers;
+    const bool trusted = g_agent->record().probation_left == 0;
     if (g_agent->state() != last_state || g_agent->record().installed_release != last_release ||
-        connects != last_connects || offers != last_offers) {
+        connects != last_connects || offers != last_offers || trusted != last_trusted) {
+      last_trusted = trusted;
       last_state = g_agent->state();
       last_release = g_agent->record().installed_release;
       last_connects = connects;
