@@ -2,7 +2,11 @@
 // outbox (firmware/src/mqtt_outbox.cpp) on UART0, which QEMU joins to the broker
 // (`-serial tcp:...`). One binary serves any device: at power-up it reads its provisioning
 // record (`provision.txt` in QEMU's working directory, through semihosting; see
-// tinyfleet/firmware/provisioning.h): the device account, fleet, root key and clock.
+// tinyfleet/firmware/provisioning.h): the device account, fleet, root key and clock. Its
+// records and model slots live on the NOR flash in `flash.bin` beside it (nor_stores.h),
+// so a device started again boots what it had committed. Run it under QEMU with
+// `-icount shift=0,sleep=on`: it sleeps by WFI when idle (board_sleep.h), and its latency,
+// active time and energy are then instruction counts (docs/firmware.md, "Measured cycles").
 //   mode=once (ctest firmware_reference_qemu): installs the factory model it carries,
 //     takes the one offer retained on its topic, patches, self-tests, switches, runs the
 //     sample it carries and publishes a telemetry window, then exits.
