@@ -3,26 +3,29 @@
 # listener, one QEMU each, or stops them. Each device gets a folder DIR/<user>/ with its
 # provisioning record (provision.txt: the account from fleetctl's credentials file, the
 # fleet, the fleet's root public key, the host's time; docs/firmware.md, "Provisioning
-# record"), its console output (firmware.log) and QEMU's pid (qemu.pid); one image serves
-# them all. The firmware starts with no model and takes what fleetd's rollouts offer.
+# record"), its NOR flash (flash.bin: the agent's records and model slots), its console
+# output (firmware.log) and QEMU's pid (qemu.pid); one image serves them all. A device's
+# first start (blank flash) has no model and takes what fleetd's rollouts offer; started
+# again on the same DIR it boots what its flash holds.
 #
 #   run-firmware-devices.sh start --elf reference_firmware.elf --credentials FILE
 #       --root-key root.pub --dir DIR [--count N] [--skip K] [--fleet default]
 #       [--host 127.0.0.1] [--port $TINYFLEET_MQTT_DEVICE_PORT] [--rate-ms 500]
 #       [--window-s 5] [--factory]
-#   run-firmware-devices.sh stop --dir DIR
+#   run-firmware-devices.sh stop --dir DIR [--device USER]
 #
 # FILE has one "user password" per line (fleetctl devices provision --credentials-out);
 # the devices are its lines K+1..K+N (default: all). --factory installs the image's
-# built-in digits_cnn v1 first. stop sends SIGTERM to each QEMU it started (SIGKILL after
-# 5 s) and removes the pid files; the folders stay (their logs).
+# built-in digits_cnn v1 into a blank flash. stop sends SIGTERM to each QEMU it started
+# (or USER's alone; SIGKILL after 5 s) and removes the pid files; the folders stay (their
+# logs and flash).
 set -euo pipefail
-usage() { sed -n '2,19p' "$0" >&2; exit 2; }
+usage() { sed -n '2,22p' "$0" >&2; exit 2; }
 [ $# -ge 1 ] || usage
 cmd=$1
 shift
 elf= creds= root_key= dir= count=0 skip=0 fleet=default host=127.0.0.1
-port=${TINYFLEET_MQTT_DEVICE_PORT:-} rate_ms=500 window_s=5 factory=0
+port=${TINYFLEET_MQTT_DEVICE_PORT:-} rate_ms=500 window_s=5 factory=0 device='*'
 while [ $# -gt 0 ]; do
   case $1 in
     --elf) elf=$2; shift 2 ;;
@@ -37,6 +40,7 @@ while [ $# -gt 0 ]; do
     --rate-ms) rate_ms=$2; shift 2 ;;
     --window-s) window_s=$2; shift 2 ;;
     --factory) factory=1; shift ;;
+    --device) device=$2; shift 2 ;;
     *) echo "run-firmware-devices: unknown option $1" >&2; usage ;;
   esac
 done
@@ -44,7 +48,7 @@ done
 
 stop_all() {
   local pids=() f
-  for f in "$dir"/*/qemu.pid; do
+  for f in "$dir"/$device/qemu.pid; do
     [ -f "$f" ] || continue
     pids+=("$(cat "$f")")
   done
@@ -57,7 +61,7 @@ stop_all() {
     sleep 0.1
   done
   for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
-  rm -f "$dir"/*/qemu.pid
+  rm -f "$dir"/$device/qemu.pid
   echo "run-firmware-devices: stopped ${#pids[@]} devices"
 }
 
@@ -85,9 +89,11 @@ while read -r user password _; do
     > "$d/provision.txt"
   chmod 600 "$d/provision.txt"
   # UART0 to the broker (reconnect: QEMU dials again if the broker drops the socket; the
-  # firmware's MQTT client then connects again over it).
+  # firmware's MQTT client then connects again over it). -icount shift=0: one instruction
+  # a nanosecond of virtual time, so the firmware's latencies are instruction counts;
+  # sleep=on: while the firmware sleeps (WFI) virtual time follows real time.
   (cd "$d" && exec qemu-system-arm -M mps2-an386 -cpu cortex-m4 -nographic -monitor none \
-      -serial "tcp:$host:$port,nodelay=on,reconnect=1" \
+      -icount shift=0,sleep=on -serial "tcp:$host:$port,nodelay=on,reconnect=1" \
       -semihosting-config enable=on,target=native -kernel "$elf" > firmware.log 2>&1) &
   echo $! > "$d/qemu.pid"
   n=$((n + 1))

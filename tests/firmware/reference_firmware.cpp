@@ -2,7 +2,11 @@
 // outbox (firmware/src/mqtt_outbox.cpp) on UART0, which QEMU joins to the broker
 // (`-serial tcp:...`). One binary serves any device: at power-up it reads its provisioning
 // record (`provision.txt` in QEMU's working directory, through semihosting; see
-// tinyfleet/firmware/provisioning.h): the device account, fleet, root key and clock.
+// tinyfleet/firmware/provisioning.h): the device account, fleet, root key and clock. Its
+// records and model slots live on the NOR flash in `flash.bin` beside it (nor_stores.h),
+// so a device started again boots what it had committed. Run it under QEMU with
+// `-icount shift=0,sleep=on`: it sleeps by WFI when idle (board_sleep.h), and its latency,
+// active time and energy are then instruction counts (docs/firmware.md, "Measured cycles").
 //   mode=once (ctest firmware_reference_qemu): installs the factory model it carries,
 //     takes the one offer retained on its topic, patches, self-tests, switches, runs the
 //     sample it carries and publishes a telemetry window, then exits.
@@ -16,11 +20,11 @@
 #include <cstring>
 #include <new>
 
+#include "board_sleep.h"
 #include "fixture_constants.h"
 #include "heap_trap.h"
 #include "instruction_counter.h"
 #include "mps2_board.h"
-#include "ram_ports.h"
 #include "stack_meter.h"
 #include "tinyfleet/device_agent/inference_loop.h"
 #include "tinyfleet/device_agent/kernels_runner.h"
@@ -28,6 +32,7 @@
 #include "tinyfleet/firmware/cmsdk_uart.h"
 #include "tinyfleet/firmware/mqtt_outbox.h"
 #include "tinyfleet/firmware/nor_semihost.h"
+#include "tinyfleet/firmware/nor_stores.h"
 #include "tinyfleet/firmware/provisioning.h"
 #include "tinyfleet/firmware/sodium_ports.h"
 #include "tinyfleet/update/agent_reasons.h"
@@ -55,17 +60,53 @@ firmware::Provisioning g_prov;
 using ft::board_ms;
 using ft::board_ticks;
 
+// The class (catalog.json, cortex-m4-256k): 80 MHz, 12 mW active.
+constexpr uint64_t kClassHz = 80000000;
+constexpr uint64_t kClassMhz = kClassHz / 1000000;  // cycles a microsecond
+constexpr float kClassActiveMw = 12.0f;
+
 // No RTC on the board: the wall clock is the provisioning record's `now` (the host's
-// time at power-up) plus timer 0; without one, the fixture's offers' clock.
+// time at power-up) plus timer 0; without one, the fixture's offers' clock. Timeouts run
+// on timer 0 (25 MHz of QEMU's virtual time, which follows real time while the core
+// sleeps). Latency and active time are cycles of the class: under `-icount shift=0` a
+// timer tick is 40 instructions (instruction_counter.h), each counted as one cycle of
+// the class's 80 MHz clock, so they are the same for the same model on every run.
 class BoardClock final : public device_agent::Clock {
  public:
   uint64_t now_unix() override {
     return g_prov.now != 0 ? g_prov.now + board_ticks() / 25000000u : ft::kNow;
   }
   uint64_t monotonic_ms() override { return board_ticks() / 25000u; }
-  uint64_t monotonic_us() override { return board_ticks() / 25u; }
-  uint64_t active_ns() override { return board_ticks() * 40u; }
+  // (Scaled by the MHz, not the Hz: cycles x 1e9 would wrap 64 bits after 18 s.)
+  uint64_t monotonic_us() override { return cycles() / kClassMhz; }
+  uint64_t active_ns() override { return cycles() * 1000u / kClassMhz; }
+  static uint64_t cycles() { return board_ticks() * InstructionCounter::kInstructionsPerTick; }
 };
+
+// Energy = measured active time x the class's active power: the time inside inferences
+// (g_active_ticks, summed by the loops below) at 12 mW.
+uint64_t g_active_ticks = 0;
+class ActiveEnergyMeter final : public device_agent::EnergyMeter {
+ public:
+  bool read_uj(uint64_t* out) override {
+    const uint64_t ns =
+        g_active_ticks * InstructionCounter::kInstructionsPerTick * 1000u / kClassMhz;
+    *out = static_cast<uint64_t>(static_cast<double>(ns) * kClassActiveMw / 1e6);
+    return true;
+  }
+};
+ActiveEnergyMeter g_meter;
+
+// One inference through the loop with interrupts masked (its timer ticks are its own
+// instructions), its ticks added to the active time.
+int timed_infer(device_agent::InferenceLoop& loop, const float* sample, size_t n, int label,
+                uint64_t* ticks) {
+  const uint64_t before = board_ticks();
+  const int top = ft::without_interrupts([&] { return loop.infer(sample, n, label); });
+  *ticks = board_ticks() - before;
+  g_active_ticks += *ticks;
+  return top;
+}
 
 firmware::CmsdkUartTransport g_uart = ft::board_uart0();
 // The TensorRange workspace, lent to the outbox for offers over its receive buffer.
@@ -92,8 +133,21 @@ class CountingOutbox final : public device_agent::Outbox {
 };
 
 CountingOutbox g_counting;
-ft::RamRecords g_records;
-ft::RamSlots g_slots;
+// The agent's records and model slots on the emulated NOR flash (tinyfleet_nor_m4), kept
+// in flash.bin in QEMU's working directory: a device started again boots what it had.
+const firmware::NorLayout g_layout;
+firmware::NorGeometry nor_geometry() {
+  firmware::NorGeometry g;
+  g.sectors = g_layout.sectors();
+  return g;
+}
+firmware::SemihostFlashFile g_flash_file;
+firmware::NorFlash g_flash(g_flash_file, nor_geometry());
+firmware::NorRecords g_records(g_flash, g_layout);
+// The flash is not memory-mapped: map_slot copies a slot here for the runtime (model
+// memory, as the arena is: 16 KB a slot holds the digits models, 3.8 KB).
+alignas(16) uint8_t g_map[2][16 * 1024];
+firmware::NorSlots g_slots(g_flash, g_layout, g_map[0], g_map[1], sizeof g_map[0]);
 BoardClock g_clock;
 firmware::Sha256Port g_sha;
 firmware::Ed25519Verifier g_verifier;
@@ -135,10 +189,10 @@ void make_agent() {
 
 device_agent::InferenceLoop& inference_loop() {
   device_agent::InferenceConfig ic;
-  ic.clock_hz = 80000000;  // cortex-m4-256k (catalog.json): 80 MHz, 12 mW active
-  ic.active_mw = 12.0f;
+  ic.clock_hz = kClassHz;
+  ic.active_mw = kClassActiveMw;
   ic.window_ms = g_prov.run ? g_prov.window_s * 1000u : 1;
-  static device_agent::InferenceLoop loop(ic, *g_agent, g_clock, g_counting);
+  static device_agent::InferenceLoop loop(ic, *g_agent, g_clock, g_counting, &g_meter);
   return loop;
 }
 
@@ -148,6 +202,7 @@ bool run_until(F done, uint32_t limit_ms) {
   while (board_ms() - start < limit_ms) {
     g_outbox.poll();
     if (done()) return true;
+    ft::board_sleep();
   }
   return false;
 }
@@ -179,6 +234,19 @@ void print_update() {
   std::fflush(stdout);  // the host reads the console while the device runs
 }
 
+// "boot: release R, model <sha256 of the active slot, checked against the record>".
+void print_boot(bool booted) {
+  const auto& r = g_agent->record();
+  char hex[65] = "none";
+  if (booted && g_agent->model_ready()) {
+    for (int i = 0; i < 32; ++i) std::snprintf(hex + 2 * i, 3, "%02x", r.installed_sha256[i]);
+  }
+  std::printf("boot: release %llu, state %s, model %s\n",
+              static_cast<unsigned long long>(r.installed_release),
+              update::to_string(g_agent->state()), hex);
+  std::fflush(stdout);
+}
+
 // mode=once: the fixture's offer (release 8) from serve_offer.
 void session_once() {
   start_mqtt();
@@ -198,12 +266,12 @@ void session_once() {
     sample[i] = model.input_scale() *
                 static_cast<float>(static_cast<int8_t>(tf_input[i]) - model.input_zero_point());
   }
-  const uint64_t before = board_ticks();
-  const int top = loop.infer(sample, tf_input_size, -1);
-  const uint64_t ticks = board_ticks() - before;
+  uint64_t ticks = 0;
+  const int top = timed_infer(loop, sample, tf_input_size, -1, &ticks);
   expect(top >= 0, "v2 runs on the sample it carries");
-  std::printf("inference: class %d, %llu timer ticks (%llu ns)\n", top,
-              static_cast<unsigned long long>(ticks), static_cast<unsigned long long>(ticks * 40));
+  std::printf("inference: class %d, %llu timer ticks (%llu instructions)\n", top,
+              static_cast<unsigned long long>(ticks),
+              static_cast<unsigned long long>(ticks * InstructionCounter::kInstructionsPerTick));
   expect(run_until(
              [] {
                inference_loop().poll();  // closes the window once due, publishes it at QoS 0
@@ -250,12 +318,23 @@ struct Samples {
   uint32_t next = board_ms(), report = board_ms(), i = 0, infers = 0, correct = 0;
   uint64_t busy_ticks = 0, last_release = g_agent->record().installed_release;
   update::UpdateState last_state = g_agent->state();
+  uint32_t last_connects = 0, last_offers = 0;
+  bool last_trusted = g_agent->record().probation_left == 0;
   for (;;) {
     g_outbox.poll();
     loop.poll();
-    if (g_agent->state() != last_state || g_agent->record().installed_release != last_release) {
+    // Each connect and offer too (a device started again shows what it asked for then),
+    // and the end of probation.
+    const uint32_t connects = g_outbox.client().counters().connects;
+    const uint32_t offers = g_outbox.counters().offers;
+    const bool trusted = g_agent->record().probation_left == 0;
+    if (g_agent->state() != last_state || g_agent->record().installed_release != last_release ||
+        connects != last_connects || offers != last_offers || trusted != last_trusted) {
+      last_trusted = trusted;
       last_state = g_agent->state();
       last_release = g_agent->record().installed_release;
+      last_connects = connects;
+      last_offers = offers;
       print_update();
     }
     const uint32_t now = board_ms();
@@ -264,21 +343,25 @@ struct Samples {
       if (g_agent->model_ready()) {
         const int label = samples.get(i, sample);
         i = (i + 1) % samples.count;
-        const uint64_t before = board_ticks();
-        const int top = loop.infer(sample, samples.floats, label);  // every one a probe
-        busy_ticks += board_ticks() - before;
+        uint64_t ticks = 0;
+        const int top = timed_infer(loop, sample, samples.floats, label, &ticks);  // a probe
+        busy_ticks += ticks;
         ++infers;
         correct += top == label;
       }
     }
     if (now - report >= 30000) {
       report = now;
-      std::printf("run: %u inferences (%u correct), mean %llu timer ticks, %llu windows sent\n",
-                  infers, correct,
-                  static_cast<unsigned long long>(infers ? busy_ticks / infers : 0),
-                  static_cast<unsigned long long>(loop.windows_sent()));
+      const uint64_t mean = infers ? busy_ticks / infers : 0;
+      std::printf(
+          "run: %u inferences (%u correct), mean %llu timer ticks (%llu instructions), %llu "
+          "windows sent\n",
+          infers, correct, static_cast<unsigned long long>(mean),
+          static_cast<unsigned long long>(mean * InstructionCounter::kInstructionsPerTick),
+          static_cast<unsigned long long>(loop.windows_sent()));
       std::fflush(stdout);
     }
+    ft::board_sleep();  // until a byte arrives or the next 1 ms tick
   }
 }
 
@@ -286,17 +369,26 @@ struct Samples {
 
 int main() {
   InstructionCounter::start();
+  ft::board_sleep_init();
   volatile uint32_t anchor = 0;
   const ft::StackMeter stack(reinterpret_cast<uintptr_t>(&anchor) - 256);
   if (!read_provisioning()) return 2;
   std::printf("reference firmware (mps2-an386) as %s in fleet %s (%s mode)\n", g_prov.user,
               g_prov.fleet, g_prov.run ? "run" : "once");
+  if (!g_flash_file.open("flash.bin", nor_geometry().bytes())) {
+    std::printf("cannot open flash.bin\n");
+    return 2;
+  }
   make_agent();
   expect(g_outbox.configure(g_prov.fleet, g_prov.user), "device topics");
-  if (g_prov.factory) {
+  // What the flash holds boots; a blank one gets the factory model first (factory=1).
+  bool booted = g_agent->boot();
+  if (!booted && g_prov.factory) {
     expect(g_agent->install_factory(tf_v1, tf_v1_size), "factory model installed");
+    booted = g_agent->boot();
   }
-  expect(g_agent->boot() || !g_prov.factory, "booted");
+  expect(booted || !g_prov.factory, "booted");
+  print_boot(booted);
   lock_heap();
   if (g_prov.run) serve();
   session_once();

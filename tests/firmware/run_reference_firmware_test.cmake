@@ -61,7 +61,7 @@ execute_process(
           $ENV{TINYFLEET_MQTT_SERVER_USER} $ENV{TINYFLEET_MQTT_SERVER_PASSWORD} ${fleet} ${user}
           ${WORK}/fixture/digits_offer.bin ${WORK}/fixture/digits_delta.bin 8 120
   COMMAND qemu-system-arm -M mps2-an386 -cpu cortex-m4 -nographic -monitor none
-          -serial tcp:$ENV{TINYFLEET_MQTT_HOST}:$ENV{TINYFLEET_MQTT_DEVICE_PORT},nodelay=on
+          -icount shift=0,sleep=on -serial tcp:$ENV{TINYFLEET_MQTT_HOST}:$ENV{TINYFLEET_MQTT_DEVICE_PORT},nodelay=on
           -semihosting-config enable=on,target=native -kernel ${WORK}/build/reference_firmware.elf
   WORKING_DIRECTORY ${device_dir}
   TIMEOUT 180 RESULTS_VARIABLE rcs OUTPUT_VARIABLE out ERROR_VARIABLE err)
