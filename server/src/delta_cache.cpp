@@ -6,13 +6,9 @@
 
 namespace tinyfleet::server {
 
-storage::Expected<std::shared_ptr<const update::Delta>> DeltaCache::get(
-    const std::string& base, const std::string& target,
-    const std::vector<update::ArtifactSegment>& base_segments,
-    const std::vector<update::ArtifactSegment>& target_segments,
-    const update::DeltaOptions& options) {
-  const std::string key = storage::sha256_hex(base) + ":" + storage::sha256_hex(target) + ":" +
-                          std::to_string(options.max_window_log);
+template <class Make>
+storage::Expected<std::shared_ptr<const update::Delta>> DeltaCache::cached(const std::string& key,
+                                                                           Make make) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = entries_.find(key);
@@ -25,7 +21,7 @@ storage::Expected<std::shared_ptr<const update::Delta>> DeltaCache::get(
     }
     ++misses_;
   }
-  auto delta = update::encode_best(base, target, base_segments, target_segments, options);
+  storage::Expected<update::Delta> delta = make();
   if (!delta) return delta.error();
   auto shared = std::make_shared<const update::Delta>(std::move(*delta));
   std::lock_guard<std::mutex> lock(mu_);
@@ -38,6 +34,25 @@ storage::Expected<std::shared_ptr<const update::Delta>> DeltaCache::get(
     }
   }
   return std::shared_ptr<const update::Delta>(shared);
+}
+
+storage::Expected<std::shared_ptr<const update::Delta>> DeltaCache::get(
+    const std::string& base, const std::string& target,
+    const std::vector<update::ArtifactSegment>& base_segments,
+    const std::vector<update::ArtifactSegment>& target_segments,
+    const update::DeltaOptions& options) {
+  const std::string key = storage::sha256_hex(base) + ":" + storage::sha256_hex(target) + ":" +
+                          std::to_string(options.max_window_log);
+  return cached(key, [&] {
+    return update::encode_best(base, target, base_segments, target_segments, options);
+  });
+}
+
+storage::Expected<std::shared_ptr<const update::Delta>> DeltaCache::full(
+    const std::string& target, const update::DeltaOptions& options) {
+  const std::string key =
+      "full:" + storage::sha256_hex(target) + ":" + std::to_string(options.max_window_log);
+  return cached(key, [&] { return update::encode_full(target, options); });
 }
 
 bool TokenBucket::take(double bytes, double now_s) {

@@ -56,12 +56,9 @@ bool FleetListener::start() {
   });
   client_->set_connected_handler([this](const std::string&) {
     if (!subscribed_) return;  // the first connection: start() subscribes and checks
-    try {
-      client_->subscribe(status_topic_, 1);
-      if (subscribe_telemetry_) client_->subscribe(telemetry_topic_, 1);
-      if (on_presence_) client_->subscribe(presence_topic_, 1);
-    } catch (const mqtt::exception&) {
-    }
+    std::lock_guard<std::mutex> lock(rs_mu_);
+    rs_due_ = true;
+    rs_cv_.notify_one();
   });
   const auto opts = fleetd_connect_options("listener", user_, password_, ca_file_, persistent_);
   try {
@@ -71,7 +68,20 @@ bool FleetListener::start() {
     return false;
   }
   subscribed_ = subscribed();
+  if (subscribed_) resubscriber_ = std::thread([this] { resubscribe_loop(); });
   return subscribed_;
+}
+
+void FleetListener::resubscribe_loop() {
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(rs_mu_);
+      rs_cv_.wait(lock, [this] { return rs_due_ || rs_stop_; });
+      if (rs_stop_) return;
+      rs_due_ = false;
+    }
+    if (subscribed()) log::info("listener.resubscribed", {});
+  }
 }
 
 bool FleetListener::subscribed() {
@@ -92,7 +102,10 @@ bool FleetListener::subscribed() {
           return false;
         }
         log::warn("listener.subscribe_retry", {{"topic", topic}, {"error", e.what()}});
-        std::this_thread::sleep_for(std::chrono::seconds(1));
+        std::unique_lock<std::mutex> lock(rs_mu_);
+        if (rs_cv_.wait_for(lock, std::chrono::seconds(1), [this] { return rs_stop_; })) {
+          return false;
+        }
       }
     }
   }
@@ -122,6 +135,12 @@ void FleetListener::dispatch(const std::string& topic, const std::string& payloa
 }
 
 void FleetListener::stop() {
+  {
+    std::lock_guard<std::mutex> lock(rs_mu_);
+    rs_stop_ = true;
+    rs_cv_.notify_all();
+  }
+  if (resubscriber_.joinable()) resubscriber_.join();
   if (client_ && client_->is_connected()) {
     try {
       client_->disconnect()->wait_for(std::chrono::seconds(2));

@@ -171,15 +171,16 @@ storage::Expected<BuiltOffer> OfferBuilder::build(const OfferRequest& r, uint64_
       std::shared_ptr<const update::Delta>();
   const bool decodes_full = options->allowed_codecs == 0 ||
                             (options->allowed_codecs & (1u << update::DeltaCodec_Full)) != 0;
-  if (base.empty()) {
-    // Nothing to patch: the whole artifact (a device's first model), or where the class
-    // does not decode Full (the Cortex-M4 firmware), a delta from nothing in one it does.
-    auto full = decodes_full
-                    ? update::encode_full((*t)->bytes, {})
-                    : update::encode_best("", (*t)->bytes, {},
-                                          update::artifact_segments((*t)->bytes), *options);
-    if (!full) return full.error();
-    delta = std::make_shared<const update::Delta>(std::move(*full));
+  if (base.empty() && decodes_full) {
+    // Nothing to patch: the whole artifact (a device's first model), compressed once.
+    delta = deltas_.full((*t)->bytes, {});
+    if (!delta) return delta.error();
+  } else if (base.empty()) {
+    // A class that does not decode Full (the Cortex-M4 firmware): a delta from nothing in
+    // a codec it does, encoded once per target like any delta (a first rollout to 10,000
+    // such devices spent minutes re-encoding it per device).
+    delta = deltas_.get("", (*t)->bytes, {}, update::artifact_segments((*t)->bytes), *options);
+    if (!delta) return delta.error();
   } else {
     delta = deltas_.get(base, (*t)->bytes, update::artifact_segments(base),
                         update::artifact_segments((*t)->bytes), *options);

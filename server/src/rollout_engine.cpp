@@ -6,6 +6,7 @@
 #include <pqxx/pqxx>
 
 #include "rollouts/repository.h"
+#include "rollouts/status_batch.h"
 #include "rollouts/status_report.h"
 #include "tinyfleet/server/log.h"
 #include "tinyfleet/storage/blob_store.h"
@@ -265,10 +266,23 @@ void RolloutEngine::apply_statuses() {
     std::lock_guard<std::mutex> lock(mu_);
     pending_.emplace(std::move(key), std::move(p));
   };
+  // The devices' rows locked first, in (fleet, id) order as presence locks them, so the
+  // two wait for each other instead of deadlocking; then the plain reports (nearly all)
+  // in three statements for the batch, the others one device at a time.
   auto done = db_.transact([&](pqxx::work& w) {
+    std::vector<std::string> ids;
+    std::vector<rollouts::repo::PlainStatus> plain;
     int changed = 0;
-    for (const auto& [key, p] : batch) changed += apply(w, key, p);
-    return changed;
+    for (const auto& [key, p] : batch) ids.push_back(key.second);
+    rollouts::repo::lock_devices(w, ids);
+    for (const auto& [key, p] : batch) {
+      if (p.events.empty() && rollouts::repo::plain(*p.latest)) {
+        plain.push_back({key.first, key.second, p.latest.get()});
+      } else {
+        changed += apply(w, key, p);
+      }
+    }
+    return changed + rollouts::repo::apply_plain_statuses(w, plain);
   });
   if (done) return;
   log::error("rollouts.status", {{"error", done.error().message}});

@@ -13,6 +13,7 @@
 
 #include "parallel_for.h"
 #include "rollouts/gates.h"
+#include "rollouts/offer_batch.h"
 #include "rollouts/phase_gates.h"
 #include "rollouts/repository.h"
 #include "rollouts/telemetry_stats.h"
@@ -230,7 +231,9 @@ int RolloutEngine::send_offers(const Driven& r, const std::vector<OfferTarget>& 
   auto stored = lead([&](pqxx::work& w) {
     std::fill(publish.begin(), publish.end(), false);
     if (!repo::hold_if(w, r.id, r.state)) return false;
-    std::map<std::string, std::string> stored_payloads;  // one blob per (base, target)
+    std::map<std::string, std::string> stored_payloads;               // one blob per (base, target)
+    std::vector<std::pair<std::string, repo::StoredOffer>> admitted;  // stored in batches
+    std::vector<size_t> admitted_at;
     for (size_t i = 0; i < prepared.size(); ++i) {
       const auto& x = prepared[i];
       const auto& p = *x.pick;
@@ -244,8 +247,17 @@ int RolloutEngine::send_offers(const Driven& r, const std::vector<OfferTarget>& 
       }
       std::string& payload_sha = stored_payloads[x.offer.payload_sha256];
       if (payload_sha.empty()) payload_sha = storage::PgBlobStore::put(w, x.offer.payload);
-      publish[i] = repo::record_offer(w, r.id, p.device, reverting,
-                                      {x.release, p.target, p.current, payload_sha, x.offer.offer});
+      repo::StoredOffer stored{x.release, p.target, p.current, payload_sha, x.offer.offer};
+      if (reverting) {
+        publish[i] = repo::record_offer(w, r.id, p.device, reverting, stored);
+      } else {
+        admitted.emplace_back(p.device, std::move(stored));
+        admitted_at.push_back(i);
+      }
+    }
+    const std::set<std::string> won = repo::record_offers(w, r.id, admitted);
+    for (size_t k = 0; k < admitted.size(); ++k) {
+      publish[admitted_at[k]] = won.count(admitted[k].first) > 0;
     }
     return true;
   });

@@ -37,6 +37,30 @@ TEST(DeltaCache, EncodesEachPairOnceAndEvictsTheLeastRecent) {
   EXPECT_FALSE(cache.get(a, "", {}, {}, {}));  // an empty target is an error, not cached
 }
 
+// Whole artifacts and deltas from nothing (a first model) are encoded once per target
+// too, apart from the deltas of the same target.
+TEST(DeltaCache, WholeArtifactsAndDeltasFromNothingAreEncodedOnce) {
+  DeltaCache cache(4);
+  const auto a = bytes(1, 4000), b = bytes(2, 4000);
+  auto full = cache.full(a, {});
+  ASSERT_TRUE(full);
+  EXPECT_EQ((*full)->codec, tinyfleet::update::DeltaCodec_Full);
+  auto expected = tinyfleet::update::encode_full(a, {});
+  ASSERT_TRUE(expected);
+  EXPECT_EQ((*full)->payload, expected->payload);
+  auto full_again = cache.full(a, {});
+  ASSERT_TRUE(full_again);
+  EXPECT_EQ(full->get(), full_again->get());
+  auto from_nothing = cache.get("", a, {}, {}, {});  // a delta, keyed apart from Full
+  ASSERT_TRUE(from_nothing);
+  EXPECT_NE(from_nothing->get(), full->get());
+  ASSERT_TRUE(cache.get("", a, {}, {}, {}));
+  EXPECT_EQ(cache.misses(), 2u);
+  EXPECT_EQ(cache.hits(), 2u);
+  EXPECT_NE(cache.full(b, {})->get(), full->get());  // another target
+  EXPECT_FALSE(cache.full("", {}));                  // an empty target: an error
+}
+
 TEST(TokenBucket, BoundsBytesPerSecond) {
   TokenBucket bucket(1000, 1000);  // 1000 B/s, 1 s of burst
   EXPECT_TRUE(bucket.take(600, 0.0));

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "rollout_seed.h"
+#include "rollouts/offer_batch.h"
 #include "rollouts/repository.h"
 #include "rollouts/status_batch.h"
 #include "tinyfleet/storage/blob_store.h"
@@ -236,6 +237,57 @@ TEST_F(RolloutRepository, AnOfferIsStoredOnlyForADeviceInTheExpectedState) {
   ASSERT_EQ(out->size(), 1u);
   EXPECT_EQ((*out)[0].offer, "offer-bytes");
   EXPECT_EQ((*out)[0].release, 8u);
+}
+
+// Admission stores a batch's offers in a few statements (issue 21, point 4): the rows are
+// those record_offer leaves one device at a time, binary offers intact; a device no
+// longer pending (taken by another writer) gets nothing stored, and the batch says so.
+TEST_F(RolloutRepository, OffersStoredInOneBatchDoWhatEachWouldAlone) {
+  const auto fleet = seed(7);
+  const int64_t id = create("r", fleet, {{100, 0}});
+  const auto payload =
+      *db().transact([](pqxx::work& w) { return storage::PgBlobStore::put(w, "payload"); });
+  std::string binary(600, '\0');  // every byte value, quotes and backslashes among them
+  for (size_t i = 0; i < binary.size(); ++i) binary[i] = static_cast<char>(i * 7);
+  // dev-1000..1002 alone; dev-1003..1005 in one batch with the same offers; dev-1006 was
+  // already offered by another writer and is in the batch too.
+  const auto offer = [&](int k) {
+    return repo::StoredOffer{static_cast<uint64_t>(20 + k), fleet.artifact, k == 1 ? "" : "base",
+                             payload, binary + std::to_string(k)};
+  };
+  for (int k = 0; k < 3; ++k) {
+    ASSERT_TRUE(run([&](pqxx::work& w) {
+      return repo::record_offer(w, id, fleet.devices[k], false, offer(k));
+    }));
+  }
+  ASSERT_TRUE(run(
+      [&](pqxx::work& w) { return repo::record_offer(w, id, fleet.devices[6], false, offer(9)); }));
+  std::vector<std::pair<std::string, repo::StoredOffer>> batch;
+  for (int k = 0; k < 3; ++k) batch.emplace_back(fleet.devices[3 + k], offer(k));
+  batch.emplace_back(fleet.devices[6], offer(5));
+  auto won = db().transact([&](pqxx::work& w) { return repo::record_offers(w, id, batch); });
+  ASSERT_TRUE(won) << won.error().message;
+  EXPECT_EQ(*won, (std::set<std::string>{fleet.devices[3], fleet.devices[4], fleet.devices[5]}));
+  auto row = [&](const std::string& device) {
+    return *db().transact([&](pqxx::work& w) {
+      auto r = w.exec_params1(
+          "SELECT rd.state || ' | ' || rd.release_seq || ' | ' || COALESCE(rd.base_artifact, "
+          "'null') || ' | ' || (rd.offered_at IS NOT NULL) || ' | ' || o.release_seq || ' | ' "
+          "|| o.target_artifact || ' | ' || o.payload_sha256 || ' | ' || encode(o.offer, 'hex') "
+          "|| ' | ' || (o.published_at IS NULL) FROM rollout_devices rd JOIN device_offers o ON "
+          "o.device_id = rd.device_id WHERE rd.rollout_id = $1 AND rd.device_id = $2",
+          id, device);
+      return r[0].as<std::string>();
+    });
+  };
+  for (int k = 0; k < 3; ++k) {
+    EXPECT_EQ(row(fleet.devices[k]), row(fleet.devices[3 + k])) << k;
+  }
+  EXPECT_NE(row(fleet.devices[4]).find("| null |"), std::string::npos);  // no base: NULL
+  // dev-1006 keeps the offer of the writer that took it first (release 29, not 25).
+  EXPECT_EQ(row(fleet.devices[6]).rfind("offered | 29 |", 0), 0u) << row(fleet.devices[6]);
+  EXPECT_TRUE(*db().transact([&](pqxx::work& w) { return repo::record_offers(w, id, {}); }) ==
+              std::set<std::string>{});
 }
 
 // A deposed leader's late write is refused (issue 21): leader A takes the lease (epoch

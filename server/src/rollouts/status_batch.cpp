@@ -1,31 +1,21 @@
 #include "rollouts/status_batch.h"
 
 #include "rollouts/states.h"
+#include "tinyfleet/storage/array_literal.h"
 
 namespace tinyfleet::server::rollouts::repo {
 
-namespace {
-
-// A PostgreSQL array literal of `items` ({"a","b"}), each quoted and escaped.
-std::string array_literal(const std::vector<std::string>& items) {
-  std::string out = "{";
-  for (size_t i = 0; i < items.size(); ++i) {
-    if (i > 0) out += ',';
-    out += '"';
-    for (char c : items[i]) {
-      if (c == '"' || c == '\\') out += '\\';
-      out += c;
-    }
-    out += '"';
-  }
-  return out + "}";
-}
-
-}  // namespace
+using storage::text_array_literal;
 
 bool plain(const StatusReport& s) {
   return s.event != update::StatusEvent::kOfferRefused &&
          s.state != update::UpdateState::kRolledBack && s.state != update::UpdateState::kNoModel;
+}
+
+void lock_devices(pqxx::work& w, const std::vector<std::string>& ids) {
+  if (ids.empty()) return;
+  w.exec_params("SELECT 1 FROM devices WHERE id = ANY($1::text[]) ORDER BY fleet, id FOR UPDATE",
+                text_array_literal(ids));
 }
 
 int apply_plain_statuses(pqxx::work& w, const std::vector<PlainStatus>& reports) {
@@ -44,10 +34,11 @@ int apply_plain_statuses(pqxx::work& w, const std::vector<PlainStatus>& reports)
   const std::string active =
       "rd.rollout_id IN (SELECT id FROM rollouts WHERE state IN " + sql_list(is_active) + ")";
   const auto run = [&](const std::string& sql) {
-    return static_cast<int>(w.exec_params(batch + sql, array_literal(fleets),
-                                          array_literal(devices), array_literal(artifacts),
-                                          array_literal(statuses), array_literal(releases))
-                                .affected_rows());
+    return static_cast<int>(
+        w.exec_params(batch + sql, text_array_literal(fleets), text_array_literal(devices),
+                      text_array_literal(artifacts), text_array_literal(statuses),
+                      text_array_literal(releases))
+            .affected_rows());
   };
   run("UPDATE devices d SET current_artifact_sha256 = NULLIF(r.artifact, ''), last_seen = now(), "
       "status = r.status FROM r WHERE d.id = r.device AND d.fleet = r.fleet");

@@ -27,4 +27,8 @@ struct PlainStatus {
 // changed.
 int apply_plain_statuses(pqxx::work& w, const std::vector<PlainStatus>& reports);
 
+// Locks the devices' rows (FOR UPDATE) in (fleet, id) order, the order presence locks
+// them in, before a batch updates them in whatever order its joins take.
+void lock_devices(pqxx::work& w, const std::vector<std::string>& ids);
+
 }  // namespace tinyfleet::server::rollouts::repo

@@ -13,6 +13,7 @@ namespace tinyfleet::server {
 
 // Deltas by (base sha256, target sha256, decoder window): a rollout sends the same pair
 // to many devices, so each pair is encoded once. Least recently used pairs go first.
+// Whole artifacts (Full, compressed) are kept the same way, by (target, window).
 class DeltaCache {
  public:
   explicit DeltaCache(size_t max_entries) : max_entries_(max_entries) {}
@@ -21,10 +22,15 @@ class DeltaCache {
       const std::vector<update::ArtifactSegment>& base_segments,
       const std::vector<update::ArtifactSegment>& target_segments,
       const update::DeltaOptions& options);
+  // The whole target, compressed (update::encode_full).
+  storage::Expected<std::shared_ptr<const update::Delta>> full(const std::string& target,
+                                                               const update::DeltaOptions& options);
   uint64_t hits() const { return hits_; }
   uint64_t misses() const { return misses_; }
 
  private:
+  template <class Make>
+  storage::Expected<std::shared_ptr<const update::Delta>> cached(const std::string& key, Make make);
   size_t max_entries_;
   std::mutex mu_;
   std::list<std::string> order_;  // most recent first

@@ -1,9 +1,12 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 
 namespace mqtt {
 class async_client;
@@ -50,7 +53,8 @@ class FleetListener {
   void dispatch(const std::string& topic, const std::string& payload);
 
  private:
-  bool subscribed();  // subscribes and waits until the broker granted each subscription
+  bool subscribed();        // subscribes and waits until the broker granted each subscription
+  void resubscribe_loop();  // after each reconnect, subscribed() again (its own thread)
   std::string ca_file_;
   std::string uri_, user_, password_, client_id_, status_topic_, telemetry_topic_, presence_topic_;
   bool persistent_ = false;
@@ -58,6 +62,13 @@ class FleetListener {
   std::atomic<bool> subscribed_{false};  // by start(); then the connected handler resubscribes
   Handler on_status_, on_telemetry_, on_presence_;
   std::unique_ptr<mqtt::async_client> client_;
+  // A reconnect asks resubscribe_loop() to subscribe again: a nats-server cluster that
+  // just lost a node refuses subscriptions (SUBACK 0x80) until its JetStream has a leader
+  // again, and Paho's handler thread cannot wait for the broker's answers itself.
+  std::mutex rs_mu_;
+  std::condition_variable rs_cv_;
+  bool rs_due_ = false, rs_stop_ = false;
+  std::thread resubscriber_;
 };
 
 }  // namespace tinyfleet::server
