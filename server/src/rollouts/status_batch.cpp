@@ -31,6 +31,9 @@ int apply_plain_statuses(pqxx::work& w, const std::vector<PlainStatus>& reports)
   const std::string batch =
       "WITH r AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], "
       "$5::bigint[]) AS r(fleet, device, artifact, status, release)) ";
+  // rd.active (true exactly while the row's rollout is active, migration 0010) lets each
+  // report find its row through the one-active index: joined by the rollout's state alone,
+  // the plan scanned every offered row of the rollout once per report (5,000 x 500).
   const std::string active =
       "rd.rollout_id IN (SELECT id FROM rollouts WHERE state IN " + sql_list(is_active) + ")";
   const auto run = [&](const std::string& sql) {
@@ -44,12 +47,13 @@ int apply_plain_statuses(pqxx::work& w, const std::vector<PlainStatus>& reports)
       "status = r.status FROM r WHERE d.id = r.device AND d.fleet = r.fleet");
   int changed = run(
       "UPDATE rollout_devices rd SET state = 'updated', updated_at_device = now(), updated_at = "
-      "now() FROM r WHERE rd.device_id = r.device AND rd.state = 'offered' AND "
+      "now() FROM r WHERE rd.device_id = r.device AND rd.active AND rd.state = 'offered' AND "
       "rd.target_artifact = r.artifact AND rd.release_seq <= r.release AND " +
       active);
   changed += run(
       "UPDATE rollout_devices rd SET state = 'rolled_back', updated_at = now() FROM r WHERE "
-      "rd.device_id = r.device AND rd.state = 'reverting' AND (rd.base_artifact = r.artifact OR "
+      "rd.device_id = r.device AND rd.active AND rd.state = 'reverting' AND (rd.base_artifact = "
+      "r.artifact OR "
       "(rd.base_artifact IS NULL AND r.artifact = '')) AND rd.revert_release <= r.release AND " +
       active);
   return changed;
