@@ -85,9 +85,9 @@ void FleetListener::resubscribe_loop() {
 }
 
 bool FleetListener::subscribed() {
-  // The connected handler's subscriptions are not checked; a nats-server cluster refuses
-  // them (SUBACK 0x80) while its JetStream is not ready, so subscribe again and wait for
-  // each to be granted, for up to a minute.
+  // A nats-server cluster refuses subscriptions (SUBACK 0x80) while its JetStream is not
+  // ready (at start, or after losing a node), so each is made again until granted, for up
+  // to a minute (at start, and from resubscribe_loop() after a reconnect).
   std::vector<std::string> topics = {status_topic_};
   if (subscribe_telemetry_) topics.push_back(telemetry_topic_);
   if (on_presence_) topics.push_back(presence_topic_);

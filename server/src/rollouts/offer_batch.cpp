@@ -3,24 +3,12 @@
 #include <algorithm>
 
 #include "tinyfleet/storage/array_literal.h"
+#include "tinyfleet/update/sodium_crypto.h"
 
 namespace tinyfleet::server::rollouts::repo {
 
 namespace {
-
 constexpr size_t kPerStatement = 500;
-
-std::string hex_bytea(const std::string& bytes) {
-  static const char* digits = "0123456789abcdef";
-  std::string out = "\\x";
-  out.reserve(2 + 2 * bytes.size());
-  for (unsigned char c : bytes) {
-    out += digits[c >> 4];
-    out += digits[c & 15];
-  }
-  return out;
-}
-
 }  // namespace
 
 std::set<std::string> record_offers(
@@ -37,7 +25,7 @@ std::set<std::string> record_offers(
       bases.push_back(o.base);
       targets.push_back(o.target);
       payloads.push_back(o.payload_sha256);
-      blobs.push_back(hex_bytea(o.offer));
+      blobs.push_back("\\x" + update::to_hex_string(o.offer));  // bytea hex input
     }
     const auto taken = w.exec_params(
         "WITH r AS (SELECT * FROM unnest($2::text[], $3::bigint[], $4::text[]) AS "
