@@ -132,6 +132,9 @@ struct Result {
 struct Ingest {
   double rows_per_s = 0, offered = 0, lag_s = -1, lag_messages = -1, dropped = -1,
          rate_limited = -1;
+  // Per second over the same span: PUBLISH packets the broker took in (the devices'
+  // windows, nearly all), and windows fleetd's replicas received.
+  double broker_publishes_per_s = 0, received_per_s = 0;
 };
 
 double metric(const std::string& text, const std::string& series) {
@@ -168,8 +171,15 @@ class Fleet {
   }
   ~Fleet() {
     stop_sims();
+    // TINYFLEET_BENCH_KEEP=DIR keeps the run's folder (fleetd and fleet-sim logs) there.
+    const char* keep = std::getenv("TINYFLEET_BENCH_KEEP");
+    for (size_t i = 0; keep && i < fleetd_.size(); ++i) {
+      std::ofstream(dir_ / ("fleetd-" + std::to_string(i) + ".log")) << fleetd_[i]->log();
+    }
     fleetd_.clear();
-    fs::remove_all(dir_);
+    std::error_code ec;
+    if (keep) fs::rename(dir_, fs::path(keep) / dir_.filename(), ec);
+    if (!keep || ec) fs::remove_all(dir_);
   }
 
   std::string fleetctl(const std::string& args, int* exit_code = nullptr) {
@@ -318,6 +328,19 @@ class Fleet {
       if (total > shown) std::printf("  fleetd %zu: %zu error lines in all\n", i, total);
     }
   }
+  // What each replica's publisher did with chunk requests (fleetd's own counters).
+  void print_publishers() const {
+    std::printf("  replica  chunks sent  answers dropped  lookups  lookups refused  deferred\n");
+    for (size_t i = 0; i < fleetd_.size(); ++i) {
+      const std::string m = fleetd_[i]->scrape_metrics();
+      std::printf("  %7zu  %11.0f  %15.0f  %7.0f  %15.0f  %8.0f\n", i,
+                  metric(m, R"(tinyfleet_mqtt_messages_out_total{kind="chunk"})"),
+                  metric(m, "tinyfleet_update_chunk_answers_dropped_total"),
+                  metric(m, R"(tinyfleet_update_payload_lookups_total{outcome="looked_up"})"),
+                  metric(m, R"(tinyfleet_update_payload_lookups_total{outcome="refused"})"),
+                  metric(m, "tinyfleet_update_chunk_requests_deferred_total"));
+    }
+  }
   std::vector<double> cpu() const {
     std::vector<double> out;
     for (const auto& f : fleetd_) out.push_back(cpu_seconds(f->pid()));
@@ -419,6 +442,7 @@ Result rollout_run(int devices, bool deltas, int replicas, bool measure_ingest, 
   std::printf("  v2: %s in %.1f s, %d updated, %.0f offered/s over the rollout\n", state.c_str(),
               res.seconds, res.updated, res.admitted_per_s);
   res.engine_admitted_per_s = print_phases(fleet, "v2");
+  fleet.print_publishers();
   std::string each;
   for (double c : res.fleetd_cpu_each) each += " " + std::to_string(c).substr(0, 5) + "s";
   std::printf("  fleetd CPU per replica over v2:%s\n", each.c_str());
@@ -428,6 +452,9 @@ Result rollout_run(int devices, bool deltas, int replicas, bool measure_ingest, 
     fleet.start_sims(/*window_s=*/1, /*rate=*/2);
     std::this_thread::sleep_for(std::chrono::seconds(5));  // warm up
     const int rows0 = fleet.count("SELECT count(*)::int FROM telemetry");
+    const long long pub0 = broker_counter("$SYS/broker/publish/messages/received");
+    const char* received = R"(tinyfleet_telemetry_messages_total{outcome="received"})";
+    const double got0 = fleet.metric_all(received);
     const double t = now_s();
     double lag_max = 0;
     for (int i = 0; i < 30; ++i) {  // the lag sampled each second; its largest
@@ -435,7 +462,11 @@ Result rollout_run(int devices, bool deltas, int replicas, bool measure_ingest, 
       lag_max = std::max(lag_max, fleet.metric_all("tinyfleet_telemetry_ingest_lag_seconds", true));
     }
     const int rows1 = fleet.count("SELECT count(*)::int FROM telemetry");
-    ingest->rows_per_s = (rows1 - rows0) / (now_s() - t);
+    const double span = now_s() - t;
+    ingest->broker_publishes_per_s =
+        (broker_counter("$SYS/broker/publish/messages/received") - pub0) / span;
+    ingest->received_per_s = (fleet.metric_all(received) - got0) / span;
+    ingest->rows_per_s = (rows1 - rows0) / span;
     ingest->offered = devices;
     ingest->lag_s = lag_max;
     ingest->lag_messages = fleet.metric_all("tinyfleet_telemetry_ingest_lag_messages");
@@ -499,9 +530,11 @@ int main(int argc, char** argv) {
   }
   std::printf(
       "\nTelemetry ingestion at %.0f devices, one window per device per second: "
-      "%.0f rows/s into PostgreSQL (offered %.0f msgs/s); ingest lag at most %.1f s "
-      "(sampled each second), %.0f messages waiting at the end, %.0f dropped, %.0f rate-limited\n",
-      ingest.offered, ingest.rows_per_s, ingest.offered, ingest.lag_s, ingest.lag_messages,
-      ingest.dropped, ingest.rate_limited);
+      "%.0f rows/s into PostgreSQL (offered %.0f msgs/s; the broker took in %.0f publishes/s, "
+      "fleetd received %.0f windows/s); ingest lag at most %.1f s (sampled each second), %.0f "
+      "messages waiting at the end, %.0f dropped, %.0f rate-limited\n",
+      ingest.offered, ingest.rows_per_s, ingest.offered, ingest.broker_publishes_per_s,
+      ingest.received_per_s, ingest.lag_s, ingest.lag_messages, ingest.dropped,
+      ingest.rate_limited);
   return 0;
 }

@@ -88,6 +88,9 @@ void RolloutEngine::step_running(const Driven& r) {
     fail(r, "gates do not parse: " + clauses.error().message);
     return;
   }
+  // What of the telemetry the gates read (a count-only gate reads none of it).
+  const auto need = rollouts::cohort_need(*clauses);
+
   auto read = db_.transact([&](pqxx::work& w) {
     return std::pair{repo::phase_counts(w, r.id, r.phase), repo::phase_clock(w, r.id, r.phase)};
   });
@@ -120,8 +123,9 @@ void RolloutEngine::step_running(const Driven& r) {
     // While baking, what the gates say so far goes to the history (not acted on).
     if (clauses->empty() || !gate_history_due(r.id)) return;
     lead([&](pqxx::work& w) {
-      const auto g = rollouts::decide_phase(*clauses, p, telemetry_stats::cohort(w, r.id, r.phase),
-                                            r.phase, /*look=*/0, 0, gates_);
+      const auto g =
+          rollouts::decide_phase(*clauses, p, telemetry_stats::cohort(w, r.id, r.phase, need),
+                                 r.phase, /*look=*/0, 0, gates_);
       repo::record_gates(w, r.id, r.phase, false, g.report.dump());
       return true;
     });
@@ -135,7 +139,7 @@ void RolloutEngine::step_running(const Driven& r) {
   const auto seen = looked_.find(r.id);
   if (seen != looked_.end() && seen->second == std::pair{r.phase, look}) return;
   auto cohort =
-      db_.transact([&](pqxx::work& w) { return telemetry_stats::cohort(w, r.id, r.phase); });
+      db_.transact([&](pqxx::work& w) { return telemetry_stats::cohort(w, r.id, r.phase, need); });
   if (!cohort) return;
   const auto g = rollouts::decide_phase(*clauses, p, *cohort, r.phase, look, waited, gates_);
   const std::string report = g.report.dump();
@@ -247,11 +251,11 @@ int RolloutEngine::send_offers(const Driven& r, const std::vector<OfferTarget>& 
       }
       std::string& payload_sha = stored_payloads[x.offer.payload_sha256];
       if (payload_sha.empty()) payload_sha = storage::PgBlobStore::put(w, x.offer.payload);
-      repo::StoredOffer stored{x.release, p.target, p.current, payload_sha, x.offer.offer};
+      repo::StoredOffer offer{x.release, p.target, p.current, payload_sha, x.offer.offer};
       if (reverting) {
-        publish[i] = repo::record_offer(w, r.id, p.device, reverting, stored);
+        publish[i] = repo::record_offer(w, r.id, p.device, reverting, offer);
       } else {
-        admitted.emplace_back(p.device, std::move(stored));
+        admitted.emplace_back(p.device, std::move(offer));
         admitted_at.push_back(i);
       }
     }

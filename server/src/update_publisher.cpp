@@ -2,8 +2,11 @@
 
 #include <mqtt/async_client.h>
 
+#include <MQTTAsync.h>
+
 #include <algorithm>
 #include <chrono>
+#include <thread>
 
 #include "mqtt_options.h"
 #include "tinyfleet/server/log.h"
@@ -38,8 +41,8 @@ UpdatePublisher::UpdatePublisher(std::string broker_uri, std::string user, std::
 UpdatePublisher::~UpdatePublisher() { stop(); }
 
 bool UpdatePublisher::start() {
-  client_ = std::make_unique<mqtt::async_client>(uri_, client_id_,
-                                                 mqtt::create_options(fleetd_mqtt_version()));
+  client_ = std::make_unique<mqtt::async_client>(
+      uri_, client_id_, mqtt::create_options(fleetd_mqtt_version(), kMaxQueuedPublishes));
   client_->set_message_callback([this](mqtt::const_message_ptr m) {
     try {  // nothing may leave Paho's thread as an exception
       on_request(m->get_topic(), m->get_payload_str());
@@ -136,11 +139,7 @@ std::vector<bool> UpdatePublisher::offer_all(std::vector<Offer> offers) {
       keep(o.fleet + "/" + o.device, o.release,
            std::make_shared<const std::string>(std::move(o.payload)));
     }
-    try {
-      tokens[i] = client_->publish(topic, *o.signed_offer, 1, true);
-    } catch (const mqtt::exception& e) {
-      log::error("publisher.offer", {{"device", o.device}, {"error", e.what()}});
-    }
+    tokens[i] = publish_waiting_for_room(o.device, topic, *o.signed_offer);
   }
   // The PUBACKs (see offer()) of the last window.
   for (size_t i = offers.size() > kOfferWindow ? offers.size() - kOfferWindow : 0;
@@ -148,6 +147,27 @@ std::vector<bool> UpdatePublisher::offer_all(std::vector<Offer> offers) {
     wait(i);
   }
   return acked;
+}
+
+mqtt::delivery_token_ptr UpdatePublisher::publish_waiting_for_room(const std::string& device,
+                                                                   const char* topic,
+                                                                   const std::string& offer) {
+  // Paho's queue is shared with the chunk answers (Paho's thread): when it is full, the
+  // offer waits for room, up to kAckTimeout, rather than failing.
+  const auto give_up = std::chrono::steady_clock::now() + kAckTimeout;
+  for (;;) {
+    try {
+      return client_->publish(topic, offer, 1, true);
+    } catch (const mqtt::exception& e) {
+      if (e.get_return_code() != MQTTASYNC_MAX_BUFFERED_MESSAGES ||
+          std::chrono::steady_clock::now() >= give_up) {
+        log::error("publisher.offer", {{"device", device}, {"error", e.what()}});
+        return nullptr;
+      }
+      ++offers_waited_;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }
 }
 
 bool UpdatePublisher::withdraw(const std::string& fleet, const std::string& device) {
@@ -317,6 +337,7 @@ void UpdatePublisher::on_request(const std::string& topic, const std::string& re
     ++chunks_;
     bytes_ += answer.size();
   } catch (const mqtt::exception&) {
+    ++chunks_dropped_;  // Paho's queue full or not connected: the device asks again
   }
 }
 

@@ -426,3 +426,19 @@ TEST(GateStatistics, HostileStatisticsNeverDecideOnNaN) {
     }
   }
 }
+
+// The engine reads of the telemetry only what the clauses use: counts read none of it,
+// min_reporting only who reported, any statistical clause every group.
+TEST(GateStatistics, CohortNeedReadsOnlyWhatTheClausesUse) {
+  auto need = [](std::vector<std::string> metrics) {
+    std::vector<GateClause> clauses;
+    for (auto& m : metrics) clauses.push_back({m, "<", 0.5});
+    return cohort_need(clauses);
+  };
+  EXPECT_EQ(need({}), CohortNeed::kNone);
+  EXPECT_EQ(need({"failure_rate"}), CohortNeed::kNone);
+  EXPECT_EQ(need({"failure_rate", "min_reporting"}), CohortNeed::kReporting);
+  EXPECT_EQ(need({"min_reporting", "accuracy_drop"}), CohortNeed::kFull);
+  EXPECT_EQ(need({"psi", "failure_rate"}), CohortNeed::kFull);
+  EXPECT_EQ(need({"latency_regression"}), CohortNeed::kFull);
+}

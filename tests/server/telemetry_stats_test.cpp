@@ -183,5 +183,34 @@ TEST_F(TelemetryStats, ARolloutsDevices) {
   EXPECT_EQ(windows[devices[2]], 3u);
 }
 
+// reporting() finds the devices for_spans finds, with the same window counts, in one
+// query: what a min_reporting gate reads when no clause is statistical.
+TEST_F(TelemetryStats, ReportingCountsWhatForSpansCounts) {
+  const int64_t now = now_ms();
+  auto got = scratch_.db().transact([&](pqxx::work& w) {
+    std::vector<TelemetryRow> rows;
+    for (int i = 0; i < 3; ++i) {
+      for (int k = 0; k <= i; ++k)
+        rows.push_back(window("d" + std::to_string(i), kArtifact, now - k * 1000, k));
+    }
+    rows.push_back(window("d0", kOther, now, 5));             // another artifact
+    rows.push_back(window("d1", kArtifact, now - 90000, 6));  // before its span
+    storage::telemetry::insert_batch(w, rows);
+    std::vector<stats::Span> spans;
+    for (const char* d : {"d0", "d1", "d2", "d3"}) spans.push_back({d, kArtifact, now - 60000, {}});
+    return std::make_pair(stats::reporting(w, spans), stats::for_spans(w, spans));
+  });
+  ASSERT_TRUE(got) << got.error().message;
+  const auto& [light, full] = *got;
+  ASSERT_EQ(light.size(), 3u);  // d3 sent nothing
+  ASSERT_EQ(full.size(), light.size());
+  for (size_t i = 0; i < light.size(); ++i) {
+    EXPECT_EQ(light[i].device_id, full[i].device_id);
+    EXPECT_EQ(light[i].windows, full[i].windows);
+    EXPECT_EQ(light[i].windows, i + 1) << light[i].device_id;
+    EXPECT_TRUE(light[i].class_counts.empty());  // nothing else read
+  }
+}
+
 }  // namespace
 }  // namespace tinyfleet::testing

@@ -90,6 +90,11 @@ void mqtt_metrics(const MetricsSources& s, std::vector<MetricFamily>& out) {
   if (s.engine) add(sent, static_cast<double>(s.engine->offers_published()), {{"kind", "offer"}});
   if (s.publisher) {
     add(sent, static_cast<double>(s.publisher->chunks_served()), {{"kind", "chunk"}});
+    auto dropped = family("tinyfleet_update_chunk_answers_dropped_total",
+                          "Chunk answers the MQTT client refused to queue (its queue full, or "
+                          "not connected); the device asks again after its chunk timeout.",
+                          MetricType::Counter);
+    add(dropped, static_cast<double>(s.publisher->chunk_answers_dropped()));
     auto bytes = family("tinyfleet_update_bytes_served_total",
                         "Update payload bytes sent in chunks.", MetricType::Counter);
     add(bytes, static_cast<double>(s.publisher->bytes_served()));
@@ -107,6 +112,7 @@ void mqtt_metrics(const MetricsSources& s, std::vector<MetricFamily>& out) {
     out.push_back(std::move(bytes));
     out.push_back(std::move(deferred));
     out.push_back(std::move(lookups));
+    out.push_back(std::move(dropped));
   }
   out.push_back(std::move(in));
   out.push_back(std::move(sent));

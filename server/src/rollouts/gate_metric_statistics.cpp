@@ -56,6 +56,15 @@ bool statistical_metric(const std::string& metric) {
   return false;
 }
 
+CohortNeed cohort_need(const std::vector<GateClause>& clauses) {
+  CohortNeed need = CohortNeed::kNone;
+  for (const auto& c : clauses) {
+    if (statistical_metric(c.metric)) return CohortNeed::kFull;
+    if (c.metric == "min_reporting") need = CohortNeed::kReporting;
+  }
+  return need;
+}
+
 MetricEstimates metric_estimates(const std::string& metric, const CohortStats& cohort,
                                  const PoolingPolicy& pooling, int min_devices) {
   const auto& canary = cohort.canary;

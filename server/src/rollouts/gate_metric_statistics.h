@@ -23,6 +23,12 @@ struct CohortStats {
 // and stay with gates.h (early_failure, settled) and phase_gates.h.
 bool statistical_metric(const std::string& metric);
 
+// What of the cohort a gate's clauses read: nothing (failure_rate alone counts rollout
+// rows), the canary devices that reported (min_reporting), or every group's statistics
+// (a statistical clause). telemetry_stats::cohort reads no more than this.
+enum class CohortNeed { kNone, kReporting, kFull };
+CohortNeed cohort_need(const std::vector<GateClause>& clauses);
+
 // The estimates of one metric (one per input channel for input_drift; empty when the
 // metric is not statistical) and the group they compare the canary with: "control",
 // "baseline", "manifest" (accuracy_drop on the manifest's accuracy) or "" (a metric of

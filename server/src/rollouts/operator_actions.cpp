@@ -49,7 +49,7 @@ void apply_operator_action(pqxx::work& w, const std::string& name, const std::st
       auto clauses = parse_gates(head->gates);
       if (!clauses) refuse("the rollout's gates do not parse: " + clauses.error().message);
       const auto counts = repo::phase_counts(w, head->id, head->phase);
-      const auto cohort = telemetry_stats::cohort(w, head->id, head->phase);
+      const auto cohort = telemetry_stats::cohort(w, head->id, head->phase, cohort_need(*clauses));
       if (auto why = promote_refusal(*clauses, counts, cohort, gates)) {
         refuse("rollout '" + name + "' phase " + std::to_string(head->phase) +
                " cannot be promoted: " + *why);

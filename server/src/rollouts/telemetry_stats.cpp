@@ -115,6 +115,21 @@ std::vector<DeviceStats> for_spans(pqxx::work& w, const std::vector<Span>& spans
   return out;
 }
 
+std::vector<DeviceStats> reporting(pqxx::work& w, const std::vector<Span>& spans) {
+  if (spans.empty()) return {};
+  const Bound b = bind(spans);
+  std::vector<DeviceStats> out;
+  for (const auto& r : w.exec_params(std::string("SELECT t.device_id, count(*)") + kWindows +
+                                         " GROUP BY t.device_id ORDER BY t.device_id",
+                                     b.devices, b.artifacts, b.since, b.until)) {
+    DeviceStats s;
+    s.device_id = r[0].as<std::string>();
+    s.windows = r[1].as<uint32_t>();
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
 std::vector<DeviceStats> for_devices(pqxx::work& w, const std::vector<std::string>& devices,
                                      const std::string& artifact_sha256, int64_t since_unix_ms) {
   std::vector<Span> spans;
@@ -135,8 +150,9 @@ std::vector<DeviceStats> for_rollout(pqxx::work& w, int64_t rollout_id,
   return for_devices(w, devices, artifact_sha256, since_unix_ms);
 }
 
-CohortStats cohort(pqxx::work& w, int64_t rollout_id, int phase) {
+CohortStats cohort(pqxx::work& w, int64_t rollout_id, int phase, CohortNeed need) {
   CohortStats out;
+  if (need == CohortNeed::kNone) return out;
   const auto spans = [&](const std::string& sql) {
     std::vector<Span> v;
     for (const auto& r : w.exec_params(sql, rollout_id, phase, kMaxGroupDevices)) {
@@ -148,11 +164,16 @@ CohortStats cohort(pqxx::work& w, int64_t rollout_id, int phase) {
   };
   // The device's artifact before the rollout: its base once offered, else what it runs.
   const std::string old_artifact = "COALESCE(rd.base_artifact, d.current_artifact_sha256)";
-  out.canary = for_spans(
-      w, spans("SELECT rd.device_id, rd.target_artifact, " + ms("rd.updated_at_device") +
-               ", NULL::bigint FROM rollout_devices rd WHERE rd.rollout_id = $1 AND rd.phase <= "
-               "$2 AND rd.state = 'updated' AND rd.updated_at_device IS NOT NULL "
-               "ORDER BY rd.rank LIMIT $3"));
+  const auto canary =
+      spans("SELECT rd.device_id, rd.target_artifact, " + ms("rd.updated_at_device") +
+            ", NULL::bigint FROM rollout_devices rd WHERE rd.rollout_id = $1 AND rd.phase <= "
+            "$2 AND rd.state = 'updated' AND rd.updated_at_device IS NOT NULL "
+            "ORDER BY rd.rank LIMIT $3");
+  if (need == CohortNeed::kReporting) {
+    out.canary = reporting(w, canary);
+    return out;
+  }
+  out.canary = for_spans(w, canary);
   out.control = for_spans(
       w, spans("SELECT rd.device_id, d.current_artifact_sha256, " + ms("r.phase_started_at") +
                ", NULL::bigint FROM rollout_devices rd JOIN devices d ON d.id = rd.device_id "

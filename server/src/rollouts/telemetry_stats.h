@@ -31,6 +31,10 @@ struct Span {
 // set when every window of the device carried a measured figure.
 std::vector<DeviceStats> for_spans(pqxx::work& w, const std::vector<Span>& spans);
 
+// The devices of `spans` that have windows in their span, with only device_id and
+// windows set: one grouped query, where for_spans makes five.
+std::vector<DeviceStats> reporting(pqxx::work& w, const std::vector<Span>& spans);
+
 // The devices of `devices` on one artifact since a time.
 std::vector<DeviceStats> for_devices(pqxx::work& w, const std::vector<std::string>& devices,
                                      const std::string& artifact_sha256, int64_t since_unix_ms);
@@ -54,6 +58,9 @@ inline constexpr int kMinBaselineSeconds = 900;
 //   kMinBaselineSeconds) before the rollout was created;
 // - baseline_accuracy: the manifest's "accuracy" (model_versions.metadata) of the version
 //   the devices ran before, when one is recorded.
-CohortStats cohort(pqxx::work& w, int64_t rollout_id, int phase);
+// Only what `need` says is read: kNone reads nothing; kReporting only the canary devices
+// that reported (as reporting()), the other groups left empty.
+CohortStats cohort(pqxx::work& w, int64_t rollout_id, int phase,
+                   CohortNeed need = CohortNeed::kFull);
 
 }  // namespace tinyfleet::server::rollouts::telemetry_stats

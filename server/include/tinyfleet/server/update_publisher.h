@@ -16,7 +16,8 @@
 
 namespace mqtt {
 class async_client;
-}
+class delivery_token;
+}  // namespace mqtt
 
 namespace tinyfleet::server {
 
@@ -90,6 +91,11 @@ class UpdatePublisher {
   // is waited for, kOfferWindow at a time (one broker round trip per window, not per
   // device). acked[i] as offer()'s.
   static constexpr size_t kOfferWindow = 64;
+  // Publishes Paho may queue unsent (offers, chunk answers, withdrawals; Paho's default is
+  // 100, which chunk answers to a phase of thousands of devices overran). Not more: Paho
+  // walks its whole queue for each publish. An offer finding the queue full waits for room;
+  // a chunk answer is dropped (chunk_answers_dropped(); the device asks again).
+  static constexpr int kMaxQueuedPublishes = 1000;
   struct Offer {
     std::string fleet, device;
     uint64_t release = 0;
@@ -106,6 +112,8 @@ class UpdatePublisher {
   // update of it in flight) and forgets its payload.
   bool withdraw(const std::string& fleet, const std::string& device);
   uint64_t chunks_served() const { return chunks_; }
+  uint64_t chunk_answers_dropped() const { return chunks_dropped_; }
+  uint64_t offers_waited() const { return offers_waited_; }  // 5 ms waits for Paho's queue
   uint64_t bytes_served() const { return bytes_; }
   uint64_t requests_deferred() const { return deferred_; }  // by either bound
   uint64_t requests_deferred_device() const { return deferred_device_; }
@@ -125,6 +133,9 @@ class UpdatePublisher {
     std::list<std::string>::iterator use;  // in lru_
   };
   void on_request(const std::string& topic, const std::string& payload);
+  std::shared_ptr<mqtt::delivery_token> publish_waiting_for_room(const std::string& device,
+                                                                 const char* topic,
+                                                                 const std::string& offer);
   // Under mu_: keeps `payload` for `key`, then evicts the least recently used beyond
   // the byte cap (never the one just kept).
   void keep(const std::string& key, uint64_t release, std::shared_ptr<const std::string> payload);
@@ -153,7 +164,7 @@ class UpdatePublisher {
   std::atomic<uint64_t> connections_{0};
   bool subscribe_requests_ = true;
   std::atomic<uint64_t> chunks_{0}, bytes_{0}, deferred_{0}, deferred_device_{0}, evicted_{0},
-      loaded_{0}, lookups_{0}, lookups_refused_{0};
+      loaded_{0}, lookups_{0}, lookups_refused_{0}, chunks_dropped_{0}, offers_waited_{0};
   std::unique_ptr<TokenBucket> bucket_;  // guarded by mu_
 };
 

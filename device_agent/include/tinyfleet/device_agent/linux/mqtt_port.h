@@ -4,6 +4,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -47,6 +48,10 @@ class MqttAgentPort final : public Outbox {
   // MQTT 3.1.1 instead of MQTT 5: a nats-server MQTT listener speaks
   // only 3.1.1. Set before connect().
   void set_mqtt_v311(bool v311) { v311_ = v311; }
+  // Called (on Paho's thread, outside the port's lock) whenever pump() has something to
+  // deliver: a message, a reconnect, a telemetry window acknowledged. A process with many
+  // ports (fleet-sim) sleeps until one of them wakes it. Set before connect().
+  void set_wakeup(std::function<void()> wake) { wake_ = std::move(wake); }
   // The broker's last TLS error (OpenSSL's words), if any.
   std::string tls_error() const;
   // Connects (and subscribes); with wait=false it returns at once and the session comes
@@ -98,6 +103,7 @@ class MqttAgentPort final : public Outbox {
   UpdateAgent* agent_ = nullptr;
   mutable std::mutex mu_;
   std::condition_variable cv_;
+  std::function<void()> wake_;  // set_wakeup()
   std::deque<Message> inbox_;
   uint64_t requests_ = 0;
   bool reconnected_ = false;
