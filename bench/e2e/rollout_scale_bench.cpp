@@ -84,8 +84,11 @@ long long broker_counter(const std::string& topic) {
                           require_env("TINYFLEET_MQTT_SERVER_USER") + "' -P '" +
                           require_env("TINYFLEET_MQTT_SERVER_PASSWORD") + "' -C 1 -W 5 -t '" +
                           topic + "' 2>/dev/null";
-  const std::string out = run(cmd);
-  return out.empty() ? -1 : std::stoll(out);
+  for (int attempt = 0; attempt < 3; ++attempt) {  // a loaded broker may miss the 5 s
+    const std::string out = run(cmd);
+    if (!out.empty()) return std::stoll(out);
+  }
+  return -1;
 }
 
 // Bytes the broker sent plus received, read after its next $SYS refresh.
@@ -463,8 +466,8 @@ Result rollout_run(int devices, bool deltas, int replicas, bool measure_ingest, 
     }
     const int rows1 = fleet.count("SELECT count(*)::int FROM telemetry");
     const double span = now_s() - t;
-    ingest->broker_publishes_per_s =
-        (broker_counter("$SYS/broker/publish/messages/received") - pub0) / span;
+    const long long pub1 = broker_counter("$SYS/broker/publish/messages/received");
+    ingest->broker_publishes_per_s = pub0 < 0 || pub1 < 0 ? -1 : (pub1 - pub0) / span;
     ingest->received_per_s = (fleet.metric_all(received) - got0) / span;
     ingest->rows_per_s = (rows1 - rows0) / span;
     ingest->offered = devices;

@@ -239,11 +239,12 @@ int MqttAgentPort::pump(int wait_ms) {
   return delivered;
 }
 
-bool MqttAgentPort::publish(TopicKind kind, const uint8_t* data, size_t size, bool retained) {
+bool MqttAgentPort::publish(TopicKind kind, const uint8_t* data, size_t size, bool retained,
+                            int qos) {
   const std::string& topic = topic_[static_cast<size_t>(kind)];
   if (topic.empty() || !client_ || !client_->is_connected()) return false;
   try {
-    client_->publish(topic, data, size, 1, retained);
+    client_->publish(topic, data, size, qos, retained);
   } catch (const mqtt::exception&) {
     return false;
   }
@@ -319,7 +320,9 @@ bool MqttAgentPort::request_chunk(uint64_t release, uint64_t offset, uint32_t le
   uint8_t req[update::kChunkRequestBytes];
   ++requests_;
   if (!update::encode_chunk_request({release, offset, length}, req, sizeof req).ok()) return false;
-  return publish(TopicKind::kChunkRequest, req, sizeof req, false);
+  // QoS 0, as the firmware's: a request or its answer lost is asked for again after the
+  // agent's chunk timeout, so a PUBACK would only add a packet each way.
+  return publish(TopicKind::kChunkRequest, req, sizeof req, false, /*qos=*/0);
 }
 
 }  // namespace tinyfleet::device_agent::linux_port

@@ -85,7 +85,8 @@ class MqttAgentPort final : public Outbox {
     std::chrono::steady_clock::time_point sent_at{};
     std::shared_ptr<mqtt::delivery_token> token;
   };
-  bool publish(update::TopicKind kind, const uint8_t* data, size_t size, bool retained);
+  bool publish(update::TopicKind kind, const uint8_t* data, size_t size, bool retained,
+               int qos = 1);
   void subscribe_inbound();
   // Drops the acknowledged windows at the front; sends the oldest window left if it is not
   // in flight on the current connection (or failed there a second ago). The two below it do
