@@ -288,6 +288,14 @@ TEST_F(RolloutRepository, OffersStoredInOneBatchDoWhatEachWouldAlone) {
   EXPECT_EQ(row(fleet.devices[6]).rfind("offered | 29 |", 0), 0u) << row(fleet.devices[6]);
   EXPECT_TRUE(*db().transact([&](pqxx::work& w) { return repo::record_offers(w, id, {}); }) ==
               std::set<std::string>{});
+  // The PUBACKs, marked in one statement: only an offer of that release, and only once.
+  const auto mark = [&](std::vector<std::pair<std::string, uint64_t>> acked) {
+    return *db().transact([&](pqxx::work& w) { return repo::mark_published(w, acked); });
+  };
+  EXPECT_EQ(mark({{fleet.devices[3], 20}, {fleet.devices[4], 99}, {fleet.devices[5], 22}}), 2);
+  EXPECT_EQ(mark({{fleet.devices[3], 20}}), 0);  // already marked
+  EXPECT_EQ(row(fleet.devices[3]).substr(row(fleet.devices[3]).size() - 5), "false");
+  EXPECT_EQ(row(fleet.devices[4]).substr(row(fleet.devices[4]).size() - 4), "true");
 }
 
 // A deposed leader's late write is refused (issue 21): leader A takes the lease (epoch

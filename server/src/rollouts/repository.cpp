@@ -1,8 +1,11 @@
 #include "rollouts/repository.h"
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include "rollouts/api_input.h"
+#include "tinyfleet/storage/array_literal.h"
 #include "tinyfleet/storage/error.h"
 
 namespace tinyfleet::server::rollouts::repo {
@@ -587,12 +590,21 @@ std::vector<Outstanding> outstanding(pqxx::work& w, bool unpublished_only,
 }
 
 int mark_published(pqxx::work& w, const std::vector<std::pair<std::string, uint64_t>>& acked) {
+  // 500 a statement (unnest of arrays): one UPDATE per device took seconds for a phase of
+  // thousands on a loaded box.
+  constexpr size_t kPerStatement = 500;
   int marked = 0;
-  for (const auto& [device, release] : acked) {
+  for (size_t first = 0; first < acked.size(); first += kPerStatement) {
+    std::vector<std::string> devices, releases;
+    for (size_t i = first; i < std::min(acked.size(), first + kPerStatement); ++i) {
+      devices.push_back(acked[i].first);
+      releases.push_back(std::to_string(acked[i].second));
+    }
     marked += static_cast<int>(
-        w.exec_params("UPDATE device_offers SET published_at = now() WHERE device_id = $1 AND "
-                      "release_seq = $2 AND published_at IS NULL",
-                      device, static_cast<int64_t>(release))
+        w.exec_params("UPDATE device_offers o SET published_at = now() FROM unnest($1::text[], "
+                      "$2::bigint[]) AS a(device, release) WHERE o.device_id = a.device AND "
+                      "o.release_seq = a.release AND o.published_at IS NULL",
+                      storage::text_array_literal(devices), storage::text_array_literal(releases))
             .affected_rows());
   }
   return marked;
