@@ -1,5 +1,5 @@
 // Rollouts at scale (a benchmark, not a test): fleets of 1,000 and 5,000 simulated
-// devices (fleet-sim processes of up to 500 MQTT sessions each) against the real
+// devices (fleet-sim processes of up to 1,000 MQTT sessions each) against the real
 // fleetd, PostgreSQL and Mosquitto. For each size, the same update (digits_cnn ->
 // digits_cnn_v2, both compiled by fleetd for cortex-m4-256k) is rolled out once with
 // whole artifacts and once with deltas, from 0 to 100% (phases 10/50/100, no bake):
@@ -50,10 +50,7 @@ using tinyfleet::testing::ScratchDatabase;
 
 namespace {
 
-// MQTT sessions per fleet-sim process. Paho polls all of a process's sockets on each wakeup,
-// so its cost grows with the square of the sessions per process: 500 (20 processes at
-// 10,000) rather than 1,000.
-constexpr int kPerSim = 500;
+constexpr int kPerSim = 1000;  // MQTT sessions per fleet-sim process
 constexpr const char* kClass = "cortex-m4-256k";
 
 double now_s() {

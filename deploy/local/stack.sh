@@ -192,7 +192,7 @@ persistence true
 persistence_location $dir/
 autosave_interval 1
 autosave_on_changes false
-max_inflight_messages 1000
+max_inflight_messages 100
 max_queued_messages 10000
 sys_interval 1
 log_dest file $dir/mosquitto.log

@@ -48,7 +48,7 @@ PrivateBroker::PrivateBroker(bool persistence) {
   conf << "per_listener_settings false\nlistener " << port_ << " 127.0.0.1\n"
        << "allow_anonymous false\npassword_file " << (dir_ / "passwd").string() << "\n"
        << "acl_file " << (dir_ / "acl").string() << "\n"
-       << "max_inflight_messages 1000\nmax_queued_messages 10000\n";
+       << "max_inflight_messages 100\nmax_queued_messages 10000\n";
   if (persistence) {
     conf << "persistence true\npersistence_location " << dir_.string() << "/\n"
          << "autosave_interval 1\nautosave_on_changes false\n";

@@ -90,7 +90,7 @@ class UpdatePublisher {
   // offer() for many devices, pipelined: every offer is published before the first PUBACK
   // is waited for, kOfferWindow at a time (one broker round trip per window, not per
   // device). acked[i] as offer()'s.
-  static constexpr size_t kOfferWindow = 256;
+  static constexpr size_t kOfferWindow = 64;
   // Publishes Paho may queue unsent (offers, chunk answers, withdrawals; Paho's default is
   // 100, which chunk answers to a phase of thousands of devices overran). Not more: Paho
   // walks its whole queue for each publish. An offer finding the queue full waits for room;
