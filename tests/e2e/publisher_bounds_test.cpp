@@ -4,7 +4,10 @@
 // bounded in bytes (least recently used evicted), and an evicted payload is loaded again
 // when its device asks for it, once; an unknown release costs one lookup (then the
 // negative cache and the device's lookup bucket hold it back), and a replica that never
-// offered answers from the loader (issue 21).
+// offered answers from the loader (issue 21). And Paho's queue of unsent publishes, full of
+// chunk answers while the broker does not read: answers beyond it are dropped and
+// counted, and offers wait for room instead of failing.
+#include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -17,6 +20,7 @@
 
 #include "tinyfleet/server/update_publisher.h"
 #include "tinyfleet/testing/environment.h"
+#include "tinyfleet/testing/private_broker.h"
 #include "tinyfleet/update/chunk_framing.h"
 #include "tinyfleet/update/topics.h"
 
@@ -209,6 +213,49 @@ TEST(PublisherBounds, PayloadsAreBoundedInBytesAndAnEvictedOneIsLoadedAgain) {
   ASSERT_TRUE(eventually([&] { return device.answers.load() == 4; }));
   EXPECT_EQ(loads.load(), 1);
   EXPECT_EQ(follower->payloads_loaded(), 1u);
+}
+
+// A broker that stops reading (SIGSTOP) while a device asks for 8 KiB chunks: the socket
+// fills, then Paho's queue (kMaxQueuedPublishes); the answers past it are dropped and
+// counted, and a batch of offers published meanwhile waits for room rather than failing.
+// Once the broker reads again (SIGCONT) every offer is acknowledged.
+TEST(PublisherBounds, OffersWaitForRoomWhileChunkAnswersFillPahosQueue) {
+  testing::PrivateBroker broker(/*persistence=*/false);
+  broker.start();
+  server::UpdatePublisher pub(broker.uri(), require_env("TINYFLEET_MQTT_SERVER_USER"),
+                              require_env("TINYFLEET_MQTT_SERVER_PASSWORD"), "pb-room-" + kFleet, 0,
+                              "");
+  server::UpdatePublisher::Limits limits;
+  limits.device_bytes_per_second = 0;
+  pub.set_limits(limits);
+  pub.set_requests_from_caller();  // the requests below come through handle_request()
+  ASSERT_TRUE(pub.start());
+  const std::string payload(65536, 'r');
+  ASSERT_TRUE(pub.offer(kFleet, "dev-r", 1, "offer", payload));
+
+  ASSERT_EQ(::kill(broker.pid(), SIGSTOP), 0);
+  uint8_t req[update::kChunkRequestBytes];
+  // 32 MB of answers: more than the socket's buffers take, and past those 1,000 answers
+  // (8 MB) that the broker reads in well under the offers' 5 s once it runs again.
+  ASSERT_TRUE(update::encode_chunk_request({1, 0, 8192}, req, sizeof req).ok());
+  const std::string request(reinterpret_cast<const char*>(req), sizeof req);
+  const std::string request_topic = topic("dev-r", update::TopicKind::kChunkRequest);
+  for (int i = 0; i < 4000; ++i) pub.handle_request(request_topic, request);
+  EXPECT_GT(pub.chunk_answers_dropped(), 0u);
+
+  std::vector<std::string> offers(10, "signed-offer");
+  std::vector<server::UpdatePublisher::Offer> batch;
+  for (int i = 0; i < 10; ++i) {
+    batch.push_back({kFleet, "dev-w" + std::to_string(i), 2, &offers[i], "payload"});
+  }
+  std::thread resume([&] {
+    std::this_thread::sleep_for(1s);
+    ::kill(broker.pid(), SIGCONT);
+  });
+  const std::vector<bool> acked = pub.offer_all(std::move(batch));
+  resume.join();
+  EXPECT_GT(pub.offers_waited(), 0u);  // the first offer found the queue full
+  for (size_t i = 0; i < acked.size(); ++i) EXPECT_TRUE(acked[i]) << i;
 }
 
 }  // namespace
