@@ -41,8 +41,12 @@ UpdatePublisher::UpdatePublisher(std::string broker_uri, std::string user, std::
 UpdatePublisher::~UpdatePublisher() { stop(); }
 
 bool UpdatePublisher::start() {
-  client_ = std::make_unique<mqtt::async_client>(
-      uri_, client_id_, mqtt::create_options(fleetd_mqtt_version(), kMaxQueuedPublishes));
+  // A deeper queue, but nothing queued while disconnected: a publish then fails at once
+  // (the offer stays in the outbox). create_options(version, n) would also buffer offline.
+  mqtt::create_options create(fleetd_mqtt_version());
+  create.set_max_buffered_messages(kMaxQueuedPublishes);
+  create.set_send_while_disconnected(false);
+  client_ = std::make_unique<mqtt::async_client>(uri_, client_id_, create);
   client_->set_message_callback([this](mqtt::const_message_ptr m) {
     try {  // nothing may leave Paho's thread as an exception
       on_request(m->get_topic(), m->get_payload_str());
