@@ -12,6 +12,10 @@
 //   deploy/local/run-bench.sh bench_rollout_scale 200 1000   # other sizes
 //   deploy/local/run-bench.sh bench_rollout_scale --deltas 10000   # deltas only
 //   deploy/local/run-bench.sh bench_rollout_scale --deltas --replicas 3 10000
+//   deploy/local/run-bench.sh bench_rollout_scale --sessions paho 1000   # Paho devices
+// The simulated devices run the firmware's MQTT client (fleet-sim --sessions firmware):
+// 1,000 Paho sessions per process kept a core busy doing nothing, so on a 2-core box the
+// simulators, not fleetd, set the pace. The bench prints where the box's CPU went.
 // With --replicas N, N fleetd processes share the database and the broker (one share
 // group); one leads the engine. Per phase of the v2 rollout it prints the engine's own
 // admission rate (print_phases says how it is counted).
@@ -115,6 +119,24 @@ double cpu_seconds(pid_t pid) {
   return (std::stod(f[11]) + std::stod(f[12])) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
+// CPU seconds the whole box has been busy (all cores; /proc/stat less idle and iowait).
+double box_busy_seconds() {
+  std::ifstream in("/proc/stat");
+  std::string cpu;
+  double user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0;
+  in >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq >> steal;
+  return (user + nice + system + irq + softirq + steal) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+// Where the box's CPU went over a span: fleetd (all replicas), the simulators, the broker,
+// and the rest (PostgreSQL, mostly).
+struct CpuSplit {
+  double fleetd = 0, sims = 0, broker = 0, box = 0;
+  CpuSplit operator-(const CpuSplit& o) const {
+    return {fleetd - o.fleetd, sims - o.sims, broker - o.broker, box - o.box};
+  }
+};
+
 struct Result {
   int devices = 0;
   std::string mode;
@@ -128,6 +150,7 @@ struct Result {
   // and gate looks included (a phase's devices are admitted in one tick), not the engine's rate.
   double admitted_per_s = 0;
   double engine_admitted_per_s = 0;  // the phases' devices over their offers' spans
+  CpuSplit cpu;                      // over v2
   long long db_bytes = 0;            // pg_database_size after v2
 };
 
@@ -150,7 +173,8 @@ double metric(const std::string& text, const std::string& series) {
 
 class Fleet {
  public:
-  Fleet(int devices, bool deltas, int replicas) : n_(devices) {
+  Fleet(int devices, bool deltas, int replicas, std::string sessions)
+      : n_(devices), sessions_(std::move(sessions)) {
     dir_ = fs::temp_directory_path() / ("tf-bench-" + std::to_string(getpid()) + "-" +
                                         std::to_string(devices) + (deltas ? "d" : "f"));
     fs::remove_all(dir_);
@@ -232,12 +256,29 @@ class Fleet {
       const fs::path log = dir_ / ("sim-" + std::to_string(k) + ".log");
       const std::string window = std::to_string(window_s), r = std::to_string(rate);
       // Flushes this process's stdout first (what it printed would come out twice).
-      const pid_t pid = tinyfleet::testing::spawn_with_stdout(
-          {TINYFLEET_FLEET_SIM, "--broker", broker, "--class", kClass, "--credentials",
-           creds.string(), "--root-key", (dir_ / "keys" / "root.pub").string(), "--data",
-           fixture_path("data/digits_val.npz"), "--rate", r, "--window", window, "--probe-every",
-           "4", "--state", (dir_ / ("state-" + std::to_string(k))).string()},
-          log.string());
+      const pid_t pid =
+          tinyfleet::testing::spawn_with_stdout({TINYFLEET_FLEET_SIM,
+                                                 "--broker",
+                                                 broker,
+                                                 "--class",
+                                                 kClass,
+                                                 "--credentials",
+                                                 creds.string(),
+                                                 "--root-key",
+                                                 (dir_ / "keys" / "root.pub").string(),
+                                                 "--data",
+                                                 fixture_path("data/digits_val.npz"),
+                                                 "--rate",
+                                                 r,
+                                                 "--window",
+                                                 window,
+                                                 "--probe-every",
+                                                 "4",
+                                                 "--state",
+                                                 (dir_ / ("state-" + std::to_string(k))).string(),
+                                                 "--sessions",
+                                                 sessions_},
+                                                log.string());
       if (pid < 0) throw std::runtime_error("fork failed for fleet-sim");
       sims_.push_back({pid, log});
     }
@@ -349,6 +390,15 @@ class Fleet {
     for (const auto& f : fleetd_) out.push_back(cpu_seconds(f->pid()));
     return out;
   }
+  CpuSplit cpu_split() const {
+    CpuSplit c;
+    for (double f : cpu()) c.fleetd += f;
+    for (const auto& s : sims_) c.sims += cpu_seconds(s.first);
+    if (const char* broker = std::getenv("TINYFLEET_MQTT_PID"))
+      c.broker = cpu_seconds(std::atoi(broker));
+    c.box = box_busy_seconds();
+    return c;
+  }
   // A metric summed over the replicas (max for a gauge of the oldest, `max` true).
   double metric_all(const std::string& series, bool max = false) const {
     double total = 0;
@@ -362,6 +412,7 @@ class Fleet {
 
  private:
   int n_;
+  std::string sessions_;  // fleet-sim --sessions
   fs::path dir_;
   const std::string admin_ = "tf_bench_admin_secret_0123456789";
   ScratchDatabase db_;
@@ -411,13 +462,14 @@ double print_phases(Fleet& fleet, const std::string& name) {
   return spent > 0 ? devices / spent : -1;
 }
 
-Result rollout_run(int devices, bool deltas, int replicas, bool measure_ingest, Ingest* ingest) {
+Result rollout_run(int devices, bool deltas, int replicas, const std::string& sessions,
+                   bool measure_ingest, Ingest* ingest) {
   Result res;
   res.devices = devices;
   res.mode = deltas ? "delta" : "full artifact";
   std::printf("-- %d devices, %s, %d fleetd\n", devices, res.mode.c_str(), replicas);
   std::fflush(stdout);
-  Fleet fleet(devices, deltas, replicas);
+  Fleet fleet(devices, deltas, replicas, sessions);
   fleet.prepare(deltas ? "d-" : "f-");
   fleet.start_sims(/*window_s=*/30, /*rate=*/0.2);
   // Every device gets version 1 first (its first model: a whole artifact either way).
@@ -428,10 +480,12 @@ Result rollout_run(int devices, bool deltas, int replicas, bool measure_ingest, 
   std::printf("  v1's probation over on every device %.1f s later\n", now_s() - p0);
   const long long b0 = broker_bytes();
   const std::vector<double> c0 = fleet.cpu();
+  const CpuSplit split0 = fleet.cpu_split();
   const double t0 = now_s();
   const std::string state = fleet.roll_out("v2", 2, 1800);
   res.seconds = now_s() - t0;
   const std::vector<double> c1 = fleet.cpu();
+  res.cpu = fleet.cpu_split() - split0;
   for (size_t i = 0; i < c1.size(); ++i) {
     res.fleetd_cpu_each.push_back(c1[i] - c0[i]);
     res.fleetd_cpu += c1[i] - c0[i];
@@ -455,6 +509,12 @@ Result rollout_run(int devices, bool deltas, int replicas, bool measure_ingest, 
   std::string each;
   for (double c : res.fleetd_cpu_each) each += " " + std::to_string(c).substr(0, 5) + "s";
   std::printf("  fleetd CPU per replica over v2:%s\n", each.c_str());
+  const double cores = static_cast<double>(std::thread::hardware_concurrency());
+  std::printf(
+      "  box CPU over v2: %.1f of %.1f core-seconds busy (%.0f%%): fleetd %.1f s, simulators "
+      "%.1f s, broker %.1f s, the rest (PostgreSQL, mostly) %.1f s\n",
+      res.cpu.box, cores * res.seconds, 100 * res.cpu.box / (cores * res.seconds), res.cpu.fleetd,
+      res.cpu.sims, res.cpu.broker, res.cpu.box - res.cpu.fleetd - res.cpu.sims - res.cpu.broker);
   if (measure_ingest) {
     // Every device publishes a telemetry window each second.
     fleet.stop_sims();
@@ -494,11 +554,14 @@ int main(int argc, char** argv) {
   std::vector<int> sizes;
   bool deltas_only = false;
   int replicas = 1;
+  std::string sessions = "firmware";
   for (int i = 1; i < argc; ++i) {
     if (std::string(argv[i]) == "--deltas") {
       deltas_only = true;
     } else if (std::string(argv[i]) == "--replicas" && i + 1 < argc) {
       replicas = std::max(1, std::atoi(argv[++i]));
+    } else if (std::string(argv[i]) == "--sessions" && i + 1 < argc) {
+      sessions = argv[++i];
     } else {
       sizes.push_back(std::atoi(argv[i]));
     }
@@ -510,8 +573,8 @@ int main(int argc, char** argv) {
     for (bool deltas : {false, true}) {
       if (deltas_only && !deltas) continue;
       try {
-        results.push_back(
-            rollout_run(sizes[s], deltas, replicas, deltas && s + 1 == sizes.size(), &ingest));
+        results.push_back(rollout_run(sizes[s], deltas, replicas, sessions,
+                                      deltas && s + 1 == sizes.size(), &ingest));
       } catch (const std::exception& e) {
         std::fprintf(stderr, "bench_rollout_scale: %s\n", e.what());
         return 1;

@@ -150,7 +150,7 @@ _stack_start_mqtt() {
   _stack_add_account "$TINYFLEET_MQTT_SERVER_USER" "$TINYFLEET_MQTT_SERVER_PASSWORD"
   local devs="" i id pw
   # Device accounts for tests (tests/support: test_devices() says which test uses which).
-  for i in $(seq 1 30); do
+  for i in $(seq 1 33); do
     id="test-device-$i"
     pw=$(head -c 12 /dev/urandom | base64 | tr '+/' '-_')
     _stack_add_account "$id" "$pw"

@@ -9,6 +9,7 @@
 //             [--rate INFERENCES_PER_SECOND] [--window SECONDS] [--duration SECONDS]
 //             [--state DIR] [--probe-every K] [--report FILE] [--durable]
 //             [--energy-file PATH [--energy-scale N]] [--hang-model SHA256_PREFIX]
+//             [--sessions paho|firmware]
 //
 // --hang-model makes every device's model whose artifact sha256 (hex) starts with the
 // prefix hang in each run (self-test and inference) until the device's watchdog
@@ -18,6 +19,9 @@
 // --broker may be given several times (the nodes of a broker cluster): every device
 // connects to the first and, when a (re)connect fails, tries the others in turn.
 // --mqtt-v311 speaks MQTT 3.1.1 instead of 5 (a nats-server MQTT listener needs it).
+// --sessions firmware runs each device on the firmware's MQTT 3.1.1 client over a plain
+// socket instead of Paho (sim_session.h): a quiet device then costs no CPU, which load
+// runs need (1,000 Paho sessions in a process keep a core busy doing nothing).
 //
 // devices.txt holds "id password" per line (what provisioning returned); the first N
 // are simulated. An ssl:// (or mqtts://) broker needs --ca, the CA its certificate must
@@ -42,11 +46,11 @@
 #include <thread>
 #include <vector>
 
+#include "sim_session.h"
 #include "tinyfleet/device_agent/inference_loop.h"
 #include "tinyfleet/device_agent/linux/file_energy_meter.h"
 #include "tinyfleet/device_agent/linux/file_stores.h"
 #include "tinyfleet/device_agent/linux/kernels_runner.h"
-#include "tinyfleet/device_agent/linux/mqtt_port.h"
 #include "tinyfleet/device_agent/linux/process_watchdog.h"
 #include "tinyfleet/device_agent/linux/system_clock.h"
 #include "tinyfleet/device_agent/update_agent.h"
@@ -80,6 +84,7 @@ struct Options {
   std::string hang_model;             // sha256 hex prefix of an artifact that hangs
   std::vector<std::string> fallback;  // further --broker URIs, tried in turn
   bool mqtt_v311 = false;
+  bool firmware_sessions = false;  // --sessions firmware
   int watchdog_ms = 3000;
 };
 
@@ -91,7 +96,8 @@ struct Options {
       "--root-key FILE --data NPZ [--devices N] [--fleet F] [--drift-after S "
       "--drifted NPZ] [--rate R] [--window S] [--duration S] [--state DIR] "
       "[--probe-every K] [--report FILE] [--durable] [--catalog JSON] [--time-limit-ms MS] "
-      "[--energy-file PATH [--energy-scale N]] [--hang-model SHA256_PREFIX [--watchdog-ms MS]]\n",
+      "[--energy-file PATH [--energy-scale N]] [--hang-model SHA256_PREFIX [--watchdog-ms MS]] "
+      "[--sessions paho|firmware]\n",
       why);
   std::exit(2);
 }
@@ -117,7 +123,11 @@ Options parse(int argc, char** argv) {
       o.fallback.push_back(value());
     else if (a == "--mqtt-v311")
       o.mqtt_v311 = true;
-    else if (a == "--ca")
+    else if (a == "--sessions") {
+      const std::string v = value();
+      if (v != "paho" && v != "firmware") usage("--sessions is paho or firmware");
+      o.firmware_sessions = v == "firmware";
+    } else if (a == "--ca")
       o.ca = value();
     else if (a == "--fleet")
       o.fleet = value();
@@ -249,7 +259,12 @@ struct Device {
   device_agent::InferenceConfig inference;
   std::unique_ptr<device_agent::linux_port::FileRecordStore> records;
   std::unique_ptr<device_agent::linux_port::FileSlotStore> slots;
-  std::unique_ptr<device_agent::linux_port::MqttAgentPort> port;
+  // Set when pump() has something for the agent (by Paho's thread, or the Waker when the
+  // device's socket is readable); the loop also pumps every kPumpEveryUs for the agent's
+  // own timers (chunk timeouts) and the client's keep-alive. Declared before the session,
+  // which sets it until it is gone.
+  std::atomic<bool> woken{true};
+  std::unique_ptr<fleet_sim::SimSession> port;
   std::atomic<bool> reset{false};  // set by the watchdog's reset hook
   std::unique_ptr<device_agent::linux_port::ProcessWatchdog> watchdog;
   SimRunner runner_a, runner_b;
@@ -257,9 +272,6 @@ struct Device {
   std::unique_ptr<device_agent::InferenceLoop> loop;
   size_t next_sample = 0;
   uint64_t next_inference_us = 0;
-  // Set by the port (Paho's thread) when pump() has something for the agent; the loop also
-  // pumps every kPumpEveryUs for the agent's own timers (chunk timeouts).
-  std::atomic<bool> woken{true};
   uint64_t next_pump_us = 0;
 };
 
@@ -268,28 +280,6 @@ struct Device {
 // process spin: ten of them took most of a 2-core box from fleetd and the broker.
 constexpr uint64_t kPumpEveryUs = 50'000;
 constexpr auto kMaxSleep = std::chrono::milliseconds(5);
-
-// Wakes the main loop when any device's port has something to deliver.
-class Wakeup {
- public:
-  void wake() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      woken_ = true;
-    }
-    cv_.notify_one();
-  }
-  void sleep(std::chrono::milliseconds at_most) {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait_for(lock, at_most, [this] { return woken_; });
-    woken_ = false;
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool woken_ = false;
-};
 
 }  // namespace
 
@@ -352,20 +342,20 @@ int main(int argc, char** argv) {
   // Patching runs to completion inside one call on this one thread: one workspace serves all.
   constexpr uint32_t kWindowLog = 17;
   std::vector<uint8_t> workspace(update::DeltaDecoder::workspace_size(kWindowLog));
-  Wakeup wakeup;  // outlives the devices, whose ports call it
+  fleet_sim::Waker wakeup;  // outlives the devices, whose sessions call it
   std::vector<std::unique_ptr<Device>> devices;
   // (Re)starts a device's agent from its folder: at start, and after a watchdog reset.
   auto start_agent = [&](Device& d, bool fresh) {
     d.loop.reset();
     d.agent = std::make_unique<device_agent::UpdateAgent>(
-        d.config, *d.records, *d.slots, clock, *d.port, verifier, sha, d.runner_a, d.runner_b,
-        workspace.data(), workspace.size());
+        d.config, *d.records, *d.slots, clock, d.port->outbox(), verifier, sha, d.runner_a,
+        d.runner_b, workspace.data(), workspace.size());
     d.agent->set_watchdog(d.watchdog.get());
     if (fresh) d.agent->provision_empty();  // a new device without a model: first offer full
     d.reset = false;
     d.agent->boot();
-    d.loop = std::make_unique<device_agent::InferenceLoop>(d.inference, *d.agent, clock, *d.port,
-                                                           meter.get());
+    d.loop = std::make_unique<device_agent::InferenceLoop>(d.inference, *d.agent, clock,
+                                                           d.port->outbox(), meter.get());
     d.port->attach(d.agent.get());
   };
   int resets = 0;
@@ -392,15 +382,15 @@ int main(int argc, char** argv) {
     d->records =
         std::make_unique<device_agent::linux_port::FileRecordStore>(dir.string(), o.durable);
     d->slots = std::make_unique<device_agent::linux_port::FileSlotStore>(dir.string(), o.durable);
-    d->port = std::make_unique<device_agent::linux_port::MqttAgentPort>(o.broker, o.fleet, d->id,
-                                                                        d->password);
-    d->port->set_ca_file(o.ca);
-    d->port->set_fallback_uris(o.fallback);
-    d->port->set_mqtt_v311(o.mqtt_v311);
-    d->port->set_wakeup([&wakeup, raw = d.get()] {
-      raw->woken = true;
-      wakeup.wake();
-    });
+    const fleet_sim::SessionConfig session{o.broker, o.fallback, o.ca,       o.mqtt_v311,
+                                           o.fleet,  d->id,      d->password};
+    if (o.firmware_sessions) {
+      std::string why;
+      d->port = fleet_sim::firmware_session(session, wakeup, d->woken, &why);
+      if (!d->port) usage(why.c_str());
+    } else {
+      d->port = fleet_sim::paho_session(session, wakeup, d->woken);
+    }
     if (!o.hang_model.empty()) {
       d->config.watchdog_timeout_ms = static_cast<uint32_t>(o.watchdog_ms);
       Device* raw = d.get();
@@ -409,17 +399,38 @@ int main(int argc, char** argv) {
     }
     const bool fresh = !fs::exists(dir / "agent-state");
     start_agent(*d, fresh);
-    d->port->connect(/*wait=*/false);  // sessions come up in parallel
+    d->port->start();  // sessions come up in parallel
     d->next_sample = rng() % clean.x.size();
     d->next_inference_us = clock.monotonic_us() + rng() % period_us;
     devices.push_back(std::move(d));
   }
+  // A hung model (a self-test in pump(), or an inference) reset the device: its agent
+  // starts again from its folder and announces itself.
+  auto reset = [&](Device& d) {
+    ++resets;
+    std::printf("fleet-sim: %s reset by its watchdog (a hung model)\n", d.id.c_str());
+    start_agent(d, false);
+    d.agent->on_reconnect();
+  };
+  // Pumps a device's session (a firmware session connects only while pumped).
+  auto pump = [&](Device& d) {
+    try {
+      return d.port->pump();
+    } catch (const WatchdogReset&) {
+      reset(d);
+      return 1;
+    }
+  };
   // Wait (up to a minute) for the sessions; a device still down keeps retrying on its own.
-  for (int waited = 0; waited < 600 && !g_stop; ++waited) {
+  for (auto until = std::chrono::steady_clock::now() + std::chrono::minutes(1);
+       !g_stop && std::chrono::steady_clock::now() < until;) {
     connected = 0;
-    for (auto& d : devices) connected += d->port->connected() ? 1 : 0;
+    for (auto& d : devices) {
+      if (o.firmware_sessions) pump(*d);
+      connected += d->port->connected() ? 1 : 0;
+    }
     if (connected == static_cast<int>(devices.size())) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    wakeup.sleep(std::chrono::milliseconds(o.firmware_sessions ? 5 : 100));
   }
   if (connected < static_cast<int>(devices.size()))
     std::fprintf(stderr, "fleet-sim: %d of %zu devices not connected yet (they keep retrying)\n",
@@ -437,11 +448,12 @@ int main(int argc, char** argv) {
     const Samples& data = drift ? drifted : clean;
     bool busy = false;
     for (auto& d : devices) {
+      bool due = d->woken.exchange(false) || now >= d->next_pump_us;
+      if (due) {
+        d->next_pump_us = now + kPumpEveryUs;
+        busy |= pump(*d) > 0;  // a self-test runs in here
+      }
       try {
-        if (d->woken.exchange(false) || now >= d->next_pump_us) {
-          d->next_pump_us = now + kPumpEveryUs;
-          busy |= d->port->pump(0) > 0;  // a self-test runs in here
-        }
         if (now >= d->next_inference_us) {
           const size_t i = d->next_sample++ % data.x.size();
           const bool probe =
@@ -449,15 +461,13 @@ int main(int argc, char** argv) {
           d->loop->infer(data.x[i].data(), data.x[i].size(), probe ? data.y[i] : -1);
           d->next_inference_us += period_us;
           if (d->next_inference_us < now) d->next_inference_us = now + period_us;  // fell behind
-          busy = true;
+          busy = due = true;
         }
-        d->loop->poll();
+        // Closes a telemetry window when its time is up and sends what is pending: on
+        // every pump (at least each kPumpEveryUs) is often enough.
+        if (due) d->loop->poll();
       } catch (const WatchdogReset&) {
-        // The device reset: its agent starts again from its folder and announces itself.
-        ++resets;
-        std::printf("fleet-sim: %s reset by its watchdog (a hung model)\n", d->id.c_str());
-        start_agent(*d, false);
-        d->agent->on_reconnect();
+        reset(*d);
       }
     }
     if (now >= next_summary_us) {
@@ -486,7 +496,8 @@ int main(int argc, char** argv) {
       std::printf("\n");
       std::fflush(stdout);
     }
-    if (!busy) wakeup.sleep(kMaxSleep);
+    // Busy: only collect the sockets that became readable (firmware sessions).
+    wakeup.sleep(busy ? std::chrono::milliseconds(0) : kMaxSleep);
   }
 
   if (!o.report.empty()) {

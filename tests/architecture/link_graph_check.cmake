@@ -12,8 +12,10 @@ set(update_host tinyfleet_update tinyfleet_update_host tinyfleet_kernels_artifac
                 tinyfleet_storage ${kernels})
 set(allowed_tinyfleet_device_agent ${update})
 set(allowed_tinyfleet_device_agent_linux tinyfleet_device_agent ${update} ${kernels})
+# fleet-sim --sessions firmware runs the firmware's MQTT client and outbox built for the host.
 set(allowed_fleet-sim tinyfleet_device_agent_linux tinyfleet_device_agent ${update_host}
-                      tinyfleet_optimizer_service tinyfleet_optimizer tinyfleet_kernels)
+                      tinyfleet_optimizer_service tinyfleet_optimizer tinyfleet_kernels
+                      tinyfleet_mqtt_outbox_host tinyfleet_mqtt_host)
 set(allowed_fleetctl tinyfleet_proto ${update_host})
 set(allowed_tinyfleet_server ${update_host} tinyfleet_proto tinyfleet_optimizer_service
                              tinyfleet_optimizer tinyfleet_optimizer_grpc tinyfleet_kernels

@@ -1,7 +1,9 @@
 // fleet-sim end to end over the real Mosquitto: the stack's device accounts run as one
 // process of agents; the publisher offers a first model (full artifact, signed); every
 // simulated device installs it, runs it over the digits data and publishes telemetry
-// windows, whose input drift rises once the inputs switch to the drifted set.
+// windows, whose input drift rises once the inputs switch to the drifted set. Once with
+// each kind of session (fleet-sim --sessions): Paho over TLS (the Linux port), and the
+// firmware's MQTT 3.1.1 client over the devices' plain listener (what the load bench runs).
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sodium.h>
@@ -49,12 +51,19 @@ uint64_t now_unix() {
                                    .count());
 }
 
-TEST(FleetSim, SimulatedDevicesInstallAModelAndReportTelemetry) {
+class FleetSim : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(FleetSim, SimulatedDevicesInstallAModelAndReportTelemetry) {
   ASSERT_GE(sodium_init(), 0);
-  // Over TLS: the devices, the watcher and the publisher all pin the stack's CA.
+  const bool firmware = GetParam() == "firmware";
+  // Over TLS: the watcher, the publisher and Paho devices all pin the stack's CA. Firmware
+  // sessions speak plain MQTT 3.1.1 to the devices' listener of the same broker.
   const std::string broker = tinyfleet::testing::tls_broker_uri();
   const std::string ca = tinyfleet::testing::broker_ca_file();
-  const std::string fleet = "sim" + std::to_string(getpid());
+  const std::string device_broker = firmware ? "tcp://" + require_env("TINYFLEET_MQTT_HOST") + ":" +
+                                                   require_env("TINYFLEET_MQTT_DEVICE_PORT")
+                                             : broker;
+  const std::string fleet = "sim" + GetParam().substr(0, 1) + std::to_string(getpid());
   const fs::path dir = fs::temp_directory_path() / ("tf-fleet-sim-" + fleet);
   fs::remove_all(dir);
   fs::create_directories(dir);
@@ -63,7 +72,7 @@ TEST(FleetSim, SimulatedDevicesInstallAModelAndReportTelemetry) {
   std::vector<std::string> ids;
   {
     std::ofstream creds(dir / "devices.txt");
-    for (const auto& a : tinyfleet::testing::test_devices(12, 3)) {
+    for (const auto& a : tinyfleet::testing::test_devices(firmware ? 30 : 12, 3)) {
       ids.push_back(a.user);
       creds << a.user << ' ' << a.password << '\n';
     }
@@ -151,16 +160,47 @@ TEST(FleetSim, SimulatedDevicesInstallAModelAndReportTelemetry) {
   write_energy(5000);
 
   // The devices start without a model; the retained offer is waiting for them.
+  const std::string data = fixture_path("data/digits_val.npz");
+  const std::string drifted = fixture_path("data/digits_drifted_val.npz");
+  const std::string creds = (dir / "devices.txt").string(),
+                    root = (dir / "keys" / "root.pub").string(), state = (dir / "state").string(),
+                    report_file = (dir / "report.jsonl").string();
+  std::vector<const char*> args = {"fleet-sim",
+                                   "--sessions",
+                                   GetParam().c_str(),
+                                   "--broker",
+                                   device_broker.c_str(),
+                                   "--fleet",
+                                   fleet.c_str(),
+                                   "--class",
+                                   "cortex-m4-256k",
+                                   "--credentials",
+                                   creds.c_str(),
+                                   "--root-key",
+                                   root.c_str(),
+                                   "--data",
+                                   data.c_str(),
+                                   "--drifted",
+                                   drifted.c_str(),
+                                   "--drift-after",
+                                   "7",
+                                   "--rate",
+                                   "40",
+                                   "--window",
+                                   "2",
+                                   "--duration",
+                                   "14",
+                                   "--state",
+                                   state.c_str(),
+                                   "--report",
+                                   report_file.c_str(),
+                                   "--energy-file",
+                                   energy.c_str()};
+  if (!firmware) args.insert(args.end(), {"--ca", ca.c_str()});
+  args.push_back(nullptr);
   const pid_t pid = fork();
   if (pid == 0) {
-    const std::string data = fixture_path("data/digits_val.npz");
-    const std::string drifted = fixture_path("data/digits_drifted_val.npz");
-    execl(TINYFLEET_FLEET_SIM, "fleet-sim", "--broker", broker.c_str(), "--ca", ca.c_str(),
-          "--fleet", fleet.c_str(), "--class", "cortex-m4-256k", "--credentials",
-          (dir / "devices.txt").c_str(), "--root-key", (dir / "keys" / "root.pub").c_str(),
-          "--data", data.c_str(), "--drifted", drifted.c_str(), "--drift-after", "7", "--rate",
-          "40", "--window", "2", "--duration", "14", "--state", (dir / "state").c_str(), "--report",
-          (dir / "report.jsonl").c_str(), "--energy-file", energy.c_str(), nullptr);
+    execv(TINYFLEET_FLEET_SIM, const_cast<char* const*>(args.data()));
     _exit(127);
   }
   // Started after fork(): the child allocates before exec, so no thread may hold a lock.
@@ -246,5 +286,8 @@ TEST(FleetSim, SimulatedDevicesInstallAModelAndReportTelemetry) {
   }
   fs::remove_all(dir);
 }
+
+INSTANTIATE_TEST_SUITE_P(Sessions, FleetSim, ::testing::Values("paho", "firmware"),
+                         [](const ::testing::TestParamInfo<std::string>& p) { return p.param; });
 
 }  // namespace

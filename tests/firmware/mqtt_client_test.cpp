@@ -18,13 +18,13 @@
 #include <gtest/gtest.h>
 
 #include "mqtt_test_support.h"
-#include "tcp_transport.h"
+#include "tinyfleet/device_agent/linux/tcp_transport.h"
 #include "tinyfleet/firmware/mqtt_client.h"
 #include "tinyfleet/testing/environment.h"
 #include "tinyfleet/update/topics.h"
 
 using namespace tinyfleet::firmware::mqtt;
-using tinyfleet::firmware_test::TcpTransport;
+using tinyfleet::device_agent::linux_port::TcpTransport;
 using tinyfleet::testing::require_env;
 using namespace std::chrono_literals;
 
@@ -275,7 +275,7 @@ TEST_F(FirmwareMqtt, ReconnectsWithBackOffWhenTheBrokerDropsTheSession) {
   EXPECT_GE(std::chrono::steady_clock::now() - lost, 190ms);
   EXPECT_EQ(r.connected, 2);
   EXPECT_EQ(r.payloads[1], "retained");
-  EXPECT_EQ(tcp->opens, 2);
+  EXPECT_EQ(tcp->opens(), 2);
   client.disconnect();
 }
 

@@ -22,8 +22,8 @@
 
 #include "fixture_model.h"
 #include "mqtt_test_support.h"
-#include "tcp_transport.h"
 #include "tinyfleet/device_agent/kernels_runner.h"
+#include "tinyfleet/device_agent/linux/tcp_transport.h"
 #include "tinyfleet/device_agent/update_agent.h"
 #include "tinyfleet/firmware/mqtt_outbox.h"
 #include "tinyfleet/testing/environment.h"
@@ -38,9 +38,9 @@
 namespace mqtt = tinyfleet::firmware::mqtt;
 namespace update = tinyfleet::update;
 namespace da = tinyfleet::device_agent;
+using tinyfleet::device_agent::linux_port::TcpTransport;
 using tinyfleet::firmware::MqttOutbox;
 using tinyfleet::firmware::StaticMqttOutbox;
-using tinyfleet::firmware_test::TcpTransport;
 using tinyfleet::testing::require_env;
 using update::TopicKind;
 using namespace std::chrono_literals;

@@ -12,7 +12,7 @@
 #include <string>
 #include <thread>
 
-#include "tcp_transport.h"
+#include "tinyfleet/device_agent/linux/tcp_transport.h"
 #include "tinyfleet/firmware/mqtt_client.h"
 #include "tinyfleet/update/agent_reasons.h"
 #include "tinyfleet/update/chunk_framing.h"
@@ -85,7 +85,8 @@ int main(int argc, char** argv) {
     if (!update::device_topic(argv[5], argv[6], kinds[i], t, sizeof t).ok()) return 2;
     server.topics[i] = t;
   }
-  tinyfleet::firmware_test::TcpTransport tcp(argv[1], static_cast<uint16_t>(std::stoi(argv[2])));
+  tinyfleet::device_agent::linux_port::TcpTransport tcp(argv[1],
+                                                        static_cast<uint16_t>(std::stoi(argv[2])));
   static mqtt::StaticMqttClient<70000, 16384> client(tcp, server);
   server.client = &client;
   mqtt::ClientOptions options;

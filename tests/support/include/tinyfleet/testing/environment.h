@@ -10,13 +10,13 @@ namespace tinyfleet::testing {
 std::string require_env(const char* name);
 
 // Device accounts on the stack's broker (TINYFLEET_MQTT_TEST_DEVICES; stack.sh makes
-// 29). ctest runs tests at once and a device's client id is its user name on the
+// 33). ctest runs tests at once and a device's client id is its user name on the
 // devices' listener, so tests that may overlap use distinct accounts:
 //   0-1 BrokerAcl.ADevicePublishesOnItsOwnTopicsOnly   2-3 BrokerAcl.ADeviceSubscribes...
 //   4   BrokerAcl.AWrongPasswordIsRefused              5   BrokerLimits.AnOversizedPacket...
 //   6-7 BrokerLimits.ADeviceReusingAClientId...        8   MqttPresence
 //   9   MqttUpdate.AFineTuned...  10 MqttUpdate.ARateBound...  11 MqttUpdate.ABrokerRestart...
-//   12-14 FleetSim                15-16 PublisherBounds.AFlooding...
+//   12-14 FleetSim/paho           15-16 PublisherBounds.AFlooding...
 //   17  PublisherBounds.Payloads...                    18  HostileDevice
 //   19  Presence (fleetd_hostile_device_test)
 //   20-23 FleetdTelemetry (fleetd_telemetry_test: two a test)
@@ -26,6 +26,7 @@ std::string require_env(const char* name);
 //   27  (reserved: the reference firmware under QEMU)
 //   28  ListenerBrokerRestart (on a private broker with the stack's accounts)
 //   29  MqttPortBrokerKill (on a private broker with the stack's accounts)
+//   30-32 FleetSim/firmware (fleet-sim --sessions firmware)
 struct MqttAccount {
   std::string user;
   std::string password;
