@@ -161,6 +161,9 @@ struct Ingest {
   // Per second over the same span: PUBLISH packets the broker took in (the devices'
   // windows, nearly all), and windows fleetd's replicas received.
   double broker_publishes_per_s = 0, received_per_s = 0;
+  double broker_dropped = -1;  // publishes the broker dropped over the span ($SYS)
+  CpuSplit cpu;                // over the span
+  double seconds = 0;
 };
 
 double metric(const std::string& text, const std::string& series) {
@@ -516,12 +519,15 @@ Result rollout_run(int devices, bool deltas, int replicas, const std::string& se
       res.cpu.box, cores * res.seconds, 100 * res.cpu.box / (cores * res.seconds), res.cpu.fleetd,
       res.cpu.sims, res.cpu.broker, res.cpu.box - res.cpu.fleetd - res.cpu.sims - res.cpu.broker);
   if (measure_ingest) {
-    // Every device publishes a telemetry window each second.
+    // Every device publishes a telemetry window each second, of one inference (the
+    // simulators' inferences were most of their CPU at two a window).
     fleet.stop_sims();
-    fleet.start_sims(/*window_s=*/1, /*rate=*/2);
+    fleet.start_sims(/*window_s=*/1, /*rate=*/1);
     std::this_thread::sleep_for(std::chrono::seconds(5));  // warm up
     const int rows0 = fleet.count("SELECT count(*)::int FROM telemetry");
     const long long pub0 = broker_counter("$SYS/broker/publish/messages/received");
+    const long long drop0 = broker_counter("$SYS/broker/publish/messages/dropped");
+    const CpuSplit cpu0 = fleet.cpu_split();
     const char* received = R"(tinyfleet_telemetry_messages_total{outcome="received"})";
     const double got0 = fleet.metric_all(received);
     const double t = now_s();
@@ -533,6 +539,10 @@ Result rollout_run(int devices, bool deltas, int replicas, const std::string& se
     const int rows1 = fleet.count("SELECT count(*)::int FROM telemetry");
     const double span = now_s() - t;
     const long long pub1 = broker_counter("$SYS/broker/publish/messages/received");
+    const long long drop1 = broker_counter("$SYS/broker/publish/messages/dropped");
+    ingest->cpu = fleet.cpu_split() - cpu0;
+    ingest->seconds = span;
+    ingest->broker_dropped = drop0 < 0 || drop1 < 0 ? -1 : static_cast<double>(drop1 - drop0);
     ingest->broker_publishes_per_s = pub0 < 0 || pub1 < 0 ? -1 : (pub1 - pub0) / span;
     ingest->received_per_s = (fleet.metric_all(received) - got0) / span;
     ingest->rows_per_s = (rows1 - rows0) / span;
@@ -608,5 +618,12 @@ int main(int argc, char** argv) {
       ingest.offered, ingest.rows_per_s, ingest.offered, ingest.broker_publishes_per_s,
       ingest.received_per_s, ingest.lag_s, ingest.lag_messages, ingest.dropped,
       ingest.rate_limited);
+  const double cores = static_cast<double>(std::thread::hardware_concurrency());
+  std::printf(
+      "The broker dropped %.0f publishes over the span. Box CPU: %.1f of %.1f core-seconds busy: "
+      "fleetd %.1f s, simulators %.1f s, broker %.1f s, the rest (PostgreSQL, mostly) %.1f s\n",
+      ingest.broker_dropped, ingest.cpu.box, cores * ingest.seconds, ingest.cpu.fleetd,
+      ingest.cpu.sims, ingest.cpu.broker,
+      ingest.cpu.box - ingest.cpu.fleetd - ingest.cpu.sims - ingest.cpu.broker);
   return 0;
 }

@@ -190,7 +190,7 @@ password_file $TINYFLEET_MQTT_PASSWD_FILE
 acl_file $dir/acl
 persistence true
 persistence_location $dir/
-autosave_interval 1
+autosave_interval ${TINYFLEET_MQTT_AUTOSAVE_S:-1}
 autosave_on_changes false
 max_inflight_messages 100
 max_queued_messages 10000

@@ -284,7 +284,9 @@ int RolloutEngine::send_offers(const Driven& r, const std::vector<OfferTarget>& 
     out.push_back({r.fleet, x.pick->device, x.release, &x.offer.offer, std::move(x.offer.payload)});
     which.push_back(i);
   }
-  const std::vector<bool> ok = publisher_.offer_all(std::move(out));
+  // While the PUBACKs come (seconds for thousands), the reports of the devices already
+  // updating are applied, so the phase settles soon after its last offer is acknowledged.
+  const std::vector<bool> ok = publisher_.offer_all(std::move(out), [this] { apply_statuses(); });
   std::vector<std::pair<std::string, uint64_t>> acked;
   for (size_t k = 0; k < which.size(); ++k) {
     const auto& x = prepared[which[k]];

@@ -112,18 +112,34 @@ bool UpdatePublisher::offer(const std::string& fleet, const std::string& device,
   return true;
 }
 
-std::vector<bool> UpdatePublisher::offer_all(std::vector<Offer> offers) {
+std::vector<bool> UpdatePublisher::offer_all(std::vector<Offer> offers,
+                                             const std::function<void()>& meanwhile) {
+  using Clock = std::chrono::steady_clock;
   std::vector<bool> acked(offers.size(), false);
   std::vector<mqtt::delivery_token_ptr> tokens(offers.size());
+  auto last_meanwhile = Clock::now();
+  const auto maybe_meanwhile = [&] {
+    if (!meanwhile || Clock::now() - last_meanwhile < kMeanwhileEvery) return;
+    meanwhile();
+    last_meanwhile = Clock::now();
+  };
   // At most kOfferWindow unacknowledged at a time: Paho refuses publishes beyond its
   // buffer ("No more messages can be buffered", seen with 4,000 offers in one batch).
+  // Each PUBACK is waited for up to kAckTimeout, not counting the time `meanwhile` took.
   const auto wait = [&](size_t i) {
     if (!tokens[i]) return;
     try {
-      acked[i] = tokens[i]->wait_for(kAckTimeout);
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(kAckTimeout);
+      while (!acked[i] && left.count() > 0) {
+        const auto step = std::min(left, kMeanwhileEvery);
+        acked[i] = tokens[i]->wait_for(step);
+        left -= step;
+        if (!acked[i]) maybe_meanwhile();
+      }
     } catch (const mqtt::exception& e) {
       log::error("publisher.offer", {{"device", offers[i].device}, {"error", e.what()}});
     }
+    maybe_meanwhile();
     if (!acked[i]) {
       log::error("publisher.offer", {{"device", offers[i].device}, {"error", "no PUBACK in time"}});
     }

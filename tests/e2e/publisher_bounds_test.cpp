@@ -258,5 +258,41 @@ TEST(PublisherBounds, OffersWaitForRoomWhileChunkAnswersFillPahosQueue) {
   for (size_t i = 0; i < acked.size(); ++i) EXPECT_TRUE(acked[i]) << i;
 }
 
+// While the PUBACKs of a batch are awaited, offer_all runs the caller's `meanwhile` (the
+// rollout engine applies status reports there) on the caller's thread, every
+// kMeanwhileEvery, and the time it takes does not count against an offer's kAckTimeout.
+TEST(PublisherBounds, OfferAllRunsMeanwhileWhileItsPubacksAreAwaited) {
+  testing::PrivateBroker broker(/*persistence=*/false);
+  broker.start();
+  server::UpdatePublisher pub(broker.uri(), require_env("TINYFLEET_MQTT_SERVER_USER"),
+                              require_env("TINYFLEET_MQTT_SERVER_PASSWORD"),
+                              "pb-meanwhile-" + kFleet, 0, "");
+  ASSERT_TRUE(pub.start());
+  std::vector<std::string> offers(10, "signed-offer");
+  std::vector<server::UpdatePublisher::Offer> batch;
+  for (int i = 0; i < 10; ++i) {
+    batch.push_back({kFleet, "dev-m" + std::to_string(i), 3, &offers[i], "payload"});
+  }
+  // No PUBACK until SIGCONT, 6 s later: past kAckTimeout (5 s) of wall time, but most of
+  // it spent in `meanwhile`, so the offers are still waited for.
+  ASSERT_EQ(::kill(broker.pid(), SIGSTOP), 0);
+  std::thread resume([&] {
+    std::this_thread::sleep_for(6s);
+    ::kill(broker.pid(), SIGCONT);
+  });
+  int calls = 0;
+  bool elsewhere = false;
+  const auto caller = std::this_thread::get_id();
+  const std::vector<bool> acked = pub.offer_all(std::move(batch), [&] {
+    ++calls;
+    elsewhere |= std::this_thread::get_id() != caller;
+    std::this_thread::sleep_for(1s);
+  });
+  resume.join();
+  EXPECT_GE(calls, 3);
+  EXPECT_FALSE(elsewhere);
+  for (size_t i = 0; i < acked.size(); ++i) EXPECT_TRUE(acked[i]) << i;
+}
+
 }  // namespace
 }  // namespace tinyfleet

@@ -83,30 +83,27 @@ void MqttAgentPort::subscribe_inbound() {
   client_->subscribe(topic_[static_cast<size_t>(TopicKind::kChunk)], 1)->wait();
 }
 
+void MqttAgentPort::notify(const std::function<void()>& change) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    change();
+    cv_.notify_one();
+  }
+  if (wake_) wake_();
+}
+
 bool MqttAgentPort::connect(bool wait) {
   const int version = v311_ ? MQTTVERSION_3_1_1 : MQTTVERSION_5;
   client_ = std::make_unique<mqtt::async_client>(uri_, device_, mqtt::create_options(version));
   client_->set_message_callback([this](mqtt::const_message_ptr m) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      inbox_.push_back({m->get_topic(), m->get_payload_str()});
-      cv_.notify_one();
-    }
-    if (wake_) wake_();
+    notify([&] { inbox_.push_back({m->get_topic(), m->get_payload_str()}); });
   });
   // After any (re)connect: subscribe again (a broker that lost the session has no
   // subscriptions for us), say we are online, and let the agent ask again for the chunk
   // in flight.
   if (!on_subscribe_) on_subscribe_ = std::make_unique<RefusalFlag>(&refused_);
   if (!on_window_) {
-    on_window_ = std::make_unique<WindowDone>([this] {
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        window_done_ = true;
-        cv_.notify_one();
-      }
-      if (wake_) wake_();
-    });
+    on_window_ = std::make_unique<WindowDone>([this] { notify([this] { window_done_ = true; }); });
   }
   client_->set_connected_handler([this](const std::string&) {
     try {
@@ -122,12 +119,7 @@ bool MqttAgentPort::connect(bool wait) {
     // any new window, on the caller's thread (pump(), publish_telemetry()). Not here: this
     // runs under Paho's lock, which a publish on the caller's thread takes.
     ++epoch_;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      reconnected_ = true;
-      cv_.notify_one();
-    }
-    if (wake_) wake_();
+    notify([this] { reconnected_ = true; });
   });
   // The broker publishes "offline" (retained) when the session ends uncleanly.
   mqtt::will_options will(topic_[static_cast<size_t>(TopicKind::kPresence)],

@@ -7,16 +7,12 @@
 
 namespace tinyfleet::server::rollouts::repo {
 
-namespace {
-constexpr size_t kPerStatement = 500;
-}  // namespace
-
 std::set<std::string> record_offers(
     pqxx::work& w, int64_t id, const std::vector<std::pair<std::string, StoredOffer>>& offers) {
   using storage::text_array_literal;
   std::set<std::string> won;
-  for (size_t first = 0; first < offers.size(); first += kPerStatement) {
-    const size_t last = std::min(offers.size(), first + kPerStatement);
+  for (size_t first = 0; first < offers.size(); first += kRowsPerStatement) {
+    const size_t last = std::min(offers.size(), first + kRowsPerStatement);
     std::vector<std::string> devices, releases, bases, targets, payloads, blobs;
     for (size_t i = first; i < last; ++i) {
       const auto& [device, o] = offers[i];

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "rollouts/api_input.h"
+#include "rollouts/offer_batch.h"
 #include "tinyfleet/storage/array_literal.h"
 #include "tinyfleet/storage/error.h"
 
@@ -590,13 +591,11 @@ std::vector<Outstanding> outstanding(pqxx::work& w, bool unpublished_only,
 }
 
 int mark_published(pqxx::work& w, const std::vector<std::pair<std::string, uint64_t>>& acked) {
-  // 500 a statement (unnest of arrays): one UPDATE per device took seconds for a phase of
-  // thousands on a loaded box.
-  constexpr size_t kPerStatement = 500;
+  // kRowsPerStatement a statement (offer_batch.h).
   int marked = 0;
-  for (size_t first = 0; first < acked.size(); first += kPerStatement) {
+  for (size_t first = 0; first < acked.size(); first += kRowsPerStatement) {
     std::vector<std::string> devices, releases;
-    for (size_t i = first; i < std::min(acked.size(), first + kPerStatement); ++i) {
+    for (size_t i = first; i < std::min(acked.size(), first + kRowsPerStatement); ++i) {
       devices.push_back(acked[i].first);
       releases.push_back(std::to_string(acked[i].second));
     }

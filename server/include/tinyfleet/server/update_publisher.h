@@ -102,7 +102,13 @@ class UpdatePublisher {
     const std::string* signed_offer = nullptr;
     std::string payload;
   };
-  std::vector<bool> offer_all(std::vector<Offer> offers);
+  // `meanwhile`, if given, runs on this thread while the PUBACKs come, at most once each
+  // kMeanwhileEvery: a phase of 5,000 offers takes seconds to be acknowledged, and the
+  // rollout engine applies the status reports of the devices already updating meanwhile
+  // (its one thread would otherwise hold them until the last PUBACK).
+  static constexpr std::chrono::milliseconds kMeanwhileEvery{500};
+  std::vector<bool> offer_all(std::vector<Offer> offers,
+                              const std::function<void()>& meanwhile = {});
 
   // Counts the publisher's connections to the broker (1 after start(), +1 per reconnect):
   // a broker that restarted without its retained messages lost the offers, so whoever sees

@@ -87,6 +87,9 @@ class MqttAgentPort final : public Outbox {
   };
   bool publish(update::TopicKind kind, const uint8_t* data, size_t size, bool retained,
                int qos = 1);
+  // Runs `change` under mu_ (Paho's thread: a message, a window acknowledged, a
+  // reconnect), then wakes pump() and the process's loop (set_wakeup).
+  void notify(const std::function<void()>& change);
   void subscribe_inbound();
   // Drops the acknowledged windows at the front; sends the oldest window left if it is not
   // in flight on the current connection (or failed there a second ago). The two below it do
