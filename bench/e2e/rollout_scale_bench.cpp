@@ -402,12 +402,14 @@ class Fleet {
     c.box = box_busy_seconds();
     return c;
   }
-  // A metric summed over the replicas (max for a gauge of the oldest, `max` true).
+  // A metric summed over the replicas (max for a gauge of the oldest, `max` true); -1 when
+  // a replica's scrape failed (a sum without it would make a difference over a span wrong).
   double metric_all(const std::string& series, bool max = false) const {
     double total = 0;
     for (const auto& f : fleetd_) {
       const double v = metric(f->scrape_metrics(), series);
-      if (v >= 0) total = max ? std::max(total, v) : total + v;
+      if (v < 0) return -1;
+      total = max ? std::max(total, v) : total + v;
     }
     return total;
   }
@@ -528,6 +530,7 @@ Result rollout_run(int devices, bool deltas, int replicas, const std::string& se
     const long long pub0 = broker_counter("$SYS/broker/publish/messages/received");
     const long long drop0 = broker_counter("$SYS/broker/publish/messages/dropped");
     const CpuSplit cpu0 = fleet.cpu_split();
+    const double cpu_t0 = now_s();
     const char* received = R"(tinyfleet_telemetry_messages_total{outcome="received"})";
     const double got0 = fleet.metric_all(received);
     const double t = now_s();
@@ -541,10 +544,11 @@ Result rollout_run(int devices, bool deltas, int replicas, const std::string& se
     const long long pub1 = broker_counter("$SYS/broker/publish/messages/received");
     const long long drop1 = broker_counter("$SYS/broker/publish/messages/dropped");
     ingest->cpu = fleet.cpu_split() - cpu0;
-    ingest->seconds = span;
+    ingest->seconds = now_s() - cpu_t0;  // the CPU's span (the broker was read in between)
     ingest->broker_dropped = drop0 < 0 || drop1 < 0 ? -1 : static_cast<double>(drop1 - drop0);
     ingest->broker_publishes_per_s = pub0 < 0 || pub1 < 0 ? -1 : (pub1 - pub0) / span;
-    ingest->received_per_s = (fleet.metric_all(received) - got0) / span;
+    const double got1 = fleet.metric_all(received);
+    ingest->received_per_s = got0 < 0 || got1 < 0 ? -1 : (got1 - got0) / span;
     ingest->rows_per_s = (rows1 - rows0) / span;
     ingest->offered = devices;
     ingest->lag_s = lag_max;

@@ -5,7 +5,9 @@
 #include <MQTTAsync.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <exception>
 #include <thread>
 
 #include "mqtt_options.h"
@@ -114,32 +116,45 @@ bool UpdatePublisher::offer(const std::string& fleet, const std::string& device,
 
 std::vector<bool> UpdatePublisher::offer_all(std::vector<Offer> offers,
                                              const std::function<void()>& meanwhile) {
-  using Clock = std::chrono::steady_clock;
+  if (!meanwhile) return pipeline(std::move(offers));
+  // The pipeline on a thread of its own, so `meanwhile` (on this one) never holds it up.
+  std::vector<bool> acked;
+  std::exception_ptr failed;
+  std::atomic<bool> done{false};
+  std::thread publishing([&] {
+    try {
+      acked = pipeline(std::move(offers));
+    } catch (...) {
+      failed = std::current_exception();
+    }
+    done = true;
+  });
+  auto next = std::chrono::steady_clock::now() + kMeanwhileEvery;
+  while (!done) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    if (!done && std::chrono::steady_clock::now() >= next) {
+      meanwhile();
+      next = std::chrono::steady_clock::now() + kMeanwhileEvery;
+    }
+  }
+  publishing.join();
+  if (failed) std::rethrow_exception(failed);
+  return acked;
+}
+
+std::vector<bool> UpdatePublisher::pipeline(std::vector<Offer> offers) {
   std::vector<bool> acked(offers.size(), false);
   std::vector<mqtt::delivery_token_ptr> tokens(offers.size());
-  auto last_meanwhile = Clock::now();
-  const auto maybe_meanwhile = [&] {
-    if (!meanwhile || Clock::now() - last_meanwhile < kMeanwhileEvery) return;
-    meanwhile();
-    last_meanwhile = Clock::now();
-  };
   // At most kOfferWindow unacknowledged at a time: Paho refuses publishes beyond its
   // buffer ("No more messages can be buffered", seen with 4,000 offers in one batch).
-  // Each PUBACK is waited for up to kAckTimeout, not counting the time `meanwhile` took.
   const auto wait = [&](size_t i) {
     if (!tokens[i]) return;
     try {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(kAckTimeout);
-      while (!acked[i] && left.count() > 0) {
-        const auto step = std::min(left, kMeanwhileEvery);
-        acked[i] = tokens[i]->wait_for(step);
-        left -= step;
-        if (!acked[i]) maybe_meanwhile();
-      }
+      acked[i] = tokens[i]->wait_for(kAckTimeout);
     } catch (const mqtt::exception& e) {
       log::error("publisher.offer", {{"device", offers[i].device}, {"error", e.what()}});
     }
-    maybe_meanwhile();
+    if (acked[i]) ++offers_acked_;
     if (!acked[i]) {
       log::error("publisher.offer", {{"device", offers[i].device}, {"error", "no PUBACK in time"}});
     }

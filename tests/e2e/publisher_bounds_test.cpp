@@ -260,7 +260,8 @@ TEST(PublisherBounds, OffersWaitForRoomWhileChunkAnswersFillPahosQueue) {
 
 // While the PUBACKs of a batch are awaited, offer_all runs the caller's `meanwhile` (the
 // rollout engine applies status reports there) on the caller's thread, every
-// kMeanwhileEvery, and the time it takes does not count against an offer's kAckTimeout.
+// kMeanwhileEvery, and the offers go on meanwhile: the first call waits until every offer
+// was acknowledged, which never happens if the pipeline waits for it.
 TEST(PublisherBounds, OfferAllRunsMeanwhileWhileItsPubacksAreAwaited) {
   testing::PrivateBroker broker(/*persistence=*/false);
   broker.start();
@@ -268,29 +269,36 @@ TEST(PublisherBounds, OfferAllRunsMeanwhileWhileItsPubacksAreAwaited) {
                               require_env("TINYFLEET_MQTT_SERVER_PASSWORD"),
                               "pb-meanwhile-" + kFleet, 0, "");
   ASSERT_TRUE(pub.start());
-  std::vector<std::string> offers(10, "signed-offer");
+  constexpr size_t kOffers = 100;  // more than one window (kOfferWindow)
+  std::vector<std::string> offers(kOffers, "signed-offer");
   std::vector<server::UpdatePublisher::Offer> batch;
-  for (int i = 0; i < 10; ++i) {
+  for (size_t i = 0; i < kOffers; ++i) {
     batch.push_back({kFleet, "dev-m" + std::to_string(i), 3, &offers[i], "payload"});
   }
-  // No PUBACK until SIGCONT, 6 s later: past kAckTimeout (5 s) of wall time, but most of
-  // it spent in `meanwhile`, so the offers are still waited for.
+  // No PUBACK until SIGCONT, 2 s later: the first `meanwhile` comes before it.
   ASSERT_EQ(::kill(broker.pid(), SIGSTOP), 0);
   std::thread resume([&] {
-    std::this_thread::sleep_for(6s);
+    std::this_thread::sleep_for(2s);
     ::kill(broker.pid(), SIGCONT);
   });
   int calls = 0;
   bool elsewhere = false;
+  uint64_t acked_before = 0, acked_during = 0;
   const auto caller = std::this_thread::get_id();
   const std::vector<bool> acked = pub.offer_all(std::move(batch), [&] {
-    ++calls;
     elsewhere |= std::this_thread::get_id() != caller;
-    std::this_thread::sleep_for(1s);
+    if (++calls > 1) return;
+    acked_before = pub.offers_acked();
+    for (int i = 0; i < 1000 && pub.offers_acked() < kOffers; ++i) {
+      std::this_thread::sleep_for(10ms);
+    }
+    acked_during = pub.offers_acked();
   });
   resume.join();
-  EXPECT_GE(calls, 3);
+  EXPECT_GE(calls, 1);
   EXPECT_FALSE(elsewhere);
+  EXPECT_EQ(acked_before, 0u);  // the broker was stopped
+  EXPECT_EQ(acked_during, kOffers);
   for (size_t i = 0; i < acked.size(); ++i) EXPECT_TRUE(acked[i]) << i;
 }
 

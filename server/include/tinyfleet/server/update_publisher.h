@@ -102,10 +102,11 @@ class UpdatePublisher {
     const std::string* signed_offer = nullptr;
     std::string payload;
   };
-  // `meanwhile`, if given, runs on this thread while the PUBACKs come, at most once each
-  // kMeanwhileEvery: a phase of 5,000 offers takes seconds to be acknowledged, and the
-  // rollout engine applies the status reports of the devices already updating meanwhile
-  // (its one thread would otherwise hold them until the last PUBACK).
+  // With `meanwhile`, the offers go out on a thread of their own and `meanwhile` runs on
+  // this one every kMeanwhileEvery until the last PUBACK came: a phase of 5,000 offers
+  // takes seconds to be acknowledged, and the rollout engine applies the status reports
+  // of the devices already updating meanwhile (its one thread would otherwise hold them
+  // until the last PUBACK; run between the windows instead, it stalled the pipeline).
   static constexpr std::chrono::milliseconds kMeanwhileEvery{500};
   std::vector<bool> offer_all(std::vector<Offer> offers,
                               const std::function<void()>& meanwhile = {});
@@ -120,6 +121,7 @@ class UpdatePublisher {
   uint64_t chunks_served() const { return chunks_; }
   uint64_t chunk_answers_dropped() const { return chunks_dropped_; }
   uint64_t offers_waited() const { return offers_waited_; }  // 5 ms waits for Paho's queue
+  uint64_t offers_acked() const { return offers_acked_; }    // by offer_all's PUBACKs
   uint64_t bytes_served() const { return bytes_; }
   uint64_t requests_deferred() const { return deferred_; }  // by either bound
   uint64_t requests_deferred_device() const { return deferred_device_; }
@@ -139,6 +141,8 @@ class UpdatePublisher {
     std::list<std::string>::iterator use;  // in lru_
   };
   void on_request(const std::string& topic, const std::string& payload);
+  // offer_all's offers, kOfferWindow unacknowledged at a time; acked[i] as offer()'s.
+  std::vector<bool> pipeline(std::vector<Offer> offers);
   std::shared_ptr<mqtt::delivery_token> publish_waiting_for_room(const std::string& device,
                                                                  const char* topic,
                                                                  const std::string& offer);
@@ -170,7 +174,8 @@ class UpdatePublisher {
   std::atomic<uint64_t> connections_{0};
   bool subscribe_requests_ = true;
   std::atomic<uint64_t> chunks_{0}, bytes_{0}, deferred_{0}, deferred_device_{0}, evicted_{0},
-      loaded_{0}, lookups_{0}, lookups_refused_{0}, chunks_dropped_{0}, offers_waited_{0};
+      loaded_{0}, lookups_{0}, lookups_refused_{0}, chunks_dropped_{0}, offers_waited_{0},
+      offers_acked_{0};
   std::unique_ptr<TokenBucket> bucket_;  // guarded by mu_
 };
 
