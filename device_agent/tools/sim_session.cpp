@@ -101,9 +101,12 @@ class FirmwareSession final : public SimSession {
     options_.backoff_initial_ms = 500;
     options_.backoff_max_ms = 5000;
   }
-  // A clean stop says "offline" and waits for the broker's acknowledgement (MqttOutbox).
-  ~FirmwareSession() override {
-    if (connected()) outbox_.disconnect();
+  void stop(bool clean) override {
+    if (clean && connected()) {
+      outbox_.disconnect();  // "offline", acknowledged (MqttOutbox)
+    } else {
+      transport_.close();  // the broker publishes the will
+    }
   }
   FirmwareSession(const FirmwareSession&) = delete;
   FirmwareSession& operator=(const FirmwareSession&) = delete;

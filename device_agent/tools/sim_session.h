@@ -57,6 +57,10 @@ class SimSession {
   // Hands what arrived to the agent and runs its timers; > 0 when something arrived.
   virtual int pump() = 0;
   virtual bool connected() = 0;
+  // Ends the session before it is destroyed: `clean`, it says "offline" and waits for the
+  // broker's acknowledgement (up to 2 s); otherwise it drops the link and the broker
+  // publishes its will ("offline" too). Paho's sessions always end cleanly.
+  virtual void stop(bool clean) { (void)clean; }
 };
 
 // `woken` is the device's flag: set (then the Waker woken) when pump() has work.
