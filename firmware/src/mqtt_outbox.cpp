@@ -116,7 +116,15 @@ void MqttOutbox::on_message(const mqtt::Message& m) {
   }
   if (agent_ && is_topic(m.topic, m.topic_size, TopicKind::kOffer)) {
     ++counters_.offers;
-    agent_->on_offer(m.payload, m.payload_size);  // empty: fleetd withdrew the offer
+    // The agent checks an offer (a FlatBuffer) where it lies, which needs it aligned; in
+    // the receive buffer it starts wherever the topic ended (UBSan: a misaligned read in
+    // the verifier). So it goes through the offer buffer, like a streamed one.
+    if (m.payload_size > 0 && m.payload_size <= offer_capacity_) {
+      std::memcpy(offer_, m.payload, m.payload_size);
+      agent_->on_offer(offer_, m.payload_size);
+    } else {
+      agent_->on_offer(m.payload, m.payload_size);  // empty: fleetd withdrew the offer
+    }
     return;
   }
   update::Chunk chunk;

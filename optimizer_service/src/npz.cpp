@@ -65,6 +65,9 @@ std::vector<float> nhwc_sample(const NpyArray& x, int64_t i) {
   const auto& s = x.shape;
   if (s.empty() || s[0] <= 0 || i < 0 || i >= s[0]) return {};
   const int64_t per = x.size() / s[0];
+  // No values (a dimension of 0): nothing to lay out, however large the other dimensions
+  // (the loops below would walk them all: npz_fuzzer's (1, 8888888, 8888881, 0)).
+  if (per <= 0) return {};
   std::vector<float> out(static_cast<size_t>(per));
   if (s.size() == 3) {  // [N, C, L] (1-D signals) is NHWC [N, 1, L, C]
     const int64_t C = s[1], L = s[2];

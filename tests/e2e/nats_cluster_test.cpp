@@ -1,7 +1,9 @@
-// fleetd on a 3-node nats-server cluster (issue 21, point 2): fleetd (broker.kind nats)
-// publishes offers and chunks through node 0's MQTT listener and takes chunk requests and
-// telemetry through a NATS queue group; 30 fleet-sim devices speak MQTT 3.1.1, ten on each
-// node, each given the other nodes to fall back on. Mid-rollout node 0 is SIGKILLed: its
+// Three fleetd replicas on a 3-node nats-server cluster (issue 21, point 2): each fleetd
+// (broker.kind nats) publishes offers and chunks through node 0's MQTT listener and takes
+// chunk requests and telemetry through one NATS queue group, so any replica answers any
+// device; one leads the rollout engine. kDevices fleet-sim devices speak MQTT 3.1.1, a
+// third on each node, each given the other nodes to fall back on. Mid-rollout node 0 is
+// SIGKILLed: its
 // devices reconnect to another node (clean sessions; the retained offers are in JetStream,
 // replicated on all three), fleetd's MQTT sessions go to the next node of mqtt.fallback
 // and its NATS connection to another server, and the rollout completes with every device
@@ -15,8 +17,10 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <thread>
+#include <vector>
 
 #include "fleetd_process.h"
 #include "tinyfleet/storage/database.h"
@@ -33,7 +37,7 @@ using Cluster = tinyfleet::testing::NatsCluster;
 
 namespace fs = std::filesystem;
 
-constexpr int kDevices = 30;
+constexpr int kDevices = 200, kReplicas = 3;
 constexpr const char* kClass = "cortex-m4-256k";
 // The node killed mid-rollout: the one fleetd's MQTT sessions are on (node 0; the others
 // are its mqtt.fallback) and, at first, its NATS connection.
@@ -55,24 +59,25 @@ class NatsCluster : public ::testing::Test {
     ASSERT_TRUE(update::init_keys((dir_ / "keys").string(), now_unix(), 30));
     ASSERT_TRUE(pg_.start()) << "the private PostgreSQL did not start";
     ASSERT_TRUE(cluster_.start()) << cluster_.log(0).substr(0, 5000);
-    fleetd_ = std::make_unique<FleetdProcess>(
-        pg_.uri(), admin_,
-        std::map<std::string, std::string>{
-            {"broker.kind", "nats"},
-            {"nats.servers", cluster_.nats_servers()},
-            {"mqtt.host", "127.0.0.1"},
-            {"mqtt.port", std::to_string(cluster_.mqtt_port(0))},
-            {"mqtt.fallback", "127.0.0.1:" + std::to_string(cluster_.mqtt_port(1)) +
-                                  ",127.0.0.1:" + std::to_string(cluster_.mqtt_port(2))},
-            {"mqtt.passwd_file", (dir_ / "passwd").string()},
-            {"mqtt.pid", "0"},  // not the stack's Mosquitto (TINYFLEET_MQTT_PID)
-            {"mqtt.user", "fleetd"},
-            {"mqtt.password", kServerPassword},
-            {"mqtt.share_group", "nats" + std::to_string(getpid())},
-            {"keys.dir", (dir_ / "keys").string()},
-            {"keys.root_public_key_file", (dir_ / "keys" / "root.pub").string()},
-            {"rollouts.tick_ms", "200"}});
-    ASSERT_NO_FATAL_FAILURE(fleetd_->start());
+    const std::map<std::string, std::string> settings{
+        {"broker.kind", "nats"},
+        {"nats.servers", cluster_.nats_servers()},
+        {"mqtt.host", "127.0.0.1"},
+        {"mqtt.port", std::to_string(cluster_.mqtt_port(0))},
+        {"mqtt.fallback", "127.0.0.1:" + std::to_string(cluster_.mqtt_port(1)) +
+                              ",127.0.0.1:" + std::to_string(cluster_.mqtt_port(2))},
+        {"mqtt.passwd_file", (dir_ / "passwd").string()},
+        {"mqtt.pid", "0"},  // not the stack's Mosquitto (TINYFLEET_MQTT_PID)
+        {"mqtt.user", "fleetd"},
+        {"mqtt.password", kServerPassword},
+        {"mqtt.share_group", "nats" + std::to_string(getpid())},
+        {"keys.dir", (dir_ / "keys").string()},
+        {"keys.root_public_key_file", (dir_ / "keys" / "root.pub").string()},
+        {"rollouts.tick_ms", "200"}};
+    for (int i = 0; i < kReplicas; ++i) {
+      fleetd_.push_back(std::make_unique<FleetdProcess>(pg_.uri(), admin_, settings));
+      ASSERT_NO_FATAL_FAILURE(fleetd_.back()->start());
+    }
   }
   void TearDown() override {
     for (pid_t& sim : sims_) {
@@ -82,8 +87,8 @@ class NatsCluster : public ::testing::Test {
         sim = -1;
       }
     }
-    if (HasFailure() && fleetd_) dump();  // not when SetUp failed before fleetd started
-    fleetd_.reset();
+    if (HasFailure() && !fleetd_.empty()) dump();  // not when SetUp failed before fleetd started
+    fleetd_.clear();
     if (HasFailure()) {
       for (int i = 0; i < 3; ++i) {
         for (const char* f : {"sim", "report"}) {
@@ -121,21 +126,23 @@ class NatsCluster : public ::testing::Test {
     } catch (const std::exception& e) {
       std::printf("db: %s\n", e.what());
     }
-    std::istringstream metrics(fleetd_->scrape_metrics());
-    for (std::string line; std::getline(metrics, line);) {
-      if (line[0] != '#' &&
-          (line.find("nats") != std::string::npos || line.find("status") != std::string::npos ||
-           line.find("telemetry") != std::string::npos)) {
-        std::printf("metric: %s\n", line.c_str());
+    for (size_t k = 0; k < fleetd_.size(); ++k) {
+      std::istringstream metrics(fleetd_[k]->scrape_metrics());
+      for (std::string line; std::getline(metrics, line);) {
+        if (line[0] != '#' &&
+            (line.find("nats") != std::string::npos || line.find("status") != std::string::npos ||
+             line.find("telemetry") != std::string::npos)) {
+          std::printf("replica %zu metric: %s\n", k, line.c_str());
+        }
       }
+      const std::string log = fleetd_[k]->log();
+      std::printf("replica %zu log (end):\n%s\n", k,
+                  log.substr(log.size() > 20000 ? log.size() - 20000 : 0).c_str());
     }
-    const std::string log = fleetd_->log();
-    std::printf("fleetd log (end):\n%s\n",
-                log.substr(log.size() > 30000 ? log.size() - 30000 : 0).c_str());
   }
 
   CommandResult fleetctl(const std::string& args) {
-    return run_fleetctl(fleetd_->port(), admin_, args, elapsed());
+    return run_fleetctl(fleetd_[0]->port(), admin_, args, elapsed());
   }
 
   // fleet-sim for the devices of `node`: that node first, the other two to fall back on.
@@ -190,7 +197,21 @@ class NatsCluster : public ::testing::Test {
   fs::path dir_;
   PrivatePostgres pg_;
   Cluster cluster_{"fleetd", kServerPassword};
-  std::unique_ptr<FleetdProcess> fleetd_;
+  std::vector<std::unique_ptr<FleetdProcess>> fleetd_;
+  // The replicas' logs, one after the other.
+  std::string logs() const {
+    std::string all;
+    for (const auto& f : fleetd_) all += f->log();
+    return all;
+  }
+  // A counter of one replica's /metrics (-1 if absent).
+  double metric(size_t replica, const std::string& series) const {
+    std::istringstream metrics(fleetd_[replica]->scrape_metrics());
+    for (std::string line; std::getline(metrics, line);) {
+      if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
+    }
+    return -1;
+  }
   pid_t sims_[Cluster::kNodes] = {-1, -1, -1};
 };
 
@@ -206,7 +227,7 @@ TEST_F(NatsCluster, ARolloutCompletesWhenOneBrokerNodeDies) {
                (dir_ / "creds").string());
   ASSERT_EQ(r.exit, 0) << r.out;
   // The cluster's device accounts: what provisioning returned (fleetd writes Mosquitto's
-  // password file, not NATS users; docs/scale.md), ten devices per node.
+  // password file, not NATS users; docs/scale.md), a third of the devices per node.
   std::vector<std::pair<std::string, std::string>> accounts;
   {
     std::ifstream in(dir_ / "creds");
@@ -227,16 +248,16 @@ TEST_F(NatsCluster, ARolloutCompletesWhenOneBrokerNodeDies) {
   ASSERT_EQ(r.exit, 0) << r.out;
   for (int node = 0; node < Cluster::kNodes; ++node) start_sim(node);
 
-  // 5 devices a second in two phases, so the node dies with the rollout under way.
+  // 20 devices a second in two phases, so the node dies with the rollout under way.
   r = fleetctl(
       "rollouts create nats --model digits --version 1 --tags nats --phases 30:1,100:1 "
-      "--rate 300 --gates 'failure_rate <= 0.05'");
+      "--rate 1200 --gates 'failure_rate <= 0.05'");
   ASSERT_EQ(r.exit, 0) << r.out;
   const std::string offered = "SELECT count(*) FROM rollout_devices WHERE release_seq IS NOT NULL";
   for (int i = 0; i < 1800 && count(offered) < kDevices / 2; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
-  ASSERT_GE(count(offered), kDevices / 2) << fleetd_->log().substr(0, 20000);
+  ASSERT_GE(count(offered), kDevices / 2) << logs().substr(0, 20000);
   const int updated_before = count("SELECT count(*) FROM rollout_devices WHERE state = 'updated'");
   const int offered_before = count(offered);
   std::printf("[%5.1fs] kill -9 broker node %d (%d of %d devices offered, %d updated)\n", elapsed(),
@@ -263,7 +284,7 @@ TEST_F(NatsCluster, ARolloutCompletesWhenOneBrokerNodeDies) {
   }
   ASSERT_EQ(state, "completed");
   r = fleetctl("rollouts watch nats");
-  ASSERT_EQ(r.exit, 0) << r.out << fleetd_->log().substr(0, 20000);
+  ASSERT_EQ(r.exit, 0) << r.out << logs().substr(0, 20000);
   std::printf("[%5.1fs] completed\n", elapsed());
 
   // Every device on the target, the killed node's too.
@@ -277,7 +298,15 @@ TEST_F(NatsCluster, ARolloutCompletesWhenOneBrokerNodeDies) {
   }
   // Telemetry reached fleetd through the queue group.
   EXPECT_GT(count("SELECT count(*) FROM telemetry"), 0);
-  const std::string log = fleetd_->log();
+  const std::string log = logs();
+  // Any replica answers any chunk request (the queue group): more than one answered some.
+  int answering = 0;
+  for (size_t k = 0; k < fleetd_.size(); ++k) {
+    const double sent = metric(k, R"(tinyfleet_mqtt_messages_out_total{kind="chunk"})");
+    std::printf("replica %zu sent %.0f chunks\n", k, sent);
+    answering += sent > 0 ? 1 : 0;
+  }
+  EXPECT_GE(answering, 2);
   // Offers went out after the kill, so through a fallback node; the publisher says so.
   EXPECT_LT(offered_before, kDevices);
   EXPECT_NE(log.find("publisher.reconnected"), std::string::npos);

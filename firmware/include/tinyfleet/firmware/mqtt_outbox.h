@@ -33,9 +33,11 @@ class MqttOutbox : public device_agent::Outbox, public mqtt::Handler, public mqt
  public:
   // tx/rx: the client's buffers (rx bounds the chunk answers: requests are cut to fit it).
   // offer_buffer: where an offer over rx is streamed, at least update::kMaxOfferBytes to
-  // take any. It is busy only while such an offer arrives, and on_offer copies the offer
-  // out at once, so a buffer the agent uses only at other times serves (the reference
-  // firmware lends the delta workspace, which the agent touches only while patching).
+  // take any, aligned to 8 (the agent checks the offer where it lies); an offer that fits
+  // rx is copied there too before the agent sees it (in rx it starts at any byte). It is busy only
+  // while such an offer arrives, and on_offer copies the offer out at once, so a buffer the agent
+  // uses only at other times serves (the reference firmware lends the delta workspace, which the
+  // agent touches only while patching).
   MqttOutbox(mqtt::Transport& transport, uint8_t* tx, size_t tx_capacity, uint8_t* rx,
              size_t rx_capacity, uint8_t* offer_buffer, size_t offer_capacity);
 
