@@ -14,8 +14,8 @@
 //   deploy/local/run-bench.sh bench_rollout_scale --deltas --replicas 3 10000
 //   deploy/local/run-bench.sh bench_rollout_scale --sessions paho 1000   # Paho devices
 // The simulated devices run the firmware's MQTT client (fleet-sim --sessions firmware):
-// 1,000 Paho sessions per process kept a core busy doing nothing, so on a 2-core box the
-// simulators, not fleetd, set the pace. The bench prints where the box's CPU went.
+// ten processes of 1,000 Paho sessions took a core of two with their devices idle, so the
+// simulators, not fleetd, set the pace on a 2-core box. The bench prints where the box's CPU went.
 // With --replicas N, N fleetd processes share the database and the broker (one share
 // group); one leads the engine. Per phase of the v2 rollout it prints the engine's own
 // admission rate (print_phases says how it is counted).

@@ -21,7 +21,7 @@
 // --mqtt-v311 speaks MQTT 3.1.1 instead of 5 (a nats-server MQTT listener needs it).
 // --sessions firmware runs each device on the firmware's MQTT 3.1.1 client over a plain
 // socket instead of Paho (sim_session.h): a quiet device then costs no CPU, which load
-// runs need (1,000 Paho sessions in a process keep a core busy doing nothing).
+// runs need (ten processes of 1,000 Paho sessions took a core of two with their devices idle).
 //
 // devices.txt holds "id password" per line (what provisioning returned); the first N
 // are simulated. An ssl:// (or mqtts://) broker needs --ca, the CA its certificate must
