@@ -133,6 +133,10 @@ TEST(Npy, ASampleOfAnArrayWithAZeroDimensionIsEmpty) {
   EXPECT_TRUE(nhwc_sample(a, 0).empty());
   a.shape = {1, 8888888, 0};
   EXPECT_TRUE(nhwc_sample(a, 0).empty());
+  // The other dimensions' product is past int64 (UBSan: signed overflow, before).
+  a.shape = {2, 8888888, 88889, 8, 88888888, 8888, 8, 0};
+  EXPECT_EQ(a.size(), 0);
+  EXPECT_TRUE(nhwc_sample(a, 1).empty());
 }
 
 TEST(Npy, AScalarIsRefused) {
