@@ -349,6 +349,32 @@ class Fleet {
     auto r = db_.db().transact([&](pqxx::work& w) { return w.exec1(sql)[0].as<double>(0); });
     return r ? *r : -1;
   }
+  // pg_stat_statements, when the stack loaded it (TINYFLEET_PG_STATEMENTS=1): clears its
+  // counts; false when it is not there.
+  bool statements_reset() {
+    auto r = db_.db().transact([&](pqxx::work& w) {
+      w.exec("CREATE EXTENSION IF NOT EXISTS pg_stat_statements");
+      w.exec("SELECT pg_stat_statements_reset()");
+      return true;
+    });
+    return r && *r;
+  }
+  // The statements that took most of PostgreSQL's time since statements_reset().
+  void print_statements(size_t n) {
+    auto rows = db_.db().transact([&](pqxx::work& w) {
+      return w.exec_params(
+          "SELECT total_exec_time / 1000, calls, rows, left(regexp_replace(query, '\\s+', ' ', "
+          "'g'), 90) FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT $1",
+          static_cast<int>(n));
+    });
+    if (!rows) return;
+    std::printf("  PostgreSQL's statements over the span, by time: %9s %8s %9s  %s\n", "seconds",
+                "calls", "rows", "statement");
+    for (const auto& r : *rows) {
+      std::printf("  %57.2f %8lld %9lld  %s\n", r[0].as<double>(), r[1].as<long long>(),
+                  r[2].as<long long>(), r[3].c_str());
+    }
+  }
   long long payload_bytes(const std::string& rollout) {
     auto r = db_.db().transact([&](pqxx::work& w) {
       return w
@@ -526,6 +552,7 @@ Result rollout_run(int devices, bool deltas, int replicas, const std::string& se
     fleet.stop_sims();
     fleet.start_sims(/*window_s=*/1, /*rate=*/1);
     std::this_thread::sleep_for(std::chrono::seconds(5));  // warm up
+    const bool statements = fleet.statements_reset();
     const int rows0 = fleet.count("SELECT count(*)::int FROM telemetry");
     const long long pub0 = broker_counter("$SYS/broker/publish/messages/received");
     const long long drop0 = broker_counter("$SYS/broker/publish/messages/dropped");
@@ -540,6 +567,7 @@ Result rollout_run(int devices, bool deltas, int replicas, const std::string& se
       lag_max = std::max(lag_max, fleet.metric_all("tinyfleet_telemetry_ingest_lag_seconds", true));
     }
     const int rows1 = fleet.count("SELECT count(*)::int FROM telemetry");
+    if (statements) fleet.print_statements(8);
     const double span = now_s() - t;
     const long long pub1 = broker_counter("$SYS/broker/publish/messages/received");
     const long long drop1 = broker_counter("$SYS/broker/publish/messages/dropped");

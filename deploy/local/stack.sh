@@ -85,6 +85,10 @@ synchronous_commit = off
 max_locks_per_transaction = 256
 timezone = 'UTC'
 CONF
+  # Where PostgreSQL's time goes, per statement, for the benches (docs/local-stack.md).
+  if [ "${TINYFLEET_PG_STATEMENTS:-0}" = 1 ]; then
+    echo "shared_preload_libraries = 'pg_stat_statements'" >>"$STACK_DIR/pg/data/postgresql.conf"
+  fi
   _pg_run "$PG_BIN/pg_ctl" -D "$STACK_DIR/pg/data" -l "$STACK_DIR/pg/server.log" -w -t 60 start >/dev/null ||
     { cat "$STACK_DIR/pg/server.log"; return 1; }
   _pg_run "$PG_BIN/createdb" -h 127.0.0.1 -p "$port" -U tinyfleet tinyfleet

@@ -1,5 +1,6 @@
 #include "tinyfleet/server/device_presence.h"
 
+#include <algorithm>
 #include <vector>
 
 #include "tinyfleet/server/device_rejects.h"
@@ -12,11 +13,19 @@ namespace tinyfleet::server {
 namespace {
 constexpr size_t kMaxPending = 1 << 20;  // far above any fleet; a flood cannot grow it more
 
+std::chrono::seconds touch_every_for(std::chrono::seconds offline_after) {
+  if (offline_after.count() <= 0) return std::chrono::seconds(30);
+  return std::clamp(offline_after / 10, std::chrono::seconds(1), std::chrono::seconds(30));
+}
+
 }  // namespace
 
 DevicePresence::DevicePresence(storage::Database& db, std::chrono::seconds offline_after,
                                DeviceRejects* rejects)
-    : db_(db), offline_after_(offline_after), rejects_(rejects) {}
+    : db_(db),
+      offline_after_(offline_after),
+      touch_every_(touch_every_for(offline_after)),
+      rejects_(rejects) {}
 
 DevicePresence::~DevicePresence() { stop(); }
 
@@ -61,10 +70,14 @@ void DevicePresence::on_presence(const std::string& fleet, const std::string& de
 
 void DevicePresence::heard(const std::string& device) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (pending_.size() >= kMaxPending && !pending_.count(device)) return;
-  auto it = pending_.find(device);
-  if (it == pending_.end()) pending_.emplace(device, Event::kHeard);
-  // A pending online/offline event stays: it is the device's own word on its state.
+  if (pending_.count(device)) return;  // an online/offline event stays: the device's own word
+  if (auto t = touched_.find(device);
+      t != touched_.end() && std::chrono::steady_clock::now() - t->second < touch_every_) {
+    ++touches_skipped_;
+    return;
+  }
+  if (pending_.size() >= kMaxPending) return;
+  pending_.emplace(device, Event::kHeard);
 }
 
 int DevicePresence::apply() {
@@ -103,17 +116,23 @@ int DevicePresence::apply() {
                 "UPDATE devices SET status = 'offline' WHERE " +
                     in_order("status IN ('online', 'updating', 'no_model') AND (last_seen IS "
                              "NULL OR last_seen < now() - make_interval(secs => $1))"),
-                static_cast<double>(offline_after_.count()))
+                // A device heard since its last write may be touch_every_ behind.
+                static_cast<double>((offline_after_ + touch_every_).count()))
                .affected_rows();
     }
     return n;
   });
+  std::lock_guard<std::mutex> lock(mu_);
   if (!changed) {
     log::warn("presence.apply_failed", {{"error", changed.error().message}});
-    std::lock_guard<std::mutex> lock(mu_);  // keep the events for the next round
-    for (auto& [device, e] : batch) pending_.emplace(device, e);
+    for (auto& [device, e] : batch) pending_.emplace(device, e);  // kept for the next round
     return 0;
   }
+  const auto now = std::chrono::steady_clock::now();
+  if (touched_.size() + alive.size() > kMaxPending) touched_.clear();
+  for (const auto& device : alive) touched_[device] = now;
+  // Heard again after offline: written at once (back online).
+  for (const auto& device : gone) touched_.erase(device);
   return *changed;
 }
 
