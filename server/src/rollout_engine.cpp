@@ -1,5 +1,6 @@
 #include "tinyfleet/server/rollout_engine.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 
@@ -245,12 +246,36 @@ void RolloutEngine::mark_published(const std::vector<std::pair<std::string, uint
 }
 
 void RolloutEngine::apply_statuses() {
-  std::map<std::pair<std::string, std::string>, Pending> batch;
+  using Batch = std::map<std::pair<std::string, std::string>, Pending>;
+  Batch batch;
   {
     std::lock_guard<std::mutex> lock(mu_);
     batch.swap(pending_);
   }
   if (batch.empty()) return;
+  // The plain reports (nearly all) go in three statements for the batch; a device with a
+  // refusal or a rollback goes alone (repo::apply_status), in transactions of at most
+  // kEventDevicesPerCommit devices, so a storm of them (devices rolling back together)
+  // does not hold every device of the batch locked until the last is done (presence
+  // waited 25 s behind 2,000 of them: docs/scale.md).
+  constexpr size_t kEventDevicesPerCommit = 100;
+  std::vector<Batch::value_type*> plain, events;
+  for (auto& entry : batch) {
+    const Pending& p = entry.second;
+    (p.events.empty() && rollouts::repo::plain(*p.latest) ? plain : events).push_back(&entry);
+  }
+  apply_status_group(plain, true);
+  for (size_t at = 0; at < events.size(); at += kEventDevicesPerCommit) {
+    const auto end = events.begin() +
+                     static_cast<ptrdiff_t>(std::min(events.size(), at + kEventDevicesPerCommit));
+    apply_status_group({events.begin() + static_cast<ptrdiff_t>(at), end}, false);
+  }
+}
+
+void RolloutEngine::apply_status_group(
+    const std::vector<std::pair<const std::pair<std::string, std::string>, Pending>*>& group,
+    bool plain) {
+  if (group.empty()) return;
   // A report carries the device's whole state, so of a device's reports only the last
   // matters, besides refusals and rollbacks before it.
   const auto apply = [](pqxx::work& w, const std::pair<std::string, std::string>& key,
@@ -267,40 +292,39 @@ void RolloutEngine::apply_statuses() {
     pending_.emplace(std::move(key), std::move(p));
   };
   // The devices' rows locked first, in (fleet, id) order as presence locks them, so the
-  // two wait for each other instead of deadlocking; then the plain reports (nearly all)
-  // in three statements for the batch, the others one device at a time.
+  // two wait for each other instead of deadlocking.
   auto done = db_.transact([&](pqxx::work& w) {
     std::vector<std::string> ids;
-    std::vector<rollouts::repo::PlainStatus> plain;
-    int changed = 0;
-    for (const auto& [key, p] : batch) ids.push_back(key.second);
+    for (const auto* e : group) ids.push_back(e->first.second);
     rollouts::repo::lock_devices(w, ids);
-    for (const auto& [key, p] : batch) {
-      if (p.events.empty() && rollouts::repo::plain(*p.latest)) {
-        plain.push_back({key.first, key.second, p.latest.get()});
-      } else {
-        changed += apply(w, key, p);
+    if (plain) {
+      std::vector<rollouts::repo::PlainStatus> reports;
+      for (const auto* e : group) {
+        reports.push_back({e->first.first, e->first.second, e->second.latest.get()});
       }
+      return rollouts::repo::apply_plain_statuses(w, reports);
     }
-    return changed + rollouts::repo::apply_plain_statuses(w, plain);
+    int changed = 0;
+    for (const auto* e : group) changed += apply(w, e->first, e->second);
+    return changed;
   });
   if (done) return;
   log::error("rollouts.status", {{"error", done.error().message}});
   if (done.error().code == storage::ErrorCode::kUnavailable) {
-    for (auto& [key, p] : batch) keep(key, std::move(p));
+    for (auto* e : group) keep(e->first, std::move(e->second));
     return;
   }
   // Whatever the database refused must not hold the other devices' reports: each device
   // alone, and a device whose reports are refused loses them (counted).
-  for (auto& [key, p] : batch) {
-    auto one = db_.transact([&](pqxx::work& w) { return apply(w, key, p); });
+  for (auto* e : group) {
+    auto one = db_.transact([&](pqxx::work& w) { return apply(w, e->first, e->second); });
     if (one) continue;
     if (one.error().code == storage::ErrorCode::kUnavailable) {
-      keep(key, std::move(p));
+      keep(e->first, std::move(e->second));
     } else {
       ++statuses_rejected_;
       if (rejects_) {
-        rejects_->reject(DeviceRejects::kStatus, key.first, key.second,
+        rejects_->reject(DeviceRejects::kStatus, e->first.first, e->first.second,
                          "the database refused the report: " + one.error().message);
       }
     }

@@ -123,6 +123,11 @@ class RolloutEngine {
   // Takes offers the broker acknowledged (device, release) out of the outbox.
   void mark_published(const std::vector<std::pair<std::string, uint64_t>>& acked);
   void apply_statuses();
+  // Applies one group of the batch in one transaction (plain: apply_plain_statuses; else
+  // one device at a time); what the database refused is retried a device at a time.
+  void apply_status_group(
+      const std::vector<std::pair<const std::pair<std::string, std::string>, Pending>*>& group,
+      bool plain);
   void tick();
   // A leader write: `body` runs in one transaction after the lease row was checked to
   // still carry this replica's epoch (repo::hold_lease); a refused one is logged and counted
