@@ -413,9 +413,9 @@ int main(int argc, char** argv) {
     d.agent->on_reconnect();
   };
   // Pumps a device's session (a firmware session connects only while pumped).
-  auto pump = [&](Device& d) {
+  auto pump = [&](Device& d, bool readable) {
     try {
-      return d.port->pump();
+      return d.port->pump(readable);
     } catch (const WatchdogReset&) {
       reset(d);
       return 1;
@@ -426,7 +426,7 @@ int main(int argc, char** argv) {
        !g_stop && std::chrono::steady_clock::now() < until;) {
     connected = 0;
     for (auto& d : devices) {
-      if (o.firmware_sessions) pump(*d);
+      if (o.firmware_sessions) pump(*d, d->woken.exchange(false));
       connected += d->port->connected() ? 1 : 0;
     }
     if (connected == static_cast<int>(devices.size())) break;
@@ -448,10 +448,11 @@ int main(int argc, char** argv) {
     const Samples& data = drift ? drifted : clean;
     bool busy = false;
     for (auto& d : devices) {
-      bool due = d->woken.exchange(false) || now >= d->next_pump_us;
+      const bool woken = d->woken.exchange(false);
+      bool due = woken || now >= d->next_pump_us;
       if (due) {
         d->next_pump_us = now + kPumpEveryUs;
-        busy |= pump(*d) > 0;  // a self-test runs in here
+        busy |= pump(*d, woken) > 0;  // a self-test runs in here
       }
       try {
         if (now >= d->next_inference_us) {

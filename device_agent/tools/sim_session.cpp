@@ -72,7 +72,7 @@ class PahoSession final : public SimSession {
   device_agent::Outbox& outbox() override { return port_; }
   void attach(device_agent::UpdateAgent* agent) override { port_.attach(agent); }
   void start() override { port_.connect(/*wait=*/false); }
-  int pump() override { return port_.pump(0); }
+  int pump(bool) override { return port_.pump(0); }
   bool connected() override { return port_.connected(); }
 
  private:
@@ -93,6 +93,7 @@ class FirmwareSession final : public SimSession {
         offer_(update::kMaxOfferBytes),
         outbox_(transport_, offer_.data(), offer_.size()) {
     transport_.set_nonblocking_connect(true);
+    transport_.set_read_when_marked(true);
     transport_.set_on_open([&waker, &woken](int fd) { waker.watch(fd, &woken); });
     options_.connect.client_id = device_.c_str();
     options_.connect.username = device_.c_str();
@@ -103,7 +104,8 @@ class FirmwareSession final : public SimSession {
   }
   void stop(bool clean) override {
     if (clean && connected()) {
-      outbox_.disconnect();  // "offline", acknowledged (MqttOutbox)
+      transport_.set_read_when_marked(false);  // disconnect() polls for the PUBACK itself
+      outbox_.disconnect();                    // "offline", acknowledged (MqttOutbox)
     } else {
       transport_.close();  // the broker publishes the will
     }
@@ -116,7 +118,8 @@ class FirmwareSession final : public SimSession {
   device_agent::Outbox& outbox() override { return outbox_; }
   void attach(device_agent::UpdateAgent* agent) override { outbox_.attach(agent); }
   void start() override { outbox_.start(options_); }
-  int pump() override {
+  int pump(bool readable) override {
+    if (readable) transport_.mark_readable();
     const uint32_t before = outbox_.client().counters().received;
     outbox_.poll();
     return static_cast<int>(outbox_.client().counters().received - before);

@@ -55,7 +55,9 @@ class SimSession {
   virtual void attach(device_agent::UpdateAgent* agent) = 0;
   virtual void start() = 0;  // connects in the background
   // Hands what arrived to the agent and runs its timers; > 0 when something arrived.
-  virtual int pump() = 0;
+  // `readable`: the device's flag was set since the last pump (a firmware session reads
+  // its socket only then, until it finds it empty: no recv() on a timer's pump).
+  virtual int pump(bool readable) = 0;
   virtual bool connected() = 0;
   // Ends the session before it is destroyed: `clean`, it says "offline" and waits for the
   // broker's acknowledgement (up to 2 s); otherwise it drops the link and the broker

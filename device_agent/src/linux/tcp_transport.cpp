@@ -20,6 +20,7 @@ TcpTransport::~TcpTransport() { close(); }
 bool TcpTransport::open() {
   close();
   ++opens_;
+  readable_ = true;
   fd_ = ::socket(AF_INET, SOCK_STREAM | (nonblocking_connect_ ? SOCK_NONBLOCK : 0), 0);
   if (fd_ < 0) return false;
   sockaddr_in addr{};
@@ -58,9 +59,14 @@ int TcpTransport::write(const uint8_t* data, size_t size) {
 int TcpTransport::read(uint8_t* out, size_t capacity) {
   if (fd_ < 0) return -1;
   if (capacity == 0) return 0;
+  if (read_when_marked_ && !readable_) return 0;
   const ssize_t n = ::recv(fd_, out, capacity, 0);
   if (n == 0) return -1;  // the broker closed the connection
-  if (n < 0) return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
+  if (n < 0) {
+    if (errno != EAGAIN && errno != EWOULDBLOCK) return -1;
+    readable_ = false;  // until the poller sees bytes again
+    return 0;
+  }
   return static_cast<int>(n);
 }
 
