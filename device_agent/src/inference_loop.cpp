@@ -69,8 +69,10 @@ int InferenceLoop::infer(const float* sample, size_t len, int label) {
 
 void InferenceLoop::poll() {
   const uint64_t now = clock_.monotonic_ms();
-  if (now - window_start_ms_ >= config_.window_ms) {
-    window_start_ms_ = now;
+  const uint64_t elapsed = now - window_start_ms_;
+  if (elapsed >= config_.window_ms) {
+    window_start_ms_ =
+        elapsed < 2ull * config_.window_ms ? window_start_ms_ + config_.window_ms : now;
     uint64_t energy_end_uj = 0;
     const bool energy_end_ok = meter_ && meter_->read_uj(&energy_end_uj);
     if (stats_.inferences() > 0 || stats_.failures() > 0) {

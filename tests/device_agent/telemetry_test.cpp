@@ -323,6 +323,38 @@ TEST_F(TelemetryTest, WindowsCarryAccuracyDriftEnergyAndWaitWhileOffline) {
               d["input_drift"].get<double>(), d["probe_accuracy"].get<double>());
 }
 
+// One-second windows polled up to 40 ms late close on their cadence: ten in ten seconds
+// (closing each at the late poll and starting the next then, the loop sent five). After
+// a stall of several windows, one window closes and the cadence starts again from then.
+TEST_F(TelemetryTest, WindowsKeepTheirCadenceWhenPolledLate) {
+  ASSERT_TRUE(agent_->provision_empty());
+  EXPECT_FALSE(agent_->boot());
+  ASSERT_EQ(update(v1_, "", 1, 250000), UpdateState::kCommitted) << agent_->record().reason;
+  device_agent::InferenceConfig ic;
+  ic.window_ms = 1000;
+  const uint64_t t0 = clock_.ms;
+  device_agent::InferenceLoop loop(ic, *agent_, clock_, mail_);
+  const Data clean = load("digits_val");
+  for (uint64_t k = 1; k <= 10; ++k) {
+    loop.infer(clean.x[k].data(), clean.x[k].size(), -1);
+    clock_.ms = t0 + k * 1000 + (k % 2 == 1 ? 40 : 0);
+    loop.poll();
+  }
+  EXPECT_EQ(mail_.telemetry.size(), 10u);
+  // A stall of 5.5 windows: one window, and the next a window after the late poll.
+  loop.infer(clean.x[0].data(), clean.x[0].size(), -1);
+  clock_.ms += 5500;
+  loop.poll();
+  EXPECT_EQ(mail_.telemetry.size(), 11u);
+  loop.infer(clean.x[1].data(), clean.x[1].size(), -1);
+  clock_.ms += 999;
+  loop.poll();
+  EXPECT_EQ(mail_.telemetry.size(), 11u);
+  clock_.ms += 1;
+  loop.poll();
+  EXPECT_EQ(mail_.telemetry.size(), 12u);
+}
+
 TEST_F(TelemetryTest, AnEnergyMeterFileIsCountedPerWindow) {
   ASSERT_TRUE(agent_->provision_empty());
   ASSERT_EQ(update(v1_, "", 1, 250000), UpdateState::kCommitted) << agent_->record().reason;
