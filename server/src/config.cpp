@@ -221,7 +221,8 @@ const std::map<std::string, Setting>& settings() {
                        "update payloads kept in memory, bytes (least recently used go first)")},
       {"devices.offline_after_seconds",
        number(&C::devices_offline_after_seconds, 0, 7 * 86400,
-              "a device not heard for this long is marked offline; 0: only by its presence")},
+              "a device not heard for this long is marked offline; 0: only by its presence; "
+              "a tenth of it (1-30 s) is how far last_seen may lag")},
       {"telemetry.retention_days",
        number(&C::telemetry_retention_days, 0, 36500,
               "telemetry day partitions older than this are dropped (hourly); 0: kept for ever")},
