@@ -153,6 +153,7 @@ bool MqttAgentPort::connect(bool wait) {
                     .finalize());
   }
   const auto opts = builder.finalize();
+  started_ = true;
   try {
     if (!wait) {
       // The connected handler subscribes once the session is up.
@@ -174,6 +175,26 @@ std::string MqttAgentPort::tls_error() const {
 
 bool MqttAgentPort::connected() const { return client_ && client_->is_connected(); }
 
+void MqttAgentPort::reconnect_if_stalled() {
+  if (!started_) return;
+  const auto now = std::chrono::steady_clock::now();
+  if (connected()) {
+    down_since_ = {};
+    return;
+  }
+  if (down_since_ == std::chrono::steady_clock::time_point{}) {
+    down_since_ = now;
+    return;
+  }
+  if (now - down_since_ < kStalled) return;
+  down_since_ = now;
+  try {
+    client_->reconnect();  // now, when Paho is still retrying
+  } catch (const mqtt::exception&) {
+    connect(/*wait=*/false);  // Paho gave up: a new connect
+  }
+}
+
 void MqttAgentPort::resubscribe_if_refused() {
   const auto now = std::chrono::steady_clock::now();
   if (!refused_ || now < next_subscribe_ || !connected()) return;
@@ -188,6 +209,7 @@ void MqttAgentPort::resubscribe_if_refused() {
 }
 
 int MqttAgentPort::pump(int wait_ms) {
+  reconnect_if_stalled();
   resubscribe_if_refused();
   flush_windows();
   int delivered = 0;

@@ -114,6 +114,13 @@ class MqttAgentPort final : public Outbox {
   // A subscription the broker refused (a nats-server cluster refuses them while it elects
   // new JetStream leaders after a node died): pump() subscribes again, once a second.
   void resubscribe_if_refused();
+  // Paho's automatic reconnect can stop after a refused CONNECT (seen on a NATS cluster
+  // whose node died: one attempt refused, none after). A session down for kStalled is
+  // reconnected from here, at most once per kStalled.
+  void reconnect_if_stalled();
+  static constexpr std::chrono::seconds kStalled{15};
+  bool started_ = false;
+  std::chrono::steady_clock::time_point down_since_{};
   std::atomic<bool> refused_{false};
   std::chrono::steady_clock::time_point next_subscribe_{};
   std::unique_ptr<mqtt::iaction_listener> on_subscribe_;
