@@ -1,5 +1,10 @@
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <pqxx/pqxx>
+#include <string>
+#include <thread>
+
 #include "tinyfleet/storage/telemetry.h"
 #include "tinyfleet/testing/scratch_database.h"
 
@@ -138,4 +143,45 @@ TEST(Telemetry, RetentionDropsTheDayPartitionsBeforeADay) {
             (std::vector<std::string>{"telemetry_20261125", "telemetry_20261126"}));
   ASSERT_EQ(std::get<3>(*r).size(), 2u);
   EXPECT_EQ(std::get<3>(*r)[0].ts_unix_ms, kDay1 + 3 * kDay + 5000);
+}
+
+// Two replicas making the same day's partition at once: the one that waited on the other
+// finds the table made while it waited and stores its rows (migration 0015; before it,
+// "relation telemetry_... already exists" lost the second replica's batch).
+TEST(Telemetry, AConcurrentCreatorOfTheSameDayPartitionSucceeds) {
+  ScratchDatabase scratch;
+  const char* ensure = "SELECT tinyfleet_ensure_telemetry_partition('2031-05-04'::date)";
+  pqxx::connection first(scratch.uri()), second(scratch.uri()), watcher(scratch.uri());
+  pqxx::work creating(first);
+  creating.exec(ensure);  // made, not committed: holds the day's advisory lock
+  std::string second_error = "did not run";
+  std::thread waiting([&] {
+    try {
+      pqxx::work w(second);
+      w.exec(ensure);
+      w.exec(
+          "INSERT INTO telemetry (device_id, ts, artifact_sha256, inferences, "
+          "latency_p50_us, latency_p95_us, energy_uj, output_psi, input_drift) VALUES "
+          "('dev-9', '2031-05-04 12:00:00+00', 'a', 1, 1, 1, 1, 0, 0)");
+      w.commit();
+      second_error.clear();
+    } catch (const std::exception& e) {
+      second_error = e.what();
+    }
+  });
+  // Until the second session waits on the lock, then the first commits.
+  bool blocked = false;
+  for (int i = 0; i < 200 && !blocked; ++i) {
+    pqxx::nontransaction n(watcher);
+    blocked =
+        n.exec1("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")[0]
+            .as<int>() > 0;
+    if (!blocked) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  creating.commit();
+  waiting.join();
+  EXPECT_TRUE(blocked) << "the second session never waited on the first";
+  EXPECT_EQ(second_error, "");
+  pqxx::nontransaction n(watcher);
+  EXPECT_EQ(n.exec1("SELECT count(*) FROM telemetry_20310504")[0].as<int>(), 1);
 }
