@@ -13,12 +13,17 @@
 //   deploy/local/run-bench.sh bench_rollout_scale --deltas 10000   # deltas only
 //   deploy/local/run-bench.sh bench_rollout_scale --deltas --replicas 3 10000
 //   deploy/local/run-bench.sh bench_rollout_scale --sessions paho 1000   # Paho devices
+//   deploy/local/run-bench.sh bench_rollout_scale --sims-nice 0 1000     # at fleetd's priority
 // The simulated devices run the firmware's MQTT client (fleet-sim --sessions firmware):
 // ten processes of 1,000 Paho sessions took a core of two with their devices idle, so the
 // simulators, not fleetd, set the pace on a 2-core box. The bench prints where the box's CPU went.
 // With --replicas N, N fleetd processes share the database and the broker (one share
 // group); one leads the engine. Per phase of the v2 rollout it prints the engine's own
 // admission rate (print_phases says how it is counted).
+// --sims-nice N runs the simulators at nice N (default 0), so they take the CPU the broker,
+// fleetd and PostgreSQL leave rather than an equal share (devices do not share the
+// server's CPUs): at 10 the offers went out 2-3 times faster, but the devices' own work
+// waited and time to 100% grew by half (docs/scale.md, the fifth round).
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -176,8 +181,8 @@ double metric(const std::string& text, const std::string& series) {
 
 class Fleet {
  public:
-  Fleet(int devices, bool deltas, int replicas, std::string sessions)
-      : n_(devices), sessions_(std::move(sessions)) {
+  Fleet(int devices, bool deltas, int replicas, std::string sessions, int sims_nice)
+      : n_(devices), sessions_(std::move(sessions)), sims_nice_(sims_nice) {
     dir_ = fs::temp_directory_path() / ("tf-bench-" + std::to_string(getpid()) + "-" +
                                         std::to_string(devices) + (deltas ? "d" : "f"));
     fs::remove_all(dir_);
@@ -208,6 +213,7 @@ class Fleet {
     }
     fleetd_.clear();
     std::error_code ec;
+    if (keep) fs::create_directories(keep, ec);
     if (keep) fs::rename(dir_, fs::path(keep) / dir_.filename(), ec);
     if (!keep || ec) fs::remove_all(dir_);
   }
@@ -281,7 +287,7 @@ class Fleet {
                                                  (dir_ / ("state-" + std::to_string(k))).string(),
                                                  "--sessions",
                                                  sessions_},
-                                                log.string());
+                                                log.string(), sims_nice_);
       if (pid < 0) throw std::runtime_error("fork failed for fleet-sim");
       sims_.push_back({pid, log});
     }
@@ -368,8 +374,8 @@ class Fleet {
           static_cast<int>(n));
     });
     if (!rows) return;
-    std::printf("  PostgreSQL's statements over the span, by time: %9s %8s %9s  %s\n", "seconds",
-                "calls", "rows", "statement");
+    std::printf("  PostgreSQL's statements since the last reset, by time: %9s %8s %9s  %s\n",
+                "seconds", "calls", "rows", "statement");
     for (const auto& r : *rows) {
       std::printf("  %57.2f %8lld %9lld  %s\n", r[0].as<double>(), r[1].as<long long>(),
                   r[2].as<long long>(), r[3].c_str());
@@ -444,6 +450,7 @@ class Fleet {
  private:
   int n_;
   std::string sessions_;  // fleet-sim --sessions
+  int sims_nice_ = 0;     // the simulators' nice value (--sims-nice)
   fs::path dir_;
   const std::string admin_ = "tf_bench_admin_secret_0123456789";
   ScratchDatabase db_;
@@ -493,14 +500,21 @@ double print_phases(Fleet& fleet, const std::string& name) {
   return spent > 0 ? devices / spent : -1;
 }
 
-Result rollout_run(int devices, bool deltas, int replicas, const std::string& sessions,
-                   bool measure_ingest, Ingest* ingest) {
+// How the simulated devices run: fleet-sim's --sessions and their nice value.
+struct Sims {
+  std::string sessions = "firmware";
+  int nice = 0;
+};
+
+Result rollout_run(int devices, bool deltas, int replicas, const Sims& sims, bool measure_ingest,
+                   Ingest* ingest) {
   Result res;
   res.devices = devices;
   res.mode = deltas ? "delta" : "full artifact";
-  std::printf("-- %d devices, %s, %d fleetd\n", devices, res.mode.c_str(), replicas);
+  std::printf("-- %d devices, %s, %d fleetd, simulators at nice %d\n", devices, res.mode.c_str(),
+              replicas, sims.nice);
   std::fflush(stdout);
-  Fleet fleet(devices, deltas, replicas, sessions);
+  Fleet fleet(devices, deltas, replicas, sims.sessions, sims.nice);
   fleet.prepare(deltas ? "d-" : "f-");
   fleet.start_sims(/*window_s=*/30, /*rate=*/0.2);
   // Every device gets version 1 first (its first model: a whole artifact either way).
@@ -512,6 +526,7 @@ Result rollout_run(int devices, bool deltas, int replicas, const std::string& se
   const long long b0 = broker_bytes();
   const std::vector<double> c0 = fleet.cpu();
   const CpuSplit split0 = fleet.cpu_split();
+  const bool statements = fleet.statements_reset();  // and printed after v2
   const double t0 = now_s();
   const std::string state = fleet.roll_out("v2", 2, 1800);
   res.seconds = now_s() - t0;
@@ -536,6 +551,7 @@ Result rollout_run(int devices, bool deltas, int replicas, const std::string& se
   std::printf("  v2: %s in %.1f s, %d updated, %.0f offered/s over the rollout\n", state.c_str(),
               res.seconds, res.updated, res.admitted_per_s);
   res.engine_admitted_per_s = print_phases(fleet, "v2");
+  if (statements) fleet.print_statements(8);
   fleet.print_publishers();
   std::string each;
   for (double c : res.fleetd_cpu_each) each += " " + std::to_string(c).substr(0, 5) + "s";
@@ -553,13 +569,13 @@ Result rollout_run(int devices, bool deltas, int replicas, const std::string& se
     // has that device roll back when it starts again (a reset during probation), and
     // those reports (about 2 % of the devices) were applied one device at a time for
     // 25 s into the telemetry span, holding the devices' rows (docs/scale.md).
-    const double p0 = now_s();
+    const double v2_done = now_s();
     fleet.wait_probation_over(300);
-    std::printf("  v2's probation over on every device %.1f s later\n", now_s() - p0);
+    std::printf("  v2's probation over on every device %.1f s later\n", now_s() - v2_done);
     fleet.stop_sims();
     fleet.start_sims(/*window_s=*/1, /*rate=*/1);
     std::this_thread::sleep_for(std::chrono::seconds(5));  // warm up
-    const bool statements = fleet.statements_reset();
+    const bool span_statements = fleet.statements_reset();
     const int rows0 = fleet.count("SELECT count(*)::int FROM telemetry");
     const long long pub0 = broker_counter("$SYS/broker/publish/messages/received");
     const long long drop0 = broker_counter("$SYS/broker/publish/messages/dropped");
@@ -574,7 +590,7 @@ Result rollout_run(int devices, bool deltas, int replicas, const std::string& se
       lag_max = std::max(lag_max, fleet.metric_all("tinyfleet_telemetry_ingest_lag_seconds", true));
     }
     const int rows1 = fleet.count("SELECT count(*)::int FROM telemetry");
-    if (statements) fleet.print_statements(8);
+    if (span_statements) fleet.print_statements(8);
     const double span = now_s() - t;
     const long long pub1 = broker_counter("$SYS/broker/publish/messages/received");
     const long long drop1 = broker_counter("$SYS/broker/publish/messages/dropped");
@@ -603,14 +619,16 @@ int main(int argc, char** argv) {
   std::vector<int> sizes;
   bool deltas_only = false;
   int replicas = 1;
-  std::string sessions = "firmware";
+  Sims sims;
   for (int i = 1; i < argc; ++i) {
     if (std::string(argv[i]) == "--deltas") {
       deltas_only = true;
     } else if (std::string(argv[i]) == "--replicas" && i + 1 < argc) {
       replicas = std::max(1, std::atoi(argv[++i]));
     } else if (std::string(argv[i]) == "--sessions" && i + 1 < argc) {
-      sessions = argv[++i];
+      sims.sessions = argv[++i];
+    } else if (std::string(argv[i]) == "--sims-nice" && i + 1 < argc) {
+      sims.nice = std::clamp(std::atoi(argv[++i]), 0, 19);
     } else {
       sizes.push_back(std::atoi(argv[i]));
     }
@@ -622,7 +640,7 @@ int main(int argc, char** argv) {
     for (bool deltas : {false, true}) {
       if (deltas_only && !deltas) continue;
       try {
-        results.push_back(rollout_run(sizes[s], deltas, replicas, sessions,
+        results.push_back(rollout_run(sizes[s], deltas, replicas, sims,
                                       deltas && s + 1 == sizes.size(), &ingest));
       } catch (const std::exception& e) {
         std::fprintf(stderr, "bench_rollout_scale: %s\n", e.what());

@@ -183,6 +183,11 @@ const std::map<std::string, Setting>& settings() {
        number(&C::keys_warn_days, 0, 3650, "warn this many days before the targets key expires")},
       {"mqtt.user", text(&C::mqtt_user, "fleetd's own broker account")},
       {"mqtt.password", text(&C::mqtt_password, "password of mqtt.user")},
+      {"mqtt.offer_sessions",
+       number(&C::mqtt_offer_sessions, 0, 16,
+              "more MQTT sessions a phase's offers go out over, in turn (Mosquitto reads one "
+              "packet per connection per turn of its loop); 0: the publisher's one session; "
+              "not used with broker.kind nats")},
       {"mqtt.share_group",
        text(&C::mqtt_share_group,
             "shared-subscription group; one per deployment on a broker; empty: plain "

@@ -379,6 +379,9 @@ storage::Expected<std::unique_ptr<FleetServer>> FleetServer::start(const ServerC
     parts->publisher->set_limits({static_cast<double>(config.update_device_bytes_per_second),
                                   static_cast<size_t>(config.update_payload_cache_bytes)});
     if (nats) parts->publisher->set_requests_from_caller();
+    // On NATS each MQTT session costs JetStream work, and the cluster's listener does not
+    // read one packet per connection per turn as Mosquitto does.
+    parts->publisher->set_offer_sessions(nats ? 0 : config.mqtt_offer_sessions);
     if (!parts->publisher->start()) {
       return Error{ErrorCode::kUnavailable, "cannot connect the update publisher to " + broker};
     }

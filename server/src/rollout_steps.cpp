@@ -117,6 +117,7 @@ void RolloutEngine::step_running(const Driven& r) {
     log::info(
         "rollout.phase_baking",
         {{"rollout", r.name}, {"phase", r.phase}, {"updated", p.updated}, {"failed", p.failed}});
+    wake();  // the next step (a bake of 0 s looks at once) in the next tick, not a tick later
     return;
   }
   if (clock.baking_for < clock.bake_seconds) {
@@ -168,6 +169,7 @@ void RolloutEngine::step_running(const Driven& r) {
   if (!won || !*won) return lost(r, "phase passed");
   log::info(last ? "rollout.completed" : "rollout.phase_passed",
             {{"rollout", r.name}, {"phase", r.phase}});
+  if (!last) wake();  // the next phase's devices are admitted at once
 }
 
 int RolloutEngine::admit(const Driven& r, int n) {

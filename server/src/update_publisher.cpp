@@ -74,10 +74,43 @@ bool UpdatePublisher::start() {
     log::error("publisher.connect", {{"error", e.what()}});
     return false;
   }
+  return start_lanes();
+}
+
+bool UpdatePublisher::start_lanes() {
+  lane_connections_ = std::make_unique<std::atomic<uint64_t>[]>(offer_sessions_);
+  const auto opts = fleetd_connect_options("publisher", user_, password_, ca_file_);
+  for (int k = 0; k < offer_sessions_; ++k) {
+    mqtt::create_options create(fleetd_mqtt_version());
+    create.set_max_buffered_messages(kMaxQueuedPublishes);
+    create.set_send_while_disconnected(false);
+    auto lane = std::make_unique<mqtt::async_client>(
+        uri_, client_id_ + "-o" + std::to_string(k + 1), create);
+    lane_connections_[k] = 0;
+    lane->set_connected_handler([this, k](const std::string&) {
+      if (++lane_connections_[k] > 1) {
+        const uint64_t n = ++connections_;
+        log::info("publisher.reconnected", {{"connections", n}, {"offer_session", k + 1}});
+      }
+    });
+    try {
+      lane->connect(opts)->wait();
+    } catch (const mqtt::exception& e) {
+      log::error("publisher.connect", {{"offer_session", k + 1}, {"error", e.what()}});
+      return false;
+    }
+    lanes_.push_back(std::move(lane));
+  }
   return true;
 }
 
 void UpdatePublisher::stop() {
+  for (auto& lane : lanes_) {
+    try {
+      if (lane->is_connected()) lane->disconnect()->wait_for(std::chrono::seconds(2));
+    } catch (const mqtt::exception&) {
+    }
+  }
   if (client_ && client_->is_connected()) {
     try {
       client_->disconnect()->wait_for(std::chrono::seconds(2));
@@ -159,8 +192,10 @@ std::vector<bool> UpdatePublisher::pipeline(std::vector<Offer> offers) {
       log::error("publisher.offer", {{"device", offers[i].device}, {"error", "no PUBACK in time"}});
     }
   };
+  // kOfferWindow in flight per session (each is read one packet per broker loop turn).
+  const size_t window = kOfferWindow * std::max<size_t>(1, lanes_.size());
   for (size_t i = 0; i < offers.size(); ++i) {
-    if (i >= kOfferWindow) wait(i - kOfferWindow);
+    if (i >= window) wait(i - window);
     auto& o = offers[i];
     char topic[update::kMaxTopicBytes];
     if (const auto s = update::device_topic(o.fleet.c_str(), o.device.c_str(),
@@ -174,17 +209,17 @@ std::vector<bool> UpdatePublisher::pipeline(std::vector<Offer> offers) {
       keep(o.fleet + "/" + o.device, o.release,
            std::make_shared<const std::string>(std::move(o.payload)));
     }
-    tokens[i] = publish_waiting_for_room(o.device, topic, *o.signed_offer);
+    tokens[i] = publish_waiting_for_room(lane(i), o.device, topic, *o.signed_offer);
   }
   // The PUBACKs (see offer()) of the last window.
-  for (size_t i = offers.size() > kOfferWindow ? offers.size() - kOfferWindow : 0;
-       i < offers.size(); ++i) {
+  for (size_t i = offers.size() > window ? offers.size() - window : 0; i < offers.size(); ++i) {
     wait(i);
   }
   return acked;
 }
 
-mqtt::delivery_token_ptr UpdatePublisher::publish_waiting_for_room(const std::string& device,
+mqtt::delivery_token_ptr UpdatePublisher::publish_waiting_for_room(mqtt::async_client& client,
+                                                                   const std::string& device,
                                                                    const char* topic,
                                                                    const std::string& offer) {
   // Paho's queue is shared with the chunk answers (Paho's thread): when it is full, the
@@ -192,7 +227,7 @@ mqtt::delivery_token_ptr UpdatePublisher::publish_waiting_for_room(const std::st
   const auto give_up = std::chrono::steady_clock::now() + kAckTimeout;
   for (;;) {
     try {
-      return client_->publish(topic, offer, 1, true);
+      return client.publish(topic, offer, 1, true);
     } catch (const mqtt::exception& e) {
       if (e.get_return_code() != MQTTASYNC_MAX_BUFFERED_MESSAGES ||
           std::chrono::steady_clock::now() >= give_up) {

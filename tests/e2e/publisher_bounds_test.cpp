@@ -12,6 +12,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <map>
+#include <mutex>
 #include <sstream>
 #include <thread>
 
@@ -300,6 +302,65 @@ TEST(PublisherBounds, OfferAllRunsMeanwhileWhileItsPubacksAreAwaited) {
   EXPECT_EQ(acked_before, 0u);  // the broker was stopped
   EXPECT_EQ(acked_during, kOffers);
   for (size_t i = 0; i < acked.size(); ++i) EXPECT_TRUE(acked[i]) << i;
+}
+
+// A phase's offers go out over the offer sessions (set_offer_sessions), each its own MQTT
+// session, and every offer arrives retained on its device's topic; a reconnect of one of
+// them counts in connections() (the engine re-publishes what is outstanding on it).
+TEST(PublisherBounds, OffersGoOutOverTheOfferSessionsAndTheirReconnectsCount) {
+  testing::PrivateBroker broker(/*persistence=*/false);
+  broker.start();
+  const std::string id = "pb-lanes-" + kFleet;
+  server::UpdatePublisher pub(broker.uri(), require_env("TINYFLEET_MQTT_SERVER_USER"),
+                              require_env("TINYFLEET_MQTT_SERVER_PASSWORD"), id, 0, "");
+  pub.set_offer_sessions(3);
+  ASSERT_TRUE(pub.start());
+  ASSERT_EQ(pub.connections(), 1u);
+  constexpr size_t kOffers = 150;
+  std::vector<std::string> offers;
+  std::vector<server::UpdatePublisher::Offer> batch;
+  for (size_t i = 0; i < kOffers; ++i) offers.push_back("signed-offer-" + std::to_string(i));
+  for (size_t i = 0; i < kOffers; ++i) {
+    batch.push_back({kFleet, "dev-l" + std::to_string(i), 4, &offers[i], "payload"});
+  }
+  const std::vector<bool> acked = pub.offer_all(std::move(batch));
+  for (size_t i = 0; i < acked.size(); ++i) EXPECT_TRUE(acked[i]) << i;
+
+  // Every device's offer is there, retained, with its own bytes.
+  std::mutex mu;
+  std::map<std::string, std::string> seen;
+  auto connect = [&](const std::string& client_id) {
+    auto c = std::make_unique<mqtt::async_client>(broker.uri(), client_id,
+                                                  mqtt::create_options(MQTTVERSION_5));
+    c->connect(mqtt::connect_options_builder()
+                   .mqtt_version(MQTTVERSION_5)
+                   .clean_start(true)
+                   .user_name(require_env("TINYFLEET_MQTT_SERVER_USER"))
+                   .password(require_env("TINYFLEET_MQTT_SERVER_PASSWORD"))
+                   .finalize())
+        ->wait();
+    return c;
+  };
+  auto watcher = connect("pb-watch-" + kFleet);
+  watcher->set_message_callback([&](mqtt::const_message_ptr m) {
+    std::lock_guard<std::mutex> lock(mu);
+    seen[m->get_topic()] = m->get_payload_str();
+  });
+  watcher->subscribe("tinyfleet/v1/" + kFleet + "/+/offer", 1)->wait();
+  EXPECT_TRUE(eventually([&] {
+    std::lock_guard<std::mutex> lock(mu);
+    return seen.size() == kOffers;
+  }));
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    for (size_t i = 0; i < kOffers; ++i) {
+      EXPECT_EQ(seen[topic("dev-l" + std::to_string(i), update::TopicKind::kOffer)], offers[i]);
+    }
+  }
+  // Another client taking offer session 2's client id disconnects it; it reconnects.
+  auto intruder = connect(id + "-o2");
+  EXPECT_TRUE(eventually([&] { return pub.connections() == 2; }, 10s)) << pub.connections();
+  watcher->disconnect()->wait_for(2s);
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <gtest/gtest.h>
@@ -153,7 +154,8 @@ CommandResult run_command(const std::string& command) {
   return r;
 }
 
-pid_t spawn_with_stdout(const std::vector<std::string>& argv, const std::string& stdout_path) {
+pid_t spawn_with_stdout(const std::vector<std::string>& argv, const std::string& stdout_path,
+                        int nice) {
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
@@ -162,6 +164,7 @@ pid_t spawn_with_stdout(const std::vector<std::string>& argv, const std::string&
   const pid_t pid = fork();
   if (pid == 0) {
     std::freopen(stdout_path.c_str(), "w", stdout);
+    if (nice > 0 && setpriority(PRIO_PROCESS, 0, nice) != 0) _exit(126);
     execv(args[0], args.data());
     _exit(127);
   }

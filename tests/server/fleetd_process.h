@@ -53,7 +53,9 @@ CommandResult run_command(const std::string& command);
 // `stdout_path` (truncated); the child's pid, -1 if fork failed. The caller's buffered
 // stdout and stderr are flushed first: a child that reopens stdout flushes the copy of
 // the buffer it inherited, so what the caller had not written yet would appear twice.
-pid_t spawn_with_stdout(const std::vector<std::string>& argv, const std::string& stdout_path);
+// `nice` (0-19) lowers the child's CPU priority before it starts (its threads inherit it).
+pid_t spawn_with_stdout(const std::vector<std::string>& argv, const std::string& stdout_path,
+                        int nice = 0);
 
 #ifdef TINYFLEET_FLEETCTL
 // fleetctl `args` against the fleetd on 127.0.0.1:`port` as `token` (no config file;

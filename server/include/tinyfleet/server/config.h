@@ -53,6 +53,7 @@ struct ServerConfig {
   std::string mqtt_user;
   std::string mqtt_password;
   std::string mqtt_share_group = "fleetd";  // one per deployment on a shared broker
+  int mqtt_offer_sessions = 4;              // more MQTT sessions the leader's offers go out over
   // The listener's persistent broker session (client id), unique per replica; "": a fresh
   // session of a random id at each start (nothing queued for fleetd while it is down).
   std::string mqtt_session;

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <functional>
@@ -72,6 +73,13 @@ class UpdatePublisher {
 
   // With an ssl:// URI: the CA the broker's certificate must chain to (set before start()).
   void set_ca_file(std::string ca_file) { ca_file_ = std::move(ca_file); }
+  // offer_all's offers go out over `n` more MQTT sessions of their own, in turn (set
+  // before start(); 0: all on the publisher's one session). Mosquitto reads one packet
+  // per connection per turn of its event loop, so one session carries at most one offer
+  // (or chunk answer) per turn however many are in flight; with the broker busy with
+  // thousands of devices, that set a phase's pace (docs/scale.md).
+  static constexpr int kMaxOfferSessions = 16;
+  void set_offer_sessions(int n) { offer_sessions_ = std::clamp(n, 0, kMaxOfferSessions); }
   // Chunk requests come from elsewhere (a NATS queue group, broker.kind = nats) through
   // handle_request(), not from the shared subscription (set before start()).
   void set_requests_from_caller() { subscribe_requests_ = false; }
@@ -143,7 +151,8 @@ class UpdatePublisher {
   void on_request(const std::string& topic, const std::string& payload);
   // offer_all's offers, kOfferWindow unacknowledged at a time; acked[i] as offer()'s.
   std::vector<bool> pipeline(std::vector<Offer> offers);
-  std::shared_ptr<mqtt::delivery_token> publish_waiting_for_room(const std::string& device,
+  std::shared_ptr<mqtt::delivery_token> publish_waiting_for_room(mqtt::async_client& client,
+                                                                 const std::string& device,
                                                                  const char* topic,
                                                                  const std::string& offer);
   // Under mu_: keeps `payload` for `key`, then evicts the least recently used beyond
@@ -160,6 +169,15 @@ class UpdatePublisher {
 
   std::string uri_, user_, password_, client_id_, share_group_;
   std::unique_ptr<mqtt::async_client> client_;
+  // The offer sessions (set_offer_sessions), and each one's connections so far: a
+  // reconnect of one counts in connections() as the publisher's own do.
+  int offer_sessions_ = 0;
+  std::vector<std::unique_ptr<mqtt::async_client>> lanes_;
+  std::unique_ptr<std::atomic<uint64_t>[]> lane_connections_;
+  bool start_lanes();
+  mqtt::async_client& lane(size_t i) {
+    return lanes_.empty() ? *client_ : *lanes_[i % lanes_.size()];
+  }
   Limits limits_;
   PayloadLoader loader_;
   DeviceRejects* rejects_ = nullptr;
