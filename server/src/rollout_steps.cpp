@@ -207,6 +207,8 @@ int RolloutEngine::send_offers(const Driven& r, const std::vector<OfferTarget>& 
   }
   // Built (delta, signature) on kOfferBuilders threads: the deltas are cached per
   // (base, target), so what is left per device is hashing, signing and copying.
+  using Clock = std::chrono::steady_clock;
+  const auto built_from = Clock::now();
   parallel_for(prepared.size(), kOfferBuilders, [&](size_t i) {
     Prepared& x = prepared[i];
     if (x.release == 0) return;
@@ -234,6 +236,7 @@ int RolloutEngine::send_offers(const Driven& r, const std::vector<OfferTarget>& 
   // (share lock) in the state the tick read, so an Abort or Pause either commits
   // before this (and nothing is stored) or after it (and sees these offers).
   std::vector<bool> publish(prepared.size(), false);
+  const auto stored_from = Clock::now();
   auto stored = lead([&](pqxx::work& w) {
     std::fill(publish.begin(), publish.end(), false);
     if (!repo::hold_if(w, r.id, r.state)) return false;
@@ -288,7 +291,16 @@ int RolloutEngine::send_offers(const Driven& r, const std::vector<OfferTarget>& 
   }
   // While the PUBACKs come (seconds for thousands), the reports of the devices already
   // updating are applied, so the phase settles soon after its last offer is acknowledged.
+  const auto published_from = Clock::now();
   const std::vector<bool> ok = publisher_.offer_all(std::move(out), [this] { apply_statuses(); });
+  const auto ms = [](Clock::duration d) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+  };
+  log::info("rollout.offers", {{"rollout", r.name},
+                               {"offers", ok.size()},
+                               {"build_ms", ms(stored_from - built_from)},
+                               {"store_ms", ms(published_from - stored_from)},
+                               {"publish_ms", ms(Clock::now() - published_from)}});
   std::vector<std::pair<std::string, uint64_t>> acked;
   for (size_t k = 0; k < which.size(); ++k) {
     const auto& x = prepared[which[k]];
