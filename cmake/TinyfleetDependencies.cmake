@@ -5,6 +5,8 @@ find_package(Threads REQUIRED)
 
 pkg_check_modules(PQXX REQUIRED IMPORTED_TARGET libpqxx)
 pkg_check_modules(SODIUM REQUIRED IMPORTED_TARGET libsodium)
+# bcrypt for NATS device accounts (nats.accounts_file): libxcrypt (libcrypt-dev).
+pkg_check_modules(XCRYPT REQUIRED IMPORTED_TARGET libxcrypt)
 pkg_check_modules(LZMA REQUIRED IMPORTED_TARGET liblzma)
 # pkcs11.h only (the PKCS#11 signer loads the token's module with dlopen).
 pkg_check_modules(P11KIT REQUIRED p11-kit-1)

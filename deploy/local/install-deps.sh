@@ -10,7 +10,7 @@ PACKAGES=(
   libboost-dev libpqxx-dev postgresql-15 postgresql-client-15
   libpaho-mqttpp-dev libpaho-mqtt-dev mosquitto mosquitto-clients libnats-dev nats-server
   libgtest-dev libgmock-dev libbenchmark-dev
-  libsodium-dev libp11-kit-dev softhsm2 libzstd-dev zstd liblzma-dev libflatbuffers-dev flatbuffers-compiler libonnx-dev zlib1g-dev
+  libsodium-dev libcrypt-dev libp11-kit-dev softhsm2 libzstd-dev zstd liblzma-dev libflatbuffers-dev flatbuffers-compiler libonnx-dev zlib1g-dev
   gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib libstdc++-arm-none-eabi-dev qemu-system-arm qemu-user
   libxnnpack-dev libpthreadpool-dev bsdiff xdelta3 clang-format lld nlohmann-json3-dev libcli11-dev prometheus-cpp-dev prometheus clang libclang-rt-14-dev python3 python3-numpy
   libcpp-httplib-dev chromium chromium-driver python3-selenium fonts-liberation

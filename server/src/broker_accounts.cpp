@@ -14,6 +14,7 @@
 #include <optional>
 
 #include "tinyfleet/server/broker_password.h"
+#include "tinyfleet/server/nats_accounts.h"
 
 namespace tinyfleet::server {
 
@@ -32,13 +33,24 @@ std::string entry_user(const std::string& line) {
   return colon == std::string::npos ? "" : line.substr(0, colon);
 }
 
-storage::Expected<std::vector<std::string>> read_lines(const std::string& path) {
+storage::Expected<std::vector<std::string>> read_lines(const std::string& path,
+                                                       const std::string& what) {
   std::ifstream in(path);
-  if (!in) return io_error("cannot read broker password file", path);
+  if (!in) return io_error("cannot read " + what, path);
   std::vector<std::string> lines;
   for (std::string line; std::getline(in, line);) lines.push_back(line);
-  if (in.bad()) return io_error("cannot read broker password file", path);
+  if (in.bad()) return io_error("cannot read " + what, path);
   return lines;
+}
+
+// What a NATS entry's names (user, fleet) must not hold: they go into quoted strings and
+// subjects, and none of these may end or widen them.
+constexpr const char* kNotInNatsNames = ":\n\r#\"'\\ \t{}[],*>/+";
+
+std::string pid_list(const std::vector<int>& pids) {
+  std::string out;
+  for (int p : pids) out += (out.empty() ? "" : ", ") + std::to_string(p);
+  return out;
 }
 
 // Writes `content` to `path` so that a crash leaves either the old or the new file:
@@ -86,10 +98,23 @@ storage::Expected<storage::Done> write_durably(const std::string& path,
 
 BrokerAccounts::BrokerAccounts(std::string passwd_file, int broker_pid,
                                std::vector<std::string> reserved)
-    : passwd_file_(std::move(passwd_file)), broker_pid_(broker_pid) {
+    : BrokerAccounts(AccountFormat::kMosquitto, std::move(passwd_file),
+                     broker_pid > 0 ? std::vector<int>{broker_pid} : std::vector<int>{},
+                     std::move(reserved)) {}
+
+BrokerAccounts::BrokerAccounts(AccountFormat format, std::string file, std::vector<int> pids,
+                               std::vector<std::string> reserved)
+    : format_(format), passwd_file_(std::move(file)) {
+  for (int p : pids) {
+    if (p > 0) pids_.push_back(p);
+  }
   for (auto& r : reserved) {
     if (!r.empty()) reserved_.insert(std::move(r));
   }
+}
+
+std::string BrokerAccounts::what() const {
+  return format_ == AccountFormat::kNats ? "NATS accounts file" : "broker password file";
 }
 
 const std::set<std::string>& BrokerAccounts::reserved_names() {
@@ -103,26 +128,45 @@ bool BrokerAccounts::reserved(const std::string& username) const {
 }
 
 storage::Expected<storage::Done> BrokerAccounts::add(const std::string& username,
-                                                     const std::string& password) {
-  return edit(Op::kAdd, username, password);
+                                                     const std::string& password,
+                                                     const std::string& fleet) {
+  return edit(Op::kAdd, username, password, fleet);
 }
 
 storage::Expected<storage::Done> BrokerAccounts::replace(const std::string& username,
-                                                         const std::string& password) {
-  return edit(Op::kReplace, username, password);
+                                                         const std::string& password,
+                                                         const std::string& fleet) {
+  return edit(Op::kReplace, username, password, fleet);
 }
 
 storage::Expected<storage::Done> BrokerAccounts::remove(const std::string& username) {
-  return edit(Op::kRemove, username, "");
+  return edit(Op::kRemove, username, "", "");
+}
+
+storage::Expected<std::string> BrokerAccounts::entry(const std::string& username,
+                                                     const std::string& password,
+                                                     const std::string& fleet) const {
+  if (format_ == AccountFormat::kMosquitto)
+    return username + ":" + mosquitto_password_hash(password);
+  if (fleet.empty() || fleet.find_first_of(kNotInNatsNames) != std::string::npos) {
+    return Error{ErrorCode::kInvalidArgument, "'" + fleet + "' is not a fleet name"};
+  }
+  const std::string hash = nats_password_hash(password);
+  if (hash.empty()) return Error{ErrorCode::kInternal, "bcrypt (libxcrypt) failed"};
+  return nats_account_entry(username, fleet, hash);
 }
 
 storage::Expected<storage::Done> BrokerAccounts::edit(Op op, const std::string& username,
-                                                      const std::string& password) {
+                                                      const std::string& password,
+                                                      const std::string& fleet) {
   if (!configured()) {
     return Error{ErrorCode::kFailedPrecondition,
-                 "fleetd has no broker password file configured (mqtt.passwd_file)"};
+                 format_ == AccountFormat::kNats
+                     ? "fleetd has no NATS accounts file configured (nats.accounts_file)"
+                     : "fleetd has no broker password file configured (mqtt.passwd_file)"};
   }
-  if (username.empty() || username.find_first_of(":\n\r#") != std::string::npos) {
+  const char* not_in_names = format_ == AccountFormat::kNats ? kNotInNatsNames : ":\n\r#";
+  if (username.empty() || username.find_first_of(not_in_names) != std::string::npos) {
     return Error{ErrorCode::kInvalidArgument, "'" + username + "' is not a broker account name"};
   }
   if (reserved(username)) {
@@ -130,9 +174,13 @@ storage::Expected<storage::Done> BrokerAccounts::edit(Op op, const std::string& 
                  "broker account '" + username + "' is reserved (not a device account)"};
   }
   if (auto alive = check_broker(); !alive) return alive.error();
-  // The hash (PBKDF2) is computed by each caller, outside any lock.
-  const Edit e{op, username,
-               op == Op::kRemove ? "" : username + ":" + mosquitto_password_hash(password)};
+  // The hash (PBKDF2 or bcrypt) is computed by each caller, outside any lock.
+  Edit e{op, username, ""};
+  if (op != Op::kRemove) {
+    auto line = entry(username, password, fleet);
+    if (!line) return line.error();
+    e.line = std::move(*line);
+  }
   std::unique_lock<std::mutex> lock(mu_);
   queue_.push_back(&e);
   for (;;) {
@@ -170,22 +218,42 @@ size_t BrokerAccounts::queued() const {
   return queue_.size();
 }
 
+BrokerAccounts::Result BrokerAccounts::reindex() {
+  index_.clear();
+  if (format_ == AccountFormat::kMosquitto) {
+    for (size_t i = 0; i < lines_.size(); ++i) {
+      if (auto u = entry_user(lines_[i]); !u.empty()) index_.emplace(std::move(u), i);
+    }
+    insert_at_ = lines_.size();
+    return storage::Done{};
+  }
+  auto parsed = parse_nats_accounts(lines_);
+  if (!parsed) {
+    return Error{
+        ErrorCode::kFailedPrecondition,
+        what() + " " + passwd_file_ + ", " + parsed.error().message + ": fleetd does not edit it"};
+  }
+  index_ = std::move(parsed->users);
+  insert_at_ = parsed->close;
+  return storage::Done{};
+}
+
 BrokerAccounts::Result BrokerAccounts::load_if_changed() {
   const auto now = file_id(passwd_file_);
   if (!now) {
     loaded_ = false;
-    return io_error("cannot read broker password file", passwd_file_);
+    return io_error("cannot read " + what(), passwd_file_);
   }
   if (loaded_ && *now == file_id_) return storage::Done{};
-  auto lines = read_lines(passwd_file_);
+  auto lines = read_lines(passwd_file_, what());
   if (!lines) {
     loaded_ = false;
     return lines.error();
   }
   lines_ = std::move(*lines);
-  index_.clear();
-  for (size_t i = 0; i < lines_.size(); ++i) {
-    if (auto u = entry_user(lines_[i]); !u.empty()) index_.emplace(std::move(u), i);
+  if (auto indexed = reindex(); !indexed) {
+    loaded_ = false;
+    return indexed;
   }
   file_id_ = *now;
   loaded_ = true;
@@ -202,8 +270,9 @@ BrokerAccounts::Result BrokerAccounts::apply(const Edit& e) {
                      "broker account '" + e.user +
                          "' already exists and is not a device; it is not provisioned"};
       }
-      index_.emplace(e.user, lines_.size());
-      lines_.push_back(e.line);
+      index_.emplace(e.user, insert_at_);
+      lines_.insert(lines_.begin() + static_cast<std::ptrdiff_t>(insert_at_), e.line);
+      ++insert_at_;  // NATS: the closing ']' moved down one line
       break;
     case Op::kReplace:
       if (!present) {
@@ -214,11 +283,7 @@ BrokerAccounts::Result BrokerAccounts::apply(const Edit& e) {
     case Op::kRemove:
       if (!present) break;
       lines_.erase(lines_.begin() + static_cast<std::ptrdiff_t>(it->second));
-      index_.clear();  // removals are rare: re-index
-      for (size_t i = 0; i < lines_.size(); ++i) {
-        if (auto u = entry_user(lines_[i]); !u.empty()) index_.emplace(std::move(u), i);
-      }
-      break;
+      return reindex();  // removals are rare: re-index
   }
   return storage::Done{};
 }
@@ -268,12 +333,21 @@ std::vector<BrokerAccounts::Result> BrokerAccounts::commit(const std::vector<con
 }
 
 storage::Expected<storage::Done> BrokerAccounts::check_broker() const {
-  if (broker_pid_ > 0 && kill(broker_pid_, 0) != 0 && errno == ESRCH) {
-    return Error{ErrorCode::kUnavailable, "the broker (pid " + std::to_string(broker_pid_) +
-                                              ", mqtt.pid) is not running: it cannot reload "
-                                              "its password file"};
+  if (pids_.empty()) return storage::Done{};
+  for (int pid : pids_) {
+    if (kill(pid, 0) == 0 || errno != ESRCH) return storage::Done{};
   }
-  return storage::Done{};
+  if (format_ == AccountFormat::kNats) {
+    return Error{ErrorCode::kUnavailable, "no nats-server of nats.pids (" + pid_list(pids_) +
+                                              ") is running: none can reload the accounts file"};
+  }
+  return Error{ErrorCode::kUnavailable, "the broker (pid " + pid_list(pids_) +
+                                            ", mqtt.pid) is not running: it cannot reload "
+                                            "its password file"};
+}
+
+void BrokerAccounts::signal_brokers() const {
+  for (int pid : pids_) kill(pid, SIGHUP);  // one that is gone: ESRCH, nothing sent
 }
 
 BrokerAccounts::~BrokerAccounts() {
@@ -286,12 +360,12 @@ BrokerAccounts::~BrokerAccounts() {
 }
 
 void BrokerAccounts::schedule_reload() {
-  if (broker_pid_ <= 0) return;
+  if (pids_.empty()) return;
   std::lock_guard<std::mutex> lock(reload_mu_);
   const auto now = std::chrono::steady_clock::now();
   last_change_ = now;
   if (owed_ == 0 && now - last_sent_ >= kMinGap) {
-    kill(broker_pid_, SIGHUP);  // idle: this change reloads at once
+    signal_brokers();  // idle: this change reloads at once
     last_sent_ = now;
     owed_ = 1;  // the trailing one
   } else {
@@ -307,7 +381,7 @@ void BrokerAccounts::reload_loop() {
   while (!stopping_ || owed_ > 0) {
     if (stopping_) {
       owed_ = 0;
-      kill(broker_pid_, SIGHUP);
+      signal_brokers();
       break;
     }
     if (owed_ == 0) {
@@ -321,7 +395,7 @@ void BrokerAccounts::reload_loop() {
         std::chrono::steady_clock::now() >= due) {
       --owed_;
       last_sent_ = std::chrono::steady_clock::now();
-      kill(broker_pid_, SIGHUP);
+      signal_brokers();
     }
   }
 }

@@ -1,7 +1,10 @@
 #include "tinyfleet/server/broker_password.h"
 
+#include <crypt.h>
+
 #include <cstdint>
 #include <cstring>
+#include <memory>
 
 #include <sodium.h>
 
@@ -57,6 +60,31 @@ std::string mosquitto_password_hash(const std::string& password) {
   std::string salt(12, '\0');
   randombytes_buf(salt.data(), salt.size());
   return mosquitto_password_hash(password, salt, kMosquittoIterations);
+}
+
+std::string nats_password_hash(const std::string& password, int cost) {
+  char setting[CRYPT_GENSALT_OUTPUT_SIZE];
+  // No random bytes given: libxcrypt takes them from the kernel (getrandom).
+  if (crypt_gensalt_rn("$2b$", static_cast<unsigned long>(cost), nullptr, 0, setting,
+                       sizeof setting) == nullptr) {
+    return "";
+  }
+  auto data = std::make_unique<crypt_data>();  // 32 KiB: not on the stack
+  std::memset(data.get(), 0, sizeof *data);
+  const char* hash = crypt_rn(password.c_str(), setting, data.get(), sizeof *data);
+  std::string out = hash != nullptr && hash[0] != '*' ? hash : "";
+  sodium_memzero(data.get(), sizeof *data);
+  return out;
+}
+
+bool bcrypt_matches(const std::string& password, const std::string& hash) {
+  if (hash.rfind("$2", 0) != 0) return false;
+  auto data = std::make_unique<crypt_data>();
+  std::memset(data.get(), 0, sizeof *data);
+  const char* again = crypt_rn(password.c_str(), hash.c_str(), data.get(), sizeof *data);
+  const bool same = again != nullptr && again[0] != '*' && hash == again;
+  sodium_memzero(data.get(), sizeof *data);
+  return same;
 }
 
 }  // namespace tinyfleet::server

@@ -213,6 +213,15 @@ const std::map<std::string, Setting>& settings() {
       {"nats.queue_group",
        text(&C::nats_queue_group,
             "queue group the replicas of one deployment join; empty: mqtt.share_group")},
+      {"nats.accounts_file",
+       text(&C::nats_accounts_file,
+            "broker.kind nats: the file of device accounts provisioning writes (a 'users = [ "
+            "... ]' fragment every node includes in its authorization block); empty: "
+            "mqtt.passwd_file")},
+      {"nats.pids",
+       text(&C::nats_pids,
+            "comma-separated pids of local nats-server nodes, sent SIGHUP after "
+            "nats.accounts_file changes; empty: none (another tool distributes the file)")},
       {"updates.chunk_bytes", number(&C::update_chunk_bytes, 64, 65536, "update chunk size")},
       {"updates.bytes_per_second",
        number<int64_t>(&C::update_bytes_per_second, 0, 1ll << 40,

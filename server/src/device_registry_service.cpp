@@ -88,7 +88,9 @@ grpc::Status DeviceRegistryService::ProvisionDevice(grpc::ServerContext* ctx,
         "fleetd has no root public key to give devices (set keys.root_public_key_file)");
   }
   if (!broker_.configured()) {
-    return failed_precondition("fleetd has no broker password file configured (mqtt.passwd_file)");
+    return failed_precondition(
+        "fleetd has no broker password file configured (mqtt.passwd_file, or "
+        "nats.accounts_file with broker.kind nats)");
   }
   if (broker_.reserved(req->id())) {
     return failed_precondition("id '" + req->id() +
@@ -107,7 +109,7 @@ grpc::Status DeviceRegistryService::ProvisionDevice(grpc::ServerContext* ctx,
     d.credential_hash = storage::sha256_hex(password);
     auto rec = storage::devices::create(w, d);
     storage::audit_log::append(w, {caller.name, "device.provision", "device/" + rec.id, "{}"});
-    auto added = broker_.add(rec.id, password);
+    auto added = broker_.add(rec.id, password, rec.fleet);  // NATS: the fleet's subjects
     if (!added) storage::fail(added.error().code, added.error().message);
     return rec;
   });
@@ -207,9 +209,10 @@ grpc::Status DeviceRegistryService::RotateDeviceCredentials(
     storage::devices::set_credential_hash(w, req->id(), storage::sha256_hex(password));
     storage::audit_log::append(
         w, {caller.name, "device.rotate_credentials", "device/" + req->id(), "{}"});
-    auto replaced = broker_.replace(req->id(), password);
+    auto device = storage::devices::get(w, req->id());
+    auto replaced = broker_.replace(req->id(), password, device.fleet);
     if (!replaced) storage::fail(replaced.error().code, replaced.error().message);
-    return storage::devices::get(w, req->id());
+    return device;
   });
   if (!r) return to_status(r.error());
   fill_credentials(*r, password, out);

@@ -178,6 +178,48 @@ storage::Expected<Signing> load_signing(const ServerConfig& config) {
   return s;
 }
 
+// "1,2,3" (nats.pids) as pids.
+storage::Expected<std::vector<int>> parse_pids(const std::string& list) {
+  std::vector<int> pids;
+  size_t at = 0;
+  while (at < list.size()) {
+    size_t end = list.find(',', at);
+    if (end == std::string::npos) end = list.size();
+    std::string item = list.substr(at, end - at);
+    while (!item.empty() && item.front() == ' ') item.erase(0, 1);
+    while (!item.empty() && item.back() == ' ') item.pop_back();
+    const bool digits = !item.empty() && item.size() <= 9 &&
+                        item.find_first_not_of("0123456789") == std::string::npos;
+    if (!digits || std::stoi(item) <= 0) {
+      return Error{ErrorCode::kInvalidArgument, "nats.pids: '" + item + "' is not a pid"};
+    }
+    pids.push_back(std::stoi(item));
+    at = end + 1;
+  }
+  return pids;
+}
+
+// The device accounts provisioning writes: NATS entries (nats.accounts_file) or
+// Mosquitto's password file (mqtt.passwd_file).
+storage::Expected<std::unique_ptr<BrokerAccounts>> make_broker_accounts(
+    const ServerConfig& config) {
+  if (config.nats_accounts_file.empty()) {
+    if (!config.nats_pids.empty()) {
+      return Error{ErrorCode::kInvalidArgument, "nats.pids needs nats.accounts_file"};
+    }
+    return std::make_unique<BrokerAccounts>(config.mqtt_passwd_file, config.mqtt_pid,
+                                            std::vector<std::string>{config.mqtt_user});
+  }
+  if (config.broker_kind != "nats") {
+    return Error{ErrorCode::kInvalidArgument, "nats.accounts_file needs broker.kind nats"};
+  }
+  auto pids = parse_pids(config.nats_pids);
+  if (!pids) return pids.error();
+  return std::make_unique<BrokerAccounts>(
+      AccountFormat::kNats, config.nats_accounts_file, std::move(*pids),
+      std::vector<std::string>{config.mqtt_user, config.nats_user});
+}
+
 }  // namespace
 
 struct FleetServer::Parts {
@@ -277,8 +319,9 @@ storage::Expected<std::unique_ptr<FleetServer>> FleetServer::start(const ServerC
     if (!key) return key.error();
     provisioning.root_public_key = *key;
   }
-  parts->broker = std::make_unique<BrokerAccounts>(config.mqtt_passwd_file, config.mqtt_pid,
-                                                   std::vector<std::string>{config.mqtt_user});
+  auto accounts = make_broker_accounts(config);
+  if (!accounts) return accounts.error();
+  parts->broker = std::move(*accounts);
 
   if (config.compile_mode == "remote" && !config.optimizer_address.empty()) {
     auto credentials = optimizer_credentials(config);

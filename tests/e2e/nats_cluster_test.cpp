@@ -55,7 +55,6 @@ class NatsCluster : public ::testing::Test {
     dir_ = fs::temp_directory_path() / ("tf-nats-e2e-" + std::to_string(getpid()));
     fs::remove_all(dir_);
     fs::create_directories(dir_);
-    std::ofstream(dir_ / "passwd").close();  // fleetd's Mosquitto file: unused on NATS
     ASSERT_TRUE(update::init_keys((dir_ / "keys").string(), now_unix(), 30));
     ASSERT_TRUE(pg_.start()) << "the private PostgreSQL did not start";
     ASSERT_TRUE(cluster_.start()) << cluster_.log(0).substr(0, 5000);
@@ -66,7 +65,11 @@ class NatsCluster : public ::testing::Test {
         {"mqtt.port", std::to_string(cluster_.mqtt_port(0))},
         {"mqtt.fallback", "127.0.0.1:" + std::to_string(cluster_.mqtt_port(1)) +
                               ",127.0.0.1:" + std::to_string(cluster_.mqtt_port(2))},
-        {"mqtt.passwd_file", (dir_ / "passwd").string()},
+        // Device accounts: fleetd adds them to the file every node includes (the cluster
+        // wrote fleetd's own account there) and signals the nodes.
+        {"nats.accounts_file", cluster_.accounts_file().string()},
+        {"nats.pids", std::to_string(cluster_.pid(0)) + "," + std::to_string(cluster_.pid(1)) +
+                          "," + std::to_string(cluster_.pid(2))},
         {"mqtt.pid", "0"},  // not the stack's Mosquitto (TINYFLEET_MQTT_PID)
         {"mqtt.user", "fleetd"},
         {"mqtt.password", kServerPassword},
@@ -226,8 +229,8 @@ TEST_F(NatsCluster, ARolloutCompletesWhenOneBrokerNodeDies) {
                " --prefix nats- --class " + kClass + " --tags nats --credentials-out " +
                (dir_ / "creds").string());
   ASSERT_EQ(r.exit, 0) << r.out;
-  // The cluster's device accounts: what provisioning returned (fleetd writes Mosquitto's
-  // password file, not NATS users; docs/scale.md), a third of the devices per node.
+  // The devices' credentials, a third per node; their NATS accounts are fleetd's doing
+  // (nats.accounts_file), which every node accepts once its reload is through.
   std::vector<std::pair<std::string, std::string>> accounts;
   {
     std::ifstream in(dir_ / "creds");
@@ -240,7 +243,19 @@ TEST_F(NatsCluster, ARolloutCompletesWhenOneBrokerNodeDies) {
     }
   }
   ASSERT_EQ(accounts.size(), static_cast<size_t>(kDevices));
-  ASSERT_TRUE(cluster_.set_devices(accounts)) << cluster_.log(0).substr(0, 5000);
+  // Every provisioning call has returned, so every entry is written; the reload owed for
+  // the last write (BrokerAccounts' trailing SIGHUP, at most kMinGap + kSettle later) is
+  // then the one to wait for.
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  ASSERT_TRUE(cluster_.accepted_everywhere(accounts.back().first, accounts.back().second, 30))
+      << cluster_.log(0).substr(0, 5000);
+  {
+    std::ifstream in(cluster_.accounts_file());
+    std::string line;
+    int entries = 0;
+    while (std::getline(in, line)) entries += line.find("\"$2b$04$") != std::string::npos;
+    EXPECT_EQ(entries, kDevices) << "bcrypt entries fleetd wrote";
+  }
   ASSERT_EQ(fleetctl("models create digits").exit, 0);
   r = fleetctl("versions create digits --onnx " + fixture_path("models/digits_cnn.onnx") +
                " --calibration " + fixture_path("data/digits_calib.npz") + " --validation " +

@@ -20,10 +20,13 @@ file(MAKE_DIRECTORY ${WORK}/findings ${WORK}/corpus/artifact ${WORK}/corpus/offe
                     ${WORK}/corpus/mqtt_packet ${WORK}/corpus/npz
                     ${WORK}/corpus/rollouts_api_input ${WORK}/corpus/console_create_form
                     ${WORK}/corpus/root_metadata ${WORK}/corpus/nats_subject
+                    ${WORK}/corpus/nats_accounts
                     ${WORK}/corpus/provisioning)
 file(WRITE ${WORK}/corpus/console_listen/seed "127.0.0.1:8443")
 file(WRITE ${WORK}/corpus/rollouts_api_input/seed "1234")
 file(WRITE ${WORK}/corpus/nats_subject/seed "tinyfleet.v1.default.dev//1.chunk.req")
+file(WRITE ${WORK}/corpus/nats_accounts/seed
+     "# ops\nusers = [\n  { user: fleetd, password: \"pw\" }\n  { user: \"d1\", password: \"$2b$04$x\", permissions: { publish: [\"a.b\", \"$MQTT.>\"], subscribe: [\"c\"] } },\n]\n")
 file(WRITE ${WORK}/corpus/provisioning/seed
      "user=fw-0001\npassword=pw\nfleet=default\nnow=1795305600\nmode=run\nrate_ms=200\n")
 execute_process(COMMAND ${SEED_MAKER} ${WORK}/seed OUTPUT_QUIET RESULT_VARIABLE rc)
@@ -55,7 +58,7 @@ foreach(dir ${seed_dirs})
 endforeach()
 foreach(target artifact offer delta status telemetry presence chunk_request device_class
                onnx_import tflite_import console_listen mqtt_packet npz rollouts_api_input
-               console_create_form root_metadata nats_subject provisioning)
+               console_create_form root_metadata nats_subject nats_accounts provisioning)
   execute_process(
     # -timeout: an input that runs 25 s is a hang, reported as a failure (libFuzzer's
     # default is 20 minutes, past -max_total_time). It is wall time: on the 2-core CI box

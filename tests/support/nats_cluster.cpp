@@ -86,7 +86,15 @@ void NatsCluster::write_config(int node) const {
     << ", stream_replicas: 3 }\n"
     // A CONNECT waits behind another client's JetStream session lookup (about 2 s here):
     // the default 2 s would drop it as "Authentication Timeout".
-    << "authorization { timeout: 10, users: [\n"
+    // nats-server resolves an include against the including file's folder.
+    << "authorization { timeout: 10\n  include \"../accounts.conf\"\n}\n";
+  c.close();
+  fs::rename(d / "nats.conf.tmp", d / "nats.conf");
+}
+
+void NatsCluster::write_accounts() const {
+  std::ofstream c(dir_ / "accounts.conf.tmp");
+  c << "# fleetd's own account, written by the operator (the test)\nusers = [\n"
     << "  { user: " << quoted(user_) << ", password: " << quoted(password_) << " }\n";
   const std::string base = "tinyfleet.v1." + fleet_ + ".";
   for (const auto& [id, pw] : devices_) {
@@ -97,9 +105,9 @@ void NatsCluster::write_config(int node) const {
       << ", \"$MQTT.>\"], subscribe: [" << quoted(own + "offer") << ", " << quoted(own + "chunk")
       << ", " << quoted(own + "presence") << ", \"$MQTT.>\"] } }\n";
   }
-  c << "] }\n";
+  c << "]\n";
   c.close();
-  fs::rename(d / "nats.conf.tmp", d / "nats.conf");
+  fs::rename(dir_ / "accounts.conf.tmp", accounts_file());
 }
 
 bool NatsCluster::launch(int node) {
@@ -118,12 +126,31 @@ bool NatsCluster::launch(int node) {
 
 bool NatsCluster::mqtt_accepts(int node, const std::string& user,
                                const std::string& password) const {
+  return mqtt311_accepts(nodes_[node].mqtt, user, password,
+                         "probe-" + std::to_string(getpid()) + "-" + std::to_string(node));
+}
+
+bool NatsCluster::accepted_everywhere(const std::string& user, const std::string& password,
+                                      int seconds) const {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+  for (int i = 0; i < kNodes; ++i) {
+    if (nodes_[i].pid <= 0) continue;
+    while (!mqtt_accepts(i, user, password)) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+  }
+  return true;
+}
+
+int mqtt311_connect(int port, const std::string& user, const std::string& password,
+                    const std::string& client_id, int keepalive_seconds) {
   const int s = ::socket(AF_INET, SOCK_STREAM, 0);
   timeval tv{5, 0};
   ::setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   sockaddr_in a{};
   a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(nodes_[node].mqtt));
+  a.sin_port = htons(static_cast<uint16_t>(port));
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   bool ok = false;
   if (::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
@@ -132,8 +159,9 @@ bool NatsCluster::mqtt_accepts(int node, const std::string& user,
     put_string(&body, "MQTT");
     body += '\x04';
     body += static_cast<char>(0xc2);
-    body += std::string("\x00\x0a", 2);
-    put_string(&body, "probe-" + std::to_string(getpid()) + "-" + std::to_string(node));
+    body += static_cast<char>((keepalive_seconds >> 8) & 0xff);
+    body += static_cast<char>(keepalive_seconds & 0xff);
+    put_string(&body, client_id);
     put_string(&body, user);
     put_string(&body, password);
     std::string packet(1, '\x10');
@@ -145,18 +173,28 @@ bool NatsCluster::mqtt_accepts(int node, const std::string& user,
     }
     packet += body;
     unsigned char ack[4] = {0};
-    if (::send(s, packet.data(), packet.size(), MSG_NOSIGNAL) ==
-            static_cast<ssize_t>(packet.size()) &&
-        ::recv(s, ack, sizeof ack, MSG_WAITALL) == 4) {
-      ok = ack[0] == 0x20 && ack[3] == 0;
-      ::send(s, "\xe0\x00", 2, MSG_NOSIGNAL);  // DISCONNECT
-    }
+    ok = ::send(s, packet.data(), packet.size(), MSG_NOSIGNAL) ==
+             static_cast<ssize_t>(packet.size()) &&
+         ::recv(s, ack, sizeof ack, MSG_WAITALL) == 4 && ack[0] == 0x20 && ack[3] == 0;
   }
+  if (!ok) {
+    ::close(s);
+    return -1;
+  }
+  return s;
+}
+
+bool mqtt311_accepts(int port, const std::string& user, const std::string& password,
+                     const std::string& client_id) {
+  const int s = mqtt311_connect(port, user, password, client_id, 10);
+  if (s < 0) return false;
+  ::send(s, "\xe0\x00", 2, MSG_NOSIGNAL);  // DISCONNECT
   ::close(s);
-  return ok;
+  return true;
 }
 
 bool NatsCluster::start() {
+  write_accounts();
   for (int i = 0; i < kNodes; ++i) {
     if (!launch(i)) return false;
   }
@@ -174,20 +212,12 @@ bool NatsCluster::set_devices(const std::vector<std::pair<std::string, std::stri
                               const std::string& fleet) {
   devices_ = devices;
   fleet_ = fleet;
+  write_accounts();
   for (int i = 0; i < kNodes; ++i) {
-    write_config(i);
     if (nodes_[i].pid > 0) ::kill(nodes_[i].pid, SIGHUP);
   }
   if (devices_.empty()) return true;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  for (int i = 0; i < kNodes; ++i) {
-    if (nodes_[i].pid <= 0) continue;
-    while (!mqtt_accepts(i, devices_.back().first, devices_.back().second)) {
-      if (std::chrono::steady_clock::now() > deadline) return false;
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    }
-  }
-  return true;
+  return accepted_everywhere(devices_.back().first, devices_.back().second, 30);
 }
 
 void NatsCluster::kill(int node) {

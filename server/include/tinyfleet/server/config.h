@@ -66,6 +66,11 @@ struct ServerConfig {
   std::string nats_password;
   std::string nats_ca_file;      // set: NATS over TLS, the servers' certificates checked against it
   std::string nats_queue_group;  // "": mqtt.share_group
+  // Device accounts on NATS: the file fleetd writes (a `users = [ ... ]` fragment the nodes
+  // include in their authorization block; "": mqtt.passwd_file is written instead), and
+  // the local nats-server pids sent SIGHUP after a change (comma-separated; "": none).
+  std::string nats_accounts_file;
+  std::string nats_pids;
   int update_chunk_bytes = 1024;
   bool update_deltas = true;                         // false: offers carry whole artifacts
   int64_t update_bytes_per_second = 0;               // all chunk answers together; 0: unbounded
