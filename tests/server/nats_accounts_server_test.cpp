@@ -155,9 +155,11 @@ TEST_F(NatsAccountsServer, ReloadTimeWithConnectedClients) {
           << entries << "  { user: \"" << added << "\", password: \"" << pw << "\" }\n]\n";
       const auto t0 = Clock::now();
       kill(pid_, SIGHUP);
-      while (!accepts(added, pw) && Clock::now() - t0 < std::chrono::seconds(60)) {
+      bool accepted = false;
+      while (!(accepted = accepts(added, pw)) && Clock::now() - t0 < std::chrono::seconds(60)) {
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
       }
+      EXPECT_TRUE(accepted) << added << " was not accepted within 60 s of the reload";
       return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
     };
     const double idle = reload_ms("idle" + c);
